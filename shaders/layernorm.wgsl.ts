@@ -1,0 +1,81 @@
+/**
+ * LayerNorm over the last dimension:  y = (x - mean) / sqrt(var + eps) * w + b,
+ * also writing `scale = sqrt(var + eps)` per row (TransformerLens' `hook_scale`).
+ * x, y: [rows, C]; w, b: [C]; scale: [rows]. Variance is the biased (population) one, as torch.
+ *
+ * Versions (entry points):
+ *   v1 `layernorm_v1`: one invocation per row, serial over C, two passes (mean, then variance).
+ *       Dispatch: rows / 64 workgroups of 64 (folded into 2-D past 65,535).
+ *   v2 `layernorm_v2`: one workgroup of WG invocations per row; each sums a strided slice, then
+ *       a tree reduction in workgroup memory, for the mean and then the centred variance.
+ *       Dispatch: one workgroup per row (folded into 2-D past 65,535).
+ */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+export const LAYERNORM_VERSIONS = ['layernorm_v1', 'layernorm_v2'] as const;
+
+export function layernormSource(): string {
+  return wgsl`
+struct Params {
+  rows: u32,
+  C: u32,
+  eps: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(5) var<storage, read_write> scale: array<f32>;
+
+@compute @workgroup_size(64)
+fn layernorm_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = gid.x + gid.y * nwg.x * 64u;
+  if (row >= p.rows) { return; }
+  let base = row * p.C;
+  var sum = 0.0;
+  for (var c = 0u; c < p.C; c++) { sum += x[base + c]; }
+  let mean = sum / f32(p.C);
+  var sq = 0.0;
+  for (var c = 0u; c < p.C; c++) { let d = x[base + c] - mean; sq += d * d; }
+  let s = sqrt(sq / f32(p.C) + p.eps);
+  for (var c = 0u; c < p.C; c++) { y[base + c] = (x[base + c] - mean) / s * w[c] + b[c]; }
+  scale[row] = s;
+}
+
+// Invocations per row; a power of two for the tree reduction. Set through pipeline constants.
+override WG: u32 = 64u;
+var<workgroup> red: array<f32, 256>; // >= the largest WG the host may choose
+
+fn reduce_sum(lid: u32, v: f32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) { red[lid] += red[lid + s]; }
+    workgroupBarrier();
+  }
+  let total = red[0];
+  workgroupBarrier();
+  return total;
+}
+
+@compute @workgroup_size(WG)
+fn layernorm_v2(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+                @builtin(local_invocation_index) lid: u32) {
+  let row = wg.x + wg.y * nwg.x;
+  // No early return: every invocation must reach the barriers. Out-of-range rows do no I/O.
+  let live = row < p.rows;
+  let base = row * p.C;
+  var part = 0.0;
+  if (live) { for (var c = lid; c < p.C; c += WG) { part += x[base + c]; } }
+  let mean = reduce_sum(lid, part) / f32(p.C);
+  part = 0.0;
+  if (live) { for (var c = lid; c < p.C; c += WG) { let d = x[base + c] - mean; part += d * d; } }
+  let s = sqrt(reduce_sum(lid, part) / f32(p.C) + p.eps);
+  if (!live) { return; }
+  for (var c = lid; c < p.C; c += WG) { y[base + c] = (x[base + c] - mean) / s * w[c] + b[c]; }
+  if (lid == 0u) { scale[row] = s; }
+}
+`;
+}

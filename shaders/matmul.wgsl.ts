@@ -1,0 +1,105 @@
+/**
+ * Matrix multiply with an optional bias epilogue:  C[m, c_col0 + n] = sum_k A[m, k] * B[k, n] + bias[n]
+ *
+ * Shapes: A [M, K] row-major, B [K, N] (x @ W, GPT-2's Conv1D layout) or, with TRANS_B,
+ * B [N, K] (the unembedding: x @ W_E^T, reading the token-embedding rows directly).
+ * C has row stride `ldc` so a column block of a wider output (one chunk of the vocabulary)
+ * can be written in place; `a_off` / `c_off` are element offsets into the bound windows.
+ *
+ * Versions (entry points):
+ *   v1 `matmul_v1`: one invocation per output element, serial over K. Readable baseline, slow.
+ *       Dispatch: (ceil(N / 16), ceil(M / 16)) workgroups of 16 x 16.
+ *   v2 `matmul_v2`: register tile. Each invocation computes a 4 x 4 block of C, reusing each
+ *       loaded A value 4 times and each B value 4 times; no workgroup memory (on lavapipe it is
+ *       ordinary CPU memory and only adds barriers). Workgroup 8 x 8 -> a 32 x 32 tile of C.
+ *       Dispatch: (ceil(N / 32), ceil(M / 32)).
+ * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
+ */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+export interface MatmulVariant {
+  transB: boolean;
+  bias: boolean;
+}
+
+export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2'] as const;
+
+export function matmulSource({ transB, bias }: MatmulVariant): string {
+  return wgsl`
+struct Params {
+  M: u32, N: u32, K: u32,
+  ldc: u32,     // row stride of C in elements (>= c_col0 + N)
+  c_col0: u32,  // first column of C written
+  a_off: u32,   // element offset of A inside its binding
+  c_off: u32,   // element offset of C inside its binding
+  b_off: u32,   // element offset of B inside its binding
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read_write> C: array<f32>;
+#if ${bias}
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
+#endif
+
+fn loadA(m: u32, k: u32) -> f32 {
+  if (m >= p.M || k >= p.K) { return 0.0; }
+  return A[p.a_off + m * p.K + k];
+}
+
+fn loadB(k: u32, n: u32) -> f32 {
+  if (k >= p.K || n >= p.N) { return 0.0; }
+#if ${transB}
+  return B[p.b_off + n * p.K + k];
+#else
+  return B[p.b_off + k * p.N + n];
+#endif
+}
+
+fn store(m: u32, n: u32, v: f32) {
+  if (m >= p.M || n >= p.N) { return; }
+#if ${bias}
+  C[p.c_off + m * p.ldc + p.c_col0 + n] = v + bias[n];
+#else
+  C[p.c_off + m * p.ldc + p.c_col0 + n] = v;
+#endif
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let n = gid.x;
+  let m = gid.y;
+  if (m >= p.M || n >= p.N) { return; }
+  var acc = 0.0;
+  for (var k = 0u; k < p.K; k++) {
+    acc += loadA(m, k) * loadB(k, n);
+  }
+  store(m, n, acc);
+}
+
+// 4 x 4 outputs per invocation: rows m0..m0+3, columns n0..n0+3.
+const TM = 4u;
+const TN = 4u;
+
+@compute @workgroup_size(8, 8)
+fn matmul_v2(@builtin(global_invocation_id) gid: vec3u) {
+  let n0 = gid.x * TN;
+  let m0 = gid.y * TM;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  var acc: array<vec4f, 4>;
+  for (var k = 0u; k < p.K; k++) {
+    let b = vec4f(loadB(k, n0), loadB(k, n0 + 1u), loadB(k, n0 + 2u), loadB(k, n0 + 3u));
+    acc[0] += loadA(m0, k) * b;
+    acc[1] += loadA(m0 + 1u, k) * b;
+    acc[2] += loadA(m0 + 2u, k) * b;
+    acc[3] += loadA(m0 + 3u, k) * b;
+  }
+  for (var i = 0u; i < TM; i++) {
+    for (var j = 0u; j < TN; j++) {
+      store(m0 + i, n0 + j, acc[i][j]);
+    }
+  }
+}
+`;
+}

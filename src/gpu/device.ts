@@ -1,0 +1,166 @@
+/**
+ * Device acquisition: the one file where the two hosts differ.
+ *
+ * In a browser the adapter comes from `navigator.gpu`; in Node from the npm `webgpu` package
+ * (Dawn), loaded lazily so bundles for the browser never see it. Everything else in Patchbay
+ * sees only the `Gpu` object below and standard WebGPU.
+ */
+import { DeviceLostError, NoWebGPUError, OutOfMemoryError, formatBytes } from './errors.ts';
+import { BufferPool } from './pool.ts';
+import { PipelineCache } from './pipelines.ts';
+
+export interface GpuOptions {
+  /** Use this `GPU` (e.g. a test's own Dawn instance) instead of looking one up. */
+  gpu?: GPU;
+  powerPreference?: GPUPowerPreference;
+  /**
+   * Pretend the device binds at most this many bytes per storage binding (never more than the
+   * adapter allows). Tests use it to exercise the split-by-rows path on tiny models.
+   */
+  maxBindingBytes?: number;
+}
+
+/** Limits the engine plans with: the adapter's own, requested in full at device creation. */
+export interface GpuLimits {
+  maxStorageBufferBindingSize: number;
+  maxBufferSize: number;
+  minStorageBufferOffsetAlignment: number;
+  maxComputeWorkgroupsPerDimension: number;
+  maxStorageBuffersPerShaderStage: number;
+}
+
+/** A WebGPU device plus the shared machinery every kernel uses. */
+export class Gpu {
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  /** Set once the device is lost; every later submit throws it. */
+  lostReason: string | null = null;
+
+  constructor(
+    readonly device: GPUDevice,
+    /** e.g. "llvmpipe (vulkan)" or "SwiftShader Device (Subzero)". */
+    readonly adapterName: string,
+    readonly limits: GpuLimits,
+    readonly features: ReadonlySet<string>,
+    /** Keeps the host's GPU object alive: Dawn's Node binding segfaults if it is collected. */
+    private readonly host: GPU,
+  ) {
+    this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device);
+    device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message || 'no message'}`;
+    });
+  }
+
+  /** Throws a clear error if the device is gone. Call before recording work. */
+  assertAlive(): void {
+    if (this.lostReason !== null) {
+      throw new DeviceLostError(`GPU device lost (${this.lostReason}); load the model again`);
+    }
+  }
+
+  /**
+   * Runs `fn` with WebGPU's out-of-memory and validation error scopes open, turning what they
+   * catch into `OutOfMemoryError` / `Error` with `what` in the message.
+   */
+  async guard<T>(what: string, bytes: number, fn: () => T): Promise<T> {
+    this.assertAlive();
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    let value: T;
+    try {
+      value = fn();
+    } finally {
+      const validation = await this.device.popErrorScope();
+      const oom = await this.device.popErrorScope();
+      if (oom) {
+        throw new OutOfMemoryError(
+          `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
+            `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
+        );
+      }
+      if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
+    }
+    return value;
+  }
+
+  /** The adapter binding limit, or the smaller test override. */
+  get maxBinding(): number {
+    return this.limits.maxStorageBufferBindingSize;
+  }
+
+  /** The host object, exposed so nothing else needs to know which host made it. */
+  get hostGpu(): GPU {
+    return this.host;
+  }
+
+  destroy(): void {
+    this.pool.destroyAll();
+    this.device.destroy();
+  }
+}
+
+/** Keeps Dawn's `GPU` objects alive for the life of the process (see `Gpu.host`). */
+const nodeHosts: GPU[] = [];
+
+async function findHostGpu(): Promise<GPU> {
+  const nav = (globalThis as { navigator?: Navigator }).navigator;
+  if (nav?.gpu) return nav.gpu;
+  const isNode = typeof process !== 'undefined' && !!process.versions?.node;
+  if (!isNode) {
+    throw new NoWebGPUError(
+      'this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or ' +
+        'Safari, or enable WebGPU in this browser\'s settings',
+    );
+  }
+  // A variable module name keeps bundlers from pulling Dawn's native addon into browser builds.
+  const moduleName = 'webgpu';
+  let mod: { create(flags: string[]): GPU; globals: Record<string, unknown> };
+  try {
+    mod = await import(/* @vite-ignore */ moduleName);
+  } catch (e) {
+    throw new NoWebGPUError(`the Node host needs the npm package "webgpu" (Dawn): ${(e as Error).message}`);
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu = mod.create([]);
+  nodeHosts.push(gpu);
+  return gpu;
+}
+
+/** Acquires an adapter and a device with the adapter's own buffer limits. */
+export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const host = options.gpu ?? (await findHostGpu());
+  const adapter = await host.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
+  if (!adapter) {
+    throw new NoWebGPUError('WebGPU is present but no GPU adapter is available (requestAdapter returned null)');
+  }
+  const a = adapter.limits;
+  const requiredLimits: Record<string, number> = {
+    maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
+    maxBufferSize: a.maxBufferSize,
+    maxComputeWorkgroupsPerDimension: a.maxComputeWorkgroupsPerDimension,
+    maxStorageBuffersPerShaderStage: a.maxStorageBuffersPerShaderStage,
+    maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
+  };
+  const wanted: GPUFeatureName[] = (['shader-f16', 'timestamp-query'] as GPUFeatureName[]).filter((f) =>
+    adapter.features.has(f),
+  );
+  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: wanted });
+  const info = adapter.info;
+  const name = [info?.description || info?.device || info?.vendor || 'unknown adapter', info?.architecture]
+    .filter(Boolean)
+    .join(' / ');
+  const d = device.limits;
+  const limits: GpuLimits = {
+    maxStorageBufferBindingSize: Math.min(
+      d.maxStorageBufferBindingSize,
+      options.maxBindingBytes ?? Number.POSITIVE_INFINITY,
+    ),
+    maxBufferSize: d.maxBufferSize,
+    minStorageBufferOffsetAlignment: d.minStorageBufferOffsetAlignment,
+    maxComputeWorkgroupsPerDimension: d.maxComputeWorkgroupsPerDimension,
+    maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
+  };
+  return new Gpu(device, name, limits, new Set([...device.features]), host);
+}

@@ -1,0 +1,44 @@
+/**
+ * Elementwise kernels: `gelu_new` (`shaders/activation.wgsl.ts`) and residual `add`
+ * (`shaders/residual.wgsl.ts`). CPU references: `elementwise.cpu.ts`.
+ */
+import { activationSource } from '../../../shaders/activation.wgsl.ts';
+import { residualSource } from '../../../shaders/residual.wgsl.ts';
+import type { Gpu } from '../device.ts';
+import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { bindWhole } from '../window.ts';
+
+/** y = gelu_new(x) over n values. */
+export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
+  const pipeline = gpu.pipelines.get('activation', activationSource(), 'gelu_new_v1');
+  const u = new Params(gpu, [n], `${label} params`);
+  params.push(u);
+  const bindGroup = gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 1, resource: bindWhole(gpu, x, n, `${label} input`) },
+      { binding: 2, resource: bindWhole(gpu, y, n, `${label} output`) },
+    ],
+  });
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+}
+
+/** out = a + b over n values. */
+export function add(gpu: Gpu, out: GPUBuffer, a: GPUBuffer, b: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
+  const pipeline = gpu.pipelines.get('residual', residualSource(), 'add_v1');
+  const u = new Params(gpu, [n], `${label} params`);
+  params.push(u);
+  const bindGroup = gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 1, resource: bindWhole(gpu, a, n, `${label} input a`) },
+      { binding: 2, resource: bindWhole(gpu, b, n, `${label} input b`) },
+      { binding: 3, resource: bindWhole(gpu, out, n, `${label} output`) },
+    ],
+  });
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+}

@@ -1,0 +1,37 @@
+/**
+ * Embedding gather (`shaders/embed.wgsl.ts`) over a row-chunked table. CPU reference: `embed.cpu.ts`.
+ */
+import { embedSource } from '../../../shaders/embed.wgsl.ts';
+import type { Gpu } from '../device.ts';
+import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { bindWhole } from '../window.ts';
+import type { RowChunk } from '../chunked.ts';
+
+/** out [n, C] = table[ids] — one dispatch per chunk of the table. */
+export function gather(
+  gpu: Gpu,
+  out: GPUBuffer,
+  ids: GPUBuffer,
+  table: readonly RowChunk[],
+  n: number,
+  C: number,
+  params: Params[],
+  label: string,
+): Dispatch[] {
+  const pipeline = gpu.pipelines.get('embed', embedSource(), 'gather_v1');
+  return table.map((chunk, ci) => {
+    const u = new Params(gpu, [n, C, chunk.row0, chunk.rows], `${label}[${ci}] params`);
+    params.push(u);
+    const bindGroup = gpu.device.createBindGroup({
+      label: `${label}[${ci}]`,
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: u.buffer } },
+        { binding: 1, resource: bindWhole(gpu, ids, n, `${label} ids`) },
+        { binding: 2, resource: bindWhole(gpu, chunk.buffer, chunk.rows * C, `${label} table chunk ${ci}`) },
+        { binding: 3, resource: bindWhole(gpu, out, n * C, `${label} output`) },
+      ],
+    });
+    return { kind: 'dispatch', label: `${label}[${ci}]`, pipeline, bindGroup, workgroups: grid1d(gpu, n * C, 64) } as Dispatch;
+  });
+}

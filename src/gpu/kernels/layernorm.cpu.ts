@@ -1,0 +1,23 @@
+/** CPU reference for `layernorm.ts`: y = (x - mean) / sqrt(var + eps) * w + b per row; scale = sqrt(var + eps). */
+export function layernormCpu(
+  out: Float32Array,
+  scale: Float32Array,
+  x: Float32Array,
+  w: Float32Array,
+  b: Float32Array,
+  rows: number,
+  C: number,
+  eps: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * C;
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += x[base + c];
+    const mean = sum / C;
+    let sq = 0;
+    for (let c = 0; c < C; c++) sq += (x[base + c] - mean) ** 2;
+    const s = Math.sqrt(sq / C + eps);
+    for (let c = 0; c < C; c++) out[base + c] = ((x[base + c] - mean) / s) * w[c] + b[c];
+    scale[r] = s;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Matmul kernels: y = x @ W + b (projections) and logits = x @ W_E^T (the unembedding).
+ * Source and versions: `shaders/matmul.wgsl.ts`. CPU reference: `matmul.cpu.ts`.
+ */
+import { matmulSource, type MatmulVariant } from '../../../shaders/matmul.wgsl.ts';
+import type { Gpu } from '../device.ts';
+import { Params, type Dispatch } from '../recorder.ts';
+import { bindWindow } from '../window.ts';
+
+export type MatmulVersion = 'v1' | 'v2';
+/** The version the model runs (see the shader header for what each does). */
+export const MATMUL_VERSION: MatmulVersion = 'v2';
+
+/** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
+const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32] };
+
+export interface MatmulArgs {
+  /** Output buffer and the element where row 0, column 0 of this product lands. */
+  out: GPUBuffer;
+  outStart?: number;
+  /** Row stride of the output (defaults to N). */
+  ldc?: number;
+  /** First output column written (a vocabulary chunk's first token). */
+  colStart?: number;
+  a: GPUBuffer; // [M, K]
+  aStart?: number;
+  b: GPUBuffer; // [K, N], or [N, K] with transB
+  bias?: GPUBuffer | null; // [N]
+  M: number;
+  N: number;
+  K: number;
+  transB?: boolean;
+  label: string;
+}
+
+/** Prepares one matmul dispatch; `params` collects its uniform buffer for the owner to destroy. */
+export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: MatmulVersion = MATMUL_VERSION): Dispatch {
+  const { M, N, K } = args;
+  const ldc = args.ldc ?? N;
+  const colStart = args.colStart ?? 0;
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias };
+  const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
+  const aw = bindWindow(gpu, args.a, args.aStart ?? 0, M * K, `${args.label} input`);
+  const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`);
+  const outStart = args.outStart ?? 0;
+  // The output window spans M rows of stride ldc starting at column colStart.
+  const cw = bindWindow(gpu, args.out, outStart, (M - 1) * ldc + colStart + N, `${args.label} output`);
+  const u = new Params(gpu, [M, N, K, ldc, colStart, aw.elemOffset, cw.elemOffset, bw.elemOffset], `${args.label} params`);
+  params.push(u);
+  const entries: GPUBindGroupEntry[] = [
+    { binding: 0, resource: { buffer: u.buffer } },
+    { binding: 1, resource: aw.binding },
+    { binding: 2, resource: bw.binding },
+    { binding: 3, resource: cw.binding },
+  ];
+  if (args.bias) entries.push({ binding: 4, resource: { buffer: args.bias, offset: 0, size: N * 4 } });
+  const bindGroup = gpu.device.createBindGroup({ label: args.label, layout: pipeline.getBindGroupLayout(0), entries });
+  const [tn, tm] = TILE[version];
+  return {
+    kind: 'dispatch',
+    label: args.label,
+    pipeline,
+    bindGroup,
+    workgroups: [Math.ceil(N / tn), Math.ceil(M / tm), 1],
+  };
+}

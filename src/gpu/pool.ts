@@ -1,0 +1,100 @@
+/**
+ * A buffer pool keyed by size class.
+ *
+ * Every activation and cache buffer comes from here and goes back here, so repeated runs reuse
+ * the same GPU memory instead of allocating and freeing per run. Sizes round up to a class
+ * (quarter-octave steps above 64 KiB, 256-byte steps below) so nearby sizes share buffers while
+ * wasting at most ~19% of a buffer.
+ */
+import { OutOfMemoryError, formatBytes } from './errors.ts';
+
+/** Storage buffers the engine binds, copies into and reads back from. */
+export const POOL_USAGE = GPUBufferUsageFlagsAll();
+
+function GPUBufferUsageFlagsAll(): number {
+  // GPUBufferUsage is a global only once a host has installed WebGPU; use the spec's values.
+  const STORAGE = 0x80;
+  const COPY_SRC = 0x4;
+  const COPY_DST = 0x8;
+  return STORAGE | COPY_SRC | COPY_DST;
+}
+
+/** Rounds a byte size up to its pool size class. */
+export function sizeClass(bytes: number): number {
+  const b = Math.max(256, Math.ceil(bytes / 256) * 256);
+  if (b <= 65536) return b;
+  const octave = 2 ** Math.floor(Math.log2(b));
+  const step = octave / 4;
+  return Math.ceil(b / step) * step;
+}
+
+export class BufferPool {
+  private free = new Map<number, GPUBuffer[]>();
+  private inUse = new Set<GPUBuffer>();
+  /** Bytes of every buffer this pool holds, in use or free. */
+  liveBytes = 0;
+  /** Buffers this pool holds, in use or free. */
+  liveBuffers = 0;
+  /** High-water mark of `liveBytes`. */
+  peakBytes = 0;
+  /** Refuse to grow beyond this many bytes (defaults to no limit but the driver's). */
+  budgetBytes = Number.POSITIVE_INFINITY;
+
+  constructor(private readonly device: GPUDevice) {}
+
+  /** A buffer of at least `bytes` bytes (contents undefined), marked in use. */
+  acquire(bytes: number, label = 'activation'): GPUBuffer {
+    const size = sizeClass(bytes);
+    const list = this.free.get(size);
+    const reused = list?.pop();
+    if (reused) {
+      this.inUse.add(reused);
+      return reused;
+    }
+    if (this.liveBytes + size > this.budgetBytes) {
+      throw new OutOfMemoryError(
+        `${label} needs ${formatBytes(size)} but only ${formatBytes(this.budgetBytes - this.liveBytes)} ` +
+          `of the ${formatBytes(this.budgetBytes)} GPU budget is left`,
+      );
+    }
+    const buffer = this.device.createBuffer({ size, usage: POOL_USAGE, label });
+    this.liveBytes += size;
+    this.liveBuffers++;
+    this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
+    this.inUse.add(buffer);
+    return buffer;
+  }
+
+  /** Returns a buffer to its size class for reuse. Releasing twice is a bug and throws. */
+  release(buffer: GPUBuffer): void {
+    if (!this.inUse.delete(buffer)) throw new Error(`buffer "${buffer.label}" released twice or not from this pool`);
+    const list = this.free.get(buffer.size) ?? [];
+    list.push(buffer);
+    this.free.set(buffer.size, list);
+  }
+
+  /** Buffers handed out and not yet released. */
+  get inUseCount(): number {
+    return this.inUse.size;
+  }
+
+  /** Destroys the free buffers (in-use ones stay valid). */
+  trim(): void {
+    for (const list of this.free.values()) {
+      for (const b of list) {
+        this.liveBytes -= b.size;
+        this.liveBuffers--;
+        b.destroy();
+      }
+    }
+    this.free.clear();
+  }
+
+  destroyAll(): void {
+    this.trim();
+    for (const b of this.inUse) b.destroy();
+    this.inUse.clear();
+    this.liveBytes = 0;
+    this.liveBuffers = 0;
+  }
+}

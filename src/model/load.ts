@@ -1,0 +1,33 @@
+/**
+ * Loading a model: read `config.json` and the safetensors weights from a source (a URL folder,
+ * a set of files, or an in-memory map), normalize the config, map the parameter names and
+ * upload them. Nothing is left on the GPU if any step fails.
+ */
+import type { Gpu } from '../gpu/device.ts';
+import { formatBytes, OutOfMemoryError } from '../gpu/errors.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { gpt2HostWeights } from './gpt2-weights.ts';
+import { uploadWeights } from './gpu-weights.ts';
+import { Model } from './model.ts';
+import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+
+export interface LoadOptions {
+  /** Bytes read so far and the total (0 while unknown), per file. */
+  onProgress?: ProgressFn;
+}
+
+export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
+  const src = typeof source === 'string' ? urlModelSource(source) : source;
+  const { config, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
+  const host = gpt2HostWeights(tensors, config);
+  const needed = [host.W_E, host.W_pos, host.lnf_w, host.lnf_b, ...host.layers.flatMap((l) => Object.values(l))].reduce(
+    (n, m) => n + m.data.byteLength,
+    0,
+  );
+  const budget = gpu.pool.budgetBytes;
+  if (needed > budget) {
+    throw new OutOfMemoryError(`the weights need ${formatBytes(needed)} of GPU memory but the budget is ${formatBytes(budget)}`);
+  }
+  const weights = await uploadWeights(gpu, config, host);
+  return new Model(gpu, config, weights);
+}

@@ -1,0 +1,167 @@
+/**
+ * Where model bytes come from: in-memory buffers, Blobs / Files (a dropped folder), or HTTP.
+ * Host-neutral: uses only `fetch`, `Blob`, `ReadableStream` and `URL`, which both browsers and
+ * Node 20 provide.
+ */
+
+/** Progress of a read. `total` is 0 while unknown. */
+export type ProgressFn = (p: { loaded: number; total: number; file?: string }) => void;
+
+export interface ReadOptions {
+  onProgress?: ProgressFn;
+  /** Replaces the global `fetch` (tests, auth headers, caching). */
+  fetch?: typeof fetch;
+  /** Name for progress reports (`file`) and errors; defaults to the URL or File name. */
+  label?: string;
+}
+
+export type ByteSource = ArrayBuffer | Uint8Array | Blob | string | URL;
+
+function resolveFetch(f: typeof fetch | undefined): typeof fetch {
+  if (f) return f;
+  if (typeof globalThis.fetch !== 'function') {
+    throw new Error('no fetch on this host: pass a fetch implementation to read URLs');
+  }
+  // Bound: browsers throw "Illegal invocation" when fetch is called off its global.
+  return globalThis.fetch.bind(globalThis);
+}
+
+async function fetchOrThrow(url: string, f: typeof fetch): Promise<Response> {
+  try {
+    return await f(url);
+  } catch (e) {
+    throw new Error(`fetching ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+  }
+}
+
+/**
+ * Drain a stream into one exact-length Uint8Array, reporting progress. `expected` (bytes, 0 if
+ * unknown) sizes the buffer up front; a stream that delivers more (e.g. a content-length of a
+ * compressed body) still reads correctly.
+ */
+async function drain(
+  stream: ReadableStream<Uint8Array>,
+  expected: number,
+  label: string | undefined,
+  onProgress: ProgressFn | undefined,
+): Promise<Uint8Array> {
+  const report = (loaded: number, total: number) => onProgress?.({ loaded, total, ...(label ? { file: label } : {}) });
+  const reader = stream.getReader();
+  let buf = new Uint8Array(expected > 0 ? expected : 1 << 16);
+  let loaded = 0;
+  report(0, expected);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!value || value.length === 0) continue;
+      if (loaded + value.length > buf.length) {
+        const grown = new Uint8Array(Math.max(buf.length * 2, loaded + value.length));
+        grown.set(buf.subarray(0, loaded));
+        buf = grown;
+      }
+      buf.set(value, loaded);
+      loaded += value.length;
+      // Never report a total below what has arrived.
+      report(loaded, expected > 0 ? Math.max(expected, loaded) : 0);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  report(loaded, loaded);
+  return loaded === buf.length ? buf : buf.slice(0, loaded);
+}
+
+/** Read a response body (already checked OK) with progress from content-length. */
+async function readResponse(res: Response, url: string, opts: ReadOptions): Promise<Uint8Array> {
+  const len = Number(res.headers.get('content-length') ?? 0);
+  const expected = Number.isSafeInteger(len) && len > 0 ? len : 0;
+  const label = opts.label ?? url;
+  try {
+    if (!res.body) {
+      const b = new Uint8Array(await res.arrayBuffer());
+      opts.onProgress?.({ loaded: b.length, total: b.length, file: label });
+      return b;
+    }
+    return await drain(res.body, expected, label, opts.onProgress);
+  } catch (e) {
+    throw new Error(`reading ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+  }
+}
+
+/** Fetch `url` and return its bytes; any non-OK status throws naming the URL and status. */
+async function readUrl(url: string, opts: ReadOptions): Promise<Uint8Array> {
+  const res = await fetchOrThrow(url, resolveFetch(opts.fetch));
+  if (!res.ok) throw new Error(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+  return readResponse(res, url, opts);
+}
+
+/** All bytes of `src`. Buffers are returned without copying. */
+export async function readBytes(src: ByteSource, opts: ReadOptions = {}): Promise<Uint8Array> {
+  if (typeof src === 'string' || src instanceof URL) return readUrl(String(src), opts);
+  if (src instanceof Uint8Array || src instanceof ArrayBuffer) {
+    const b = src instanceof Uint8Array ? src : new Uint8Array(src);
+    opts.onProgress?.({ loaded: b.length, total: b.length, ...(opts.label ? { file: opts.label } : {}) });
+    return b;
+  }
+  if (typeof Blob !== 'undefined' && src instanceof Blob) {
+    const label = opts.label ?? (typeof (src as File).name === 'string' ? (src as File).name : undefined);
+    try {
+      return await drain(src.stream() as ReadableStream<Uint8Array>, src.size, label, opts.onProgress);
+    } catch (e) {
+      throw new Error(`reading ${label ?? 'blob'} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+    }
+  }
+  throw new TypeError(`readBytes: unsupported source ${Object.prototype.toString.call(src)}`);
+}
+
+/** A folder of model files. */
+export interface ModelSource {
+  /** For messages, e.g. "https://host/models/gpt2" or "3 dropped files". */
+  describe: string;
+  /** The named file's bytes, or `null` when it does not exist. Other failures throw. */
+  file(name: string, onProgress?: ProgressFn): Promise<Uint8Array | null>;
+}
+
+/** `base` + '/' + `name`, with exactly one slash between them; path segments of `name` are escaped. */
+export function joinUrl(base: string, name: string): string {
+  const path = name
+    .replace(/^\/+/, '')
+    .split('/')
+    .map((s) => encodeURIComponent(s))
+    .join('/');
+  return `${base.replace(/\/+$/, '')}/${path}`;
+}
+
+/** Files served over HTTP under `baseUrl`. HTTP 404 means "absent". */
+export function urlModelSource(baseUrl: string, fetchImpl?: typeof fetch): ModelSource {
+  return {
+    describe: baseUrl,
+    async file(name, onProgress) {
+      const url = joinUrl(baseUrl, name);
+      const res = await fetchOrThrow(url, resolveFetch(fetchImpl));
+      if (res.status === 404) {
+        await res.body?.cancel().catch(() => undefined);
+        return null;
+      }
+      if (!res.ok) throw new Error(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+      return readResponse(res, url, { label: name, ...(onProgress ? { onProgress } : {}) });
+    },
+  };
+}
+
+/** Files held in memory or picked by the user, keyed by file name (e.g. "config.json"). */
+export function blobModelSource(
+  files: Map<string, Blob> | Record<string, Blob | ArrayBuffer | Uint8Array>,
+  describe = 'files',
+): ModelSource {
+  const map: Map<string, Blob | ArrayBuffer | Uint8Array> = files instanceof Map ? files : new Map(Object.entries(files));
+  return {
+    describe,
+    async file(name, onProgress) {
+      const f = map.get(name);
+      if (f === undefined) return null;
+      return readBytes(f, { label: name, ...(onProgress ? { onProgress } : {}) });
+    },
+  };
+}
