@@ -73,6 +73,28 @@ export class BufferPool {
     this.free.set(buffer.size, list);
   }
 
+  /**
+   * Bytes of new buffers that acquiring all of `sizes` would create, after reusing what the
+   * free lists hold. Lets a caller check a whole run against the budget before allocating.
+   */
+  newBytesFor(sizes: readonly number[]): number {
+    const avail = new Map<number, number>();
+    for (const [size, list] of this.free) avail.set(size, list.length);
+    let n = 0;
+    for (const bytes of sizes) {
+      const c = sizeClass(bytes);
+      const k = avail.get(c) ?? 0;
+      if (k > 0) avail.set(c, k - 1);
+      else n += c;
+    }
+    return n;
+  }
+
+  /** Bytes the budget still allows. */
+  get availableBytes(): number {
+    return this.budgetBytes - this.liveBytes;
+  }
+
   /** Buffers handed out and not yet released. */
   get inUseCount(): number {
     return this.inUse.size;

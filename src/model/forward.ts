@@ -20,6 +20,7 @@ import { gather } from '../gpu/kernels/embed.ts';
 import type { ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
+import { sizeClass } from '../gpu/pool.ts';
 
 /** A named point of the pass where an activation of `shape` sits in `buffer`. */
 export interface Site {
@@ -47,43 +48,55 @@ export interface ForwardPlan {
   destroy(): void;
 }
 
+/** The forward's scratch activations, in floats, with shapes; shared by every layer. */
+export function scratchSizes(cfg: ModelConfig, B: number, T: number) {
+  const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
+  const BT = B * T;
+  return {
+    ids: BT, // [B, T] u32
+    posIds: BT, // [B, T] u32
+    embed: BT * C, // [B, T, C]
+    posEmbed: BT * C, // [B, T, C]
+    residA: BT * C, // [B, T, C] ping-pong with residB: resid_pre / resid_post alternate per layer
+    residB: BT * C, // [B, T, C]
+    ln1: BT * C, // [B, T, C]
+    ln1Scale: BT, // [B, T, 1]
+    q: BT * H * dh, // [B, T, H, dh]
+    k: BT * H * dh, // [B, T, H, dh]
+    v: BT * H * dh, // [B, T, H, dh]
+    scores: B * H * T * T, // [B, H, T, T]
+    pattern: B * H * T * T, // [B, H, T, T]
+    z: BT * H * dh, // [B, T, H, dh]
+    attnOut: BT * C, // [B, T, C]
+    residMid: BT * C, // [B, T, C]
+    ln2: BT * C, // [B, T, C]
+    ln2Scale: BT, // [B, T, 1]
+    mlpPre: BT * M, // [B, T, d_mlp]
+    mlpPost: BT * M, // [B, T, d_mlp]
+    mlpOut: BT * C, // [B, T, C]
+    lnf: BT * C, // [B, T, C]
+    lnfScale: BT, // [B, T, 1]
+    logits: BT * V, // [B, T, V]
+  };
+}
+
+/** Bytes of pool memory a plan of this shape takes (size classes included). */
+export function scratchBytes(cfg: ModelConfig, B: number, T: number): number {
+  return Object.values(scratchSizes(cfg, B, T)).reduce((n, f) => n + sizeClass(f * 4), 0);
+}
+
 export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: number, T: number): ForwardPlan {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const BT = B * T;
   const params: Params[] = [];
   const owned: GPUBuffer[] = [];
-  const buf = (floats: number, label: string): GPUBuffer => {
-    const b = gpu.pool.acquire(floats * 4, label);
-    owned.push(b);
-    return b;
-  };
-
-  // Activations (scratch, reused by every layer).
-  const a = {
-    ids: buf(BT, 'ids'), // [B, T] u32
-    posIds: buf(BT, 'pos ids'), // [B, T] u32
-    embed: buf(BT * C, 'hook_embed'), // [B, T, C]
-    posEmbed: buf(BT * C, 'hook_pos_embed'), // [B, T, C]
-    resid: [buf(BT * C, 'resid A'), buf(BT * C, 'resid B')], // [B, T, C] ping-pong: resid_pre / resid_post
-    ln1: buf(BT * C, 'ln1'), // [B, T, C]
-    ln1Scale: buf(BT, 'ln1 scale'), // [B, T, 1]
-    q: buf(BT * H * dh, 'q'), // [B, T, H, dh]
-    k: buf(BT * H * dh, 'k'), // [B, T, H, dh]
-    v: buf(BT * H * dh, 'v'), // [B, T, H, dh]
-    scores: buf(B * H * T * T, 'attn scores'), // [B, H, T, T]
-    pattern: buf(B * H * T * T, 'pattern'), // [B, H, T, T]
-    z: buf(BT * H * dh, 'z'), // [B, T, H, dh]
-    attnOut: buf(BT * C, 'attn_out'), // [B, T, C]
-    residMid: buf(BT * C, 'resid_mid'), // [B, T, C]
-    ln2: buf(BT * C, 'ln2'), // [B, T, C]
-    ln2Scale: buf(BT, 'ln2 scale'), // [B, T, 1]
-    mlpPre: buf(BT * M, 'mlp pre'), // [B, T, d_mlp]
-    mlpPost: buf(BT * M, 'mlp post'), // [B, T, d_mlp]
-    mlpOut: buf(BT * C, 'mlp_out'), // [B, T, C]
-    lnf: buf(BT * C, 'ln_final'), // [B, T, C]
-    lnfScale: buf(BT, 'ln_final scale'), // [B, T, 1]
-    logits: buf(BT * V, 'logits'), // [B, T, V]
-  };
+  const sizes = scratchSizes(cfg, B, T);
+  const a = {} as Record<keyof typeof sizes, GPUBuffer>;
+  for (const [name, floats] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
+    a[name] = gpu.pool.acquire(floats * 4, name);
+    owned.push(a[name]);
+  }
+  const resid = [a.residA, a.residB];
   const pos = new Uint32Array(BT).map((_, i) => i % T);
   gpu.device.queue.writeBuffer(a.posIds, 0, pos);
 
@@ -101,13 +114,13 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: numbe
   site('hook_embed', a.embed, [B, T, C]);
   op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed')); // (B, T, C)
   site('hook_pos_embed', a.posEmbed, [B, T, C]);
-  op(add(gpu, a.resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
+  op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
 
   for (let l = 0; l < cfg.n_layers; l++) {
     const p = w.layers[l];
     const L = `blocks.${l}`;
-    const residPre = a.resid[l % 2];
-    const residPost = a.resid[(l + 1) % 2];
+    const residPre = resid[l % 2];
+    const residPost = resid[(l + 1) % 2];
     site(`${L}.hook_resid_pre`, residPre, [B, T, C]);
 
     // Attention.
@@ -145,7 +158,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: numbe
     site(`${L}.hook_resid_post`, residPost, [B, T, C]);
   }
 
-  const residFinal = a.resid[cfg.n_layers % 2];
+  const residFinal = resid[cfg.n_layers % 2];
   op(layernorm(gpu, { out: a.lnf, scale: a.lnfScale, x: residFinal, w: w.lnf_w, b: w.lnf_b, rows: BT, C, eps, label: 'ln_final' }, params));
   site('ln_final.hook_scale', a.lnfScale, [B, T, 1]);
   site('ln_final.hook_normalized', a.lnf, [B, T, C]);

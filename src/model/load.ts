@@ -9,6 +9,8 @@ import { loadCheckpoint } from './checkpoint.ts';
 import { gpt2HostWeights } from './gpt2-weights.ts';
 import { uploadWeights } from './gpu-weights.ts';
 import { Model } from './model.ts';
+import type { ModelConfig } from './config.ts';
+import type { HostWeights } from './host-weights.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
 
 export interface LoadOptions {
@@ -19,7 +21,11 @@ export interface LoadOptions {
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
   const src = typeof source === 'string' ? urlModelSource(source) : source;
   const { config, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
-  const host = gpt2HostWeights(tensors, config);
+  return modelFromWeights(gpu, config, gpt2HostWeights(tensors, config));
+}
+
+/** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights): Promise<Model> {
   const needed = [host.W_E, host.W_pos, host.lnf_w, host.lnf_b, ...host.layers.flatMap((l) => Object.values(l))].reduce(
     (n, m) => n + m.data.byteLength,
     0,

@@ -8,7 +8,8 @@ import { submitSteps, type Step } from '../gpu/recorder.ts';
 import { Tensor, numel } from '../gpu/tensor.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import type { ModelConfig } from './config.ts';
-import { buildForward, type ForwardPlan } from './forward.ts';
+import { buildForward, scratchBytes, scratchSizes, type ForwardPlan } from './forward.ts';
+import { hookNames, hookShapes } from './hook-points.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 
@@ -46,28 +47,39 @@ export class Model {
     return this.weights.bytes;
   }
 
+  /** Row chunks the token embedding is stored in (1 unless it exceeds a binding). */
+  get embeddingChunks(): number {
+    return this.weights.W_E.length;
+  }
+
   /** Every hook point name of this model, in forward order. */
   hookNames(): string[] {
-    return [...this.plan(1, 1).sites.keys()];
+    return hookNames(this.config);
   }
 
   /** Runs the forward on `tokens` ([batch][pos], equal-length rows). */
   async run(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
     if (this.destroyed) throw new Error('this model was destroyed');
     const { batch, pos, flat } = validateTokens(tokens, this.config);
-    const plan = this.plan(batch, pos);
-    const keep = resolveFilter(options.cache, plan);
+    const shapes = hookShapes(this.config, batch, pos);
+    const keep = resolveFilter(options.cache, shapes);
 
     // Everything the run allocates is known now: check it before allocating any of it.
-    const keptBytes = [...plan.sites.values()].filter((s) => keep(s.name)).reduce((n, s) => n + numel(s.shape) * 4, 0);
-    const needed = keptBytes + numel(plan.logitsShape) * 4;
-    const left = this.gpu.pool.budgetBytes - this.gpu.pool.liveBytes;
+    const kept = [...shapes].filter(([n]) => keep(n));
+    const sizes = kept.map(([, shape]) => numel(shape) * 4);
+    sizes.push(batch * pos * this.config.d_vocab * 4); // logits
+    const scratch = !this.plans.has(`${batch}x${pos}`);
+    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, batch, pos)).map((f) => f * 4));
+    const needed = this.gpu.pool.newBytesFor(sizes);
+    const left = this.gpu.pool.availableBytes;
     if (needed > left) {
       throw new OutOfMemoryError(
-        `this run needs ${formatBytes(needed)} for its outputs but ${formatBytes(left)} is available; ` +
-          'cache fewer hook points (a narrower cache filter) or a smaller batch',
+        `this run needs ${formatBytes(needed)} of GPU memory (${kept.length} cached hook points, logits` +
+          `${scratch ? ', activation scratch' : ''}) but ${formatBytes(Math.max(0, left))} is available; ` +
+          'cache fewer hook points (a narrower cache filter) or use a smaller batch',
       );
     }
+    const plan = await this.plan(batch, pos);
 
     const tensors = new Map<string, Tensor>();
     const logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
@@ -111,7 +123,7 @@ export class Model {
     this.weights.destroy();
   }
 
-  private plan(batch: number, pos: number): ForwardPlan {
+  private async plan(batch: number, pos: number): Promise<ForwardPlan> {
     const key = `${batch}x${pos}`;
     let plan = this.plans.get(key);
     if (plan) {
@@ -125,19 +137,21 @@ export class Model {
       old.destroy();
       this.plans.delete(oldKey);
     }
-    plan = buildForward(this.gpu, this.config, this.weights, batch, pos);
-    this.plans.set(key, plan);
-    return plan;
+    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, batch, pos), () =>
+      buildForward(this.gpu, this.config, this.weights, batch, pos),
+    );
+    this.plans.set(key, built);
+    return built;
   }
 }
 
-function resolveFilter(filter: CacheFilter | undefined, plan: ForwardPlan): (name: string) => boolean {
+function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>): (name: string) => boolean {
   if (!filter) return () => false;
   if (filter instanceof RegExp) return (n) => filter.test(n);
   if (typeof filter === 'function') return filter;
   const wanted = new Set(filter);
   for (const n of wanted) {
-    if (!plan.sites.has(n)) throw new Error(unknownHookMessage(n, [...plan.sites.keys()]));
+    if (!shapes.has(n)) throw new Error(unknownHookMessage(n, [...shapes.keys()]));
   }
   return (n) => wanted.has(n);
 }

@@ -17,7 +17,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // `!(d <= m)` also catches NaN
+    if (Number.isNaN(d)) return NaN; // one NaN fails the whole tensor
+    if (d > m) m = d;
   }
   return m;
 }
@@ -27,7 +28,8 @@ export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) {
     const v = Math.abs(a[i]);
-    if (!(v <= m)) m = v;
+    if (Number.isNaN(v)) return NaN;
+    if (v > m) m = v;
   }
   return m;
 }

@@ -1,0 +1,105 @@
+/**
+ * Command-line parsing for `patchbay`. Hand-written rather than `util.parseArgs` because the
+ * errors must name the problem in Patchbay's words (a ragged `--ids` row, a bad regex), and
+ * because `--ids` repeats, one flag per batch row.
+ */
+
+/** Bad command-line input. The CLI prints its message and exits 2 (usage), not 1 (failure). */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+export interface FlagSpec {
+  /** May appear more than once; all values are kept in order. */
+  repeated?: boolean;
+  required?: boolean;
+  /** A switch without a value (e.g. `--help`). */
+  boolean?: boolean;
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  /** Values per flag name (without `--`); a boolean flag that was given holds `['']`. */
+  flags: Map<string, string[]>;
+}
+
+/**
+ * Splits `argv` into positionals and `--flag value` / `--flag=value` pairs, checked against
+ * `spec`. `--` ends the flags; `-` alone is a positional.
+ */
+export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): ParsedArgs {
+  const positionals: string[] = [];
+  const flags = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg);
+      continue;
+    }
+    if (!arg.startsWith('--')) throw new UsageError(`unknown option ${arg} (see patchbay ${command} --help)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    const s = spec[name];
+    if (!s) throw new UsageError(`unknown option --${name} (see patchbay ${command} --help)`);
+    let value: string;
+    if (s.boolean) {
+      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
+      value = '';
+    } else if (eq >= 0) {
+      value = arg.slice(eq + 1);
+    } else {
+      // A following "--flag" is not a value: `--out --ids 1` is a missing --out value.
+      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value`);
+      value = argv[++i];
+    }
+    const seen = flags.get(name);
+    if (seen && !s.repeated) throw new UsageError(`--${name} given more than once`);
+    flags.set(name, [...(seen ?? []), value]);
+  }
+  if (!flags.has('help')) {
+    for (const [name, s] of Object.entries(spec)) {
+      if (s.required && !flags.has(name)) throw new UsageError(`missing --${name} (see patchbay ${command} --help)`);
+    }
+  }
+  return { positionals, flags };
+}
+
+/** One `--ids` value, "0,5,9", as token ids. */
+export function parseIdRow(text: string): number[] {
+  if (text.trim() === '') throw new UsageError('--ids is empty: give comma-separated token ids, e.g. --ids 0,5,9');
+  return text.split(',').map((part) => {
+    const s = part.trim();
+    // Digits only: Number() would also accept "1e3", "0x10" and "", which are typos here.
+    const id = /^\d+$/.test(s) ? Number(s) : NaN;
+    if (!Number.isSafeInteger(id)) {
+      throw new UsageError(`--ids ${text}: "${s}" is not a token id (a non-negative integer)`);
+    }
+    return id;
+  });
+}
+
+/** Every `--ids` flag, one batch row each; rows must have equal lengths. */
+export function parseIdRows(values: readonly string[]): number[][] {
+  const rows = values.map(parseIdRow);
+  const lengths = rows.map((r) => r.length);
+  if (lengths.some((n) => n !== lengths[0])) {
+    throw new UsageError(`--ids rows have different lengths: ${lengths.join(', ')}`);
+  }
+  return rows;
+}
+
+/** A `--names` pattern. JavaScript regex syntax, unanchored, matched against hook names. */
+export function parseNamesRegex(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (e) {
+    // V8 says "Invalid regular expression: /(/: Unterminated group"; keep only the reason.
+    const msg = (e as Error).message;
+    const why = msg.startsWith('Invalid regular expression') ? msg.slice(msg.lastIndexOf(': ') + 2) : msg;
+    throw new UsageError(`--names: invalid regular expression "${source}": ${why}`);
+  }
+}

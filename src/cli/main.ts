@@ -1,0 +1,74 @@
+/**
+ * The `patchbay` command: subcommand dispatch and the error contract. Any failure prints ONE
+ * line, `patchbay: <message>`, to stderr and returns a non-zero code (2 for bad usage, 1 for
+ * everything else); PATCHBAY_DEBUG=1 adds the stack. bin/patchbay.js exits with the code.
+ */
+import { readFileSync } from 'node:fs';
+import { UsageError } from './args.ts';
+import { cacheCommand } from './cache.ts';
+
+const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
+
+usage:
+  patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+  patchbay <command> --help
+  patchbay --version
+
+commands:
+  cache    run token ids through a model; write every hook activation and the logits to a
+           safetensors file
+
+Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
+
+type Command = (argv: readonly string[], print: (line: string) => void) => Promise<void>;
+
+const COMMANDS: Record<string, Command> = { cache: cacheCommand };
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Runs the CLI on `argv` (without node and the script path); returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const print = (line: string) => process.stdout.write(`${line}\n`);
+  try {
+    const [first, ...rest] = argv;
+    if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+      print(USAGE);
+      return first === undefined ? 2 : 0;
+    }
+    if (first === '--version') {
+      print(version());
+      return 0;
+    }
+    const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
+    if (!command) {
+      throw new UsageError(
+        first.startsWith('-') ? `unknown option ${first} (see patchbay --help)` : `unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`,
+      );
+    }
+    await command(rest, print);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`patchbay: ${oneLine(e)}\n`);
+    if (process.env.PATCHBAY_DEBUG === '1') process.stderr.write(`${debugTrace(e)}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+/** The error's message on one line: the contract is one line per failure. */
+function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message || e.name : String(e);
+  return msg.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+/** Stack plus the `cause` chain, for PATCHBAY_DEBUG=1. */
+function debugTrace(e: unknown): string {
+  const parts: string[] = [];
+  for (let cur: unknown = e, depth = 0; cur !== undefined && depth < 5; depth++) {
+    parts.push(depth === 0 ? '' : 'caused by:', cur instanceof Error ? (cur.stack ?? cur.message) : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.filter(Boolean).join('\n');
+}

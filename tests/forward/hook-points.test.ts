@@ -1,0 +1,33 @@
+/** The forward's sites are exactly the TransformerLens hook points, with TransformerLens shapes. */
+import { describe, it, expect } from 'vitest';
+import { buildForward } from '../../src/model/forward.ts';
+import { hookShapes } from '../../src/model/hook-points.ts';
+import { loadModel } from '../../src/model/load.ts';
+import { GPT2_FIXTURES, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+describe.each(GPT2_FIXTURES)('%s hook points', (name) => {
+  it('every hook the Hugging Face fixture recorded exists with the same shape', async () => {
+    const { hook_shapes, prompts } = fixtureCases(name);
+    const gpu = await testGpu();
+    const model = await loadModel(gpu, await fixtureSource(name));
+    const shapes = hookShapes(model.config, prompts.length, prompts[0].length);
+    for (const [hook, shape] of Object.entries(hook_shapes)) {
+      if (hook === 'logits') continue;
+      expect(shapes.get(hook), hook).toEqual(shape);
+    }
+    model.destroy();
+  });
+
+  it('the forward places a site at each hook point, in order, with the planned shape', async () => {
+    const gpu = await testGpu();
+    const model = await loadModel(gpu, await fixtureSource(name));
+    // Reach the weights through a plan the model builds for itself.
+    const plan = buildForward(gpu, model.config, (model as unknown as { weights: Parameters<typeof buildForward>[2] }).weights, 2, 5);
+    const shapes = hookShapes(model.config, 2, 5);
+    expect([...plan.sites.keys()]).toEqual([...shapes.keys()]);
+    for (const [n, s] of plan.sites) expect(s.shape, n).toEqual(shapes.get(n));
+    plan.destroy();
+    model.destroy();
+  });
+});

@@ -1,0 +1,70 @@
+/** Random GPT-2 weights for a given config (seeded), for shapes no fixture has. */
+import type { ModelConfig } from '../../src/model/config.ts';
+import type { HostMatrix, HostWeights } from '../../src/model/host-weights.ts';
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function gpt2Config(over: Partial<ModelConfig>): ModelConfig {
+  const base: ModelConfig = {
+    architecture: 'GPT2LMHeadModel',
+    family: 'gpt2',
+    d_model: 32,
+    n_layers: 2,
+    n_heads: 4,
+    d_head: 8,
+    d_mlp: 128,
+    n_ctx: 16,
+    d_vocab: 100,
+    act_fn: 'gelu_new',
+    eps: 1e-5,
+    tied_embeddings: true,
+  };
+  const cfg = { ...base, ...over };
+  cfg.d_head = cfg.d_model / cfg.n_heads;
+  return cfg;
+}
+
+/** Weights uniform in [-scale, scale); LayerNorm gains around 1. */
+export function randomWeights(cfg: ModelConfig, seed = 1, scale = 0.2): HostWeights {
+  const rnd = mulberry32(seed);
+  const m = (shape: number[], center = 0): HostMatrix => {
+    const data = new Float32Array(shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < data.length; i++) data[i] = center + (rnd() * 2 - 1) * scale;
+    return { data, shape };
+  };
+  const C = cfg.d_model;
+  const HD = cfg.n_heads * cfg.d_head;
+  return {
+    W_E: m([cfg.d_vocab, C]),
+    W_pos: m([cfg.n_ctx, C]),
+    lnf_w: m([C], 1),
+    lnf_b: m([C]),
+    layers: Array.from({ length: cfg.n_layers }, () => ({
+      ln1_w: m([C], 1),
+      ln1_b: m([C]),
+      W_Q: m([C, HD]),
+      b_Q: m([HD]),
+      W_K: m([C, HD]),
+      b_K: m([HD]),
+      W_V: m([C, HD]),
+      b_V: m([HD]),
+      W_O: m([HD, C]),
+      b_O: m([C]),
+      ln2_w: m([C], 1),
+      ln2_b: m([C]),
+      W_in: m([C, cfg.d_mlp]),
+      b_in: m([cfg.d_mlp]),
+      W_out: m([cfg.d_mlp, C]),
+      b_out: m([C]),
+    })),
+  };
+}

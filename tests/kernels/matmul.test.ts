@@ -1,0 +1,179 @@
+/**
+ * matmul (v1, v2) against `matmulCpu`: odd shapes that are no multiple of any tile, the
+ * M = 1 / N = 1 / K = 1 edges, with and without bias, B as [K, N] and transposed [N, K], and the
+ * windowed form the chunked unembedding uses (aStart, outStart, ldc, colStart).
+ *
+ * Tolerance: a K-term fp32 dot product is within gamma_K * sum_k |a_k b_k| of the exact sum,
+ * gamma_K = K u / (1 - K u), u = 2^-24 (Higham, "Accuracy and Stability", 3.1); FMA only
+ * tightens it. With |a| <= amax, |b| <= bmax the sum of magnitudes is at most K amax bmax, and
+ * the bias add is one more rounding. So abs = gamma_(K+1) (K amax bmax + max|bias|), and
+ * rel = u for the reference's own rounding to fp32. For K = 29 and data in [-1, 1) that is
+ * ~5e-5: K-scaled, as a sum of K terms must be.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { matmul, type MatmulVersion } from '../../src/gpu/kernels/matmul.ts';
+import { matmulCpu } from '../../src/gpu/kernels/matmul.cpu.ts';
+import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
+import { maxAbs } from '../helpers/compare.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { expectNear, type Tol } from './check.ts';
+import { mulberry32, uniform } from './random.ts';
+
+const U = 2 ** -24;
+const VERSIONS: MatmulVersion[] = ['v1', 'v2'];
+
+function matmulTol(K: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): Tol {
+  const n = K + 1;
+  const gamma = (n * U) / (1 - n * U);
+  return { abs: gamma * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };
+}
+
+let gpu: Gpu;
+const params: Params[] = [];
+const tensors: Tensor[] = [];
+
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => {
+  for (const p of params) p.destroy();
+  for (const t of tensors) t.release();
+});
+
+function upload(data: Float32Array, label: string): Tensor {
+  const t = Tensor.from(gpu, data, [data.length], label);
+  tensors.push(t);
+  return t;
+}
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  transB: boolean;
+  bias: boolean;
+}
+
+/** Prepares one case on fresh data; `check` compares after the shared submit. */
+function prepare(version: MatmulVersion, c: Case, seed: number): { dispatch: Dispatch; check: () => Promise<void> } {
+  const rng = mulberry32(seed);
+  const { M, N, K } = c;
+  const a = uniform(rng, M * K);
+  const b = uniform(rng, K * N); // [K, N], or [N, K] when transB: same count
+  const bias = c.bias ? uniform(rng, N) : null;
+  const out = upload(new Float32Array(M * N).fill(Number.NaN), 'out');
+  const name = `${version} ${M}x${N}x${K}${c.transB ? ' transB' : ''}${c.bias ? ' bias' : ''}`;
+  const dispatch = matmul(
+    gpu,
+    {
+      out: out.buffer,
+      a: upload(a, 'a').buffer,
+      b: upload(b, 'b').buffer,
+      bias: bias ? upload(bias, 'bias').buffer : null,
+      M,
+      N,
+      K,
+      transB: c.transB,
+      label: name,
+    },
+    params,
+    version,
+  );
+  const check = async () => {
+    const ref = new Float32Array(M * N);
+    matmulCpu(ref, a, b, bias, M, N, K, c.transB);
+    expectNear(name, await out.read(), ref, matmulTol(K, a, b, bias));
+  };
+  return { dispatch, check };
+}
+
+const SHAPES: Array<[number, number, number]> = [
+  [37, 53, 29], // no multiple of 4, 16 or 32 anywhere
+  [1, 53, 29], // one row (a single token's logits)
+  [37, 1, 29], // one column
+  [37, 53, 1], // one term in each sum
+  [1, 1, 1],
+  [33, 65, 17], // one past a v2 tile (32) and a v1 tile (16 x 4) in M and N
+];
+
+describe.each(VERSIONS)('matmul %s', (version) => {
+  it.each(SHAPES)('M=%i N=%i K=%i: plain, bias, transB, transB + bias', async (M, N, K) => {
+    const cases = [false, true].flatMap((transB) => [false, true].map((bias) => ({ M, N, K, transB, bias })));
+    const prepared = cases.map((c, i) => prepare(version, c, 1000 * M + 100 * N + 10 * K + i));
+    submitSteps(gpu, prepared.map((p) => p.dispatch), `matmul ${version}`);
+    for (const p of prepared) await p.check();
+  });
+
+  it('chunked unembedding: transB column blocks written in place into a wider, offset output', async () => {
+    // logits[m, v] = x[m] . W_E[v] with W_E [V, K] split by rows into chunks, each chunk a
+    // dispatch writing columns [row0, row0 + rows) of a [M, ldc] output that starts at outStart.
+    // x starts at aStart inside a larger buffer. Offsets are past one 256-byte alignment step
+    // and not aligned, so both the binding offset and the in-shader remainder are exercised.
+    const rng = mulberry32(42);
+    const M = 7, K = 29, V = 45, ldc = V + 3, aStart = 101, outStart = 77;
+    const chunkRows = [20, 20, 5];
+    const SENTINEL = -7777;
+    const xAll = uniform(rng, aStart + M * K + 11);
+    const x = xAll.subarray(aStart, aStart + M * K);
+    const wE = uniform(rng, V * K);
+    const outLen = outStart + M * ldc + 9;
+    const out = upload(new Float32Array(outLen).fill(SENTINEL), 'logits');
+    const xBuf = upload(xAll, 'x');
+    const steps: Dispatch[] = [];
+    let row0 = 0;
+    for (const rows of chunkRows) {
+      const chunk = upload(wE.slice(row0 * K, (row0 + rows) * K), `W_E[${row0}..]`);
+      steps.push(
+        matmul(gpu, { out: out.buffer, outStart, ldc, colStart: row0, a: xBuf.buffer, aStart, b: chunk.buffer, M, N: rows, K, transB: true, label: `unembed ${row0}` }, params, version),
+      );
+      row0 += rows;
+    }
+    submitSteps(gpu, steps, 'unembed');
+    const got = await out.read();
+    const ref = new Float32Array(M * V);
+    matmulCpu(ref, x, wE, null, M, V, K, true);
+    const gotBlock = new Float32Array(M * V);
+    let touched = 0;
+    for (let i = 0; i < outLen; i++) {
+      const r = i - outStart;
+      const m = Math.floor(r / ldc);
+      const col = r - m * ldc;
+      if (r >= 0 && m < M && col < V) gotBlock[m * V + col] = got[i];
+      else if (got[i] !== SENTINEL) touched++;
+    }
+    expect(touched, 'elements outside the logits block that were overwritten').toBe(0);
+    expectNear(`${version} unembed`, gotBlock, ref, matmulTol(K, x, wE, null));
+  });
+
+  it('one column block with bias (non-transposed) leaves the rest of each row untouched', async () => {
+    const rng = mulberry32(7);
+    const M = 5, N = 11, K = 13, ldc = 30, colStart = 9, outStart = 3;
+    const SENTINEL = 12345;
+    const a = uniform(rng, M * K);
+    const b = uniform(rng, K * N);
+    const bias = uniform(rng, N, -10, 10);
+    const out = upload(new Float32Array(outStart + M * ldc).fill(SENTINEL), 'out');
+    submitSteps(
+      gpu,
+      [matmul(gpu, { out: out.buffer, outStart, ldc, colStart, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: upload(bias, 'bias').buffer, M, N, K, label: 'block' }, params, version)],
+      'block',
+    );
+    const got = await out.read();
+    const ref = new Float32Array(M * N);
+    matmulCpu(ref, a, b, bias, M, N, K);
+    const block = new Float32Array(M * N);
+    const rest: number[] = [];
+    for (let i = 0; i < got.length; i++) {
+      const r = i - outStart;
+      const m = Math.floor(r / ldc);
+      const col = r - m * ldc - colStart;
+      if (r >= 0 && col >= 0 && col < N) block[m * N + col] = got[i];
+      else rest.push(got[i]);
+    }
+    expect(rest.length).toBe(outStart + M * (ldc - N));
+    expect(rest.every((v) => v === SENTINEL)).toBe(true);
+    expectNear(`${version} block`, block, ref, matmulTol(K, a, b, bias));
+  });
+});
