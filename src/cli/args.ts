@@ -43,7 +43,8 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
     if (!arg.startsWith('--')) throw new UsageError(`unknown option ${arg} (see patchbay ${command} --help)`);
     const eq = arg.indexOf('=');
     const name = arg.slice(2, eq < 0 ? undefined : eq);
-    const s = spec[name];
+    // hasOwn: "--constructor" must not find Object.prototype's.
+    const s = Object.hasOwn(spec, name) ? spec[name] : undefined;
     if (!s) throw new UsageError(`unknown option --${name} (see patchbay ${command} --help)`);
     let value: string;
     if (s.boolean) {

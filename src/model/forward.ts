@@ -17,6 +17,7 @@ import { layernorm } from '../gpu/kernels/layernorm.ts';
 import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
 import { add, geluNew } from '../gpu/kernels/elementwise.ts';
 import { gather } from '../gpu/kernels/embed.ts';
+import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import type { ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
@@ -35,6 +36,7 @@ export type PlanStep = Dispatch | Site;
 export interface ForwardPlan {
   batch: number;
   pos: number;
+  withResult: boolean;
   steps: PlanStep[];
   /** Token ids, [batch * pos] u32, written before each run. */
   ids: GPUBuffer;
@@ -49,7 +51,7 @@ export interface ForwardPlan {
 }
 
 /** The forward's scratch activations, in floats, with shapes; shared by every layer. */
-export function scratchSizes(cfg: ModelConfig, B: number, T: number) {
+export function scratchSizes(cfg: ModelConfig, B: number, T: number, withResult = false) {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   const BT = B * T;
   return {
@@ -67,6 +69,7 @@ export function scratchSizes(cfg: ModelConfig, B: number, T: number) {
     scores: B * H * T * T, // [B, H, T, T]
     pattern: B * H * T * T, // [B, H, T, T]
     z: BT * H * dh, // [B, T, H, dh]
+    result: withResult ? BT * H * C : 0, // [B, T, H, C] per-head outputs, only when asked for
     attnOut: BT * C, // [B, T, C]
     residMid: BT * C, // [B, T, C]
     ln2: BT * C, // [B, T, C]
@@ -81,18 +84,23 @@ export function scratchSizes(cfg: ModelConfig, B: number, T: number) {
 }
 
 /** Bytes of pool memory a plan of this shape takes (size classes included). */
-export function scratchBytes(cfg: ModelConfig, B: number, T: number): number {
-  return Object.values(scratchSizes(cfg, B, T)).reduce((n, f) => n + sizeClass(f * 4), 0);
+export function scratchBytes(cfg: ModelConfig, B: number, T: number, withResult = false): number {
+  return Object.values(scratchSizes(cfg, B, T, withResult)).reduce((n, f) => n + (f ? sizeClass(f * 4) : 0), 0);
 }
 
-export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: number, T: number): ForwardPlan {
+/**
+ * `withResult` adds `hook_result`: each head's output after W_O, [B, T, H, d_model], from which
+ * attn_out is then summed (instead of one z @ W_O matmul).
+ */
+export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: number, T: number, withResult = false): ForwardPlan {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const BT = B * T;
   const params: Params[] = [];
   const owned: GPUBuffer[] = [];
-  const sizes = scratchSizes(cfg, B, T);
+  const sizes = scratchSizes(cfg, B, T, withResult);
   const a = {} as Record<keyof typeof sizes, GPUBuffer>;
   for (const [name, floats] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
+    if (floats === 0) continue;
     a[name] = gpu.pool.acquire(floats * 4, name);
     owned.push(a[name]);
   }
@@ -139,7 +147,13 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: numbe
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, T, T]);
     op(attnZ(gpu, attnDims, a.z, a.pattern, a.v, params, `${L}.attn.z`)); // (B, T, H, dh)
     site(`${L}.attn.hook_z`, a.z, [B, T, H, dh]);
-    op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, M: BT, N: C, K: H * dh, label: `${L}.attn.out` }, params)); // (B, T, C)
+    if (withResult) {
+      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`)); // (B, T, H, C)
+      site(`${L}.attn.hook_result`, a.result, [B, T, H, C]);
+      op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, T, C)
+    } else {
+      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, M: BT, N: C, K: H * dh, label: `${L}.attn.out` }, params)); // (B, T, C)
+    }
     site(`${L}.hook_attn_out`, a.attnOut, [B, T, C]);
     op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, T, C)
     site(`${L}.hook_resid_mid`, a.residMid, [B, T, C]);
@@ -168,6 +182,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: numbe
   return {
     batch: B,
     pos: T,
+    withResult,
     steps,
     ids: a.ids,
     logits: a.logits,

@@ -23,6 +23,7 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number): Map<st
     s.set(`${L}.attn.hook_attn_scores`, [B, H, T, T]);
     s.set(`${L}.attn.hook_pattern`, [B, H, T, T]);
     s.set(`${L}.attn.hook_z`, [B, T, H, dh]);
+    s.set(`${L}.attn.hook_result`, [B, T, H, C]); // computed only when a run asks for it
     s.set(`${L}.hook_attn_out`, [B, T, C]);
     s.set(`${L}.hook_resid_mid`, [B, T, C]);
     s.set(`${L}.ln2.hook_scale`, [B, T, 1]);

@@ -5,11 +5,14 @@
 import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { submitSteps, type Step } from '../gpu/recorder.ts';
-import { Tensor, numel } from '../gpu/tensor.ts';
+import { Tensor, numel, readBuffer } from '../gpu/tensor.ts';
+import { compileHooks } from '../hooks/hook-plan.ts';
+import type { Intervention } from '../hooks/interventions.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchBytes, scratchSizes, type ForwardPlan } from './forward.ts';
 import { hookNames, hookShapes } from './hook-points.ts';
+import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 
@@ -19,7 +22,14 @@ export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolea
 export interface RunOptions {
   /** Hook points to copy into the returned cache (none by default). */
   cache?: CacheFilter;
+  /** Interventions for this run only (see `src/hooks/interventions.ts`). */
+  hooks?: readonly Intervention[];
 }
+
+const planKey = (batch: number, pos: number, withResult: boolean) => `${batch}x${pos}${withResult ? '+result' : ''}`;
+
+/** `runWithCache`'s default: every hook point but hook_result, which TransformerLens also skips unless enabled. */
+const allButHeadResults = (name: string) => !name.endsWith('.attn.hook_result');
 
 export interface RunResult {
   /** [batch, pos, d_vocab] */
@@ -35,12 +45,16 @@ const PLAN_CACHE_SIZE = 3;
 export class Model {
   private plans = new Map<string, ForwardPlan>();
   private destroyed = false;
+  /** Bound where an intervention kernel reads no source (zero, scale). */
+  private readonly dummy: GPUBuffer;
 
   constructor(
     readonly gpu: Gpu,
     readonly config: ModelConfig,
     private readonly weights: GpuWeights,
-  ) {}
+  ) {
+    this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
+  }
 
   /** Bytes of GPU memory the weights use. */
   get weightBytes(): number {
@@ -57,19 +71,26 @@ export class Model {
     return hookNames(this.config);
   }
 
-  /** Runs the forward on `tokens` ([batch][pos], equal-length rows). */
+  /**
+   * Runs the forward on `tokens` ([batch][pos], equal-length rows), applying `hooks` and keeping
+   * the hook points `cache` asks for. One command encoder, one submit, no readback, unless a
+   * `callback` hook needs the activation on the CPU (it splits the pass there).
+   */
   async run(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
     if (this.destroyed) throw new Error('this model was destroyed');
     const { batch, pos, flat } = validateTokens(tokens, this.config);
     const shapes = hookShapes(this.config, batch, pos);
     const keep = resolveFilter(options.cache, shapes);
+    const hooks = options.hooks ?? [];
+    for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(unknownHookMessage(h.hook, [...shapes.keys()]));
+    const kept = [...shapes].filter(([n]) => keep(n));
+    const withResult = kept.some(([n]) => n.endsWith('.attn.hook_result')) || hooks.some((h) => h.hook.endsWith('.attn.hook_result'));
 
     // Everything the run allocates is known now: check it before allocating any of it.
-    const kept = [...shapes].filter(([n]) => keep(n));
     const sizes = kept.map(([, shape]) => numel(shape) * 4);
     sizes.push(batch * pos * this.config.d_vocab * 4); // logits
-    const scratch = !this.plans.has(`${batch}x${pos}`);
-    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, batch, pos)).map((f) => f * 4));
+    const scratch = !this.plans.has(planKey(batch, pos, withResult));
+    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, batch, pos, withResult)).filter((f) => f > 0).map((f) => f * 4));
     const needed = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
     if (needed > left) {
@@ -79,16 +100,36 @@ export class Model {
           'cache fewer hook points (a narrower cache filter) or use a smaller batch',
       );
     }
-    const plan = await this.plan(batch, pos);
+    const plan = await this.plan(batch, pos, withResult);
+    const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
 
     const tensors = new Map<string, Tensor>();
-    const logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
-    const steps: Step[] = [];
+    let logits: Tensor | null = null;
     try {
+      logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
+      this.gpu.device.queue.writeBuffer(plan.ids, 0, flat);
+      let steps: Step[] = [];
       for (const s of plan.steps) {
         if (s.kind !== 'site') {
           steps.push(s);
           continue;
+        }
+        for (const work of compiled?.bySite.get(s.name) ?? []) {
+          if (work.kind === 'dispatch') {
+            steps.push(...work.dispatches);
+            continue;
+          }
+          // Slow path: finish the pass so far, read the activation, let JavaScript edit it.
+          submitSteps(this.gpu, steps, `forward ${batch}x${pos} up to ${s.name}`);
+          steps = [];
+          const n = numel(s.shape);
+          const act = await readBuffer(this.gpu, s.buffer, 0, n * 4);
+          const out = work.fn(act, { hook: s.name, shape: s.shape }) ?? act;
+          if (out.length !== n) {
+            throw new Error(`the hook function at ${s.name} returned ${out.length} values; the activation has ${n} ([${s.shape.join(', ')}])`);
+          }
+          const f32 = out instanceof Float32Array ? out : Float32Array.from(out);
+          this.gpu.device.queue.writeBuffer(s.buffer, 0, f32.buffer as ArrayBuffer, f32.byteOffset, n * 4);
         }
         if (!keep(s.name)) continue;
         const t = Tensor.empty(this.gpu, s.shape, s.name);
@@ -96,22 +137,34 @@ export class Model {
         steps.push({ kind: 'copy', src: s.buffer, srcOffset: 0, dst: t.buffer, dstOffset: 0, size: t.byteLength });
       }
       steps.push({ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength });
-      this.gpu.device.queue.writeBuffer(plan.ids, 0, flat);
       submitSteps(this.gpu, steps, `forward ${batch}x${pos}`);
     } catch (e) {
-      logits.release();
+      logits?.release();
       for (const t of tensors.values()) t.release();
       throw e;
+    } finally {
+      compiled?.release();
     }
     const cache = new ActivationCache(tensors);
+    const out = logits;
     return {
-      logits,
+      logits: out,
       cache,
       release() {
-        logits.release();
+        out.release();
         cache.release();
       },
     };
+  }
+
+  /** TransformerLens' `run_with_cache`: logits plus the cache (all hook points unless filtered). */
+  runWithCache(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
+    return this.run(tokens, { cache: allButHeadResults, ...options });
+  }
+
+  /** TransformerLens' `run_with_hooks`: the logits of a run with interventions. */
+  runWithHooks(tokens: readonly (readonly number[])[], hooks: readonly Intervention[], options: RunOptions = {}): Promise<RunResult> {
+    return this.run(tokens, { ...options, hooks });
   }
 
   /** Frees the weights and every plan. */
@@ -121,10 +174,11 @@ export class Model {
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.weights.destroy();
+    this.dummy.destroy();
   }
 
-  private async plan(batch: number, pos: number): Promise<ForwardPlan> {
-    const key = `${batch}x${pos}`;
+  private async plan(batch: number, pos: number, withResult: boolean): Promise<ForwardPlan> {
+    const key = planKey(batch, pos, withResult);
     let plan = this.plans.get(key);
     if (plan) {
       // Most recently used goes last.
@@ -137,8 +191,8 @@ export class Model {
       old.destroy();
       this.plans.delete(oldKey);
     }
-    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, batch, pos), () =>
-      buildForward(this.gpu, this.config, this.weights, batch, pos),
+    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, batch, pos, withResult), () =>
+      buildForward(this.gpu, this.config, this.weights, batch, pos, withResult),
     );
     this.plans.set(key, built);
     return built;
@@ -156,26 +210,3 @@ function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, numb
   return (n) => wanted.has(n);
 }
 
-/** "unknown hook point X; did you mean Y, Z?" with the nearest names by edit distance. */
-export function unknownHookMessage(name: string, known: string[]): string {
-  const near = known
-    .map((k) => [k, editDistance(name, k)] as const)
-    .sort((a, b) => a[1] - b[1])
-    .slice(0, 3)
-    .map(([k]) => k);
-  return `unknown hook point "${name}"; did you mean ${near.join(', ')}?`;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0];
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = row[j];
-      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return row[b.length];
-}

@@ -23,11 +23,17 @@ describe.each(GPT2_FIXTURES)('%s hook points', (name) => {
     const gpu = await testGpu();
     const model = await loadModel(gpu, await fixtureSource(name));
     // Reach the weights through a plan the model builds for itself.
-    const plan = buildForward(gpu, model.config, (model as unknown as { weights: Parameters<typeof buildForward>[2] }).weights, 2, 5);
+    const weights = (model as unknown as { weights: Parameters<typeof buildForward>[2] }).weights;
     const shapes = hookShapes(model.config, 2, 5);
-    expect([...plan.sites.keys()]).toEqual([...shapes.keys()]);
-    for (const [n, s] of plan.sites) expect(s.shape, n).toEqual(shapes.get(n));
-    plan.destroy();
+    // With per-head results: every hook point.
+    const full = buildForward(gpu, model.config, weights, 2, 5, true);
+    expect([...full.sites.keys()]).toEqual([...shapes.keys()]);
+    for (const [n, s] of full.sites) expect(s.shape, n).toEqual(shapes.get(n));
+    full.destroy();
+    // Without: all but hook_result, which costs H x attn_out and is computed only when asked.
+    const plain = buildForward(gpu, model.config, weights, 2, 5, false);
+    expect([...plain.sites.keys()]).toEqual([...shapes.keys()].filter((n) => !n.endsWith('hook_result')));
+    plain.destroy();
     model.destroy();
   });
 });

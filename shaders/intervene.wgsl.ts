@@ -1,0 +1,69 @@
+/**
+ * Interventions on an activation in place, driven by a table of entries: the one kernel behind
+ * zero / mean / replace (patching) / scale / add (steering) at every hook point.
+ *
+ * An activation is addressed as (batch b, position p, head h, feature f):
+ *   index = b * sb + p * sp + h * sh + f,   f < F
+ * which covers [B, T, d] (sh = 0, one "head"), [B, T, H, dh], [B, T, H, d_model] and the
+ * patterns [B, H, Tq, Tk] (p = query position, f = key position).
+ *
+ * Each entry (8 words) acts on one (b, p) and a head range [h0, h1):
+ *   op 0 zero:     x = 0
+ *   op 1 scale:    x = x * value
+ *   op 2 add:      x = x + value * src[src_base + h * src_sh + f]
+ *   op 3 replace:  x = src[src_base + h * src_sh + f]
+ * so every batch row can carry its own intervention in the same pass (a patching sweep is one
+ * forward of many rows, each with its own entries).
+ *
+ * Versions: v1 `intervene_v1`. Dispatch: (ceil(H_span * F / 64), entries) workgroups of 64;
+ * workgroup y picks the entry, x the element within its head range.
+ */
+import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
+
+export const INTERVENE_VERSIONS = ['intervene_v1'] as const;
+
+/** Words per entry in the table (must match `Entry` below). */
+export const ENTRY_WORDS = 8;
+
+export const OP = { zero: 0, scale: 1, add: 2, replace: 3 } as const;
+
+export function interveneSource(): string {
+  return wgsl`
+struct Params {
+  sb: u32, sp: u32, sh: u32, F: u32,
+  src_sh: u32,
+  entry0: u32,   // first entry of this dispatch in the table
+  n_entries: u32,
+}
+
+struct Entry {
+  op: u32, b: u32, p: u32, h0: u32, h1: u32,
+  src_base: u32,
+  value: f32,
+  pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> prm: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> entries: array<Entry>;
+@group(0) @binding(3) var<storage, read> src: array<f32>;
+
+@compute @workgroup_size(64)
+fn intervene_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
+  if (wg.y >= prm.n_entries) { return; }
+  let e = entries[prm.entry0 + wg.y];
+  let i = gid.x;
+  if (i >= (e.h1 - e.h0) * prm.F) { return; }
+  let h = e.h0 + i / prm.F;
+  let f = i % prm.F;
+  let idx = e.b * prm.sb + e.p * prm.sp + h * prm.sh + f;
+  let s = e.src_base + h * prm.src_sh + f;
+  switch e.op {
+    case 0u: { x[idx] = 0.0; }
+    case 1u: { x[idx] = x[idx] * e.value; }
+    case 2u: { x[idx] = x[idx] + e.value * src[s]; }
+    default: { x[idx] = src[s]; }
+  }
+}
+`;
+}

@@ -1,0 +1,30 @@
+/**
+ * Per-head results (`shaders/head-result.wgsl.ts`), for runs that ask for `hook_result`.
+ * CPU reference: `head-result.cpu.ts`.
+ */
+import { headResultSource } from '../../../shaders/head-result.wgsl.ts';
+import type { Gpu } from '../device.ts';
+import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { bindWhole } from '../window.ts';
+
+function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer, number]>, items: number, params: Params[], label: string): Dispatch {
+  const pipeline = gpu.pipelines.get('head-result', headResultSource(), entry);
+  const u = new Params(gpu, dims, `${label} params`);
+  params.push(u);
+  const bindGroup = gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [{ binding: 0, resource: { buffer: u.buffer } }, ...bufs.map(([b, n], i) => ({ binding: i + 1, resource: bindWhole(gpu, b, n, `${label} binding ${i + 1}`) }))],
+  });
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
+}
+
+/** result [BT, H, C] = z [BT, H, dh] per head @ W_O [H*dh, C]. */
+export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBuffer, BT: number, H: number, dh: number, C: number, params: Params[], label: string): Dispatch {
+  return prepare(gpu, 'head_result_v1', [BT, H, dh, C], [[z, BT * H * dh], [W_O, H * dh * C], [result, BT * H * C]], BT * H * C, params, label);
+}
+
+/** out [BT, C] = sum over heads of result [BT, H, C] + b_O [C]. */
+export function sumHeads(gpu: Gpu, out: GPUBuffer, result: GPUBuffer, b_O: GPUBuffer, BT: number, H: number, C: number, params: Params[], label: string): Dispatch {
+  return prepare(gpu, 'sum_heads_v1', [BT, H, 0, C], [[result, BT * H * C], [b_O, C], [out, BT * C]], BT * C, params, label);
+}

@@ -1,0 +1,271 @@
+/**
+ * Compiling a run's interventions into GPU work at each hook point.
+ *
+ * Every intervention becomes entries of one table (see `shaders/intervene.wgsl.ts`); entries of
+ * consecutive interventions at the same hook that read the same source and touch disjoint
+ * elements share one dispatch, so a sweep of hundreds of single-row patches costs a handful of
+ * dispatches. Sources are GPU tensors: a patch reads the other run's cached activation where it
+ * lies; mean and add upload a small tensor. Everything compiled here lives for one run.
+ */
+import type { Gpu } from '../gpu/device.ts';
+import { intervene, type SiteLayout } from '../gpu/kernels/intervene.ts';
+import type { Dispatch, Params } from '../gpu/recorder.ts';
+import { Tensor } from '../gpu/tensor.ts';
+import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
+import { ActivationCache } from './activation-cache.ts';
+import type { HookFn, Intervention, Selection } from './interventions.ts';
+import { hasHeads, siteLayout } from './site-layout.ts';
+import { unknownHookMessage } from './hook-names.ts';
+
+export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
+
+export interface CompiledHooks {
+  /** Work to do at each hook point, in order. */
+  bySite: Map<string, SiteWork[]>;
+  /** Frees the entry table, uploaded sources and uniforms (after the run is submitted). */
+  release(): void;
+}
+
+interface Group {
+  hook: string;
+  layout: SiteLayout;
+  src: GPUBuffer;
+  srcFloats: number;
+  srcHeadStride: number;
+  entries: number[][];
+  touched: Set<number>;
+  maxHeadSpan: number;
+  /** The site's work item this group's dispatches go into. */
+  work: { kind: 'dispatch'; dispatches: Dispatch[] };
+}
+
+export async function compileHooks(
+  gpu: Gpu,
+  sites: ReadonlyMap<string, { buffer: GPUBuffer; shape: number[] }>,
+  interventions: readonly Intervention[],
+  dummy: GPUBuffer,
+): Promise<CompiledHooks> {
+  const temps: Tensor[] = [];
+  const params: Params[] = [];
+  const bySite = new Map<string, SiteWork[]>();
+  const groups: Group[] = [];
+  const push = (hook: string, w: SiteWork) => {
+    const list = bySite.get(hook) ?? [];
+    list.push(w);
+    bySite.set(hook, list);
+  };
+  const release = () => {
+    for (const t of temps) t.release();
+    for (const p of params) p.destroy();
+  };
+
+  try {
+    // Work at each site in order; a group is open while it is the site's latest work.
+    const openGroup = new Map<string, Group>();
+    for (const iv of interventions) {
+      const shape = sites.get(iv.hook)?.shape;
+      if (!shape) throw new Error(unknownHookMessage(iv.hook, [...sites.keys()]));
+      if (iv.hook.endsWith('.hook_scale')) {
+        throw new Error(`interventions on ${iv.hook} are not supported: the LayerNorm kernel applies its scale itself; cache it, or intervene on hook_normalized`);
+      }
+      if (iv.op === 'callback') {
+        push(iv.hook, { kind: 'callback', fn: iv.fn });
+        openGroup.delete(iv.hook);
+        continue;
+      }
+      const layout = siteLayout(iv.hook, shape);
+      const sel = resolveSelection(iv.hook, shape, layout, iv);
+      const src = await resolveSource(gpu, iv, shape, layout, temps, dummy);
+      let g = openGroup.get(iv.hook);
+      const keys = targetKeys(layout, sel);
+      if (!g || g.src !== src.buffer || g.srcHeadStride !== src.headStride || keys.some((k) => g!.touched.has(k))) {
+        const work = { kind: 'dispatch' as const, dispatches: [] };
+        g = { hook: iv.hook, layout, src: src.buffer, srcFloats: src.floats, srcHeadStride: src.headStride, entries: [], touched: new Set(), maxHeadSpan: 0, work };
+        groups.push(g);
+        openGroup.set(iv.hook, g);
+        push(iv.hook, work);
+      }
+      for (const k of keys) g.touched.add(k);
+      const op = OP[iv.op === 'mean' ? 'replace' : iv.op];
+      const value = iv.op === 'scale' ? iv.factor : iv.op === 'add' ? (iv.coeff ?? 1) : 0;
+      for (const b of sel.batch) {
+        for (const p of sel.pos) {
+          for (const [h0, h1] of sel.headRanges) {
+            g.entries.push([op, b, p, h0, h1, src.base(b, p), value]);
+            g.maxHeadSpan = Math.max(g.maxHeadSpan, h1 - h0);
+          }
+        }
+      }
+    }
+
+    const total = groups.reduce((n, g) => n + g.entries.length, 0);
+    if (total > 0) {
+      const table = new Uint32Array(total * ENTRY_WORDS);
+      const f32 = new Float32Array(table.buffer);
+      let i = 0;
+      for (const g of groups) {
+        for (const e of g.entries) {
+          table.set(e.slice(0, 6), i * ENTRY_WORDS);
+          f32[i * ENTRY_WORDS + 6] = e[6];
+          i++;
+        }
+      }
+      const entries = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'intervention entries');
+      temps.push(entries);
+      let entry0 = 0;
+      for (const g of groups) {
+        const site = sites.get(g.hook)!;
+        g.work.dispatches.push(
+          ...intervene(
+            gpu,
+            {
+              x: site.buffer,
+              xFloats: site.shape.reduce((a, b) => a * b, 1),
+              layout: g.layout,
+              entries: entries.buffer,
+              entry0,
+              nEntries: g.entries.length,
+              maxHeadSpan: g.maxHeadSpan,
+              src: g.src,
+              srcFloats: g.srcFloats,
+              srcHeadStride: g.srcHeadStride,
+              label: `intervene ${g.hook}`,
+            },
+            params,
+          ),
+        );
+        entry0 += g.entries.length;
+      }
+    }
+  } catch (e) {
+    release();
+    throw e;
+  }
+  return { bySite, release };
+}
+
+interface ResolvedSelection {
+  batch: number[];
+  pos: number[];
+  headRanges: Array<[number, number]>;
+}
+
+function asList(v: number | readonly number[] | undefined, n: number, what: string, hook: string): number[] {
+  const list = v === undefined ? Array.from({ length: n }, (_, i) => i) : typeof v === 'number' ? [v] : [...v];
+  for (const i of list) {
+    if (!Number.isInteger(i) || i < 0 || i >= n) {
+      throw new Error(`${what} ${i} is out of range for ${hook} (it has ${n} ${what === 'batch row' ? 'batch rows' : what + 's'}: 0 .. ${n - 1})`);
+    }
+  }
+  return list;
+}
+
+function resolveSelection(hook: string, shape: readonly number[], layout: SiteLayout, sel: Selection): ResolvedSelection {
+  const batch = asList(sel.batch, layout.batch, 'batch row', hook);
+  const pos = asList(sel.pos, layout.pos, 'position', hook);
+  if (sel.heads !== undefined && !hasHeads(hook, shape)) {
+    throw new Error(`${hook} has no head axis, so a head selection does not apply (shape [${shape.join(', ')}])`);
+  }
+  const heads = [...new Set(asList(sel.heads, layout.heads, 'head', hook))].sort((a, b) => a - b);
+  // Consecutive heads become one range: fewer entries.
+  const headRanges: Array<[number, number]> = [];
+  for (const h of heads) {
+    const last = headRanges.at(-1);
+    if (last && last[1] === h) last[1] = h + 1;
+    else headRanges.push([h, h + 1]);
+  }
+  return { batch, pos, headRanges };
+}
+
+function targetKeys(layout: SiteLayout, sel: ResolvedSelection): number[] {
+  const keys: number[] = [];
+  for (const b of sel.batch) for (const p of sel.pos) for (const [h0, h1] of sel.headRanges) for (let h = h0; h < h1; h++) keys.push((b * layout.pos + p) * layout.heads + h);
+  return keys;
+}
+
+interface Source {
+  buffer: GPUBuffer;
+  floats: number;
+  headStride: number;
+  /** Element of the source that holds (b, p, head 0, feature 0). */
+  base: (b: number, p: number) => number;
+}
+
+async function resolveSource(
+  gpu: Gpu,
+  iv: Exclude<Intervention, { op: 'callback' }>,
+  shape: readonly number[],
+  layout: SiteLayout,
+  temps: Tensor[],
+  dummy: GPUBuffer,
+): Promise<Source> {
+  const { hook } = iv;
+  const perHead = layout.heads * layout.F; // floats of one (b, p) in a [.., heads, F] source
+  switch (iv.op) {
+    case 'zero':
+    case 'scale':
+      return { buffer: dummy, floats: 1, headStride: 0, base: () => 0 };
+    case 'add': {
+      const v = iv.vector;
+      if (v.length !== layout.F && v.length !== perHead) {
+        throw new Error(
+          `the vector added at ${hook} has ${v.length} values; it needs ${layout.F}` + (layout.heads > 1 ? ` (or ${perHead} = heads x ${layout.F})` : ''),
+        );
+      }
+      const t = Tensor.from(gpu, Float32Array.from(v), [v.length], `add vector ${hook}`);
+      temps.push(t);
+      return { buffer: t.buffer, floats: v.length, headStride: v.length === layout.F ? 0 : layout.F, base: () => 0 };
+    }
+    case 'replace': {
+      const t = iv.source instanceof ActivationCache ? iv.source.get(hook) : iv.source;
+      t.assertLive();
+      const [Bs, ...rest] = t.shape;
+      if (rest.length !== shape.length - 1 || rest.some((d, i) => d !== shape[i + 1])) {
+        throw new Error(
+          `the replacement for ${hook} has shape [${t.shape.join(', ')}] but the hook has [${shape.join(', ')}] (batch may differ)`,
+        );
+      }
+      let row: (b: number) => number;
+      if (iv.sourceBatch !== undefined) {
+        if (!Number.isInteger(iv.sourceBatch) || iv.sourceBatch < 0 || iv.sourceBatch >= Bs) {
+          throw new Error(`sourceBatch ${iv.sourceBatch} is out of range for a replacement with ${Bs} rows`);
+        }
+        const r = iv.sourceBatch;
+        row = () => r;
+      } else if (Bs === 1) row = () => 0;
+      else if (Bs === layout.batch) row = (b) => b;
+      else {
+        throw new Error(
+          `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch}; give sourceBatch, or a source of 1 or ${layout.batch} rows`,
+        );
+      }
+      return { buffer: t.buffer, floats: t.numel, headStride: layout.sh, base: (b, p) => row(b) * layout.sb + p * layout.sp };
+    }
+    case 'mean': {
+      const ref = iv.reference.get(hook);
+      const data = await ref.read();
+      const refLayout = siteLayout(hook, ref.shape);
+      const pooled = iv.pooled ?? false;
+      if (!pooled && refLayout.pos !== layout.pos) {
+        throw new Error(
+          `the reference for mean-ablating ${hook} has ${refLayout.pos} positions and this run ${layout.pos}; use pooled: true to average over positions`,
+        );
+      }
+      if (refLayout.F !== layout.F || refLayout.heads !== layout.heads) {
+        throw new Error(`the reference for ${hook} has shape [${ref.shape.join(', ')}], not compatible with [${shape.join(', ')}]`);
+      }
+      const P = pooled ? 1 : layout.pos;
+      // mean: [P, heads, F]
+      const mean = new Float64Array(P * perHead);
+      const L = refLayout;
+      for (let b = 0; b < L.batch; b++)
+        for (let p = 0; p < L.pos; p++)
+          for (let h = 0; h < L.heads; h++)
+            for (let f = 0; f < L.F; f++) mean[((pooled ? 0 : p) * L.heads + h) * L.F + f] += data[b * L.sb + p * L.sp + h * L.sh + f];
+      const n = L.batch * (pooled ? L.pos : 1);
+      const t = Tensor.from(gpu, Float32Array.from(mean, (x) => x / n), [P, layout.heads, layout.F], `mean ${hook}`);
+      temps.push(t);
+      return { buffer: t.buffer, floats: t.numel, headStride: layout.F, base: (_b, p) => (pooled ? 0 : p) * perHead };
+    }
+  }
+}

@@ -1,0 +1,25 @@
+/** How each hook point's tensor is laid out, for the intervention kernel (see `shaders/intervene.wgsl.ts`). */
+import type { SiteLayout } from '../gpu/kernels/intervene.ts';
+
+/** Patterns and scores are [batch, head, query_pos, key_pos]; the rest are batch, pos first. */
+export function isPatternLike(hook: string): boolean {
+  return hook.endsWith('.hook_pattern') || hook.endsWith('.hook_attn_scores');
+}
+
+export function siteLayout(hook: string, shape: readonly number[]): SiteLayout {
+  if (isPatternLike(hook)) {
+    const [B, H, T, K] = shape;
+    return { sb: H * T * K, sp: K, sh: T * K, F: K, batch: B, pos: T, heads: H };
+  }
+  if (shape.length === 4) {
+    const [B, T, H, D] = shape;
+    return { sb: T * H * D, sp: H * D, sh: D, F: D, batch: B, pos: T, heads: H };
+  }
+  const [B, T, D] = shape;
+  return { sb: T * D, sp: D, sh: 0, F: D, batch: B, pos: T, heads: 1 };
+}
+
+/** True when the hook has a head axis a selection may pick from. */
+export function hasHeads(hook: string, shape: readonly number[]): boolean {
+  return shape.length === 4;
+}

@@ -1,0 +1,146 @@
+/**
+ * `grid1d`, the 1-D -> 2-D workgroup folding every elementwise, layernorm, attention and gather
+ * dispatch uses, and the shaders' matching index recovery.
+ *
+ * Real folding needs more than 65,535 workgroups (4M+ elements), too slow on lavapipe. Instead
+ * grid1d runs against a fake limit, and then the real kernels run on a `Gpu` that only pretends
+ * its limit is 3 workgroups per dimension, so small shapes fold, with several idle workgroups in
+ * the last row of the grid. Results must equal the unfolded run exactly (same arithmetic).
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { attnScores, attnSoftmax, attnZ, type AttentionDims } from '../../src/gpu/kernels/attention.ts';
+import { add, geluNew } from '../../src/gpu/kernels/elementwise.ts';
+import { gather } from '../../src/gpu/kernels/embed.ts';
+import { layernorm } from '../../src/gpu/kernels/layernorm.ts';
+import { WeightArena } from '../../src/gpu/chunked.ts';
+import { Params, grid1d, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { ints, mulberry32, normal } from './random.ts';
+
+describe('grid1d', () => {
+  const MAX = 10;
+  const fake = { limits: { maxComputeWorkgroupsPerDimension: MAX } } as unknown as Gpu;
+
+  it('covers n items exactly once within the limit, for every n up to MAX^2 groups', () => {
+    for (const perGroup of [1, 3, 8]) {
+      for (let n = 0; n <= MAX * MAX * perGroup; n++) {
+        const [x, y, z] = grid1d(fake, n, perGroup);
+        expect(z).toBe(1);
+        expect(x).toBeGreaterThanOrEqual(1);
+        expect(x).toBeLessThanOrEqual(MAX);
+        expect(y).toBeGreaterThanOrEqual(1);
+        expect(y).toBeLessThanOrEqual(MAX);
+        const groups = Math.max(1, Math.ceil(n / perGroup));
+        if (groups <= MAX) expect([x, y]).toEqual([groups, 1]); // unfolded while it fits
+        // Few idle workgroups: less than one row of the grid.
+        expect(x * y - groups).toBeLessThan(x);
+        // The shaders' index: (wg.x + wg.y * num_workgroups.x) * perGroup + local index.
+        const seen = new Uint8Array(n);
+        for (let wy = 0; wy < y; wy++) {
+          for (let wx = 0; wx < x; wx++) {
+            for (let l = 0; l < perGroup; l++) {
+              const i = (wx + wy * x) * perGroup + l;
+              if (i < n) seen[i]++;
+            }
+          }
+        }
+        expect(seen.every((s) => s === 1), `n=${n} perGroup=${perGroup}`).toBe(true);
+      }
+    }
+  });
+
+  it('n = 0 still dispatches one (idle) workgroup', () => {
+    expect(grid1d(fake, 0, 64)).toEqual([1, 1, 1]);
+  });
+});
+
+describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimension)', () => {
+  let gpu: Gpu;
+  let folded: Gpu;
+  const params: Params[] = [];
+  const tensors: Tensor[] = [];
+  let arena: WeightArena;
+
+  beforeAll(async () => {
+    gpu = await testGpu();
+    // Same device, pipelines and pool; only the limit grid1d reads differs.
+    folded = Object.create(gpu, { limits: { value: { ...gpu.limits, maxComputeWorkgroupsPerDimension: 3 } } }) as Gpu;
+    arena = new WeightArena(gpu);
+  });
+  afterAll(() => {
+    for (const p of params) p.destroy();
+    for (const t of tensors) t.release();
+    arena?.destroy();
+  });
+
+  const upload = (data: Float32Array) => {
+    const t = Tensor.from(gpu, data, [data.length], 'in');
+    tensors.push(t);
+    return t;
+  };
+  const empty = (n: number) => upload(new Float32Array(n).fill(Number.NaN));
+
+  /** Runs `make` on the real and the folded device; the outputs must be identical. */
+  async function same(what: string, outLen: number, make: (g: Gpu, out: GPUBuffer) => Dispatch[]): Promise<void> {
+    const a = empty(outLen);
+    const b = empty(outLen);
+    const plain = make(gpu, a.buffer);
+    const fold = make(folded, b.buffer);
+    expect(fold.some((d) => d.workgroups[1] > 1), `${what} folds`).toBe(true);
+    expect(fold.every((d) => d.workgroups[0] <= 3)).toBe(true);
+    submitSteps(gpu, [...plain, ...fold], what);
+    const [x, y] = [await a.read(), await b.read()];
+    expect(Array.from(x).some(Number.isNaN), `${what}: unwritten output`).toBe(false);
+    expect(Array.from(y), what).toEqual(Array.from(x));
+  }
+
+  it('add and gelu_new (n = 1001: 16 workgroups -> 3 x 6)', async () => {
+    const rng = mulberry32(31);
+    const n = 1001;
+    const a = upload(normal(rng, n));
+    const b = upload(normal(rng, n));
+    await same('add', n, (g, out) => [add(g, out, a.buffer, b.buffer, n, params, 'add')]);
+    await same('gelu', n, (g, out) => [geluNew(g, out, a.buffer, n, params, 'gelu')]);
+  });
+
+  it('layernorm v1 (300 rows: 5 workgroups of 64) and v2 (37 rows: 37 workgroups -> 3 x 13)', async () => {
+    const rng = mulberry32(32);
+    const C = 13;
+    for (const [version, rows] of [['v1', 300], ['v2', 37]] as const) {
+      const x = upload(normal(rng, rows * C, 2, 3));
+      const w = upload(normal(rng, C));
+      const bb = upload(normal(rng, C));
+      const scales: Tensor[] = [];
+      await same(`layernorm ${version}`, rows * C, (g, out) => {
+        const scale = empty(rows);
+        scales.push(scale);
+        return [layernorm(g, { out, scale: scale.buffer, x: x.buffer, w: w.buffer, b: bb.buffer, rows, C, eps: 1e-5, label: 'ln' }, params, version)];
+      });
+      expect(Array.from(await scales[1]!.read())).toEqual(Array.from(await scales[0]!.read()));
+    }
+  });
+
+  it('attention scores, softmax, z (B=3, T=7, H=3, dh=5)', async () => {
+    const rng = mulberry32(33);
+    const d: AttentionDims = { B: 3, T: 7, H: 3, dh: 5 };
+    const n = d.B * d.T * d.H * d.dh;
+    const s = d.B * d.H * d.T * d.T;
+    const [q, k, v] = [upload(normal(rng, n)), upload(normal(rng, n)), upload(normal(rng, n))];
+    const scores = upload(normal(rng, s)); // stand-in scores for the softmax and z inputs
+    await same('scores', s, (g, out) => [attnScores(g, d, out, q.buffer, k.buffer, params, 'scores')]);
+    // 63 softmax rows: a single workgroup even with the fake limit; z folds (315 items).
+    const pattern = empty(s);
+    submitSteps(gpu, [attnSoftmax(gpu, d, pattern.buffer, scores.buffer, params, 'softmax')], 'softmax');
+    await same('z', n, (g, out) => [attnZ(g, d, out, pattern.buffer, v.buffer, params, 'z')]);
+  });
+
+  it('gather (30 ids x C = 37: 18 workgroups -> 3 x 6)', async () => {
+    const rng = mulberry32(34);
+    const V = 50, C = 37, n = 30;
+    const table = arena.uploadRows(normal(rng, V * C), V, C, 'table');
+    const ids = upload(new Float32Array(ints(rng, n, V).buffer));
+    await same('gather', n * C, (g, out) => gather(g, out, ids.buffer, table, n, C, params, 'gather'));
+  });
+});

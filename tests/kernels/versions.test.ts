@@ -1,0 +1,111 @@
+/**
+ * Every shader module's `*_VERSIONS` list matches the `@compute` entry points its source really
+ * has, for every preprocessor variant, and its header comment names each one — so the lists
+ * cannot drift from the code (llm.c's layernorm had an unlisted v6; its attention listed an 11
+ * it could not run). Every listed entry point also compiles on the device.
+ *
+ * The shader files are found by listing shaders/, so a new family is checked without edits here;
+ * only families whose source takes preprocessor flags need their variants named below.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, it, expect, beforeAll } from 'vitest';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+const SHADER_DIR = new URL('../../shaders/', import.meta.url);
+const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort();
+
+/** Source arguments for each variant, for the families whose source takes flags. */
+const VARIANTS: Record<string, unknown[]> = {
+  'matmul.wgsl.ts': [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias }))),
+};
+
+/** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */
+const CONSTANTS: Record<string, Record<string, number>> = {};
+
+/** `@compute @workgroup_size(...) fn NAME` entry points, in source order. */
+function computeEntryPoints(source: string): string[] {
+  const re = /@compute\s+@workgroup_size\s*\([^)]*\)\s*fn\s+([A-Za-z_][A-Za-z0-9_]*)/g;
+  const attrs = /@compute\b/g;
+  const names = [...source.matchAll(re)].map((m) => m[1]!);
+  // Every @compute must be matched (no attribute order the regex misses).
+  expect(names.length, 'every @compute attribute starts a recognised entry point').toBe([...source.matchAll(attrs)].length);
+  return names;
+}
+
+interface Family {
+  file: string;
+  versions: readonly string[];
+  sources: string[];
+  header: string;
+}
+
+async function load(file: string): Promise<Family> {
+  const mod = (await import(new URL(file, SHADER_DIR).href)) as Record<string, unknown>;
+  const lists = Object.keys(mod).filter((k) => k.endsWith('_VERSIONS'));
+  const makers = Object.keys(mod).filter((k) => k.endsWith('Source') && typeof mod[k] === 'function');
+  expect(lists, `${file} exports one *_VERSIONS list`).toHaveLength(1);
+  expect(makers, `${file} exports one *Source function`).toHaveLength(1);
+  const make = mod[makers[0]!] as (v?: unknown) => string;
+  const variants = VARIANTS[file] ?? [undefined];
+  const text = readFileSync(new URL(file, SHADER_DIR), 'utf8');
+  return {
+    file,
+    versions: mod[lists[0]!] as readonly string[],
+    sources: variants.map((v) => make(v)),
+    header: text.slice(0, text.indexOf('*/')),
+  };
+}
+
+describe('shader version lists match their entry points', () => {
+  it('finds the kernel families', () => {
+    expect(FILES).toEqual(expect.arrayContaining(['activation.wgsl.ts', 'attention.wgsl.ts', 'embed.wgsl.ts', 'layernorm.wgsl.ts', 'matmul.wgsl.ts', 'residual.wgsl.ts']));
+  });
+
+  describe.each(FILES)('%s', (file) => {
+    let fam: Family;
+    beforeAll(async () => {
+      fam = await load(file);
+    });
+
+    it('the *_VERSIONS list equals the @compute entry points of every variant', () => {
+      expect(new Set(fam.versions).size, 'no duplicates in the list').toBe(fam.versions.length);
+      fam.sources.forEach((src, i) => {
+        expect([...computeEntryPoints(src)].sort(), `variant ${i}`).toEqual([...fam.versions].sort());
+      });
+    });
+
+    it('the header comment names every listed entry point', () => {
+      for (const name of fam.versions) expect(fam.header, `${file} header`).toMatch(new RegExp(`\\b${name}\\b`));
+    });
+
+    it('every listed entry point of every variant compiles', async () => {
+      const gpu: Gpu = await testGpu();
+      for (const [i, src] of fam.sources.entries()) {
+        for (const entry of fam.versions) {
+          await gpu.guard(`compiling ${file} variant ${i} ${entry}`, 0, () =>
+            gpu.pipelines.get(file, src, entry, CONSTANTS[file] ?? {}),
+          );
+        }
+      }
+    });
+  });
+});
+
+describe('the checks themselves', () => {
+  it('compiling an entry point the source lacks fails', async () => {
+    const gpu = await testGpu();
+    const fam = await load('residual.wgsl.ts');
+    await expect(gpu.guard('compiling add_v9', 0, () => gpu.pipelines.get('residual', fam.sources[0]!, 'add_v9'))).rejects.toThrow(/add_v9/);
+  });
+
+  it('reads names across line breaks and ignores non-compute functions', () => {
+    const src = `
+fn helper() -> f32 { return 1.0; }
+@compute @workgroup_size(8, 8)
+fn a_v1(@builtin(global_invocation_id) g: vec3u) {}
+@compute
+@workgroup_size(WG) fn b_v2() {}`;
+    expect(computeEntryPoints(src)).toEqual(['a_v1', 'b_v2']);
+  });
+});
