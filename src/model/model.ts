@@ -15,6 +15,7 @@ import { hookNames, hookShapes } from './hook-points.ts';
 import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
+import { logitLens, unembedColumn } from './logit-lens.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -165,6 +166,21 @@ export class Model {
   /** TransformerLens' `run_with_hooks`: the logits of a run with interventions. */
   runWithHooks(tokens: readonly (readonly number[])[], hooks: readonly Intervention[], options: RunOptions = {}): Promise<RunResult> {
     return this.run(tokens, { ...options, hooks });
+  }
+
+  /**
+   * The logit lens: ln_final (with its gain and bias, on each row's own statistics) and the
+   * unembedding on residual rows [..., d_model], giving [..., d_vocab]. On the final residual it
+   * reproduces the logits.
+   */
+  logitLens(resid: Float32Array, options: { applyLn?: boolean } = {}): Promise<Float32Array> {
+    return logitLens(this.gpu, this.config, this.weights, resid, options.applyLn ?? true);
+  }
+
+  /** The residual direction of a logit difference: W_U[:, good] - W_U[:, bad], [d_model]. */
+  async logitDiffDirection(good: number, bad: number): Promise<Float32Array> {
+    const [a, b] = await Promise.all([unembedColumn(this.gpu, this.config, this.weights, good), unembedColumn(this.gpu, this.config, this.weights, bad)]);
+    return a.map((v, i) => v - b[i]);
   }
 
   /** Frees the weights and every plan. */
