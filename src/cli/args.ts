@@ -69,15 +69,15 @@ export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec
   return { positionals, flags };
 }
 
-/** One `--ids` value, "0,5,9", as token ids. */
-export function parseIdRow(text: string): number[] {
-  if (text.trim() === '') throw new UsageError('--ids is empty: give comma-separated token ids, e.g. --ids 0,5,9');
+/** One `--ids` value, "0,5,9", as token ids; `flag` names the option in messages (e.g. `--clean`). */
+export function parseIdRow(text: string, flag = '--ids'): number[] {
+  if (text.trim() === '') throw new UsageError(`${flag} is empty: give comma-separated token ids, e.g. ${flag} 0,5,9`);
   return text.split(',').map((part) => {
     const s = part.trim();
     // Digits only: Number() would also accept "1e3", "0x10" and "", which are typos here.
     const id = /^\d+$/.test(s) ? Number(s) : NaN;
     if (!Number.isSafeInteger(id)) {
-      throw new UsageError(`--ids ${text}: "${s}" is not a token id (a non-negative integer)`);
+      throw new UsageError(`${flag} ${text}: "${s}" is not a token id (a non-negative integer)`);
     }
     return id;
   });
@@ -85,7 +85,7 @@ export function parseIdRow(text: string): number[] {
 
 /** Every `--ids` flag, one batch row each; rows must have equal lengths. */
 export function parseIdRows(values: readonly string[]): number[][] {
-  const rows = values.map(parseIdRow);
+  const rows = values.map((v) => parseIdRow(v));
   const lengths = rows.map((r) => r.length);
   if (lengths.some((n) => n !== lengths[0])) {
     throw new UsageError(`--ids rows have different lengths: ${lengths.join(', ')}`);

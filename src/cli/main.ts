@@ -5,24 +5,34 @@
  */
 import { readFileSync } from 'node:fs';
 import { UsageError } from './args.ts';
+import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
+import { patchCommand } from './patch.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
 
 usage:
   patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+  patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...] [--mode zero|mean]
+                  --metric logit-diff:POS:GOOD:BAD [--json]
+  patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site resid_pre
+                 --metric logit-diff:POS:GOOD:BAD [--json]
   patchbay <command> --help
   patchbay --version
 
 commands:
   cache    run token ids through a model; write every hook activation and the logits to a
            safetensors file
+  ablate   run token ids with attention heads zero- or mean-ablated; print a logit difference
+           and the logits at its position
+  patch    patch the clean run's resid_pre into the corrupted run at every (layer, position),
+           in one batched pass; print the logit difference of each as a grid
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
 
 type Command = (argv: readonly string[], print: (line: string) => void) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { cache: cacheCommand };
+const COMMANDS: Record<string, Command> = { cache: cacheCommand, ablate: ablateCommand, patch: patchCommand };
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

@@ -1,0 +1,161 @@
+/**
+ * `patchbay ablate`: run a batch of token ids with some attention heads ablated (their
+ * `blocks.L.attn.hook_z` output, at every position, all listed heads together in one run) and
+ * report a logit-difference metric plus the logits at its position, batch row 0.
+ */
+import type { ModelConfig } from '../model/config.ts';
+import type { RunResult } from '../model/model.ts';
+import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
+import { UsageError, parseArgs, parseIdRows } from './args.ts';
+import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
+import { METRIC_SYNTAX, checkMetric, describeMetric, metricValue, parseMetric } from './metric.ts';
+
+export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
+                      [--mode zero|mean] --metric ${METRIC_SYNTAX} [--json]
+
+Runs the model on the token ids with the listed attention heads ablated, all of them together in
+one run, at every position and batch row, and reports the metric on batch row 0.
+
+  <model-dir-or-url>  a Hugging Face GPT-2 folder or an http(s) URL of one (as for patchbay cache)
+  --ids 0,5,9         one batch row of token ids; repeat the flag for more rows (equal lengths)
+  --heads L.H,...     heads to ablate, layer.head counted from 0, e.g. 0.2,1.3 (may be repeated)
+  --mode zero         set each head's output (blocks.L.attn.hook_z) to 0 (the default)
+  --mode mean         set it to its mean over a plain (unablated) run on the same --ids: the mean
+                      over every batch row and every position, one vector per head
+                      (meanHead(L, H, cache, { pooled: true }) with the plain run's hook_z)
+  --metric ${METRIC_SYNTAX}
+                      logits[0, POS, GOOD] - logits[0, POS, BAD] of the ablated run
+  --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
+                      batch row 0) instead of a summary
+  --help              this text`;
+
+const FLAGS = {
+  ids: { repeated: true, required: true },
+  heads: { repeated: true, required: true },
+  mode: {},
+  metric: { required: true },
+  json: { boolean: true },
+  help: { boolean: true },
+} as const;
+
+const MODES = ['zero', 'mean'] as const;
+type Mode = (typeof MODES)[number];
+
+export interface Head {
+  layer: number;
+  head: number;
+}
+
+/** Every `--heads` value, "0.2,1.3", as heads in the order given, duplicates dropped. */
+export function parseHeads(values: readonly string[]): Head[] {
+  const heads: Head[] = [];
+  const seen = new Set<string>();
+  for (const text of values) {
+    for (const part of text.split(',')) {
+      const s = part.trim();
+      const m = /^(\d+)\.(\d+)$/.exec(s);
+      if (!m) {
+        throw new UsageError(
+          s === '' ? `--heads ${text}: empty head; expected L.H[,L.H...], e.g. --heads 0.2,1.3` : `--heads ${text}: "${s}" is not a head; expected L.H (layer.head, from 0), e.g. 1.3`,
+        );
+      }
+      const h = { layer: Number(m[1]), head: Number(m[2]) };
+      const key = `${h.layer}.${h.head}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      heads.push(h);
+    }
+  }
+  return heads;
+}
+
+/** Rejects heads the model does not have, naming its n_layers / n_heads. */
+export function checkHeads(heads: readonly Head[], c: ModelConfig): void {
+  for (const { layer, head } of heads) {
+    if (layer >= c.n_layers) {
+      throw new UsageError(`--heads: head ${layer}.${head}: layer ${layer} is out of range; the model has ${c.n_layers} layers (n_layers), 0 .. ${c.n_layers - 1}`);
+    }
+    if (head >= c.n_heads) {
+      throw new UsageError(`--heads: head ${layer}.${head}: head ${head} is out of range; the model has ${c.n_heads} heads per layer (n_heads), 0 .. ${c.n_heads - 1}`);
+    }
+  }
+}
+
+export async function ablateCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
+  const { positionals, flags } = parseArgs(argv, FLAGS, 'ablate');
+  if (flags.has('help')) {
+    print(ABLATE_USAGE);
+    return;
+  }
+  if (positionals.length === 0) throw new UsageError('ablate needs a model folder or URL (see patchbay ablate --help)');
+  if (positionals.length > 1) throw new UsageError(`ablate takes one model, got also: ${positionals.slice(1).join(' ')}`);
+  const [modelArg] = positionals;
+  const ids = parseIdRows(flags.get('ids')!);
+  const heads = parseHeads(flags.get('heads')!);
+  const modeText = flags.get('mode')?.[0] ?? 'zero';
+  if (!(MODES as readonly string[]).includes(modeText)) {
+    throw new UsageError(`--mode ${modeText}: unknown mode; expected ${MODES.join(' or ')}`);
+  }
+  const mode = modeText as Mode;
+  const metric = parseMetric(flags.get('metric')![0]);
+  const json = flags.has('json');
+  const T = ids[0].length;
+
+  await withModel(
+    modelArg,
+    (c) => {
+      checkMetric(metric, T, c.d_vocab);
+      checkHeads(heads, c);
+    },
+    async ({ model, gpu, source, loadMs }) => {
+      const V = model.config.d_vocab;
+      let plain: RunResult | undefined;
+      let ablated: RunResult | undefined;
+      try {
+        const t0 = performance.now();
+        let hooks: Intervention[];
+        if (mode === 'zero') {
+          hooks = heads.map((h) => zeroHead(h.layer, h.head));
+          // The unablated metric is only for the human summary.
+          if (!json) plain = await model.run(ids);
+        } else {
+          const layers = [...new Set(heads.map((h) => h.layer))];
+          plain = await model.run(ids, { cache: layers.map((l) => `blocks.${l}.attn.hook_z`) });
+          const reference = plain.cache;
+          hooks = heads.map((h) => meanHead(h.layer, h.head, reference, { pooled: true }));
+        }
+        ablated = await model.run(ids, { hooks });
+        const logits = await ablated.logits.read();
+        const shape = ablated.logits.shape;
+        const value = metricValue(metric, logits, shape);
+        const row = logits.slice(metric.pos * V, (metric.pos + 1) * V); // batch row 0
+        const runMs = performance.now() - t0;
+
+        if (json) {
+          print(JSON.stringify({ metric: value, logits_at_pos: Array.from(row) }));
+          return;
+        }
+        const before = metricValue(metric, await plain!.logits.read(), shape);
+        const top = Array.from(row, (v, i) => [i, v] as const)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 5)
+          .map(([i, v]) => `${i} (${fmt(v, 2)})`);
+        print(`patchbay ablate: ${source.describe}`);
+        print(`  model    ${describeModel(model.config)}`);
+        print(`  adapter  ${gpu.adapterName}`);
+        print(`  input    ${ids.length} × ${T} tokens (batch × pos)`);
+        print(
+          `  ablated  ${heads.map((h) => `${h.layer}.${h.head}`).join(', ')}: hook_z ` +
+            (mode === 'zero' ? 'set to 0' : 'set to its mean over the batch and positions') +
+            ' at every position',
+        );
+        print(`  metric   ${describeMetric(metric)}, row 0: ${fmt(value)} (unablated ${fmt(before)}, change ${fmtSigned(value - before)})`);
+        print(`  top 5    logits at pos ${metric.pos}, row 0: ${top.join(', ')}`);
+        print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);
+      } finally {
+        ablated?.release();
+        plain?.release();
+      }
+    },
+  );
+}

@@ -1,0 +1,38 @@
+/**
+ * Patchbay's public API. Names follow TransformerLens where it has one.
+ *
+ *   const gpu = await acquireGpu();
+ *   const model = await loadModel(gpu, 'https://…/induction-2l');           // or a ModelSource
+ *   const { logits, cache } = await model.runWithCache(tokens);
+ *   const ablated = await model.runWithHooks(tokens, [zeroHead(1, 3)]);
+ *   const patched = await model.runWithHooks(corrupt, [patchFrom('blocks.0.hook_resid_pre', cache, { pos: 4 })]);
+ *   cache.release();
+ */
+export { acquireGpu, Gpu, type GpuOptions } from './gpu/device.ts';
+export { DeviceLostError, NoWebGPUError, OutOfMemoryError } from './gpu/errors.ts';
+export { Tensor } from './gpu/tensor.ts';
+
+export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
+export { Model, type RunOptions, type RunResult, type CacheFilter } from './model/model.ts';
+export type { ModelConfig } from './model/config.ts';
+export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
+export { hookNames, hookShapes } from './model/hook-points.ts';
+export { TokenInputError } from './model/tokens.ts';
+export { urlModelSource, blobModelSource, type ModelSource, type ProgressFn } from './model/source.ts';
+export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors.ts';
+
+export { ActivationCache } from './hooks/activation-cache.ts';
+export {
+  zeroAblate,
+  meanAblate,
+  patchFrom,
+  scaleBy,
+  addVector,
+  hookFn,
+  zeroHead,
+  meanHead,
+  type Intervention,
+  type Selection,
+  type HookFn,
+} from './hooks/interventions.ts';
+export { accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, sumStack, logitDiff, type Stack } from './hooks/cache-helpers.ts';

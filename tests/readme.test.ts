@@ -1,0 +1,28 @@
+/** The README's API example is `examples/quickstart.ts` verbatim, and it runs and prints the fixture's numbers. */
+import { describe, it, expect } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+
+describe('README example', () => {
+  it('is the quickstart file, which runs and reproduces the fixture numbers', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const example = readFileSync(join(root, 'examples/quickstart.ts'), 'utf8');
+    expect(readme).toContain(example.trim());
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/quickstart.ts'], {
+      cwd: root,
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const cases = JSON.parse(readFileSync(join(root, 'tests/fixtures/induction-2l/cases.json'), 'utf8'));
+    const num = (re: RegExp) => Number(out.match(re)?.[1]);
+    expect(num(/clean logit diff: (-?[\d.]+)/)).toBeCloseTo(cases.clean_logit_diff, 3);
+    const h02 = cases.head_zero_ablation_on_clean.find((c: { layer: number; head: number }) => c.layer === 0 && c.head === 2);
+    expect(num(/head 0.2 ablated: (-?[\d.]+)/)).toBeCloseTo(h02.logit_diff, 3);
+    expect(num(/corrupt: (-?[\d.]+)/)).toBeCloseTo(cases.corrupt_logit_diff, 3);
+    expect(num(/patched: (-?[\d.]+)/)).toBeCloseTo(cases.resid_pre_patch_corrupt_from_clean[1][16], 3);
+  });
+});
