@@ -36,6 +36,7 @@ export class WeightArena {
     const buffer = this.gpu.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: WEIGHT_USAGE, label, mappedAtCreation: true });
     this.buffers.push(buffer);
     this.bytes += buffer.size;
+    this.gpu.pool.weightBytes += buffer.size;
     new Float32Array(buffer.getMappedRange()).set(data);
     buffer.unmap();
     return buffer;
@@ -58,6 +59,7 @@ export class WeightArena {
   }
 
   destroy(): void {
+    this.gpu.pool.weightBytes -= this.bytes;
     for (const b of this.buffers) b.destroy();
     this.buffers.length = 0;
     this.bytes = 0;

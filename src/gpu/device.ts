@@ -18,6 +18,12 @@ export interface GpuOptions {
    * adapter allows). Tests use it to exercise the split-by-rows path on tiny models.
    */
   maxBindingBytes?: number;
+  /**
+   * Most bytes of GPU memory the engine may hold: weights, activations and caches. WebGPU does not
+   * report free memory; with a budget, a run that would exceed it fails before allocating, with
+   * the bytes needed and available. Default: no budget (the driver's own out-of-memory applies).
+   */
+  memoryBudgetBytes?: number;
 }
 
 /** Limits the engine plans with: the adapter's own, requested in full at device creation. */
@@ -162,5 +168,7 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupsPerDimension: d.maxComputeWorkgroupsPerDimension,
     maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
   };
-  return new Gpu(device, name, limits, new Set([...device.features]), host);
+  const gpu = new Gpu(device, name, limits, new Set([...device.features]), host);
+  if (options.memoryBudgetBytes !== undefined) gpu.pool.budgetBytes = options.memoryBudgetBytes;
+  return gpu;
 }

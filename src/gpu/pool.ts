@@ -37,8 +37,10 @@ export class BufferPool {
   liveBuffers = 0;
   /** High-water mark of `liveBytes`. */
   peakBytes = 0;
-  /** Refuse to grow beyond this many bytes (defaults to no limit but the driver's). */
+  /** Refuse to grow beyond this many bytes, weights included (defaults to no limit but the driver's). */
   budgetBytes = Number.POSITIVE_INFINITY;
+  /** Bytes held outside the pool but counted against the budget: model weights. */
+  weightBytes = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -51,9 +53,9 @@ export class BufferPool {
       this.inUse.add(reused);
       return reused;
     }
-    if (this.liveBytes + size > this.budgetBytes) {
+    if (size > this.availableBytes) {
       throw new OutOfMemoryError(
-        `${label} needs ${formatBytes(size)} but only ${formatBytes(this.budgetBytes - this.liveBytes)} ` +
+        `${label} needs ${formatBytes(size)} but only ${formatBytes(Math.max(0, this.availableBytes))} ` +
           `of the ${formatBytes(this.budgetBytes)} GPU budget is left`,
       );
     }
@@ -92,7 +94,7 @@ export class BufferPool {
 
   /** Bytes the budget still allows. */
   get availableBytes(): number {
-    return this.budgetBytes - this.liveBytes;
+    return this.budgetBytes - this.liveBytes - this.weightBytes;
   }
 
   /** Buffers handed out and not yet released. */

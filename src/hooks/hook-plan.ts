@@ -5,10 +5,11 @@
  * consecutive interventions at the same hook that read the same source and touch disjoint
  * elements share one dispatch, so a sweep of hundreds of single-row patches costs a handful of
  * dispatches. Sources are GPU tensors: a patch reads the other run's cached activation where it
- * lies; mean and add upload a small tensor. Everything compiled here lives for one run.
+ * lies; a mean is computed on the GPU from the reference cache; add uploads its vector. Everything compiled here lives for one run.
  */
 import type { Gpu } from '../gpu/device.ts';
 import { intervene, type SiteLayout } from '../gpu/kernels/intervene.ts';
+import { batchMean } from '../gpu/kernels/reduce.ts';
 import type { Dispatch, Params } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
@@ -20,6 +21,8 @@ import { unknownHookMessage } from './hook-names.ts';
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
 
 export interface CompiledHooks {
+  /** Work that must run before the forward (means of reference caches). */
+  prelude: Dispatch[];
   /** Work to do at each hook point, in order. */
   bySite: Map<string, SiteWork[]>;
   /** Frees the entry table, uploaded sources and uniforms (after the run is submitted). */
@@ -48,6 +51,7 @@ export async function compileHooks(
   const temps: Tensor[] = [];
   const params: Params[] = [];
   const bySite = new Map<string, SiteWork[]>();
+  const prelude: Dispatch[] = [];
   const groups: Group[] = [];
   const push = (hook: string, w: SiteWork) => {
     const list = bySite.get(hook) ?? [];
@@ -75,7 +79,7 @@ export async function compileHooks(
       }
       const layout = siteLayout(iv.hook, shape);
       const sel = resolveSelection(iv.hook, shape, layout, iv);
-      const src = await resolveSource(gpu, iv, shape, layout, temps, dummy);
+      const src = await resolveSource(gpu, iv, shape, layout, temps, prelude, params, dummy);
       let g = openGroup.get(iv.hook);
       const keys = targetKeys(layout, sel);
       if (!g || g.src !== src.buffer || g.srcHeadStride !== src.headStride || keys.some((k) => g!.touched.has(k))) {
@@ -141,7 +145,7 @@ export async function compileHooks(
     release();
     throw e;
   }
-  return { bySite, release };
+  return { prelude, bySite, release };
 }
 
 interface ResolvedSelection {
@@ -197,6 +201,8 @@ async function resolveSource(
   shape: readonly number[],
   layout: SiteLayout,
   temps: Tensor[],
+  prelude: Dispatch[],
+  params: Params[],
   dummy: GPUBuffer,
 ): Promise<Source> {
   const { hook } = iv;
@@ -243,7 +249,7 @@ async function resolveSource(
     }
     case 'mean': {
       const ref = iv.reference.get(hook);
-      const data = await ref.read();
+      ref.assertLive();
       const refLayout = siteLayout(hook, ref.shape);
       const pooled = iv.pooled ?? false;
       if (!pooled && refLayout.pos !== layout.pos) {
@@ -254,17 +260,11 @@ async function resolveSource(
       if (refLayout.F !== layout.F || refLayout.heads !== layout.heads) {
         throw new Error(`the reference for ${hook} has shape [${ref.shape.join(', ')}], not compatible with [${shape.join(', ')}]`);
       }
+      // The mean is computed on the GPU at the start of the run: [P, heads, F].
       const P = pooled ? 1 : layout.pos;
-      // mean: [P, heads, F]
-      const mean = new Float64Array(P * perHead);
-      const L = refLayout;
-      for (let b = 0; b < L.batch; b++)
-        for (let p = 0; p < L.pos; p++)
-          for (let h = 0; h < L.heads; h++)
-            for (let f = 0; f < L.F; f++) mean[((pooled ? 0 : p) * L.heads + h) * L.F + f] += data[b * L.sb + p * L.sp + h * L.sh + f];
-      const n = L.batch * (pooled ? L.pos : 1);
-      const t = Tensor.from(gpu, Float32Array.from(mean, (x) => x / n), [P, layout.heads, layout.F], `mean ${hook}`);
+      const t = Tensor.empty(gpu, [P, layout.heads, layout.F], `mean ${hook}`);
       temps.push(t);
+      prelude.push(batchMean(gpu, t.buffer, ref.buffer, refLayout, pooled, params, `mean ${hook}`));
       return { buffer: t.buffer, floats: t.numel, headStride: layout.F, base: (_b, p) => (pooled ? 0 : p) * perHead };
     }
   }

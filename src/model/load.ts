@@ -30,9 +30,12 @@ export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: Host
     (n, m) => n + m.data.byteLength,
     0,
   );
-  const budget = gpu.pool.budgetBytes;
-  if (needed > budget) {
-    throw new OutOfMemoryError(`the weights need ${formatBytes(needed)} of GPU memory but the budget is ${formatBytes(budget)}`);
+  const available = gpu.pool.availableBytes;
+  if (needed > available) {
+    throw new OutOfMemoryError(
+      `the weights need ${formatBytes(needed)} of GPU memory but ${formatBytes(Math.max(0, available))} of the ` +
+        `${formatBytes(gpu.pool.budgetBytes)} budget is available`,
+    );
   }
   const weights = await uploadWeights(gpu, config, host);
   return new Model(gpu, config, weights);

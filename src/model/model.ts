@@ -104,12 +104,18 @@ export class Model {
     const plan = await this.plan(batch, pos, withResult);
     const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
 
+    // Outputs: the logits and every kept hook point. New buffers (not from the pool's free
+    // lists) are allocated under an error scope so a driver out-of-memory names this run.
     const tensors = new Map<string, Tensor>();
-    let logits: Tensor | null = null;
+    const allocate = () => {
+      tensors.set('logits', Tensor.empty(this.gpu, plan.logitsShape, 'logits'));
+      for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(this.gpu, site.shape, name));
+    };
     try {
-      logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
+      if (needed > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, needed, allocate);
+      else allocate();
       this.gpu.device.queue.writeBuffer(plan.ids, 0, flat);
-      let steps: Step[] = [];
+      let steps: Step[] = [...(compiled?.prelude ?? [])];
       for (const s of plan.steps) {
         if (s.kind !== 'site') {
           steps.push(s);
@@ -132,22 +138,22 @@ export class Model {
           const f32 = out instanceof Float32Array ? out : Float32Array.from(out);
           this.gpu.device.queue.writeBuffer(s.buffer, 0, f32.buffer as ArrayBuffer, f32.byteOffset, n * 4);
         }
-        if (!keep(s.name)) continue;
-        const t = Tensor.empty(this.gpu, s.shape, s.name);
-        tensors.set(s.name, t);
+        const t = tensors.get(s.name);
+        if (!t) continue;
         steps.push({ kind: 'copy', src: s.buffer, srcOffset: 0, dst: t.buffer, dstOffset: 0, size: t.byteLength });
       }
+      const logits = tensors.get('logits')!;
       steps.push({ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength });
       submitSteps(this.gpu, steps, `forward ${batch}x${pos}`);
     } catch (e) {
-      logits?.release();
       for (const t of tensors.values()) t.release();
       throw e;
     } finally {
       compiled?.release();
     }
+    const out = tensors.get('logits')!;
+    tensors.delete('logits');
     const cache = new ActivationCache(tensors);
-    const out = logits;
     return {
       logits: out,
       cache,

@@ -86,10 +86,21 @@ describe('errors', () => {
     model.destroy();
   });
 
+  it('memoryBudgetBytes sets the budget a run is checked against', async () => {
+    // The weights (657 KiB) fit; the outputs of caching every hook point do not.
+    const gpu = await acquireGpu({ memoryBudgetBytes: 900 * 1024 });
+    const model = await loadModel(gpu, await fixtureSource(NAME));
+    await expect(model.run(fixtureCases(NAME).prompts, { cache: /./ })).rejects.toThrow(/needs .* of GPU memory .* but .* is available; cache fewer hook points/);
+    expect(gpu.pool.inUseCount).toBe(0);
+    model.destroy();
+    expect(gpu.pool.weightBytes).toBe(0);
+    gpu.destroy();
+  });
+
   it('weights larger than the budget fail to load and leave nothing allocated', async () => {
     const gpu = await acquireGpu();
     gpu.pool.budgetBytes = 10_000;
-    await expect(loadModel(gpu, await fixtureSource(NAME))).rejects.toThrow(/weights need .* budget/);
+    await expect(loadModel(gpu, await fixtureSource(NAME))).rejects.toThrow(/weights need .* but .* of the .* budget is available/);
     expect(gpu.pool.liveBytes).toBe(0);
     gpu.destroy();
   });

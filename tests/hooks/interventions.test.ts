@@ -174,6 +174,47 @@ describe('one pass, many variants', () => {
   });
 });
 
+describe('recording', () => {
+  it('a hooked run (mean, replace, add, zero) is one submit and reads nothing back', async () => {
+    const gpu = model.gpu;
+    const ref = await model.run(prompts, { cache: ['blocks.0.attn.hook_z', 'blocks.1.hook_resid_pre'] });
+    await ref.logits.read();
+    const hooks = [
+      meanAblate('blocks.0.attn.hook_z', ref.cache, { heads: [1] }),
+      patchFrom('blocks.1.hook_resid_pre', ref.cache, { pos: 3 }),
+      addVector('blocks.1.hook_resid_mid', new Float32Array(model.config.d_model).fill(0.5)),
+      zeroAblate('blocks.1.mlp.hook_post', { batch: 1 }),
+    ];
+    (await model.run(prompts, { hooks, cache: ['blocks.1.hook_resid_pre'] })).release(); // warm: plan, pipelines, pool
+    const queue = gpu.device.queue;
+    const submit = queue.submit.bind(queue);
+    const createBuffer = gpu.device.createBuffer.bind(gpu.device);
+    let submits = 0;
+    let readbacks = 0;
+    queue.submit = (cbs: Iterable<GPUCommandBuffer>) => (submits++, submit(cbs));
+    gpu.device.createBuffer = (d: GPUBufferDescriptor) => {
+      if (d.usage & GPUBufferUsage.MAP_READ) readbacks++;
+      return createBuffer(d);
+    };
+    let r;
+    try {
+      r = await model.run(prompts, { hooks, cache: ['blocks.1.hook_resid_pre'] });
+    } finally {
+      queue.submit = submit;
+      gpu.device.createBuffer = createBuffer;
+    }
+    expect(submits).toBe(1);
+    expect(readbacks).toBe(0);
+    // And the patch landed: position 3 of resid_pre 1 equals the reference run's.
+    const C = model.config.d_model;
+    const got = await r.cache.read('blocks.1.hook_resid_pre');
+    const want = await ref.cache.read('blocks.1.hook_resid_pre');
+    expect(maxAbsDiff(got.subarray(3 * C, 4 * C), want.subarray(3 * C, 4 * C))).toBe(0);
+    r.release();
+    ref.release();
+  });
+});
+
 describe('errors', () => {
   const run = (hooks: Intervention[]) => model.run(prompts, { hooks });
   it('name the problem', async () => {
