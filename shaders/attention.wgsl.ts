@@ -1,12 +1,14 @@
 /**
  * Causal self-attention, one step per entry point so every intermediate is a hook point:
  *
- *   attn_scores   scores[b, h, i, j] = (q[b, i, h] . k[b, j, h]) * scale   for j <= i, -inf above
- *   attn_softmax  pattern[b, h, i, :] = softmax(scores[b, h, i, 0..i]), zeros above the diagonal
- *   attn_z        z[b, i, h, d] = sum_{j <= i} pattern[b, h, i, j] * v[b, j, h, d]
+ *   attn_scores   scores[b, h, i, j] = (q[b, i, h] . k[b, j, h]) * scale   for j <= q0 + i, -inf above
+ *   attn_softmax  pattern[b, h, i, :] = softmax(scores[b, h, i, 0..q0+i]), zeros above
+ *   attn_z        z[b, i, h, d] = sum_{j <= q0 + i} pattern[b, h, i, j] * v[b, j, h, d]
  *
- * q, k, v, z: [B, T, H, dh] (TransformerLens' per-head layout, which is also the row layout
- * of x @ W_Q); scores, pattern: [B, H, T, T].
+ * q, z: [B, Tq, H, dh]; k, v: [B, Tk, H, dh] (TransformerLens' per-head layout, which is also
+ * the row layout of x @ W_Q); scores, pattern: [B, H, Tq, Tk]. Query row i is absolute position
+ * q0 + i: a full forward has q0 = 0 and Tq = Tk; a forward that resumes at position q0 computes
+ * only the later queries against keys and values whose first q0 positions come from a cache.
  *
  * Versions (each entry point, v1 only so far): one invocation per output element (per row for
  * the softmax), 64 per workgroup, folded into 2-D past 65,535 workgroups. The softmax
@@ -19,7 +21,8 @@ export const ATTENTION_VERSIONS = ['attn_scores', 'attn_softmax', 'attn_z'] as c
 export function attentionSource(): string {
   return wgsl`
 struct Params {
-  B: u32, T: u32, H: u32, dh: u32,
+  B: u32, Tq: u32, Tk: u32, H: u32, dh: u32,
+  q0: u32,            // absolute position of query row 0
   scale: f32,         // 1 / sqrt(dh)
   neg_inf_bits: u32,  // 0xff800000: -inf for masked scores (a constant -inf is a WGSL compile error)
 }
@@ -34,14 +37,14 @@ fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 @compute @workgroup_size(64)
 fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg);
-  if (idx >= p.B * p.H * p.T * p.T) { return; }
-  let j = idx % p.T;
-  let i = (idx / p.T) % p.T;
-  let h = (idx / (p.T * p.T)) % p.H;
-  let bt = idx / (p.T * p.T * p.H);
-  if (j > i) { out[idx] = bitcast<f32>(p.neg_inf_bits); return; }
-  let qo = ((bt * p.T + i) * p.H + h) * p.dh;
-  let ko = ((bt * p.T + j) * p.H + h) * p.dh;
+  if (idx >= p.B * p.H * p.Tq * p.Tk) { return; }
+  let j = idx % p.Tk;
+  let i = (idx / p.Tk) % p.Tq;
+  let h = (idx / (p.Tk * p.Tq)) % p.H;
+  let bt = idx / (p.Tk * p.Tq * p.H);
+  if (j > p.q0 + i) { out[idx] = bitcast<f32>(p.neg_inf_bits); return; }
+  let qo = ((bt * p.Tq + i) * p.H + h) * p.dh;
+  let ko = ((bt * p.Tk + j) * p.H + h) * p.dh;
   var acc = 0.0;
   for (var d = 0u; d < p.dh; d++) { acc += a[qo + d] * b[ko + d]; }
   out[idx] = acc * p.scale;
@@ -50,30 +53,30 @@ fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
 @compute @workgroup_size(64)
 fn attn_softmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = linear(gid, nwg); // (b, h, i)
-  if (row >= p.B * p.H * p.T) { return; }
-  let i = row % p.T;
-  let base = row * p.T;
+  if (row >= p.B * p.H * p.Tq) { return; }
+  let last = p.q0 + row % p.Tq; // the last key this query sees
+  let base = row * p.Tk;
   var mx = a[base];
-  for (var j = 1u; j <= i; j++) { mx = max(mx, a[base + j]); }
+  for (var j = 1u; j <= last; j++) { mx = max(mx, a[base + j]); }
   var sum = 0.0;
-  for (var j = 0u; j <= i; j++) { sum += exp(a[base + j] - mx); }
-  for (var j = 0u; j < p.T; j++) {
-    if (j <= i) { out[base + j] = exp(a[base + j] - mx) / sum; } else { out[base + j] = 0.0; }
+  for (var j = 0u; j <= last; j++) { sum += exp(a[base + j] - mx); }
+  for (var j = 0u; j < p.Tk; j++) {
+    if (j <= last) { out[base + j] = exp(a[base + j] - mx) / sum; } else { out[base + j] = 0.0; }
   }
 }
 
 @compute @workgroup_size(64)
 fn attn_z(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg); // (b, i, h, d)
-  if (idx >= p.B * p.T * p.H * p.dh) { return; }
+  if (idx >= p.B * p.Tq * p.H * p.dh) { return; }
   let d = idx % p.dh;
   let h = (idx / p.dh) % p.H;
-  let i = (idx / (p.dh * p.H)) % p.T;
-  let bt = idx / (p.dh * p.H * p.T);
-  let prow = ((bt * p.H + h) * p.T + i) * p.T;
+  let i = (idx / (p.dh * p.H)) % p.Tq;
+  let bt = idx / (p.dh * p.H * p.Tq);
+  let prow = ((bt * p.H + h) * p.Tq + i) * p.Tk;
   var acc = 0.0;
-  for (var j = 0u; j <= i; j++) {
-    acc += a[prow + j] * b[((bt * p.T + j) * p.H + h) * p.dh + d];
+  for (var j = 0u; j <= p.q0 + i; j++) {
+    acc += a[prow + j] * b[((bt * p.Tk + j) * p.H + h) * p.dh + d];
   }
   out[idx] = acc;
 }

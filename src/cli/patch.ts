@@ -5,7 +5,7 @@
  *
  * Batched: the clean run's resid_pre is cached once, then ONE forward runs n_layers × n_pos copies
  * of the corrupted prompt, row l*T+p carrying the patch of (l, p). If that batch does not fit the
- * device, it is run in chunks of rows (halved until they fit).
+ * device, it is run in passes of fewer rows (halved until they fit).
  */
 import { OutOfMemoryError } from '../gpu/errors.ts';
 import type { Model, RunResult } from '../model/model.ts';
@@ -117,12 +117,12 @@ export async function patchCommand(argv: readonly string[], print: (line: string
  * The resid_pre patching grid: values[l][p] = metric of the corrupted prompt with
  * blocks.l.hook_resid_pre[:, p] taken from `cleanCache` (one row, broadcast to every patch).
  */
-async function patchResidPre(
+export async function patchResidPre(
   model: Model,
   cleanCache: ActivationCache,
   corrupt: readonly number[],
   metric: Metric,
-): Promise<{ values: number[][]; chunkRows: number; passes: number }> {
+): Promise<{ values: number[][]; /** Rows per pass. */ chunkRows: number; passes: number }> {
   const L = model.config.n_layers;
   const T = corrupt.length;
   const total = L * T;
@@ -131,8 +131,12 @@ async function patchResidPre(
   const logitRowBytes = T * model.config.d_vocab * 4;
   let chunk = Math.max(1, Math.min(total, Math.floor(model.gpu.limits.maxBufferSize / logitRowBytes)));
   let passes = 0;
+  let widest = 0;
   for (let start = 0; start < total; ) {
     const n = Math.min(chunk, total - start);
+    // Every pass runs `chunk` rows, the last one padded with unpatched rows: one forward shape,
+    // so the pass reuses the plan (and its scratch memory) of the passes before it.
+    const batch = chunk;
     const hooks: Intervention[] = [];
     for (let i = 0; i < n; i++) {
       const r = start + i;
@@ -142,13 +146,10 @@ async function patchResidPre(
     }
     let run: RunResult;
     try {
-      run = await model.run(
-        Array.from({ length: n }, () => corrupt),
-        { hooks },
-      );
+      run = await model.run(Array.from({ length: batch }, () => corrupt), { hooks });
     } catch (e) {
       if (e instanceof OutOfMemoryError && chunk > 1) {
-        chunk = Math.ceil(n / 2);
+        chunk = Math.ceil(chunk / 2);
         continue; // retry the same rows in smaller passes
       }
       throw e;
@@ -163,7 +164,8 @@ async function patchResidPre(
       run.release();
     }
     passes++;
+    widest = Math.max(widest, batch);
     start += n;
   }
-  return { values, chunkRows: chunk, passes };
+  return { values, chunkRows: widest, passes };
 }

@@ -1,12 +1,18 @@
 /**
- * The GPT-2 forward pass, top to bottom, for one (batch, pos) shape.
+ * The GPT-2 forward pass, top to bottom, for one shape.
  *
  * `buildForward` allocates every activation once, prepares every dispatch (pipeline, bind group,
  * uniforms) and returns a plan: a flat list of kernel dispatches interleaved with named hook
- * sites. A run replays the plan into one command encoder; at a site it may copy the activation
- * into a cache (and, from the next issue on, overwrite it). With nothing asked of a site, the
- * site costs nothing. Activation buffers are scratch shared by all layers, so memory does not
- * grow with depth; what a caller wants to keep is copied out at its site.
+ * sites. A run replays the plan into one command encoder; at a site it may overwrite the
+ * activation (interventions) and copy it into a cache. With nothing asked of a site, the site
+ * costs nothing. Activation buffers are scratch shared by all layers, so memory does not grow
+ * with depth; what a caller wants to keep is copied out at its site.
+ *
+ * A plan can also resume a pass (DESIGN decision 3): from layer L0 and position p0, given the
+ * residual stream entering layer L0 at positions >= p0 and the keys and values of positions
+ * < p0 at every layer >= L0 (from a cached run). Causality makes this exact for any change made
+ * at or after (L0, p0); patching sweeps use it to skip the work a patch cannot change, and to
+ * unembed only the positions a metric reads.
  *
  * Names of the sites are TransformerLens' hook points for GPT-2.
  */
@@ -18,10 +24,11 @@ import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
 import { add, geluNew } from '../gpu/kernels/elementwise.ts';
 import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
+import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
+import { sizeClass } from '../gpu/pool.ts';
 import type { ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
-import { sizeClass } from '../gpu/pool.ts';
 
 /** A named point of the pass where an activation of `shape` sits in `buffer`. */
 export interface Site {
@@ -29,20 +36,43 @@ export interface Site {
   name: string;
   buffer: GPUBuffer;
   shape: number[];
+  /** Absolute position of the activation's position row 0 (> 0 in a resumed pass). */
+  pos0: number;
 }
 
 export type PlanStep = Dispatch | Site;
+
+export interface PlanShape {
+  batch: number;
+  /** Positions of the sequence. */
+  pos: number;
+  /** Compute `hook_result` (per-head outputs) and sum attn_out from it. */
+  withResult?: boolean;
+  /** Resume at this layer: the caller fills `input` with resid_pre of this layer. */
+  fromLayer?: number;
+  /** Resume at this position: the caller fills `past` with earlier keys and values. */
+  fromPos?: number;
+  /** Absolute positions whose logits are computed, in this order (default: all computed ones). */
+  logitPositions?: readonly number[];
+}
 
 export interface ForwardPlan {
   batch: number;
   pos: number;
   withResult: boolean;
+  fromLayer: number;
+  fromPos: number;
   steps: PlanStep[];
-  /** Token ids, [batch * pos] u32, written before each run. */
-  ids: GPUBuffer;
-  /** [batch, pos, d_vocab] */
+  /** Token ids, [batch * pos] u32, written before each run (a fresh pass only). */
+  ids: GPUBuffer | null;
+  /** A resumed pass's input: resid_pre of `fromLayer` at positions >= fromPos, [batch, pos - fromPos, d_model]. */
+  input: GPUBuffer | null;
+  /** A resumed pass's cached keys and values of positions < fromPos, per layer >= fromLayer: [fromPos, heads * d_head] each. */
+  past: Map<number, { k: GPUBuffer; v: GPUBuffer }>;
+  /** [batch, logit positions, d_vocab] */
   logits: GPUBuffer;
   logitsShape: number[];
+  logitPositions: number[];
   /** Every site in order, by name. */
   sites: Map<string, Site>;
   /** Bytes of activation scratch this plan holds. */
@@ -50,143 +80,210 @@ export interface ForwardPlan {
   destroy(): void;
 }
 
-/** The forward's scratch activations, in floats, with shapes; shared by every layer. */
-export function scratchSizes(cfg: ModelConfig, B: number, T: number, withResult = false) {
+interface Resolved {
+  B: number;
+  T: number;
+  L0: number;
+  p0: number;
+  /** Positions computed per row. */
+  Tn: number;
+  resumed: boolean;
+  withResult: boolean;
+  logitPositions: number[];
+  /** Logit rows are a subset gathered from ln_final (not every computed position, in order). */
+  select: boolean;
+}
+
+function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
+  const L0 = s.fromLayer ?? 0;
+  const p0 = s.fromPos ?? 0;
+  if (L0 < 0 || L0 >= cfg.n_layers) throw new Error(`fromLayer ${L0} is out of range 0 .. ${cfg.n_layers - 1}`);
+  if (p0 < 0 || p0 >= s.pos) throw new Error(`fromPos ${p0} is out of range 0 .. ${s.pos - 1}`);
+  const all = Array.from({ length: s.pos - p0 }, (_, i) => p0 + i);
+  const logitPositions = s.logitPositions ? [...s.logitPositions] : all;
+  for (const p of logitPositions) {
+    if (!Number.isInteger(p) || p < p0 || p >= s.pos) throw new Error(`logit position ${p} is not computed by this pass (positions ${p0} .. ${s.pos - 1})`);
+  }
+  const select = logitPositions.length !== all.length || logitPositions.some((p, i) => p !== all[i]);
+  return { B: s.batch, T: s.pos, L0, p0, Tn: s.pos - p0, resumed: L0 > 0 || p0 > 0, withResult: !!s.withResult, logitPositions, select };
+}
+
+/** The forward's scratch activations, in floats (shapes in the comments); shared by every layer. */
+export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string, number> {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
-  const BT = B * T;
-  return {
-    ids: BT, // [B, T] u32
-    posIds: BT, // [B, T] u32
-    embed: BT * C, // [B, T, C]
-    posEmbed: BT * C, // [B, T, C]
-    residA: BT * C, // [B, T, C] ping-pong with residB: resid_pre / resid_post alternate per layer
-    residB: BT * C, // [B, T, C]
-    ln1: BT * C, // [B, T, C]
-    ln1Scale: BT, // [B, T, 1]
-    q: BT * H * dh, // [B, T, H, dh]
-    k: BT * H * dh, // [B, T, H, dh]
-    v: BT * H * dh, // [B, T, H, dh]
-    scores: B * H * T * T, // [B, H, T, T]
-    pattern: B * H * T * T, // [B, H, T, T]
-    z: BT * H * dh, // [B, T, H, dh]
-    result: withResult ? BT * H * C : 0, // [B, T, H, C] per-head outputs, only when asked for
-    attnOut: BT * C, // [B, T, C]
-    residMid: BT * C, // [B, T, C]
-    ln2: BT * C, // [B, T, C]
-    ln2Scale: BT, // [B, T, 1]
-    mlpPre: BT * M, // [B, T, d_mlp]
-    mlpPost: BT * M, // [B, T, d_mlp]
-    mlpOut: BT * C, // [B, T, C]
-    lnf: BT * C, // [B, T, C]
-    lnfScale: BT, // [B, T, 1]
-    logits: BT * V, // [B, T, V]
+  const r = resolve(cfg, shape);
+  const { B, T, Tn, p0 } = r;
+  const BT = B * Tn;
+  const HD = H * dh;
+  const P = r.logitPositions.length;
+  const sizes: Record<string, number> = {
+    ids: r.resumed ? 0 : BT, // [B, T] u32
+    posIds: r.resumed ? 0 : BT, // [B, T] u32
+    embed: r.resumed ? 0 : BT * C, // [B, T, C]
+    posEmbed: r.resumed ? 0 : BT * C, // [B, T, C]
+    residA: BT * C, // [B, Tn, C] ping-pong with residB: resid_pre / resid_post alternate per layer
+    residB: BT * C, // [B, Tn, C]
+    ln1: BT * C, // [B, Tn, C]
+    ln1Scale: BT, // [B, Tn, 1]
+    q: BT * HD, // [B, Tn, H, dh]
+    k: BT * HD, // [B, Tn, H, dh] this pass's keys
+    v: BT * HD, // [B, Tn, H, dh]
+    kFull: p0 ? B * T * HD : 0, // [B, T, H, dh] cached keys of positions < p0, then this pass's
+    vFull: p0 ? B * T * HD : 0, // [B, T, H, dh]
+    scores: B * H * Tn * T, // [B, H, Tn, T]
+    pattern: B * H * Tn * T, // [B, H, Tn, T]
+    z: BT * HD, // [B, Tn, H, dh]
+    result: r.withResult ? BT * H * C : 0, // [B, Tn, H, C] per-head outputs, only when asked for
+    attnOut: BT * C, // [B, Tn, C]
+    residMid: BT * C, // [B, Tn, C]
+    ln2: BT * C, // [B, Tn, C]
+    ln2Scale: BT, // [B, Tn, 1]
+    mlpPre: BT * M, // [B, Tn, d_mlp]
+    mlpPost: BT * M, // [B, Tn, d_mlp]
+    mlpOut: BT * C, // [B, Tn, C]
+    lnf: BT * C, // [B, Tn, C]
+    lnfScale: BT, // [B, Tn, 1]
+    selIds: r.select ? B * P : 0, // [B, P] u32 rows of lnf to unembed
+    lnfSel: r.select ? B * P * C : 0, // [B, P, C]
+    logits: B * P * V, // [B, P, V]
   };
+  for (let l = r.L0; p0 > 0 && l < cfg.n_layers; l++) {
+    sizes[`pastK${l}`] = p0 * HD; // [p0, H, dh]
+    sizes[`pastV${l}`] = p0 * HD;
+  }
+  return sizes;
 }
 
 /** Bytes of pool memory a plan of this shape takes (size classes included). */
-export function scratchBytes(cfg: ModelConfig, B: number, T: number, withResult = false): number {
-  return Object.values(scratchSizes(cfg, B, T, withResult)).reduce((n, f) => n + (f ? sizeClass(f * 4) : 0), 0);
+export function scratchBytes(cfg: ModelConfig, shape: PlanShape): number {
+  return Object.values(scratchSizes(cfg, shape)).reduce((n, f) => n + (f ? sizeClass(f * 4) : 0), 0);
 }
 
-/**
- * `withResult` adds `hook_result`: each head's output after W_O, [B, T, H, d_model], from which
- * attn_out is then summed (instead of one z @ W_O matmul).
- */
-export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, B: number, T: number, withResult = false): ForwardPlan {
+export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape): ForwardPlan {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
-  const BT = B * T;
+  const r = resolve(cfg, shape);
+  const { B, T, Tn, L0, p0, withResult } = r;
+  const BT = B * Tn;
+  const HD = H * dh;
+  const P = r.logitPositions.length;
   const params: Params[] = [];
   const owned: GPUBuffer[] = [];
-  const sizes = scratchSizes(cfg, B, T, withResult);
-  const a = {} as Record<keyof typeof sizes, GPUBuffer>;
-  for (const [name, floats] of Object.entries(sizes) as [keyof typeof sizes, number][]) {
+  const a: Record<string, GPUBuffer> = {};
+  for (const [name, floats] of Object.entries(scratchSizes(cfg, shape))) {
     if (floats === 0) continue;
     a[name] = gpu.pool.acquire(floats * 4, name);
     owned.push(a[name]);
   }
   const resid = [a.residA, a.residB];
-  const pos = new Uint32Array(BT).map((_, i) => i % T);
-  gpu.device.queue.writeBuffer(a.posIds, 0, pos);
 
   const steps: PlanStep[] = [];
   const sites = new Map<string, Site>();
   const op = (...d: Dispatch[]) => steps.push(...d);
-  const site = (name: string, buffer: GPUBuffer, shape: number[]) => {
-    const s: Site = { kind: 'site', name, buffer, shape };
+  const site = (name: string, buffer: GPUBuffer, siteShape: number[]) => {
+    const s: Site = { kind: 'site', name, buffer, shape: siteShape, pos0: p0 };
     steps.push(s);
     sites.set(name, s);
   };
-  const attnDims = { B, T, H, dh };
+  const attnDims = { B, T, H, dh, Tq: Tn, q0: p0 };
 
-  op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
-  site('hook_embed', a.embed, [B, T, C]);
-  op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed')); // (B, T, C)
-  site('hook_pos_embed', a.posEmbed, [B, T, C]);
-  op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
+  if (!r.resumed) {
+    gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
+    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
+    site('hook_embed', a.embed, [B, T, C]);
+    op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed')); // (B, T, C)
+    site('hook_pos_embed', a.posEmbed, [B, T, C]);
+    op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
+  }
 
-  for (let l = 0; l < cfg.n_layers; l++) {
+  for (let l = L0; l < cfg.n_layers; l++) {
     const p = w.layers[l];
     const L = `blocks.${l}`;
-    const residPre = resid[l % 2];
-    const residPost = resid[(l + 1) % 2];
-    site(`${L}.hook_resid_pre`, residPre, [B, T, C]);
+    // resid_pre of layer l lives in resid[(l - L0) % 2] (a resumed pass's input is resid[0]).
+    const residPre = resid[(l - L0) % 2];
+    const residPost = resid[(l - L0 + 1) % 2];
+    site(`${L}.hook_resid_pre`, residPre, [B, Tn, C]);
 
     // Attention.
     op(layernorm(gpu, { out: a.ln1, scale: a.ln1Scale, x: residPre, w: p.ln1_w, b: p.ln1_b, rows: BT, C, eps, label: `${L}.ln1` }, params));
-    site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, T, 1]);
-    site(`${L}.ln1.hook_normalized`, a.ln1, [B, T, C]);
-    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, M: BT, N: H * dh, K: C, label: `${L}.attn.q` }, params)); // (B, T, H, dh)
-    site(`${L}.attn.hook_q`, a.q, [B, T, H, dh]);
-    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, M: BT, N: H * dh, K: C, label: `${L}.attn.k` }, params)); // (B, T, H, dh)
-    site(`${L}.attn.hook_k`, a.k, [B, T, H, dh]);
-    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, M: BT, N: H * dh, K: C, label: `${L}.attn.v` }, params)); // (B, T, H, dh)
-    site(`${L}.attn.hook_v`, a.v, [B, T, H, dh]);
-    op(attnScores(gpu, attnDims, a.scores, a.q, a.k, params, `${L}.attn.scores`)); // (B, H, T, T)
-    site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, T, T]);
-    op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, T, T)
-    site(`${L}.attn.hook_pattern`, a.pattern, [B, H, T, T]);
-    op(attnZ(gpu, attnDims, a.z, a.pattern, a.v, params, `${L}.attn.z`)); // (B, T, H, dh)
-    site(`${L}.attn.hook_z`, a.z, [B, T, H, dh]);
-    if (withResult) {
-      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`)); // (B, T, H, C)
-      site(`${L}.attn.hook_result`, a.result, [B, T, H, C]);
-      op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, T, C)
-    } else {
-      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, M: BT, N: C, K: H * dh, label: `${L}.attn.out` }, params)); // (B, T, C)
+    site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, Tn, 1]);
+    site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
+    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, M: BT, N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
+    site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
+    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, M: BT, N: HD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, H, dh)
+    site(`${L}.attn.hook_k`, a.k, [B, Tn, H, dh]);
+    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, M: BT, N: HD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, H, dh)
+    site(`${L}.attn.hook_v`, a.v, [B, Tn, H, dh]);
+    let k = a.k;
+    let v = a.v;
+    if (p0 > 0) {
+      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], a.k, B, T, p0, HD, params, `${L}.attn.k past`)); // (B, T, H, dh)
+      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], a.v, B, T, p0, HD, params, `${L}.attn.v past`)); // (B, T, H, dh)
+      k = a.kFull;
+      v = a.vFull;
     }
-    site(`${L}.hook_attn_out`, a.attnOut, [B, T, C]);
-    op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, T, C)
-    site(`${L}.hook_resid_mid`, a.residMid, [B, T, C]);
+    op(attnScores(gpu, attnDims, a.scores, a.q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
+    op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
+    site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
+    op(attnZ(gpu, attnDims, a.z, a.pattern, v, params, `${L}.attn.z`)); // (B, Tn, H, dh)
+    site(`${L}.attn.hook_z`, a.z, [B, Tn, H, dh]);
+    if (withResult) {
+      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`)); // (B, Tn, H, C)
+      site(`${L}.attn.hook_result`, a.result, [B, Tn, H, C]);
+      op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
+    } else {
+      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, M: BT, N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
+    }
+    site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
+    op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
+    site(`${L}.hook_resid_mid`, a.residMid, [B, Tn, C]);
 
     // MLP.
     op(layernorm(gpu, { out: a.ln2, scale: a.ln2Scale, x: a.residMid, w: p.ln2_w, b: p.ln2_b, rows: BT, C, eps, label: `${L}.ln2` }, params));
-    site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, T, 1]);
-    site(`${L}.ln2.hook_normalized`, a.ln2, [B, T, C]);
-    op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, T, d_mlp)
-    site(`${L}.mlp.hook_pre`, a.mlpPre, [B, T, M]);
-    op(geluNew(gpu, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.gelu_new`)); // (B, T, d_mlp)
-    site(`${L}.mlp.hook_post`, a.mlpPost, [B, T, M]);
-    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, T, C)
-    site(`${L}.hook_mlp_out`, a.mlpOut, [B, T, C]);
-    op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, T, C)
-    site(`${L}.hook_resid_post`, residPost, [B, T, C]);
+    site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
+    site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
+    op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
+    site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
+    op(geluNew(gpu, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.gelu_new`)); // (B, Tn, d_mlp)
+    site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
+    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
+    site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
+    op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, Tn, C)
+    site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
   }
 
-  const residFinal = resid[cfg.n_layers % 2];
+  const residFinal = resid[(cfg.n_layers - L0) % 2];
   op(layernorm(gpu, { out: a.lnf, scale: a.lnfScale, x: residFinal, w: w.lnf_w, b: w.lnf_b, rows: BT, C, eps, label: 'ln_final' }, params));
-  site('ln_final.hook_scale', a.lnfScale, [B, T, 1]);
-  site('ln_final.hook_normalized', a.lnf, [B, T, C]);
-  op(...planUnembed(gpu, a.logits, a.lnf, w.W_E, BT, C, V, params)); // (B, T, V)
+  site('ln_final.hook_scale', a.lnfScale, [B, Tn, 1]);
+  site('ln_final.hook_normalized', a.lnf, [B, Tn, C]);
+  let unembedIn = a.lnf;
+  if (r.select) {
+    // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
+    // ln_final itself as a one-chunk table).
+    const rows = new Uint32Array(B * P);
+    for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
+    gpu.device.queue.writeBuffer(a.selIds, 0, rows);
+    op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
+    unembedIn = a.lnfSel;
+  }
+  op(...planUnembed(gpu, a.logits, unembedIn, w.W_E, B * P, C, V, params)); // (B, P, V)
 
+  const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
+  for (let l = L0; p0 > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
   const bytes = owned.reduce((s, b) => s + b.size, 0);
   return {
     batch: B,
     pos: T,
     withResult,
+    fromLayer: L0,
+    fromPos: p0,
     steps,
-    ids: a.ids,
+    ids: r.resumed ? null : a.ids,
+    input: r.resumed ? resid[0] : null,
+    past,
     logits: a.logits,
-    logitsShape: [B, T, V],
+    logitsShape: [B, P, V],
+    logitPositions: r.logitPositions,
     sites,
     bytes,
     destroy() {

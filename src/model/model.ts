@@ -91,7 +91,7 @@ export class Model {
     const sizes = kept.map(([, shape]) => numel(shape) * 4);
     sizes.push(batch * pos * this.config.d_vocab * 4); // logits
     const scratch = !this.plans.has(planKey(batch, pos, withResult));
-    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, batch, pos, withResult)).filter((f) => f > 0).map((f) => f * 4));
+    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, { batch, pos, withResult })).filter((f) => f > 0).map((f) => f * 4));
     const needed = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
     if (needed > left) {
@@ -114,7 +114,7 @@ export class Model {
     try {
       if (needed > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, needed, allocate);
       else allocate();
-      this.gpu.device.queue.writeBuffer(plan.ids, 0, flat);
+      this.gpu.device.queue.writeBuffer(plan.ids!, 0, flat);
       let steps: Step[] = [...(compiled?.prelude ?? [])];
       for (const s of plan.steps) {
         if (s.kind !== 'site') {
@@ -213,8 +213,9 @@ export class Model {
       old.destroy();
       this.plans.delete(oldKey);
     }
-    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, batch, pos, withResult), () =>
-      buildForward(this.gpu, this.config, this.weights, batch, pos, withResult),
+    const shape = { batch, pos, withResult };
+    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, shape), () =>
+      buildForward(this.gpu, this.config, this.weights, shape),
     );
     this.plans.set(key, built);
     return built;

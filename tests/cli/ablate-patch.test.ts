@@ -7,7 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { patchResidPre } from '../../src/cli/patch.ts';
+import { parseMetric } from '../../src/cli/metric.ts';
 import { meanHead } from '../../src/hooks/interventions.ts';
+import { scratchBytes } from '../../src/model/forward.ts';
+import { sizeClass } from '../../src/gpu/pool.ts';
 import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { maxAbsDiff } from '../helpers/compare.ts';
@@ -122,6 +126,38 @@ describe.each(GPT2_FIXTURES)('patchbay ablate / patch on %s', (name) => {
       expect(Math.abs(cli.metric - libMetric), 'metric vs library').toBeLessThanOrEqual(TOL);
       expect(maxAbsDiff(cli.logits_at_pos, libRow), 'logits vs library').toBeLessThanOrEqual(TOL);
     });
+  });
+});
+
+describe('patch falls back to chunks of rows when the batch does not fit', () => {
+  const name = 'induction-2l';
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(await testGpu(), await fixtureSource(name));
+  });
+  afterAll(() => model?.destroy());
+
+  test('a GPU budget too small for 34 rows: same grid, more passes', async () => {
+    const cases = fixtureCases(name);
+    const [clean, corrupt] = cases.prompts;
+    const T = clean.length;
+    const pool = model.gpu.pool;
+    const cleanRun = await model.run([clean], { cache: /hook_resid_pre$/ });
+    const rowsBytes = (rows: number) => scratchBytes(model.config, { batch: rows, pos: T }) + sizeClass(rows * T * model.config.d_vocab * 4);
+    // Room for a forward of 10 rows (scratch + logits, with slack for the hook tables), not 34.
+    const previousBudget = pool.budgetBytes;
+    pool.budgetBytes = pool.liveBytes + pool.weightBytes + rowsBytes(10) + (1 << 20);
+    expect(rowsBytes(34)).toBeGreaterThan(pool.availableBytes);
+    try {
+      const grid = await patchResidPre(model, cleanRun.cache, corrupt, parseMetric(metricFlag(cases)));
+      expect(grid.passes).toBeGreaterThan(1);
+      expect(grid.chunkRows).toBeLessThan(34);
+      cases.resid_pre_patch_corrupt_from_clean.forEach((row, l) => expect(maxAbsDiff(grid.values[l], row), `layer ${l}`).toBeLessThanOrEqual(TOL));
+      console.log(`${name}: patch grid in ${grid.passes} passes of up to ${grid.chunkRows} rows under a ${(pool.budgetBytes / 2 ** 20).toFixed(1)} MiB budget`);
+    } finally {
+      pool.budgetBytes = previousBudget;
+      cleanRun.release();
+    }
   });
 });
 

@@ -26,12 +26,12 @@ describe.each(GPT2_FIXTURES)('%s hook points', (name) => {
     const weights = (model as unknown as { weights: Parameters<typeof buildForward>[2] }).weights;
     const shapes = hookShapes(model.config, 2, 5);
     // With per-head results: every hook point.
-    const full = buildForward(gpu, model.config, weights, 2, 5, true);
+    const full = buildForward(gpu, model.config, weights, { batch: 2, pos: 5, withResult: true });
     expect([...full.sites.keys()]).toEqual([...shapes.keys()]);
     for (const [n, s] of full.sites) expect(s.shape, n).toEqual(shapes.get(n));
     full.destroy();
     // Without: all but hook_result, which costs H x attn_out and is computed only when asked.
-    const plain = buildForward(gpu, model.config, weights, 2, 5, false);
+    const plain = buildForward(gpu, model.config, weights, { batch: 2, pos: 5 });
     expect([...plain.sites.keys()]).toEqual([...shapes.keys()].filter((n) => !n.endsWith('hook_result')));
     plain.destroy();
     model.destroy();

@@ -10,9 +10,14 @@ import { bindWhole } from '../window.ts';
 
 export interface AttentionDims {
   B: number;
+  /** Key positions (and query positions unless `Tq` is given). */
   T: number;
   H: number;
   dh: number;
+  /** Query rows, when fewer than the keys (a forward resuming at position `q0`). */
+  Tq?: number;
+  /** Absolute position of query row 0 (default 0). */
+  q0?: number;
 }
 
 const NEG_INF_BITS = 0xff800000;
@@ -27,7 +32,10 @@ function prepare(
   label: string,
 ): Dispatch {
   const pipeline = gpu.pipelines.get('attention', attentionSource(), entry);
-  const u = new Params(gpu, [dims.B, dims.T, dims.H, dims.dh, { f32: 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
+  const Tq = dims.Tq ?? dims.T;
+  const q0 = dims.q0 ?? 0;
+  if (q0 + Tq > dims.T) throw new Error(`${label}: query rows ${q0} + ${Tq} exceed the ${dims.T} key positions`);
+  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, dims.dh, q0, { f32: 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
   params.push(u);
   // The softmax reads no second input; bind the first again to satisfy the shared layout.
   const b = bufs.b ?? bufs.a;
@@ -42,22 +50,25 @@ function prepare(
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
 }
 
-/** scores [B, H, T, T] from q, k [B, T, H, dh]. */
+const sizes = (d: AttentionDims) => {
+  const Tq = d.Tq ?? d.T;
+  return { q: d.B * Tq * d.H * d.dh, kv: d.B * d.T * d.H * d.dh, scores: d.B * d.H * Tq * d.T, rows: d.B * d.H * Tq };
+};
+
+/** scores [B, H, Tq, T] from q [B, Tq, H, dh] and k [B, T, H, dh]. */
 export function attnScores(gpu: Gpu, d: AttentionDims, scores: GPUBuffer, q: GPUBuffer, k: GPUBuffer, params: Params[], label: string): Dispatch {
-  const qkv = d.B * d.T * d.H * d.dh;
-  const sc = d.B * d.H * d.T * d.T;
-  return prepare(gpu, 'attn_scores', d, { a: [q, qkv], b: [k, qkv], out: [scores, sc] }, sc, params, label);
+  const n = sizes(d);
+  return prepare(gpu, 'attn_scores', d, { a: [q, n.q], b: [k, n.kv], out: [scores, n.scores] }, n.scores, params, label);
 }
 
-/** pattern [B, H, T, T] = causal softmax of scores. */
+/** pattern [B, H, Tq, T] = causal softmax of scores. */
 export function attnSoftmax(gpu: Gpu, d: AttentionDims, pattern: GPUBuffer, scores: GPUBuffer, params: Params[], label: string): Dispatch {
-  const sc = d.B * d.H * d.T * d.T;
-  return prepare(gpu, 'attn_softmax', d, { a: [scores, sc], b: null, out: [pattern, sc] }, d.B * d.H * d.T, params, label);
+  const n = sizes(d);
+  return prepare(gpu, 'attn_softmax', d, { a: [scores, n.scores], b: null, out: [pattern, n.scores] }, n.rows, params, label);
 }
 
-/** z [B, T, H, dh] = pattern @ v per head. */
+/** z [B, Tq, H, dh] = pattern @ v per head. */
 export function attnZ(gpu: Gpu, d: AttentionDims, z: GPUBuffer, pattern: GPUBuffer, v: GPUBuffer, params: Params[], label: string): Dispatch {
-  const qkv = d.B * d.T * d.H * d.dh;
-  const sc = d.B * d.H * d.T * d.T;
-  return prepare(gpu, 'attn_z', d, { a: [pattern, sc], b: [v, qkv], out: [z, qkv] }, qkv, params, label);
+  const n = sizes(d);
+  return prepare(gpu, 'attn_z', d, { a: [pattern, n.scores], b: [v, n.kv], out: [z, n.q] }, n.q, params, label);
 }
