@@ -15,7 +15,7 @@ import { Tensor } from '../gpu/tensor.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
 import { ActivationCache } from './activation-cache.ts';
 import type { HookFn, Intervention, Selection } from './interventions.ts';
-import { hasHeads, siteLayout } from './site-layout.ts';
+import { hasHeads, isPatternLike, siteLayout } from './site-layout.ts';
 import { unknownHookMessage } from './hook-names.ts';
 
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
@@ -44,7 +44,7 @@ interface Group {
 
 export async function compileHooks(
   gpu: Gpu,
-  sites: ReadonlyMap<string, { buffer: GPUBuffer; shape: number[] }>,
+  sites: ReadonlyMap<string, { buffer: GPUBuffer; shape: number[]; pos0: number }>,
   interventions: readonly Intervention[],
   dummy: GPUBuffer,
 ): Promise<CompiledHooks> {
@@ -67,8 +67,9 @@ export async function compileHooks(
     // Work at each site in order; a group is open while it is the site's latest work.
     const openGroup = new Map<string, Group>();
     for (const iv of interventions) {
-      const shape = sites.get(iv.hook)?.shape;
-      if (!shape) throw new Error(unknownHookMessage(iv.hook, [...sites.keys()]));
+      const site = sites.get(iv.hook);
+      if (!site) throw new Error(unknownHookMessage(iv.hook, [...sites.keys()]));
+      const { shape, pos0 } = site;
       if (iv.hook.endsWith('.hook_scale')) {
         throw new Error(`interventions on ${iv.hook} are not supported: the LayerNorm kernel applies its scale itself; cache it, or intervene on hook_normalized`);
       }
@@ -78,10 +79,10 @@ export async function compileHooks(
         continue;
       }
       const layout = siteLayout(iv.hook, shape);
-      const sel = resolveSelection(iv.hook, shape, layout, iv);
-      const src = await resolveSource(gpu, iv, shape, layout, temps, prelude, params, dummy);
+      const sel = resolveSelection(iv.hook, shape, layout, pos0, iv);
+      const src = await resolveSource(gpu, iv, shape, layout, pos0, temps, prelude, params, dummy);
       let g = openGroup.get(iv.hook);
-      const keys = targetKeys(layout, sel);
+      const keys = targetKeys(layout, pos0, sel);
       if (!g || g.src !== src.buffer || g.srcHeadStride !== src.headStride || keys.some((k) => g!.touched.has(k))) {
         const work = { kind: 'dispatch' as const, dispatches: [] };
         g = { hook: iv.hook, layout, src: src.buffer, srcFloats: src.floats, srcHeadStride: src.headStride, entries: [], touched: new Set(), maxHeadSpan: 0, work };
@@ -95,7 +96,8 @@ export async function compileHooks(
       for (const b of sel.batch) {
         for (const p of sel.pos) {
           for (const [h0, h1] of sel.headRanges) {
-            g.entries.push([op, b, p, h0, h1, src.base(b, p), value]);
+            // The site holds positions pos0 ..; sources are indexed by absolute position.
+            g.entries.push([op, b, p - pos0, h0, h1, src.base(b, p), value]);
             g.maxHeadSpan = Math.max(g.maxHeadSpan, h1 - h0);
           }
         }
@@ -154,19 +156,21 @@ interface ResolvedSelection {
   headRanges: Array<[number, number]>;
 }
 
-function asList(v: number | readonly number[] | undefined, n: number, what: string, hook: string): number[] {
-  const list = v === undefined ? Array.from({ length: n }, (_, i) => i) : typeof v === 'number' ? [v] : [...v];
+/** The selected indices, all in `from .. n - 1` (everything there when none are given). */
+function asList(v: number | readonly number[] | undefined, n: number, what: string, hook: string, from = 0): number[] {
+  const list = v === undefined ? Array.from({ length: n - from }, (_, i) => from + i) : typeof v === 'number' ? [v] : [...v];
   for (const i of list) {
     if (!Number.isInteger(i) || i < 0 || i >= n) {
       throw new Error(`${what} ${i} is out of range for ${hook} (it has ${n} ${what === 'batch row' ? 'batch rows' : what + 's'}: 0 .. ${n - 1})`);
     }
+    if (i < from) throw new Error(`${what} ${i} of ${hook} comes before this resumed pass's first position ${from}`);
   }
   return list;
 }
 
-function resolveSelection(hook: string, shape: readonly number[], layout: SiteLayout, sel: Selection): ResolvedSelection {
+function resolveSelection(hook: string, shape: readonly number[], layout: SiteLayout, pos0: number, sel: Selection): ResolvedSelection {
   const batch = asList(sel.batch, layout.batch, 'batch row', hook);
-  const pos = asList(sel.pos, layout.pos, 'position', hook);
+  const pos = asList(sel.pos, pos0 + layout.pos, 'position', hook, pos0);
   if (sel.heads !== undefined && !hasHeads(hook, shape)) {
     throw new Error(`${hook} has no head axis, so a head selection does not apply (shape [${shape.join(', ')}])`);
   }
@@ -181,9 +185,10 @@ function resolveSelection(hook: string, shape: readonly number[], layout: SiteLa
   return { batch, pos, headRanges };
 }
 
-function targetKeys(layout: SiteLayout, sel: ResolvedSelection): number[] {
+function targetKeys(layout: SiteLayout, pos0: number, sel: ResolvedSelection): number[] {
   const keys: number[] = [];
-  for (const b of sel.batch) for (const p of sel.pos) for (const [h0, h1] of sel.headRanges) for (let h = h0; h < h1; h++) keys.push((b * layout.pos + p) * layout.heads + h);
+  const T = pos0 + layout.pos;
+  for (const b of sel.batch) for (const p of sel.pos) for (const [h0, h1] of sel.headRanges) for (let h = h0; h < h1; h++) keys.push((b * T + p) * layout.heads + h);
   return keys;
 }
 
@@ -191,8 +196,15 @@ interface Source {
   buffer: GPUBuffer;
   floats: number;
   headStride: number;
-  /** Element of the source that holds (b, p, head 0, feature 0). */
+  /** Element of the source that holds (batch row b, absolute position p, head 0, feature 0). */
   base: (b: number, p: number) => number;
+}
+
+/** The hook's full-sequence shape: a resumed pass's site holds positions pos0 .. only. */
+function fullShape(hook: string, shape: readonly number[], pos0: number): number[] {
+  const full = [...shape];
+  full[isPatternLike(hook) ? 2 : 1] += pos0;
+  return full;
 }
 
 async function resolveSource(
@@ -200,6 +212,7 @@ async function resolveSource(
   iv: Exclude<Intervention, { op: 'callback' }>,
   shape: readonly number[],
   layout: SiteLayout,
+  pos0: number,
   temps: Tensor[],
   prelude: Dispatch[],
   params: Params[],
@@ -226,11 +239,13 @@ async function resolveSource(
       const t = iv.source instanceof ActivationCache ? iv.source.get(hook) : iv.source;
       t.assertLive();
       const [Bs, ...rest] = t.shape;
-      if (rest.length !== shape.length - 1 || rest.some((d, i) => d !== shape[i + 1])) {
+      const full = fullShape(hook, shape, pos0);
+      if (rest.length !== full.length - 1 || rest.some((d, i) => d !== full[i + 1])) {
         throw new Error(
-          `the replacement for ${hook} has shape [${t.shape.join(', ')}] but the hook has [${shape.join(', ')}] (batch may differ)`,
+          `the replacement for ${hook} has shape [${t.shape.join(', ')}] but the hook has [${full.join(', ')}] (batch may differ)`,
         );
       }
+      const src = siteLayout(hook, t.shape);
       let row: (b: number) => number;
       if (iv.sourceBatch !== undefined) {
         if (!Number.isInteger(iv.sourceBatch) || iv.sourceBatch < 0 || iv.sourceBatch >= Bs) {
@@ -245,23 +260,24 @@ async function resolveSource(
           `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch}; give sourceBatch, or a source of 1 or ${layout.batch} rows`,
         );
       }
-      return { buffer: t.buffer, floats: t.numel, headStride: layout.sh, base: (b, p) => row(b) * layout.sb + p * layout.sp };
+      return { buffer: t.buffer, floats: t.numel, headStride: src.sh, base: (b, p) => row(b) * src.sb + p * src.sp };
     }
     case 'mean': {
       const ref = iv.reference.get(hook);
       ref.assertLive();
       const refLayout = siteLayout(hook, ref.shape);
       const pooled = iv.pooled ?? false;
-      if (!pooled && refLayout.pos !== layout.pos) {
+      const T = pos0 + layout.pos;
+      if (!pooled && refLayout.pos !== T) {
         throw new Error(
-          `the reference for mean-ablating ${hook} has ${refLayout.pos} positions and this run ${layout.pos}; use pooled: true to average over positions`,
+          `the reference for mean-ablating ${hook} has ${refLayout.pos} positions and this run ${T}; use pooled: true to average over positions`,
         );
       }
       if (refLayout.F !== layout.F || refLayout.heads !== layout.heads) {
         throw new Error(`the reference for ${hook} has shape [${ref.shape.join(', ')}], not compatible with [${shape.join(', ')}]`);
       }
       // The mean is computed on the GPU at the start of the run: [P, heads, F].
-      const P = pooled ? 1 : layout.pos;
+      const P = pooled ? 1 : T;
       const t = Tensor.empty(gpu, [P, layout.heads, layout.F], `mean ${hook}`);
       temps.push(t);
       prelude.push(batchMean(gpu, t.buffer, ref.buffer, refLayout, pooled, params, `mean ${hook}`));

@@ -4,13 +4,13 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
-import { submitSteps, type Step } from '../gpu/recorder.ts';
-import { Tensor, numel, readBuffer } from '../gpu/tensor.ts';
-import { compileHooks } from '../hooks/hook-plan.ts';
+import { Tensor, numel } from '../gpu/tensor.ts';
+import { executePlan } from './execute.ts';
+import { compileHooks, type CompiledHooks } from '../hooks/hook-plan.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import type { ModelConfig } from './config.ts';
-import { buildForward, scratchBytes, scratchSizes, type ForwardPlan } from './forward.ts';
+import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from './forward.ts';
 import { hookNames, hookShapes } from './hook-points.ts';
 import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
@@ -115,36 +115,13 @@ export class Model {
       if (needed > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, needed, allocate);
       else allocate();
       this.gpu.device.queue.writeBuffer(plan.ids!, 0, flat);
-      let steps: Step[] = [...(compiled?.prelude ?? [])];
-      for (const s of plan.steps) {
-        if (s.kind !== 'site') {
-          steps.push(s);
-          continue;
-        }
-        for (const work of compiled?.bySite.get(s.name) ?? []) {
-          if (work.kind === 'dispatch') {
-            steps.push(...work.dispatches);
-            continue;
-          }
-          // Slow path: finish the pass so far, read the activation, let JavaScript edit it.
-          submitSteps(this.gpu, steps, `forward ${batch}x${pos} up to ${s.name}`);
-          steps = [];
-          const n = numel(s.shape);
-          const act = await readBuffer(this.gpu, s.buffer, 0, n * 4);
-          const out = work.fn(act, { hook: s.name, shape: s.shape }) ?? act;
-          if (out.length !== n) {
-            throw new Error(`the hook function at ${s.name} returned ${out.length} values; the activation has ${n} ([${s.shape.join(', ')}])`);
-          }
-          const f32 = out instanceof Float32Array ? out : Float32Array.from(out);
-          this.gpu.device.queue.writeBuffer(s.buffer, 0, f32.buffer as ArrayBuffer, f32.byteOffset, n * 4);
-        }
-        const t = tensors.get(s.name);
-        if (!t) continue;
-        steps.push({ kind: 'copy', src: s.buffer, srcOffset: 0, dst: t.buffer, dstOffset: 0, size: t.byteLength });
-      }
       const logits = tensors.get('logits')!;
-      steps.push({ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength });
-      submitSteps(this.gpu, steps, `forward ${batch}x${pos}`);
+      await executePlan(this.gpu, plan, {
+        hooks: compiled,
+        keep: tensors,
+        after: [{ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength }],
+        label: `forward ${batch}x${pos}`,
+      });
     } catch (e) {
       for (const t of tensors.values()) t.release();
       throw e;
@@ -187,6 +164,22 @@ export class Model {
   async logitDiffDirection(good: number, bad: number): Promise<Float32Array> {
     const [a, b] = await Promise.all([unembedColumn(this.gpu, this.config, this.weights, good), unembedColumn(this.gpu, this.config, this.weights, bad)]);
     return a.map((v, i) => v - b[i]);
+  }
+
+  /**
+   * For experiments (src/experiments): a plan of any shape, resumed passes included, that the
+   * caller owns and destroys. Allocation runs under an error scope.
+   */
+  async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
+    if (this.destroyed) throw new Error('this model was destroyed');
+    return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
+      buildForward(this.gpu, this.config, this.weights, shape),
+    );
+  }
+
+  /** For experiments: interventions compiled against a plan's sites (release after submitting). */
+  compileHooks(plan: ForwardPlan, hooks: readonly Intervention[]): Promise<CompiledHooks> {
+    return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
   /** Frees the weights and every plan. */

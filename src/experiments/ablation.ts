@@ -1,0 +1,40 @@
+/**
+ * Head ablation sweeps on one prompt: zero- or mean-ablate each head's output (hook_z) in turn,
+ * every head a batch row of a resumed pass (see `sweep.ts`), and record a metric.
+ */
+import type { ActivationCache } from '../hooks/activation-cache.ts';
+import { meanHead, zeroHead } from '../hooks/interventions.ts';
+import type { Model } from '../model/model.ts';
+import { validateMetric, type Metric } from './metric.ts';
+import { baselineMetric, type Grid } from './patching.ts';
+import { BASE_CACHE, runVariants, type SweepOptions } from './sweep.ts';
+
+export interface AblationOptions extends SweepOptions {
+  mode?: 'zero' | 'mean';
+  /**
+   * For mean-ablation: a cache holding `blocks.L.attn.hook_z` of reference runs; each head is
+   * replaced by its mean over the reference's batch and positions. Default: the prompt itself.
+   */
+  reference?: ActivationCache;
+}
+
+/** [layer, head] grid of the metric with each head ablated alone. `clean` is the unablated metric. */
+export async function headAblationSweep(model: Model, tokens: readonly number[], metric: Metric, options: AblationOptions = {}): Promise<Omit<Grid, 'site'> & { site: 'head_ablation' }> {
+  const { n_layers: L, n_heads: H } = model.config;
+  const T = tokens.length;
+  validateMetric(metric, T, model.config.d_vocab);
+  const mode = options.mode ?? 'zero';
+  if (mode !== 'zero' && mode !== 'mean') throw new Error(`unknown ablation mode "${mode}"; use zero or mean`);
+  const base = await model.run([tokens], { cache: mode === 'mean' && !options.reference ? (n) => BASE_CACHE.test(n) || n.endsWith('.attn.hook_z') : BASE_CACHE });
+  try {
+    const reference = options.reference ?? base.cache;
+    const unablated = await baselineMetric(model, base.logits.buffer, T, metric);
+    const variants = [...Array(L).keys()].flatMap((l) =>
+      [...Array(H).keys()].map((h) => ({ layer: l, pos: 0, hooks: [mode === 'zero' ? zeroHead(l, h) : meanHead(l, h, reference, { pooled: true })] })),
+    );
+    const { values, stats } = await runVariants(model, { tokens, cache: base.cache }, variants, metric, { shift: 0, scale: 1 }, unablated, options);
+    return { site: 'head_ablation', shape: [L, H], axes: ['layer', 'head'], values, clean: unablated, corrupt: unablated, stats };
+  } finally {
+    base.release();
+  }
+}

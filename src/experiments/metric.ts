@@ -1,0 +1,162 @@
+/**
+ * Metrics for ablation and patching experiments, computed on the GPU from the logits at the
+ * positions they read (`shaders/metrics.wgsl.ts`), with a plain CPU version for checks.
+ *
+ *   logitDiffMetric(pos, good, bad)   logits[pos, good] - logits[pos, bad]
+ *   logProbMetric(pos, token)         log p(token | prefix up to pos)
+ *   probMetric(pos, token)            p(token | prefix up to pos)
+ *   lossMetric(tokens, start, end)    mean cross-entropy of predicting tokens[t + 1] at t, start <= t < end
+ *
+ * A normalized metric maps m to (m - m_corrupt) / (m_clean - m_corrupt): 0 = corrupted, 1 = clean.
+ */
+import type { Gpu } from '../gpu/device.ts';
+import { Params, grid1d, type Dispatch } from '../gpu/recorder.ts';
+import { Tensor } from '../gpu/tensor.ts';
+import { bindWhole } from '../gpu/window.ts';
+import { TERM_KIND, TERM_WORDS, metricsSource } from '../../shaders/metrics.wgsl.ts';
+
+export type Metric =
+  | { kind: 'logit-diff'; pos: number; good: number; bad: number }
+  | { kind: 'logprob'; pos: number; token: number }
+  | { kind: 'prob'; pos: number; token: number }
+  | { kind: 'loss'; tokens: readonly number[]; start: number; end: number };
+
+export const logitDiffMetric = (pos: number, good: number, bad: number): Metric => ({ kind: 'logit-diff', pos, good, bad });
+export const logProbMetric = (pos: number, token: number): Metric => ({ kind: 'logprob', pos, token });
+export const probMetric = (pos: number, token: number): Metric => ({ kind: 'prob', pos, token });
+export const lossMetric = (tokens: readonly number[], start: number, end: number): Metric => ({ kind: 'loss', tokens, start, end });
+
+interface Term {
+  pos: number;
+  token: number;
+  kind: keyof typeof TERM_KIND;
+  coef: number;
+}
+
+function terms(m: Metric): Term[] {
+  switch (m.kind) {
+    case 'logit-diff':
+      return [
+        { pos: m.pos, token: m.good, kind: 'logit', coef: 1 },
+        { pos: m.pos, token: m.bad, kind: 'logit', coef: -1 },
+      ];
+    case 'logprob':
+      return [{ pos: m.pos, token: m.token, kind: 'logprob', coef: 1 }];
+    case 'prob':
+      return [{ pos: m.pos, token: m.token, kind: 'prob', coef: 1 }];
+    case 'loss': {
+      const n = m.end - m.start;
+      return Array.from({ length: n }, (_, i) => ({ pos: m.start + i, token: m.tokens[m.start + i + 1], kind: 'logprob' as const, coef: -1 / n }));
+    }
+  }
+}
+
+/** Checks a metric against a sequence length and vocabulary; throws naming the problem. */
+export function validateMetric(m: Metric, T: number, V: number): void {
+  if (m.kind === 'loss') {
+    if (!(Number.isInteger(m.start) && Number.isInteger(m.end) && m.start >= 0 && m.start < m.end && m.end <= T - 1)) {
+      throw new Error(`loss span [${m.start}, ${m.end}) must lie in 0 .. ${T - 1} (the last position has no next token)`);
+    }
+    if (m.tokens.length !== T) throw new Error(`the loss metric's tokens have ${m.tokens.length} positions; the prompt has ${T}`);
+  }
+  for (const t of terms(m)) {
+    if (!Number.isInteger(t.pos) || t.pos < 0 || t.pos >= T) throw new Error(`metric position ${t.pos} is out of range 0 .. ${T - 1}`);
+    if (!Number.isInteger(t.token) || t.token < 0 || t.token >= V) throw new Error(`metric token ${t.token} is out of range 0 .. ${V - 1}`);
+  }
+}
+
+/** The positions whose logits a metric reads, ascending. */
+export function metricPositions(m: Metric): number[] {
+  return [...new Set(terms(m).map((t) => t.pos))].sort((a, b) => a - b);
+}
+
+/**
+ * The metric from logits on the CPU, [rows, P, V] at `positions` (default: every position, so
+ * a full [batch, pos, vocab] logits tensor works). One value per row.
+ */
+export function metricCpu(m: Metric, logits: Float32Array, rows: number, V: number, positions?: readonly number[]): Float64Array {
+  const P = logits.length / (rows * V);
+  const index = (pos: number) => (positions ? positions.indexOf(pos) : pos);
+  const out = new Float64Array(rows);
+  for (let b = 0; b < rows; b++) {
+    for (const t of terms(m)) {
+      const row = logits.subarray((b * P + index(t.pos)) * V, (b * P + index(t.pos) + 1) * V);
+      let x = row[t.token];
+      if (t.kind !== 'logit') {
+        let mx = -Infinity;
+        for (const v of row) mx = Math.max(mx, v);
+        let s = 0;
+        for (const v of row) s += Math.exp(v - mx);
+        x = x - (mx + Math.log(s));
+        if (t.kind === 'prob') x = Math.exp(x);
+      }
+      out[b] += t.coef * x;
+    }
+  }
+  return out;
+}
+
+/** Normalization (m - shift) * scale; identity by default. */
+export interface Affine {
+  shift: number;
+  scale: number;
+}
+
+/** Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the dispatches run. */
+export class GpuMetric {
+  readonly out: Tensor;
+  readonly dispatches: Dispatch[];
+  private readonly temps: Tensor[];
+  private readonly params: Params[] = [];
+
+  constructor(gpu: Gpu, m: Metric, logits: GPUBuffer, B: number, positions: readonly number[], V: number, affine: Affine = { shift: 0, scale: 1 }) {
+    const P = positions.length;
+    const ts = terms(m);
+    const table = new Uint32Array(ts.length * TERM_WORDS);
+    const f = new Float32Array(table.buffer);
+    ts.forEach((t, i) => {
+      const at = positions.indexOf(t.pos);
+      if (at < 0) throw new Error(`metric position ${t.pos} is not among the computed logit positions`);
+      table.set([at, t.token, TERM_KIND[t.kind]], i * TERM_WORDS);
+      f[i * TERM_WORDS + 3] = t.coef;
+    });
+    const needsLse = ts.some((t) => t.kind !== 'logit');
+    const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric terms');
+    const lse = Tensor.empty(gpu, [B, P], 'metric lse');
+    this.out = Tensor.empty(gpu, [B], 'metric');
+    this.temps = [termsT, lse];
+    const u = new Params(gpu, [B, P, V, ts.length, { f32: affine.shift }, { f32: affine.scale }], 'metric params');
+    this.params.push(u);
+    const code = metricsSource();
+    this.dispatches = [];
+    if (needsLse) {
+      const pipeline = gpu.pipelines.get('metrics', code, 'row_lse_v1', { WG: 64 });
+      const bindGroup = gpu.device.createBindGroup({
+        label: 'metric lse',
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: u.buffer } },
+          { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
+          { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
+        ],
+      });
+      this.dispatches.push({ kind: 'dispatch', label: 'metric lse', pipeline, bindGroup, workgroups: grid1d(gpu, B * P, 1) });
+    }
+    const pipeline = gpu.pipelines.get('metrics', code, 'metric_combine_v1');
+    const entries: GPUBindGroupEntry[] = [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
+      { binding: 3, resource: bindWhole(gpu, termsT.buffer, table.length, 'metric terms') },
+      { binding: 4, resource: bindWhole(gpu, this.out.buffer, B, 'metric out') },
+      // Bound even when unused: the combine entry point reads it under a branch.
+      { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
+    ];
+    const bindGroup = gpu.device.createBindGroup({ label: 'metric', layout: pipeline.getBindGroupLayout(0), entries });
+    this.dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: [Math.ceil(B / 64), 1, 1] });
+  }
+
+  release(): void {
+    for (const t of [...this.temps, this.out]) t.release();
+    for (const p of this.params) p.destroy();
+  }
+}
