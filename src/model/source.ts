@@ -73,7 +73,7 @@ async function drain(
 }
 
 /** Read a response body (already checked OK) with progress from content-length. */
-async function readResponse(res: Response, url: string, opts: ReadOptions): Promise<Uint8Array> {
+export async function readResponse(res: Response, url: string, opts: ReadOptions): Promise<Uint8Array> {
   const len = Number(res.headers.get('content-length') ?? 0);
   const expected = Number.isSafeInteger(len) && len > 0 ? len : 0;
   const label = opts.label ?? url;

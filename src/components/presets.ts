@@ -1,0 +1,27 @@
+/**
+ * Model names a page may use instead of a URL. Local presets live in the site's models folder
+ * (`<pb-model models="…">`, relative to the page); Hub presets are fetched from the Hugging Face
+ * Hub (`<pb-model hub="…">` replaces the host, for mirrors and for tests that serve files
+ * locally).
+ */
+export interface Preset {
+  /** Folder relative to the models base, or a Hub repository. */
+  local?: string;
+  repo?: string;
+  title: string;
+}
+
+export const PRESETS: Record<string, Preset> = {
+  'induction-2l': { local: 'induction-2l/', title: 'induction-2l: a 2-layer GPT-2 trained to copy repeated segments' },
+  gpt2: { repo: 'openai-community/gpt2', title: 'GPT-2 small (124M), from the Hugging Face Hub' },
+};
+
+export const DEFAULT_HUB = 'https://huggingface.co';
+
+/** The folder URL for `src`: a preset name, or a URL (absolute or relative to the page). */
+export function resolveModelUrl(src: string, modelsBase: string, hub: string, pageUrl: string): string {
+  const p = PRESETS[src];
+  if (p?.local) return new URL(p.local, new URL(modelsBase.endsWith('/') ? modelsBase : modelsBase + '/', pageUrl)).toString();
+  if (p?.repo) return `${hub.replace(/\/+$/, '')}/${p.repo}/resolve/main/`;
+  return new URL(src, pageUrl).toString();
+}

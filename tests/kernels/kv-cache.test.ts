@@ -1,0 +1,99 @@
+/**
+ * kv_assemble (`kvAssemble`) against `kvAssembleCpu`: full [B, T, HD] = the cached prefix
+ * past [q0, HD] (shared by every batch row) for t < q0, then the fresh rows [B, T - q0, HD].
+ *
+ * Shapes: B = 3, T = 7, HD = 15 (odd, distinct, B T HD = 315: five 64-wide workgroups with a
+ * partial last one), q0 in {1, 3, 6} — one cached position, a split in the middle, one fresh
+ * position — plus the edges q0 = 0 (nothing cached) and q0 = T (nothing fresh). past and fresh
+ * hold disjoint value ranges (past in [10, 11), fresh in [-1, 1) with a distinct offset per
+ * batch row), so an element copied from the wrong source, row or position shows.
+ *
+ * Tolerance: none. The kernel is a copy, so the output must equal the reference bit for bit,
+ * compared as u32 words (one fresh value is -0, which must not come back as +0; every other
+ * value is a normal float, so nothing may legitimately be flushed).
+ * The output starts NaN-filled, so an element the kernel never writes fails.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { kvAssemble } from '../../src/gpu/kernels/kv-cache.ts';
+import { kvAssembleCpu } from '../../src/gpu/kernels/kv-cache.cpu.ts';
+import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import { Tensor } from '../../src/gpu/tensor.ts';
+import { firstNaN } from './check.ts';
+import { mulberry32, uniform } from './random.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+const B = 3, T = 7, HD = 15;
+
+let gpu: Gpu;
+const params: Params[] = [];
+const tensors: Tensor[] = [];
+
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(() => {
+  for (const p of params) p.destroy();
+  for (const t of tensors) t.release();
+});
+
+function upload(data: Float32Array, label: string): Tensor {
+  // A zero-length tensor still needs a buffer to bind (q0 = 0 has no past, q0 = T no fresh rows).
+  const t = Tensor.from(gpu, data.length ? data : new Float32Array(1), [Math.max(1, data.length)], label);
+  tensors.push(t);
+  return t;
+}
+
+interface Case {
+  q0: number;
+  past: Float32Array;
+  fresh: Float32Array;
+  ref: Float32Array;
+  dispatch: Dispatch;
+  out: Tensor;
+}
+
+function prepare(q0: number, seed: number): Case {
+  const rng = mulberry32(seed);
+  const past = uniform(rng, q0 * HD, 10, 11);
+  const fresh = uniform(rng, B * (T - q0) * HD);
+  for (let b = 0; b < B; b++) for (let i = 0; i < (T - q0) * HD; i++) fresh[b * (T - q0) * HD + i]! += 100 * b;
+  if (fresh.length) fresh[fresh.length - 1] = -0; // sign of zero must survive the copy
+  const ref = new Float32Array(B * T * HD);
+  kvAssembleCpu(ref, past, fresh, B, T, q0, HD);
+  const out = upload(new Float32Array(B * T * HD).fill(Number.NaN), `full q0=${q0}`);
+  const dispatch = kvAssemble(gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, `kv q0=${q0}`);
+  return { q0, past, fresh, ref, dispatch, out };
+}
+
+async function check(c: Case): Promise<void> {
+  const got = await c.out.read();
+  expect(firstNaN(got), `q0=${c.q0}: an element never written`).toBe(-1);
+  const gotBits = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const refBits = new Uint32Array(c.ref.buffer);
+  let bad = -1;
+  for (let i = 0; i < refBits.length && bad < 0; i++) if (gotBits[i] !== refBits[i]) bad = i;
+  if (bad >= 0) {
+    const [b, t, e] = [Math.floor(bad / (T * HD)), Math.floor(bad / HD) % T, bad % HD];
+    expect.fail(`q0=${c.q0}: full[${b}, ${t}, ${e}] = ${got[bad]}, want ${c.ref[bad]}`);
+  }
+  // The reference itself: the prefix is past in every row, the rest fresh.
+  for (let b = 0; b < B; b++) {
+    expect(c.ref.subarray(b * T * HD, (b * T + c.q0) * HD)).toEqual(c.past);
+    expect(c.ref.subarray((b * T + c.q0) * HD, (b + 1) * T * HD)).toEqual(c.fresh.subarray(b * (T - c.q0) * HD, (b + 1) * (T - c.q0) * HD));
+  }
+}
+
+describe('kv_assemble', () => {
+  it('B=3 T=7 HD=15, q0 = 1, 3, 6 in one submit: bit-exact copy', async () => {
+    const cases = [1, 3, 6].map((q0, i) => prepare(q0, 100 + i));
+    submitSteps(gpu, cases.map((c) => c.dispatch), 'kv assemble');
+    for (const c of cases) await check(c);
+  });
+
+  it('edges: q0 = 0 (all fresh) and q0 = T (all cached)', async () => {
+    const cases = [0, T].map((q0, i) => prepare(q0, 200 + i));
+    submitSteps(gpu, cases.map((c) => c.dispatch), 'kv assemble edges');
+    for (const c of cases) await check(c);
+  });
+});
