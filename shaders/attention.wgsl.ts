@@ -5,8 +5,10 @@
  *   attn_softmax  pattern[b, h, i, :] = softmax(scores[b, h, i, 0..q0+i]), zeros above
  *   attn_z        z[b, i, h, d] = sum_{j <= q0 + i} pattern[b, h, i, j] * v[b, j, h, d]
  *
- * q, z: [B, Tq, H, dh]; k, v: [B, Tk, H, dh] (TransformerLens' per-head layout, which is also
- * the row layout of x @ W_Q); scores, pattern: [B, H, Tq, Tk]. Query row i is absolute position
+ * q, z: [B, Tq, H, dh]; k, v: [B, Tk, Hkv, dh] (TransformerLens' per-head layout, which is also
+ * the row layout of x @ W_Q); scores, pattern: [B, H, Tq, Tk]. With grouped-query attention
+ * (Hkv < H) query head h reads key/value head h / (H / Hkv), as Hugging Face's `repeat_kv`
+ * pairs them, without copying keys or values per query head. Query row i is absolute position
  * q0 + i: a full forward has q0 = 0 and Tq = Tk; a forward that resumes at position q0 computes
  * only the later queries against keys and values whose first q0 positions come from a cache.
  *
@@ -21,7 +23,7 @@ export const ATTENTION_VERSIONS = ['attn_scores', 'attn_softmax', 'attn_z'] as c
 export function attentionSource(): string {
   return wgsl`
 struct Params {
-  B: u32, Tq: u32, Tk: u32, H: u32, dh: u32,
+  B: u32, Tq: u32, Tk: u32, H: u32, Hkv: u32, dh: u32,
   q0: u32,            // absolute position of query row 0
   scale: f32,         // 1 / sqrt(dh)
   neg_inf_bits: u32,  // 0xff800000: -inf for masked scores (a constant -inf is a WGSL compile error)
@@ -44,7 +46,7 @@ fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let bt = idx / (p.Tk * p.Tq * p.H);
   if (j > p.q0 + i) { out[idx] = bitcast<f32>(p.neg_inf_bits); return; }
   let qo = ((bt * p.Tq + i) * p.H + h) * p.dh;
-  let ko = ((bt * p.Tk + j) * p.H + h) * p.dh;
+  let ko = ((bt * p.Tk + j) * p.Hkv + h / (p.H / p.Hkv)) * p.dh;
   var acc = 0.0;
   for (var d = 0u; d < p.dh; d++) { acc += a[qo + d] * b[ko + d]; }
   out[idx] = acc * p.scale;
@@ -74,9 +76,10 @@ fn attn_z(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nw
   let i = (idx / (p.dh * p.H)) % p.Tq;
   let bt = idx / (p.dh * p.H * p.Tq);
   let prow = ((bt * p.H + h) * p.Tq + i) * p.Tk;
+  let hk = h / (p.H / p.Hkv);
   var acc = 0.0;
   for (var j = 0u; j <= p.q0 + i; j++) {
-    acc += a[prow + j] * b[((bt * p.Tk + j) * p.H + h) * p.dh + d];
+    acc += a[prow + j] * b[((bt * p.Tk + j) * p.Hkv + hk) * p.dh + d];
   }
   out[idx] = acc;
 }

@@ -3,6 +3,9 @@
  * also writing `scale = sqrt(var + eps)` per row (TransformerLens' `hook_scale`).
  * x, y: [rows, C]; w, b: [C]; scale: [rows]. Variance is the biased (population) one, as torch.
  *
+ * Variant `rms` (RMSNorm, Llama's): y = x / sqrt(mean(x^2) + eps) * w, scale = sqrt(mean(x^2) + eps);
+ * no centring, no bias (binding 3 is absent).
+ *
  * Versions (entry points):
  *   v1 `layernorm_v1`: one invocation per row, serial over C, two passes (mean, then variance).
  *       Dispatch: rows / 64 workgroups of 64 (folded into 2-D past 65,535).
@@ -14,7 +17,7 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export const LAYERNORM_VERSIONS = ['layernorm_v1', 'layernorm_v2'] as const;
 
-export function layernormSource(): string {
+export function layernormSource({ rms }: { rms: boolean } = { rms: false }): string {
   return wgsl`
 struct Params {
   rows: u32,
@@ -25,7 +28,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
+#if ${!rms}
 @group(0) @binding(3) var<storage, read> b: array<f32>;
+#endif
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scale: array<f32>;
 
@@ -34,13 +39,21 @@ fn layernorm_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let row = gid.x + gid.y * nwg.x * 64u;
   if (row >= p.rows) { return; }
   let base = row * p.C;
+#if ${rms}
+  let mean = 0.0;
+#else
   var sum = 0.0;
   for (var c = 0u; c < p.C; c++) { sum += x[base + c]; }
   let mean = sum / f32(p.C);
+#endif
   var sq = 0.0;
   for (var c = 0u; c < p.C; c++) { let d = x[base + c] - mean; sq += d * d; }
   let s = sqrt(sq / f32(p.C) + p.eps);
+#if ${rms}
+  for (var c = 0u; c < p.C; c++) { y[base + c] = x[base + c] / s * w[c]; }
+#else
   for (var c = 0u; c < p.C; c++) { y[base + c] = (x[base + c] - mean) / s * w[c] + b[c]; }
+#endif
   scale[row] = s;
 }
 
@@ -68,13 +81,21 @@ fn layernorm_v2(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: 
   let live = row < p.rows;
   let base = row * p.C;
   var part = 0.0;
+#if ${rms}
+  let mean = 0.0;
+#else
   if (live) { for (var c = lid; c < p.C; c += WG) { part += x[base + c]; } }
   let mean = reduce_sum(lid, part) / f32(p.C);
   part = 0.0;
+#endif
   if (live) { for (var c = lid; c < p.C; c += WG) { let d = x[base + c] - mean; part += d * d; } }
   let s = sqrt(reduce_sum(lid, part) / f32(p.C) + p.eps);
   if (!live) { return; }
+#if ${rms}
+  for (var c = lid; c < p.C; c += WG) { y[base + c] = x[base + c] / s * w[c]; }
+#else
   for (var c = lid; c < p.C; c += WG) { y[base + c] = (x[base + c] - mean) / s * w[c] + b[c]; }
+#endif
   if (lid == 0u) { scale[row] = s; }
 }
 `;

@@ -1,17 +1,18 @@
 /**
  * `patchbay ablate`: run a batch of token ids with some attention heads ablated (their
  * `blocks.L.attn.hook_z` output, at every position, all listed heads together in one run) and
- * report a logit-difference metric plus the logits at its position, batch row 0.
+ * report a metric (--metric) plus the logits at its position, batch row 0.
  */
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
 import { UsageError, parseArgs, parseIdRows } from './args.ts';
 import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
-import { METRIC_SYNTAX, checkMetric, describeMetric, metricValue, parseMetric } from './metric.ts';
+import { METRIC_SYNTAX, checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
-                      [--mode zero|mean] --metric ${METRIC_SYNTAX} [--json]
+                      [--mode zero|mean] --metric ${METRIC_SYNTAX}
+                      [--json]
 
 Runs the model on the token ids with the listed attention heads ablated, all of them together in
 one run, at every position and batch row, and reports the metric on batch row 0.
@@ -23,10 +24,10 @@ one run, at every position and batch row, and reports the metric on batch row 0.
   --mode mean         set it to its mean over a plain (unablated) run on the same --ids: the mean
                       over every batch row and every position, one vector per head
                       (meanHead(L, H, cache, { pooled: true }) with the plain run's hook_z)
-  --metric ${METRIC_SYNTAX}
-                      logits[0, POS, GOOD] - logits[0, POS, BAD] of the ablated run
+  the metric of the ablated run, batch row 0:
+${metricHelp('the first --ids row\'s own tokens')}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
-                      batch row 0) instead of a summary
+                      batch row 0; for loss, at END-1) instead of a summary
   --help              this text`;
 
 const FLAGS = {
@@ -127,15 +128,16 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         ablated = await model.run(ids, { hooks });
         const logits = await ablated.logits.read();
         const shape = ablated.logits.shape;
-        const value = metricValue(metric, logits, shape);
-        const row = logits.slice(metric.pos * V, (metric.pos + 1) * V); // batch row 0
+        const value = metricValue(metric, logits, shape, ids[0]);
+        const pos = metricReadPos(metric);
+        const row = logits.slice(pos * V, (pos + 1) * V); // batch row 0
         const runMs = performance.now() - t0;
 
         if (json) {
           print(JSON.stringify({ metric: value, logits_at_pos: Array.from(row) }));
           return;
         }
-        const before = metricValue(metric, await plain!.logits.read(), shape);
+        const before = metricValue(metric, await plain!.logits.read(), shape, ids[0]);
         const top = Array.from(row, (v, i) => [i, v] as const)
           .sort((a, b) => b[1] - a[1])
           .slice(0, 5)
@@ -150,7 +152,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
             ' at every position',
         );
         print(`  metric   ${describeMetric(metric)}, row 0: ${fmt(value)} (unablated ${fmt(before)}, change ${fmtSigned(value - before)})`);
-        print(`  top 5    logits at pos ${metric.pos}, row 0: ${top.join(', ')}`);
+        print(`  top 5    logits at pos ${pos}, row 0: ${top.join(', ')}`);
         print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);
       } finally {
         ablated?.release();

@@ -104,3 +104,10 @@ export function parseNamesRegex(source: string): RegExp {
     throw new UsageError(`--names: invalid regular expression "${source}": ${why}`);
   }
 }
+
+/** A positive integer option, e.g. `--batch 4`; `flag` names it in messages. */
+export function parsePositiveInt(text: string, flag: string): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} ${text}: expected a positive integer`);
+  return n;
+}

@@ -7,32 +7,47 @@ import { readFileSync } from 'node:fs';
 import { UsageError } from './args.ts';
 import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
+import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
+import { sweepAblateCommand } from './sweep-ablate.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
 
 usage:
   patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
   patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...] [--mode zero|mean]
-                  --metric logit-diff:POS:GOOD:BAD [--json]
-  patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site resid_pre
-                 --metric logit-diff:POS:GOOD:BAD [--json]
+                  --metric METRIC [--json]
+  patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
+                 [--normalize] [--json]
+  patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
+  patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
   patchbay <command> --help
   patchbay --version
 
+  METRIC: logit-diff:POS:GOOD:BAD, logprob:POS:TOKEN, prob:POS:TOKEN or loss:START:END
+
 commands:
-  cache    run token ids through a model; write every hook activation and the logits to a
-           safetensors file
-  ablate   run token ids with attention heads zero- or mean-ablated; print a logit difference
-           and the logits at its position
-  patch    patch the clean run's resid_pre into the corrupted run at every (layer, position),
-           in one batched pass; print the logit difference of each as a grid
+  cache         run token ids through a model; write every hook activation and the logits to a
+                safetensors file
+  ablate        run token ids with attention heads zero- or mean-ablated; print the metric and
+                the logits at its position
+  patch         patch the clean run into the corrupted one at every cell of a site's grid
+                (layer × position, layer × head, ...) in a few batched passes; print the grid
+  sweep-ablate  ablate each attention head alone, in a few batched passes; print the
+                [layer, head] grid of the metric
+  bench         time plain forwards of a model (median and min ms, logits read back)
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
 
 type Command = (argv: readonly string[], print: (line: string) => void) => Promise<void>;
 
-const COMMANDS: Record<string, Command> = { cache: cacheCommand, ablate: ablateCommand, patch: patchCommand };
+const COMMANDS: Record<string, Command> = {
+  cache: cacheCommand,
+  ablate: ablateCommand,
+  patch: patchCommand,
+  'sweep-ablate': sweepAblateCommand,
+  bench: benchCommand,
+};
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };

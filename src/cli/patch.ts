@@ -1,38 +1,53 @@
 /**
- * `patchbay patch`: activation patching over a grid. For every layer L and position p, the
- * corrupted prompt is run with `blocks.L.hook_resid_pre[:, p]` replaced by the clean run's value,
- * and the metric of that run is recorded (TransformerLens' `get_act_patch_resid_pre`).
- *
- * Batched: the clean run's resid_pre is cached once, then ONE forward runs n_layers × n_pos copies
- * of the corrupted prompt, row l*T+p carrying the patch of (l, p). If that batch does not fit the
- * device, it is run in passes of fewer rows (halved until they fit).
+ * `patchbay patch`: activation patching over a grid, with the sweep engine
+ * (`patchingSweep`, src/experiments/patching.ts). For every cell of the site's grid (layer ×
+ * position, layer × head, …) the corrupted prompt is run with that activation replaced by the
+ * clean run's, and the metric of that run is recorded, as TransformerLens' `patching` module does
+ * (`get_act_patch_resid_pre`, `get_act_patch_attn_head_out_all_pos`, …). The engine packs the
+ * patched runs into the batch dimension, resumes each pass from the patched layer and position,
+ * and chunks passes to fit the device's memory.
  */
-import { OutOfMemoryError } from '../gpu/errors.ts';
-import type { Model, RunResult } from '../model/model.ts';
-import { patchFrom, type Intervention } from '../hooks/interventions.ts';
-import type { ActivationCache } from '../hooks/activation-cache.ts';
+import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
 import { UsageError, parseArgs, parseIdRow } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
-import { METRIC_SYNTAX, checkMetric, describeMetric, metricValue, parseMetric, type Metric } from './metric.ts';
+import { describeShape, nest, printGrid } from './grid.ts';
+import { METRIC_SYNTAX, checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
 
-export const SITES = ['resid_pre'] as const;
+/** Every site `--site` accepts (PATCH_SITES). */
+export const SITES: readonly PatchSite[] = PATCH_SITES;
 
-export const PATCH_USAGE = `usage: patchbay patch <model-dir-or-url> --clean 0,5,9 --corrupt 0,7,9 --site resid_pre
-                     --metric ${METRIC_SYNTAX} [--json]
+const BLOCK_EVERY = ['resid_pre', 'attn_out', 'mlp_out'] as const;
 
-Activation patching: for every layer L and position p, runs the corrupted prompt with
-blocks.L.hook_resid_pre[:, p] replaced by the clean run's value, and reports the metric of each
-patched run as an [n_layers, n_pos] grid (TransformerLens' get_act_patch_resid_pre). All
-n_layers × n_pos patched runs go through the GPU as one batch (in chunks if it does not fit).
+export const PATCH_USAGE = `usage: patchbay patch <model-dir-or-url> --clean 0,5,9 --corrupt 0,7,9 --site SITE
+                     --metric ${METRIC_SYNTAX}
+                     [--normalize] [--json]
+
+Activation patching: runs the corrupted prompt with one activation replaced by the clean run's
+value, for every cell of the site's grid, and reports the metric of each patched run (as
+TransformerLens' patching module: get_act_patch_resid_pre, get_act_patch_attn_head_out_all_pos,
+...). The patched runs go through the GPU as rows of a few batched passes.
 
   <model-dir-or-url>  a Hugging Face GPT-2 folder or an http(s) URL of one (as for patchbay cache)
   --clean 0,5,9       the clean prompt's token ids (the source of the patched activations)
   --corrupt 0,7,9     the corrupted prompt's token ids (the run that is patched); same length
-  --site resid_pre    what is patched; supported: ${SITES.join(', ')}
-  --metric ${METRIC_SYNTAX}
-                      logits[0, POS, GOOD] - logits[0, POS, BAD] of each patched run
-  --json              print {"site": "resid_pre", "shape": [n_layers, n_pos], "values": [[...], ...]}
-                      (values[L][p]: the metric with layer L's resid_pre patched at position p)
+  --site SITE         what is patched, and the grid's axes:
+                        resid_pre, resid_mid, resid_post, attn_out, mlp_out
+                                    [layer, pos]: blocks.L.hook_SITE[:, p]
+                        block_every [component, layer, pos]: resid_pre, attn_out and mlp_out
+                                    (component 0, 1, 2), each at (L, p)
+                        z, q, k, v, pattern
+                                    [layer, head]: blocks.L.attn.hook_SITE of head h, every position
+                        z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos
+                                    [layer, head, pos]: the same at position p only (for pattern,
+                                    the query position)
+  the metric of each patched run:
+${metricHelp('the CLEAN prompt\'s tokens (--clean), for the patched runs and both baselines')}
+  --normalize         report (m - m_corrupt) / (m_clean - m_corrupt) instead of m: 0 is the
+                      corrupted run's metric, 1 the clean run's
+  --json              print {"site": SITE, "shape": [...], "axes": [...], "values": [...],
+                      "clean": m_clean, "corrupt": m_corrupt}: values nested following shape
+                      (for resid_pre, values[L][p]), clean and corrupt the unpatched metrics
+                      (never normalized)
   --help              this text`;
 
 const FLAGS = {
@@ -40,9 +55,20 @@ const FLAGS = {
   corrupt: { required: true },
   site: { required: true },
   metric: { required: true },
+  normalize: { boolean: true },
   json: { boolean: true },
   help: { boolean: true },
 } as const;
+
+/** "blocks.L.hook_resid_pre[:, p]", for the summary. */
+function describeSite(site: PatchSite): string {
+  if (site === 'block_every') return 'blocks.L.hook_{resid_pre,attn_out,mlp_out}[:, p]';
+  const base = site.replace(/_by_pos$/, '');
+  if (!['z', 'q', 'k', 'v', 'pattern'].includes(base)) return `blocks.L.hook_${site}[:, p]`;
+  const byPos = site.endsWith('_by_pos');
+  if (base === 'pattern') return `blocks.L.attn.hook_pattern[:, h${byPos ? ', p' : ''}]`;
+  return `blocks.L.attn.hook_${base}[:, ${byPos ? 'p' : ':'}, h]`;
+}
 
 export async function patchCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
   const { positionals, flags } = parseArgs(argv, FLAGS, 'patch');
@@ -58,114 +84,52 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   if (clean.length !== corrupt.length) {
     throw new UsageError(`--clean has ${clean.length} tokens and --corrupt ${corrupt.length}; patching needs prompts of equal length`);
   }
-  const site = flags.get('site')![0];
-  if (!(SITES as readonly string[]).includes(site)) {
-    throw new UsageError(`--site ${site}: unsupported site; supported sites: ${SITES.join(', ')}`);
+  const siteText = flags.get('site')![0];
+  if (!(SITES as readonly string[]).includes(siteText)) {
+    throw new UsageError(`--site ${siteText}: unknown site; the sites are ${SITES.join(', ')}`);
   }
-  const metric = parseMetric(flags.get('metric')![0]);
+  const site = siteText as PatchSite;
+  const metricOpt = parseMetric(flags.get('metric')![0]);
+  const normalize = flags.has('normalize');
   const json = flags.has('json');
   const T = clean.length;
 
   await withModel(
     modelArg,
-    (c) => checkMetric(metric, T, c.d_vocab),
+    (c) => checkMetric(metricOpt, T, c.d_vocab),
     async ({ model, gpu, source, loadMs }) => {
-      const L = model.config.n_layers;
       const t0 = performance.now();
-      const cleanRun = await model.run([clean], { cache: /hook_resid_pre$/ });
-      let grid: { values: number[][]; chunkRows: number; passes: number };
-      let cleanMetric: number;
-      try {
-        cleanMetric = metricValue(metric, await cleanRun.logits.read(), cleanRun.logits.shape);
-        grid = await patchResidPre(model, cleanRun.cache, corrupt, metric);
-      } finally {
-        cleanRun.release();
-      }
+      // A loss predicts the clean prompt's next tokens, in the patched runs and both baselines.
+      const grid = await patchingSweep(model, clean, corrupt, site, toMetric(metricOpt, clean), { normalize });
       const runMs = performance.now() - t0;
+      if (normalize && !(grid.clean !== grid.corrupt && Number.isFinite(grid.clean) && Number.isFinite(grid.corrupt))) {
+        throw new Error(
+          `--normalize: the clean and corrupted metrics are ${fmt(grid.clean)} and ${fmt(grid.corrupt)}; ` +
+            '(m - m_corrupt) / (m_clean - m_corrupt) is undefined when they are equal (or not finite)',
+        );
+      }
 
       if (json) {
-        print(JSON.stringify({ site, shape: [L, T], values: grid.values }));
+        print(JSON.stringify({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));
         return;
       }
-      const plain = await model.run([corrupt]);
-      let corruptMetric: number;
-      try {
-        corruptMetric = metricValue(metric, await plain.logits.read(), plain.logits.shape);
-      } finally {
-        plain.release();
-      }
+      const runs = grid.values.length;
+      const { passes, work, naiveWork } = grid.stats;
       print(`patchbay patch: ${source.describe}`);
       print(`  model    ${describeModel(model.config)}`);
       print(`  adapter  ${gpu.adapterName}`);
       print(`  input    clean and corrupt, ${T} tokens each`);
-      print(`  metric   ${describeMetric(metric)}: clean ${fmt(cleanMetric)}, corrupt ${fmt(corruptMetric)}`);
+      print(`  metric   ${describeMetric(metricOpt)}: clean ${fmt(grid.clean)}, corrupt ${fmt(grid.corrupt)}`);
       print(
-        `  patched  ${site} at ${L} layers × ${T} positions = ${L * T} runs in ` +
-          (grid.passes === 1 ? 'one batched pass' : `${grid.passes} passes of up to ${grid.chunkRows} rows (the full batch did not fit)`),
+        `  patched  ${site}: ${describeShape(grid.shape, grid.axes)} = ${runs} patched runs in ${passes === 1 ? 'one batched pass' : `${passes} batched passes`}` +
+          (naiveWork > 0 ? ` (${((100 * work) / naiveWork).toFixed(0)}% of the layer × position work of ${runs} full forwards)` : ''),
       );
-      print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);
+      print(`  time     load ${loadMs.toFixed(0)} ms, sweep + readback ${runMs.toFixed(0)} ms`);
       print('');
-      print(`  metric with blocks.L.hook_${site}[:, p] patched from clean (rows L, columns p):`);
-      const width = Math.max(...grid.values.flat().map((v) => fmt(v, 3).length), String(T - 1).length) + 1;
-      print(`  ${'L\\p'.padStart(4)}${Array.from({ length: T }, (_, p) => String(p).padStart(width)).join('')}`);
-      grid.values.forEach((row, l) => print(`  ${String(l).padStart(4)}${row.map((v) => fmt(v, 3).padStart(width)).join('')}`));
+      const [rowAxis, colAxis] = grid.axes.slice(-2);
+      const what = normalize ? 'normalized metric, (m - corrupt) / (clean - corrupt),' : 'metric';
+      print(`  ${what} with ${describeSite(site)} patched from clean (rows ${rowAxis}, columns ${colAxis}):`);
+      printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: site === 'block_every' ? BLOCK_EVERY : undefined });
     },
   );
-}
-
-/**
- * The resid_pre patching grid: values[l][p] = metric of the corrupted prompt with
- * blocks.l.hook_resid_pre[:, p] taken from `cleanCache` (one row, broadcast to every patch).
- */
-export async function patchResidPre(
-  model: Model,
-  cleanCache: ActivationCache,
-  corrupt: readonly number[],
-  metric: Metric,
-): Promise<{ values: number[][]; /** Rows per pass. */ chunkRows: number; passes: number }> {
-  const L = model.config.n_layers;
-  const T = corrupt.length;
-  const total = L * T;
-  const values = Array.from({ length: L }, () => new Array<number>(T).fill(NaN));
-  // Start with every row in one pass, unless its logits alone exceed one GPU buffer.
-  const logitRowBytes = T * model.config.d_vocab * 4;
-  let chunk = Math.max(1, Math.min(total, Math.floor(model.gpu.limits.maxBufferSize / logitRowBytes)));
-  let passes = 0;
-  let widest = 0;
-  for (let start = 0; start < total; ) {
-    const n = Math.min(chunk, total - start);
-    // Every pass runs `chunk` rows, the last one padded with unpatched rows: one forward shape,
-    // so the pass reuses the plan (and its scratch memory) of the passes before it.
-    const batch = chunk;
-    const hooks: Intervention[] = [];
-    for (let i = 0; i < n; i++) {
-      const r = start + i;
-      const l = Math.floor(r / T);
-      const p = r % T;
-      hooks.push(patchFrom(`blocks.${l}.hook_resid_pre`, cleanCache, { batch: i, pos: p }));
-    }
-    let run: RunResult;
-    try {
-      run = await model.run(Array.from({ length: batch }, () => corrupt), { hooks });
-    } catch (e) {
-      if (e instanceof OutOfMemoryError && chunk > 1) {
-        chunk = Math.ceil(chunk / 2);
-        continue; // retry the same rows in smaller passes
-      }
-      throw e;
-    }
-    try {
-      const logits = await run.logits.read();
-      for (let i = 0; i < n; i++) {
-        const r = start + i;
-        values[Math.floor(r / T)][r % T] = metricValue(metric, logits, run.logits.shape, i);
-      }
-    } finally {
-      run.release();
-    }
-    passes++;
-    widest = Math.max(widest, batch);
-    start += n;
-  }
-  return { values, chunkRows: widest, passes };
 }

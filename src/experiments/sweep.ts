@@ -38,14 +38,14 @@ export interface SweepOptions {
   maxRows?: number;
 }
 
-/** The run every variant departs from: its tokens, and a cache of resid_pre, hook_k and hook_v of every layer. */
+/** The run every variant departs from: its tokens, and a cache of resid_pre, hook_k (hook_rot_k for rotary models) and hook_v of every layer. */
 export interface BaseRun {
   tokens: readonly number[];
   cache: ActivationCache;
 }
 
 /** The base-run hook points a sweep needs. */
-export const BASE_CACHE = /^blocks\.\d+\.(hook_resid_pre|attn\.hook_k|attn\.hook_v)$/;
+export const BASE_CACHE = /^blocks\.\d+\.(hook_resid_pre|attn\.hook_k|attn\.hook_rot_k|attn\.hook_v)$/;
 
 export interface SweepStats {
   passes: number;
@@ -176,7 +176,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
 
 /** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
 async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Variant[], metric: Metric, affine: Affine): Promise<Float32Array> {
-  const { d_model: C, n_heads: H, d_head: dh, n_layers } = model.config;
+  const { d_model: C, n_key_value_heads: Hkv, d_head: dh, n_layers } = model.config;
   const T = plan.pos;
   const Tn = T - plan.fromPos;
   const before: Step[] = [];
@@ -193,9 +193,9 @@ async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Var
   }
   for (let l = plan.fromLayer; plan.fromPos > 0 && l < n_layers; l++) {
     const past = plan.past.get(l)!;
-    const size = plan.fromPos * H * dh * 4;
-    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.attn.hook_k`).buffer, srcOffset: 0, dst: past.k, dstOffset: 0, size });
-    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.attn.hook_v`).buffer, srcOffset: 0, dst: past.v, dstOffset: 0, size });
+    const size = plan.fromPos * Hkv * dh * 4;
+    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.k}`).buffer, srcOffset: 0, dst: past.k, dstOffset: 0, size });
+    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.v}`).buffer, srcOffset: 0, dst: past.v, dstOffset: 0, size });
   }
   const hooks = rows.flatMap((v, b) => v.hooks.map((h) => ({ ...h, batch: b }) as Intervention));
   const compiled = await model.compileHooks(plan, hooks);

@@ -1,22 +1,71 @@
 /**
  * The one normalized model config every part of Patchbay reads. Field names follow
- * TransformerLens' `HookedTransformerConfig`; comments give GPT-2 small's values.
- * `normalizeConfig` (in `normalize-config.ts`) builds it from a Hugging Face `config.json`.
+ * TransformerLens' `HookedTransformerConfig`; comments give GPT-2 small's values, then what the
+ * other families use. `normalizeConfig` (in `normalize-config.ts`) builds it from a Hugging Face
+ * `config.json`.
  */
+export type Family = 'gpt2' | 'neox' | 'llama';
+
+export type RopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'llama3'; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
+
 export interface ModelConfig {
   /** The Hugging Face `architectures[0]`, e.g. "GPT2LMHeadModel". */
   architecture: string;
-  /** Patchbay's family for the forward pass. */
-  family: 'gpt2';
+  /** Which weight names the loader maps (the forward itself reads only the fields below). */
+  family: Family;
   d_model: number; // 768
   n_layers: number; // 12
   n_heads: number; // 12
   d_head: number; // 64
+  /** Key/value heads: fewer than n_heads for grouped-query attention (Llama-style). */
+  n_key_value_heads: number; // 12
   d_mlp: number; // 3072 (n_inner, or 4 * d_model when null)
   n_ctx: number; // 1024 (n_positions)
   d_vocab: number; // 50257
-  act_fn: 'gelu_new';
-  eps: number; // 1e-5 (layer_norm_epsilon)
+  act_fn: 'gelu_new' | 'gelu' | 'silu' | 'relu'; // gelu_new; Pythia gelu; Llama silu
+  normalization: 'LN' | 'RMS'; // LN; Llama RMS
+  eps: number; // 1e-5 (layer_norm_epsilon; rms_norm_eps)
+  positional: 'learned' | 'rotary'; // learned (W_pos); NeoX and Llama rotary
+  /** Dims of each head that rotary embeddings rotate (0 with learned positions). */
+  rotary_dim: number; // 0; Pythia d_head / 4; Llama d_head
+  rotary_base: number; // 10000
+  rope_scaling: RopeScaling | null;
+  /** Attention and MLP both read resid_pre and add to it (GPT-NeoX / Pythia). */
+  parallel_attn_mlp: boolean; // false
+  /** act(x W_gate) * (x W_in) MLPs (SwiGLU). */
+  gated_mlp: boolean; // false
   /** Unembedding is the token embedding transposed. */
   tied_embeddings: boolean; // true
+}
+
+/** A GPT-2-style config with the given sizes (synthetic models in tests and benchmarks). */
+export function gpt2LikeConfig(over: Partial<ModelConfig>): ModelConfig {
+  const cfg: ModelConfig = {
+    architecture: 'GPT2LMHeadModel',
+    family: 'gpt2',
+    d_model: 768,
+    n_layers: 12,
+    n_heads: 12,
+    d_head: 64,
+    n_key_value_heads: 12,
+    d_mlp: 3072,
+    n_ctx: 1024,
+    d_vocab: 50257,
+    act_fn: 'gelu_new',
+    normalization: 'LN',
+    eps: 1e-5,
+    positional: 'learned',
+    rotary_dim: 0,
+    rotary_base: 10000,
+    rope_scaling: null,
+    parallel_attn_mlp: false,
+    gated_mlp: false,
+    tied_embeddings: true,
+    ...over,
+  };
+  if (!over.d_head) cfg.d_head = cfg.d_model / cfg.n_heads;
+  if (!over.n_key_value_heads) cfg.n_key_value_heads = cfg.n_heads;
+  return cfg;
 }

@@ -1,15 +1,18 @@
 /**
- * The GPT-2 forward on the CPU, composed of the kernels' CPU references. An independent check
- * of the GPU pass for shapes no fixture covers (synthetic configs, split embeddings). Slow:
- * for tests on tiny models only. Returns every hook activation by name plus `logits`.
+ * The forward on the CPU, composed of the kernels' CPU references, for every family the GPU
+ * pass runs. An independent check of the GPU pass for shapes and configs no fixture covers
+ * (synthetic configs, split embeddings, Qwen2 biases). Slow: for tests on tiny models only.
+ * Returns every hook activation by name plus `logits`.
  */
 import { attentionCpu } from '../gpu/kernels/attention.cpu.ts';
-import { addCpu, geluNewCpu } from '../gpu/kernels/elementwise.cpu.ts';
+import { activationCpu, addCpu } from '../gpu/kernels/elementwise.cpu.ts';
 import { gatherCpu } from '../gpu/kernels/embed.cpu.ts';
-import { layernormCpu } from '../gpu/kernels/layernorm.cpu.ts';
+import { layernormCpu, rmsnormCpu } from '../gpu/kernels/layernorm.cpu.ts';
 import { matmulCpu } from '../gpu/kernels/matmul.cpu.ts';
+import { rotaryCpu } from '../gpu/kernels/rotary.cpu.ts';
 import type { ModelConfig } from './config.ts';
-import type { HostWeights } from './host-weights.ts';
+import type { HostMatrix, HostWeights } from './host-weights.ts';
+import { rotaryTables } from './rotary-tables.ts';
 
 /**
  * `edit`, if given, is called at each hook point with the activation (and may change it in
@@ -24,7 +27,7 @@ export function forwardCpu(
 ): Map<string, Float32Array> {
   const B = tokens.length;
   const T = tokens[0].length;
-  const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const BT = B * T;
   const acts = new Map<string, Float32Array>();
   const f = (n: number) => new Float32Array(n);
@@ -32,15 +35,22 @@ export function forwardCpu(
     edit?.(name, act);
     acts.set(name, act);
   };
+  const norm = (out: Float32Array, scale: Float32Array, x: Float32Array, wt: HostMatrix, b: HostMatrix | undefined) =>
+    cfg.normalization === 'RMS' ? rmsnormCpu(out, scale, x, wt.data, BT, C, eps) : layernormCpu(out, scale, x, wt.data, b!.data, BT, C, eps);
+  const tables = cfg.positional === 'rotary' ? rotaryTables(cfg) : null;
 
-  const embed = f(BT * C); // (B, T, C)
+  let resid = f(BT * C); // (B, T, C)
+  const embed = f(BT * C);
   gatherCpu(embed, tokens.flat(), w.W_E.data, BT, C);
   put('hook_embed', embed);
-  const posEmbed = f(BT * C); // (B, T, C)
-  gatherCpu(posEmbed, Array.from({ length: BT }, (_, i) => i % T), w.W_pos.data, BT, C);
-  put('hook_pos_embed', posEmbed);
-  let resid = f(BT * C); // (B, T, C)
-  addCpu(resid, embed, posEmbed, BT * C);
+  if (w.W_pos) {
+    const posEmbed = f(BT * C); // (B, T, C)
+    gatherCpu(posEmbed, Array.from({ length: BT }, (_, i) => i % T), w.W_pos.data, BT, C);
+    put('hook_pos_embed', posEmbed);
+    addCpu(resid, embed, posEmbed, BT * C);
+  } else {
+    resid = embed;
+  }
 
   for (let l = 0; l < cfg.n_layers; l++) {
     const p = w.layers[l];
@@ -48,22 +58,32 @@ export function forwardCpu(
     put(`${L}.hook_resid_pre`, resid);
     const ln1 = f(BT * C);
     const ln1Scale = f(BT);
-    layernormCpu(ln1, ln1Scale, resid, p.ln1_w.data, p.ln1_b.data, BT, C, eps);
+    norm(ln1, ln1Scale, resid, p.ln1_w, p.ln1_b);
     put(`${L}.ln1.hook_scale`, ln1Scale);
     put(`${L}.ln1.hook_normalized`, ln1);
-    const q = f(BT * H * dh); // (B, T, H, dh)
-    const k = f(BT * H * dh);
-    const v = f(BT * H * dh);
+    let q = f(BT * H * dh); // (B, T, H, dh)
+    let k = f(BT * Hkv * dh); // (B, T, Hkv, dh)
+    const v = f(BT * Hkv * dh);
     matmulCpu(q, ln1, p.W_Q.data, p.b_Q.data, BT, H * dh, C);
     put(`${L}.attn.hook_q`, q);
-    matmulCpu(k, ln1, p.W_K.data, p.b_K.data, BT, H * dh, C);
+    matmulCpu(k, ln1, p.W_K.data, p.b_K.data, BT, Hkv * dh, C);
     put(`${L}.attn.hook_k`, k);
-    matmulCpu(v, ln1, p.W_V.data, p.b_V.data, BT, H * dh, C);
+    matmulCpu(v, ln1, p.W_V.data, p.b_V.data, BT, Hkv * dh, C);
     put(`${L}.attn.hook_v`, v);
+    if (tables) {
+      const rq = f(q.length);
+      const rk = f(k.length);
+      rotaryCpu(rq, q, tables.cos, tables.sin, B, T, H, dh, cfg.rotary_dim);
+      put(`${L}.attn.hook_rot_q`, rq);
+      rotaryCpu(rk, k, tables.cos, tables.sin, B, T, Hkv, dh, cfg.rotary_dim);
+      put(`${L}.attn.hook_rot_k`, rk);
+      q = rq;
+      k = rk;
+    }
     const scores = f(B * H * T * T); // (B, H, T, T)
     const pattern = f(B * H * T * T);
     const z = f(BT * H * dh); // (B, T, H, dh)
-    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh);
+    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv);
     put(`${L}.attn.hook_attn_scores`, scores);
     put(`${L}.attn.hook_pattern`, pattern);
     put(`${L}.attn.hook_z`, z);
@@ -72,17 +92,26 @@ export function forwardCpu(
     put(`${L}.hook_attn_out`, attnOut);
     const residMid = f(BT * C);
     addCpu(residMid, resid, attnOut, BT * C);
-    put(`${L}.hook_resid_mid`, residMid);
+    if (!cfg.parallel_attn_mlp) put(`${L}.hook_resid_mid`, residMid);
     const ln2 = f(BT * C);
     const ln2Scale = f(BT);
-    layernormCpu(ln2, ln2Scale, residMid, p.ln2_w.data, p.ln2_b.data, BT, C, eps);
+    norm(ln2, ln2Scale, cfg.parallel_attn_mlp ? resid : residMid, p.ln2_w, p.ln2_b);
     put(`${L}.ln2.hook_scale`, ln2Scale);
     put(`${L}.ln2.hook_normalized`, ln2);
     const pre = f(BT * M); // (B, T, d_mlp)
-    matmulCpu(pre, ln2, p.W_in.data, p.b_in.data, BT, M, C);
-    put(`${L}.mlp.hook_pre`, pre);
     const post = f(BT * M);
-    geluNewCpu(post, pre, BT * M);
+    if (p.W_gate) {
+      matmulCpu(pre, ln2, p.W_gate.data, p.b_gate!.data, BT, M, C);
+      put(`${L}.mlp.hook_pre`, pre);
+      const up = f(BT * M);
+      matmulCpu(up, ln2, p.W_in.data, p.b_in.data, BT, M, C);
+      put(`${L}.mlp.hook_pre_linear`, up);
+      activationCpu(cfg.act_fn, post, pre, BT * M, up);
+    } else {
+      matmulCpu(pre, ln2, p.W_in.data, p.b_in.data, BT, M, C);
+      put(`${L}.mlp.hook_pre`, pre);
+      activationCpu(cfg.act_fn, post, pre, BT * M);
+    }
     put(`${L}.mlp.hook_post`, post);
     const mlpOut = f(BT * C);
     matmulCpu(mlpOut, post, p.W_out.data, p.b_out.data, BT, C, M);
@@ -94,11 +123,11 @@ export function forwardCpu(
   }
   const lnf = f(BT * C);
   const lnfScale = f(BT);
-  layernormCpu(lnf, lnfScale, resid, w.lnf_w.data, w.lnf_b.data, BT, C, eps);
+  norm(lnf, lnfScale, resid, w.lnf_w, w.lnf_b);
   put('ln_final.hook_scale', lnfScale);
   put('ln_final.hook_normalized', lnf);
   const logits = f(BT * V); // (B, T, V)
-  matmulCpu(logits, lnf, w.W_E.data, null, BT, V, C, true);
-  put('logits', logits);
+  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, null, BT, V, C, true);
+  acts.set('logits', logits);
   return acts;
 }

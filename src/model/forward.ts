@@ -21,7 +21,8 @@ import type { Dispatch, Params } from '../gpu/recorder.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { layernorm } from '../gpu/kernels/layernorm.ts';
 import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
-import { add, geluNew } from '../gpu/kernels/elementwise.ts';
+import { activation, add } from '../gpu/kernels/elementwise.ts';
+import { rotary as rotaryOp } from '../gpu/kernels/rotary.ts';
 import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
@@ -67,8 +68,10 @@ export interface ForwardPlan {
   ids: GPUBuffer | null;
   /** A resumed pass's input: resid_pre of `fromLayer` at positions >= fromPos, [batch, pos - fromPos, d_model]. */
   input: GPUBuffer | null;
-  /** A resumed pass's cached keys and values of positions < fromPos, per layer >= fromLayer: [fromPos, heads * d_head] each. */
+  /** A resumed pass's cached keys and values of positions < fromPos, per layer >= fromLayer: [fromPos, kv heads * d_head] each. */
   past: Map<number, { k: GPUBuffer; v: GPUBuffer }>;
+  /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
+  pastHooks: { k: string; v: string };
   /** [batch, logit positions, d_vocab] */
   logits: GPUBuffer;
   logitsShape: number[];
@@ -115,21 +118,26 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
   const { B, T, Tn, p0 } = r;
   const BT = B * Tn;
   const HD = H * dh;
+  const KD = cfg.n_key_value_heads * dh;
   const P = r.logitPositions.length;
+  const learned = cfg.positional === 'learned';
+  const rotary = cfg.positional === 'rotary';
   const sizes: Record<string, number> = {
     ids: r.resumed ? 0 : BT, // [B, T] u32
-    posIds: r.resumed ? 0 : BT, // [B, T] u32
-    embed: r.resumed ? 0 : BT * C, // [B, T, C]
-    posEmbed: r.resumed ? 0 : BT * C, // [B, T, C]
+    posIds: r.resumed || !learned ? 0 : BT, // [B, T] u32
+    embed: r.resumed || !learned ? 0 : BT * C, // [B, T, C] (rotary models gather straight into the residual)
+    posEmbed: r.resumed || !learned ? 0 : BT * C, // [B, T, C]
     residA: BT * C, // [B, Tn, C] ping-pong with residB: resid_pre / resid_post alternate per layer
     residB: BT * C, // [B, Tn, C]
     ln1: BT * C, // [B, Tn, C]
     ln1Scale: BT, // [B, Tn, 1]
     q: BT * HD, // [B, Tn, H, dh]
-    k: BT * HD, // [B, Tn, H, dh] this pass's keys
-    v: BT * HD, // [B, Tn, H, dh]
-    kFull: p0 ? B * T * HD : 0, // [B, T, H, dh] cached keys of positions < p0, then this pass's
-    vFull: p0 ? B * T * HD : 0, // [B, T, H, dh]
+    k: BT * KD, // [B, Tn, Hkv, dh] this pass's keys
+    v: BT * KD, // [B, Tn, Hkv, dh]
+    rotQ: rotary ? BT * HD : 0, // [B, Tn, H, dh] after rotary embeddings
+    rotK: rotary ? BT * KD : 0, // [B, Tn, Hkv, dh]
+    kFull: p0 ? B * T * KD : 0, // [B, T, Hkv, dh] cached keys of positions < p0, then this pass's
+    vFull: p0 ? B * T * KD : 0, // [B, T, Hkv, dh]
     scores: B * H * Tn * T, // [B, H, Tn, T]
     pattern: B * H * Tn * T, // [B, H, Tn, T]
     z: BT * HD, // [B, Tn, H, dh]
@@ -138,7 +146,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     residMid: BT * C, // [B, Tn, C]
     ln2: BT * C, // [B, Tn, C]
     ln2Scale: BT, // [B, Tn, 1]
-    mlpPre: BT * M, // [B, Tn, d_mlp]
+    mlpPre: BT * M, // [B, Tn, d_mlp] (the gate in a gated MLP)
+    mlpPreLinear: cfg.gated_mlp ? BT * M : 0, // [B, Tn, d_mlp] the up projection
     mlpPost: BT * M, // [B, Tn, d_mlp]
     mlpOut: BT * C, // [B, Tn, C]
     lnf: BT * C, // [B, Tn, C]
@@ -148,8 +157,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     logits: B * P * V, // [B, P, V]
   };
   for (let l = r.L0; p0 > 0 && l < cfg.n_layers; l++) {
-    sizes[`pastK${l}`] = p0 * HD; // [p0, H, dh]
-    sizes[`pastV${l}`] = p0 * HD;
+    sizes[`pastK${l}`] = p0 * KD; // [p0, Hkv, dh]
+    sizes[`pastV${l}`] = p0 * KD;
   }
   return sizes;
 }
@@ -160,12 +169,15 @@ export function scratchBytes(cfg: ModelConfig, shape: PlanShape): number {
 }
 
 export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape): ForwardPlan {
-  const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const r = resolve(cfg, shape);
   const { B, T, Tn, L0, p0, withResult } = r;
   const BT = B * Tn;
   const HD = H * dh;
+  const KD = Hkv * dh;
   const P = r.logitPositions.length;
+  const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
+  const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
   const params: Params[] = [];
   const owned: GPUBuffer[] = [];
   const a: Record<string, GPUBuffer> = {};
@@ -184,15 +196,19 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     steps.push(s);
     sites.set(name, s);
   };
-  const attnDims = { B, T, H, dh, Tq: Tn, q0: p0 };
+  const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
 
-  if (!r.resumed) {
+  if (!r.resumed && w.W_pos) {
     gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
     op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
     op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed')); // (B, T, C)
     site('hook_pos_embed', a.posEmbed, [B, T, C]);
     op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
+  } else if (!r.resumed) {
+    // Rotary models add no position vector: the embedding is the residual stream.
+    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
+    site('hook_embed', resid[0], [B, T, C]);
   }
 
   for (let l = L0; l < cfg.n_layers; l++) {
@@ -209,19 +225,28 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
     op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, M: BT, N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
-    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, M: BT, N: HD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, H, dh)
-    site(`${L}.attn.hook_k`, a.k, [B, Tn, H, dh]);
-    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, M: BT, N: HD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, H, dh)
-    site(`${L}.attn.hook_v`, a.v, [B, Tn, H, dh]);
+    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, M: BT, N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
+    site(`${L}.attn.hook_k`, a.k, [B, Tn, Hkv, dh]);
+    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, M: BT, N: KD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, Hkv, dh)
+    site(`${L}.attn.hook_v`, a.v, [B, Tn, Hkv, dh]);
+    let q = a.q;
     let k = a.k;
     let v = a.v;
+    if (rotary) {
+      op(rotaryOp(gpu, { ...rotDims, H }, a.rotQ, a.q, rotary.cos, rotary.sin, params, `${L}.attn.rot_q`)); // (B, Tn, H, dh)
+      site(`${L}.attn.hook_rot_q`, a.rotQ, [B, Tn, H, dh]);
+      op(rotaryOp(gpu, { ...rotDims, H: Hkv }, a.rotK, a.k, rotary.cos, rotary.sin, params, `${L}.attn.rot_k`)); // (B, Tn, Hkv, dh)
+      site(`${L}.attn.hook_rot_k`, a.rotK, [B, Tn, Hkv, dh]);
+      q = a.rotQ;
+      k = a.rotK;
+    }
     if (p0 > 0) {
-      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], a.k, B, T, p0, HD, params, `${L}.attn.k past`)); // (B, T, H, dh)
-      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], a.v, B, T, p0, HD, params, `${L}.attn.v past`)); // (B, T, H, dh)
+      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`)); // (B, T, Hkv, dh)
+      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`)); // (B, T, Hkv, dh)
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, attnDims, a.scores, a.q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, attnDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
     op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
@@ -236,15 +261,25 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     }
     site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
     op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
-    site(`${L}.hook_resid_mid`, a.residMid, [B, Tn, C]);
+    // A parallel block (GPT-NeoX) has no resid_mid: its MLP reads resid_pre too.
+    if (!cfg.parallel_attn_mlp) site(`${L}.hook_resid_mid`, a.residMid, [B, Tn, C]);
 
     // MLP.
-    op(layernorm(gpu, { out: a.ln2, scale: a.ln2Scale, x: a.residMid, w: p.ln2_w, b: p.ln2_b, rows: BT, C, eps, label: `${L}.ln2` }, params));
+    const mlpIn = cfg.parallel_attn_mlp ? residPre : a.residMid;
+    op(layernorm(gpu, { out: a.ln2, scale: a.ln2Scale, x: mlpIn, w: p.ln2_w, b: p.ln2_b, rows: BT, C, eps, label: `${L}.ln2` }, params));
     site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
     site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
-    op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
-    site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
-    op(geluNew(gpu, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.gelu_new`)); // (B, Tn, d_mlp)
+    if (p.W_gate) {
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, M: BT, N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
+      site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
+      op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
+      site(`${L}.mlp.hook_pre_linear`, a.mlpPreLinear, [B, Tn, M]);
+      op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn} * up`, a.mlpPreLinear)); // (B, Tn, d_mlp)
+    } else {
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
+      site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
+      op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn}`)); // (B, Tn, d_mlp)
+    }
     site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
     op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
     site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
@@ -266,7 +301,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
     unembedIn = a.lnfSel;
   }
-  op(...planUnembed(gpu, a.logits, unembedIn, w.W_E, B * P, C, V, params)); // (B, P, V)
+  op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params)); // (B, P, V)
 
   const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
   for (let l = L0; p0 > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
@@ -281,6 +316,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     ids: r.resumed ? null : a.ids,
     input: r.resumed ? resid[0] : null,
     past,
+    pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
     logits: a.logits,
     logitsShape: [B, P, V],
     logitPositions: r.logitPositions,

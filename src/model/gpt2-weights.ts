@@ -10,10 +10,9 @@
 import type { TensorLookup } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import type { HostLayer, HostMatrix, HostWeights } from './host-weights.ts';
+import { WeightsError } from './weight-lookup.ts';
 
-export class WeightsError extends Error {
-  override name = 'WeightsError';
-}
+export { WeightsError };
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 

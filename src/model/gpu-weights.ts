@@ -1,37 +1,45 @@
 /**
- * GPT-2 weights on the GPU: one buffer per parameter, the token embedding split by rows when it
- * exceeds a binding. Built all-or-nothing: if any upload fails, every buffer made so far is freed.
+ * Model weights on the GPU: one buffer per parameter, the token embedding (and an untied
+ * unembedding) split by rows when it exceeds a binding, and the rotary cos/sin tables. Built
+ * all-or-nothing: if any upload fails, every buffer made so far is freed.
  */
 import type { Gpu } from '../gpu/device.ts';
 import { WeightArena, type RowChunk } from '../gpu/chunked.ts';
 import type { ModelConfig } from './config.ts';
 import type { HostWeights } from './host-weights.ts';
+import { rotaryTables } from './rotary-tables.ts';
 
 export interface GpuLayer {
   ln1_w: GPUBuffer; // [d_model]
-  ln1_b: GPUBuffer; // [d_model]
+  ln1_b: GPUBuffer | null; // [d_model], null for RMSNorm
   W_Q: GPUBuffer; // [d_model, n_heads * d_head]
   b_Q: GPUBuffer; // [n_heads * d_head]
-  W_K: GPUBuffer;
+  W_K: GPUBuffer; // [d_model, n_key_value_heads * d_head]
   b_K: GPUBuffer;
   W_V: GPUBuffer;
   b_V: GPUBuffer;
   W_O: GPUBuffer; // [n_heads * d_head, d_model]
   b_O: GPUBuffer; // [d_model]
   ln2_w: GPUBuffer;
-  ln2_b: GPUBuffer;
+  ln2_b: GPUBuffer | null;
   W_in: GPUBuffer; // [d_model, d_mlp]
   b_in: GPUBuffer; // [d_mlp]
+  W_gate: GPUBuffer | null; // [d_model, d_mlp], gated MLPs
+  b_gate: GPUBuffer | null;
   W_out: GPUBuffer; // [d_mlp, d_model]
   b_out: GPUBuffer; // [d_model]
 }
 
 export interface GpuWeights {
-  W_E: RowChunk[]; // [d_vocab, d_model] in row chunks; the unembedding reads it transposed
-  W_pos: RowChunk[]; // [n_ctx, d_model], one chunk
+  W_E: RowChunk[]; // [d_vocab, d_model] in row chunks
+  W_pos: RowChunk[] | null; // [n_ctx, d_model], learned positions only
+  /** Unembedding rows [d_vocab, d_model]: W_E when tied, lm_head otherwise. */
+  W_U_rows: RowChunk[];
+  /** Rotary tables [n_ctx, rotary_dim / 2], rotary models only. */
+  rotary: { cos: GPUBuffer; sin: GPUBuffer } | null;
   layers: GpuLayer[];
   lnf_w: GPUBuffer; // [d_model]
-  lnf_b: GPUBuffer; // [d_model]
+  lnf_b: GPUBuffer | null; // [d_model]
   /** Total bytes of weight buffers. */
   bytes: number;
   destroy(): void;
@@ -42,9 +50,10 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
   try {
     const weights = await gpu.guard('uploading weights', 0, () => {
       const up = (m: { data: Float32Array }, label: string) => arena.upload(m.data, label);
+      const opt = (m: { data: Float32Array } | undefined, label: string) => (m ? up(m, label) : null);
       const layers = host.layers.map((h, l): GpuLayer => ({
         ln1_w: up(h.ln1_w, `blocks.${l}.ln1.w`),
-        ln1_b: up(h.ln1_b, `blocks.${l}.ln1.b`),
+        ln1_b: opt(h.ln1_b, `blocks.${l}.ln1.b`),
         W_Q: up(h.W_Q, `blocks.${l}.attn.W_Q`),
         b_Q: up(h.b_Q, `blocks.${l}.attn.b_Q`),
         W_K: up(h.W_K, `blocks.${l}.attn.W_K`),
@@ -54,18 +63,28 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
         W_O: up(h.W_O, `blocks.${l}.attn.W_O`),
         b_O: up(h.b_O, `blocks.${l}.attn.b_O`),
         ln2_w: up(h.ln2_w, `blocks.${l}.ln2.w`),
-        ln2_b: up(h.ln2_b, `blocks.${l}.ln2.b`),
+        ln2_b: opt(h.ln2_b, `blocks.${l}.ln2.b`),
         W_in: up(h.W_in, `blocks.${l}.mlp.W_in`),
         b_in: up(h.b_in, `blocks.${l}.mlp.b_in`),
+        W_gate: opt(h.W_gate, `blocks.${l}.mlp.W_gate`),
+        b_gate: opt(h.b_gate, `blocks.${l}.mlp.b_gate`),
         W_out: up(h.W_out, `blocks.${l}.mlp.W_out`),
         b_out: up(h.b_out, `blocks.${l}.mlp.b_out`),
       }));
+      const W_E = arena.uploadRows(host.W_E.data, cfg.d_vocab, cfg.d_model, 'embed.W_E');
+      let rotary = null;
+      if (cfg.positional === 'rotary') {
+        const t = rotaryTables(cfg);
+        rotary = { cos: arena.upload(t.cos, 'rotary cos'), sin: arena.upload(t.sin, 'rotary sin') };
+      }
       return {
-        W_E: arena.uploadRows(host.W_E.data, cfg.d_vocab, cfg.d_model, 'embed.W_E'),
-        W_pos: arena.uploadRows(host.W_pos.data, cfg.n_ctx, cfg.d_model, 'pos_embed.W_pos'),
+        W_E,
+        W_pos: host.W_pos ? arena.uploadRows(host.W_pos.data, cfg.n_ctx, cfg.d_model, 'pos_embed.W_pos') : null,
+        W_U_rows: host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U') : W_E,
+        rotary,
         layers,
         lnf_w: up(host.lnf_w, 'ln_final.w'),
-        lnf_b: up(host.lnf_b, 'ln_final.b'),
+        lnf_b: opt(host.lnf_b, 'ln_final.b'),
       };
     });
     return { ...weights, bytes: arena.bytes, destroy: () => arena.destroy() };

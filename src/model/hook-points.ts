@@ -1,34 +1,39 @@
 /**
- * GPT-2's hook points: TransformerLens names and shapes, in forward order, as a pure function
+ * The hook points of a model: TransformerLens names and shapes, in forward order, as a pure function
  * of the config and the input shape, so memory can be planned before anything is allocated.
  * `forward.ts` places a site at each of these names (a test checks the two agree).
  */
 import type { ModelConfig } from './config.ts';
 
 export function hookShapes(cfg: ModelConfig, batch: number, pos: number): Map<string, number[]> {
-  const { d_model: C, n_heads: H, d_head: dh, d_mlp: M } = cfg;
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M } = cfg;
   const B = batch;
   const T = pos;
   const s = new Map<string, number[]>();
   s.set('hook_embed', [B, T, C]);
-  s.set('hook_pos_embed', [B, T, C]);
+  if (cfg.positional === 'learned') s.set('hook_pos_embed', [B, T, C]);
   for (let l = 0; l < cfg.n_layers; l++) {
     const L = `blocks.${l}`;
     s.set(`${L}.hook_resid_pre`, [B, T, C]);
     s.set(`${L}.ln1.hook_scale`, [B, T, 1]);
     s.set(`${L}.ln1.hook_normalized`, [B, T, C]);
     s.set(`${L}.attn.hook_q`, [B, T, H, dh]);
-    s.set(`${L}.attn.hook_k`, [B, T, H, dh]);
-    s.set(`${L}.attn.hook_v`, [B, T, H, dh]);
+    s.set(`${L}.attn.hook_k`, [B, T, Hkv, dh]);
+    s.set(`${L}.attn.hook_v`, [B, T, Hkv, dh]);
+    if (cfg.positional === 'rotary') {
+      s.set(`${L}.attn.hook_rot_q`, [B, T, H, dh]);
+      s.set(`${L}.attn.hook_rot_k`, [B, T, Hkv, dh]);
+    }
     s.set(`${L}.attn.hook_attn_scores`, [B, H, T, T]);
     s.set(`${L}.attn.hook_pattern`, [B, H, T, T]);
     s.set(`${L}.attn.hook_z`, [B, T, H, dh]);
     s.set(`${L}.attn.hook_result`, [B, T, H, C]); // computed only when a run asks for it
     s.set(`${L}.hook_attn_out`, [B, T, C]);
-    s.set(`${L}.hook_resid_mid`, [B, T, C]);
+    if (!cfg.parallel_attn_mlp) s.set(`${L}.hook_resid_mid`, [B, T, C]);
     s.set(`${L}.ln2.hook_scale`, [B, T, 1]);
     s.set(`${L}.ln2.hook_normalized`, [B, T, C]);
     s.set(`${L}.mlp.hook_pre`, [B, T, M]);
+    if (cfg.gated_mlp) s.set(`${L}.mlp.hook_pre_linear`, [B, T, M]);
     s.set(`${L}.mlp.hook_post`, [B, T, M]);
     s.set(`${L}.hook_mlp_out`, [B, T, C]);
     s.set(`${L}.hook_resid_post`, [B, T, C]);

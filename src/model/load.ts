@@ -6,11 +6,11 @@
 import type { Gpu } from '../gpu/device.ts';
 import { formatBytes, OutOfMemoryError } from '../gpu/errors.ts';
 import { loadCheckpoint } from './checkpoint.ts';
-import { gpt2HostWeights } from './gpt2-weights.ts';
+import { hostWeightsFor } from './host-weights-for.ts';
 import { uploadWeights } from './gpu-weights.ts';
 import { Model } from './model.ts';
 import type { ModelConfig } from './config.ts';
-import type { HostWeights } from './host-weights.ts';
+import { hostMatrices, type HostWeights } from './host-weights.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
 
 export interface LoadOptions {
@@ -20,16 +20,13 @@ export interface LoadOptions {
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
   const src = typeof source === 'string' ? urlModelSource(source) : source;
-  const { config, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
-  return modelFromWeights(gpu, config, gpt2HostWeights(tensors, config));
+  const { config, hfConfig, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
+  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig));
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
 export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights): Promise<Model> {
-  const needed = [host.W_E, host.W_pos, host.lnf_w, host.lnf_b, ...host.layers.flatMap((l) => Object.values(l))].reduce(
-    (n, m) => n + m.data.byteLength,
-    0,
-  );
+  const needed = hostMatrices(host).reduce((n, m) => n + m.data.byteLength, 0);
   const available = gpu.pool.availableBytes;
   if (needed > available) {
     throw new OutOfMemoryError(

@@ -1,11 +1,19 @@
 /**
- * Hugging Face `config.json` -> Patchbay's `ModelConfig`. Only GPT-2 for now; everything that
- * would change the forward pass beyond what `ModelConfig` can express is rejected here, so the
- * forward pass never silently computes the wrong model.
+ * Hugging Face `config.json` -> Patchbay's `ModelConfig`, for GPT-2, GPT-NeoX (Pythia) and
+ * Llama-style models (Llama, Mistral, Qwen2). Everything that would change the forward pass
+ * beyond what `ModelConfig` can express is rejected here, so the forward pass never silently
+ * computes the wrong model.
  */
-import type { ModelConfig } from './config.ts';
+import type { ModelConfig, RopeScaling } from './config.ts';
 
-export const SUPPORTED_ARCHITECTURES = ['GPT2LMHeadModel', 'GPT2Model'] as const;
+export const SUPPORTED_ARCHITECTURES = [
+  'GPT2LMHeadModel',
+  'GPT2Model',
+  'GPTNeoXForCausalLM',
+  'LlamaForCausalLM',
+  'MistralForCausalLM',
+  'Qwen2ForCausalLM',
+] as const;
 
 /** The checkpoint's architecture is not one Patchbay runs. */
 export class UnsupportedArchitectureError extends Error {
@@ -26,19 +34,31 @@ function positiveInt(hf: Record<string, unknown>, field: string, where: string):
 }
 
 export function normalizeConfig(hf: unknown, where = 'config.json'): ModelConfig {
+  const c = asObject(hf, where);
+  const arch = architectureOf(c, where);
+  if (arch === 'GPTNeoXForCausalLM') return neoxConfig(c, arch, where);
+  if (arch === 'LlamaForCausalLM' || arch === 'MistralForCausalLM' || arch === 'Qwen2ForCausalLM') return llamaConfig(c, arch, where);
+  return gpt2Config(c, arch, where);
+}
+
+function asObject(hf: unknown, where: string): Record<string, unknown> {
   if (typeof hf !== 'object' || hf === null || Array.isArray(hf)) {
     throw new ConfigError(`${where}: expected a JSON object, got ${Array.isArray(hf) ? 'an array' : hf === null ? 'null' : typeof hf}`);
   }
-  const c = hf as Record<string, unknown>;
-  const supported = SUPPORTED_ARCHITECTURES.join(', ');
+  return hf as Record<string, unknown>;
+}
 
+function architectureOf(c: Record<string, unknown>, where: string): string {
   const archs = c.architectures;
   const arch = Array.isArray(archs) ? archs[0] : undefined;
   if (typeof arch !== 'string' || !(SUPPORTED_ARCHITECTURES as readonly string[]).includes(arch)) {
     const given = archs === undefined ? 'no "architectures" field' : `architectures ${JSON.stringify(archs)}`;
-    throw new UnsupportedArchitectureError(`${where}: unsupported model (${given}); supported: ${supported}`);
+    throw new UnsupportedArchitectureError(`${where}: unsupported model (${given}); supported: ${SUPPORTED_ARCHITECTURES.join(', ')}`);
   }
+  return arch;
+}
 
+function gpt2Config(c: Record<string, unknown>, arch: string, where: string): ModelConfig {
   const act = c.activation_function ?? 'gelu_new'; // GPT2Config's default
   if (act !== 'gelu_new') {
     throw new ConfigError(`${where}: activation_function ${JSON.stringify(act)} is not supported for GPT-2; only "gelu_new"`);
@@ -80,11 +100,146 @@ export function normalizeConfig(hf: unknown, where = 'config.json'): ModelConfig
     n_layers,
     n_heads,
     d_head: d_model / n_heads,
+    n_key_value_heads: n_heads,
     d_mlp,
     n_ctx,
     d_vocab,
     act_fn: 'gelu_new',
+    normalization: 'LN',
     eps,
+    positional: 'learned',
+    rotary_dim: 0,
+    rotary_base: 10000,
+    rope_scaling: null,
+    parallel_attn_mlp: false,
+    gated_mlp: false,
     tied_embeddings: tied,
+  };
+}
+
+function positiveNumber(c: Record<string, unknown>, field: string, where: string, fallback?: number): number {
+  const v = c[field] ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
+    throw new ConfigError(`${where}: "${field}" must be a positive number, got ${JSON.stringify(c[field])}`);
+  }
+  return v;
+}
+
+function activation(name: unknown, where: string, field: string): ModelConfig['act_fn'] {
+  switch (name) {
+    case 'gelu':
+      return 'gelu';
+    case 'gelu_new':
+    case 'gelu_pytorch_tanh':
+      return 'gelu_new';
+    case 'silu':
+    case 'swish':
+      return 'silu';
+    case 'relu':
+      return 'relu';
+  }
+  throw new ConfigError(`${where}: ${field} ${JSON.stringify(name)} is not supported; supported: gelu, gelu_new, gelu_pytorch_tanh, silu, relu`);
+}
+
+/** rope_theta and rope_scaling, from the old top-level fields or transformers 5's `rope_parameters`. */
+function rope(c: Record<string, unknown>, where: string, thetaField = 'rope_theta'): { base: number; scaling: RopeScaling | null; partial?: number } {
+  const params = (c.rope_parameters ?? null) as Record<string, unknown> | null;
+  const scaling = (c.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
+  const base = Number(params?.rope_theta ?? c[thetaField] ?? c.rope_theta ?? 10000);
+  if (!Number.isFinite(base) || base <= 0) throw new ConfigError(`${where}: rope theta ${JSON.stringify(params?.rope_theta ?? c[thetaField])} is not a positive number`);
+  const partial = params?.partial_rotary_factor as number | undefined;
+  const type = scaling ? (scaling.rope_type ?? scaling.type ?? 'default') : 'default';
+  if (type === 'default') return { base, scaling: null, partial };
+  const num = (k: string) => {
+    const v = scaling![k];
+    if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`${where}: rope_scaling.${k} must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  if (type === 'linear') return { base, scaling: { type: 'linear', factor: num('factor') }, partial };
+  if (type === 'llama3') {
+    return {
+      base,
+      scaling: {
+        type: 'llama3',
+        factor: num('factor'),
+        low_freq_factor: num('low_freq_factor'),
+        high_freq_factor: num('high_freq_factor'),
+        original_max_position_embeddings: num('original_max_position_embeddings'),
+      },
+      partial,
+    };
+  }
+  throw new ConfigError(`${where}: rope_scaling type ${JSON.stringify(type)} is not supported; supported: default, linear, llama3`);
+}
+
+function neoxConfig(c: Record<string, unknown>, arch: string, where: string): ModelConfig {
+  const d_model = positiveInt(c, 'hidden_size', where);
+  const n_heads = positiveInt(c, 'num_attention_heads', where);
+  if (d_model % n_heads !== 0) throw new ConfigError(`${where}: hidden_size ${d_model} is not divisible by num_attention_heads ${n_heads}`);
+  const d_head = d_model / n_heads;
+  const r = rope(c, where, 'rotary_emb_base');
+  const pct = r.partial ?? (c.rotary_pct as number | undefined) ?? 1;
+  if (!(pct > 0 && pct <= 1)) throw new ConfigError(`${where}: rotary_pct ${JSON.stringify(pct)} must be in (0, 1]`);
+  const rotary_dim = Math.floor(d_head * pct);
+  if (rotary_dim % 2 !== 0) throw new ConfigError(`${where}: rotary dims ${rotary_dim} (d_head x rotary_pct) must be even`);
+  const tied = c.tie_word_embeddings ?? false;
+  return {
+    architecture: arch,
+    family: 'neox',
+    d_model,
+    n_layers: positiveInt(c, 'num_hidden_layers', where),
+    n_heads,
+    d_head,
+    n_key_value_heads: n_heads,
+    d_mlp: positiveInt(c, 'intermediate_size', where),
+    n_ctx: positiveInt(c, 'max_position_embeddings', where),
+    d_vocab: positiveInt(c, 'vocab_size', where),
+    act_fn: activation(c.hidden_act ?? 'gelu', where, 'hidden_act'),
+    normalization: 'LN',
+    eps: positiveNumber(c, 'layer_norm_eps', where, 1e-5),
+    positional: 'rotary',
+    rotary_dim,
+    rotary_base: r.base,
+    rope_scaling: r.scaling,
+    parallel_attn_mlp: c.use_parallel_residual !== false,
+    gated_mlp: false,
+    tied_embeddings: tied === true,
+  };
+}
+
+function llamaConfig(c: Record<string, unknown>, arch: string, where: string): ModelConfig {
+  const d_model = positiveInt(c, 'hidden_size', where);
+  const n_heads = positiveInt(c, 'num_attention_heads', where);
+  const n_kv = c.num_key_value_heads === undefined || c.num_key_value_heads === null ? n_heads : positiveInt(c, 'num_key_value_heads', where);
+  if (n_heads % n_kv !== 0) throw new ConfigError(`${where}: num_attention_heads ${n_heads} is not a multiple of num_key_value_heads ${n_kv}`);
+  const d_head = c.head_dim === undefined || c.head_dim === null ? d_model / n_heads : positiveInt(c, 'head_dim', where);
+  if (!Number.isInteger(d_head)) throw new ConfigError(`${where}: hidden_size ${d_model} is not divisible by num_attention_heads ${n_heads} and no head_dim is given`);
+  if (d_head % 2 !== 0) throw new ConfigError(`${where}: head_dim ${d_head} must be even for rotary embeddings`);
+  const r = rope(c, where);
+  let n_ctx = positiveInt(c, 'max_position_embeddings', where);
+  // Mistral's sliding window only differs from full attention past the window: cap the context there.
+  const window = c.sliding_window;
+  if (typeof window === 'number' && window > 0 && window < n_ctx && c.use_sliding_window !== false) n_ctx = window;
+  return {
+    architecture: arch,
+    family: 'llama',
+    d_model,
+    n_layers: positiveInt(c, 'num_hidden_layers', where),
+    n_heads,
+    d_head,
+    n_key_value_heads: n_kv,
+    d_mlp: positiveInt(c, 'intermediate_size', where),
+    n_ctx,
+    d_vocab: positiveInt(c, 'vocab_size', where),
+    act_fn: activation(c.hidden_act ?? 'silu', where, 'hidden_act'),
+    normalization: 'RMS',
+    eps: positiveNumber(c, 'rms_norm_eps', where, 1e-6),
+    positional: 'rotary',
+    rotary_dim: d_head,
+    rotary_base: r.base,
+    rope_scaling: r.scaling,
+    parallel_attn_mlp: false,
+    gated_mlp: true,
+    tied_embeddings: c.tie_word_embeddings === true,
   };
 }

@@ -1,5 +1,5 @@
 /** Random GPT-2 weights for a given config (seeded), for shapes no fixture has. */
-import type { ModelConfig } from '../../src/model/config.ts';
+import { gpt2LikeConfig, type ModelConfig } from '../../src/model/config.ts';
 import type { HostMatrix, HostWeights } from '../../src/model/host-weights.ts';
 
 export function mulberry32(seed: number): () => number {
@@ -14,23 +14,7 @@ export function mulberry32(seed: number): () => number {
 }
 
 export function gpt2Config(over: Partial<ModelConfig>): ModelConfig {
-  const base: ModelConfig = {
-    architecture: 'GPT2LMHeadModel',
-    family: 'gpt2',
-    d_model: 32,
-    n_layers: 2,
-    n_heads: 4,
-    d_head: 8,
-    d_mlp: 128,
-    n_ctx: 16,
-    d_vocab: 100,
-    act_fn: 'gelu_new',
-    eps: 1e-5,
-    tied_embeddings: true,
-  };
-  const cfg = { ...base, ...over };
-  cfg.d_head = cfg.d_model / cfg.n_heads;
-  return cfg;
+  return gpt2LikeConfig({ d_model: 32, n_layers: 2, n_heads: 4, d_mlp: 128, n_ctx: 16, d_vocab: 100, ...over });
 }
 
 /** Weights uniform in [-scale, scale); LayerNorm gains around 1. */

@@ -128,10 +128,10 @@ describe('loadCheckpoint errors', () => {
       describe: 'llama',
       async file(name) {
         read.push(name);
-        return name === 'config.json' ? enc({ architectures: ['LlamaForCausalLM'] }) : null;
+        return name === 'config.json' ? enc({ architectures: ['BertForMaskedLM'] }) : null;
       },
     };
-    await expect(loadCheckpoint(src)).rejects.toThrow(/LlamaForCausalLM.*GPT2LMHeadModel/);
+    await expect(loadCheckpoint(src)).rejects.toThrow(/BertForMaskedLM.*GPT2LMHeadModel/);
     expect(read).toEqual(['config.json']);
   });
 

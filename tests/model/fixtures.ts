@@ -35,9 +35,9 @@ export function fixtureTensors(fixture: string): NamedTensor[] {
 export function flattenWeights(w: HostWeights): Array<[string, HostMatrix]> {
   const out: Array<[string, HostMatrix]> = [
     ['W_E', w.W_E],
-    ['W_pos', w.W_pos],
+    ['W_pos', w.W_pos!],
     ['lnf_w', w.lnf_w],
-    ['lnf_b', w.lnf_b],
+    ['lnf_b', w.lnf_b!],
   ];
   w.layers.forEach((l, i) => {
     for (const [k, m] of Object.entries(l)) out.push([`layers.${i}.${k}`, m as HostMatrix]);

@@ -35,11 +35,11 @@ describe('gpt2HostWeights', () => {
       expect(Array.from(L.W_out.data)).toEqual(Array.from(f.float32(`transformer.h.${l}.mlp.c_proj.weight`)));
     }
     expect(w.W_E.shape).toEqual([1000, 64]);
-    expect(w.W_pos.shape).toEqual([64, 64]);
+    expect(w.W_pos!.shape).toEqual([64, 64]);
     expect(w.layers[0]!.W_in.shape).toEqual([64, 256]);
     expect(w.layers[0]!.W_out.shape).toEqual([256, 64]);
     expect(w.layers[0]!.W_O.shape).toEqual([64, 64]);
-    expect(Array.from(w.lnf_b.data)).toEqual(Array.from(f.float32('transformer.ln_f.bias')));
+    expect(Array.from(w.lnf_b!.data)).toEqual(Array.from(f.float32('transformer.ln_f.bias')));
   });
 
   it('a wrong shape names the tensor, expected and actual shape', () => {

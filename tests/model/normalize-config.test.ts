@@ -22,11 +22,19 @@ describe('normalizeConfig', () => {
       n_layers: 2,
       n_heads: 4,
       d_head: 16,
+      n_key_value_heads: 4,
       d_mlp: 256,
       n_ctx: 64,
       d_vocab: 1000,
       act_fn: 'gelu_new',
+      normalization: 'LN',
       eps: 1e-5,
+      positional: 'learned',
+      rotary_dim: 0,
+      rotary_base: 10000,
+      rope_scaling: null,
+      parallel_attn_mlp: false,
+      gated_mlp: false,
       tied_embeddings: true,
     });
   });
@@ -39,11 +47,19 @@ describe('normalizeConfig', () => {
       n_layers: 2,
       n_heads: 4,
       d_head: 32,
+      n_key_value_heads: 4,
       d_mlp: 512,
       n_ctx: 64,
       d_vocab: 512,
       act_fn: 'gelu_new',
+      normalization: 'LN',
       eps: 1e-5,
+      positional: 'learned',
+      rotary_dim: 0,
+      rotary_base: 10000,
+      rope_scaling: null,
+      parallel_attn_mlp: false,
+      gated_mlp: false,
       tied_embeddings: true,
     });
   });
@@ -60,11 +76,11 @@ describe('normalizeConfig', () => {
 
   it('rejects an unknown architecture, listing the supported ones', () => {
     const c = base();
-    c.architectures = ['LlamaForCausalLM'];
+    c.architectures = ['BertForMaskedLM'];
     const e = errorOf(() => normalizeConfig(c, 'llama/config.json'));
     expect(e).toBeInstanceOf(UnsupportedArchitectureError);
     expect(e.message).toContain('llama/config.json');
-    expect(e.message).toContain('LlamaForCausalLM');
+    expect(e.message).toContain('BertForMaskedLM');
     expect(e.message).toContain('GPT2LMHeadModel');
   });
 

@@ -1,5 +1,5 @@
 /**
- * CPU reference for `attention.ts`. q, k, v, z: [B, T, H, dh]; scores, pattern: [B, H, T, T].
+ * CPU reference for `attention.ts`. q, z: [B, T, H, dh]; k, v: [B, T, Hkv, dh]; scores, pattern: [B, H, T, T].
  * Masked scores are -Infinity, as TransformerLens' `hook_attn_scores` holds them.
  */
 export function attentionCpu(
@@ -13,6 +13,8 @@ export function attentionCpu(
   T: number,
   H: number,
   dh: number,
+  /** Key/value heads (grouped-query attention): query head h reads head h / (H / Hkv). */
+  Hkv = H,
 ): void {
   const scale = 1 / Math.sqrt(dh);
   for (let b = 0; b < B; b++) {
@@ -26,7 +28,7 @@ export function attentionCpu(
             continue;
           }
           let acc = 0;
-          for (let d = 0; d < dh; d++) acc += q[((b * T + i) * H + h) * dh + d] * k[((b * T + j) * H + h) * dh + d];
+          for (let d = 0; d < dh; d++) acc += q[((b * T + i) * H + h) * dh + d] * k[((b * T + j) * Hkv + Math.floor(h / (H / Hkv))) * dh + d];
           scores[row + j] = acc * scale;
           mx = Math.max(mx, scores[row + j]);
         }
@@ -35,7 +37,7 @@ export function attentionCpu(
         for (let j = 0; j < T; j++) pattern[row + j] = j <= i ? Math.exp(scores[row + j] - mx) / sum : 0;
         for (let d = 0; d < dh; d++) {
           let acc = 0;
-          for (let j = 0; j <= i; j++) acc += pattern[row + j] * v[((b * T + j) * H + h) * dh + d];
+          for (let j = 0; j <= i; j++) acc += pattern[row + j] * v[((b * T + j) * Hkv + Math.floor(h / (H / Hkv))) * dh + d];
           z[((b * T + i) * H + h) * dh + d] = acc;
         }
       }

@@ -18,6 +18,8 @@ export interface AttentionDims {
   Tq?: number;
   /** Absolute position of query row 0 (default 0). */
   q0?: number;
+  /** Key/value heads (default H); H must be a multiple. */
+  Hkv?: number;
 }
 
 const NEG_INF_BITS = 0xff800000;
@@ -35,7 +37,9 @@ function prepare(
   const Tq = dims.Tq ?? dims.T;
   const q0 = dims.q0 ?? 0;
   if (q0 + Tq > dims.T) throw new Error(`${label}: query rows ${q0} + ${Tq} exceed the ${dims.T} key positions`);
-  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, dims.dh, q0, { f32: 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
+  const Hkv = dims.Hkv ?? dims.H;
+  if (dims.H % Hkv !== 0) throw new Error(`${label}: ${dims.H} query heads are not a multiple of ${Hkv} key/value heads`);
+  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, Hkv, dims.dh, q0, { f32: 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
   params.push(u);
   // The softmax reads no second input; bind the first again to satisfy the shared layout.
   const b = bufs.b ?? bufs.a;
@@ -52,10 +56,10 @@ function prepare(
 
 const sizes = (d: AttentionDims) => {
   const Tq = d.Tq ?? d.T;
-  return { q: d.B * Tq * d.H * d.dh, kv: d.B * d.T * d.H * d.dh, scores: d.B * d.H * Tq * d.T, rows: d.B * d.H * Tq };
+  return { q: d.B * Tq * d.H * d.dh, kv: d.B * d.T * (d.Hkv ?? d.H) * d.dh, scores: d.B * d.H * Tq * d.T, rows: d.B * d.H * Tq };
 };
 
-/** scores [B, H, Tq, T] from q [B, Tq, H, dh] and k [B, T, H, dh]. */
+/** scores [B, H, Tq, T] from q [B, Tq, H, dh] and k [B, T, Hkv, dh]. */
 export function attnScores(gpu: Gpu, d: AttentionDims, scores: GPUBuffer, q: GPUBuffer, k: GPUBuffer, params: Params[], label: string): Dispatch {
   const n = sizes(d);
   return prepare(gpu, 'attn_scores', d, { a: [q, n.q], b: [k, n.kv], out: [scores, n.scores] }, n.scores, params, label);

@@ -1,28 +1,31 @@
 /**
- * Elementwise kernels: `gelu_new` (`shaders/activation.wgsl.ts`) and residual `add`
+ * Elementwise kernels: MLP activations (`shaders/activation.wgsl.ts`) and residual `add`
  * (`shaders/residual.wgsl.ts`). CPU references: `elementwise.cpu.ts`.
  */
-import { activationSource } from '../../../shaders/activation.wgsl.ts';
+import { activationSource, type ActFn } from '../../../shaders/activation.wgsl.ts';
 import { residualSource } from '../../../shaders/residual.wgsl.ts';
 import type { Gpu } from '../device.ts';
 import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
-/** y = gelu_new(x) over n values. */
-export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('activation', activationSource(), 'gelu_new_v1');
+/** y = act(x) over n values, or y = act(x) * up with a gate (SwiGLU-style MLPs). */
+export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string, up: GPUBuffer | null = null): Dispatch {
+  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: up !== null }), `${fn}_v1`);
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);
-  const bindGroup = gpu.device.createBindGroup({
-    label,
-    layout: pipeline.getBindGroupLayout(0),
-    entries: [
-      { binding: 0, resource: { buffer: u.buffer } },
-      { binding: 1, resource: bindWhole(gpu, x, n, `${label} input`) },
-      { binding: 2, resource: bindWhole(gpu, y, n, `${label} output`) },
-    ],
-  });
+  const entries: GPUBindGroupEntry[] = [
+    { binding: 0, resource: { buffer: u.buffer } },
+    { binding: 1, resource: bindWhole(gpu, x, n, `${label} input`) },
+    { binding: 2, resource: bindWhole(gpu, y, n, `${label} output`) },
+  ];
+  if (up) entries.push({ binding: 3, resource: bindWhole(gpu, up, n, `${label} up projection`) });
+  const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+}
+
+/** y = gelu_new(x) over n values (GPT-2's MLP). */
+export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
+  return activation(gpu, 'gelu_new', y, x, n, params, label);
 }
 
 /** out = a + b over n values. */

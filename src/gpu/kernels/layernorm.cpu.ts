@@ -21,3 +21,14 @@ export function layernormCpu(
     scale[r] = s;
   }
 }
+
+/** CPU reference for the RMSNorm variant: y = x / sqrt(mean(x^2) + eps) * w; scale = sqrt(mean(x^2) + eps). */
+export function rmsnormCpu(out: Float32Array, scale: Float32Array, x: Float32Array, w: Float32Array, rows: number, C: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    let sq = 0;
+    for (let c = 0; c < C; c++) sq += x[r * C + c] ** 2;
+    const s = Math.sqrt(sq / C + eps);
+    for (let c = 0; c < C; c++) out[r * C + c] = (x[r * C + c] / s) * w[c];
+    scale[r] = s;
+  }
+}

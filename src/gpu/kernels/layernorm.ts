@@ -16,7 +16,8 @@ export interface LayerNormArgs {
   scale: GPUBuffer; // [rows]
   x: GPUBuffer; // [rows, C]
   w: GPUBuffer; // [C]
-  b: GPUBuffer; // [C]
+  /** [C]; null for RMSNorm (no centring, no bias). */
+  b: GPUBuffer | null;
   rows: number;
   C: number;
   eps: number;
@@ -24,7 +25,8 @@ export interface LayerNormArgs {
 }
 
 export function layernorm(gpu: Gpu, a: LayerNormArgs, params: Params[], version: LayerNormVersion = LAYERNORM_VERSION): Dispatch {
-  const pipeline = gpu.pipelines.get('layernorm', layernormSource(), `layernorm_${version}`, version === 'v2' ? { WG: V2_WG } : {});
+  const rms = a.b === null;
+  const pipeline = gpu.pipelines.get(rms ? 'rmsnorm' : 'layernorm', layernormSource({ rms }), `layernorm_${version}`, version === 'v2' ? { WG: V2_WG } : {});
   const u = new Params(gpu, [a.rows, a.C, { f32: a.eps }], `${a.label} params`);
   params.push(u);
   const n = a.rows * a.C;
@@ -35,7 +37,7 @@ export function layernorm(gpu: Gpu, a: LayerNormArgs, params: Params[], version:
       { binding: 0, resource: { buffer: u.buffer } },
       { binding: 1, resource: bindWhole(gpu, a.x, n, `${a.label} input`) },
       { binding: 2, resource: bindWhole(gpu, a.w, a.C, `${a.label} weight`) },
-      { binding: 3, resource: bindWhole(gpu, a.b, a.C, `${a.label} bias`) },
+      ...(a.b ? [{ binding: 3, resource: bindWhole(gpu, a.b, a.C, `${a.label} bias`) }] : []),
       { binding: 4, resource: bindWhole(gpu, a.out, n, `${a.label} output`) },
       { binding: 5, resource: bindWhole(gpu, a.scale, a.rows, `${a.label} scale`) },
     ],

@@ -1,0 +1,57 @@
+/**
+ * Printing sweep grids: nested arrays for --json, compact tables for people. A grid is row-major
+ * values over a shape with named axes ([layer, pos], [layer, head], [layer, head, pos],
+ * [component, layer, pos]); a 3-D grid prints one table per index of its leading axis.
+ */
+import { fmt } from './experiment.ts';
+
+/** Row-major `values` as nested arrays following `shape`. */
+export function nest(values: ArrayLike<number>, shape: readonly number[]): unknown[] {
+  const flat = Array.from(values);
+  const build = (offset: number, dim: number): unknown[] => {
+    const n = shape[dim];
+    if (dim === shape.length - 1) return flat.slice(offset, offset + n);
+    const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
+    return Array.from({ length: n }, (_, i) => build(offset + i * stride, dim + 1));
+  };
+  return build(0, 0);
+}
+
+const PLURAL: Record<string, string> = { layer: 'layers', pos: 'positions', head: 'heads', component: 'components' };
+
+/** "2 layers × 17 positions" */
+export function describeShape(shape: readonly number[], axes: readonly string[]): string {
+  return shape.map((n, i) => `${n} ${n === 1 ? axes[i] : (PLURAL[axes[i]] ?? axes[i])}`).join(' × ');
+}
+
+export interface TableOptions {
+  /** Names of the leading axis' indices (3-D grids), e.g. ['resid_pre', 'attn_out', 'mlp_out']. */
+  leadingNames?: readonly string[];
+  digits?: number;
+}
+
+/**
+ * The grid as text tables, two-space indented: a header of column indices, then one row per
+ * index of the row axis. The last lines printed are always the last table's rows.
+ */
+export function printGrid(print: (line: string) => void, values: ArrayLike<number>, shape: readonly number[], axes: readonly string[], options: TableOptions = {}): void {
+  const digits = options.digits ?? 3;
+  const [R, C] = shape.slice(-2);
+  const [rowAxis, colAxis] = axes.slice(-2);
+  const tables = shape.length === 3 ? shape[0] : 1;
+  const cells = Array.from(values, (v) => fmt(v, digits));
+  const corner = `${rowAxis[0].toUpperCase()}\\${colAxis === 'pos' ? 'p' : colAxis[0]}`;
+  const labelWidth = Math.max(corner.length, String(R - 1).length);
+  const width = Math.max(...cells.map((s) => s.length), String(C - 1).length) + 1;
+  for (let t = 0; t < tables; t++) {
+    if (tables > 1) {
+      if (t > 0) print('');
+      print(`  ${axes[0]} ${options.leadingNames?.[t] ?? t}:`);
+    }
+    print(`  ${corner.padStart(labelWidth)}${Array.from({ length: C }, (_, c) => String(c).padStart(width)).join('')}`);
+    for (let r = 0; r < R; r++) {
+      const row = cells.slice((t * R + r) * C, (t * R + r + 1) * C);
+      print(`  ${String(r).padStart(labelWidth)}${row.map((s) => s.padStart(width)).join('')}`);
+    }
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Llama-style checkpoint tensors (Llama, Mistral, Qwen2) -> `HostWeights` (TransformerLens
+ * names, fp32, [in, out]). `nn.Linear` weights [out, in] are transposed. Which biases exist
+ * follows the config: Qwen2 has q/k/v biases; Llama's `attention_bias` adds q/k/v/o biases and
+ * `mlp_bias` the MLP's; absent biases are zeros. Rotary `inv_freq` buffers are ignored.
+ */
+import type { TensorLookup } from './checkpoint.ts';
+import type { ModelConfig } from './config.ts';
+import type { HostLayer, HostMatrix, HostWeights } from './host-weights.ts';
+import { WeightsError, shapedGetter, transposed, zeros } from './weight-lookup.ts';
+
+export function llamaHostWeights(t: TensorLookup, cfg: ModelConfig, hf: Record<string, unknown>): HostWeights {
+  const get = shapedGetter(t, cfg.architecture);
+  const { d_model: d, d_mlp, d_vocab, n_layers, n_heads: H, n_key_value_heads: Hkv, d_head: dh } = cfg;
+  if (!t.has('model.embed_tokens.weight')) throw new WeightsError(`not a ${cfg.architecture} checkpoint: "model.embed_tokens.weight" is missing`);
+  if (t.has(`model.layers.${n_layers}.input_layernorm.weight`)) {
+    throw new WeightsError(`checkpoint has a layer "model.layers.${n_layers}" but the config says num_hidden_layers = ${n_layers}`);
+  }
+  const qkvBias = cfg.architecture === 'Qwen2ForCausalLM' || hf.attention_bias === true;
+  const oBias = cfg.architecture !== 'Qwen2ForCausalLM' && hf.attention_bias === true;
+  const mlpBias = hf.mlp_bias === true;
+  const bias = (name: string, n: number, present: boolean): HostMatrix => (present ? get(name, [n]) : zeros(n));
+
+  const layers: HostLayer[] = [];
+  for (let l = 0; l < n_layers; l++) {
+    const h = `model.layers.${l}.`;
+    layers.push({
+      ln1_w: get(`${h}input_layernorm.weight`, [d]),
+      W_Q: transposed(get(`${h}self_attn.q_proj.weight`, [H * dh, d])),
+      b_Q: bias(`${h}self_attn.q_proj.bias`, H * dh, qkvBias),
+      W_K: transposed(get(`${h}self_attn.k_proj.weight`, [Hkv * dh, d])),
+      b_K: bias(`${h}self_attn.k_proj.bias`, Hkv * dh, qkvBias),
+      W_V: transposed(get(`${h}self_attn.v_proj.weight`, [Hkv * dh, d])),
+      b_V: bias(`${h}self_attn.v_proj.bias`, Hkv * dh, qkvBias),
+      W_O: transposed(get(`${h}self_attn.o_proj.weight`, [d, H * dh])),
+      b_O: bias(`${h}self_attn.o_proj.bias`, d, oBias),
+      ln2_w: get(`${h}post_attention_layernorm.weight`, [d]),
+      W_gate: transposed(get(`${h}mlp.gate_proj.weight`, [d_mlp, d])),
+      b_gate: bias(`${h}mlp.gate_proj.bias`, d_mlp, mlpBias),
+      W_in: transposed(get(`${h}mlp.up_proj.weight`, [d_mlp, d])),
+      b_in: bias(`${h}mlp.up_proj.bias`, d_mlp, mlpBias),
+      W_out: transposed(get(`${h}mlp.down_proj.weight`, [d, d_mlp])),
+      b_out: bias(`${h}mlp.down_proj.bias`, d, mlpBias),
+    });
+  }
+  if (!cfg.tied_embeddings && !t.has('lm_head.weight')) {
+    throw new WeightsError('config has tie_word_embeddings = false but the checkpoint has no lm_head.weight');
+  }
+  return {
+    W_E: get('model.embed_tokens.weight', [d_vocab, d]),
+    layers,
+    lnf_w: get('model.norm.weight', [d]),
+    ...(cfg.tied_embeddings ? {} : { W_U_rows: get('lm_head.weight', [d_vocab, d]) }),
+  };
+}
