@@ -6,7 +6,7 @@
  *                 every measurement instead of the scaled default that finishes in about a minute
  *   --reps N      timed repetitions of each forward (after one untimed warm-up)
  *   --pos LIST    forward lengths to time (default 15,128,1024; scaled: 15,128)
- *   --naive N     time N of the 180 naive patched runs and extrapolate (default: all; scaled: 24)
+ *   --naive N     time N of the 180 naive patched runs and extrapolate (default: all; scaled: 12)
  *   --peer        also run ONNX Runtime Web's WebGPU backend on an ONNX export of the same weights
  *
  * Prints one JSON object; every number in it comes from this one run.
@@ -156,7 +156,7 @@ async function main() {
   if (scaled && !opt('pos')) scaledWhat.push('forward at 1024 positions skipped');
   const positions = posList.filter((T) => T <= cfg.n_ctx);
   const cells = L * SWEEP_T;
-  let naiveN = opt('naive') ? Math.min(cells, positiveInt('naive', opt('naive')!)) : scaled ? Math.min(cells, 24) : cells;
+  let naiveN = opt('naive') ? Math.min(cells, positiveInt('naive', opt('naive')!)) : scaled ? Math.min(cells, 12) : cells;
   if (naiveN < cells) scaledWhat.push(`naive loop: ${naiveN} of ${cells} patched runs timed, total extrapolated`);
   // On a software adapter one sweep already takes seconds to minutes: time it once.
   const sweepReps = soft ? 1 : reps;

@@ -56,10 +56,9 @@ export interface Grid {
 
 /** The grid's cells as variants, with shape and axis names. */
 function cells(model: Model, site: PatchSite, T: number): { shape: number[]; axes: string[]; hooks: string[]; variants: (clean: Parameters<typeof patchFrom>[1]) => Variant[] } {
-  const { n_layers: L, n_heads: H } = model.config;
+  const { n_layers: L } = model.config;
   const layers = [...Array(L).keys()];
   const positions = [...Array(T).keys()];
-  const heads = [...Array(H).keys()];
   if (site in RESID_SITES) {
     const hook = RESID_SITES[site as keyof typeof RESID_SITES];
     return {
@@ -83,6 +82,9 @@ function cells(model: Model, site: PatchSite, T: number): { shape: number[]; axe
   const hook = HEAD_SITES[site.replace('_by_pos', '') as keyof typeof HEAD_SITES];
   if (!hook) throw new Error(`unknown patching site "${site}"; the sites are ${PATCH_SITES.join(', ')}`);
   const name = (l: number) => `blocks.${l}.attn.${hook}`;
+  // Keys and values have the key/value heads (fewer with grouped-query attention).
+  const H = hook === 'hook_k' || hook === 'hook_v' ? model.config.n_key_value_heads : model.config.n_heads;
+  const heads = [...Array(H).keys()];
   if (!byPos) {
     return {
       shape: [L, H],

@@ -9,6 +9,7 @@
  *   [8 + N, file end)   data section; each tensor's bytes are data[begin, end), row-major,
  *                       little-endian
  */
+import { toBf16Array, toF16Array } from './half.ts';
 
 /** Bytes per element of every byte-sized safetensors dtype. */
 export const ST_DTYPE_SIZE = {
@@ -327,18 +328,29 @@ export class SafetensorsFile {
 // ---------------------------------------------------------------------------------------------
 // Writing.
 
-export type StWriteTensors =
-  | Array<{ name: string; shape: number[]; data: Float32Array }>
-  | Record<string, { shape: number[]; data: Float32Array }>;
+/** A tensor to write: fp32 values, stored as F32 (default) or rounded to F16 / BF16. */
+export interface StWriteTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+export type StWriteTensors = StWriteTensor[] | Record<string, Omit<StWriteTensor, 'name'>>;
 
 /**
- * Serialize F32 tensors (in the given order) to a safetensors file. The header is padded with
+ * Serialize tensors (in the given order) to a safetensors file. The header is padded with
  * spaces to a multiple of 8 bytes so the data section starts 8-byte aligned.
  */
 export function writeSafetensors(tensors: StWriteTensors, metadata?: Record<string, string>): Uint8Array {
-  const list = Array.isArray(tensors)
-    ? tensors
-    : Object.entries(tensors).map(([name, t]) => ({ name, shape: t.shape, data: t.data }));
+  const list = (Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, t]) => ({ name, ...t }))).map((t) => {
+    const dtype = t.dtype ?? 'F32';
+    const bytes =
+      dtype === 'F32'
+        ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+        : new Uint8Array((dtype === 'F16' ? toF16Array(t.data) : toBf16Array(t.data)).buffer);
+    return { ...t, dtype, bytes };
+  });
 
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header[METADATA_KEY] = { ...metadata };
@@ -357,8 +369,8 @@ export function writeSafetensors(tensors: StWriteTensors, metadata?: Record<stri
         `writeSafetensors: tensor "${t.name}" shape ${fmtShape(t.shape)} has ${numel} elements but data has ${t.data.length}`,
       );
     }
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
+    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
+    offset += t.bytes.byteLength;
   }
 
   let json = new TextEncoder().encode(JSON.stringify(header));
@@ -375,13 +387,10 @@ export function writeSafetensors(tensors: StWriteTensors, metadata?: Record<stri
   dv.setUint32(4, 0, true);
   out.set(json, 8);
   let at = 8 + json.length;
+  if (!LITTLE_ENDIAN) throw new SafetensorsError('writeSafetensors: big-endian hosts are not supported');
   for (const t of list) {
-    if (LITTLE_ENDIAN) {
-      out.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), at);
-    } else {
-      for (let i = 0; i < t.data.length; i++) dv.setFloat32(at + 4 * i, t.data[i]!, true);
-    }
-    at += t.data.byteLength;
+    out.set(t.bytes, at);
+    at += t.bytes.byteLength;
   }
   return out;
 }

@@ -1,0 +1,51 @@
+/**
+ * Interventions and sweeps run unchanged on GPT-NeoX and Llama-style models: a resumed, batched
+ * sweep equals the same patches on full forwards, including keys/values with grouped-query
+ * attention (fewer key/value heads) and rotary keys taken from the cache.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { loadModel } from '../../src/model/load.ts';
+import type { Model } from '../../src/model/model.ts';
+import { patchingSweep, type PatchSite } from '../../src/experiments/patching.ts';
+import { logitDiffMetric, metricCpu } from '../../src/experiments/metric.ts';
+import { patchFrom, type Intervention } from '../../src/hooks/interventions.ts';
+import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
+import { testGpu } from '../helpers/gpu.ts';
+
+describe.each(['tiny-llama-random', 'tiny-neox-random'])('%s sweeps', (name) => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(await testGpu(), await fixtureSource(name));
+  });
+  afterAll(() => model?.destroy());
+
+  it.each(['resid_pre', 'mlp_out', 'k', 'v_by_pos', 'z_by_pos'] as PatchSite[])('%s equals full-forward patches', async (site) => {
+    const [clean, corrupt] = fixtureCases(name).prompts;
+    const T = clean.length;
+    const metric = logitDiffMetric(T - 1, 11, 22);
+    const grid = await patchingSweep(model, clean, corrupt, site, metric);
+    const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
+    const cleanRun = await model.run([clean], { cache: () => true });
+    const rows: Intervention[][] = [];
+    const head = site.replace('_by_pos', '');
+    if (site === 'resid_pre' || site === 'mlp_out') {
+      for (let l = 0; l < L; l++) for (let p = 0; p < T; p++) rows.push([patchFrom(`blocks.${l}.hook_${site}`, cleanRun.cache, { pos: p })]);
+    } else {
+      const heads = head === 'k' || head === 'v' ? Hkv : H;
+      for (let l = 0; l < L; l++)
+        for (let h = 0; h < heads; h++) {
+          if (site.endsWith('_by_pos')) for (let p = 0; p < T; p++) rows.push([patchFrom(`blocks.${l}.attn.hook_${head}`, cleanRun.cache, { heads: [h], pos: p })]);
+          else rows.push([patchFrom(`blocks.${l}.attn.hook_${head}`, cleanRun.cache, { heads: [h] })]);
+        }
+    }
+    expect(grid.values.length).toBe(rows.length);
+    const r = await model.run(
+      rows.map(() => corrupt),
+      { hooks: rows.flatMap((ivs, b) => ivs.map((iv) => ({ ...iv, batch: b }) as Intervention)) },
+    );
+    const want = metricCpu(metric, await r.logits.read(), rows.length, model.config.d_vocab);
+    want.forEach((w, i) => expect(Math.abs(grid.values[i] - w), `${site} cell ${i}`).toBeLessThanOrEqual(1e-4 * Math.max(1, Math.abs(w))));
+    r.release();
+    cleanRun.release();
+  });
+});
