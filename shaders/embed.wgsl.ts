@@ -11,13 +11,19 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export const EMBED_VERSIONS = ['gather_v1'] as const;
 
-export function embedSource(): string {
+/** `f16Table`: the table holds f16 weights (shader-f16), widened to f32 on read. */
+export function embedSource({ f16Table }: { f16Table: boolean } = { f16Table: false }): string {
   return wgsl`
+#if ${f16Table}
+enable f16;
+@group(0) @binding(2) var<storage, read> table: array<f16>;
+#else
+@group(0) @binding(2) var<storage, read> table: array<f32>;
+#endif
 struct Params { n: u32, C: u32, row0: u32, rows: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
-@group(0) @binding(2) var<storage, read> table: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(64)
@@ -29,7 +35,7 @@ fn gather_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   let id = ids[r];
   // Unsigned compare: ids below row0 wrap around and fail too.
   if (id - p.row0 >= p.rows) { return; }
-  out[i] = table[(id - p.row0) * p.C + c];
+  out[i] = f32(table[(id - p.row0) * p.C + c]);
 }
 `;
 }

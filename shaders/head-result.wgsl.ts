@@ -12,13 +12,19 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export const HEAD_RESULT_VERSIONS = ['head_result_v1', 'sum_heads_v1'] as const;
 
-export function headResultSource(): string {
+/** `f16W`: W_O holds f16 weights (shader-f16), widened to f32 on read. */
+export function headResultSource({ f16W }: { f16W: boolean } = { f16W: false }): string {
   return wgsl`
+#if ${f16W}
+enable f16;
+@group(0) @binding(2) var<storage, read> w: array<f16>;          // head_result: W_O; sum_heads: b_O (f32 variant)
+#else
+@group(0) @binding(2) var<storage, read> w: array<f32>;          // head_result: W_O; sum_heads: b_O
+#endif
 struct Params { BT: u32, H: u32, dh: u32, C: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;          // head_result: z;  sum_heads: result
-@group(0) @binding(2) var<storage, read> w: array<f32>;          // head_result: W_O; sum_heads: b_O
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // head_result: result; sum_heads: attn_out
 
 @compute @workgroup_size(64)
@@ -30,7 +36,7 @@ fn head_result_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   let bt = i / (p.C * p.H);
   let zo = (bt * p.H + h) * p.dh;
   var acc = 0.0;
-  for (var d = 0u; d < p.dh; d++) { acc += a[zo + d] * w[(h * p.dh + d) * p.C + c]; }
+  for (var d = 0u; d < p.dh; d++) { acc += a[zo + d] * f32(w[(h * p.dh + d) * p.C + c]); }
   out[i] = acc;
 }
 
@@ -42,7 +48,7 @@ fn sum_heads_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let bt = i / p.C;
   var acc = 0.0;
   for (var h = 0u; h < p.H; h++) { acc += a[(bt * p.H + h) * p.C + c]; }
-  out[i] = acc + w[c];
+  out[i] = acc + f32(w[c]);
 }
 `;
 }

@@ -14,18 +14,25 @@
  *       ordinary CPU memory and only adds barriers). Workgroup 8 x 8 -> a 32 x 32 tile of C.
  *       Dispatch: (ceil(N / 32), ceil(M / 32)).
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
+ * Variant `f16B`: B is f16 (weights kept in half precision), widened to f32 as it is read, so
+ * every product and sum is fp32.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export interface MatmulVariant {
   transB: boolean;
   bias: boolean;
+  /** B holds f16 weights (needs the device feature shader-f16); products accumulate in f32. */
+  f16B?: boolean;
 }
 
 export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2'] as const;
 
-export function matmulSource({ transB, bias }: MatmulVariant): string {
+export function matmulSource({ transB, bias, f16B = false }: MatmulVariant): string {
   return wgsl`
+#if ${f16B}
+enable f16;
+#endif
 struct Params {
   M: u32, N: u32, K: u32,
   ldc: u32,     // row stride of C in elements (>= c_col0 + N)
@@ -37,7 +44,11 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> A: array<f32>;
+#if ${f16B}
+@group(0) @binding(2) var<storage, read> B: array<f16>;
+#else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
+#endif
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
 #if ${bias}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
@@ -51,9 +62,9 @@ fn loadA(m: u32, k: u32) -> f32 {
 fn loadB(k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
 #if ${transB}
-  return B[p.b_off + n * p.K + k];
+  return f32(B[p.b_off + n * p.K + k]);
 #else
-  return B[p.b_off + k * p.N + n];
+  return f32(B[p.b_off + k * p.N + n]);
 #endif
 }
 

@@ -8,6 +8,7 @@
  */
 import type { Gpu } from './device.ts';
 import { OutOfMemoryError, formatBytes } from './errors.ts';
+import { toF16Array } from '../model/half.ts';
 
 export interface RowChunk {
   buffer: GPUBuffer;
@@ -25,9 +26,9 @@ export class WeightArena {
 
   constructor(private readonly gpu: Gpu) {}
 
-  /** One buffer holding `data` (which must fit one binding). */
-  upload(data: Float32Array, label: string): GPUBuffer {
-    const bytes = Math.max(4, data.byteLength);
+  /** One buffer holding `data` (which must fit one binding), as f32 or rounded to f16. */
+  upload(data: Float32Array, label: string, f16 = false): GPUBuffer {
+    const bytes = Math.max(4, data.length * (f16 ? 2 : 4));
     if (bytes > this.gpu.maxBinding) {
       throw new OutOfMemoryError(
         `${label} is ${formatBytes(bytes)}, more than one storage binding allows (${formatBytes(this.gpu.maxBinding)})`,
@@ -37,15 +38,16 @@ export class WeightArena {
     this.buffers.push(buffer);
     this.bytes += buffer.size;
     this.gpu.pool.weightBytes += buffer.size;
-    new Float32Array(buffer.getMappedRange()).set(data);
+    if (f16) new Uint16Array(buffer.getMappedRange(), 0, data.length).set(toF16Array(data));
+    else new Float32Array(buffer.getMappedRange()).set(data);
     buffer.unmap();
     return buffer;
   }
 
   /** `data` as [rows, cols], split by rows into chunks that each fit one binding and one buffer. */
-  uploadRows(data: Float32Array, rows: number, cols: number, label: string): RowChunk[] {
+  uploadRows(data: Float32Array, rows: number, cols: number, label: string, f16 = false): RowChunk[] {
     const limit = Math.min(this.gpu.maxBinding, this.gpu.limits.maxBufferSize);
-    const rowsPerChunk = Math.floor(limit / (cols * 4));
+    const rowsPerChunk = Math.floor(limit / (cols * (f16 ? 2 : 4)));
     if (rowsPerChunk < 1) {
       throw new OutOfMemoryError(`${label}: one row of ${cols} floats exceeds the binding limit of ${formatBytes(limit)}`);
     }
@@ -53,7 +55,7 @@ export class WeightArena {
     for (let row0 = 0; row0 < rows; row0 += rowsPerChunk) {
       const n = Math.min(rowsPerChunk, rows - row0);
       const part = data.subarray(row0 * cols, (row0 + n) * cols);
-      chunks.push({ buffer: this.upload(part, `${label}[rows ${row0}..${row0 + n})`), row0, rows: n });
+      chunks.push({ buffer: this.upload(part, `${label}[rows ${row0}..${row0 + n})`, f16), row0, rows: n });
     }
     return chunks;
   }

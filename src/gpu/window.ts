@@ -11,18 +11,19 @@ export interface Window {
   elemOffset: number;
 }
 
-export function bindWindow(gpu: Gpu, buffer: GPUBuffer, elemStart: number, elemCount: number, what: string): Window {
+/** `elemBytes` is 4 for f32/u32 arrays, 2 for f16 weights. Binding sizes round up to 4 bytes. */
+export function bindWindow(gpu: Gpu, buffer: GPUBuffer, elemStart: number, elemCount: number, what: string, elemBytes = 4): Window {
   const align = gpu.limits.minStorageBufferOffsetAlignment;
-  const startByte = elemStart * 4;
+  const startByte = elemStart * elemBytes;
   const offset = Math.floor(startByte / align) * align;
-  const size = startByte + elemCount * 4 - offset;
+  const size = Math.ceil((startByte + elemCount * elemBytes - offset) / 4) * 4;
   if (size > gpu.maxBinding) {
     throw new Error(`${what}: a window of ${size} bytes exceeds the device's binding limit of ${gpu.maxBinding} bytes`);
   }
-  return { binding: { buffer, offset, size: Math.max(size, 4) }, elemOffset: (startByte - offset) / 4 };
+  return { binding: { buffer, offset, size: Math.max(size, 4) }, elemOffset: (startByte - offset) / elemBytes };
 }
 
 /** The whole buffer region of `elemCount` elements from its start, checked against the limit. */
-export function bindWhole(gpu: Gpu, buffer: GPUBuffer, elemCount: number, what: string): GPUBufferBinding {
-  return bindWindow(gpu, buffer, 0, elemCount, what).binding;
+export function bindWhole(gpu: Gpu, buffer: GPUBuffer, elemCount: number, what: string, elemBytes = 4): GPUBufferBinding {
+  return bindWindow(gpu, buffer, 0, elemCount, what, elemBytes).binding;
 }

@@ -200,14 +200,14 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
 
   if (!r.resumed && w.W_pos) {
     gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
-    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
+    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16)); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
-    op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed')); // (B, T, C)
+    op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed', w.f16)); // (B, T, C)
     site('hook_pos_embed', a.posEmbed, [B, T, C]);
     op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
   } else if (!r.resumed) {
     // Rotary models add no position vector: the embedding is the residual stream.
-    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed')); // (B, T, C)
+    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed', w.f16)); // (B, T, C)
     site('hook_embed', resid[0], [B, T, C]);
   }
 
@@ -223,11 +223,11 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     op(layernorm(gpu, { out: a.ln1, scale: a.ln1Scale, x: residPre, w: p.ln1_w, b: p.ln1_b, rows: BT, C, eps, label: `${L}.ln1` }, params));
     site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, Tn, 1]);
     site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
-    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, M: BT, N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
+    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, f16B: w.f16, M: BT, N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
-    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, M: BT, N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
+    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, f16B: w.f16, M: BT, N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
     site(`${L}.attn.hook_k`, a.k, [B, Tn, Hkv, dh]);
-    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, M: BT, N: KD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, Hkv, dh)
+    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, f16B: w.f16, M: BT, N: KD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, Hkv, dh)
     site(`${L}.attn.hook_v`, a.v, [B, Tn, Hkv, dh]);
     let q = a.q;
     let k = a.k;
@@ -253,11 +253,11 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     op(attnZ(gpu, attnDims, a.z, a.pattern, v, params, `${L}.attn.z`)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_z`, a.z, [B, Tn, H, dh]);
     if (withResult) {
-      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`)); // (B, Tn, H, C)
+      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`, w.f16)); // (B, Tn, H, C)
       site(`${L}.attn.hook_result`, a.result, [B, Tn, H, C]);
       op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
     } else {
-      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, M: BT, N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
+      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, M: BT, N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
     }
     site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
     op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
@@ -270,18 +270,18 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
     site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
     if (p.W_gate) {
-      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, M: BT, N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
-      op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre_linear`, a.mlpPreLinear, [B, Tn, M]);
       op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn} * up`, a.mlpPreLinear)); // (B, Tn, d_mlp)
     } else {
-      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
       op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn}`)); // (B, Tn, d_mlp)
     }
     site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
-    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
+    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
     site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
     op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, Tn, C)
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
@@ -301,7 +301,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
     unembedIn = a.lnfSel;
   }
-  op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params)); // (B, P, V)
+  op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
 
   const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
   for (let l = L0; p0 > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });

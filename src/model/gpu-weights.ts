@@ -40,38 +40,44 @@ export interface GpuWeights {
   layers: GpuLayer[];
   lnf_w: GPUBuffer; // [d_model]
   lnf_b: GPUBuffer | null; // [d_model]
+  /** Weight matrices (not biases, norms or tables) are f16; kernels widen them to f32 as they read. */
+  f16: boolean;
   /** Total bytes of weight buffers. */
   bytes: number;
   destroy(): void;
 }
 
-export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeights): Promise<GpuWeights> {
+/** `f16`: keep the weight matrices in half precision (the device must have shader-f16). */
+export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeights, f16 = false): Promise<GpuWeights> {
   const arena = new WeightArena(gpu);
   try {
     const weights = await gpu.guard('uploading weights', 0, () => {
       const up = (m: { data: Float32Array }, label: string) => arena.upload(m.data, label);
       const opt = (m: { data: Float32Array } | undefined, label: string) => (m ? up(m, label) : null);
+      // Matrices, f16 when asked.
+      const mat = (m: { data: Float32Array }, label: string) => arena.upload(m.data, label, f16);
+      const optMat = (m: { data: Float32Array } | undefined, label: string) => (m ? mat(m, label) : null);
       const layers = host.layers.map((h, l): GpuLayer => ({
         ln1_w: up(h.ln1_w, `blocks.${l}.ln1.w`),
         ln1_b: opt(h.ln1_b, `blocks.${l}.ln1.b`),
-        W_Q: up(h.W_Q, `blocks.${l}.attn.W_Q`),
+        W_Q: mat(h.W_Q, `blocks.${l}.attn.W_Q`),
         b_Q: up(h.b_Q, `blocks.${l}.attn.b_Q`),
-        W_K: up(h.W_K, `blocks.${l}.attn.W_K`),
+        W_K: mat(h.W_K, `blocks.${l}.attn.W_K`),
         b_K: up(h.b_K, `blocks.${l}.attn.b_K`),
-        W_V: up(h.W_V, `blocks.${l}.attn.W_V`),
+        W_V: mat(h.W_V, `blocks.${l}.attn.W_V`),
         b_V: up(h.b_V, `blocks.${l}.attn.b_V`),
-        W_O: up(h.W_O, `blocks.${l}.attn.W_O`),
+        W_O: mat(h.W_O, `blocks.${l}.attn.W_O`),
         b_O: up(h.b_O, `blocks.${l}.attn.b_O`),
         ln2_w: up(h.ln2_w, `blocks.${l}.ln2.w`),
         ln2_b: opt(h.ln2_b, `blocks.${l}.ln2.b`),
-        W_in: up(h.W_in, `blocks.${l}.mlp.W_in`),
+        W_in: mat(h.W_in, `blocks.${l}.mlp.W_in`),
         b_in: up(h.b_in, `blocks.${l}.mlp.b_in`),
-        W_gate: opt(h.W_gate, `blocks.${l}.mlp.W_gate`),
+        W_gate: optMat(h.W_gate, `blocks.${l}.mlp.W_gate`),
         b_gate: opt(h.b_gate, `blocks.${l}.mlp.b_gate`),
-        W_out: up(h.W_out, `blocks.${l}.mlp.W_out`),
+        W_out: mat(h.W_out, `blocks.${l}.mlp.W_out`),
         b_out: up(h.b_out, `blocks.${l}.mlp.b_out`),
       }));
-      const W_E = arena.uploadRows(host.W_E.data, cfg.d_vocab, cfg.d_model, 'embed.W_E');
+      const W_E = arena.uploadRows(host.W_E.data, cfg.d_vocab, cfg.d_model, 'embed.W_E', f16);
       let rotary = null;
       if (cfg.positional === 'rotary') {
         const t = rotaryTables(cfg);
@@ -79,15 +85,15 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
       }
       return {
         W_E,
-        W_pos: host.W_pos ? arena.uploadRows(host.W_pos.data, cfg.n_ctx, cfg.d_model, 'pos_embed.W_pos') : null,
-        W_U_rows: host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U') : W_E,
+        W_pos: host.W_pos ? arena.uploadRows(host.W_pos.data, cfg.n_ctx, cfg.d_model, 'pos_embed.W_pos', f16) : null,
+        W_U_rows: host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U', f16) : W_E,
         rotary,
         layers,
         lnf_w: up(host.lnf_w, 'ln_final.w'),
         lnf_b: opt(host.lnf_b, 'ln_final.b'),
       };
     });
-    return { ...weights, bytes: arena.bytes, destroy: () => arena.destroy() };
+    return { ...weights, f16, bytes: arena.bytes, destroy: () => arena.destroy() };
   } catch (e) {
     arena.destroy();
     throw e;

@@ -1,32 +1,69 @@
 /**
  * Loading a model: read `config.json` and the safetensors weights from a source (a URL folder,
- * a set of files, or an in-memory map), normalize the config, map the parameter names and
- * upload them. Nothing is left on the GPU if any step fails.
+ * a set of files, or an in-memory map), normalize the config, map the parameter names, check
+ * that everything fits the device, and upload. Nothing is left on the GPU if any step fails.
  */
 import type { Gpu } from '../gpu/device.ts';
 import { formatBytes, OutOfMemoryError } from '../gpu/errors.ts';
-import { loadCheckpoint } from './checkpoint.ts';
+import { loadCheckpoint, type TensorLookup } from './checkpoint.ts';
 import { hostWeightsFor } from './host-weights-for.ts';
 import { uploadWeights } from './gpu-weights.ts';
 import { Model } from './model.ts';
 import type { ModelConfig } from './config.ts';
-import { hostMatrices, type HostWeights } from './host-weights.ts';
+import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */
   onProgress?: ProgressFn;
+  /**
+   * Keep weight matrices in half precision on the GPU (products still accumulate in fp32).
+   * 'auto' (default): when the checkpoint is F16 and the device has `shader-f16`.
+   */
+  f16?: boolean | 'auto';
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
   const src = typeof source === 'string' ? urlModelSource(source) : source;
   const { config, hfConfig, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
-  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig));
+  const f16 = options.f16 ?? 'auto';
+  const half = f16 === 'auto' ? storedAsF16(tensors) && gpu.features.has('shader-f16') : f16;
+  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig), { f16: half });
+}
+
+/** True when most of the checkpoint's bytes are F16 tensors. */
+function storedAsF16(t: TensorLookup): boolean {
+  let f16 = 0;
+  let all = 0;
+  for (const n of t.names) {
+    const { dtype, shape } = t.info(n);
+    const size = shape.reduce((a, b) => a * b, 1);
+    all += size;
+    if (dtype === 'F16') f16 += size;
+  }
+  return f16 * 2 > all;
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights): Promise<Model> {
-  const needed = hostMatrices(host).reduce((n, m) => n + m.data.byteLength, 0);
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean } = {}): Promise<Model> {
+  const f16 = options.f16 ?? false;
+  if (f16 && !gpu.features.has('shader-f16')) {
+    throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
+  }
+  checkFits(gpu, host, f16);
+  const weights = await uploadWeights(gpu, config, host, f16);
+  return new Model(gpu, config, weights);
+}
+
+/**
+ * Fails before allocating anything when the weights cannot fit: in total against the memory
+ * budget, or a matrix that is not split by rows against one buffer and one binding.
+ */
+function checkFits(gpu: Gpu, host: HostWeights, f16: boolean): void {
+  const rowSplit = new Set<HostMatrix | undefined>([host.W_E, host.W_pos, host.W_U_rows]);
+  const matrices = new Set<HostMatrix | undefined>([...rowSplit, ...host.layers.flatMap((l) => [l.W_Q, l.W_K, l.W_V, l.W_O, l.W_in, l.W_gate, l.W_out])]);
+  const bytesOf = (m: HostMatrix) => m.data.length * (f16 && matrices.has(m) ? 2 : 4);
+  const needed = hostMatrices(host).reduce((n, m) => n + bytesOf(m), 0);
   const available = gpu.pool.availableBytes;
   if (needed > available) {
     throw new OutOfMemoryError(
@@ -34,6 +71,14 @@ export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: Host
         `${formatBytes(gpu.pool.budgetBytes)} budget is available`,
     );
   }
-  const weights = await uploadWeights(gpu, config, host);
-  return new Model(gpu, config, weights);
+  const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
+  host.layers.forEach((layer, l) => {
+    for (const [name, m] of Object.entries(layer) as [string, HostMatrix | undefined][]) {
+      if (m && bytesOf(m) > limit) {
+        throw new OutOfMemoryError(
+          `blocks.${l} ${name} needs ${formatBytes(bytesOf(m))} in one buffer but this adapter binds at most ${formatBytes(limit)}`,
+        );
+      }
+    }
+  });
 }

@@ -62,6 +62,11 @@ export class Model {
     return this.weights.bytes;
   }
 
+  /** Weight matrices are kept in half precision on the GPU. */
+  get weightsF16(): boolean {
+    return this.weights.f16;
+  }
+
   /** Row chunks the token embedding is stored in (1 unless it exceeds a binding). */
   get embeddingChunks(): number {
     return this.weights.W_E.length;

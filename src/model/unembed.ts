@@ -19,6 +19,8 @@ export function planUnembed(
   C: number,
   V: number,
   params: Params[],
+  /** The embedding rows are f16. */
+  f16 = false,
 ): Dispatch[] {
   // A window may start up to one alignment unit before its first element.
   const slack = gpu.limits.minStorageBufferOffsetAlignment;
@@ -45,6 +47,7 @@ export function planUnembed(
             N: chunk.rows,
             K: C,
             transB: true,
+            f16B: f16,
             label: `unembed rows ${r0}+${M} vocab ${chunk.row0}+${chunk.rows}`,
           },
           params,

@@ -17,8 +17,9 @@ export function gather(
   C: number,
   params: Params[],
   label: string,
+  f16Table = false,
 ): Dispatch[] {
-  const pipeline = gpu.pipelines.get('embed', embedSource(), 'gather_v1');
+  const pipeline = gpu.pipelines.get('embed', embedSource({ f16Table }), 'gather_v1');
   return table.map((chunk, ci) => {
     const u = new Params(gpu, [n, C, chunk.row0, chunk.rows], `${label}[${ci}] params`);
     params.push(u);
@@ -28,7 +29,7 @@ export function gather(
       entries: [
         { binding: 0, resource: { buffer: u.buffer } },
         { binding: 1, resource: bindWhole(gpu, ids, n, `${label} ids`) },
-        { binding: 2, resource: bindWhole(gpu, chunk.buffer, chunk.rows * C, `${label} table chunk ${ci}`) },
+        { binding: 2, resource: bindWhole(gpu, chunk.buffer, chunk.rows * C, `${label} table chunk ${ci}`, f16Table ? 2 : 4) },
         { binding: 3, resource: bindWhole(gpu, out, n * C, `${label} output`) },
       ],
     });

@@ -7,21 +7,21 @@ import type { Gpu } from '../device.ts';
 import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
-function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer, number]>, items: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('head-result', headResultSource(), entry);
+function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer, number, number?]>, items: number, params: Params[], label: string, f16W = false): Dispatch {
+  const pipeline = gpu.pipelines.get('head-result', headResultSource({ f16W }), entry);
   const u = new Params(gpu, dims, `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
     label,
     layout: pipeline.getBindGroupLayout(0),
-    entries: [{ binding: 0, resource: { buffer: u.buffer } }, ...bufs.map(([b, n], i) => ({ binding: i + 1, resource: bindWhole(gpu, b, n, `${label} binding ${i + 1}`) }))],
+    entries: [{ binding: 0, resource: { buffer: u.buffer } }, ...bufs.map(([b, n, bytes], i) => ({ binding: i + 1, resource: bindWhole(gpu, b, n, `${label} binding ${i + 1}`, bytes ?? 4) }))],
   });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
 }
 
 /** result [BT, H, C] = z [BT, H, dh] per head @ W_O [H*dh, C]. */
-export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBuffer, BT: number, H: number, dh: number, C: number, params: Params[], label: string): Dispatch {
-  return prepare(gpu, 'head_result_v1', [BT, H, dh, C], [[z, BT * H * dh], [W_O, H * dh * C], [result, BT * H * C]], BT * H * C, params, label);
+export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBuffer, BT: number, H: number, dh: number, C: number, params: Params[], label: string, f16W = false): Dispatch {
+  return prepare(gpu, 'head_result_v1', [BT, H, dh, C], [[z, BT * H * dh], [W_O, H * dh * C, f16W ? 2 : 4], [result, BT * H * C]], BT * H * C, params, label, f16W);
 }
 
 /** out [BT, C] = sum over heads of result [BT, H, C] + b_O [C]. */

@@ -30,6 +30,8 @@ export interface MatmulArgs {
   N: number;
   K: number;
   transB?: boolean;
+  /** B holds f16 weights. */
+  f16B?: boolean;
   label: string;
 }
 
@@ -38,10 +40,10 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   const { M, N, K } = args;
   const ldc = args.ldc ?? N;
   const colStart = args.colStart ?? 0;
-  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias };
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B };
   const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
   const aw = bindWindow(gpu, args.a, args.aStart ?? 0, M * K, `${args.label} input`);
-  const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`);
+  const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
   const outStart = args.outStart ?? 0;
   // The output window spans M rows of stride ldc starting at column colStart.
   const cw = bindWindow(gpu, args.out, outStart, (M - 1) * ldc + colStart + N, `${args.label} output`);
