@@ -8,11 +8,10 @@ import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
 import { UsageError, parseArgs, parseIdRows } from './args.ts';
 import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
-import { METRIC_SYNTAX, checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
+import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
-                      [--mode zero|mean] --metric ${METRIC_SYNTAX}
-                      [--json]
+                      [--mode zero|mean] --metric METRIC [--json]
 
 Runs the model on the token ids with the listed attention heads ablated, all of them together in
 one run, at every position and batch row, and reports the metric on batch row 0.
@@ -24,8 +23,7 @@ one run, at every position and batch row, and reports the metric on batch row 0.
   --mode mean         set it to its mean over a plain (unablated) run on the same --ids: the mean
                       over every batch row and every position, one vector per head
                       (meanHead(L, H, cache, { pooled: true }) with the plain run's hook_z)
-  the metric of the ablated run, batch row 0:
-${metricHelp('the first --ids row\'s own tokens')}
+${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
   --help              this text`;

@@ -31,9 +31,10 @@ export const METRIC_SYNTAX = KINDS.map((k) => SYNTAX[k].syntax).join('|');
 /** The forms as a readable list: "logit-diff:POS:GOOD:BAD, logprob:POS:TOKEN, prob:POS:TOKEN or loss:START:END". */
 const METRIC_LIST = `${KINDS.slice(0, -1).map((k) => SYNTAX[k].syntax).join(', ')} or ${SYNTAX[KINDS[KINDS.length - 1]].syntax}`;
 
-/** The `--metric` lines of a command's --help; `targets` says whose tokens a loss predicts. */
-export function metricHelp(targets: string): string {
-  return `  --metric logit-diff:POS:GOOD:BAD
+/** The `--metric` lines of a command's --help: `what` it measures, `targets` whose tokens a loss predicts. */
+export function metricHelp(what: string, targets: string): string {
+  return `  --metric METRIC     ${what}, one of:
+  --metric logit-diff:POS:GOOD:BAD
                       logits[POS, GOOD] - logits[POS, BAD]
   --metric logprob:POS:TOKEN
                       log p(TOKEN) at POS (log-softmax of the logits at POS)
@@ -41,7 +42,8 @@ export function metricHelp(targets: string): string {
                       p(TOKEN) at POS
   --metric loss:START:END
                       mean cross-entropy of predicting the next token at positions START .. END-1
-                      (0 <= START < END <= n_pos - 1); the targets are ${targets}`;
+                      (0 <= START < END <= n_pos - 1); the targets are
+                      ${targets}`;
 }
 
 export type Metric =

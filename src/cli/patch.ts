@@ -11,7 +11,7 @@ import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patch
 import { UsageError, parseArgs, parseIdRow } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
-import { METRIC_SYNTAX, checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
 
 /** Every site `--site` accepts (PATCH_SITES). */
 export const SITES: readonly PatchSite[] = PATCH_SITES;
@@ -19,8 +19,7 @@ export const SITES: readonly PatchSite[] = PATCH_SITES;
 const BLOCK_EVERY = ['resid_pre', 'attn_out', 'mlp_out'] as const;
 
 export const PATCH_USAGE = `usage: patchbay patch <model-dir-or-url> --clean 0,5,9 --corrupt 0,7,9 --site SITE
-                     --metric ${METRIC_SYNTAX}
-                     [--normalize] [--json]
+                     --metric METRIC [--normalize] [--json]
 
 Activation patching: runs the corrupted prompt with one activation replaced by the clean run's
 value, for every cell of the site's grid, and reports the metric of each patched run (as
@@ -40,8 +39,7 @@ TransformerLens' patching module: get_act_patch_resid_pre, get_act_patch_attn_he
                         z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos
                                     [layer, head, pos]: the same at position p only (for pattern,
                                     the query position)
-  the metric of each patched run:
-${metricHelp('the CLEAN prompt\'s tokens (--clean), for the patched runs and both baselines')}
+${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--clean), in the patched runs and both baselines')}
   --normalize         report (m - m_corrupt) / (m_clean - m_corrupt) instead of m: 0 is the
                       corrupted run's metric, 1 the clean run's
   --json              print {"site": SITE, "shape": [...], "axes": [...], "values": [...],

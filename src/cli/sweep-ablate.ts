@@ -8,9 +8,9 @@ import { headAblationSweep } from '../experiments/ablation.ts';
 import { UsageError, parseArgs, parseIdRow } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
-import { METRIC_SYNTAX, checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
 
-export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric ${METRIC_SYNTAX}
+export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric METRIC
                             [--mode zero|mean] [--json]
 
 Ablates every attention head alone, one run per head, and reports the metric of each ablated run
@@ -21,8 +21,7 @@ as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few bat
   --mode zero         set the head's output (blocks.L.attn.hook_z) to 0 at every position (default)
   --mode mean         set it to its mean over the prompt's positions (one vector per head, from the
                       unablated run)
-  the metric of each ablated run:
-${metricHelp('the prompt\'s own tokens (--ids)')}
+${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)')}
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
