@@ -10,6 +10,7 @@
  *                       little-endian
  */
 import { toBf16Array, toF16Array } from './half.ts';
+import { similarNames } from '../util/similar-names.ts';
 
 /** Bytes per element of every byte-sized safetensors dtype. */
 export const ST_DTYPE_SIZE = {
@@ -233,26 +234,7 @@ function widen16(raw: Uint8Array, kind: 'F16' | 'BF16'): Float32Array {
 // ---------------------------------------------------------------------------------------------
 // Reading.
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
-/** Up to `k` of `names` closest to `want` (for "did you mean" in errors). */
-export function similarNames(want: string, names: readonly string[], k = 3): string[] {
-  return names
-    .map((n) => ({ n, d: editDistance(want, n) }))
-    .sort((x, y) => x.d - y.d || (x.n < y.n ? -1 : 1))
-    .slice(0, k)
-    .map((x) => x.n);
-}
+export { similarNames };
 
 /** A parsed safetensors file over its bytes in memory. */
 export class SafetensorsFile {
