@@ -80,6 +80,9 @@ export class PbModel extends LitElement {
 
   override connectedCallback(): void {
     super.connectedCallback();
+    // A shared link may name the model (`?model=pythia-70m`, as <pb-model-picker> writes it).
+    const fromUrl = this.urlState && typeof location !== 'undefined' ? new URLSearchParams(location.search).get('model') : null;
+    if (fromUrl) this.src = fromUrl;
     if (!this.experiment) {
       this.experiment = new Experiment(
         {
