@@ -118,34 +118,36 @@ export async function runVariants(
     if (atL.length) groups.push(...positionBuckets(atL, T));
   }
 
-  const plans = new Map<string, ForwardPlan>();
+  // One plan at a time: a group's passes share it (the last chunk is padded to the same rows),
+  // and it is freed before the next group's plan is built, so the budget holds one pass.
+  let plan: ForwardPlan | null = null;
   let done = variants.length - live.length;
   options.onProgress?.(done, variants.length);
   try {
     for (const group of groups) {
       const L0 = group[0].L;
       const p0 = group[0].p; // sorted: the earliest start in the group
-      const maxRows = fitRows(model, { batch: group.length, pos: T, fromLayer: L0, fromPos: p0, logitPositions: positions }, options.maxRows);
-      for (let start = 0; start < group.length; start += maxRows) {
+      plan?.destroy();
+      plan = null;
+      const shape = (batch: number): PlanShape => ({ batch, pos: T, fromLayer: L0, fromPos: p0, logitPositions: positions });
+      const maxRows = fitRows(model, shape(group.length), options.maxRows);
+      const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
+      for (let start = 0; start < group.length; start += rows) {
         if (options.signal?.aborted) throw abortError();
-        const chunk = group.slice(start, start + maxRows);
-        const shape: PlanShape = { batch: chunk.length, pos: T, fromLayer: L0, fromPos: p0, logitPositions: positions };
-        const key = JSON.stringify(shape);
-        let plan = plans.get(key);
-        if (!plan) {
-          plan = await model.buildPlan(shape);
-          plans.set(key, plan);
-        }
-        const out = await runPass(model, plan, base, chunk.map((x) => x.v), metric, affine);
+        const chunk = group.slice(start, start + rows);
+        plan ??= await model.buildPlan(shape(rows));
+        // Rows past the chunk's variants run the base prompt unchanged; their values are unused.
+        const padded: Array<Variant | null> = [...chunk.map((x) => x.v), ...Array<null>(rows - chunk.length).fill(null)];
+        const out = await runPass(model, plan, base, padded, metric, affine);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
         stats.passes++;
-        stats.work += chunk.length * (cfg.n_layers - L0) * (T - p0);
+        stats.work += rows * (cfg.n_layers - L0) * (T - p0);
         done += chunk.length;
         options.onProgress?.(done, variants.length);
       }
     }
   } finally {
-    for (const p of plans.values()) p.destroy();
+    plan?.destroy();
   }
   return { values, stats };
 }
@@ -154,9 +156,13 @@ export async function runVariants(
 function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   const gpu = model.gpu;
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
+  const P = shape.logitPositions?.length ?? shape.pos;
   const fits = (rows: number) => {
     const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows })).map((f) => f * 4);
-    return sizes.every((b) => b <= limit) && gpu.pool.newBytesFor(sizes) <= gpu.pool.availableBytes;
+    // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
+    // (one 32-byte entry per row for a patch) and small uniforms.
+    const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
+    return sizes.every((b) => b <= limit) && gpu.pool.bytesFor([...sizes, ...extra]) <= gpu.pool.availableBytes;
   };
   let lo = 0;
   let hi = Math.min(shape.batch, cap);
@@ -175,7 +181,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
 }
 
 /** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
-async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Variant[], metric: Metric, affine: Affine): Promise<Float32Array> {
+async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Array<Variant | null>, metric: Metric, affine: Affine): Promise<Float32Array> {
   const { d_model: C, n_key_value_heads: Hkv, d_head: dh, n_layers } = model.config;
   const T = plan.pos;
   const Tn = T - plan.fromPos;
@@ -197,7 +203,7 @@ async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Var
     before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.k}`).buffer, srcOffset: 0, dst: past.k, dstOffset: 0, size });
     before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.v}`).buffer, srcOffset: 0, dst: past.v, dstOffset: 0, size });
   }
-  const hooks = rows.flatMap((v, b) => v.hooks.map((h) => ({ ...h, batch: b }) as Intervention));
+  const hooks = rows.flatMap((v, b) => (v ? v.hooks.map((h) => ({ ...h, batch: b }) as Intervention) : []));
   const compiled = await model.compileHooks(plan, hooks);
   const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine);
   try {

@@ -41,6 +41,8 @@ export class BufferPool {
   budgetBytes = Number.POSITIVE_INFINITY;
   /** Bytes held outside the pool but counted against the budget: model weights. */
   weightBytes = 0;
+  /** Bytes of buffers handed out and not yet released. */
+  inUseBytes = 0;
 
   constructor(private readonly device: GPUDevice) {}
 
@@ -51,8 +53,11 @@ export class BufferPool {
     const reused = list?.pop();
     if (reused) {
       this.inUse.add(reused);
+      this.inUseBytes += size;
       return reused;
     }
+    // Over budget while idle buffers of other sizes are held: free those first.
+    if (this.liveBytes + this.weightBytes + size > this.budgetBytes) this.trim();
     if (size > this.availableBytes) {
       throw new OutOfMemoryError(
         `${label} needs ${formatBytes(size)} but only ${formatBytes(Math.max(0, this.availableBytes))} ` +
@@ -64,12 +69,14 @@ export class BufferPool {
     this.liveBuffers++;
     this.peakBytes = Math.max(this.peakBytes, this.liveBytes);
     this.inUse.add(buffer);
+    this.inUseBytes += size;
     return buffer;
   }
 
   /** Returns a buffer to its size class for reuse. Releasing twice is a bug and throws. */
   release(buffer: GPUBuffer): void {
     if (!this.inUse.delete(buffer)) throw new Error(`buffer "${buffer.label}" released twice or not from this pool`);
+    this.inUseBytes -= buffer.size;
     const list = this.free.get(buffer.size) ?? [];
     list.push(buffer);
     this.free.set(buffer.size, list);
@@ -92,9 +99,14 @@ export class BufferPool {
     return n;
   }
 
-  /** Bytes the budget still allows. */
+  /** Bytes that acquiring all of `sizes` takes from the budget (their size classes). */
+  bytesFor(sizes: readonly number[]): number {
+    return sizes.reduce((n, b) => n + sizeClass(b), 0);
+  }
+
+  /** Bytes the budget still allows (idle pooled buffers count as available: they can be freed). */
   get availableBytes(): number {
-    return this.budgetBytes - this.liveBytes - this.weightBytes;
+    return this.budgetBytes - this.inUseBytes - this.weightBytes;
   }
 
   /** Buffers handed out and not yet released. */
@@ -118,6 +130,7 @@ export class BufferPool {
     this.trim();
     for (const b of this.inUse) b.destroy();
     this.inUse.clear();
+    this.inUseBytes = 0;
     this.liveBytes = 0;
     this.liveBuffers = 0;
   }

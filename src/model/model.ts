@@ -97,7 +97,8 @@ export class Model {
     sizes.push(batch * pos * this.config.d_vocab * 4); // logits
     const scratch = !this.plans.has(planKey(batch, pos, withResult));
     if (scratch) sizes.push(...Object.values(scratchSizes(this.config, { batch, pos, withResult })).filter((f) => f > 0).map((f) => f * 4));
-    const needed = this.gpu.pool.newBytesFor(sizes);
+    const needed = this.gpu.pool.bytesFor(sizes);
+    const fresh = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
     if (needed > left) {
       throw new OutOfMemoryError(
@@ -117,7 +118,7 @@ export class Model {
       for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(this.gpu, site.shape, name));
     };
     try {
-      if (needed > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, needed, allocate);
+      if (fresh > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, fresh, allocate);
       else allocate();
       this.gpu.device.queue.writeBuffer(plan.ids!, 0, flat);
       const logits = tensors.get('logits')!;
