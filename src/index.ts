@@ -36,3 +36,12 @@ export {
   type HookFn,
 } from './hooks/interventions.ts';
 export { accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, sumStack, logitDiff, type Stack } from './hooks/cache-helpers.ts';
+
+export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from './experiments/patching.ts';
+export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
+export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from './experiments/metric.ts';
+export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
+export { loadTokenizer, TextTokenizer } from './model/tokenizer.ts';
+export { cachedUrlModelSource } from './model/cached-source.ts';
+export { gpt2LikeConfig, type Family } from './model/config.ts';
