@@ -1,17 +1,9 @@
 /** Random GPT-2 weights for a given config (seeded), for shapes no fixture has. */
 import { gpt2LikeConfig, type ModelConfig } from '../../src/model/config.ts';
 import type { HostMatrix, HostWeights } from '../../src/model/host-weights.ts';
+import { mulberry32 } from '../kernels/random.ts';
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export function gpt2Config(over: Partial<ModelConfig>): ModelConfig {
   return gpt2LikeConfig({ d_model: 32, n_layers: 2, n_heads: 4, d_mlp: 128, n_ctx: 16, d_vocab: 100, ...over });

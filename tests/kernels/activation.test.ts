@@ -7,36 +7,22 @@
  * abs = 0.5 max|x| 8u, and rel = 4u for the products. Large inputs are checked one by one,
  * since a max|ref| of 1e4 would make any tolerance relative to it meaningless for small values.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { geluNew } from '../../src/gpu/kernels/elementwise.ts';
 import { geluNewCpu } from '../../src/gpu/kernels/elementwise.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const U = 2 ** -24;
-
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 async function gpuGelu(x: Float32Array): Promise<Float32Array> {
-  const xT = Tensor.from(gpu, x, [x.length], 'x');
-  const yT = Tensor.from(gpu, new Float32Array(x.length).fill(Number.NaN), [x.length], 'y');
-  tensors.push(xT, yT);
-  submitSteps(gpu, [geluNew(gpu, yT.buffer, xT.buffer, x.length, params, 'gelu')], 'gelu');
+  const xT = upload(x, 'x');
+  const yT = empty(x.length, 'y');
+  submitSteps(kh.gpu, [geluNew(kh.gpu, yT.buffer, xT.buffer, x.length, params, 'gelu')], 'gelu');
   return yT.read();
 }
 

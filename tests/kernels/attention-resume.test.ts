@@ -20,38 +20,20 @@
  * Masked entries (key j > q0 + i) are compared exactly: scores -Infinity, pattern +0.
  * q0 + Tq > T must throw, naming the mismatch, from each of the three kernels.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { attnScores, attnSoftmax, attnZ, type AttentionDims } from '../../src/gpu/kernels/attention.ts';
 import { attentionCpu } from '../../src/gpu/kernels/attention.cpu.ts';
-import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, gamma, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const U = 2 ** -24;
-const gamma = (n: number) => (n * U) / (1 - n * U);
 const B = 2, T = 9, H = 3, dh = 5;
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 /** Query positions q0 .. q0 + Tq - 1 of a [B, T, H, dh] tensor. */
 function posRows(x: Float32Array, q0: number, Tq: number): Float32Array {
@@ -92,18 +74,17 @@ interface Case {
 function prepare(f: Full, q0: number, Tq: number): Case {
   const d = { B, T, H, dh, Tq, q0 };
   const ref = { scores: patternRows(f.ref.scores, q0, Tq), pattern: patternRows(f.ref.pattern, q0, Tq), z: posRows(f.ref.z, q0, Tq) };
-  const nan = (len: number, label: string) => upload(new Float32Array(len).fill(Number.NaN), label);
   const s = B * H * Tq * T, nz = B * Tq * H * dh;
-  const out = { scores: nan(s, 'scores'), pattern: nan(s, 'pattern'), z: nan(nz, 'z'), patternAlone: nan(s, 'pattern alone'), zAlone: nan(nz, 'z alone') };
+  const out = { scores: empty(s, 'scores'), pattern: empty(s, 'pattern'), z: empty(nz, 'z'), patternAlone: empty(s, 'pattern alone'), zAlone: empty(nz, 'z alone') };
   const [q, k, v] = [upload(posRows(f.q, q0, Tq), 'q rows'), upload(f.k, 'k'), upload(f.v, 'v')];
   const [refS, refP] = [upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
   const L = `q0=${q0} Tq=${Tq}`;
   const dispatches = [
-    attnScores(gpu, d, out.scores.buffer, q.buffer, k.buffer, params, `${L} scores`),
-    attnSoftmax(gpu, d, out.pattern.buffer, out.scores.buffer, params, `${L} softmax`),
-    attnZ(gpu, d, out.z.buffer, out.pattern.buffer, v.buffer, params, `${L} z`),
-    attnSoftmax(gpu, d, out.patternAlone.buffer, refS.buffer, params, `${L} softmax alone`),
-    attnZ(gpu, d, out.zAlone.buffer, refP.buffer, v.buffer, params, `${L} z alone`),
+    attnScores(kh.gpu, d, out.scores.buffer, q.buffer, k.buffer, params, `${L} scores`),
+    attnSoftmax(kh.gpu, d, out.pattern.buffer, out.scores.buffer, params, `${L} softmax`),
+    attnZ(kh.gpu, d, out.z.buffer, out.pattern.buffer, v.buffer, params, `${L} z`),
+    attnSoftmax(kh.gpu, d, out.patternAlone.buffer, refS.buffer, params, `${L} softmax alone`),
+    attnZ(kh.gpu, d, out.zAlone.buffer, refP.buffer, v.buffer, params, `${L} z alone`),
   ];
   return { d, dispatches, ref, out };
 }
@@ -152,7 +133,7 @@ describe('attention resumed at q0: rows q0.. of the full attention', () => {
   it('B=2 T=9 H=3 dh=5, q0 = 0, 4, 8 (Tq = T - q0) and q0 = 2 Tq = 3, one submit', async () => {
     const f = full(21, 1);
     const cases = [[0, T], [4, T - 4], [8, 1], [2, 3]].map(([q0, Tq]) => prepare(f, q0!, Tq!));
-    submitSteps(gpu, cases.flatMap((c) => c.dispatches), 'attention resume');
+    submitSteps(kh.gpu, cases.flatMap((c) => c.dispatches), 'attention resume');
     for (const c of cases) await check(f, c);
     // The batch rows and positions really differ, so mixing them cannot pass by accident.
     const perBatch = T * H * dh;
@@ -163,7 +144,7 @@ describe('attention resumed at q0: rows q0.. of the full attention', () => {
     const f = full(22, 10);
     expect(maxAbs(f.ref.scores.filter((s) => s !== -Infinity))).toBeGreaterThan(100);
     const cases = [[4, T - 4], [8, 1]].map(([q0, Tq]) => prepare(f, q0!, Tq!));
-    submitSteps(gpu, cases.flatMap((c) => c.dispatches), 'attention resume +-100');
+    submitSteps(kh.gpu, cases.flatMap((c) => c.dispatches), 'attention resume +-100');
     for (const c of cases) await check(f, c);
   });
 
@@ -171,11 +152,11 @@ describe('attention resumed at q0: rows q0.. of the full attention', () => {
     const buf = upload(new Float32Array(B * H * T * T), 'unused').buffer;
     for (const d of [{ B, T, H, dh, q0: 5, Tq: 5 }, { B, T, H, dh, q0: 9, Tq: 1 }, { B, T, H, dh, q0: 0, Tq: T + 1 }]) {
       const msg = new RegExp(`query rows ${d.q0} \\+ ${d.Tq} exceed the ${T} key positions`);
-      expect(() => attnScores(gpu, d, buf, buf, buf, params, 'scores')).toThrow(msg);
-      expect(() => attnSoftmax(gpu, d, buf, buf, params, 'softmax')).toThrow(msg);
-      expect(() => attnZ(gpu, d, buf, buf, buf, params, 'z')).toThrow(msg);
+      expect(() => attnScores(kh.gpu, d, buf, buf, buf, params, 'scores')).toThrow(msg);
+      expect(() => attnSoftmax(kh.gpu, d, buf, buf, params, 'softmax')).toThrow(msg);
+      expect(() => attnZ(kh.gpu, d, buf, buf, buf, params, 'z')).toThrow(msg);
     }
     // The boundary itself is allowed.
-    expect(() => attnScores(gpu, { B, T, H, dh, q0: 8, Tq: 1 }, buf, buf, buf, params, 'scores')).not.toThrow();
+    expect(() => attnScores(kh.gpu, { B, T, H, dh, q0: 8, Tq: 1 }, buf, buf, buf, params, 'scores')).not.toThrow();
   });
 });

@@ -22,37 +22,17 @@
  *           abs, and z abs = T max|v| patternAbs + z-alone abs.
  * Masked entries are compared exactly: scores -Infinity, pattern +0.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { attnScores, attnSoftmax, attnZ, type AttentionDims } from '../../src/gpu/kernels/attention.ts';
 import { attentionCpu } from '../../src/gpu/kernels/attention.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, gamma, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const U = 2 ** -24;
-const gamma = (n: number) => (n * U) / (1 - n * U);
-
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 interface Result {
   q: Float32Array;
@@ -78,17 +58,17 @@ async function run(d: AttentionDims, seed: number, qkStd: number): Promise<Resul
   const v = normal(rng, n);
   const ref = { scores: new Float32Array(s), pattern: new Float32Array(s), z: new Float32Array(n) };
   attentionCpu(ref.scores, ref.pattern, ref.z, q, k, v, d.B, d.T, d.H, d.dh);
-  const nan = (len: number) => upload(new Float32Array(len).fill(Number.NaN), 'out');
+  const nan = (len: number) => empty(len, 'out');
   const [qT, kT, vT, refS, refP] = [upload(q, 'q'), upload(k, 'k'), upload(v, 'v'), upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
   const [sT, pT, zT, pAlone, zAlone] = [nan(s), nan(s), nan(n), nan(s), nan(n)];
   submitSteps(
-    gpu,
+    kh.gpu,
     [
-      attnScores(gpu, d, sT.buffer, qT.buffer, kT.buffer, params, 'scores'),
-      attnSoftmax(gpu, d, pT.buffer, sT.buffer, params, 'softmax'),
-      attnZ(gpu, d, zT.buffer, pT.buffer, vT.buffer, params, 'z'),
-      attnSoftmax(gpu, d, pAlone.buffer, refS.buffer, params, 'softmax alone'),
-      attnZ(gpu, d, zAlone.buffer, refP.buffer, vT.buffer, params, 'z alone'),
+      attnScores(kh.gpu, d, sT.buffer, qT.buffer, kT.buffer, params, 'scores'),
+      attnSoftmax(kh.gpu, d, pT.buffer, sT.buffer, params, 'softmax'),
+      attnZ(kh.gpu, d, zT.buffer, pT.buffer, vT.buffer, params, 'z'),
+      attnSoftmax(kh.gpu, d, pAlone.buffer, refS.buffer, params, 'softmax alone'),
+      attnZ(kh.gpu, d, zAlone.buffer, refP.buffer, vT.buffer, params, 'z alone'),
     ],
     'attention',
   );

@@ -6,6 +6,12 @@
 import { expect } from 'vitest';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
 
+/** The fp32 unit roundoff. */
+export const U = 2 ** -24;
+
+/** gamma_n = n u / (1 - n u): the bound on n successive fp32 roundings (Higham, 3.1). */
+export const gamma = (n: number): number => (n * U) / (1 - n * U);
+
 export interface Tol {
   abs: number;
   rel: number;

@@ -7,16 +7,16 @@
  * its limit is 3 workgroups per dimension, so small shapes fold, with several idle workgroups in
  * the last row of the grid. Results must equal the unfolded run exactly (same arithmetic).
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import type { Gpu } from '../../src/gpu/device.ts';
 import { attnScores, attnSoftmax, attnZ, type AttentionDims } from '../../src/gpu/kernels/attention.ts';
 import { add, geluNew } from '../../src/gpu/kernels/elementwise.ts';
 import { gather } from '../../src/gpu/kernels/embed.ts';
 import { layernorm } from '../../src/gpu/kernels/layernorm.ts';
 import { WeightArena } from '../../src/gpu/chunked.ts';
-import { Params, grid1d, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
-import { testGpu } from '../helpers/gpu.ts';
+import { grid1d, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
+import { kernelHarness } from './harness.ts';
 import { ints, mulberry32, normal } from './random.ts';
 
 describe('grid1d', () => {
@@ -57,40 +57,29 @@ describe('grid1d', () => {
 });
 
 describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimension)', () => {
-  let gpu: Gpu;
   let folded: Gpu;
-  const params: Params[] = [];
-  const tensors: Tensor[] = [];
   let arena: WeightArena;
-
-  beforeAll(async () => {
-    gpu = await testGpu();
-    // Same device, pipelines and pool; only the limit grid1d reads differs.
-    folded = Object.create(gpu, { limits: { value: { ...gpu.limits, maxComputeWorkgroupsPerDimension: 3 } } }) as Gpu;
-    arena = new WeightArena(gpu);
+  const kh = kernelHarness({
+    setup: (gpu) => {
+      // Same device, pipelines and pool; only the limit grid1d reads differs.
+      folded = Object.create(gpu, { limits: { value: { ...gpu.limits, maxComputeWorkgroupsPerDimension: 3 } } }) as Gpu;
+      arena = new WeightArena(gpu);
+    },
+    teardown: () => arena?.destroy(),
   });
-  afterAll(() => {
-    for (const p of params) p.destroy();
-    for (const t of tensors) t.release();
-    arena?.destroy();
-  });
-
-  const upload = (data: Float32Array) => {
-    const t = Tensor.from(gpu, data, [data.length], 'in');
-    tensors.push(t);
-    return t;
-  };
-  const empty = (n: number) => upload(new Float32Array(n).fill(Number.NaN));
+  const { params } = kh;
+  const upload = (data: Float32Array) => kh.upload(data, 'in');
+  const empty = (n: number) => kh.empty(n, 'in');
 
   /** Runs `make` on the real and the folded device; the outputs must be identical. */
   async function same(what: string, outLen: number, make: (g: Gpu, out: GPUBuffer) => Dispatch[]): Promise<void> {
     const a = empty(outLen);
     const b = empty(outLen);
-    const plain = make(gpu, a.buffer);
+    const plain = make(kh.gpu, a.buffer);
     const fold = make(folded, b.buffer);
     expect(fold.some((d) => d.workgroups[1] > 1), `${what} folds`).toBe(true);
     expect(fold.every((d) => d.workgroups[0] <= 3)).toBe(true);
-    submitSteps(gpu, [...plain, ...fold], what);
+    submitSteps(kh.gpu, [...plain, ...fold], what);
     const [x, y] = [await a.read(), await b.read()];
     expect(Array.from(x).some(Number.isNaN), `${what}: unwritten output`).toBe(false);
     expect(Array.from(y), what).toEqual(Array.from(x));
@@ -132,7 +121,7 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
     await same('scores', s, (g, out) => [attnScores(g, d, out, q.buffer, k.buffer, params, 'scores')]);
     // 63 softmax rows: a single workgroup even with the fake limit; z folds (315 items).
     const pattern = empty(s);
-    submitSteps(gpu, [attnSoftmax(gpu, d, pattern.buffer, scores.buffer, params, 'softmax')], 'softmax');
+    submitSteps(kh.gpu, [attnSoftmax(kh.gpu, d, pattern.buffer, scores.buffer, params, 'softmax')], 'softmax');
     await same('z', n, (g, out) => [attnZ(g, d, out, pattern.buffer, v.buffer, params, 'z')]);
   });
 

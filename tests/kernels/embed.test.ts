@@ -5,42 +5,34 @@
  *
  * Tolerance: zero. A gather copies fp32 values; any difference is a wrong row or column.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { WeightArena, type RowChunk } from '../../src/gpu/chunked.ts';
 import { gather } from '../../src/gpu/kernels/embed.ts';
 import { gatherCpu } from '../../src/gpu/kernels/embed.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
-import { testGpu } from '../helpers/gpu.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { ints, mulberry32, normal } from './random.ts';
 
 const MAX_BINDING = 1024;
 
-let gpu: Gpu;
 let arena: WeightArena;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu({ maxBindingBytes: MAX_BINDING });
-  arena = new WeightArena(gpu);
+const kh = kernelHarness({
+  gpu: { maxBindingBytes: MAX_BINDING },
+  setup: (gpu) => {
+    arena = new WeightArena(gpu);
+  },
+  teardown: () => arena?.destroy(),
 });
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-  arena?.destroy();
-});
+const { params, upload, empty } = kh;
 
 /** Gathers `ids` from `table` [rows, C] split into chunks; returns GPU and CPU results. */
 async function run(table: Float32Array, rows: number, C: number, ids: Uint32Array): Promise<{ got: Float32Array; ref: Float32Array; chunks: RowChunk[] }> {
   const chunks = arena.uploadRows(table, rows, C, 'table');
   const n = ids.length;
-  const idsT = Tensor.from(gpu, new Float32Array(ids.buffer), [n], 'ids'); // u32 bits, uploaded as-is
-  const out = Tensor.from(gpu, new Float32Array(n * C).fill(Number.NaN), [n, C], 'out');
-  tensors.push(idsT, out);
-  submitSteps(gpu, gather(gpu, out.buffer, idsT.buffer, chunks, n, C, params, 'gather'), 'gather');
+  const idsT = upload(new Float32Array(ids.buffer), 'ids'); // u32 bits, uploaded as-is
+  const out = empty([n, C], 'out');
+  submitSteps(kh.gpu, gather(kh.gpu, out.buffer, idsT.buffer, chunks, n, C, params, 'gather'), 'gather');
   const ref = new Float32Array(n * C);
   gatherCpu(ref, ids, table, n, C);
   return { got: await out.read(), ref, chunks };

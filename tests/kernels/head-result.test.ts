@@ -19,39 +19,19 @@
  *           (H dh max|z| max|W_O| + max|b_O|), rel = u for matmulCpu's rounding to fp32. The CPU
  *           references themselves (each head's result rounded to fp32, then summed) obey it too.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { headResult, sumHeads } from '../../src/gpu/kernels/head-result.ts';
 import { headResultCpu, sumHeadsCpu } from '../../src/gpu/kernels/head-result.cpu.ts';
 import { matmul } from '../../src/gpu/kernels/matmul.ts';
 import { matmulCpu } from '../../src/gpu/kernels/matmul.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, gamma, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal, uniform } from './random.ts';
 
-const U = 2 ** -24;
-const gamma = (n: number) => (n * U) / (1 - n * U);
-
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 interface Dims {
   BT: number;
@@ -75,16 +55,16 @@ async function check(name: string, { BT, H, dh, C }: Dims, seed: number): Promis
   const refMatmul = new Float32Array(BT * C);
   matmulCpu(refMatmul, z, W_O, b_O, BT, C, H * dh); // z [BT, H, dh] is z_flat [BT, H * dh]
 
-  const nan = (n: number) => upload(new Float32Array(n).fill(Number.NaN), 'out');
+  const nan = (n: number) => empty(n, 'out');
   const [zT, wT, bT, refResultT] = [upload(z, 'z'), upload(W_O, 'W_O'), upload(b_O, 'b_O'), upload(refResult, 'ref result')];
   const [resultT, outT, outAloneT, mmT] = [nan(BT * H * C), nan(BT * C), nan(BT * C), nan(BT * C)];
   submitSteps(
-    gpu,
+    kh.gpu,
     [
-      headResult(gpu, resultT.buffer, zT.buffer, wT.buffer, BT, H, dh, C, params, `${name} result`),
-      sumHeads(gpu, outT.buffer, resultT.buffer, bT.buffer, BT, H, C, params, `${name} sum`),
-      sumHeads(gpu, outAloneT.buffer, refResultT.buffer, bT.buffer, BT, H, C, params, `${name} sum alone`),
-      matmul(gpu, { out: mmT.buffer, a: zT.buffer, b: wT.buffer, bias: bT.buffer, M: BT, N: C, K: H * dh, label: `${name} attn out` }, params),
+      headResult(kh.gpu, resultT.buffer, zT.buffer, wT.buffer, BT, H, dh, C, params, `${name} result`),
+      sumHeads(kh.gpu, outT.buffer, resultT.buffer, bT.buffer, BT, H, C, params, `${name} sum`),
+      sumHeads(kh.gpu, outAloneT.buffer, refResultT.buffer, bT.buffer, BT, H, C, params, `${name} sum alone`),
+      matmul(kh.gpu, { out: mmT.buffer, a: zT.buffer, b: wT.buffer, bias: bT.buffer, M: BT, N: C, K: H * dh, label: `${name} attn out` }, params),
     ],
     name,
   );
@@ -126,8 +106,8 @@ describe('head_result, sum_heads', () => {
     const z = new Float32Array(d.BT * d.H * d.dh);
     z[(1 * d.H + 1) * d.dh + 2] = 1; // row 1, head 1, feature 2
     const W_O = uniform(mulberry32(24), d.H * d.dh * d.C);
-    const resultT = upload(new Float32Array(d.BT * d.H * d.C).fill(Number.NaN), 'result');
-    submitSteps(gpu, [headResult(gpu, resultT.buffer, upload(z, 'z').buffer, upload(W_O, 'W_O').buffer, d.BT, d.H, d.dh, d.C, params, 'one-hot')], 'one-hot');
+    const resultT = empty(d.BT * d.H * d.C, 'result');
+    submitSteps(kh.gpu, [headResult(kh.gpu, resultT.buffer, upload(z, 'z').buffer, upload(W_O, 'W_O').buffer, d.BT, d.H, d.dh, d.C, params, 'one-hot')], 'one-hot');
     const got = await resultT.read();
     const want = new Float32Array(got.length);
     want.set(W_O.subarray((1 * d.dh + 2) * d.C, (1 * d.dh + 3) * d.C), (1 * d.H + 1) * d.C);

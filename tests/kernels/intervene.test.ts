@@ -29,38 +29,20 @@
  * Entries of one dispatch run concurrently, so the tables here never address one element twice
  * in a dispatch (asserted); the two-dispatch test orders overlapping entries across dispatches.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { intervene, type SiteLayout } from '../../src/gpu/kernels/intervene.ts';
 import { interveneCpu } from '../../src/gpu/kernels/intervene.cpu.ts';
-import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const U = 2 ** -24;
 const B = 3, T = 7, H = 3, dh = 5, d = 37;
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload } = kh;
 
 type Op = keyof typeof OP;
 
@@ -121,22 +103,13 @@ const REAL_HEADED: Entry[] = [
   { op: 'replace', b: 2, p: 3, h0: 2, h1: 3 },
   { op: 'add', b: 1, p: 3, h0: 0, h1: 2, value: 0.1 },
 ];
-/** The same for [B, T, d]: one "head", so every entry is [0, 1) and sites are distinct (b, p). */
-const EARLIER_FLAT: Entry[] = [
-  { op: 'replace', b: 0, p: 0, h0: 0, h1: 1 },
-  { op: 'zero', b: 2, p: 6, h0: 0, h1: 1 },
-  { op: 'scale', b: 1, p: 1, h0: 0, h1: 1, value: 100 },
-];
-const REAL_FLAT: Entry[] = [
-  { op: 'zero', b: 0, p: 3, h0: 0, h1: 1 },
-  { op: 'scale', b: 0, p: 4, h0: 0, h1: 1, value: 3 },
-  { op: 'scale', b: 1, p: 0, h0: 0, h1: 1, value: -1.75 },
-  { op: 'add', b: 2, p: 4, h0: 0, h1: 1, value: 0.5 },
-  { op: 'add', b: 0, p: 5, h0: 0, h1: 1, value: -2 },
-  { op: 'replace', b: 1, p: 6, h0: 0, h1: 1 },
-  { op: 'replace', b: 2, p: 3, h0: 0, h1: 1 },
-  { op: 'add', b: 1, p: 3, h0: 0, h1: 1, value: 0.1 },
-];
+/**
+ * The same for [B, T, d]: one "head", so every entry is [0, 1) and sites are distinct (b, p) —
+ * the headed tables with the second real entry, which shares (0, 3) with the first, moved to p = 4.
+ */
+const oneHead = (e: Entry): Entry => ({ ...e, h0: 0, h1: 1 });
+const EARLIER_FLAT: Entry[] = EARLIER_HEADED.map(oneHead);
+const REAL_FLAT: Entry[] = REAL_HEADED.map((e, i) => (i === 1 ? { ...oneHead(e), p: 4 } : oneHead(e)));
 /** Appended after the dispatch's range (a later dispatch's); must not be applied either. */
 const TRAILING: Entry = { op: 'zero', b: 2, p: 0, h0: 0, h1: 1 };
 
@@ -201,7 +174,7 @@ async function run(name: string, L: SiteLayout, x0: Float32Array, before: Placed
     const srcT = upload(g.src, `${name} source ${i}`);
     dispatches.push(
       ...intervene(
-        gpu,
+        kh.gpu,
         {
           x: xT.buffer,
           xFloats: numel(L),
@@ -221,7 +194,7 @@ async function run(name: string, L: SiteLayout, x0: Float32Array, before: Placed
     interveneCpu(ref, L, tab.subarray(entry0 * ENTRY_WORDS), g.entries.length, g.src, g.srcSh);
     entry0 += g.entries.length;
   }
-  submitSteps(gpu, dispatches, name);
+  submitSteps(kh.gpu, dispatches, name);
   return { got: await xT.read(), ref };
 }
 

@@ -13,36 +13,22 @@
  * value is a normal float, so nothing may legitimately be flushed).
  * The output starts NaN-filled, so an element the kernel never writes fails.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { kvAssemble } from '../../src/gpu/kernels/kv-cache.ts';
 import { kvAssembleCpu } from '../../src/gpu/kernels/kv-cache.cpu.ts';
-import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
 import { firstNaN } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
-import { testGpu } from '../helpers/gpu.ts';
 
 const B = 3, T = 7, HD = 15;
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
+const kh = kernelHarness();
+const { params, empty } = kh;
 
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  // A zero-length tensor still needs a buffer to bind (q0 = 0 has no past, q0 = T no fresh rows).
-  const t = Tensor.from(gpu, data.length ? data : new Float32Array(1), [Math.max(1, data.length)], label);
-  tensors.push(t);
-  return t;
-}
+/** A zero-length tensor still needs a buffer to bind (q0 = 0 has no past, q0 = T no fresh rows). */
+const upload = (data: Float32Array, label: string): Tensor => kh.upload(data.length ? data : new Float32Array(1), label);
 
 interface Case {
   q0: number;
@@ -61,8 +47,8 @@ function prepare(q0: number, seed: number): Case {
   if (fresh.length) fresh[fresh.length - 1] = -0; // sign of zero must survive the copy
   const ref = new Float32Array(B * T * HD);
   kvAssembleCpu(ref, past, fresh, B, T, q0, HD);
-  const out = upload(new Float32Array(B * T * HD).fill(Number.NaN), `full q0=${q0}`);
-  const dispatch = kvAssemble(gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, `kv q0=${q0}`);
+  const out = empty(B * T * HD, `full q0=${q0}`);
+  const dispatch = kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, `kv q0=${q0}`);
   return { q0, past, fresh, ref, dispatch, out };
 }
 
@@ -87,13 +73,13 @@ async function check(c: Case): Promise<void> {
 describe('kv_assemble', () => {
   it('B=3 T=7 HD=15, q0 = 1, 3, 6 in one submit: bit-exact copy', async () => {
     const cases = [1, 3, 6].map((q0, i) => prepare(q0, 100 + i));
-    submitSteps(gpu, cases.map((c) => c.dispatch), 'kv assemble');
+    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'kv assemble');
     for (const c of cases) await check(c);
   });
 
   it('edges: q0 = 0 (all fresh) and q0 = T (all cached)', async () => {
     const cases = [0, T].map((q0, i) => prepare(q0, 200 + i));
-    submitSteps(gpu, cases.map((c) => c.dispatch), 'kv assemble edges');
+    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'kv assemble edges');
     for (const c of cases) await check(c);
   });
 });

@@ -12,52 +12,34 @@
  * one-pass E[x^2] - E[x]^2 variance would be off by ~|mu|^2 u / sigma^2 = 6e-2 in the variance).
  * `scale` = sqrt(var + eps): rel = 8 u (1 + C |mu| / sigma) as well.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { layernorm, type LayerNormVersion } from '../../src/gpu/kernels/layernorm.ts';
 import { layernormCpu } from '../../src/gpu/kernels/layernorm.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear } from './check.ts';
+import { expectNear, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal, uniform } from './random.ts';
 
-const U = 2 ** -24;
 const VERSIONS: LayerNormVersion[] = ['v1', 'v2'];
 const ROWS = 37;
 const C = 53;
 const EPS = 1e-5;
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 /** Runs one layernorm on the GPU and the CPU; returns both outputs and scales. */
 async function run(version: LayerNormVersion, x: Float32Array, w: Float32Array, b: Float32Array, rows: number) {
-  const out = upload(new Float32Array(rows * C).fill(Number.NaN), 'out');
-  const scale = upload(new Float32Array(rows).fill(Number.NaN), 'scale');
+  const out = empty(rows * C, 'out');
+  const scale = empty(rows, 'scale');
   const d = layernorm(
-    gpu,
+    kh.gpu,
     { out: out.buffer, scale: scale.buffer, x: upload(x, 'x').buffer, w: upload(w, 'w').buffer, b: upload(b, 'b').buffer, rows, C, eps: EPS, label: `ln ${version}` },
     params,
     version,
   );
-  submitSteps(gpu, [d], `ln ${version}`);
+  submitSteps(kh.gpu, [d], `ln ${version}`);
   const refOut = new Float32Array(rows * C);
   const refScale = new Float32Array(rows);
   layernormCpu(refOut, refScale, x, w, b, rows, C, EPS);

@@ -10,43 +10,23 @@
  * rel = u for the reference's own rounding to fp32. For K = 29 and data in [-1, 1) that is
  * ~5e-5: K-scaled, as a sum of K terms must be.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { matmul, type MatmulVersion } from '../../src/gpu/kernels/matmul.ts';
 import { matmulCpu } from '../../src/gpu/kernels/matmul.cpu.ts';
-import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, type Tol } from './check.ts';
+import { expectNear, gamma, U, type Tol } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-const U = 2 ** -24;
 const VERSIONS: MatmulVersion[] = ['v1', 'v2'];
 
 function matmulTol(K: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): Tol {
-  const n = K + 1;
-  const gamma = (n * U) / (1 - n * U);
-  return { abs: gamma * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };
+  return { abs: gamma(K + 1) * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };
 }
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 interface Case {
   M: number;
@@ -63,10 +43,10 @@ function prepare(version: MatmulVersion, c: Case, seed: number): { dispatch: Dis
   const a = uniform(rng, M * K);
   const b = uniform(rng, K * N); // [K, N], or [N, K] when transB: same count
   const bias = c.bias ? uniform(rng, N) : null;
-  const out = upload(new Float32Array(M * N).fill(Number.NaN), 'out');
+  const out = empty(M * N, 'out');
   const name = `${version} ${M}x${N}x${K}${c.transB ? ' transB' : ''}${c.bias ? ' bias' : ''}`;
   const dispatch = matmul(
-    gpu,
+    kh.gpu,
     {
       out: out.buffer,
       a: upload(a, 'a').buffer,
@@ -102,7 +82,7 @@ describe.each(VERSIONS)('matmul %s', (version) => {
   it.each(SHAPES)('M=%i N=%i K=%i: plain, bias, transB, transB + bias', async (M, N, K) => {
     const cases = [false, true].flatMap((transB) => [false, true].map((bias) => ({ M, N, K, transB, bias })));
     const prepared = cases.map((c, i) => prepare(version, c, 1000 * M + 100 * N + 10 * K + i));
-    submitSteps(gpu, prepared.map((p) => p.dispatch), `matmul ${version}`);
+    submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul ${version}`);
     for (const p of prepared) await p.check();
   });
 
@@ -126,11 +106,11 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     for (const rows of chunkRows) {
       const chunk = upload(wE.slice(row0 * K, (row0 + rows) * K), `W_E[${row0}..]`);
       steps.push(
-        matmul(gpu, { out: out.buffer, outStart, ldc, colStart: row0, a: xBuf.buffer, aStart, b: chunk.buffer, M, N: rows, K, transB: true, label: `unembed ${row0}` }, params, version),
+        matmul(kh.gpu, { out: out.buffer, outStart, ldc, colStart: row0, a: xBuf.buffer, aStart, b: chunk.buffer, M, N: rows, K, transB: true, label: `unembed ${row0}` }, params, version),
       );
       row0 += rows;
     }
-    submitSteps(gpu, steps, 'unembed');
+    submitSteps(kh.gpu, steps, 'unembed');
     const got = await out.read();
     const ref = new Float32Array(M * V);
     matmulCpu(ref, x, wE, null, M, V, K, true);
@@ -156,8 +136,8 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     const bias = uniform(rng, N, -10, 10);
     const out = upload(new Float32Array(outStart + M * ldc).fill(SENTINEL), 'out');
     submitSteps(
-      gpu,
-      [matmul(gpu, { out: out.buffer, outStart, ldc, colStart, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: upload(bias, 'bias').buffer, M, N, K, label: 'block' }, params, version)],
+      kh.gpu,
+      [matmul(kh.gpu, { out: out.buffer, outStart, ldc, colStart, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: upload(bias, 'bias').buffer, M, N, K, label: 'block' }, params, version)],
       'block',
     );
     const got = await out.read();

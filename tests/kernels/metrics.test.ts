@@ -32,10 +32,8 @@
  *           rounded to fp32, the subtraction, the multiply).
  * The result is multiplied by 1.01 for the first-order approximations.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import { submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
 import {
   GpuMetric,
   logProbMetric,
@@ -47,29 +45,14 @@ import {
   type Affine,
   type Metric,
 } from '../../src/experiments/metric.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, gamma, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { ints, mulberry32, uniform } from './random.ts';
 
-const U = 2 ** -24;
-const gamma = (n: number) => (n * U) / (1 - n * U);
 const V = 1003, T = 8;
 
-let gpu: Gpu;
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { upload } = kh;
 
 /** The metric's terms as `metric.ts` defines them (kind, position, token, coefficient). */
 function termsOf(m: Metric): { kind: 'logit' | 'logprob' | 'prob'; pos: number; token: number; coef: number }[] {
@@ -145,11 +128,11 @@ function gather(full: Float32Array, B: number, positions: readonly number[]): Fl
 async function runAndCheck(name: string, m: Metric, logits: Float32Array, B: number, positions: readonly number[], affine?: Affine): Promise<Float32Array> {
   const a = affine ?? { shift: 0, scale: 1 };
   const lt = upload(logits, `${name} logits`);
-  const gm = affine ? new GpuMetric(gpu, m, lt.buffer, B, positions, V, affine) : new GpuMetric(gpu, m, lt.buffer, B, positions, V);
+  const gm = affine ? new GpuMetric(kh.gpu, m, lt.buffer, B, positions, V, affine) : new GpuMetric(kh.gpu, m, lt.buffer, B, positions, V);
   try {
     const nan = new Float32Array(B).fill(Number.NaN);
-    gpu.device.queue.writeBuffer(gm.out.buffer, 0, nan.buffer, 0, nan.byteLength);
-    submitSteps(gpu, gm.dispatches, name);
+    kh.gpu.device.queue.writeBuffer(gm.out.buffer, 0, nan.buffer, 0, nan.byteLength);
+    submitSteps(kh.gpu, gm.dispatches, name);
     const got = (await gm.out.read()).subarray(0, B);
     expect(firstNaN(got), `${name}: NaN (unwritten or overflowed) in row ${firstNaN(got)}`).toBe(-1);
     const ref = Array.from(metricCpu(m, logits, B, V, positions), (v) => (v - a.shift) * a.scale);
@@ -235,6 +218,6 @@ describe('GPU metrics: row_lse + metric_combine', () => {
 
   it('a metric position not among the computed logit positions throws', () => {
     const lt = upload(new Float32Array(B * 2 * V), 'logits');
-    expect(() => new GpuMetric(gpu, logProbMetric(5, 1), lt.buffer, B, [0, 1], V)).toThrow(/metric position 5 is not among the computed logit positions/);
+    expect(() => new GpuMetric(kh.gpu, logProbMetric(5, 1), lt.buffer, B, [0, 1], V)).toThrow(/metric position 5 is not among the computed logit positions/);
   });
 });

@@ -22,39 +22,21 @@
  * divide is within 2.5 ulp (WGSL's bound, <= 5u relative) and the reference is rounded to fp32
  * once (u): rel = 6u of max|ref|.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it, expect } from 'vitest';
 import type { SiteLayout } from '../../src/gpu/kernels/intervene.ts';
 import { batchMean } from '../../src/gpu/kernels/reduce.ts';
 import { batchMeanCpu } from '../../src/gpu/kernels/reduce.cpu.ts';
-import { Params, submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
+import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
+import type { Tensor } from '../../src/gpu/tensor.ts';
 import { maxAbs } from '../helpers/compare.ts';
-import { testGpu } from '../helpers/gpu.ts';
-import { expectNear, firstNaN } from './check.ts';
+import { expectNear, firstNaN, gamma, U } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const U = 2 ** -24;
-const gamma = (n: number) => (n * U) / (1 - n * U);
 const B = 3, T = 7, H = 3, dh = 5, d = 37;
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 const flat = (Bn: number, Fd: number): SiteLayout => ({ sb: T * Fd, sp: Fd, sh: 0, F: Fd, batch: Bn, pos: T, heads: 1 });
 const perHead = (Bn: number, Fd: number): SiteLayout => ({ sb: T * H * Fd, sp: H * Fd, sh: Fd, F: Fd, batch: Bn, pos: T, heads: H });
@@ -81,9 +63,9 @@ function prepare(name: string, L: SiteLayout, pooled: boolean, seed: number, mas
   const n = (pooled ? 1 : L.pos) * L.heads * L.F;
   const ref = new Float32Array(n);
   batchMeanCpu(ref, x, L, pooled);
-  const out = upload(new Float32Array(n).fill(Number.NaN), `${name} mean`);
+  const out = empty(n, `${name} mean`);
   const label = `${name}${pooled ? ' pooled' : ''}`;
-  const dispatch = batchMean(gpu, out.buffer, upload(x, name).buffer, L, pooled, params, label);
+  const dispatch = batchMean(kh.gpu, out.buffer, upload(x, name).buffer, L, pooled, params, label);
   return { name: label, L, pooled, x, ref, out, dispatch };
 }
 
@@ -118,7 +100,7 @@ describe('batch_mean', () => {
 
   it('every layout, pooled and per position, in one submit', async () => {
     const cases = layouts.flatMap(([name, L], i) => [prepare(name, L, false, 300 + i), prepare(name, L, true, 400 + i)]);
-    submitSteps(gpu, cases.map((c) => c.dispatch), 'batch mean');
+    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean');
     for (const c of cases) {
       expect(c.ref.length).toBe((c.pooled ? 1 : c.L.pos) * c.L.heads * c.L.F);
       await check(c);
@@ -127,7 +109,7 @@ describe('batch_mean', () => {
 
   it('attention scores with -Infinity above the diagonal: masked means are exactly -Infinity', async () => {
     const cases = [prepare('scores', pattern(B, T, T), false, 500, true), prepare('scores', pattern(B, T, T), true, 501, true)];
-    submitSteps(gpu, cases.map((c) => c.dispatch), 'batch mean scores');
+    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean scores');
     for (const c of cases) await check(c);
     // Per position: -Infinity exactly above the diagonal; pooled: every key but j = 0 is masked
     // for some query, so only column 0 is finite.
@@ -138,7 +120,7 @@ describe('batch_mean', () => {
 
   it('B = 1: the per-position mean is the input bit for bit; pooled matches', async () => {
     const cases = [prepare('B=1 [B,T,H,dh]', perHead(1, dh), false, 600), prepare('B=1 [B,T,H,dh]', perHead(1, dh), true, 601)];
-    submitSteps(gpu, cases.map((c) => c.dispatch), 'batch mean B=1');
+    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean B=1');
     const got = await check(cases[0]!);
     expect(Array.from(got)).toEqual(Array.from(cases[0]!.x));
     await check(cases[1]!);

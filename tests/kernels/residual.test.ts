@@ -6,38 +6,21 @@
  * store to Float32Array is that one rounding; WebGPU requires a correctly rounded f32 add).
  * The data keeps exponents within that range and avoids denormals (which a GPU may flush).
  */
-import { describe, it, beforeAll, afterAll } from 'vitest';
-import type { Gpu } from '../../src/gpu/device.ts';
+import { describe, it } from 'vitest';
 import { add } from '../../src/gpu/kernels/elementwise.ts';
 import { addCpu } from '../../src/gpu/kernels/elementwise.cpu.ts';
-import { Params, submitSteps } from '../../src/gpu/recorder.ts';
-import { Tensor } from '../../src/gpu/tensor.ts';
-import { testGpu } from '../helpers/gpu.ts';
+import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear } from './check.ts';
+import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-let gpu: Gpu;
-const params: Params[] = [];
-const tensors: Tensor[] = [];
-
-beforeAll(async () => {
-  gpu = await testGpu();
-});
-afterAll(() => {
-  for (const p of params) p.destroy();
-  for (const t of tensors) t.release();
-});
-
-function upload(data: Float32Array, label: string): Tensor {
-  const t = Tensor.from(gpu, data, [data.length], label);
-  tensors.push(t);
-  return t;
-}
+const kh = kernelHarness();
+const { params, upload, empty } = kh;
 
 async function check(name: string, a: Float32Array, b: Float32Array): Promise<void> {
   const n = a.length;
-  const out = upload(new Float32Array(n).fill(Number.NaN), 'out');
-  submitSteps(gpu, [add(gpu, out.buffer, upload(a, 'a').buffer, upload(b, 'b').buffer, n, params, name)], name);
+  const out = empty(n, 'out');
+  submitSteps(kh.gpu, [add(kh.gpu, out.buffer, upload(a, 'a').buffer, upload(b, 'b').buffer, n, params, name)], name);
   const ref = new Float32Array(n);
   addCpu(ref, a, b, n);
   expectNear(name, await out.read(), ref, { abs: 0, rel: 0 });
