@@ -24,7 +24,7 @@ import type { ModelConfig } from '../src/model/config.ts';
 import { patchFrom } from '../src/hooks/interventions.ts';
 import { patchingSweep, type Grid, type PatchSite } from '../src/experiments/patching.ts';
 import { logitDiffMetric } from '../src/experiments/metric.ts';
-import { GPT2_SMALL, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
+import { gpt2SmallConfig, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
 import { OrtPeer, PeerUnavailableError, ensureOnnx, findPython, ortDist } from './peer/ort.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -40,9 +40,11 @@ function opt(name: string): string | undefined {
   return v;
 }
 const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer']);
-for (const [i, a] of argv.entries()) {
-  if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
-  if (!a.startsWith('--') && !['--model', '--reps', '--pos', '--naive'].includes(argv[i - 1])) throw new Error(`unexpected argument "${a}"`);
+function checkArgs(): void {
+  for (const [i, a] of argv.entries()) {
+    if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
+    if (!a.startsWith('--') && !['--model', '--reps', '--pos', '--naive'].includes(argv[i - 1])) throw new Error(`unexpected argument "${a}"`);
+  }
 }
 function positiveInt(name: string, v: string): number {
   const n = Number(v);
@@ -102,6 +104,7 @@ async function timeSweep(model: Model, site: PatchSite, clean: number[], corrupt
 
 async function main() {
   const started = performance.now();
+  checkArgs();
   const full = flag('full');
   const wantPeer = flag('peer');
   const modelDir = opt('model');
@@ -131,8 +134,8 @@ async function main() {
     cfg = model.config;
     source = hfDir;
   } else {
-    cfg = scaled ? { ...GPT2_SMALL, n_layers: SCALED_LAYERS } : GPT2_SMALL;
-    if (scaled) scaledWhat.push(`n_layers ${GPT2_SMALL.n_layers} -> ${SCALED_LAYERS} (d_model, heads, d_mlp, vocab as GPT-2 small)`);
+    cfg = gpt2SmallConfig(scaled ? SCALED_LAYERS : 12);
+    if (scaled) scaledWhat.push(`n_layers 12 -> ${SCALED_LAYERS} (d_model, heads, d_mlp, vocab as GPT-2 small)`);
     source = 'random GPT-2-shaped weights (seed 1)';
     if (wantPeer) {
       // One folder both engines load, so they run the very same weights.
@@ -155,12 +158,15 @@ async function main() {
   const posList = (opt('pos') ?? (scaled ? '15,128' : '15,128,1024')).split(',').map((s) => positiveInt('pos', s));
   if (scaled && !opt('pos')) scaledWhat.push('forward at 1024 positions skipped');
   const positions = posList.filter((T) => T <= cfg.n_ctx);
+  if (positions.length < posList.length) scaledWhat.push(`forward lengths over n_ctx ${cfg.n_ctx} skipped`);
+  if (cfg.n_ctx < SWEEP_T) throw new Error(`the sweeps use ${SWEEP_T}-token prompts; this model's n_ctx is ${cfg.n_ctx}`);
   const cells = L * SWEEP_T;
-  let naiveN = opt('naive') ? Math.min(cells, positiveInt('naive', opt('naive')!)) : scaled ? Math.min(cells, 12) : cells;
+  const naiveN = opt('naive') ? Math.min(cells, positiveInt('naive', opt('naive')!)) : scaled ? Math.min(cells, 12) : cells;
   if (naiveN < cells) scaledWhat.push(`naive loop: ${naiveN} of ${cells} patched runs timed, total extrapolated`);
   // On a software adapter one sweep already takes seconds to minutes: time it once.
   const sweepReps = soft ? 1 : reps;
-  if (soft) scaledWhat.push('sweeps timed once (software adapter)');
+  const notes: string[] = [];
+  if (soft) notes.push('software adapter: sweeps timed once; timings are noisy when other work shares the CPU');
 
   if (wantPeer && cfg.family !== 'gpt2') throw new PeerUnavailableError(`the ONNX exporter (bench/peer/export_gpt2_onnx.py) handles GPT-2 only, not ${cfg.architecture}`);
 
@@ -193,24 +199,36 @@ async function main() {
     const ids = [prompt(T, V)];
     log(`forward ${T} positions: warm-up + ${reps} reps${peer ? ' (and the peer)' : ''}`);
     const pbLogits = await forwardOnce(model, ids); // warm-up: pipelines, plan
+    // The peer at this length: a failure (e.g. a buffer over the adapter's binding limit) is
+    // recorded in the row and the peer skipped there, not fatal to the run.
+    let peerHere = peer;
     let peerWarmMs = 0;
     let peerErr = NaN;
-    if (peer) {
-      const w = await timed(() => peer!.logits(ids));
-      peerWarmMs = w.ms;
-      peerErr = maxAbsDiff(pbLogits, w.value);
+    let peerFailed = '';
+    if (peerHere) {
+      try {
+        const w = await timed(() => peerHere!.logits(ids));
+        peerWarmMs = w.ms;
+        peerErr = maxAbsDiff(pbLogits, w.value);
+      } catch (e) {
+        peerFailed = (e as Error).message.split('\n')[0];
+        log(`peer failed at ${T} positions: ${peerFailed}`);
+        peerHere = null;
+      }
     }
     const pb: number[] = [];
     const ort: number[] = [];
     for (let r = 0; r < reps; r++) {
       pb.push((await timed(() => forwardOnce(model, ids))).ms);
-      if (peer) ort.push((await timed(() => peer!.logits(ids))).ms);
+      if (peerHere) ort.push((await timed(() => peerHere!.logits(ids))).ms);
     }
     const row: Record<string, unknown> = { pos: T, batch: 1, ...summary(pb) };
-    if (peer) {
+    if (peerHere) {
       const p = summary(ort);
       row.peer = { ...p, warmup_ms: round(peerWarmMs, 0), logits_max_abs_diff: peerErr };
       row.peer_over_patchbay = round(p.median_ms / (row.median_ms as number), 2);
+    } else if (peerFailed) {
+      row.peer = { error: peerFailed };
     }
     forwards.push(row);
   }
@@ -270,8 +288,9 @@ async function main() {
     adapter: gpu.adapterName,
     model: source,
     shape: { n_layers: L, n_heads: H, d_model: cfg.d_model, d_mlp: cfg.d_mlp, d_vocab: V, n_ctx: cfg.n_ctx },
-    scaled,
+    scaled: scaledWhat.length > 0,
     ...(scaledWhat.length ? { scaled_what: scaledWhat } : {}),
+    ...(notes.length ? { notes } : {}),
     load_ms: round(loadMs, 0),
     forward: forwards,
     resid_pre_sweep: {
@@ -346,6 +365,7 @@ async function fixtureCheck(gpu: Gpu, python: string): Promise<number> {
 
 main().catch((e) => {
   const err = e as Error;
-  console.error(err instanceof PeerUnavailableError ? `bench: the peer cannot run here: ${err.message}` : `bench: ${err.stack ?? err.message}`);
+  const plain = err instanceof PeerUnavailableError || /^(--|unknown option|unexpected argument)/.test(err.message);
+  console.error(err instanceof PeerUnavailableError ? `bench: the peer cannot run here: ${err.message}` : `bench: ${plain ? err.message : (err.stack ?? err.message)}`);
   process.exit(err instanceof PeerUnavailableError ? 2 : 1);
 });

@@ -5,12 +5,30 @@
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { gpt2LikeConfig, type ModelConfig } from '../src/model/config.ts';
+import type { ModelConfig } from '../src/model/config.ts';
+import { normalizeConfig } from '../src/model/normalize-config.ts';
 import type { HostMatrix, HostWeights } from '../src/model/host-weights.ts';
 import { writeSafetensors } from '../src/model/safetensors.ts';
 
-/** GPT-2 small: 12 layers, 12 heads, d_model 768, d_mlp 3072, vocab 50257, n_ctx 1024. */
-export const GPT2_SMALL: ModelConfig = gpt2LikeConfig({});
+/** GPT-2 small's `config.json` fields that shape the model. */
+const GPT2_SMALL_HF = {
+  architectures: ['GPT2LMHeadModel'],
+  model_type: 'gpt2',
+  activation_function: 'gelu_new',
+  n_embd: 768,
+  n_layer: 12,
+  n_head: 12,
+  n_inner: 3072,
+  n_positions: 1024,
+  vocab_size: 50257,
+  layer_norm_epsilon: 1e-5,
+  tie_word_embeddings: true,
+};
+
+/** GPT-2 small's config (12 layers, 12 heads, d_model 768, d_mlp 3072, vocab 50257, n_ctx 1024), optionally with fewer layers. */
+export function gpt2SmallConfig(nLayers = 12): ModelConfig {
+  return normalizeConfig({ ...GPT2_SMALL_HF, n_layer: nLayers }, 'GPT-2 small shape');
+}
 
 /** Deterministic random weights of `cfg`'s shape: uniform ±0.02 (LayerNorm gains around 1). */
 export function randomGpt2(cfg: ModelConfig, seed = 1): HostWeights {
@@ -41,10 +59,9 @@ export function randomGpt2(cfg: ModelConfig, seed = 1): HostWeights {
 
 /** Hugging Face `config.json` for `cfg` (what normalizeConfig reads back). */
 export function hfConfig(cfg: ModelConfig): Record<string, unknown> {
+  if (cfg.family !== 'gpt2') throw new Error(`hfConfig writes GPT-2 configs only, not ${cfg.architecture}`);
   return {
-    architectures: ['GPT2LMHeadModel'],
-    model_type: 'gpt2',
-    activation_function: 'gelu_new',
+    ...GPT2_SMALL_HF,
     n_embd: cfg.d_model,
     n_layer: cfg.n_layers,
     n_head: cfg.n_heads,

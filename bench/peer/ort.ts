@@ -28,11 +28,11 @@ export const EXPORTER = join(HERE, 'export_gpt2_onnx.py');
 export const ORT_VERSION = '1.30.0';
 
 /**
- * A Python that imports torch, onnx and numpy: $PATCHBAY_PYTHON, Debian's /usr/bin/python3
+ * A Python that imports torch, onnx and numpy: $PATCHBAY_PYTHON when set, else Debian's /usr/bin/python3
  * (where apt's python3-torch lives, even when another python3 comes first on PATH), or python3.
  */
 export function findPython(): string {
-  const candidates = [process.env.PATCHBAY_PYTHON, '/usr/bin/python3', 'python3'].filter((p): p is string => !!p);
+  const candidates = process.env.PATCHBAY_PYTHON ? [process.env.PATCHBAY_PYTHON] : ['/usr/bin/python3', 'python3'];
   const problems: string[] = [];
   for (const py of candidates) {
     const r = spawnSync(py, ['-c', 'import numpy, torch, onnx'], { encoding: 'utf8' });
@@ -55,7 +55,8 @@ export function findPython(): string {
 export function ortDist(): { dist: string; version: string } {
   try {
     const require = createRequire(import.meta.url);
-    const pkg = require.resolve('onnxruntime-web/package.json');
+    const root = dirname(dirname(require.resolve('onnxruntime-web'))); // <root>/dist/ort.*.js
+    const pkg = join(root, 'package.json');
     const version = JSON.parse(readFileSync(pkg, 'utf8')).version as string;
     if (version !== ORT_VERSION) console.error(`bench: warning: onnxruntime-web ${version} installed; the bench pins ${ORT_VERSION}`);
     return { dist: join(dirname(pkg), 'dist'), version };
@@ -75,6 +76,9 @@ async function sha256File(path: string): Promise<string> {
  * it does not match the safetensors and the exporter. Returns the path and whether it exported.
  */
 export async function ensureOnnx(python: string, modelDir: string, outDir: string): Promise<{ path: string; exported: boolean; exportMs: number }> {
+  if (!existsSync(join(modelDir, 'model.safetensors'))) {
+    throw new PeerUnavailableError(`${modelDir} has no single model.safetensors; the ONNX exporter does not read sharded checkpoints`);
+  }
   mkdirSync(outDir, { recursive: true });
   const onnx = join(outDir, 'model.onnx');
   const stampPath = `${onnx}.stamp.json`;
@@ -144,7 +148,11 @@ export class OrtPeer {
 
   static async create(hostGpu: GPU, onnxPath: string): Promise<OrtPeer> {
     const ort = await loadOrt(hostGpu);
-    const session = await ort.InferenceSession.create(readFileSync(onnxPath), { executionProviders: ['webgpu'], graphOptimizationLevel: 'all' });
+    const session = await ort.InferenceSession.create(readFileSync(onnxPath), {
+      executionProviders: ['webgpu'],
+      graphOptimizationLevel: 'all',
+      logSeverityLevel: 3, // errors only: not the note that shape ops run on the CPU
+    });
     return new OrtPeer(ort, session);
   }
 
