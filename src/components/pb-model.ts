@@ -61,8 +61,11 @@ export class PbModel extends LitElement {
   @property() site = 'resid_pre';
   /** Initial heads shown by attention figures, e.g. `0.2,1.3`. */
   @property() heads = '';
-  /** Keep the experiment state in the page URL (turn off for a second model on one page). */
-  @property({ type: Boolean, attribute: 'url-state' }) urlState = true;
+  /**
+   * Keep the experiment state in the page URL (turn off for a second model on one page with
+   * `url-state="false"`: a plain boolean attribute could only ever turn it on).
+   */
+  @property({ attribute: 'url-state', converter: { fromAttribute: (v: string | null) => v !== 'false' } }) urlState = true;
 
   @state() private tick = 0;
 
@@ -129,7 +132,7 @@ export class PbModel extends LitElement {
           s.set({ progress: { loaded, total } });
         },
       });
-      const tokenizer = await loadTokenizer(source);
+      const tokenizer = PRESETS[src]?.tokenizer === false ? null : await loadTokenizer(source);
       if (this.loading !== src + this.models + this.hub) {
         model.destroy(); // a newer `src` took over while this one loaded
         return;

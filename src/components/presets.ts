@@ -9,10 +9,12 @@ export interface Preset {
   local?: string;
   repo?: string;
   title: string;
+  /** False for models without a Hub tokenizer (prompts are token ids): no tokenizer.json is requested. */
+  tokenizer?: boolean;
 }
 
 export const PRESETS: Record<string, Preset> = {
-  'induction-2l': { local: 'induction-2l/', title: 'induction-2l: a 2-layer GPT-2 trained to copy repeated segments' },
+  'induction-2l': { local: 'induction-2l/', title: 'induction-2l: a 2-layer GPT-2 trained to copy repeated segments', tokenizer: false },
   gpt2: { repo: 'openai-community/gpt2', title: 'GPT-2 small (124M), from the Hugging Face Hub' },
   'pythia-70m': { repo: 'EleutherAI/pythia-70m', title: 'Pythia-70M (GPT-NeoX), from the Hugging Face Hub' },
   'smollm2-135m': { repo: 'HuggingFaceTB/SmolLM2-135M', title: 'SmolLM2-135M (Llama-style, BF16), from the Hugging Face Hub' },

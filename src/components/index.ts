@@ -1,0 +1,42 @@
+/**
+ * Patchbay's library bundle for pages: importing it registers the custom elements and gives
+ * authors the engine's API.
+ *
+ * ```html
+ * <script type="module" src="patchbay.js"></script>
+ * <pb-model src="induction-2l" prompt="0,200,290,288" metric="loss:1:3">
+ *   <pb-prompt></pb-prompt>
+ *   <pb-attention heads="0.2"></pb-attention>
+ *   <pb-head-grid></pb-head-grid>
+ * </pb-model>
+ * ```
+ */
+export * from '../index.ts';
+
+// Experiments: sweeps and metrics, as the figures use them.
+export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from '../experiments/patching.ts';
+export { headAblationSweep, type AblationOptions } from '../experiments/ablation.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from '../experiments/metric.ts';
+export { parseMetricSpec, parseMetricSyntax, checkMetricSpec, describeMetricSpec, formatMetricSpec, MetricSpecError, type MetricSpec } from '../experiments/metric-spec.ts';
+
+// Page state shared by the figures.
+export { Session, sessionContext, type SessionStatus } from './session.ts';
+export { Experiment, experimentContext, readQuery, writeQuery, DEFAULT_STATE, type ExperimentState } from './experiment.ts';
+export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts';
+export { PbFigure } from './figure.ts';
+
+// Elements.
+export { PbModel, describeLoadError, type ModelLoadedDetail } from './pb-model.ts';
+export { PbModelPicker } from './pb-model-picker.ts';
+export { PbHeatmap, cellColor, scaleGradient, formatValue, type HeatmapScale, type CellDetail } from './heatmap.ts';
+export { PbPrompt, type PromptChangeDetail } from './pb-prompt.ts';
+export { PbAttention, type HeadsChangeDetail } from './pb-attention.ts';
+export { PbHeadGrid, type AblationChangeDetail, type MetricDetail, type EffectsDoneDetail } from './pb-head-grid.ts';
+export { PbPatching, type PatchingDoneDetail } from './pb-patching.ts';
+export { PbLogitLens } from './pb-logit-lens.ts';
+export { PbTopTokens } from './pb-top-tokens.ts';
+
+// Helpers for authors writing their own figures.
+export { visibleText, tokenText, tokenTextStyles } from './token-text.ts';
+export { topTokens, probabilityOf, type TokenProb } from './top-k.ts';
+export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';

@@ -1,0 +1,176 @@
+/**
+ * `<pb-logit-lens>`: what the residual stream would predict if the model stopped there. Rows are
+ * the residual stream before each layer (`blocks.L.hook_resid_pre`) and the final one
+ * (`resid_post` of the last layer, which gives the model's own prediction); columns are
+ * positions. Each cell shows the `k` most probable next tokens under `model.logitLens` (the final
+ * LayerNorm and the unembedding applied to that row) and is coloured by the top token's
+ * probability; hovering or focusing a cell lists the top five. A cell whose top token is the
+ * prompt's actual next token is underlined. Ablated heads in the experiment state stay ablated.
+ *
+ * @csspart heatmap - The grid (a `<pb-heatmap>`).
+ * @csspart status - Messages and errors.
+ */
+import { css, html, nothing } from 'lit';
+import { customElement, property, state } from 'lit/decorators.js';
+import { accumulatedResid } from '../hooks/cache-helpers.ts';
+import { PbFigure } from './figure.ts';
+import { figureStyles } from './figure-styles.ts';
+import { formatValue } from './heatmap.ts';
+import './heatmap.ts';
+import { Latest, errorMessage } from './latest.ts';
+import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+import { topTokens, type TokenProb } from './top-k.ts';
+import { visibleText } from './token-text.ts';
+
+/** Tokens listed on hover. */
+const HOVER_K = 5;
+
+interface Lens {
+  ids: number[];
+  /** Row names: "resid_pre 0", …, "final". */
+  rows: string[];
+  /** top[row * T + pos]: the most probable tokens, most probable first. */
+  top: TokenProb[][];
+}
+
+@customElement('pb-logit-lens')
+export class PbLogitLens extends PbFigure {
+  static override styles = [
+    figureStyles,
+    css`
+      pb-heatmap {
+        --pb-cell-min: 2rem;
+        --pb-cell-max: var(--pb-lens-cell, 4.2rem);
+      }
+    `,
+  ];
+
+  /** Tokens written in each cell. */
+  @property({ type: Number }) k = 1;
+
+  @state() private lens: Lens | null = null;
+  @state() private error = '';
+  @state() private busy = false;
+
+  private readonly job = new Latest<Lens>();
+
+  protected override stateChanged(): void {
+    void this.refresh();
+  }
+
+  protected override willUpdate(changed: Map<string, unknown>): void {
+    if (changed.has('k')) this.stateChanged();
+  }
+
+  protected override updated(): void {
+    this.setAttribute('aria-busy', String(this.busy));
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.job.cancel();
+    this.busy = false;
+  }
+
+  private async refresh(): Promise<void> {
+    const model = this.model;
+    const ex = this.experiment;
+    if (!model || !ex || !this.session) return;
+    const st = ex.state;
+    let ids: number[];
+    let ablate: HeadRef[];
+    try {
+      ids = this.session.tokenize(st.prompt);
+      ablate = parseHeadList(st.ablate, model.config);
+    } catch (e) {
+      this.job.cancel();
+      this.busy = false;
+      this.error = errorMessage(e);
+      return;
+    }
+    if (!ids.length) {
+      this.job.cancel();
+      this.lens = null;
+      this.busy = false;
+      return;
+    }
+    const k = Math.max(HOVER_K, Math.floor(this.k) || 1);
+    const key = [modelKey(model), ids.join(','), ablate.map(headName).join(','), st.mode, k].join('|');
+    if (this.job.has(key)) return;
+    this.busy = true;
+    const outcome = await this.job.run(key, async () => {
+      const L = model.config.n_layers;
+      const names = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
+      const run = await runAblated(model, ids, ablate, st.mode, names);
+      try {
+        const stack = await accumulatedResid(run.cache); // [L + 1, 1, T, d_model]
+        const logits = await model.logitLens(stack.data); // [(L + 1) * T, d_vocab]
+        const V = model.config.d_vocab;
+        const top: TokenProb[][] = [];
+        for (let i = 0; i < logits.length / V; i++) top.push(topTokens(logits.subarray(i * V, (i + 1) * V), k));
+        return { ids, rows: stack.labels.map((l) => (l === 'final_post' ? 'final' : `resid_pre ${l.split('_')[0]}`)), top };
+      } finally {
+        run.release();
+      }
+    });
+    if (!outcome) return;
+    this.busy = false;
+    if (outcome.ok) {
+      this.lens = outcome.value;
+      this.error = '';
+    } else this.error = errorMessage(outcome.error);
+  }
+
+  override render() {
+    const lens = this.lens;
+    const s = this.session;
+    const label = (id: number) => visibleText(s?.label(id) ?? String(id));
+    let body: unknown = nothing;
+    if (lens) {
+      const T = lens.ids.length;
+      const R = lens.rows.length;
+      const k = Math.max(1, Math.floor(this.k) || 1);
+      const shown = lens.top.map((t) => t.slice(0, k).map((x) => label(x.id)).join('\n'));
+      const describe = (r: number, p: number) => {
+        const t = lens.top[r * T + p];
+        const next = p + 1 < T ? ` (the prompt continues with “${label(lens.ids[p + 1])}”)` : '';
+        const list = t
+          .slice(0, HOVER_K)
+          .map((x) => `“${label(x.id)}” ${formatValue(100 * x.p, 1)}%`)
+          .join(', ');
+        const where = lens.rows[r] === 'final' ? 'Final residual stream' : `Residual stream before layer ${lens.rows[r].split(' ')[1]}`;
+        return `${where}, position ${p} “${label(lens.ids[p])}”: ${list}${next}`;
+      };
+      body = html`<pb-heatmap
+        part="heatmap"
+        .values=${Float32Array.from(lens.top, (t) => t[0].p)}
+        rows=${R}
+        cols=${T}
+        .rowLabels=${lens.rows}
+        .colLabels=${lens.ids.map(label)}
+        col-axis="position"
+        scale="sequential"
+        domain="1"
+        value-label="top token’s probability"
+        .cellText=${shown}
+        .marked=${lens.top.map((t, i) => (i % T) + 1 < T && t[0].id === lens.ids[(i % T) + 1])}
+        .describe=${describe}
+      ></pb-heatmap>`;
+    }
+    return html`
+      <div class="toolbar">
+        <span class="title">Logit lens</span>
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+      </div>
+      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${!this.model ? html`<div class="muted" part="status">${s?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>` : nothing}
+      ${body}
+    `;
+  }
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'pb-logit-lens': PbLogitLens;
+  }
+}

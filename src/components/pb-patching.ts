@@ -1,0 +1,351 @@
+/**
+ * `<pb-patching>`: activation patching. For every cell of the chosen site's grid, the corrupted
+ * prompt runs with one activation taken from the clean prompt's run, and the cell shows the
+ * experiment's metric (`patchingSweep`). Diverging colours centred at 0; layers down, positions
+ * (clean tokens) or heads across. Sites with a third axis are drawn as one heatmap per
+ * component (`block_every`) or per layer, picked from a menu (`*_by_pos`).
+ *
+ * ```html
+ * <pb-patching normalize></pb-patching>
+ * ```
+ * The sweep starts when the prompt, corrupted prompt, metric or site changes; a newer one
+ * cancels the one before.
+ *
+ * @fires pb-patching-done - `{ site, shape, values, clean, corrupt }` when a sweep finishes (values row-major over shape).
+ * @csspart site - The site menu.
+ * @csspart progress - The progress bar.
+ * @csspart summary - The clean and corrupted metric line.
+ * @csspart heatmap - Each heatmap (a `<pb-heatmap>`).
+ * @csspart status - Messages and errors.
+ */
+import { css, html, nothing } from 'lit';
+import { customElement, property, state } from 'lit/decorators.js';
+import { PATCH_SITES, patchingSweep, type Grid, type PatchSite } from '../experiments/patching.ts';
+import { checkMetricSpec, parseMetricSyntax, specToMetric } from '../experiments/metric-spec.ts';
+import { PbFigure } from './figure.ts';
+import { figureStyles } from './figure-styles.ts';
+import { formatValue } from './heatmap.ts';
+import './heatmap.ts';
+import { Latest, errorMessage } from './latest.ts';
+import { modelKey } from './live-run.ts';
+import { visibleText } from './token-text.ts';
+
+export interface PatchingDoneDetail {
+  site: PatchSite;
+  shape: number[];
+  /** Row-major over `shape`. */
+  values: Float64Array;
+  /** The metric on the clean and the corrupted prompt, unpatched. */
+  clean: number;
+  corrupt: number;
+}
+
+const SITE_TEXT: Record<PatchSite, string> = {
+  resid_pre: 'residual stream before each layer',
+  resid_mid: 'residual stream between attention and MLP',
+  resid_post: 'residual stream after each layer',
+  attn_out: 'attention output',
+  mlp_out: 'MLP output',
+  block_every: 'resid_pre, attn_out and mlp_out',
+  z: 'each head’s output (z), all positions',
+  q: 'each head’s queries, all positions',
+  k: 'each head’s keys, all positions',
+  v: 'each head’s values, all positions',
+  pattern: 'each head’s attention pattern, all positions',
+  z_by_pos: 'each head’s output (z) at one position',
+  q_by_pos: 'each head’s queries at one position',
+  k_by_pos: 'each head’s keys at one position',
+  v_by_pos: 'each head’s values at one position',
+  pattern_by_pos: 'each head’s pattern at one query position',
+};
+
+interface Computed {
+  grid: Grid;
+  clean: string[];
+  corrupt: string[];
+}
+
+interface View {
+  title: string;
+  values: Float64Array;
+  rows: number;
+  cols: number;
+  rowLabels: string[];
+  colLabels: string[];
+  rowAxis: string;
+  colAxis: string;
+  describe: (r: number, c: number) => string;
+}
+
+@customElement('pb-patching')
+export class PbPatching extends PbFigure {
+  static override styles = [
+    figureStyles,
+    css`
+      .views {
+        display: flex;
+        flex-wrap: wrap;
+        gap: 1rem 1.5rem;
+      }
+      .summary {
+        margin: 0 0 0.5rem;
+      }
+      label {
+        font-size: 0.9em;
+      }
+      pb-heatmap {
+        --pb-cell-max: var(--pb-patching-cell, 1.9rem);
+      }
+    `,
+  ];
+
+  /**
+   * Report (m − m_corrupt) / (m_clean − m_corrupt): 0 = corrupted, 1 = clean. Attribute
+   * `normalize` (the property has another name: `Node.normalize` is a DOM method).
+   */
+  @property({ type: Boolean, attribute: 'normalize' }) normalized = false;
+
+  @state() private computed: Computed | null = null;
+  @state() private progress: { done: number; total: number } | null = null;
+  @state() private error = '';
+  /** The layer shown for `*_by_pos` sites. */
+  @state() private layer = 0;
+
+  private readonly job = new Latest<Computed>();
+
+  protected override stateChanged(): void {
+    void this.refresh();
+  }
+
+  protected override willUpdate(changed: Map<string, unknown>): void {
+    if (changed.has('normalized')) this.stateChanged();
+  }
+
+  protected override updated(): void {
+    this.setAttribute('aria-busy', String(this.job.running));
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.job.cancel();
+    this.progress = null;
+  }
+
+  private async refresh(): Promise<void> {
+    const model = this.model;
+    const ex = this.experiment;
+    const session = this.session;
+    if (!model || !ex || !session) return;
+    const st = ex.state;
+    let clean: number[];
+    let corrupt: number[];
+    let metricText = st.metric;
+    try {
+      if (!(PATCH_SITES as readonly string[]).includes(st.site)) throw new Error(`unknown patching site "${st.site}"; the sites are ${PATCH_SITES.join(', ')}`);
+      clean = session.tokenize(st.prompt);
+      corrupt = session.tokenize(st.corrupt);
+      if (!st.prompt || !st.corrupt) throw new Error('Patching needs a clean prompt and a corrupted prompt.');
+      if (!metricText) throw new Error('Patching needs a metric (e.g. logit-diff:POS:GOOD:BAD).');
+      if (clean.length !== corrupt.length) {
+        throw new Error(`The clean and corrupted prompts must have the same number of tokens (${clean.length} and ${corrupt.length}).`);
+      }
+      checkMetricSpec(parseMetricSyntax(metricText), clean.length, model.config.d_vocab);
+    } catch (e) {
+      this.job.cancel();
+      this.progress = null;
+      this.computed = null;
+      this.error = errorMessage(e);
+      return;
+    }
+    const site = st.site as PatchSite;
+    const normalize = this.normalized;
+    const key = [modelKey(model), clean.join(','), corrupt.join(','), metricText, site, normalize].join('|');
+    if (this.job.has(key)) return;
+    this.error = '';
+    this.progress = { done: 0, total: 0 };
+    const labels = (ids: number[]) => ids.map((id) => visibleText(session.label(id)));
+    const outcome = await this.job.run(key, async (signal) => {
+      const metric = specToMetric(parseMetricSyntax(metricText), clean);
+      const grid = await patchingSweep(model, clean, corrupt, site, metric, {
+        normalize,
+        signal,
+        onProgress: (done, total) => {
+          if (!signal.aborted) this.progress = { done, total };
+        },
+      });
+      return { grid, clean: labels(clean), corrupt: labels(corrupt) };
+    });
+    if (!outcome) return;
+    this.progress = null;
+    if (!outcome.ok) {
+      this.computed = null;
+      this.error = errorMessage(outcome.error);
+      return;
+    }
+    this.computed = outcome.value;
+    const g = outcome.value.grid;
+    this.layer = Math.min(this.layer, g.shape[0] - 1);
+    this.dispatchEvent(
+      new CustomEvent<PatchingDoneDetail>('pb-patching-done', {
+        detail: { site: g.site, shape: [...g.shape], values: g.values, clean: g.clean, corrupt: g.corrupt },
+        bubbles: true,
+        composed: true,
+      }),
+    );
+  }
+
+  private valueText(v: number): string {
+    return this.normalized ? `${formatValue(v, 3)} (0 = corrupted, 1 = clean)` : `metric ${formatValue(v, 3)}`;
+  }
+
+  private views(c: Computed): View[] {
+    const g = c.grid;
+    const T = c.clean.length;
+    const tok = (p: number) => {
+      const a = c.clean[p];
+      const b = c.corrupt[p];
+      return a === b ? `position ${p} “${a}”` : `position ${p} “${a}” (corrupted: “${b}”)`;
+    };
+    const layers = (n: number) => Array.from({ length: n }, (_, l) => String(l));
+    const [A, B] = g.shape;
+    if (g.axes.length === 2 && g.axes[1] === 'pos') {
+      return [
+        {
+          title: '',
+          values: g.values,
+          rows: A,
+          cols: B,
+          rowLabels: layers(A),
+          colLabels: c.clean,
+          rowAxis: 'layer',
+          colAxis: 'position',
+          describe: (l, p) => `Layer ${l}, ${tok(p)}: ${this.valueText(g.values[l * T + p])}`,
+        },
+      ];
+    }
+    if (g.axes[0] === 'component') {
+      const names = ['resid_pre', 'attn_out', 'mlp_out'];
+      return names.map((name, i) => {
+        const values = g.values.subarray(i * B * T, (i + 1) * B * T);
+        return {
+          title: name,
+          values,
+          rows: B,
+          cols: T,
+          rowLabels: layers(B),
+          colLabels: c.clean,
+          rowAxis: 'layer',
+          colAxis: 'position',
+          describe: (l: number, p: number) => `${name}, layer ${l}, ${tok(p)}: ${this.valueText(values[l * T + p])}`,
+        };
+      });
+    }
+    if (g.axes.length === 2) {
+      return [
+        {
+          title: '',
+          values: g.values,
+          rows: A,
+          cols: B,
+          rowLabels: layers(A),
+          colLabels: layers(B),
+          rowAxis: 'layer',
+          colAxis: 'head',
+          describe: (l, h) => `Head ${l}.${h}: ${this.valueText(g.values[l * B + h])}`,
+        },
+      ];
+    }
+    const l = Math.min(this.layer, A - 1);
+    const values = g.values.subarray(l * B * T, (l + 1) * B * T);
+    return [
+      {
+        title: `Layer ${l}`,
+        values,
+        rows: B,
+        cols: T,
+        rowLabels: layers(B),
+        colLabels: c.clean,
+        rowAxis: 'head',
+        colAxis: 'position',
+        describe: (h, p) => `Head ${l}.${h}, ${tok(p)}: ${this.valueText(values[h * T + p])}`,
+      },
+    ];
+  }
+
+  override render() {
+    const ex = this.experiment;
+    const model = this.model;
+    const site = ex?.state.site ?? 'resid_pre';
+    const c = this.computed;
+    const g = c?.grid;
+    const progress = this.progress;
+    let domain = 0;
+    if (g) for (const v of g.values) if (Number.isFinite(v)) domain = Math.max(domain, Math.abs(v));
+    if (this.normalized) domain = Math.max(domain, 1);
+    return html`
+      <div class="toolbar">
+        <span class="title">Activation patching</span>
+        <label
+          >Site
+          <select part="site" aria-label="Patching site" @change=${(e: Event) => ex?.update({ site: (e.target as HTMLSelectElement).value })}>
+            ${PATCH_SITES.map((s) => html`<option value=${s} ?selected=${s === site}>${s} — ${SITE_TEXT[s]}</option>`)}
+          </select></label
+        >
+        ${g && g.shape.length === 3 && g.axes[0] === 'layer'
+          ? html`<label
+              >Layer
+              <select aria-label="Layer shown" @change=${(e: Event) => (this.layer = Number((e.target as HTMLSelectElement).value))}>
+                ${Array.from({ length: g.shape[0] }, (_, l) => html`<option value=${l} ?selected=${l === this.layer}>${l}</option>`)}
+              </select></label
+            >`
+          : nothing}
+      </div>
+      ${!model ? html`<div class="muted" part="status">${this.session?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>` : nothing}
+      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${progress
+        ? html`<div class="progress" role="status">
+            <progress part="progress" max=${progress.total || 1} value=${progress.done}></progress>
+            <span>${progress.total ? `${progress.done} of ${progress.total} patched runs…` : 'Running the clean and corrupted prompts…'}</span>
+          </div>`
+        : nothing}
+      ${g && c
+        ? html`<div class="summary muted" part="summary">
+              Metric on the clean prompt <span class="num">${formatValue(g.clean, 3)}</span>, on the corrupted prompt
+              <span class="num">${formatValue(g.corrupt, 3)}</span>. Each cell: the corrupted run with that activation taken from the clean
+              run${this.normalized ? ', scaled so 0 = corrupted and 1 = clean' : ''}.
+            </div>
+            <div class="views">
+              ${this.views(c).map(
+                (v, i, all) =>
+                  html`<pb-heatmap
+                    ?no-legend=${i < all.length - 1}
+                    part="heatmap"
+                    .values=${v.values}
+                    rows=${v.rows}
+                    cols=${v.cols}
+                    .rowLabels=${v.rowLabels}
+                    .colLabels=${v.colLabels}
+                    row-axis=${v.rowAxis}
+                    col-axis=${v.colAxis}
+                    caption=${v.title}
+                    scale="diverging"
+                    domain=${domain}
+                    value-label=${this.normalized ? 'restored fraction' : 'metric'}
+                    .describe=${v.describe}
+                    data-site=${g.site}
+                  ></pb-heatmap>`,
+              )}
+            </div>`
+        : nothing}
+    `;
+  }
+}
+
+declare global {
+  interface HTMLElementTagNameMap {
+    'pb-patching': PbPatching;
+  }
+  interface HTMLElementEventMap {
+    'pb-patching-done': CustomEvent<PatchingDoneDetail>;
+  }
+}
