@@ -29,7 +29,7 @@
  */
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
-import { styleMap } from 'lit/directives/style-map.js';
+import { cssProps } from './css-props.ts';
 
 export type HeatmapScale = 'sequential' | 'diverging';
 
@@ -528,7 +528,7 @@ export class PbHeatmap extends LitElement {
           data-r="-1"
           data-c=${c}
           title=${text}
-          style=${styleMap(token >= 0 && token < R ? tint(this.values[token * C + c]) : {})}
+          style=${cssProps(token >= 0 && token < R ? tint(this.values[token * C + c]) : {})}
         >${text}</div>`;
       })}
     </div>`;
@@ -544,7 +544,7 @@ export class PbHeatmap extends LitElement {
           data-c="-1"
           title=${text}
           tabindex=${this.cross ? tabStop(r, -1) : nothing}
-          style=${styleMap(token >= 0 && token < C ? tint(this.values[r * C + token]) : {})}
+          style=${cssProps(token >= 0 && token < C ? tint(this.values[r * C + token]) : {})}
         >${text}</div>
         ${Array.from({ length: C }, (_, c) => {
           const i = r * C + c;
@@ -574,7 +574,7 @@ export class PbHeatmap extends LitElement {
             tabindex=${tabStop(r, c)}
             aria-label=${this.describeCell(r, c)}
             aria-selected=${this.interactive ? String(sel) : nothing}
-            style=${styleMap(colors)}
+            style=${cssProps(colors)}
           >${withText && !masked ? (this.cellText[i] ?? '') : nothing}${badge
             ? html`<span class="badge" part="badge">${badge}</span>`
             : nothing}</div>`;
@@ -597,7 +597,7 @@ export class PbHeatmap extends LitElement {
           aria-multiselectable=${this.interactive ? 'true' : nothing}
           aria-rowcount=${R + 1}
           aria-colcount=${C + 1}
-          style=${styleMap(gridStyle)}
+          style=${cssProps(gridStyle)}
           @mouseover=${this.onPointerOver}
           @mouseleave=${this.onPointerLeave}
           @focusin=${this.onFocusIn}
@@ -615,7 +615,7 @@ export class PbHeatmap extends LitElement {
         ? nothing
         : html`<div class="legend" part="legend">
             <span>${this.scale === 'diverging' ? '−' + d.replace('−', '') : '0'}</span>
-            <span class="ramp" style=${styleMap({ backgroundImage: scaleGradient(this.scale) })}></span>
+            <span class="ramp" style=${cssProps({ backgroundImage: scaleGradient(this.scale) })}></span>
             <span>${this.scale === 'diverging' ? '+' + d.replace('−', '') : d}</span>
             <span>${this.valueLabel}${this.scale === 'diverging' ? ' (0 = white)' : ''}</span>
           </div>`}

@@ -17,7 +17,7 @@
  */
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
-import { styleMap } from 'lit/directives/style-map.js';
+import { cssProps } from './css-props.ts';
 import { PbFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
@@ -203,8 +203,8 @@ export class PbTopTokens extends PbFigure {
                 return html`<li part="row" aria-label=${aria} data-id=${t.id} data-p=${String(t.p)}>
                   <span class="token chip" part="token">${tokenText(label(t.id))}</span>
                   <span class="track" aria-hidden="true">
-                    <div class="bar" part="bar" style=${styleMap({ width: `${100 * t.p}%` })}></div>
-                    ${was !== undefined ? html`<span class="tick" style=${styleMap({ left: `${100 * was}%` })}></span>` : nothing}
+                    <div class="bar" part="bar" style=${cssProps({ width: `${100 * t.p}%` })}></div>
+                    ${was !== undefined ? html`<span class="tick" style=${cssProps({ left: `${100 * was}%` })}></span>` : nothing}
                   </span>
                   <span class="p">${pct(t.p)}${was !== undefined ? html`<span class="was">(${pct(was)})</span>` : nothing}</span>
                 </li>`;

@@ -4,55 +4,24 @@
  * on SwiftShader) and checks the page's logits against Hugging Face with the shared rule.
  * Everything else is tested in Node, where it runs several times faster.
  */
-import { existsSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser } from 'playwright-core';
-import { createServer, type ViteDevServer } from 'vite';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { launchChromium, startViteServer, type TestServer } from '../helpers/browser.ts';
 import type { ForwardPageResult } from './result.ts';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHROMIUM = '/usr/bin/chromium';
-
-// What gives headless Chromium a WebGPU adapter here (SwiftShader; no display, no GPU).
-// --enable-unsafe-webgpu: WebGPU is blocklisted on Linux without it. The rest keep a CI run
-// from reaching for the network or background services.
-const CHROMIUM_ARGS = [
-  '--no-sandbox', // CI runs as root, where Chromium's sandbox refuses to start
-  '--enable-unsafe-webgpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 // Launch + adapter take ~25 s on a 2-core box, SwiftShader's forward a few seconds more.
 const PAGE_TIMEOUT_MS = 180_000;
 
-let server: ViteDevServer;
+let server: TestServer;
 let browser: Browser;
 let origin: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`${CHROMIUM} is missing: run sudo bash scripts/setup-system.sh`);
-  }
-  server = await createServer({
-    root,
-    configFile: resolve(root, 'vite.config.ts'),
-    logLevel: 'warn',
-    // Scan only this page for dependencies, so Vite has them optimized before it answers.
-    optimizeDeps: { entries: ['tests/browser/forward.html'] },
-    server: { port: 0, host: '127.0.0.1', hmr: false, watch: null },
-  });
-  await server.listen();
-  const { port } = server.httpServer!.address() as AddressInfo;
-  origin = `http://127.0.0.1:${port}`;
+  // Scan only this page for dependencies, so Vite has them optimized before it answers.
+  server = await startViteServer({ entries: ['tests/browser/forward.html'] });
+  origin = server.origin;
   const t0 = performance.now();
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchChromium();
   console.log(`Chromium ${browser.version()} launched in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 }, 120_000);
 
