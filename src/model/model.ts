@@ -81,8 +81,22 @@ export class Model {
    * Runs the forward on `tokens` ([batch][pos], equal-length rows), applying `hooks` and keeping
    * the hook points `cache` asks for. One command encoder, one submit, no readback, unless a
    * `callback` hook needs the activation on the CPU (it splits the pass there).
+   *
+   * Runs of one model are taken in call order: runs of the same shape share their plan's
+   * scratch, and a callback hook's pause must not let another run overwrite it.
    */
-  async run(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
+  run(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
+    const result = this.queue.then(() => this.runNow(tokens, options));
+    this.queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  private queue: Promise<void> = Promise.resolve();
+
+  private async runNow(tokens: readonly (readonly number[])[], options: RunOptions): Promise<RunResult> {
     if (this.destroyed) throw new Error('this model was destroyed');
     const { batch, pos, flat } = validateTokens(tokens, this.config);
     const shapes = hookShapes(this.config, batch, pos);

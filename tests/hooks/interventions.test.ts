@@ -236,3 +236,26 @@ describe('errors', () => {
     expect(model.gpu.pool.inUseCount).toBe(inUse);
   });
 });
+
+describe('concurrency', () => {
+  it('runs issued together, one pausing in a JavaScript hook, each get their own results', async () => {
+    const [a, b] = prompts;
+    const [wantA, wantB] = await Promise.all([model.run([a]), model.run([b])].map(async (p) => (await p).logits.read()));
+    let paused = 0;
+    const slow = model.run([a], {
+      hooks: [
+        hookFn('blocks.1.attn.hook_z', () => {
+          paused++;
+        }),
+      ],
+    });
+    // Issued from a timer, so it lands while the first run waits on its hook's readback.
+    const other = new Promise((r) => setTimeout(r, 0)).then(() => model.run([b]));
+    const [ra, rb] = await Promise.all([slow, other]);
+    expect(paused).toBe(1);
+    expect(maxAbsDiff(await ra.logits.read(), wantA)).toBe(0);
+    expect(maxAbsDiff(await rb.logits.read(), wantB)).toBe(0);
+    ra.release();
+    rb.release();
+  });
+});
