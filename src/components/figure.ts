@@ -2,12 +2,16 @@
  * Base class of Patchbay's figures: receives the session (model, tokenizer, status) and the
  * experiment state from the nearest `<pb-model>` through `@lit/context`, and re-renders when
  * either changes. Subclasses override `stateChanged()` to start GPU work (a run, a sweep) and
- * `render()` to draw what came back.
+ * `render()` to draw what came back; `PbComputedFigure` below does the bookkeeping of a figure
+ * that computes one thing at a time.
  */
-import { LitElement } from 'lit';
+import { LitElement, type PropertyValues } from 'lit';
 import { state } from 'lit/decorators.js';
 import { ContextConsumer } from '@lit/context';
-import { experimentContext, type Experiment } from './experiment.ts';
+import type { Model } from '../model/model.ts';
+import { experimentContext, type Experiment, type ExperimentState } from './experiment.ts';
+import { Latest, errorMessage } from './latest.ts';
+import { parseHeadList, type HeadRef } from './live-run.ts';
 import { sessionContext, type Session } from './session.ts';
 
 export abstract class PbFigure extends LitElement {
@@ -69,4 +73,106 @@ export abstract class PbFigure extends LitElement {
 
   /** Called after the session or the experiment state changed. */
   protected stateChanged(): void {}
+}
+
+/** What a computing figure reads for its job (see `PbComputedFigure.readInputs`). */
+export interface FigureInputs {
+  model: Model;
+  session: Session;
+  state: Readonly<ExperimentState>;
+  /** The prompt's token ids. */
+  ids: number[];
+  /** The heads the state ablates. */
+  ablate: HeadRef[];
+}
+
+/**
+ * A figure that computes one thing at a time on the GPU: the newest `job` wins (see `Latest`),
+ * `busy` is true while it runs (and is shown as `aria-busy`), `error` holds the message of what
+ * went wrong, and leaving the page cancels the job. Subclasses implement `refresh()`, which runs
+ * on every session or experiment change: read the state (`readInputs`), then `compute`.
+ */
+export abstract class PbComputedFigure<T> extends PbFigure {
+  @state() protected busy = false;
+  @state() protected error = '';
+
+  protected readonly job = new Latest<T>();
+
+  protected override stateChanged(): void {
+    void this.refresh();
+  }
+
+  /** Reads the state and starts the job for it (or keeps the one that already computes it). */
+  protected abstract refresh(): Promise<void>;
+
+  /** What `aria-busy` says. */
+  protected isBusy(): boolean {
+    return this.busy;
+  }
+
+  protected override updated(changed: PropertyValues): void {
+    super.updated(changed);
+    this.setAttribute('aria-busy', String(this.isBusy()));
+  }
+
+  override disconnectedCallback(): void {
+    super.disconnectedCallback();
+    this.stop();
+  }
+
+  /** Cancels the job; its outcome is dropped. */
+  protected stop(): void {
+    this.job.cancel();
+    this.busy = false;
+  }
+
+  /** Stops the job and shows what went wrong. Returns null, for `return this.fail(e)`. */
+  protected fail(e: unknown): null {
+    this.stop();
+    this.error = errorMessage(e);
+    return null;
+  }
+
+  /**
+   * The model, the prompt's token ids and the ablated heads, parsed from the state, with what
+   * `more` reads (parsed after the prompt, before the ablation list). Null when the model, the
+   * experiment or the session is not there yet, or when something does not parse (`fail` has
+   * then shown why).
+   */
+  protected readInputs(): FigureInputs | null;
+  protected readInputs<X>(more: (model: Model, ids: number[]) => X): (FigureInputs & { more: X }) | null;
+  protected readInputs<X>(more?: (model: Model, ids: number[]) => X): (FigureInputs & { more: X | undefined }) | null {
+    const model = this.model;
+    const session = this.session;
+    const state = this.experiment?.state;
+    if (!model || !state || !session) return null;
+    try {
+      const ids = session.tokenize(state.prompt);
+      const extra = more?.(model, ids);
+      return { model, session, state, ids, ablate: parseHeadList(state.ablate, model.config), more: extra };
+    } catch (e) {
+      return this.fail(e);
+    }
+  }
+
+  /**
+   * Runs `fn` as the job for `key`, unless the newest job already computes that key, with `busy`
+   * set while it runs. When it ends (and no newer job or `stop` took over), `error` is set from
+   * its outcome (cleared on success) and `done` gets the value, or `failed` runs, in the same
+   * update.
+   */
+  protected async compute(key: string, fn: (signal: AbortSignal) => Promise<T>, done: (value: T) => void, failed?: () => void): Promise<void> {
+    if (this.job.has(key)) return;
+    this.busy = true;
+    const outcome = await this.job.run(key, fn);
+    if (!outcome) return;
+    this.busy = false;
+    if (outcome.ok) {
+      this.error = '';
+      done(outcome.value);
+    } else {
+      this.error = errorMessage(outcome.error);
+      failed?.();
+    }
+  }
 }

@@ -19,11 +19,10 @@
  */
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
-import { PbFigure } from './figure.ts';
+import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
-import { Latest, errorMessage } from './latest.ts';
 import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
 import { visibleText } from './token-text.ts';
 
@@ -43,7 +42,7 @@ interface Drawn {
 }
 
 @customElement('pb-attention')
-export class PbAttention extends PbFigure {
+export class PbAttention extends PbComputedFigure<Drawn> {
   static override styles = [
     figureStyles,
     css`
@@ -86,14 +85,10 @@ export class PbAttention extends PbFigure {
   @property({ type: Boolean, attribute: 'hide-picker' }) hidePicker = false;
 
   @state() private drawn: Drawn | null = null;
-  @state() private error = '';
-  @state() private busy = false;
   /** The token under the pointer or focus in any head, -1 for none. */
   @state() private token = -1;
   /** The layer the picker shows, for models with many heads. */
   @state() private pickerLayer = 0;
-
-  private readonly job = new Latest<Drawn>();
 
   private headList(): string[] {
     if (this.heads.trim()) return this.heads.split(',');
@@ -105,67 +100,34 @@ export class PbAttention extends PbFigure {
     if (changed.has('heads')) this.stateChanged();
   }
 
-  protected override updated(): void {
-    this.setAttribute('aria-busy', String(this.busy));
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    this.job.cancel();
-    this.busy = false;
-  }
-
-  protected override stateChanged(): void {
-    void this.refresh();
-  }
-
-  private async refresh(): Promise<void> {
-    const model = this.model;
-    const ex = this.experiment;
-    if (!model || !ex || !this.session) return;
-    const st = ex.state;
-    let ids: number[];
-    let heads: HeadRef[];
-    let ablate: HeadRef[];
-    try {
-      ids = this.session.tokenize(st.prompt);
-      heads = parseHeadList(this.headList(), model.config);
-      ablate = parseHeadList(st.ablate, model.config);
-    } catch (e) {
-      this.job.cancel();
-      this.busy = false;
-      this.error = errorMessage(e);
-      return;
-    }
+  protected override async refresh(): Promise<void> {
+    const input = this.readInputs((model) => parseHeadList(this.headList(), model.config));
+    if (!input) return;
+    const { model, session, ids, ablate, state: st, more: heads } = input;
     if (ids.length === 0 || heads.length === 0) {
-      this.job.cancel();
-      this.busy = false;
+      this.stop();
       this.drawn = null;
       this.error = '';
       return;
     }
     const key = [modelKey(model), ids.join(','), heads.map(headName).join(','), ablate.map(headName).join(','), st.mode].join('|');
-    if (this.job.has(key)) return;
-    this.busy = true;
-    const labels = ids.map((id) => visibleText(this.session!.label(id)));
-    const outcome = await this.job.run(key, async () => {
-      const layers = [...new Set(heads.map((h) => h.layer))];
-      const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
-      const run = await runAblated(model, ids, ablate, st.mode, names);
-      try {
-        const T = ids.length;
-        const byLayer = new Map(await Promise.all(layers.map(async (l, i) => [l, await run.cache.read(names[i])] as const))); // [1, H, T, T]
-        return { labels, patterns: heads.map((h) => ({ head: h, values: byLayer.get(h.layer)!.slice(h.head * T * T, (h.head + 1) * T * T) })) };
-      } finally {
-        run.release();
-      }
-    });
-    if (!outcome) return;
-    this.busy = false;
-    if (outcome.ok) {
-      this.drawn = outcome.value;
-      this.error = '';
-    } else this.error = errorMessage(outcome.error);
+    const labels = ids.map((id) => visibleText(session.label(id)));
+    await this.compute(
+      key,
+      async () => {
+        const layers = [...new Set(heads.map((h) => h.layer))];
+        const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
+        const run = await runAblated(model, ids, ablate, st.mode, names);
+        try {
+          const T = ids.length;
+          const byLayer = new Map(await Promise.all(layers.map(async (l, i) => [l, await run.cache.read(names[i])] as const))); // [1, H, T, T]
+          return { labels, patterns: heads.map((h) => ({ head: h, values: byLayer.get(h.layer)!.slice(h.head * T * T, (h.head + 1) * T * T) })) };
+        } finally {
+          run.release();
+        }
+      },
+      (drawn) => (this.drawn = drawn),
+    );
   }
 
   private pick(name: string): void {

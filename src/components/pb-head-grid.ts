@@ -24,12 +24,12 @@ import { customElement, property, state } from 'lit/decorators.js';
 import { headAblationSweep } from '../experiments/ablation.ts';
 import { metricCpu, type Metric } from '../experiments/metric.ts';
 import { checkMetricSpec, parseMetricSyntax, specToMetric, type MetricSpec } from '../experiments/metric-spec.ts';
-import { PbFigure } from './figure.ts';
+import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { Latest, errorMessage } from './latest.ts';
-import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, runAblated, type HeadRef } from './live-run.ts';
 import { visibleText } from './token-text.ts';
 
 export interface AblationChangeDetail {
@@ -73,7 +73,7 @@ const rolesConverter = {
 };
 
 @customElement('pb-head-grid')
-export class PbHeadGrid extends PbFigure {
+export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   static override styles = [
     figureStyles,
     css`
@@ -125,73 +125,72 @@ export class PbHeadGrid extends PbFigure {
   @state() private live: (MetricDetail & { key: string }) | null = null;
   @state() private effects: Effects | null = null;
   @state() private progress: { done: number; total: number } | null = null;
-  @state() private error = '';
   @state() private sweepError = '';
-  @state() private busy = false;
 
-  private readonly metricJob = new Latest<MetricDetail>();
+  /** Every head's ablation (the live metric is `job`). */
   private readonly sweepJob = new Latest<Effects>();
   /** Unablated metric per model, prompt and metric: toggling heads does not recompute it. */
   private readonly unablated = new Map<string, number>();
   /** What the grid reads from the state, parsed; null when something is missing or wrong. */
   private current: { ids: number[]; spec: MetricSpec | null; metric: Metric | null; ablate: HeadRef[]; baseKey: string } | null = null;
 
-  protected override stateChanged(): void {
-    void this.refresh();
-  }
-
-  protected override updated(): void {
-    this.setAttribute('aria-busy', String(this.busy || this.sweepJob.running));
+  protected override isBusy(): boolean {
+    return this.busy || this.sweepJob.running;
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
-    this.metricJob.cancel();
     this.sweepJob.cancel();
     this.progress = null;
-    this.busy = false;
+  }
+
+  /** Nothing to measure: the live metric stops, and a running sweep is abandoned. */
+  protected override fail(e: unknown): null {
+    super.fail(e);
+    this.current = null;
+    this.live = null;
+    this.abandonSweep();
+    return null;
+  }
+
+  /** Cancels a running sweep. */
+  private abandonSweep(): void {
+    if (!this.sweepJob.running) return;
+    this.sweepJob.cancel();
+    this.progress = null;
   }
 
   private sweepKey(mode: string): string {
     return `${this.current?.baseKey}|${mode}`;
   }
 
-  private async refresh(): Promise<void> {
-    const model = this.model;
-    const ex = this.experiment;
-    if (!model || !ex || !this.session) return;
-    const st = ex.state;
+  protected override async refresh(): Promise<void> {
+    const input = this.readInputs();
+    if (!input) return;
+    const { model, ids, ablate, state: st } = input;
+    let spec: MetricSpec | null = null;
+    let metric: Metric | null;
     try {
-      const ids = this.session.tokenize(st.prompt);
-      const ablate = parseHeadList(st.ablate, model.config);
-      let spec: MetricSpec | null = null;
       if (st.metric && ids.length) {
         spec = parseMetricSyntax(st.metric);
         checkMetricSpec(spec, ids.length, model.config.d_vocab);
       }
-      const metric = spec ? specToMetric(spec, ids) : null;
-      this.current = { ids, spec, metric, ablate, baseKey: [modelKey(model), ids.join(','), st.metric].join('|') };
-      this.error = '';
+      metric = spec ? specToMetric(spec, ids) : null;
     } catch (e) {
-      this.current = null;
-      this.error = errorMessage(e);
+      this.fail(e);
+      return;
     }
-    const cur = this.current;
+    const baseKey = [modelKey(model), ids.join(','), st.metric].join('|');
+    this.current = { ids, spec, metric, ablate, baseKey };
+    this.error = '';
     // A running sweep for another prompt, metric or mode is abandoned.
-    if (this.sweepJob.running && (!cur || !this.sweepJob.has(this.sweepKey(st.mode)))) {
-      this.sweepJob.cancel();
-      this.progress = null;
-    }
-    if (!cur || !cur.metric) {
-      this.metricJob.cancel();
-      this.busy = false;
+    if (!this.sweepJob.has(this.sweepKey(st.mode))) this.abandonSweep();
+    if (!metric) {
+      this.stop();
       this.live = null;
       return;
     }
-    const { ids, metric, ablate, baseKey } = cur;
     const key = `${baseKey}|${ablate.map(headName).join(',')}|${st.mode}`;
-    if (this.metricJob.has(key)) return;
-    this.busy = true;
     const V = model.config.d_vocab;
     const value = async (heads: HeadRef[]) => {
       const run = await runAblated(model, ids, heads, st.mode);
@@ -201,23 +200,22 @@ export class PbHeadGrid extends PbFigure {
         run.release();
       }
     };
-    const outcome = await this.metricJob.run(key, async () => {
-      let unablated = this.unablated.get(baseKey);
-      if (unablated === undefined) {
-        unablated = await value([]);
-        if (this.unablated.size >= 32) this.unablated.clear(); // a reader editing the prompt
-        this.unablated.set(baseKey, unablated);
-      }
-      return { value: ablate.length ? await value(ablate) : unablated, unablated };
-    });
-    if (!outcome) return;
-    this.busy = false;
-    if (!outcome.ok) {
-      this.error = errorMessage(outcome.error);
-      return;
-    }
-    this.live = { ...outcome.value, key };
-    this.dispatchEvent(new CustomEvent<MetricDetail>('pb-metric', { detail: { ...outcome.value }, bubbles: true, composed: true }));
+    await this.compute(
+      key,
+      async () => {
+        let unablated = this.unablated.get(baseKey);
+        if (unablated === undefined) {
+          unablated = await value([]);
+          if (this.unablated.size >= 32) this.unablated.clear(); // a reader editing the prompt
+          this.unablated.set(baseKey, unablated);
+        }
+        return { value: ablate.length ? await value(ablate) : unablated, unablated };
+      },
+      (detail) => {
+        this.live = { ...detail, key };
+        this.dispatchEvent(new CustomEvent<MetricDetail>('pb-metric', { detail: { ...detail }, bubbles: true, composed: true }));
+      },
+    );
   }
 
   private toggle(name: string): void {

@@ -13,12 +13,11 @@
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { accumulatedResid } from '../hooks/cache-helpers.ts';
-import { PbFigure } from './figure.ts';
+import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
-import { Latest, errorMessage } from './latest.ts';
-import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, runAblated } from './live-run.ts';
 import { topTokens, type TokenProb } from './top-k.ts';
 import { visibleText } from './token-text.ts';
 
@@ -34,7 +33,7 @@ interface Lens {
 }
 
 @customElement('pb-logit-lens')
-export class PbLogitLens extends PbFigure {
+export class PbLogitLens extends PbComputedFigure<Lens> {
   static override styles = [
     figureStyles,
     css`
@@ -49,76 +48,41 @@ export class PbLogitLens extends PbFigure {
   @property({ type: Number }) k = 1;
 
   @state() private lens: Lens | null = null;
-  @state() private error = '';
-  @state() private busy = false;
-
-  private readonly job = new Latest<Lens>();
-
-  protected override stateChanged(): void {
-    void this.refresh();
-  }
 
   protected override willUpdate(changed: Map<string, unknown>): void {
     if (changed.has('k')) this.stateChanged();
   }
 
-  protected override updated(): void {
-    this.setAttribute('aria-busy', String(this.busy));
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    this.job.cancel();
-    this.busy = false;
-  }
-
-  private async refresh(): Promise<void> {
-    const model = this.model;
-    const ex = this.experiment;
-    if (!model || !ex || !this.session) return;
-    const st = ex.state;
-    let ids: number[];
-    let ablate: HeadRef[];
-    try {
-      ids = this.session.tokenize(st.prompt);
-      ablate = parseHeadList(st.ablate, model.config);
-    } catch (e) {
-      this.job.cancel();
-      this.busy = false;
-      this.error = errorMessage(e);
-      return;
-    }
+  protected override async refresh(): Promise<void> {
+    const input = this.readInputs();
+    if (!input) return;
+    const { model, ids, ablate, state: st } = input;
     if (!ids.length) {
-      this.job.cancel();
+      this.stop();
       this.lens = null;
-      this.busy = false;
       return;
     }
     const k = Math.max(HOVER_K, Math.floor(this.k) || 1);
     const key = [modelKey(model), ids.join(','), ablate.map(headName).join(','), st.mode, k].join('|');
-    if (this.job.has(key)) return;
-    this.busy = true;
-    const outcome = await this.job.run(key, async () => {
-      const L = model.config.n_layers;
-      const names = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
-      const run = await runAblated(model, ids, ablate, st.mode, names);
-      try {
-        const stack = await accumulatedResid(run.cache); // [L + 1, 1, T, d_model]
-        const logits = await model.logitLens(stack.data); // [(L + 1) * T, d_vocab]
-        const V = model.config.d_vocab;
-        const top: TokenProb[][] = [];
-        for (let i = 0; i < logits.length / V; i++) top.push(topTokens(logits.subarray(i * V, (i + 1) * V), k));
-        return { ids, rows: stack.labels.map((l) => (l === 'final_post' ? 'final' : `resid_pre ${l.split('_')[0]}`)), top };
-      } finally {
-        run.release();
-      }
-    });
-    if (!outcome) return;
-    this.busy = false;
-    if (outcome.ok) {
-      this.lens = outcome.value;
-      this.error = '';
-    } else this.error = errorMessage(outcome.error);
+    await this.compute(
+      key,
+      async () => {
+        const L = model.config.n_layers;
+        const names = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
+        const run = await runAblated(model, ids, ablate, st.mode, names);
+        try {
+          const stack = await accumulatedResid(run.cache); // [L + 1, 1, T, d_model]
+          const logits = await model.logitLens(stack.data); // [(L + 1) * T, d_vocab]
+          const V = model.config.d_vocab;
+          const top: TokenProb[][] = [];
+          for (let i = 0; i < logits.length / V; i++) top.push(topTokens(logits.subarray(i * V, (i + 1) * V), k));
+          return { ids, rows: stack.labels.map((l) => (l === 'final_post' ? 'final' : `resid_pre ${l.split('_')[0]}`)), top };
+        } finally {
+          run.release();
+        }
+      },
+      (lens) => (this.lens = lens),
+    );
   }
 
   override render() {

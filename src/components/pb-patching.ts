@@ -22,11 +22,10 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { PATCH_SITES, patchingSweep, type Grid, type PatchSite } from '../experiments/patching.ts';
 import { checkMetricSpec, parseMetricSyntax, specToMetric } from '../experiments/metric-spec.ts';
-import { PbFigure } from './figure.ts';
+import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
-import { Latest, errorMessage } from './latest.ts';
 import { modelKey } from './live-run.ts';
 import { visibleText } from './token-text.ts';
 
@@ -78,7 +77,7 @@ interface View {
 }
 
 @customElement('pb-patching')
-export class PbPatching extends PbFigure {
+export class PbPatching extends PbComputedFigure<Computed> {
   static override styles = [
     figureStyles,
     css`
@@ -107,31 +106,19 @@ export class PbPatching extends PbFigure {
 
   @state() private computed: Computed | null = null;
   @state() private progress: { done: number; total: number } | null = null;
-  @state() private error = '';
   /** The layer shown for `*_by_pos` sites. */
   @state() private layer = 0;
-
-  private readonly job = new Latest<Computed>();
-
-  protected override stateChanged(): void {
-    void this.refresh();
-  }
 
   protected override willUpdate(changed: Map<string, unknown>): void {
     if (changed.has('normalized')) this.stateChanged();
   }
 
-  protected override updated(): void {
-    this.setAttribute('aria-busy', String(this.job.running));
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    this.job.cancel();
+  protected override stop(): void {
+    super.stop();
     this.progress = null;
   }
 
-  private async refresh(): Promise<void> {
+  protected override async refresh(): Promise<void> {
     const model = this.model;
     const ex = this.experiment;
     const session = this.session;
@@ -151,10 +138,8 @@ export class PbPatching extends PbFigure {
       }
       checkMetricSpec(parseMetricSyntax(metricText), clean.length, model.config.d_vocab);
     } catch (e) {
-      this.job.cancel();
-      this.progress = null;
       this.computed = null;
-      this.error = errorMessage(e);
+      this.fail(e);
       return;
     }
     const site = st.site as PatchSite;
@@ -164,33 +149,36 @@ export class PbPatching extends PbFigure {
     this.error = '';
     this.progress = { done: 0, total: 0 };
     const labels = (ids: number[]) => ids.map((id) => visibleText(session.label(id)));
-    const outcome = await this.job.run(key, async (signal) => {
-      const metric = specToMetric(parseMetricSyntax(metricText), clean);
-      const grid = await patchingSweep(model, clean, corrupt, site, metric, {
-        normalize,
-        signal,
-        onProgress: (done, total) => {
-          if (!signal.aborted) this.progress = { done, total };
-        },
-      });
-      return { grid, clean: labels(clean), corrupt: labels(corrupt) };
-    });
-    if (!outcome) return;
-    this.progress = null;
-    if (!outcome.ok) {
-      this.computed = null;
-      this.error = errorMessage(outcome.error);
-      return;
-    }
-    this.computed = outcome.value;
-    const g = outcome.value.grid;
-    this.layer = Math.min(this.layer, g.shape[0] - 1);
-    this.dispatchEvent(
-      new CustomEvent<PatchingDoneDetail>('pb-patching-done', {
-        detail: { site: g.site, shape: [...g.shape], values: g.values, clean: g.clean, corrupt: g.corrupt },
-        bubbles: true,
-        composed: true,
-      }),
+    await this.compute(
+      key,
+      async (signal) => {
+        const metric = specToMetric(parseMetricSyntax(metricText), clean);
+        const grid = await patchingSweep(model, clean, corrupt, site, metric, {
+          normalize,
+          signal,
+          onProgress: (done, total) => {
+            if (!signal.aborted) this.progress = { done, total };
+          },
+        });
+        return { grid, clean: labels(clean), corrupt: labels(corrupt) };
+      },
+      (computed) => {
+        this.progress = null;
+        this.computed = computed;
+        const g = computed.grid;
+        this.layer = Math.min(this.layer, g.shape[0] - 1);
+        this.dispatchEvent(
+          new CustomEvent<PatchingDoneDetail>('pb-patching-done', {
+            detail: { site: g.site, shape: [...g.shape], values: g.values, clean: g.clean, corrupt: g.corrupt },
+            bubbles: true,
+            composed: true,
+          }),
+        );
+      },
+      () => {
+        this.progress = null;
+        this.computed = null;
+      },
     );
   }
 
@@ -208,7 +196,9 @@ export class PbPatching extends PbFigure {
     };
     const layers = (n: number) => Array.from({ length: n }, (_, l) => String(l));
     const [A, B] = g.shape;
-    if (g.axes.length === 2 && g.axes[1] === 'pos') {
+    if (g.axes.length === 2) {
+      // Layers down; positions (resid sites) or heads (whole-head sites) across.
+      const byPos = g.axes[1] === 'pos';
       return [
         {
           title: '',
@@ -216,10 +206,12 @@ export class PbPatching extends PbFigure {
           rows: A,
           cols: B,
           rowLabels: layers(A),
-          colLabels: c.clean,
+          colLabels: byPos ? c.clean : layers(B),
           rowAxis: 'layer',
-          colAxis: 'position',
-          describe: (l, p) => `Layer ${l}, ${tok(p)}: ${this.valueText(g.values[l * T + p])}`,
+          colAxis: byPos ? 'position' : 'head',
+          describe: byPos
+            ? (l, p) => `Layer ${l}, ${tok(p)}: ${this.valueText(g.values[l * T + p])}`
+            : (l, h) => `Head ${l}.${h}: ${this.valueText(g.values[l * B + h])}`,
         },
       ];
     }
@@ -239,21 +231,6 @@ export class PbPatching extends PbFigure {
           describe: (l: number, p: number) => `${name}, layer ${l}, ${tok(p)}: ${this.valueText(values[l * T + p])}`,
         };
       });
-    }
-    if (g.axes.length === 2) {
-      return [
-        {
-          title: '',
-          values: g.values,
-          rows: A,
-          cols: B,
-          rowLabels: layers(A),
-          colLabels: layers(B),
-          rowAxis: 'layer',
-          colAxis: 'head',
-          describe: (l, h) => `Head ${l}.${h}: ${this.valueText(g.values[l * B + h])}`,
-        },
-      ];
     }
     const l = Math.min(this.layer, A - 1);
     const values = g.values.subarray(l * B * T, (l + 1) * B * T);

@@ -18,11 +18,10 @@
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { cssProps } from './css-props.ts';
-import { PbFigure } from './figure.ts';
+import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
-import { Latest, errorMessage } from './latest.ts';
-import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, runAblated, type HeadRef } from './live-run.ts';
 import { probabilityOf, topTokens, type TokenProb } from './top-k.ts';
 import { tokenText, tokenTextStyles, visibleText } from './token-text.ts';
 
@@ -36,7 +35,7 @@ interface Distribution {
 }
 
 @customElement('pb-top-tokens')
-export class PbTopTokens extends PbFigure {
+export class PbTopTokens extends PbComputedFigure<Distribution> {
   static override styles = [
     figureStyles,
     tokenTextStyles,
@@ -99,58 +98,27 @@ export class PbTopTokens extends PbFigure {
   @property({ type: Number }) k = 10;
 
   @state() private dist: Distribution | null = null;
-  @state() private error = '';
-  @state() private busy = false;
-
-  private readonly job = new Latest<Distribution>();
-
-  protected override stateChanged(): void {
-    void this.refresh();
-  }
 
   protected override willUpdate(changed: Map<string, unknown>): void {
     if (changed.has('pos') || changed.has('k')) this.stateChanged();
   }
 
-  protected override updated(): void {
-    this.setAttribute('aria-busy', String(this.busy));
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    this.job.cancel();
-    this.busy = false;
-  }
-
-  private async refresh(): Promise<void> {
-    const model = this.model;
-    const ex = this.experiment;
-    if (!model || !ex || !this.session) return;
-    const st = ex.state;
-    let ids: number[];
-    let ablate: HeadRef[];
-    let pos: number;
-    try {
-      ids = this.session.tokenize(st.prompt);
-      ablate = parseHeadList(st.ablate, model.config);
-      pos = this.pos < 0 ? ids.length + this.pos : this.pos;
-      if (ids.length && (pos < 0 || pos >= ids.length)) throw new Error(`position ${this.pos} is outside the prompt (positions 0 .. ${ids.length - 1})`);
-    } catch (e) {
-      this.job.cancel();
-      this.busy = false;
-      this.error = errorMessage(e);
+  protected override async refresh(): Promise<void> {
+    const input = this.readInputs();
+    if (!input) return;
+    const { model, ids, ablate, state: st } = input;
+    const pos = this.pos < 0 ? ids.length + this.pos : this.pos;
+    if (ids.length && (pos < 0 || pos >= ids.length)) {
+      this.fail(new Error(`position ${this.pos} is outside the prompt (positions 0 .. ${ids.length - 1})`));
       return;
     }
     if (!ids.length) {
-      this.job.cancel();
-      this.busy = false;
+      this.stop();
       this.dist = null;
       return;
     }
     const k = Math.max(1, Math.floor(this.k) || 1);
     const key = [modelKey(model), ids.join(','), ablate.map(headName).join(','), st.mode, pos, k].join('|');
-    if (this.job.has(key)) return;
-    this.busy = true;
     const V = model.config.d_vocab;
     const row = async (heads: HeadRef[]) => {
       const run = await runAblated(model, ids, heads, st.mode);
@@ -160,22 +128,20 @@ export class PbTopTokens extends PbFigure {
         run.release();
       }
     };
-    const outcome = await this.job.run(key, async () => {
-      const logits = await row(ablate);
-      const top = topTokens(logits, k);
-      let unablated: number[] | null = null;
-      if (ablate.length) {
-        const clean = await row([]);
-        unablated = top.map((t) => probabilityOf(clean, t.id));
-      }
-      return { ids, pos, top, unablated, ablated: ablate.map(headName) };
-    });
-    if (!outcome) return;
-    this.busy = false;
-    if (outcome.ok) {
-      this.dist = outcome.value;
-      this.error = '';
-    } else this.error = errorMessage(outcome.error);
+    await this.compute(
+      key,
+      async () => {
+        const logits = await row(ablate);
+        const top = topTokens(logits, k);
+        let unablated: number[] | null = null;
+        if (ablate.length) {
+          const clean = await row([]);
+          unablated = top.map((t) => probabilityOf(clean, t.id));
+        }
+        return { ids, pos, top, unablated, ablated: ablate.map(headName) };
+      },
+      (dist) => (this.dist = dist),
+    );
   }
 
   override render() {

@@ -17,11 +17,12 @@ export function visibleText(label: string): string {
 }
 
 /**
- * The token's text as a template: whitespace marks in a faded `<span class="ws">`, the rest as
- * text nodes. Include `tokenTextStyles` in the element's styles.
+ * The token's text as one inline `<span class="tok">`: whitespace marks in a faded
+ * `<span class="ws">`, the rest as text nodes. One element, so a chip (a column: text above its
+ * position) keeps " Mary" on one line. Include `tokenTextStyles` in the element's styles.
  */
 export function tokenText(label: string): TemplateResult {
-  if (label === '') return html`<span class="ws">∅</span>`;
+  if (label === '') return html`<span class="tok"><span class="ws">∅</span></span>`;
   const parts: TemplateResult[] = [];
   let run = '';
   const flush = () => {
@@ -35,7 +36,7 @@ export function tokenText(label: string): TemplateResult {
     } else run += ch;
   }
   flush();
-  return html`${parts}`;
+  return html`<span class="tok">${parts}</span>`;
 }
 
 /** Styles of `tokenText` and of token chips (`<span class="chip">`). */

@@ -42,7 +42,7 @@ afterAll(async () => {
 });
 
 test('dist/ holds every page, the demo model and a self-contained library bundle', () => {
-  for (const f of ['index.html', 'demos/induction/index.html', 'demos/ioi/index.html', 'demos/article/index.html', 'demos/models/induction-2l/model.safetensors', 'patchbay.js']) {
+  for (const f of ['index.html', 'demos/induction/index.html', 'demos/ioi/index.html', 'demos/explore/index.html', 'demos/article/index.html', 'demos/models/induction-2l/model.safetensors', 'patchbay.js']) {
     expect(existsSync(join(DIST, f)), f).toBe(true);
   }
   const bundle = readFileSync(join(DIST, 'patchbay.js'), 'utf8');
@@ -55,7 +55,7 @@ test('dist/ holds every page, the demo model and a self-contained library bundle
   expect(bundle.match(/import\(\s*(\/\*[^*]*\*\/\s*)?["'`]webgpu["'`]\s*\)/g) ?? []).toHaveLength(1);
   expect(bundle).not.toMatch(/dawn\.node|\.node["'`]|require\(/);
   // Pages use relative URLs, so the site works from any sub-path.
-  for (const page of ['index.html', 'demos/induction/index.html', 'demos/ioi/index.html']) {
+  for (const page of ['index.html', 'demos/induction/index.html', 'demos/ioi/index.html', 'demos/explore/index.html']) {
     const html = readFileSync(join(DIST, page), 'utf8');
     expect(html, page).not.toMatch(/(src|href)="\/(?!\/)/);
     expect(html, page).toContain('http-equiv="Content-Security-Policy"');
@@ -106,6 +106,7 @@ test('every page runs under its Content-Security-Policy, with no errors and no r
     { name: 'gallery', path: '/', model: false },
     { name: 'induction-built', path: '/demos/induction/', model: true },
     { name: 'ioi-built', path: `/demos/ioi/?hub=${encodeURIComponent(server.origin)}`, model: true },
+    { name: 'explore-built', path: `/demos/explore/?hub=${encodeURIComponent(server.origin)}`, model: true },
   ];
   for (const p of pages) {
     const { context, problems } = await recordingContext(browser, server.origin);
@@ -115,10 +116,17 @@ test('every page runs under its Content-Security-Policy, with no errors and no r
     expect(csp, p.name).toMatch(/default-src 'self'/);
     expect(csp, p.name).not.toMatch(/script-src[^;]*unsafe/);
     if (p.model) {
-      // Loaded, and the figures have drawn (the head grid's metric is the last to arrive).
-      await page.waitForFunction(() => document.querySelector('pb-head-grid')?.shadowRoot?.querySelector('.unablated')?.getAttribute('data-value'), undefined, WAIT);
+      // Loaded, and the figures have drawn (the head grid's metric is the last to arrive; the
+      // explore page has no head grid, so its next-token list).
+      await page.waitForFunction(
+        () =>
+          document.querySelector('pb-head-grid')?.shadowRoot?.querySelector('.unablated')?.getAttribute('data-value') ??
+          document.querySelector('pb-top-tokens')?.shadowRoot?.querySelector('[part~="row"]'),
+        undefined,
+        WAIT,
+      );
     } else {
-      expect(await page.locator('#demos a').count()).toBe(3);
+      expect(await page.locator('#demos a').count()).toBe(4);
       for (const href of await page.locator('#demos a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href))) {
         expect((await page.request.get(href)).status(), href).toBe(200);
       }
