@@ -11,6 +11,7 @@
  *
  * Prints one JSON object; every number in it comes from this one run.
  */
+import { kernelRates } from './kernel-rates.ts';
 import { existsSync, openAsBlob } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -284,6 +285,9 @@ async function main() {
   const heads = await timeSweep(model, 'z', clean, corrupt, good, bad, sweepReps);
   const headPeak = gpu.pool.peakBytes;
 
+  log('kernel rates: FMA peak and the matmul');
+  const kernels = await kernelRates(gpu);
+
   const result = {
     adapter: gpu.adapterName,
     model: source,
@@ -322,6 +326,7 @@ async function main() {
       peak_total_bytes: Math.max(forwardPeak, residPeak, naivePeak, headPeak) + gpu.pool.weightBytes,
       pool_peak_bytes_by_phase: { forward: forwardPeak, resid_pre_sweep: residPeak, naive_runs: naivePeak, head_sweep: headPeak },
     },
+    kernels,
     ...(peerInfo ? { peer: peerInfo } : {}),
     wall_s: round((performance.now() - started) / 1000, 1),
   };

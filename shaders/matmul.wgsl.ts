@@ -13,6 +13,11 @@
  *       loaded A value 4 times and each B value 4 times; no workgroup memory (on lavapipe it is
  *       ordinary CPU memory and only adds barriers). Workgroup 8 x 8 -> a 32 x 32 tile of C.
  *       Dispatch: (ceil(N / 32), ceil(M / 32)).
+ *   v3 `matmul_v3`: register tile of 4 rows x 8 columns per invocation, B read as two vec4 per k
+ *       (variant `vec4B`: N and B's offset multiples of 4, B not transposed, fp32), so each A
+ *       value feeds 8 products and each B load 4 columns; no workgroup memory. Workgroup 8 x 8
+ *       -> a 32 x 64 tile of C. Dispatch: (ceil(N / 64), ceil(M / 32)). Without `vec4B` it
+ *       reads B as scalars (any shape, transposed or f16), still 4 x 8 per invocation.
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
  * Variant `f16B`: B is f16 (weights kept in half precision), widened to f32 as it is read, so
  * every product and sum is fp32.
@@ -24,11 +29,13 @@ export interface MatmulVariant {
   bias: boolean;
   /** B holds f16 weights (needs the device feature shader-f16); products accumulate in f32. */
   f16B?: boolean;
+  /** B is bound as vec4s (fp32, not transposed, N and its offset multiples of 4): v3's fast path. */
+  vec4B?: boolean;
 }
 
-export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2'] as const;
+export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3'] as const;
 
-export function matmulSource({ transB, bias, f16B = false }: MatmulVariant): string {
+export function matmulSource({ transB, bias, f16B = false, vec4B = false }: MatmulVariant): string {
   return wgsl`
 #if ${f16B}
 enable f16;
@@ -46,6 +53,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 #if ${f16B}
 @group(0) @binding(2) var<storage, read> B: array<f16>;
+#elif ${vec4B}
+@group(0) @binding(2) var<storage, read> B: array<vec4f>;
 #else
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 #endif
@@ -63,8 +72,21 @@ fn loadB(k: u32, n: u32) -> f32 {
   if (k >= p.K || n >= p.N) { return 0.0; }
 #if ${transB}
   return f32(B[p.b_off + n * p.K + k]);
+#elif ${vec4B}
+  let i = p.b_off + k * p.N + n;
+  return B[i >> 2u][i & 3u];
 #else
   return f32(B[p.b_off + k * p.N + n]);
+#endif
+}
+
+// B[k, n .. n+3] (zeros past N or K).
+fn loadB4(k: u32, n: u32) -> vec4f {
+#if ${vec4B}
+  if (k >= p.K || n >= p.N) { return vec4f(0.0); }
+  return B[(p.b_off + k * p.N + n) >> 2u];
+#else
+  return vec4f(loadB(k, n), loadB(k, n + 1u), loadB(k, n + 2u), loadB(k, n + 3u));
 #endif
 }
 
@@ -109,6 +131,33 @@ fn matmul_v2(@builtin(global_invocation_id) gid: vec3u) {
   for (var i = 0u; i < TM; i++) {
     for (var j = 0u; j < TN; j++) {
       store(m0 + i, n0 + j, acc[i][j]);
+    }
+  }
+}
+
+@compute @workgroup_size(8, 8)
+fn matmul_v3(@builtin(global_invocation_id) gid: vec3u) {
+  let n0 = gid.x * 8u;
+  let m0 = gid.y * 4u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  var lo: array<vec4f, 4>; // columns n0 .. n0+3
+  var hi: array<vec4f, 4>; // columns n0+4 .. n0+7
+  for (var k = 0u; k < p.K; k++) {
+    let b0 = loadB4(k, n0);
+    let b1 = loadB4(k, n0 + 4u);
+    let a0 = loadA(m0, k);
+    let a1 = loadA(m0 + 1u, k);
+    let a2 = loadA(m0 + 2u, k);
+    let a3 = loadA(m0 + 3u, k);
+    lo[0] += a0 * b0; hi[0] += a0 * b1;
+    lo[1] += a1 * b0; hi[1] += a1 * b1;
+    lo[2] += a2 * b0; hi[2] += a2 * b1;
+    lo[3] += a3 * b0; hi[3] += a3 * b1;
+  }
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      store(m0 + i, n0 + j, lo[i][j]);
+      store(m0 + i, n0 + 4u + j, hi[i][j]);
     }
   }
 }

@@ -7,12 +7,12 @@ import type { Gpu } from '../device.ts';
 import { Params, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
-export type MatmulVersion = 'v1' | 'v2';
+export type MatmulVersion = 'v1' | 'v2' | 'v3';
 /** The version the model runs (see the shader header for what each does). */
-export const MATMUL_VERSION: MatmulVersion = 'v2';
+export const MATMUL_VERSION: MatmulVersion = 'v3';
 
 /** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
-const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32] };
+const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32] };
 
 export interface MatmulArgs {
   /** Output buffer and the element where row 0, column 0 of this product lands. */
@@ -40,10 +40,12 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   const { M, N, K } = args;
   const ldc = args.ldc ?? N;
   const colStart = args.colStart ?? 0;
-  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B };
-  const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
   const aw = bindWindow(gpu, args.a, args.aStart ?? 0, M * K, `${args.label} input`);
   const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
+  // B as vec4s where the layout allows (v3's fast path); any version reads it correctly.
+  const vec4B = !args.transB && !args.f16B && N % 4 === 0 && bw.elemOffset % 4 === 0;
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B };
+  const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
   const outStart = args.outStart ?? 0;
   // The output window spans M rows of stride ldc starting at column colStart.
   const cw = bindWindow(gpu, args.out, outStart, (M - 1) * ldc + colStart + N, `${args.label} output`);
