@@ -10,15 +10,9 @@
 import type { TensorLookup } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
 import type { HostLayer, HostMatrix, HostWeights } from './host-weights.ts';
-import { WeightsError } from './weight-lookup.ts';
+import { WeightsError, shapedGetter } from './weight-lookup.ts';
 
 export { WeightsError };
-
-const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
-}
 
 /** `transformer.` or '' depending on which naming scheme the checkpoint uses. */
 export function gpt2Prefix(t: TensorLookup): string {
@@ -47,15 +41,7 @@ export function gpt2HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeights 
   const hd = cfg.n_heads * cfg.d_head;
   if (hd !== d) throw new WeightsError(`GPT-2 config: n_heads ${cfg.n_heads} * d_head ${cfg.d_head} = ${hd}, not d_model ${d}`);
 
-  /** The tensor, checked against `shape`. */
-  const get = (name: string, shape: number[]): HostMatrix => {
-    if (!t.has(name)) throw new WeightsError(`GPT-2 checkpoint is missing tensor "${name}" (expected shape ${fmt(shape)})`);
-    const got = t.info(name).shape;
-    if (!sameShape(got, shape)) {
-      throw new WeightsError(`tensor "${name}": expected shape ${fmt(shape)} from the config, got ${fmt(got)}`);
-    }
-    return { data: t.float32(name), shape: shape.slice() };
-  };
+  const get = shapedGetter(t, 'GPT-2');
 
   if (t.has(`${p}h.${n_layers}.ln_1.weight`)) {
     throw new WeightsError(`checkpoint has a layer "${p}h.${n_layers}" but the config says n_layer = ${n_layers}`);

@@ -31,9 +31,3 @@ export function transposed(m: HostMatrix): HostMatrix {
 export function zeros(n: number): HostMatrix {
   return { data: new Float32Array(n), shape: [n] };
 }
-
-/** Rows [r0, r0 + n) of a row-major matrix with `cols` columns. */
-export function rowBlock(m: HostMatrix, r0: number, n: number): HostMatrix {
-  const cols = m.shape.length > 1 ? m.shape[1] : 1;
-  return { data: m.data.slice(r0 * cols, (r0 + n) * cols), shape: m.shape.length > 1 ? [n, cols] : [n] };
-}
