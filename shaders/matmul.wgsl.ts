@@ -19,6 +19,8 @@
  *       -> a 32 x 64 tile of C. Dispatch: (ceil(N / 64), ceil(M / 32)). Without `vec4B` it
  *       reads B as scalars (any shape, transposed or f16), still 4 x 8 per invocation.
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
+ * Variant `rows`: row m of A and of C is row `rows[m]` of its buffer (a table of M row indices),
+ * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
  * Variant `f16B`: B is f16 (weights kept in half precision), widened to f32 as it is read, so
  * every product and sum is fp32.
  */
@@ -31,11 +33,13 @@ export interface MatmulVariant {
   f16B?: boolean;
   /** B is bound as vec4s (fp32, not transposed, N and its offset multiples of 4): v3's fast path. */
   vec4B?: boolean;
+  /** A and C rows go through a table of row indices (binding 5). */
+  rows?: boolean;
 }
 
 export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3'] as const;
 
-export function matmulSource({ transB, bias, f16B = false, vec4B = false }: MatmulVariant): string {
+export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false }: MatmulVariant): string {
   return wgsl`
 #if ${f16B}
 enable f16;
@@ -62,10 +66,22 @@ struct Params {
 #if ${bias}
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 #endif
+#if ${rows}
+@group(0) @binding(5) var<storage, read> rowIdx: array<u32>;
+#endif
+
+// The buffer row holding logical row m (m < M) of A and C.
+fn rowOf(m: u32) -> u32 {
+#if ${rows}
+  return rowIdx[m];
+#else
+  return m;
+#endif
+}
 
 fn loadA(m: u32, k: u32) -> f32 {
   if (m >= p.M || k >= p.K) { return 0.0; }
-  return A[p.a_off + m * p.K + k];
+  return A[p.a_off + rowOf(m) * p.K + k];
 }
 
 fn loadB(k: u32, n: u32) -> f32 {
@@ -83,8 +99,8 @@ fn loadB(k: u32, n: u32) -> f32 {
 // B[k, n .. n+3] (zeros past N or K).
 fn loadB4(k: u32, n: u32) -> vec4f {
 #if ${vec4B}
-  if (k >= p.K || n >= p.N) { return vec4f(0.0); }
-  return B[(p.b_off + k * p.N + n) >> 2u];
+  // Callers keep k < K; columns past N read the last vec4 instead (never stored).
+  return B[(p.b_off + k * p.N + min(n, p.N - 4u)) >> 2u];
 #else
   return vec4f(loadB(k, n), loadB(k, n + 1u), loadB(k, n + 2u), loadB(k, n + 3u));
 #endif
@@ -93,9 +109,9 @@ fn loadB4(k: u32, n: u32) -> vec4f {
 fn store(m: u32, n: u32, v: f32) {
   if (m >= p.M || n >= p.N) { return; }
 #if ${bias}
-  C[p.c_off + m * p.ldc + p.c_col0 + n] = v + bias[n];
+  C[p.c_off + rowOf(m) * p.ldc + p.c_col0 + n] = v + bias[n];
 #else
-  C[p.c_off + m * p.ldc + p.c_col0 + n] = v;
+  C[p.c_off + rowOf(m) * p.ldc + p.c_col0 + n] = v;
 #endif
 }
 
@@ -142,13 +158,18 @@ fn matmul_v3(@builtin(global_invocation_id) gid: vec3u) {
   if (m0 >= p.M || n0 >= p.N) { return; }
   var lo: array<vec4f, 4>; // columns n0 .. n0+3
   var hi: array<vec4f, 4>; // columns n0+4 .. n0+7
+  // Rows past M repeat row M-1 (a valid read; never stored): no bounds test inside the K loop.
+  let r0 = p.a_off + rowOf(min(m0, p.M - 1u)) * p.K;
+  let r1 = p.a_off + rowOf(min(m0 + 1u, p.M - 1u)) * p.K;
+  let r2 = p.a_off + rowOf(min(m0 + 2u, p.M - 1u)) * p.K;
+  let r3 = p.a_off + rowOf(min(m0 + 3u, p.M - 1u)) * p.K;
   for (var k = 0u; k < p.K; k++) {
     let b0 = loadB4(k, n0);
     let b1 = loadB4(k, n0 + 4u);
-    let a0 = loadA(m0, k);
-    let a1 = loadA(m0 + 1u, k);
-    let a2 = loadA(m0 + 2u, k);
-    let a3 = loadA(m0 + 3u, k);
+    let a0 = A[r0 + k];
+    let a1 = A[r1 + k];
+    let a2 = A[r2 + k];
+    let a3 = A[r3 + k];
     lo[0] += a0 * b0; hi[0] += a0 * b1;
     lo[1] += a1 * b0; hi[1] += a1 * b1;
     lo[2] += a2 * b0; hi[2] += a2 * b1;

@@ -6,8 +6,8 @@ import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { meanHead, zeroHead } from '../hooks/interventions.ts';
 import type { Model } from '../model/model.ts';
 import { validateMetric, type Metric } from './metric.ts';
-import { baselineMetric, type Grid } from './patching.ts';
-import { BASE_CACHE, runVariants, type SweepOptions } from './sweep.ts';
+import type { Grid } from './patching.ts';
+import { BASE_CACHE, baseRun, runVariants, type SweepOptions } from './sweep.ts';
 
 export interface AblationOptions extends SweepOptions {
   mode?: 'zero' | 'mean';
@@ -25,14 +25,15 @@ export async function headAblationSweep(model: Model, tokens: readonly number[],
   validateMetric(metric, T, model.config.d_vocab);
   const mode = options.mode ?? 'zero';
   if (mode !== 'zero' && mode !== 'mean') throw new Error(`unknown ablation mode "${mode}"; use zero or mean`);
-  const base = await model.run([tokens], { cache: mode === 'mean' && !options.reference ? (n) => BASE_CACHE.test(n) || n.endsWith('.attn.hook_z') : BASE_CACHE });
+  const keepZ = mode === 'mean' && !options.reference;
+  const base = await baseRun(model, tokens, (n) => BASE_CACHE.test(n) || (keepZ && n.endsWith('.attn.hook_z')), metric);
   try {
     const reference = options.reference ?? base.cache;
-    const unablated = await baselineMetric(model, base.logits.buffer, T, metric);
+    const unablated = base.metric;
     const variants = [...Array(L).keys()].flatMap((l) =>
       [...Array(H).keys()].map((h) => ({ layer: l, pos: 0, hooks: [mode === 'zero' ? zeroHead(l, h) : meanHead(l, h, reference, { pooled: true })] })),
     );
-    const { values, stats } = await runVariants(model, { tokens, cache: base.cache }, variants, metric, { shift: 0, scale: 1 }, unablated, options);
+    const { values, stats } = await runVariants(model, base, variants, metric, { shift: 0, scale: 1 }, unablated, options);
     return { site: 'head_ablation', shape: [L, H], axes: ['layer', 'head'], values, clean: unablated, corrupt: unablated, stats };
   } finally {
     base.release();

@@ -65,6 +65,16 @@ export function validateMetric(m: Metric, T: number, V: number): void {
   }
 }
 
+/**
+ * The vocabulary columns a metric reads when it needs no log-sum-exp (a logit difference), so a
+ * pass can unembed just those; null when it needs whole rows.
+ */
+export function metricColumns(m: Metric): number[] | null {
+  const ts = terms(m);
+  if (ts.some((t) => t.kind !== 'logit')) return null;
+  return [...new Set(ts.map((t) => t.token))];
+}
+
 /** The positions whose logits a metric reads, ascending. */
 export function metricPositions(m: Metric): number[] {
   return [...new Set(terms(m).map((t) => t.pos))].sort((a, b) => a - b);
@@ -102,22 +112,42 @@ export interface Affine {
   scale: number;
 }
 
-/** Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the dispatches run. */
+/**
+ * Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the
+ * dispatches run. With `columns`, the logits hold only those vocabulary columns ([B, P, columns]).
+ */
 export class GpuMetric {
   readonly out: Tensor;
   readonly dispatches: Dispatch[];
   private readonly temps: Tensor[];
   private readonly params: Params[] = [];
 
-  constructor(gpu: Gpu, m: Metric, logits: GPUBuffer, B: number, positions: readonly number[], V: number, affine: Affine = { shift: 0, scale: 1 }) {
+  constructor(
+    gpu: Gpu,
+    m: Metric,
+    logits: GPUBuffer,
+    B: number,
+    positions: readonly number[],
+    vocab: number,
+    affine: Affine = { shift: 0, scale: 1 },
+    columns: readonly number[] | null = null,
+  ) {
     const P = positions.length;
     const ts = terms(m);
+    const V = columns ? columns.length : vocab;
+    const column = (token: number) => {
+      if (!columns) return token;
+      const c = columns.indexOf(token);
+      if (c < 0) throw new Error(`metric token ${token} is not among the computed logit columns`);
+      return c;
+    };
+    if (columns && ts.some((t) => t.kind !== 'logit')) throw new Error('a log-probability metric needs whole logit rows, not a few columns');
     const table = new Uint32Array(ts.length * TERM_WORDS);
     const f = new Float32Array(table.buffer);
     ts.forEach((t, i) => {
       const at = positions.indexOf(t.pos);
       if (at < 0) throw new Error(`metric position ${t.pos} is not among the computed logit positions`);
-      table.set([at, t.token, TERM_KIND[t.kind]], i * TERM_WORDS);
+      table.set([at, column(t.token), TERM_KIND[t.kind]], i * TERM_WORDS);
       f[i * TERM_WORDS + 3] = t.coef;
     });
     const needsLse = ts.some((t) => t.kind !== 'logit');

@@ -16,10 +16,10 @@
  *                  [layer, head, pos]         the same at one position (for pattern: the query position)
  */
 import type { Model } from '../model/model.ts';
+import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom } from '../hooks/interventions.ts';
-import { submitSteps } from '../gpu/recorder.ts';
-import { GpuMetric, validateMetric, type Metric } from './metric.ts';
-import { BASE_CACHE, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
+import { validateMetric, type Metric } from './metric.ts';
+import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
 
 const RESID_SITES = { resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out' } as const;
 const HEAD_SITES = { z: 'hook_z', q: 'hook_q', k: 'hook_k', v: 'hook_v', pattern: 'hook_pattern' } as const;
@@ -112,27 +112,83 @@ export async function patchingSweep(model: Model, clean: readonly number[], corr
   validateMetric(metric, T, model.config.d_vocab);
   const grid = cells(model, site, T);
   const need = new Set(grid.hooks);
-  const cleanRun = await model.run([clean], { cache: (n) => need.has(n) });
-  const corruptRun = await model.run([corrupt], { cache: BASE_CACHE });
+  const cleanRun = await baseRun(model, clean, (n) => need.has(n), metric);
   try {
-    const [mClean, mCorrupt] = await Promise.all([baselineMetric(model, cleanRun.logits.buffer, T, metric), baselineMetric(model, corruptRun.logits.buffer, T, metric)]);
-    const affine = options.normalize ? { shift: mCorrupt, scale: 1 / (mClean - mCorrupt) } : { shift: 0, scale: 1 };
-    const baseline = (mCorrupt - affine.shift) * affine.scale;
-    const { values, stats } = await runVariants(model, { tokens: corrupt, cache: corruptRun.cache }, grid.variants(cleanRun.cache), metric, affine, baseline, options);
-    return { site, shape: grid.shape, axes: grid.axes, values, clean: mClean, corrupt: mCorrupt, stats };
+    // The corrupted run also keeps the grid's hook points, to find cells whose patch changes nothing.
+    const corruptRun = await baseRun(model, corrupt, (n) => BASE_CACHE.test(n) || need.has(n), metric);
+    try {
+      const mClean = cleanRun.metric;
+      const mCorrupt = corruptRun.metric;
+      const affine = options.normalize ? { shift: mCorrupt, scale: 1 / (mClean - mCorrupt) } : { shift: 0, scale: 1 };
+      const baseline = (mCorrupt - affine.shift) * affine.scale;
+      const variants = grid.variants(cleanRun.cache);
+      const same = await unchangedCells(variants, cleanRun.cache, corruptRun.cache);
+      const run = variants.filter((_, i) => !same[i]);
+      const skipped = variants.length - run.length;
+      const onProgress = options.onProgress && ((done: number, total: number) => options.onProgress!(done + skipped, total + skipped));
+      const { values: ran, stats } = await runVariants(model, corruptRun, run, metric, affine, baseline, { ...options, onProgress });
+      const values = new Float64Array(variants.length).fill(baseline);
+      let j = 0;
+      variants.forEach((_, i) => {
+        if (!same[i]) values[i] = ran[j++];
+      });
+      stats.unchanged = skipped;
+      stats.naiveWork = variants.length * model.config.n_layers * T;
+      return { site, shape: grid.shape, axes: grid.axes, values, clean: mClean, corrupt: mCorrupt, stats };
+    } finally {
+      corruptRun.release();
+    }
   } finally {
     cleanRun.release();
-    corruptRun.release();
   }
 }
 
-/** The metric of one full run's logits [1, T, V], reduced on the GPU. */
-export async function baselineMetric(model: Model, logits: GPUBuffer, T: number, metric: Metric): Promise<number> {
-  const m = new GpuMetric(model.gpu, metric, logits, 1, [...Array(T).keys()], model.config.d_vocab);
-  try {
-    submitSteps(model.gpu, m.dispatches, 'baseline metric');
-    return (await m.out.read())[0];
-  } finally {
-    m.release();
+/**
+ * Per variant: does its patch write exactly the values already there? Such a cell's run is the
+ * corrupted run bit for bit, so its value is the corrupted baseline and no pass needs to run it
+ * (in a prompt pair that shares a prefix, every cell before the first differing token).
+ */
+async function unchangedCells(variants: readonly Variant[], clean: ActivationCache, corrupt: ActivationCache): Promise<boolean[]> {
+  const words = new Map<string, [Uint32Array, Uint32Array]>();
+  const read = async (hook: string) => {
+    let w = words.get(hook);
+    if (!w) {
+      const [a, b] = await Promise.all([clean.get(hook).read(), corrupt.get(hook).read()]);
+      w = [new Uint32Array(a.buffer, a.byteOffset, a.length), new Uint32Array(b.buffer, b.byteOffset, b.length)];
+      words.set(hook, w);
+    }
+    return w;
+  };
+  const out: boolean[] = [];
+  for (const v of variants) {
+    const [h] = v.hooks;
+    if (v.hooks.length !== 1 || h.op !== 'replace' || h.source !== clean || h.batch !== undefined || h.sourceBatch !== undefined) {
+      out.push(false);
+      continue;
+    }
+    const [a, b] = await read(h.hook);
+    out.push(sliceEqual(a, b, clean.get(h.hook).shape, h.hook, h.pos, h.heads));
   }
+  return out;
+}
+
+const list = (x: number | readonly number[] | undefined, n: number): readonly number[] => (x === undefined ? [...Array(n).keys()] : typeof x === 'number' ? [x] : x);
+
+/** Bitwise equality of a one-row activation's selected positions (and heads). */
+function sliceEqual(a: Uint32Array, b: Uint32Array, shape: readonly number[], hook: string, pos?: number | readonly number[], heads?: number | readonly number[]): boolean {
+  const same = (start: number, n: number) => {
+    for (let i = start; i < start + n; i++) if (a[i] !== b[i]) return false;
+    return true;
+  };
+  if (/hook_(pattern|attn_scores)$/.test(hook)) {
+    const [, H, Tq, Tk] = shape; // [1, head, query pos, key pos]
+    return list(heads, H).every((h) => list(pos, Tq).every((q) => same((h * Tq + q) * Tk, Tk)));
+  }
+  if (shape.length === 4) {
+    const [, T, H, d] = shape; // [1, pos, head, d_head]
+    return list(pos, T).every((p) => list(heads, H).every((h) => same((p * H + h) * d, d)));
+  }
+  const T = shape[1];
+  const width = a.length / T; // [1, pos, ...]
+  return list(pos, T).every((p) => same(p * width, width));
 }

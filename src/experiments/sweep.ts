@@ -7,18 +7,23 @@
  * positions < p0 come from the base run's cache. The pass unembeds only the positions the
  * metric reads and reduces the metric on the GPU: one number per row comes back.
  *
- * Variants are grouped by start layer; within a layer, by position buckets chosen to balance
- * the work saved against the cost of another pass; groups are chunked to fit the device's
- * memory budget and binding limits.
+ * Variants are grouped by start layer. Within a pass, rows are ragged: each variant's row is
+ * computed from its own start position (the plan's matmuls go through a table of live rows,
+ * and positions before a row's start take the base run's keys and values). The last layer
+ * computes only what the metric's positions need, and a logit-difference metric unembeds just
+ * its two vocabulary columns. Groups are chunked to fit the device's memory budget and binding
+ * limits.
  */
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import type { Step } from '../gpu/recorder.ts';
-import type { ActivationCache } from '../hooks/activation-cache.ts';
+import { ActivationCache } from '../hooks/activation-cache.ts';
+import { Tensor } from '../gpu/tensor.ts';
+import { validateTokens } from '../model/tokens.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import type { Model } from '../model/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
 import { executePlan } from '../model/execute.ts';
-import { GpuMetric, metricPositions, validateMetric, type Affine, type Metric } from './metric.ts';
+import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric } from './metric.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */
@@ -49,41 +54,17 @@ export const BASE_CACHE = /^blocks\.\d+\.(hook_resid_pre|attn\.hook_k|attn\.hook
 
 export interface SweepStats {
   passes: number;
-  /** Rows x layers x positions computed, against a full forward per variant. */
+  /** Rows x layers computed (each variant from its own start), against a full forward per variant. */
   work: number;
   naiveWork: number;
+  /** Variants known to leave the run unchanged (their patch equals what it replaces), not run. */
+  unchanged: number;
 }
-
-/**
- * A pass costs about this many extra rows of work (dispatch and setup overhead), used when
- * deciding whether to split a layer's variants into position buckets.
- */
-const PASS_OVERHEAD_ROWS = 4;
 
 function abortError(): Error {
   const e = new Error('the sweep was aborted');
   e.name = 'AbortError';
   return e;
-}
-
-/** Splits variants sorted by start position into buckets minimizing rows*(T - p0) + overhead per bucket. */
-function positionBuckets<V extends { p: number }>(sorted: V[], T: number): V[][] {
-  const n = sorted.length;
-  const best = new Array<number>(n + 1).fill(Infinity);
-  const cut = new Array<number>(n + 1).fill(0);
-  best[0] = 0;
-  for (let j = 1; j <= n; j++) {
-    for (let i = 0; i < j; i++) {
-      const c = best[i] + (j - i) * (T - sorted[i].p) + PASS_OVERHEAD_ROWS * T;
-      if (c < best[j]) {
-        best[j] = c;
-        cut[j] = i;
-      }
-    }
-  }
-  const out: V[][] = [];
-  for (let j = n; j > 0; j = cut[j]) out.unshift(sorted.slice(cut[j], j));
-  return out;
 }
 
 /** Values of `metric` (after `affine`) for every variant, in order. */
@@ -100,10 +81,11 @@ export async function runVariants(
   const T = base.tokens.length;
   validateMetric(metric, T, cfg.d_vocab);
   const positions = metricPositions(metric);
+  const columns = metricColumns(metric);
   const firstRead = positions[0];
   const lastRead = positions[positions.length - 1];
   const values = new Float64Array(variants.length);
-  const stats: SweepStats = { passes: 0, work: 0, naiveWork: variants.length * cfg.n_layers * T };
+  const stats: SweepStats = { passes: 0, work: 0, naiveWork: variants.length * cfg.n_layers * T, unchanged: 0 };
 
   // A change after the last position the metric reads cannot move it.
   const live: Array<{ index: number; L: number; p: number; v: Variant }> = [];
@@ -112,42 +94,46 @@ export async function runVariants(
     else live.push({ index, L: v.layer, p: Math.min(v.pos, firstRead), v });
   });
 
+  // One group per start layer. Rows are ragged: each computes only from its own start position
+  // (matmuls go through a table of live rows), so positions need no bucketing.
   const groups: (typeof live)[] = [];
   for (let L = 0; L < cfg.n_layers; L++) {
     const atL = live.filter((x) => x.L === L).sort((a, b) => a.p - b.p);
-    if (atL.length) groups.push(...positionBuckets(atL, T));
+    if (atL.length) groups.push(atL);
   }
 
-  // One plan at a time: a group's passes share it (the last chunk is padded to the same rows),
-  // and it is freed before the next group's plan is built, so the budget holds one pass.
-  let plan: ForwardPlan | null = null;
+  // One plan at a time, built for each chunk's row starts and freed before the next.
   let done = variants.length - live.length;
   options.onProgress?.(done, variants.length);
-  try {
-    for (const group of groups) {
-      const L0 = group[0].L;
-      const p0 = group[0].p; // sorted: the earliest start in the group
-      plan?.destroy();
-      plan = null;
-      const shape = (batch: number): PlanShape => ({ batch, pos: T, fromLayer: L0, fromPos: p0, logitPositions: positions });
-      const maxRows = fitRows(model, shape(group.length), options.maxRows);
-      const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
-      for (let start = 0; start < group.length; start += rows) {
-        if (options.signal?.aborted) throw abortError();
-        const chunk = group.slice(start, start + rows);
-        plan ??= await model.buildPlan(shape(rows));
-        // Rows past the chunk's variants run the base prompt unchanged; their values are unused.
-        const padded: Array<Variant | null> = [...chunk.map((x) => x.v), ...Array<null>(rows - chunk.length).fill(null)];
-        const out = await runPass(model, plan, base, padded, metric, affine);
+  for (const group of groups) {
+    const L0 = group[0].L;
+    const shape = (rows: typeof group): PlanShape => ({
+      batch: rows.length,
+      pos: T,
+      fromLayer: L0,
+      fromPos: rows[0].p, // sorted: the earliest start
+      starts: rows.map((x) => x.p),
+      logitPositions: positions,
+      logitTokens: columns ?? undefined,
+      trimLastLayer: true,
+    });
+    const maxRows = fitRows(model, shape(group), options.maxRows);
+    const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
+    for (let start = 0; start < group.length; start += rows) {
+      if (options.signal?.aborted) throw abortError();
+      const chunk = group.slice(start, start + rows);
+      const plan = await model.buildPlan(shape(chunk));
+      try {
+        const out = await runPass(model, plan, base, chunk.map((x) => x.v), metric, affine, columns);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
-        stats.passes++;
-        stats.work += rows * (cfg.n_layers - L0) * (T - p0);
-        done += chunk.length;
-        options.onProgress?.(done, variants.length);
+      } finally {
+        plan.destroy();
       }
+      stats.passes++;
+      stats.work += chunk.reduce((n, x) => n + (T - x.p), 0) * (cfg.n_layers - L0);
+      done += chunk.length;
+      options.onProgress?.(done, variants.length);
     }
-  } finally {
-    plan?.destroy();
   }
   return { values, stats };
 }
@@ -158,7 +144,8 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   const P = shape.logitPositions?.length ?? shape.pos;
   const fits = (rows: number) => {
-    const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows })).map((f) => f * 4);
+    // The first rows start earliest, so they have the most live rows: a bound for any chunk.
+    const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows, starts: shape.starts?.slice(0, rows) })).map((f) => f * 4);
     // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
     // (one 32-byte entry per row for a patch) and small uniforms.
     const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
@@ -172,7 +159,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
     else hi = mid - 1;
   }
   if (lo === 0) {
-    const bytes = Object.values(scratchSizes(model.config, { ...shape, batch: 1 })).reduce((n, f) => n + f * 4, 0);
+    const bytes = Object.values(scratchSizes(model.config, { ...shape, batch: 1, starts: shape.starts?.slice(0, 1) })).reduce((n, f) => n + f * 4, 0);
     throw new OutOfMemoryError(
       `one row of this sweep needs ${formatBytes(bytes)} of GPU memory but ${formatBytes(Math.max(0, gpu.pool.availableBytes))} is available`,
     );
@@ -180,37 +167,77 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   return lo;
 }
 
-/** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
-async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Array<Variant | null>, metric: Metric, affine: Affine): Promise<Float32Array> {
+/**
+ * The copies that start a resumed pass of `rows` batch rows from a base run: each row's input
+ * (resid_pre of the start layer, from the pass's first position) and the keys and values of
+ * positions before the rows' starts at every later layer. A pass from layer 0, position 0 gets
+ * the base tokens instead.
+ */
+export function resumeSteps(model: Model, plan: ForwardPlan, base: BaseRun, rows: number): Step[] {
   const { d_model: C, n_key_value_heads: Hkv, d_head: dh, n_layers } = model.config;
   const T = plan.pos;
   const Tn = T - plan.fromPos;
   const before: Step[] = [];
   if (plan.input) {
     const resid = base.cache.get(`blocks.${plan.fromLayer}.hook_resid_pre`);
-    for (let b = 0; b < rows.length; b++) {
+    for (let b = 0; b < rows; b++) {
       before.push({ kind: 'copy', src: resid.buffer, srcOffset: plan.fromPos * C * 4, dst: plan.input, dstOffset: b * Tn * C * 4, size: Tn * C * 4 });
     }
   } else {
-    // Starting at layer 0, position 0 is a fresh pass: every row runs the base tokens.
-    const ids = new Uint32Array(rows.length * T);
-    for (let b = 0; b < rows.length; b++) ids.set(base.tokens, b * T);
+    const ids = new Uint32Array(rows * T);
+    for (let b = 0; b < rows; b++) ids.set(base.tokens, b * T);
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, ids);
   }
-  for (let l = plan.fromLayer; plan.fromPos > 0 && l < n_layers; l++) {
+  for (let l = plan.fromLayer; plan.pastLen > 0 && l < n_layers; l++) {
     const past = plan.past.get(l)!;
-    const size = plan.fromPos * Hkv * dh * 4;
+    const size = plan.pastLen * Hkv * dh * 4;
     before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.k}`).buffer, srcOffset: 0, dst: past.k, dstOffset: 0, size });
     before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.v}`).buffer, srcOffset: 0, dst: past.v, dstOffset: 0, size });
   }
-  const hooks = rows.flatMap((v, b) => (v ? v.hooks.map((h) => ({ ...h, batch: b }) as Intervention) : []));
+  return before;
+}
+
+/** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
+async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Variant[], metric: Metric, affine: Affine, columns: number[] | null): Promise<Float32Array> {
+  const before = resumeSteps(model, plan, base, rows.length);
+  const hooks = rows.flatMap((v, b) => v.hooks.map((h) => ({ ...h, batch: b }) as Intervention));
   const compiled = await model.compileHooks(plan, hooks);
-  const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine);
+  const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
   try {
     await executePlan(model.gpu, plan, { hooks: compiled, before, after: m.dispatches, label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}` });
     return await m.out.read();
   } finally {
     compiled.release();
     m.release();
+  }
+}
+
+/**
+ * A sweep's unpatched run of one prompt: the cache a sweep needs (`keep`) and the metric, with
+ * the unembedding limited to what the metric reads (its positions; for a logit difference, its
+ * two vocabulary columns). Every hook point kept holds all positions, as in `model.run`.
+ */
+export async function baseRun(model: Model, tokens: readonly number[], keep: (name: string) => boolean, metric: Metric): Promise<BaseRun & { metric: number; release(): void }> {
+  const T = tokens.length;
+  validateTokens([tokens], model.config);
+  validateMetric(metric, T, model.config.d_vocab);
+  const columns = metricColumns(metric);
+  const plan = await model.buildPlan({ batch: 1, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  const tensors = new Map<string, Tensor>();
+  let m: GpuMetric | null = null;
+  try {
+    for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
+    model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens));
+    m = new GpuMetric(model.gpu, metric, plan.logits, 1, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
+    await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });
+    const value = (await m.out.read())[0];
+    const cache = new ActivationCache(tensors);
+    return { tokens, cache, metric: value, release: () => cache.release() };
+  } catch (e) {
+    for (const t of tensors.values()) t.release();
+    throw e;
+  } finally {
+    m?.release();
+    plan.destroy();
   }
 }

@@ -5,6 +5,7 @@
  * (Dawn), loaded lazily so bundles for the browser never see it. Everything else in Patchbay
  * sees only the `Gpu` object below and standard WebGPU.
  */
+import type { Profiler } from './profiler.ts';
 import { DeviceLostError, NoWebGPUError, OutOfMemoryError, formatBytes } from './errors.ts';
 import { BufferPool } from './pool.ts';
 import { PipelineCache } from './pipelines.ts';
@@ -41,6 +42,8 @@ export class Gpu {
   readonly pipelines: PipelineCache;
   /** Set once the device is lost; every later submit throws it. */
   lostReason: string | null = null;
+  /** While set, every dispatch is timed (see profiler.ts). */
+  profiler: Profiler | null = null;
 
   constructor(
     readonly device: GPUDevice,

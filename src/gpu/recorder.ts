@@ -6,6 +6,7 @@
  * replayed on every run of the same shape, so a run allocates nothing but its outputs.
  */
 import type { Gpu } from './device.ts';
+import type { Profiler } from './profiler.ts';
 
 export interface Dispatch {
   kind: 'dispatch';
@@ -27,10 +28,15 @@ export interface Copy {
 export type Step = Dispatch | Copy;
 
 /** Encodes steps in order, batching consecutive dispatches into one compute pass. */
-export function encodeSteps(encoder: GPUCommandEncoder, steps: Iterable<Step>): void {
+export function encodeSteps(encoder: GPUCommandEncoder, steps: Iterable<Step>, profiler: Profiler | null = null): void {
   let pass: GPUComputePassEncoder | null = null;
   for (const s of steps) {
     if (s.kind === 'dispatch') {
+      if (profiler) {
+        // Profiling: a pass per dispatch, timed at its start and end.
+        pass?.end();
+        pass = encoder.beginComputePass({ timestampWrites: profiler.next(s.label) });
+      }
       pass ??= encoder.beginComputePass();
       pass.setPipeline(s.pipeline);
       pass.setBindGroup(0, s.bindGroup);
@@ -50,7 +56,8 @@ export function encodeSteps(encoder: GPUCommandEncoder, steps: Iterable<Step>): 
 export function submitSteps(gpu: Gpu, steps: Iterable<Step>, label: string): void {
   gpu.assertAlive();
   const encoder = gpu.device.createCommandEncoder({ label });
-  encodeSteps(encoder, steps);
+  encodeSteps(encoder, steps, gpu.profiler);
+  gpu.profiler?.resolve(encoder);
   gpu.device.queue.submit([encoder.finish()]);
 }
 

@@ -55,6 +55,20 @@ export interface PlanShape {
   fromPos?: number;
   /** Absolute positions whose logits are computed, in this order (default: all computed ones). */
   logitPositions?: readonly number[];
+  /**
+   * Ragged rows: batch row b starts at absolute position starts[b] >= fromPos (a sweep's variant
+   * changes nothing before its own position). Its earlier positions are neither computed nor
+   * read: their keys and values come from `past`, which then holds max(starts) positions.
+   */
+  starts?: readonly number[];
+  /** Compute only these vocabulary columns of the logits ([batch, logit positions, tokens]). */
+  logitTokens?: readonly number[];
+  /**
+   * The last layer computes queries, attention output and MLP only at the logit positions (keys
+   * and values everywhere, since those rows attend to them); its other rows are left unset. For
+   * passes that read nothing but the logits.
+   */
+  trimLastLayer?: boolean;
 }
 
 export interface ForwardPlan {
@@ -68,11 +82,13 @@ export interface ForwardPlan {
   ids: GPUBuffer | null;
   /** A resumed pass's input: resid_pre of `fromLayer` at positions >= fromPos, [batch, pos - fromPos, d_model]. */
   input: GPUBuffer | null;
-  /** A resumed pass's cached keys and values of positions < fromPos, per layer >= fromLayer: [fromPos, kv heads * d_head] each. */
+  /** A resumed pass's cached keys and values of positions < pastLen, per layer >= fromLayer: [pastLen, kv heads * d_head] each. */
   past: Map<number, { k: GPUBuffer; v: GPUBuffer }>;
+  /** Positions `past` holds: fromPos, or max(starts) for ragged rows. */
+  pastLen: number;
   /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
   pastHooks: { k: string; v: string };
-  /** [batch, logit positions, d_vocab] */
+  /** [batch, logit positions, d_vocab or logitTokens.length] */
   logits: GPUBuffer;
   logitsShape: number[];
   logitPositions: number[];
@@ -95,6 +111,16 @@ interface Resolved {
   logitPositions: number[];
   /** Logit rows are a subset gathered from ln_final (not every computed position, in order). */
   select: boolean;
+  /** Per batch row, the first position computed. */
+  starts: number[];
+  /** Some row starts after p0: matmuls go through a table of the computed rows. */
+  ragged: boolean;
+  /** Rows of [B, Tn] computed (ragged), in order. */
+  liveRows: number[];
+  pastLen: number;
+  /** Vocabulary columns computed (all when null). */
+  logitTokens: number[] | null;
+  trim: boolean;
 }
 
 function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
@@ -108,18 +134,47 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     if (!Number.isInteger(p) || p < p0 || p >= s.pos) throw new Error(`logit position ${p} is not computed by this pass (positions ${p0} .. ${s.pos - 1})`);
   }
   const select = logitPositions.length !== all.length || logitPositions.some((p, i) => p !== all[i]);
-  return { B: s.batch, T: s.pos, L0, p0, Tn: s.pos - p0, resumed: L0 > 0 || p0 > 0, withResult: !!s.withResult, logitPositions, select };
+  const starts = s.starts ? [...s.starts] : Array<number>(s.batch).fill(p0);
+  if (starts.length !== s.batch) throw new Error(`starts has ${starts.length} entries for a batch of ${s.batch}`);
+  for (const st of starts) {
+    if (!Number.isInteger(st) || st < p0 || st > logitPositions[0]) {
+      throw new Error(`row start ${st} must lie in ${p0} .. ${logitPositions[0]} (the pass start .. the first logit position)`);
+    }
+  }
+  const ragged = starts.some((st) => st > p0);
+  const Tn = s.pos - p0;
+  const liveRows = ragged ? starts.flatMap((st, b) => Array.from({ length: s.pos - st }, (_, i) => b * Tn + st - p0 + i)) : [];
+  const logitTokens = s.logitTokens ? [...s.logitTokens] : null;
+  if (logitTokens && logitTokens.length === 0) throw new Error('logitTokens is empty');
+  return {
+    B: s.batch,
+    T: s.pos,
+    L0,
+    p0,
+    Tn,
+    resumed: L0 > 0 || p0 > 0,
+    withResult: !!s.withResult,
+    logitPositions,
+    select,
+    starts,
+    ragged,
+    liveRows,
+    pastLen: Math.max(p0, ...starts),
+    logitTokens,
+    trim: !!s.trimLastLayer && select,
+  };
 }
 
 /** The forward's scratch activations, in floats (shapes in the comments); shared by every layer. */
 export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string, number> {
   const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   const r = resolve(cfg, shape);
-  const { B, T, Tn, p0 } = r;
+  const { B, T, Tn } = r;
   const BT = B * Tn;
   const HD = H * dh;
   const KD = cfg.n_key_value_heads * dh;
   const P = r.logitPositions.length;
+  const NV = r.logitTokens?.length ?? V; // vocabulary columns computed
   const learned = cfg.positional === 'learned';
   const rotary = cfg.positional === 'rotary';
   const sizes: Record<string, number> = {
@@ -136,8 +191,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     v: BT * KD, // [B, Tn, Hkv, dh]
     rotQ: rotary ? BT * HD : 0, // [B, Tn, H, dh] after rotary embeddings
     rotK: rotary ? BT * KD : 0, // [B, Tn, Hkv, dh]
-    kFull: p0 ? B * T * KD : 0, // [B, T, Hkv, dh] cached keys of positions < p0, then this pass's
-    vFull: p0 ? B * T * KD : 0, // [B, T, Hkv, dh]
+    kFull: r.pastLen ? B * T * KD : 0, // [B, T, Hkv, dh] cached keys of positions < p0, then this pass's
+    vFull: r.pastLen ? B * T * KD : 0, // [B, T, Hkv, dh]
     scores: B * H * Tn * T, // [B, H, Tn, T]
     pattern: B * H * Tn * T, // [B, H, Tn, T]
     z: BT * HD, // [B, Tn, H, dh]
@@ -154,11 +209,15 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     lnfScale: BT, // [B, Tn, 1]
     selIds: r.select ? B * P : 0, // [B, P] u32 rows of lnf to unembed
     lnfSel: r.select ? B * P * C : 0, // [B, P, C]
-    logits: B * P * V, // [B, P, V]
+    liveRows: r.liveRows.length, // [rows computed] u32 indices into [B, Tn]
+    starts: r.ragged ? B : 0, // [B] u32 first position of each row
+    unembedIds: r.logitTokens ? NV : 0, // [NV] u32 vocabulary columns
+    unembedW: r.logitTokens ? NV * C : 0, // [NV, C] their unembedding rows
+    logits: B * P * NV, // [B, P, NV]
   };
-  for (let l = r.L0; p0 > 0 && l < cfg.n_layers; l++) {
-    sizes[`pastK${l}`] = p0 * KD; // [p0, Hkv, dh]
-    sizes[`pastV${l}`] = p0 * KD;
+  for (let l = r.L0; r.pastLen > 0 && l < cfg.n_layers; l++) {
+    sizes[`pastK${l}`] = r.pastLen * KD; // [pastLen, Hkv, dh]
+    sizes[`pastV${l}`] = r.pastLen * KD;
   }
   return sizes;
 }
@@ -176,6 +235,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   const HD = H * dh;
   const KD = Hkv * dh;
   const P = r.logitPositions.length;
+  const NV = r.logitTokens?.length ?? V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
   const params: Params[] = [];
@@ -197,6 +257,22 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     sites.set(name, s);
   };
   const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
+  if (r.ragged) {
+    gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
+    gpu.device.queue.writeBuffer(a.starts, 0, new Uint32Array(r.starts));
+  }
+  if (r.select) {
+    const rows = new Uint32Array(B * P);
+    for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
+    gpu.device.queue.writeBuffer(a.selIds, 0, rows);
+  }
+  // The rows a matmul computes: every row, the live rows of a ragged pass, or (trimmed last
+  // layer, past its keys and values) only the logit rows.
+  const rowsOf = (l: number, part: 'kv' | 'rest'): { M: number; rows?: GPUBuffer; bufferRows?: number } => {
+    if (r.trim && l === cfg.n_layers - 1 && part === 'rest') return { M: B * P, rows: a.selIds, bufferRows: BT };
+    if (r.ragged) return { M: r.liveRows.length, rows: a.liveRows, bufferRows: BT };
+    return { M: BT };
+  };
 
   if (!r.resumed && w.W_pos) {
     gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
@@ -223,11 +299,11 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     op(layernorm(gpu, { out: a.ln1, scale: a.ln1Scale, x: residPre, w: p.ln1_w, b: p.ln1_b, rows: BT, C, eps, label: `${L}.ln1` }, params));
     site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, Tn, 1]);
     site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
-    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, f16B: w.f16, M: BT, N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
+    op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, f16B: w.f16, ...rowsOf(l, 'rest'), N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
-    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, f16B: w.f16, M: BT, N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
+    op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, f16B: w.f16, ...rowsOf(l, 'kv'), N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
     site(`${L}.attn.hook_k`, a.k, [B, Tn, Hkv, dh]);
-    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, f16B: w.f16, M: BT, N: KD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, Hkv, dh)
+    op(matmul(gpu, { out: a.v, a: a.ln1, b: p.W_V, bias: p.b_V, f16B: w.f16, ...rowsOf(l, 'kv'), N: KD, K: C, label: `${L}.attn.v` }, params)); // (B, Tn, Hkv, dh)
     site(`${L}.attn.hook_v`, a.v, [B, Tn, Hkv, dh]);
     let q = a.q;
     let k = a.k;
@@ -240,9 +316,10 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       q = a.rotQ;
       k = a.rotK;
     }
-    if (p0 > 0) {
-      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`)); // (B, T, Hkv, dh)
-      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`)); // (B, T, Hkv, dh)
+    if (r.pastLen > 0) {
+      const starts = r.ragged ? a.starts : null; // per row: positions before its start come from past
+      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`, starts, r.pastLen)); // (B, T, Hkv, dh)
+      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`, starts, r.pastLen)); // (B, T, Hkv, dh)
       k = a.kFull;
       v = a.vFull;
     }
@@ -257,7 +334,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       site(`${L}.attn.hook_result`, a.result, [B, Tn, H, C]);
       op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
     } else {
-      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, M: BT, N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
+      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
     }
     site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
     op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
@@ -270,18 +347,18 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
     site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
     if (p.W_gate) {
-      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
-      op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre_linear`, a.mlpPreLinear, [B, Tn, M]);
       op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn} * up`, a.mlpPreLinear)); // (B, Tn, d_mlp)
     } else {
-      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, M: BT, N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
+      op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
       op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn}`)); // (B, Tn, d_mlp)
     }
     site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
-    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, M: BT, N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
+    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
     site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
     op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, Tn, C)
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
@@ -295,16 +372,20 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   if (r.select) {
     // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
     // ln_final itself as a one-chunk table).
-    const rows = new Uint32Array(B * P);
-    for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
-    gpu.device.queue.writeBuffer(a.selIds, 0, rows);
     op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
     unembedIn = a.lnfSel;
   }
-  op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
+  if (r.logitTokens) {
+    // A few vocabulary columns (a logit difference): gather their unembedding rows, then one small product.
+    gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
+    op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+    op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
+  } else {
+    op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
+  }
 
   const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
-  for (let l = L0; p0 > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
+  for (let l = L0; r.pastLen > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
   const bytes = owned.reduce((s, b) => s + b.size, 0);
   return {
     batch: B,
@@ -316,9 +397,10 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     ids: r.resumed ? null : a.ids,
     input: r.resumed ? resid[0] : null,
     past,
+    pastLen: r.pastLen,
     pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
     logits: a.logits,
-    logitsShape: [B, P, V],
+    logitsShape: [B, P, NV],
     logitPositions: r.logitPositions,
     sites,
     bytes,

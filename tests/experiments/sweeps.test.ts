@@ -46,6 +46,12 @@ describe.each(GPT2_FIXTURES)('%s sweeps', (name) => {
     expect(Math.abs(grid.clean - cases.clean_logit_diff)).toBeLessThan(1e-3);
     expect(Math.abs(grid.corrupt - cases.corrupt_logit_diff)).toBeLessThan(1e-3);
     expect(grid.stats.work).toBeLessThan(grid.stats.naiveWork * 0.75);
+    // Cells whose patch writes the values already there are not run: every position before the
+    // first differing token (any layer), and at layer 0 (embeddings) every position whose token
+    // is the same in both prompts.
+    const first = clean.findIndex((t, i) => t !== corrupt[i]);
+    const sameLater = clean.filter((t, i) => i > first && t === corrupt[i]).length;
+    expect(grid.stats.unchanged).toBe(model.config.n_layers * first + sameLater);
   });
 
   it.each(PATCH_SITES)('%s equals the same patches on full forwards (<= 1e-4)', async (site) => {

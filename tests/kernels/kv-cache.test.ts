@@ -82,4 +82,30 @@ describe('kv_assemble', () => {
     submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'kv assemble edges');
     for (const c of cases) await check(c);
   });
+
+  it('per-row starts: row b takes past below its own start; fresh rows before it are never read', async () => {
+    const rng = mulberry32(300);
+    const q0 = 2;
+    const starts = [2, 5, 7]; // one row at q0, one mid-way, one wholly from past (start = T)
+    const pastLen = Math.max(...starts);
+    const past = uniform(rng, pastLen * HD, 10, 11);
+    const fresh = uniform(rng, B * (T - q0) * HD);
+    // Fresh rows before each row's start hold NaN: reading one would show.
+    for (let b = 0; b < B; b++) for (let t = q0; t < starts[b]; t++) fresh.fill(NaN, (b * (T - q0) + t - q0) * HD, (b * (T - q0) + t - q0 + 1) * HD);
+    const ref = new Float32Array(B * T * HD);
+    kvAssembleCpu(ref, past, fresh, B, T, q0, HD, starts);
+    expect(firstNaN(ref), 'the reference reads no NaN row').toBe(-1);
+    const startsBuf = kh.gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x08 });
+    kh.gpu.device.queue.writeBuffer(startsBuf, 0, new Uint32Array(starts));
+    const out = empty(B * T * HD, 'full starts');
+    submitSteps(kh.gpu, [kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, 'kv starts', startsBuf, pastLen)], 'kv starts');
+    const got = await out.read();
+    expect(firstNaN(got), 'a fresh row before its start was read').toBe(-1);
+    expect(got).toEqual(ref);
+    // The reference: row b is past up to starts[b], fresh after.
+    for (let b = 0; b < B; b++) {
+      expect(ref.subarray(b * T * HD, (b * T + starts[b]) * HD)).toEqual(past.subarray(0, starts[b] * HD));
+    }
+    startsBuf.destroy();
+  });
 });

@@ -158,4 +158,40 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     expect(rest.every((v) => v === SENTINEL)).toBe(true);
     expectNear(`${version} block`, block, ref, matmulTol(K, a, b, bias));
   });
+
+  it('row table: only the listed rows of A are read and of C written, in any order, others untouched', async () => {
+    // A sweep's ragged pass: a [R, K] buffer of which rows `rows` are live. Odd sizes; rows out
+    // of order and with gaps; bias and the vec4 path (N % 4 == 0) both covered.
+    const rng = mulberry32(77);
+    const R = 23, K = 29;
+    const rows = [20, 0, 1, 5, 6, 7, 13, 22, 3];
+    const SENTINEL = -4242;
+    for (const [N, withBias] of [[53, true], [68, false]] as Array<[number, boolean]>) {
+      const a = uniform(rng, R * K);
+      const b = uniform(rng, K * N);
+      const bias = withBias ? uniform(rng, N) : null;
+      const out = upload(new Float32Array(R * N).fill(SENTINEL), 'out');
+      const table = kh.gpu.device.createBuffer({ size: rows.length * 4, usage: 0x80 | 0x08 }); // STORAGE | COPY_DST
+      kh.gpu.device.queue.writeBuffer(table, 0, new Uint32Array(rows));
+      const M = rows.length;
+      submitSteps(
+        kh.gpu,
+        [matmul(kh.gpu, { out: out.buffer, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: bias ? upload(bias, 'bias').buffer : null, M, N, K, rows: table, bufferRows: R, label: 'rows' }, params, version)],
+        'rows',
+      );
+      const got = await out.read();
+      const aLive = new Float32Array(M * K);
+      rows.forEach((r, i) => aLive.set(a.subarray(r * K, (r + 1) * K), i * K));
+      const ref = new Float32Array(M * N);
+      matmulCpu(ref, aLive, b, bias, M, N, K);
+      const gotLive = new Float32Array(M * N);
+      rows.forEach((r, i) => gotLive.set(got.subarray(r * N, (r + 1) * N), i * N));
+      expectNear(`${version} rows N=${N}`, gotLive, ref, matmulTol(K, aLive, b, bias));
+      for (let r = 0; r < R; r++) {
+        if (rows.includes(r)) continue;
+        expect(got.subarray(r * N, (r + 1) * N).every((v) => v === SENTINEL), `row ${r} is not in the table but was written`).toBe(true);
+      }
+      table.destroy();
+    }
+  });
 });

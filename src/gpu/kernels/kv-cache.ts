@@ -5,8 +5,23 @@ import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** full [B, T, HD] = past [q0, HD] for t < q0, fresh [B, T - q0, HD] after. */
-export function kvAssemble(gpu: Gpu, full: GPUBuffer, past: GPUBuffer, fresh: GPUBuffer, B: number, T: number, q0: number, HD: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource(), 'kv_assemble_v1');
+export function kvAssemble(
+  gpu: Gpu,
+  full: GPUBuffer,
+  past: GPUBuffer,
+  fresh: GPUBuffer,
+  B: number,
+  T: number,
+  q0: number,
+  HD: number,
+  params: Params[],
+  label: string,
+  /** [B] u32 per-row starts (>= q0); without it every row starts at q0. */
+  starts: GPUBuffer | null = null,
+  /** Positions `past` holds (>= every start). */
+  pastLen = q0,
+): Dispatch {
+  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts }), 'kv_assemble_v1');
   const u = new Params(gpu, [B, T, q0, HD], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -14,9 +29,10 @@ export function kvAssemble(gpu: Gpu, full: GPUBuffer, past: GPUBuffer, fresh: GP
     layout: pipeline.getBindGroupLayout(0),
     entries: [
       { binding: 0, resource: { buffer: u.buffer } },
-      { binding: 1, resource: bindWhole(gpu, past, Math.max(1, q0 * HD), `${label} past`) },
+      { binding: 1, resource: bindWhole(gpu, past, Math.max(1, pastLen * HD), `${label} past`) },
       { binding: 2, resource: bindWhole(gpu, fresh, B * (T - q0) * HD, `${label} fresh`) },
       { binding: 3, resource: bindWhole(gpu, full, B * T * HD, `${label} output`) },
+      ...(starts ? [{ binding: 4, resource: { buffer: starts, offset: 0, size: B * 4 } }] : []),
     ],
   });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, B * T * HD, 64) };

@@ -32,6 +32,10 @@ export interface MatmulArgs {
   transB?: boolean;
   /** B holds f16 weights. */
   f16B?: boolean;
+  /** Row m of A and of the output is row `rows[m]` ([M] u32): only the listed rows are computed. */
+  rows?: GPUBuffer | null;
+  /** With `rows`: how many rows A and the output hold (every index in the table is below it). */
+  bufferRows?: number;
   label: string;
 }
 
@@ -40,15 +44,17 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   const { M, N, K } = args;
   const ldc = args.ldc ?? N;
   const colStart = args.colStart ?? 0;
-  const aw = bindWindow(gpu, args.a, args.aStart ?? 0, M * K, `${args.label} input`);
+  if (args.rows && !(args.bufferRows! >= M)) throw new Error(`${args.label}: a row table needs bufferRows >= M`);
+  const spanRows = args.rows ? args.bufferRows! : M; // rows the A and output windows cover
+  const aw = bindWindow(gpu, args.a, args.aStart ?? 0, spanRows * K, `${args.label} input`);
   const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
   // B as vec4s where the layout allows (v3's fast path); any version reads it correctly.
   const vec4B = !args.transB && !args.f16B && N % 4 === 0 && bw.elemOffset % 4 === 0;
-  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B };
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B, rows: !!args.rows };
   const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
   const outStart = args.outStart ?? 0;
   // The output window spans M rows of stride ldc starting at column colStart.
-  const cw = bindWindow(gpu, args.out, outStart, (M - 1) * ldc + colStart + N, `${args.label} output`);
+  const cw = bindWindow(gpu, args.out, outStart, (spanRows - 1) * ldc + colStart + N, `${args.label} output`);
   const u = new Params(gpu, [M, N, K, ldc, colStart, aw.elemOffset, cw.elemOffset, bw.elemOffset], `${args.label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
@@ -58,6 +64,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
     { binding: 3, resource: cw.binding },
   ];
   if (args.bias) entries.push({ binding: 4, resource: { buffer: args.bias, offset: 0, size: N * 4 } });
+  if (args.rows) entries.push({ binding: 5, resource: { buffer: args.rows, offset: 0, size: M * 4 } });
   const bindGroup = gpu.device.createBindGroup({ label: args.label, layout: pipeline.getBindGroupLayout(0), entries });
   const [tn, tm] = TILE[version];
   return {
