@@ -245,6 +245,10 @@ async function main() {
   log(`resid_pre sweep ${L} x ${SWEEP_T}`);
   gpu.pool.peakBytes = gpu.pool.liveBytes;
   const resid = await timeSweep(model, 'resid_pre', clean, corrupt, good, bad, sweepReps);
+  // The same grid on a pair that differs at every position: no cell can be skipped as unchanged.
+  const corruptAll = clean.map((t) => (t + 7) % V);
+  log(`resid_pre sweep ${L} x ${SWEEP_T}, every position different`);
+  const residAll = await timeSweep(model, 'resid_pre', clean, corruptAll, good, bad, sweepReps);
   const residPeak = gpu.pool.peakBytes;
   gpu.pool.peakBytes = gpu.pool.liveBytes;
 
@@ -302,6 +306,7 @@ async function main() {
       runs: cells,
       ...residMs,
       passes: resid.grid.stats.passes,
+      unchanged_cells: resid.grid.stats.unchanged,
       work_over_naive_work: round(resid.grid.stats.work / resid.grid.stats.naiveWork, 3),
       naive: {
         runs_timed: naiveN,
@@ -311,6 +316,13 @@ async function main() {
         max_abs_diff_vs_sweep: +naiveErr.toExponential(2),
       },
       naive_over_sweep: round(naiveMs / residMs.median_ms, 2),
+      every_position_differs: {
+        ...summary(residAll.times),
+        passes: residAll.grid.stats.passes,
+        unchanged_cells: residAll.grid.stats.unchanged,
+        work_over_naive_work: round(residAll.grid.stats.work / residAll.grid.stats.naiveWork, 3),
+        naive_over_sweep: round(naiveMs / summary(residAll.times).median_ms, 2),
+      },
     },
     head_sweep: {
       site: 'z',
@@ -318,6 +330,7 @@ async function main() {
       runs: L * H,
       ...summary(heads.times),
       passes: heads.grid.stats.passes,
+      unchanged_cells: heads.grid.stats.unchanged,
       work_over_naive_work: round(heads.grid.stats.work / heads.grid.stats.naiveWork, 3),
     },
     memory: {

@@ -121,9 +121,11 @@ export async function patchingSweep(model: Model, clean: readonly number[], corr
       const mCorrupt = corruptRun.metric;
       const affine = options.normalize ? { shift: mCorrupt, scale: 1 / (mClean - mCorrupt) } : { shift: 0, scale: 1 };
       const baseline = (mCorrupt - affine.shift) * affine.scale;
+      // A cell starts where its patch first changes a value; one that changes none is not run.
       const variants = grid.variants(cleanRun.cache);
-      const same = await unchangedCells(variants, cleanRun.cache, corruptRun.cache);
-      const run = variants.filter((_, i) => !same[i]);
+      const firstChange = await firstChanges(variants, cleanRun.cache, corruptRun.cache);
+      const same = firstChange.map((p) => p === Infinity);
+      const run = variants.flatMap((v, i) => (same[i] ? [] : [{ ...v, pos: Math.max(v.pos, firstChange[i]) }]));
       const skipped = variants.length - run.length;
       const onProgress = options.onProgress && ((done: number, total: number) => options.onProgress!(done + skipped, total + skipped));
       const { values: ran, stats } = await runVariants(model, corruptRun, run, metric, affine, baseline, { ...options, onProgress });
@@ -144,11 +146,14 @@ export async function patchingSweep(model: Model, clean: readonly number[], corr
 }
 
 /**
- * Per variant: does its patch write exactly the values already there? Such a cell's run is the
- * corrupted run bit for bit, so its value is the corrupted baseline and no pass needs to run it
- * (in a prompt pair that shares a prefix, every cell before the first differing token).
+ * Per variant, the first position at which its patch writes a value different from the one
+ * already there (Infinity: none). Before it the patched run is the corrupted run bit for bit, so
+ * the variant may start there; a variant that changes nothing has the corrupted baseline as its
+ * value and is not run (in a prompt pair that shares a prefix: every cell before the first
+ * differing token, and a head's cells start at that token). Only single patches from the clean
+ * cache are examined; any other variant keeps its own start.
  */
-async function unchangedCells(variants: readonly Variant[], clean: ActivationCache, corrupt: ActivationCache): Promise<boolean[]> {
+async function firstChanges(variants: readonly Variant[], clean: ActivationCache, corrupt: ActivationCache): Promise<number[]> {
   const words = new Map<string, [Uint32Array, Uint32Array]>();
   const read = async (hook: string) => {
     let w = words.get(hook);
@@ -159,36 +164,42 @@ async function unchangedCells(variants: readonly Variant[], clean: ActivationCac
     }
     return w;
   };
-  const out: boolean[] = [];
+  const out: number[] = [];
   for (const v of variants) {
     const [h] = v.hooks;
     if (v.hooks.length !== 1 || h.op !== 'replace' || h.source !== clean || h.batch !== undefined || h.sourceBatch !== undefined) {
-      out.push(false);
+      out.push(v.pos);
       continue;
     }
     const [a, b] = await read(h.hook);
-    out.push(sliceEqual(a, b, clean.get(h.hook).shape, h.hook, h.pos, h.heads));
+    out.push(firstDifference(a, b, clean.get(h.hook).shape, h.hook, h.pos, h.heads));
   }
   return out;
 }
 
 const list = (x: number | readonly number[] | undefined, n: number): readonly number[] => (x === undefined ? [...Array(n).keys()] : typeof x === 'number' ? [x] : x);
 
-/** Bitwise equality of a one-row activation's selected positions (and heads). */
-function sliceEqual(a: Uint32Array, b: Uint32Array, shape: readonly number[], hook: string, pos?: number | readonly number[], heads?: number | readonly number[]): boolean {
+/** The first selected position (query position for attention maps) where a one-row activation's two versions differ in any bit. */
+function firstDifference(a: Uint32Array, b: Uint32Array, shape: readonly number[], hook: string, pos?: number | readonly number[], heads?: number | readonly number[]): number {
   const same = (start: number, n: number) => {
     for (let i = start; i < start + n; i++) if (a[i] !== b[i]) return false;
     return true;
   };
+  let differs: (p: number) => boolean;
+  let T: number;
   if (/hook_(pattern|attn_scores)$/.test(hook)) {
     const [, H, Tq, Tk] = shape; // [1, head, query pos, key pos]
-    return list(heads, H).every((h) => list(pos, Tq).every((q) => same((h * Tq + q) * Tk, Tk)));
+    T = Tq;
+    differs = (q) => !list(heads, H).every((h) => same((h * Tq + q) * Tk, Tk));
+  } else if (shape.length === 4) {
+    const [, Tp, H, d] = shape; // [1, pos, head, d_head]
+    T = Tp;
+    differs = (p) => !list(heads, H).every((h) => same((p * H + h) * d, d));
+  } else {
+    T = shape[1];
+    const width = a.length / T; // [1, pos, ...]
+    differs = (p) => !same(p * width, width);
   }
-  if (shape.length === 4) {
-    const [, T, H, d] = shape; // [1, pos, head, d_head]
-    return list(pos, T).every((p) => list(heads, H).every((h) => same((p * H + h) * d, d)));
-  }
-  const T = shape[1];
-  const width = a.length / T; // [1, pos, ...]
-  return list(pos, T).every((p) => same(p * width, width));
+  const first = [...list(pos, T)].sort((x, y) => x - y).find(differs);
+  return first ?? Infinity;
 }
