@@ -18,6 +18,13 @@
  *       value feeds 8 products and each B load 4 columns; no workgroup memory. Workgroup 8 x 8
  *       -> a 32 x 64 tile of C. Dispatch: (ceil(N / 64), ceil(M / 32)). Without `vec4B` it
  *       reads B as scalars (any shape, transposed or f16), still 4 x 8 per invocation.
+ *   v4 `matmul_v4`: v3's register tile doubled to 8 rows x 8 columns (64 accumulators per
+ *       invocation: each A value feeds 8 products, each B vec4 8 rows), row offsets computed once
+ *       before the K loop and no bounds test inside it (rows past M re-read row M-1, columns past
+ *       N the last vec4; neither is stored). Workgroup 16 x 1 -> an 8 x 128 tile of C, so a
+ *       15-row forward wastes one row in 16 rather than half a 32-row tile. On lavapipe every
+ *       storage-buffer load is a per-lane loop, so fewer loads per product is what counts.
+ *       Dispatch: (ceil(N / 128), ceil(M / 8)).
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
  * Variant `rows`: row m of A and of C is row `rows[m]` of its buffer (a table of M row indices),
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
@@ -37,7 +44,7 @@ export interface MatmulVariant {
   rows?: boolean;
 }
 
-export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3'] as const;
+export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4'] as const;
 
 export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false }: MatmulVariant): string {
   return wgsl`
@@ -176,6 +183,50 @@ fn matmul_v3(@builtin(global_invocation_id) gid: vec3u) {
     lo[3] += a3 * b0; hi[3] += a3 * b1;
   }
   for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      store(m0 + i, n0 + j, lo[i][j]);
+      store(m0 + i, n0 + 4u + j, hi[i][j]);
+    }
+  }
+}
+
+@compute @workgroup_size(16, 1)
+fn matmul_v4(@builtin(global_invocation_id) gid: vec3u) {
+  let n0 = gid.x * 8u;
+  let m0 = gid.y * 8u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+  var lo: array<vec4f, 8>; // rows m0 .. m0+7, columns n0 .. n0+3
+  var hi: array<vec4f, 8>; // columns n0+4 .. n0+7
+  // Rows past M repeat row M-1 (a valid read; never stored): no bounds test inside the K loop.
+  let r0 = p.a_off + rowOf(min(m0 + 0u, p.M - 1u)) * p.K;
+  let r1 = p.a_off + rowOf(min(m0 + 1u, p.M - 1u)) * p.K;
+  let r2 = p.a_off + rowOf(min(m0 + 2u, p.M - 1u)) * p.K;
+  let r3 = p.a_off + rowOf(min(m0 + 3u, p.M - 1u)) * p.K;
+  let r4 = p.a_off + rowOf(min(m0 + 4u, p.M - 1u)) * p.K;
+  let r5 = p.a_off + rowOf(min(m0 + 5u, p.M - 1u)) * p.K;
+  let r6 = p.a_off + rowOf(min(m0 + 6u, p.M - 1u)) * p.K;
+  let r7 = p.a_off + rowOf(min(m0 + 7u, p.M - 1u)) * p.K;
+  for (var k = 0u; k < p.K; k++) {
+    let b0 = loadB4(k, n0);
+    let b1 = loadB4(k, n0 + 4u);
+    let a0 = A[r0 + k];
+    let a1 = A[r1 + k];
+    let a2 = A[r2 + k];
+    let a3 = A[r3 + k];
+    let a4 = A[r4 + k];
+    let a5 = A[r5 + k];
+    let a6 = A[r6 + k];
+    let a7 = A[r7 + k];
+    lo[0] = fma(vec4f(a0), b0, lo[0]); hi[0] = fma(vec4f(a0), b1, hi[0]);
+    lo[1] = fma(vec4f(a1), b0, lo[1]); hi[1] = fma(vec4f(a1), b1, hi[1]);
+    lo[2] = fma(vec4f(a2), b0, lo[2]); hi[2] = fma(vec4f(a2), b1, hi[2]);
+    lo[3] = fma(vec4f(a3), b0, lo[3]); hi[3] = fma(vec4f(a3), b1, hi[3]);
+    lo[4] = fma(vec4f(a4), b0, lo[4]); hi[4] = fma(vec4f(a4), b1, hi[4]);
+    lo[5] = fma(vec4f(a5), b0, lo[5]); hi[5] = fma(vec4f(a5), b1, hi[5]);
+    lo[6] = fma(vec4f(a6), b0, lo[6]); hi[6] = fma(vec4f(a6), b1, hi[6]);
+    lo[7] = fma(vec4f(a7), b0, lo[7]); hi[7] = fma(vec4f(a7), b1, hi[7]);
+  }
+  for (var i = 0u; i < 8u; i++) {
     for (var j = 0u; j < 4u; j++) {
       store(m0 + i, n0 + j, lo[i][j]);
       store(m0 + i, n0 + 4u + j, hi[i][j]);

@@ -19,7 +19,7 @@ import { expectNear, gamma, U, type Tol } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3'];
+const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3', 'v4'];
 
 function matmulTol(K: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): Tol {
   return { abs: gamma(K + 1) * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };

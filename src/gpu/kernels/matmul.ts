@@ -7,12 +7,12 @@ import type { Gpu } from '../device.ts';
 import { Params, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
-export type MatmulVersion = 'v1' | 'v2' | 'v3';
+export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4';
 /** The version the model runs (see the shader header for what each does). */
-export const MATMUL_VERSION: MatmulVersion = 'v3';
+export const MATMUL_VERSION: MatmulVersion = 'v4';
 
 /** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
-const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32] };
+const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8] };
 
 export interface MatmulArgs {
   /** Output buffer and the element where row 0, column 0 of this product lands. */
