@@ -19,7 +19,7 @@ import type { Step } from '../gpu/recorder.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { validateTokens } from '../model/tokens.ts';
-import type { Intervention } from '../hooks/interventions.ts';
+import { hookFn, type Intervention } from '../hooks/interventions.ts';
 import type { Model } from '../model/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
 import { executePlan } from '../model/execute.ts';
@@ -105,17 +105,21 @@ export async function runVariants(
   // One plan at a time, built for each chunk's row starts and freed before the next.
   let done = variants.length - live.length;
   options.onProgress?.(done, variants.length);
-  for (const group of groups) {
-    const L0 = group[0].L;
+  for (const byLayer of groups) {
+    const L0 = byLayer[0].L;
+    // A JavaScript hook function sees its row's whole activation, as in a run of its own: a
+    // pass with one computes every position of every row, and its last layer in full.
+    const plain = !byLayer.some((x) => x.v.hooks.some((h) => h.op === 'callback'));
+    const group = plain ? byLayer : byLayer.map((x) => ({ ...x, p: 0 }));
     const shape = (rows: typeof group): PlanShape => ({
       batch: rows.length,
       pos: T,
       fromLayer: L0,
       fromPos: rows[0].p, // sorted: the earliest start
-      starts: rows.map((x) => x.p),
+      starts: plain ? rows.map((x) => x.p) : undefined,
       logitPositions: positions,
       logitTokens: columns ?? undefined,
-      trimLastLayer: true,
+      trimLastLayer: plain,
     });
     const maxRows = fitRows(model, shape(group), options.maxRows);
     const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
@@ -200,7 +204,7 @@ export function resumeSteps(model: Model, plan: ForwardPlan, base: BaseRun, rows
 /** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
 async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Variant[], metric: Metric, affine: Affine, columns: number[] | null): Promise<Float32Array> {
   const before = resumeSteps(model, plan, base, rows.length);
-  const hooks = rows.flatMap((v, b) => v.hooks.map((h) => ({ ...h, batch: b }) as Intervention));
+  const hooks = rows.flatMap((v, b) => v.hooks.map((h) => atRow(h, b)));
   const compiled = await model.compileHooks(plan, hooks);
   const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
   try {
@@ -210,6 +214,22 @@ async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Var
     compiled.release();
     m.release();
   }
+}
+
+/**
+ * `iv` pointed at batch row `b` of a pass. A hook function is given only that row, shaped
+ * [1, ...], so it sees what it would see in a run of the variant alone.
+ */
+function atRow(iv: Intervention, b: number): Intervention {
+  if (iv.op !== 'callback') return { ...iv, batch: b };
+  const fn = iv.fn;
+  return hookFn(iv.hook, (x, ctx) => {
+    const n = x.length / ctx.shape[0]; // elements per batch row
+    const row = x.slice(b * n, (b + 1) * n);
+    const out = fn(row, { hook: ctx.hook, shape: [1, ...ctx.shape.slice(1)] }) ?? row;
+    if (out.length !== n) throw new Error(`hook function at ${ctx.hook} returned ${out.length} values; its activation has ${n}`);
+    x.set(out, b * n);
+  });
 }
 
 /**

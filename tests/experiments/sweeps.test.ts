@@ -7,8 +7,9 @@ import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { PATCH_SITES, patchingSweep } from '../../src/experiments/patching.ts';
 import { headAblationSweep } from '../../src/experiments/ablation.ts';
+import { BASE_CACHE, baseRun, runVariants, type Variant } from '../../src/experiments/sweep.ts';
 import { logitDiffMetric, lossMetric, logProbMetric, metricCpu, probMetric, type Metric } from '../../src/experiments/metric.ts';
-import { patchFrom, type Intervention } from '../../src/hooks/interventions.ts';
+import { hookFn, patchFrom, type Intervention } from '../../src/hooks/interventions.ts';
 import { GPT2_FIXTURES, fixtureCases, fixtureSource, type Cases } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -156,6 +157,47 @@ describe('sweep mechanics', () => {
     const grid = await patchingSweep(model, clean, corrupt, 'resid_pre', metricOf(cases));
     cases.resid_pre_patch_corrupt_from_clean.flat().forEach((want, i) => expect(Math.abs(grid.values[i] - want)).toBeLessThanOrEqual(1e-3));
     expect(model.gpu.pool.inUseCount).toBe(inUse);
+  });
+
+  it('a variant with a hook function sees only its own row, whole, as in a run of its own', async () => {
+    const [clean, corrupt] = cases.prompts;
+    const T = clean.length;
+    const C = model.config.d_model;
+    const metric = metricOf(cases);
+    const base = await baseRun(model, corrupt, (n) => BASE_CACHE.test(n), metric);
+    const cleanRun = await model.run([clean], { cache: /hook_resid_pre$/ });
+    const shapes: string[] = [];
+    // Negate resid_pre at one position: a JavaScript function that also records what it was given.
+    const negate = (l: number, p: number) =>
+      hookFn(`blocks.${l}.hook_resid_pre`, (x, ctx) => {
+        shapes.push(ctx.shape.join('x'));
+        for (let c = 0; c < C; c++) x[p * C + c] = -x[p * C + c];
+      });
+    const variants: Variant[] = [];
+    for (let l = 0; l < 2; l++) {
+      for (const p of [3, 10, T - 1]) variants.push({ layer: l, pos: p, hooks: [negate(l, p)] });
+      // A plain patch in the same pass as the hook functions.
+      variants.push({ layer: l, pos: 5, hooks: [patchFrom(`blocks.${l}.hook_resid_pre`, cleanRun.cache, { pos: 5 })] });
+    }
+    try {
+      const { values } = await runVariants(model, base, variants, metric, { shift: 0, scale: 1 }, base.metric);
+      expect(shapes.length).toBe(6);
+      expect(new Set(shapes)).toEqual(new Set([`1x${T}x${C}`]));
+      shapes.length = 0;
+      for (let i = 0; i < variants.length; i++) {
+        const r = await model.runWithHooks([corrupt], variants[i].hooks);
+        const want = metricCpu(metric, await r.logits.read(), 1, model.config.d_vocab)[0];
+        r.release();
+        expect(Math.abs(values[i] - want), `variant ${i}`).toBeLessThanOrEqual(1e-4);
+      }
+      // Negating moves the metric (the corrupted run's is near 0; the moves are 50x the
+      // tolerance): the comparison above is not between unchanged runs.
+      expect(Math.abs(values[0] - base.metric)).toBeGreaterThan(5e-3);
+      expect(Math.abs(values[6] - base.metric)).toBeGreaterThan(5e-3);
+    } finally {
+      cleanRun.release();
+      base.release();
+    }
   });
 
   it('bad requests name the problem', async () => {
