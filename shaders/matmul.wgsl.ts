@@ -25,6 +25,10 @@
  *       15-row forward wastes one row in 16 rather than half a 32-row tile. On lavapipe every
  *       storage-buffer load is a per-lane loop, so fewer loads per product is what counts.
  *       Dispatch: (ceil(N / 128), ceil(M / 8)).
+ *   v5 `matmul_v5`: v4 widened to 16 rows x 16 columns per invocation (64 vec4 accumulators;
+ *       per k step 16 A loads and 4 B vec4 loads feed 256 products, against v4's 8 and 2 for 64),
+ *       written out by `unrolledV5` below. Workgroup 16 x 1 -> a 16 x 256 tile of C, so a
+ *       15-row forward wastes one row in 16. Dispatch: (ceil(N / 256), ceil(M / 16)).
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
  * Variant `rows`: row m of A and of C is row `rows[m]` of its buffer (a table of M row indices),
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
@@ -44,7 +48,7 @@ export interface MatmulVariant {
   rows?: boolean;
 }
 
-export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4'] as const;
+export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4', 'matmul_v5'] as const;
 
 export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false }: MatmulVariant): string {
   return wgsl`
@@ -233,5 +237,44 @@ fn matmul_v4(@builtin(global_invocation_id) gid: vec3u) {
     }
   }
 }
+
+
+// v5's body, unrolled here in TypeScript: R rows and CV vec4 column groups per invocation.
+${unrolledV5()}
 `;
+}
+
+/** v5's register tile: rows of C per invocation, and vec4 column groups (4 columns each). */
+export const V5_ROWS = 16;
+export const V5_COL_VEC4S = 4;
+
+/**
+ * matmul_v5, written out: V5_ROWS x 4*V5_COL_VEC4S (16 x 16) outputs per invocation (64 vec4 accumulators), so each k step
+ * makes 16 A loads and 4 B vec4 loads for 256 products. Loops over rows and column groups are
+ * unrolled in the source and each row's offset is a named constant hoisted out of the K
+ * loop, so nothing rests on the compiler's unrolling.
+ */
+function unrolledV5(): string {
+  const R = V5_ROWS;
+  const CV = V5_COL_VEC4S;
+  const rows = [...Array(R).keys()];
+  const cols = [...Array(CV).keys()];
+  return `@compute @workgroup_size(16, 1)
+fn matmul_v5(@builtin(global_invocation_id) gid: vec3u) {
+  let n0 = gid.x * ${4 * CV}u;
+  let m0 = gid.y * ${R}u;
+  if (m0 >= p.M || n0 >= p.N) { return; }
+${cols.map((j) => `  var c${j}: array<vec4f, ${R}>; // rows m0 .. m0+${R - 1}, columns n0+${4 * j} .. n0+${4 * j + 3}`).join('\n')}
+  // Rows past M repeat row M-1 (a valid read; never stored): no bounds test inside the K loop.
+${rows.map((i) => `  let r${i} = p.a_off + rowOf(min(m0 + ${i}u, p.M - 1u)) * p.K;`).join('\n')}
+  for (var k = 0u; k < p.K; k++) {
+${cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n')}
+${rows.map((i) => `    { let a = vec4f(A[r${i} + k]);${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`).join('\n')}
+  }
+  for (var i = 0u; i < ${R}u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+${cols.map((j) => `      store(m0 + i, n0 + ${4 * j}u + j, c${j}[i][j]);`).join('\n')}
+    }
+  }
+}`;
 }

@@ -19,7 +19,7 @@ import { expectNear, gamma, U, type Tol } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3', 'v4'];
+const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3', 'v4', 'v5'];
 
 function matmulTol(K: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): Tol {
   return { abs: gamma(K + 1) * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };
@@ -78,6 +78,8 @@ const SHAPES: Array<[number, number, number]> = [
   [33, 65, 17], // one past a v2 tile (32) and a v1 tile (16 x 4) in M and N
   [37, 68, 29], // N a multiple of 4 but not of v3's 8 columns or 64-column tile: the vec4 path
   [5, 4, 3], // a single vec4 of columns
+  [19, 260, 13], // one row past v5's 16-row tile, one vec4 past its 256-column tile: vec4 path
+  [17, 257, 9], // the same past both tiles with N not a multiple of 4: scalar B path
 ];
 
 describe.each(VERSIONS)('matmul %s', (version) => {

@@ -2,17 +2,17 @@
  * Matmul kernels: y = x @ W + b (projections) and logits = x @ W_E^T (the unembedding).
  * Source and versions: `shaders/matmul.wgsl.ts`. CPU reference: `matmul.cpu.ts`.
  */
-import { matmulSource, type MatmulVariant } from '../../../shaders/matmul.wgsl.ts';
+import { V5_COL_VEC4S, V5_ROWS, matmulSource, type MatmulVariant } from '../../../shaders/matmul.wgsl.ts';
 import type { Gpu } from '../device.ts';
 import { Params, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
-export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4';
+export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4' | 'v5';
 /** The version the model runs (see the shader header for what each does). */
-export const MATMUL_VERSION: MatmulVersion = 'v4';
+export const MATMUL_VERSION: MatmulVersion = 'v5';
 
 /** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
-const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8] };
+const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8], v5: [16 * 4 * V5_COL_VEC4S, V5_ROWS] };
 
 export interface MatmulArgs {
   /** Output buffer and the element where row 0, column 0 of this product lands. */
