@@ -290,7 +290,7 @@ async function main() {
   const headPeak = gpu.pool.peakBytes;
 
   log('kernel rates: FMA peak and the matmul');
-  const kernels = await kernelRates(gpu);
+  const kernels = await kernelRates(gpu, soft);
 
   const result = {
     adapter: gpu.adapterName,

@@ -29,6 +29,12 @@
  *       per k step 16 A loads and 4 B vec4 loads feed 256 products, against v4's 8 and 2 for 64),
  *       written out by `unrolledV5` below. Workgroup 16 x 1 -> a 16 x 256 tile of C, so a
  *       15-row forward wastes one row in 16. Dispatch: (ceil(N / 256), ceil(M / 16)).
+ *   v6 `matmul_v6`: v5's tile and arithmetic, with the 16 A values of each k step loaded once per
+ *       subgroup instead of once per invocation: lane s loads rows s, s + S, ... and every
+ *       invocation takes row i from lane i % S with `subgroupBroadcast`, so on lavapipe (subgroup
+ *       size 8) a k step makes 2 A loads instead of 16. Bit-identical to v5. Needs the feature
+ *       'subgroups' and a fixed subgroup size dividing 16 (variant `subgroupSize`); the host runs
+ *       v5 otherwise. Dispatch as v5.
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
  * Variant `rows`: row m of A and of C is row `rows[m]` of its buffer (a table of M row indices),
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
@@ -46,12 +52,17 @@ export interface MatmulVariant {
   vec4B?: boolean;
   /** A and C rows go through a table of row indices (binding 5). */
   rows?: boolean;
+  /** v6 only: the device's fixed subgroup size, a divisor of 16 (needs the feature 'subgroups'). */
+  subgroupSize?: number;
 }
 
-export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4', 'matmul_v5'] as const;
+export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4', 'matmul_v5', 'matmul_v6'] as const;
 
-export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false }: MatmulVariant): string {
+export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false, subgroupSize = 0 }: MatmulVariant): string {
   return wgsl`
+#if ${subgroupSize > 0}
+enable subgroups;
+#endif
 #if ${f16B}
 enable f16;
 #endif
@@ -241,6 +252,10 @@ fn matmul_v4(@builtin(global_invocation_id) gid: vec3u) {
 
 // v5's body, unrolled here in TypeScript: R rows and CV vec4 column groups per invocation.
 ${unrolledV5()}
+
+#if ${subgroupSize > 0}
+${unrolledV6(subgroupSize)}
+#endif
 `;
 }
 
@@ -270,6 +285,44 @@ ${rows.map((i) => `  let r${i} = p.a_off + rowOf(min(m0 + ${i}u, p.M - 1u)) * p.
   for (var k = 0u; k < p.K; k++) {
 ${cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n')}
 ${rows.map((i) => `    { let a = vec4f(A[r${i} + k]);${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`).join('\n')}
+  }
+  for (var i = 0u; i < ${R}u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+${cols.map((j) => `      store(m0 + i, n0 + ${4 * j}u + j, c${j}[i][j]);`).join('\n')}
+    }
+  }
+}`;
+}
+
+/**
+ * matmul_v6: v5's tile, with each k step's 16 A values loaded once per subgroup rather than once
+ * per invocation: lane s loads rows s, s + S, ... (16 / S loads for subgroup size S) and every
+ * invocation takes row i from lane i % S with `subgroupBroadcast`. On lavapipe (S = 8) that is 2
+ * loads per k step instead of 16. Control flow stays uniform up to the broadcasts: the early
+ * return tests only the workgroup's rows (workgroup_id), and an invocation whose columns lie past
+ * N still runs the loop (its loads stay in bounds, its stores are skipped).
+ */
+function unrolledV6(S: number): string {
+  if (!S) return ''; // no subgroups: the variant has no v6 entry point
+  const R = V5_ROWS;
+  const CV = V5_COL_VEC4S;
+  const G = Math.min(S, R);
+  const Q = R / G;
+  const rows = [...Array(R).keys()];
+  const cols = [...Array(CV).keys()];
+  const qs = [...Array(Q).keys()];
+  return `@compute @workgroup_size(16, 1)
+fn matmul_v6(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let n0 = gid.x * ${4 * CV}u;
+  let m0 = wid.y * ${R}u;
+  if (m0 >= p.M) { return; }
+${cols.map((j) => `  var c${j}: array<vec4f, ${R}>; // rows m0 .. m0+${R - 1}, columns n0+${4 * j} .. n0+${4 * j + 3}`).join('\n')}
+  // This lane loads rows m0 + lane % ${G} + ${G} q of A (rows past M repeat row M-1, never stored).
+${qs.map((q) => `  let r${q} = p.a_off + rowOf(min(m0 + lane % ${G}u + ${G * q}u, p.M - 1u)) * p.K;`).join('\n')}
+  for (var k = 0u; k < p.K; k++) {
+${cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n')}
+${qs.map((q) => `    let s${q} = A[r${q} + k]; // row m0 + lane % ${G} + ${G * q}`).join('\n')}
+${rows.map((i) => `    { let a = vec4f(subgroupBroadcast(s${Math.floor(i / G)}, ${i % G}u));${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`).join('\n')}
   }
   for (var i = 0u; i < ${R}u; i++) {
     for (var j = 0u; j < 4u; j++) {

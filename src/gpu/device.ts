@@ -44,6 +44,12 @@ export class Gpu {
   lostReason: string | null = null;
   /** While set, every dispatch is timed (see profiler.ts). */
   profiler: Profiler | null = null;
+  /**
+   * The subgroup size where the device has 'subgroups' and the adapter fixes one size
+   * (subgroupMinSize == subgroupMaxSize: 8 on lavapipe with AVX2); null otherwise, and kernels
+   * that share loads across a subgroup fall back to their plain form.
+   */
+  subgroupSize: number | null = null;
 
   constructor(
     readonly device: GPUDevice,
@@ -152,7 +158,7 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
   };
-  const wanted: GPUFeatureName[] = (['shader-f16', 'timestamp-query'] as GPUFeatureName[]).filter((f) =>
+  const wanted: GPUFeatureName[] = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) =>
     adapter.features.has(f),
   );
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: wanted });
@@ -172,6 +178,8 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
   };
   const gpu = new Gpu(device, name, limits, new Set([...device.features]), host);
+  const sgMin = info?.subgroupMinSize;
+  if (device.features.has('subgroups') && sgMin && sgMin === info?.subgroupMaxSize) gpu.subgroupSize = sgMin;
   if (options.memoryBudgetBytes !== undefined) gpu.pool.budgetBytes = options.memoryBudgetBytes;
   return gpu;
 }

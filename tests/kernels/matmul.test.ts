@@ -1,5 +1,5 @@
 /**
- * matmul (v1, v2) against `matmulCpu`: odd shapes that are no multiple of any tile, the
+ * matmul (every version) against `matmulCpu`: odd shapes that are no multiple of any tile, the
  * M = 1 / N = 1 / K = 1 edges, with and without bias, B as [K, N] and transposed [N, K], and the
  * windowed form the chunked unembedding uses (aStart, outStart, ldc, colStart).
  *
@@ -11,7 +11,7 @@
  * ~5e-5: K-scaled, as a sum of K terms must be.
  */
 import { describe, it, expect } from 'vitest';
-import { matmul, type MatmulVersion } from '../../src/gpu/kernels/matmul.ts';
+import { matmul, matmulEntry, type MatmulVersion } from '../../src/gpu/kernels/matmul.ts';
 import { matmulCpu } from '../../src/gpu/kernels/matmul.cpu.ts';
 import { submitSteps, type Dispatch } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
@@ -19,7 +19,7 @@ import { expectNear, gamma, U, type Tol } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3', 'v4', 'v5'];
+const VERSIONS: MatmulVersion[] = ['v1', 'v2', 'v3', 'v4', 'v5', 'v6'];
 
 function matmulTol(K: number, a: Float32Array, b: Float32Array, bias: Float32Array | null): Tol {
   return { abs: gamma(K + 1) * (K * maxAbs(a) * maxAbs(b) + (bias ? maxAbs(bias) : 0)), rel: U };
@@ -194,6 +194,49 @@ describe.each(VERSIONS)('matmul %s', (version) => {
         expect(got.subarray(r * N, (r + 1) * N).every((v) => v === SENTINEL), `row ${r} is not in the table but was written`).toBe(true);
       }
       table.destroy();
+    }
+  });
+});
+
+describe('matmul v6 (A loads shared across a subgroup)', () => {
+  it('runs itself where the device has a fixed subgroup size dividing 16, else v5', () => {
+    const own = kh.gpu.subgroupSize;
+    const fits = own !== null && kh.gpu.features.has('subgroups') && 16 % own === 0;
+    expect(matmulEntry(kh.gpu, 'v6')).toBe(fits ? 'v6' : 'v5');
+    expect(matmulEntry(kh.gpu, 'v4')).toBe('v4');
+  });
+
+  it('is bit-identical to v5 (same products in the same order)', async () => {
+    const rng = mulberry32(5);
+    const M = 19, N = 260, K = 37;
+    const a = upload(uniform(rng, M * K), 'a');
+    const b = upload(uniform(rng, K * N), 'b');
+    const outs = (['v5', 'v6'] as const).map((v) => {
+      const out = empty(M * N, v);
+      submitSteps(kh.gpu, [matmul(kh.gpu, { out: out.buffer, a: a.buffer, b: b.buffer, M, N, K, label: v }, params, v)], v);
+      return out;
+    });
+    expect(await outs[1].read()).toEqual(await outs[0].read());
+  });
+
+  it('smaller subgroup sizes than the device\'s, and none at all (v5): odd shapes, plain, bias, transB', async () => {
+    // A size below the device's is still correct (lanes past it reload rows the first lanes
+    // hold), so the generator's other forms (16 / S loads per k step) run here too.
+    const own = kh.gpu.subgroupSize;
+    const sizes = own !== null ? [4, 1, null].filter((s) => s === null || s < own) : [null];
+    try {
+      for (const size of sizes) {
+        kh.gpu.subgroupSize = size;
+        expect(matmulEntry(kh.gpu, 'v6')).toBe(size === null ? 'v5' : 'v6');
+        for (const [M, N, K] of [[37, 53, 29], [19, 260, 13], [17, 257, 9]] as Array<[number, number, number]>) {
+          const cases = [false, true].flatMap((transB) => [false, true].map((bias) => ({ M, N, K, transB, bias })));
+          const prepared = cases.map((c, i) => prepare('v6', c, 7 * M + N + K + i));
+          submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul v6 sg ${size}`);
+          for (const p of prepared) await p.check();
+        }
+      }
+    } finally {
+      kh.gpu.subgroupSize = own;
     }
   });
 });

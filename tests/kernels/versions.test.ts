@@ -18,7 +18,8 @@ const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort
 
 /** Source arguments for each variant, for the families whose source takes flags. */
 const VARIANTS: Record<string, unknown[]> = {
-  'matmul.wgsl.ts': [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias }))),
+  // subgroupSize 8 (lavapipe's): matmul_v6 exists only where the device has subgroups.
+  'matmul.wgsl.ts': [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize: 8 }))),
 };
 
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */

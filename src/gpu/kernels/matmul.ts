@@ -7,12 +7,12 @@ import type { Gpu } from '../device.ts';
 import { Params, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
-export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4' | 'v5';
+export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4' | 'v5' | 'v6';
 /** The version the model runs (see the shader header for what each does). */
-export const MATMUL_VERSION: MatmulVersion = 'v5';
+export const MATMUL_VERSION: MatmulVersion = 'v6';
 
 /** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
-const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8], v5: [16 * 4 * V5_COL_VEC4S, V5_ROWS] };
+const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8], v5: [16 * 4 * V5_COL_VEC4S, V5_ROWS], v6: [16 * 4 * V5_COL_VEC4S, V5_ROWS] };
 
 export interface MatmulArgs {
   /** Output buffer and the element where row 0, column 0 of this product lands. */
@@ -39,6 +39,17 @@ export interface MatmulArgs {
   label: string;
 }
 
+/**
+ * The version that runs when `version` is asked for on this device. v6 shares A loads across a
+ * subgroup, so it needs a fixed subgroup size dividing its 16-wide workgroup (every subgroup
+ * full); without one it is v5, the same tile without subgroups.
+ */
+export function matmulEntry(gpu: Gpu, version: MatmulVersion = MATMUL_VERSION): MatmulVersion {
+  if (version !== 'v6') return version;
+  const sg = gpu.subgroupSize;
+  return sg !== null && sg <= 16 && 16 % sg === 0 ? 'v6' : 'v5';
+}
+
 /** Prepares one matmul dispatch; `params` collects its uniform buffer for the owner to destroy. */
 export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: MatmulVersion = MATMUL_VERSION): Dispatch {
   const { M, N, K } = args;
@@ -50,8 +61,10 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
   // B as vec4s where the layout allows (v3's fast path); any version reads it correctly.
   const vec4B = !args.transB && !args.f16B && N % 4 === 0 && bw.elemOffset % 4 === 0;
-  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B, rows: !!args.rows };
-  const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${version}`);
+  const entry = matmulEntry(gpu, version);
+  const subgroupSize = entry === 'v6' ? gpu.subgroupSize! : 0;
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B, rows: !!args.rows, subgroupSize };
+  const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${entry}`);
   const outStart = args.outStart ?? 0;
   // The output window spans M rows of stride ldc starting at column colStart.
   const cw = bindWindow(gpu, args.out, outStart, (spanRows - 1) * ldc + colStart + N, `${args.label} output`);
