@@ -264,6 +264,25 @@ export const V5_ROWS = 16;
 export const V5_COL_VEC4S = 4;
 
 /**
+ * What v5 and v6 write alike: the accumulators, one k step's B loads, row i's products with its
+ * A value `a` (a WGSL f32 expression), and the bounds-checked stores.
+ */
+function v5Tile(): { accumulators: string; loadB: string; row: (i: number, a: string) => string; store: string } {
+  const R = V5_ROWS;
+  const cols = [...Array(V5_COL_VEC4S).keys()];
+  return {
+    accumulators: cols.map((j) => `  var c${j}: array<vec4f, ${R}>; // rows m0 .. m0+${R - 1}, columns n0+${4 * j} .. n0+${4 * j + 3}`).join('\n'),
+    loadB: cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n'),
+    row: (i, a) => `    { let a = vec4f(${a});${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`,
+    store: `  for (var i = 0u; i < ${R}u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+${cols.map((j) => `      store(m0 + i, n0 + ${4 * j}u + j, c${j}[i][j]);`).join('\n')}
+    }
+  }`,
+  };
+}
+
+/**
  * matmul_v5, written out: V5_ROWS x 4*V5_COL_VEC4S (16 x 16) outputs per invocation (64 vec4 accumulators), so each k step
  * makes 16 A loads and 4 B vec4 loads for 256 products. Loops over rows and column groups are
  * unrolled in the source and each row's offset is a named constant hoisted out of the K
@@ -273,24 +292,20 @@ function unrolledV5(): string {
   const R = V5_ROWS;
   const CV = V5_COL_VEC4S;
   const rows = [...Array(R).keys()];
-  const cols = [...Array(CV).keys()];
+  const tile = v5Tile();
   return `@compute @workgroup_size(16, 1)
 fn matmul_v5(@builtin(global_invocation_id) gid: vec3u) {
   let n0 = gid.x * ${4 * CV}u;
   let m0 = gid.y * ${R}u;
   if (m0 >= p.M || n0 >= p.N) { return; }
-${cols.map((j) => `  var c${j}: array<vec4f, ${R}>; // rows m0 .. m0+${R - 1}, columns n0+${4 * j} .. n0+${4 * j + 3}`).join('\n')}
+${tile.accumulators}
   // Rows past M repeat row M-1 (a valid read; never stored): no bounds test inside the K loop.
 ${rows.map((i) => `  let r${i} = p.a_off + rowOf(min(m0 + ${i}u, p.M - 1u)) * p.K;`).join('\n')}
   for (var k = 0u; k < p.K; k++) {
-${cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n')}
-${rows.map((i) => `    { let a = vec4f(A[r${i} + k]);${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`).join('\n')}
+${tile.loadB}
+${rows.map((i) => tile.row(i, `A[r${i} + k]`)).join('\n')}
   }
-  for (var i = 0u; i < ${R}u; i++) {
-    for (var j = 0u; j < 4u; j++) {
-${cols.map((j) => `      store(m0 + i, n0 + ${4 * j}u + j, c${j}[i][j]);`).join('\n')}
-    }
-  }
+${tile.store}
 }`;
 }
 
@@ -309,25 +324,21 @@ function unrolledV6(S: number): string {
   const G = Math.min(S, R);
   const Q = R / G;
   const rows = [...Array(R).keys()];
-  const cols = [...Array(CV).keys()];
   const qs = [...Array(Q).keys()];
+  const tile = v5Tile();
   return `@compute @workgroup_size(16, 1)
 fn matmul_v6(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${4 * CV}u;
   let m0 = wid.y * ${R}u;
   if (m0 >= p.M) { return; }
-${cols.map((j) => `  var c${j}: array<vec4f, ${R}>; // rows m0 .. m0+${R - 1}, columns n0+${4 * j} .. n0+${4 * j + 3}`).join('\n')}
+${tile.accumulators}
   // This lane loads rows m0 + lane % ${G} + ${G} q of A (rows past M repeat row M-1, never stored).
 ${qs.map((q) => `  let r${q} = p.a_off + rowOf(min(m0 + lane % ${G}u + ${G * q}u, p.M - 1u)) * p.K;`).join('\n')}
   for (var k = 0u; k < p.K; k++) {
-${cols.map((j) => `    let b${j} = loadB4(k, n0 + ${4 * j}u);`).join('\n')}
+${tile.loadB}
 ${qs.map((q) => `    let s${q} = A[r${q} + k]; // row m0 + lane % ${G} + ${G * q}`).join('\n')}
-${rows.map((i) => `    { let a = vec4f(subgroupBroadcast(s${Math.floor(i / G)}, ${i % G}u));${cols.map((j) => ` c${j}[${i}] = fma(a, b${j}, c${j}[${i}]);`).join('')} }`).join('\n')}
+${rows.map((i) => tile.row(i, `subgroupBroadcast(s${Math.floor(i / G)}, ${i % G}u)`)).join('\n')}
   }
-  for (var i = 0u; i < ${R}u; i++) {
-    for (var j = 0u; j < 4u; j++) {
-${cols.map((j) => `      store(m0 + i, n0 + ${4 * j}u + j, c${j}[i][j]);`).join('\n')}
-    }
-  }
+${tile.store}
 }`;
 }
