@@ -1,7 +1,8 @@
 /**
  * `?hub=URL` replaces the Hugging Face Hub host of this page's `<pb-model>` (a mirror, or a test
  * serving files locally). It must run before the components are defined, so that the model's
- * first load already uses it: main.ts imports this module first.
+ * first load already uses it: the pages' main.ts import this module statically and the
+ * components dynamically, once it has run.
  */
 const hub = new URLSearchParams(location.search).get('hub');
 if (hub) {

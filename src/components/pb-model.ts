@@ -120,6 +120,7 @@ export class PbModel extends LitElement {
     s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0 }, fromCache: false });
     try {
       const gpu = await pageGpu();
+      if (this.loading !== src + this.models + this.hub) return; // superseded before it fetched anything
       const url = resolveModelUrl(src, this.models, this.hub, document.baseURI);
       const source = cachedUrlModelSource(url);
       const done = new Map<string, { loaded: number; total: number }>();

@@ -156,6 +156,21 @@ export async function recordingContext(
   return { context, problems };
 }
 
+/**
+ * Holds back by `ms` every script from `origin` whose text contains `marker`. A page that needs
+ * such a script to run before another one, and has that order only by luck of timing (say, two
+ * chunks that a bundler emitted as separate module scripts), then shows it every time.
+ */
+export async function holdBackScripts(context: BrowserContext, origin: string, marker: string, ms: number): Promise<void> {
+  await context.route(/\.js(\?|$)/, async (route) => {
+    if (!route.request().url().startsWith(origin + '/')) return route.fallback(); // aborted and recorded
+    const response = await route.fetch();
+    const body = await response.text();
+    if (body.includes(marker)) await new Promise((ok) => setTimeout(ok, ms));
+    return route.fulfill({ response, body });
+  });
+}
+
 function watch(page: Page, problems: PageProblems): void {
   page.on('console', (msg) => {
     const text = msg.text();

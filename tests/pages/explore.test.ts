@@ -129,6 +129,8 @@ async function expectModelShown(name: string): Promise<Shown> {
   const probs = h.probs!;
   const pMax = probs.reduce((a, b) => Math.max(a, b), 0);
   const deadline = performance.now() + TIMEOUT;
+  // The page defines its components once ?hub= is applied, after the load event: wait for them.
+  await page.waitForFunction(() => ['pb-model', 'pb-prompt', 'pb-top-tokens', 'pb-attention', 'pb-logit-lens'].every((f) => document.querySelector(f)?.shadowRoot), undefined, { timeout: TIMEOUT });
   let s = await shown(page);
   while (!(s.name === name && s.sessionStatus === 'ready' && !s.busy && s.top.length && close(s.top[0].p, pMax) && s.lensRows === h.layers + 1 && s.attentionCells)) {
     if (s.sessionStatus === 'error' || s.errors.length || performance.now() > deadline) break;
