@@ -156,6 +156,9 @@ export async function recordingContext(
   return { context, problems };
 }
 
+/** Text of demos/ioi/hub.ts that survives minifying: marks the built script that applies ?hub=. */
+export const HUB_SCRIPT_MARKER = 'ignoring ?hub=';
+
 /**
  * Holds back by `ms` every script from `origin` whose text contains `marker`. A page that needs
  * such a script to run before another one, and has that order only by luck of timing (say, two

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { ROOT, launchChromium } from '../helpers/browser.ts';
-import { holdBackScripts, recordingContext, startStaticServer, unexpectedErrors, type StaticServer } from '../helpers/pages.ts';
+import { HUB_SCRIPT_MARKER, holdBackScripts, recordingContext, startStaticServer, unexpectedErrors, type StaticServer } from '../helpers/pages.ts';
 import { writeRandomGpt2Hub } from '../helpers/random-gpt2-hub.ts';
 
 const DIST = join(ROOT, 'dist');
@@ -111,7 +111,7 @@ test('every page runs under its Content-Security-Policy, with no errors and no r
   for (const p of pages) {
     const { context, problems } = await recordingContext(browser, server.origin);
     // The script that applies ?hub= arrives late: the page must wait for it, not win a race.
-    if (p.path.includes('hub=')) await holdBackScripts(context, server.origin, 'ignoring ?hub=', 1500);
+    if (p.path.includes('hub=')) await holdBackScripts(context, server.origin, HUB_SCRIPT_MARKER, 1500);
     const page = await context.newPage();
     await page.goto(server.origin + p.path);
     const csp = await page.evaluate(() => document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content') ?? '');

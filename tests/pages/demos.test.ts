@@ -19,14 +19,12 @@ import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { blobModelSource } from '../../src/model/source.ts';
 import { ROOT, launchChromium } from '../helpers/browser.ts';
-import { deepCount, holdBackScripts, recordingContext, startStaticServer, unexpectedErrors, type PageProblems, type StaticServer, buildSiteInto } from '../helpers/pages.ts';
+import { HUB_SCRIPT_MARKER, deepCount, holdBackScripts, recordingContext, startStaticServer, unexpectedErrors, type PageProblems, type StaticServer, buildSiteInto } from '../helpers/pages.ts';
 import { referenceLogitDiff, writeRandomGpt2Hub } from '../helpers/random-gpt2-hub.ts';
 
 const HUB_PATH = '/openai-community/gpt2/resolve/main/';
 // The fixture README's tokenization of the IOI prompt; " Mary" 5335, " John" 1757.
 const IOI_IDS = [2215, 5335, 290, 1757, 1816, 284, 262, 3650, 11, 1757, 2921, 257, 4144, 284];
-// Text of demos/ioi/hub.ts that survives minifying: marks the script that applies ?hub=.
-const HUB_MARKER = 'ignoring ?hub=';
 const WAIT = { timeout: 90_000, polling: 100 };
 const SHOTS = join(ROOT, 'test-results', 'pages');
 
@@ -162,7 +160,7 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
     problems = rec.problems;
     // The code that applies ?hub= arrives late: the model must still make its first request to
     // the test's Hub, never to huggingface.co (the components wait for it, not for the timing).
-    await holdBackScripts(rec.context, server.origin, HUB_MARKER, 1500);
+    await holdBackScripts(rec.context, server.origin, HUB_SCRIPT_MARKER, 1500);
     page = await rec.context.newPage();
     await page.goto(`${server.origin}/demos/ioi/?hub=${encodeURIComponent(server.origin)}`);
     await page.waitForFunction(() => document.querySelector('pb-head-grid')?.shadowRoot?.querySelector('.unablated')?.getAttribute('data-value'), undefined, WAIT);
