@@ -190,3 +190,6 @@ export class GpuMetric {
     for (const p of this.params) p.destroy();
   }
 }
+
+/** The metric's terms (kind, position, token, coefficient): what the backward differentiates. */
+export { terms as metricTerms };
