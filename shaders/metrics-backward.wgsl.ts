@@ -11,7 +11,10 @@
  * probability, and A = sum over log-probability and probability terms of coef_t w_t.
  * logits: [rows, V] (rows = B x P, P the positions the metric reads) from `l_off`; dlogits:
  * [rows, ldo] from `o_off`, ldo >= V, columns V .. ldo-1 written 0 (a padded gradient whose rows
- * the matmul backward reads as vec4).
+ * the matmul backward reads as vec4). Each term applies to one batch row or (row = ALL_ROWS) to
+ * every row, so rows may carry metrics of their own (each prompt's own next tokens for a loss).
+ * The kernel also writes the metric's value per logits row, value[row] = sum_t coef_t term_t
+ * (before the affine), which the host sums over a batch row's positions.
  *
  * Versions: v1 `metric_backward_v1`, one workgroup of WG per logits row: invocation 0 collects
  * the row's terms (at most MAX_TERMS per position) while all take the strided max and sum of exp
@@ -22,8 +25,12 @@ import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export const METRICS_BACKWARD_VERSIONS = ['metric_backward_v1'] as const;
 
-/** Most metric terms at one position (a logit difference has 2; every kind here at most 2). */
+/** Most metric terms at one (batch row, position) (a logit difference has 2; every kind here at most 2). */
 export const MAX_TERMS_PER_POSITION = 16;
+
+/** Words per term (must match `Term`), and the row value meaning "every batch row". */
+export const BACKWARD_TERM_WORDS = 8;
+export const ALL_ROWS = 0xffffffff;
 
 export function metricsBackwardSource(): string {
   return wgsl`
@@ -34,18 +41,21 @@ struct Params {
   row0: u32,  // first row of this dispatch (a block of rows that fits one binding)
 }
 
-struct Term { i: u32, tok: u32, kind: u32, coef: f32 }
+struct Term { row: u32, i: u32, tok: u32, kind: u32, coef: f32, pad0: u32, pad1: u32, pad2: u32 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
 @group(0) @binding(2) var<storage, read> terms: array<Term>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+@group(0) @binding(4) var<storage, read_write> values: array<f32>; // [rows]
 
 const MAX_TERMS = ${MAX_TERMS_PER_POSITION}u;
 override WG: u32 = 64u;
 var<workgroup> red: array<f32, 256>; // >= the largest WG the host may choose
 var<workgroup> tok: array<u32, ${MAX_TERMS_PER_POSITION}>;
 var<workgroup> info: vec2u; // (terms at this row kept, any log-probability or probability term)
+
+fn applies(term: Term, b: u32, i: u32) -> bool { return term.i == i && (term.row == ${ALL_ROWS}u || term.row == b); }
 
 fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
   red[lid] = v;
@@ -66,13 +76,14 @@ fn metric_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
   let row = prm.row0 + local;
   let live = row < prm.rows; // no early return: every invocation reaches the barriers
   let i = row % prm.P;
+  let b = row / prm.P;
   let base = prm.l_off + local * prm.V;
   if (lid == 0u) {
     var n = 0u;
     var soft = 0u;
     for (var t = 0u; t < prm.n_terms; t++) {
       let term = terms[t];
-      if (term.i != i || n >= MAX_TERMS) { continue; }
+      if (!applies(term, b, i) || n >= MAX_TERMS) { continue; }
       tok[n] = term.tok;
       if (term.kind >= 1u) { soft = 1u; }
       n++;
@@ -94,20 +105,25 @@ fn metric_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
     lse = mx + log(reduce(lid, acc, false));
   }
   if (!live) { return; }
-  // w_t and A: a probability term's weight is coef p_tok.
+  // w_t and A: a probability term's weight is coef p_tok. And the row's value.
   var A = 0.0;
+  var val = 0.0;
   var w: array<f32, ${MAX_TERMS_PER_POSITION}>;
   var t = 0u;
   for (var tt = 0u; tt < prm.n_terms; tt++) {
     let term = terms[tt];
-    if (term.i != i) { continue; }
+    if (!applies(term, b, i)) { continue; }
     if (t >= n) { break; }
     var wt = term.coef;
-    if (term.kind == 2u) { wt = wt * exp(logits[base + term.tok] - lse); }
+    var x = logits[base + term.tok];
+    if (term.kind >= 1u) { x = x - lse; }
+    if (term.kind == 2u) { x = exp(x); wt = wt * x; }
+    val += term.coef * x;
     if (term.kind >= 1u) { A += wt; }
     w[t] = wt;
     t++;
   }
+  if (lid == 0u) { values[row] = val; }
   let ob = prm.o_off + local * prm.ldo;
   for (var v = lid; v < prm.ldo; v += WG) {
     if (v >= prm.V) { dlogits[ob + v] = 0.0; continue; }

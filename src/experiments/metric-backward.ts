@@ -8,8 +8,8 @@ import type { Gpu } from '../gpu/device.ts';
 import { Params, grid1d, type Dispatch } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { bindWindow } from '../gpu/window.ts';
-import { MAX_TERMS_PER_POSITION, metricsBackwardSource } from '../../shaders/metrics-backward.wgsl.ts';
-import { TERM_KIND, TERM_WORDS } from '../../shaders/metrics.wgsl.ts';
+import { ALL_ROWS, BACKWARD_TERM_WORDS, MAX_TERMS_PER_POSITION, metricsBackwardSource } from '../../shaders/metrics-backward.wgsl.ts';
+import { TERM_KIND } from '../../shaders/metrics.wgsl.ts';
 import { metricTerms, type Affine, type Metric } from './metric.ts';
 
 /** Invocations per logits row: 64, as the forward metric's log-sum-exp. */
@@ -30,21 +30,33 @@ export interface MetricBackwardArgs {
   affine?: Affine;
 }
 
-/** The dispatches that write d(sum_b metric_b)/d logits; `release` after the run. */
+/**
+ * The dispatches that write d(sum_b metric_b)/d logits, and each logits row's metric terms
+ * (`values`, [B, P]: `rowValues()` sums a batch row's); `release` after the run. `m` is one metric
+ * for every batch row or one per row (a loss predicts each row's own next tokens).
+ */
 export class GpuMetricBackward {
   readonly dispatches: Dispatch[] = [];
+  /** [B, P] each logits row's sum of its terms (before the affine). */
+  readonly values: Tensor;
   private readonly temps: Tensor[] = [];
   private readonly params: Params[] = [];
 
-  constructor(gpu: Gpu, m: Metric, a: MetricBackwardArgs) {
+  constructor(
+    gpu: Gpu,
+    m: Metric | readonly Metric[],
+    private readonly a: MetricBackwardArgs,
+  ) {
     const P = a.positions.length;
     const rows = a.B * P;
     const ldo = a.ldo ?? a.V;
-    const ts = metricTerms(m);
-    const perPos = new Map<number, number>();
-    for (const t of ts) perPos.set(t.pos, (perPos.get(t.pos) ?? 0) + 1);
+    if (Array.isArray(m) && m.length !== a.B) throw new Error(`${m.length} metrics for a batch of ${a.B} rows; give one, or one per row`);
+    const perRow: Array<[number, Metric]> = Array.isArray(m) ? m.map((x, b) => [b, x]) : [[ALL_ROWS, m as Metric]];
+    const ts = perRow.flatMap(([row, x]) => metricTerms(x).map((t) => ({ ...t, row })));
+    const perPos = new Map<string, number>();
+    for (const t of ts) perPos.set(`${t.row}:${t.pos}`, (perPos.get(`${t.row}:${t.pos}`) ?? 0) + 1);
     if (Math.max(...perPos.values()) > MAX_TERMS_PER_POSITION) throw new Error(`a metric with more than ${MAX_TERMS_PER_POSITION} terms at one position cannot be differentiated`);
-    const table = new Uint32Array(ts.length * TERM_WORDS);
+    const table = new Uint32Array(ts.length * BACKWARD_TERM_WORDS);
     const f = new Float32Array(table.buffer);
     ts.forEach((t, i) => {
       const at = a.positions.indexOf(t.pos);
@@ -52,10 +64,11 @@ export class GpuMetricBackward {
       const col = a.columns ? a.columns.indexOf(t.token) : t.token;
       if (col < 0) throw new Error(`metric token ${t.token} is not among the computed logit columns`);
       if (a.columns && t.kind !== 'logit') throw new Error('a log-probability metric needs whole logit rows, not a few columns');
-      table.set([at, col, TERM_KIND[t.kind]], i * TERM_WORDS);
-      f[i * TERM_WORDS + 3] = t.coef;
+      table.set([t.row, at, col, TERM_KIND[t.kind]], i * BACKWARD_TERM_WORDS);
+      f[i * BACKWARD_TERM_WORDS + 4] = t.coef;
     });
     const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric backward terms');
+    this.values = Tensor.empty(gpu, [a.B, P], 'metric values');
     this.temps.push(termsT);
     const pipeline = gpu.pipelines.get('metrics-backward', metricsBackwardSource(), 'metric_backward_v1', { WG });
     // Rows in blocks whose logits and gradient windows each fit one binding.
@@ -75,14 +88,27 @@ export class GpuMetricBackward {
           { binding: 1, resource: lw.binding },
           { binding: 2, resource: { buffer: termsT.buffer, offset: 0, size: table.byteLength } },
           { binding: 3, resource: ow.binding },
+          { binding: 4, resource: { buffer: this.values.buffer, offset: 0, size: rows * 4 } },
         ],
       });
       this.dispatches.push({ kind: 'dispatch', label: `metric backward rows ${r0}+${n}`, pipeline, bindGroup, workgroups: grid1d(gpu, n, 1) });
     }
   }
 
+  /** Each batch row's metric (after the affine), read back: one number per row. */
+  async rowValues(): Promise<Float64Array> {
+    const v = await this.values.read();
+    const P = this.a.positions.length;
+    const { shift, scale } = this.a.affine ?? { shift: 0, scale: 1 };
+    return Float64Array.from({ length: this.a.B }, (_, b) => {
+      let s = 0;
+      for (let i = 0; i < P; i++) s += v[b * P + i];
+      return (s - shift) * scale;
+    });
+  }
+
   release(): void {
-    for (const t of this.temps) t.release();
+    for (const t of [...this.temps, this.values]) t.release();
     for (const p of this.params) p.destroy();
   }
 }
@@ -91,12 +117,19 @@ export class GpuMetricBackward {
  * d(sum over rows of the metric, after `affine`) / d logits in float64; logits [rows, P, V] at
  * `positions` (default: every position of a [rows, T, V] tensor). Returns [rows, P, V].
  */
-export function metricBackwardCpu(m: Metric, logits: ArrayLike<number>, rows: number, V: number, positions?: readonly number[], affine: Affine = { shift: 0, scale: 1 }): Float64Array {
+export function metricBackwardCpu(
+  m: Metric | readonly Metric[],
+  logits: ArrayLike<number>,
+  rows: number,
+  V: number,
+  positions?: readonly number[],
+  affine: Affine = { shift: 0, scale: 1 },
+): Float64Array {
   const P = logits.length / (rows * V);
   const out = new Float64Array(logits.length);
   const index = (pos: number) => (positions ? positions.indexOf(pos) : pos);
   for (let b = 0; b < rows; b++) {
-    for (const t of metricTerms(m)) {
+    for (const t of metricTerms(Array.isArray(m) ? m[b] : (m as Metric))) {
       const base = (b * P + index(t.pos)) * V;
       if (t.kind === 'logit') {
         out[base + t.token] += t.coef * affine.scale;

@@ -16,6 +16,9 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import { GradState, runWithGrad, type GradOptions, type GradResult } from './grad-run.ts';
+import type { Metric } from '../experiments/metric.ts';
+import type { WeightGradients } from './weight-grads.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -202,10 +205,37 @@ export class Model {
     return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
+  /**
+   * One forward and one backward (`grad-run.ts`): the gradient of the sum over rows of each
+   * row's metric (one metric, or one per row) with respect to every hook point's activation, and
+   * with `weights` to every weight. Interventions apply in the forward and the gradient flows
+   * through the intervened graph. Taken in call order with the model's other runs.
+   */
+  runWithGrad(tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
+    const result = this.queue.then(() => {
+      if (this.destroyed) throw new Error('this model was destroyed');
+      return runWithGrad({ gpu: this.gpu, config: this.config, weights: this.weights, dummy: this.dummy, state: this.gradState }, tokens, metric, options);
+    });
+    this.queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** The weight gradients of the last `runWithGrad` with `weights` (null before one, or once released). */
+  get weightGrads(): WeightGradients | null {
+    const w = this.gradState.weightGrads;
+    return w && !w.isReleased ? w : null;
+  }
+
+  private readonly gradState = new GradState();
+
   /** Frees the weights and every plan. */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.gradState.destroy();
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.weights.destroy();

@@ -57,6 +57,10 @@ describe.each(METRICS)('%s backward on the GPU', (_, m) => {
     const mb = new GpuMetricBackward(kh.gpu, m, { logits: upload(logits, 'logits').buffer, B, positions, V, dlogits: out.buffer, ldo, affine });
     submitSteps(kh.gpu, mb.dispatches, 'metric backward');
     const got = await out.read();
+    // The row values the kernel also writes are the forward metric's.
+    const values = await mb.rowValues();
+    const refValues = metricCpu(m, logits, B, V, positions);
+    refValues.forEach((v, b) => expect(Math.abs(values[b] - (v - affine.shift) * affine.scale)).toBeLessThan(1e-4 * Math.max(1, Math.abs(v))));
     mb.release();
     const ref = metricBackwardCpu(m, logits, B, V, positions, affine);
     const unpadded = Float32Array.from({ length: B * P * V }, (_, i) => got[Math.floor(i / V) * ldo + (i % V)]);
@@ -90,6 +94,26 @@ describe('metric backward in row blocks (a 16 KiB binding limit)', () => {
     expect(mb.dispatches).toHaveLength(3);
     submitSteps(small.gpu, mb.dispatches, 'metric backward');
     expectNear('blocked dlogits', await out.read(), metricBackwardCpu(m, logits, B, V, positions), { abs: gamma(V) + 250 * U, rel: 4 * U });
+    mb.release();
+  });
+});
+
+describe('a metric per batch row', () => {
+  it('each row its own loss (its own next tokens)', async () => {
+    const [B, V] = [2, 101];
+    const rows = [tokens, [7, 7, 0, 3, 99, 1, 2, 5]];
+    const ms = rows.map((t) => lossMetric(t, 1, 7));
+    const positions = metricPositions(ms[0]);
+    const logits = uniform(mulberry32(12), B * positions.length * V, -5, 5);
+    const out = empty(B * positions.length * V, 'dlogits');
+    const mb = new GpuMetricBackward(kh.gpu, ms, { logits: upload(logits, 'logits').buffer, B, positions, V, dlogits: out.buffer });
+    submitSteps(kh.gpu, mb.dispatches, 'metric backward');
+    expectNear('per-row dlogits', await out.read(), metricBackwardCpu(ms, logits, B, V, positions), { abs: gamma(V) + 250 * U, rel: 4 * U });
+    const values = await mb.rowValues();
+    ms.forEach((m, b) => {
+      const ref = metricCpu(m, logits.subarray(b * positions.length * V, (b + 1) * positions.length * V), 1, V, positions)[0];
+      expect(Math.abs(values[b] - ref)).toBeLessThan(1e-4 * Math.max(1, Math.abs(ref)));
+    });
     mb.release();
   });
 });

@@ -1,0 +1,433 @@
+/**
+ * The backward pass: `forward.ts` read bottom to top, for one shape.
+ *
+ * `buildBackward` takes a forward plan (a full pass: every row from position 0) and returns the
+ * steps of its backward: the metric's logits gradient, then each op's backward kernel in reverse
+ * order, interleaved with gradient sites that carry the forward's hook names. At a gradient site
+ * the gradient of that activation is complete: a run may copy it into a gradient cache there,
+ * and the forward's interventions at that hook act on it before it flows upstream, as PyTorch's
+ * autograd would (a zero-ablated or patched activation passes no gradient to what it replaced,
+ * a scaled one passes the scaled gradient; see `grad-run.ts`).
+ *
+ * What the backward reads (each norm's normalized input and scale, q/k/v or their rotated forms,
+ * the pattern, z, the MLP's pre- and post-activations) is copied out of the forward at its site.
+ * Memory is a choice per plan (`memory`):
+ *   keep       one saved copy per layer, taken during the forward;
+ *   recompute  only each layer's resid_pre is saved; just before a layer's backward, that layer's
+ *              forward steps are replayed (with the run's interventions) from it into one shared
+ *              set of saved buffers (activation checkpointing: one more forward's work).
+ * Gradient buffers are scratch shared by all layers, as the forward's activations are.
+ *
+ * Weight gradients (optional) go into a `WeightGradients` store in the forward's layouts; the
+ * tied embedding gets the unembedding's share first, then the embedding's added to it. Every
+ * reduction runs in a fixed order, so two runs give the same bits.
+ *
+ * Adding an op family to the forward (q/k norms, post-norms, softcaps, sliding windows) means
+ * adding its backward kernel and its steps here, at the mirrored place.
+ */
+import type { Gpu } from '../gpu/device.ts';
+import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
+import type { RowChunk } from '../gpu/chunked.ts';
+import { sizeClass } from '../gpu/pool.ts';
+import { gather } from '../gpu/kernels/embed.ts';
+import { biasGrad, matmulDw, matmulDx } from '../gpu/kernels/matmul-backward.ts';
+import { normGainBackward, normInputGrad, normParamGrad, normScaleGrad } from '../gpu/kernels/layernorm-backward.ts';
+import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward } from '../gpu/kernels/attention-backward.ts';
+import { rotaryBackward } from '../gpu/kernels/rotary-backward.ts';
+import { activationBackward } from '../gpu/kernels/activation-backward.ts';
+import { scatterAdd, writeScatterIndex, type ScatterIndex } from '../gpu/kernels/embed-backward.ts';
+import { fill } from '../gpu/kernels/grad-accumulate.ts';
+import type { ModelConfig } from './config.ts';
+import type { GpuWeights } from './gpu-weights.ts';
+import type { ForwardPlan } from './forward.ts';
+import type { WeightGradients } from './weight-grads.ts';
+
+/** A point of the backward where the gradient of a hook point's activation is complete. */
+export interface GradSite {
+  kind: 'grad-site';
+  name: string;
+  buffer: GPUBuffer;
+  shape: number[];
+  pos0: number;
+}
+
+/** Recompute layer `layer`'s forward from its saved resid_pre (memory: 'recompute'). */
+export interface Replay {
+  kind: 'replay';
+  layer: number;
+}
+
+export type BackwardStep = Dispatch | Copy | GradSite | Replay;
+
+export type MemoryMode = 'keep' | 'recompute';
+
+export interface BackwardOptions {
+  /** Hold every hook_pattern constant: no gradient through the softmax to scores, q and k. */
+  detachPattern?: boolean;
+  /** Hold every norm's hook_scale constant (the linearized norm circuit-tracer uses). */
+  detachScale?: boolean;
+  /** Write weight gradients here (none when absent). */
+  weightGrads?: WeightGradients | null;
+  /** Add into the weight gradients instead of overwriting them. */
+  accumulate?: boolean;
+  memory: MemoryMode;
+}
+
+export interface BackwardPlan {
+  batch: number;
+  pos: number;
+  memory: MemoryMode;
+  steps: BackwardStep[];
+  /** Every gradient site, by hook name. */
+  gradSites: Map<string, GradSite>;
+  /** Forward sites to copy during the forward: name -> destination. */
+  forwardSaves: Map<string, GPUBuffer>;
+  /** Per layer (recompute): that layer's sites to copy during its replay. */
+  replaySaves: Map<string, GPUBuffer>;
+  /** Per layer (recompute): its saved resid_pre. */
+  savedResid: GPUBuffer[];
+  /** [batch * positions, ldo] the metric's logits gradient (the backward's first input). */
+  dlogits: GPUBuffer;
+  ldo: number;
+  positions: number[];
+  /** Writes the per-run token index (the embedding scatter's). */
+  setTokens(flat: Uint32Array): void;
+  /** Bytes: activations saved for the backward, and gradient scratch. */
+  bytes: { saved: number; scratch: number };
+  destroy(): void;
+}
+
+const pad4 = (n: number) => Math.ceil(n / 4) * 4;
+
+/** Per-layer sites the backward reads (relative to `blocks.L.`). */
+export function savedSites(cfg: ModelConfig): string[] {
+  const rot = cfg.positional === 'rotary';
+  return [
+    'ln1.hook_normalized',
+    'ln1.hook_scale',
+    rot ? 'attn.hook_rot_q' : 'attn.hook_q',
+    rot ? 'attn.hook_rot_k' : 'attn.hook_k',
+    'attn.hook_v',
+    'attn.hook_pattern',
+    'attn.hook_z',
+    'ln2.hook_normalized',
+    'ln2.hook_scale',
+    'mlp.hook_pre',
+    ...(cfg.gated_mlp ? ['mlp.hook_pre_linear'] : []),
+    'mlp.hook_post',
+  ];
+}
+
+/** Floats of each saved site of one layer. */
+function savedFloats(cfg: ModelConfig, B: number, T: number): Record<string, number> {
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M } = cfg;
+  const BT = B * T;
+  const f: Record<string, number> = {};
+  for (const s of savedSites(cfg)) {
+    if (s.endsWith('hook_scale')) f[s] = BT;
+    else if (s.endsWith('hook_normalized')) f[s] = BT * C;
+    else if (/hook_(rot_)?q$|hook_z$/.test(s)) f[s] = BT * H * dh;
+    else if (/hook_(rot_)?k$|hook_v$/.test(s)) f[s] = BT * Hkv * dh;
+    else if (s.endsWith('hook_pattern')) f[s] = B * H * T * T;
+    else f[s] = BT * M; // the MLP's pre, pre_linear, post
+  }
+  return f;
+}
+
+/** The backward's gradient scratch, in floats (shapes in the comments); shared by every layer. */
+function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<string, number> {
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
+  const BT = B * T;
+  const select = P !== T;
+  const rot = cfg.positional === 'rotary';
+  return {
+    dlogits: B * P * pad4(V), // [B, P, V padded to 4] the metric's gradient
+    ySel: select ? B * P * C : 0, // [B, P, C] ln_final's output at the metric's positions
+    gYSel: select ? B * P * C : 0, // [B, P, C]
+    sel: select ? B * P : 0, // [B, P] u32 rows of [B, T] the metric reads
+    resid: BT * C, // [B, T, C] the residual stream's gradient, layer by layer
+    normOut: BT * C, // [B, T, C] a norm's output gradient (ln_final: unembed.hook_in)
+    normalized: BT * C, // [B, T, C] hook_normalized's gradient
+    scale: BT, // [B, T, 1] hook_scale's gradient
+    mlpOut: BT * C, // [B, T, C]
+    post: BT * M, // [B, T, d_mlp]
+    pre: BT * M, // [B, T, d_mlp]
+    preLinear: cfg.gated_mlp ? BT * M : 0, // [B, T, d_mlp]
+    attnOut: BT * C, // [B, T, C]
+    z: BT * H * dh, // [B, T, H, dh]
+    pattern: B * H * T * T, // [B, H, T, T]
+    scores: B * H * T * T, // [B, H, T, T]
+    q: BT * H * dh, // [B, T, H, dh]
+    k: BT * Hkv * dh, // [B, T, Hkv, dh]
+    v: BT * Hkv * dh, // [B, T, Hkv, dh]
+    rotQ: rot ? BT * H * dh : 0, // [B, T, H, dh]
+    rotK: rot ? BT * Hkv * dh : 0, // [B, T, Hkv, dh]
+    embed: cfg.positional === 'learned' ? BT * C : 0, // [B, T, C] hook_embed's (resid_pre 0's, apart)
+    posEmbed: cfg.positional === 'learned' ? BT * C : 0, // [B, T, C]
+    // Scatter indexes (u32): token ids and positions of [B, T], and the selected rows.
+    idxUniq: BT,
+    idxOffsets: BT + 2,
+    idxOrder: BT,
+    posUniq: cfg.positional === 'learned' ? BT : 0,
+    posOffsets: cfg.positional === 'learned' ? BT + 2 : 0,
+    posOrder: cfg.positional === 'learned' ? BT : 0,
+    selUniq: select ? B * P : 0,
+    selOffsets: select ? B * P + 2 : 0,
+    selOrder: select ? B * P : 0,
+  };
+}
+
+/** Bytes a backward of this shape holds (pool size classes), by part. */
+export function backwardBytes(cfg: ModelConfig, B: number, T: number, P: number, memory: MemoryMode): { saved: number; scratch: number } {
+  const cls = (f: number) => (f ? sizeClass(f * 4) : 0);
+  const scratch = Object.values(gradSizes(cfg, B, T, P)).reduce((n, f) => n + cls(f), 0);
+  const layer = Object.values(savedFloats(cfg, B, T)).reduce((n, f) => n + cls(f), 0);
+  const final = cls(B * T * cfg.d_model) + cls(B * T);
+  const saved = memory === 'keep' ? cfg.n_layers * layer + final : layer + cfg.n_layers * cls(B * T * cfg.d_model) + final;
+  return { saved, scratch };
+}
+
+export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: ForwardPlan, o: BackwardOptions): BackwardPlan {
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
+  if (fwd.fromLayer !== 0 || fwd.fromPos !== 0) throw new Error('a backward needs a full forward (from layer 0, position 0)');
+  const B = fwd.batch;
+  const T = fwd.pos;
+  const BT = B * T;
+  const HD = H * dh;
+  const KD = Hkv * dh;
+  const positions = fwd.logitPositions;
+  const P = positions.length;
+  const select = P !== T;
+  const ldo = pad4(V);
+  const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
+  const wg = o.weightGrads ?? null;
+  const acc = !!o.accumulate;
+  const params: Params[] = [];
+  const owned: GPUBuffer[] = [];
+  const take = (floats: number, label: string) => {
+    const b = gpu.pool.acquire(floats * 4, label);
+    owned.push(b);
+    return b;
+  };
+  try {
+    const g: Record<string, GPUBuffer> = {};
+    for (const [name, floats] of Object.entries(gradSizes(cfg, B, T, P))) if (floats > 0) g[name] = take(floats, `grad ${name}`);
+
+    // Saved activations: per layer (keep) or one shared set plus each layer's resid_pre (recompute).
+    const sizes = savedFloats(cfg, B, T);
+    const shared = o.memory === 'recompute' ? Object.fromEntries(Object.entries(sizes).map(([n, f]) => [n, take(f, `saved ${n}`)])) : null;
+    const perLayer = Array.from({ length: cfg.n_layers }, (_, l) => shared ?? Object.fromEntries(Object.entries(sizes).map(([n, f]) => [n, take(f, `saved blocks.${l}.${n}`)])));
+    const savedResid = o.memory === 'recompute' ? Array.from({ length: cfg.n_layers }, (_, l) => take(BT * C, `saved blocks.${l}.hook_resid_pre`)) : [];
+    const finalN = take(BT * C, 'saved ln_final.hook_normalized');
+    const finalS = take(BT, 'saved ln_final.hook_scale');
+    const forwardSaves = new Map<string, GPUBuffer>([
+      ['ln_final.hook_normalized', finalN],
+      ['ln_final.hook_scale', finalS],
+    ]);
+    const replaySaves = new Map<string, GPUBuffer>();
+    if (shared) {
+      savedResid.forEach((b, l) => forwardSaves.set(`blocks.${l}.hook_resid_pre`, b));
+      for (const [n, b] of Object.entries(shared)) replaySaves.set(n, b);
+    } else {
+      perLayer.forEach((set, l) => {
+        for (const [n, b] of Object.entries(set)) forwardSaves.set(`blocks.${l}.${n}`, b);
+      });
+    }
+
+    const index = (uniq: GPUBuffer, offsets: GPUBuffer, order: GPUBuffer, n: number): ScatterIndex => ({ uniq, offsets, order, n });
+    const tokenIndex = index(g.idxUniq, g.idxOffsets, g.idxOrder, BT);
+    const posIndex = g.posUniq ? index(g.posUniq, g.posOffsets, g.posOrder, BT) : null;
+    const selIndex = select ? index(g.selUniq, g.selOffsets, g.selOrder, B * P) : null;
+    if (posIndex) writeScatterIndex(gpu, posIndex, Uint32Array.from({ length: BT }, (_, i) => i % T));
+    if (select) {
+      const rows = Uint32Array.from({ length: B * P }, (_, i) => Math.floor(i / P) * T + positions[i % P]);
+      gpu.device.queue.writeBuffer(g.sel, 0, rows);
+      writeScatterIndex(gpu, selIndex!, rows);
+    }
+
+    const steps: BackwardStep[] = [];
+    const gradSites = new Map<string, GradSite>();
+    const op = (...d: Dispatch[]) => steps.push(...d);
+    const copy = (src: GPUBuffer, dst: GPUBuffer, floats: number) => steps.push({ kind: 'copy', src, srcOffset: 0, dst, dstOffset: 0, size: floats * 4 });
+    const site = (name: string, buffer: GPUBuffer, shape: number[]) => {
+      const s: GradSite = { kind: 'grad-site', name, buffer, shape, pos0: 0 };
+      steps.push(s);
+      gradSites.set(name, s);
+    };
+    const dims = { B, T, H, Hkv, dh };
+    const rotDims = { B, T, dh, rot: cfg.rotary_dim, pos0: 0, nCtx: cfg.n_ctx };
+    // A projection's backward: dX (+)= dY W^T, and with weight gradients dW (+)= X'^T dY, db.
+    const linear = (
+      label: string,
+      dY: GPUBuffer,
+      N: number,
+      K: number,
+      W: GPUBuffer,
+      dX: GPUBuffer,
+      accumulateX: boolean,
+      x: GPUBuffer,
+      affine: { gain: GPUBuffer; bias: GPUBuffer } | null,
+      dW: GPUBuffer | undefined,
+      db: GPUBuffer | undefined,
+    ) => {
+      op(matmulDx(gpu, { M: BT, N, K, g: dY, w: W, f16W: w.f16, dx: dX, accumulate: accumulateX, label: `${label} dX` }, params));
+      if (dW) op(matmulDw(gpu, { M: BT, N, K, g: dY, x, affine, dw: dW, accumulate: acc, label: `${label} dW` }, params));
+      if (db) op(biasGrad(gpu, { M: BT, N, g: dY, db, accumulate: acc, label: `${label} db` }, params));
+    };
+    // A norm's backward from its output's gradient dY (in g.normOut), mirrored from forward.ts's
+    // `norm`: gain -> hook_normalized -> hook_scale -> the input, added into the residual gradient.
+    // The gain is the gain buffer, or for RMSNorm (no bias) a zero bias stands in for the affine.
+    const norm = (prefix: string, n: GPUBuffer, s: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null, dGain: GPUBuffer | undefined, dBias: GPUBuffer | null | undefined, addInto: boolean) => {
+      op(normGainBackward(gpu, g.normalized, g.normOut, gain, BT, C, params, `${prefix} gain backward`)); // (B, T, C)
+      if (dGain) op(normParamGrad(gpu, dGain, dBias ?? null, g.normOut, n, BT, C, params, `${prefix} dw`, acc));
+      site(`${prefix}.hook_normalized`, g.normalized, [B, T, C]);
+      op(normScaleGrad(gpu, g.scale, g.normalized, n, s, BT, C, params, `${prefix} scale backward`)); // (B, T, 1)
+      site(`${prefix}.hook_scale`, g.scale, [B, T, 1]);
+      op(normInputGrad(gpu, { dx: g.resid, dn: g.normalized, n, scale: s, dscale: o.detachScale ? null : g.scale, rms: bias === null, rows: BT, C, accumulate: addInto, label: `${prefix} input backward` }, params)); // (B, T, C)
+    };
+    // RMSNorm has no bias: the weight-gradient affine needs one; zeros of width C.
+    const zeroBias = cfg.normalization === 'RMS' ? take(C, 'zero bias') : null;
+    if (zeroBias) gpu.device.queue.writeBuffer(zeroBias, 0, new Float32Array(C));
+    const affineOf = (gain: GPUBuffer, bias: GPUBuffer | null) => ({ gain, bias: bias ?? zeroBias! });
+
+    // ---- The unembedding and ln_final (the forward's last steps, first). ----
+    // dlogits is written per run by the metric's backward (grad-run.ts) before these steps.
+    const yF = fwd.sites.get('unembed.hook_in')!.buffer; // (B, T, C) ln_final's output
+    let yRows = yF;
+    let gRows = g.normOut;
+    if (select) {
+      op(...gather(gpu, g.ySel, g.sel, [{ buffer: yF, row0: 0, rows: BT }], B * P, C, params, 'unembed input rows')); // (B, P, C)
+      yRows = g.ySel;
+      gRows = g.gYSel;
+    }
+    const unembedGrads: readonly RowChunk[] | null = wg ? (wg.W_U ?? wg.W_E) : null;
+    w.W_U_rows.forEach((chunk, ci) => {
+      const cols = { M: B * P, N: chunk.rows, K: C, g: g.dlogits, gStart: chunk.row0, ldg: ldo };
+      op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, accumulate: ci > 0, label: `unembed dX vocab ${chunk.row0}+${chunk.rows}` }, params)); // (B, P, C)
+      if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc, label: `unembed dW vocab ${chunk.row0}+${chunk.rows}` }, params)); // (chunk, C)
+    });
+    if (select) {
+      op(fill(gpu, g.normOut, BT * C, params, 'unembed.hook_in gradient')); // zero where the metric reads nothing
+      op(...scatterAdd(gpu, [{ buffer: g.normOut, row0: 0, rows: BT }], g.gYSel, selIndex!, C, params, 'unembed input rows backward')); // (B, T, C)
+    }
+    site('unembed.hook_in', g.normOut, [B, T, C]);
+    norm('ln_final', finalN, finalS, w.lnf_w, w.lnf_b, wg?.lnf_w, wg?.lnf_b, false);
+
+    // ---- The blocks, last to first. ----
+    for (let l = cfg.n_layers - 1; l >= 0; l--) {
+      const L = `blocks.${l}`;
+      const p = w.layers[l];
+      const d = wg?.layers[l];
+      const S = perLayer[l];
+      if (o.memory === 'recompute') steps.push({ kind: 'replay', layer: l });
+      site(`${L}.hook_resid_post`, g.resid, [B, T, C]);
+      copy(g.resid, g.mlpOut, BT * C);
+      // A parallel block's attention output also feeds resid_post directly.
+      if (cfg.parallel_attn_mlp) copy(g.resid, g.attnOut, BT * C);
+
+      // MLP.
+      site(`${L}.hook_mlp_out`, g.mlpOut, [B, T, C]);
+      linear(`${L}.mlp.out`, g.mlpOut, C, M, p.W_out, g.post, false, S['mlp.hook_post'], null, d?.W_out, d?.b_out); // (B, T, d_mlp)
+      site(`${L}.mlp.hook_post`, g.post, [B, T, M]);
+      const ln2 = affineOf(p.ln2_w, p.ln2_b);
+      if (p.W_gate) {
+        op(activationBackward(gpu, cfg.act_fn, g.pre, S['mlp.hook_pre'], g.post, BT * M, params, `${L}.mlp.${cfg.act_fn} * up backward`, { up: S['mlp.hook_pre_linear'], dUp: g.preLinear })); // (B, T, d_mlp) x2
+        site(`${L}.mlp.hook_pre_linear`, g.preLinear, [B, T, M]);
+        site(`${L}.mlp.hook_pre`, g.pre, [B, T, M]);
+        linear(`${L}.mlp.gate`, g.pre, M, C, p.W_gate, g.normOut, false, S['ln2.hook_normalized'], ln2, d?.W_gate ?? undefined, d?.b_gate ?? undefined); // (B, T, C)
+        linear(`${L}.mlp.up`, g.preLinear, M, C, p.W_in, g.normOut, true, S['ln2.hook_normalized'], ln2, d?.W_in, d?.b_in);
+      } else {
+        op(activationBackward(gpu, cfg.act_fn, g.pre, S['mlp.hook_pre'], g.post, BT * M, params, `${L}.mlp.${cfg.act_fn} backward`)); // (B, T, d_mlp)
+        site(`${L}.mlp.hook_pre`, g.pre, [B, T, M]);
+        linear(`${L}.mlp.in`, g.pre, M, C, p.W_in, g.normOut, false, S['ln2.hook_normalized'], ln2, d?.W_in, d?.b_in); // (B, T, C)
+      }
+      norm(`${L}.ln2`, S['ln2.hook_normalized'], S['ln2.hook_scale'], p.ln2_w, p.ln2_b, d?.ln2_w, d?.ln2_b, true);
+      if (!cfg.parallel_attn_mlp) {
+        site(`${L}.hook_resid_mid`, g.resid, [B, T, C]);
+        copy(g.resid, g.attnOut, BT * C);
+      }
+
+      // Attention.
+      site(`${L}.hook_attn_out`, g.attnOut, [B, T, C]);
+      linear(`${L}.attn.out`, g.attnOut, C, HD, p.W_O, g.z, false, S['attn.hook_z'], null, d?.W_O, d?.b_O); // (B, T, H, dh)
+      site(`${L}.attn.hook_z`, g.z, [B, T, H, dh]);
+      const q = S[rotary ? 'attn.hook_rot_q' : 'attn.hook_q'];
+      const k = S[rotary ? 'attn.hook_rot_k' : 'attn.hook_k'];
+      op(attnDPattern(gpu, dims, g.pattern, g.z, S['attn.hook_v'], params, `${L}.attn.pattern backward`)); // (B, H, T, T)
+      op(attnDV(gpu, dims, g.v, S['attn.hook_pattern'], g.z, params, `${L}.attn.v backward`)); // (B, T, Hkv, dh)
+      site(`${L}.attn.hook_pattern`, g.pattern, [B, H, T, T]);
+      if (o.detachPattern) op(fill(gpu, g.scores, B * H * T * T, params, `${L}.attn.scores gradient (pattern detached)`));
+      else op(attnSoftmaxBackward(gpu, dims, g.scores, S['attn.hook_pattern'], g.pattern, params, `${L}.attn.softmax backward`)); // (B, H, T, T)
+      site(`${L}.attn.hook_attn_scores`, g.scores, [B, H, T, T]);
+      const gq = rotary ? g.rotQ : g.q;
+      const gk = rotary ? g.rotK : g.k;
+      op(attnDQ(gpu, dims, gq, g.scores, k, params, `${L}.attn.q backward`)); // (B, T, H, dh)
+      op(attnDK(gpu, dims, gk, g.scores, q, params, `${L}.attn.k backward`)); // (B, T, Hkv, dh)
+      if (rotary) {
+        site(`${L}.attn.hook_rot_k`, g.rotK, [B, T, Hkv, dh]);
+        site(`${L}.attn.hook_rot_q`, g.rotQ, [B, T, H, dh]);
+        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, g.k, g.rotK, rotary.cos, rotary.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
+        op(rotaryBackward(gpu, { ...rotDims, H }, g.q, g.rotQ, rotary.cos, rotary.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
+      }
+      site(`${L}.attn.hook_v`, g.v, [B, T, Hkv, dh]);
+      site(`${L}.attn.hook_k`, g.k, [B, T, Hkv, dh]);
+      site(`${L}.attn.hook_q`, g.q, [B, T, H, dh]);
+      const ln1 = affineOf(p.ln1_w, p.ln1_b);
+      const n1 = S['ln1.hook_normalized'];
+      linear(`${L}.attn.v`, g.v, KD, C, p.W_V, g.normOut, false, n1, ln1, d?.W_V, d?.b_V); // (B, T, C)
+      linear(`${L}.attn.k`, g.k, KD, C, p.W_K, g.normOut, true, n1, ln1, d?.W_K, d?.b_K);
+      linear(`${L}.attn.q`, g.q, HD, C, p.W_Q, g.normOut, true, n1, ln1, d?.W_Q, d?.b_Q);
+      norm(`${L}.ln1`, n1, S['ln1.hook_scale'], p.ln1_w, p.ln1_b, d?.ln1_w, d?.ln1_b, true);
+      site(`${L}.hook_resid_pre`, g.resid, [B, T, C]);
+    }
+
+    // ---- The embeddings. ----
+    if (cfg.positional === 'learned') {
+      copy(g.resid, g.embed, BT * C);
+      site('hook_embed', g.embed, [B, T, C]);
+      copy(g.resid, g.posEmbed, BT * C);
+      site('hook_pos_embed', g.posEmbed, [B, T, C]);
+    } else {
+      site('hook_embed', g.resid, [B, T, C]);
+    }
+    if (wg) {
+      const embedGrad = cfg.positional === 'learned' ? g.embed : g.resid;
+      // A tied embedding already holds the unembedding's share: add to it. Otherwise start from
+      // zeros (tokens that do not occur get none) unless accumulating across runs.
+      const tied = wg.W_U === null;
+      if (!tied && !acc) for (const c of wg.W_E) op(fill(gpu, c.buffer, c.rows * C, params, 'embed.W_E gradient'));
+      op(...scatterAdd(gpu, wg.W_E, embedGrad, tokenIndex, C, params, 'embed.W_E backward', true)); // (d_vocab, C)
+      if (wg.W_pos && posIndex) {
+        if (!acc) for (const c of wg.W_pos) op(fill(gpu, c.buffer, c.rows * C, params, 'pos_embed.W_pos gradient'));
+        op(...scatterAdd(gpu, wg.W_pos, g.posEmbed, posIndex, C, params, 'pos_embed.W_pos backward', true)); // (n_ctx, C)
+      }
+    }
+
+    const bytes = owned.reduce((n, b) => n + b.size, 0);
+    const savedBytes = [...new Set([...forwardSaves.values(), ...replaySaves.values()])].reduce((n, b) => n + b.size, 0);
+    return {
+      batch: B,
+      pos: T,
+      memory: o.memory,
+      steps,
+      gradSites,
+      forwardSaves,
+      replaySaves,
+      savedResid,
+      dlogits: g.dlogits,
+      ldo,
+      positions,
+      setTokens: (flat) => writeScatterIndex(gpu, tokenIndex, flat),
+      bytes: { saved: savedBytes, scratch: bytes - savedBytes },
+      destroy() {
+        for (const b of owned) gpu.pool.release(b);
+        for (const u of params) u.destroy();
+        owned.length = 0;
+      },
+    };
+  } catch (e) {
+    for (const b of owned) gpu.pool.release(b);
+    for (const u of params) u.destroy();
+    throw e;
+  }
+}

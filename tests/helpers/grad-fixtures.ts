@@ -1,0 +1,38 @@
+/** Reading the gradient fixtures (grads.safetensors, weight_grads.safetensors, atp.json) and comparing gradients. */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { maxAbs, maxAbsDiff } from './compare.ts';
+import { FIXTURES } from './fixtures.ts';
+
+/** Every folder with gradient fixtures, one per family (GPT-2 x3, NeoX, Llama). */
+export const GRAD_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random'] as const;
+
+export interface AtpSite {
+  axes: string[];
+  atp: number[][];
+  exact: number[][];
+}
+
+export interface Atp {
+  metric: { position: number; good_token: number; bad_token: number };
+  metric_spec: string;
+  clean_metric: number;
+  corrupt_metric: number;
+  loss_sum: number;
+  sites: Record<'resid_pre' | 'attn_out' | 'mlp_out' | 'z', AtpSite>;
+}
+
+export const fixtureAtp = (name: string): Atp => JSON.parse(readFileSync(join(FIXTURES, name, 'atp.json'), 'utf8')) as Atp;
+export const fixtureGrads = (name: string) => new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'grads.safetensors'))), 'grads.safetensors');
+export const fixtureWeightGrads = (name: string) => new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'weight_grads.safetensors'))), 'weight_grads.safetensors');
+
+/** The gradient tolerance: 1e-4 of the reference tensor's own largest magnitude. Returns diff / tolerance. */
+export function expectGradClose(name: string, got: ArrayLike<number>, want: ArrayLike<number>): number {
+  expect(got.length, `${name}: length`).toBe(want.length);
+  const diff = maxAbsDiff(got, want);
+  const tol = 1e-4 * maxAbs(want);
+  expect(diff, `${name}: max |diff| ${diff.toExponential(3)} vs 1e-4 x max|ref| = ${tol.toExponential(3)}`).toBeLessThanOrEqual(tol);
+  return tol > 0 ? diff / tol : 0;
+}
