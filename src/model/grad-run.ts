@@ -17,6 +17,7 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
+import { sizeClass } from '../gpu/pool.ts';
 import { submitSteps, type Step } from '../gpu/recorder.ts';
 import { Tensor, numel } from '../gpu/tensor.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
@@ -155,6 +156,17 @@ function recordForward(fwd: ForwardPlan, from: number, to: number, hooks: Compil
   }
 }
 
+/**
+ * Bytes the plans of a gradient run take (pool size classes): the forward's scratch, what the
+ * backward saves of it, and the backward's gradient scratch. Weight gradients and the returned
+ * caches come on top.
+ */
+export function gradPlanBytes(cfg: ModelConfig, batch: number, pos: number, positions: readonly number[], mode: MemoryMode): { forward: number; saved: number; scratch: number } {
+  const shape = { batch, pos, logitPositions: [...positions] };
+  const forward = Object.values(scratchSizes(cfg, shape)).reduce((n, f) => n + (f ? sizeClass(f * 4) : 0), 0);
+  return { forward, ...backwardBytes(cfg, batch, pos, positions.length, mode) };
+}
+
 const siteIndex = (fwd: ForwardPlan, name: string) => fwd.steps.findIndex((s) => s.kind === 'site' && s.name === name);
 
 export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
@@ -175,8 +187,7 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   // The memory plan, checked against the budget before anything is allocated.
   const P = positions.length;
   const shape = { batch: B, pos: T, logitPositions: positions };
-  const fwdFloats = Object.values(scratchSizes(cfg, shape)).filter((f) => f > 0);
-  const fwdBytes = gpu.pool.bytesFor(fwdFloats.map((f) => f * 4));
+  const fwdBytes = gradPlanBytes(cfg, B, T, positions, 'keep').forward;
   const state = ctx.state;
   if (state.weightGrads?.isReleased) state.weightGrads = null;
   const weightBytes = wantWeights && !state.weightGrads ? gpu.pool.bytesFor([WeightGradients.floats(cfg) * 4]) : 0;
@@ -184,8 +195,8 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   const keyOf = (mode: MemoryMode) => [B, T, positions.join(','), mode, detachPattern, detachScale, wantWeights, accumulate].join('|');
   const need = (mode: MemoryMode) => {
     const cached = state.plan?.key === keyOf(mode);
-    const b = backwardBytes(cfg, B, T, P, mode);
-    return (cached ? 0 : fwdBytes + b.saved + b.scratch) + weightBytes;
+    const b = gradPlanBytes(cfg, B, T, positions, mode);
+    return (cached ? 0 : b.forward + b.saved + b.scratch) + weightBytes;
   };
   // Outputs, from the hook shapes (the plans' site lists are the same names).
   const shapes = hookShapes(cfg, B, T);

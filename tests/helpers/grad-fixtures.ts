@@ -6,8 +6,28 @@ import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { maxAbs, maxAbsDiff } from './compare.ts';
 import { FIXTURES } from './fixtures.ts';
 
-/** Every folder with gradient fixtures, one per family (GPT-2 x3, NeoX, Llama). */
-export const GRAD_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random'] as const;
+/**
+ * Every folder with gradient fixtures: the shared ones (GPT-2 x3, NeoX, Llama) and three made here
+ * by tests/fixtures/make/grad_more.py on checkpoints they do not include (GPT-2 of odd sizes,
+ * Qwen2 with q/k/v biases and tied embeddings, GPT-NeoX with a sequential residual).
+ */
+export const GRAD_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random', 'gpt2-odd-random', 'qwen2-bias-random', 'neox-seq-random'] as const;
+
+/** Folders with grads_extra.* (hook_scale, detached and intervened gradients; grad_more.py extra). */
+export const GRAD_EXTRA_FIXTURES = ['tiny-gpt2-random', 'tiny-llama-random', 'neox-seq-random', 'qwen2-bias-random'] as const;
+
+export interface GradExtra {
+  metric_spec: string;
+  interventions: Array<{ op: string; hook: string; batch?: number[]; pos?: number[]; heads?: number[]; factor?: number; sourceBatch?: number; vector?: string }>;
+  metric_plain: number[];
+  metric_detached: number[];
+  metric_intervened: number[];
+}
+
+export const fixtureGradExtra = (name: string): { spec: GradExtra; tensors: SafetensorsFile } => ({
+  spec: JSON.parse(readFileSync(join(FIXTURES, name, 'grads_extra.json'), 'utf8')) as GradExtra,
+  tensors: new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'grads_extra.safetensors'))), 'grads_extra.safetensors'),
+});
 
 export interface AtpSite {
   axes: string[];

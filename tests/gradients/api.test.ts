@@ -1,0 +1,97 @@
+/**
+ * runWithGrad's contract beyond the numbers: two runs give the same bits (fixed-order
+ * reductions, no atomics), `accumulate` adds weight gradients across runs, a run too large for
+ * the memory budget fails before allocating with the bytes needed, 'auto' memory falls back to
+ * recomputing when keeping every layer would not fit, and the activation cache comes back too.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { loadModel } from '../../src/model/load.ts';
+import type { Model } from '../../src/model/model.ts';
+import { OutOfMemoryError } from '../../src/gpu/errors.ts';
+import { logitDiffMetric, lossMetric } from '../../src/experiments/metric.ts';
+import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
+import { testGpu } from '../helpers/gpu.ts';
+import { gradPlanBytes } from '../../src/model/grad-run.ts';
+
+const name = 'tiny-llama-random';
+const { prompts } = fixtureCases(name);
+const metric = logitDiffMetric(12, 934, 3);
+
+describe('runWithGrad contract', () => {
+  let model: Model;
+  beforeAll(async () => {
+    model = await loadModel(await testGpu(), await fixtureSource(name));
+  });
+  afterAll(() => model?.destroy());
+
+  it('two runs give the same bits, activations and weight gradients included', async () => {
+    const bits = async () => {
+      const r = await model.runWithGrad(prompts, metric, { cache: ['blocks.1.attn.hook_pattern'], grads: ['hook_embed', 'blocks.0.attn.hook_q'], weights: true });
+      const out = [await r.grads.read('hook_embed'), await r.grads.read('blocks.0.attn.hook_q'), await r.cache.read('blocks.1.attn.hook_pattern')];
+      const w = await r.weightGrads!.read();
+      out.push(w.get('embed.W_E')!.data, w.get('blocks.0.attn.W_K')!.data);
+      r.release();
+      return out.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    };
+    const [a, b] = [await bits(), await bits()];
+    a.forEach((x, i) => expect(x.equals(b[i]), `tensor ${i}`).toBe(true));
+  });
+
+  it('accumulate adds the weight gradients of a second run', async () => {
+    const loss = prompts.map((p) => lossMetric(p, 0, p.length - 1));
+    const one = await model.runWithGrad(prompts, loss, { weights: true, grads: [] });
+    const w1 = await one.weightGrads!.read();
+    const two = await model.runWithGrad(prompts, loss, { weights: true, accumulate: true, grads: [] });
+    const w2 = await two.weightGrads!.read();
+    for (const n of ['embed.W_E', 'unembed.W_U', 'blocks.1.mlp.W_gate', 'ln_final.w']) {
+      const a = w1.get(n)!.data;
+      const b = w2.get(n)!.data;
+      let worst = 0;
+      let mx = 0;
+      for (let i = 0; i < a.length; i++) {
+        worst = Math.max(worst, Math.abs(b[i] - 2 * a[i]));
+        mx = Math.max(mx, Math.abs(a[i]));
+      }
+      expect(worst, n).toBeLessThanOrEqual(1e-6 * mx);
+    }
+    expect(model.weightGrads).toBe(two.weightGrads);
+    two.weightGrads!.release();
+    expect(model.weightGrads).toBeNull();
+  });
+
+  it('returns the activations asked for beside the gradients', async () => {
+    const r = await model.runWithGrad(prompts, metric, { cache: ['blocks.0.hook_resid_pre'], grads: ['blocks.0.hook_resid_pre'] });
+    const plain = await model.run(prompts, { cache: ['blocks.0.hook_resid_pre'] });
+    expect(Buffer.from((await r.cache.read('blocks.0.hook_resid_pre')).buffer).equals(Buffer.from((await plain.cache.read('blocks.0.hook_resid_pre')).buffer))).toBe(true);
+    r.release();
+    plain.release();
+  });
+});
+
+describe('runWithGrad under a memory budget', () => {
+  it('fails before allocating, naming the bytes, and auto falls back to recomputing layers', async () => {
+    const gpu = await testGpu({ memoryBudgetBytes: 4 * 1024 * 1024 });
+    const model = await loadModel(gpu, await fixtureSource(name));
+    try {
+      const T = prompts[0].length;
+      const cfg = model.config;
+      const total = (b: { forward: number; saved: number; scratch: number }) => b.forward + b.saved + b.scratch;
+      const keep = gradPlanBytes(cfg, 2, T, [12], 'keep');
+      const recompute = gradPlanBytes(cfg, 2, T, [12], 'recompute');
+      expect(recompute.saved).toBeLessThan(keep.saved);
+      // A budget that fits recomputing but not keeping every layer (plus 16 KiB for the outputs:
+      // hook_embed's gradient, 6.5 KiB, and the metric's values).
+      gpu.pool.budgetBytes = gpu.pool.weightBytes + gpu.pool.inUseBytes + (total(keep) + total(recompute)) / 2 + 16384;
+      expect((total(keep) - total(recompute)) / 2).toBeGreaterThan(16384);
+      const r = await model.runWithGrad(prompts, metric, { grads: ['hook_embed'] });
+      expect(r.memory.mode).toBe('recompute');
+      r.release();
+      const before = gpu.pool.liveBytes;
+      await expect(model.runWithGrad([prompts[0], prompts[1], prompts[0], prompts[1]], metric, { grads: ['hook_embed'], memory: 'keep' })).rejects.toThrow(OutOfMemoryError);
+      await expect(model.runWithGrad([prompts[0], prompts[1], prompts[0], prompts[1]], metric, { memory: 'keep' })).rejects.toThrow(/this gradient run needs .* of GPU memory .* is available/);
+      expect(gpu.pool.liveBytes).toBe(before);
+    } finally {
+      model.destroy();
+    }
+  });
+});
