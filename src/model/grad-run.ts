@@ -44,6 +44,12 @@ export interface GradOptions {
   grads?: NameFilter;
   /** Interventions for this run; the gradient flows through the intervened graph. */
   hooks?: readonly Intervention[];
+  /**
+   * Zero or scale interventions that act on the gradient stream only (the forward is untouched):
+   * at the named hook the gradient is reported as computed, then zeroed or scaled before it
+   * flows upstream. AtP*'s GradDrop zeroes a layer's outputs this way.
+   */
+  gradHooks?: readonly Intervention[];
   /** Also compute the weight gradients (into `model.weightGrads`, see `WeightGradients`). */
   weights?: boolean;
   /** Add the weight gradients to what the store holds (gradient accumulation) instead of overwriting. */
@@ -177,7 +183,10 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   for (const m of metrics) validateMetric(m, T, cfg.d_vocab);
   const positions = [...new Set(metrics.flatMap((m) => metricPositions(m)))].sort((a, b) => a - b);
   const hooks = options.hooks ?? [];
-  const gradHooks = gradientInterventions(hooks);
+  for (const g of options.gradHooks ?? []) {
+    if (g.op !== 'zero' && g.op !== 'scale') throw new Error(`gradient-only interventions are zero or scale, not ${g.op} (at ${g.hook})`);
+  }
+  const gradHooks = [...gradientInterventions(hooks), ...(options.gradHooks ?? [])];
   const detachPattern = !!options.detach?.pattern;
   const detachScale = !!options.detach?.scale;
   const wantWeights = !!options.weights;

@@ -56,3 +56,16 @@ export function expectGradClose(name: string, got: ArrayLike<number>, want: Arra
   expect(diff, `${name}: max |diff| ${diff.toExponential(3)} vs 1e-4 x max|ref| = ${tol.toExponential(3)}`).toBeLessThanOrEqual(tol);
   return tol > 0 ? diff / tol : 0;
 }
+
+/** Folders with atp_star.json (grad_more.py atpstar): AtP* by its definitions in float64. */
+export const ATP_STAR_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-llama-random', 'tiny-neox-random'] as const;
+
+export interface AtpStar {
+  metric_spec: string;
+  /** The QK fix alone (signed), by site: [layer][head] or [layer][head][pos]. */
+  qk: Record<'q' | 'k' | 'q_by_pos' | 'k_by_pos', number[][] | number[][][]>;
+  /** GradDrop magnitudes (with the QK fix on q and k), by site. */
+  graddrop: Record<'resid_pre' | 'attn_out' | 'mlp_out' | 'z' | 'q' | 'k', number[][]>;
+}
+
+export const fixtureAtpStar = (name: string): AtpStar => JSON.parse(readFileSync(join(FIXTURES, name, 'atp_star.json'), 'utf8')) as AtpStar;
