@@ -6,6 +6,8 @@
  *   const { logits, cache } = await model.runWithCache(tokens);
  *   const ablated = await model.runWithHooks(tokens, [zeroHead(1, 3)]);
  *   const patched = await model.runWithHooks(corrupt, [patchFrom('blocks.0.hook_resid_pre', cache, { pos: 4 })]);
+ *   const { grads } = await model.runWithGrad(tokens, logitDiffMetric(16, 247, 72));      // d metric / d every hook
+ *   const atp = await attributionSweep(model, clean, corrupt, 'z', logitDiffMetric(16, 247, 72));
  *   cache.release();
  */
 export { acquireGpu, Gpu, type GpuOptions } from './gpu/device.ts';
@@ -14,6 +16,8 @@ export { Tensor } from './gpu/tensor.ts';
 
 export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
 export { Model, type RunOptions, type RunResult, type CacheFilter } from './model/model.ts';
+export { gradPlanBytes, type GradOptions, type GradResult, type NameFilter } from './model/grad-run.ts';
+export { WeightGradients, toCheckpointLayout, type GradTensor } from './model/weight-grads.ts';
 export type { ModelConfig } from './model/config.ts';
 export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
 export { hookNames, hookShapes } from './model/hook-points.ts';
@@ -40,6 +44,15 @@ export { accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, sum
 export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from './experiments/patching.ts';
 export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
+export {
+  attributionSweep,
+  verifyTopK,
+  type AttributionGrid,
+  type AttributionMethod,
+  type AttributionOptions,
+  type Verification,
+  type VerifiedCell,
+} from './experiments/attribution.ts';
 export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from './experiments/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
 export { loadTokenizer, TextTokenizer } from './model/tokenizer.ts';
