@@ -15,6 +15,7 @@ import { hookNames, hookShapes, type LayerRange } from './hook-points.ts';
 import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
+import type { TextTokenizer } from './tokenizer.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
@@ -75,6 +76,8 @@ export class Model {
     readonly gpu: Gpu,
     readonly config: ModelConfig,
     private readonly weights: GpuWeights,
+    /** The model's tokenizer (`tokenizer.json` of its folder), or null for a model without one. */
+    readonly tokenizer: TextTokenizer | null = null,
   ) {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
@@ -92,6 +95,70 @@ export class Model {
   /** Row chunks the token embedding is stored in (1 unless it exceeds a binding). */
   get embeddingChunks(): number {
     return this.weights.W_E.length;
+  }
+
+  /**
+   * TransformerLens' `to_tokens`: text (or a list of texts) to token ids [batch][pos], a BOS
+   * token first unless `prependBos: false`, rows of a batch padded on `paddingSide` ('right'),
+   * cut to the context unless `truncate: false`. A single text gives one row.
+   */
+  toTokens(input: string | readonly string[], options: { prependBos?: boolean; paddingSide?: 'left' | 'right'; truncate?: boolean } = {}): number[][] {
+    const texts = typeof input === 'string' ? [input] : input;
+    if (!Array.isArray(texts) || texts.length === 0) throw new Error('toTokens takes a text or a non-empty list of texts');
+    return this.needTokenizer('toTokens').toTokens(texts, {
+      prependBos: options.prependBos,
+      paddingSide: options.paddingSide,
+      maxLength: options.truncate === false ? undefined : this.config.n_ctx,
+    });
+  }
+
+  /**
+   * TransformerLens' `to_str_tokens`: each token's text. A text is tokenized first (a BOS token
+   * first unless `prependBos: false`); ids are decoded one by one. A list of texts or of id rows
+   * gives one list per item.
+   */
+  toStrTokens(input: string | readonly number[], options?: { prependBos?: boolean }): string[];
+  toStrTokens(input: readonly string[] | readonly (readonly number[])[], options?: { prependBos?: boolean }): string[][];
+  toStrTokens(input: string | readonly number[] | readonly string[] | readonly (readonly number[])[], options: { prependBos?: boolean } = {}): string[] | string[][] {
+    const tok = this.needTokenizer('toStrTokens');
+    if (typeof input === 'string') return this.toTokens(input, { prependBos: options.prependBos })[0].map((id) => tok.tokenText(id));
+    if (!Array.isArray(input)) throw new Error('toStrTokens takes a text, a list of texts, token ids or rows of token ids');
+    if (input.every((x) => typeof x === 'number')) return (input as readonly number[]).map((id) => tok.tokenText(id));
+    return (input as readonly (string | readonly number[])[]).map((x) => (typeof x === 'string' ? this.toStrTokens(x, options) : this.toStrTokens(x)));
+  }
+
+  /** TransformerLens' `to_single_token`: the id of a text that is exactly one token (no BOS). */
+  toSingleToken(text: string): number {
+    const ids = this.toTokens(text, { prependBos: false })[0];
+    if (ids.length !== 1) {
+      throw new Error(`"${text}" is ${ids.length} tokens ([${ids.join(', ')}]), not one; toSingleToken needs text that is exactly one token (mind a leading space: " Mary")`);
+    }
+    return ids[0];
+  }
+
+  /**
+   * TransformerLens' `to_string`: the text of token ids (a row gives a string, rows give a list
+   * of strings), special tokens kept, spaces as they are. Without an argument, a description of
+   * the model.
+   */
+  toString(): string;
+  toString(tokens: readonly number[]): string;
+  toString(tokens: readonly (readonly number[])[]): string[];
+  toString(tokens?: readonly number[] | readonly (readonly number[])[]): string | string[] {
+    if (tokens === undefined) {
+      const c = this.config;
+      return `Model(${c.architecture}, ${c.n_layers} layers, d_model ${c.d_model}, ${c.n_heads} heads, vocab ${c.d_vocab})`;
+    }
+    const tok = this.needTokenizer('toString');
+    if (tokens.every((x) => typeof x === 'number')) return tok.decode(tokens as readonly number[]);
+    return (tokens as readonly (readonly number[])[]).map((row) => tok.decode(row));
+  }
+
+  private needTokenizer(what: string): TextTokenizer {
+    if (!this.tokenizer) {
+      throw new Error(`${what} needs a tokenizer and this model has none (its folder has no tokenizer.json, or it was loaded with tokenizer: false); pass token ids instead`);
+    }
+    return this.tokenizer;
   }
 
   /** Every hook point name of this model, in forward order. */
