@@ -16,6 +16,7 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 import type { TextTokenizer } from './tokenizer.ts';
+import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
@@ -159,6 +160,102 @@ export class Model {
       throw new Error(`${what} needs a tokenizer and this model has none (its folder has no tokenizer.json, or it was loaded with tokenizer: false); pass token ids instead`);
     }
     return this.tokenizer;
+  }
+
+  /**
+   * One weight under TransformerLens' name and in its shape, read back from the GPU:
+   * `await model.weight('blocks.0.attn.W_Q')` is [n_heads, d_model, d_head]. Names and shapes:
+   * `src/model/tl-weights.ts`.
+   */
+  weight(name: string): Promise<WeightTensor> {
+    if (this.destroyed) return Promise.reject(new Error('this model was destroyed'));
+    return readTlWeight(this.gpu, this.config, this.weights, name);
+  }
+
+  /** TransformerLens' state dict of the raw weights (its names, shapes and order), read from the GPU. */
+  async stateDict(): Promise<Map<string, WeightTensor>> {
+    const out = new Map<string, WeightTensor>();
+    for (const name of tlWeightShapes(this.config).keys()) out.set(name, await this.weight(name));
+    return out;
+  }
+
+  /** TransformerLens' `model.blocks[L]`: `await model.blocks[0].attn.W_Q`, `await model.blocks[1].mlp.W_out`. */
+  get blocks(): BlockWeights[] {
+    return blockWeights(this.config, (n) => this.weight(n));
+  }
+
+  // TransformerLens' model-level weights; per-layer ones stacked [n_layers, ...]. Each read on access.
+  /** [d_vocab, d_model] */
+  get W_E(): Promise<WeightTensor> {
+    return this.weight('embed.W_E');
+  }
+  /** [n_ctx, d_model] (learned positions only) */
+  get W_pos(): Promise<WeightTensor> {
+    return this.weight('pos_embed.W_pos');
+  }
+  /** [d_model, d_vocab] */
+  get W_U(): Promise<WeightTensor> {
+    return this.weight('unembed.W_U');
+  }
+  /** [d_vocab] (zeros) */
+  get b_U(): Promise<WeightTensor> {
+    return this.weight('unembed.b_U');
+  }
+  /** [n_layers, n_heads, d_model, d_head] */
+  get W_Q(): Promise<WeightTensor> {
+    return this.stacked('attn.W_Q');
+  }
+  /** [n_layers, n_heads, d_model, d_head] (key/value heads repeated for the query heads that share them) */
+  get W_K(): Promise<WeightTensor> {
+    return this.stacked('attn.W_K');
+  }
+  /** [n_layers, n_heads, d_model, d_head] */
+  get W_V(): Promise<WeightTensor> {
+    return this.stacked('attn.W_V');
+  }
+  /** [n_layers, n_heads, d_head, d_model] */
+  get W_O(): Promise<WeightTensor> {
+    return this.stacked('attn.W_O');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_Q(): Promise<WeightTensor> {
+    return this.stacked('attn.b_Q');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_K(): Promise<WeightTensor> {
+    return this.stacked('attn.b_K');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_V(): Promise<WeightTensor> {
+    return this.stacked('attn.b_V');
+  }
+  /** [n_layers, d_model] */
+  get b_O(): Promise<WeightTensor> {
+    return this.stacked('attn.b_O');
+  }
+  /** [n_layers, d_model, d_mlp] */
+  get W_in(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_in');
+  }
+  /** [n_layers, d_model, d_mlp] (gated MLPs only) */
+  get W_gate(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_gate');
+  }
+  /** [n_layers, d_mlp, d_model] */
+  get W_out(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_out');
+  }
+  /** [n_layers, d_mlp] */
+  get b_in(): Promise<WeightTensor> {
+    return this.stacked('mlp.b_in');
+  }
+  /** [n_layers, d_model] */
+  get b_out(): Promise<WeightTensor> {
+    return this.stacked('mlp.b_out');
+  }
+
+  private stacked(suffix: string): Promise<WeightTensor> {
+    return stackLayers(this.config, (n) => this.weight(n), suffix);
   }
 
   /** Every hook point name of this model, in forward order. */
