@@ -19,13 +19,20 @@ import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import type { WeightTensor } from '../../src/model/tl-weights.ts';
-import { expectClose } from '../helpers/compare.ts';
+import { expectClose, maxAbsDiff } from '../helpers/compare.ts';
 import { FIXTURES, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const NAMES = ['tiny-gpt2-random', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random'] as const;
 
 const st = (name: string, f: string) => new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, f))), f);
+
+/** Bit-for-bit equality of two float arrays (a fast toEqual for large tensors). */
+function expectSame(name: string, got: Float32Array, want: Float32Array | undefined): void {
+  expect(want, `${name}: expected`).toBeDefined();
+  expect(got.length, `${name}: length`).toBe(want!.length);
+  expect(maxAbsDiff(got, want!), name).toBe(0);
+}
 
 /** out[i, j] = m[j, i] for m [rows, cols]. */
 function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
@@ -171,7 +178,7 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
     expect([...sd.keys()].sort()).toEqual([...want.keys()].sort());
     for (const [n, t] of sd) {
       expect(t.data.length, n).toBe(t.shape.reduce((a, b) => a * b, 1));
-      expect(t.data, n).toEqual(want.get(n));
+      expectSame(n, t.data, want.get(n));
     }
     const { n_layers: L, n_heads: H, n_key_value_heads: Hkv, d_model: C, d_head: dh, d_mlp: M } = model.config;
     expect(sd.get('blocks.0.attn.W_Q')!.shape).toEqual([H, C, dh]);
@@ -180,10 +187,10 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
     // Model-level stacks and model.blocks.
     const WQ = await model.W_Q;
     expect(WQ.shape).toEqual([L, H, C, dh]);
-    expect(WQ.data.subarray(H * C * dh)).toEqual(want.get('blocks.1.attn.W_Q'));
+    expectSame('W_Q[1]', WQ.data.subarray(H * C * dh), want.get('blocks.1.attn.W_Q'));
     expect((await model.W_out).shape).toEqual([L, M, C]);
-    expect((await model.blocks[1].mlp.W_in).data).toEqual(want.get('blocks.1.mlp.W_in'));
-    expect((await model.W_E).data).toEqual(want.get('embed.W_E'));
+    expectSame('blocks[1].mlp.W_in', (await model.blocks[1].mlp.W_in).data, want.get('blocks.1.mlp.W_in'));
+    expectSame('W_E', (await model.W_E).data, want.get('embed.W_E'));
     if (Hkv !== H) {
       // TL's W_K property: key/value head g serves query heads g * (H / Hkv) ...
       const stored = want.get('blocks.0.attn._W_K')!;
@@ -191,7 +198,7 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
       expect(WK.shape).toEqual([H, C, dh]);
       for (let h = 0; h < H; h++) {
         const g = Math.floor(h / (H / Hkv));
-        expect(WK.data.subarray(h * C * dh, (h + 1) * C * dh)).toEqual(stored.subarray(g * C * dh, (g + 1) * C * dh));
+        expectSame(`W_K head ${h}`, WK.data.subarray(h * C * dh, (h + 1) * C * dh), stored.subarray(g * C * dh, (g + 1) * C * dh));
       }
       expect((await model.blocks[0].attn._W_K!).shape).toEqual([Hkv, C, dh]);
       expect((await model.b_K).shape).toEqual([L, H, dh]);
