@@ -1,6 +1,7 @@
 /**
- * Weight gradients on the GPU, one fp32 tensor per parameter in the layout the forward reads
- * (`gpu-weights.ts`), named as TransformerLens names the parameters:
+ * Weight gradients on the GPU, one fp32 buffer per parameter in the layout the forward reads
+ * (`gpu-weights.ts`: the same fields, so an optimizer pairs each weight buffer with its gradient),
+ * listed by `tensors()` under TransformerLens-style names in that layout:
  *
  *   embed.W_E                 [d_vocab, d_model]    (row chunks, as the embedding is stored)
  *   pos_embed.W_pos           [n_ctx, d_model]      (learned positions)
@@ -17,9 +18,12 @@
  *   ln_final.w / ln_final.b
  *
  * A tied embedding has one gradient, `embed.W_E`, holding both the embedding's and the
- * unembedding's share. `toCheckpoint()` reads them back under the checkpoint's own names and
- * layouts (GPT-2's fused `c_attn`, GPT-NeoX's head-interleaved `query_key_value`, `nn.Linear`'s
- * [out, in]), so a gradient compares with PyTorch's `param.grad` name for name.
+ * unembedding's share. `read()` reads them back under TransformerLens' names and shapes, as
+ * `model.weight(name)` reads the weights (W_Q [n_heads, d_model, d_head], unembed.W_U
+ * [d_model, d_vocab]: for a tied model, the same combined gradient transposed); `toCheckpoint()`
+ * under the checkpoint's own names and layouts (GPT-2's fused `c_attn`, GPT-NeoX's
+ * head-interleaved `query_key_value`, `nn.Linear`'s [out, in]), so a gradient compares with
+ * PyTorch's `param.grad` name for name.
  *
  * The store lives with the model (as PyTorch's `.grad` lives with the parameter): a backward
  * writes it, or adds to it with `accumulate`, until `release()`.
@@ -29,6 +33,7 @@ import type { RowChunk } from '../gpu/chunked.ts';
 import { readBuffer } from '../gpu/tensor.ts';
 import type { ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
+import { readTlWeight, tlWeightShapes } from './tl-weights.ts';
 
 export interface LayerGrads {
   ln1_w: GPUBuffer;
@@ -146,8 +151,8 @@ export class WeightGradients {
     return V * C * (config.tied_embeddings ? 1 : 2) + (config.positional === 'learned' ? config.n_ctx * C : 0) + L * perLayer + ln * C;
   }
 
-  /** Every gradient tensor, by TransformerLens-style name, in the layout the forward reads. */
-  list(): GradTensor[] {
+  /** Every gradient buffer, by TransformerLens-style name, in the layout the forward reads (see the header). */
+  tensors(): GradTensor[] {
     this.assertLive();
     const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, n_ctx } = this.config;
     const one = (buffer: GPUBuffer, shape: number[]): RowChunk[] => [{ buffer, row0: 0, rows: shape[0] }];
@@ -185,10 +190,33 @@ export class WeightGradients {
     return out;
   }
 
-  /** Reads every gradient back, by TransformerLens-style name, in the forward's layout. */
+  /** Reads every gradient back under TransformerLens' state-dict names and shapes (`model.weight`'s). */
   async read(): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
+    this.assertLive();
+    const asWeights: GpuWeights = {
+      W_E: this.W_E,
+      W_pos: this.W_pos,
+      W_U_rows: this.W_U ?? this.W_E,
+      rotary: null,
+      layers: this.layers,
+      lnf_w: this.lnf_w,
+      lnf_b: this.lnf_b,
+      f16: false,
+      bytes: this.bytes,
+      destroy: () => undefined,
+    };
     const out = new Map<string, { data: Float32Array; shape: number[] }>();
-    for (const t of this.list()) {
+    for (const name of tlWeightShapes(this.config).keys()) {
+      if (name === 'unembed.b_U') continue; // these families have no unembedding bias
+      out.set(name, await readTlWeight(this.gpu, this.config, asWeights, name));
+    }
+    return out;
+  }
+
+  /** Reads every gradient back in the forward's layout, under `tensors()`' names. */
+  async readForwardLayout(): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
+    const out = new Map<string, { data: Float32Array; shape: number[] }>();
+    for (const t of this.tensors()) {
       const n = t.shape.reduce((a, b) => a * b, 1);
       const data = new Float32Array(n);
       const width = n / t.shape[0];
@@ -204,7 +232,7 @@ export class WeightGradients {
    * checkpoint without biases has no bias gradients to report).
    */
   async toCheckpoint(only?: Iterable<string>): Promise<Map<string, { data: Float32Array; shape: number[] }>> {
-    const out = toCheckpointLayout(this.config, await this.read());
+    const out = toCheckpointLayout(this.config, await this.readForwardLayout());
     if (!only) return out;
     const keep = new Set(only);
     return new Map([...out].filter(([n]) => keep.has(n)));
@@ -252,7 +280,7 @@ function concatColumns(parts: { data: Float32Array; shape: number[] }[]): { data
   return { data: out, shape: parts[0].shape.length > 1 ? [rows, total] : [total] };
 }
 
-/** The inverse of the loaders' mapping: TransformerLens-style names and layouts -> checkpoint names and layouts. */
+/** The inverse of the loaders' mapping: `tensors()`' names and forward layouts -> checkpoint names and layouts. */
 export function toCheckpointLayout(cfg: ModelConfig, g: Named): Named {
   const out: Named = new Map();
   const get = (n: string) => {

@@ -12,6 +12,7 @@ import { logitDiffMetric, lossMetric } from '../../src/experiments/metric.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { gradPlanBytes } from '../../src/model/grad-run.ts';
+import { tlWeightShapes } from '../../src/model/tl-weights.ts';
 
 const name = 'tiny-llama-random';
 const { prompts } = fixtureCases(name);
@@ -29,7 +30,7 @@ describe('runWithGrad contract', () => {
       const r = await model.runWithGrad(prompts, metric, { cache: ['blocks.1.attn.hook_pattern'], grads: ['hook_embed', 'blocks.0.attn.hook_q'], weights: true });
       const out = [await r.grads.read('hook_embed'), await r.grads.read('blocks.0.attn.hook_q'), await r.cache.read('blocks.1.attn.hook_pattern')];
       const w = await r.weightGrads!.read();
-      out.push(w.get('embed.W_E')!.data, w.get('blocks.0.attn.W_K')!.data);
+      out.push(w.get('embed.W_E')!.data, w.get('blocks.0.attn._W_K')!.data);
       r.release();
       return out.map((a) => Buffer.from(a.buffer, a.byteOffset, a.byteLength));
     };
@@ -57,6 +58,23 @@ describe('runWithGrad contract', () => {
     expect(model.weightGrads).toBe(two.weightGrads);
     two.weightGrads!.release();
     expect(model.weightGrads).toBeNull();
+  });
+
+  it("weight gradients read back under TransformerLens' names and shapes, consistent with the checkpoint's", async () => {
+    const r = await model.runWithGrad(prompts, metric, { weights: true, grads: [] });
+    const tl = await r.weightGrads!.read();
+    const want = [...tlWeightShapes(model.config)].filter(([n]) => n !== 'unembed.b_U');
+    expect([...tl.keys()]).toEqual(want.map(([n]) => n));
+    for (const [n, shape] of want) expect(tl.get(n)!.shape, n).toEqual(shape);
+    const ck = await r.weightGrads!.toCheckpoint();
+    // W_Q[h, c, d] is q_proj.weight[h * dh + d, c].
+    const { n_heads: H, d_model: C, d_head: dh } = model.config;
+    const wq = tl.get('blocks.1.attn.W_Q')!.data;
+    const q = ck.get('model.layers.1.self_attn.q_proj.weight')!.data;
+    for (const [h, c, d] of [[0, 0, 0], [3, 63, 15], [2, 17, 5]]) expect(wq[(h * C + c) * dh + d]).toBe(q[(h * dh + d) * C + c]);
+    expect(tl.get('unembed.W_U')!.data[5 * model.config.d_vocab + 7]).toBe(ck.get('lm_head.weight')!.data[7 * C + 5]);
+    void H;
+    r.release();
   });
 
   it('returns the activations asked for beside the gradients', async () => {
