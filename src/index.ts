@@ -54,6 +54,7 @@ export {
   type Verification,
   type VerifiedCell,
 } from './experiments/attribution.ts';
+export { edgeAttribution, type EdgeScores, type EdgeAttributionOptions } from './experiments/edge-attribution.ts';
 export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric } from './experiments/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
 export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';
