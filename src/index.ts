@@ -48,6 +48,7 @@ export { runVariants, type Variant, type SweepOptions } from './experiments/swee
 export {
   attributionSweep,
   verifyTopK,
+  pearson,
   type AttributionGrid,
   type AttributionMethod,
   type AttributionOptions,
