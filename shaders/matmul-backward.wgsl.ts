@@ -20,7 +20,9 @@
  *       Dispatch: (ceil(cols / 16), ceil(rows / 16)) workgroups of 16 x 16.
  *   v2 `matmul_dx_v2`, `matmul_dw_v2`: register tiles, operands read as vec4 (fp32, every
  *       contracted or stored row a multiple of 4 floats and every offset 4-aligned; the host
- *       runs v1 otherwise, and for f16 weights), no workgroup memory (on lavapipe it is ordinary CPU memory).
+ *       runs v1 otherwise, and for f16 weights). Variant `scalarG` reads G as scalars instead,
+ *       for the transposed-weight dX and dW, so a gradient of any row stride works in place (the
+ *       logits' gradient, V = 50257 columns, overwriting the logits), no workgroup memory (on lavapipe it is ordinary CPU memory).
  *       matmul_dx_v2: each invocation 8 rows x 4 columns of dX; n advances 4 at a time, so per
  *       step 8 G vec4 and 4 W vec4 loads feed 32 vec4 products (transW: 8 rows x 8 columns, G
  *       scalars and two W vec4 per step, as the forward's v3). matmul_dw_v2: each invocation
@@ -49,10 +51,12 @@ export interface MatmulBackwardVariant {
   affine?: boolean;
   /** matmul_dw: store dW as [N, K]. */
   transOut?: boolean;
+  /** v2 of matmul_dx with transW, and matmul_dw: G read as scalars (any row stride or offset). */
+  scalarG?: boolean;
 }
 
 export function matmulBackwardSource(v: MatmulBackwardVariant = {}): string {
-  const { transW = false, f16W = false, rows = false, acc = false, affine = false, transOut = false } = v;
+  const { transW = false, f16W = false, rows = false, acc = false, affine = false, transOut = false, scalarG = false } = v;
   return wgsl`
 #if ${f16W}
 enable f16;
@@ -167,8 +171,17 @@ fn bias_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
 #endif
 }
 
-// Every stride and offset below is a multiple of 4 floats (the host checks), so i >> 2 is exact.
-fn g4(r: u32, n: u32) -> vec4f { return G4[(p.g_off + r * p.ldg + n) >> 2u]; }
+// Every stride and offset read as vec4 is a multiple of 4 floats (the host checks), so i >> 2 is
+// exact. With scalarG, G's four values are separate loads (zero past N: a row's end).
+fn g4(r: u32, n: u32) -> vec4f {
+#if ${scalarG}
+  let o = p.g_off + r * p.ldg + n;
+  return vec4f(gs(o, n), gs(o + 1u, n + 1u), gs(o + 2u, n + 2u), gs(o + 3u, n + 3u));
+#else
+  return G4[(p.g_off + r * p.ldg + n) >> 2u];
+#endif
+}
+fn gs(i: u32, n: u32) -> f32 { return select(0.0, G[i], n < p.N); }
 
 #if ${transW}
 // dX[m, k0 .. k0+7] for 8 rows: per n, 8 G scalars (one lane of a vec4 each) and W[n, k0 .. k0+7].
@@ -185,14 +198,24 @@ fn matmul_dx_v2(@builtin(global_invocation_id) gid: vec3u) {
   var lo: array<vec4f, 8>;
   var hi: array<vec4f, 8>;
   for (var n0 = 0u; n0 < p.N; n0 += 4u) {
+#if ${!scalarG}
     var g: array<vec4f, 8>;
     for (var i = 0u; i < 8u; i++) { g[i] = g4(r[i], n0); }
+#endif
     for (var j = 0u; j < 4u; j++) {
       let n = n0 + j;
       if (n >= p.N) { break; }
       let wa = W4[(p.w_off + n * p.K + ka) >> 2u];
       let wb = W4[(p.w_off + n * p.K + kb) >> 2u];
-      for (var i = 0u; i < 8u; i++) { lo[i] += g[i][j] * wa; hi[i] += g[i][j] * wb; }
+      for (var i = 0u; i < 8u; i++) {
+#if ${scalarG}
+        let gv = G[p.g_off + r[i] * p.ldg + n];
+#else
+        let gv = g[i][j];
+#endif
+        lo[i] += gv * wa;
+        hi[i] += gv * wb;
+      }
     }
   }
   for (var i = 0u; i < 8u; i++) {

@@ -14,7 +14,9 @@
  * the matmul backward reads as vec4). Each term applies to one batch row or (row = ALL_ROWS) to
  * every row, so rows may carry metrics of their own (each prompt's own next tokens for a loss).
  * The kernel also writes the metric's value per logits row, value[row] = sum_t coef_t term_t
- * (before the affine), which the host sums over a batch row's positions.
+ * (before the affine), which the host sums over a batch row's positions. Variant `inPlace`: the
+ * gradient overwrites the logits (a backward needs no second [rows, V] buffer; rows are read in
+ * full before they are written).
  *
  * Versions: v1 `metric_backward_v1`, one workgroup of WG per logits row: invocation 0 collects
  * the row's terms (at most MAX_TERMS per position) while all take the strided max and sum of exp
@@ -32,7 +34,7 @@ export const MAX_TERMS_PER_POSITION = 16;
 export const BACKWARD_TERM_WORDS = 8;
 export const ALL_ROWS = 0xffffffff;
 
-export function metricsBackwardSource(): string {
+export function metricsBackwardSource({ inPlace }: { inPlace: boolean } = { inPlace: false }): string {
   return wgsl`
 struct Params {
   rows: u32, P: u32, V: u32, n_terms: u32,
@@ -44,9 +46,22 @@ struct Params {
 struct Term { row: u32, i: u32, tok: u32, kind: u32, coef: f32, pad0: u32, pad1: u32, pad2: u32 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
+#if ${inPlace}
+@group(0) @binding(1) var<storage, read_write> logits: array<f32>;
+#else
 @group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> terms: array<Term>;
 @group(0) @binding(3) var<storage, read_write> dlogits: array<f32>;
+#endif
+@group(0) @binding(2) var<storage, read> terms: array<Term>;
+
+// The gradient's element i: into dlogits, or (in place) over the logits.
+fn put(i: u32, v: f32) {
+#if ${inPlace}
+  logits[i] = v;
+#else
+  dlogits[i] = v;
+#endif
+}
 @group(0) @binding(4) var<storage, read_write> values: array<f32>; // [rows]
 
 const MAX_TERMS = ${MAX_TERMS_PER_POSITION}u;
@@ -104,13 +119,12 @@ fn metric_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
     if (live) { for (var v = lid; v < prm.V; v += WG) { acc += exp(logits[base + v] - mx); } }
     lse = mx + log(reduce(lid, acc, false));
   }
-  if (!live) { return; }
   // w_t and A: a probability term's weight is coef p_tok. And the row's value.
   var A = 0.0;
   var val = 0.0;
   var w: array<f32, ${MAX_TERMS_PER_POSITION}>;
   var t = 0u;
-  for (var tt = 0u; tt < prm.n_terms; tt++) {
+  for (var tt = 0u; live && tt < prm.n_terms; tt++) {
     let term = terms[tt];
     if (!applies(term, b, i)) { continue; }
     if (t >= n) { break; }
@@ -123,14 +137,17 @@ fn metric_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
     w[t] = wt;
     t++;
   }
+  // Every read of the row is done before any write (the in-place variant overwrites it).
+  workgroupBarrier();
+  if (!live) { return; }
   if (lid == 0u) { values[row] = val; }
   let ob = prm.o_off + local * prm.ldo;
   for (var v = lid; v < prm.ldo; v += WG) {
-    if (v >= prm.V) { dlogits[ob + v] = 0.0; continue; }
+    if (v >= prm.V) { put(ob + v, 0.0); continue; }
     var g = 0.0;
     if (soft) { g = -A * exp(logits[base + v] - lse); }
     for (var k = 0u; k < n; k++) { if (tok[k] == v) { g += w[k]; } }
-    dlogits[ob + v] = g * prm.scale;
+    put(ob + v, g * prm.scale);
   }
 }
 `;

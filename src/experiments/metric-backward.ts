@@ -24,8 +24,8 @@ export interface MetricBackwardArgs {
   V: number;
   /** Vocabulary columns computed, when only a few are (a logit difference); null for all. */
   columns?: readonly number[] | null;
-  /** [B, P, ldo] output (ldo >= V; columns past V are written 0). */
-  dlogits: GPUBuffer;
+  /** [B, P, ldo] output (ldo >= V; columns past V are written 0); absent: the gradient overwrites the logits. */
+  dlogits?: GPUBuffer | null;
   ldo?: number;
   affine?: Affine;
 }
@@ -49,7 +49,8 @@ export class GpuMetricBackward {
   ) {
     const P = a.positions.length;
     const rows = a.B * P;
-    const ldo = a.ldo ?? a.V;
+    const inPlace = !a.dlogits;
+    const ldo = inPlace ? a.V : (a.ldo ?? a.V);
     if (Array.isArray(m) && m.length !== a.B) throw new Error(`${m.length} metrics for a batch of ${a.B} rows; give one, or one per row`);
     const perRow: Array<[number, Metric]> = Array.isArray(m) ? m.map((x, b) => [b, x]) : [[ALL_ROWS, m as Metric]];
     const ts = perRow.flatMap(([row, x]) => metricTerms(x).map((t) => ({ ...t, row })));
@@ -70,14 +71,14 @@ export class GpuMetricBackward {
     const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric backward terms');
     this.values = Tensor.empty(gpu, [a.B, P], 'metric values');
     this.temps.push(termsT);
-    const pipeline = gpu.pipelines.get('metrics-backward', metricsBackwardSource(), 'metric_backward_v1', { WG });
+    const pipeline = gpu.pipelines.get('metrics-backward', metricsBackwardSource({ inPlace }), 'metric_backward_v1', { WG });
     // Rows in blocks whose logits and gradient windows each fit one binding.
     const slack = gpu.limits.minStorageBufferOffsetAlignment;
     const perBlock = Math.max(1, Math.min(rows, Math.floor((gpu.maxBinding - slack) / (Math.max(a.V, ldo) * 4))));
     for (let r0 = 0; r0 < rows; r0 += perBlock) {
       const n = Math.min(perBlock, rows - r0);
       const lw = bindWindow(gpu, a.logits, r0 * a.V, n * a.V, 'metric backward logits');
-      const ow = bindWindow(gpu, a.dlogits, r0 * ldo, n * ldo, 'metric backward dlogits');
+      const ow = inPlace ? lw : bindWindow(gpu, a.dlogits!, r0 * ldo, n * ldo, 'metric backward dlogits');
       const u = new Params(gpu, [rows, P, a.V, ts.length, { f32: a.affine?.scale ?? 1 }, ldo, lw.elemOffset, ow.elemOffset, r0], 'metric backward params');
       this.params.push(u);
       const bindGroup = gpu.device.createBindGroup({
@@ -87,7 +88,7 @@ export class GpuMetricBackward {
           { binding: 0, resource: { buffer: u.buffer } },
           { binding: 1, resource: lw.binding },
           { binding: 2, resource: { buffer: termsT.buffer, offset: 0, size: table.byteLength } },
-          { binding: 3, resource: ow.binding },
+          ...(inPlace ? [] : [{ binding: 3, resource: ow.binding }]),
           { binding: 4, resource: { buffer: this.values.buffer, offset: 0, size: rows * 4 } },
         ],
       });

@@ -47,10 +47,7 @@ export class WeightArena {
   /** `data` as [rows, cols], split by rows into chunks that each fit one binding and one buffer. */
   uploadRows(data: Float32Array, rows: number, cols: number, label: string, f16 = false): RowChunk[] {
     const limit = Math.min(this.gpu.maxBinding, this.gpu.limits.maxBufferSize);
-    let rowsPerChunk = Math.floor(limit / (cols * (f16 ? 2 : 4)));
-    // A multiple of 4 rows, so every chunk's first token is a vec4-aligned column of a padded
-    // logits gradient (the backward's unembedding tiles read it as vec4).
-    if (rowsPerChunk >= 4) rowsPerChunk -= rowsPerChunk % 4;
+    const rowsPerChunk = Math.floor(limit / (cols * (f16 ? 2 : 4)));
     if (rowsPerChunk < 1) {
       throw new OutOfMemoryError(`${label}: one row of ${cols} floats exceeds the binding limit of ${formatBytes(limit)}`);
     }

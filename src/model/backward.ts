@@ -86,9 +86,8 @@ export interface BackwardPlan {
   replaySaves: Map<string, GPUBuffer>;
   /** Per layer (recompute): its saved resid_pre. */
   savedResid: GPUBuffer[];
-  /** [batch * positions, ldo] the metric's logits gradient (the backward's first input). */
+  /** [batch * positions, d_vocab] the metric's logits gradient (the backward's first input): the forward's logits, overwritten. */
   dlogits: GPUBuffer;
-  ldo: number;
   positions: number[];
   /** Writes the per-run token index (the embedding scatter's). */
   setTokens(flat: Uint32Array): void;
@@ -96,8 +95,6 @@ export interface BackwardPlan {
   bytes: { saved: number; scratch: number };
   destroy(): void;
 }
-
-const pad4 = (n: number) => Math.ceil(n / 4) * 4;
 
 /** Per-layer sites the backward reads (relative to `blocks.L.`). */
 export function savedSites(cfg: ModelConfig): string[] {
@@ -136,12 +133,11 @@ function savedFloats(cfg: ModelConfig, B: number, T: number): Record<string, num
 
 /** The backward's gradient scratch, in floats (shapes in the comments); shared by every layer. */
 function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<string, number> {
-  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M } = cfg;
   const BT = B * T;
   const select = P !== T;
   const rot = cfg.positional === 'rotary';
   return {
-    dlogits: B * P * pad4(V), // [B, P, V padded to 4] the metric's gradient
     ySel: select ? B * P * C : 0, // [B, P, C] ln_final's output at the metric's positions
     gYSel: select ? B * P * C : 0, // [B, P, C]
     sel: select ? B * P : 0, // [B, P] u32 rows of [B, T] the metric reads
@@ -198,7 +194,9 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
   const positions = fwd.logitPositions;
   const P = positions.length;
   const select = P !== T;
-  const ldo = pad4(V);
+  // The metric's backward overwrites the logits with their gradient: no second [B, P, V] buffer.
+  const dlogits = fwd.logits!;
+  const ldo = V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const wg = o.weightGrads ?? null;
   const acc = !!o.accumulate;
@@ -291,7 +289,8 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     const affineOf = (gain: GPUBuffer, bias: GPUBuffer | null) => ({ gain, bias: bias ?? zeroBias! });
 
     // ---- The unembedding and ln_final (the forward's last steps, first). ----
-    // dlogits is written per run by the metric's backward (grad-run.ts) before these steps.
+    // dlogits (the forward's logits, overwritten) is written per run by the metric's backward
+    // (grad-run.ts) before these steps.
     const yF = fwd.sites.get('unembed.hook_in')!.buffer; // (B, T, C) ln_final's output
     let yRows = yF;
     let gRows = g.normOut;
@@ -301,11 +300,19 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       gRows = g.gYSel;
     }
     const unembedGrads: readonly RowChunk[] | null = wg ? (wg.W_U ?? wg.W_E) : null;
-    w.W_U_rows.forEach((chunk, ci) => {
-      const cols = { M: B * P, N: chunk.rows, K: C, g: g.dlogits, gStart: chunk.row0, ldg: ldo };
-      op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, accumulate: ci > 0, label: `unembed dX vocab ${chunk.row0}+${chunk.rows}` }, params)); // (B, P, C)
-      if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc, label: `unembed dW vocab ${chunk.row0}+${chunk.rows}` }, params)); // (chunk, C)
-    });
+    // As the forward's unembedding: per vocabulary chunk, and in blocks of rows whose window of
+    // the logits' gradient fits one binding.
+    const slack = gpu.limits.minStorageBufferOffsetAlignment;
+    const perBlock = Math.max(1, Math.min(B * P, Math.floor((gpu.maxBinding - slack) / (ldo * 4))));
+    for (let r0 = 0; r0 < B * P; r0 += perBlock) {
+      const m = Math.min(perBlock, B * P - r0);
+      w.W_U_rows.forEach((chunk, ci) => {
+        const cols = { M: m, N: chunk.rows, K: C, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo };
+        const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
+        op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
+        if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
+      });
+    }
     if (select) {
       op(fill(gpu, g.normOut, BT * C, params, 'unembed.hook_in gradient')); // zero where the metric reads nothing
       op(...scatterAdd(gpu, [{ buffer: g.normOut, row0: 0, rows: BT }], g.gYSel, selIndex!, C, params, 'unembed input rows backward')); // (B, T, C)
@@ -414,8 +421,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       forwardSaves,
       replaySaves,
       savedResid,
-      dlogits: g.dlogits,
-      ldo,
+      dlogits,
       positions,
       setTokens: (flat) => writeScatterIndex(gpu, tokenIndex, flat),
       bytes: { saved: savedBytes, scratch: bytes - savedBytes },

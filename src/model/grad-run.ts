@@ -269,7 +269,7 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     if (bwdHooks) compiled.push(bwdHooks);
     for (const n of actNames) acts.set(n, Tensor.empty(gpu, fwd.sites.get(n)!.shape, n));
     for (const n of gradOut) grads.set(n, Tensor.empty(gpu, bwd.gradSites.get(n)!.shape, `grad ${n}`));
-    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: fwd.logits!, B, positions, V: cfg.d_vocab, dlogits: bwd.dlogits, ldo: bwd.ldo });
+    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: bwd.dlogits, B, positions, V: cfg.d_vocab });
 
     gpu.device.queue.writeBuffer(fwd.ids!, 0, flat);
     bwd.setTokens(flat);

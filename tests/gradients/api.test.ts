@@ -11,6 +11,7 @@ import { OutOfMemoryError } from '../../src/gpu/errors.ts';
 import { logitDiffMetric, lossMetric } from '../../src/experiments/metric.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { expectGradClose, fixtureGrads, fixtureWeightGrads } from '../helpers/grad-fixtures.ts';
 import { gradPlanBytes } from '../../src/model/grad-run.ts';
 import { tlWeightShapes } from '../../src/model/tl-weights.ts';
 
@@ -108,6 +109,28 @@ describe('runWithGrad under a memory budget', () => {
       await expect(model.runWithGrad([prompts[0], prompts[1], prompts[0], prompts[1]], metric, { grads: ['hook_embed'], memory: 'keep' })).rejects.toThrow(OutOfMemoryError);
       await expect(model.runWithGrad([prompts[0], prompts[1], prompts[0], prompts[1]], metric, { memory: 'keep' })).rejects.toThrow(/this gradient run needs .* of GPU memory .* is available/);
       expect(gpu.pool.liveBytes).toBe(before);
+    } finally {
+      model.destroy();
+    }
+  });
+});
+
+describe('runWithGrad with the embedding split into row chunks (a 64 KiB binding limit)', () => {
+  it('tiny-gpt2-random: hook and weight gradients still match PyTorch', async () => {
+    const gpu = await testGpu({ maxBindingBytes: 64 * 1024 });
+    const model = await loadModel(gpu, await fixtureSource('tiny-gpt2-random'));
+    try {
+      expect(model.embeddingChunks).toBeGreaterThan(1);
+      const { prompts: p } = fixtureCases('tiny-gpt2-random');
+      const ref = fixtureGrads('tiny-gpt2-random');
+      const r = await model.runWithGrad(p, logitDiffMetric(10, 631, 751), { grads: ref.names });
+      for (const n of ref.names) expectGradClose(n, await r.grads.read(n), ref.float32(n));
+      r.release();
+      const wRef = fixtureWeightGrads('tiny-gpt2-random');
+      const w = await model.runWithGrad(p, p.map((t) => lossMetric(t, 0, t.length - 1)), { weights: true, grads: [] });
+      const got = await w.weightGrads!.toCheckpoint(wRef.names);
+      for (const n of wRef.names) expectGradClose(n, got.get(n)!.data, wRef.float32(n));
+      w.release();
     } finally {
       model.destroy();
     }

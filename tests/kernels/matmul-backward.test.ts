@@ -140,6 +140,30 @@ describe.each(['v1', 'v2'] as MatmulBackwardVersion[])('matmul backward %s on th
     expectNear('db rows', await db.read(), refB, tol(M, g, [1]));
   });
 
+  it('a vocabulary chunk of unpadded logits (row stride 29, chunk at column 7): G read as scalars', async () => {
+    const [M, K, V, c0] = [13, 12, 29, 7];
+    const N = V - c0;
+    const rng = mulberry32(19);
+    const g = uniform(rng, M * V);
+    const n = uniform(rng, M * K);
+    const w = uniform(rng, N * K);
+    const gB = upload(g, 'dlogits').buffer;
+    const dw = empty(N * K, 'dW chunk');
+    const dx = empty(M * K, 'dx');
+    const common = { M, N, K, g: gB, gStart: c0, ldg: V };
+    const dws = matmulDw(kh.gpu, { ...common, x: upload(n, 'x').buffer, dw: dw.buffer, transOut: true, label: 'dW scalar G' }, params, version);
+    const dxs = matmulDx(kh.gpu, { ...common, w: upload(w, 'w').buffer, transW: true, dx: dx.buffer, label: 'dX scalar G' }, params, version);
+    expect(dws.pipeline.label).toBe(`matmul-backward:matmul_dw_${version}`);
+    submitSteps(kh.gpu, [dws, dxs], 'scalar G');
+    const gc = Float64Array.from({ length: M * N }, (_, i) => g[Math.floor(i / N) * V + c0 + (i % N)]);
+    const refW = new Float64Array(N * K);
+    matmulDwCpu(refW, n, gc, M, N, K, true);
+    expectNear(`${version} dW scalar G`, await dw.read(), refW, tol(M, n, gc));
+    const refX = new Float64Array(M * K);
+    matmulDxCpu(refX, gc, w, M, N, K, true);
+    expectNear(`${version} dX scalar G`, await dx.read(), refX, tol(N, gc, w));
+  });
+
   it('a vocabulary chunk: G a column block of wider padded rows, dW stored [N, K] from the norm affine, accumulated', async () => {
     // Logits gradient [M, V] padded to a multiple of 4 columns; the chunk is columns [c0, c0 + N).
     const [M, K] = [13, 12];

@@ -117,3 +117,19 @@ describe('a metric per batch row', () => {
     mb.release();
   });
 });
+
+describe('metric backward in place', () => {
+  it('overwrites the logits with their gradient (loss over 4 positions, V 1003), values from the logits', async () => {
+    const m = lossMetric(tokens, 2, 6);
+    const [B, V] = [3, 1003];
+    const positions = metricPositions(m);
+    const logits = uniform(mulberry32(21), B * positions.length * V, -20, 20);
+    const buf = upload(logits, 'logits then dlogits');
+    const mb = new GpuMetricBackward(kh.gpu, m, { logits: buf.buffer, B, positions, V });
+    submitSteps(kh.gpu, mb.dispatches, 'metric backward in place');
+    expectNear('in-place dlogits', await buf.read(), metricBackwardCpu(m, logits, B, V, positions), { abs: gamma(V) + 250 * U, rel: 4 * U });
+    const values = await mb.rowValues();
+    metricCpu(m, logits, B, V, positions).forEach((v, b) => expect(Math.abs(values[b] - v)).toBeLessThan(1e-4 * Math.max(1, Math.abs(v))));
+    mb.release();
+  });
+});

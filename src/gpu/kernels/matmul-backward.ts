@@ -99,10 +99,11 @@ export function matmulDx(gpu: Gpu, a: MatmulDxArgs, params: Params[], version: M
   const gw = bindWindow(gpu, a.g, a.gStart ?? 0, gs.floats, `${a.label} gradient`);
   const ww = bindWindow(gpu, a.w, 0, K * N, `${a.label} weight`, a.f16W ? 2 : 4);
   const xw = bindWindow(gpu, a.dx, a.dxStart ?? 0, (span - 1) * ldx + K, `${a.label} input gradient`);
-  const aligned =
-    !a.f16W && K % 4 === 0 && ldg % 4 === 0 && ldx % 4 === 0 && gs.padded && gw.elemOffset % 4 === 0 && xw.elemOffset % 4 === 0 && ww.elemOffset % 4 === 0 && (a.transW || N % 4 === 0);
+  // G as vec4 needs its rows and offset aligned; the transposed-weight tile can read it as scalars.
+  const gVec4 = ldg % 4 === 0 && gs.padded && gw.elemOffset % 4 === 0;
+  const aligned = !a.f16W && K % 4 === 0 && ldx % 4 === 0 && xw.elemOffset % 4 === 0 && ww.elemOffset % 4 === 0 && (a.transW || (N % 4 === 0 && gVec4));
   const v = version === 'v2' && aligned ? 'v2' : 'v1';
-  const variant: MatmulBackwardVariant = { transW: !!a.transW, f16W: !!a.f16W, rows: !!a.rows, acc: !!a.accumulate };
+  const variant: MatmulBackwardVariant = { transW: !!a.transW, f16W: !!a.f16W, rows: !!a.rows, acc: !!a.accumulate, scalarG: v === 'v2' && !gVec4 };
   const u = new Params(gpu, [M, N, K, ldx, ldg, xw.elemOffset, gw.elemOffset, ww.elemOffset], `${a.label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
@@ -132,9 +133,10 @@ export function matmulDw(gpu: Gpu, a: MatmulDwArgs, params: Params[], version: M
   const gw = bindWindow(gpu, a.g, a.gStart ?? 0, gs.floats, `${a.label} gradient`);
   const xw = bindWindow(gpu, a.x, a.xStart ?? 0, (span - 1) * ldx + K, `${a.label} input`);
   const dw = bindWindow(gpu, a.dw, a.dwStart ?? 0, K * N, `${a.label} weight gradient`);
-  const aligned = K % 4 === 0 && K >= 4 && ldg % 4 === 0 && ldx % 4 === 0 && gs.padded && gw.elemOffset % 4 === 0 && xw.elemOffset % 4 === 0;
+  const gVec4 = ldg % 4 === 0 && gs.padded && gw.elemOffset % 4 === 0;
+  const aligned = K % 4 === 0 && K >= 4 && ldx % 4 === 0 && xw.elemOffset % 4 === 0;
   const v = version === 'v2' && aligned ? 'v2' : 'v1';
-  const variant: MatmulBackwardVariant = { rows: !!a.rows, acc: !!a.accumulate, affine: !!a.affine, transOut: !!a.transOut };
+  const variant: MatmulBackwardVariant = { rows: !!a.rows, acc: !!a.accumulate, affine: !!a.affine, transOut: !!a.transOut, scalarG: v === 'v2' && !gVec4 };
   const u = new Params(gpu, [M, N, K, ldx, ldg, xw.elemOffset, gw.elemOffset, dw.elemOffset], `${a.label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
