@@ -12,6 +12,7 @@
  * Prints one JSON object; every number in it comes from this one run.
  */
 import { kernelRates } from './kernel-rates.ts';
+import { benchGradients } from './gradients.ts';
 import { existsSync, openAsBlob } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -289,6 +290,11 @@ async function main() {
   const heads = await timeSweep(model, 'z', clean, corrupt, good, bad, sweepReps);
   const headPeak = gpu.pool.peakBytes;
 
+  // ---- Gradients: backward against forward, AtP over every site against the exact sweeps, bytes.
+  gpu.pool.peakBytes = gpu.pool.liveBytes;
+  const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+  const gradientPeak = gpu.pool.peakBytes;
+
   log('kernel rates: FMA peak and the matmul');
   const kernels = await kernelRates(gpu, soft);
 
@@ -337,8 +343,9 @@ async function main() {
       weight_bytes: gpu.pool.weightBytes,
       peak_pool_bytes: Math.max(forwardPeak, residPeak, naivePeak, headPeak),
       peak_total_bytes: Math.max(forwardPeak, residPeak, naivePeak, headPeak) + gpu.pool.weightBytes,
-      pool_peak_bytes_by_phase: { forward: forwardPeak, resid_pre_sweep: residPeak, naive_runs: naivePeak, head_sweep: headPeak },
+      pool_peak_bytes_by_phase: { forward: forwardPeak, resid_pre_sweep: residPeak, naive_runs: naivePeak, head_sweep: headPeak, gradients: gradientPeak },
     },
+    gradients,
     kernels,
     ...(peerInfo ? { peer: peerInfo } : {}),
     wall_s: round((performance.now() - started) / 1000, 1),

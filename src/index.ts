@@ -47,6 +47,7 @@ export { headAblationSweep, type AblationOptions } from './experiments/ablation.
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
 export {
   attributionSweep,
+  attributionSweeps,
   verifyTopK,
   pearson,
   type AttributionGrid,

@@ -229,16 +229,31 @@ export async function attributionSweep(
   metric: Metric,
   options: AttributionOptions = {},
 ): Promise<AttributionGrid> {
+  return (await attributionSweeps(model, clean, corrupt, [site], metric, options)).get(site)!;
+}
+
+/**
+ * Several sites' grids from the same passes: one clean forward and one corrupted forward +
+ * backward (AtP* with GradDrop: one per layer) for every site at once.
+ */
+export async function attributionSweeps(
+  model: Model,
+  clean: readonly number[],
+  corrupt: readonly number[],
+  sites: readonly PatchSite[],
+  metric: Metric,
+  options: AttributionOptions = {},
+): Promise<Map<PatchSite, AttributionGrid>> {
   const method = options.method ?? 'atp';
   if (method !== 'atp' && method !== 'atp*') throw new Error(`unknown attribution method "${String(method)}"; use atp or atp*`);
   if (clean.length !== corrupt.length) throw new Error(`the clean and corrupted prompts must have the same length (${clean.length} and ${corrupt.length} tokens)`);
   const T = clean.length;
   validateTokens([clean, corrupt], model.config);
   validateMetric(metric, T, model.config.d_vocab);
-  const grid = gridCells(model, site, T);
+  const grids = sites.map((site) => ({ site, ...gridCells(model, site, T) }));
   const qkFix = method === 'atp*';
   const gradDrop = method === 'atp*' && (options.gradDrop ?? true) && model.config.n_layers > 1;
-  const need = neededHooks(model, grid.cells, qkFix);
+  const need = neededHooks(model, grids.flatMap((g) => g.cells), qkFix);
 
   const cleanRun = await baseRun(model, clean, (n) => need.acts.includes(n), metric);
   const L = model.config.n_layers;
@@ -255,33 +270,37 @@ export async function attributionSweep(
     }
     const cleanRead = reader(cleanRun.cache);
     const corruptRead = reader(runs[0].cache);
-    const estimates = runs.map(() => new Float64Array(grid.cells.length));
-    for (const [ri, r] of runs.entries()) {
-      const gradRead = reader(r.grads);
-      for (const [ci, cell] of grid.cells.entries()) {
-        const dropped = drops[ri];
-        // GradDrop: a layer's own outputs get nothing from its drop (their gradient is reported
-        // before the drop acts, so zero them here).
-        if (dropped !== null && cell.layer === dropped && /\.hook_(attn_out|mlp_out)$/.test(cell.hook)) continue;
-        const qk = /\.attn\.hook_(q|k)$/.exec(cell.hook);
-        if (qkFix && qk) {
-          estimates[ri][ci] = await qkFixed(model, cell, qk[1] as 'q' | 'k', cleanRead, corruptRead, gradRead, T);
-          continue;
-        }
-        const [a, b, g] = await Promise.all([cleanRead(cell.hook), corruptRead(cell.hook), gradRead(cell.hook)]);
-        estimates[ri][ci] = cellDot(r.grads.get(cell.hook).shape, cell.sel, a, b, g, cell.hook.endsWith('.hook_pattern'));
-      }
-    }
+    const gradReads = runs.map((r) => reader(r.grads));
     const mClean = cleanRun.metric;
-    let effects: Float64Array;
-    if (gradDrop) {
-      effects = new Float64Array(grid.cells.length);
-      for (const e of estimates) e.forEach((v, i) => (effects[i] += Math.abs(v) / (L - 1)));
-    } else effects = estimates[0];
-    const signed = !gradDrop;
-    const denom = options.normalize ? (signed ? mClean - mCorrupt : Math.abs(mClean - mCorrupt)) : 1;
-    const values = effects.map((e) => (signed && !options.normalize ? mCorrupt + e : e / denom));
-    return { site, method, shape: grid.shape, axes: grid.axes, values, effects, signed, clean: mClean, corrupt: mCorrupt, passes: { forward: 1 + runs.length, backward: runs.length } };
+    const out = new Map<PatchSite, AttributionGrid>();
+    for (const grid of grids) {
+      const estimates = runs.map(() => new Float64Array(grid.cells.length));
+      for (const [ri, r] of runs.entries()) {
+        for (const [ci, cell] of grid.cells.entries()) {
+          const dropped = drops[ri];
+          // GradDrop: a layer's own outputs get nothing from its drop (their gradient is reported
+          // before the drop acts, so zero them here).
+          if (dropped !== null && cell.layer === dropped && /\.hook_(attn_out|mlp_out)$/.test(cell.hook)) continue;
+          const qk = /\.attn\.hook_(q|k)$/.exec(cell.hook);
+          if (qkFix && qk) {
+            estimates[ri][ci] = await qkFixed(model, cell, qk[1] as 'q' | 'k', cleanRead, corruptRead, gradReads[ri], T);
+            continue;
+          }
+          const [a, b, g] = await Promise.all([cleanRead(cell.hook), corruptRead(cell.hook), gradReads[ri](cell.hook)]);
+          estimates[ri][ci] = cellDot(r.grads.get(cell.hook).shape, cell.sel, a, b, g, cell.hook.endsWith('.hook_pattern'));
+        }
+      }
+      let effects: Float64Array;
+      if (gradDrop) {
+        effects = new Float64Array(grid.cells.length);
+        for (const e of estimates) e.forEach((v, i) => (effects[i] += Math.abs(v) / (L - 1)));
+      } else effects = estimates[0];
+      const signed = !gradDrop;
+      const denom = options.normalize ? (signed ? mClean - mCorrupt : Math.abs(mClean - mCorrupt)) : 1;
+      const values = effects.map((e) => (signed && !options.normalize ? mCorrupt + e : e / denom));
+      out.set(grid.site, { site: grid.site, method, shape: grid.shape, axes: grid.axes, values, effects, signed, clean: mClean, corrupt: mCorrupt, passes: { forward: 1 + runs.length, backward: runs.length } });
+    }
+    return out;
   } finally {
     for (const r of runs) r.release();
     cleanRun.release();

@@ -9,8 +9,8 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
-import { attributionSweep, verifyTopK } from '../../src/experiments/attribution.ts';
-import { patchingSweep } from '../../src/experiments/patching.ts';
+import { attributionSweep, attributionSweeps, verifyTopK } from '../../src/experiments/attribution.ts';
+import { PATCH_SITES, patchingSweep } from '../../src/experiments/patching.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
@@ -93,6 +93,30 @@ describe('verifyTopK', () => {
         expect(Math.abs(c.exact + atp.corrupt_metric - atp.sites.resid_pre.exact[c.coords[0]][c.coords[1]])).toBeLessThan(1e-3);
       }
       expect(v.maxError).toBeCloseTo(Math.max(...v.cells.map((c) => Math.abs(c.estimate - c.exact))), 12);
+    } finally {
+      model.destroy();
+    }
+  });
+});
+
+describe('attributionSweeps', () => {
+  it('every site from one corrupted backward: each grid equals its own sweep', async () => {
+    const name = 'tiny-llama-random';
+    const model = await loadModel(await testGpu(), await fixtureSource(name));
+    try {
+      const atp = fixtureAtp(name);
+      const { prompts } = fixtureCases(name);
+      const metric = parseMetricSpec(atp.metric_spec);
+      const all = await attributionSweeps(model, prompts[0], prompts[1], PATCH_SITES, metric);
+      expect([...all.keys()]).toEqual([...PATCH_SITES]);
+      for (const site of ['resid_pre', 'z', 'k_by_pos', 'pattern'] as const) {
+        const one = await attributionSweep(model, prompts[0], prompts[1], site, metric);
+        expect([...all.get(site)!.effects]).toEqual([...one.effects]);
+        const exact = await patchingSweep(model, prompts[0], prompts[1], site, metric);
+        expect(all.get(site)!.shape).toEqual(exact.shape);
+        expect(all.get(site)!.axes).toEqual(exact.axes);
+      }
+      expect(all.get('z')!.passes).toEqual({ forward: 2, backward: 1 });
     } finally {
       model.destroy();
     }
