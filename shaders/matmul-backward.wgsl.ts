@@ -29,10 +29,18 @@
  *       8 k x 8 n of dW, one m per step: 2 X vec4 and 2 G vec4 loads feed 16 vec4 products.
  *       Dispatch: workgroups of 16 x 1; (ceil(cols / (16 * tile cols)), ceil(rows / tile rows)).
  *   v1 `bias_grad_v1`: one invocation per column, serial over rows. Dispatch: ceil(N / 64) of 64.
+ *   v1 `transpose_v1`: XT[k, m] = X'[m, k] (with the `affine` gain and bias, through the row table):
+ *       a layer's weight gradient is then the forward's own matmul, XT G, whose tuned tiles
+ *       (`matmul.wgsl.ts` v5 / v6) run ~1.7x faster than matmul_dw_v2 on lavapipe; the input
+ *       gradient likewise is the forward's matmul with W read transposed (~2.7x faster than
+ *       matmul_dx_v2). v1 and v2 here remain for the vocabulary-chunked unembedding, whose
+ *       gradient is a column block of wider rows. One invocation per element of XT, 64 per
+ *       workgroup, 2-D folded. Tried and dropped: v2's loops unrolled in TypeScript (as the
+ *       forward's v5): no faster on lavapipe, and 16 x 16 tiles took 1-2 minutes to compile.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const MATMUL_BACKWARD_VERSIONS = ['matmul_dx_v1', 'matmul_dx_v2', 'matmul_dw_v1', 'matmul_dw_v2', 'bias_grad_v1'] as const;
+export const MATMUL_BACKWARD_VERSIONS = ['matmul_dx_v1', 'matmul_dx_v2', 'matmul_dw_v1', 'matmul_dw_v2', 'bias_grad_v1', 'transpose_v1'] as const;
 
 /** Outputs per invocation of the v2 tiles: [rows, columns]; the host's dispatch must match. */
 export const DX_TILE = { plain: [8, 4], transW: [8, 8] } as const;
@@ -328,6 +336,19 @@ fn storeW(k: u32, n: u32, v: f32) {
   D[o] = D[o] + v;
 #else
   D[o] = v;
+#endif
+}
+
+@compute @workgroup_size(64)
+fn transpose_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.M * p.K) { return; }
+  let k = i / p.M;
+  let m = i % p.M;
+#if ${affine}
+  D[p.w_off + i] = X[p.x_off + rowOf(m) * p.ldx + k] * gain[k] + shift[k];
+#else
+  D[p.w_off + i] = X[p.x_off + rowOf(m) * p.ldx + k];
 #endif
 }
 `;

@@ -30,13 +30,14 @@ import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
 import type { RowChunk } from '../gpu/chunked.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { gather } from '../gpu/kernels/embed.ts';
-import { biasGrad, matmulDw, matmulDx } from '../gpu/kernels/matmul-backward.ts';
+import { biasGrad, matmulDw, matmulDx, transposeInput } from '../gpu/kernels/matmul-backward.ts';
+import { matmul } from '../gpu/kernels/matmul.ts';
 import { normGainBackward, normInputGrad, normParamGrad, normScaleGrad } from '../gpu/kernels/layernorm-backward.ts';
 import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward } from '../gpu/kernels/attention-backward.ts';
 import { rotaryBackward } from '../gpu/kernels/rotary-backward.ts';
 import { activationBackward } from '../gpu/kernels/activation-backward.ts';
 import { scatterAdd, writeScatterIndex, type ScatterIndex } from '../gpu/kernels/embed-backward.ts';
-import { fill } from '../gpu/kernels/grad-accumulate.ts';
+import { accumulate, fill } from '../gpu/kernels/grad-accumulate.ts';
 import type { ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import type { ForwardPlan } from './forward.ts';
@@ -70,6 +71,8 @@ export interface BackwardOptions {
   weightGrads?: WeightGradients | null;
   /** Add into the weight gradients instead of overwriting them. */
   accumulate?: boolean;
+  /** The forward unembedded only these vocabulary columns (`PlanShape.logitTokens`). */
+  columns?: readonly number[] | null;
   memory: MemoryMode;
 }
 
@@ -132,7 +135,7 @@ function savedFloats(cfg: ModelConfig, B: number, T: number): Record<string, num
 }
 
 /** The backward's gradient scratch, in floats (shapes in the comments); shared by every layer. */
-function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<string, number> {
+function gradSizes(cfg: ModelConfig, B: number, T: number, P: number, weights: boolean, accumulate: boolean, NV = 0): Record<string, number> {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M } = cfg;
   const BT = B * T;
   const select = P !== T;
@@ -143,6 +146,9 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<st
     sel: select ? B * P : 0, // [B, P] u32 rows of [B, T] the metric reads
     resid: BT * C, // [B, T, C] the residual stream's gradient, layer by layer
     normOut: BT * C, // [B, T, C] a norm's output gradient (ln_final: unembed.hook_in)
+    sumPart: BT * C, // [B, T, C] one projection's share of normOut, before it is added in
+    xT: weights ? Math.max(C, M, H * dh) * BT : 0, // [in, B * T] a projection's input transposed, for its weight gradient
+    dwPart: weights && accumulate ? C * Math.max(M, H * dh) : 0, // [in, out] a weight gradient before it is added to the store's
     normalized: BT * C, // [B, T, C] hook_normalized's gradient
     scale: BT, // [B, T, 1] hook_scale's gradient
     mlpOut: BT * C, // [B, T, C]
@@ -167,6 +173,13 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<st
     posUniq: cfg.positional === 'learned' ? BT : 0,
     posOffsets: cfg.positional === 'learned' ? BT + 2 : 0,
     posOrder: cfg.positional === 'learned' ? BT : 0,
+    colIds: NV, // [NV] u32 the unembedded vocabulary columns
+    colW: NV * C, // [NV, C] their unembedding rows
+    colT: weights ? NV * B * P : 0, // [NV, B * P] the logits' gradient transposed
+    colDW: weights ? NV * C : 0, // [NV, C] their rows' weight gradient
+    colUniq: weights ? NV : 0,
+    colOffsets: weights && NV ? NV + 2 : 0,
+    colOrder: weights ? NV : 0,
     selUniq: select ? B * P : 0,
     selOffsets: select ? B * P + 2 : 0,
     selOrder: select ? B * P : 0,
@@ -174,9 +187,9 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number): Record<st
 }
 
 /** Bytes a backward of this shape holds (pool size classes), by part. */
-export function backwardBytes(cfg: ModelConfig, B: number, T: number, P: number, memory: MemoryMode): { saved: number; scratch: number } {
+export function backwardBytes(cfg: ModelConfig, B: number, T: number, P: number, memory: MemoryMode, weights = false, accumulate = false, columns = 0): { saved: number; scratch: number } {
   const cls = (f: number) => (f ? sizeClass(f * 4) : 0);
-  const scratch = Object.values(gradSizes(cfg, B, T, P)).reduce((n, f) => n + cls(f), 0);
+  const scratch = Object.values(gradSizes(cfg, B, T, P, weights, accumulate, columns)).reduce((n, f) => n + cls(f), 0);
   const layer = Object.values(savedFloats(cfg, B, T)).reduce((n, f) => n + cls(f), 0);
   const final = cls(B * T * cfg.d_model) + cls(B * T);
   const saved = memory === 'keep' ? cfg.n_layers * layer + final : layer + cfg.n_layers * cls(B * T * cfg.d_model) + final;
@@ -196,7 +209,10 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
   const select = P !== T;
   // The metric's backward overwrites the logits with their gradient: no second [B, P, V] buffer.
   const dlogits = fwd.logits!;
-  const ldo = V;
+  // The vocabulary columns the forward unembedded (a logit difference), or all.
+  const columns = o.columns && o.columns.length ? [...o.columns] : null;
+  if (columns && fwd.logitsShape[2] !== columns.length) throw new Error('the forward plan unembeds other columns than the backward was given');
+  const ldo = columns ? columns.length : V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const wg = o.weightGrads ?? null;
   const acc = !!o.accumulate;
@@ -209,7 +225,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
   };
   try {
     const g: Record<string, GPUBuffer> = {};
-    for (const [name, floats] of Object.entries(gradSizes(cfg, B, T, P))) if (floats > 0) g[name] = take(floats, `grad ${name}`);
+    for (const [name, floats] of Object.entries(gradSizes(cfg, B, T, P, !!wg, acc, columns?.length ?? 0))) if (floats > 0) g[name] = take(floats, `grad ${name}`);
 
     // Saved activations: per layer (keep) or one shared set plus each layer's resid_pre (recompute).
     const sizes = savedFloats(cfg, B, T);
@@ -236,6 +252,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     const tokenIndex = index(g.idxUniq, g.idxOffsets, g.idxOrder, BT);
     const posIndex = g.posUniq ? index(g.posUniq, g.posOffsets, g.posOrder, BT) : null;
     const selIndex = select ? index(g.selUniq, g.selOffsets, g.selOrder, B * P) : null;
+    const colIndex = columns && wg ? index(g.colUniq, g.colOffsets, g.colOrder, columns.length) : null;
     if (posIndex) writeScatterIndex(gpu, posIndex, Uint32Array.from({ length: BT }, (_, i) => i % T));
     if (select) {
       const rows = Uint32Array.from({ length: B * P }, (_, i) => Math.floor(i / P) * T + positions[i % P]);
@@ -254,7 +271,9 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     };
     const dims = { B, T, H, Hkv, dh };
     const rotDims = { B, T, dh, rot: cfg.rotary_dim, pos0: 0, nCtx: cfg.n_ctx };
-    // A projection's backward: dX (+)= dY W^T, and with weight gradients dW (+)= X'^T dY, db.
+    // A projection's backward, on the forward's own matmul (its tuned tiles): dX (+)= dY W^T with W
+    // read transposed, and with weight gradients dW (+)= X'^T dY from X' transposed (the norm's
+    // output rebuilt from hook_normalized on the way), db the column sums of dY.
     const linear = (
       label: string,
       dY: GPUBuffer,
@@ -268,8 +287,14 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       dW: GPUBuffer | undefined,
       db: GPUBuffer | undefined,
     ) => {
-      op(matmulDx(gpu, { M: BT, N, K, g: dY, w: W, f16W: w.f16, dx: dX, accumulate: accumulateX, label: `${label} dX` }, params));
-      if (dW) op(matmulDw(gpu, { M: BT, N, K, g: dY, x, affine, dw: dW, accumulate: acc, label: `${label} dW` }, params));
+      const out = accumulateX ? g.sumPart : dX;
+      op(matmul(gpu, { out, a: dY, b: W, M: BT, N: K, K: N, transB: true, f16B: w.f16, label: `${label} dX` }, params)); // (B, T, K)
+      if (accumulateX) op(accumulate(gpu, dX, g.sumPart, BT * K, params, `${label} dX add`));
+      if (dW) {
+        op(transposeInput(gpu, { x, M: BT, K, affine, out: g.xT, label: `${label} input transposed` }, params)); // (K, B T)
+        op(matmul(gpu, { out: acc ? g.dwPart : dW, a: g.xT, b: dY, M: K, N, K: BT, label: `${label} dW` }, params)); // (K, N)
+        if (acc) op(accumulate(gpu, dW, g.dwPart, K * N, params, `${label} dW add`));
+      }
       if (db) op(biasGrad(gpu, { M: BT, N, g: dY, db, accumulate: acc, label: `${label} db` }, params));
     };
     // A norm's backward from its output's gradient dY (in g.normOut), mirrored from forward.ts's
@@ -300,18 +325,34 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       gRows = g.gYSel;
     }
     const unembedGrads: readonly RowChunk[] | null = wg ? (wg.W_U ?? wg.W_E) : null;
-    // As the forward's unembedding: per vocabulary chunk, and in blocks of rows whose window of
-    // the logits' gradient fits one binding.
-    const slack = gpu.limits.minStorageBufferOffsetAlignment;
-    const perBlock = Math.max(1, Math.min(B * P, Math.floor((gpu.maxBinding - slack) / (ldo * 4))));
-    for (let r0 = 0; r0 < B * P; r0 += perBlock) {
-      const m = Math.min(perBlock, B * P - r0);
-      w.W_U_rows.forEach((chunk, ci) => {
-        const cols = { M: m, N: chunk.rows, K: C, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo };
-        const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
-        op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
-        if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
-      });
+    if (columns) {
+      // Only a few vocabulary columns were unembedded (a logit difference): their unembedding rows,
+      // gathered, carry the gradient back; their weight gradient is scattered into those rows.
+      const NV = columns.length;
+      gpu.device.queue.writeBuffer(g.colIds, 0, Uint32Array.from(columns));
+      if (colIndex) writeScatterIndex(gpu, colIndex, columns);
+      op(...gather(gpu, g.colW, g.colIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+      op(matmul(gpu, { out: gRows, a: dlogits, b: g.colW, M: B * P, N: C, K: NV, label: 'unembed columns dX' }, params)); // (B, P, C)
+      if (unembedGrads) {
+        op(transposeInput(gpu, { x: dlogits, M: B * P, K: NV, out: g.colT, label: 'logits gradient transposed' }, params)); // (NV, B P)
+        op(matmul(gpu, { out: g.colDW, a: g.colT, b: yRows, M: NV, N: C, K: B * P, label: 'unembed columns dW' }, params)); // (NV, C)
+        if (!acc) for (const c of unembedGrads) op(fill(gpu, c.buffer, c.rows * C, params, 'unembedding gradient'));
+        op(...scatterAdd(gpu, unembedGrads, g.colDW, colIndex!, C, params, 'unembed columns dW scatter', true)); // (d_vocab, C)
+      }
+    } else {
+      // As the forward's unembedding: per vocabulary chunk, and in blocks of rows whose window of
+      // the logits' gradient fits one binding.
+      const slack = gpu.limits.minStorageBufferOffsetAlignment;
+      const perBlock = Math.max(1, Math.min(B * P, Math.floor((gpu.maxBinding - slack) / (ldo * 4))));
+      for (let r0 = 0; r0 < B * P; r0 += perBlock) {
+        const m = Math.min(perBlock, B * P - r0);
+        w.W_U_rows.forEach((chunk, ci) => {
+          const cols = { M: m, N: chunk.rows, K: C, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo };
+          const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
+          op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
+          if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
+        });
+      }
     }
     if (select) {
       op(fill(gpu, g.normOut, BT * C, params, 'unembed.hook_in gradient')); // zero where the metric reads nothing

@@ -25,7 +25,7 @@ import { compileHooks, type CompiledHooks } from '../hooks/hook-plan.ts';
 import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import { GpuMetricBackward } from '../experiments/metric-backward.ts';
-import { metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
+import { metricColumns, metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
 import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchSizes, type ForwardPlan } from './forward.ts';
@@ -167,10 +167,17 @@ function recordForward(fwd: ForwardPlan, from: number, to: number, hooks: Compil
  * backward saves of it, and the backward's gradient scratch. Weight gradients and the returned
  * caches come on top.
  */
-export function gradPlanBytes(cfg: ModelConfig, batch: number, pos: number, positions: readonly number[], mode: MemoryMode): { forward: number; saved: number; scratch: number } {
-  const shape = { batch, pos, logitPositions: [...positions] };
+export function gradPlanBytes(
+  cfg: ModelConfig,
+  batch: number,
+  pos: number,
+  positions: readonly number[],
+  mode: MemoryMode,
+  options: { weights?: boolean; accumulate?: boolean; columns?: readonly number[] | null } = {},
+): { forward: number; saved: number; scratch: number } {
+  const shape = { batch, pos, logitPositions: [...positions], logitTokens: options.columns ?? undefined };
   const forward = Object.values(scratchSizes(cfg, shape)).reduce((n, f) => n + (f ? sizeClass(f * 4) : 0), 0);
-  return { forward, ...backwardBytes(cfg, batch, pos, positions.length, mode) };
+  return { forward, ...backwardBytes(cfg, batch, pos, positions.length, mode, !!options.weights, !!options.accumulate, options.columns?.length ?? 0) };
 }
 
 const siteIndex = (fwd: ForwardPlan, name: string) => fwd.steps.findIndex((s) => s.kind === 'site' && s.name === name);
@@ -182,6 +189,10 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   if (Array.isArray(metric) && metric.length !== B) throw new Error(`${metric.length} metrics for ${B} token rows; give one metric, or one per row`);
   for (const m of metrics) validateMetric(m, T, cfg.d_vocab);
   const positions = [...new Set(metrics.flatMap((m) => metricPositions(m)))].sort((a, b) => a - b);
+  // A metric of logits alone (a logit difference) needs only its vocabulary columns unembedded,
+  // forward and backward.
+  const perMetric = metrics.map((m) => metricColumns(m));
+  const columns = perMetric.every((c) => c !== null) ? [...new Set(perMetric.flatMap((c) => c!))].sort((a, b) => a - b) : null;
   const hooks = options.hooks ?? [];
   for (const g of options.gradHooks ?? []) {
     if (g.op !== 'zero' && g.op !== 'scale') throw new Error(`gradient-only interventions are zero or scale, not ${g.op} (at ${g.hook})`);
@@ -195,16 +206,17 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
 
   // The memory plan, checked against the budget before anything is allocated.
   const P = positions.length;
-  const shape = { batch: B, pos: T, logitPositions: positions };
-  const fwdBytes = gradPlanBytes(cfg, B, T, positions, 'keep').forward;
+  const shape = { batch: B, pos: T, logitPositions: positions, logitTokens: columns ?? undefined };
+  const planOptions = { weights: wantWeights, accumulate, columns };
+  const fwdBytes = gradPlanBytes(cfg, B, T, positions, 'keep', planOptions).forward;
   const state = ctx.state;
   if (state.weightGrads?.isReleased) state.weightGrads = null;
   const weightBytes = wantWeights && !state.weightGrads ? gpu.pool.bytesFor([WeightGradients.floats(cfg) * 4]) : 0;
   const outputs = (names: number[]) => gpu.pool.bytesFor(names.map((n) => n * 4));
-  const keyOf = (mode: MemoryMode) => [B, T, positions.join(','), mode, detachPattern, detachScale, wantWeights, accumulate].join('|');
+  const keyOf = (mode: MemoryMode) => [B, T, positions.join(','), columns?.join(',') ?? 'all', mode, detachPattern, detachScale, wantWeights, accumulate].join('|');
   const need = (mode: MemoryMode) => {
     const cached = state.plan?.key === keyOf(mode);
-    const b = gradPlanBytes(cfg, B, T, positions, mode);
+    const b = gradPlanBytes(cfg, B, T, positions, mode, planOptions);
     return (cached ? 0 : b.forward + b.saved + b.scratch) + weightBytes;
   };
   // Outputs, from the hook shapes (the plans' site lists are the same names).
@@ -246,7 +258,7 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     const fwd = await gpu.guard(`preparing a ${B} x ${T} forward for gradients`, fwdBytes, () => buildForward(gpu, cfg, ctx.weights, shape));
     try {
       const bwd = await gpu.guard(`preparing a ${B} x ${T} backward`, 0, () =>
-        buildBackward(gpu, cfg, ctx.weights, fwd, { detachPattern, detachScale, weightGrads: wantWeights ? state.weightGrads : null, accumulate, memory: mode }),
+        buildBackward(gpu, cfg, ctx.weights, fwd, { detachPattern, detachScale, weightGrads: wantWeights ? state.weightGrads : null, accumulate, columns, memory: mode }),
       );
       state.plan = { key, fwd, bwd };
     } catch (e) {
@@ -269,7 +281,7 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     if (bwdHooks) compiled.push(bwdHooks);
     for (const n of actNames) acts.set(n, Tensor.empty(gpu, fwd.sites.get(n)!.shape, n));
     for (const n of gradOut) grads.set(n, Tensor.empty(gpu, bwd.gradSites.get(n)!.shape, `grad ${n}`));
-    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: bwd.dlogits, B, positions, V: cfg.d_vocab });
+    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: bwd.dlogits, B, positions, V: columns?.length ?? cfg.d_vocab, columns });
 
     gpu.device.queue.writeBuffer(fwd.ids!, 0, flat);
     bwd.setTokens(flat);

@@ -10,7 +10,10 @@ import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { lossMetric } from '../../src/experiments/metric.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
-import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { SafetensorsFile } from '../../src/model/safetensors.ts';
+import { FIXTURES, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { GRAD_FIXTURES, expectGradClose, fixtureAtp, fixtureGrads, fixtureWeightGrads } from '../helpers/grad-fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -58,5 +61,21 @@ describe.each(GRAD_FIXTURES)('%s gradients match PyTorch (float64)', (name) => {
     }
     console.log(`${name}: ${ref.names.length} weight gradients, worst diff / tolerance ${worst.toFixed(3)}`);
     r.release();
+  });
+});
+
+describe.each(['tiny-gpt2-random', 'tiny-llama-random'])('%s: weight gradients of a logit difference (two unembedded columns)', (name) => {
+  it('match PyTorch (grad_more.py wdiff), tied and untied', async () => {
+    const model = await loadModel(await testGpu(), await fixtureSource(name));
+    try {
+      const ref = new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'weight_grads_diff.safetensors'))), 'weight_grads_diff.safetensors');
+      const { prompts } = fixtureCases(name);
+      const r = await model.runWithGrad(prompts, parseMetricSpec(fixtureAtp(name).metric_spec), { weights: true, grads: [] });
+      const got = await r.weightGrads!.toCheckpoint(ref.names);
+      for (const n of ref.names) expectGradClose(n, got.get(n)!.data, ref.float32(n));
+      r.release();
+    } finally {
+      model.destroy();
+    }
   });
 });

@@ -13,8 +13,9 @@
  * reference is float64. Accumulating adds one rounding of the previous value.
  */
 import { describe, it, expect } from 'vitest';
-import { biasGrad, matmulDw, matmulDx, type MatmulBackwardVersion } from '../../src/gpu/kernels/matmul-backward.ts';
-import { biasGradCpu, matmulDwCpu, matmulDxCpu, matmulForward64 } from '../../src/gpu/kernels/matmul-backward.cpu.ts';
+import { biasGrad, matmulDw, matmulDx, transposeInput, type MatmulBackwardVersion } from '../../src/gpu/kernels/matmul-backward.ts';
+import { matmul } from '../../src/gpu/kernels/matmul.ts';
+import { biasGradCpu, matmulDwCpu, matmulDxCpu, matmulForward64, transposeCpu } from '../../src/gpu/kernels/matmul-backward.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
 import { expectNear, gamma, U } from './check.ts';
@@ -209,5 +210,46 @@ describe.each(['v1', 'v2'] as MatmulBackwardVersion[])('matmul backward %s on th
     const ref = Float64Array.from(prev);
     matmulDwCpu(ref, y, gc, M, N, K, true, true);
     expectNear(`${version} dW_E chunk`, await dw.read(), ref, tol(M, y, gc, 1));
+  });
+});
+
+describe('the layer gradients through the forward matmul', () => {
+  it('dX = G W^T as the forward matmul with W transposed; dW = (X\' transposed) G, with the norm affine through a row table', async () => {
+    const [M, N, K] = [37, 52, 44];
+    const R = M + 3;
+    const rows = Array.from({ length: M }, (_, i) => R - 1 - i);
+    const rng = mulberry32(31);
+    const g = uniform(rng, M * N);
+    const w = uniform(rng, K * N);
+    const x = uniform(rng, R * K);
+    const gain = uniform(rng, K, 0.5, 1.5);
+    const shift = uniform(rng, K);
+    const dx = empty(M * K, 'dx');
+    const xt = empty(K * M, 'xt');
+    const dw = empty(K * N, 'dw');
+    const table = kh.gpu.device.createBuffer({ size: M * 4, usage: 0x80 | 0x08, label: 'rows' });
+    kh.gpu.device.queue.writeBuffer(table, 0, new Uint32Array(rows));
+    const gB = upload(g, 'g').buffer;
+    submitSteps(
+      kh.gpu,
+      [
+        matmul(kh.gpu, { out: dx.buffer, a: gB, b: upload(w, 'w').buffer, M, N: K, K: N, transB: true, label: 'dx' }, params),
+        transposeInput(kh.gpu, { x: upload(x, 'x').buffer, M, K, rows: table, bufferRows: R, affine: { gain: upload(gain, 'gain').buffer, bias: upload(shift, 'shift').buffer }, out: xt.buffer, label: 'xt' }, params),
+        matmul(kh.gpu, { out: dw.buffer, a: xt.buffer, b: gB, M: K, N, K: M, label: 'dw' }, params),
+      ],
+      'layer gradients',
+    );
+    const refDx = new Float64Array(M * K);
+    matmulDxCpu(refDx, g, w, M, N, K);
+    expectNear('dX (forward matmul, transB)', await dx.read(), refDx, tol(N, g, w));
+    const xSel = Float64Array.from(rows.flatMap((r) => [...x.subarray(r * K, (r + 1) * K)]));
+    const refXt = new Float64Array(K * M);
+    transposeCpu(refXt, xSel, M, K, gain, shift);
+    expectNear('XT', await xt.read(), refXt, { abs: 0, rel: 2 * U });
+    const y = Float64Array.from(xSel, (v, i) => v * gain[i % K] + shift[i % K]);
+    const refDw = new Float64Array(K * N);
+    matmulDwCpu(refDw, y, g, M, N, K);
+    expectNear('dW (forward matmul on XT)', await dw.read(), refDw, tol(M, y, g));
+    table.destroy();
   });
 });

@@ -47,3 +47,8 @@ export function matmulForward64(x: ArrayLike<number>, w: ArrayLike<number>, b: A
     }
   return y;
 }
+
+/** xt[k, m] = x[m, k] * gain[k] + bias[k] (gain 1, bias 0 without). */
+export function transposeCpu(xt: Out, x: ArrayLike<number>, M: number, K: number, gain: ArrayLike<number> | null = null, bias: ArrayLike<number> | null = null): void {
+  for (let m = 0; m < M; m++) for (let k = 0; k < K; k++) xt[k * M + m] = x[m * K + k] * (gain ? gain[k] : 1) + (bias ? bias[k] : 0);
+}

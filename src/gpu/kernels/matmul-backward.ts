@@ -4,7 +4,7 @@
  */
 import { DW_TILE, DX_TILE, matmulBackwardSource, type MatmulBackwardVariant } from '../../../shaders/matmul-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, type Dispatch } from '../recorder.ts';
+import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
 export type MatmulBackwardVersion = 'v1' | 'v2';
@@ -171,4 +171,43 @@ export function biasGrad(gpu: Gpu, a: BiasGradArgs, params: Params[]): Dispatch 
   ];
   if (a.rows) entries.push({ binding: 5, resource: { buffer: a.rows, offset: 0, size: M * 4 } });
   return dispatch(gpu, a.label, variant, 'bias_grad_v1', u, entries, [Math.ceil(N / 64), 1, 1]);
+}
+
+export interface TransposeArgs {
+  /** X [M, K] (row stride `ldx`, default K). */
+  x: GPUBuffer;
+  xStart?: number;
+  ldx?: number;
+  M: number;
+  K: number;
+  /** X' = X * gain + bias per column. */
+  affine?: { gain: GPUBuffer; bias: GPUBuffer } | null;
+  rows?: GPUBuffer | null;
+  bufferRows?: number;
+  /** XT [K, M]. */
+  out: GPUBuffer;
+  label: string;
+}
+
+/** XT [K, M] = X'^T: a weight gradient's left operand for the forward's matmul. */
+export function transposeInput(gpu: Gpu, a: TransposeArgs, params: Params[]): Dispatch {
+  const { M, K } = a;
+  const ldx = a.ldx ?? K;
+  const span = a.rows ? a.bufferRows! : M;
+  const xw = bindWindow(gpu, a.x, a.xStart ?? 0, (span - 1) * ldx + K, `${a.label} input`);
+  const ow = bindWindow(gpu, a.out, 0, M * K, `${a.label} output`);
+  const variant: MatmulBackwardVariant = { rows: !!a.rows, affine: !!a.affine };
+  const u = new Params(gpu, [M, 0, K, ldx, 0, xw.elemOffset, 0, ow.elemOffset], `${a.label} params`);
+  params.push(u);
+  const entries: GPUBindGroupEntry[] = [
+    { binding: 0, resource: { buffer: u.buffer } },
+    { binding: 3, resource: xw.binding },
+    { binding: 4, resource: ow.binding },
+  ];
+  if (a.rows) entries.push({ binding: 5, resource: { buffer: a.rows, offset: 0, size: M * 4 } });
+  if (a.affine) {
+    entries.push({ binding: 6, resource: { buffer: a.affine.gain, offset: 0, size: K * 4 } });
+    entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
+  }
+  return dispatch(gpu, a.label, variant, 'transpose_v1', u, entries, grid1d(gpu, M * K, 64));
 }
