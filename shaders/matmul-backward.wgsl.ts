@@ -35,12 +35,16 @@
  *       gradient likewise is the forward's matmul with W read transposed (~2.7x faster than
  *       matmul_dx_v2). v1 and v2 here remain for the vocabulary-chunked unembedding, whose
  *       gradient is a column block of wider rows. One invocation per element of XT, 64 per
- *       workgroup, 2-D folded. Tried and dropped: v2's loops unrolled in TypeScript (as the
+ *       workgroup, 2-D folded.
+ *   v1 `copy_block_v1`: XB[m, k] = X[m, k] for a column block of wider rows (row stride ldx), made
+ *       contiguous: the unembedding's input gradient is then the forward's matmul too, a block of
+ *       vocabulary rows at a time. One invocation per element, 64 per workgroup, 2-D folded.
+ *       Tried and dropped: v2's loops unrolled in TypeScript (as the
  *       forward's v5): no faster on lavapipe, and 16 x 16 tiles took 1-2 minutes to compile.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const MATMUL_BACKWARD_VERSIONS = ['matmul_dx_v1', 'matmul_dx_v2', 'matmul_dw_v1', 'matmul_dw_v2', 'bias_grad_v1', 'transpose_v1'] as const;
+export const MATMUL_BACKWARD_VERSIONS = ['matmul_dx_v1', 'matmul_dx_v2', 'matmul_dw_v1', 'matmul_dw_v2', 'bias_grad_v1', 'transpose_v1', 'copy_block_v1'] as const;
 
 /** Outputs per invocation of the v2 tiles: [rows, columns]; the host's dispatch must match. */
 export const DX_TILE = { plain: [8, 4], transW: [8, 8] } as const;
@@ -350,6 +354,13 @@ fn transpose_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 #else
   D[p.w_off + i] = X[p.x_off + rowOf(m) * p.ldx + k];
 #endif
+}
+
+@compute @workgroup_size(64)
+fn copy_block_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * 64u;
+  if (i >= p.M * p.K) { return; }
+  D[p.w_off + i] = X[p.x_off + rowOf(i / p.K) * p.ldx + i % p.K];
 }
 `;
 }

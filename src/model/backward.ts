@@ -30,7 +30,7 @@ import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
 import type { RowChunk } from '../gpu/chunked.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { gather } from '../gpu/kernels/embed.ts';
-import { biasGrad, matmulDw, matmulDx, transposeInput } from '../gpu/kernels/matmul-backward.ts';
+import { biasGrad, copyBlock, matmulDw, matmulDx, transposeInput } from '../gpu/kernels/matmul-backward.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { normGainBackward, normInputGrad, normParamGrad, normScaleGrad } from '../gpu/kernels/layernorm-backward.ts';
 import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward } from '../gpu/kernels/attention-backward.ts';
@@ -98,6 +98,9 @@ export interface BackwardPlan {
   bytes: { saved: number; scratch: number };
   destroy(): void;
 }
+
+/** Floats of the logits' gradient transposed at a time for the unembedding's weight gradient (4 MiB). */
+const VOCAB_BLOCK_FLOATS = 1 << 20;
 
 /** Per-layer sites the backward reads (relative to `blocks.L.`). */
 export function savedSites(cfg: ModelConfig): string[] {
@@ -173,6 +176,7 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number, weights: b
     posUniq: cfg.positional === 'learned' ? BT : 0,
     posOffsets: cfg.positional === 'learned' ? BT + 2 : 0,
     posOrder: cfg.positional === 'learned' ? BT : 0,
+    vocab: !NV ? Math.min(VOCAB_BLOCK_FLOATS + 4 * B * P, cfg.d_vocab * B * P) : 0, // [B * P, vocabulary rows] (or transposed) a block of the logits' gradient
     colIds: NV, // [NV] u32 the unembedded vocabulary columns
     colW: NV * C, // [NV, C] their unembedding rows
     colT: weights ? NV * B * P : 0, // [NV, B * P] the logits' gradient transposed
@@ -344,14 +348,39 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       // the logits' gradient fits one binding.
       const slack = gpu.limits.minStorageBufferOffsetAlignment;
       const perBlock = Math.max(1, Math.min(B * P, Math.floor((gpu.maxBinding - slack) / (ldo * 4))));
-      for (let r0 = 0; r0 < B * P; r0 += perBlock) {
-        const m = Math.min(perBlock, B * P - r0);
+      if (!acc && perBlock >= B * P) {
+        // On the forward's matmul, a block of vocabulary rows at a time (at most VOCAB_BLOCK_FLOATS
+        // of the logits' gradient): the block made contiguous times its unembedding rows gives
+        // the input gradient's share; the block transposed times ln_final's output gives the
+        // unembedding's weight gradient, written straight into its rows.
+        const sub = Math.max(4, Math.floor(VOCAB_BLOCK_FLOATS / (B * P)));
+        let first = true;
         w.W_U_rows.forEach((chunk, ci) => {
-          const cols = { M: m, N: chunk.rows, K: C, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo };
-          const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
-          op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
-          if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
+          for (let v0 = 0; v0 < chunk.rows; v0 += sub) {
+            const vs = Math.min(sub, chunk.rows - v0);
+            const what = `vocab ${chunk.row0 + v0}+${vs}`;
+            const block = { x: dlogits, xStart: chunk.row0 + v0, ldx: ldo, M: B * P, K: vs, out: g.vocab };
+            op(copyBlock(gpu, { ...block, label: `logits gradient ${what}` }, params)); // (B P, vs)
+            op(matmul(gpu, { out: first ? gRows : g.sumPart, a: g.vocab, b: chunk.buffer, bStart: v0 * C, f16B: w.f16, M: B * P, N: C, K: vs, label: `unembed dX ${what}` }, params)); // (B P, C)
+            if (!first) op(accumulate(gpu, gRows, g.sumPart, B * P * C, params, `unembed dX ${what} add`));
+            first = false;
+            if (unembedGrads) {
+              op(transposeInput(gpu, { ...block, label: `logits gradient ${what} transposed` }, params)); // (vs, B P)
+              op(matmul(gpu, { out: unembedGrads[ci].buffer, outStart: v0 * C, a: g.vocab, b: yRows, M: vs, N: C, K: B * P, label: `unembed dW ${what}` }, params)); // (vs, C)
+            }
+          }
         });
+      } else {
+        // Accumulating across runs, or more rows than one binding holds: the v2 tiles, which add in place.
+        for (let r0 = 0; r0 < B * P; r0 += perBlock) {
+          const m = Math.min(perBlock, B * P - r0);
+          w.W_U_rows.forEach((chunk, ci) => {
+            const cols = { M: m, N: chunk.rows, K: C, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo };
+            const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
+            op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
+            if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
+          });
+        }
       }
     }
     if (select) {

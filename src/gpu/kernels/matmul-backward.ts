@@ -191,6 +191,15 @@ export interface TransposeArgs {
 
 /** XT [K, M] = X'^T: a weight gradient's left operand for the forward's matmul. */
 export function transposeInput(gpu: Gpu, a: TransposeArgs, params: Params[]): Dispatch {
+  return block(gpu, a, params, 'transpose_v1');
+}
+
+/** XB [M, K] = the column block of X's wider rows, contiguous (no affine). */
+export function copyBlock(gpu: Gpu, a: Omit<TransposeArgs, 'affine'>, params: Params[]): Dispatch {
+  return block(gpu, a, params, 'copy_block_v1');
+}
+
+function block(gpu: Gpu, a: TransposeArgs, params: Params[], entry: 'transpose_v1' | 'copy_block_v1'): Dispatch {
   const { M, K } = a;
   const ldx = a.ldx ?? K;
   const span = a.rows ? a.bufferRows! : M;
@@ -209,5 +218,5 @@ export function transposeInput(gpu: Gpu, a: TransposeArgs, params: Params[]): Di
     entries.push({ binding: 6, resource: { buffer: a.affine.gain, offset: 0, size: K * 4 } });
     entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
   }
-  return dispatch(gpu, a.label, variant, 'transpose_v1', u, entries, grid1d(gpu, M * K, 64));
+  return dispatch(gpu, a.label, variant, entry, u, entries, grid1d(gpu, M * K, 64));
 }
