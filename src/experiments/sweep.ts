@@ -208,8 +208,16 @@ async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Var
   const compiled = await model.compileHooks(plan, hooks);
   const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
   try {
-    await executePlan(model.gpu, plan, { hooks: compiled, before, after: m.dispatches, label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}` });
-    return await m.out.read();
+    await executePlan(model.gpu, plan, {
+      hooks: compiled,
+      before,
+      after: m.dispatches,
+      label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}`,
+      assertLive: () => model.assertLive(),
+    });
+    const out = await m.out.read();
+    model.assertLive(); // destroyed while the pass ran: its values were computed on freed weights
+    return out;
   } finally {
     compiled.release();
     m.release();

@@ -96,8 +96,18 @@ export class Model {
 
   private queue: Promise<void> = Promise.resolve();
 
+  /** Throws once `destroy()` has been called: before a run (`during` false) or part-way through one. */
+  assertLive(during = true): void {
+    if (!this.destroyed) return;
+    throw new Error(
+      during
+        ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result'
+        : 'this model was destroyed',
+    );
+  }
+
   private async runNow(tokens: readonly (readonly number[])[], options: RunOptions): Promise<RunResult> {
-    if (this.destroyed) throw new Error('this model was destroyed');
+    this.assertLive(false);
     const { batch, pos, flat } = validateTokens(tokens, this.config);
     const shapes = hookShapes(this.config, batch, pos);
     const keep = resolveFilter(options.cache, shapes);
@@ -123,6 +133,10 @@ export class Model {
     }
     const plan = await this.plan(batch, pos, withResult);
     const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    if (this.destroyed) {
+      compiled?.release();
+      this.assertLive(true);
+    }
 
     // Outputs: the logits and every kept hook point. New buffers (not from the pool's free
     // lists) are allocated under an error scope so a driver out-of-memory names this run.
@@ -141,7 +155,10 @@ export class Model {
         keep: tensors,
         after: [{ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength }],
         label: `forward ${batch}x${pos}`,
+        // A hook function may destroy the model: stop before submitting work on freed weights.
+        assertLive: () => this.assertLive(true),
       });
+      this.assertLive(true);
     } catch (e) {
       for (const t of tensors.values()) t.release();
       throw e;
@@ -191,10 +208,15 @@ export class Model {
    * caller owns and destroys. Allocation runs under an error scope.
    */
   async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
-    if (this.destroyed) throw new Error('this model was destroyed');
-    return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
+    this.assertLive(false);
+    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      plan.destroy();
+      this.assertLive(true);
+    }
+    return plan;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */
@@ -202,7 +224,10 @@ export class Model {
     return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
-  /** Frees the weights and every plan. */
+  /**
+   * Frees the weights and every plan, and hands the pool's idle buffers back to the driver
+   * (results still held by the caller stay valid until released). A run in progress rejects.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -210,6 +235,7 @@ export class Model {
     this.plans.clear();
     this.weights.destroy();
     this.dummy.destroy();
+    this.gpu.pool.trim();
   }
 
   private async plan(batch: number, pos: number, withResult: boolean): Promise<ForwardPlan> {
@@ -230,6 +256,11 @@ export class Model {
     const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      // destroy() ran while the plan was prepared: it must not outlive the model.
+      built.destroy();
+      this.assertLive(true);
+    }
     this.plans.set(key, built);
     return built;
   }
