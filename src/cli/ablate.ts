@@ -6,7 +6,7 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { UsageError, parseArgs, parseIdRows } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
 import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
@@ -28,6 +28,7 @@ ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
 ${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -37,6 +38,7 @@ const FLAGS = {
   metric: { required: true },
   json: { boolean: true },
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -101,6 +103,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const mode = modeText as Mode;
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids[0].length;
 
@@ -164,5 +167,6 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         plain?.release();
       }
     },
+    { f16 },
   );
 }

@@ -7,7 +7,7 @@
 import { formatBytes } from '../gpu/errors.ts';
 import type { RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
-import { UsageError, parseArgs, parseIdRows, parseNamesRegex } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { OutputFile } from './output-file.ts';
 
@@ -23,12 +23,14 @@ batch first, fp32) plus "logits" to FILE.safetensors.
                       before the model loads, and written only when the run succeeds)
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
   ids: { repeated: true, required: true },
   out: { required: true },
   names: {},
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -45,6 +47,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   const outPath = flags.get('out')![0];
   const namesFlag = flags.get('names')?.[0];
   const names = namesFlag === undefined ? undefined : parseNamesRegex(namesFlag);
+  const f16 = parseDtypeFlag(flags);
 
   // Everything above, the --out path and the ids against the model's config are checked before
   // the GPU is touched, so typos fail fast.
@@ -84,6 +87,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
           result?.release();
         }
       },
+      { f16 },
     );
   } finally {
     await out.discard(); // a no-op once written

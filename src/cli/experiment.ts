@@ -23,6 +23,8 @@ function memoizeConfig(source: ModelSource): ModelSource {
       config ??= source.file(name, onProgress);
       return config;
     },
+    // Weights are read by range where the source can.
+    ...(source.open ? { open: source.open.bind(source) } : {}),
   };
 }
 
@@ -51,7 +53,12 @@ export interface Session {
  * Opens `modelArg`, runs `check` on its config (throw a UsageError to reject the options), then
  * loads it and runs `fn`. The model and the device are freed however `fn` ends.
  */
-export async function withModel<T>(modelArg: string, check: (config: ModelConfig) => void, fn: (s: Session) => Promise<T>): Promise<T> {
+export async function withModel<T>(
+  modelArg: string,
+  check: (config: ModelConfig) => void,
+  fn: (s: Session) => Promise<T>,
+  options: { f16?: boolean | 'auto' } = {},
+): Promise<T> {
   const source = memoizeConfig(await nodeModelSource(modelArg));
   const early = await peekConfig(source);
   if (early) check(early);
@@ -59,7 +66,7 @@ export async function withModel<T>(modelArg: string, check: (config: ModelConfig
   let model: Model | undefined;
   try {
     const t0 = performance.now();
-    model = await loadModel(gpu, source);
+    model = await loadModel(gpu, source, { f16: options.f16 });
     const loadMs = performance.now() - t0;
     if (!early) check(model.config);
     return await fn({ model, gpu, source, loadMs });

@@ -9,7 +9,7 @@
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
@@ -49,6 +49,7 @@ ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--cl
                       (for resid_pre, values[L][p]), clean and corrupt the unpatched metrics
                       (never normalized)
 ${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -59,6 +60,7 @@ const FLAGS = {
   normalize: { boolean: true },
   json: { boolean: true },
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -105,6 +107,7 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const normalize = flags.has('normalize');
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = clean.length;
 
@@ -152,5 +155,6 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: site === 'block_every' ? BLOCK_EVERY : undefined });
       checkFinite([grid.clean, grid.corrupt, ...grid.values], 'the metric (clean, corrupted and every cell)', allowNonfinite);
     },
+    { f16 },
   );
 }

@@ -5,7 +5,7 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
@@ -27,6 +27,7 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
 ${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -35,6 +36,7 @@ const FLAGS = {
   metric: { required: true },
   json: { boolean: true },
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -55,6 +57,7 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
   const mode = modeText as (typeof MODES)[number];
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids.length;
 
@@ -89,5 +92,6 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       printGrid(print, grid.values, grid.shape, grid.axes);
       checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
     },
+    { f16 },
   );
 }

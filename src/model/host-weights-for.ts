@@ -6,7 +6,8 @@ import type { HostWeights } from './host-weights.ts';
 import { llamaHostWeights } from './llama-weights.ts';
 import { neoxHostWeights } from './neox-weights.ts';
 
-export function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unknown): HostWeights {
+/** Reads the tensors the family uses (each from its file, one at a time) into host weights. */
+export function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unknown): Promise<HostWeights> {
   switch (cfg.family) {
     case 'gpt2':
       return gpt2HostWeights(t, cfg);

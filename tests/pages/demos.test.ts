@@ -88,7 +88,7 @@ async function cpuRepeatLoss(seq: number[], zero: [number, number][] = []): Prom
   const source = blobModelSource({ 'config.json': await openAsBlob(join(dir, 'config.json')), 'model.safetensors': await openAsBlob(join(dir, 'model.safetensors')) });
   const ck = await loadCheckpoint(source);
   const cfg = ck.config;
-  const logits = forwardCpu(cfg, hostWeightsFor(ck.tensors, cfg, ck.hfConfig), [seq], (name, act) => {
+  const logits = forwardCpu(cfg, await hostWeightsFor(ck.tensors, cfg, ck.hfConfig), [seq], (name, act) => {
     for (const [l, h] of zero) {
       if (name !== `blocks.${l}.attn.hook_z`) continue;
       for (let t = 0; t < seq.length; t++) act.fill(0, (t * cfg.n_heads + h) * cfg.d_head, (t * cfg.n_heads + h + 1) * cfg.d_head);
