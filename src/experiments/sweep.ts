@@ -78,6 +78,9 @@ export async function runVariants(
   options: SweepOptions = {},
 ): Promise<{ values: Float64Array; stats: SweepStats }> {
   const cfg = model.config;
+  if (options.maxRows !== undefined && !(Number.isSafeInteger(options.maxRows) && options.maxRows >= 1)) {
+    throw new Error(`maxRows must be a positive integer (the most batch rows per pass), got ${options.maxRows}`);
+  }
   const T = base.tokens.length;
   validateMetric(metric, T, cfg.d_vocab);
   const positions = metricPositions(metric);
