@@ -18,14 +18,14 @@ function serve(shard: string) {
   const weights = writeSafetensors(ts);
   const index = enc({ weight_map: Object.fromEntries(ts.map((t) => [t.name, shard])) });
   const requested: string[] = [];
-  const fetch = (async (input: RequestInfo | URL) => {
+  const fetchFn = (async (input: RequestInfo | URL) => {
     const url = new URL(String(input)).href; // as a browser resolves it: "a/../b" is "b"
     requested.push(url);
     const name = url.slice(url.lastIndexOf('/') + 1);
     const body = name === 'config.json' ? fixtureBytes('tiny-gpt2-random', 'config.json') : name === 'model.safetensors.index.json' ? index : name.endsWith('.safetensors') && name !== 'model.safetensors' ? weights : null;
     return body ? new Response(body as Uint8Array<ArrayBuffer>, { status: 200 }) : new Response('', { status: 404 });
   }) as typeof fetch;
-  return { fetch, requested };
+  return { fetch: fetchFn, requested };
 }
 
 describe('URL model folders', () => {
@@ -52,9 +52,9 @@ describe('URL model folders', () => {
   });
 
   it('a folder URL with a trailing slash gives messages without a doubled slash', async () => {
-    const fetch = (async (input: RequestInfo | URL) =>
+    const fetchFn = (async (input: RequestInfo | URL) =>
       String(input).endsWith('config.json') ? new Response(fixtureBytes('tiny-gpt2-random', 'config.json') as Uint8Array<ArrayBuffer>) : new Response('', { status: 404 })) as typeof fetch;
-    const source = urlModelSource(`${BASE}//`, fetch);
+    const source = urlModelSource(`${BASE}//`, fetchFn);
     expect(source.describe).toBe(BASE);
     const err = await loadCheckpoint(source).catch((e: Error) => e);
     expect(String(err)).toContain(`no weights in ${BASE}: neither model.safetensors nor model.safetensors.index.json exists`);
