@@ -17,6 +17,11 @@ export interface ReadOptions {
 
 export type ByteSource = ArrayBuffer | Uint8Array | Blob | string | URL;
 
+/** Fetching a file failed: the network, an HTTP status, or a body cut short. (Not: a file that arrived but is invalid.) */
+export class DownloadError extends Error {
+  override name = 'DownloadError';
+}
+
 function resolveFetch(f: typeof fetch | undefined): typeof fetch {
   if (f) return f;
   if (typeof globalThis.fetch !== 'function') {
@@ -30,7 +35,7 @@ async function fetchOrThrow(url: string, f: typeof fetch): Promise<Response> {
   try {
     return await f(url);
   } catch (e) {
-    throw new Error(`fetching ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+    throw new DownloadError(`fetching ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
   }
 }
 
@@ -85,14 +90,14 @@ export async function readResponse(res: Response, url: string, opts: ReadOptions
     }
     return await drain(res.body, expected, label, opts.onProgress);
   } catch (e) {
-    throw new Error(`reading ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+    throw new DownloadError(`reading ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
   }
 }
 
 /** Fetch `url` and return its bytes; any non-OK status throws naming the URL and status. */
 async function readUrl(url: string, opts: ReadOptions): Promise<Uint8Array> {
   const res = await fetchOrThrow(url, resolveFetch(opts.fetch));
-  if (!res.ok) throw new Error(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+  if (!res.ok) throw new DownloadError(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
   return readResponse(res, url, opts);
 }
 
@@ -194,9 +199,13 @@ export async function responseBlob(res: Response, url: string, opts: ReadOptions
       reader.releaseLock();
     }
     report(loaded, loaded);
+    // A body shorter than its content-length (not re-encoded, which changes the length) was cut short.
+    if (expected > 0 && loaded < expected && !res.headers.get('content-encoding')) {
+      throw new Error(`the download stopped after ${loaded} of its ${expected} bytes`);
+    }
     return new Blob(chunks as BlobPart[]);
   } catch (e) {
-    throw new Error(`reading ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
+    throw new DownloadError(`reading ${url} failed: ${(e as Error).message ?? String(e)}`, { cause: e });
   }
 }
 
@@ -270,8 +279,14 @@ async function fetchFile(baseUrl: string, name: string, fetchImpl: typeof fetch 
     await res.body?.cancel().catch(() => undefined);
     return null;
   }
-  if (!res.ok) throw new Error(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
+  if (!res.ok) throw new DownloadError(`fetching ${url} failed: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`);
   return { url, res };
+}
+
+/** `name` in the folder at `baseUrl`, downloaded whole into a Blob (null on 404), with progress. */
+export async function downloadBlob(baseUrl: string, name: string, fetchImpl?: typeof fetch, onProgress?: ProgressFn): Promise<Blob | null> {
+  const got = await fetchFile(baseUrl, name, fetchImpl);
+  return got && responseBlob(got.res, got.url, { label: name, ...(onProgress ? { onProgress } : {}) });
 }
 
 /**
@@ -286,10 +301,8 @@ export function urlModelSource(baseUrl: string, fetchImpl?: typeof fetch): Model
       return got && readResponse(got.res, got.url, { label: name, ...(onProgress ? { onProgress } : {}) });
     },
     async open(name, onProgress) {
-      const got = await fetchFile(baseUrl, name, fetchImpl);
-      if (!got) return null;
-      const blob = await responseBlob(got.res, got.url, { label: name, ...(onProgress ? { onProgress } : {}) });
-      return blobFile(blob, name); // the download reported the progress
+      const blob = await downloadBlob(baseUrl, name, fetchImpl, onProgress);
+      return blob && blobFile(blob, name); // the download reported the progress
     },
   };
 }

@@ -1,6 +1,7 @@
 /**
  * The token-text test page: a `<pb-prompt>` on a fake tokenizer whose tokens hold a right-to-left
- * override, zero-width characters, bidi isolates and a BOM. token-text.test.ts reads the chips.
+ * override, zero-width characters, bidi isolates and a BOM. token-text.test.ts types their
+ * concatenation (`window.trickyText`) into the prompt and reads the chips.
  */
 import '../../src/components/index.ts';
 import type { TextTokenizer } from '../../src/model/tokenizer.ts';
@@ -20,5 +21,4 @@ host.session.set({ tokenizer });
 const prompt = document.createElement('pb-prompt');
 host.append(prompt);
 document.getElementById('chips')!.append(host);
-host.experiment.update({ prompt: TRICKY_TOKENS.join('') });
-(window as unknown as { ready: boolean }).ready = true;
+(window as unknown as { trickyText: string }).trickyText = TRICKY_TOKENS.join('');
