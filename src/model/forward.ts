@@ -27,7 +27,7 @@ import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
 import { sizeClass } from '../gpu/pool.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
 
@@ -336,7 +336,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, attnDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, { ...attnDims, scale: attentionScale(cfg, l) }, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
     op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
