@@ -13,6 +13,7 @@ import type { ModelConfig } from './config.ts';
 import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
 import { isF16Exact } from './half.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */
@@ -25,6 +26,11 @@ export interface LoadOptions {
    * value beyond F16's range (±65504) naming the tensor; `false` keeps fp32.
    */
   f16?: boolean | 'auto';
+  /**
+   * Load the tokenizer (`tokenizer.json`, `tokenizer_config.json`) from the source when it has
+   * one (default true); false skips the request (models known to have none).
+   */
+  tokenizer?: boolean;
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
@@ -36,7 +42,8 @@ export async function loadModel(gpu: Gpu, source: ModelSource | string, options:
   const host = await hostWeightsFor(tensors, config, hfConfig);
   ck.finish();
   const half = f16 === 'auto' ? gpu.features.has('shader-f16') && storedAsF16(tensors) && narrowsExactly(host) : f16;
-  return modelFromWeights(gpu, config, host, { f16: half });
+  const tokenizer = options.tokenizer === false ? null : await loadTokenizer(src);
+  return modelFromWeights(gpu, config, host, { f16: half, tokenizer });
 }
 
 /** The matrices kept in F16 when weights are half precision (norms, biases and tables stay fp32). */
@@ -64,14 +71,14 @@ function storedAsF16(t: TensorLookup): boolean {
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean } = {}): Promise<Model> {
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; tokenizer?: TextTokenizer | null } = {}): Promise<Model> {
   const f16 = options.f16 ?? false;
   if (f16 && !gpu.features.has('shader-f16')) {
     throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
   }
   checkFits(gpu, host, f16);
   const weights = await uploadWeights(gpu, config, host, f16);
-  return new Model(gpu, config, weights);
+  return new Model(gpu, config, weights, options.tokenizer ?? null);
 }
 
 /**
