@@ -127,7 +127,7 @@ export function forwardCpu(
   put('ln_final.hook_scale', lnfScale);
   put('ln_final.hook_normalized', lnf);
   const logits = f(BT * V); // (B, T, V)
-  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, null, BT, V, C, true);
+  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, w.b_U?.data ?? null, BT, V, C, true);
   acts.set('logits', logits);
   return acts;
 }

@@ -213,6 +213,7 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     starts: r.ragged ? B : 0, // [B] u32 first position of each row
     unembedIds: r.logitTokens ? NV : 0, // [NV] u32 vocabulary columns
     unembedW: r.logitTokens ? NV * C : 0, // [NV, C] their unembedding rows
+    unembedB: r.logitTokens ? NV : 0, // [NV] their unembedding bias (written only when the model has one)
     logits: B * P * NV, // [B, P, NV]
   };
   for (let l = r.L0; r.pastLen > 0 && l < cfg.n_layers; l++) {
@@ -379,9 +380,11 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     // A few vocabulary columns (a logit difference): gather their unembedding rows, then one small product.
     gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
     op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
-    op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
+    const bias = w.host.b_U ? a.unembedB : null;
+    if (bias) gpu.device.queue.writeBuffer(bias, 0, Float32Array.from(r.logitTokens, (t) => w.host.b_U![t]));
+    op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, bias, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
   } else {
-    op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
+    op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16, w.b_U)); // (B, P, V)
   }
 
   const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();

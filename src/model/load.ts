@@ -12,6 +12,7 @@ import { Model } from './model.ts';
 import type { ModelConfig } from './config.ts';
 import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+import { checkProcessing, processWeights, type Processing } from './processing.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */
@@ -21,14 +22,26 @@ export interface LoadOptions {
    * 'auto' (default): when the checkpoint is F16 and the device has `shader-f16`.
    */
   f16?: boolean | 'auto';
+  /**
+   * 'none' (default): the weights as the checkpoint has them. 'transformer-lens': what
+   * TransformerLens' `HookedTransformer.from_pretrained` does by default (fold_ln,
+   * center_writing_weights, center_unembed, fold_value_biases; see `processing.ts`), so the
+   * residual stream, head outputs, logits and direct logit attributions are TransformerLens'
+   * published numbers. Attention patterns, MLP activations, log-probabilities, logit
+   * differences and patching results do not change.
+   */
+  processing?: Processing;
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
+  const processing = checkProcessing(options.processing ?? 'none');
   const src = typeof source === 'string' ? urlModelSource(source) : source;
   const { config, hfConfig, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
   const f16 = options.f16 ?? 'auto';
   const half = f16 === 'auto' ? storedAsF16(tensors) && gpu.features.has('shader-f16') : f16;
-  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig), { f16: half });
+  const raw = hostWeightsFor(tensors, config, hfConfig);
+  const host = processing === 'transformer-lens' ? processWeights(config, raw) : raw;
+  return modelFromWeights(gpu, config, host, { f16: half, processing });
 }
 
 /** True when most of the checkpoint's bytes are F16 tensors. */
@@ -45,14 +58,14 @@ function storedAsF16(t: TensorLookup): boolean {
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean } = {}): Promise<Model> {
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; processing?: Processing } = {}): Promise<Model> {
   const f16 = options.f16 ?? false;
   if (f16 && !gpu.features.has('shader-f16')) {
     throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
   }
   checkFits(gpu, host, f16);
   const weights = await uploadWeights(gpu, config, host, f16);
-  return new Model(gpu, config, weights);
+  return new Model(gpu, config, weights, options.processing ?? 'none');
 }
 
 /**
@@ -60,7 +73,7 @@ export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: Host
  * budget, or a matrix that is not split by rows against one buffer and one binding.
  */
 function checkFits(gpu: Gpu, host: HostWeights, f16: boolean): void {
-  const rowSplit = new Set<HostMatrix | undefined>([host.W_E, host.W_pos, host.W_U_rows]);
+  const rowSplit = new Set<HostMatrix | undefined>([host.W_E, host.W_pos, host.W_U_rows, host.b_U]);
   const matrices = new Set<HostMatrix | undefined>([...rowSplit, ...host.layers.flatMap((l) => [l.W_Q, l.W_K, l.W_V, l.W_O, l.W_in, l.W_gate, l.W_out])]);
   const bytesOf = (m: HostMatrix) => m.data.length * (f16 && matrices.has(m) ? 2 : 4);
   const needed = hostMatrices(host).reduce((n, m) => n + bytesOf(m), 0);

@@ -16,6 +16,7 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import type { Processing } from './processing.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -53,6 +54,8 @@ export class Model {
     readonly gpu: Gpu,
     readonly config: ModelConfig,
     private readonly weights: GpuWeights,
+    /** How the weights were prepared on load ('transformer-lens': TransformerLens' `from_pretrained` processing). */
+    readonly processing: Processing = 'none',
   ) {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
