@@ -6,12 +6,12 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { UsageError, parseArgs, parseIdRows } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
-                      [--mode zero|mean] --metric METRIC [--json]
+                      [--mode zero|mean] --metric METRIC [--processing P] [--json]
 
 Runs the model on the token ids with the listed attention heads ablated, all of them together in
 one run, at every position and batch row, and reports the metric on batch row 0.
@@ -24,6 +24,7 @@ one run, at every position and batch row, and reports the metric on batch row 0.
                       over every batch row and every position, one vector per head
                       (meanHead(L, H, cache, { pooled: true }) with the plain run's hook_z)
 ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
+${PROCESSING_HELP}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
   --help              this text`;
@@ -34,6 +35,7 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -98,6 +100,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const mode = modeText as Mode;
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const processing = parseProcessingFlag(flags);
   const T = ids[0].length;
 
   await withModel(
@@ -157,5 +160,6 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         plain?.release();
       }
     },
+    { processing },
   );
 }

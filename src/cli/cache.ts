@@ -11,10 +11,11 @@ import { formatBytes } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
 import type { Model, RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
-import { UsageError, parseArgs, parseIdRows, parseNamesRegex } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, parseNamesRegex, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { nodeModelSource } from './node-source.ts';
 
 export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+                      [--processing P]
 
 Runs the model on a batch of token ids and writes every hook activation (TransformerLens names,
 batch first, fp32) plus "logits" to FILE.safetensors.
@@ -25,12 +26,14 @@ batch first, fp32) plus "logits" to FILE.safetensors.
   --out FILE          the safetensors file to write (its folder is created if needed)
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
   ids: { repeated: true, required: true },
   out: { required: true },
   names: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -47,6 +50,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   const outPath = flags.get('out')![0];
   const namesFlag = flags.get('names')?.[0];
   const names = namesFlag === undefined ? undefined : parseNamesRegex(namesFlag);
+  const processing = parseProcessingFlag(flags);
 
   // Everything above is checked before the GPU is touched, so typos fail fast.
   const source = await nodeModelSource(modelArg);
@@ -55,7 +59,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   let result: RunResult | undefined;
   try {
     const t0 = performance.now();
-    model = await loadModel(gpu, source);
+    model = await loadModel(gpu, source, { processing });
     const tLoad = performance.now() - t0;
 
     const t1 = performance.now();

@@ -9,6 +9,7 @@ import { loadModel } from '../model/load.ts';
 import type { Model } from '../model/model.ts';
 import { normalizeConfig } from '../model/normalize-config.ts';
 import type { ModelSource } from '../model/source.ts';
+import type { Processing } from '../model/processing.ts';
 import { nodeModelSource } from './node-source.ts';
 
 /** `source`, with `config.json` read at most once (it is read early for the checks, then by the loader). */
@@ -49,7 +50,12 @@ export interface Session {
  * Opens `modelArg`, runs `check` on its config (throw a UsageError to reject the options), then
  * loads it and runs `fn`. The model and the device are freed however `fn` ends.
  */
-export async function withModel<T>(modelArg: string, check: (config: ModelConfig) => void, fn: (s: Session) => Promise<T>): Promise<T> {
+export async function withModel<T>(
+  modelArg: string,
+  check: (config: ModelConfig) => void,
+  fn: (s: Session) => Promise<T>,
+  options: { processing?: Processing } = {},
+): Promise<T> {
   const source = memoizeConfig(await nodeModelSource(modelArg));
   const early = await peekConfig(source);
   if (early) check(early);
@@ -57,7 +63,7 @@ export async function withModel<T>(modelArg: string, check: (config: ModelConfig
   let model: Model | undefined;
   try {
     const t0 = performance.now();
-    model = await loadModel(gpu, source);
+    model = await loadModel(gpu, source, { processing: options.processing });
     const loadMs = performance.now() - t0;
     if (!early) check(model.config);
     return await fn({ model, gpu, source, loadMs });

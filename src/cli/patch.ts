@@ -8,7 +8,7 @@
  * and chunks passes to fit the device's memory.
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
+import { UsageError, parseArgs, parseIdRow, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
@@ -19,7 +19,7 @@ export const SITES: readonly PatchSite[] = PATCH_SITES;
 const BLOCK_EVERY = ['resid_pre', 'attn_out', 'mlp_out'] as const;
 
 export const PATCH_USAGE = `usage: patchbay patch <model-dir-or-url> --clean 0,5,9 --corrupt 0,7,9 --site SITE
-                     --metric METRIC [--normalize] [--json]
+                     --metric METRIC [--normalize] [--processing P] [--json]
 
 Activation patching: runs the corrupted prompt with one activation replaced by the clean run's
 value, for every cell of the site's grid, and reports the metric of each patched run (as
@@ -40,6 +40,7 @@ TransformerLens' patching module: get_act_patch_resid_pre, get_act_patch_attn_he
                                     [layer, head, pos]: the same at position p only (for pattern,
                                     the query position)
 ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--clean), in the patched runs and both baselines')}
+${PROCESSING_HELP}
   --normalize         report (m - m_corrupt) / (m_clean - m_corrupt) instead of m: 0 is the
                       corrupted run's metric, 1 the clean run's
   --json              print {"site": SITE, "shape": [...], "axes": [...], "values": [...],
@@ -55,6 +56,7 @@ const FLAGS = {
   metric: { required: true },
   normalize: { boolean: true },
   json: { boolean: true },
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -91,6 +93,7 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   const normalize = flags.has('normalize');
   const json = flags.has('json');
   const T = clean.length;
+  const processing = parseProcessingFlag(flags);
 
   await withModel(
     modelArg,
@@ -129,5 +132,6 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       print(`  ${what} with ${describeSite(site)} patched from clean (rows ${rowAxis}, columns ${colAxis}):`);
       printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: site === 'block_every' ? BLOCK_EVERY : undefined });
     },
+    { processing },
   );
 }

@@ -5,13 +5,13 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
+import { UsageError, parseArgs, parseIdRow, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
 
 export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric METRIC
-                            [--mode zero|mean] [--json]
+                            [--mode zero|mean] [--processing P] [--json]
 
 Ablates every attention head alone, one run per head, and reports the metric of each ablated run
 as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few batched passes.
@@ -22,6 +22,7 @@ as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few bat
   --mode mean         set it to its mean over the prompt's positions (one vector per head, from the
                       unablated run)
 ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)')}
+${PROCESSING_HELP}
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
@@ -32,6 +33,7 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -53,6 +55,7 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
   const T = ids.length;
+  const processing = parseProcessingFlag(flags);
 
   await withModel(
     modelArg,
@@ -80,5 +83,6 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       print('  metric with head L.h ablated (rows layer, columns head):');
       printGrid(print, grid.values, grid.shape, grid.axes);
     },
+    { processing },
   );
 }
