@@ -65,31 +65,39 @@ export function validateMetric(m: Metric, T: number, V: number): void {
   }
 }
 
+/** One metric, or one per batch row of prompt pairs (each pair with its own answer tokens). */
+export type Metrics = Metric | readonly Metric[];
+
+const asList = (m: Metrics): readonly Metric[] => ('kind' in m ? [m as Metric] : (m as readonly Metric[]));
+
 /**
- * The vocabulary columns a metric reads when it needs no log-sum-exp (a logit difference), so a
- * pass can unembed just those; null when it needs whole rows.
+ * The vocabulary columns a metric (or every metric of a list) reads when it needs no log-sum-exp
+ * (a logit difference), so a pass can unembed just those; null when it needs whole rows.
  */
-export function metricColumns(m: Metric): number[] | null {
-  const ts = terms(m);
+export function metricColumns(m: Metrics): number[] | null {
+  const ts = asList(m).flatMap(terms);
   if (ts.some((t) => t.kind !== 'logit')) return null;
   return [...new Set(ts.map((t) => t.token))];
 }
 
-/** The positions whose logits a metric reads, ascending. */
-export function metricPositions(m: Metric): number[] {
-  return [...new Set(terms(m).map((t) => t.pos))].sort((a, b) => a - b);
+/** The positions whose logits a metric (or any metric of a list) reads, ascending. */
+export function metricPositions(m: Metrics): number[] {
+  return [...new Set(asList(m).flatMap(terms).map((t) => t.pos))].sort((a, b) => a - b);
 }
 
 /**
  * The metric from logits on the CPU, [rows, P, V] at `positions` (default: every position, so
- * a full [batch, pos, vocab] logits tensor works). One value per row.
+ * a full [batch, pos, vocab] logits tensor works). One value per row; with a list of metrics,
+ * row b's is `m[b]`.
  */
-export function metricCpu(m: Metric, logits: Float32Array, rows: number, V: number, positions?: readonly number[]): Float64Array {
+export function metricCpu(ms: Metrics, logits: Float32Array, rows: number, V: number, positions?: readonly number[]): Float64Array {
+  const list = asList(ms);
+  if (list.length !== 1 && list.length !== rows) throw new Error(`${list.length} metrics for ${rows} rows`);
   const P = logits.length / (rows * V);
   const index = (pos: number) => (positions ? positions.indexOf(pos) : pos);
   const out = new Float64Array(rows);
   for (let b = 0; b < rows; b++) {
-    for (const t of terms(m)) {
+    for (const t of terms(list.length === 1 ? list[0] : list[b])) {
       const row = logits.subarray((b * P + index(t.pos)) * V, (b * P + index(t.pos) + 1) * V);
       let x = row[t.token];
       if (t.kind !== 'logit') {
@@ -115,6 +123,7 @@ export interface Affine {
 /**
  * Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the
  * dispatches run. With `columns`, the logits hold only those vocabulary columns ([B, P, columns]).
+ * With a list of metrics, row b computes `m[rowMetric[b]]` (default: row b's own, `m[b]`).
  */
 export class GpuMetric {
   readonly out: Tensor;
@@ -124,16 +133,31 @@ export class GpuMetric {
 
   constructor(
     gpu: Gpu,
-    m: Metric,
+    m: Metrics,
     logits: GPUBuffer,
     B: number,
     positions: readonly number[],
     vocab: number,
     affine: Affine = { shift: 0, scale: 1 },
     columns: readonly number[] | null = null,
+    rowMetric?: readonly number[],
   ) {
     const P = positions.length;
-    const ts = terms(m);
+    const metrics = asList(m);
+    const which = rowMetric ?? (metrics.length === 1 ? Array<number>(B).fill(0) : Array.from({ length: B }, (_, b) => b));
+    if (which.length !== B || which.some((i) => !(i >= 0 && i < metrics.length))) {
+      throw new Error(`a metric per batch row: ${metrics.length} metrics for ${B} rows (rows' metrics ${which.length === B ? 'out of range' : `given for ${which.length} rows`})`);
+    }
+    // The table holds every metric's terms in turn; row b reads its metric's span.
+    const spans: Array<[number, number]> = [];
+    const ts: Term[] = [];
+    for (const x of metrics) {
+      const own = terms(x);
+      spans.push([ts.length, own.length]);
+      ts.push(...own);
+    }
+    const rowTerms = new Uint32Array(B * 2);
+    which.forEach((i, b) => rowTerms.set(spans[i], b * 2));
     const V = columns ? columns.length : vocab;
     const column = (token: number) => {
       if (!columns) return token;
@@ -152,9 +176,10 @@ export class GpuMetric {
     });
     const needsLse = ts.some((t) => t.kind !== 'logit');
     const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric terms');
+    const rowTermsT = Tensor.from(gpu, new Float32Array(rowTerms.buffer), [rowTerms.length], 'metric row terms');
     const lse = Tensor.empty(gpu, [B, P], 'metric lse');
     this.out = Tensor.empty(gpu, [B], 'metric');
-    this.temps = [termsT, lse];
+    this.temps = [termsT, rowTermsT, lse];
     const u = new Params(gpu, [B, P, V, ts.length, { f32: affine.shift }, { f32: affine.scale }], 'metric params');
     this.params.push(u);
     const code = metricsSource();
@@ -178,6 +203,7 @@ export class GpuMetric {
       { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
       { binding: 3, resource: bindWhole(gpu, termsT.buffer, table.length, 'metric terms') },
       { binding: 4, resource: bindWhole(gpu, this.out.buffer, B, 'metric out') },
+      { binding: 5, resource: bindWhole(gpu, rowTermsT.buffer, B * 2, 'metric row terms') },
       // Bound even when unused: the combine entry point reads it under a branch.
       { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
     ];

@@ -17,11 +17,22 @@
  * A cache owns its tensors: `release()` returns every buffer to the pool.
  */
 import type { Tensor } from '../gpu/tensor.ts';
+import type { Model } from '../model/model.ts';
 
 export class ActivationCache {
   private released = false;
+  /** The prompts the run was given ([batch][pos]), when a model's run made this cache. */
+  readonly tokens?: readonly (readonly number[])[];
+  /** The model that made it (as TransformerLens' cache keeps its model): helpers read its weights. */
+  readonly model?: Model;
 
-  constructor(private readonly tensors: Map<string, Tensor>) {}
+  constructor(
+    private readonly tensors: Map<string, Tensor>,
+    origin: { tokens?: readonly (readonly number[])[]; model?: Model } = {},
+  ) {
+    this.tokens = origin.tokens;
+    this.model = origin.model;
+  }
 
   /** Hook names held, in the order the forward reached them. */
   get names(): string[] {

@@ -153,7 +153,7 @@ export class Model {
     }
     const out = tensors.get('logits')!;
     tensors.delete('logits');
-    const cache = new ActivationCache(tensors);
+    const cache = new ActivationCache(tensors, { tokens: tokens.map((row) => [...row]), model: this });
     return {
       logits: out,
       cache,
