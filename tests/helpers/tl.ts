@@ -10,8 +10,12 @@ import type { ModelConfig } from '../../src/model/config.ts';
 import type { HostWeights } from '../../src/model/host-weights.ts';
 import { FIXTURES } from './fixtures.ts';
 
-/** Every fixture with a `tl/` folder. */
-export const TL_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random'] as const;
+/**
+ * Every fixture with a `tl/` folder: the five shared ones, and two checkpoints they do not cover,
+ * made with tests/fixtures/make/tl_refs.py: Qwen2 (q/k/v biases with grouped-query attention, a
+ * tied unembedding under RMSNorm) and GPT-NeoX with sequential blocks (use_parallel_residual false).
+ */
+export const TL_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random', 'tiny-qwen2-random', 'tiny-neox-sequential-random'] as const;
 
 export function tlSafetensors(name: string, file: string): SafetensorsFile {
   const path = join(FIXTURES, name, 'tl', file);
