@@ -179,9 +179,16 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   const gpu = model.gpu;
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   const P = shape.logitPositions?.length ?? shape.pos;
+  // A chunk of the first `rows` rows: they start earliest, so they have the most live rows, a
+  // bound for any chunk; its past holds every prompt any chunk may read.
+  const chunk = (rows: number): PlanShape => ({
+    ...shape,
+    batch: rows,
+    starts: shape.starts?.slice(0, rows),
+    pastRows: shape.pastRows && [...shape.pastRows.slice(0, rows - 1), Math.max(...shape.pastRows)],
+  });
   const fits = (rows: number) => {
-    // The first rows start earliest, so they have the most live rows: a bound for any chunk.
-    const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows, starts: shape.starts?.slice(0, rows) })).map((f) => f * 4);
+    const sizes = Object.values(scratchSizes(model.config, chunk(rows))).map((f) => f * 4);
     // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
     // (one 32-byte entry per row for a patch) and small uniforms.
     const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
@@ -195,7 +202,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
     else hi = mid - 1;
   }
   if (lo === 0) {
-    const bytes = Object.values(scratchSizes(model.config, { ...shape, batch: 1, starts: shape.starts?.slice(0, 1) })).reduce((n, f) => n + f * 4, 0);
+    const bytes = Object.values(scratchSizes(model.config, chunk(1))).reduce((n, f) => n + f * 4, 0);
     throw new OutOfMemoryError(
       `one row of this sweep needs ${formatBytes(bytes)} of GPU memory but ${formatBytes(Math.max(0, gpu.pool.availableBytes))} is available`,
     );
