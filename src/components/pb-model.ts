@@ -24,7 +24,6 @@ import { ContextProvider } from '@lit/context';
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
 import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { Experiment, experimentContext } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
@@ -125,6 +124,7 @@ export class PbModel extends LitElement {
       const source = cachedUrlModelSource(url);
       const done = new Map<string, { loaded: number; total: number }>();
       const model = await loadModel(gpu, source, {
+        tokenizer: PRESETS[src]?.tokenizer !== false,
         onProgress: (p) => {
           done.set(p.file ?? '', { loaded: p.loaded, total: p.total });
           let loaded = 0;
@@ -133,7 +133,7 @@ export class PbModel extends LitElement {
           s.set({ progress: { loaded, total } });
         },
       });
-      const tokenizer = PRESETS[src]?.tokenizer === false ? null : await loadTokenizer(source);
+      const tokenizer = model.tokenizer;
       if (this.loading !== src + this.models + this.hub) {
         model.destroy(); // a newer `src` took over while this one loaded
         return;

@@ -259,7 +259,7 @@ async function runPass(
   const before = resumeSteps(model, plan, base, rows.length, rowOf);
   const hooks = rows.flatMap((x, b) => x.v.hooks.map((h) => atRow(h, b)));
   const compiled = await model.compileHooks(plan, hooks);
-  const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns, 'kind' in metric ? undefined : rowOf);
+  const m = new GpuMetric(model.gpu, metric, plan.logits!, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns, 'kind' in metric ? undefined : rowOf);
   try {
     await executePlan(model.gpu, plan, { hooks: compiled, before, after: m.dispatches, label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}` });
     return await m.out.read();
@@ -308,7 +308,7 @@ export async function baseRun(
   try {
     for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens.flat()));
-    m = new GpuMetric(model.gpu, metric, plan.logits, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
+    m = new GpuMetric(model.gpu, metric, plan.logits!, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
     await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });
     const metrics = Float64Array.from(await m.out.read());
     const cache = new ActivationCache(tensors, { tokens, model });

@@ -17,9 +17,6 @@ import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TL_FIXTURES, finiteParts, tlSafetensors, tlStateDict } from '../helpers/tl.ts';
 
-/** Hook points TransformerLens' cache has and Patchbay's does not (yet). */
-const NOT_IN_PATCHBAY = new Set(['unembed.hook_in', 'unembed.hook_out']);
-
 describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
   let model: Model;
   beforeAll(async () => {
@@ -51,16 +48,24 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
     console.log(`${name}: ${compared.length} processed weights, worst diff/tolerance ${worst.toFixed(3)}`);
   });
 
+  it('the loaded model\'s weights under TransformerLens\' names are the processed ones', async () => {
+    const ref = tlSafetensors(name, 'processed_weights.safetensors');
+    for (const n of ref.names.filter((x) => !/\.(IGNORE|rotary_cos|rotary_sin)$/.test(x))) {
+      const t = await model.weight(n);
+      expect(t.shape, n).toEqual(ref.info(n).shape);
+      expectClose(`model.weight('${n}')`, t.data, ref.float32(n));
+    }
+  });
+
   it('the cache and logits equal TransformerLens\' processed cache, every tensor', async () => {
     const ref = tlSafetensors(name, 'processed.safetensors');
     const { prompts } = fixtureCases(name);
-    const names = new Set(model.hookNames());
-    const missing = ref.names.filter((n) => n !== 'logits' && !names.has(n));
-    expect(missing.filter((n) => !NOT_IN_PATCHBAY.has(n)), 'TransformerLens hook points Patchbay lacks').toEqual([]);
-    const result = await model.run(prompts, { cache: (n) => ref.names.includes(n) });
+    // The default runWithCache holds exactly TransformerLens' hook points.
+    const result = await model.runWithCache(prompts);
+    expect(new Set([...result.cache.names, 'logits'])).toEqual(new Set(ref.names));
     const report: string[] = [];
     let worst = 0;
-    for (const n of ref.names.filter((x) => !missing.includes(x))) {
+    for (const n of ref.names) {
       const t = n === 'logits' ? result.logits : result.cache.get(n);
       expect(t.shape, n).toEqual(ref.info(n).shape);
       const [got, want] = finiteParts(await t.read(), ref.float32(n), n);
