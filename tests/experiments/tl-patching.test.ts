@@ -46,4 +46,18 @@ describe.each(TL_FIXTURES)('%s: TransformerLens\' patching grids', (name) => {
     const diff = expectClose(`${name} ${fn}`, grid.values, want.values);
     console.log(`${name} ${fn} [${grid.shape.join(', ')}]: max |diff| ${diff.toExponential(2)} (tolerance ${tolerance(want.values).toExponential(1)})`);
   });
+
+  it('the unprocessed model gives the same grids: processing changes no logit difference', async () => {
+    const raw = await loadModel(await testGpu(), await fixtureSource(name));
+    try {
+      const [clean, corrupt] = fixtureCases(name).prompts;
+      const metric = specToMetric(parseMetricSyntax(ref.metric), clean);
+      for (const fn of ['get_act_patch_resid_pre', 'get_act_patch_attn_head_out_all_pos', 'get_act_patch_attn_head_v_by_pos'] as const) {
+        const camel = fn.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof typeof patching;
+        expectClose(`${name} ${fn} on raw weights`, (await patching[camel](raw, corrupt, clean, metric)).values, (ref[fn] as TlGrid).values);
+      }
+    } finally {
+      raw.destroy();
+    }
+  });
 });

@@ -124,6 +124,22 @@ function metricOf(name: string): { pos: number; good: number; bad: number } {
 }
 
 describe.each(TL_FIXTURES)('%s: direct logit attribution adds up to the logit difference', (name) => {
+  it('per-layer logit-difference attributions are the same on raw and processed weights', async () => {
+    const { pos, good, bad } = metricOf(name);
+    const prompts = fixtureCases(name).prompts;
+    const layerDla = async (processing: 'none' | 'transformer-lens') => {
+      const model = await loadModel(await testGpu(), await fixtureSource(name), { processing });
+      const run = await model.runWithCache(prompts);
+      try {
+        return (await run.cache.logitAttrs(await run.cache.decomposeResid({ posSlice: pos }), good, bad)).data;
+      } finally {
+        run.release();
+        model.destroy();
+      }
+    };
+    expectClose(`${name}: layer DLA, processed vs raw`, await layerDla('transformer-lens'), await layerDla('none'));
+  });
+
   it.each(['none', 'transformer-lens'] as const)('processing %s: layers, heads + remainder, and the residual stream itself', async (processing) => {
     const model = await loadModel(await testGpu(), await fixtureSource(name), { processing });
     const { pos, good, bad } = metricOf(name);

@@ -87,10 +87,10 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
     gpu.release();
   });
 
-  it('processing leaves attention, MLP activations, norm scales and log-probabilities unchanged', async () => {
+  it('processing leaves attention, MLP activations, norm scales, normalized norm inputs and log-probabilities unchanged', async () => {
     const raw = await loadModel(await testGpu(), await fixtureSource(name));
     const { prompts } = fixtureCases(name);
-    const same = /(hook_q|hook_k|hook_rot_q|hook_rot_k|hook_attn_scores|hook_pattern|mlp\.hook_pre|mlp\.hook_pre_linear|mlp\.hook_post|hook_scale)$/;
+    const same = /(hook_q|hook_k|hook_rot_q|hook_rot_k|hook_attn_scores|hook_pattern|mlp\.hook_pre|mlp\.hook_pre_linear|mlp\.hook_post|hook_scale|hook_normalized)$/;
     const changed = /(hook_embed|hook_pos_embed|hook_resid_pre|hook_resid_mid|hook_resid_post|hook_attn_out|hook_mlp_out)$/;
     const [a, b] = [await raw.run(prompts, { cache: () => true }), await model.run(prompts, { cache: () => true })];
     try {
