@@ -8,10 +8,12 @@
  * and chunks passes to fit the device's memory.
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
-import { UsageError, parseArgs, parseIdRow, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
-import { describeModel, fmt, withModel } from './experiment.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 /** Every site `--site` accepts (PATCH_SITES). */
 export const SITES: readonly PatchSite[] = PATCH_SITES;
@@ -56,7 +58,6 @@ TransformerLens' patching module: get_act_patch_resid_pre, get_act_patch_attn_he
                                     [component, layer, pos, head]: the same by position
                       (k and v have the key/value heads; the _every grids pad them with 0)
 ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--clean), in the patched runs and both baselines')}
-${PROCESSING_HELP}
                       Repeat --metric once per pair to give each pair its own (e.g. its own answer
                       tokens); a loss predicts each pair's own clean tokens
   --reduce mean|sum   how a cell's per-pair values become one (default mean)
@@ -66,6 +67,9 @@ ${PROCESSING_HELP}
                       "clean": m_clean, "corrupt": m_corrupt}: values nested following shape
                       (for resid_pre, values[L][p]), clean and corrupt the unpatched metrics
                       (never normalized)
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -76,6 +80,8 @@ const FLAGS = {
   reduce: {},
   normalize: { boolean: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   processing: {},
   help: { boolean: true },
 } as const;
@@ -91,6 +97,17 @@ function describeSite(site: PatchSite): string {
   const byPos = site.endsWith('_by_pos');
   if (base === 'pattern') return `blocks.L.attn.hook_pattern[:, h${byPos ? ', p' : ''}]`;
   return `blocks.L.attn.hook_${base}[:, ${byPos ? 'p' : ':'}, h]`;
+}
+
+/** A site the model's blocks do not have, refused before anything loads. */
+function checkSite(site: PatchSite, c: ModelConfig): void {
+  if (site === 'resid_mid' && c.parallel_attn_mlp) {
+    const others = SITES.filter((s) => !s.startsWith('resid_mid') && !['z', 'q', 'k', 'v', 'pattern'].includes(s.replace(/_by_pos$/, '')) && s !== 'block_every');
+    throw new UsageError(
+      `--site resid_mid: ${c.architecture} runs attention and MLP in parallel (use_parallel_residual), so its blocks have no resid_mid; ` +
+        `patch ${others.join(', ')} (or a head site) instead`,
+    );
+  }
 }
 
 export async function patchCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
@@ -132,16 +149,24 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   if (reduceText !== 'mean' && reduceText !== 'sum') throw new UsageError(`--reduce ${reduceText}: unknown reduction; expected mean or sum`);
   const normalize = flags.has('normalize');
   const json = flags.has('json');
-  const T = clean.length;
+  const f16 = parseDtypeFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const processing = parseProcessingFlag(flags);
+  const T = clean.length;
 
   await withModel(
     modelArg,
-    (c) => metricOpts.forEach((m) => checkMetric(m, T, c.d_vocab)),
+    (c) => {
+      checkTokenRows(cleanRows, c, '--clean');
+      checkTokenRows(corruptRows, c, '--corrupt');
+      for (const m of metricOpts) checkMetric(m, T, c.d_vocab);
+      checkSite(site, c);
+    },
     async ({ model, gpu, source, loadMs }) => {
       const t0 = performance.now();
       // A loss predicts each pair's clean prompt's next tokens, in the patched runs and both baselines.
       const metrics = cleanRows.map((row, n) => toMetric(metricOpts[metricOpts.length === 1 ? 0 : n], row));
+      // The library refuses an undefined normalization (equal or non-finite baselines) before sweeping.
       const grid = await patchingSweep(model, N === 1 ? clean : cleanRows, N === 1 ? corruptRows[0] : corruptRows, site, N === 1 ? metrics[0] : metrics, {
         normalize,
         reduce: reduceText,
@@ -149,7 +174,8 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       const runMs = performance.now() - t0;
 
       if (json) {
-        print(JSON.stringify({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));
+        print(jsonLine({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));
+        checkFinite([grid.clean, grid.corrupt, ...grid.values], 'the metric (clean, corrupted and every cell)', allowNonfinite);
         return;
       }
       const runs = grid.values.length * N; // cells x pairs (padding cells included)
@@ -172,7 +198,8 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       const what = normalize ? 'normalized metric, (m - corrupt) / (clean - corrupt),' : 'metric';
       print(`  ${what} with ${describeSite(site)} patched from clean (rows ${rowAxis}, columns ${colAxis}):`);
       printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: COMPONENTS[site] });
+      checkFinite([grid.clean, grid.corrupt, ...grid.values], 'the metric (clean, corrupted and every cell)', allowNonfinite);
     },
-    { processing },
+    { f16, processing },
   );
 }

@@ -100,6 +100,9 @@ export async function runVariants(
   options: SweepOptions = {},
 ): Promise<{ values: Float64Array; stats: SweepStats }> {
   const cfg = model.config;
+  if (options.maxRows !== undefined && !(Number.isSafeInteger(options.maxRows) && options.maxRows >= 1)) {
+    throw new Error(`maxRows must be a positive integer (the most batch rows per pass), got ${options.maxRows}`);
+  }
   const nBase = base.tokens.length;
   const T = base.tokens[0].length;
   const metricOf = metricOfRow(metric, nBase);
@@ -261,8 +264,16 @@ async function runPass(
   const compiled = await model.compileHooks(plan, hooks);
   const m = new GpuMetric(model.gpu, metric, plan.logits!, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns, 'kind' in metric ? undefined : rowOf);
   try {
-    await executePlan(model.gpu, plan, { hooks: compiled, before, after: m.dispatches, label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}` });
-    return await m.out.read();
+    await executePlan(model.gpu, plan, {
+      hooks: compiled,
+      before,
+      after: m.dispatches,
+      label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}`,
+      assertLive: () => model.assertLive(),
+    });
+    const out = await m.out.read();
+    model.assertLive(); // destroyed while the pass ran: its values were computed on freed weights
+    return out;
   } finally {
     compiled.release();
     m.release();

@@ -34,7 +34,7 @@ import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
 import { sizeClass } from '../gpu/pool.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
 
@@ -292,6 +292,21 @@ export function scratchBytes(cfg: ModelConfig, shape: PlanShape): number {
 }
 
 export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape): ForwardPlan {
+  const params: Params[] = [];
+  const owned: GPUBuffer[] = [];
+  try {
+    return planForward(gpu, cfg, w, shape, params, owned);
+  } catch (e) {
+    // A plan that fails half-built (a binding over the device's limit, a rejected pipeline)
+    // gives back the scratch and uniforms it took, so a retry finds the pool as it was.
+    for (const b of owned) gpu.pool.release(b);
+    for (const u of params) u.destroy();
+    throw e;
+  }
+}
+
+/** `buildForward`'s body: every buffer it takes goes into `owned`, every uniform into `params`. */
+function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape, params: Params[], owned: GPUBuffer[]): ForwardPlan {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const r = resolve(cfg, shape);
   const { B, T, Tn, L0, L1, p0, withResult } = r;
@@ -302,8 +317,6 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   const NV = r.logitTokens?.length ?? V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
-  const params: Params[] = [];
-  const owned: GPUBuffer[] = [];
   const a: Record<string, GPUBuffer> = {};
   for (const [name, floats] of Object.entries(scratchSizes(cfg, shape))) {
     if (floats === 0) continue;
@@ -410,7 +423,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, attnDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, { ...attnDims, scale: attentionScale(cfg, l) }, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
     op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);

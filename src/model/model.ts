@@ -286,8 +286,18 @@ export class Model {
 
   private queue: Promise<void> = Promise.resolve();
 
+  /** Throws once `destroy()` has been called: before a run (`during` false) or part-way through one. */
+  assertLive(during = true): void {
+    if (!this.destroyed) return;
+    throw new Error(
+      during
+        ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result'
+        : 'this model was destroyed',
+    );
+  }
+
   private async runNow(input: Tokens | Tensor, options: RunOptions): Promise<RunResult> {
-    if (this.destroyed) throw new Error('this model was destroyed');
+    this.assertLive(false);
     const cfg = this.config;
     const range = resolveRange(cfg, options);
     const returnType = options.returnType ?? 'logits';
@@ -330,6 +340,10 @@ export class Model {
     }
     const plan = await this.plan(shape);
     const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    if (this.destroyed) {
+      compiled?.release();
+      this.assertLive(true);
+    }
 
     // Outputs: the logits (or the residual where the run stops), the loss, every kept hook point.
     // New buffers (not from the pool's free lists) are allocated under an error scope so a
@@ -359,7 +373,16 @@ export class Model {
       if (out.logits) copyOut(plan.logits!, out.logits);
       if (out.residual) copyOut(plan.residual!, out.residual);
       if (out.loss) after.push(...out.loss.dispatches);
-      await executePlan(this.gpu, plan, { hooks: compiled, keep: tensors, before, after, label: `forward ${batch}x${pos}` });
+      await executePlan(this.gpu, plan, {
+        hooks: compiled,
+        keep: tensors,
+        before,
+        after,
+        label: `forward ${batch}x${pos}`,
+        // A hook function may destroy the model: stop before submitting work on freed weights.
+        assertLive: () => this.assertLive(true),
+      });
+      this.assertLive(true);
     } catch (e) {
       releaseAll();
       throw e;
@@ -447,10 +470,15 @@ export class Model {
    * caller owns and destroys. Allocation runs under an error scope.
    */
   async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
-    if (this.destroyed) throw new Error('this model was destroyed');
-    return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
+    this.assertLive(false);
+    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      plan.destroy();
+      this.assertLive(true);
+    }
+    return plan;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */
@@ -458,7 +486,10 @@ export class Model {
     return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
-  /** Frees the weights and every plan. */
+  /**
+   * Frees the weights and every plan, and hands the pool's idle buffers back to the driver
+   * (results still held by the caller stay valid until released). A run in progress rejects.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -466,6 +497,7 @@ export class Model {
     this.plans.clear();
     this.weights.destroy();
     this.dummy.destroy();
+    this.gpu.pool.trim();
   }
 
   private async plan(shape: PlanShape): Promise<ForwardPlan> {
@@ -485,6 +517,11 @@ export class Model {
     const built = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} forward`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      // destroy() ran while the plan was prepared: it must not outlive the model.
+      built.destroy();
+      this.assertLive(true);
+    }
     this.plans.set(key, built);
     return built;
   }

@@ -26,7 +26,7 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
 
   it('the processed weights equal TransformerLens\' processed state dict', async () => {
     const ckpt = await loadCheckpoint(await fixtureSource(name));
-    const processed = processWeights(ckpt.config, hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig));
+    const processed = processWeights(ckpt.config, await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig));
     const ours = tlStateDict(ckpt.config, processed);
     const ref = tlSafetensors(name, 'processed_weights.safetensors');
     // Buffers, not parameters: the causal mask's fill value and the rotary tables.
@@ -79,7 +79,7 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
 
   it('the CPU reference forward on the processed weights gives the same logits', async () => {
     const ckpt = await loadCheckpoint(await fixtureSource(name));
-    const processed = processWeights(ckpt.config, hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig));
+    const processed = processWeights(ckpt.config, await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig));
     const { prompts } = fixtureCases(name);
     const cpu = forwardCpu(ckpt.config, processed, prompts);
     const gpu = await model.run(prompts);
