@@ -63,7 +63,10 @@ describe.each(GPT2_FIXTURES)('%s sweeps', (name) => {
     expect(grid.stats.unchanged).toBe(model.config.n_layers * first + sameLater);
   });
 
-  it.each(PATCH_SITES)('%s equals the same patches on full forwards (<= 1e-4)', async (site) => {
+  // pattern_dest_src on induction-2l (2,312 cells, ~15 s here) is left to tl-patching.test.ts,
+  // which checks every cell against TransformerLens; tiny-gpt2-random covers it here.
+  const sites = name === 'induction-2l' ? PATCH_SITES.filter((s) => s !== 'pattern_dest_src') : PATCH_SITES;
+  it.each(sites)('%s equals the same patches on full forwards (<= 1e-4)', async (site) => {
     const [clean, corrupt] = cases.prompts;
     const T = clean.length;
     const metric = metricOf(cases);
@@ -71,10 +74,15 @@ describe.each(GPT2_FIXTURES)('%s sweeps', (name) => {
     // The same cells as interventions on full forwards, in TransformerLens' row-major order.
     const cleanRun = await model.run([clean], { cache: () => true });
     const rows = referenceCells(model.config, site, T, cleanRun.cache);
-    const want = await fullForwardMetrics(model, corrupt, rows, metric);
-    expect(grid.values.length).toBe(want.length);
+    expect(grid.values.length).toBe(rows.length);
+    // Grids of thousands of cells (pattern_dest_src, head_by_pos_every) are checked on every
+    // stride-th cell, a stride prime to every axis length so each index of each axis is met;
+    // tests/experiments/tl-patching.test.ts checks every cell against TransformerLens.
+    const stride = rows.length > 400 ? 7 : 1;
+    const picked = rows.map((_, i) => i).filter((i) => i % stride === 0);
+    const want = await fullForwardMetrics(model, corrupt, picked.map((i) => rows[i]), metric);
     let worst = 0;
-    want.forEach((w, i) => (worst = Math.max(worst, Math.abs(grid.values[i] - w))));
+    want.forEach((w, j) => (worst = Math.max(worst, Math.abs(grid.values[picked[j]] - w))));
     expect(worst, `${site}: max |sweep - full forwards|`).toBeLessThanOrEqual(1e-4);
     // A few cells literally one at a time, with a fresh run each.
     for (let i = 0; i < rows.length; i += Math.max(1, Math.floor(rows.length / 5))) {
