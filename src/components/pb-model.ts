@@ -21,14 +21,15 @@
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { ContextProvider } from '@lit/context';
-import { NoWebGPUError } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { Experiment, experimentContext } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
 import { Session, sessionContext } from './session.ts';
 import { pageGpu } from './gpu.ts';
+import { describeLoadError } from './load-error.ts';
+
+export { describeLoadError };
 
 export interface ModelLoadedDetail {
   name: string;
@@ -177,15 +178,6 @@ export class PbModel extends LitElement {
       <slot></slot>
     `;
   }
-}
-
-/** A message a reader can act on, for each way loading fails. */
-export function describeLoadError(e: unknown, src: string): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  if (e instanceof NoWebGPUError) return `This browser cannot run the model: ${msg}.`;
-  if (e instanceof UnsupportedArchitectureError) return `Unsupported model "${src}": ${msg}`;
-  if (/fetch|HTTP|network|Failed to fetch/i.test(msg)) return `Download failed for "${src}": ${msg}`;
-  return `Could not load "${src}": ${msg}`;
 }
 
 declare global {

@@ -20,7 +20,8 @@
  *     c(n)). A node in layer l itself gets 0 from its own drop, as in the paper. Off with
  *     `gradDrop: false`, AtP* is AtP with the QK fix, signed.
  *
- * Grids have `patchingSweep`'s shapes, axes and cell order (the cells are patching's own). `values`
+ * Grids have `patchingSweep`'s shapes, axes and cell order (the cells are patching's own,
+ * `gridCells`, for every site it has, TransformerLens' axis orders included). `values`
  * are on the patched metric's scale (corrupted metric + estimate; AtP* with GradDrop: the
  * magnitude), `effects` the estimates themselves; `normalize` divides by (clean - corrupt).
  * `verifyTopK` re-runs the k cells with the largest estimated |effect| exactly, with the sweep
@@ -31,7 +32,7 @@ import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
 import { validateTokens } from '../model/tokens.ts';
 import { validateMetric, type Metric } from './metric.ts';
-import { PATCH_SITES, type PatchSite } from './patching.ts';
+import { gridCells, type Cell, type PatchSite } from './patching.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type Variant } from './sweep.ts';
 
 export type AttributionMethod = 'atp' | 'atp*';
@@ -61,35 +62,10 @@ export interface AttributionGrid {
   passes: { forward: number; backward: number };
 }
 
-/** A cell: the hook it patches and which elements (as `patchingSweep`'s cells). */
-export interface Cell {
-  hook: string;
-  layer: number;
-  pos: number;
-  sel: Selection;
-}
+/** A cell that patches something (padding cells of the `_every` grids are constants). */
+type PatchCell = Extract<Cell, { hook: string }>;
 
-const RESID = { resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out' } as const;
-const HEADS = { z: 'hook_z', q: 'hook_q', k: 'hook_k', v: 'hook_v', pattern: 'hook_pattern' } as const;
 const range = (n: number) => [...Array(n).keys()];
-
-/** The grid of `site` as `patchingSweep` lays it out: shape, axes, cells in row-major order. */
-export function gridCells(model: Model, site: PatchSite, T: number): { shape: number[]; axes: string[]; cells: Cell[] } {
-  if (!PATCH_SITES.includes(site)) throw new Error(`unknown patching site "${site}"; the sites are ${PATCH_SITES.join(', ')}`);
-  const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
-  const resid = (hook: string): Cell[] => range(L).flatMap((l) => range(T).map((p) => ({ hook: `blocks.${l}.${hook}`, layer: l, pos: p, sel: { pos: p } })));
-  if (site in RESID) return { shape: [L, T], axes: ['layer', 'pos'], cells: resid(RESID[site as keyof typeof RESID]) };
-  if (site === 'block_every') return { shape: [3, L, T], axes: ['component', 'layer', 'pos'], cells: ['hook_resid_pre', 'hook_attn_out', 'hook_mlp_out'].flatMap(resid) };
-  const base = site.replace(/_by_pos$/, '') as keyof typeof HEADS;
-  const hook = (l: number) => `blocks.${l}.attn.${HEADS[base]}`;
-  const nh = base === 'k' || base === 'v' ? Hkv : H;
-  if (!site.endsWith('_by_pos')) return { shape: [L, nh], axes: ['layer', 'head'], cells: range(L).flatMap((l) => range(nh).map((h) => ({ hook: hook(l), layer: l, pos: 0, sel: { heads: [h] } }))) };
-  return {
-    shape: [L, nh, T],
-    axes: ['layer', 'head', 'pos'],
-    cells: range(L).flatMap((l) => range(nh).flatMap((h) => range(T).map((p) => ({ hook: hook(l), layer: l, pos: p, sel: { heads: [h], pos: p } })))),
-  };
-}
 
 const list = (x: number | readonly number[] | undefined, n: number): readonly number[] => (x === undefined ? range(n) : typeof x === 'number' ? [x] : x);
 
@@ -107,7 +83,11 @@ export function cellDot(shape: readonly number[], sel: Selection, a: Float32Arra
     for (const p of list(sel.pos, T)) span(p * C, C);
   } else if (pattern) {
     const [, H, Tq, Tk] = shape;
-    for (const h of list(sel.heads, H)) for (const p of list(sel.pos, Tq)) span((h * Tq + p) * Tk, Tk);
+    for (const h of list(sel.heads, H))
+      for (const p of list(sel.pos, Tq)) {
+        if (sel.keyPos === undefined) span((h * Tq + p) * Tk, Tk);
+        else for (const k of list(sel.keyPos, Tk)) span((h * Tq + p) * Tk + k, 1);
+      }
   } else {
     const [, T, Hh, d] = shape;
     for (const p of list(sel.pos, T)) for (const h of list(sel.heads, Hh)) span((p * Hh + h) * d, d);
@@ -117,7 +97,7 @@ export function cellDot(shape: readonly number[], sel: Selection, a: Float32Arra
 
 /** The hooks a grid's estimate reads (activations and gradients), plus the QK fix's. */
 function neededHooks(model: Model, cells: readonly Cell[], qkFix: boolean): { acts: string[]; grads: string[] } {
-  const hooks = [...new Set(cells.map((c) => c.hook))];
+  const hooks = [...new Set(cells.flatMap((c) => ('hook' in c ? [c.hook] : [])))];
   const acts = new Set(hooks);
   const grads = new Set(hooks);
   if (qkFix) {
@@ -153,7 +133,7 @@ function reader(cache: ActivationCache): (name: string) => Promise<Float32Array>
  */
 async function qkFixed(
   model: Model,
-  cell: Cell,
+  cell: PatchCell,
   kind: 'q' | 'k',
   clean: (n: string) => Promise<Float32Array>,
   corrupt: (n: string) => Promise<Float32Array>,
@@ -277,6 +257,10 @@ export async function attributionSweeps(
       const estimates = runs.map(() => new Float64Array(grid.cells.length));
       for (const [ri, r] of runs.entries()) {
         for (const [ci, cell] of grid.cells.entries()) {
+          if (!('hook' in cell)) {
+            estimates[ri][ci] = cell.constant; // padding (the _every grids' missing key/value heads)
+            continue;
+          }
           const dropped = drops[ri];
           // GradDrop: a layer's own outputs get nothing from its drop (their gradient is reported
           // before the drop acts, so zero them here).
@@ -339,14 +323,16 @@ export async function verifyTopK(
 ): Promise<Verification> {
   const T = clean.length;
   const { cells, shape } = gridCells(model, grid.site, T);
-  const order = range(cells.length).sort((a, b) => Math.abs(grid.effects[b]) - Math.abs(grid.effects[a]) || a - b);
-  const top = order.slice(0, Math.max(0, Math.min(k, cells.length)));
-  const hooks = new Set(top.map((i) => cells[i].hook));
+  const live = range(cells.length).filter((i) => 'hook' in cells[i]);
+  const order = live.sort((a, b) => Math.abs(grid.effects[b]) - Math.abs(grid.effects[a]) || a - b);
+  const top = order.slice(0, Math.max(0, Math.min(k, order.length)));
+  const patchCell = (i: number) => cells[i] as PatchCell;
+  const hooks = new Set(top.map((i) => patchCell(i).hook));
   const cleanRun = await baseRun(model, clean, (n) => hooks.has(n), metric);
   try {
     const corruptRun = await baseRun(model, corrupt, (n) => BASE_CACHE.test(n), metric);
     try {
-      const variants: Variant[] = top.map((i) => ({ layer: cells[i].layer, pos: cells[i].pos, hooks: [patchFrom(cells[i].hook, cleanRun.cache, cells[i].sel)] }));
+      const variants: Variant[] = top.map((i) => ({ layer: patchCell(i).layer, pos: patchCell(i).pos, hooks: [patchFrom(patchCell(i).hook, cleanRun.cache, patchCell(i).sel)] }));
       const { values } = await runVariants(model, corruptRun, variants, metric, { shift: 0, scale: 1 }, corruptRun.metric, options);
       const coords = (i: number) => shape.map((_, d) => Math.floor(i / shape.slice(d + 1).reduce((a, b) => a * b, 1)) % shape[d]);
       const out = top.map((i, j) => ({ index: i, coords: coords(i), estimate: grid.effects[i], exact: values[j] - corruptRun.metric }));

@@ -181,6 +181,7 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number, weights: b
     colW: NV * C, // [NV, C] their unembedding rows
     colT: weights ? NV * B * P : 0, // [NV, B * P] the logits' gradient transposed
     colDW: weights ? NV * C : 0, // [NV, C] their rows' weight gradient
+    colDb: weights ? NV : 0, // [NV] their unembedding bias's gradient (processed weights)
     colUniq: weights ? NV : 0,
     colOffsets: weights && NV ? NV + 2 : 0,
     colOrder: weights ? NV : 0,
@@ -342,6 +343,11 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
         op(matmul(gpu, { out: g.colDW, a: g.colT, b: yRows, M: NV, N: C, K: B * P, label: 'unembed columns dW' }, params)); // (NV, C)
         if (!acc) for (const c of unembedGrads) op(fill(gpu, c.buffer, c.rows * C, params, 'unembedding gradient'));
         op(...scatterAdd(gpu, unembedGrads, g.colDW, colIndex!, C, params, 'unembed columns dW scatter', true)); // (d_vocab, C)
+        if (wg!.b_U) {
+          op(biasGrad(gpu, { M: B * P, N: NV, g: dlogits, db: g.colDb, label: 'unembed columns db' }, params)); // (NV)
+          if (!acc) for (const c of wg!.b_U) op(fill(gpu, c.buffer, c.rows, params, 'unembedding bias gradient'));
+          op(...scatterAdd(gpu, wg!.b_U, g.colDb, colIndex!, 1, params, 'unembed columns db scatter', true)); // (d_vocab)
+        }
       }
     } else {
       // As the forward's unembedding: per vocabulary chunk, and in blocks of rows whose window of
@@ -365,6 +371,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
             if (!first) op(accumulate(gpu, gRows, g.sumPart, B * P * C, params, `unembed dX ${what} add`));
             first = false;
             if (unembedGrads) {
+              if (wg!.b_U) op(biasGrad(gpu, { M: B * P, N: vs, g: dlogits, gStart: chunk.row0 + v0, ldg: ldo, db: wg!.b_U[ci].buffer, dbStart: v0, label: `unembed db ${what}` }, params)); // (vs)
               op(transposeInput(gpu, { ...block, label: `logits gradient ${what} transposed` }, params)); // (vs, B P)
               op(matmul(gpu, { out: unembedGrads[ci].buffer, outStart: v0 * C, a: g.vocab, b: yRows, M: vs, N: C, K: B * P, label: `unembed dW ${what}` }, params)); // (vs, C)
             }
@@ -379,6 +386,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
             const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
             op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
             if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
+            if (wg?.b_U) op(biasGrad(gpu, { M: m, N: chunk.rows, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo, db: wg.b_U[ci].buffer, accumulate: acc || r0 > 0, label: `unembed db ${what}` }, params)); // (chunk)
           });
         }
       }

@@ -90,6 +90,8 @@ export class WeightGradients {
   readonly W_pos: RowChunk[] | null;
   /** Untied unembedding rows; null when tied (its share is in W_E). */
   readonly W_U: RowChunk[] | null;
+  /** The unembedding's bias (weights processed as TransformerLens does have one), in W_U's row chunks; else null. */
+  readonly b_U: RowChunk[] | null;
   readonly layers: LayerGrads[];
   readonly lnf_w: GPUBuffer;
   readonly lnf_b: GPUBuffer | null;
@@ -113,6 +115,7 @@ export class WeightGradients {
       this.W_E = chunksLike(w.W_E, 'embed.W_E');
       this.W_pos = w.W_pos ? chunksLike(w.W_pos, 'pos_embed.W_pos') : null;
       this.W_U = w.W_U_rows === w.W_E ? null : chunksLike(w.W_U_rows, 'unembed.W_U');
+      this.b_U = w.b_U ? w.b_U.map((c) => ({ buffer: buf(c.rows, `unembed.b_U[${c.row0}]`), row0: c.row0, rows: c.rows })) : null;
       const ln = config.normalization === 'LN';
       this.layers = w.layers.map((p, l) => ({
         ln1_w: buf(C, `blocks.${l}.ln1.w`),
@@ -148,7 +151,8 @@ export class WeightGradients {
     const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, n_layers: L } = config;
     const ln = config.normalization === 'LN' ? 2 : 1;
     const perLayer = 2 * ln * C + C * H * dh * 2 + H * dh + 2 * (C * Hkv * dh + Hkv * dh) + C + (config.gated_mlp ? 2 : 1) * (C * M + M) + M * C + C;
-    return V * C * (config.tied_embeddings ? 1 : 2) + (config.positional === 'learned' ? config.n_ctx * C : 0) + L * perLayer + ln * C;
+    // (+ V for an unembedding bias, which weights processed as TransformerLens does have)
+    return V * C * (config.tied_embeddings ? 1 : 2) + V + (config.positional === 'learned' ? config.n_ctx * C : 0) + L * perLayer + ln * C;
   }
 
   /** Every gradient buffer, by TransformerLens-style name, in the layout the forward reads (see the header). */
@@ -187,6 +191,7 @@ export class WeightGradients {
     out.push({ name: 'ln_final.w', shape: [C], chunks: one(this.lnf_w, [C]) });
     if (this.lnf_b) out.push({ name: 'ln_final.b', shape: [C], chunks: one(this.lnf_b, [C]) });
     if (this.W_U) out.push({ name: 'unembed.W_U', shape: [V, C], chunks: this.W_U });
+    if (this.b_U) out.push({ name: 'unembed.b_U', shape: [V], chunks: this.b_U });
     return out;
   }
 
@@ -201,13 +206,15 @@ export class WeightGradients {
       layers: this.layers,
       lnf_w: this.lnf_w,
       lnf_b: this.lnf_b,
+      b_U: this.b_U,
+      host: { lnf_w: new Float32Array(0), lnf_b: null, b_U: null }, // not read
       f16: false,
       bytes: this.bytes,
       destroy: () => undefined,
     };
     const out = new Map<string, { data: Float32Array; shape: number[] }>();
     for (const name of tlWeightShapes(this.config).keys()) {
-      if (name === 'unembed.b_U') continue; // these families have no unembedding bias
+      if (name === 'unembed.b_U' && !this.b_U) continue; // no unembedding bias unless processed
       out.set(name, await readTlWeight(this.gpu, this.config, asWeights, name));
     }
     return out;
@@ -219,7 +226,7 @@ export class WeightGradients {
     for (const t of this.tensors()) {
       const n = t.shape.reduce((a, b) => a * b, 1);
       const data = new Float32Array(n);
-      const width = n / t.shape[0];
+      const width = t.shape.length > 1 ? n / t.shape[0] : 1;
       for (const c of t.chunks) data.set(await readBuffer(this.gpu, c.buffer, 0, c.rows * width * 4), c.row0 * width);
       out.set(t.name, { data, shape: t.shape });
     }

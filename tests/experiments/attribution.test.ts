@@ -54,7 +54,12 @@ describe.each(ATP_STAR_FIXTURES)('%s: AtP* matches its float64 definition (atp_s
     const { prompts } = fixtureCases(name);
     const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(ref.metric_spec), { method: 'atp*', gradDrop: false });
     expect(grid.signed).toBe(true);
-    const want = flat(ref.qk[site]);
+    // The reference is [layer][head][pos]; by-position grids are [layer, pos, head] (TransformerLens' order).
+    const r = ref.qk[site];
+    const want = site.endsWith('_by_pos')
+      ? (r as number[][][]).flatMap((byHead) => byHead[0].map((_, p) => byHead.map((row) => row[p]))).flat()
+      : flat(r);
+    expect(grid.axes).toEqual(site.endsWith('_by_pos') ? ['layer', 'pos', 'head'] : ['layer', 'head']);
     const diff = maxAbsDiff(grid.effects, want);
     expect(diff, `${site}: max |diff| ${diff.toExponential(2)} of max ${maxAbs(want).toExponential(2)}`).toBeLessThanOrEqual(1e-4 * maxAbs(want));
   });

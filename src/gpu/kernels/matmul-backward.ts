@@ -65,8 +65,9 @@ export interface BiasGradArgs {
   ldg?: number;
   rows?: GPUBuffer | null;
   bufferRows?: number;
-  /** db [N]. */
+  /** db [N] from element `dbStart`. */
   db: GPUBuffer;
+  dbStart?: number;
   accumulate?: boolean;
   label: string;
 }
@@ -162,12 +163,13 @@ export function biasGrad(gpu: Gpu, a: BiasGradArgs, params: Params[]): Dispatch 
   const span = a.rows ? a.bufferRows! : M;
   const gw = bindWindow(gpu, a.g, a.gStart ?? 0, (span - 1) * ldg + N, `${a.label} gradient`);
   const variant: MatmulBackwardVariant = { rows: !!a.rows, acc: !!a.accumulate };
-  const u = new Params(gpu, [M, N, 0, 0, ldg, 0, gw.elemOffset, 0], `${a.label} params`);
+  const dw = bindWindow(gpu, a.db, a.dbStart ?? 0, N, `${a.label} bias gradient`);
+  const u = new Params(gpu, [M, N, 0, 0, ldg, dw.elemOffset, gw.elemOffset, 0], `${a.label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
     { binding: 0, resource: { buffer: u.buffer } },
     { binding: 1, resource: gw.binding },
-    { binding: 3, resource: { buffer: a.db, offset: 0, size: N * 4 } },
+    { binding: 3, resource: dw.binding },
   ];
   if (a.rows) entries.push({ binding: 5, resource: { buffer: a.rows, offset: 0, size: M * 4 } });
   return dispatch(gpu, a.label, variant, 'bias_grad_v1', u, entries, [Math.ceil(N / 64), 1, 1]);
