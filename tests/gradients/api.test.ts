@@ -136,3 +136,26 @@ describe('runWithGrad with the embedding split into row chunks (a 64 KiB binding
     }
   });
 });
+
+describe('runWithGrad on weights processed as TransformerLens does (an unembedding bias)', () => {
+  it("b_U's gradient: +1 / -1 per row at a logit difference's tokens; for a loss, each row's gradient sums to 0", async () => {
+    const model = await loadModel(await testGpu(), await fixtureSource('tiny-gpt2-random'), { processing: 'transformer-lens' });
+    try {
+      const { prompts: p } = fixtureCases('tiny-gpt2-random');
+      const r = await model.runWithGrad(p, logitDiffMetric(10, 631, 751), { weights: true, grads: [] });
+      const bU = (await r.weightGrads!.read()).get('unembed.b_U')!.data;
+      const want = new Float32Array(bU.length);
+      want[631] = 2;
+      want[751] = -2;
+      expect([...bU]).toEqual([...want]);
+      const loss = await model.runWithGrad(p, p.map((t) => lossMetric(t, 0, t.length - 1)), { weights: true, grads: [] });
+      const g = (await loss.weightGrads!.read()).get('unembed.b_U')!.data;
+      expect(Math.abs(g.reduce((a, b) => a + b, 0))).toBeLessThan(1e-5);
+      expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(0.01);
+      loss.release();
+      r.release();
+    } finally {
+      model.destroy();
+    }
+  });
+});
