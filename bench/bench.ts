@@ -8,6 +8,7 @@
  *   --pos LIST    forward lengths to time (default 15,128,1024; scaled: 15,128)
  *   --naive N     time N of the 180 naive patched runs and extrapolate (default: all; scaled: 12)
  *   --peer        also run ONNX Runtime Web's WebGPU backend on an ONNX export of the same weights
+ *   --gradients-only  the forwards and the gradient section only (no sweeps, naive runs, kernel rates)
  *
  * Prints one JSON object; every number in it comes from this one run.
  */
@@ -41,7 +42,7 @@ function opt(name: string): string | undefined {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 }
-const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer']);
+const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only']);
 function checkArgs(): void {
   for (const [i, a] of argv.entries()) {
     if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
@@ -235,6 +236,13 @@ async function main() {
     forwards.push(row);
   }
   const forwardPeak = gpu.pool.peakBytes;
+
+  if (flag('gradients-only')) {
+    const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+    const shape = { n_layers: L, n_heads: H, d_model: cfg.d_model, d_mlp: cfg.d_mlp, d_vocab: V, n_ctx: cfg.n_ctx };
+    console.log(JSON.stringify({ adapter: gpu.adapterName, model: source, shape, scaled: scaledWhat.length > 0, ...(scaledWhat.length ? { scaled_what: scaledWhat } : {}), forward: forwards, gradients, wall_s: round((performance.now() - started) / 1000, 1) }, null, 1));
+    process.exit(0);
+  }
 
   // ---- Sweeps: 12 x 15 resid_pre, and the 144-head output (z) grid.
   const clean = prompt(SWEEP_T, V);

@@ -1,9 +1,10 @@
 /**
  * The bench's gradient section (bench/README.md, "gradients"): in the same run as the forwards,
  *   - a backward against a forward: `runWithGrad` (forward + backward, one submit) minus the
- *     forward, at the forward lengths, for AtP's metric (a logit difference) with the backward
- *     keeping every layer and recomputing each layer, and for the training objective (the
- *     next-token loss over the whole prompt, weight gradients included);
+ *     forward of the same plan (the positions and vocabulary columns the metric reads, its
+ *     value read back), at the forward lengths, for AtP's metric (a logit difference) with the
+ *     backward keeping every layer and recomputing each layer, and for the training objective
+ *     (the next-token loss over the whole prompt, weight gradients included);
  *   - AtP over every patching site at once (`attributionSweeps`: one clean forward, one corrupted
  *     forward + backward) against a forward and against the exact sweeps of the same sites;
  *   - bytes: the plans' memory (forward scratch, what the backward saves, gradient scratch) for
@@ -19,7 +20,8 @@ import { gradPlanBytes } from '../src/model/grad-run.ts';
 import type { MemoryMode } from '../src/model/backward.ts';
 import { attributionSweeps } from '../src/experiments/attribution.ts';
 import { PATCH_SITES, patchingSweep } from '../src/experiments/patching.ts';
-import { logitDiffMetric, lossMetric, type Metric } from '../src/experiments/metric.ts';
+import { GpuMetric, logitDiffMetric, lossMetric, metricColumns, metricPositions, type Metric } from '../src/experiments/metric.ts';
+import { executePlan } from '../src/model/execute.ts';
 
 const round = (x: number, d = 2) => +x.toFixed(d);
 const median = (xs: number[]) => {
@@ -57,35 +59,50 @@ export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: 
   const rows: Record<string, unknown>[] = [];
   for (const T of opts.positions) {
     const ids = opts.prompt(T, V);
-    const forward = async () => {
-      const r = await model.run([ids]);
-      await r.logits.read();
-      r.release();
+    /** The forward runWithGrad runs for `metric`: its plan, built once, and the metric read back. */
+    const sameForward = async (metric: Metric) => {
+      const columns = metricColumns(metric);
+      const plan = await model.buildPlan({ batch: 1, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+      const m = new GpuMetric(gpu, metric, plan.logits!, 1, plan.logitPositions, V, undefined, columns);
+      try {
+        return await time(async () => {
+          gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(ids));
+          await executePlan(gpu, plan, { after: m.dispatches, label: 'bench forward' });
+          await m.out.read();
+        }, opts.reps);
+      } finally {
+        m.release();
+        plan.destroy();
+      }
     };
     const grad = (metric: Metric | Metric[], o: Parameters<Model['runWithGrad']>[2]) => async () => {
       const r = await model.runWithGrad([ids], metric, { grads: [], ...o });
+      planMb = MB(r.memory.forwardBytes + r.memory.savedBytes + r.memory.gradScratchBytes);
       r.release();
     };
+    let planMb = 0;
     const diff = logitDiffMetric(T - 1, ids[1], ids[2]);
-    opts.log(`gradients at ${T} positions: forward, forward + backward (keep, recompute, loss with weight gradients)`);
-    const fMs = await time(forward, opts.reps);
-    gpu.pool.peakBytes = gpu.pool.liveBytes;
+    const loss = lossMetric(ids, 0, T - 1);
+    opts.log(`gradients at ${T} positions: forwards, forward + backward (keep, recompute, loss with weight gradients)`);
+    const fDiff = await sameForward(diff);
+    const fLoss = await sameForward(loss);
     const keepMs = await time(grad(diff, { memory: 'keep' }), opts.reps);
-    const keepPeak = gpu.pool.peakBytes;
-    gpu.pool.peakBytes = gpu.pool.liveBytes;
+    const keepMb = planMb;
     const recMs = await time(grad(diff, { memory: 'recompute' }), opts.reps);
-    const recPeak = gpu.pool.peakBytes;
-    const lossMs = await time(grad(lossMetric(ids, 0, T - 1), { weights: true, memory: 'recompute' }), opts.reps);
+    const recMb = planMb;
+    const lossMs = await time(grad(loss, { weights: true, memory: 'recompute' }), opts.reps);
+    const lossMb = planMb;
+    const weightMb = MB(model.weightGrads?.bytes ?? 0);
     model.weightGrads?.release();
-    const ratio = (fb: number) => round((fb - fMs) / fMs, 2);
+    const ratio = (fb: number, f: number) => round((fb - f) / f, 2);
     rows.push({
       pos: T,
-      forward_ms: round(fMs, 1),
       logit_diff: {
-        keep: { forward_backward_ms: round(keepMs, 1), backward_over_forward: ratio(keepMs), pool_peak_mb: MB(keepPeak) },
-        recompute: { forward_backward_ms: round(recMs, 1), backward_over_forward: ratio(recMs), pool_peak_mb: MB(recPeak) },
+        forward_ms: round(fDiff, 1),
+        keep: { forward_backward_ms: round(keepMs, 1), backward_over_forward: ratio(keepMs, fDiff), plan_mb: keepMb },
+        recompute: { forward_backward_ms: round(recMs, 1), backward_over_forward: ratio(recMs, fDiff), plan_mb: recMb },
       },
-      loss_with_weight_grads_recompute: { forward_backward_ms: round(lossMs, 1), backward_over_forward: ratio(lossMs) },
+      loss_with_weight_grads_recompute: { forward_ms: round(fLoss, 1), forward_backward_ms: round(lossMs, 1), backward_over_forward: ratio(lossMs, fLoss), plan_mb: lossMb, weight_grads_mb: weightMb },
     });
   }
 
