@@ -8,12 +8,13 @@
  *   sae_topk_v1      acts = max(pre, 0) on the k largest pre of a row, 0 elsewhere (TopK)
  *   sae_decode_v1    recons = acts @ W_dec + b_dec (+ skip), and optionally err = x - recons
  *   sae_error_v1     err = x - r
+ *   sae_input_v1     out = x, or x * gain (per column) where the SAE reads a norm's output after its gain
  *
  * Layouts: pre, acts [rows, d_sae]; W_dec chunk [nf, n] (features f0 .. f0 + nf - 1 of the
  * decoder, row-major); b_dec, threshold vectors; recons, err, x, skip [rows, n].
  *
  * Thread mapping and dispatch:
- *   relu / jumprelu / error  one invocation per element, 64 per workgroup, linear index
+ *   relu / jumprelu / error / input  one invocation per element, 64 per workgroup, linear index
  *                            gid.x + gid.y * 64 * num_workgroups.x (grid folded past 65,535).
  *   topk v1    one workgroup of 64 per row (row = wg.x + wg.y * num_workgroups.x). k rounds: each
  *              invocation finds the best of its strided slice below the previous winner in the
@@ -29,7 +30,7 @@
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const SAE_VERSIONS = ['sae_relu_v1', 'sae_jumprelu_v1', 'sae_topk_v1', 'sae_decode_v1', 'sae_error_v1'] as const;
+export const SAE_VERSIONS = ['sae_relu_v1', 'sae_jumprelu_v1', 'sae_topk_v1', 'sae_decode_v1', 'sae_error_v1', 'sae_input_v1'] as const;
 
 /** Invocations per workgroup of every entry point (the host sizes dispatches with it). */
 export const SAE_WG = 64;
@@ -41,11 +42,11 @@ export function saeSource(): string {
   return wgsl`
 struct Params {
   rows: u32,   // rows of activations (batch * positions)
-  n: u32,      // relu / jumprelu / error: elements; decode: output width d_out; topk: d_sae
-  d_sae: u32,  // row stride of pre and acts
+  n: u32,      // relu / jumprelu / error / input: elements; decode: output width d_out; topk: d_sae
+  d_sae: u32,  // row stride of pre and acts; input: the row width (gain's length)
   f0: u32,     // decode: first feature of this decoder chunk
   nf: u32,     // decode: features in this chunk
-  mode: u32,   // decode: DECODE_MODE bits
+  mode: u32,   // decode: DECODE_MODE bits; input: 1 = multiply by gain
   k: u32,      // topk: active features per row
 }
 
@@ -61,6 +62,8 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> recons: array<f32>;    // [rows, n]
 @group(0) @binding(10) var<storage, read_write> err: array<f32>;      // [rows, n]
 @group(0) @binding(11) var<storage, read> r_in: array<f32>;           // error kernel: [rows, n]
+@group(0) @binding(12) var<storage, read> gain: array<f32>;           // input kernel: [d_sae] (row width)
+@group(0) @binding(13) var<storage, read_write> copied: array<f32>;   // input kernel: [rows, width]
 
 fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
@@ -161,6 +164,15 @@ fn sae_error_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let i = linear(gid, nwg);
   if (i >= p.n) { return; }
   err[i] = x[i] - r_in[i];
+}
+
+@compute @workgroup_size(64)
+fn sae_input_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = linear(gid, nwg);
+  if (i >= p.n) { return; }
+  var v = x[i];
+  if (p.mode == 1u) { v *= gain[i % p.d_sae]; }
+  copied[i] = v;
 }
 `;
 }

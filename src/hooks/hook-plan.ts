@@ -17,6 +17,7 @@ import { ActivationCache } from './activation-cache.ts';
 import type { HookFn, Intervention, Selection } from './interventions.ts';
 import { hasHeads, isPatternLike, siteLayout } from './site-layout.ts';
 import { unknownHookMessage } from './hook-names.ts';
+import { isFeatureSite } from '../features/sae-config.ts';
 
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
 
@@ -92,7 +93,7 @@ export async function compileHooks(
       }
       for (const k of keys) g.touched.add(k);
       const op = OP[iv.op === 'mean' ? 'replace' : iv.op];
-      const value = iv.op === 'scale' ? iv.factor : iv.op === 'add' ? (iv.coeff ?? 1) : 0;
+      const value = iv.op === 'scale' ? iv.factor : iv.op === 'add' ? (iv.coeff ?? 1) : iv.op === 'set' ? iv.value : 0;
       for (const b of sel.batch) {
         for (const p of sel.pos) {
           for (const [h0, h1] of sel.headRanges) {
@@ -174,7 +175,7 @@ function resolveSelection(hook: string, shape: readonly number[], layout: SiteLa
   if (sel.heads !== undefined && !hasHeads(hook, shape)) {
     throw new Error(`${hook} has no head axis, so a head selection does not apply (shape [${shape.join(', ')}])`);
   }
-  const heads = [...new Set(asList(sel.heads, layout.heads, 'head', hook))].sort((a, b) => a - b);
+  const heads = [...new Set(asList(sel.heads, layout.heads, isFeatureSite(hook) ? 'feature' : 'head', hook))].sort((a, b) => a - b);
   // Consecutive heads become one range: fewer entries.
   const headRanges: Array<[number, number]> = [];
   for (const h of heads) {
@@ -223,6 +224,7 @@ async function resolveSource(
   switch (iv.op) {
     case 'zero':
     case 'scale':
+    case 'set':
       return { buffer: dummy, floats: 1, headStride: 0, base: () => 0 };
     case 'add': {
       const v = iv.vector;

@@ -16,6 +16,7 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from '../features/splice.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -25,6 +26,12 @@ export interface RunOptions {
   cache?: CacheFilter;
   /** Interventions for this run only (see `src/hooks/interventions.ts`). */
   hooks?: readonly Intervention[];
+  /**
+   * SAEs and transcoders spliced into this run only (SAELens' `run_with_saes`): each replaces its
+   * output hook with its reconstruction (plus the error term with `withErrorTerm(sae)`) and adds
+   * its own hook points (`<hook>.hook_sae_acts_post`, …) for caching and interventions.
+   */
+  saes?: readonly SaeUse[];
 }
 
 const planKey = (batch: number, pos: number, withResult: boolean) => `${batch}x${pos}${withResult ? '+result' : ''}`;
@@ -99,7 +106,9 @@ export class Model {
   private async runNow(tokens: readonly (readonly number[])[], options: RunOptions): Promise<RunResult> {
     if (this.destroyed) throw new Error('this model was destroyed');
     const { batch, pos, flat } = validateTokens(tokens, this.config);
+    const saes = options.saes ?? [];
     const shapes = hookShapes(this.config, batch, pos);
+    for (const [n, s] of saeHookShapes(saes, shapes, batch, pos)) shapes.set(n, s);
     const keep = resolveFilter(options.cache, shapes);
     const hooks = options.hooks ?? [];
     for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(unknownHookMessage(h.hook, [...shapes.keys()]));
@@ -111,6 +120,7 @@ export class Model {
     sizes.push(batch * pos * this.config.d_vocab * 4); // logits
     const scratch = !this.plans.has(planKey(batch, pos, withResult));
     if (scratch) sizes.push(...Object.values(scratchSizes(this.config, { batch, pos, withResult })).filter((f) => f > 0).map((f) => f * 4));
+    sizes.push(...saeScratchFloats(saes, batch * pos).map((f) => f * 4));
     const needed = this.gpu.pool.bytesFor(sizes);
     const fresh = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
@@ -121,8 +131,16 @@ export class Model {
           'cache fewer hook points (a narrower cache filter) or use a smaller batch',
       );
     }
-    const plan = await this.plan(batch, pos, withResult);
-    const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    const base = await this.plan(batch, pos, withResult);
+    const spliced = saes.length ? this.splice(base, saes, hooks) : null;
+    const plan = spliced?.plan ?? base;
+    let compiled: CompiledHooks | null = null;
+    try {
+      compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    } catch (e) {
+      spliced?.release();
+      throw e;
+    }
 
     // Outputs: the logits and every kept hook point. New buffers (not from the pool's free
     // lists) are allocated under an error scope so a driver out-of-memory names this run.
@@ -147,6 +165,7 @@ export class Model {
       throw e;
     } finally {
       compiled?.release();
+      spliced?.release();
     }
     const out = tensors.get('logits')!;
     tensors.delete('logits');
@@ -195,6 +214,24 @@ export class Model {
     return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+  }
+
+  /**
+   * For experiments: `plan` with SAEs spliced in (see `src/features/splice.ts`); the result's
+   * `destroy()` frees both, `release()` only what the splice added. `hooks` are the run's
+   * interventions (an error term needs a clean pass when they touch the SAE's features).
+   */
+  splice(plan: ForwardPlan, saes: readonly SaeUse[], hooks: readonly Intervention[] = []): ReturnType<typeof spliceSaes> {
+    for (const u of saes) asSplice(u).sae.assertLive();
+    return spliceSaes(this.gpu, plan, saes, { hooked: new Set(hooks.map((h) => h.hook)), weight: (name) => this.weightBuffer(name) });
+  }
+
+  /** A norm weight by TransformerLens name (blocks.L.ln1.w, blocks.L.ln2.w), as an SAE's input gain reads it. */
+  private weightBuffer(name: string): GPUBuffer {
+    const m = /^blocks\.(\d+)\.(ln1|ln2)\.w$/.exec(name);
+    const layer = m ? this.weights.layers[Number(m[1])] : undefined;
+    if (!m || !layer) throw new Error(`no weight ${name} in this model`);
+    return m[2] === 'ln1' ? layer.ln1_w : layer.ln2_w;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */

@@ -11,8 +11,8 @@
  * subtract) on the same inputs, so they must agree bit for bit.
  */
 import { describe, it, expect } from 'vitest';
-import { saeActivation, saeDecode, saeEncode, saeError, type SaeActivationKind } from '../../src/gpu/kernels/sae.ts';
-import { saeActivationCpu, saeDecodeCpu, saeEncodeCpu, saeErrorCpu } from '../../src/gpu/kernels/sae.cpu.ts';
+import { saeActivation, saeDecode, saeEncode, saeError, saeInput, type SaeActivationKind } from '../../src/gpu/kernels/sae.ts';
+import { saeActivationCpu, saeDecodeCpu, saeEncodeCpu, saeErrorCpu, saeInputCpu } from '../../src/gpu/kernels/sae.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear, gamma } from './check.ts';
 import { kernelHarness } from './harness.ts';
@@ -154,5 +154,19 @@ describe('sae error', () => {
     const ref = new Float32Array(1001);
     saeErrorCpu(ref, x, r, 1001);
     expect(Array.from(await err.read())).toEqual(Array.from(ref));
+  });
+});
+
+describe('sae input', () => {
+  it.each([false, true])('copy of 13 rows x 37 (gain %s), bit-exact', async (withGain) => {
+    const rng = mulberry32(43);
+    const n = ROWS * D_IN;
+    const x = normal(rng, n);
+    const g = uniform(rng, D_IN, 0.5, 1.5);
+    const out = empty(n, 'out');
+    submitSteps(kh.gpu, [saeInput(kh.gpu, { out: out.buffer, x: upload(x, 'x').buffer, gain: withGain ? upload(g, 'gain').buffer : null, n, width: D_IN, label: 'input' }, params)], 'input');
+    const ref = new Float32Array(n);
+    saeInputCpu(ref, x, withGain ? g : null, n, D_IN);
+    expect(Array.from(await out.read())).toEqual(Array.from(ref));
   });
 });

@@ -59,3 +59,8 @@ export function saeDecodeCpu(recons: Float32Array, acts: Float32Array, wDec: Flo
 export function saeErrorCpu(err: Float32Array, x: Float32Array, r: Float32Array, n: number): void {
   for (let i = 0; i < n; i++) err[i] = x[i] - r[i];
 }
+
+/** out = x, or x * gain per column of `width`. */
+export function saeInputCpu(out: Float32Array, x: Float32Array, gain: Float32Array | null, n: number, width: number): void {
+  for (let i = 0; i < n; i++) out[i] = gain ? x[i] * gain[i % width] : x[i];
+}

@@ -151,3 +151,21 @@ export function saeError(gpu: Gpu, a: { err: GPUBuffer; x: GPUBuffer; r: GPUBuff
   });
   return { kind: 'dispatch', label: a.label, pipeline: pl, bindGroup, workgroups: grid1d(gpu, a.n, SAE_WG) };
 }
+
+/** out = x, or x * gain per column ([width]): the copy an SAE encodes, so hooks on it leave the model's tensor alone. */
+export function saeInput(gpu: Gpu, a: { out: GPUBuffer; x: GPUBuffer; gain?: GPUBuffer | null; n: number; width: number; label: string }, params: Params[]): Dispatch {
+  const pl = pipeline(gpu, 'sae_input_v1');
+  const u = new Params(gpu, [0, a.n, a.width, 0, 0, a.gain ? 1 : 0, 0], `${a.label} params`);
+  params.push(u);
+  const bindGroup = gpu.device.createBindGroup({
+    label: a.label,
+    layout: pl.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 8, resource: bindWhole(gpu, a.x, a.n, `${a.label} x`) },
+      { binding: 12, resource: a.gain ? bindWhole(gpu, a.gain, a.width, `${a.label} gain`) : { buffer: unused(gpu).ro } },
+      { binding: 13, resource: bindWhole(gpu, a.out, a.n, `${a.label} out`) },
+    ],
+  });
+  return { kind: 'dispatch', label: a.label, pipeline: pl, bindGroup, workgroups: grid1d(gpu, a.n, SAE_WG) };
+}
