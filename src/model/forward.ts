@@ -15,11 +15,18 @@
  * unembed only the positions a metric reads.
  *
  * Names of the sites are TransformerLens' hook points for GPT-2.
+ *
+ * Norms follow TransformerLens' split: `hook_scale` is the norm's scale and `hook_normalized`
+ * its input normalized before the gain and bias. The fused kernel writes the scale and the
+ * output and never the normalized input; the plan holds two on-demand steps around those sites
+ * (see `OnDemand`) that compute the normalized input when a run reads it or changed the scale,
+ * and apply the gain and bias again when a run changed either. A run that touches neither runs
+ * the fused kernel alone, as it did before the split.
  */
 import type { Gpu } from '../gpu/device.ts';
 import type { Dispatch, Params } from '../gpu/recorder.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
-import { layernorm } from '../gpu/kernels/layernorm.ts';
+import { layernorm, layernormAffine, layernormNormalize } from '../gpu/kernels/layernorm.ts';
 import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
 import { activation, add } from '../gpu/kernels/elementwise.ts';
 import { rotary as rotaryOp } from '../gpu/kernels/rotary.ts';
@@ -41,7 +48,20 @@ export interface Site {
   pos0: number;
 }
 
-export type PlanStep = Dispatch | Site;
+/**
+ * Dispatches a run performs only when it touches some sites: when a site in `ifRead` is cached,
+ * intervened on or handed to a hook function, or a site in `ifChanged` is intervened on (a hook
+ * function counts as a change). `executePlan` decides per run; nothing is rebuilt.
+ */
+export interface OnDemand {
+  kind: 'on-demand';
+  label: string;
+  ifRead: string[];
+  ifChanged: string[];
+  dispatches: Dispatch[];
+}
+
+export type PlanStep = Dispatch | Site | OnDemand;
 
 export interface PlanShape {
   batch: number;
@@ -184,8 +204,9 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     posEmbed: r.resumed || !learned ? 0 : BT * C, // [B, T, C]
     residA: BT * C, // [B, Tn, C] ping-pong with residB: resid_pre / resid_post alternate per layer
     residB: BT * C, // [B, Tn, C]
-    ln1: BT * C, // [B, Tn, C]
+    ln1: BT * C, // [B, Tn, C] ln1's output (gain and bias applied)
     ln1Scale: BT, // [B, Tn, 1]
+    normalized: BT * C, // [B, Tn, C] a norm's input before gain and bias, on demand; shared by ln1, ln2, ln_final
     q: BT * HD, // [B, Tn, H, dh]
     k: BT * KD, // [B, Tn, Hkv, dh] this pass's keys
     v: BT * KD, // [B, Tn, Hkv, dh]
@@ -199,13 +220,13 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     result: r.withResult ? BT * H * C : 0, // [B, Tn, H, C] per-head outputs, only when asked for
     attnOut: BT * C, // [B, Tn, C]
     residMid: BT * C, // [B, Tn, C]
-    ln2: BT * C, // [B, Tn, C]
+    ln2: BT * C, // [B, Tn, C] ln2's output
     ln2Scale: BT, // [B, Tn, 1]
     mlpPre: BT * M, // [B, Tn, d_mlp] (the gate in a gated MLP)
     mlpPreLinear: cfg.gated_mlp ? BT * M : 0, // [B, Tn, d_mlp] the up projection
     mlpPost: BT * M, // [B, Tn, d_mlp]
     mlpOut: BT * C, // [B, Tn, C]
-    lnf: BT * C, // [B, Tn, C]
+    lnf: BT * C, // [B, Tn, C] ln_final's output (unembed.hook_in)
     lnfScale: BT, // [B, Tn, 1]
     selIds: r.select ? B * P : 0, // [B, P] u32 rows of lnf to unembed
     lnfSel: r.select ? B * P * C : 0, // [B, P, C]
@@ -256,6 +277,29 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     steps.push(s);
     sites.set(name, s);
   };
+  // A norm at TransformerLens' two hook points. The fused kernel writes the output and the scale;
+  // the normalized input is computed on demand from x and the (possibly changed) scale, and the
+  // gain and bias are applied again on demand after a change to either hook point.
+  const norm = (prefix: string, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null) => {
+    const dims = { rows: BT, C };
+    op(layernorm(gpu, { out, scale, x, w: gain, b: bias, eps, label: prefix, ...dims }, params)); // (B, Tn, C), (B, Tn, 1)
+    site(`${prefix}.hook_scale`, scale, [B, Tn, 1]);
+    steps.push({
+      kind: 'on-demand',
+      label: `${prefix} normalize`,
+      ifRead: [`${prefix}.hook_normalized`],
+      ifChanged: [`${prefix}.hook_scale`],
+      dispatches: [layernormNormalize(gpu, { normalized: a.normalized, x, scale, rms: bias === null, label: `${prefix} normalize`, ...dims }, params)], // (B, Tn, C)
+    });
+    site(`${prefix}.hook_normalized`, a.normalized, [B, Tn, C]);
+    steps.push({
+      kind: 'on-demand',
+      label: `${prefix} gain and bias`,
+      ifRead: [],
+      ifChanged: [`${prefix}.hook_scale`, `${prefix}.hook_normalized`],
+      dispatches: [layernormAffine(gpu, { out, normalized: a.normalized, w: gain, b: bias, label: `${prefix} gain and bias`, ...dims }, params)], // (B, Tn, C)
+    });
+  };
   const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
   if (r.ragged) {
     gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
@@ -296,9 +340,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.hook_resid_pre`, residPre, [B, Tn, C]);
 
     // Attention.
-    op(layernorm(gpu, { out: a.ln1, scale: a.ln1Scale, x: residPre, w: p.ln1_w, b: p.ln1_b, rows: BT, C, eps, label: `${L}.ln1` }, params));
-    site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, Tn, 1]);
-    site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
+    norm(`${L}.ln1`, a.ln1, a.ln1Scale, residPre, p.ln1_w, p.ln1_b); // (B, Tn, C)
     op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, f16B: w.f16, ...rowsOf(l, 'rest'), N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
     op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, f16B: w.f16, ...rowsOf(l, 'kv'), N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
@@ -343,9 +385,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
 
     // MLP.
     const mlpIn = cfg.parallel_attn_mlp ? residPre : a.residMid;
-    op(layernorm(gpu, { out: a.ln2, scale: a.ln2Scale, x: mlpIn, w: p.ln2_w, b: p.ln2_b, rows: BT, C, eps, label: `${L}.ln2` }, params));
-    site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
-    site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
+    norm(`${L}.ln2`, a.ln2, a.ln2Scale, mlpIn, p.ln2_w, p.ln2_b); // (B, Tn, C)
     if (p.W_gate) {
       op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
@@ -365,9 +405,8 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   }
 
   const residFinal = resid[(cfg.n_layers - L0) % 2];
-  op(layernorm(gpu, { out: a.lnf, scale: a.lnfScale, x: residFinal, w: w.lnf_w, b: w.lnf_b, rows: BT, C, eps, label: 'ln_final' }, params));
-  site('ln_final.hook_scale', a.lnfScale, [B, Tn, 1]);
-  site('ln_final.hook_normalized', a.lnf, [B, Tn, C]);
+  norm('ln_final', a.lnf, a.lnfScale, residFinal, w.lnf_w, w.lnf_b); // (B, Tn, C)
+  site('unembed.hook_in', a.lnf, [B, Tn, C]);
   let unembedIn = a.lnf;
   if (r.select) {
     // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
@@ -383,6 +422,8 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   } else {
     op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
   }
+  // The logits are a hook point only when the pass computes all of them (every position, every token).
+  if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);
 
   const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
   for (let l = L0; r.pastLen > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });

@@ -40,6 +40,8 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number): Map<st
   }
   s.set('ln_final.hook_scale', [B, T, 1]);
   s.set('ln_final.hook_normalized', [B, T, C]);
+  s.set('unembed.hook_in', [B, T, C]); // ln_final's output, gain and bias applied
+  s.set('unembed.hook_out', [B, T, cfg.d_vocab]); // the logits
   return s;
 }
 
