@@ -3,7 +3,8 @@
  * and hook sites inserted after the hook points they read and write. The result is an ordinary
  * plan, so caching, interventions (`compileHooks`) and resumed passes treat an SAE's hooks like
  * any other (DESIGN: "features are sites too"). The base plan is not changed; what a splice
- * allocates lives until `release()`.
+ * allocates lives until `release()`. On-demand steps that serve a hook an SAE reads or writes (a
+ * norm's `hook_normalized`, computed only when read) become unconditional in the spliced plan.
  *
  * After the input hook X (an SAE reads and writes X; a transcoder reads X and writes Y):
  *   x' = X (or X * gain)                             X.hook_sae_input      [B, T, d_in] (a copy)
@@ -174,9 +175,23 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       insert(c.hook_name_out, outSteps);
     }
 
+    // Hooks the SAEs read or overwrite: on-demand steps serving them (a norm's normalized input,
+    // its gain and bias again) must run in every spliced run, as if a cache read them.
+    const reads = new Set<string>();
+    const writes = new Set<string>();
+    for (const raw of uses) {
+      const c = asSplice(raw).sae.config;
+      if (!plan.sites.has(c.hook_name_out)) continue;
+      reads.add(c.hook_name);
+      writes.add(c.hook_name_out);
+    }
     const steps: PlanStep[] = [];
     const sites = new Map<string, Site>();
     for (const s of plan.steps) {
+      if (s.kind === 'on-demand' && (s.ifRead.some((n) => reads.has(n)) || s.ifChanged.some((n) => writes.has(n)))) {
+        steps.push(...s.dispatches);
+        continue;
+      }
       steps.push(s);
       if (s.kind !== 'site') continue;
       sites.set(s.name, s);
