@@ -4,7 +4,10 @@
  * other families use. `normalizeConfig` (in `normalize-config.ts`) builds it from a Hugging Face
  * `config.json`.
  */
-export type Family = 'gpt2' | 'neox' | 'llama';
+export type Family = 'gpt2' | 'neox' | 'llama' | 'gemma3';
+
+/** Attention of one layer: 'global' sees every earlier position, 'local' a sliding window. */
+export type AttnType = 'global' | 'local';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -38,6 +41,24 @@ export interface ModelConfig {
   gated_mlp: boolean; // false
   /** Unembedding is the token embedding transposed. */
   tied_embeddings: boolean; // true
+
+  // Gemma 3 and Qwen3 (optional: absent means the GPT-2 value).
+  /** Norms after attention and after the MLP as well (TransformerLens' ln1_post, ln2_post). */
+  post_norms?: boolean; // false; Gemma 3 true
+  /** RMSNorm over each head's queries and keys before rotary (attn.q_norm, attn.k_norm). */
+  qk_norm?: boolean; // false; Gemma 3 and Qwen3 true
+  /** hook_embed = W_E[token] * embed_scale. */
+  embed_scale?: number; // 1; Gemma sqrt(d_model) in fp32
+  /** Attention scores are q . k / attn_scale. */
+  attn_scale?: number; // sqrt(d_head) = 8; Gemma sqrt(query_pre_attn_scalar)
+  /** Per layer, global or local (sliding window) attention; absent: all global. */
+  attn_types?: AttnType[]; // Gemma 3: five local layers, then a global one
+  /** Keys a local layer's query sees, itself included. */
+  window_size?: number; // Gemma 3 270M 512
+  /** Rotary base of the local layers (the global ones use rotary_base). */
+  rotary_base_local?: number; // Gemma 3 10000 (rotary_base 1,000,000)
+  /** logits = cap * tanh(logits / cap) after the unembedding (TransformerLens' output_logits_soft_cap). */
+  output_logits_soft_cap?: number; // none; Gemma 2 30, Gemma 3 none
 }
 
 /** A GPT-2-style config with the given sizes (synthetic models in tests and benchmarks). */
