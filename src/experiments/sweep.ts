@@ -24,6 +24,7 @@ import type { Model } from '../model/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
 import { executePlan } from '../model/execute.ts';
 import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric } from './metric.ts';
+import { saeScratchFloats, type SaeUse } from '../features/splice.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */
@@ -41,6 +42,11 @@ export interface SweepOptions {
   signal?: AbortSignal;
   /** At most this many rows per pass (default: as many as fit the device). */
   maxRows?: number;
+  /**
+   * SAEs spliced into every pass (and into the base run, which `baseRun` must be given too):
+   * variants may then intervene on their features (see `feature-sweeps.ts`).
+   */
+  saes?: readonly SaeUse[];
 }
 
 /** The run every variant departs from: its tokens, and a cache of resid_pre, hook_k (hook_rot_k for rotary models) and hook_v of every layer. */
@@ -121,13 +127,15 @@ export async function runVariants(
       logitTokens: columns ?? undefined,
       trimLastLayer: plain,
     });
-    const maxRows = fitRows(model, shape(group), options.maxRows);
+    const maxRows = fitRows(model, shape(group), options.maxRows, options.saes ?? []);
     const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
     for (let start = 0; start < group.length; start += rows) {
       if (options.signal?.aborted) throw abortError();
       const chunk = group.slice(start, start + rows);
-      const plan = await model.buildPlan(shape(chunk));
+      const built = await model.buildPlan(shape(chunk));
+      let plan = built;
       try {
+        if (options.saes?.length) plan = model.splice(built, options.saes, chunk.flatMap((x) => x.v.hooks)).plan;
         const out = await runPass(model, plan, base, chunk.map((x) => x.v), metric, affine, columns);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
       } finally {
@@ -143,13 +151,14 @@ export async function runVariants(
 }
 
 /** Most rows of this pass shape that fit the memory budget and every binding. */
-function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
+function fitRows(model: Model, shape: PlanShape, cap = Infinity, saes: readonly SaeUse[] = []): number {
   const gpu = model.gpu;
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   const P = shape.logitPositions?.length ?? shape.pos;
   const fits = (rows: number) => {
     // The first rows start earliest, so they have the most live rows: a bound for any chunk.
     const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows, starts: shape.starts?.slice(0, rows) })).map((f) => f * 4);
+    sizes.push(...saeScratchFloats(saes, rows * (shape.pos - (shape.fromPos ?? 0))).map((f) => f * 4));
     // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
     // (one 32-byte entry per row for a patch) and small uniforms.
     const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
@@ -237,15 +246,23 @@ function atRow(iv: Intervention, b: number): Intervention {
  * the unembedding limited to what the metric reads (its positions; for a logit difference, its
  * two vocabulary columns). Every hook point kept holds all positions, as in `model.run`.
  */
-export async function baseRun(model: Model, tokens: readonly number[], keep: (name: string) => boolean, metric: Metric): Promise<BaseRun & { metric: number; release(): void }> {
+export async function baseRun(
+  model: Model,
+  tokens: readonly number[],
+  keep: (name: string) => boolean,
+  metric: Metric,
+  saes: readonly SaeUse[] = [],
+): Promise<BaseRun & { metric: number; release(): void }> {
   const T = tokens.length;
   validateTokens([tokens], model.config);
   validateMetric(metric, T, model.config.d_vocab);
   const columns = metricColumns(metric);
-  const plan = await model.buildPlan({ batch: 1, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  const built = await model.buildPlan({ batch: 1, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  let plan = built;
   const tensors = new Map<string, Tensor>();
   let m: GpuMetric | null = null;
   try {
+    if (saes.length) plan = model.splice(built, saes).plan;
     for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens));
     m = new GpuMetric(model.gpu, metric, plan.logits, 1, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
