@@ -67,6 +67,12 @@ export class PbModel extends LitElement {
    */
   @property({ attribute: 'url-state', converter: { fromAttribute: (v: string | null) => v !== 'false' } }) urlState = true;
 
+  /**
+   * A Hugging Face access token for gated repositories (a property, never an attribute, so it
+   * stays out of the page's HTML and URL). Sent as `Authorization: Bearer …` with every download.
+   */
+  @property({ attribute: false }) token = '';
+
   @state() private tick = 0;
 
   readonly session = new Session();
@@ -122,7 +128,15 @@ export class PbModel extends LitElement {
       const gpu = await pageGpu();
       if (this.loading !== src + this.models + this.hub) return; // superseded before it fetched anything
       const url = resolveModelUrl(src, this.models, this.hub, document.baseURI);
-      const source = cachedUrlModelSource(url);
+      const token = this.token;
+      const authed: typeof fetch | undefined = token
+        ? (input, init) => {
+            const headers = new Headers(init?.headers);
+            headers.set('Authorization', `Bearer ${token}`);
+            return fetch(input, { ...init, headers });
+          }
+        : undefined;
+      const source = cachedUrlModelSource(url, authed ? { fetch: authed } : {});
       const done = new Map<string, { loaded: number; total: number }>();
       const model = await loadModel(gpu, source, {
         onProgress: (p) => {
@@ -184,6 +198,13 @@ export function describeLoadError(e: unknown, src: string): string {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof NoWebGPUError) return `This browser cannot run the model: ${msg}.`;
   if (e instanceof UnsupportedArchitectureError) return `Unsupported model "${src}": ${msg}`;
+  if (/HTTP 40[13]\b/.test(msg)) {
+    return (
+      `Download refused for "${src}": ${msg}. ` +
+      (PRESETS[src]?.access ??
+        'The Hugging Face Hub refuses gated or private repositories to anonymous readers: accept the licence on the repository\'s page and give <pb-model> an access token (its token property), or use an ungated copy of the same files.')
+    );
+  }
   if (/fetch|HTTP|network|Failed to fetch/i.test(msg)) return `Download failed for "${src}": ${msg}`;
   return `Could not load "${src}": ${msg}`;
 }
