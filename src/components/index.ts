@@ -40,3 +40,10 @@ export { PbTopTokens } from './pb-top-tokens.ts';
 export { visibleText, tokenText, tokenTextStyles } from './token-text.ts';
 export { topTokens, probabilityOf, type TokenProb } from './top-k.ts';
 export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+
+// Features: an SAE on the model, and the figures that read it.
+export { PbSae, type SaeLoadedDetail } from './pb-sae.ts';
+export { PbFeatures, topFeatures, type FeatureSelectDetail } from './pb-features.ts';
+export { PbFeatureActs } from './pb-feature-acts.ts';
+export { PbSteer } from './pb-steer.ts';
+export { FeatureSession, featureContext, runWithFeatures, featureActivations } from './feature-session.ts';

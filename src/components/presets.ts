@@ -19,6 +19,7 @@ export interface Preset {
 
 export const PRESETS: Record<string, Preset> = {
   'induction-2l': { local: 'induction-2l/', title: 'induction-2l: a 2-layer GPT-2 trained to copy repeated segments', tokenizer: false },
+  'tiny-gemma3': { local: 'tiny-gemma3-random/', title: 'tiny-gemma3-random: a 6-layer Gemma 3 with random weights (1.1 MB, shipped)', tokenizer: false },
   gpt2: { repo: 'openai-community/gpt2', title: 'GPT-2 small (124M), from the Hugging Face Hub' },
   'pythia-70m': { repo: 'EleutherAI/pythia-70m', title: 'Pythia-70M (GPT-NeoX), from the Hugging Face Hub' },
   'smollm2-135m': { repo: 'HuggingFaceTB/SmolLM2-135M', title: 'SmolLM2-135M (Llama-style, BF16), from the Hugging Face Hub' },

@@ -128,7 +128,7 @@ test('every page runs under its Content-Security-Policy, with no errors and no r
         WAIT,
       );
     } else {
-      expect(await page.locator('#demos a').count()).toBe(4);
+      expect(await page.locator('#demos a').count()).toBe(5);
       for (const href of await page.locator('#demos a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href))) {
         expect((await page.request.get(href)).status(), href).toBe(200);
       }
