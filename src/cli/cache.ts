@@ -13,8 +13,12 @@ import type { Model, RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { UsageError, parseArgs, parseIdRows, parseNamesRegex } from './args.ts';
 import { nodeModelSource } from './node-source.ts';
+import { nodeSaeSource } from './sae-source.ts';
+import { loadSae } from '../features/sae-load.ts';
+import type { Sae } from '../features/sae.ts';
+import { withErrorTerm } from '../features/splice.ts';
 
-export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX] [--sae DIR ...]
 
 Runs the model on a batch of token ids and writes every hook activation (TransformerLens names,
 batch first, fp32) plus "logits" to FILE.safetensors.
@@ -25,12 +29,17 @@ batch first, fp32) plus "logits" to FILE.safetensors.
   --out FILE          the safetensors file to write (its folder is created if needed)
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
+  --sae DIR           splice an SAE or transcoder (a folder, URL or hf://owner/repo/folder; repeat
+                      for more) with its error term, and write its hook points too
+                      (<hook>.hook_sae_input, .hook_sae_acts_pre, .hook_sae_acts_post,
+                      .hook_sae_recons, .hook_sae_error, .hook_sae_output); the logits stay the model's
   --help              this text`;
 
 const FLAGS = {
   ids: { repeated: true, required: true },
   out: { required: true },
   names: {},
+  sae: { repeated: true },
   help: { boolean: true },
 } as const;
 
@@ -50,16 +59,19 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
 
   // Everything above is checked before the GPU is touched, so typos fail fast.
   const source = await nodeModelSource(modelArg);
+  const saeSources = await Promise.all((flags.get('sae') ?? []).map((s) => nodeSaeSource(s)));
   const gpu = await acquireGpu();
   let model: Model | undefined;
   let result: RunResult | undefined;
+  const saes: Sae[] = [];
   try {
     const t0 = performance.now();
     model = await loadModel(gpu, source);
+    for (const s of saeSources) saes.push(await loadSae(gpu, s));
     const tLoad = performance.now() - t0;
 
     const t1 = performance.now();
-    result = await model.run(ids, { cache: names ?? (() => true) });
+    result = await model.run(ids, { cache: names ?? (() => true), saes: saes.map(withErrorTerm) });
     const tensors: Array<{ name: string; shape: number[]; data: Float32Array }> = [];
     for (const name of result.cache.names) {
       const t = result.cache.get(name);
@@ -84,6 +96,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
     print(`  time     load ${tLoad.toFixed(0)} ms, forward + readback ${tRun.toFixed(0)} ms`);
   } finally {
     result?.release();
+    for (const s of saes) s.destroy();
     model?.destroy();
     gpu.destroy();
   }

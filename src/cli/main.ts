@@ -10,16 +10,18 @@ import { cacheCommand } from './cache.ts';
 import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
 import { sweepAblateCommand } from './sweep-ablate.ts';
+import { featuresCommand } from './features.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
 
 usage:
-  patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+  patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX] [--sae DIR]
   patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...] [--mode zero|mean]
                   --metric METRIC [--json]
   patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
                  [--normalize] [--json]
   patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
+  patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
   patchbay <command> --help
   patchbay --version
@@ -35,6 +37,8 @@ commands:
                 (layer × position, layer × head, ...) in a few batched passes; print the grid
   sweep-ablate  ablate each attention head alone, in a few batched passes; print the
                 [layer, head] grid of the metric
+  features      run token ids with an SAE spliced in; print the most active features at every
+                position
   bench         time plain forwards of a model (median and min ms, logits read back)
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
@@ -46,6 +50,7 @@ const COMMANDS: Record<string, Command> = {
   ablate: ablateCommand,
   patch: patchCommand,
   'sweep-ablate': sweepAblateCommand,
+  features: featuresCommand,
   bench: benchCommand,
 };
 
