@@ -3,15 +3,12 @@
  * ids, with their activations, from a model with the SAE spliced in (error term on unless
  * --no-error-term).
  */
-import { acquireGpu } from '../gpu/device.ts';
 import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
 import { saeHook } from '../features/feature-interventions.ts';
 import { withErrorTerm } from '../features/splice.ts';
-import { loadModel } from '../model/load.ts';
-import type { Model } from '../model/model.ts';
-import { UsageError, parseArgs, parseIdRows, parsePositiveInt } from './args.ts';
-import { nodeModelSource } from './node-source.ts';
+import { DTYPE_HELP, UsageError, parseArgs, parseDtypeFlag, parseIdRows, parsePositiveInt } from './args.ts';
+import { checkTokenRows, withModel } from './experiment.ts';
 import { nodeSaeSource } from './sae-source.ts';
 
 export const FEATURES_USAGE = `usage: patchbay features <model-dir-or-url> --sae DIR --ids 0,5,9 [--ids ...] [--top K] [--no-error-term] [--json]
@@ -27,6 +24,7 @@ position, the K most active features (SAELens' hook_sae_acts_post) and their act
   --top K             features per position (default 10)
   --no-error-term     splice without the error term (the model then runs on the reconstruction)
   --json              print {"sae": {...}, "rows": [[{"pos", "token", "features": [[id, act], ...]}, ...]]}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -35,6 +33,7 @@ const FLAGS = {
   top: {},
   'no-error-term': { boolean: true },
   json: { boolean: true },
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -47,43 +46,46 @@ export async function featuresCommand(argv: readonly string[], print: (line: str
   if (positionals.length !== 1) throw new UsageError('features takes one model folder or URL (see patchbay features --help)');
   const ids = parseIdRows(flags.get('ids')!);
   const k = flags.has('top') ? parsePositiveInt(flags.get('top')![0], '--top') : 10;
-  const source = await nodeModelSource(positionals[0]);
+  const f16 = parseDtypeFlag(flags);
+  const errorTerm = !flags.has('no-error-term');
   const saeSrc = await nodeSaeSource(flags.get('sae')![0]);
-  const gpu = await acquireGpu();
-  let model: Model | undefined;
-  let sae: Sae | undefined;
-  try {
-    model = await loadModel(gpu, source);
-    sae = await loadSae(gpu, saeSrc);
-    const name = saeHook(sae, 'hook_sae_acts_post');
-    const run = await model.run(ids, { saes: [flags.has('no-error-term') ? sae : withErrorTerm(sae)], cache: [name] });
-    const acts = await run.cache.read(name);
-    run.release();
-    const F = sae.config.d_sae;
-    const T = ids[0].length;
-    const rows = ids.map((row, b) =>
-      row.map((token, pos) => {
-        const a = acts.subarray((b * T + pos) * F, (b * T + pos + 1) * F);
-        const live: number[] = [];
-        for (let f = 0; f < F; f++) if (a[f] > 0) live.push(f);
-        live.sort((x, y) => a[y] - a[x] || x - y);
-        return { pos, token, features: live.slice(0, k).map((f) => [f, a[f]] as [number, number]) };
-      }),
-    );
-    const c = sae.config;
-    const info = { source: c.source, format: c.format, architecture: c.architecture, hook_name: c.hook_name, hook_name_out: c.hook_name_out, d_in: c.d_in, d_sae: c.d_sae, k: c.k, error_term: !flags.has('no-error-term') };
-    if (flags.has('json')) {
-      print(JSON.stringify({ sae: info, rows }));
-      return;
-    }
-    print(`patchbay features: ${source.describe} with ${c.source} (${c.architecture}, ${c.d_sae} features on ${c.hook_name})`);
-    rows.forEach((row, b) => {
-      if (rows.length > 1) print(`row ${b}`);
-      for (const r of row) print(`  ${String(r.pos).padStart(4)}  token ${String(r.token).padEnd(7)} ${r.features.map(([f, a]) => `#${f} ${a.toFixed(3)}`).join('  ') || '(no active feature)'}`);
-    });
-  } finally {
-    sae?.destroy();
-    model?.destroy();
-    gpu.destroy();
-  }
+  await withModel(
+    positionals[0],
+    (c) => checkTokenRows(ids, c, '--ids'),
+    async ({ model, gpu, source }) => {
+      let sae: Sae | undefined;
+      try {
+        sae = await loadSae(gpu, saeSrc);
+        const name = saeHook(sae, 'hook_sae_acts_post');
+        const run = await model.run(ids, { saes: [errorTerm ? withErrorTerm(sae) : sae], cache: [name] });
+        const acts = await run.cache.read(name);
+        run.release();
+        const F = sae.config.d_sae;
+        const T = ids[0].length;
+        const rows = ids.map((row, b) =>
+          row.map((token, pos) => {
+            const a = acts.subarray((b * T + pos) * F, (b * T + pos + 1) * F);
+            const live: number[] = [];
+            for (let f = 0; f < F; f++) if (a[f] > 0) live.push(f);
+            live.sort((x, y) => a[y] - a[x] || x - y);
+            return { pos, token, features: live.slice(0, k).map((f) => [f, a[f]] as [number, number]) };
+          }),
+        );
+        const c = sae.config;
+        const info = { source: c.source, format: c.format, architecture: c.architecture, hook_name: c.hook_name, hook_name_out: c.hook_name_out, d_in: c.d_in, d_sae: c.d_sae, k: c.k, error_term: errorTerm };
+        if (flags.has('json')) {
+          print(JSON.stringify({ sae: info, rows }));
+          return;
+        }
+        print(`patchbay features: ${source.describe} with ${c.source} (${c.architecture}, ${c.d_sae} features on ${c.hook_name})`);
+        rows.forEach((row, b) => {
+          if (rows.length > 1) print(`row ${b}`);
+          for (const r of row) print(`  ${String(r.pos).padStart(4)}  token ${String(r.token).padEnd(7)} ${r.features.map(([f, a]) => `#${f} ${a.toFixed(3)}`).join('  ') || '(no active feature)'}`);
+        });
+      } finally {
+        sae?.destroy();
+      }
+    },
+    { f16 },
+  );
 }

@@ -256,7 +256,8 @@ async function resolveSource(
       else if (Bs === layout.batch) row = (b) => b;
       else {
         throw new Error(
-          `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch}; give sourceBatch, or a source of 1 or ${layout.batch} rows`,
+          `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch === 1 ? 'one' : layout.batch}; ` +
+            `give sourceBatch, or a source of ${layout.batch === 1 ? '1 row' : `1 or ${layout.batch} rows`}`,
         );
       }
       return { buffer: t.buffer, floats: t.numel, headStride: src.sh, base: (b, p) => row(b) * src.sb + p * src.sp };

@@ -41,6 +41,13 @@ export interface ModelConfig {
   gated_mlp: boolean; // false
   /** Unembedding is the token embedding transposed. */
   tied_embeddings: boolean; // true
+  /**
+   * Attention scores are q.k / attn_scale (TransformerLens' attn_scale). Absent: sqrt(d_head);
+   * 1 for a GPT-2 with scale_attn_weights = false; Gemma sqrt(query_pre_attn_scalar).
+   */
+  attn_scale?: number; // absent (sqrt(64) = 8)
+  /** Layer l's scores are divided by l + 1 as well (GPT-2's scale_attn_by_inverse_layer_idx). */
+  scale_attn_by_inverse_layer_idx?: boolean; // absent (false)
 
   // Gemma 3 and Qwen3 (optional: absent means the GPT-2 value).
   /** Norms after attention and after the MLP as well (TransformerLens' ln1_post, ln2_post). */
@@ -49,8 +56,6 @@ export interface ModelConfig {
   qk_norm?: boolean; // false; Gemma 3 and Qwen3 true
   /** hook_embed = W_E[token] * embed_scale. */
   embed_scale?: number; // 1; Gemma sqrt(d_model) in fp32
-  /** Attention scores are q . k / attn_scale. */
-  attn_scale?: number; // sqrt(d_head) = 8; Gemma sqrt(query_pre_attn_scalar)
   /** Per layer, global or local (sliding window) attention; absent: all global. */
   attn_types?: AttnType[]; // Gemma 3: five local layers, then a global one
   /** Keys a local layer's query sees, itself included. */
@@ -59,6 +64,12 @@ export interface ModelConfig {
   rotary_base_local?: number; // Gemma 3 10000 (rotary_base 1,000,000)
   /** logits = cap * tanh(logits / cap) after the unembedding (TransformerLens' output_logits_soft_cap). */
   output_logits_soft_cap?: number; // none; Gemma 2 30, Gemma 3 none
+}
+
+/** The factor layer `layer`'s attention scores are multiplied by: 1 / (attn_scale (l + 1 if by layer)). */
+export function attentionScale(cfg: ModelConfig, layer: number): number {
+  const base = cfg.attn_scale ?? Math.sqrt(cfg.d_head);
+  return 1 / (base * (cfg.scale_attn_by_inverse_layer_idx ? layer + 1 : 1));
 }
 
 /** A GPT-2-style config with the given sizes (synthetic models in tests and benchmarks). */

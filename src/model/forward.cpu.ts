@@ -10,7 +10,7 @@ import { gatherCpu } from '../gpu/kernels/embed.cpu.ts';
 import { affineCpu, layernormCpu, normalizeCpu, rmsnormCpu } from '../gpu/kernels/layernorm.cpu.ts';
 import { matmulCpu } from '../gpu/kernels/matmul.cpu.ts';
 import { rotaryCpu } from '../gpu/kernels/rotary.cpu.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { HostMatrix, HostWeights } from './host-weights.ts';
 import { rotaryTables } from './rotary-tables.ts';
 
@@ -105,7 +105,7 @@ export function forwardCpu(
     const scores = f(B * H * T * T); // (B, H, T, T)
     const pattern = f(B * H * T * T);
     const z = f(BT * H * dh); // (B, T, H, dh)
-    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv, { scale: cfg.attn_scale ? 1 / cfg.attn_scale : undefined, window: local ? cfg.window_size : 0 });
+    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv, attentionScale(cfg, l), local ? cfg.window_size : 0);
     put(`${L}.attn.hook_attn_scores`, scores);
     put(`${L}.attn.hook_pattern`, pattern);
     put(`${L}.attn.hook_z`, z);

@@ -38,7 +38,7 @@ import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
 import { sizeClass } from '../gpu/pool.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
 
@@ -75,6 +75,16 @@ export interface PlanShape {
   withResult?: boolean;
   /** Resume at this layer: the caller fills `input` with resid_pre of this layer. */
   fromLayer?: number;
+  /**
+   * Start from a residual stream in `input` even at layer 0 (no embedding), as TransformerLens'
+   * start_at_layer; `fromLayer` may then be n_layers (ln_final and the unembedding only).
+   */
+  fromResidual?: boolean;
+  /**
+   * Stop before this layer (TransformerLens' stop_at_layer, exclusive): `residual` then holds the
+   * residual stream entering it; there is no ln_final, unembedding or logits.
+   */
+  toLayer?: number;
   /** Resume at this position: the caller fills `past` with earlier keys and values. */
   fromPos?: number;
   /** Absolute positions whose logits are computed, in this order (default: all computed ones). */
@@ -101,6 +111,8 @@ export interface ForwardPlan {
   withResult: boolean;
   fromLayer: number;
   fromPos: number;
+  /** The layer the pass stops before (n_layers for a full pass). */
+  toLayer: number;
   steps: PlanStep[];
   /** Token ids, [batch * pos] u32, written before each run (a fresh pass only). */
   ids: GPUBuffer | null;
@@ -112,8 +124,10 @@ export interface ForwardPlan {
   pastLen: number;
   /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
   pastHooks: { k: string; v: string };
-  /** [batch, logit positions, d_vocab or logitTokens.length] */
-  logits: GPUBuffer;
+  /** [batch, logit positions, d_vocab or logitTokens.length]; null for a pass stopped before the end. */
+  logits: GPUBuffer | null;
+  /** A stopped pass's output: the residual stream entering `toLayer`, [batch, pos - fromPos, d_model]. */
+  residual: GPUBuffer | null;
   logitsShape: number[];
   logitPositions: number[];
   /** Every site in order, by name. */
@@ -127,6 +141,10 @@ interface Resolved {
   B: number;
   T: number;
   L0: number;
+  /** The layer the pass stops before. */
+  L1: number;
+  /** Stopped before the end: no ln_final, no logits. */
+  stopped: boolean;
   p0: number;
   /** Positions computed per row. */
   Tn: number;
@@ -150,7 +168,11 @@ interface Resolved {
 function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
   const L0 = s.fromLayer ?? 0;
   const p0 = s.fromPos ?? 0;
-  if (L0 < 0 || L0 >= cfg.n_layers) throw new Error(`fromLayer ${L0} is out of range 0 .. ${cfg.n_layers - 1}`);
+  const stopped = s.toLayer !== undefined;
+  const L1 = s.toLayer ?? cfg.n_layers;
+  const lastStart = s.fromResidual ? cfg.n_layers : cfg.n_layers - 1;
+  if (!Number.isInteger(L0) || L0 < 0 || L0 > lastStart) throw new Error(`fromLayer ${L0} is out of range 0 .. ${lastStart}`);
+  if (!Number.isInteger(L1) || L1 < L0 || L1 > cfg.n_layers) throw new Error(`toLayer ${L1} is out of range ${L0} .. ${cfg.n_layers}`);
   if (p0 < 0 || p0 >= s.pos) throw new Error(`fromPos ${p0} is out of range 0 .. ${s.pos - 1}`);
   const all = Array.from({ length: s.pos - p0 }, (_, i) => p0 + i);
   const logitPositions = s.logitPositions ? [...s.logitPositions] : all;
@@ -174,9 +196,11 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     B: s.batch,
     T: s.pos,
     L0,
+    L1,
+    stopped,
     p0,
     Tn,
-    resumed: L0 > 0 || p0 > 0,
+    resumed: L0 > 0 || p0 > 0 || !!s.fromResidual,
     withResult: !!s.withResult,
     logitPositions,
     select,
@@ -185,7 +209,7 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     liveRows,
     pastLen: Math.max(p0, ...starts),
     logitTokens,
-    trim: !!s.trimLastLayer && select,
+    trim: !!s.trimLastLayer && select && !stopped,
   };
 }
 
@@ -199,6 +223,7 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
   const KD = cfg.n_key_value_heads * dh;
   const P = r.logitPositions.length;
   const NV = r.logitTokens?.length ?? V; // vocabulary columns computed
+  const head = r.stopped ? 0 : 1; // ln_final and the unembedding run
   const learned = cfg.positional === 'learned';
   const rotary = cfg.positional === 'rotary';
   const qk = !!cfg.qk_norm;
@@ -240,17 +265,17 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     mlpOut: BT * C, // [B, Tn, C]
     mlpOutRaw: post ? BT * C : 0, // [B, Tn, C] MLP output before ln2_post
     ln2PostScale: post ? BT : 0, // [B, Tn, 1]
-    lnf: BT * C, // [B, Tn, C] ln_final's output (unembed.hook_in)
-    lnfScale: BT, // [B, Tn, 1]
-    selIds: r.select ? B * P : 0, // [B, P] u32 rows of lnf to unembed
-    lnfSel: r.select ? B * P * C : 0, // [B, P, C]
+    lnf: head * BT * C, // [B, Tn, C] ln_final's output (unembed.hook_in)
+    lnfScale: head * BT, // [B, Tn, 1]
+    selIds: r.select ? head * B * P : 0, // [B, P] u32 rows of lnf to unembed
+    lnfSel: r.select ? head * B * P * C : 0, // [B, P, C]
     liveRows: r.liveRows.length, // [rows computed] u32 indices into [B, Tn]
     starts: r.ragged ? B : 0, // [B] u32 first position of each row
-    unembedIds: r.logitTokens ? NV : 0, // [NV] u32 vocabulary columns
-    unembedW: r.logitTokens ? NV * C : 0, // [NV, C] their unembedding rows
-    logits: B * P * NV, // [B, P, NV]
+    unembedIds: r.logitTokens ? head * NV : 0, // [NV] u32 vocabulary columns
+    unembedW: r.logitTokens ? head * NV * C : 0, // [NV, C] their unembedding rows
+    logits: head * B * P * NV, // [B, P, NV]
   };
-  for (let l = r.L0; r.pastLen > 0 && l < cfg.n_layers; l++) {
+  for (let l = r.L0; r.pastLen > 0 && l < r.L1; l++) {
     sizes[`pastK${l}`] = r.pastLen * KD; // [pastLen, Hkv, dh]
     sizes[`pastV${l}`] = r.pastLen * KD;
   }
@@ -263,9 +288,24 @@ export function scratchBytes(cfg: ModelConfig, shape: PlanShape): number {
 }
 
 export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape): ForwardPlan {
+  const params: Params[] = [];
+  const owned: GPUBuffer[] = [];
+  try {
+    return planForward(gpu, cfg, w, shape, params, owned);
+  } catch (e) {
+    // A plan that fails half-built (a binding over the device's limit, a rejected pipeline)
+    // gives back the scratch and uniforms it took, so a retry finds the pool as it was.
+    for (const b of owned) gpu.pool.release(b);
+    for (const u of params) u.destroy();
+    throw e;
+  }
+}
+
+/** `buildForward`'s body: every buffer it takes goes into `owned`, every uniform into `params`. */
+function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape, params: Params[], owned: GPUBuffer[]): ForwardPlan {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const r = resolve(cfg, shape);
-  const { B, T, Tn, L0, p0, withResult } = r;
+  const { B, T, Tn, L0, L1, p0, withResult } = r;
   const BT = B * Tn;
   const HD = H * dh;
   const KD = Hkv * dh;
@@ -273,8 +313,6 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   const NV = r.logitTokens?.length ?? V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
-  const params: Params[] = [];
-  const owned: GPUBuffer[] = [];
   const a: Record<string, GPUBuffer> = {};
   for (const [name, floats] of Object.entries(scratchSizes(cfg, shape))) {
     if (floats === 0) continue;
@@ -316,13 +354,13 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       dispatches: [layernormAffine(gpu, { out, normalized: a.normalized, w: gain, b: bias, label: `${prefix} gain and bias`, ...dims }, params)], // (B, Tn, C)
     });
   };
-  const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0, ...(cfg.attn_scale ? { scale: 1 / cfg.attn_scale } : {}) };
+  const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
   const embedScale = cfg.embed_scale ?? 1;
   if (r.ragged) {
     gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
     gpu.device.queue.writeBuffer(a.starts, 0, new Uint32Array(r.starts));
   }
-  if (r.select) {
+  if (r.select && !r.stopped) {
     const rows = new Uint32Array(B * P);
     for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
     gpu.device.queue.writeBuffer(a.selIds, 0, rows);
@@ -348,7 +386,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site('hook_embed', resid[0], [B, T, C]);
   }
 
-  for (let l = L0; l < cfg.n_layers; l++) {
+  for (let l = L0; l < L1; l++) {
     const p = w.layers[l];
     const L = `blocks.${l}`;
     // resid_pre of layer l lives in resid[(l - L0) % 2] (a resumed pass's input is resid[0]).
@@ -375,7 +413,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       k = a.kNormed;
     }
     const local = cfg.attn_types?.[l] === 'local';
-    const layerDims = { ...attnDims, ...(local ? { window: cfg.window_size! } : {}) };
+    const layerDims = { ...attnDims, scale: attentionScale(cfg, l), ...(local ? { window: cfg.window_size! } : {}) };
     if (rotary) {
       const table = local && w.rotaryLocal ? w.rotaryLocal : rotary;
       op(rotaryOp(gpu, { ...rotDims, H }, a.rotQ, q, table.cos, table.sin, params, `${L}.attn.rot_q`)); // (B, Tn, H, dh)
@@ -435,6 +473,36 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
   }
 
+  const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
+  for (let l = L0; r.pastLen > 0 && l < L1; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
+  const plan = (logits: GPUBuffer | null, residual: GPUBuffer | null): ForwardPlan => ({
+    batch: B,
+    pos: T,
+    withResult,
+    fromLayer: L0,
+    fromPos: p0,
+    toLayer: L1,
+    steps,
+    ids: r.resumed ? null : a.ids,
+    input: r.resumed ? resid[0] : null,
+    past,
+    pastLen: r.pastLen,
+    pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
+    logits,
+    logitsShape: logits ? [B, P, NV] : [],
+    logitPositions: logits ? r.logitPositions : [],
+    residual,
+    sites,
+    bytes: owned.reduce((n, b) => n + b.size, 0),
+    destroy() {
+      for (const b of owned) gpu.pool.release(b);
+      for (const u of params) u.destroy();
+      owned.length = 0;
+    },
+  });
+  // Stopped before the end: the residual stream entering L1 is the output.
+  if (r.stopped) return plan(null, resid[(L1 - L0) % 2]);
+
   const residFinal = resid[(cfg.n_layers - L0) % 2];
   norm('ln_final', a.lnf, a.lnfScale, residFinal, w.lnf_w, w.lnf_b); // (B, Tn, C)
   site('unembed.hook_in', a.lnf, [B, Tn, C]);
@@ -457,31 +525,5 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);
   // A final soft-cap (Gemma 2 style; TransformerLens applies it after unembed.hook_out too).
   if (cfg.output_logits_soft_cap) op(softcap(gpu, a.logits, B * P * NV, cfg.output_logits_soft_cap, params, 'logit soft-cap')); // (B, P, NV)
-
-  const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
-  for (let l = L0; r.pastLen > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
-  const bytes = owned.reduce((s, b) => s + b.size, 0);
-  return {
-    batch: B,
-    pos: T,
-    withResult,
-    fromLayer: L0,
-    fromPos: p0,
-    steps,
-    ids: r.resumed ? null : a.ids,
-    input: r.resumed ? resid[0] : null,
-    past,
-    pastLen: r.pastLen,
-    pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
-    logits: a.logits,
-    logitsShape: [B, P, NV],
-    logitPositions: r.logitPositions,
-    sites,
-    bytes,
-    destroy() {
-      for (const b of owned) gpu.pool.release(b);
-      for (const u of params) u.destroy();
-      owned.length = 0;
-    },
-  };
+  return plan(a.logits, null);
 }

@@ -14,7 +14,7 @@ import { WeightsError, shapedGetter, transposed, zeros } from './weight-lookup.t
 
 const PREFIXES = ['model.', 'model.language_model.', 'language_model.model.'];
 
-export function gemma3HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeights {
+export async function gemma3HostWeights(t: TensorLookup, cfg: ModelConfig): Promise<HostWeights> {
   const get = shapedGetter(t, cfg.architecture);
   const prefix = PREFIXES.find((p) => t.has(`${p}embed_tokens.weight`));
   if (prefix === undefined) throw new WeightsError(`not a ${cfg.architecture} checkpoint: no embed_tokens.weight under ${PREFIXES.join(', ')}`);
@@ -23,42 +23,42 @@ export function gemma3HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeight
     throw new WeightsError(`checkpoint has a layer "${prefix}layers.${n_layers}" but the config says num_hidden_layers = ${n_layers}`);
   }
   // Gemma's RMSNorm scales by (1 + w).
-  const norm = (name: string, n: number): HostMatrix => {
-    const m = get(name, [n]);
+  const norm = async (name: string, n: number): Promise<HostMatrix> => {
+    const m = await get(name, [n]);
     return { data: m.data.map((w) => w + 1), shape: m.shape };
   };
   const layers: HostLayer[] = [];
   for (let l = 0; l < n_layers; l++) {
     const h = `${prefix}layers.${l}.`;
     layers.push({
-      ln1_w: norm(`${h}input_layernorm.weight`, d),
-      W_Q: transposed(get(`${h}self_attn.q_proj.weight`, [H * dh, d])),
+      ln1_w: await norm(`${h}input_layernorm.weight`, d),
+      W_Q: transposed(await get(`${h}self_attn.q_proj.weight`, [H * dh, d])),
       b_Q: zeros(H * dh),
-      W_K: transposed(get(`${h}self_attn.k_proj.weight`, [Hkv * dh, d])),
+      W_K: transposed(await get(`${h}self_attn.k_proj.weight`, [Hkv * dh, d])),
       b_K: zeros(Hkv * dh),
-      W_V: transposed(get(`${h}self_attn.v_proj.weight`, [Hkv * dh, d])),
+      W_V: transposed(await get(`${h}self_attn.v_proj.weight`, [Hkv * dh, d])),
       b_V: zeros(Hkv * dh),
-      W_O: transposed(get(`${h}self_attn.o_proj.weight`, [d, H * dh])),
+      W_O: transposed(await get(`${h}self_attn.o_proj.weight`, [d, H * dh])),
       b_O: zeros(d),
-      q_norm_w: norm(`${h}self_attn.q_norm.weight`, dh),
-      k_norm_w: norm(`${h}self_attn.k_norm.weight`, dh),
-      ln1_post_w: norm(`${h}post_attention_layernorm.weight`, d),
-      ln2_w: norm(`${h}pre_feedforward_layernorm.weight`, d),
-      W_gate: transposed(get(`${h}mlp.gate_proj.weight`, [d_mlp, d])),
+      q_norm_w: await norm(`${h}self_attn.q_norm.weight`, dh),
+      k_norm_w: await norm(`${h}self_attn.k_norm.weight`, dh),
+      ln1_post_w: await norm(`${h}post_attention_layernorm.weight`, d),
+      ln2_w: await norm(`${h}pre_feedforward_layernorm.weight`, d),
+      W_gate: transposed(await get(`${h}mlp.gate_proj.weight`, [d_mlp, d])),
       b_gate: zeros(d_mlp),
-      W_in: transposed(get(`${h}mlp.up_proj.weight`, [d_mlp, d])),
+      W_in: transposed(await get(`${h}mlp.up_proj.weight`, [d_mlp, d])),
       b_in: zeros(d_mlp),
-      W_out: transposed(get(`${h}mlp.down_proj.weight`, [d, d_mlp])),
+      W_out: transposed(await get(`${h}mlp.down_proj.weight`, [d, d_mlp])),
       b_out: zeros(d),
-      ln2_post_w: norm(`${h}post_feedforward_layernorm.weight`, d),
+      ln2_post_w: await norm(`${h}post_feedforward_layernorm.weight`, d),
     });
   }
   const lmHead = ['lm_head.weight', 'language_model.lm_head.weight'].find((n) => t.has(n));
   if (!cfg.tied_embeddings && !lmHead) throw new WeightsError('config has tie_word_embeddings = false but the checkpoint has no lm_head.weight');
   return {
-    W_E: get(`${prefix}embed_tokens.weight`, [d_vocab, d]),
+    W_E: await get(`${prefix}embed_tokens.weight`, [d_vocab, d]),
     layers,
-    lnf_w: norm(`${prefix}norm.weight`, d),
-    ...(cfg.tied_embeddings ? {} : { W_U_rows: get(lmHead!, [d_vocab, d]) }),
+    lnf_w: await norm(`${prefix}norm.weight`, d),
+    ...(cfg.tied_embeddings ? {} : { W_U_rows: await get(lmHead!, [d_vocab, d]) }),
   };
 }

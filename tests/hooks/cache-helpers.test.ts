@@ -43,7 +43,7 @@ describe('cache helpers', () => {
     const ckpt = await loadCheckpoint(await fixtureSource(NAME));
     const inner = s.data.length / (L * H);
     for (let l = 0; l < L; l++) {
-      const b_O = ckpt.tensors.float32(`transformer.h.${l}.attn.c_proj.bias`);
+      const b_O = await ckpt.tensors.read(`transformer.h.${l}.attn.c_proj.bias`);
       const sum = new Float32Array(inner);
       for (let h = 0; h < H; h++) for (let i = 0; i < inner; i++) sum[i] += s.data[(l * H + h) * inner + i];
       for (let i = 0; i < inner; i++) sum[i] += b_O[i % C];

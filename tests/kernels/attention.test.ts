@@ -58,7 +58,7 @@ async function run(d: AttentionDims, seed: number, qkStd: number): Promise<Resul
   const k = normal(rng, n, 0, qkStd);
   const v = normal(rng, n);
   const ref = { scores: new Float32Array(s), pattern: new Float32Array(s), z: new Float32Array(n) };
-  attentionCpu(ref.scores, ref.pattern, ref.z, q, k, v, d.B, d.T, d.H, d.dh, d.Hkv ?? d.H, { scale: d.scale, window: d.window });
+  attentionCpu(ref.scores, ref.pattern, ref.z, q, k, v, d.B, d.T, d.H, d.dh, d.Hkv ?? d.H, d.scale, d.window);
   const nan = (len: number) => empty(len, 'out');
   const [qT, kT, vT, refS, refP] = [upload(q, 'q'), upload(k, 'k'), upload(v, 'v'), upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
   const [sT, pT, zT, pAlone, zAlone] = [nan(s), nan(s), nan(n), nan(s), nan(n)];

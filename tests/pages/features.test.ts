@@ -44,7 +44,7 @@ async function cpu(edit?: (x: Float32Array, acts: Float32Array) => void) {
   const source = blobModelSource({ 'config.json': await openAsBlob(join(DIR, 'config.json')), 'model.safetensors': await openAsBlob(join(DIR, 'model.safetensors')) });
   const ck = await loadCheckpoint(source);
   let acts = new Float32Array(T * F);
-  const out = forwardCpu(ck.config, hostWeightsFor(ck.tensors, ck.config, ck.hfConfig), [PROMPT], (name, x) => {
+  const out = forwardCpu(ck.config, await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig), [PROMPT], (name, x) => {
     if (name !== HOOK) return;
     const pre = new Float32Array(T * F);
     saeEncodeCpu(pre, x, W_enc, b_enc, T, D, F);

@@ -1,7 +1,7 @@
 /**
  * CPU reference for `attention.ts`. q, z: [B, T, H, dh]; k, v: [B, T, Hkv, dh]; scores, pattern: [B, H, T, T].
- * Masked scores are -Infinity, as TransformerLens' `hook_attn_scores` holds them. `opts.scale`
- * replaces 1 / sqrt(dh); `opts.window` > 0 lets query i see keys i - window + 1 .. i only.
+ * Masked scores are -Infinity, as TransformerLens' `hook_attn_scores` holds them; `window` > 0
+ * lets query i see keys i - window + 1 .. i only.
  */
 export function attentionCpu(
   scores: Float32Array,
@@ -16,11 +16,12 @@ export function attentionCpu(
   dh: number,
   /** Key/value heads (grouped-query attention): query head h reads head h / (H / Hkv). */
   Hkv = H,
-  opts: { scale?: number; window?: number } = {},
+  /** The scores' factor. */
+  scale = 1 / Math.sqrt(dh),
+  /** Sliding window: query i sees keys i - window + 1 .. i only (0: all). */
+  window = 0,
 ): void {
-  const scale = opts.scale ?? 1 / Math.sqrt(dh);
-  const w = opts.window ?? 0;
-  const seen = (i: number, j: number) => j <= i && (w === 0 || j > i - w);
+  const seen = (i: number, j: number) => j <= i && (window === 0 || j > i - window);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < T; i++) {

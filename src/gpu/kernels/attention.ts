@@ -20,7 +20,7 @@ export interface AttentionDims {
   q0?: number;
   /** Key/value heads (default H); H must be a multiple. */
   Hkv?: number;
-  /** Multiplies q . k (default 1 / sqrt(dh)). */
+  /** The scores' factor (default 1 / sqrt(dh); see `attentionScale` in model/config.ts). */
   scale?: number;
   /** Sliding window: each query sees only its last `window` keys, itself included (default: all). */
   window?: number;
