@@ -6,7 +6,9 @@
  *   sae_relu_v1      acts = max(pre, 0)                                  (SAELens "standard")
  *   sae_jumprelu_v1  acts = max(pre, 0) * (pre > threshold)              (JumpReLU, Gemma Scope)
  *   sae_topk_v1      acts = max(pre, 0) on the k largest pre of a row, 0 elsewhere (TopK)
+ *   sae_compact_v1   per row, the indices of the non-zero activations, in index order, and their count
  *   sae_decode_v1    recons = acts @ W_dec + b_dec (+ skip), and optionally err = x - recons
+ *   sae_decode_v2    the same, looping over the compacted indices only (pinned)
  *   sae_error_v1     err = x - r
  *   sae_input_v1     out = x, or x * gain (per column) where the SAE reads a norm's output after its gain
  *
@@ -27,10 +29,18 @@
  *              L0 * n per row, not d_sae * n. Features are summed in index order (deterministic).
  *              W_dec split into row chunks runs once per chunk: `first` starts from b_dec (+ skip),
  *              later chunks accumulate onto recons; `last` (bit 1 of mode) writes the error.
+ *              Slow on CPU adapters: every invocation still walks all d_sae activations (lavapipe:
+ *              0.9 s for 32 rows x 16,384 features; kept as the plain form).
+ *   compact v1 one workgroup of 64 per row: each invocation counts the non-zeros of its contiguous
+ *              slice of d_sae / 64, a workgroup scan gives each slice its offset, and each writes
+ *              its indices there: the list is in index order (deterministic), counts[row] its length.
+ *   decode v2  as v1, but the loop runs over counts[row] compacted indices (L0, not d_sae), skipping
+ *              those outside this decoder chunk; features are added in the same index order, so
+ *              v2 gives v1's result bit for bit.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const SAE_VERSIONS = ['sae_relu_v1', 'sae_jumprelu_v1', 'sae_topk_v1', 'sae_decode_v1', 'sae_error_v1', 'sae_input_v1'] as const;
+export const SAE_VERSIONS = ['sae_relu_v1', 'sae_jumprelu_v1', 'sae_topk_v1', 'sae_compact_v1', 'sae_decode_v1', 'sae_decode_v2', 'sae_error_v1', 'sae_input_v1'] as const;
 
 /** Invocations per workgroup of every entry point (the host sizes dispatches with it). */
 export const SAE_WG = 64;
@@ -64,6 +74,10 @@ struct Params {
 @group(0) @binding(11) var<storage, read> r_in: array<f32>;           // error kernel: [rows, n]
 @group(0) @binding(12) var<storage, read> gain: array<f32>;           // input kernel: [d_sae] (row width)
 @group(0) @binding(13) var<storage, read_write> copied: array<f32>;   // input kernel: [rows, width]
+@group(0) @binding(14) var<storage, read_write> list: array<u32>;     // compact: [rows, d_sae] feature indices
+@group(0) @binding(15) var<storage, read_write> counts: array<u32>;   // compact: [rows] how many
+@group(0) @binding(16) var<storage, read> list_in: array<u32>;        // decode v2
+@group(0) @binding(17) var<storage, read> counts_in: array<u32>;      // decode v2
 
 fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
 
@@ -129,6 +143,67 @@ fn sae_topk_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) l
     workgroupBarrier(); // everyone has read the winner before the slots are reused
     if (prev_i == NONE) { break; }
     if (prev_i % 64u == t) { acts[base + prev_i] = max(prev_v, 0.0); }
+  }
+}
+
+var<workgroup> scan: array<u32, 64>;
+
+@compute @workgroup_size(64)
+fn sae_compact_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = wg.x + wg.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let t = lid.x;
+  let per = (p.d_sae + 63u) / 64u;
+  let lo = min(t * per, p.d_sae);
+  let hi = min(lo + per, p.d_sae);
+  let base = row * p.d_sae;
+  var n = 0u;
+  for (var i = lo; i < hi; i++) { if (acts_in[base + i] != 0.0) { n++; } }
+  scan[t] = n;
+  workgroupBarrier();
+  // Inclusive prefix sum over the 64 slices (Hillis-Steele).
+  for (var s = 1u; s < 64u; s <<= 1u) {
+    var v = 0u;
+    if (t >= s) { v = scan[t - s]; }
+    workgroupBarrier();
+    scan[t] += v;
+    workgroupBarrier();
+  }
+  var o = base + scan[t] - n;
+  for (var i = lo; i < hi; i++) {
+    if (acts_in[base + i] != 0.0) {
+      list[o] = i;
+      o++;
+    }
+  }
+  if (t == 63u) { counts[row] = scan[63]; }
+}
+
+@compute @workgroup_size(64)
+fn sae_decode_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let row = wg.y + wg.z * nwg.y;
+  if (row >= p.rows) { return; }
+  let j = wg.x * 64u + lid.x;
+  let live = j < p.n;
+  let o = row * p.n + j;
+  var acc = 0.0;
+  if (live) {
+    if ((p.mode & ${DECODE_MODE.first}u) != 0u) {
+      acc = b_dec[j];
+      if ((p.mode & ${DECODE_MODE.skip}u) != 0u) { acc += skip[o]; }
+    } else {
+      acc = recons[o];
+    }
+  }
+  let a0 = row * p.d_sae;
+  let count = counts_in[row];
+  for (var e = 0u; e < count; e++) {
+    let f = list_in[a0 + e];
+    if (f >= p.f0 && f < p.f0 + p.nf && live) { acc += acts_in[a0 + f] * w_dec[(f - p.f0) * p.n + j]; }
+  }
+  if (live) {
+    recons[o] = acc;
+    if ((p.mode & ${DECODE_MODE.error}u) != 0u) { err[o] = x[o] - acc; }
   }
 }
 

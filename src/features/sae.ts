@@ -15,7 +15,7 @@ import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { WeightArena } from '../gpu/chunked.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
-import { saeActivation, saeDecode, saeEncode, type DecoderChunk, type EncoderChunk } from '../gpu/kernels/sae.ts';
+import { saeActivation, saeCompact, saeDecode, saeEncode, type CompactActs, type DecoderChunk, type EncoderChunk } from '../gpu/kernels/sae.ts';
 import { submitSteps, type Dispatch, type Params } from '../gpu/recorder.ts';
 import { Tensor, readBuffer } from '../gpu/tensor.ts';
 import type { SaeConfig } from './sae-config.ts';
@@ -163,10 +163,31 @@ export class Sae {
     return [matmul(this.gpu, { out, a: x, b: this.wSkip, M: rows, N: this.config.d_out, K: this.config.d_in, label: `${label} W_skip` }, params)];
   }
 
-  /** recons = acts @ W_dec + b_dec (+ skip); with `error`, also err = x - recons. */
-  decodeDispatches(acts: GPUBuffer, rows: number, recons: GPUBuffer, params: Params[], label: string, opts: { skip?: GPUBuffer | null; error?: { x: GPUBuffer; err: GPUBuffer } | null } = {}): Dispatch[] {
+  /** Floats of the scratch `decodeDispatches` needs for `rows` rows: the compacted feature list and its counts. */
+  compactFloats(rows: number): number[] {
+    return [rows * this.config.d_sae, rows];
+  }
+
+  /**
+   * recons = acts @ W_dec + b_dec (+ skip); with `error`, also err = x - recons. With `compact`
+   * scratch (`compactFloats`), the active features are listed first and the decoder walks only
+   * them (decode v2); without, every feature is visited (v1).
+   */
+  decodeDispatches(
+    acts: GPUBuffer,
+    rows: number,
+    recons: GPUBuffer,
+    params: Params[],
+    label: string,
+    opts: { skip?: GPUBuffer | null; error?: { x: GPUBuffer; err: GPUBuffer } | null; compact?: CompactActs | null } = {},
+  ): Dispatch[] {
     const c = this.config;
-    return saeDecode(this.gpu, { recons, acts, chunks: this.dec, bDec: this.bDec, skip: opts.skip ?? null, error: opts.error ?? null, rows, dSae: c.d_sae, n: c.d_out, label: `${label} decode` }, params);
+    const compact = opts.compact ?? null;
+    const pre = compact ? [saeCompact(this.gpu, { acts, out: compact, rows, dSae: c.d_sae, label: `${label} compact` }, params)] : [];
+    return [
+      ...pre,
+      ...saeDecode(this.gpu, { recons, acts, chunks: this.dec, bDec: this.bDec, skip: opts.skip ?? null, error: opts.error ?? null, compact, rows, dSae: c.d_sae, n: c.d_out, label: `${label} decode` }, params),
+    ];
   }
 
   /**
@@ -184,17 +205,19 @@ export class Sae {
     const acts = Tensor.empty(this.gpu, [rows, d_sae], 'sae acts');
     const recons = Tensor.empty(this.gpu, [rows, d_out], 'sae recons');
     const skip = this.wSkip ? Tensor.empty(this.gpu, [rows, d_out], 'sae skip') : null;
+    const list = Tensor.empty(this.gpu, [rows, d_sae], 'sae active features');
+    const counts = Tensor.empty(this.gpu, [rows], 'sae active counts');
     try {
       const steps = [
         ...this.encodeDispatches(xT.buffer, rows, pre.buffer, params, 'sae'),
         this.activationDispatch(pre.buffer, acts.buffer, rows, params, 'sae'),
         ...(skip ? this.skipDispatches(xT.buffer, rows, skip.buffer, params, 'sae') : []),
-        ...this.decodeDispatches(acts.buffer, rows, recons.buffer, params, 'sae', { skip: skip?.buffer ?? null }),
+        ...this.decodeDispatches(acts.buffer, rows, recons.buffer, params, 'sae', { skip: skip?.buffer ?? null, compact: { list: list.buffer, counts: counts.buffer } }),
       ];
       submitSteps(this.gpu, steps, `sae ${this.config.source}`);
       return { pre: await pre.read(), acts: await acts.read(), recons: await recons.read() };
     } finally {
-      for (const t of [xT, pre, acts, recons, skip]) t?.release();
+      for (const t of [xT, pre, acts, recons, skip, list, counts]) t?.release();
       for (const p of params) p.destroy();
     }
   }

@@ -86,7 +86,16 @@ export function saeScratchFloats(uses: readonly SaeUse[], rows: number): number[
   return uses.flatMap((raw) => {
     const u = asSplice(raw);
     const c = u.sae.config;
-    return [rows * c.d_in, rows * c.d_sae, rows * c.d_sae, rows * c.d_out, u.errorTerm ? rows * c.d_out : 0, c.skip ? rows * c.d_out : 0, u.errorTerm && c.transcoder ? rows * c.d_out : 0].filter((n) => n > 0);
+    return [
+      rows * c.d_in,
+      rows * c.d_sae,
+      rows * c.d_sae,
+      rows * c.d_out,
+      u.errorTerm ? rows * c.d_out : 0,
+      c.skip ? rows * c.d_out : 0,
+      u.errorTerm && c.transcoder ? rows * c.d_out : 0,
+      ...u.sae.compactFloats(rows),
+    ].filter((n) => n > 0);
   });
 }
 
@@ -139,6 +148,8 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       const recons = scratch(rows * c.d_out, `${L} recons`);
       const err = u.errorTerm ? scratch(rows * c.d_out, `${L} error`) : null;
       const skip = c.skip ? scratch(rows * c.d_out, `${L} skip`) : null;
+      const [listFloats, countFloats] = sae.compactFloats(rows);
+      const compact = { list: scratch(listFloats, `${L} active features`), counts: scratch(countFloats, `${L} active counts`) };
       const hooked = ['hook_sae_input', 'hook_sae_acts_pre', 'hook_sae_acts_post'].some((s) => options.hooked.has(`${c.hook_name}.${s}`));
       const clean = u.errorTerm && hooked; // the error needs its own unhooked reconstruction
       const cleanRecons = clean && c.transcoder ? scratch(rows * c.d_out, `${L} clean recons`) : null;
@@ -151,8 +162,8 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       if (clean) {
         inSteps.push(...sae.encodeDispatches(xIn, rows, pre, params, `${L} clean`), sae.activationDispatch(pre, acts, rows, params, `${L} clean`));
         // An SAE's error is complete now (Y is X); a transcoder's waits for Y.
-        if (c.transcoder) inSteps.push(...sae.decodeDispatches(acts, rows, cleanRecons!, params, `${L} clean`, { skip }));
-        else inSteps.push(...sae.decodeDispatches(acts, rows, recons, params, `${L} clean`, { skip, error: { x: Y.buffer, err: err! } }));
+        if (c.transcoder) inSteps.push(...sae.decodeDispatches(acts, rows, cleanRecons!, params, `${L} clean`, { skip, compact }));
+        else inSteps.push(...sae.decodeDispatches(acts, rows, recons, params, `${L} clean`, { skip, compact, error: { x: Y.buffer, err: err! } }));
       }
       inSteps.push(
         site('hook_sae_input', xIn),
@@ -163,7 +174,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       );
       insert(c.hook_name, inSteps);
 
-      const outSteps: PlanStep[] = [...sae.decodeDispatches(acts, rows, recons, params, L, { skip, error: u.errorTerm && !clean ? { x: Y.buffer, err: err! } : null })];
+      const outSteps: PlanStep[] = [...sae.decodeDispatches(acts, rows, recons, params, L, { skip, compact, error: u.errorTerm && !clean ? { x: Y.buffer, err: err! } : null })];
       if (cleanRecons) outSteps.push(saeError(gpu, { err: err!, x: Y.buffer, r: cleanRecons, n: rows * c.d_out, label: `${L} error` }, params));
       outSteps.push(site('hook_sae_recons', recons));
       if (err) outSteps.push(site('hook_sae_error', err));

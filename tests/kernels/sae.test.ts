@@ -1,6 +1,7 @@
 /**
- * SAE kernels (encode through matmul, ReLU / JumpReLU / TopK, the sparse-aware decode with its
- * fused error, the error alone) against `sae.cpu.ts`, on odd shapes: 13 rows, d_in 37, d_sae 203
+ * SAE kernels (encode through matmul, ReLU / JumpReLU / TopK, the compaction of active features,
+ * both decoders (v1 over every feature, v2 over the compacted ones) with their fused error, the
+ * error alone, the input copy) against `sae.cpu.ts`, on odd shapes: 13 rows, d_in 37, d_sae 203
  * (not a multiple of the 64-wide workgroup) split into two encoder column chunks and two
  * decoder row chunks, d_out 45.
  *
@@ -8,11 +9,11 @@
  * by at most gamma_K times the sum of the absolute terms (Higham 3.1), so the bound is
  * gamma_{K+1} * max over outputs of (|bias| + sum |terms|). The activations and the error are
  * exact: the GPU and the reference compute the same single fp32 operation (max, compare,
- * subtract) on the same inputs, so they must agree bit for bit.
+ * subtract) on the same inputs, so they must agree bit for bit; the compaction is integers.
  */
 import { describe, it, expect } from 'vitest';
-import { saeActivation, saeDecode, saeEncode, saeError, saeInput, type SaeActivationKind } from '../../src/gpu/kernels/sae.ts';
-import { saeActivationCpu, saeDecodeCpu, saeEncodeCpu, saeErrorCpu, saeInputCpu } from '../../src/gpu/kernels/sae.cpu.ts';
+import { saeActivation, saeCompact, saeDecode, saeEncode, saeError, saeInput, type SaeActivationKind, type SaeDecodeVersion } from '../../src/gpu/kernels/sae.ts';
+import { saeActivationCpu, saeCompactCpu, saeDecodeCpu, saeEncodeCpu, saeErrorCpu, saeInputCpu } from '../../src/gpu/kernels/sae.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear, gamma } from './check.ts';
 import { kernelHarness } from './harness.ts';
@@ -94,7 +95,28 @@ describe.each(['relu', 'jumprelu', 'topk'] as SaeActivationKind[])('sae activati
   });
 });
 
-describe('sae decode', () => {
+describe('sae compact', () => {
+  it('the active features of 13 rows x 203, in index order, and their counts (a row with none, a row with all)', async () => {
+    const rng = mulberry32(29);
+    const acts = normal(rng, ROWS * D_SAE).map((v, i) => (((i * 2654435761) >>> 0) % 7 === 0 ? Math.abs(v) + 0.1 : 0));
+    acts.fill(0, 4 * D_SAE, 5 * D_SAE); // row 4: nothing fires
+    acts.fill(1.5, 9 * D_SAE, 10 * D_SAE); // row 9: everything fires
+    const list = empty(ROWS * D_SAE, 'list');
+    const counts = empty(ROWS, 'counts');
+    submitSteps(kh.gpu, [saeCompact(kh.gpu, { acts: upload(acts, 'acts').buffer, out: { list: list.buffer, counts: counts.buffer }, rows: ROWS, dSae: D_SAE, label: 'compact' }, params)], 'compact');
+    const refList = new Uint32Array(ROWS * D_SAE);
+    const refCounts = new Uint32Array(ROWS);
+    saeCompactCpu(refList, refCounts, acts, ROWS, D_SAE);
+    const gotCounts = new Uint32Array((await counts.read()).buffer);
+    const gotList = new Uint32Array((await list.read()).buffer);
+    expect(Array.from(gotCounts)).toEqual(Array.from(refCounts));
+    expect(refCounts[4]).toBe(0);
+    expect(refCounts[9]).toBe(D_SAE);
+    for (let r = 0; r < ROWS; r++) expect(Array.from(gotList.subarray(r * D_SAE, r * D_SAE + refCounts[r])), `row ${r}`).toEqual(Array.from(refList.subarray(r * D_SAE, r * D_SAE + refCounts[r])));
+  });
+});
+
+describe.each(['v1', 'v2'] as SaeDecodeVersion[])('sae decode %s', (version) => {
   async function decode(withSkip: boolean, withError: boolean) {
     const rng = mulberry32(withSkip ? 31 : 37);
     // Sparse activations, about 1 in 8 non-zero, as an SAE's are.
@@ -105,43 +127,73 @@ describe('sae decode', () => {
     const x = normal(rng, ROWS * D_OUT);
     const recons = empty(ROWS * D_OUT, 'recons');
     const err = empty(ROWS * D_OUT, 'err');
+    const actsT = upload(acts, 'acts');
     const chunks = [
       [0, 120],
       [120, D_SAE],
     ].map(([r0, r1]) => ({ buffer: upload(w.slice(r0 * D_OUT, r1 * D_OUT), 'w').buffer, row0: r0, rows: r1 - r0 }));
-    const steps = saeDecode(
-      kh.gpu,
-      {
-        recons: recons.buffer,
-        acts: upload(acts, 'acts').buffer,
-        chunks,
-        bDec: upload(b, 'b').buffer,
-        skip: withSkip ? upload(skip, 'skip').buffer : null,
-        error: withError ? { x: upload(x, 'x').buffer, err: err.buffer } : null,
-        rows: ROWS,
-        dSae: D_SAE,
-        n: D_OUT,
-        label: 'decode',
-      },
-      params,
-    );
-    expect(steps).toHaveLength(2);
+    const compact = version === 'v2' ? { list: empty(ROWS * D_SAE, 'list').buffer, counts: empty(ROWS, 'counts').buffer } : null;
+    const steps = [
+      ...(compact ? [saeCompact(kh.gpu, { acts: actsT.buffer, out: compact, rows: ROWS, dSae: D_SAE, label: 'compact' }, params)] : []),
+      ...saeDecode(
+        kh.gpu,
+        {
+          recons: recons.buffer,
+          acts: actsT.buffer,
+          chunks,
+          bDec: upload(b, 'b').buffer,
+          skip: withSkip ? upload(skip, 'skip').buffer : null,
+          error: withError ? { x: upload(x, 'x').buffer, err: err.buffer } : null,
+          compact,
+          rows: ROWS,
+          dSae: D_SAE,
+          n: D_OUT,
+          label: 'decode',
+        },
+        params,
+        version,
+      ),
+    ];
+    expect(steps).toHaveLength(version === 'v2' ? 3 : 2);
     submitSteps(kh.gpu, steps, 'decode');
     const ref = new Float32Array(ROWS * D_OUT);
     saeDecodeCpu(ref, acts, w, b, withSkip ? skip : null, ROWS, D_SAE, D_OUT);
     const bias = withSkip ? b.map((v, j) => Math.abs(v) + Math.max(...Array.from({ length: ROWS }, (_, r) => Math.abs(skip[r * D_OUT + j])))) : b;
     const tol = { abs: gamma(D_SAE + 2) * magnitude(acts, w, bias, ROWS, D_SAE, D_OUT), rel: 0 };
     const got = await recons.read();
-    expectNear('decode', got, ref, tol);
+    expectNear(`decode ${version}`, got, ref, tol);
     if (withError) {
       const refErr = new Float32Array(ROWS * D_OUT);
       saeErrorCpu(refErr, x, got, ROWS * D_OUT); // the error of the GPU's own reconstruction: exact
       expect(Array.from(await err.read())).toEqual(Array.from(refErr));
     }
+    return got;
   }
 
   it('two decoder chunks, b_dec only', () => decode(false, false));
   it('two decoder chunks, a skip term and the fused error x - recons', () => decode(true, true));
+});
+
+describe('sae decode v2 against v1', () => {
+  it('adds the same features in the same order: bit-identical outputs', async () => {
+    const rng = mulberry32(47);
+    const acts = normal(rng, ROWS * D_SAE).map((v, i) => (((i * 2654435761) >>> 0) % 5 === 0 ? Math.abs(v) : 0));
+    const w = upload(normal(rng, D_SAE * D_OUT, 0, 0.3), 'w');
+    const b = upload(normal(rng, D_OUT, 0, 0.1), 'b');
+    const actsT = upload(acts, 'acts');
+    const chunks = [{ buffer: w.buffer, row0: 0, rows: D_SAE }];
+    const run = async (version: SaeDecodeVersion) => {
+      const recons = empty(ROWS * D_OUT, `recons ${version}`);
+      const compact = { list: empty(ROWS * D_SAE, 'list').buffer, counts: empty(ROWS, 'counts').buffer };
+      const steps = [
+        saeCompact(kh.gpu, { acts: actsT.buffer, out: compact, rows: ROWS, dSae: D_SAE, label: 'compact' }, params),
+        ...saeDecode(kh.gpu, { recons: recons.buffer, acts: actsT.buffer, chunks, bDec: b.buffer, compact, rows: ROWS, dSae: D_SAE, n: D_OUT, label: version }, params, version),
+      ];
+      submitSteps(kh.gpu, steps, version);
+      return new Uint32Array((await recons.read()).buffer);
+    };
+    expect(Array.from(await run('v2'))).toEqual(Array.from(await run('v1')));
+  });
 });
 
 describe('sae error', () => {

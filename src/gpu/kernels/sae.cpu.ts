@@ -64,3 +64,12 @@ export function saeErrorCpu(err: Float32Array, x: Float32Array, r: Float32Array,
 export function saeInputCpu(out: Float32Array, x: Float32Array, gain: Float32Array | null, n: number, width: number): void {
   for (let i = 0; i < n; i++) out[i] = gain ? x[i] * gain[i % width] : x[i];
 }
+
+/** Per row, the indices of the non-zero activations in index order (list [rows, d_sae], the rest untouched) and their count. */
+export function saeCompactCpu(list: Uint32Array, counts: Uint32Array, acts: Float32Array, rows: number, dSae: number): void {
+  for (let r = 0; r < rows; r++) {
+    let n = 0;
+    for (let f = 0; f < dSae; f++) if (acts[r * dSae + f] !== 0) list[r * dSae + n++] = f;
+    counts[r] = n;
+  }
+}

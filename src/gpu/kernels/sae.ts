@@ -11,6 +11,16 @@ import { matmul } from './matmul.ts';
 
 export type SaeActivationKind = 'relu' | 'jumprelu' | 'topk';
 
+export type SaeDecodeVersion = 'v1' | 'v2';
+/** The decoder the SAE runs: v2 loops over the compacted active features (see the shader header). */
+export const SAE_DECODE_VERSION: SaeDecodeVersion = 'v2';
+
+/** Where `saeCompact` writes the active features of each row: list [rows, d_sae] u32, counts [rows] u32. */
+export interface CompactActs {
+  list: GPUBuffer;
+  counts: GPUBuffer;
+}
+
 /** A block of encoder columns: W_enc[:, col0 .. col0 + cols) as [d_in, cols], and its b_enc slice. */
 export interface EncoderChunk {
   w: GPUBuffer;
@@ -90,15 +100,43 @@ export interface DecodeArgs {
   skip?: GPUBuffer | null;
   /** With `x` [rows, n]: also write err = x - recons into `err`. */
   error?: { x: GPUBuffer; err: GPUBuffer } | null;
+  /** The compacted active features (`saeCompact`), which v2 reads. */
+  compact?: CompactActs | null;
   rows: number;
   dSae: number;
   n: number;
   label: string;
 }
 
-/** recons = acts @ W_dec + b_dec (+ skip), one dispatch per decoder chunk; the last may write the error. */
-export function saeDecode(gpu: Gpu, a: DecodeArgs, params: Params[]): Dispatch[] {
-  const pl = pipeline(gpu, 'sae_decode_v1');
+/**
+ * The indices of each row's non-zero activations, in index order, and their count (what decode v2
+ * loops over). One workgroup per row.
+ */
+export function saeCompact(gpu: Gpu, a: { acts: GPUBuffer; out: CompactActs; rows: number; dSae: number; label: string }, params: Params[]): Dispatch {
+  const pl = pipeline(gpu, 'sae_compact_v1');
+  const u = new Params(gpu, [a.rows, 0, a.dSae, 0, 0, 0, 0], `${a.label} params`);
+  params.push(u);
+  const n = a.rows * a.dSae;
+  const bindGroup = gpu.device.createBindGroup({
+    label: a.label,
+    layout: pl.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 4, resource: bindWhole(gpu, a.acts, n, `${a.label} acts`) },
+      { binding: 14, resource: bindWhole(gpu, a.out.list, n, `${a.label} list`) },
+      { binding: 15, resource: bindWhole(gpu, a.out.counts, a.rows, `${a.label} counts`) },
+    ],
+  });
+  return { kind: 'dispatch', label: a.label, pipeline: pl, bindGroup, workgroups: grid1d(gpu, a.rows, 1) };
+}
+
+/**
+ * recons = acts @ W_dec + b_dec (+ skip), one dispatch per decoder chunk; the last may write the
+ * error. v2 (pinned) needs `compact`, filled by `saeCompact` from the same acts.
+ */
+export function saeDecode(gpu: Gpu, a: DecodeArgs, params: Params[], version: SaeDecodeVersion = a.compact ? SAE_DECODE_VERSION : 'v1'): Dispatch[] {
+  if (version === 'v2' && !a.compact) throw new Error(`${a.label}: decode v2 reads the compacted activations (saeCompact)`);
+  const pl = pipeline(gpu, `sae_decode_${version}`);
   const dummy = unused(gpu);
   const out: Dispatch[] = [];
   const rowsY = Math.min(a.rows, gpu.limits.maxComputeWorkgroupsPerDimension);
@@ -121,6 +159,12 @@ export function saeDecode(gpu: Gpu, a: DecodeArgs, params: Params[]): Dispatch[]
         { binding: 8, resource: a.error ? bindWhole(gpu, a.error.x, rn, `${a.label} x`) : { buffer: dummy.ro } },
         { binding: 9, resource: bindWhole(gpu, a.recons, rn, `${a.label} recons`) },
         { binding: 10, resource: a.error ? bindWhole(gpu, a.error.err, rn, `${a.label} error`) : { buffer: dummy.rw } },
+        ...(version === 'v2'
+          ? [
+              { binding: 16, resource: bindWhole(gpu, a.compact!.list, a.rows * a.dSae, `${a.label} list`) },
+              { binding: 17, resource: bindWhole(gpu, a.compact!.counts, a.rows, `${a.label} counts`) },
+            ]
+          : []),
       ],
     });
     out.push({
