@@ -163,19 +163,23 @@ async function main() {
     for (const t of [x, pre, acts, recons, list, counts]) t.release();
     for (const p of params) p.destroy();
 
-    const time = async (saes: boolean) => {
-      const ts: number[] = [];
-      for (let r = 0; r <= REPS; r++) {
-        const s = performance.now();
-        const run = await model.run(ids, saes ? { saes: [withErrorTerm(sae)] } : {});
-        await run.logits!.read();
-        run.release();
-        if (r > 0) ts.push(performance.now() - s);
-      }
-      return median(ts);
+    // Plain and spliced forwards alternate rep by rep, so a change in the machine's load during
+    // the run weighs on both alike.
+    const once = async (saes: boolean) => {
+      const s = performance.now();
+      const run = await model.run(ids, saes ? { saes: [withErrorTerm(sae)] } : {});
+      await run.logits!.read();
+      run.release();
+      return performance.now() - s;
     };
-    const fwd = await time(false);
-    const spliced = await time(true);
+    const plainTimes: number[] = [];
+    const splicedTimes: number[] = [];
+    for (let r = 0; r <= REPS; r++) {
+      const [a, b] = [await once(false), await once(true)];
+      if (r > 0) (plainTimes.push(a), splicedTimes.push(b));
+    }
+    const fwd = median(plainTimes);
+    const spliced = median(splicedTimes);
     const saeMs = median(saeTimes);
     results.push({
       pos: T,
