@@ -11,6 +11,11 @@
  *   spliced   the same forward with the SAE spliced at blocks.12.hook_resid_post (error term on)
  *             (the last layer's with --layers 12 or fewer)
  *
+ * The SAE's input is the model's own residual stream at that hook (one cached run per length),
+ * and its encoder is scaled to that stream's root-mean-square so that about 60 of the 16,384
+ * features fire per position, as in Gemma Scope's SAEs; a random SAE on an unscaled input fires
+ * thousands, and the decode's cost grows with them.
+ *
  *   --pos LIST    positions to time (default 32,128)
  *   --reps N      timed repetitions (after one untimed warm-up; default 5)
  *   --layers N    layers of the model (default 18)
@@ -102,7 +107,8 @@ function randomGemma(c: ModelConfig): HostWeights {
   };
 }
 
-function randomSae(): { cfg: SaeConfig; host: HostSae } {
+/** A random JumpReLU SAE whose encoder is scaled for inputs of root-mean-square `rms`. */
+function randomSae(rms: number): { cfg: SaeConfig; host: HostSae } {
   const cfg: SaeConfig = {
     source: 'random 16k JumpReLU SAE',
     format: 'saelens',
@@ -119,8 +125,10 @@ function randomSae(): { cfg: SaeConfig; host: HostSae } {
     model_name: null,
     input_gain: null,
   };
-  // Thresholds near 2.7 standard deviations of the pre-activations: an L0 near 60, like Gemma Scope's.
-  const host: HostSae = { W_enc: rand(D * D_SAE, 0.08), b_enc: rand(D_SAE, 0.1), W_dec: rand(D_SAE * D, 0.05), b_dec: rand(D, 0.05), threshold: rand(D_SAE, 0.1, 1.8), W_skip: null };
+  // Pre-activations with a standard deviation near 0.67 and thresholds near 2.7 of them: an L0
+  // near 60, like Gemma Scope's SAEs, whatever the scale of the model's residual stream.
+  const W_enc = rand(D * D_SAE, 0.08 / (rms * Math.sqrt(3)));
+  const host: HostSae = { W_enc, b_enc: rand(D_SAE, 0.1), W_dec: rand(D_SAE * D, 0.05), b_dec: rand(D, 0.05), threshold: rand(D_SAE, 0.1, 1.8), W_skip: null };
   return { cfg, host };
 }
 
@@ -131,17 +139,27 @@ async function main() {
   let t0 = performance.now();
   const model = await modelFromWeights(gpu, cfg, randomGemma(cfg));
   log(`model uploaded (${(model.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
-  const { cfg: scfg, host } = randomSae();
+  const prompt = (T: number) => [Array.from({ length: T }, (_, i) => (i * 7919 + 13) % cfg.d_vocab)];
+  // The model's own residual stream at the SAE's hook: the SAE's input, scaled to it.
+  const resid = new Map<number, Float32Array>();
+  for (const T of POS) {
+    const r = await model.run(prompt(T), { cache: [HOOK] });
+    resid.set(T, await r.cache.read(HOOK));
+    r.release();
+  }
+  const all = [...resid.values()].flatMap((a) => Array.from(a));
+  const rms = Math.sqrt(all.reduce((s2, v) => s2 + v * v, 0) / all.length);
+  const { cfg: scfg, host } = randomSae(rms);
   t0 = performance.now();
   const sae = await Sae.upload(gpu, scfg, host);
-  log(`SAE uploaded (${(sae.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  log(`SAE uploaded (${(sae.weightBytes / 2 ** 20).toFixed(0)} MiB) in ${((performance.now() - t0) / 1000).toFixed(1)} s; residual rms ${rms.toFixed(3)}`);
 
   const results = [];
   for (const T of POS) {
-    const ids = [Array.from({ length: T }, (_, i) => (i * 7919 + 13) % cfg.d_vocab)];
-    // SAE alone: encode, JumpReLU, decode for T rows already on the GPU.
+    const ids = prompt(T);
+    // SAE alone: encode, JumpReLU, decode of the model's T residual rows, already on the GPU.
     const params: Params[] = [];
-    const x = Tensor.from(gpu, rand(T * D, 1), [T, D], 'x');
+    const x = Tensor.from(gpu, resid.get(T)!, [T, D], 'x');
     const pre = Tensor.empty(gpu, [T, D_SAE], 'pre');
     const acts = Tensor.empty(gpu, [T, D_SAE], 'acts');
     const recons = Tensor.empty(gpu, [T, D], 'recons');

@@ -230,7 +230,4 @@ export function saeSiteWidth(cfg: SaeConfig, site: SaeSiteName): number {
   return cfg.d_out;
 }
 
-/** True for the feature-activation hooks, whose last axis is features (one per intervention "head"). */
-export function isFeatureSite(hook: string): boolean {
-  return hook.endsWith('.hook_sae_acts_pre') || hook.endsWith('.hook_sae_acts_post');
-}
+export { isFeatureSite } from '../hooks/site-layout.ts';

@@ -28,6 +28,7 @@ import type { Dispatch, Params } from '../gpu/recorder.ts';
 import type { ForwardPlan, PlanStep, Site } from '../model/forward.ts';
 import type { Sae } from './sae.ts';
 import { SAE_SITES, saeSiteWidth, type SaeSiteName } from './sae-config.ts';
+import { unknownHookMessage } from '../hooks/hook-names.ts';
 
 /** An SAE in a run, with or without the error term (SAELens' `use_error_term`, off by default). */
 export interface SaeSplice {
@@ -69,7 +70,7 @@ export function saeHookShapes(uses: readonly SaeUse[], modelShapes: ReadonlyMap<
       [c.hook_name_out, c.d_out, 'd_out'],
     ] as const) {
       const shape = modelShapes.get(hook);
-      if (!shape) throw new Error(`${c.source} is on ${hook}, which this model does not have (it has ${order.length} hook points, e.g. blocks.0.hook_resid_post)`);
+      if (!shape) throw new Error(`${c.source} is on a hook point this run does not have: ${unknownHookMessage(hook, order)}`);
       if (hook.endsWith('.hook_pattern') || hook.endsWith('.hook_attn_scores')) throw new Error(`${c.source}: SAEs on attention patterns are not supported`);
       const w = shape.slice(2).reduce((a, b) => a * b, 1);
       if (w !== width) throw new Error(`${c.source} has ${what} = ${width} but ${hook} has ${w} values per position (shape [${shape.join(', ')}])`);

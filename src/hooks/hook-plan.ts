@@ -15,9 +15,8 @@ import { Tensor } from '../gpu/tensor.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
 import { ActivationCache } from './activation-cache.ts';
 import type { HookFn, Intervention, Selection } from './interventions.ts';
-import { hasHeads, isPatternLike, siteLayout } from './site-layout.ts';
+import { hasHeads, isFeatureSite, isPatternLike, siteLayout } from './site-layout.ts';
 import { unknownHookMessage } from './hook-names.ts';
-import { isFeatureSite } from '../features/sae-config.ts';
 
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
 
