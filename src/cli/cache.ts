@@ -7,7 +7,7 @@
 import { formatBytes } from '../gpu/errors.ts';
 import type { RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
-import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { OutputFile } from './output-file.ts';
 import { nodeSaeSource } from './sae-source.ts';
@@ -15,7 +15,8 @@ import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
 import { withErrorTerm } from '../features/splice.ts';
 
-export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX] [--sae DIR ...]
+export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+                      [--sae DIR ...] [--processing P]
 
 Runs the model on a batch of token ids and writes every hook activation (TransformerLens names,
 batch first, fp32) plus "logits" to FILE.safetensors.
@@ -32,6 +33,7 @@ batch first, fp32) plus "logits" to FILE.safetensors.
                       (<hook>.hook_sae_input, .hook_sae_acts_pre, .hook_sae_acts_post,
                       .hook_sae_recons, .hook_sae_error, .hook_sae_output); the logits stay the model's
 ${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -40,6 +42,7 @@ const FLAGS = {
   names: {},
   sae: { repeated: true },
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -57,6 +60,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   const namesFlag = flags.get('names')?.[0];
   const names = namesFlag === undefined ? undefined : parseNamesRegex(namesFlag);
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
 
   // Everything above, the --out path and the ids against the model's config are checked before
   // the GPU is touched, so typos fail fast.
@@ -100,7 +104,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
           for (const s of saes) s.destroy();
         }
       },
-      { f16 },
+      { f16, processing },
     );
   } finally {
     await out.discard(); // a no-op once written

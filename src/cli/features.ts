@@ -7,11 +7,12 @@ import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
 import { saeHook } from '../features/feature-interventions.ts';
 import { withErrorTerm } from '../features/splice.ts';
-import { DTYPE_HELP, UsageError, parseArgs, parseDtypeFlag, parseIdRows, parsePositiveInt } from './args.ts';
+import { DTYPE_HELP, PROCESSING_HELP, UsageError, parseArgs, parseDtypeFlag, parseIdRows, parsePositiveInt, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { nodeSaeSource } from './sae-source.ts';
 
 export const FEATURES_USAGE = `usage: patchbay features <model-dir-or-url> --sae DIR --ids 0,5,9 [--ids ...] [--top K] [--no-error-term] [--json]
+                         [--processing P]
 
 Runs the model on token ids with an SAE (or transcoder) spliced in and prints, for every
 position, the K most active features (SAELens' hook_sae_acts_post) and their activations.
@@ -25,6 +26,8 @@ position, the K most active features (SAELens' hook_sae_acts_post) and their act
   --no-error-term     splice without the error term (the model then runs on the reconstruction)
   --json              print {"sae": {...}, "rows": [[{"pos", "token", "features": [[id, act], ...]}, ...]]}
 ${DTYPE_HELP}
+${PROCESSING_HELP}
+                      (the SAE then reads the processed model: only for SAEs trained on one)
   --help              this text`;
 
 const FLAGS = {
@@ -34,6 +37,7 @@ const FLAGS = {
   'no-error-term': { boolean: true },
   json: { boolean: true },
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -47,6 +51,7 @@ export async function featuresCommand(argv: readonly string[], print: (line: str
   const ids = parseIdRows(flags.get('ids')!);
   const k = flags.has('top') ? parsePositiveInt(flags.get('top')![0], '--top') : 10;
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
   const errorTerm = !flags.has('no-error-term');
   const saeSrc = await nodeSaeSource(flags.get('sae')![0]);
   await withModel(
@@ -86,6 +91,6 @@ export async function featuresCommand(argv: readonly string[], print: (line: str
         sae?.destroy();
       }
     },
-    { f16 },
+    { f16, processing },
   );
 }

@@ -29,6 +29,8 @@ export interface Selection {
    * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/features/feature-interventions.ts`).
    */
   heads?: number | readonly number[];
+  /** Key positions, on hook_pattern / hook_attn_scores only (default: all): patches single (query, key) entries. */
+  keyPos?: number | readonly number[];
 }
 
 /**

@@ -14,9 +14,11 @@ import type { Model } from '../../src/model/model.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
+import { processWeights } from '../../src/model/processing.ts';
 import { buildForward } from '../../src/model/forward.ts';
 import { hookShapes } from '../../src/model/hook-points.ts';
 import { expectClose } from '../helpers/compare.ts';
+import { finiteParts } from '../helpers/tl.ts';
 import { fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -82,5 +84,44 @@ describe.each(['tiny-gemma3-random', 'tiny-qwen3-random'] as const)('%s', (name)
     expect([...full.sites.keys()]).toEqual([...shapes.keys()]);
     for (const [n, s] of full.sites) expect(s.shape, n).toEqual(shapes.get(n));
     full.destroy();
+  });
+
+  it('TransformerLens processing keeps the q/k norms and post-norms: every activation but the logits unchanged, log-probabilities too', async () => {
+    // RMSNorm models: fold_ln scales rows only and nothing is centred, so the residual stream
+    // itself stays; center_unembed moves each position's logits by a constant.
+    const processed = await loadModel(await testGpu(), await fixtureSource(name), { processing: 'transformer-lens' });
+    const { prompts } = fixtureCases(name);
+    const [a, b] = [await model.run(prompts, { cache: () => true }), await processed.run(prompts, { cache: () => true })];
+    try {
+      for (const n of a.cache.names.filter((x) => !x.startsWith('unembed.'))) {
+        const [got, want] = finiteParts(await b.cache.read(n), await a.cache.read(n), n);
+        expectClose(`${n} (processed vs raw)`, got, want);
+      }
+      const V = model.config.d_vocab;
+      const logSoftmax = (x: Float32Array) => {
+        const out = new Float32Array(x.length);
+        for (let r = 0; r < x.length / V; r++) {
+          const row = x.subarray(r * V, (r + 1) * V);
+          const m = Math.max(...row);
+          const lse = m + Math.log(row.reduce((s2, u) => s2 + Math.exp(u - m), 0));
+          for (let i = 0; i < V; i++) out[r * V + i] = row[i] - lse;
+        }
+        return out;
+      };
+      expectClose('log-probabilities (processed vs raw)', logSoftmax(await b.logits.read()), logSoftmax(await a.logits.read()));
+    } finally {
+      a.release();
+      b.release();
+      processed.destroy();
+    }
+  });
+
+  it('under a final logit soft-cap, processing leaves the logits themselves unchanged (no center_unembed, as TransformerLens)', async () => {
+    const ckpt = await loadCheckpoint(await fixtureSource(name));
+    const host = await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
+    const capped = { ...model.config, output_logits_soft_cap: 2 };
+    const { prompts } = fixtureCases(name);
+    const raw = forwardCpu(capped, host, prompts).get('logits')!;
+    expectClose('soft-capped logits (processed vs raw)', forwardCpu(capped, processWeights(capped, host), prompts).get('logits')!, raw);
   });
 });
