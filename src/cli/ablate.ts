@@ -6,6 +6,8 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
+import { writeSpecOut } from './spec-file.ts';
+import { headInterventions } from '../experiments/spec.ts';
 import { UsageError, parseArgs, parseIdRows } from './args.ts';
 import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
@@ -26,6 +28,8 @@ one run, at every position and batch row, and reports the metric on batch row 0.
 ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -34,6 +38,7 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -99,6 +104,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
   const T = ids[0].length;
+  if (flags.has('spec-out') && ids.length > 1) throw new UsageError('--spec-out: a spec holds one prompt; give one --ids row');
 
   await withModel(
     modelArg,
@@ -127,9 +133,17 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         const logits = await ablated.logits.read();
         const shape = ablated.logits.shape;
         const value = metricValue(metric, logits, shape, ids[0]);
-        const pos = metricReadPos(metric);
+        const pos = metricReadPos(metric, ids[0]);
         const row = logits.slice(pos * V, (pos + 1) * V); // batch row 0
         const runMs = performance.now() - t0;
+        const specOut = flags.get('spec-out')?.[0];
+        if (specOut) {
+          await writeSpecOut(specOut, modelArg, {
+            prompts: { clean: ids[0] },
+            interventions: headInterventions(heads.map((h) => `${h.layer}.${h.head}`), mode),
+            experiment: { kind: 'ablate', metric: metric.text },
+          });
+        }
 
         if (json) {
           print(JSON.stringify({ metric: value, logits_at_pos: Array.from(row) }));

@@ -9,6 +9,9 @@ import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
 import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
+import { runCommand } from './run.ts';
+import { exportCommand } from './export.ts';
+import { snapshotCommand } from './snapshot.ts';
 import { sweepAblateCommand } from './sweep-ablate.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
@@ -21,6 +24,9 @@ usage:
                  [--normalize] [--json]
   patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
+  patchbay run SPEC.json [--json]
+  patchbay export SPEC.json --to transformers|nnsight|transformer-lens [--out FILE.py]
+  patchbay snapshot SPEC.json --out SNAPSHOT.json [--heads L.H,...]
   patchbay <command> --help
   patchbay --version
 
@@ -36,6 +42,13 @@ commands:
   sweep-ablate  ablate each attention head alone, in a few batched passes; print the
                 [layer, head] grid of the metric
   bench         time plain forwards of a model (median and min ms, logits read back)
+  run           run an experiment spec (model, prompts, interventions, sweep, metric)
+  export        write a Python script (transformers, nnsight or TransformerLens) that runs a
+                spec's experiment and prints the same JSON as patchbay run --json
+  snapshot      compute what a page's figures show for a spec, for readers without WebGPU
+
+The experiment commands (ablate, patch, sweep-ablate) take --spec-out FILE to write the spec of
+what they ran.
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
 
@@ -47,6 +60,9 @@ const COMMANDS: Record<string, Command> = {
   patch: patchCommand,
   'sweep-ablate': sweepAblateCommand,
   bench: benchCommand,
+  run: runCommand,
+  export: exportCommand,
+  snapshot: snapshotCommand,
 };
 
 function version(): string {

@@ -8,6 +8,7 @@
  * and chunks passes to fit the device's memory.
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
+import { writeSpecOut } from './spec-file.ts';
 import { UsageError, parseArgs, parseIdRow } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
@@ -46,6 +47,8 @@ ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--cl
                       "clean": m_clean, "corrupt": m_corrupt}: values nested following shape
                       (for resid_pre, values[L][p]), clean and corrupt the unpatched metrics
                       (never normalized)
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -55,6 +58,7 @@ const FLAGS = {
   metric: { required: true },
   normalize: { boolean: true },
   json: { boolean: true },
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -100,6 +104,10 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       // A loss predicts the clean prompt's next tokens, in the patched runs and both baselines.
       const grid = await patchingSweep(model, clean, corrupt, site, toMetric(metricOpt, clean), { normalize });
       const runMs = performance.now() - t0;
+      const specOut = flags.get('spec-out')?.[0];
+      if (specOut) {
+        await writeSpecOut(specOut, modelArg, { prompts: { clean, corrupt }, experiment: { kind: 'patch', site, metric: metricOpt.text, ...(normalize ? { normalize } : {}) } });
+      }
       if (normalize && !(grid.clean !== grid.corrupt && Number.isFinite(grid.clean) && Number.isFinite(grid.corrupt))) {
         throw new Error(
           `--normalize: the clean and corrupted metrics are ${fmt(grid.clean)} and ${fmt(grid.corrupt)}; ` +

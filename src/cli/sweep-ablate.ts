@@ -5,6 +5,7 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
+import { writeSpecOut } from './spec-file.ts';
 import { UsageError, parseArgs, parseIdRow } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
@@ -25,6 +26,8 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -32,6 +35,7 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -61,6 +65,8 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       const t0 = performance.now();
       const grid = await headAblationSweep(model, ids, toMetric(metricOpt, ids), { mode });
       const runMs = performance.now() - t0;
+      const specOut = flags.get('spec-out')?.[0];
+      if (specOut) await writeSpecOut(specOut, modelArg, { prompts: { clean: ids }, experiment: { kind: 'sweep-ablate', metric: metricOpt.text, mode } });
       if (json) {
         print(JSON.stringify({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
         return;

@@ -23,7 +23,7 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { headAblationSweep } from '../experiments/ablation.ts';
 import { metricCpu, type Metric } from '../experiments/metric.ts';
-import { checkMetricSpec, parseMetricSyntax, specToMetric, type MetricSpec } from '../experiments/metric-spec.ts';
+import { parseMetricSyntax, resolveMetricSpec, specToMetric, type ResolvedMetricSpec as MetricSpec } from '../experiments/metric-spec.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
@@ -172,8 +172,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
     let metric: Metric | null;
     try {
       if (st.metric && ids.length) {
-        spec = parseMetricSyntax(st.metric);
-        checkMetricSpec(spec, ids.length, model.config.d_vocab);
+        spec = resolveMetricSpec(parseMetricSyntax(st.metric), ids, model.config.d_vocab, input.session.tokenizer);
       }
       metric = spec ? specToMetric(spec, ids) : null;
     } catch (e) {
