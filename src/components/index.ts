@@ -21,14 +21,18 @@ export { parseMetricSpec, parseMetricSyntax, checkMetricSpec, describeMetricSpec
 
 // Page state shared by the figures.
 export { Session, sessionContext, type SessionStatus } from './session.ts';
-export { Experiment, experimentContext, readQuery, writeQuery, DEFAULT_STATE, type ExperimentState } from './experiment.ts';
+export { Experiment, experimentContext, readQuery, writeQuery, parseUrlParts, DEFAULT_STATE, type ExperimentState, type UrlPart } from './experiment.ts';
 export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts';
 export { PbFigure } from './figure.ts';
 
 // Elements.
-export { PbModel, describeLoadError, type ModelLoadedDetail } from './pb-model.ts';
+export { PbModel, describeLoadError, describeProgress, type ModelLoadedDetail } from './pb-model.ts';
+export { parseSpec, parseSpecText, SpecError, SPEC_VERSION, type ExperimentSpec } from '../experiments/spec.ts';
+export { pythonScript, PYTHON_TARGETS, type PythonTarget } from '../export/python/index.ts';
+export { type Snapshot } from '../experiments/snapshot.ts';
 export { PbModelPicker } from './pb-model-picker.ts';
 export { PbHeatmap, cellColor, scaleGradient, formatValue, type HeatmapScale, type CellDetail } from './heatmap.ts';
+export { visibleText as tokenLabel, positionLabel } from './token-text.ts';
 export { PbPrompt, type PromptChangeDetail } from './pb-prompt.ts';
 export { PbAttention, type HeadsChangeDetail } from './pb-attention.ts';
 export { PbHeadGrid, type AblationChangeDetail, type MetricDetail, type EffectsDoneDetail } from './pb-head-grid.ts';
@@ -40,3 +44,7 @@ export { PbTopTokens } from './pb-top-tokens.ts';
 export { visibleText, tokenText, tokenTextStyles } from './token-text.ts';
 export { topTokens, probabilityOf, type TokenProb } from './top-k.ts';
 export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+
+// "Copy embed code" names the script this bundle was loaded from (dist/patchbay.js).
+import { setLibraryUrl } from './pb-model.ts';
+if (/\/patchbay\.js(\?|$)/.test(import.meta.url)) setLibraryUrl(import.meta.url);
