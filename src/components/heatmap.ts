@@ -64,7 +64,9 @@ export class PbHeatmap extends LitElement {
     palette,
     css`
       :host {
+        /* As wide as the container, whatever the content: the cell size follows the width, so a width that followed the cells would never settle. */
         display: block;
+        width: 100%;
         max-width: 100%;
         vertical-align: top;
         font-size: 0.85rem;
@@ -643,9 +645,8 @@ export class PbHeatmap extends LitElement {
             })}
             ${Array.from({ length: R }, (_, r) => {
               const text = this.rowLabel(r);
-              return html`<div part="label" class="label rlabel ${r === hr ? 'hl' : ''}" data-r=${r} data-c="-1" title=${text} style=${cssProps({ gridRow: String(r + 2) })}>
-                ${cut(text, ROW_LABEL_CHARS)}
-              </div>`;
+              // No whitespace around the text: labels are white-space: pre.
+              return html`<div part="label" class="label rlabel ${r === hr ? 'hl' : ''}" data-r=${r} data-c="-1" title=${text} style=${cssProps({ gridRow: String(r + 2) })}>${cut(text, ROW_LABEL_CHARS)}</div>`;
             })}
             <canvas
               part="cells"

@@ -52,7 +52,7 @@ const clickHead = async (l: number, h: number) => {
 beforeAll(async () => {
   const t0 = performance.now();
   b = await openBrowser({ entries: [`tests/components/fixture.html`] });
-  ({ page, errors } = await b.newPage(`${PAGE}?ablate=0.2&heads=0.3`, { viewport: { width: 820, height: 1100 } }));
+  ({ page, errors } = await b.newPage(`${PAGE}?toy.ablate=0.2&toy.heads=0.3`, { viewport: { width: 820, height: 1100 } }));
   page.on('dialog', (d) => {
     dialogs.push(d.message());
     void d.dismiss();
@@ -90,7 +90,7 @@ describe('figures on induction-2l', () => {
     // The picker adds head 1.3 (to the URL too); layer 1 reads the ablated head 0.2's output.
     await page.locator('#toy pb-attention button[aria-label="Show head 1.3"]').click();
     await page.waitForFunction(() => window.fixture.heatmaps('pb-attention').length === 2, undefined, WAIT);
-    expect(query().get('heads')).toBe('0.3,1.3');
+    expect(query().get('toy.heads')).toBe('0.3,1.3');
     const [, h13] = await heatmaps('pb-attention');
     expect(h13.head).toBe('1.3');
     const want13 = ref[1].slice(3 * T * T, 4 * T * T);
@@ -114,24 +114,24 @@ describe('figures on induction-2l', () => {
   test('pb-head-grid: clicking and Enter/Space toggle ablations; the live metric matches the fixture', async () => {
     await clickHead(0, 2);
     await metricBecomes(cases.clean_logit_diff);
-    expect(query().get('ablate')).toBeNull();
+    expect(query().get('toy.ablate')).toBeNull();
 
     await clickHead(0, 2);
     await metricBecomes(fixtureHead('0.2'));
-    expect(query().get('ablate')).toBe('0.2');
+    expect(query().get('toy.ablate')).toBe('0.2');
 
     // The keyboard: the canvas is one tab stop at the last cell clicked; arrows move, Enter toggles.
     await page.locator('#toy pb-head-grid pb-heatmap canvas').focus();
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => new URL(location.href).searchParams.get('ablate') === '0.2,1.3', undefined, WAIT);
+    await page.waitForFunction(() => new URL(location.href).searchParams.get('toy.ablate') === '0.2,1.3', undefined, WAIT);
     await idle();
     const both = await metricLine();
     expect(both.ablated).not.toBeCloseTo(fixtureHead('0.2'), 2);
     await page.keyboard.press(' ');
     await metricBecomes(fixtureHead('0.2'));
-    expect(query().get('ablate')).toBe('0.2');
+    expect(query().get('toy.ablate')).toBe('0.2');
     const [grid] = await heatmaps('pb-head-grid');
     expect(grid.selected.filter(Boolean)).toHaveLength(1);
 
@@ -141,17 +141,17 @@ describe('figures on induction-2l', () => {
     );
     await page.locator('#toy pb-head-grid [part=mode] button', { hasText: 'Mean' }).click();
     expect(await events).toEqual({ ablate: ['0.2'], mode: 'mean' });
-    expect(query().get('mode')).toBe('mean');
+    expect(query().get('toy.mode')).toBe('mean');
     const mean = await page.evaluate(() => window.fixture.logitDiff(['0.2'], 'mean', 16, 247, 72));
     expect(Math.abs(mean - fixtureHead('0.2'))).toBeGreaterThan(0.01);
     await metricBecomes(mean);
     await page.locator('#toy pb-head-grid [part=mode] button', { hasText: 'Zero' }).click();
     await metricBecomes(fixtureHead('0.2'));
-    expect(query().get('mode')).toBeNull();
+    expect(query().get('toy.mode')).toBeNull();
   });
 
   test('pb-prompt: edits reach the state and the URL after the debounce; bad ids are reported inline', async () => {
-    const corrupt = page.locator('#toy pb-prompt[for=corrupt] input');
+    const corrupt = page.locator('#toy pb-prompt[for=corrupt] input[part=input]');
     const original = await corrupt.inputValue();
     const changed = page.evaluate(
       () => new Promise<unknown>((resolve) => document.addEventListener('pb-prompt-change', (e) => resolve((e as CustomEvent).detail), { once: true })),
@@ -160,7 +160,7 @@ describe('figures on induction-2l', () => {
     const chips = () => page.evaluate(() => [...document.querySelector('#toy pb-prompt[for=corrupt]')!.shadowRoot!.querySelectorAll('.chip .text')].map((e) => e.textContent));
     expect(await chips()).toEqual(['0', '374', '411']); // tokenized at once
     expect(await changed).toEqual({ for: 'corrupt', text: '0, 374, 411', ids: [0, 374, 411] });
-    expect(query().get('corrupt')).toBe('0, 374, 411');
+    expect(query().get('toy.corrupt')).toBe('0, 374, 411');
     // The patching figure explains why it cannot run.
     await page.waitForFunction(
       () => /same number of tokens \(17 and 3\)/.test(document.querySelector('#toy pb-patching')!.shadowRoot!.querySelector('[part=error]')?.textContent ?? ''),
@@ -172,12 +172,13 @@ describe('figures on induction-2l', () => {
     const error = () => page.evaluate(() => document.querySelector('#toy pb-prompt[for=corrupt]')!.shadowRoot!.querySelector('[part=error]')!.textContent);
     expect(await error()).toBe('"banana" is not a token id (this model takes ids 0 .. 511)');
     await page.waitForTimeout(400);
-    expect(query().get('corrupt')).toBe('0, 374, 411'); // the last good prompt stays
+    expect(query().get('toy.corrupt')).toBe('0, 374, 411'); // the last good prompt stays
 
     await corrupt.fill(original);
     await corrupt.press('Enter'); // commits at once
     expect(await error()).toBe('');
-    expect(query().get('corrupt')).toBe(original);
+    // Back to the author's prompt: the link no longer needs to carry it.
+    expect(query().get('toy.corrupt')).toBeNull();
     await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'resid_pre', undefined, WAIT);
   });
 
@@ -209,7 +210,7 @@ describe('figures on induction-2l', () => {
     await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'attn_out', undefined, WAIT);
     const seen = await page.evaluate(() => window.progressWatch!.stop());
     expect(seen.length).toBeGreaterThan(0);
-    expect(query().get('site')).toBe('attn_out');
+    expect(query().get('toy.site')).toBe('attn_out');
     await page.locator('#toy pb-patching select[part=site]').selectOption('resid_pre');
     await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'resid_pre', undefined, WAIT);
   });
@@ -236,7 +237,7 @@ describe('figures on induction-2l', () => {
   });
 
   test('token text that looks like markup renders literally', async () => {
-    const input = page.locator('#fake pb-prompt input');
+    const input = page.locator('#fake pb-prompt input[part=input]');
     await input.fill('<img src=x onerror=alert(1)> <b>bold</b><script>alert(2)</script>');
     const chips = await page.evaluate(() =>
       [...document.querySelector('#fake pb-prompt')!.shadowRoot!.querySelectorAll('.chip .text')].map((e) => e.textContent),

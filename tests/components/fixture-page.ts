@@ -105,6 +105,7 @@ const fixture = {
   /** Clicks a heatmap cell of a figure of the toy model, where the canvas draws it. */
   cellCenter(figure: string, r: number, c: number, index = 0): { x: number; y: number } {
     const h = toy().querySelector(figure)!.shadowRoot!.querySelectorAll('pb-heatmap')[index];
+    h.shadowRoot!.querySelector('canvas')!.scrollIntoView({ block: 'center' }); // a mouse click lands only inside the viewport
     return h.cellCenter(r, c);
   },
 
