@@ -6,7 +6,6 @@
 import { dirname, resolve } from 'node:path';
 import { runSpec } from '../experiments/run-spec.ts';
 import { SpecError, describeModelRef } from '../experiments/spec.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, printGrid } from './grid.ts';
@@ -45,7 +44,7 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
     location,
     () => undefined,
     async ({ model, source, gpu, loadMs }) => {
-      const tokenizer = await loadTokenizer(source);
+      const tokenizer = model.tokenizer;
       const t0 = performance.now();
       let result;
       try {

@@ -7,7 +7,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { makeSnapshot } from '../experiments/snapshot.ts';
 import { SpecError } from '../experiments/spec.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { withModel } from './experiment.ts';
 import { readSpecFile } from './spec-file.ts';
@@ -47,7 +46,7 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
       }
     },
     async ({ model, source }) => {
-      const tokenizer = await loadTokenizer(source);
+      const tokenizer = model.tokenizer;
       let snap;
       try {
         snap = await makeSnapshot(model, spec, tokenizer, heads ? { heads } : {});

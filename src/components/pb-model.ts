@@ -40,7 +40,6 @@ import { ContextProvider } from '@lit/context';
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
 import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { SNAPSHOT_VERSION, type Snapshot } from '../experiments/snapshot.ts';
 import { headInterventions, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef } from '../experiments/spec.ts';
@@ -260,6 +259,7 @@ export class PbModel extends LitElement {
       const source = cachedUrlModelSource(url);
       const files = new Map<string, { loaded: number; total: number }>();
       const model = await loadModel(gpu, source, {
+        tokenizer: PRESETS[src]?.tokenizer !== false && this.tokenizer !== 'none',
         onProgress: (p) => {
           files.set(p.file ?? '', { loaded: p.loaded, total: p.total });
           let loaded = 0;
@@ -273,9 +273,8 @@ export class PbModel extends LitElement {
           s.set({ progress: { loaded, total: unknown ? 0 : total, started: s.progress.started } });
         },
       });
-      const noTokenizer = PRESETS[src]?.tokenizer === false || this.tokenizer === 'none';
-      const tokenizer = noTokenizer ? null : await loadTokenizer(source);
-      if (this.loading !== key) {
+      const tokenizer = model.tokenizer;
+      if (this.loading !== src + this.models + this.hub) {
         model.destroy(); // a newer `src` took over while this one loaded
         return;
       }

@@ -70,9 +70,6 @@ export async function compileHooks(
       const site = sites.get(iv.hook);
       if (!site) throw new Error(unknownHookMessage(iv.hook, [...sites.keys()]));
       const { shape, pos0 } = site;
-      if (iv.hook.endsWith('.hook_scale')) {
-        throw new Error(`interventions on ${iv.hook} are not supported: the LayerNorm kernel applies its scale itself; cache it, or intervene on hook_normalized`);
-      }
       if (iv.op === 'callback') {
         push(iv.hook, { kind: 'callback', fn: iv.fn });
         openGroup.delete(iv.hook);

@@ -23,9 +23,17 @@ export interface Execution {
 
 export async function executePlan(gpu: Gpu, plan: ForwardPlan, x: Execution): Promise<void> {
   let steps: Step[] = [...(x.before ?? []), ...(x.hooks?.prelude ?? [])];
+  // On-demand steps (a norm's normalized input, its gain and bias again) run when this run
+  // reads or changes the sites they serve.
+  const changed = (name: string) => !!x.hooks?.bySite.has(name);
+  const read = (name: string) => changed(name) || !!x.keep?.has(name);
   for (const s of plan.steps) {
-    if (s.kind !== 'site') {
+    if (s.kind === 'dispatch') {
       steps.push(s);
+      continue;
+    }
+    if (s.kind === 'on-demand') {
+      if (s.ifRead.some(read) || s.ifChanged.some(changed)) steps.push(...s.dispatches);
       continue;
     }
     for (const work of x.hooks?.bySite.get(s.name) ?? []) {

@@ -12,6 +12,7 @@ import { Model } from './model.ts';
 import type { ModelConfig } from './config.ts';
 import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */
@@ -21,6 +22,11 @@ export interface LoadOptions {
    * 'auto' (default): when the checkpoint is F16 and the device has `shader-f16`.
    */
   f16?: boolean | 'auto';
+  /**
+   * Load the tokenizer (`tokenizer.json`, `tokenizer_config.json`) from the source when it has
+   * one (default true); false skips the request (models known to have none).
+   */
+  tokenizer?: boolean;
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
@@ -28,7 +34,8 @@ export async function loadModel(gpu: Gpu, source: ModelSource | string, options:
   const { config, hfConfig, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
   const f16 = options.f16 ?? 'auto';
   const half = f16 === 'auto' ? storedAsF16(tensors) && gpu.features.has('shader-f16') : f16;
-  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig), { f16: half });
+  const tokenizer = options.tokenizer === false ? null : await loadTokenizer(src);
+  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig), { f16: half, tokenizer });
 }
 
 /** True when most of the checkpoint's bytes are F16 tensors. */
@@ -45,14 +52,14 @@ function storedAsF16(t: TensorLookup): boolean {
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean } = {}): Promise<Model> {
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; tokenizer?: TextTokenizer | null } = {}): Promise<Model> {
   const f16 = options.f16 ?? false;
   if (f16 && !gpu.features.has('shader-f16')) {
     throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
   }
   checkFits(gpu, host, f16);
   const weights = await uploadWeights(gpu, config, host, f16);
-  return new Model(gpu, config, weights);
+  return new Model(gpu, config, weights, options.tokenizer ?? null);
 }
 
 /**

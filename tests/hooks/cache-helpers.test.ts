@@ -80,9 +80,9 @@ describe('cache helpers', () => {
     const { metric, clean_logit_diff } = fixtureCases(NAME);
     const logits = await run.logits.read();
     expect(Math.abs(logitDiff(logits, run.logits.shape, metric.position, metric.good_token, metric.bad_token) - clean_logit_diff)).toBeLessThan(1e-3);
-    // The direction dotted with ln_final's output at the metric position gives the same number.
+    // The direction dotted with ln_final's output (gain and bias applied: unembed.hook_in) at the metric position gives the same number.
     const dir = await model.logitDiffDirection(metric.good_token, metric.bad_token);
-    const lnf = await run.cache.read('ln_final.hook_normalized');
+    const lnf = await run.cache.read('unembed.hook_in');
     const C = model.config.d_model;
     let dot = 0;
     for (let c = 0; c < C; c++) dot += dir[c] * lnf[metric.position * C + c];

@@ -20,6 +20,7 @@ const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort
 const VARIANTS: Record<string, unknown[]> = {
   // subgroupSize 8 (lavapipe's): matmul_v6 exists only where the device has subgroups.
   'matmul.wgsl.ts': [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize: 8 }))),
+  'layernorm.wgsl.ts': [{ rms: false }, { rms: true }],
 };
 
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */
