@@ -8,7 +8,7 @@
 import { html, nothing, type TemplateResult } from 'lit';
 import { parseSpecText, type ExperimentKind } from '../experiments/spec.ts';
 import { pythonScript, type PythonTarget } from '../export/python/index.ts';
-import type { PbHeatmap } from './heatmap.ts';
+import { pngOf, type PbHeatmap } from './heatmap.ts';
 import type { PbModel } from './pb-model.ts';
 
 /** What a figure offers its menu. */
@@ -21,6 +21,8 @@ export interface Exportable {
   json(): unknown;
   /** The heatmaps to draw (PNG, SVG), or a figure's own drawing. */
   pictures(): { svg(): string; png(): Promise<Blob> } | null;
+  /** False for a figure that never draws a picture (the prompt). */
+  hasPictures: boolean;
   /** What the figure computes, as a spec's experiment (null: nothing to run). */
   experiment(): ExperimentKind | null;
   /** The figure's tag, for embed code. */
@@ -66,19 +68,7 @@ export function stackPictures(maps: readonly PbHeatmap[]): { svg(): string; png(
       });
       return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y}" viewBox="0 0 ${width} ${y}">${groups.join('')}</svg>`;
     },
-    async png() {
-      const bitmaps = await Promise.all(maps.map(async (m) => createImageBitmap(await m.toPng())));
-      const canvas = document.createElement('canvas');
-      canvas.width = Math.max(...bitmaps.map((b) => b.width));
-      canvas.height = bitmaps.reduce((a, b) => a + b.height, 0);
-      const ctx = canvas.getContext('2d')!;
-      let y = 0;
-      for (const b of bitmaps) {
-        ctx.drawImage(b, 0, y);
-        y += b.height;
-      }
-      return new Promise((ok, fail) => canvas.toBlob((b) => (b ? ok(b) : fail(new Error('the PNG could not be made'))), 'image/png'));
-    },
+    png: () => pngOf(maps),
   };
 }
 
@@ -123,19 +113,19 @@ export class ExportMenu {
     const name = this.source.name;
     try {
       switch (action) {
-        case 'png': {
-          const p = this.source.pictures();
-          if (p) download(`${name}.png`, await p.png());
-          break;
-        }
+        case 'png':
         case 'svg': {
+          // Asked for when clicked: what is drawn may have changed since the menu was rendered.
           const p = this.source.pictures();
-          if (p) download(`${name}.svg`, new Blob([p.svg()], { type: 'image/svg+xml' }));
+          if (!p) throw new Error('nothing is drawn yet');
+          if (action === 'png') download(`${name}.png`, await p.png());
+          else download(`${name}.svg`, new Blob([p.svg()], { type: 'image/svg+xml' }));
           break;
         }
         case 'csv': {
           const t = this.source.table();
-          if (t) download(`${name}.csv`, new Blob([toCsv(t)], { type: 'text/csv' }));
+          if (!t) throw new Error('there is no data yet');
+          download(`${name}.csv`, new Blob([toCsv(t)], { type: 'text/csv' }));
           break;
         }
         case 'json':
@@ -180,8 +170,9 @@ export class ExportMenu {
   }
 
   render(): TemplateResult {
-    const hasPicture = this.source.pictures() !== null;
-    const hasTable = this.source.table() !== null;
+    // Pictures and tables are looked up when clicked (the figure may draw after this renders).
+    const hasPicture = this.source.hasPictures;
+    const hasTable = true;
     const runnable = this.source.experiment() !== null;
     const item = (action: string, label: string, enabled = true) =>
       html`<button type="button" data-export=${action} ?disabled=${!enabled} @click=${() => void this.run(action)}>${label}</button>`;

@@ -120,6 +120,7 @@ export abstract class PbFigure extends LitElement {
       table: () => this.exportTable(),
       json: () => this.exportJson(),
       pictures: () => this.exportPictures(),
+      hasPictures: this.localName !== 'pb-prompt',
       experiment: () => this.exportExperiment(),
       tag: () => this.exportTag(),
     };

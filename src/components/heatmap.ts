@@ -476,21 +476,16 @@ export class PbHeatmap extends LitElement {
     return pen.svg(size.width, size.height, d.background);
   }
 
-  /** The figure as a PNG (twice the CSS size), as drawn. */
-  async toPng(legend: readonly string[] = this.legendLines()): Promise<Blob> {
+  /** The figure's size as exported, in CSS px; with `ctx`, it is also painted there (at the context's origin). */
+  paintExport(ctx: CanvasRenderingContext2D | null, legend: readonly string[] = this.legendLines()): { width: number; height: number } {
     const d = this.data();
-    const measure = new CanvasPen(document.createElement('canvas').getContext('2d')!);
-    const probe = new SvgPen(measure);
-    const size = paintFigure(probe, d, this.cell.w, this.cell.h, legend);
-    const canvas = document.createElement('canvas');
-    canvas.width = size.width * 2;
-    canvas.height = size.height * 2;
-    const ctx = canvas.getContext('2d')!;
-    ctx.scale(2, 2);
-    ctx.fillStyle = d.background;
-    ctx.fillRect(0, 0, size.width, size.height);
-    paintFigure(new CanvasPen(ctx), d, this.cell.w, this.cell.h, legend);
-    return new Promise((ok, fail) => canvas.toBlob((b) => (b ? ok(b) : fail(new Error('the PNG could not be made'))), 'image/png'));
+    if (!ctx) return paintFigure(new SvgPen(new CanvasPen(document.createElement('canvas').getContext('2d')!)), d, this.cell.w, this.cell.h, legend);
+    return paintFigure(new CanvasPen(ctx), d, this.cell.w, this.cell.h, legend);
+  }
+
+  /** The figure as a PNG (twice the CSS size), as drawn. */
+  toPng(legend: readonly string[] = this.legendLines()): Promise<Blob> {
+    return pngOf([this], legend);
   }
 
   /** The marks' legend as lines of text (for export). */
@@ -678,6 +673,29 @@ export class PbHeatmap extends LitElement {
       ${this.renderLegend()}
     </figure>`;
   }
+}
+
+/** Heatmaps stacked in one PNG (twice the CSS size), painted straight onto one canvas. */
+export function pngOf(maps: readonly PbHeatmap[], legend?: readonly string[]): Promise<Blob> {
+  const sizes = maps.map((m) => m.paintExport(null, legend));
+  const W = Math.max(...sizes.map((s) => s.width));
+  const H = sizes.reduce((a, s) => a + s.height, 0);
+  const canvas = document.createElement('canvas');
+  canvas.width = W * 2;
+  canvas.height = H * 2;
+  const ctx = canvas.getContext('2d')!;
+  ctx.scale(2, 2);
+  ctx.fillStyle = maps[0]?.data().background ?? '#fff';
+  ctx.fillRect(0, 0, W, H);
+  let y = 0;
+  maps.forEach((m, i) => {
+    ctx.save();
+    ctx.translate(0, y);
+    m.paintExport(ctx, legend);
+    ctx.restore();
+    y += sizes[i].height;
+  });
+  return new Promise((ok, fail) => canvas.toBlob((b) => (b ? ok(b) : fail(new Error('the PNG could not be made'))), 'image/png'));
 }
 
 declare global {

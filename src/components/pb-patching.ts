@@ -224,7 +224,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
       const byPos = g.axes[1] === 'pos';
       return [
         {
-          title: '',
+          title: `${g.site}: ${SITE_TEXT[g.site]}`,
           values: g.values,
           rows: A,
           cols: B,
