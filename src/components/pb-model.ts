@@ -436,7 +436,8 @@ export class PbModel extends LitElement {
           ${s.status === 'snapshot'
             ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
             : html`This page has no snapshot to show instead.`}
-          Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.</span
+          Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.
+          <span class="detail">(${s.error})</span></span
         >
       </div>`;
     }
