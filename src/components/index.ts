@@ -26,7 +26,8 @@ export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts
 export { PbFigure } from './figure.ts';
 
 // Elements.
-export { PbModel, describeLoadError, describeProgress, type ModelLoadedDetail } from './pb-model.ts';
+export { PbModel, describeLoadError, type ModelLoadedDetail } from './pb-model.ts';
+export { describeProgress, formatDuration } from './progress.ts';
 export { parseSpec, parseSpecText, SpecError, SPEC_VERSION, type ExperimentSpec } from '../experiments/spec.ts';
 export { pythonScript, PYTHON_TARGETS, type PythonTarget } from '../export/python/index.ts';
 export { type Snapshot } from '../experiments/snapshot.ts';

@@ -82,6 +82,10 @@ describe('URL state, per model', () => {
     await page.waitForFunction(() => ['a', 'b'].every((i) => document.querySelector(`#${i} pb-head-grid`)?.shadowRoot?.querySelector('.unablated')?.getAttribute('data-value')), undefined, WAIT);
     expect(await ablated(page, 'a')).toEqual([]);
     expect(await ablated(page, 'b')).toEqual(['0.2']);
+    // The hatched mark has a legend entry where a head is ablated, and none where nothing is.
+    const legends = await page.evaluate(() => ['a', 'b'].map((i) => document.querySelector(`#${i} pb-head-grid`)!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('[part=legend]')?.textContent?.replace(/\s+/g, ' ') ?? ''));
+    expect(legends[0]).not.toMatch(/ablated/);
+    expect(legends[1]).toMatch(/ablated in the run above/);
     const fixture02 = cases.head_zero_ablation_on_clean.find((h) => h.layer === 0 && h.head === 2)!.logit_diff;
     await page.waitForFunction((v) => Math.abs(Number(document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3, fixture02, WAIT);
     expect(Math.abs((await metric(page, 'a', 'ablated')) - cases.clean_logit_diff)).toBeLessThan(1e-3);
@@ -248,6 +252,8 @@ describe('the induction page after an edit', () => {
     const page = await context.newPage();
     await page.goto(`${server.origin}/demos/induction/`);
     await page.waitForFunction(() => document.querySelector('pb-head-grid')?.shadowRoot?.querySelector('.unablated')?.getAttribute('data-value'), undefined, WAIT);
+    // A loss is better lower: the head grid's blue is the "lower" direction, as every grid's blue is "better".
+    expect(await page.evaluate(() => document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.getAttribute('better'))).toBe('lower');
     // The first top-tokens figure is after the first repeated token (position 21 of 41).
     await page.waitForFunction(() => /After position 21/.test(document.querySelector('pb-top-tokens')?.shadowRoot?.querySelector('.context')?.textContent ?? ''), undefined, WAIT);
     const input = page.locator('pb-prompt[for=prompt] input[part=input]');
