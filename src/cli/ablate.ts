@@ -8,12 +8,13 @@ import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
 import { writeSpecOut } from './spec-file.ts';
 import { headInterventions } from '../experiments/spec.ts';
-import { UsageError, parseArgs, parseIdRows } from './args.ts';
-import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
+import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
-                      [--mode zero|mean] --metric METRIC [--json]
+                      [--mode zero|mean] --metric METRIC [--processing P] [--json]
 
 Runs the model on the token ids with the listed attention heads ablated, all of them together in
 one run, at every position and batch row, and reports the metric on batch row 0.
@@ -28,6 +29,9 @@ one run, at every position and batch row, and reports the metric on batch row 0.
 ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
+${PROCESSING_HELP}
   --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
                       runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
@@ -38,6 +42,9 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
+  processing: {},
   'spec-out': {},
   help: { boolean: true },
 } as const;
@@ -103,12 +110,16 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const mode = modeText as Mode;
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids[0].length;
   if (flags.has('spec-out') && ids.length > 1) throw new UsageError('--spec-out: a spec holds one prompt; give one --ids row');
 
   await withModel(
     modelArg,
     (c) => {
+      checkTokenRows(ids, c, '--ids');
       checkMetric(metric, T, c.d_vocab);
       checkHeads(heads, c);
     },
@@ -146,7 +157,8 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         }
 
         if (json) {
-          print(JSON.stringify({ metric: value, logits_at_pos: Array.from(row) }));
+          print(jsonLine({ metric: value, logits_at_pos: Array.from(row) }));
+          checkFinite([value], 'the metric', allowNonfinite);
           return;
         }
         const before = metricValue(metric, await plain!.logits.read(), shape, ids[0]);
@@ -166,10 +178,12 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         print(`  metric   ${describeMetric(metric)}, row 0: ${fmt(value)} (unablated ${fmt(before)}, change ${fmtSigned(value - before)})`);
         print(`  top 5    logits at pos ${pos}, row 0: ${top.join(', ')}`);
         print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);
+        checkFinite([value], 'the metric', allowNonfinite);
       } finally {
         ablated?.release();
         plain?.release();
       }
     },
+    { f16, processing },
   );
 }

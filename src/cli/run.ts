@@ -38,12 +38,11 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
   if (positionals.length !== 1) throw new UsageError('run takes one spec file (see patchbay run --help)');
   const path = positionals[0];
   const spec = await readSpecFile(path);
-  if (spec.processing === 'transformer-lens') throw new UsageError(`${path}: spec.processing "transformer-lens" is not supported by this build of Patchbay`);
   const location = modelLocation(spec.model, dirname(resolve(path)));
   await withModel(
     location,
     () => undefined,
-    async ({ model, source, gpu, loadMs }) => {
+    async ({ model, gpu, loadMs }) => {
       const tokenizer = model.tokenizer;
       const t0 = performance.now();
       let result;
@@ -73,5 +72,6 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
       const flat = (result.values as unknown[]).flat(3) as number[];
       printGrid(print, flat, shape, axes);
     },
+    { processing: spec.processing ?? 'none' },
   );
 }

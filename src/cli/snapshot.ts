@@ -45,7 +45,7 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
         if (l >= c.n_layers || hh >= c.n_heads) throw new UsageError(`--heads: ${h} is not in this model (layers 0 .. ${c.n_layers - 1}, heads 0 .. ${c.n_heads - 1})`);
       }
     },
-    async ({ model, source }) => {
+    async ({ model }) => {
       const tokenizer = model.tokenizer;
       let snap;
       try {
@@ -58,5 +58,6 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
       await writeFile(out, `${JSON.stringify(snap)}\n`);
       print(`patchbay snapshot: wrote ${out} (${snap.ids.clean.length} tokens, ${snap.attention.heads.length} heads${snap.patching ? `, ${snap.patching.site} grid` : ''})`);
     },
+    { processing: spec.processing ?? 'none' },
   );
 }

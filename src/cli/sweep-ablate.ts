@@ -6,13 +6,14 @@
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
 import { writeSpecOut } from './spec-file.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
-import { describeModel, fmt, withModel } from './experiment.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric METRIC
-                            [--mode zero|mean] [--json]
+                            [--mode zero|mean] [--processing P] [--json]
 
 Ablates every attention head alone, one run per head, and reports the metric of each ablated run
 as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few batched passes.
@@ -26,6 +27,9 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
+${PROCESSING_HELP}
   --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
                       runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
@@ -35,6 +39,9 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
+  processing: {},
   'spec-out': {},
   help: { boolean: true },
 } as const;
@@ -56,11 +63,17 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
   const mode = modeText as (typeof MODES)[number];
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids.length;
 
   await withModel(
     modelArg,
-    (c) => checkMetric(metricOpt, T, c.d_vocab),
+    (c) => {
+      checkTokenRows([ids], c, '--ids');
+      checkMetric(metricOpt, T, c.d_vocab);
+    },
     async ({ model, gpu, source, loadMs }) => {
       const t0 = performance.now();
       const grid = await headAblationSweep(model, ids, toMetric(metricOpt, ids), { mode });
@@ -68,7 +81,8 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       const specOut = flags.get('spec-out')?.[0];
       if (specOut) await writeSpecOut(specOut, modelArg, { prompts: { clean: ids }, experiment: { kind: 'sweep-ablate', metric: metricOpt.text, mode } });
       if (json) {
-        print(JSON.stringify({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
+        print(jsonLine({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
+        checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
         return;
       }
       const runs = grid.values.length;
@@ -85,6 +99,8 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       print('');
       print('  metric with head L.h ablated (rows layer, columns head):');
       printGrid(print, grid.values, grid.shape, grid.axes);
+      checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
     },
+    { f16, processing },
   );
 }

@@ -37,10 +37,9 @@
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { ContextProvider } from '@lit/context';
-import { NoWebGPUError } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
+import { NoWebGPUError } from '../gpu/errors.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { SNAPSHOT_VERSION, type Snapshot } from '../experiments/snapshot.ts';
 import { headInterventions, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef } from '../experiments/spec.ts';
 import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
@@ -49,6 +48,9 @@ import { Session, sessionContext } from './session.ts';
 import { pageGpu } from './gpu.ts';
 import { palette } from './theme.ts';
 import { describeProgress } from './progress.ts';
+import { describeLoadError } from './load-error.ts';
+
+export { describeLoadError };
 
 export interface ModelLoadedDetail {
   name: string;
@@ -445,15 +447,6 @@ export class PbModel extends LitElement {
 let libraryUrl: string | null = null;
 export function setLibraryUrl(url: string): void {
   libraryUrl = url;
-}
-
-/** A message a reader can act on, for each way loading fails. */
-export function describeLoadError(e: unknown, src: string): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  if (e instanceof NoWebGPUError) return `This browser cannot run the model: ${msg}.`;
-  if (e instanceof UnsupportedArchitectureError) return `Unsupported model "${src}": ${msg}`;
-  if (/fetch|HTTP|network|Failed to fetch/i.test(msg)) return `Download failed for "${src}": ${msg}`;
-  return `Could not load "${src}": ${msg}`;
 }
 
 declare global {

@@ -19,6 +19,8 @@ export interface Execution {
   /** Steps after the pass (copying logits, metric kernels). */
   after?: readonly Step[];
   label: string;
+  /** Called after each JavaScript hook function: throws if the run must stop (its model was destroyed). */
+  assertLive?: () => void;
 }
 
 export async function executePlan(gpu: Gpu, plan: ForwardPlan, x: Execution): Promise<void> {
@@ -47,6 +49,7 @@ export async function executePlan(gpu: Gpu, plan: ForwardPlan, x: Execution): Pr
       const n = numel(s.shape);
       const act = await readBuffer(gpu, s.buffer, 0, n * 4);
       const out = work.fn(act, { hook: s.name, shape: s.shape }) ?? act;
+      x.assertLive?.();
       if (out.length !== n) {
         throw new Error(`the hook function at ${s.name} returned ${out.length} values; the activation has ${n} ([${s.shape.join(', ')}])`);
       }

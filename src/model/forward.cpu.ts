@@ -10,7 +10,7 @@ import { gatherCpu } from '../gpu/kernels/embed.cpu.ts';
 import { affineCpu, layernormCpu, normalizeCpu, rmsnormCpu } from '../gpu/kernels/layernorm.cpu.ts';
 import { matmulCpu } from '../gpu/kernels/matmul.cpu.ts';
 import { rotaryCpu } from '../gpu/kernels/rotary.cpu.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { HostMatrix, HostWeights } from './host-weights.ts';
 import { rotaryTables } from './rotary-tables.ts';
 
@@ -93,7 +93,7 @@ export function forwardCpu(
     const scores = f(B * H * T * T); // (B, H, T, T)
     const pattern = f(B * H * T * T);
     const z = f(BT * H * dh); // (B, T, H, dh)
-    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv);
+    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv, attentionScale(cfg, l));
     put(`${L}.attn.hook_attn_scores`, scores);
     put(`${L}.attn.hook_pattern`, pattern);
     put(`${L}.attn.hook_z`, z);
@@ -130,7 +130,7 @@ export function forwardCpu(
   const lnf = norm('ln_final', resid, w.lnf_w, w.lnf_b); // (B, T, C)
   put('unembed.hook_in', lnf);
   const logits = f(BT * V); // (B, T, V)
-  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, null, BT, V, C, true);
+  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, w.b_U?.data ?? null, BT, V, C, true);
   put('unembed.hook_out', logits);
   acts.set('logits', logits);
   return acts;

@@ -18,6 +18,7 @@ import { validateTokens } from './tokens.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import type { Processing } from './processing.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
 import type { Step } from '../gpu/recorder.ts';
@@ -79,6 +80,8 @@ export class Model {
     private readonly weights: GpuWeights,
     /** The model's tokenizer (`tokenizer.json` of its folder), or null for a model without one. */
     readonly tokenizer: TextTokenizer | null = null,
+    /** How the weights were prepared on load ('transformer-lens': TransformerLens' `from_pretrained` processing). */
+    readonly processing: Processing = 'none',
   ) {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
@@ -283,8 +286,18 @@ export class Model {
 
   private queue: Promise<void> = Promise.resolve();
 
+  /** Throws once `destroy()` has been called: before a run (`during` false) or part-way through one. */
+  assertLive(during = true): void {
+    if (!this.destroyed) return;
+    throw new Error(
+      during
+        ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result'
+        : 'this model was destroyed',
+    );
+  }
+
   private async runNow(input: Tokens | Tensor, options: RunOptions): Promise<RunResult> {
-    if (this.destroyed) throw new Error('this model was destroyed');
+    this.assertLive(false);
     const cfg = this.config;
     const range = resolveRange(cfg, options);
     const returnType = options.returnType ?? 'logits';
@@ -327,6 +340,10 @@ export class Model {
     }
     const plan = await this.plan(shape);
     const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    if (this.destroyed) {
+      compiled?.release();
+      this.assertLive(true);
+    }
 
     // Outputs: the logits (or the residual where the run stops), the loss, every kept hook point.
     // New buffers (not from the pool's free lists) are allocated under an error scope so a
@@ -356,7 +373,16 @@ export class Model {
       if (out.logits) copyOut(plan.logits!, out.logits);
       if (out.residual) copyOut(plan.residual!, out.residual);
       if (out.loss) after.push(...out.loss.dispatches);
-      await executePlan(this.gpu, plan, { hooks: compiled, keep: tensors, before, after, label: `forward ${batch}x${pos}` });
+      await executePlan(this.gpu, plan, {
+        hooks: compiled,
+        keep: tensors,
+        before,
+        after,
+        label: `forward ${batch}x${pos}`,
+        // A hook function may destroy the model: stop before submitting work on freed weights.
+        assertLive: () => this.assertLive(true),
+      });
+      this.assertLive(true);
     } catch (e) {
       releaseAll();
       throw e;
@@ -365,7 +391,10 @@ export class Model {
       out.loss?.releaseScratch();
     }
     const { logits, residual, loss } = out;
-    return runResult({ logits, residual, loss: loss?.out ?? null, cache: new ActivationCache(tensors), stoppedAt: stopped ? range.stopAtLayer! : null });
+    // A run from a residual stream (startAtLayer) has no tokens of its own to record.
+    const tokens = Array.isArray(input) ? (input as Tokens).map((row) => [...row]) : undefined;
+    const cache = new ActivationCache(tensors, { tokens, model: this });
+    return runResult({ logits, residual, loss: loss?.out ?? null, cache, stoppedAt: stopped ? range.stopAtLayer! : null });
   }
 
   /** TransformerLens' `run_with_cache`: logits plus the cache (all hook points unless filtered). */
@@ -387,10 +416,53 @@ export class Model {
     return logitLens(this.gpu, this.config, this.weights, resid, options.applyLn ?? true);
   }
 
-  /** The residual direction of a logit difference: W_U[:, good] - W_U[:, bad], [d_model]. */
+  /**
+   * TransformerLens' `tokens_to_residual_directions`: for each token t, the direction in the
+   * space of ln_final's normalized input whose dot product gives t's logit, W_U[:, t] scaled by
+   * ln_final's gain ([d_model] for one token, [n, d_model] for a list). On weights processed as
+   * TransformerLens does the gain is 1 (folded into W_U), so this is TransformerLens' W_U[:, t];
+   * on raw weights it is the direction fold_ln would give, so direct logit attributions (which
+   * dot it with ln_final-scaled components) mean the same on both. The part of a logit no
+   * component writes is `logitBias`.
+   */
+  async tokensToResidualDirections(tokens: number | readonly number[]): Promise<WeightTensor> {
+    const list = typeof tokens === 'number' ? [tokens] : [...tokens];
+    const C = this.config.d_model;
+    const gain = this.weights.host.lnf_w;
+    const data = new Float32Array(list.length * C);
+    for (const [i, t] of list.entries()) {
+      const col = await unembedColumn(this.gpu, this.config, this.weights, t);
+      for (let c = 0; c < C; c++) data[i * C + c] = col[c] * gain[c];
+    }
+    return { data, shape: typeof tokens === 'number' ? [C] : [list.length, C] };
+  }
+
+  /**
+   * The residual direction of a logit difference, `tokensToResidualDirections(good) -
+   * tokensToResidualDirections(bad)` [d_model]: dotted with ln_final's normalized input
+   * (`ln_final.hook_normalized`), it gives logit(good) - logit(bad) less `logitBias(good) -
+   * logitBias(bad)`.
+   */
   async logitDiffDirection(good: number, bad: number): Promise<Float32Array> {
-    const [a, b] = await Promise.all([unembedColumn(this.gpu, this.config, this.weights, good), unembedColumn(this.gpu, this.config, this.weights, bad)]);
-    return a.map((v, i) => v - b[i]);
+    const d = (await this.tokensToResidualDirections([good, bad])).data;
+    const C = this.config.d_model;
+    return d.subarray(0, C).map((v, i) => v - d[C + i]);
+  }
+
+  /**
+   * What the unembedding adds to `token`'s logit whatever the residual stream: b_U[token], plus
+   * ln_final's bias through W_U (ln_final.b · W_U[:, token]) when it is not folded. A direct logit
+   * attribution over a complete decomposition of the residual stream sums to the logit less this.
+   * Zero for a raw model without biases (Llama); b_U[token] on processed weights.
+   */
+  async logitBias(token: number): Promise<number> {
+    const { b_U, lnf_b } = this.weights.host;
+    let v = b_U ? b_U[token] : 0;
+    if (lnf_b) {
+      const col = await unembedColumn(this.gpu, this.config, this.weights, token);
+      for (let c = 0; c < col.length; c++) v += lnf_b[c] * col[c];
+    }
+    return v;
   }
 
   /**
@@ -398,10 +470,15 @@ export class Model {
    * caller owns and destroys. Allocation runs under an error scope.
    */
   async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
-    if (this.destroyed) throw new Error('this model was destroyed');
-    return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
+    this.assertLive(false);
+    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      plan.destroy();
+      this.assertLive(true);
+    }
+    return plan;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */
@@ -409,7 +486,10 @@ export class Model {
     return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
-  /** Frees the weights and every plan. */
+  /**
+   * Frees the weights and every plan, and hands the pool's idle buffers back to the driver
+   * (results still held by the caller stay valid until released). A run in progress rejects.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -417,6 +497,7 @@ export class Model {
     this.plans.clear();
     this.weights.destroy();
     this.dummy.destroy();
+    this.gpu.pool.trim();
   }
 
   private async plan(shape: PlanShape): Promise<ForwardPlan> {
@@ -436,6 +517,11 @@ export class Model {
     const built = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} forward`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      // destroy() ran while the plan was prepared: it must not outlive the model.
+      built.destroy();
+      this.assertLive(true);
+    }
     this.plans.set(key, built);
     return built;
   }

@@ -180,7 +180,7 @@ describe('patchbay export --to nnsight | transformer-lens', () => {
     expect(nn).toMatch(/model\.trace\(.*remote=REMOTE\)/);
     const tl = readFileSync(files[1], 'utf8');
     expect(tl).toContain('patching.get_act_patch_attn_head_out_by_pos');
-    expect(tl).toContain('.permute(0, 2, 1)'); // TransformerLens' [layer, pos, head] to Patchbay's axes
+    expect(tl).toContain('["layer","pos","head"]'); // TransformerLens' shape is Patchbay's
     expect(readFileSync(files[3], 'utf8')).toContain('patching.get_act_patch_block_every');
   }, 120_000);
 

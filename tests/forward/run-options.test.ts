@@ -122,7 +122,7 @@ describe('unembed.hook_in / unembed.hook_out', () => {
     try {
       const prompts = tlPrompts(name);
       const ckpt = await loadCheckpoint(await fixtureSource(name));
-      const host = hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
+      const host = await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
       const { d_model: C, d_vocab: V } = model.config;
       const T = prompts[0].length;
       const rnd = mulberry32(5);

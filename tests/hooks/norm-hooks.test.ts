@@ -51,7 +51,7 @@ describe.each(FAMILIES)('%s norm hook points', (name) => {
   beforeAll(async () => {
     model = await loadModel(await testGpu(), await fixtureSource(name));
     const ckpt = await loadCheckpoint(await fixtureSource(name));
-    host = hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
+    host = await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
     prompts = fixtureCases(name).prompts;
   });
   afterAll(() => model?.destroy());

@@ -5,7 +5,7 @@
  */
 import { PRESETS } from '../../components/presets.ts';
 import type { PatchSite } from '../../experiments/patching.ts';
-import { describeModelRef, type ExperimentSpec } from '../../experiments/spec.ts';
+import { SpecError, describeModelRef, type ExperimentSpec } from '../../experiments/spec.ts';
 
 export type PythonTarget = 'transformers' | 'nnsight' | 'transformer-lens';
 export const PYTHON_TARGETS: readonly PythonTarget[] = ['transformers', 'nnsight', 'transformer-lens'];
@@ -40,13 +40,21 @@ export function pythonModel(spec: ExperimentSpec, options: PythonExportOptions):
   return { model: m.url, revision: null, note: `the folder ${m.url}: pass --model FOLDER with a local copy if this is a URL` };
 }
 
-/** The grid axes of a patching site, in Patchbay's order, and the TransformerLens hook it patches. */
-export function siteLayout(site: PatchSite): { axes: string[]; hook: string; byHead: boolean; byPos: boolean } {
-  if (site === 'block_every') return { axes: ['component', 'layer', 'pos'], hook: 'resid_pre,attn_out,mlp_out', byHead: false, byPos: true };
+/**
+ * The grid axes of a patching site, in Patchbay's order (TransformerLens' shapes: `[layer, pos,
+ * head]` for head sites by position, `[layer, head, dest_pos]` for the pattern by query position),
+ * and the TransformerLens hook it patches. Sites the hook-based exports do not write yet throw.
+ */
+export function siteLayout(site: PatchSite): { axes: string[]; hook: string; byHead: boolean; byPos: boolean; posFirst: boolean } {
+  if (site === 'block_every') return { axes: ['component', 'layer', 'pos'], hook: 'resid_pre,attn_out,mlp_out', byHead: false, byPos: true, posFirst: true };
+  if (site === 'pattern_dest_src' || site === 'head_all_pos_every' || site === 'head_by_pos_every') {
+    throw new SpecError(`spec.experiment.site: ${site} is exported to transformer-lens only (its get_act_patch_* function); not to transformers or nnsight yet`);
+  }
   const byPos = site.endsWith('_by_pos');
   const hook = site.replace(/_by_pos$/, '');
-  if (['z', 'q', 'k', 'v', 'pattern'].includes(hook)) return { axes: byPos ? ['layer', 'head', 'pos'] : ['layer', 'head'], hook, byHead: true, byPos };
-  return { axes: ['layer', 'pos'], hook, byHead: false, byPos: true };
+  if (hook === 'pattern' && byPos) return { axes: ['layer', 'head', 'dest_pos'], hook, byHead: true, byPos, posFirst: false };
+  if (['z', 'q', 'k', 'v', 'pattern'].includes(hook)) return { axes: byPos ? ['layer', 'pos', 'head'] : ['layer', 'head'], hook, byHead: true, byPos, posFirst: true };
+  return { axes: ['layer', 'pos'], hook, byHead: false, byPos: true, posFirst: true };
 }
 
 /** The script's docstring: what it does, where the model comes from, how to run it. */

@@ -69,7 +69,7 @@ function mainBody(spec: ExperimentSpec): string {
   const e = spec.experiment;
   switch (e.kind) {
     case 'patch': {
-      const { axes, hook, byHead, byPos } = siteLayout(e.site);
+      const { axes, hook, byHead, byPos, posFirst } = siteLayout(e.site);
       if (hook === 'pattern') throw new SpecError('spec.experiment.site: pattern sites cannot be exported to nnsight (no module outputs the attention pattern); export to transformers or transformer-lens');
       if (hook === 'resid_mid') throw new SpecError('spec.experiment.site: resid_mid is not a module output in nnsight; export to transformers or transformer-lens');
       const hooks = hook.split(',');
@@ -78,10 +78,12 @@ function mainBody(spec: ExperimentSpec): string {
           ? `[(site, layer, pos, None) for site in HOOKS for layer in range(L) for pos in range(T)]`
           : byHead
             ? byPos
-              ? `[(HOOKS[0], layer, pos, head) for layer in range(L) for head in range(H) for pos in range(T)]`
+              ? posFirst
+                ? `[(HOOKS[0], layer, pos, head) for layer in range(L) for pos in range(T) for head in range(H)]`
+                : `[(HOOKS[0], layer, pos, head) for layer in range(L) for head in range(H) for pos in range(T)]`
               : `[(HOOKS[0], layer, None, head) for layer in range(L) for head in range(H)]`
             : `[(HOOKS[0], layer, pos, None) for layer in range(L) for pos in range(T)]`;
-      const shape = e.site === 'block_every' ? '[3, L, T]' : byHead ? (byPos ? '[L, H, T]' : '[L, H]') : '[L, T]';
+      const shape = e.site === 'block_every' ? '[3, L, T]' : byHead ? (byPos ? (posFirst ? '[L, T, H]' : '[L, H, T]') : '[L, H]') : '[L, T]';
       return `HOOKS = ${pyJson(hooks)}
 
 

@@ -4,8 +4,7 @@
  * `get_act_patch_block_every`), whose hook names Patchbay's are. Written against TransformerLens'
  * source and documentation (TransformerLensOrg/TransformerLens transformer_lens/patching.py,
  * HookedTransformer.from_pretrained / from_pretrained_no_processing, run_with_cache,
- * run_with_hooks, utils.get_act_name): its `_by_pos` grids are [layer, pos, head], permuted here
- * to Patchbay's axes. `processing: "transformer-lens"` loads with `from_pretrained` (fold_ln,
+ * run_with_hooks, utils.get_act_name): its grids have Patchbay's shapes and axes. `processing: "transformer-lens"` loads with `from_pretrained` (fold_ln,
  * center_writing_weights, center_unembed, fold_value_biases), "none" with
  * `from_pretrained_no_processing`. TransformerLens loads models it knows by name: for a local
  * folder, pass --model with the name of the architecture it was saved from. Not run by
@@ -13,7 +12,18 @@
  */
 import type { ExperimentSpec } from '../../experiments/spec.ts';
 import { SpecError, ablatedHeads } from '../../experiments/spec.ts';
-import { docstring, pyJson, pyStr, pythonModel, siteLayout, type PythonExportOptions } from './common.ts';
+import { docstring, pyJson, pyStr, pythonModel, type PythonExportOptions } from './common.ts';
+
+/** Patchbay's (TransformerLens') grid axes per site. */
+const SITE_AXES: Record<string, string[]> = {
+  block_every: ['component', 'layer', 'pos'],
+  pattern_dest_src: ['layer', 'head', 'dest_pos', 'src_pos'],
+  head_all_pos_every: ['component', 'layer', 'head'],
+  head_by_pos_every: ['component', 'layer', 'pos', 'head'],
+  pattern_by_pos: ['layer', 'head', 'dest_pos'],
+  ...Object.fromEntries(['z', 'q', 'k', 'v', 'pattern'].flatMap((h) => [[h, ['layer', 'head']], [`${h}_by_pos`, ['layer', 'pos', 'head']]])),
+  ...Object.fromEntries(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].map((s) => [s, ['layer', 'pos']])),
+};
 import { PY_METRICS } from './hf-runtime.ts';
 
 /** TransformerLens' patching function for each site, and whether its grid is [layer, pos, head]. */
@@ -22,6 +32,9 @@ function tlPatch(site: string): { call: string; posHead: boolean } {
     `partial(patching.generic_activation_patch, patch_setter=patching.layer_pos_patch_setter, activation_name=${pyStr(name)}, index_axis_names=("layer", "pos"))`;
   const head = { z: 'out', q: 'q', k: 'k', v: 'v', pattern: 'pattern' } as Record<string, string>;
   if (site === 'resid_post') return { call: generic('resid_post'), posHead: false };
+  if (site === 'pattern_dest_src') return { call: 'patching.get_act_patch_attn_head_pattern_dest_src_pos', posHead: false };
+  if (site === 'head_all_pos_every') return { call: 'patching.get_act_patch_attn_head_all_pos_every', posHead: false };
+  if (site === 'head_by_pos_every') return { call: 'patching.get_act_patch_attn_head_by_pos_every', posHead: false };
   if (['resid_pre', 'resid_mid', 'attn_out', 'mlp_out', 'block_every'].includes(site)) return { call: `patching.get_act_patch_${site}`, posHead: false };
   const base = site.replace(/_by_pos$/, '');
   if (site.endsWith('_by_pos')) return { call: `patching.get_act_patch_attn_head_${head[base]}_by_pos`, posHead: true };
@@ -36,9 +49,10 @@ function mainBody(spec: ExperimentSpec): string {
     model.eval()`;
   switch (e.kind) {
     case 'patch': {
-      const { axes } = siteLayout(e.site);
-      const { call, posHead } = tlPatch(e.site);
-      const toPatchbay = posHead && axes.join(',') === 'layer,head,pos' ? '.permute(0, 2, 1)' : '';
+      // Patchbay's grids have TransformerLens' shapes and axes.
+      const { call } = tlPatch(e.site);
+      const axes = SITE_AXES[e.site];
+      const toPatchbay = '';
       return `def main():
 ${load}
     clean = prompt_ids(PROMPTS["clean"], model.tokenizer)

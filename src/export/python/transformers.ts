@@ -14,7 +14,7 @@ function mainBody(spec: ExperimentSpec): string {
   const e = spec.experiment;
   switch (e.kind) {
     case 'patch': {
-      const { axes, hook, byHead, byPos } = siteLayout(e.site);
+      const { axes, hook, byHead, byPos, posFirst } = siteLayout(e.site);
       const hooks = hook.split(',');
       const kv = hook === 'k' || hook === 'v';
       // Cells in Patchbay's row-major order over `axes`.
@@ -23,10 +23,12 @@ function mainBody(spec: ExperimentSpec): string {
           ? `    cells = [(site, layer, pos, None) for site in ${pyJson(hooks)} for layer in range(L) for pos in range(T)]`
           : byHead
             ? byPos
-              ? `    cells = [(${pyStr(hook)}, layer, pos, head) for layer in range(L) for head in range(H) for pos in range(T)]`
+              ? posFirst
+                ? `    cells = [(${pyStr(hook)}, layer, pos, head) for layer in range(L) for pos in range(T) for head in range(H)]`
+                : `    cells = [(${pyStr(hook)}, layer, pos, head) for layer in range(L) for head in range(H) for pos in range(T)]`
               : `    cells = [(${pyStr(hook)}, layer, None, head) for layer in range(L) for head in range(H)]`
             : `    cells = [(${pyStr(hook)}, layer, pos, None) for layer in range(L) for pos in range(T)]`;
-      const shape = e.site === 'block_every' ? '[3, L, T]' : byHead ? (byPos ? '[L, H, T]' : '[L, H]') : '[L, T]';
+      const shape = e.site === 'block_every' ? '[3, L, T]' : byHead ? (byPos ? (posFirst ? '[L, T, H]' : '[L, H, T]') : '[L, H]') : '[L, T]';
       return `def main():
     args = arguments()
     model = HookedModel(args.model, REVISION)
