@@ -223,7 +223,7 @@ describe('figures on induction-2l', () => {
     expect(want.shape).toEqual([2, T, 4]);
     const [layer0] = await heatmaps('pb-patching');
     expect(layer0.rowLabels).toEqual(['0', '1', '2', '3']); // heads down
-    expect(layer0.colLabels).toEqual(clean.map(String)); // positions across
+    expect(layer0.colLabels).toEqual(clean.map((id, i) => `${i} ${id}`)); // positions (and their tokens) across
     const transposed = Array.from({ length: 4 * T }, (_, i) => want.values[(i % T) * 4 + Math.floor(i / T)]); // layer 0, [head, pos]
     expect(Math.max(...layer0.values.map((v, i) => Math.abs(v - transposed[i])))).toBeLessThan(1e-6);
 

@@ -229,7 +229,7 @@ describe('<pb-model> loading', () => {
   const modelOnly = (src: string) => `${server.origin}/tests/pages/model-only.html?src=${encodeURIComponent(src)}`;
   // The model's line: its status, or its error (a part of its own), or the no-WebGPU message.
   const status = (page: Page) =>
-    page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error], [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
+    page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
   const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {
