@@ -10,6 +10,9 @@ import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
 import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
+import { runCommand } from './run.ts';
+import { exportCommand } from './export.ts';
+import { snapshotCommand } from './snapshot.ts';
 import { sweepAblateCommand } from './sweep-ablate.ts';
 import { featuresCommand } from './features.ts';
 
@@ -24,6 +27,9 @@ usage:
   patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
   patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
+  patchbay run SPEC.json [--json]
+  patchbay export SPEC.json --to transformers|nnsight|transformer-lens [--out FILE.py]
+  patchbay snapshot SPEC.json --out SNAPSHOT.json [--heads L.H,...]
   patchbay <command> --help
   patchbay --version
 
@@ -43,6 +49,13 @@ commands:
   features      run token ids with an SAE spliced in; print the most active features at every
                 position
   bench         time plain forwards of a model (median and min ms, logits read back)
+  run           run an experiment spec (model, prompts, interventions, sweep, metric)
+  export        write a Python script (transformers, nnsight or TransformerLens) that runs a
+                spec's experiment and prints the same JSON as patchbay run --json
+  snapshot      compute what a page's figures show for a spec, for readers without WebGPU
+
+The experiment commands (ablate, patch, sweep-ablate) take --spec-out FILE to write the spec of
+what they ran.
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
 
@@ -55,6 +68,9 @@ const COMMANDS: Record<string, Command> = {
   'sweep-ablate': sweepAblateCommand,
   features: featuresCommand,
   bench: benchCommand,
+  run: runCommand,
+  export: exportCommand,
+  snapshot: snapshotCommand,
 };
 
 /** The version in Patchbay's package.json: two folders up from src/cli/, three from lib/src/cli/. */
