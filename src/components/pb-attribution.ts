@@ -172,6 +172,7 @@ export class PbAttribution extends PbComputedFigure<Computed> {
   }
 
   private heatmap(c: Computed, values: Float64Array, caption: string, domain: number, label: string) {
+    const top = new Set(c.verified.cells.map((v) => v.index));
     const g = c.grid;
     const rows = g.shape.length === 2 ? g.shape[0] : g.shape.slice(0, -1).reduce((a, b) => a * b, 1);
     const cols = g.shape[g.shape.length - 1];
@@ -191,6 +192,8 @@ export class PbAttribution extends PbComputedFigure<Computed> {
       scale="diverging"
       domain=${domain}
       value-label=${label}
+      .marked=${Array.from(values, (_, i) => top.has(i))}
+      marked-label="verified exactly"
       .describe=${(r: number, col: number) => `[${name(r * cols + col)}]: ${label} ${formatValue(values[r * cols + col], 3)}`}
     ></pb-heatmap>`;
   }

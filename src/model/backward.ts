@@ -38,7 +38,7 @@ import { rotaryBackward } from '../gpu/kernels/rotary-backward.ts';
 import { activationBackward } from '../gpu/kernels/activation-backward.ts';
 import { scatterAdd, writeScatterIndex, type ScatterIndex } from '../gpu/kernels/embed-backward.ts';
 import { accumulate, fill } from '../gpu/kernels/grad-accumulate.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import type { ForwardPlan } from './forward.ts';
 import type { WeightGradients } from './weight-grads.ts';
@@ -97,6 +97,20 @@ export interface BackwardPlan {
   /** Bytes: activations saved for the backward, and gradient scratch. */
   bytes: { saved: number; scratch: number };
   destroy(): void;
+}
+
+/**
+ * Throws, naming them, for the forward's ops that have no backward here yet (Gemma 3 and Qwen3's
+ * q/k norms and post-norms, a logit soft-cap). Sliding windows, attention scales and embedding
+ * scales are differentiated.
+ */
+export function checkDifferentiable(cfg: ModelConfig): void {
+  const missing = [cfg.qk_norm && 'q/k norms (attn.q_norm, attn.k_norm)', cfg.post_norms && 'post-norms (ln1_post, ln2_post)', cfg.output_logits_soft_cap && 'a logit soft-cap'].filter(
+    (x): x is string => !!x,
+  );
+  if (missing.length) {
+    throw new Error(`gradients are not available for ${cfg.architecture} yet: the backward has no ${missing.join(', ')}; it runs on GPT-2, GPT-NeoX and Llama-style models`);
+  }
 }
 
 /** Floats of the logits' gradient transposed at a time for the unembedding's weight gradient (4 MiB). */
@@ -204,6 +218,7 @@ export function backwardBytes(cfg: ModelConfig, B: number, T: number, P: number,
 export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: ForwardPlan, o: BackwardOptions): BackwardPlan {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   if (fwd.fromLayer !== 0 || fwd.fromPos !== 0) throw new Error('a backward needs a full forward (from layer 0, position 0)');
+  checkDifferentiable(cfg);
   const B = fwd.batch;
   const T = fwd.pos;
   const BT = B * T;
@@ -275,6 +290,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       gradSites.set(name, s);
     };
     const dims = { B, T, H, Hkv, dh };
+    // Masked keys (causal, sliding window) have pattern 0, so their gradients vanish on their own.
     const rotDims = { B, T, dh, rot: cfg.rotary_dim, pos0: 0, nCtx: cfg.n_ctx };
     // A projection's backward, on the forward's own matmul (its tuned tiles): dX (+)= dY W^T with W
     // read transposed, and with weight gradients dW (+)= X'^T dY from X' transposed (the norm's
@@ -438,21 +454,24 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       site(`${L}.attn.hook_z`, g.z, [B, T, H, dh]);
       const q = S[rotary ? 'attn.hook_rot_q' : 'attn.hook_q'];
       const k = S[rotary ? 'attn.hook_rot_k' : 'attn.hook_k'];
-      op(attnDPattern(gpu, dims, g.pattern, g.z, S['attn.hook_v'], params, `${L}.attn.pattern backward`)); // (B, H, T, T)
-      op(attnDV(gpu, dims, g.v, S['attn.hook_pattern'], g.z, params, `${L}.attn.v backward`)); // (B, T, Hkv, dh)
+      const ldims = { ...dims, scale: attentionScale(cfg, l) };
+      op(attnDPattern(gpu, ldims, g.pattern, g.z, S['attn.hook_v'], params, `${L}.attn.pattern backward`)); // (B, H, T, T)
+      op(attnDV(gpu, ldims, g.v, S['attn.hook_pattern'], g.z, params, `${L}.attn.v backward`)); // (B, T, Hkv, dh)
       site(`${L}.attn.hook_pattern`, g.pattern, [B, H, T, T]);
       if (o.detachPattern) op(fill(gpu, g.scores, B * H * T * T, params, `${L}.attn.scores gradient (pattern detached)`));
-      else op(attnSoftmaxBackward(gpu, dims, g.scores, S['attn.hook_pattern'], g.pattern, params, `${L}.attn.softmax backward`)); // (B, H, T, T)
+      else op(attnSoftmaxBackward(gpu, ldims, g.scores, S['attn.hook_pattern'], g.pattern, params, `${L}.attn.softmax backward`)); // (B, H, T, T)
       site(`${L}.attn.hook_attn_scores`, g.scores, [B, H, T, T]);
       const gq = rotary ? g.rotQ : g.q;
       const gk = rotary ? g.rotK : g.k;
-      op(attnDQ(gpu, dims, gq, g.scores, k, params, `${L}.attn.q backward`)); // (B, T, H, dh)
-      op(attnDK(gpu, dims, gk, g.scores, q, params, `${L}.attn.k backward`)); // (B, T, Hkv, dh)
+      op(attnDQ(gpu, ldims, gq, g.scores, k, params, `${L}.attn.q backward`)); // (B, T, H, dh)
+      op(attnDK(gpu, ldims, gk, g.scores, q, params, `${L}.attn.k backward`)); // (B, T, Hkv, dh)
       if (rotary) {
         site(`${L}.attn.hook_rot_k`, g.rotK, [B, T, Hkv, dh]);
         site(`${L}.attn.hook_rot_q`, g.rotQ, [B, T, H, dh]);
-        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, g.k, g.rotK, rotary.cos, rotary.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
-        op(rotaryBackward(gpu, { ...rotDims, H }, g.q, g.rotQ, rotary.cos, rotary.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
+        // The layer's own tables, as the forward's (local layers may have a rotary base of their own).
+        const table = cfg.attn_types?.[l] === 'local' && w.rotaryLocal ? w.rotaryLocal : rotary;
+        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, g.k, g.rotK, table.cos, table.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
+        op(rotaryBackward(gpu, { ...rotDims, H }, g.q, g.rotQ, table.cos, table.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
       }
       site(`${L}.attn.hook_v`, g.v, [B, T, Hkv, dh]);
       site(`${L}.attn.hook_k`, g.k, [B, T, Hkv, dh]);
@@ -476,7 +495,14 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       site('hook_embed', g.resid, [B, T, C]);
     }
     if (wg) {
-      const embedGrad = cfg.positional === 'learned' ? g.embed : g.resid;
+      let embedGrad = cfg.positional === 'learned' ? g.embed : g.resid;
+      const embedScale = cfg.embed_scale ?? 1;
+      if (embedScale !== 1) {
+        // hook_embed = W_E[token] * embed_scale: the table's gradient is the scaled one.
+        op(fill(gpu, g.normOut, BT * C, params, 'embedding gradient scaled'));
+        op(accumulate(gpu, g.normOut, embedGrad, BT * C, params, 'embedding gradient scaled', embedScale));
+        embedGrad = g.normOut;
+      }
       // A tied embedding already holds the unembedding's share: add to it. Otherwise start from
       // zeros (tokens that do not occur get none) unless accumulating across runs.
       const tied = wg.W_U === null;

@@ -26,7 +26,7 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import { GpuMetricBackward } from '../experiments/metric-backward.ts';
 import { metricColumns, metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
-import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
+import { backwardBytes, buildBackward, checkDifferentiable, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchSizes, type ForwardPlan } from './forward.ts';
 import type { GpuWeights } from './gpu-weights.ts';
@@ -184,6 +184,7 @@ const siteIndex = (fwd: ForwardPlan, name: string) => fwd.steps.findIndex((s) =>
 
 export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
   const { gpu, config: cfg } = ctx;
+  checkDifferentiable(cfg);
   const { batch: B, pos: T, flat } = validateTokens(tokens, cfg);
   const metrics = Array.isArray(metric) ? (metric as readonly Metric[]) : [metric as Metric];
   if (Array.isArray(metric) && metric.length !== B) throw new Error(`${metric.length} metrics for ${B} token rows; give one metric, or one per row`);

@@ -54,10 +54,15 @@ export interface LayerGrads {
   b_gate: GPUBuffer | null;
   W_out: GPUBuffer;
   b_out: GPUBuffer;
+  /** Gemma 3 / Qwen3 norms: not differentiated yet (the backward refuses those models). */
+  q_norm_w: null;
+  k_norm_w: null;
+  ln1_post_w: null;
+  ln2_post_w: null;
 }
 
 /** TransformerLens-style names of each layer field. */
-const LAYER_NAMES: Record<keyof LayerGrads, string> = {
+const LAYER_NAMES: Record<Exclude<keyof LayerGrads, 'q_norm_w' | 'k_norm_w' | 'ln1_post_w' | 'ln2_post_w'>, string> = {
   ln1_w: 'ln1.w',
   ln1_b: 'ln1.b',
   W_Q: 'attn.W_Q',
@@ -136,6 +141,10 @@ export class WeightGradients {
         b_gate: p.W_gate ? buf(M, `blocks.${l}.mlp.b_gate`) : null,
         W_out: buf(M * C, `blocks.${l}.mlp.W_out`),
         b_out: buf(C, `blocks.${l}.mlp.b_out`),
+        q_norm_w: null,
+        k_norm_w: null,
+        ln1_post_w: null,
+        ln2_post_w: null,
       }));
       this.lnf_w = buf(C, 'ln_final.w');
       this.lnf_b = ln ? buf(C, 'ln_final.b') : null;
@@ -162,7 +171,7 @@ export class WeightGradients {
     const one = (buffer: GPUBuffer, shape: number[]): RowChunk[] => [{ buffer, row0: 0, rows: shape[0] }];
     const out: GradTensor[] = [{ name: 'embed.W_E', shape: [V, C], chunks: this.W_E }];
     if (this.W_pos) out.push({ name: 'pos_embed.W_pos', shape: [n_ctx, C], chunks: this.W_pos });
-    const shapes: Record<keyof LayerGrads, number[]> = {
+    const shapes: Record<keyof typeof LAYER_NAMES, number[]> = {
       ln1_w: [C],
       ln1_b: [C],
       W_Q: [C, H * dh],
@@ -183,7 +192,7 @@ export class WeightGradients {
       b_out: [C],
     };
     this.layers.forEach((g, l) => {
-      for (const key of Object.keys(LAYER_NAMES) as (keyof LayerGrads)[]) {
+      for (const key of Object.keys(LAYER_NAMES) as (keyof typeof LAYER_NAMES)[]) {
         const b = g[key];
         if (b) out.push({ name: `blocks.${l}.${LAYER_NAMES[key]}`, shape: shapes[key], chunks: one(b, shapes[key]) });
       }
@@ -203,6 +212,7 @@ export class WeightGradients {
       W_pos: this.W_pos,
       W_U_rows: this.W_U ?? this.W_E,
       rotary: null,
+      rotaryLocal: null,
       layers: this.layers,
       lnf_w: this.lnf_w,
       lnf_b: this.lnf_b,

@@ -21,7 +21,7 @@ function prepare(gpu: Gpu, entry: Entry, d: AttentionDims, a: [GPUBuffer, number
   const Tq = d.Tq ?? d.T;
   const Hkv = d.Hkv ?? d.H;
   if (d.H % Hkv !== 0) throw new Error(`${label}: ${d.H} query heads are not a multiple of ${Hkv} key/value heads`);
-  const u = new Params(gpu, [d.B, Tq, d.T, d.H, Hkv, d.dh, d.q0 ?? 0, { f32: 1 / Math.sqrt(d.dh) }], `${label} params`);
+  const u = new Params(gpu, [d.B, Tq, d.T, d.H, Hkv, d.dh, d.q0 ?? 0, { f32: d.scale ?? 1 / Math.sqrt(d.dh) }], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
     label,
