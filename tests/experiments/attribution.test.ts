@@ -27,7 +27,7 @@ describe.each(GRAD_FIXTURES)('%s: AtP reproduces atp.json', (name) => {
   it.each(['resid_pre', 'attn_out', 'mlp_out', 'z'] as const)('%s', async (site) => {
     const atp = fixtureAtp(name);
     const { prompts } = fixtureCases(name);
-    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(atp.metric_spec));
+    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(atp.metric_spec, prompts[0]));
     const ref = atp.sites[site].atp.flat();
     expect(grid.shape).toEqual([atp.sites[site].atp.length, atp.sites[site].atp[0].length]);
     expect(grid.axes).toEqual(atp.sites[site].axes);
@@ -52,7 +52,7 @@ describe.each(ATP_STAR_FIXTURES)('%s: AtP* matches its float64 definition (atp_s
   it.each(['q', 'k', 'q_by_pos', 'k_by_pos'] as const)('QK fix (no GradDrop) on %s cells', async (site) => {
     const ref = fixtureAtpStar(name);
     const { prompts } = fixtureCases(name);
-    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(ref.metric_spec), { method: 'atp*', gradDrop: false });
+    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(ref.metric_spec, prompts[0]), { method: 'atp*', gradDrop: false });
     expect(grid.signed).toBe(true);
     // The reference is [layer][head][pos]; by-position grids are [layer, pos, head] (TransformerLens' order).
     const r = ref.qk[site];
@@ -67,7 +67,7 @@ describe.each(ATP_STAR_FIXTURES)('%s: AtP* matches its float64 definition (atp_s
   it.each(['resid_pre', 'attn_out', 'mlp_out', 'z', 'q', 'k'] as const)('GradDrop (with the QK fix) on %s', async (site) => {
     const ref = fixtureAtpStar(name);
     const { prompts } = fixtureCases(name);
-    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(ref.metric_spec), { method: 'atp*' });
+    const grid = await attributionSweep(model, prompts[0], prompts[1], site, parseMetricSpec(ref.metric_spec, prompts[0]), { method: 'atp*' });
     expect(grid.signed).toBe(false);
     expect(grid.passes).toEqual({ forward: 1 + model.config.n_layers, backward: model.config.n_layers });
     const want = flat(ref.graddrop[site]);
@@ -83,7 +83,7 @@ describe('verifyTopK', () => {
     try {
       const atp = fixtureAtp(name);
       const { prompts } = fixtureCases(name);
-      const metric = parseMetricSpec(atp.metric_spec);
+      const metric = parseMetricSpec(atp.metric_spec, prompts[0]);
       const grid = await attributionSweep(model, prompts[0], prompts[1], 'resid_pre', metric);
       const v = await verifyTopK(model, prompts[0], prompts[1], grid, metric, 5);
       expect(v.cells).toHaveLength(5);
@@ -111,7 +111,7 @@ describe('attributionSweeps', () => {
     try {
       const atp = fixtureAtp(name);
       const { prompts } = fixtureCases(name);
-      const metric = parseMetricSpec(atp.metric_spec);
+      const metric = parseMetricSpec(atp.metric_spec, prompts[0]);
       const all = await attributionSweeps(model, prompts[0], prompts[1], PATCH_SITES, metric);
       expect([...all.keys()]).toEqual([...PATCH_SITES]);
       for (const site of ['resid_pre', 'z', 'k_by_pos', 'pattern'] as const) {

@@ -33,7 +33,7 @@ describe.each(['induction-attn-2l', 'tiny-gpt2-random', 'tiny-llama-random', 'qw
   it.each([1, 5])('igSteps %i', async (igSteps) => {
     const ref = JSON.parse(readFileSync(join(FIXTURES, name, 'eap.json'), 'utf8')) as EapRef;
     const { prompts } = fixtureCases(name);
-    const got = await edgeAttribution(model, prompts[0], prompts[1], parseMetricSpec(ref.metric_spec), { igSteps });
+    const got = await edgeAttribution(model, prompts[0], prompts[1], parseMetricSpec(ref.metric_spec, prompts[0]), { igSteps });
     expect(got.senders).toEqual(ref.senders);
     expect(got.receivers).toEqual(ref.receivers);
     const want = (igSteps === 1 ? ref.eap : ref.eap_ig5).flat();

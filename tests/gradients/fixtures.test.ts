@@ -28,7 +28,7 @@ describe.each(GRAD_FIXTURES)('%s gradients match PyTorch (float64)', (name) => {
     const ref = fixtureGrads(name);
     const { prompts } = fixtureCases(name);
     const atp = fixtureAtp(name);
-    const r = await model.runWithGrad(prompts, parseMetricSpec(atp.metric_spec), { memory, grads: ref.names });
+    const r = await model.runWithGrad(prompts, parseMetricSpec(atp.metric_spec, prompts[0]), { memory, grads: ref.names });
     expect(r.memory.mode).toBe(memory);
     // The metric itself: each row's logit difference.
     expect(Math.abs(r.metric[0] - atp.clean_metric)).toBeLessThan(1e-3);
@@ -70,7 +70,7 @@ describe.each(['tiny-gpt2-random', 'tiny-llama-random'])('%s: weight gradients o
     try {
       const ref = new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'weight_grads_diff.safetensors'))), 'weight_grads_diff.safetensors');
       const { prompts } = fixtureCases(name);
-      const r = await model.runWithGrad(prompts, parseMetricSpec(fixtureAtp(name).metric_spec), { weights: true, grads: [] });
+      const r = await model.runWithGrad(prompts, parseMetricSpec(fixtureAtp(name).metric_spec, prompts[0]), { weights: true, grads: [] });
       const got = await r.weightGrads!.toCheckpoint(ref.names);
       for (const n of ref.names) expectGradClose(n, got.get(n)!.data, ref.float32(n));
       r.release();

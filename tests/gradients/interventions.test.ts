@@ -59,7 +59,7 @@ describe.each(GRAD_EXTRA_FIXTURES)('%s: scale, detached and intervened gradients
   it('hook_scale gradients (every norm) and every other hook gradient', async () => {
     const { spec, tensors } = fixtureGradExtra(name);
     const { prompts } = fixtureCases(name);
-    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec));
+    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec, prompts[0]));
     const { worst, count } = await compare('scale/', r.grads, tensors);
     expect(tensors.names.filter((n) => n.startsWith('scale/') && n.endsWith('hook_scale')).length).toBeGreaterThanOrEqual(3);
     console.log(`${name}: ${count} gradients with hook_scale, worst diff / tolerance ${worst.toFixed(3)}`);
@@ -69,7 +69,7 @@ describe.each(GRAD_EXTRA_FIXTURES)('%s: scale, detached and intervened gradients
   it.each(['keep', 'recompute'] as const)('detached hook_pattern and hook_scale (memory: %s)', async (memory) => {
     const { spec, tensors } = fixtureGradExtra(name);
     const { prompts } = fixtureCases(name);
-    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec), { detach: { pattern: true, scale: true }, memory });
+    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec, prompts[0]), { detach: { pattern: true, scale: true }, memory });
     const { worst, count } = await compare('detach/', r.grads, tensors);
     // Detaching changes the gradient, not the forward.
     spec.metric_detached.forEach((m, b) => expect(Math.abs(r.metric[b] - m)).toBeLessThan(1e-3));
@@ -82,7 +82,7 @@ describe.each(GRAD_EXTRA_FIXTURES)('%s: scale, detached and intervened gradients
     const { prompts } = fixtureCases(name);
     const plain = await model.runWithCache(prompts);
     const hooks = interventions(spec, plain.cache, tensors.float32('vector'));
-    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec), { hooks, memory });
+    const r = await model.runWithGrad(prompts, parseMetricSpec(spec.metric_spec, prompts[0]), { hooks, memory });
     spec.metric_intervened.forEach((m, b) => expect(Math.abs(r.metric[b] - m)).toBeLessThan(1e-3));
     const { worst, count } = await compare('interv/', r.grads, tensors);
     console.log(`${name}: ${count} gradients through interventions, worst diff / tolerance ${worst.toFixed(3)}`);
@@ -98,7 +98,7 @@ describe('what runWithGrad refuses', () => {
   });
   afterAll(() => model?.destroy());
   const { prompts } = fixtureCases('tiny-gpt2-random');
-  const metric = parseMetricSpec('logit-diff:10:631:751');
+  const metric = parseMetricSpec('logit-diff:10:631:751', prompts[0]);
 
   it('a hook function, which cannot be differentiated', async () => {
     await expect(model.runWithGrad(prompts, metric, { hooks: [hookFn('blocks.0.hook_resid_pre', () => undefined)] })).rejects.toThrow(/hook function at blocks\.0\.hook_resid_pre cannot be differentiated/);
@@ -129,7 +129,7 @@ describe('models whose forward has ops without a backward yet', () => {
     const model = await loadModel(gpu, await fixtureSource('tiny-qwen3-random'));
     try {
       const before = gpu.pool.inUseBytes;
-      await expect(model.runWithGrad([[1, 2, 3]], parseMetricSpec('logit-diff:2:5:6'))).rejects.toThrow(/gradients are not available for Qwen3ForCausalLM yet: the backward has no q\/k norms/);
+      await expect(model.runWithGrad([[1, 2, 3]], parseMetricSpec('logit-diff:2:5:6', [1, 2, 3]))).rejects.toThrow(/gradients are not available for Qwen3ForCausalLM yet: the backward has no q\/k norms/);
       expect(gpu.pool.inUseBytes).toBe(before);
     } finally {
       model.destroy();
