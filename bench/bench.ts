@@ -29,31 +29,14 @@ import { patchingSweep, type Grid, type PatchSite } from '../src/experiments/pat
 import { logitDiffMetric } from '../src/experiments/metric.ts';
 import { gpt2SmallConfig, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
 import { OrtPeer, PeerUnavailableError, ensureOnnx, ensureOrt, findPython } from './peer/ort.ts';
+import { benchOptions } from './options.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Options
 
-const argv = process.argv.slice(2);
-const flag = (name: string) => argv.includes(`--${name}`);
-function opt(name: string): string | undefined {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return undefined;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only']);
-function checkArgs(): void {
-  for (const [i, a] of argv.entries()) {
-    if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
-    if (!a.startsWith('--') && !['--model', '--reps', '--pos', '--naive'].includes(argv[i - 1])) throw new Error(`unexpected argument "${a}"`);
-  }
-}
-function positiveInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new Error(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
+/** The command line (unknown flags and stray arguments are usage errors, exit 2). */
+const readOptions = () =>
+  benchOptions('bench', { model: {}, full: { boolean: true }, reps: {}, pos: {}, naive: {}, peer: { boolean: true }, 'gradients-only': { boolean: true } });
 
 /** The scaled default on a software adapter: GPT-2-small width, fewer layers. */
 const SCALED_LAYERS = 4;
@@ -107,7 +90,7 @@ async function timeSweep(model: Model, site: PatchSite, clean: number[], corrupt
 
 async function main() {
   const started = performance.now();
-  checkArgs();
+  const { flag, opt, int, ints } = readOptions();
   const full = flag('full');
   const wantPeer = flag('peer');
   const modelDir = opt('model');
@@ -157,14 +140,14 @@ async function main() {
   const L = cfg.n_layers;
   const H = cfg.n_heads;
 
-  const reps = opt('reps') ? positiveInt('reps', opt('reps')!) : scaled ? 3 : 5;
-  const posList = (opt('pos') ?? (scaled ? '15,128' : '15,128,1024')).split(',').map((s) => positiveInt('pos', s));
+  const reps = int('reps', scaled ? 3 : 5);
+  const posList = ints('pos', scaled ? '15,128' : '15,128,1024');
   if (scaled && !opt('pos')) scaledWhat.push('forward at 1024 positions skipped');
   const positions = posList.filter((T) => T <= cfg.n_ctx);
   if (positions.length < posList.length) scaledWhat.push(`forward lengths over n_ctx ${cfg.n_ctx} skipped`);
   if (cfg.n_ctx < SWEEP_T) throw new Error(`the sweeps use ${SWEEP_T}-token prompts; this model's n_ctx is ${cfg.n_ctx}`);
   const cells = L * SWEEP_T;
-  const naiveN = opt('naive') ? Math.min(cells, positiveInt('naive', opt('naive')!)) : scaled ? Math.min(cells, 12) : cells;
+  const naiveN = Math.min(cells, int('naive', scaled ? 12 : cells));
   if (naiveN < cells) scaledWhat.push(`naive loop: ${naiveN} of ${cells} patched runs timed, total extrapolated`);
   // On a software adapter one sweep already takes seconds to minutes: time it once.
   const sweepReps = soft ? 1 : reps;
@@ -398,7 +381,6 @@ async function fixtureCheck(gpu: Gpu, python: string): Promise<number> {
 
 main().catch((e) => {
   const err = e as Error;
-  const plain = err instanceof PeerUnavailableError || /^(--|unknown option|unexpected argument)/.test(err.message);
-  console.error(err instanceof PeerUnavailableError ? `bench: the peer cannot run here: ${err.message}` : `bench: ${plain ? err.message : (err.stack ?? err.message)}`);
+  console.error(err instanceof PeerUnavailableError ? `bench: the peer cannot run here: ${err.message}` : `bench: ${err.stack ?? err.message}`);
   process.exit(err instanceof PeerUnavailableError ? 2 : 1);
 });

@@ -11,15 +11,12 @@ import { modelFromWeights } from '../src/model/load.ts';
 import { patchingSweep, type PatchSite } from '../src/experiments/patching.ts';
 import { logitDiffMetric } from '../src/experiments/metric.ts';
 import { gpt2SmallConfig, randomGpt2 } from './weights.ts';
+import { benchOptions } from './options.ts';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i < 0 ? dflt : argv[i + 1];
-};
-const layers = Number(opt('layers', '4'));
-const T = Number(opt('pos', '15'));
-const site = opt('site', 'resid_pre') as PatchSite;
+const options = benchOptions('profile', { layers: {}, pos: {}, site: {} });
+const layers = options.int('layers', 4);
+const T = options.int('pos', 15);
+const site = (options.opt('site') ?? 'resid_pre') as PatchSite;
 
 function table(title: string, wallMs: number, rows: ProfileRow[]): void {
   const total = rows.reduce((s, r) => s + r.ms, 0);
