@@ -7,9 +7,9 @@
  */
 import { acquireGpu } from '../src/gpu/device.ts';
 import { Profiler, type ProfileRow } from '../src/gpu/profiler.ts';
-import { modelFromWeights } from '../src/model/load.ts';
+import { modelFromWeights } from '../src/hooks/load.ts';
 import { patchingSweep, type PatchSite } from '../src/experiments/patching.ts';
-import { logitDiffMetric } from '../src/experiments/metric.ts';
+import { logitDiffMetric } from '../src/model/metric.ts';
 import { gpt2SmallConfig, randomGpt2 } from './weights.ts';
 import { benchOptions } from './options.ts';
 

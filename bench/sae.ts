@@ -25,13 +25,13 @@
 import { acquireGpu } from '../src/gpu/device.ts';
 import { submitSteps, type Params } from '../src/gpu/recorder.ts';
 import { Tensor } from '../src/gpu/tensor.ts';
-import { modelFromWeights } from '../src/model/load.ts';
+import { modelFromWeights } from '../src/hooks/load.ts';
 import { normalizeConfig } from '../src/model/normalize-config.ts';
 import type { HostMatrix, HostWeights } from '../src/model/host-weights.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { Sae, type HostSae } from '../src/features/sae.ts';
 import type { SaeConfig } from '../src/features/sae-config.ts';
-import { withErrorTerm } from '../src/features/splice.ts';
+import { withErrorTerm } from '../src/hooks/splice.ts';
 import { benchOptions } from './options.ts';
 
 const options = benchOptions('bench:sae', { pos: {}, reps: {}, layers: {} });

@@ -4,7 +4,7 @@
  * report a metric (--metric) plus the logits at its position, batch row 0.
  */
 import type { ModelConfig } from '../model/config.ts';
-import type { RunResult } from '../model/model.ts';
+import type { RunResult } from '../hooks/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
 import { writeSpecOut } from './spec-file.ts';
 import { headInterventions } from '../experiments/spec.ts';

@@ -8,9 +8,9 @@
 import { createContext } from '@lit/context';
 import type { Sae } from '../features/sae.ts';
 import { addVector, meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { saeHook, zeroFeature } from '../features/feature-interventions.ts';
-import { withErrorTerm, type SaeUse } from '../features/splice.ts';
-import type { CacheFilter, Model, RunResult } from '../model/model.ts';
+import { saeHook, zeroFeature } from '../hooks/feature-interventions.ts';
+import { withErrorTerm, type SaeUse } from '../hooks/splice.ts';
+import type { CacheFilter, Model, RunResult } from '../hooks/model.ts';
 import type { HeadRef } from './live-run.ts';
 
 export type FeatureSessionStatus = 'idle' | 'loading' | 'ready' | 'error';

@@ -18,13 +18,13 @@ export * from '../index.ts';
 // Experiments: sweeps and metrics, as the figures use them.
 export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from '../experiments/patching.ts';
 export { headAblationSweep, type AblationOptions } from '../experiments/ablation.ts';
-export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from '../experiments/metric.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from '../model/metric.ts';
 export { parseMetricSpec, parseMetricSyntax, checkMetricSpec, describeMetricSpec, formatMetricSpec, MetricSpecError, type MetricSpec } from '../experiments/metric-spec.ts';
 
 // Page state shared by the figures.
 export { Session, sessionContext, type SessionStatus } from './session.ts';
 export { Experiment, experimentContext, readQuery, writeQuery, parseUrlParts, DEFAULT_STATE, type ExperimentState, type UrlPart } from './experiment.ts';
-export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts';
+export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from '../model/presets.ts';
 export { PbFigure } from './figure.ts';
 
 // Elements.

@@ -6,7 +6,7 @@
  */
 import { meanHead, zeroHead } from '../hooks/interventions.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { CacheFilter, Model, RunResult } from '../model/model.ts';
+import type { CacheFilter, Model, RunResult } from '../hooks/model.ts';
 
 export interface HeadRef {
   layer: number;

@@ -22,7 +22,7 @@
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { headAblationSweep } from '../experiments/ablation.ts';
-import { metricCpu, type Metric } from '../experiments/metric.ts';
+import { metricCpu, type Metric } from '../model/metric.ts';
 import { parseMetricSyntax, resolveMetricSpec, specToMetric, type ResolvedMetricSpec as MetricSpec } from '../experiments/metric-spec.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';

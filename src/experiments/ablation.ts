@@ -4,8 +4,8 @@
  */
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { meanHead, zeroHead } from '../hooks/interventions.ts';
-import type { Model } from '../model/model.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import type { Model } from '../hooks/model.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import type { Grid } from './patching.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions } from './sweep.ts';
 

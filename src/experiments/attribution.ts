@@ -27,11 +27,11 @@
  * `verifyTopK` re-runs the k cells with the largest estimated |effect| exactly, with the sweep
  * machinery, and reports how far the estimate was.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
 import { validateTokens } from '../model/tokens.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { gridCells, type Cell, type PatchSite } from './patching.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type Variant } from './sweep.ts';
 

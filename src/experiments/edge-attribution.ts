@@ -25,12 +25,12 @@
  * reductions on the CPU (for GPT-2-small at 128 positions about 10 GFLOP: seconds, not
  * milliseconds).
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom } from '../hooks/interventions.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { validateTokens } from '../model/tokens.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { baseRun } from './sweep.ts';
 
 export interface EdgeAttributionOptions {

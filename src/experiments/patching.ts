@@ -29,10 +29,10 @@
  * pairs (the mean unless `reduce` says otherwise), as TransformerLens' patching reduces a
  * batch-mean metric. The rows of all pairs of all cells go through the same passes.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, type Selection } from '../hooks/interventions.ts';
-import { validateMetric, type Metric, type Metrics } from './metric.ts';
+import { validateMetric, type Metric, type Metrics } from '../model/metric.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
 
 const RESID_SITES = { resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out' } as const;

@@ -14,10 +14,10 @@
  * "prompts" holds the token ids that were run. Host-neutral: the CLI and figures both call it.
  */
 import { meanHead, zeroHead } from '../hooks/interventions.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
-import { metricCpu } from './metric.ts';
+import { metricCpu } from '../model/metric.ts';
 import { MetricSpecError, parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep } from './patching.ts';
 import { SPEC_VERSION, SpecError, ablatedHeads, type ExperimentSpec, type PromptValue } from './spec.ts';

@@ -14,10 +14,10 @@
  */
 import { accumulatedResid } from '../hooks/cache-helpers.ts';
 import { meanHead, zeroHead } from '../hooks/interventions.ts';
-import type { Model, RunResult } from '../model/model.ts';
+import type { Model, RunResult } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
-import { metricCpu } from './metric.ts';
+import { metricCpu } from '../model/metric.ts';
 import { parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep, type PatchSite } from './patching.ts';
 import { promptIds } from './run-spec.ts';

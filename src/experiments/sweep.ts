@@ -25,11 +25,11 @@ import { ActivationCache } from '../hooks/activation-cache.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { validateTokens } from '../model/tokens.ts';
 import { hookFn, type Intervention } from '../hooks/interventions.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
-import { executePlan } from '../model/execute.ts';
-import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from './metric.ts';
-import { saeScratchFloats, type SaeUse } from '../features/splice.ts';
+import { executePlan } from '../hooks/execute.ts';
+import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from '../model/metric.ts';
+import { saeScratchFloats, type SaeUse } from '../hooks/splice.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */

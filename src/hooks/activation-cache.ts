@@ -26,7 +26,7 @@
  * A cache owns its tensors: `release()` returns every buffer to the pool.
  */
 import type { Tensor } from '../gpu/tensor.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from './model.ts';
 import {
   accumulatedResid,
   applyLnToStack,

@@ -27,7 +27,7 @@
  * and add up to the logit difference less the part no component writes (`model.logitBias`).
  */
 import type { ActivationCache } from './activation-cache.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from './model.ts';
 
 /** Part of the pos axis: one position (negative counts from the end; the axis is dropped) or a list of positions. */
 export type PosSlice = number | readonly number[];

@@ -26,7 +26,7 @@ export interface Selection {
   pos?: number | readonly number[];
   /**
    * Heads, on per-head hooks only (default: all). On an SAE's feature hooks
-   * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/features/feature-interventions.ts`).
+   * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/hooks/feature-interventions.ts`).
    */
   heads?: number | readonly number[];
   /** Key positions, on hook_pattern / hook_attn_scores only (default: all): patches single (query, key) entries. */

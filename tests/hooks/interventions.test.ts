@@ -3,8 +3,8 @@
  * per-row interventions in one pass, the slow callback path, and the errors a user will hit.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpt2HostWeights } from '../../src/model/gpt2-weights.ts';

@@ -14,11 +14,11 @@
  * Steering adds the decoder direction to the model's own hook, so it works with or without the
  * SAE spliced (with the error term the addition passes through the splice unchanged).
  */
-import type { ActivationCache } from '../hooks/activation-cache.ts';
-import { addVector, patchFrom, scaleBy, setTo, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
+import type { ActivationCache } from './activation-cache.ts';
+import { addVector, patchFrom, scaleBy, setTo, zeroAblate, type Intervention, type Selection } from './interventions.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { Sae } from './sae.ts';
-import type { SaeSiteName } from './sae-config.ts';
+import type { Sae } from '../features/sae.ts';
+import type { SaeSiteName } from '../features/sae-config.ts';
 
 /** Positions and batch rows, but not heads: the features take the head axis. */
 export type FeatureSelection = Omit<Selection, 'heads'>;

@@ -6,26 +6,25 @@ import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { Tensor, numel } from '../gpu/tensor.ts';
 import { executePlan } from './execute.ts';
-import { compileHooks, type CompiledHooks } from '../hooks/hook-plan.ts';
-import type { Intervention } from '../hooks/interventions.ts';
-import { ActivationCache } from '../hooks/activation-cache.ts';
-import type { ModelConfig } from './config.ts';
-import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from './forward.ts';
-import { hookNames, hookShapes, type LayerRange } from './hook-points.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
-import type { GpuWeights } from './gpu-weights.ts';
-import { validateTokens } from './tokens.ts';
-import type { TextTokenizer } from './tokenizer.ts';
-import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
-import { logitLens, unembedColumn } from './logit-lens.ts';
+import { compileHooks, type CompiledHooks } from './hook-plan.ts';
+import type { Intervention } from './interventions.ts';
+import { ActivationCache } from './activation-cache.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
+import { hookNames, hookShapes, unknownHookMessage, type LayerRange } from '../model/hook-points.ts';
+import type { GpuWeights } from '../model/gpu-weights.ts';
+import { validateTokens } from '../model/tokens.ts';
+import type { TextTokenizer } from '../model/tokenizer.ts';
+import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from '../model/tl-weights.ts';
+import { logitLens, unembedColumn } from '../model/logit-lens.ts';
 import { GradState, runWithGrad, type GradOptions, type GradResult } from './grad-run.ts';
-import type { Metric } from '../experiments/metric.ts';
-import type { WeightGradients } from './weight-grads.ts';
-import type { Processing } from './processing.ts';
-import { GpuLoss } from '../experiments/metric.ts';
+import type { Metric } from '../model/metric.ts';
+import type { WeightGradients } from '../model/weight-grads.ts';
+import type { Processing } from '../model/processing.ts';
+import { GpuLoss } from '../model/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
 import type { Step } from '../gpu/recorder.ts';
-import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from '../features/splice.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from './splice.ts';
 
 export type { RunResult } from './run-result.ts';
 
@@ -508,7 +507,7 @@ export class Model {
   }
 
   /**
-   * For experiments: `plan` with SAEs spliced in (see `src/features/splice.ts`); the result's
+   * For experiments: `plan` with SAEs spliced in (see `src/hooks/splice.ts`); the result's
    * `destroy()` frees both, `release()` only what the splice added. `hooks` are the run's
    * interventions (an error term needs a clean pass when they touch the SAE's features).
    */

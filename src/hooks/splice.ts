@@ -26,9 +26,9 @@ import { add } from '../gpu/kernels/elementwise.ts';
 import { saeError, saeInput } from '../gpu/kernels/sae.ts';
 import type { Dispatch, Params } from '../gpu/recorder.ts';
 import type { ForwardPlan, PlanStep, Site } from '../model/forward.ts';
-import type { Sae } from './sae.ts';
-import { SAE_SITES, saeSiteWidth, type SaeSiteName } from './sae-config.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
+import type { Sae } from '../features/sae.ts';
+import { SAE_SITES, saeSiteWidth, type SaeSiteName } from '../features/sae-config.ts';
+import { unknownHookMessage } from '../model/hook-points.ts';
 
 /** An SAE in a run, with or without the error term (SAELens' `use_error_term`, off by default). */
 export interface SaeSplice {
