@@ -41,7 +41,7 @@ const LAYERS = options.int('layers', 18);
 const D = 640;
 const D_SAE = 16384;
 /** Where the SAE sits: layer 12's residual stream (Gemma Scope 2's layer for the demo), or the last layer of a shorter model. */
-const HOOK = `blocks.${Math.min(12, LAYERS - 1)}.hook_resid_post`;
+const HOOK = `blocks.${Math.min(12, LAYERS - 1)}.hook_resid_post` as const;
 const log = (msg: string) => process.stderr.write(`bench:sae: ${msg}\n`);
 const round = (x: number, d = 2) => +x.toFixed(d);
 const median = (xs: number[]) => {

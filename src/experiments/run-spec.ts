@@ -13,7 +13,7 @@
  *
  * "prompts" holds the token ids that were run. Host-neutral: the CLI and figures both call it.
  */
-import { meanHead, zeroHead } from '../hooks/interventions.ts';
+import { runHeadAblation } from './ablation.ts';
 import type { Model } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
@@ -86,28 +86,23 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
         if (h.layer >= L || h.head >= H) throw new SpecError(`spec.interventions: head ${h.layer}.${h.head} is not in this model (layers 0 .. ${L - 1}, heads 0 .. ${H - 1})`);
       }
       const metric = e.metric ? metricFor(e.metric, clean, model, tokenizer) : null;
-      const layers = [...new Set(heads.map((h) => h.layer))];
-      const plain = await model.run([clean], { cache: mode === 'mean' ? layers.map((l) => `blocks.${l}.attn.hook_z`) : [] });
+      // With no heads the ablated run is the unablated one.
+      const { ablated, plain } = await runHeadAblation(model, [clean], heads, { mode, keepPlain: heads.length > 0 });
       try {
-        const hooks = heads.map((h) => (mode === 'zero' ? zeroHead(h.layer, h.head) : meanHead(h.layer, h.head, plain.cache, { pooled: true })));
-        const ablated = heads.length ? await model.run([clean], { hooks }) : plain;
-        try {
-          const logits = await ablated.logits.read(); // [1, T, V]
-          const base = heads.length ? await plain.logits.read() : logits;
-          const T = clean.length;
-          return {
-            patchbay: SPEC_VERSION,
-            kind: 'ablate',
-            prompts,
-            metric: metric ? metricCpu(metric, logits, 1, V)[0] : null,
-            unablated: metric ? metricCpu(metric, base, 1, V)[0] : null,
-            top: topK(logits.subarray((T - 1) * V, T * V), 5),
-          };
-        } finally {
-          if (ablated !== plain) ablated.release();
-        }
+        const logits = await ablated.logits.read(); // [1, T, V]
+        const base = plain ? await plain.logits.read() : logits;
+        const T = clean.length;
+        return {
+          patchbay: SPEC_VERSION,
+          kind: 'ablate',
+          prompts,
+          metric: metric ? metricCpu(metric, logits, 1, V)[0] : null,
+          unablated: metric ? metricCpu(metric, base, 1, V)[0] : null,
+          top: topK(logits.subarray((T - 1) * V, T * V), 5),
+        };
       } finally {
-        plain.release();
+        ablated.release();
+        plain?.release();
       }
     }
     case 'patch': {

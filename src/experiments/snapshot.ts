@@ -12,9 +12,10 @@
  *   patching   the patching grid of the spec's site (for a patch experiment)
  *   lens       the logit lens: the 5 most probable tokens per layer and position
  */
+import type { HookName } from '../model/hook-points.ts';
 import { accumulatedResid } from '../hooks/cache-helpers.ts';
-import { meanHead, zeroHead } from '../hooks/interventions.ts';
-import type { Model, RunResult } from '../hooks/model.ts';
+import { runHeadAblation } from './ablation.ts';
+import type { Model } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
 import { metricCpu } from '../model/metric.ts';
@@ -82,15 +83,16 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
   const allHeads = Array.from({ length: L * H }, (_, i) => `${Math.floor(i / H)}.${i % H}`);
   const heads = options.heads ?? (spec.view?.heads?.length && L * H * T * T > 2e6 ? spec.view.heads : allHeads);
   const layers = [...new Set(heads.map((h) => Number(h.split('.')[0])))];
-  const resid = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
+  const resid: HookName[] = [...Array.from({ length: L }, (_, l): HookName => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
 
-  const plain = await model.run([clean], { cache: [...new Set([...ablate.map((h) => `blocks.${h.layer}.attn.hook_z`)])] });
-  let run: RunResult | null = null;
+  const { ablated: run, plain } = await runHeadAblation(model, [clean], ablate, {
+    mode,
+    cache: [...layers.map((l): HookName => `blocks.${l}.attn.hook_pattern`), ...resid],
+    keepPlain: ablate.length > 0,
+  });
   try {
-    const hooks = ablate.map((h) => (mode === 'zero' ? zeroHead(h.layer, h.head) : meanHead(h.layer, h.head, plain.cache, { pooled: true })));
-    run = await model.run([clean], { cache: [...layers.map((l) => `blocks.${l}.attn.hook_pattern`), ...resid], hooks });
     const logits = await run.logits.read(); // [1, T, V]
-    const base = ablate.length ? await plain.logits.read() : null;
+    const base = plain ? await plain.logits.read() : null;
 
     const patterns: number[][] = [];
     for (const h of heads) {
@@ -158,7 +160,7 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
       lens,
     };
   } finally {
-    run?.release();
-    plain.release();
+    run.release();
+    plain?.release();
   }
 }

@@ -19,6 +19,7 @@
  * and cached keys and values, and its metric may be that row's own (each pair with its own
  * answer tokens). Rows of different prompts share a pass.
  */
+import type { SiteName } from '../model/hook-points.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import type { Step } from '../gpu/recorder.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
@@ -314,7 +315,7 @@ function atRow(iv: Intervention, b: number): Intervention {
 export async function baseRun(
   model: Model,
   prompts: readonly number[] | readonly (readonly number[])[],
-  keep: (name: string) => boolean,
+  keep: (name: SiteName) => boolean,
   metric: Metrics,
   saes: readonly SaeUse[] = [],
 ): Promise<BaseRun & { metric: number; metrics: Float64Array; release(): void }> {
@@ -329,7 +330,7 @@ export async function baseRun(
   let m: GpuMetric | null = null;
   try {
     if (saes.length) plan = model.splice(built, saes).plan;
-    for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
+    for (const site of plan.sites.values()) if (keep(site.name)) tensors.set(site.name, Tensor.empty(model.gpu, site.shape, site.name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens.flat()));
     m = new GpuMetric(model.gpu, metric, plan.logits!, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
     await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });

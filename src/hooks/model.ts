@@ -11,7 +11,7 @@ import type { Intervention } from './interventions.ts';
 import { ActivationCache } from './activation-cache.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
-import { hookNames, hookShapes, unknownHookMessage, type LayerRange } from '../model/hook-points.ts';
+import { hookNames, hookShapes, unknownHookMessage, type HookName, type LayerRange, type SiteName, type SiteNameLike } from '../model/hook-points.ts';
 import type { GpuWeights } from '../model/gpu-weights.ts';
 import { validateTokens } from '../model/tokens.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
@@ -32,7 +32,7 @@ export type { RunResult } from './run-result.ts';
 export type Tokens = readonly (readonly number[])[];
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
-export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
+export type CacheFilter = readonly SiteNameLike[] | RegExp | ((name: SiteName) => boolean);
 
 export interface RunOptions {
   /** Hook points to copy into the returned cache (none by default). */
@@ -271,7 +271,7 @@ export class Model {
   }
 
   /** Every hook point name of this model, in forward order. */
-  hookNames(): string[] {
+  hookNames(): HookName[] {
     return hookNames(this.config);
   }
 
@@ -329,7 +329,8 @@ export class Model {
     const keep = resolveFilter(options.cache, shapes, absent);
     const hooks = options.hooks ?? [];
     for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(absent(h.hook));
-    const kept = [...shapes].filter(([n]) => keep(n));
+    // The shapes' keys come from the hook-point lists (model/hook-points.ts) and the SAEs' sites.
+    const kept = [...shapes].filter(([n]) => keep(n as SiteName));
     const withResult = kept.some(([n]) => n.endsWith('.attn.hook_result')) || hooks.some((h) => h.hook.endsWith('.attn.hook_result'));
     const wantLogits = !stopped && returnType !== 'loss';
     const wantLoss = returnType !== 'logits';
@@ -378,7 +379,7 @@ export class Model {
       if (wantLogits) out.logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
       if (stopped) out.residual = Tensor.empty(this.gpu, [batch, pos, cfg.d_model], `residual entering layer ${range.stopAtLayer}`);
       if (wantLoss) out.loss = new GpuLoss(this.gpu, plan.logits!, lossTokens!, cfg.d_vocab, !!options.lossPerToken);
-      for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(this.gpu, site.shape, name));
+      for (const site of plan.sites.values()) if (keep(site.name)) tensors.set(site.name, Tensor.empty(this.gpu, site.shape, site.name));
     };
     const releaseAll = () => {
       for (const t of tensors.values()) t.release();
@@ -597,11 +598,11 @@ export class Model {
   }
 }
 
-function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>, absent: (name: string) => string): (name: string) => boolean {
+function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>, absent: (name: string) => string): (name: SiteName) => boolean {
   if (!filter) return () => false;
   if (filter instanceof RegExp) return (n) => filter.test(n);
   if (typeof filter === 'function') return filter;
-  const wanted = new Set(filter);
+  const wanted = new Set<string>(filter);
   for (const n of wanted) {
     if (!shapes.has(n)) throw new Error(absent(n));
   }

@@ -96,6 +96,13 @@ export type SaeSiteName = (typeof SAE_SITES)[number];
 export type SaeHookName<H extends HookName = HookName> = `${H}.${SaeSiteName}`;
 /** Any point a run can cache or intervene on: the model's own, or a spliced SAE's. */
 export type SiteName = HookName | SaeHookName;
+/**
+ * A hook point as the public API takes it (interventions, cache filters): an editor completes
+ * and checks every `SiteName`, and any other string is still accepted and checked when the run
+ * is planned ("unknown hook point …; did you mean …?"), as names read from input must be.
+ * (`string & NonNullable<unknown>` keeps the literal members from collapsing into `string`.)
+ */
+export type SiteNameLike = SiteName | (string & NonNullable<unknown>);
 
 /** A norm's hook-point prefix: `<prefix>.hook_scale` and `<prefix>.hook_normalized`. */
 export type NormPrefix = `blocks.${number}.${'ln1' | 'ln2' | 'ln1_post' | 'ln2_post' | 'attn.q_norm' | 'attn.k_norm'}` | 'ln_final';
