@@ -73,7 +73,7 @@ export abstract class PbFeatureFigure<T> extends PbComputedFigure<T> {
   /** A status line while the model or the SAE is not there. */
   protected waiting(): string | null {
     if (this.fromSnapshot) return this.snapshotFeatures ? null : "This page's snapshot has no SAE features.";
-    if (!this.model) return this.session?.status === 'error' ? 'No model.' : 'Waiting for the model…';
+    if (!this.model) return this.session?.noModelText() ?? 'Waiting for the model…';
     if (!this.features) return 'Put this figure inside a <pb-sae>.';
     if (this.features.status === 'error') return 'No SAE.';
     if (!this.ready) return 'Waiting for the SAE…';

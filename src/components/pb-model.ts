@@ -40,6 +40,8 @@ import { ContextProvider } from '@lit/context';
 import { loadModel } from '../model/load.ts';
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
+import { normalizeConfig } from '../model/normalize-config.ts';
+import { loadTokenizer } from '../model/tokenizer.ts';
 import { readSnapshot } from '../experiments/snapshot.ts';
 import { SPEC_VERSION, figureInterventions, figureSpecInterventions, isBatch, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef, type Prompts, type SaeHookNames } from '../experiments/spec.ts';
 import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
@@ -243,7 +245,7 @@ export class PbModel extends LitElement {
     this.loading = key;
     const s = this.session;
     s.model?.destroy();
-    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0, started: performance.now() }, fromCache: false, snapshot: null });
+    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0, started: performance.now() }, fromCache: false, snapshot: null, config: null });
     // Redraw the time left once a second even when no bytes arrive.
     clearInterval(this.progressTimer);
     this.progressTimer = setInterval(() => this.tick++, 1000);
@@ -299,14 +301,11 @@ export class PbModel extends LitElement {
     }
   }
 
-  /** No WebGPU: the figures draw the snapshot, if the page has one. */
+  /** No WebGPU: the figures draw the snapshot, if the page has one; else what needs no weights. */
   private async showSnapshot(e: NoWebGPUError): Promise<void> {
     const s = this.session;
     const message = describeLoadError(e, this.src);
-    if (!this.snapshot) {
-      s.set({ status: 'error', error: message });
-      return;
-    }
+    if (!this.snapshot) return this.showWeightless(message);
     try {
       const res = await fetch(new URL(this.snapshot, document.baseURI));
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
@@ -315,6 +314,26 @@ export class PbModel extends LitElement {
       s.set({ status: 'snapshot', snapshot: snap, error: message });
     } catch (err) {
       s.set({ status: 'error', error: `${message} The page's snapshot (${this.snapshot}) could not be read: ${(err as Error).message}.` });
+    }
+  }
+
+  /**
+   * No WebGPU and no snapshot: the model's config.json and tokenizer (small files; never the
+   * weights) are read, so figures show the prompt's tokens and the heads' layout. When even those
+   * cannot be read, the message stands alone.
+   */
+  private async showWeightless(message: string): Promise<void> {
+    const s = this.session;
+    try {
+      const source = cachedUrlModelSource(resolveModelUrl(this.src, this.models, this.hub, document.baseURI));
+      const bytes = await source.file('config.json');
+      if (!bytes) throw new Error('no config.json');
+      const config = normalizeConfig(JSON.parse(new TextDecoder().decode(bytes)));
+      const tokenizer = PRESETS[this.src]?.tokenizer !== false && this.tokenizer !== 'none' ? await loadTokenizer(source) : null;
+      s.set({ status: 'weightless', error: message, tokenizer, config: { n_layers: config.n_layers, n_heads: config.n_heads, d_vocab: config.d_vocab } });
+      this.dropMissingHeads();
+    } catch {
+      s.set({ status: 'error', error: message });
     }
   }
 
@@ -459,13 +478,15 @@ export class PbModel extends LitElement {
         ${title}: ${s.model!.config.n_layers} layers × ${s.model!.config.n_heads} heads on ${s.model!.gpu.adapterName}${s.fromCache ? " (weights from this browser's cache)" : ''}
       </div>`;
     }
-    if (s.status === 'snapshot' || (s.status === 'error' && /WebGPU/.test(s.error) && !/download|Unsupported/i.test(s.error))) {
+    if (s.status === 'snapshot' || s.status === 'weightless' || (s.status === 'error' && /WebGPU/.test(s.error) && !/download|Unsupported/i.test(s.error))) {
       return html`<div class="nogpu" part="no-webgpu" role="note">
         <span
           ><strong>This browser has no WebGPU</strong>, which the figures below need to run ${title} live.
           ${s.status === 'snapshot'
             ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
-            : html`This page has no snapshot to show instead.`}
+            : s.status === 'weightless'
+              ? html`This page has no snapshot of their results, so they show only what needs no weights: the prompt as the model's tokenizer splits it, and the layout of its ${s.config!.n_layers} × ${s.config!.n_heads} attention heads.`
+              : html`This page has no snapshot to show instead.`}
           Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.
           <span class="detail">(${s.error})</span></span
         >
