@@ -187,7 +187,10 @@ async function main() {
     const splicedTimes: number[] = [];
     for (let r = 0; r <= REPS; r++) {
       const [a, b] = [await once(false), await once(true)];
-      if (r > 0) (plainTimes.push(a), splicedTimes.push(b));
+      if (r > 0) {
+        plainTimes.push(a);
+        splicedTimes.push(b);
+      }
     }
     const fwd = median(plainTimes);
     const spliced = median(splicedTimes);

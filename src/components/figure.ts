@@ -116,10 +116,10 @@ export abstract class PbFigure extends LitElement {
 
   /** The figure's "Export" menu (put it in the toolbar). */
   protected renderExport() {
-    const self = this;
+    const exportName = () => this.exportName();
     const source: Exportable = {
       get name() {
-        return self.exportName();
+        return exportName();
       },
       table: () => this.exportTable(),
       json: () => this.exportJson(),

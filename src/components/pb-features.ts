@@ -172,7 +172,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
                         <button
                           class="feature"
                           part="feature"
-                          aria-pressed=${String(fs?.selected === feature)}
+                          aria-pressed=${fs?.selected === feature ? 'true' : 'false'}
                           title=${`feature ${feature}: activation ${formatValue(act, 3)}; select it`}
                           @click=${() => this.select(feature)}
                         >
@@ -183,7 +183,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
                         <button
                           class="ablate"
                           part="ablate"
-                          aria-pressed=${String(ablated)}
+                          aria-pressed=${ablated ? 'true' : 'false'}
                           ?disabled=${this.fromSnapshot}
                           title=${ablated ? `restore feature ${feature}` : `ablate feature ${feature} (zero it at every position)`}
                           @click=${() => fs?.toggleAblated(feature)}

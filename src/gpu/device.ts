@@ -82,21 +82,24 @@ export class Gpu {
     this.assertAlive();
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
-    let value: T;
+    // The scopes are popped whatever fn does, and a GPU error outranks fn's own.
+    let result: { value: T } | { error: unknown };
     try {
-      value = fn();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const oom = await this.device.popErrorScope();
-      if (oom) {
-        throw new OutOfMemoryError(
-          `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
-            `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
-        );
-      }
-      if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
+      result = { value: fn() };
+    } catch (error) {
+      result = { error };
     }
-    return value;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (oom) {
+      throw new OutOfMemoryError(
+        `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
+          `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
+      );
+    }
+    if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
+    if ('error' in result) throw result.error;
+    return result.value;
   }
 
   /** The adapter binding limit, or the smaller test override. */

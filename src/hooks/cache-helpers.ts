@@ -431,12 +431,12 @@ const ACT_NAME_ALIAS = {
 } as const satisfies Record<string, string>;
 const ATTN_SHORT = ['k', 'v', 'q', 'z', 'rot_k', 'rot_q', 'result', 'pattern', 'attn_scores'] as const;
 const MLP_SHORT = ['pre', 'post', 'mid', 'pre_linear'] as const;
-const OTHER_SHORT = ['embed', 'pos_embed', 'resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out', 'scale', 'normalized'] as const;
 const ATTN_NAMES = new Set<string>(ATTN_SHORT);
 const MLP_NAMES = new Set<string>(MLP_SHORT);
 
+type OtherShortName = 'embed' | 'pos_embed' | 'resid_pre' | 'resid_mid' | 'resid_post' | 'attn_out' | 'mlp_out' | 'scale' | 'normalized';
 /** TransformerLens' short activation names (`get_act_name`'s), aliases included. */
-export type ActShortName = (typeof ATTN_SHORT)[number] | (typeof MLP_SHORT)[number] | (typeof OTHER_SHORT)[number] | keyof typeof ACT_NAME_ALIAS;
+export type ActShortName = (typeof ATTN_SHORT)[number] | (typeof MLP_SHORT)[number] | OtherShortName | keyof typeof ACT_NAME_ALIAS;
 /**
  * What a cache lookup takes: a hook point's full name, or a TransformerLens shorthand (with the
  * layer as an argument, or in the name: `k6`, `scale4ln1`).

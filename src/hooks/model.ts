@@ -357,7 +357,7 @@ export class Model {
     const base = await this.plan(shape);
     const spliced = saes.length ? this.splice(base, saes, hooks) : null;
     const plan = spliced?.plan ?? base;
-    let compiled: CompiledHooks | null = null;
+    let compiled: CompiledHooks | null;
     try {
       compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
     } catch (e) {
@@ -573,7 +573,7 @@ export class Model {
 
   private async plan(shape: PlanShape): Promise<ForwardPlan> {
     const key = planKey(shape);
-    let plan = this.plans.get(key);
+    const plan = this.plans.get(key);
     if (plan) {
       // Most recently used goes last.
       this.plans.delete(key);
