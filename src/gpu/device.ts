@@ -25,6 +25,16 @@ export interface GpuOptions {
    * the bytes needed and available. Default: no budget (the driver's own out-of-memory applies).
    */
   memoryBudgetBytes?: number;
+  /**
+   * Invocations per workgroup of the one-invocation-per-item kernels (their shaders' `WG`
+   * override). Default 64; tests pick others to check that no kernel assumes 64.
+   */
+  workgroupSize?: number;
+  /**
+   * Pretend the device allows at most this many workgroups per grid dimension (never more than
+   * it does). Tests use it to fold the one-dimensional grids into two dimensions on tiny models.
+   */
+  maxWorkgroupsPerDimension?: number;
 }
 
 /** Limits the engine plans with: the adapter's own, requested in full at device creation. */
@@ -50,6 +60,12 @@ export class Gpu {
    * that share loads across a subgroup fall back to their plain form.
    */
   subgroupSize: number | null = null;
+  /**
+   * Invocations per workgroup of the one-invocation-per-item kernels, passed to their shaders as
+   * the override constant `WG`. 64: a whole number of subgroups on every GPU (8 to 64 wide), and
+   * well inside WebGPU's guaranteed 256 invocations per workgroup.
+   */
+  workgroupSize = 64;
 
   constructor(
     readonly device: GPUDevice,
@@ -169,6 +185,10 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     throw new NoWebGPUError('WebGPU is present but no GPU adapter is available (requestAdapter returned null)');
   }
   const a = adapter.limits;
+  const wg = options.workgroupSize;
+  if (wg !== undefined && (!Number.isInteger(wg) || wg < 1 || wg > a.maxComputeInvocationsPerWorkgroup)) {
+    throw new Error(`workgroupSize ${wg}: expected a whole number from 1 to ${a.maxComputeInvocationsPerWorkgroup} (the adapter's maxComputeInvocationsPerWorkgroup)`);
+  }
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
     maxBufferSize: a.maxBufferSize,
@@ -193,12 +213,13 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     ),
     maxBufferSize: d.maxBufferSize,
     minStorageBufferOffsetAlignment: d.minStorageBufferOffsetAlignment,
-    maxComputeWorkgroupsPerDimension: d.maxComputeWorkgroupsPerDimension,
+    maxComputeWorkgroupsPerDimension: Math.min(d.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Number.POSITIVE_INFINITY),
     maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
   };
   const gpu = new Gpu(device, name, limits, new Set([...device.features]), host);
   const sgMin = info?.subgroupMinSize;
   if (device.features.has('subgroups') && sgMin && sgMin === info?.subgroupMaxSize) gpu.subgroupSize = sgMin;
   if (options.memoryBudgetBytes !== undefined) gpu.pool.budgetBytes = options.memoryBudgetBytes;
+  if (options.workgroupSize !== undefined) gpu.workgroupSize = options.workgroupSize;
   return gpu;
 }

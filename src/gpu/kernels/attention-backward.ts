@@ -5,7 +5,7 @@
  */
 import { attentionBackwardSource } from '../../../shaders/attention-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { AttentionDims } from './attention.ts';
 
@@ -17,7 +17,7 @@ const sizes = (d: AttentionDims) => {
 };
 
 function prepare(gpu: Gpu, entry: Entry, d: AttentionDims, a: [GPUBuffer, number], b: [GPUBuffer, number], out: [GPUBuffer, number], items: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), entry);
+  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), entry, itemConstants(gpu));
   const Tq = d.Tq ?? d.T;
   const Hkv = d.Hkv ?? d.H;
   if (d.H % Hkv !== 0) throw new Error(`${label}: ${d.H} query heads are not a multiple of ${Hkv} key/value heads`);
@@ -33,7 +33,7 @@ function prepare(gpu: Gpu, entry: Entry, d: AttentionDims, a: [GPUBuffer, number
       { binding: 3, resource: bindWhole(gpu, out[0], out[1], `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, items) };
 }
 
 /** dpattern [B, H, Tq, T] from dz [B, Tq, H, dh] and v [B, T, Hkv, dh]. */

@@ -4,7 +4,7 @@
  */
 import { DW_TILE, DX_TILE, matmulBackwardSource, type MatmulBackwardVariant } from '../../../shaders/matmul-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { Params, itemConstants, itemGrid, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 
 export type MatmulBackwardVersion = 'v1' | 'v2';
@@ -84,7 +84,8 @@ function gSpan(g: GPUBuffer, gStart: number, rows: number, ldg: number, N: numbe
 }
 
 function dispatch(gpu: Gpu, label: string, variant: MatmulBackwardVariant, entry: string, entries: GPUBindGroupEntry[], workgroups: [number, number, number]): Dispatch {
-  const pipeline = gpu.pipelines.get('matmul-backward', matmulBackwardSource(variant), entry);
+  const perItem = entry === 'bias_grad_v1' || entry === 'transpose_v1' || entry === 'copy_block_v1';
+  const pipeline = gpu.pipelines.get('matmul-backward', matmulBackwardSource(variant), entry, perItem ? itemConstants(gpu) : {});
   const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
@@ -172,7 +173,7 @@ export function biasGrad(gpu: Gpu, a: BiasGradArgs, params: Params[]): Dispatch 
     { binding: 3, resource: dw.binding },
   ];
   if (a.rows) entries.push({ binding: 5, resource: { buffer: a.rows, offset: 0, size: M * 4 } });
-  return dispatch(gpu, a.label, variant, 'bias_grad_v1', entries, [Math.ceil(N / 64), 1, 1]);
+  return dispatch(gpu, a.label, variant, 'bias_grad_v1', entries, [Math.ceil(N / gpu.workgroupSize), 1, 1]);
 }
 
 export interface TransposeArgs {
@@ -220,5 +221,5 @@ function block(gpu: Gpu, a: TransposeArgs, params: Params[], entry: 'transpose_v
     entries.push({ binding: 6, resource: { buffer: a.affine.gain, offset: 0, size: K * 4 } });
     entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
   }
-  return dispatch(gpu, a.label, variant, entry, entries, grid1d(gpu, M * K, 64));
+  return dispatch(gpu, a.label, variant, entry, entries, itemGrid(gpu, M * K));
 }
