@@ -36,8 +36,7 @@ const SCALED_LAYERS = 4;
 const SWEEP_T = 15;
 
 /** The command line (unknown flags and stray arguments are usage errors, exit 2). */
-const readOptions = () =>
-  benchOptions('bench', { model: {}, full: { boolean: true }, reps: {}, pos: {}, naive: {}, peer: { boolean: true }, 'gradients-only': { boolean: true } });
+const readOptions = () => benchOptions('bench', { model: {}, full: { boolean: true }, reps: {}, pos: {}, naive: {}, peer: { boolean: true }, 'gradients-only': { boolean: true } });
 
 /** The model: a Hugging Face folder, or random weights (written as one when the peer must load them too). */
 async function benchModel(gpu: Gpu, modelDir: string | undefined, scaled: boolean, wantPeer: boolean, scaledWhat: string[]): Promise<{ model: Model; hfDir: string | null; source: string }> {
