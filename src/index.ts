@@ -24,7 +24,7 @@ export { gradPlanBytes, type GradOptions, type GradResult, type NameFilter } fro
 export { WeightGradients, toCheckpointLayout, type GradTensor } from './model/weight-grads.ts';
 export type { ModelConfig } from './model/config.ts';
 export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
-export { hookNames, hookShapes, type LayerRange } from './model/hook-points.ts';
+export { hookNames, hookShapes, isHookName, isSiteName, type LayerRange, type HookName, type BlockHookName, type SaeHookName, type SiteName, type SiteNameLike } from './model/hook-points.ts';
 export { TokenInputError } from './model/tokens.ts';
 export { urlModelSource, blobModelSource, type ModelSource, type ProgressFn } from './model/source.ts';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors.ts';
@@ -85,7 +85,7 @@ export {
   type ActPatchName,
   type ActPatchFn,
 } from './experiments/act-patch.ts';
-export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
+export { headAblationSweep, runHeadAblation, headAblationMetric, type AblationMode, type AblationOptions, type HeadAblationOptions, type HeadRef } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
 export {
   attributionSweep,
