@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 eslint --max-warnings 0 .
 
 # Formatting, on the files .prettierignore does not yet exempt.
-prettier --check --log-level warn 'src/**/*.ts' 'tests/**/*.ts' 'bench/**/*.ts' 'demos/**/*.ts' 'examples/**/*.ts' 'types/**/*.ts' '*.ts' '*.js' 'bin/*.js'
+prettier --check --log-level warn 'src/**/*.ts' 'tests/**/*.ts' 'bench/**/*.ts' 'demos/**/*.ts' 'types/**/*.ts' '*.ts' '*.js' 'bin/*.js'
 
 # The components' templates: bindings, attributes, events and custom elements. no-invalid-css is
 # off because its CSS data predates properties the components use (accent-color, color-scheme);
