@@ -26,7 +26,7 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import { GpuMetricBackward } from '../experiments/metric-backward.ts';
 import { metricColumns, metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
-import { backwardBytes, buildBackward, checkDifferentiable, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
+import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchSizes, type ForwardPlan } from './forward.ts';
 import type { GpuWeights } from './gpu-weights.ts';
@@ -184,7 +184,6 @@ const siteIndex = (fwd: ForwardPlan, name: string) => fwd.steps.findIndex((s) =>
 
 export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
   const { gpu, config: cfg } = ctx;
-  checkDifferentiable(cfg);
   const { batch: B, pos: T, flat } = validateTokens(tokens, cfg);
   const metrics = Array.isArray(metric) ? (metric as readonly Metric[]) : [metric as Metric];
   if (Array.isArray(metric) && metric.length !== B) throw new Error(`${metric.length} metrics for ${B} token rows; give one metric, or one per row`);
@@ -282,7 +281,14 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     if (bwdHooks) compiled.push(bwdHooks);
     for (const n of actNames) acts.set(n, Tensor.empty(gpu, fwd.sites.get(n)!.shape, n));
     for (const n of gradOut) grads.set(n, Tensor.empty(gpu, bwd.gradSites.get(n)!.shape, `grad ${n}`));
-    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: bwd.dlogits, B, positions, V: columns?.length ?? cfg.d_vocab, columns });
+    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), {
+      logits: bwd.dlogits,
+      B,
+      positions,
+      V: columns?.length ?? cfg.d_vocab,
+      columns,
+      softcap: cfg.output_logits_soft_cap ?? null, // the logits are capped: the cap's backward is folded in
+    });
 
     gpu.device.queue.writeBuffer(fwd.ids!, 0, flat);
     bwd.setTokens(flat);
@@ -303,8 +309,10 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
       if (s.kind === 'replay') {
         // Layer s.layer's forward again, from its saved resid_pre, into the shared saved set.
         const l = s.layer;
+        // Up to the layer's last site the backward reads (mlp.hook_post, or ln2_post's after the
+        // MLP's projection in Gemma 3).
         const start = siteIndex(fwd, `blocks.${l}.hook_resid_pre`);
-        const end = siteIndex(fwd, `blocks.${l}.mlp.hook_post`) + 1;
+        const end = Math.max(...savedSites(cfg).map((rel) => siteIndex(fwd, `blocks.${l}.${rel}`))) + 1;
         const residBuffer = (fwd.steps[start] as { buffer: GPUBuffer }).buffer;
         steps.push({ kind: 'copy', src: bwd.savedResid[l], srcOffset: 0, dst: residBuffer, dstOffset: 0, size: B * T * cfg.d_model * 4 });
         const layerCopies = new Map<string, GPUBuffer[]>();
