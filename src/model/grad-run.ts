@@ -7,7 +7,7 @@
  * forward's interventions to it as PyTorch's autograd would:
  *
  *   forward intervention at a hook     what reaches the activations upstream of it
- *   zero, mean, replace (patch)        nothing (the activation no longer depends on them)
+ *   zero, mean, replace (patch), set   nothing (the activation no longer depends on them)
  *   scale by f                         f x the gradient
  *   add a vector                       the gradient unchanged
  *   a JavaScript hook function         refused: it cannot be differentiated
@@ -133,7 +133,7 @@ function gradientInterventions(hooks: readonly Intervention[]): Intervention[] {
     const { op: _op, ...rest } = iv as Intervention & Record<string, unknown>;
     const sel = { batch: rest.batch, pos: rest.pos, heads: rest.heads } as Record<string, unknown>;
     for (const k of Object.keys(sel)) if (sel[k] === undefined) delete sel[k];
-    if (iv.op === 'zero' || iv.op === 'mean' || iv.op === 'replace') out.push({ hook: iv.hook, op: 'zero', ...sel });
+    if (iv.op === 'zero' || iv.op === 'mean' || iv.op === 'replace' || iv.op === 'set') out.push({ hook: iv.hook, op: 'zero', ...sel });
     else if (iv.op === 'scale') out.push({ hook: iv.hook, op: 'scale', factor: iv.factor, ...sel });
   }
   return out;
