@@ -31,6 +31,7 @@ usage:
                 [--names REGEX] [--weights-out FILE.safetensors]
   patchbay attribute <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
                      [--method atp|atp*] [--verify K] [--normalize] [--json]
+                     (--site features --sae DIR [--top K]: AtP over an SAE's features)
   patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
   patchbay run SPEC.json [--json]
