@@ -5,7 +5,9 @@
  * layer 1's attention input, error term) within 1e-4 of the largest; and its grid against the
  * exact feature patching sweep (`featurePatchingSweep`: the same cells, each patched alone): the
  * same features, and how well the estimates track the exact effects (reported; first-order
- * attribution can be wrong, as on the activation grids).
+ * attribution can be wrong, as on the activation grids); `verifyFeatureTopK`'s exact feature
+ * patching against float64 PyTorch (feature_patch_ref.py: every feature at every position patched
+ * alone).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -16,6 +18,7 @@ import { loadSae } from '../../src/features/sae-load.ts';
 import type { Sae } from '../../src/features/sae.ts';
 import { featureAttribution } from '../../src/experiments/feature-attribution.ts';
 import { featurePatchingSweep } from '../../src/experiments/feature-sweeps.ts';
+import { verifyFeatureTopK } from '../../src/experiments/feature-verify.ts';
 import { pearson } from '../../src/experiments/attribution.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
@@ -23,7 +26,7 @@ import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
 import { FIXTURES, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { fixtureAtp } from '../helpers/grad-fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
-import { GEMMA_SAE, saeFolder } from './helpers.ts';
+import { FEATURE_PATCHING, GEMMA_SAE, saeFolder } from './helpers.ts';
 
 const REF = new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, 'saes', 'sae_grads.safetensors'))), 'sae_grads.safetensors');
 
@@ -54,6 +57,32 @@ describe('feature attribution on tiny-gemma3-random', () => {
     expect(diff, `max |diff| ${diff.toExponential(2)}`).toBeLessThanOrEqual(1e-4 * maxAbs(ref));
     expect(grid.passes).toEqual({ forward: 2, backward: 1 });
     expect(Math.abs(grid.corrupt - fixtureAtp('tiny-gemma3-random').corrupt_metric)).toBeLessThan(1e-3);
+  });
+
+  it('verifyFeatureTopK: the exact feature patching of every cell matches float64 PyTorch; the k largest estimates beside it', async () => {
+    const ref = FEATURE_PATCHING;
+    const sae = await load(join(FIXTURES, ref.sae));
+    const { prompts } = fixtureCases('tiny-gemma3-random');
+    const metric = parseMetricSpec(ref.metric_spec, prompts[0]);
+    const grid = await featureAttribution(model, sae, prompts[0], prompts[1], metric, { k: 4 });
+    const v = await verifyFeatureTopK(model, sae, prompts[0], prompts[1], grid, metric, 6);
+    const live = [...grid.features.keys()].filter((i) => grid.features[i] >= 0);
+    const want = live.map((i) => ref.exact[grid.positions[Math.floor(i / 4)]][grid.features[i]]);
+    const got = live.map((i) => v.exact.values[i] - v.exact.corrupt);
+    const diff = maxAbsDiff(got, want);
+    expect(diff, `exact grid: max |diff| ${diff.toExponential(2)} of max ${maxAbs(want).toExponential(2)}`).toBeLessThanOrEqual(1e-4 * maxAbs(want));
+    expect(Math.abs(v.exact.corrupt - ref.corrupt_metric)).toBeLessThan(1e-4);
+    expect(v.cells).toHaveLength(6);
+    const mags = v.cells.map((c) => Math.abs(c.estimate));
+    expect(mags).toEqual([...mags].sort((a, b) => b - a));
+    const others = live.filter((i) => !v.cells.some((c) => c.index === i)).map((i) => Math.abs(grid.effects[i]));
+    expect(Math.min(...mags)).toBeGreaterThanOrEqual(Math.max(...others));
+    for (const c of v.cells) {
+      expect(c.feature).toBe(grid.features[c.index]);
+      expect(c.pos).toBe(grid.positions[c.coords[0]]);
+      expect(Math.abs(c.exact - ref.exact[c.pos][c.feature])).toBeLessThanOrEqual(1e-4 * maxAbs(want));
+    }
+    expect(v.maxError).toBeCloseTo(Math.max(...v.cells.map((c) => Math.abs(c.estimate - c.exact))), 12);
   });
 
   it.each([
