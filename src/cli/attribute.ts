@@ -11,6 +11,7 @@ import { verifyFeatureTopK } from '../experiments/feature-verify.ts';
 import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
 import { nodeSaeSource } from './sae-source.ts';
+import { writeSpecOut } from './spec-file.ts';
 import type { PatchSite } from '../experiments/patching.ts';
 import { UsageError, parseArgs, parseIdRow, parsePositiveInt } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
@@ -58,6 +59,8 @@ is [pos, rank]: at each position the K features whose activation differs most be
   --json              adds "hook", "positions", "features" and "acts" ([pos, rank]: each cell's
                       feature, -1 where a position has fewer than K, and its clean activation);
                       verified cells add "pos" and "feature"
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again)
   --help              this text`;
 
 const FLAGS = {
@@ -70,6 +73,7 @@ const FLAGS = {
   sae: {},
   top: {},
   'no-error-term': { boolean: true },
+  'spec-out': {},
   normalize: { boolean: true },
   json: { boolean: true },
   help: { boolean: true },
@@ -101,7 +105,7 @@ export async function attributeCommand(argv: readonly string[], print: (line: st
     if (!flags.has('sae')) throw new UsageError('--site features needs the SAE: --sae DIR');
     if (method !== 'atp') throw new UsageError('--method atp*: AtP* corrects query and key cells; features take --method atp');
     const k = flags.has('top') ? parsePositiveInt(flags.get('top')![0], '--top') : 5;
-    return attributeFeatures(modelArg, { clean, corrupt, saeArg: flags.get('sae')![0], k, errorTerm: !flags.has('no-error-term'), verify, metricOpt, normalize, json }, print);
+    return attributeFeatures(modelArg, { clean, corrupt, saeArg: flags.get('sae')![0], k, errorTerm: !flags.has('no-error-term'), verify, metricOpt, normalize, json, specOut: flags.get('spec-out')?.[0] }, print);
   }
   for (const f of ['top', 'no-error-term'] as const) if (flags.has(f)) throw new UsageError(`--${f} is for --site features (with --sae)`);
   if (!(SITES as readonly string[]).includes(siteText)) throw new UsageError(`--site ${siteText}: unknown site; the sites are ${SITES.join(', ')}, or features (with --sae)`);
@@ -121,6 +125,13 @@ export async function attributeCommand(argv: readonly string[], print: (line: st
       const t1 = performance.now();
       const v = verify > 0 ? await verifyTopK(model, clean, corrupt, grid, metric, verify) : null;
       const verifyMs = performance.now() - t1;
+      const specOut = flags.get('spec-out')?.[0];
+      if (specOut) {
+        await writeSpecOut(specOut, modelArg, {
+          prompts: { clean, corrupt },
+          experiment: { kind: 'attribute', site, metric: metricOpt.text, ...(method !== 'atp' ? { method } : {}), ...(normalize ? { normalize } : {}), ...(verify ? { verify } : {}) },
+        });
+      }
       if (json) {
         const out: Record<string, unknown> = {
           site,
@@ -172,6 +183,7 @@ interface FeatureArgs {
   metricOpt: ReturnType<typeof parseMetric>;
   normalize: boolean;
   json: boolean;
+  specOut: string | undefined;
 }
 
 async function attributeFeatures(modelArg: string, a: FeatureArgs, print: (line: string) => void): Promise<void> {
@@ -195,6 +207,17 @@ async function attributeFeatures(modelArg: string, a: FeatureArgs, print: (line:
         const t1 = performance.now();
         const v = a.verify > 0 ? await verifyFeatureTopK(model, sae, a.clean, a.corrupt, grid, metric, a.verify, { errorTerm: a.errorTerm }) : null;
         const verifyMs = performance.now() - t1;
+        if (a.specOut) {
+          await writeSpecOut(
+            a.specOut,
+            modelArg,
+            {
+              prompts: { clean: a.clean, corrupt: a.corrupt },
+              experiment: { kind: 'attribute', site: 'features', metric: a.metricOpt.text, k: a.k, ...(a.normalize ? { normalize: true } : {}), ...(a.verify ? { verify: a.verify } : {}) },
+            },
+            { arg: a.saeArg, errorTerm: a.errorTerm },
+          );
+        }
         const features = nest(grid.features, grid.shape) as number[][];
         const effects = nest(grid.effects, grid.shape) as number[][];
         if (a.json) {

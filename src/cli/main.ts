@@ -65,7 +65,7 @@ commands:
                 spec's experiment and prints the same JSON as patchbay run --json
   snapshot      compute what a page's figures show for a spec, for readers without WebGPU
 
-The experiment commands (ablate, patch, sweep-ablate) take --spec-out FILE to write the spec of
+The experiment commands (ablate, patch, sweep-ablate, attribute) take --spec-out FILE to write the spec of
 what they ran.
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;

@@ -9,8 +9,9 @@
  * with one line.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parseSpec } from '../../src/experiments/spec.ts';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
@@ -73,11 +74,12 @@ describe('patchbay attribute', () => {
     for (const c of out.verified) expect(Math.abs(c.exact + atp.corrupt_metric - atp.sites.z.exact[c.coords[0]][c.coords[1]])).toBeLessThan(1e-3);
   });
 
-  test('--site features --sae: every cell against float64 PyTorch, --verify against exact feature patching; patchbay run on the spec prints the same', async () => {
+  test('--site features --sae: every cell against float64 PyTorch, --verify against exact feature patching; the spec it writes runs again to the same', async () => {
     const ref = FEATURE_PATCHING;
     const sae = dir(ref.sae);
     const [clean, corrupt] = fixtureCases('tiny-gemma3-random').prompts;
-    const args = ['--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', 'features', '--sae', sae, '--metric', ref.metric_spec, '--top', '3', '--verify', '4', '--json'];
+    const spec = join(tmp, 'specs', 'attribute-features.json');
+    const args = ['--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', 'features', '--sae', sae, '--metric', ref.metric_spec, '--top', '3', '--verify', '4', '--json', '--spec-out', spec];
     const r = await runCli(['attribute', dir('tiny-gemma3-random'), ...args]);
     expect(r.code, r.stderr).toBe(0);
     type Out = { hook: string; shape: number[]; axes: string[]; positions: number[]; features: number[][]; effects: (number | null)[][]; corrupt: number; verified: Array<{ pos: number; feature: number; estimate: number; exact: number }>; max_error: number };
@@ -96,9 +98,11 @@ describe('patchbay attribute', () => {
     const exactMax = Math.max(...ref.exact.flat().map(Math.abs));
     for (const c of out.verified) expect(Math.abs(c.exact - ref.exact[c.pos][c.feature]), `pos ${c.pos} feature ${c.feature}`).toBeLessThanOrEqual(1e-4 * exactMax);
 
-    // The same experiment as a spec: patchbay run prints the same grid and verified cells.
-    const spec = join(tmp, 'attribute-features.json');
-    writeFileSync(spec, JSON.stringify({ patchbay: 2, model: { url: dir('tiny-gemma3-random') }, sae: { url: sae }, prompts: { clean, corrupt }, experiment: { kind: 'attribute', site: 'features', metric: ref.metric_spec, k: 3, verify: 4 } }));
+    // The spec it wrote (model and SAE relative to the file): patchbay run prints the same grid and verified cells.
+    const written = parseSpec(JSON.parse(readFileSync(spec, 'utf8')));
+    expect(written.experiment).toEqual({ kind: 'attribute', site: 'features', metric: ref.metric_spec, k: 3, verify: 4 });
+    expect(written.sae).toEqual({ url: relative(join(tmp, 'specs'), sae) });
+    expect(written.prompts).toEqual({ clean, corrupt });
     const run = await runCli(['run', spec, '--json']);
     expect(run.code, run.stderr).toBe(0);
     const again = JSON.parse(run.stdout.trim()) as Out & { kind: string; site: string };
