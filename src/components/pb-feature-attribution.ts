@@ -17,7 +17,8 @@
  * </pb-model>
  * ```
  *
- * Needs WebGPU (it runs a backward pass): a snapshot page says so.
+ * Without WebGPU it draws the page snapshot's (`patchbay snapshot` of a spec with an SAE, a
+ * corrupted prompt and a metric), read-only.
  *
  * @fires pb-feature-attribution-done - `{ hook, positions, features, estimates, exact, correlation, hits }` when both are in.
  * @csspart table - The table of the largest estimates.
@@ -53,12 +54,34 @@ export interface FeatureAttributionDoneDetail {
   hits: number;
 }
 
+interface Cell {
+  pos: number;
+  feature: number;
+  estimate: number;
+  /** m_patched − m_corrupt, exactly. */
+  exact: number;
+}
+
+/** What the figure draws: from a live run or from the snapshot. */
 interface Computed {
   ids: number[];
-  grid: FeatureAttributionGrid;
-  verified: FeatureVerification;
-  /** Grid indices of the live cells. */
-  live: number[];
+  hook: string;
+  clean: number;
+  corrupt: number;
+  /** Features × positions AtP estimated (one pass for all). */
+  estimates: number;
+  passes: { forward: number; backward: number };
+  /** The live cells (a feature that differs between the runs), in grid order. */
+  cells: Cell[];
+  /** Indices into `cells` of the largest |estimate|s, largest first. */
+  top: number[];
+}
+
+function fromGrid(ids: number[], grid: FeatureAttributionGrid, v: FeatureVerification): Computed {
+  const k = grid.shape[1];
+  const live = [...grid.features.keys()].filter((i) => grid.features[i] >= 0);
+  const cells = live.map((i) => ({ pos: grid.positions[Math.floor(i / k)], feature: grid.features[i], estimate: grid.effects[i], exact: v.exact.values[i] - v.exact.corrupt }));
+  return { ids, hook: grid.hook, clean: grid.clean, corrupt: grid.corrupt, estimates: grid.allEffects.length, passes: grid.passes, cells, top: v.cells.map((c) => live.indexOf(c.index)) };
 }
 
 @customElement('pb-feature-attribution')
@@ -146,7 +169,25 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
   }
 
   protected override async refresh(): Promise<void> {
-    if (this.fromSnapshot) return;
+    if (this.fromSnapshot) {
+      const a = this.snapshotFeatures?.attribution;
+      const ids = this.session?.snapshot?.ids.clean;
+      this.notice = a && (a.k !== this.perPosition() || a.rows !== this.tableRows()) ? `This snapshot holds ${a.k} features per position and the ${a.rows} largest estimates.` : '';
+      this.computed =
+        a && ids
+          ? {
+              ids,
+              hook: a.hook,
+              clean: a.clean,
+              corrupt: a.corrupt,
+              estimates: a.estimates,
+              passes: { forward: 2, backward: 1 },
+              cells: a.cells.map(([pos, feature, estimate, exact]) => ({ pos, feature, estimate, exact })),
+              top: a.top,
+            }
+          : null;
+      return;
+    }
     const input = this.readInputs();
     const fs = this.ready;
     if (!input || !fs) return;
@@ -174,21 +215,19 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
         const errorTerm = fs.errorTerm;
         const grid = await featureAttribution(model, fs.sae!, ids, corrupt, metric, { k, errorTerm });
         const verified = await verifyFeatureTopK(model, fs.sae!, ids, corrupt, grid, metric, rows, { errorTerm, signal });
-        const live = [...grid.features.keys()].filter((i) => grid.features[i] >= 0);
-        return { ids, grid, verified, live };
+        return fromGrid(ids, grid, verified);
       },
       (c) => {
         this.computed = c;
-        const exact = this.exactOf(c);
         this.dispatchEvent(
           new CustomEvent<FeatureAttributionDoneDetail>('pb-feature-attribution-done', {
             detail: {
-              hook: c.grid.hook,
-              positions: c.live.map((i) => c.grid.positions[Math.floor(i / c.grid.shape[1])]),
-              features: c.live.map((i) => c.grid.features[i]),
-              estimates: c.live.map((i) => c.grid.effects[i]),
-              exact,
-              correlation: pearson(c.live.map((i) => c.grid.effects[i]), exact),
+              hook: c.hook,
+              positions: c.cells.map((x) => x.pos),
+              features: c.cells.map((x) => x.feature),
+              estimates: c.cells.map((x) => x.estimate),
+              exact: c.cells.map((x) => x.exact),
+              correlation: this.correlation(c),
               hits: this.hits(c),
             },
             bubbles: true,
@@ -200,57 +239,45 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
     );
   }
 
-  /** The live cells' exact effects, in `live` order. */
-  private exactOf(c: Computed): number[] {
-    const x = c.verified.exact;
-    return c.live.map((i) => x.values[i] - x.corrupt);
+  private correlation(c: Computed): number {
+    return pearson(
+      c.cells.map((x) => x.estimate),
+      c.cells.map((x) => x.exact),
+    );
   }
 
-  /** Of the `rows` cells largest by |exact|, how many AtP's `rows` largest hold. */
+  /** Of the cells largest by |exact| (as many as `top`), how many AtP's largest hold. */
   private hits(c: Computed): number {
-    const exact = this.exactOf(c);
-    const n = c.verified.cells.length;
-    const byExact = [...exact.keys()].sort((a, b) => Math.abs(exact[b]) - Math.abs(exact[a]) || a - b).slice(0, n).map((j) => c.live[j]);
-    const byAtp = new Set(c.verified.cells.map((v) => v.index));
+    const byExact = [...c.cells.keys()].sort((a, b) => Math.abs(c.cells[b].exact) - Math.abs(c.cells[a].exact) || a - b).slice(0, c.top.length);
+    const byAtp = new Set(c.top);
     return byExact.filter((i) => byAtp.has(i)).length;
   }
 
   protected override exportTable() {
     const c = this.computed;
     if (!c) return null;
-    const exact = this.exactOf(c);
     const label = (id: number) => this.session?.label(id) ?? String(id);
-    const k = c.grid.shape[1];
-    return {
-      header: ['pos', 'token', 'feature', 'clean_act', 'atp_estimate', 'exact_effect'],
-      rows: c.live.map((i, j) => {
-        const p = c.grid.positions[Math.floor(i / k)];
-        return [p, label(c.ids[p]), c.grid.features[i], c.grid.acts[i], c.grid.effects[i], exact[j]];
-      }),
-    };
+    return { header: ['pos', 'token', 'feature', 'atp_estimate', 'exact_effect'], rows: c.cells.map((x) => [x.pos, label(c.ids[x.pos]), x.feature, x.estimate, x.exact]) };
   }
 
   protected override exportJson() {
     const c = this.computed;
     return {
       figure: 'feature-attribution',
-      hook: c?.grid.hook ?? null,
-      clean: c?.grid.clean ?? null,
-      corrupt: c?.grid.corrupt ?? null,
+      hook: c?.hook ?? null,
+      clean: c?.clean ?? null,
+      corrupt: c?.corrupt ?? null,
       cells: c ? this.exportTable()!.rows : null,
       state: this.experiment?.state ?? null,
     };
   }
 
   private scatter(c: Computed) {
-    const x = this.exactOf(c);
-    const y = c.live.map((i) => c.grid.effects[i]);
-    const lim = Math.max(1e-9, ...[...x, ...y].map(Math.abs)) * 1.05;
+    const lim = Math.max(1e-9, ...c.cells.flatMap((x) => [Math.abs(x.exact), Math.abs(x.estimate)])) * 1.05;
     const S = 200;
     const px = (v: number) => ((v + lim) / (2 * lim)) * S;
     const py = (v: number) => S - ((v + lim) / (2 * lim)) * S;
-    const top = new Set(c.verified.cells.map((v) => v.index));
-    const k = c.grid.shape[1];
+    const top = new Set(c.top);
     return html`<svg part="scatter" viewBox="-24 -8 ${S + 32} ${S + 32}" role="img" aria-label="AtP estimate against the exact effect, one dot per feature cell">
       ${svg`<line class="axis" x1="0" y1=${py(0)} x2=${S} y2=${py(0)}></line>
         <line class="axis" x1=${px(0)} y1="0" x2=${px(0)} y2=${S}></line>
@@ -259,9 +286,9 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
         <text class="tick" x="-20" y="6">AtP ↑</text>
         <text class="tick" x="0" y=${S + 8} text-anchor="middle">${formatValue(-lim, 2)}</text>
         <text class="tick" x=${S} y=${S + 8} text-anchor="middle">${formatValue(lim, 2)}</text>
-        ${c.live.map(
-          (i, j) =>
-            svg`<circle class=${top.has(i) ? 'dot top' : 'dot'} cx=${px(x[j])} cy=${py(y[j])} r="3"><title>position ${c.grid.positions[Math.floor(i / k)]}, feature #${c.grid.features[i]}: estimate ${formatValue(y[j], 3)}, exact ${formatValue(x[j], 3)}</title></circle>`,
+        ${c.cells.map(
+          (x, j) =>
+            svg`<circle class=${top.has(j) ? 'dot top' : 'dot'} cx=${px(x.exact)} cy=${py(x.estimate)} r="3"><title>position ${x.pos}, feature #${x.feature}: estimate ${formatValue(x.estimate, 3)}, exact ${formatValue(x.exact, 3)}</title></circle>`,
         )}`}
     </svg>`;
   }
@@ -270,12 +297,12 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
     const label = (id: number) => this.session?.label(id) ?? String(id);
     const selected = this.features?.selected ?? null;
     return html`<table part="table">
-      <caption class="muted">The ${c.verified.cells.length} largest estimates, each feature also patched exactly</caption>
+      <caption class="muted">The ${c.top.length} largest estimates, each feature also patched exactly</caption>
       <thead>
         <tr><th scope="col">pos</th><th scope="col">token</th><th scope="col">feature</th><th scope="col">AtP</th><th scope="col">exact</th></tr>
       </thead>
       <tbody>
-        ${c.verified.cells.map(
+        ${c.top.map((j) => c.cells[j]).map(
           (v) =>
             html`<tr data-pos=${v.pos} data-feature=${v.feature} data-estimate=${String(v.estimate)} data-exact=${String(v.exact)}>
               <td class="num">${v.pos}</td>
@@ -285,6 +312,7 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
                   class="feature"
                   type="button"
                   aria-pressed=${selected === v.feature ? 'true' : 'false'}
+                  ?disabled=${this.fromSnapshot}
                   @click=${() => this.features?.set({ selected: v.feature })}
                   title="Select this feature in the other figures"
                 >
@@ -301,17 +329,16 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
 
   override render() {
     const c = this.computed;
-    const wait = this.fromSnapshot ? 'Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this snapshot does not hold it.' : this.waiting();
+    const wait = this.fromSnapshot && !this.snapshotFeatures?.attribution ? "Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this page's snapshot does not hold it." : this.waiting();
     let summary: unknown = nothing;
     if (c && !wait) {
-      const exact = this.exactOf(c);
-      const r = pearson(c.live.map((i) => c.grid.effects[i]), exact);
-      const n = c.verified.cells.length;
+      const r = this.correlation(c);
+      const n = c.top.length;
       summary = html`<div class="summary muted" part="summary" data-correlation=${String(r)} data-hits=${this.hits(c)}>
-        Correlation of AtP with exact feature patching: <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.live.length}
-        feature cells; ${this.hits(c)} of the ${n} largest exact effects are among AtP's ${n} largest. Metric: clean ${formatValue(c.grid.clean, 3)},
-        corrupted ${formatValue(c.grid.corrupt, 3)}. AtP took ${c.grid.passes.forward} forwards and ${c.grid.passes.backward} backward for all
-        ${c.grid.allEffects.length} features × positions; exact patching, ${c.live.length} patched runs.
+        Correlation of AtP with exact feature patching: <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.cells.length}
+        feature cells; ${this.hits(c)} of the ${n} largest exact effects are among AtP's ${n} largest. Metric: clean ${formatValue(c.clean, 3)},
+        corrupted ${formatValue(c.corrupt, 3)}. AtP took ${c.passes.forward} forwards and ${c.passes.backward} backward for all
+        ${c.estimates} features × positions; exact patching, ${c.cells.length} patched runs.
       </div>`;
     }
     return html`

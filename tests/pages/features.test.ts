@@ -198,6 +198,13 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     const across = await p2.evaluate(() => [...document.querySelector('pb-feature-acts')!.shadowRoot!.querySelectorAll('.ftok[data-pos]')].map((t) => Number(t.getAttribute('data-act'))));
     for (let pos = 1; pos < T; pos++) expect(Math.abs(across[pos] - ref.acts[pos * F + 25])).toBeLessThan(1e-3 * Math.max(1, ref.acts[pos * F + 25]));
     expect(await p2.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.querySelector<HTMLInputElement>('input[type=range]')!.disabled)).toBe(true);
+    // Feature attribution from the snapshot: the rows the live page computed (the first page, same prompts and metric).
+    const attrRows = (pg: Page) =>
+      pg.evaluate(() => [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) => ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a)))));
+    await p2.waitForFunction(() => document.querySelector('pb-feature-attribution')?.shadowRoot?.querySelector('tr[data-feature]'), undefined, WAIT);
+    const [snapRows, liveAttr] = [await attrRows(p2), await attrRows(page)];
+    expect(snapRows.map(([pos, f]) => [pos, f])).toEqual(liveAttr.map(([pos, f]) => [pos, f]));
+    snapRows.forEach((r, i) => [2, 3].forEach((j) => expect(Math.abs(r[j] - liveAttr[i][j])).toBeLessThan(1e-5)));
     expect(await p2.evaluate(() => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll<HTMLButtonElement>('button.ablate')].every((b) => b.disabled))).toBe(true);
     expect(off.problems.pageErrors).toEqual([]);
     expect(off.problems.external).toEqual([]);
