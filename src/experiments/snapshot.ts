@@ -27,7 +27,7 @@ import type { Model, RunResult } from '../model/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
 import { metricCpu, type Metric } from './metric.ts';
-import { parseMetricSyntax, specToMetric } from './metric-spec.ts';
+import { parseMetricSyntax, specToMetric, type TokenEncoder } from './metric-spec.ts';
 import { patchingSweep, type PatchSite } from './patching.ts';
 import { promptIds, specSaes } from './run-spec.ts';
 import { featureAttribution } from './feature-attribution.ts';
@@ -78,6 +78,20 @@ export interface Snapshot {
   patching: { site: PatchSite; normalize: boolean; shape: number[]; axes: string[]; values: number[]; clean: number; corrupt: number } | null;
   lens: { rows: string[]; k: number; /** per row × position: [[id, p], ...] */ top: number[][][] } | null;
   features?: FeatureSnapshot | null;
+}
+
+/**
+ * Quoted token text in a snapshot's metric (`logit-diff:-1:" Mary":" John"`), resolved without the
+ * tokenizer: the one id whose text in `snap.vocab` is exactly the text (the snapshot lists the
+ * metric's tokens there); none, or several, is not one token.
+ */
+export function snapshotEncoder(snap: Pick<Snapshot, 'vocab'>): TokenEncoder {
+  return {
+    encode(text: string): number[] {
+      const ids = Object.keys(snap.vocab).filter((id) => snap.vocab[id] === text);
+      return ids.length === 1 ? [Number(ids[0])] : [];
+    },
+  };
 }
 
 /** A snapshot file's JSON, checked, its spec read as a version 2 spec (version 1 files too). */
@@ -179,6 +193,9 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
     let patching: Snapshot['patching'] = null;
     if (metricText) {
       const m = specToMetric(parseMetricSyntax(metricText), clean, V, tokenizer);
+      // The metric's tokens, so a page without the tokenizer resolves its quoted text (snapshotEncoder).
+      if (m.kind === 'logit-diff') [m.good, m.bad].forEach(see);
+      else if (m.kind !== 'loss') see(m.token);
       const sweepMode = spec.experiment.kind === 'sweep-ablate' ? (spec.experiment.mode ?? 'zero') : mode;
       const effects = await headAblationSweep(model, clean, m, { mode: sweepMode });
       metric = {

@@ -12,6 +12,7 @@ import { describe, expect, test } from 'vitest';
 import { PATCH_SITES } from '../../src/experiments/patching.ts';
 import { MetricSpecError, checkMetricSpec, parseMetricSyntax, resolveMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { SpecError, figureInterventions, parseSpec } from '../../src/experiments/spec.ts';
+import { snapshotEncoder } from '../../src/experiments/snapshot.ts';
 import { ROOT } from '../helpers/browser.ts';
 import { runPython } from '../helpers/python.ts';
 
@@ -179,6 +180,16 @@ describe('prompt-relative metrics', () => {
     expect(na('prob:-1:" two tokens"', ids).notApplicable).toBe(false);
     expect(na('prob:-1:" two tokens"', ids).message).toMatch(/is 2 tokens for this tokenizer/);
     expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:" Mary"'), ids, 10, null)).toThrow(/this model has no tokenizer/);
+  });
+
+  test("a snapshot's vocabulary resolves quoted text as the tokenizer did, without it (a page without WebGPU)", () => {
+    // What makeSnapshot lists: the prompt's tokens and the metric's, each with its text.
+    const snap = { vocab: { 3: 'When', 5: ' Mary', 9: ' and', 7: ' John', 4: ' gave', 8: ' to', 6: 'x', 2: 'x' } };
+    const text = 'logit-diff:" John":" Mary":" John"';
+    expect(resolveMetricSpec(parseMetricSyntax(text), ids, 10, snapshotEncoder(snap))).toEqual(resolveMetricSpec(parseMetricSyntax(text), ids, 10, tokenizer));
+    // Text the snapshot does not list, or lists twice, is not one token.
+    expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:" Bob"'), ids, 10, snapshotEncoder(snap))).toThrow(/" Bob" is 0 tokens/);
+    expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:"x"'), ids, 10, snapshotEncoder(snap))).toThrow(/"x" is 0 tokens/);
   });
 
   test('syntax errors name the field; checks without the tokens skip quoted text', () => {
