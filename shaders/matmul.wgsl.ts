@@ -44,6 +44,11 @@
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
  * Variant `f16B`: B is f16 (weights kept in half precision), widened to f32 as it is read, so
  * every product and sum is fp32.
+ * Variants for the backward's input gradient dX = dY W^T computed as dX^T = W dY^T (A = W in
+ * its own layout, B = dY^T): `transC` stores element (m, n) at C[n * ldc + m], so dX comes out
+ * [rows, in] directly; `accC` adds into C (a second path into the same gradient); `narrow`
+ * makes v6's workgroup one subgroup wide (128 columns on lavapipe instead of 256), so a
+ * 128-position gradient fills its column tile.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
