@@ -244,7 +244,9 @@ describe('<pb-model> loading', () => {
   // The model's line: its status, or its error (a part of its own), or the no-WebGPU message.
   const status = (page: Page) =>
     page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
-  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
+  const modelStatus = (page: Page) => page.evaluate(() => (document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? '');
+  // Loaded, failed, or (no WebGPU, no snapshot) showing what needs no weights.
+  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error', 'weightless'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {
     const { context, problems } = await recordingContext(browser, server.origin);
@@ -282,7 +284,9 @@ describe('<pb-model> loading', () => {
     await page2.goto(modelOnly('induction-2l'));
     await settled(page2);
     expect(await page2.evaluate(() => 'gpu' in navigator && navigator.gpu !== undefined)).toBe(false);
-    expect(await status(page2)).toMatch(/This browser cannot run the model: .*WebGPU/);
+    // No snapshot: the config is read (never the weights), and the message says why nothing runs.
+    expect(await modelStatus(page2)).toBe('weightless');
+    expect(await status(page2)).toMatch(/This browser has no WebGPU.*\(This browser cannot run the model: .*WebGPU/);
     expect(noGpu.problems.pageErrors).toEqual([]);
     await noGpu.context.close();
   });
