@@ -68,6 +68,9 @@ export class TrainingRun {
   state: RunState = 'running';
   readonly done: Promise<{ step: number; state: 'stopped' | 'finished' }>;
   private wake: (() => void) | null = null;
+  /** True while the loop waits at the gate (no submit in flight). */
+  private holding = false;
+  private held: (() => void)[] = [];
 
   constructor(body: (run: TrainingRun) => Promise<number>) {
     this.done = body(this).then((step) => ({ step, state: this.state === 'stopped' ? 'stopped' : 'finished' }));
@@ -89,10 +92,30 @@ export class TrainingRun {
     this.wake?.();
   }
 
+  /**
+   * Resolves once a pause has taken effect: the submit in flight when `pause()` was called has
+   * finished and reported, and nothing more runs until `resume()` (or at once if the run is over).
+   */
+  whenPaused(): Promise<void> {
+    if (this.holding || this.state === 'finished' || this.state === 'stopped') return Promise.resolve();
+    return new Promise((r) => this.held.push(r));
+  }
+
   /** Resolves when the run may go on (immediately unless paused). */
   async gate(): Promise<void> {
-    while (this.state === 'paused') await new Promise<void>((r) => (this.wake = r));
+    while (this.state === 'paused') {
+      this.holding = true;
+      for (const r of this.held.splice(0)) r();
+      await new Promise<void>((r) => (this.wake = r));
+    }
+    this.holding = false;
     this.wake = null;
+  }
+
+  /** The loop has ended: nothing waits for a pause any more. */
+  end(state: 'stopped' | 'finished'): void {
+    this.state = state;
+    for (const r of this.held.splice(0)) r();
   }
 }
 
@@ -128,7 +151,7 @@ export class Trainer {
         await this.loop(run, options);
       } finally {
         this.busy = false;
-        if (run.state === 'running' || run.state === 'paused') run.state = 'finished';
+        run.end(run.state === 'stopped' ? 'stopped' : 'finished');
       }
       return this.step;
     });
@@ -144,7 +167,7 @@ export class Trainer {
     while (this.step < o.until) {
       await run.gate();
       if (run.state === 'stopped' || o.signal?.aborted) {
-        run.state = 'stopped';
+        run.end('stopped');
         return;
       }
       const t0 = performance.now();

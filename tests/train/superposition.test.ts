@@ -96,11 +96,15 @@ describe('determinism and the loop', () => {
         onReport: (r) => {
           if (r.step === 8 && !resumed) {
             run.pause();
-            setTimeout(() => {
-              resumed = true;
+            void run.whenPaused().then(() => {
+              const at = t.trainer.step;
               expect(run.state).toBe('paused');
-              run.resume();
-            }, 20);
+              setTimeout(() => {
+                expect(t.trainer.step, 'nothing ran while paused').toBe(at);
+                resumed = true;
+                run.resume();
+              }, 30);
+            });
           }
         },
       });
