@@ -30,11 +30,15 @@
  *       written out by `unrolledV5` below. Workgroup 16 x 1 -> a 16 x 256 tile of C, so a
  *       15-row forward wastes one row in 16. Dispatch: (ceil(N / 256), ceil(M / 16)).
  *   v6 `matmul_v6`: v5's tile and arithmetic, with the 16 A values of each k step loaded once per
- *       subgroup instead of once per invocation: lane s loads rows s, s + S, ... and every
- *       invocation takes row i from lane i % S with `subgroupBroadcast`, so on lavapipe (subgroup
- *       size 8) a k step makes 2 A loads instead of 16. Bit-identical to v5. Needs the feature
- *       'subgroups' and a fixed subgroup size dividing 16 (variant `subgroupSize`); the host runs
- *       v5 otherwise. Dispatch as v5.
+ *       subgroup instead of once per invocation: with G = min(S, 16) for subgroup size S, lane s
+ *       loads rows s % G, s % G + G, ... and every invocation takes row i from lane i % G with
+ *       `subgroupBroadcast`, so on lavapipe (S = 8) a k step makes 2 A loads instead of 16, and
+ *       with S = 16, 32 (NVIDIA, Apple) or 64 (AMD wave64) one. Bit-identical to v5. The
+ *       workgroup is max(16, S) invocations wide (`v6WorkgroupWidth`), so every subgroup is full
+ *       and lanes past 16 of a 32- or 64-wide subgroup compute further columns of the same rows.
+ *       Needs the feature 'subgroups' and a fixed subgroup size, a power of two up to 64
+ *       (variant `subgroupSize`); the host runs v5 otherwise.
+ *       Dispatch: (ceil(N / (16 v6WorkgroupWidth(S))), ceil(M / 16)).
  * Every version checks bounds on M, N and K, so no dimension needs to be a multiple of a tile.
  * Variant `rows`: row m of A and of C is row `rows[m]` of its buffer (a table of M row indices),
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
@@ -52,7 +56,7 @@ export interface MatmulVariant {
   vec4B?: boolean;
   /** A and C rows go through a table of row indices (binding 5). */
   rows?: boolean;
-  /** v6 only: the device's fixed subgroup size, a divisor of 16 (needs the feature 'subgroups'). */
+  /** v6 only: the device's fixed subgroup size, a power of two up to 64 (needs the feature 'subgroups'). */
   subgroupSize?: number;
 }
 
@@ -264,6 +268,14 @@ export const V5_ROWS = 16;
 export const V5_COL_VEC4S = 4;
 
 /**
+ * v6's workgroup width for subgroup size S: v5's 16 invocations, or one whole subgroup when
+ * subgroups are wider (so none is partly empty and every broadcast lane is active).
+ */
+export function v6WorkgroupWidth(S: number): number {
+  return Math.max(16, S);
+}
+
+/**
  * What v5 and v6 write alike: the accumulators, one k step's B loads, row i's products with its
  * A value `a` (a WGSL f32 expression), and the bounds-checked stores.
  */
@@ -311,22 +323,25 @@ ${tile.store}
 
 /**
  * matmul_v6: v5's tile, with each k step's 16 A values loaded once per subgroup rather than once
- * per invocation: lane s loads rows s, s + S, ... (16 / S loads for subgroup size S) and every
- * invocation takes row i from lane i % S with `subgroupBroadcast`. On lavapipe (S = 8) that is 2
- * loads per k step instead of 16. Control flow stays uniform up to the broadcasts: the early
- * return tests only the workgroup's rows (workgroup_id), and an invocation whose columns lie past
- * N still runs the loop (its loads stay in bounds, its stores are skipped).
+ * per invocation: with G = min(S, 16), lane s loads rows s % G, s % G + G, ... (16 / G loads)
+ * and every invocation takes row i from lane i % G with `subgroupBroadcast`. On lavapipe (S = 8)
+ * that is 2 loads per k step instead of 16; for S >= 16, one. The workgroup is
+ * v6WorkgroupWidth(S) wide, so all lanes of a subgroup share the workgroup's 16 rows. Control
+ * flow stays uniform up to the broadcasts: the early return tests only the workgroup's rows
+ * (workgroup_id), and an invocation whose columns lie past N still runs the loop (its loads stay
+ * in bounds, its stores are skipped).
  */
 function unrolledV6(S: number): string {
   if (!S) return ''; // no subgroups: the variant has no v6 entry point
   const R = V5_ROWS;
   const CV = V5_COL_VEC4S;
   const G = Math.min(S, R);
+  const W = v6WorkgroupWidth(S);
   const Q = R / G;
   const rows = [...Array(R).keys()];
   const qs = [...Array(Q).keys()];
   const tile = v5Tile();
-  return `@compute @workgroup_size(16, 1)
+  return `@compute @workgroup_size(${W}, 1)
 fn matmul_v6(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
   let n0 = gid.x * ${4 * CV}u;
   let m0 = wid.y * ${R}u;

@@ -12,12 +12,17 @@
  * (m - m_corrupt) / (m_clean - m_corrupt). logits: [B, P, V] (P = the positions the metric
  * reads); lse: [B, P]; out: [B].
  *
+ *   metric_terms     out[t] = (coef_t * term_t - shift) * scale, each term on its own, for
+ *                    B = 1 (the terms pick any of the P rows): a per-token loss over a
+ *                    batch laid out as P = batch * pos rows
+ *
  * Versions: v1 of each. `row_lse_v1`: one workgroup of WG per row, strided max and sum with
  * tree reductions. `metric_combine_v1`: one invocation per batch row, 64 per workgroup.
+ * `metric_terms_v1`: one invocation per term, 64 per workgroup, folded into 2-D past 65,535.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const METRICS_VERSIONS = ['row_lse_v1', 'metric_combine_v1'] as const;
+export const METRICS_VERSIONS = ['row_lse_v1', 'metric_combine_v1', 'metric_terms_v1'] as const;
 
 /** Words per term in the table (must match `Term`). */
 export const TERM_WORDS = 4;
@@ -70,6 +75,15 @@ fn row_lse_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: ve
   if (live && lid == 0u) { lse[row] = mx + log(red[0]); }
 }
 
+// Term t of batch row b, before its coefficient.
+fn term_value(b: u32, term: Term) -> f32 {
+  let row = b * prm.P + term.i;
+  var x = logits[row * prm.V + term.tok];
+  if (term.kind >= 1u) { x = x - lse[row]; }
+  if (term.kind == 2u) { x = exp(x); }
+  return x;
+}
+
 @compute @workgroup_size(64)
 fn metric_combine_v1(@builtin(global_invocation_id) gid: vec3u) {
   let b = gid.x;
@@ -77,13 +91,17 @@ fn metric_combine_v1(@builtin(global_invocation_id) gid: vec3u) {
   var acc = 0.0;
   for (var t = 0u; t < prm.n_terms; t++) {
     let term = terms[t];
-    let row = b * prm.P + term.i;
-    var x = logits[row * prm.V + term.tok];
-    if (term.kind >= 1u) { x = x - lse[row]; }
-    if (term.kind == 2u) { x = exp(x); }
-    acc += term.coef * x;
+    acc += term.coef * term_value(b, term);
   }
   out[b] = (acc - prm.shift) * prm.scale;
+}
+
+@compute @workgroup_size(64)
+fn metric_terms_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= prm.n_terms) { return; }
+  let term = terms[t];
+  out[t] = (term.coef * term_value(0u, term) - prm.shift) * prm.scale;
 }
 `;
 }

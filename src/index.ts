@@ -13,10 +13,11 @@ export { DeviceLostError, NoWebGPUError, OutOfMemoryError } from './gpu/errors.t
 export { Tensor } from './gpu/tensor.ts';
 
 export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
-export { Model, type RunOptions, type RunResult, type CacheFilter } from './model/model.ts';
+export { Model, type RunOptions, type RunResult, type CacheFilter, type Tokens } from './model/model.ts';
+export { tlWeightShapes, type WeightTensor, type BlockWeights } from './model/tl-weights.ts';
 export type { ModelConfig } from './model/config.ts';
 export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
-export { hookNames, hookShapes } from './model/hook-points.ts';
+export { hookNames, hookShapes, type LayerRange } from './model/hook-points.ts';
 export { TokenInputError } from './model/tokens.ts';
 export { urlModelSource, blobModelSource, type ModelSource, type ProgressFn } from './model/source.ts';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors.ts';
@@ -40,8 +41,8 @@ export { accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, sum
 export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from './experiments/patching.ts';
 export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
-export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from './experiments/metric.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric } from './experiments/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
-export { loadTokenizer, TextTokenizer } from './model/tokenizer.ts';
+export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';
 export { cachedUrlModelSource } from './model/cached-source.ts';
 export { gpt2LikeConfig, type Family } from './model/config.ts';

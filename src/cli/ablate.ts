@@ -6,9 +6,10 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { UsageError, parseArgs, parseIdRows } from './args.ts';
-import { describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
+import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
                       [--mode zero|mean] --metric METRIC [--json]
@@ -26,6 +27,8 @@ one run, at every position and batch row, and reports the metric on batch row 0.
 ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -34,6 +37,8 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -98,11 +103,14 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const mode = modeText as Mode;
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids[0].length;
 
   await withModel(
     modelArg,
     (c) => {
+      checkTokenRows(ids, c, '--ids');
       checkMetric(metric, T, c.d_vocab);
       checkHeads(heads, c);
     },
@@ -132,7 +140,8 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         const runMs = performance.now() - t0;
 
         if (json) {
-          print(JSON.stringify({ metric: value, logits_at_pos: Array.from(row) }));
+          print(jsonLine({ metric: value, logits_at_pos: Array.from(row) }));
+          checkFinite([value], 'the metric', allowNonfinite);
           return;
         }
         const before = metricValue(metric, await plain!.logits.read(), shape, ids[0]);
@@ -152,10 +161,12 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         print(`  metric   ${describeMetric(metric)}, row 0: ${fmt(value)} (unablated ${fmt(before)}, change ${fmtSigned(value - before)})`);
         print(`  top 5    logits at pos ${pos}, row 0: ${top.join(', ')}`);
         print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);
+        checkFinite([value], 'the metric', allowNonfinite);
       } finally {
         ablated?.release();
         plain?.release();
       }
     },
+    { f16 },
   );
 }

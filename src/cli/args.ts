@@ -111,3 +111,17 @@ export function parsePositiveInt(text: string, flag: string): number {
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} ${text}: expected a positive integer`);
   return n;
 }
+
+/** `--dtype`, shared by every command that loads a model. */
+export const DTYPE_HELP = `  --dtype D           weight precision on the GPU: auto (the default: float16 only where the
+                      checkpoint's matrices are float16 and the adapter has shader-f16, so no
+                      value changes), f32, or f16 (every matrix rounded to float16; a value
+                      beyond its range is an error)`;
+
+/** The \`--dtype\` value as loadModel's \`f16\` option ('auto' when absent). */
+export function parseDtypeFlag(flags: Map<string, string[]>): boolean | 'auto' {
+  const text = flags.get('dtype')?.[0] ?? 'auto';
+  if (text === 'auto') return 'auto';
+  if (text === 'f32' || text === 'f16') return text === 'f16';
+  throw new UsageError(`--dtype ${text}: expected f32, f16 or auto`);
+}

@@ -3,7 +3,7 @@
  * warm-up forward (pipelines, plan, scratch), then N timed forwards, each including the read
  * back of its logits.
  */
-import { UsageError, parseArgs, parsePositiveInt } from './args.ts';
+import { UsageError, parseArgs, parsePositiveInt, DTYPE_HELP, parseDtypeFlag } from './args.ts';
 import { describeModel, withModel } from './experiment.ts';
 
 export const BENCH_USAGE = `usage: patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
@@ -17,6 +17,7 @@ token ids are deterministic: row b, position i holds (i * 7 + b) % d_vocab.
   --pos T             positions per row (1 .. the model's n_ctx)
   --reps N            timed forwards (default 5)
   --json              print {"adapter": ..., "batch": B, "pos": T, "median_ms": ..., "min_ms": ...}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -24,6 +25,7 @@ const FLAGS = {
   pos: { required: true },
   reps: {},
   json: { boolean: true },
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -40,6 +42,7 @@ export async function benchCommand(argv: readonly string[], print: (line: string
   const pos = parsePositiveInt(flags.get('pos')![0], '--pos');
   const reps = parsePositiveInt(flags.get('reps')?.[0] ?? '5', '--reps');
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
 
   await withModel(
     modelArg,
@@ -79,5 +82,6 @@ export async function benchCommand(argv: readonly string[], print: (line: string
       print(`  input    ${batch} × ${pos} tokens (batch × pos), ${reps} timed forwards after one warm-up, logits read back`);
       print(`  time     median ${median.toFixed(2)} ms, min ${sorted[0].toFixed(2)} ms (load ${loadMs.toFixed(0)} ms)`);
     },
+    { f16 },
   );
 }

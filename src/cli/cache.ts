@@ -4,15 +4,12 @@
  * TransformerLens', tensors batch-first fp32, so the file compares directly with a
  * TransformerLens `run_with_cache` dump.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { acquireGpu } from '../gpu/device.ts';
 import { formatBytes } from '../gpu/errors.ts';
-import { loadModel } from '../model/load.ts';
-import type { Model, RunResult } from '../model/model.ts';
+import type { RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
-import { UsageError, parseArgs, parseIdRows, parseNamesRegex } from './args.ts';
-import { nodeModelSource } from './node-source.ts';
+import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { checkTokenRows, withModel } from './experiment.ts';
+import { OutputFile } from './output-file.ts';
 
 export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
 
@@ -22,15 +19,18 @@ batch first, fp32) plus "logits" to FILE.safetensors.
   <model-dir-or-url>  a Hugging Face GPT-2 folder (config.json + model.safetensors, or a sharded
                       model.safetensors.index.json), or an http(s) URL of one
   --ids 0,5,9         one batch row of token ids; repeat the flag for more rows (equal lengths)
-  --out FILE          the safetensors file to write (its folder is created if needed)
+  --out FILE          the safetensors file to write (its folder is created if needed; checked
+                      before the model loads, and written only when the run succeeds)
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
   ids: { repeated: true, required: true },
   out: { required: true },
   names: {},
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -47,52 +47,49 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   const outPath = flags.get('out')![0];
   const namesFlag = flags.get('names')?.[0];
   const names = namesFlag === undefined ? undefined : parseNamesRegex(namesFlag);
+  const f16 = parseDtypeFlag(flags);
 
-  // Everything above is checked before the GPU is touched, so typos fail fast.
-  const source = await nodeModelSource(modelArg);
-  const gpu = await acquireGpu();
-  let model: Model | undefined;
-  let result: RunResult | undefined;
+  // Everything above, the --out path and the ids against the model's config are checked before
+  // the GPU is touched, so typos fail fast.
+  const out = await OutputFile.claim(outPath, '--out');
   try {
-    const t0 = performance.now();
-    model = await loadModel(gpu, source);
-    const tLoad = performance.now() - t0;
+    await withModel(
+      modelArg,
+      (c) => checkTokenRows(ids, c, '--ids'),
+      async ({ model, gpu, source, loadMs }) => {
+        let result: RunResult | undefined;
+        try {
+          const t1 = performance.now();
+          result = await model.run(ids, { cache: names ?? (() => true) });
+          const tensors: Array<{ name: string; shape: number[]; data: Float32Array }> = [];
+          for (const name of result.cache.names) {
+            const t = result.cache.get(name);
+            tensors.push({ name, shape: [...t.shape], data: await t.read() });
+          }
+          tensors.push({ name: 'logits', shape: [...result.logits.shape], data: await result.logits.read() });
+          const tRun = performance.now() - t1;
 
-    const t1 = performance.now();
-    result = await model.run(ids, { cache: names ?? (() => true) });
-    const tensors: Array<{ name: string; shape: number[]; data: Float32Array }> = [];
-    for (const name of result.cache.names) {
-      const t = result.cache.get(name);
-      tensors.push({ name, shape: [...t.shape], data: await t.read() });
-    }
-    tensors.push({ name: 'logits', shape: [...result.logits.shape], data: await result.logits.read() });
-    const tRun = performance.now() - t1;
+          const bytes = writeSafetensors(tensors, { producer: 'patchbay cache', model: source.describe });
+          await out.commit(bytes);
 
-    const bytes = writeSafetensors(tensors, { producer: 'patchbay cache', model: source.describe });
-    await writeAtomically(outPath, bytes);
-
-    const c = model.config;
-    const hookCount = tensors.length - 1;
-    print(`patchbay cache: ${source.describe}`);
-    print(`  model    ${c.architecture}: ${c.n_layers} layers, d_model ${c.d_model}, ${c.n_heads} heads, vocab ${c.d_vocab}, n_ctx ${c.n_ctx}`);
-    print(`  adapter  ${gpu.adapterName}`);
-    print(`  input    ${ids.length} × ${ids[0].length} tokens (batch × pos)`);
-    print(
-      `  wrote    ${outPath}: ${hookCount} hook activations + logits, ${formatBytes(bytes.length)}` +
-        (names && hookCount === 0 ? ` (--names ${namesFlag} matched no hook point)` : ''),
+          const c = model.config;
+          const hookCount = tensors.length - 1;
+          print(`patchbay cache: ${source.describe}`);
+          print(`  model    ${c.architecture}: ${c.n_layers} layers, d_model ${c.d_model}, ${c.n_heads} heads, vocab ${c.d_vocab}, n_ctx ${c.n_ctx}`);
+          print(`  adapter  ${gpu.adapterName}`);
+          print(`  input    ${ids.length} × ${ids[0].length} tokens (batch × pos)`);
+          print(
+            `  wrote    ${outPath}: ${hookCount} hook activations + logits, ${formatBytes(bytes.length)}` +
+              (names && hookCount === 0 ? ` (--names ${namesFlag} matched no hook point)` : ''),
+          );
+          print(`  time     load ${loadMs.toFixed(0)} ms, forward + readback ${tRun.toFixed(0)} ms`);
+        } finally {
+          result?.release();
+        }
+      },
+      { f16 },
     );
-    print(`  time     load ${tLoad.toFixed(0)} ms, forward + readback ${tRun.toFixed(0)} ms`);
   } finally {
-    result?.release();
-    model?.destroy();
-    gpu.destroy();
+    await out.discard(); // a no-op once written
   }
-}
-
-/** Writes via a temporary file and a rename, so a failed run never leaves half a file at `path`. */
-async function writeAtomically(path: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, bytes);
-  await rename(tmp, path);
 }

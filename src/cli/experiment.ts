@@ -8,6 +8,8 @@ import type { ModelConfig } from '../model/config.ts';
 import { loadModel } from '../model/load.ts';
 import type { Model } from '../model/model.ts';
 import { normalizeConfig } from '../model/normalize-config.ts';
+import { TokenInputError, validateTokens } from '../model/tokens.ts';
+import { UsageError } from './args.ts';
 import type { ModelSource } from '../model/source.ts';
 import { nodeModelSource } from './node-source.ts';
 
@@ -21,6 +23,8 @@ function memoizeConfig(source: ModelSource): ModelSource {
       config ??= source.file(name, onProgress);
       return config;
     },
+    // Weights are read by range where the source can.
+    ...(source.open ? { open: source.open.bind(source) } : {}),
   };
 }
 
@@ -28,7 +32,7 @@ function memoizeConfig(source: ModelSource): ModelSource {
  * The normalized config, or undefined when it cannot be read or parsed: the loader then reports
  * that problem in its own words, and the checks run after loading instead.
  */
-async function peekConfig(source: ModelSource): Promise<ModelConfig | undefined> {
+export async function peekConfig(source: ModelSource): Promise<ModelConfig | undefined> {
   try {
     const bytes = await source.file('config.json');
     return bytes ? normalizeConfig(JSON.parse(new TextDecoder().decode(bytes))) : undefined;
@@ -49,7 +53,12 @@ export interface Session {
  * Opens `modelArg`, runs `check` on its config (throw a UsageError to reject the options), then
  * loads it and runs `fn`. The model and the device are freed however `fn` ends.
  */
-export async function withModel<T>(modelArg: string, check: (config: ModelConfig) => void, fn: (s: Session) => Promise<T>): Promise<T> {
+export async function withModel<T>(
+  modelArg: string,
+  check: (config: ModelConfig) => void,
+  fn: (s: Session) => Promise<T>,
+  options: { f16?: boolean | 'auto' } = {},
+): Promise<T> {
   const source = memoizeConfig(await nodeModelSource(modelArg));
   const early = await peekConfig(source);
   if (early) check(early);
@@ -57,13 +66,26 @@ export async function withModel<T>(modelArg: string, check: (config: ModelConfig
   let model: Model | undefined;
   try {
     const t0 = performance.now();
-    model = await loadModel(gpu, source);
+    model = await loadModel(gpu, source, { f16: options.f16 });
     const loadMs = performance.now() - t0;
     if (!early) check(model.config);
     return await fn({ model, gpu, source, loadMs });
   } finally {
     model?.destroy();
     gpu.destroy();
+  }
+}
+
+/**
+ * Token ids from the command line checked against the model (vocabulary, context length), as a
+ * usage error naming the option: a typo in --ids is the user's to fix, like any other option.
+ */
+export function checkTokenRows(rows: readonly (readonly number[])[], c: ModelConfig, flag: string): void {
+  try {
+    validateTokens(rows, c);
+  } catch (e) {
+    if (e instanceof TokenInputError) throw new UsageError(`${flag}: ${e.message}`);
+    throw e;
   }
 }
 

@@ -8,10 +8,12 @@
  * and chunks passes to fit the device's memory.
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
-import { describeModel, fmt, withModel } from './experiment.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 /** Every site `--site` accepts (PATCH_SITES). */
 export const SITES: readonly PatchSite[] = PATCH_SITES;
@@ -46,6 +48,8 @@ ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--cl
                       "clean": m_clean, "corrupt": m_corrupt}: values nested following shape
                       (for resid_pre, values[L][p]), clean and corrupt the unpatched metrics
                       (never normalized)
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -55,6 +59,8 @@ const FLAGS = {
   metric: { required: true },
   normalize: { boolean: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -66,6 +72,17 @@ function describeSite(site: PatchSite): string {
   const byPos = site.endsWith('_by_pos');
   if (base === 'pattern') return `blocks.L.attn.hook_pattern[:, h${byPos ? ', p' : ''}]`;
   return `blocks.L.attn.hook_${base}[:, ${byPos ? 'p' : ':'}, h]`;
+}
+
+/** A site the model's blocks do not have, refused before anything loads. */
+function checkSite(site: PatchSite, c: ModelConfig): void {
+  if (site === 'resid_mid' && c.parallel_attn_mlp) {
+    const others = SITES.filter((s) => !s.startsWith('resid_mid') && !['z', 'q', 'k', 'v', 'pattern'].includes(s.replace(/_by_pos$/, '')) && s !== 'block_every');
+    throw new UsageError(
+      `--site resid_mid: ${c.architecture} runs attention and MLP in parallel (use_parallel_residual), so its blocks have no resid_mid; ` +
+        `patch ${others.join(', ')} (or a head site) instead`,
+    );
+  }
 }
 
 export async function patchCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
@@ -90,11 +107,18 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const normalize = flags.has('normalize');
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const T = clean.length;
 
   await withModel(
     modelArg,
-    (c) => checkMetric(metricOpt, T, c.d_vocab),
+    (c) => {
+      checkTokenRows([clean], c, '--clean');
+      checkTokenRows([corrupt], c, '--corrupt');
+      checkMetric(metricOpt, T, c.d_vocab);
+      checkSite(site, c);
+    },
     async ({ model, gpu, source, loadMs }) => {
       const t0 = performance.now();
       // A loss predicts the clean prompt's next tokens, in the patched runs and both baselines.
@@ -108,7 +132,8 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       }
 
       if (json) {
-        print(JSON.stringify({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));
+        print(jsonLine({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));
+        checkFinite([grid.clean, grid.corrupt, ...grid.values], 'the metric (clean, corrupted and every cell)', allowNonfinite);
         return;
       }
       const runs = grid.values.length;
@@ -128,6 +153,8 @@ export async function patchCommand(argv: readonly string[], print: (line: string
       const what = normalize ? 'normalized metric, (m - corrupt) / (clean - corrupt),' : 'metric';
       print(`  ${what} with ${describeSite(site)} patched from clean (rows ${rowAxis}, columns ${colAxis}):`);
       printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: site === 'block_every' ? BLOCK_EVERY : undefined });
+      checkFinite([grid.clean, grid.corrupt, ...grid.values], 'the metric (clean, corrupted and every cell)', allowNonfinite);
     },
+    { f16 },
   );
 }

@@ -5,10 +5,11 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
-import { UsageError, parseArgs, parseIdRow } from './args.ts';
-import { describeModel, fmt, withModel } from './experiment.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric METRIC
                             [--mode zero|mean] [--json]
@@ -25,6 +26,8 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)
+${ALLOW_NONFINITE_HELP}
+${DTYPE_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -32,6 +35,8 @@ const FLAGS = {
   mode: {},
   metric: { required: true },
   json: { boolean: true },
+  'allow-nonfinite': ALLOW_NONFINITE_FLAG,
+  dtype: {},
   help: { boolean: true },
 } as const;
 
@@ -52,17 +57,23 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
   const mode = modeText as (typeof MODES)[number];
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
+  const f16 = parseDtypeFlag(flags);
+  const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids.length;
 
   await withModel(
     modelArg,
-    (c) => checkMetric(metricOpt, T, c.d_vocab),
+    (c) => {
+      checkTokenRows([ids], c, '--ids');
+      checkMetric(metricOpt, T, c.d_vocab);
+    },
     async ({ model, gpu, source, loadMs }) => {
       const t0 = performance.now();
       const grid = await headAblationSweep(model, ids, toMetric(metricOpt, ids), { mode });
       const runMs = performance.now() - t0;
       if (json) {
-        print(JSON.stringify({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
+        print(jsonLine({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
+        checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
         return;
       }
       const runs = grid.values.length;
@@ -79,6 +90,8 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       print('');
       print('  metric with head L.h ablated (rows layer, columns head):');
       printGrid(print, grid.values, grid.shape, grid.axes);
+      checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
     },
+    { f16 },
   );
 }

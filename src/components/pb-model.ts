@@ -21,15 +21,15 @@
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { ContextProvider } from '@lit/context';
-import { NoWebGPUError } from '../gpu/errors.ts';
 import { loadModel } from '../model/load.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { loadTokenizer } from '../model/tokenizer.ts';
-import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { Experiment, experimentContext } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
 import { Session, sessionContext } from './session.ts';
 import { pageGpu } from './gpu.ts';
+import { describeLoadError } from './load-error.ts';
+
+export { describeLoadError };
 
 export interface ModelLoadedDetail {
   name: string;
@@ -125,6 +125,7 @@ export class PbModel extends LitElement {
       const source = cachedUrlModelSource(url);
       const done = new Map<string, { loaded: number; total: number }>();
       const model = await loadModel(gpu, source, {
+        tokenizer: PRESETS[src]?.tokenizer !== false,
         onProgress: (p) => {
           done.set(p.file ?? '', { loaded: p.loaded, total: p.total });
           let loaded = 0;
@@ -133,7 +134,7 @@ export class PbModel extends LitElement {
           s.set({ progress: { loaded, total } });
         },
       });
-      const tokenizer = PRESETS[src]?.tokenizer === false ? null : await loadTokenizer(source);
+      const tokenizer = model.tokenizer;
       if (this.loading !== src + this.models + this.hub) {
         model.destroy(); // a newer `src` took over while this one loaded
         return;
@@ -177,15 +178,6 @@ export class PbModel extends LitElement {
       <slot></slot>
     `;
   }
-}
-
-/** A message a reader can act on, for each way loading fails. */
-export function describeLoadError(e: unknown, src: string): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  if (e instanceof NoWebGPUError) return `This browser cannot run the model: ${msg}.`;
-  if (e instanceof UnsupportedArchitectureError) return `Unsupported model "${src}": ${msg}`;
-  if (/fetch|HTTP|network|Failed to fetch/i.test(msg)) return `Download failed for "${src}": ${msg}`;
-  return `Could not load "${src}": ${msg}`;
 }
 
 declare global {

@@ -112,6 +112,74 @@ export interface Affine {
   scale: number;
 }
 
+/** A term at a row index of the logits (not a position): what the kernels read. */
+interface IndexedTerm {
+  i: number;
+  token: number;
+  kind: keyof typeof TERM_KIND;
+  coef: number;
+}
+
+/**
+ * The dispatches that reduce `terms` over logits [B, P, V] into `out`: row_lse_v1 (when a term
+ * needs it), then metric_combine_v1 (one value per batch row, [B]) or, `perTerm`, metric_terms_v1
+ * (one value per term, B = 1). Temporaries and uniforms go into `temps` / `params`.
+ */
+function termDispatches(
+  gpu: Gpu,
+  logits: GPUBuffer,
+  B: number,
+  P: number,
+  V: number,
+  ts: readonly IndexedTerm[],
+  affine: Affine,
+  out: Tensor,
+  perTerm: boolean,
+  temps: Tensor[],
+  params: Params[],
+): Dispatch[] {
+  const table = new Uint32Array(ts.length * TERM_WORDS);
+  const f = new Float32Array(table.buffer);
+  ts.forEach((t, i) => {
+    table.set([t.i, t.token, TERM_KIND[t.kind]], i * TERM_WORDS);
+    f[i * TERM_WORDS + 3] = t.coef;
+  });
+  const needsLse = ts.some((t) => t.kind !== 'logit');
+  const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric terms');
+  const lse = Tensor.empty(gpu, [B, P], 'metric lse');
+  temps.push(termsT, lse);
+  const u = new Params(gpu, [B, P, V, ts.length, { f32: affine.shift }, { f32: affine.scale }], 'metric params');
+  params.push(u);
+  const code = metricsSource();
+  const dispatches: Dispatch[] = [];
+  if (needsLse) {
+    const pipeline = gpu.pipelines.get('metrics', code, 'row_lse_v1', { WG: 64 });
+    const bindGroup = gpu.device.createBindGroup({
+      label: 'metric lse',
+      layout: pipeline.getBindGroupLayout(0),
+      entries: [
+        { binding: 0, resource: { buffer: u.buffer } },
+        { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
+        { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
+      ],
+    });
+    dispatches.push({ kind: 'dispatch', label: 'metric lse', pipeline, bindGroup, workgroups: grid1d(gpu, B * P, 1) });
+  }
+  const pipeline = gpu.pipelines.get('metrics', code, perTerm ? 'metric_terms_v1' : 'metric_combine_v1');
+  const n = perTerm ? ts.length : B;
+  const entries: GPUBindGroupEntry[] = [
+    { binding: 0, resource: { buffer: u.buffer } },
+    { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
+    { binding: 3, resource: bindWhole(gpu, termsT.buffer, table.length, 'metric terms') },
+    { binding: 4, resource: bindWhole(gpu, out.buffer, n, 'metric out') },
+    // Bound even when unused: the kernels read it under a branch.
+    { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
+  ];
+  const bindGroup = gpu.device.createBindGroup({ label: 'metric', layout: pipeline.getBindGroupLayout(0), entries });
+  dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: perTerm ? grid1d(gpu, n, 64) : [Math.ceil(n / 64), 1, 1] });
+  return dispatches;
+}
+
 /**
  * Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the
  * dispatches run. With `columns`, the logits hold only those vocabulary columns ([B, P, columns]).
@@ -119,7 +187,7 @@ export interface Affine {
 export class GpuMetric {
   readonly out: Tensor;
   readonly dispatches: Dispatch[];
-  private readonly temps: Tensor[];
+  private readonly temps: Tensor[] = [];
   private readonly params: Params[] = [];
 
   constructor(
@@ -132,7 +200,6 @@ export class GpuMetric {
     affine: Affine = { shift: 0, scale: 1 },
     columns: readonly number[] | null = null,
   ) {
-    const P = positions.length;
     const ts = terms(m);
     const V = columns ? columns.length : vocab;
     const column = (token: number) => {
@@ -142,51 +209,86 @@ export class GpuMetric {
       return c;
     };
     if (columns && ts.some((t) => t.kind !== 'logit')) throw new Error('a log-probability metric needs whole logit rows, not a few columns');
-    const table = new Uint32Array(ts.length * TERM_WORDS);
-    const f = new Float32Array(table.buffer);
-    ts.forEach((t, i) => {
-      const at = positions.indexOf(t.pos);
-      if (at < 0) throw new Error(`metric position ${t.pos} is not among the computed logit positions`);
-      table.set([at, column(t.token), TERM_KIND[t.kind]], i * TERM_WORDS);
-      f[i * TERM_WORDS + 3] = t.coef;
+    const indexed = ts.map((t) => {
+      const i = positions.indexOf(t.pos);
+      if (i < 0) throw new Error(`metric position ${t.pos} is not among the computed logit positions`);
+      return { i, token: column(t.token), kind: t.kind, coef: t.coef };
     });
-    const needsLse = ts.some((t) => t.kind !== 'logit');
-    const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric terms');
-    const lse = Tensor.empty(gpu, [B, P], 'metric lse');
     this.out = Tensor.empty(gpu, [B], 'metric');
-    this.temps = [termsT, lse];
-    const u = new Params(gpu, [B, P, V, ts.length, { f32: affine.shift }, { f32: affine.scale }], 'metric params');
-    this.params.push(u);
-    const code = metricsSource();
-    this.dispatches = [];
-    if (needsLse) {
-      const pipeline = gpu.pipelines.get('metrics', code, 'row_lse_v1', { WG: 64 });
-      const bindGroup = gpu.device.createBindGroup({
-        label: 'metric lse',
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: u.buffer } },
-          { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
-          { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
-        ],
-      });
-      this.dispatches.push({ kind: 'dispatch', label: 'metric lse', pipeline, bindGroup, workgroups: grid1d(gpu, B * P, 1) });
+    try {
+      this.dispatches = termDispatches(gpu, logits, B, positions.length, V, indexed, affine, this.out, false, this.temps, this.params);
+    } catch (e) {
+      this.release();
+      throw e;
     }
-    const pipeline = gpu.pipelines.get('metrics', code, 'metric_combine_v1');
-    const entries: GPUBindGroupEntry[] = [
-      { binding: 0, resource: { buffer: u.buffer } },
-      { binding: 1, resource: bindWhole(gpu, logits, B * P * V, 'metric logits') },
-      { binding: 3, resource: bindWhole(gpu, termsT.buffer, table.length, 'metric terms') },
-      { binding: 4, resource: bindWhole(gpu, this.out.buffer, B, 'metric out') },
-      // Bound even when unused: the combine entry point reads it under a branch.
-      { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
-    ];
-    const bindGroup = gpu.device.createBindGroup({ label: 'metric', layout: pipeline.getBindGroupLayout(0), entries });
-    this.dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: [Math.ceil(B / 64), 1, 1] });
   }
 
   release(): void {
     for (const t of [...this.temps, this.out]) t.release();
     for (const p of this.params) p.destroy();
   }
+}
+
+/**
+ * TransformerLens' loss (`return_type='loss'`) on logits [B, T, V] of `tokens` [B][T]: the
+ * cross-entropy of predicting tokens[b][p + 1] at p, for p < T - 1; `out` is its mean over every
+ * row and position (shape []), or with `perToken` each value ([B, T - 1], TL's
+ * `loss_per_token`). The logits are read as one row of B * T positions: row_lse_v1 over all of
+ * them, then metric_combine_v1 with coefficient -1 / (B (T - 1)) for the mean, or
+ * metric_terms_v1 with -1 per token.
+ */
+export class GpuLoss {
+  readonly out: Tensor;
+  readonly dispatches: Dispatch[];
+  private readonly temps: Tensor[] = [];
+  private readonly params: Params[] = [];
+
+  constructor(gpu: Gpu, logits: GPUBuffer, tokens: readonly (readonly number[])[], V: number, perToken: boolean) {
+    const B = tokens.length;
+    const T = tokens[0]?.length ?? 0;
+    if (T < 2) throw new Error(`a loss needs at least 2 positions (each predicts the next token); these rows have ${T}`);
+    const N = B * (T - 1);
+    const ts: IndexedTerm[] = [];
+    for (let b = 0; b < B; b++) {
+      for (let p = 0; p < T - 1; p++) ts.push({ i: b * T + p, token: tokens[b][p + 1], kind: 'logprob', coef: perToken ? -1 : -1 / N });
+    }
+    this.out = Tensor.empty(gpu, perToken ? [B, T - 1] : [], 'loss');
+    try {
+      this.dispatches = termDispatches(gpu, logits, 1, B * T, V, ts, { shift: 0, scale: 1 }, this.out, perToken, this.temps, this.params);
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  /** Bytes of GPU memory a loss of B rows x T positions takes (output and temporaries). */
+  static bytes(B: number, T: number): number[] {
+    return [Math.max(1, B * (T - 1)) * 4, B * T * 4, B * (T - 1) * TERM_WORDS * 4];
+  }
+
+  /** Frees the temporaries and uniforms; `out` stays (after the dispatches are submitted). */
+  releaseScratch(): void {
+    for (const t of this.temps) t.release();
+    for (const p of this.params) p.destroy();
+    this.temps.length = 0;
+    this.params.length = 0;
+  }
+
+  release(): void {
+    this.releaseScratch();
+    this.out.release();
+  }
+}
+
+/** TransformerLens' loss on the CPU (float64): mean next-token cross-entropy, or per token [B * (T - 1)]. */
+export function lossCpu(logits: Float32Array, tokens: readonly (readonly number[])[], V: number, perToken: boolean): Float64Array {
+  const B = tokens.length;
+  const T = tokens[0].length;
+  const per = new Float64Array(B * (T - 1));
+  for (let b = 0; b < B; b++) {
+    for (let p = 0; p < T - 1; p++) {
+      per[b * (T - 1) + p] = -metricCpu(logProbMetric(p, tokens[b][p + 1]), logits.subarray(b * T * V, (b + 1) * T * V), 1, V)[0];
+    }
+  }
+  return perToken ? per : Float64Array.of(per.reduce((a, x) => a + x, 0) / per.length);
 }

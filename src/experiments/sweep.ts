@@ -78,6 +78,9 @@ export async function runVariants(
   options: SweepOptions = {},
 ): Promise<{ values: Float64Array; stats: SweepStats }> {
   const cfg = model.config;
+  if (options.maxRows !== undefined && !(Number.isSafeInteger(options.maxRows) && options.maxRows >= 1)) {
+    throw new Error(`maxRows must be a positive integer (the most batch rows per pass), got ${options.maxRows}`);
+  }
   const T = base.tokens.length;
   validateMetric(metric, T, cfg.d_vocab);
   const positions = metricPositions(metric);
@@ -206,10 +209,18 @@ async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Var
   const before = resumeSteps(model, plan, base, rows.length);
   const hooks = rows.flatMap((v, b) => v.hooks.map((h) => atRow(h, b)));
   const compiled = await model.compileHooks(plan, hooks);
-  const m = new GpuMetric(model.gpu, metric, plan.logits, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
+  const m = new GpuMetric(model.gpu, metric, plan.logits!, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
   try {
-    await executePlan(model.gpu, plan, { hooks: compiled, before, after: m.dispatches, label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}` });
-    return await m.out.read();
+    await executePlan(model.gpu, plan, {
+      hooks: compiled,
+      before,
+      after: m.dispatches,
+      label: `sweep pass from ${plan.fromLayer}.${plan.fromPos}`,
+      assertLive: () => model.assertLive(),
+    });
+    const out = await m.out.read();
+    model.assertLive(); // destroyed while the pass ran: its values were computed on freed weights
+    return out;
   } finally {
     compiled.release();
     m.release();
@@ -248,7 +259,7 @@ export async function baseRun(model: Model, tokens: readonly number[], keep: (na
   try {
     for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens));
-    m = new GpuMetric(model.gpu, metric, plan.logits, 1, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
+    m = new GpuMetric(model.gpu, metric, plan.logits!, 1, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
     await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });
     const value = (await m.out.read())[0];
     const cache = new ActivationCache(tensors);

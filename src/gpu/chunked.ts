@@ -8,7 +8,7 @@
  */
 import type { Gpu } from './device.ts';
 import { OutOfMemoryError, formatBytes } from './errors.ts';
-import { toF16Array } from '../model/half.ts';
+import { narrowToF16 } from '../model/half.ts';
 
 export interface RowChunk {
   buffer: GPUBuffer;
@@ -34,11 +34,12 @@ export class WeightArena {
         `${label} is ${formatBytes(bytes)}, more than one storage binding allows (${formatBytes(this.gpu.maxBinding)})`,
       );
     }
+    const half = f16 ? narrowToF16(data, label) : null; // range-checked before anything is allocated
     const buffer = this.gpu.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: WEIGHT_USAGE, label, mappedAtCreation: true });
     this.buffers.push(buffer);
     this.bytes += buffer.size;
     this.gpu.pool.weightBytes += buffer.size;
-    if (f16) new Uint16Array(buffer.getMappedRange(), 0, data.length).set(toF16Array(data));
+    if (half) new Uint16Array(buffer.getMappedRange(), 0, data.length).set(half);
     else new Float32Array(buffer.getMappedRange()).set(data);
     buffer.unmap();
     return buffer;

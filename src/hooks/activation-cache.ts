@@ -6,13 +6,17 @@
  *   hook_embed, hook_pos_embed                       [batch, pos, d_model]
  *   blocks.L.hook_resid_pre / _mid / _post            [batch, pos, d_model]
  *   blocks.L.ln1.hook_scale, ln2.hook_scale           [batch, pos, 1]
- *   blocks.L.ln1.hook_normalized, ln2.hook_normalized [batch, pos, d_model]
+ *   blocks.L.ln1.hook_normalized, ln2.hook_normalized [batch, pos, d_model] (before gain and bias)
  *   blocks.L.attn.hook_q / _k / _v / _z              [batch, pos, head, d_head]
  *   blocks.L.attn.hook_attn_scores, hook_pattern      [batch, head, query_pos, key_pos]
  *   blocks.L.hook_attn_out, hook_mlp_out              [batch, pos, d_model]
  *   blocks.L.mlp.hook_pre, mlp.hook_post              [batch, pos, d_mlp]
  *   ln_final.hook_scale                               [batch, pos, 1]
- *   ln_final.hook_normalized                          [batch, pos, d_model]
+ *   ln_final.hook_normalized                          [batch, pos, d_model] (before gain and bias)
+ *   unembed.hook_in                                   [batch, pos, d_model] (ln_final's output)
+ *   unembed.hook_out                                  [batch, pos, d_vocab] (the logits)
+ * A norm's hook_normalized is its input normalized before the gain and bias, as
+ * TransformerLens has it: (x - mean) / hook_scale, or x / hook_scale for RMSNorm.
  *
  * A cache owns its tensors: `release()` returns every buffer to the pool.
  */

@@ -70,9 +70,6 @@ export async function compileHooks(
       const site = sites.get(iv.hook);
       if (!site) throw new Error(unknownHookMessage(iv.hook, [...sites.keys()]));
       const { shape, pos0 } = site;
-      if (iv.hook.endsWith('.hook_scale')) {
-        throw new Error(`interventions on ${iv.hook} are not supported: the LayerNorm kernel applies its scale itself; cache it, or intervene on hook_normalized`);
-      }
       if (iv.op === 'callback') {
         push(iv.hook, { kind: 'callback', fn: iv.fn });
         openGroup.delete(iv.hook);
@@ -257,7 +254,8 @@ async function resolveSource(
       else if (Bs === layout.batch) row = (b) => b;
       else {
         throw new Error(
-          `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch}; give sourceBatch, or a source of 1 or ${layout.batch} rows`,
+          `the replacement for ${hook} has ${Bs} batch rows and this run ${layout.batch === 1 ? 'one' : layout.batch}; ` +
+            `give sourceBatch, or a source of ${layout.batch === 1 ? '1 row' : `1 or ${layout.batch} rows`}`,
         );
       }
       return { buffer: t.buffer, floats: t.numel, headStride: src.sh, base: (b, p) => row(b) * src.sb + p * src.sp };

@@ -38,6 +38,19 @@ export interface ModelConfig {
   gated_mlp: boolean; // false
   /** Unembedding is the token embedding transposed. */
   tied_embeddings: boolean; // true
+  /**
+   * Attention scores are q.k / attn_scale (TransformerLens' attn_scale). Absent: sqrt(d_head);
+   * 1 for a GPT-2 with scale_attn_weights = false.
+   */
+  attn_scale?: number; // absent (sqrt(64) = 8)
+  /** Layer l's scores are divided by l + 1 as well (GPT-2's scale_attn_by_inverse_layer_idx). */
+  scale_attn_by_inverse_layer_idx?: boolean; // absent (false)
+}
+
+/** The factor layer `layer`'s attention scores are multiplied by: 1 / (attn_scale (l + 1 if by layer)). */
+export function attentionScale(cfg: ModelConfig, layer: number): number {
+  const base = cfg.attn_scale ?? Math.sqrt(cfg.d_head);
+  return 1 / (base * (cfg.scale_attn_by_inverse_layer_idx ? layer + 1 : 1));
 }
 
 /** A GPT-2-style config with the given sizes (synthetic models in tests and benchmarks). */

@@ -19,13 +19,23 @@ export interface Execution {
   /** Steps after the pass (copying logits, metric kernels). */
   after?: readonly Step[];
   label: string;
+  /** Called after each JavaScript hook function: throws if the run must stop (its model was destroyed). */
+  assertLive?: () => void;
 }
 
 export async function executePlan(gpu: Gpu, plan: ForwardPlan, x: Execution): Promise<void> {
   let steps: Step[] = [...(x.before ?? []), ...(x.hooks?.prelude ?? [])];
+  // On-demand steps (a norm's normalized input, its gain and bias again) run when this run
+  // reads or changes the sites they serve.
+  const changed = (name: string) => !!x.hooks?.bySite.has(name);
+  const read = (name: string) => changed(name) || !!x.keep?.has(name);
   for (const s of plan.steps) {
-    if (s.kind !== 'site') {
+    if (s.kind === 'dispatch') {
       steps.push(s);
+      continue;
+    }
+    if (s.kind === 'on-demand') {
+      if (s.ifRead.some(read) || s.ifChanged.some(changed)) steps.push(...s.dispatches);
       continue;
     }
     for (const work of x.hooks?.bySite.get(s.name) ?? []) {
@@ -39,6 +49,7 @@ export async function executePlan(gpu: Gpu, plan: ForwardPlan, x: Execution): Pr
       const n = numel(s.shape);
       const act = await readBuffer(gpu, s.buffer, 0, n * 4);
       const out = work.fn(act, { hook: s.name, shape: s.shape }) ?? act;
+      x.assertLive?.();
       if (out.length !== n) {
         throw new Error(`the hook function at ${s.name} returned ${out.length} values; the activation has ${n} ([${s.shape.join(', ')}])`);
       }

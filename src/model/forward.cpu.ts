@@ -7,17 +7,19 @@
 import { attentionCpu } from '../gpu/kernels/attention.cpu.ts';
 import { activationCpu, addCpu } from '../gpu/kernels/elementwise.cpu.ts';
 import { gatherCpu } from '../gpu/kernels/embed.cpu.ts';
-import { layernormCpu, rmsnormCpu } from '../gpu/kernels/layernorm.cpu.ts';
+import { affineCpu, layernormCpu, normalizeCpu, rmsnormCpu } from '../gpu/kernels/layernorm.cpu.ts';
 import { matmulCpu } from '../gpu/kernels/matmul.cpu.ts';
 import { rotaryCpu } from '../gpu/kernels/rotary.cpu.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { HostMatrix, HostWeights } from './host-weights.ts';
 import { rotaryTables } from './rotary-tables.ts';
 
 /**
  * `edit`, if given, is called at each hook point with the activation (and may change it in
  * place) before the pass reads it, like a hook. Edits of hook_attn_scores / hook_pattern do not
- * reach z here (the reference computes attention in one step).
+ * reach z here (the reference computes attention in one step). A norm is TransformerLens' three
+ * steps: the scale (hook_scale), the input normalized by it (hook_normalized), then the gain and
+ * bias, so edits of either hook point reach the output.
  */
 export function forwardCpu(
   cfg: ModelConfig,
@@ -35,8 +37,20 @@ export function forwardCpu(
     edit?.(name, act);
     acts.set(name, act);
   };
-  const norm = (out: Float32Array, scale: Float32Array, x: Float32Array, wt: HostMatrix, b: HostMatrix | undefined) =>
-    cfg.normalization === 'RMS' ? rmsnormCpu(out, scale, x, wt.data, BT, C, eps) : layernormCpu(out, scale, x, wt.data, b!.data, BT, C, eps);
+  const rms = cfg.normalization === 'RMS';
+  /** The norm's output [B, T, C]; its scale and normalized input go through the hook points `prefix.*`. */
+  const norm = (prefix: string, x: Float32Array, wt: HostMatrix, b: HostMatrix | undefined): Float32Array => {
+    const out = f(BT * C); // (B, T, C)
+    const scale = f(BT); // (B, T, 1)
+    if (rms) rmsnormCpu(out, scale, x, wt.data, BT, C, eps);
+    else layernormCpu(out, scale, x, wt.data, b!.data, BT, C, eps);
+    put(`${prefix}.hook_scale`, scale);
+    const normalized = f(BT * C); // (B, T, C)
+    normalizeCpu(normalized, x, scale, BT, C, rms);
+    put(`${prefix}.hook_normalized`, normalized);
+    affineCpu(out, normalized, wt.data, rms ? null : b!.data, BT, C);
+    return out;
+  };
   const tables = cfg.positional === 'rotary' ? rotaryTables(cfg) : null;
 
   let resid = f(BT * C); // (B, T, C)
@@ -56,11 +70,7 @@ export function forwardCpu(
     const p = w.layers[l];
     const L = `blocks.${l}`;
     put(`${L}.hook_resid_pre`, resid);
-    const ln1 = f(BT * C);
-    const ln1Scale = f(BT);
-    norm(ln1, ln1Scale, resid, p.ln1_w, p.ln1_b);
-    put(`${L}.ln1.hook_scale`, ln1Scale);
-    put(`${L}.ln1.hook_normalized`, ln1);
+    const ln1 = norm(`${L}.ln1`, resid, p.ln1_w, p.ln1_b); // (B, T, C)
     let q = f(BT * H * dh); // (B, T, H, dh)
     let k = f(BT * Hkv * dh); // (B, T, Hkv, dh)
     const v = f(BT * Hkv * dh);
@@ -83,7 +93,7 @@ export function forwardCpu(
     const scores = f(B * H * T * T); // (B, H, T, T)
     const pattern = f(B * H * T * T);
     const z = f(BT * H * dh); // (B, T, H, dh)
-    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv);
+    attentionCpu(scores, pattern, z, q, k, v, B, T, H, dh, Hkv, attentionScale(cfg, l));
     put(`${L}.attn.hook_attn_scores`, scores);
     put(`${L}.attn.hook_pattern`, pattern);
     put(`${L}.attn.hook_z`, z);
@@ -93,11 +103,7 @@ export function forwardCpu(
     const residMid = f(BT * C);
     addCpu(residMid, resid, attnOut, BT * C);
     if (!cfg.parallel_attn_mlp) put(`${L}.hook_resid_mid`, residMid);
-    const ln2 = f(BT * C);
-    const ln2Scale = f(BT);
-    norm(ln2, ln2Scale, cfg.parallel_attn_mlp ? resid : residMid, p.ln2_w, p.ln2_b);
-    put(`${L}.ln2.hook_scale`, ln2Scale);
-    put(`${L}.ln2.hook_normalized`, ln2);
+    const ln2 = norm(`${L}.ln2`, cfg.parallel_attn_mlp ? resid : residMid, p.ln2_w, p.ln2_b); // (B, T, C)
     const pre = f(BT * M); // (B, T, d_mlp)
     const post = f(BT * M);
     if (p.W_gate) {
@@ -121,13 +127,11 @@ export function forwardCpu(
     put(`${L}.hook_resid_post`, residPost);
     resid = residPost;
   }
-  const lnf = f(BT * C);
-  const lnfScale = f(BT);
-  norm(lnf, lnfScale, resid, w.lnf_w, w.lnf_b);
-  put('ln_final.hook_scale', lnfScale);
-  put('ln_final.hook_normalized', lnf);
+  const lnf = norm('ln_final', resid, w.lnf_w, w.lnf_b); // (B, T, C)
+  put('unembed.hook_in', lnf);
   const logits = f(BT * V); // (B, T, V)
   matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, null, BT, V, C, true);
+  put('unembed.hook_out', logits);
   acts.set('logits', logits);
   return acts;
 }

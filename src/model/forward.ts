@@ -15,11 +15,18 @@
  * unembed only the positions a metric reads.
  *
  * Names of the sites are TransformerLens' hook points for GPT-2.
+ *
+ * Norms follow TransformerLens' split: `hook_scale` is the norm's scale and `hook_normalized`
+ * its input normalized before the gain and bias. The fused kernel writes the scale and the
+ * output and never the normalized input; the plan holds two on-demand steps around those sites
+ * (see `OnDemand`) that compute the normalized input when a run reads it or changed the scale,
+ * and apply the gain and bias again when a run changed either. A run that touches neither runs
+ * the fused kernel alone, as it did before the split.
  */
 import type { Gpu } from '../gpu/device.ts';
 import type { Dispatch, Params } from '../gpu/recorder.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
-import { layernorm } from '../gpu/kernels/layernorm.ts';
+import { layernorm, layernormAffine, layernormNormalize } from '../gpu/kernels/layernorm.ts';
 import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
 import { activation, add } from '../gpu/kernels/elementwise.ts';
 import { rotary as rotaryOp } from '../gpu/kernels/rotary.ts';
@@ -27,7 +34,7 @@ import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
 import { kvAssemble } from '../gpu/kernels/kv-cache.ts';
 import { sizeClass } from '../gpu/pool.ts';
-import type { ModelConfig } from './config.ts';
+import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
 
@@ -41,7 +48,20 @@ export interface Site {
   pos0: number;
 }
 
-export type PlanStep = Dispatch | Site;
+/**
+ * Dispatches a run performs only when it touches some sites: when a site in `ifRead` is cached,
+ * intervened on or handed to a hook function, or a site in `ifChanged` is intervened on (a hook
+ * function counts as a change). `executePlan` decides per run; nothing is rebuilt.
+ */
+export interface OnDemand {
+  kind: 'on-demand';
+  label: string;
+  ifRead: string[];
+  ifChanged: string[];
+  dispatches: Dispatch[];
+}
+
+export type PlanStep = Dispatch | Site | OnDemand;
 
 export interface PlanShape {
   batch: number;
@@ -51,6 +71,16 @@ export interface PlanShape {
   withResult?: boolean;
   /** Resume at this layer: the caller fills `input` with resid_pre of this layer. */
   fromLayer?: number;
+  /**
+   * Start from a residual stream in `input` even at layer 0 (no embedding), as TransformerLens'
+   * start_at_layer; `fromLayer` may then be n_layers (ln_final and the unembedding only).
+   */
+  fromResidual?: boolean;
+  /**
+   * Stop before this layer (TransformerLens' stop_at_layer, exclusive): `residual` then holds the
+   * residual stream entering it; there is no ln_final, unembedding or logits.
+   */
+  toLayer?: number;
   /** Resume at this position: the caller fills `past` with earlier keys and values. */
   fromPos?: number;
   /** Absolute positions whose logits are computed, in this order (default: all computed ones). */
@@ -77,6 +107,8 @@ export interface ForwardPlan {
   withResult: boolean;
   fromLayer: number;
   fromPos: number;
+  /** The layer the pass stops before (n_layers for a full pass). */
+  toLayer: number;
   steps: PlanStep[];
   /** Token ids, [batch * pos] u32, written before each run (a fresh pass only). */
   ids: GPUBuffer | null;
@@ -88,8 +120,10 @@ export interface ForwardPlan {
   pastLen: number;
   /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
   pastHooks: { k: string; v: string };
-  /** [batch, logit positions, d_vocab or logitTokens.length] */
-  logits: GPUBuffer;
+  /** [batch, logit positions, d_vocab or logitTokens.length]; null for a pass stopped before the end. */
+  logits: GPUBuffer | null;
+  /** A stopped pass's output: the residual stream entering `toLayer`, [batch, pos - fromPos, d_model]. */
+  residual: GPUBuffer | null;
   logitsShape: number[];
   logitPositions: number[];
   /** Every site in order, by name. */
@@ -103,6 +137,10 @@ interface Resolved {
   B: number;
   T: number;
   L0: number;
+  /** The layer the pass stops before. */
+  L1: number;
+  /** Stopped before the end: no ln_final, no logits. */
+  stopped: boolean;
   p0: number;
   /** Positions computed per row. */
   Tn: number;
@@ -126,7 +164,11 @@ interface Resolved {
 function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
   const L0 = s.fromLayer ?? 0;
   const p0 = s.fromPos ?? 0;
-  if (L0 < 0 || L0 >= cfg.n_layers) throw new Error(`fromLayer ${L0} is out of range 0 .. ${cfg.n_layers - 1}`);
+  const stopped = s.toLayer !== undefined;
+  const L1 = s.toLayer ?? cfg.n_layers;
+  const lastStart = s.fromResidual ? cfg.n_layers : cfg.n_layers - 1;
+  if (!Number.isInteger(L0) || L0 < 0 || L0 > lastStart) throw new Error(`fromLayer ${L0} is out of range 0 .. ${lastStart}`);
+  if (!Number.isInteger(L1) || L1 < L0 || L1 > cfg.n_layers) throw new Error(`toLayer ${L1} is out of range ${L0} .. ${cfg.n_layers}`);
   if (p0 < 0 || p0 >= s.pos) throw new Error(`fromPos ${p0} is out of range 0 .. ${s.pos - 1}`);
   const all = Array.from({ length: s.pos - p0 }, (_, i) => p0 + i);
   const logitPositions = s.logitPositions ? [...s.logitPositions] : all;
@@ -150,9 +192,11 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     B: s.batch,
     T: s.pos,
     L0,
+    L1,
+    stopped,
     p0,
     Tn,
-    resumed: L0 > 0 || p0 > 0,
+    resumed: L0 > 0 || p0 > 0 || !!s.fromResidual,
     withResult: !!s.withResult,
     logitPositions,
     select,
@@ -161,7 +205,7 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     liveRows,
     pastLen: Math.max(p0, ...starts),
     logitTokens,
-    trim: !!s.trimLastLayer && select,
+    trim: !!s.trimLastLayer && select && !stopped,
   };
 }
 
@@ -175,6 +219,7 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
   const KD = cfg.n_key_value_heads * dh;
   const P = r.logitPositions.length;
   const NV = r.logitTokens?.length ?? V; // vocabulary columns computed
+  const head = r.stopped ? 0 : 1; // ln_final and the unembedding run
   const learned = cfg.positional === 'learned';
   const rotary = cfg.positional === 'rotary';
   const sizes: Record<string, number> = {
@@ -184,8 +229,9 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     posEmbed: r.resumed || !learned ? 0 : BT * C, // [B, T, C]
     residA: BT * C, // [B, Tn, C] ping-pong with residB: resid_pre / resid_post alternate per layer
     residB: BT * C, // [B, Tn, C]
-    ln1: BT * C, // [B, Tn, C]
+    ln1: BT * C, // [B, Tn, C] ln1's output (gain and bias applied)
     ln1Scale: BT, // [B, Tn, 1]
+    normalized: BT * C, // [B, Tn, C] a norm's input before gain and bias, on demand; shared by ln1, ln2, ln_final
     q: BT * HD, // [B, Tn, H, dh]
     k: BT * KD, // [B, Tn, Hkv, dh] this pass's keys
     v: BT * KD, // [B, Tn, Hkv, dh]
@@ -199,23 +245,23 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     result: r.withResult ? BT * H * C : 0, // [B, Tn, H, C] per-head outputs, only when asked for
     attnOut: BT * C, // [B, Tn, C]
     residMid: BT * C, // [B, Tn, C]
-    ln2: BT * C, // [B, Tn, C]
+    ln2: BT * C, // [B, Tn, C] ln2's output
     ln2Scale: BT, // [B, Tn, 1]
     mlpPre: BT * M, // [B, Tn, d_mlp] (the gate in a gated MLP)
     mlpPreLinear: cfg.gated_mlp ? BT * M : 0, // [B, Tn, d_mlp] the up projection
     mlpPost: BT * M, // [B, Tn, d_mlp]
     mlpOut: BT * C, // [B, Tn, C]
-    lnf: BT * C, // [B, Tn, C]
-    lnfScale: BT, // [B, Tn, 1]
-    selIds: r.select ? B * P : 0, // [B, P] u32 rows of lnf to unembed
-    lnfSel: r.select ? B * P * C : 0, // [B, P, C]
+    lnf: head * BT * C, // [B, Tn, C] ln_final's output (unembed.hook_in)
+    lnfScale: head * BT, // [B, Tn, 1]
+    selIds: r.select ? head * B * P : 0, // [B, P] u32 rows of lnf to unembed
+    lnfSel: r.select ? head * B * P * C : 0, // [B, P, C]
     liveRows: r.liveRows.length, // [rows computed] u32 indices into [B, Tn]
     starts: r.ragged ? B : 0, // [B] u32 first position of each row
-    unembedIds: r.logitTokens ? NV : 0, // [NV] u32 vocabulary columns
-    unembedW: r.logitTokens ? NV * C : 0, // [NV, C] their unembedding rows
-    logits: B * P * NV, // [B, P, NV]
+    unembedIds: r.logitTokens ? head * NV : 0, // [NV] u32 vocabulary columns
+    unembedW: r.logitTokens ? head * NV * C : 0, // [NV, C] their unembedding rows
+    logits: head * B * P * NV, // [B, P, NV]
   };
-  for (let l = r.L0; r.pastLen > 0 && l < cfg.n_layers; l++) {
+  for (let l = r.L0; r.pastLen > 0 && l < r.L1; l++) {
     sizes[`pastK${l}`] = r.pastLen * KD; // [pastLen, Hkv, dh]
     sizes[`pastV${l}`] = r.pastLen * KD;
   }
@@ -228,9 +274,24 @@ export function scratchBytes(cfg: ModelConfig, shape: PlanShape): number {
 }
 
 export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape): ForwardPlan {
+  const params: Params[] = [];
+  const owned: GPUBuffer[] = [];
+  try {
+    return planForward(gpu, cfg, w, shape, params, owned);
+  } catch (e) {
+    // A plan that fails half-built (a binding over the device's limit, a rejected pipeline)
+    // gives back the scratch and uniforms it took, so a retry finds the pool as it was.
+    for (const b of owned) gpu.pool.release(b);
+    for (const u of params) u.destroy();
+    throw e;
+  }
+}
+
+/** `buildForward`'s body: every buffer it takes goes into `owned`, every uniform into `params`. */
+function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape, params: Params[], owned: GPUBuffer[]): ForwardPlan {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
   const r = resolve(cfg, shape);
-  const { B, T, Tn, L0, p0, withResult } = r;
+  const { B, T, Tn, L0, L1, p0, withResult } = r;
   const BT = B * Tn;
   const HD = H * dh;
   const KD = Hkv * dh;
@@ -238,8 +299,6 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   const NV = r.logitTokens?.length ?? V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
-  const params: Params[] = [];
-  const owned: GPUBuffer[] = [];
   const a: Record<string, GPUBuffer> = {};
   for (const [name, floats] of Object.entries(scratchSizes(cfg, shape))) {
     if (floats === 0) continue;
@@ -256,12 +315,35 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     steps.push(s);
     sites.set(name, s);
   };
+  // A norm at TransformerLens' two hook points. The fused kernel writes the output and the scale;
+  // the normalized input is computed on demand from x and the (possibly changed) scale, and the
+  // gain and bias are applied again on demand after a change to either hook point.
+  const norm = (prefix: string, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null) => {
+    const dims = { rows: BT, C };
+    op(layernorm(gpu, { out, scale, x, w: gain, b: bias, eps, label: prefix, ...dims }, params)); // (B, Tn, C), (B, Tn, 1)
+    site(`${prefix}.hook_scale`, scale, [B, Tn, 1]);
+    steps.push({
+      kind: 'on-demand',
+      label: `${prefix} normalize`,
+      ifRead: [`${prefix}.hook_normalized`],
+      ifChanged: [`${prefix}.hook_scale`],
+      dispatches: [layernormNormalize(gpu, { normalized: a.normalized, x, scale, rms: bias === null, label: `${prefix} normalize`, ...dims }, params)], // (B, Tn, C)
+    });
+    site(`${prefix}.hook_normalized`, a.normalized, [B, Tn, C]);
+    steps.push({
+      kind: 'on-demand',
+      label: `${prefix} gain and bias`,
+      ifRead: [],
+      ifChanged: [`${prefix}.hook_scale`, `${prefix}.hook_normalized`],
+      dispatches: [layernormAffine(gpu, { out, normalized: a.normalized, w: gain, b: bias, label: `${prefix} gain and bias`, ...dims }, params)], // (B, Tn, C)
+    });
+  };
   const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
   if (r.ragged) {
     gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
     gpu.device.queue.writeBuffer(a.starts, 0, new Uint32Array(r.starts));
   }
-  if (r.select) {
+  if (r.select && !r.stopped) {
     const rows = new Uint32Array(B * P);
     for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
     gpu.device.queue.writeBuffer(a.selIds, 0, rows);
@@ -287,7 +369,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site('hook_embed', resid[0], [B, T, C]);
   }
 
-  for (let l = L0; l < cfg.n_layers; l++) {
+  for (let l = L0; l < L1; l++) {
     const p = w.layers[l];
     const L = `blocks.${l}`;
     // resid_pre of layer l lives in resid[(l - L0) % 2] (a resumed pass's input is resid[0]).
@@ -296,9 +378,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.hook_resid_pre`, residPre, [B, Tn, C]);
 
     // Attention.
-    op(layernorm(gpu, { out: a.ln1, scale: a.ln1Scale, x: residPre, w: p.ln1_w, b: p.ln1_b, rows: BT, C, eps, label: `${L}.ln1` }, params));
-    site(`${L}.ln1.hook_scale`, a.ln1Scale, [B, Tn, 1]);
-    site(`${L}.ln1.hook_normalized`, a.ln1, [B, Tn, C]);
+    norm(`${L}.ln1`, a.ln1, a.ln1Scale, residPre, p.ln1_w, p.ln1_b); // (B, Tn, C)
     op(matmul(gpu, { out: a.q, a: a.ln1, b: p.W_Q, bias: p.b_Q, f16B: w.f16, ...rowsOf(l, 'rest'), N: HD, K: C, label: `${L}.attn.q` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_q`, a.q, [B, Tn, H, dh]);
     op(matmul(gpu, { out: a.k, a: a.ln1, b: p.W_K, bias: p.b_K, f16B: w.f16, ...rowsOf(l, 'kv'), N: KD, K: C, label: `${L}.attn.k` }, params)); // (B, Tn, Hkv, dh)
@@ -323,7 +403,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, attnDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, { ...attnDims, scale: attentionScale(cfg, l) }, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
     op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
@@ -343,9 +423,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
 
     // MLP.
     const mlpIn = cfg.parallel_attn_mlp ? residPre : a.residMid;
-    op(layernorm(gpu, { out: a.ln2, scale: a.ln2Scale, x: mlpIn, w: p.ln2_w, b: p.ln2_b, rows: BT, C, eps, label: `${L}.ln2` }, params));
-    site(`${L}.ln2.hook_scale`, a.ln2Scale, [B, Tn, 1]);
-    site(`${L}.ln2.hook_normalized`, a.ln2, [B, Tn, C]);
+    norm(`${L}.ln2`, a.ln2, a.ln2Scale, mlpIn, p.ln2_w, p.ln2_b); // (B, Tn, C)
     if (p.W_gate) {
       op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_gate, bias: p.b_gate, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.gate` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
@@ -364,10 +442,39 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
   }
 
+  const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
+  for (let l = L0; r.pastLen > 0 && l < L1; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
+  const plan = (logits: GPUBuffer | null, residual: GPUBuffer | null): ForwardPlan => ({
+    batch: B,
+    pos: T,
+    withResult,
+    fromLayer: L0,
+    fromPos: p0,
+    toLayer: L1,
+    steps,
+    ids: r.resumed ? null : a.ids,
+    input: r.resumed ? resid[0] : null,
+    past,
+    pastLen: r.pastLen,
+    pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
+    logits,
+    logitsShape: logits ? [B, P, NV] : [],
+    logitPositions: logits ? r.logitPositions : [],
+    residual,
+    sites,
+    bytes: owned.reduce((n, b) => n + b.size, 0),
+    destroy() {
+      for (const b of owned) gpu.pool.release(b);
+      for (const u of params) u.destroy();
+      owned.length = 0;
+    },
+  });
+  // Stopped before the end: the residual stream entering L1 is the output.
+  if (r.stopped) return plan(null, resid[(L1 - L0) % 2]);
+
   const residFinal = resid[(cfg.n_layers - L0) % 2];
-  op(layernorm(gpu, { out: a.lnf, scale: a.lnfScale, x: residFinal, w: w.lnf_w, b: w.lnf_b, rows: BT, C, eps, label: 'ln_final' }, params));
-  site('ln_final.hook_scale', a.lnfScale, [B, Tn, 1]);
-  site('ln_final.hook_normalized', a.lnf, [B, Tn, C]);
+  norm('ln_final', a.lnf, a.lnfScale, residFinal, w.lnf_w, w.lnf_b); // (B, Tn, C)
+  site('unembed.hook_in', a.lnf, [B, Tn, C]);
   let unembedIn = a.lnf;
   if (r.select) {
     // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
@@ -383,31 +490,7 @@ export function buildForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: P
   } else {
     op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
   }
-
-  const past = new Map<number, { k: GPUBuffer; v: GPUBuffer }>();
-  for (let l = L0; r.pastLen > 0 && l < cfg.n_layers; l++) past.set(l, { k: a[`pastK${l}`], v: a[`pastV${l}`] });
-  const bytes = owned.reduce((s, b) => s + b.size, 0);
-  return {
-    batch: B,
-    pos: T,
-    withResult,
-    fromLayer: L0,
-    fromPos: p0,
-    steps,
-    ids: r.resumed ? null : a.ids,
-    input: r.resumed ? resid[0] : null,
-    past,
-    pastLen: r.pastLen,
-    pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
-    logits: a.logits,
-    logitsShape: [B, P, NV],
-    logitPositions: r.logitPositions,
-    sites,
-    bytes,
-    destroy() {
-      for (const b of owned) gpu.pool.release(b);
-      for (const u of params) u.destroy();
-      owned.length = 0;
-    },
-  };
+  // The logits are a hook point only when the pass computes all of them (every position, every token).
+  if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);
+  return plan(a.logits, null);
 }

@@ -34,7 +34,7 @@ function columnBlock(src: Float32Array, rows: number, stride: number, c0: number
   return out;
 }
 
-export function gpt2HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeights {
+export async function gpt2HostWeights(t: TensorLookup, cfg: ModelConfig): Promise<HostWeights> {
   if (cfg.family !== 'gpt2') throw new WeightsError(`gpt2HostWeights: config family is "${cfg.family}", not "gpt2"`);
   const p = gpt2Prefix(t);
   const { d_model: d, d_mlp, d_vocab, n_ctx, n_layers } = cfg;
@@ -56,8 +56,8 @@ export function gpt2HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeights 
   const layers: HostLayer[] = [];
   for (let l = 0; l < n_layers; l++) {
     const h = `${p}h.${l}.`;
-    const cAttnW = get(`${h}attn.c_attn.weight`, [d, 3 * d]).data; // [d_model, 3 d_model]
-    const cAttnB = get(`${h}attn.c_attn.bias`, [3 * d]).data; // [3 d_model]
+    const cAttnW = (await get(`${h}attn.c_attn.weight`, [d, 3 * d])).data; // [d_model, 3 d_model]
+    const cAttnB = (await get(`${h}attn.c_attn.bias`, [3 * d])).data; // [3 d_model]
     const block = (i: number): [HostMatrix, HostMatrix] => [
       { data: columnBlock(cAttnW, d, 3 * d, i * d, d), shape: [d, d] },
       { data: cAttnB.slice(i * d, (i + 1) * d), shape: [d] },
@@ -66,30 +66,30 @@ export function gpt2HostWeights(t: TensorLookup, cfg: ModelConfig): HostWeights 
     const [W_K, b_K] = block(1);
     const [W_V, b_V] = block(2);
     layers.push({
-      ln1_w: get(`${h}ln_1.weight`, [d]),
-      ln1_b: get(`${h}ln_1.bias`, [d]),
+      ln1_w: await get(`${h}ln_1.weight`, [d]),
+      ln1_b: await get(`${h}ln_1.bias`, [d]),
       W_Q,
       b_Q,
       W_K,
       b_K,
       W_V,
       b_V,
-      W_O: get(`${h}attn.c_proj.weight`, [hd, d]),
-      b_O: get(`${h}attn.c_proj.bias`, [d]),
-      ln2_w: get(`${h}ln_2.weight`, [d]),
-      ln2_b: get(`${h}ln_2.bias`, [d]),
-      W_in: get(`${h}mlp.c_fc.weight`, [d, d_mlp]),
-      b_in: get(`${h}mlp.c_fc.bias`, [d_mlp]),
-      W_out: get(`${h}mlp.c_proj.weight`, [d_mlp, d]),
-      b_out: get(`${h}mlp.c_proj.bias`, [d]),
+      W_O: await get(`${h}attn.c_proj.weight`, [hd, d]),
+      b_O: await get(`${h}attn.c_proj.bias`, [d]),
+      ln2_w: await get(`${h}ln_2.weight`, [d]),
+      ln2_b: await get(`${h}ln_2.bias`, [d]),
+      W_in: await get(`${h}mlp.c_fc.weight`, [d, d_mlp]),
+      b_in: await get(`${h}mlp.c_fc.bias`, [d_mlp]),
+      W_out: await get(`${h}mlp.c_proj.weight`, [d_mlp, d]),
+      b_out: await get(`${h}mlp.c_proj.bias`, [d]),
     });
   }
 
   return {
-    W_E: get(`${p}wte.weight`, [d_vocab, d]),
-    W_pos: get(`${p}wpe.weight`, [n_ctx, d]),
+    W_E: await get(`${p}wte.weight`, [d_vocab, d]),
+    W_pos: await get(`${p}wpe.weight`, [n_ctx, d]),
     layers,
-    lnf_w: get(`${p}ln_f.weight`, [d]),
-    lnf_b: get(`${p}ln_f.bias`, [d]),
+    lnf_w: await get(`${p}ln_f.weight`, [d]),
+    lnf_b: await get(`${p}ln_f.bias`, [d]),
   };
 }

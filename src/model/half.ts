@@ -47,6 +47,46 @@ export function toF16Array(data: Float32Array): Uint16Array {
   return out;
 }
 
+/** F16's largest finite value; anything that rounds past it becomes infinite. */
+export const F16_MAX = 65504;
+
+/**
+ * `toF16Array` for weights: refuses (naming `what`, the value and its index) a finite value
+ * that F16 cannot hold, which would become +-Infinity and turn every logit into NaN.
+ */
+export function narrowToF16(data: Float32Array, what: string): Uint16Array {
+  const out = new Uint16Array(data.length);
+  for (let i = 0; i < data.length; i++) {
+    const h = toF16Bits(data[i]);
+    if ((h & 0x7fff) === 0x7c00 && Number.isFinite(data[i])) {
+      throw new RangeError(
+        `${what}: value ${data[i]} (element ${i}) is beyond float16's range (±${F16_MAX}); keep the weights in float32 (f16: false, or --dtype f32 on the command line)`,
+      );
+    }
+    out[i] = h;
+  }
+  return out;
+}
+
+/** True when every value of `data` is exactly a float16 (NaN counts as one): narrowing loses nothing. */
+export function isF16Exact(data: Float32Array): boolean {
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (x !== x) continue; // NaN
+    f32[0] = x;
+    const b = u32[0];
+    const exp = (b >>> 23) & 0xff;
+    if (exp === 0xff || (b & 0x7fffffff) === 0) continue; // +-Infinity, +-0
+    const e = exp - 127; // unbiased
+    // Normal f16: exponents -14 .. 15, 10 mantissa bits (the low 13 of f32's 23 must be zero).
+    // Subnormal f16: multiples of 2^-24 down from 2^-14.
+    if (e > 15 || e < -24) return false;
+    const keep = e >= -14 ? 10 : 10 - (-14 - e); // mantissa bits f16 keeps at this exponent
+    if ((b & ((1 << (23 - keep)) - 1)) !== 0) return false;
+  }
+  return true;
+}
+
 export function toBf16Array(data: Float32Array): Uint16Array {
   const out = new Uint16Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = toBf16Bits(data[i]);

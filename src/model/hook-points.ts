@@ -5,14 +5,28 @@
  */
 import type { ModelConfig } from './config.ts';
 
-export function hookShapes(cfg: ModelConfig, batch: number, pos: number): Map<string, number[]> {
+/**
+ * The layers a run computes (TransformerLens' start_at_layer / stop_at_layer, resolved to
+ * 0 .. n_layers): a run from a residual has no embedding hook points, a stopped one none after
+ * its last layer.
+ */
+export interface LayerRange {
+  /** The run starts from the residual stream entering this layer (no embedding). */
+  startAtLayer?: number;
+  /** The run stops before this layer (no ln_final, no unembedding). */
+  stopAtLayer?: number;
+}
+
+export function hookShapes(cfg: ModelConfig, batch: number, pos: number, range: LayerRange = {}): Map<string, number[]> {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M } = cfg;
   const B = batch;
   const T = pos;
   const s = new Map<string, number[]>();
-  s.set('hook_embed', [B, T, C]);
-  if (cfg.positional === 'learned') s.set('hook_pos_embed', [B, T, C]);
-  for (let l = 0; l < cfg.n_layers; l++) {
+  if (range.startAtLayer === undefined) {
+    s.set('hook_embed', [B, T, C]);
+    if (cfg.positional === 'learned') s.set('hook_pos_embed', [B, T, C]);
+  }
+  for (let l = range.startAtLayer ?? 0; l < (range.stopAtLayer ?? cfg.n_layers); l++) {
     const L = `blocks.${l}`;
     s.set(`${L}.hook_resid_pre`, [B, T, C]);
     s.set(`${L}.ln1.hook_scale`, [B, T, 1]);
@@ -38,8 +52,11 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number): Map<st
     s.set(`${L}.hook_mlp_out`, [B, T, C]);
     s.set(`${L}.hook_resid_post`, [B, T, C]);
   }
+  if (range.stopAtLayer !== undefined) return s;
   s.set('ln_final.hook_scale', [B, T, 1]);
   s.set('ln_final.hook_normalized', [B, T, C]);
+  s.set('unembed.hook_in', [B, T, C]); // ln_final's output, gain and bias applied
+  s.set('unembed.hook_out', [B, T, cfg.d_vocab]); // the logits
   return s;
 }
 

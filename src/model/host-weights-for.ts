@@ -5,14 +5,36 @@ import { gpt2HostWeights } from './gpt2-weights.ts';
 import type { HostWeights } from './host-weights.ts';
 import { llamaHostWeights } from './llama-weights.ts';
 import { neoxHostWeights } from './neox-weights.ts';
+import { WeightsError } from './weight-lookup.ts';
 
-export function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unknown): HostWeights {
+/**
+ * Reads the tensors the family uses (each from its file, one at a time) into host weights, and
+ * refuses a checkpoint holding a bias the config leaves out (attention_bias or mlp_bias false
+ * beside `X.bias` tensors): transformers would drop it without a word.
+ */
+export async function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unknown): Promise<HostWeights> {
+  const read = new Set<string>();
+  const seen: TensorLookup = { ...t, names: t.names, has: (n) => t.has(n), info: (n) => t.info(n), read: (n) => (read.add(n), t.read(n)) };
+  const hfc = hf as Record<string, unknown>;
+  let w: HostWeights;
   switch (cfg.family) {
     case 'gpt2':
-      return gpt2HostWeights(t, cfg);
+      w = await gpt2HostWeights(seen, cfg);
+      break;
     case 'neox':
-      return neoxHostWeights(t, cfg);
+      w = await neoxHostWeights(seen, cfg, hfc);
+      break;
     case 'llama':
-      return llamaHostWeights(t, cfg, hf as Record<string, unknown>);
+      w = await llamaHostWeights(seen, cfg, hfc);
+      break;
   }
+  const unused = t.names.filter((n) => n.endsWith('.bias') && !read.has(n) && read.has(n.replace(/\.bias$/, '.weight')));
+  if (unused.length) {
+    const flags = ['attention_bias', 'mlp_bias'].filter((f) => f in hfc).map((f) => `${f} = ${JSON.stringify(hfc[f])}`);
+    throw new WeightsError(
+      `the checkpoint has biases the config leaves out (${unused.slice(0, 3).map((n) => `"${n}"`).join(', ')}${unused.length > 3 ? `, ${unused.length - 3} more` : ''}; ` +
+        `config.json: ${flags.join(', ') || 'no bias flags'}): set the flag to true to use them, or remove them`,
+    );
+  }
+  return w;
 }

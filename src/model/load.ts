@@ -11,24 +11,50 @@ import { uploadWeights } from './gpu-weights.ts';
 import { Model } from './model.ts';
 import type { ModelConfig } from './config.ts';
 import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
+import { isF16Exact } from './half.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */
   onProgress?: ProgressFn;
   /**
    * Keep weight matrices in half precision on the GPU (products still accumulate in fp32).
-   * 'auto' (default): when the checkpoint is F16 and the device has `shader-f16`.
+   * 'auto' (default): only where that changes no value: the device has `shader-f16`, most of
+   * the checkpoint is F16, and every matrix converts to F16 exactly (an F32 tensor whose values
+   * F16 cannot hold keeps the whole model in fp32). `true` narrows every matrix, and refuses a
+   * value beyond F16's range (±65504) naming the tensor; `false` keeps fp32.
    */
   f16?: boolean | 'auto';
+  /**
+   * Load the tokenizer (`tokenizer.json`, `tokenizer_config.json`) from the source when it has
+   * one (default true); false skips the request (models known to have none).
+   */
+  tokenizer?: boolean;
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
   const src = typeof source === 'string' ? urlModelSource(source) : source;
-  const { config, hfConfig, tensors } = await loadCheckpoint(src, { onProgress: options.onProgress });
+  const ck = await loadCheckpoint(src, { onProgress: options.onProgress });
+  const { config, hfConfig, tensors } = ck;
   const f16 = options.f16 ?? 'auto';
-  const half = f16 === 'auto' ? storedAsF16(tensors) && gpu.features.has('shader-f16') : f16;
-  return modelFromWeights(gpu, config, hostWeightsFor(tensors, config, hfConfig), { f16: half });
+  if (f16 !== 'auto' && typeof f16 !== 'boolean') throw new Error(`f16 must be true, false or 'auto', got ${JSON.stringify(f16)}`);
+  const host = await hostWeightsFor(tensors, config, hfConfig);
+  ck.finish();
+  const half = f16 === 'auto' ? gpu.features.has('shader-f16') && storedAsF16(tensors) && narrowsExactly(host) : f16;
+  const tokenizer = options.tokenizer === false ? null : await loadTokenizer(src);
+  return modelFromWeights(gpu, config, host, { f16: half, tokenizer });
+}
+
+/** The matrices kept in F16 when weights are half precision (norms, biases and tables stay fp32). */
+function narrowedMatrices(host: HostWeights): HostMatrix[] {
+  const m = [host.W_E, host.W_pos, host.W_U_rows, ...host.layers.flatMap((l) => [l.W_Q, l.W_K, l.W_V, l.W_O, l.W_in, l.W_gate, l.W_out])];
+  return m.filter((x): x is HostMatrix => !!x);
+}
+
+/** Every narrowed matrix holds only values F16 represents exactly (so narrowing changes nothing). */
+function narrowsExactly(host: HostWeights): boolean {
+  return narrowedMatrices(host).every((m) => isF16Exact(m.data));
 }
 
 /** True when most of the checkpoint's bytes are F16 tensors. */
@@ -45,14 +71,14 @@ function storedAsF16(t: TensorLookup): boolean {
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean } = {}): Promise<Model> {
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; tokenizer?: TextTokenizer | null } = {}): Promise<Model> {
   const f16 = options.f16 ?? false;
   if (f16 && !gpu.features.has('shader-f16')) {
     throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
   }
   checkFits(gpu, host, f16);
   const weights = await uploadWeights(gpu, config, host, f16);
-  return new Model(gpu, config, weights);
+  return new Model(gpu, config, weights, options.tokenizer ?? null);
 }
 
 /**
@@ -60,8 +86,7 @@ export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: Host
  * budget, or a matrix that is not split by rows against one buffer and one binding.
  */
 function checkFits(gpu: Gpu, host: HostWeights, f16: boolean): void {
-  const rowSplit = new Set<HostMatrix | undefined>([host.W_E, host.W_pos, host.W_U_rows]);
-  const matrices = new Set<HostMatrix | undefined>([...rowSplit, ...host.layers.flatMap((l) => [l.W_Q, l.W_K, l.W_V, l.W_O, l.W_in, l.W_gate, l.W_out])]);
+  const matrices = new Set<HostMatrix | undefined>(narrowedMatrices(host));
   const bytesOf = (m: HostMatrix) => m.data.length * (f16 && matrices.has(m) ? 2 : 4);
   const needed = hostMatrices(host).reduce((n, m) => n + bytesOf(m), 0);
   const available = gpu.pool.availableBytes;

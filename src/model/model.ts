@@ -11,11 +11,21 @@ import type { Intervention } from '../hooks/interventions.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from './forward.ts';
-import { hookNames, hookShapes } from './hook-points.ts';
+import { hookNames, hookShapes, type LayerRange } from './hook-points.ts';
 import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { validateTokens } from './tokens.ts';
+import type { TextTokenizer } from './tokenizer.ts';
+import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import { GpuLoss } from '../experiments/metric.ts';
+import { runResult, type RunResult } from './run-result.ts';
+import type { Step } from '../gpu/recorder.ts';
+
+export type { RunResult } from './run-result.ts';
+
+/** Token ids, [batch][pos]: equal-length rows. */
+export type Tokens = readonly (readonly number[])[];
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -25,20 +35,34 @@ export interface RunOptions {
   cache?: CacheFilter;
   /** Interventions for this run only (see `src/hooks/interventions.ts`). */
   hooks?: readonly Intervention[];
+  /**
+   * What the run returns, as TransformerLens' `return_type`: 'logits' (default); 'loss', the mean
+   * cross-entropy of each position predicting the next token, over every row and position,
+   * reduced on the GPU; or 'both'.
+   */
+  returnType?: 'logits' | 'loss' | 'both';
+  /** With a loss: one value per token, [batch, pos - 1] (TransformerLens' `loss_per_token`). */
+  lossPerToken?: boolean;
+  /**
+   * Start at this layer (TransformerLens' `start_at_layer`; negative counts from the end): the
+   * input is then the residual stream entering it, a Tensor [batch, pos, d_model]. 0 skips the
+   * embedding; n_layers runs ln_final and the unembedding only.
+   */
+  startAtLayer?: number;
+  /**
+   * Stop before this layer (TransformerLens' `stop_at_layer`, exclusive; negative counts from the
+   * end): the result's `residual` is the residual stream entering it; no logits.
+   */
+  stopAtLayer?: number;
+  /** The token ids of a run that starts from a residual (startAtLayer), for its loss. */
+  tokens?: Tokens;
 }
 
-const planKey = (batch: number, pos: number, withResult: boolean) => `${batch}x${pos}${withResult ? '+result' : ''}`;
+const planKey = (s: PlanShape) =>
+  `${s.batch}x${s.pos}${s.withResult ? '+result' : ''}${s.fromResidual ? `@${s.fromLayer}` : ''}${s.toLayer !== undefined ? `..${s.toLayer}` : ''}`;
 
 /** `runWithCache`'s default: every hook point but hook_result, which TransformerLens also skips unless enabled. */
 const allButHeadResults = (name: string) => !name.endsWith('.attn.hook_result');
-
-export interface RunResult {
-  /** [batch, pos, d_vocab] */
-  logits: Tensor;
-  cache: ActivationCache;
-  /** Releases the logits and the cache. */
-  release(): void;
-}
 
 /** Plans are kept for this many recent (batch, pos) shapes; each holds a forward's scratch. */
 const PLAN_CACHE_SIZE = 3;
@@ -53,6 +77,8 @@ export class Model {
     readonly gpu: Gpu,
     readonly config: ModelConfig,
     private readonly weights: GpuWeights,
+    /** The model's tokenizer (`tokenizer.json` of its folder), or null for a model without one. */
+    readonly tokenizer: TextTokenizer | null = null,
   ) {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
@@ -72,6 +98,166 @@ export class Model {
     return this.weights.W_E.length;
   }
 
+  /**
+   * TransformerLens' `to_tokens`: text (or a list of texts) to token ids [batch][pos], a BOS
+   * token first unless `prependBos: false`, rows of a batch padded on `paddingSide` ('right'),
+   * cut to the context unless `truncate: false`. A single text gives one row.
+   */
+  toTokens(input: string | readonly string[], options: { prependBos?: boolean; paddingSide?: 'left' | 'right'; truncate?: boolean } = {}): number[][] {
+    const texts = typeof input === 'string' ? [input] : input;
+    if (!Array.isArray(texts) || texts.length === 0) throw new Error('toTokens takes a text or a non-empty list of texts');
+    return this.needTokenizer('toTokens').toTokens(texts, {
+      prependBos: options.prependBos,
+      paddingSide: options.paddingSide,
+      maxLength: options.truncate === false ? undefined : this.config.n_ctx,
+    });
+  }
+
+  /**
+   * TransformerLens' `to_str_tokens`: each token's text. A text is tokenized first (a BOS token
+   * first unless `prependBos: false`); ids are decoded one by one. A list of texts or of id rows
+   * gives one list per item.
+   */
+  toStrTokens(input: string | readonly number[], options?: { prependBos?: boolean }): string[];
+  toStrTokens(input: readonly string[] | readonly (readonly number[])[], options?: { prependBos?: boolean }): string[][];
+  toStrTokens(input: string | readonly number[] | readonly string[] | readonly (readonly number[])[], options: { prependBos?: boolean } = {}): string[] | string[][] {
+    const tok = this.needTokenizer('toStrTokens');
+    if (typeof input === 'string') return this.toTokens(input, { prependBos: options.prependBos })[0].map((id) => tok.tokenText(id));
+    if (!Array.isArray(input)) throw new Error('toStrTokens takes a text, a list of texts, token ids or rows of token ids');
+    if (input.every((x) => typeof x === 'number')) return (input as readonly number[]).map((id) => tok.tokenText(id));
+    return (input as readonly (string | readonly number[])[]).map((x) => (typeof x === 'string' ? this.toStrTokens(x, options) : this.toStrTokens(x)));
+  }
+
+  /** TransformerLens' `to_single_token`: the id of a text that is exactly one token (no BOS). */
+  toSingleToken(text: string): number {
+    const ids = this.toTokens(text, { prependBos: false })[0];
+    if (ids.length !== 1) {
+      throw new Error(`"${text}" is ${ids.length} tokens ([${ids.join(', ')}]), not one; toSingleToken needs text that is exactly one token (mind a leading space: " Mary")`);
+    }
+    return ids[0];
+  }
+
+  /**
+   * TransformerLens' `to_string`: the text of token ids (a row gives a string, rows give a list
+   * of strings), special tokens kept, spaces as they are. Without an argument, a description of
+   * the model.
+   */
+  toString(): string;
+  toString(tokens: readonly number[]): string;
+  toString(tokens: readonly (readonly number[])[]): string[];
+  toString(tokens?: readonly number[] | readonly (readonly number[])[]): string | string[] {
+    if (tokens === undefined) {
+      const c = this.config;
+      return `Model(${c.architecture}, ${c.n_layers} layers, d_model ${c.d_model}, ${c.n_heads} heads, vocab ${c.d_vocab})`;
+    }
+    const tok = this.needTokenizer('toString');
+    if (tokens.every((x) => typeof x === 'number')) return tok.decode(tokens as readonly number[]);
+    return (tokens as readonly (readonly number[])[]).map((row) => tok.decode(row));
+  }
+
+  private needTokenizer(what: string): TextTokenizer {
+    if (!this.tokenizer) {
+      throw new Error(`${what} needs a tokenizer and this model has none (its folder has no tokenizer.json, or it was loaded with tokenizer: false); pass token ids instead`);
+    }
+    return this.tokenizer;
+  }
+
+  /**
+   * One weight under TransformerLens' name and in its shape, read back from the GPU:
+   * `await model.weight('blocks.0.attn.W_Q')` is [n_heads, d_model, d_head]. Names and shapes:
+   * `src/model/tl-weights.ts`.
+   */
+  weight(name: string): Promise<WeightTensor> {
+    if (this.destroyed) return Promise.reject(new Error('this model was destroyed'));
+    return readTlWeight(this.gpu, this.config, this.weights, name);
+  }
+
+  /** TransformerLens' state dict of the raw weights (its names, shapes and order), read from the GPU. */
+  async stateDict(): Promise<Map<string, WeightTensor>> {
+    const out = new Map<string, WeightTensor>();
+    for (const name of tlWeightShapes(this.config).keys()) out.set(name, await this.weight(name));
+    return out;
+  }
+
+  /** TransformerLens' `model.blocks[L]`: `await model.blocks[0].attn.W_Q`, `await model.blocks[1].mlp.W_out`. */
+  get blocks(): BlockWeights[] {
+    return blockWeights(this.config, (n) => this.weight(n));
+  }
+
+  // TransformerLens' model-level weights; per-layer ones stacked [n_layers, ...]. Each read on access.
+  /** [d_vocab, d_model] */
+  get W_E(): Promise<WeightTensor> {
+    return this.weight('embed.W_E');
+  }
+  /** [n_ctx, d_model] (learned positions only) */
+  get W_pos(): Promise<WeightTensor> {
+    return this.weight('pos_embed.W_pos');
+  }
+  /** [d_model, d_vocab] */
+  get W_U(): Promise<WeightTensor> {
+    return this.weight('unembed.W_U');
+  }
+  /** [d_vocab] (zeros) */
+  get b_U(): Promise<WeightTensor> {
+    return this.weight('unembed.b_U');
+  }
+  /** [n_layers, n_heads, d_model, d_head] */
+  get W_Q(): Promise<WeightTensor> {
+    return this.stacked('attn.W_Q');
+  }
+  /** [n_layers, n_heads, d_model, d_head] (key/value heads repeated for the query heads that share them) */
+  get W_K(): Promise<WeightTensor> {
+    return this.stacked('attn.W_K');
+  }
+  /** [n_layers, n_heads, d_model, d_head] */
+  get W_V(): Promise<WeightTensor> {
+    return this.stacked('attn.W_V');
+  }
+  /** [n_layers, n_heads, d_head, d_model] */
+  get W_O(): Promise<WeightTensor> {
+    return this.stacked('attn.W_O');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_Q(): Promise<WeightTensor> {
+    return this.stacked('attn.b_Q');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_K(): Promise<WeightTensor> {
+    return this.stacked('attn.b_K');
+  }
+  /** [n_layers, n_heads, d_head] */
+  get b_V(): Promise<WeightTensor> {
+    return this.stacked('attn.b_V');
+  }
+  /** [n_layers, d_model] */
+  get b_O(): Promise<WeightTensor> {
+    return this.stacked('attn.b_O');
+  }
+  /** [n_layers, d_model, d_mlp] */
+  get W_in(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_in');
+  }
+  /** [n_layers, d_model, d_mlp] (gated MLPs only) */
+  get W_gate(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_gate');
+  }
+  /** [n_layers, d_mlp, d_model] */
+  get W_out(): Promise<WeightTensor> {
+    return this.stacked('mlp.W_out');
+  }
+  /** [n_layers, d_mlp] */
+  get b_in(): Promise<WeightTensor> {
+    return this.stacked('mlp.b_in');
+  }
+  /** [n_layers, d_model] */
+  get b_out(): Promise<WeightTensor> {
+    return this.stacked('mlp.b_out');
+  }
+
+  private stacked(suffix: string): Promise<WeightTensor> {
+    return stackLayers(this.config, (n) => this.weight(n), suffix);
+  }
+
   /** Every hook point name of this model, in forward order. */
   hookNames(): string[] {
     return hookNames(this.config);
@@ -80,13 +266,14 @@ export class Model {
   /**
    * Runs the forward on `tokens` ([batch][pos], equal-length rows), applying `hooks` and keeping
    * the hook points `cache` asks for. One command encoder, one submit, no readback, unless a
-   * `callback` hook needs the activation on the CPU (it splits the pass there).
+   * `callback` hook needs the activation on the CPU (it splits the pass there). With
+   * `startAtLayer` the input is a residual stream (a Tensor [batch, pos, d_model]) instead.
    *
    * Runs of one model are taken in call order: runs of the same shape share their plan's
    * scratch, and a callback hook's pause must not let another run overwrite it.
    */
-  run(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
-    const result = this.queue.then(() => this.runNow(tokens, options));
+  run(input: Tokens | Tensor, options: RunOptions = {}): Promise<RunResult> {
+    const result = this.queue.then(() => this.runNow(input, options));
     this.queue = result.then(
       () => undefined,
       () => undefined,
@@ -96,79 +283,122 @@ export class Model {
 
   private queue: Promise<void> = Promise.resolve();
 
-  private async runNow(tokens: readonly (readonly number[])[], options: RunOptions): Promise<RunResult> {
-    if (this.destroyed) throw new Error('this model was destroyed');
-    const { batch, pos, flat } = validateTokens(tokens, this.config);
-    const shapes = hookShapes(this.config, batch, pos);
-    const keep = resolveFilter(options.cache, shapes);
+  /** Throws once `destroy()` has been called: before a run (`during` false) or part-way through one. */
+  assertLive(during = true): void {
+    if (!this.destroyed) return;
+    throw new Error(
+      during
+        ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result'
+        : 'this model was destroyed',
+    );
+  }
+
+  private async runNow(input: Tokens | Tensor, options: RunOptions): Promise<RunResult> {
+    this.assertLive(false);
+    const cfg = this.config;
+    const range = resolveRange(cfg, options);
+    const returnType = options.returnType ?? 'logits';
+    if (!['logits', 'loss', 'both'].includes(returnType)) throw new Error(`returnType "${returnType}" is not one of 'logits', 'loss', 'both'`);
+    const stopped = range.stopAtLayer !== undefined;
+    if (stopped && returnType !== 'logits') throw new Error(`a run with stopAtLayer returns the residual stream, not a loss (returnType '${returnType}')`);
+    if (options.lossPerToken && returnType === 'logits') throw new Error("lossPerToken needs returnType 'loss' or 'both'");
+    const { batch, pos, flat, residualIn, lossTokens } = runInput(cfg, input, range, options, returnType !== 'logits');
+    const all = hookShapes(cfg, batch, pos);
+    const shapes = hookShapes(cfg, batch, pos, range);
+    const absent = (name: string) =>
+      all.has(name)
+        ? `${name} is not computed by this run (${range.startAtLayer !== undefined ? `it starts at layer ${range.startAtLayer}` : ''}${range.startAtLayer !== undefined && stopped ? ' and ' : ''}${stopped ? `it stops before layer ${range.stopAtLayer}` : ''})`
+        : unknownHookMessage(name, [...all.keys()]);
+    const keep = resolveFilter(options.cache, shapes, absent);
     const hooks = options.hooks ?? [];
-    for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(unknownHookMessage(h.hook, [...shapes.keys()]));
+    for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(absent(h.hook));
     const kept = [...shapes].filter(([n]) => keep(n));
     const withResult = kept.some(([n]) => n.endsWith('.attn.hook_result')) || hooks.some((h) => h.hook.endsWith('.attn.hook_result'));
+    const wantLogits = !stopped && returnType !== 'loss';
+    const wantLoss = returnType !== 'logits';
+    const shape: PlanShape = { batch, pos, withResult, ...(residualIn ? { fromLayer: range.startAtLayer, fromResidual: true } : {}), ...(stopped ? { toLayer: range.stopAtLayer } : {}) };
 
     // Everything the run allocates is known now: check it before allocating any of it.
-    const sizes = kept.map(([, shape]) => numel(shape) * 4);
-    sizes.push(batch * pos * this.config.d_vocab * 4); // logits
-    const scratch = !this.plans.has(planKey(batch, pos, withResult));
-    if (scratch) sizes.push(...Object.values(scratchSizes(this.config, { batch, pos, withResult })).filter((f) => f > 0).map((f) => f * 4));
+    const sizes = kept.map(([, s]) => numel(s) * 4);
+    if (wantLogits) sizes.push(batch * pos * cfg.d_vocab * 4);
+    if (stopped) sizes.push(batch * pos * cfg.d_model * 4); // the residual out
+    if (wantLoss) sizes.push(...GpuLoss.bytes(batch, pos));
+    const scratch = !this.plans.has(planKey(shape));
+    if (scratch) sizes.push(...Object.values(scratchSizes(cfg, shape)).filter((f) => f > 0).map((f) => f * 4));
     const needed = this.gpu.pool.bytesFor(sizes);
     const fresh = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
     if (needed > left) {
       throw new OutOfMemoryError(
-        `this run needs ${formatBytes(needed)} of GPU memory (${kept.length} cached hook points, logits` +
+        `this run needs ${formatBytes(needed)} of GPU memory (${kept.length} cached hook points, ${stopped ? 'the residual stream' : 'logits'}` +
           `${scratch ? ', activation scratch' : ''}) but ${formatBytes(Math.max(0, left))} is available; ` +
           'cache fewer hook points (a narrower cache filter) or use a smaller batch',
       );
     }
-    const plan = await this.plan(batch, pos, withResult);
+    const plan = await this.plan(shape);
     const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    if (this.destroyed) {
+      compiled?.release();
+      this.assertLive(true);
+    }
 
-    // Outputs: the logits and every kept hook point. New buffers (not from the pool's free
-    // lists) are allocated under an error scope so a driver out-of-memory names this run.
+    // Outputs: the logits (or the residual where the run stops), the loss, every kept hook point.
+    // New buffers (not from the pool's free lists) are allocated under an error scope so a
+    // driver out-of-memory names this run.
     const tensors = new Map<string, Tensor>();
+    const out: { logits: Tensor | null; residual: Tensor | null; loss: GpuLoss | null } = { logits: null, residual: null, loss: null };
     const allocate = () => {
-      tensors.set('logits', Tensor.empty(this.gpu, plan.logitsShape, 'logits'));
+      if (wantLogits) out.logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
+      if (stopped) out.residual = Tensor.empty(this.gpu, [batch, pos, cfg.d_model], `residual entering layer ${range.stopAtLayer}`);
+      if (wantLoss) out.loss = new GpuLoss(this.gpu, plan.logits!, lossTokens!, cfg.d_vocab, !!options.lossPerToken);
       for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(this.gpu, site.shape, name));
+    };
+    const releaseAll = () => {
+      for (const t of tensors.values()) t.release();
+      out.logits?.release();
+      out.residual?.release();
+      out.loss?.release();
     };
     try {
       if (fresh > 0) await this.gpu.guard(`allocating the outputs of a ${batch} x ${pos} run`, fresh, allocate);
       else allocate();
-      this.gpu.device.queue.writeBuffer(plan.ids!, 0, flat);
-      const logits = tensors.get('logits')!;
+      const before: Step[] = [];
+      if (residualIn) before.push({ kind: 'copy', src: residualIn.buffer, srcOffset: 0, dst: plan.input!, dstOffset: 0, size: residualIn.byteLength });
+      else this.gpu.device.queue.writeBuffer(plan.ids!, 0, flat!);
+      const after: Step[] = [];
+      const copyOut = (src: GPUBuffer, dst: Tensor) => after.push({ kind: 'copy', src, srcOffset: 0, dst: dst.buffer, dstOffset: 0, size: dst.byteLength });
+      if (out.logits) copyOut(plan.logits!, out.logits);
+      if (out.residual) copyOut(plan.residual!, out.residual);
+      if (out.loss) after.push(...out.loss.dispatches);
       await executePlan(this.gpu, plan, {
         hooks: compiled,
         keep: tensors,
-        after: [{ kind: 'copy', src: plan.logits, srcOffset: 0, dst: logits.buffer, dstOffset: 0, size: logits.byteLength }],
+        before,
+        after,
         label: `forward ${batch}x${pos}`,
+        // A hook function may destroy the model: stop before submitting work on freed weights.
+        assertLive: () => this.assertLive(true),
       });
+      this.assertLive(true);
     } catch (e) {
-      for (const t of tensors.values()) t.release();
+      releaseAll();
       throw e;
     } finally {
       compiled?.release();
+      out.loss?.releaseScratch();
     }
-    const out = tensors.get('logits')!;
-    tensors.delete('logits');
-    const cache = new ActivationCache(tensors);
-    return {
-      logits: out,
-      cache,
-      release() {
-        out.release();
-        cache.release();
-      },
-    };
+    const { logits, residual, loss } = out;
+    return runResult({ logits, residual, loss: loss?.out ?? null, cache: new ActivationCache(tensors), stoppedAt: stopped ? range.stopAtLayer! : null });
   }
 
   /** TransformerLens' `run_with_cache`: logits plus the cache (all hook points unless filtered). */
-  runWithCache(tokens: readonly (readonly number[])[], options: RunOptions = {}): Promise<RunResult> {
-    return this.run(tokens, { cache: allButHeadResults, ...options });
+  runWithCache(input: Tokens | Tensor, options: RunOptions = {}): Promise<RunResult> {
+    return this.run(input, { cache: allButHeadResults, ...options });
   }
 
   /** TransformerLens' `run_with_hooks`: the logits of a run with interventions. */
-  runWithHooks(tokens: readonly (readonly number[])[], hooks: readonly Intervention[], options: RunOptions = {}): Promise<RunResult> {
-    return this.run(tokens, { ...options, hooks });
+  runWithHooks(input: Tokens | Tensor, hooks: readonly Intervention[], options: RunOptions = {}): Promise<RunResult> {
+    return this.run(input, { ...options, hooks });
   }
 
   /**
@@ -191,10 +421,15 @@ export class Model {
    * caller owns and destroys. Allocation runs under an error scope.
    */
   async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
-    if (this.destroyed) throw new Error('this model was destroyed');
-    return this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
+    this.assertLive(false);
+    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      plan.destroy();
+      this.assertLive(true);
+    }
+    return plan;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */
@@ -202,7 +437,10 @@ export class Model {
     return compileHooks(this.gpu, plan.sites, hooks, this.dummy);
   }
 
-  /** Frees the weights and every plan. */
+  /**
+   * Frees the weights and every plan, and hands the pool's idle buffers back to the driver
+   * (results still held by the caller stay valid until released). A run in progress rejects.
+   */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
@@ -210,10 +448,11 @@ export class Model {
     this.plans.clear();
     this.weights.destroy();
     this.dummy.destroy();
+    this.gpu.pool.trim();
   }
 
-  private async plan(batch: number, pos: number, withResult: boolean): Promise<ForwardPlan> {
-    const key = planKey(batch, pos, withResult);
+  private async plan(shape: PlanShape): Promise<ForwardPlan> {
+    const key = planKey(shape);
     let plan = this.plans.get(key);
     if (plan) {
       // Most recently used goes last.
@@ -226,23 +465,74 @@ export class Model {
       old.destroy();
       this.plans.delete(oldKey);
     }
-    const shape = { batch, pos, withResult };
-    const built = await this.gpu.guard(`preparing a ${batch} x ${pos} forward`, scratchBytes(this.config, shape), () =>
+    const built = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} forward`, scratchBytes(this.config, shape), () =>
       buildForward(this.gpu, this.config, this.weights, shape),
     );
+    if (this.destroyed) {
+      // destroy() ran while the plan was prepared: it must not outlive the model.
+      built.destroy();
+      this.assertLive(true);
+    }
     this.plans.set(key, built);
     return built;
   }
 }
 
-function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>): (name: string) => boolean {
+function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>, absent: (name: string) => string): (name: string) => boolean {
   if (!filter) return () => false;
   if (filter instanceof RegExp) return (n) => filter.test(n);
   if (typeof filter === 'function') return filter;
   const wanted = new Set(filter);
   for (const n of wanted) {
-    if (!shapes.has(n)) throw new Error(unknownHookMessage(n, [...shapes.keys()]));
+    if (!shapes.has(n)) throw new Error(absent(n));
   }
   return (n) => wanted.has(n);
+}
+
+/** startAtLayer / stopAtLayer resolved to 0 .. n_layers (negative counts from the end, as TransformerLens' slices). */
+function resolveRange(cfg: ModelConfig, o: RunOptions): LayerRange {
+  const L = cfg.n_layers;
+  const at = (v: number | undefined, what: string): number | undefined => {
+    if (v === undefined) return undefined;
+    const r = v < 0 ? v + L : v;
+    if (!Number.isInteger(v) || r < 0 || r > L) throw new Error(`${what} ${v} is out of range: the model has ${L} layers (${-L} .. ${L})`);
+    return r;
+  };
+  const range: LayerRange = { startAtLayer: at(o.startAtLayer, 'startAtLayer'), stopAtLayer: at(o.stopAtLayer, 'stopAtLayer') };
+  if (range.startAtLayer !== undefined && range.stopAtLayer !== undefined && range.stopAtLayer < range.startAtLayer) {
+    throw new Error(`stopAtLayer ${o.stopAtLayer} comes before startAtLayer ${o.startAtLayer}`);
+  }
+  return range;
+}
+
+/** The run's input: token ids, or (startAtLayer) a residual stream [batch, pos, d_model] plus the tokens its loss needs. */
+function runInput(
+  cfg: ModelConfig,
+  input: Tokens | Tensor,
+  range: LayerRange,
+  o: RunOptions,
+  loss: boolean,
+): { batch: number; pos: number; flat: Uint32Array<ArrayBuffer> | null; residualIn: Tensor | null; lossTokens: Tokens | null } {
+  if (range.startAtLayer === undefined) {
+    if (input instanceof Tensor) throw new Error('a Tensor input is a residual stream: give startAtLayer (0 skips the embedding)');
+    if (o.tokens) throw new Error('`tokens` is for a run that starts from a residual stream (startAtLayer); this run takes its tokens as input');
+    const { batch, pos, flat } = validateTokens(input, cfg);
+    return { batch, pos, flat, residualIn: null, lossTokens: input };
+  }
+  if (!(input instanceof Tensor)) {
+    throw new Error(`a run with startAtLayer takes the residual stream entering layer ${range.startAtLayer}, a Tensor [batch, pos, d_model], not token ids`);
+  }
+  input.assertLive();
+  const [batch, pos, C] = input.shape;
+  if (input.shape.length !== 3 || C !== cfg.d_model) {
+    throw new Error(`the residual stream has shape [${input.shape.join(', ')}]; it must be [batch, pos, d_model = ${cfg.d_model}]`);
+  }
+  if (pos > cfg.n_ctx) throw new Error(`${pos} positions is more than the model's context of ${cfg.n_ctx} positions (n_ctx)`);
+  if (loss && !o.tokens) throw new Error('a loss of a run that starts from a residual stream needs the token ids: pass `tokens`');
+  if (o.tokens) {
+    const t = validateTokens(o.tokens, cfg);
+    if (t.batch !== batch || t.pos !== pos) throw new Error(`\`tokens\` is ${t.batch} x ${t.pos} but the residual stream ${batch} x ${pos}`);
+  }
+  return { batch, pos, flat: null, residualIn: input, lossTokens: o.tokens ?? null };
 }
 

@@ -15,6 +15,19 @@ export const SUPPORTED_ARCHITECTURES = [
   'Qwen2ForCausalLM',
 ] as const;
 
+/**
+ * The `model_type` each architecture's config has (transformers picks the config class by it).
+ * A config naming another is refused; an architecture missing here is not checked.
+ */
+export const MODEL_TYPES: Readonly<Record<string, readonly string[]>> = {
+  GPT2LMHeadModel: ['gpt2'],
+  GPT2Model: ['gpt2'],
+  GPTNeoXForCausalLM: ['gpt_neox'],
+  LlamaForCausalLM: ['llama'],
+  MistralForCausalLM: ['mistral'],
+  Qwen2ForCausalLM: ['qwen2'],
+};
+
 /** The checkpoint's architecture is not one Patchbay runs. */
 export class UnsupportedArchitectureError extends Error {
   override name = 'UnsupportedArchitectureError';
@@ -33,9 +46,27 @@ function positiveInt(hf: Record<string, unknown>, field: string, where: string):
   return v;
 }
 
+/**
+ * A boolean flag: absent or null is `fallback`; anything but true or false (the string "false"
+ * included, which transformers 5 also refuses) is an error naming the field.
+ */
+function flag(c: Record<string, unknown>, field: string, fallback: boolean, where: string): boolean {
+  const v = c[field];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== 'boolean') throw new ConfigError(`${where}: "${field}" must be true or false, got ${JSON.stringify(v)}${typeof v === 'string' ? ' (a string)' : ''}`);
+  return v;
+}
+
 export function normalizeConfig(hf: unknown, where = 'config.json'): ModelConfig {
   const c = asObject(hf, where);
   const arch = architectureOf(c, where);
+  const types = MODEL_TYPES[arch];
+  if (c.model_type !== undefined && types && !types.includes(c.model_type as string)) {
+    throw new ConfigError(
+      `${where}: model_type ${JSON.stringify(c.model_type)} does not match architectures ${JSON.stringify(c.architectures)} ` +
+        `(a ${arch} config has model_type ${types.map((t) => JSON.stringify(t)).join(' or ')}); the config names two different models`,
+    );
+  }
   if (arch === 'GPTNeoXForCausalLM') return neoxConfig(c, arch, where);
   if (arch === 'LlamaForCausalLM' || arch === 'MistralForCausalLM' || arch === 'Qwen2ForCausalLM') return llamaConfig(c, arch, where);
   return gpt2Config(c, arch, where);
@@ -63,14 +94,12 @@ function gpt2Config(c: Record<string, unknown>, arch: string, where: string): Mo
   if (act !== 'gelu_new') {
     throw new ConfigError(`${where}: activation_function ${JSON.stringify(act)} is not supported for GPT-2; only "gelu_new"`);
   }
-  // Attention variants GPT2Config allows but ModelConfig cannot express.
-  if (c.scale_attn_weights === false) {
-    throw new ConfigError(`${where}: scale_attn_weights = false (unscaled attention) is not supported`);
-  }
-  if (c.scale_attn_by_inverse_layer_idx === true) {
-    throw new ConfigError(`${where}: scale_attn_by_inverse_layer_idx = true is not supported`);
-  }
-  if (c.add_cross_attention === true) {
+  // Attention variants: unscaled scores, and scores divided by the layer number as well.
+  const scaleWeights = flag(c, 'scale_attn_weights', true, where);
+  const byLayer = flag(c, 'scale_attn_by_inverse_layer_idx', false, where);
+  // Upcasting and reordering only changes precision below fp32, which the forward already uses.
+  flag(c, 'reorder_and_upcast_attn', false, where);
+  if (flag(c, 'add_cross_attention', false, where)) {
     throw new ConfigError(`${where}: add_cross_attention = true (encoder-decoder GPT-2) is not supported`);
   }
 
@@ -88,10 +117,7 @@ function gpt2Config(c: Record<string, unknown>, arch: string, where: string): Mo
   if (typeof eps !== 'number' || !Number.isFinite(eps) || eps <= 0) {
     throw new ConfigError(`${where}: "layer_norm_epsilon" must be a positive number, got ${JSON.stringify(eps)}`);
   }
-  const tied = c.tie_word_embeddings ?? true;
-  if (typeof tied !== 'boolean') {
-    throw new ConfigError(`${where}: "tie_word_embeddings" must be true or false, got ${JSON.stringify(tied)}`);
-  }
+  const tied = flag(c, 'tie_word_embeddings', true, where);
 
   return {
     architecture: arch,
@@ -114,6 +140,9 @@ function gpt2Config(c: Record<string, unknown>, arch: string, where: string): Mo
     parallel_attn_mlp: false,
     gated_mlp: false,
     tied_embeddings: tied,
+    // Set only when they differ from the default (sqrt(d_head), no per-layer division).
+    ...(scaleWeights ? {} : { attn_scale: 1 }),
+    ...(byLayer ? { scale_attn_by_inverse_layer_idx: true } : {}),
   };
 }
 
@@ -143,6 +172,12 @@ function activation(name: unknown, where: string, field: string): ModelConfig['a
 
 /** rope_theta and rope_scaling, from the old top-level fields or transformers 5's `rope_parameters`. */
 function rope(c: Record<string, unknown>, where: string, thetaField = 'rope_theta'): { base: number; scaling: RopeScaling | null; partial?: number } {
+  for (const field of ['rope_parameters', 'rope_scaling']) {
+    const v = c[field];
+    if (v !== undefined && v !== null && (typeof v !== 'object' || Array.isArray(v))) {
+      throw new ConfigError(`${where}: "${field}" must be an object such as {"rope_type": "linear", "factor": 2}, got ${JSON.stringify(v)}`);
+    }
+  }
   const params = (c.rope_parameters ?? null) as Record<string, unknown> | null;
   const scaling = (c.rope_scaling ?? params ?? null) as Record<string, unknown> | null;
   const base = Number(params?.rope_theta ?? c[thetaField] ?? c.rope_theta ?? 10000);
@@ -182,7 +217,9 @@ function neoxConfig(c: Record<string, unknown>, arch: string, where: string): Mo
   if (!(pct > 0 && pct <= 1)) throw new ConfigError(`${where}: rotary_pct ${JSON.stringify(pct)} must be in (0, 1]`);
   const rotary_dim = Math.floor(d_head * pct);
   if (rotary_dim % 2 !== 0) throw new ConfigError(`${where}: rotary dims ${rotary_dim} (d_head x rotary_pct) must be even`);
-  const tied = c.tie_word_embeddings ?? false;
+  const tied = flag(c, 'tie_word_embeddings', false, where);
+  // attention_bias (query_key_value and dense biases, default true) is read by the weight mapper.
+  flag(c, 'attention_bias', true, where);
   return {
     architecture: arch,
     family: 'neox',
@@ -201,9 +238,9 @@ function neoxConfig(c: Record<string, unknown>, arch: string, where: string): Mo
     rotary_dim,
     rotary_base: r.base,
     rope_scaling: r.scaling,
-    parallel_attn_mlp: c.use_parallel_residual !== false,
+    parallel_attn_mlp: flag(c, 'use_parallel_residual', true, where),
     gated_mlp: false,
-    tied_embeddings: tied === true,
+    tied_embeddings: tied,
   };
 }
 
@@ -216,10 +253,13 @@ function llamaConfig(c: Record<string, unknown>, arch: string, where: string): M
   if (!Number.isInteger(d_head)) throw new ConfigError(`${where}: hidden_size ${d_model} is not divisible by num_attention_heads ${n_heads} and no head_dim is given`);
   if (d_head % 2 !== 0) throw new ConfigError(`${where}: head_dim ${d_head} must be even for rotary embeddings`);
   const r = rope(c, where);
+  // Biases are read by the weight mapper; the flags must be booleans.
+  flag(c, 'attention_bias', false, where);
+  flag(c, 'mlp_bias', false, where);
   let n_ctx = positiveInt(c, 'max_position_embeddings', where);
   // Mistral's sliding window only differs from full attention past the window: cap the context there.
   const window = c.sliding_window;
-  if (typeof window === 'number' && window > 0 && window < n_ctx && c.use_sliding_window !== false) n_ctx = window;
+  if (typeof window === 'number' && window > 0 && window < n_ctx && flag(c, 'use_sliding_window', true, where)) n_ctx = window;
   return {
     architecture: arch,
     family: 'llama',
@@ -240,6 +280,6 @@ function llamaConfig(c: Record<string, unknown>, arch: string, where: string): M
     rope_scaling: r.scaling,
     parallel_attn_mlp: false,
     gated_mlp: true,
-    tied_embeddings: c.tie_word_embeddings === true,
+    tied_embeddings: flag(c, 'tie_word_embeddings', false, where),
   };
 }

@@ -11,29 +11,40 @@
  */
 import { toBf16Array, toF16Array } from './half.ts';
 import { similarNames } from '../util/similar-names.ts';
+import { USIZE_MAX, asUsize, describeNode, parseStrictJson, type JsonNode } from './strict-json.ts';
+import type { RandomAccessFile } from './source.ts';
 
-/** Bytes per element of every byte-sized safetensors dtype. */
-export const ST_DTYPE_SIZE = {
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F8_E5M2: 1,
-  F8_E4M3: 1,
-  F8_E8M0: 1,
-  C64: 8,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U64: 8,
-  U32: 4,
-  U16: 2,
-  U8: 1,
-  BOOL: 1,
+/**
+ * Bits per element of every safetensors dtype the reference library knows (sub-byte floats
+ * included: a tensor's bits must fill whole bytes). Patchbay reads F32, F16 and BF16 as floats;
+ * the others parse, and reading them as floats is refused by name.
+ */
+export const ST_DTYPE_BITS = {
+  F64: 64,
+  F32: 32,
+  F16: 16,
+  BF16: 16,
+  F8_E5M2: 8,
+  F8_E4M3: 8,
+  F8_E8M0: 8,
+  F8_E4M3FNUZ: 8,
+  F8_E5M2FNUZ: 8,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  F4: 4,
+  C64: 64,
+  I64: 64,
+  I32: 32,
+  I16: 16,
+  I8: 8,
+  U64: 64,
+  U32: 32,
+  U16: 16,
+  U8: 8,
+  BOOL: 8,
 } as const;
 
-export type StDType = keyof typeof ST_DTYPE_SIZE;
+export type StDType = keyof typeof ST_DTYPE_BITS;
 
 export class SafetensorsError extends Error {
   override name = 'SafetensorsError';
@@ -42,6 +53,7 @@ export class SafetensorsError extends Error {
 export interface StTensorInfo {
   name: string;
   dtype: StDType;
+  /** Dimensions (a zero-sized tensor may list dimensions past 2^53, rounded here). */
   shape: number[];
   /** Byte range [begin, end) relative to the start of the data section, as in the header. */
   begin: number;
@@ -55,13 +67,16 @@ export interface StHeader {
   dataOffset: number;
 }
 
-/** Headers larger than this are treated as corrupt (real ones are well under 1 MB). */
+/** Headers larger than this are refused, as the reference library does (real ones are well under 1 MB). */
 const MAX_HEADER_BYTES = 100_000_000;
 
 const METADATA_KEY = '__metadata__';
 
+/** Where a tensor entry's fields are, in the order a JSON array form lists them. */
+const TENSOR_FIELDS = ['dtype', 'shape', 'data_offsets'] as const;
+
 function isDType(s: unknown): s is StDType {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ST_DTYPE_SIZE, s);
+  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ST_DTYPE_BITS, s);
 }
 
 function fmtShape(shape: readonly number[]): string {
@@ -72,103 +87,172 @@ function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-/** Parse and validate a safetensors header. Throws `SafetensorsError` naming `fileName`. */
-export function parseSafetensorsHeader(bytes: Uint8Array, fileName = 'safetensors file'): StHeader {
+/**
+ * The header length from a file's first 8 bytes, checked against the file's size. `first` may
+ * be the whole file or just its start.
+ */
+export function safetensorsHeaderLength(first: Uint8Array, fileSize: number, fileName = 'safetensors file'): number {
+  if (fileSize < 8 || first.length < 8) {
+    throw new SafetensorsError(`${fileName}: file is ${fileSize} bytes, too short for the 8-byte header length`);
+  }
+  const dv = new DataView(first.buffer, first.byteOffset, 8);
+  // hi * 2^32 + lo; any hi > 0 is already over the limit.
+  const headerLen = dv.getUint32(4, true) * 0x1_0000_0000 + dv.getUint32(0, true);
+  if (headerLen > MAX_HEADER_BYTES) {
+    throw new SafetensorsError(`${fileName}: header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
+  }
+  if (8 + headerLen > fileSize) {
+    throw new SafetensorsError(
+      `${fileName}: header length ${headerLen} bytes runs past the end of the file (${fileSize} bytes, header would end at ${8 + headerLen})`,
+    );
+  }
+  return headerLen;
+}
+
+/**
+ * Parses and validates the JSON header (its bytes, `dataLen` = bytes after it in the file) with
+ * the reference library's rules: strict JSON (no BOM, no `16.0` where an integer belongs),
+ * known dtypes, tensors that tile the data section exactly (no gaps, overlaps or trailing
+ * bytes), sizes computed without overflow; `"__metadata__": null` is no metadata, a repeated
+ * tensor name keeps its last entry, a repeated `__metadata__` or field is refused.
+ */
+export function parseSafetensorsHeaderJson(headerBytes: Uint8Array, dataLen: number, fileName = 'safetensors file'): Omit<StHeader, 'dataOffset'> {
   const fail = (msg: string): never => {
     throw new SafetensorsError(`${fileName}: ${msg}`);
   };
-  if (bytes.length < 8) {
-    fail(`file is ${bytes.length} bytes, too short for the 8-byte header length`);
-  }
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, 8);
-  const lo = dv.getUint32(0, true);
-  const hi = dv.getUint32(4, true);
-  // hi * 2^32 + lo; any hi > 0 is already over the sanity limit.
-  const headerLen = hi * 0x1_0000_0000 + lo;
-  if (headerLen > MAX_HEADER_BYTES) {
-    fail(`header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
-  }
-  if (8 + headerLen > bytes.length) {
-    fail(`header length ${headerLen} bytes runs past the end of the file (${bytes.length} bytes, header would end at ${8 + headerLen})`);
-  }
-  const dataOffset = 8 + headerLen;
-  const dataLen = bytes.length - dataOffset;
-
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, dataOffset));
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(headerBytes);
   } catch {
-    return fail(`header (${headerLen} bytes) is not valid UTF-8`);
+    return fail(`header (${headerBytes.length} bytes) is not valid UTF-8`);
   }
-  let json: unknown;
+  let root: JsonNode;
   try {
-    json = JSON.parse(text);
+    root = parseStrictJson(text);
   } catch (e) {
     return fail(`header is not valid JSON (${(e as Error).message}); it starts ${JSON.stringify(text.slice(0, 40))}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    fail(`header must be a JSON object, got ${Array.isArray(json) ? 'an array' : String(json === null ? 'null' : typeof json)}`);
-  }
-  const obj = json as Record<string, unknown>;
+  if (root.kind !== 'object') return fail(`header must be a JSON object, got ${describeNode(root)}`);
 
   const metadata: Record<string, string> = {};
-  const meta = obj[METADATA_KEY];
-  if (meta !== undefined) {
-    if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-      fail(`"${METADATA_KEY}" must be an object of strings`);
+  let metadataSeen = false;
+  const tensors = new Map<string, StTensorInfo & { numel: bigint; bits: number }>();
+  for (const [name, node] of root.entries) {
+    if (name === METADATA_KEY) {
+      if (metadataSeen) fail(`"${METADATA_KEY}" appears twice`);
+      metadataSeen = true;
+      if (node.kind === 'null') continue;
+      if (node.kind !== 'object') fail(`"${METADATA_KEY}" must be an object of strings, got ${describeNode(node)}`);
+      for (const [k, v] of (node as Extract<JsonNode, { kind: 'object' }>).entries) {
+        if (v.kind !== 'string') fail(`"${METADATA_KEY}" entry "${k}" must be a string, got ${describeNode(v)}`);
+        metadata[k] = (v as Extract<JsonNode, { kind: 'string' }>).value;
+      }
+      continue;
     }
-    for (const [k, v] of Object.entries(meta as Record<string, unknown>)) {
-      if (typeof v !== 'string') fail(`"${METADATA_KEY}" entry "${k}" must be a string, got ${JSON.stringify(v)}`);
-      metadata[k] = v as string;
-    }
+    tensors.delete(name); // a repeated name keeps its last entry, in its new place
+    tensors.set(name, tensorEntry(name, node, fail));
   }
 
-  const tensors = new Map<string, StTensorInfo>();
-  for (const [name, raw] of Object.entries(obj)) {
-    if (name === METADATA_KEY) continue;
-    const where = `tensor "${name}"`;
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      fail(`${where} entry must be an object with dtype, shape and data_offsets`);
+  // The tensors, in offset order, must tile [0, dataLen) exactly.
+  const sorted = [...tensors.values()].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev: StTensorInfo | null = null;
+  for (const t of sorted) {
+    const where = `tensor "${t.name}"`;
+    if (t.begin > t.end) fail(`${where} data_offsets [${t.begin}, ${t.end}] have begin > end`);
+    if (t.begin < at) fail(`tensors "${prev!.name}" [${prev!.begin}, ${prev!.end}] and "${t.name}" [${t.begin}, ${t.end}] overlap`);
+    if (t.begin > at) {
+      fail(`${where} data_offsets [${t.begin}, ${t.end}] leave a gap: the data before it ends at byte ${at} (tensors must cover the data section without gaps)`);
     }
-    const e = raw as Record<string, unknown>;
-    const dtype = e.dtype;
-    if (!isDType(dtype)) {
-      fail(`${where} has unknown dtype ${JSON.stringify(dtype)} (known: ${Object.keys(ST_DTYPE_SIZE).join(', ')})`);
+    if (t.end > dataLen) fail(`${where} data_offsets [${t.begin}, ${t.end}] run past the data section (${dataLen} bytes)`);
+    const nbits = t.numel * BigInt(t.bits);
+    if (nbits > USIZE_MAX) fail(`${where} shape ${fmtShape(t.shape)} is too large (its size overflows 64 bits)`);
+    if (nbits % 8n !== 0n) fail(`${where} shape ${fmtShape(t.shape)} of ${t.dtype} does not fill whole bytes`);
+    const need = nbits / 8n;
+    if (BigInt(t.end - t.begin) !== need) {
+      fail(`${where} data_offsets [${t.begin}, ${t.end}] hold ${t.end - t.begin} bytes but shape ${fmtShape(t.shape)} of ${t.dtype} needs ${need}`);
     }
-    const dt = dtype as StDType;
-    const shape = e.shape;
-    if (!Array.isArray(shape) || !shape.every(isNonNegInt)) {
-      fail(`${where} shape ${JSON.stringify(shape)} must be an array of non-negative integers`);
+    at = t.end;
+    prev = t;
+  }
+  if (at !== dataLen) {
+    fail(`the data section has ${dataLen - at} bytes after the last tensor (it ends at byte ${at} of ${dataLen}): truncated header or trailing bytes`);
+  }
+  const out = new Map<string, StTensorInfo>();
+  for (const [name, t] of tensors) out.set(name, { name, dtype: t.dtype, shape: t.shape, begin: t.begin, end: t.end });
+  return { tensors: out, metadata };
+}
+
+/** One tensor's header entry: an object with dtype, shape and data_offsets (other keys ignored), or the array [dtype, shape, data_offsets]. */
+function tensorEntry(name: string, node: JsonNode, fail: (msg: string) => never): StTensorInfo & { numel: bigint; bits: number } {
+  const where = `tensor "${name}"`;
+  const fields = new Map<string, JsonNode>();
+  if (node.kind === 'object') {
+    for (const [k, v] of node.entries) {
+      if (!(TENSOR_FIELDS as readonly string[]).includes(k)) continue;
+      if (fields.has(k)) fail(`${where} has "${k}" twice`);
+      fields.set(k, v);
     }
-    const shp = shape as number[];
-    const offs = e.data_offsets;
-    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every(isNonNegInt)) {
-      fail(`${where} data_offsets ${JSON.stringify(offs)} must be two non-negative integers [begin, end]`);
-    }
-    const [begin, end] = offs as [number, number];
-    if (begin > end) fail(`${where} data_offsets [${begin}, ${end}] have begin > end`);
-    if (end > dataLen) {
-      fail(`${where} data_offsets [${begin}, ${end}] run past the data section (${dataLen} bytes)`);
-    }
-    const numel = shp.reduce((a, b) => a * b, 1);
-    const need = numel * ST_DTYPE_SIZE[dt];
-    if (!Number.isSafeInteger(need)) fail(`${where} shape ${fmtShape(shp)} is too large`);
-    if (end - begin !== need) {
-      fail(`${where} data_offsets [${begin}, ${end}] hold ${end - begin} bytes but shape ${fmtShape(shp)} of ${dt} needs ${need}`);
-    }
-    tensors.set(name, { name, dtype: dt, shape: shp.slice(), begin, end });
+  } else if (node.kind === 'array' && node.items.length === 3) {
+    TENSOR_FIELDS.forEach((k, i) => fields.set(k, node.items[i]!));
+  } else {
+    fail(`${where} entry must be an object with dtype, shape and data_offsets, got ${describeNode(node)}`);
+  }
+  for (const k of TENSOR_FIELDS) if (!fields.has(k)) fail(`${where} has no "${k}"`);
+
+  // dtype: a name, or (as serde reads an enum) an object {"F32": null}.
+  let dtypeNode = fields.get('dtype')!;
+  if (dtypeNode.kind === 'object' && dtypeNode.entries.length === 1 && dtypeNode.entries[0]![1].kind === 'null') {
+    dtypeNode = { kind: 'string', value: dtypeNode.entries[0]![0], at: dtypeNode.at };
+  }
+  const dtype = dtypeNode.kind === 'string' ? dtypeNode.value : undefined;
+  if (!isDType(dtype)) fail(`${where} has unknown dtype ${dtypeNode.kind === 'string' ? JSON.stringify(dtype) : describeNode(dtypeNode)} (known: ${Object.keys(ST_DTYPE_BITS).join(', ')})`);
+
+  const shapeNode = fields.get('shape')!;
+  const dims = shapeNode.kind === 'array' ? shapeNode.items.map(asUsize) : null;
+  if (!dims || dims.some((d) => d === null)) {
+    fail(`${where} shape ${jsonText(shapeNode)} must be an array of non-negative integers`);
+  }
+  // The element count, multiplied in order with an overflow check, as the reference does.
+  let numel = 1n;
+  for (const d of dims!) {
+    numel *= d!;
+    if (numel > USIZE_MAX) fail(`${where} shape ${jsonText(shapeNode)} is too large (its size overflows 64 bits)`);
   }
 
-  // No two non-empty byte ranges may overlap.
-  const ranges = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < ranges.length; i++) {
-    const a = ranges[i - 1]!;
-    const b = ranges[i]!;
-    if (b.begin < a.end) {
-      fail(`tensors "${a.name}" [${a.begin}, ${a.end}] and "${b.name}" [${b.begin}, ${b.end}] overlap`);
-    }
+  const offsNode = fields.get('data_offsets')!;
+  const offs = offsNode.kind === 'array' && offsNode.items.length === 2 ? offsNode.items.map(asUsize) : null;
+  if (!offs || offs.some((o) => o === null)) {
+    fail(`${where} data_offsets ${jsonText(offsNode)} must be two non-negative integers [begin, end]`);
   }
-  return { tensors, metadata, dataOffset };
+  const [begin, end] = offs!.map((o) => Number(o)) as [number, number];
+  return { name, dtype: dtype as StDType, shape: dims!.map((d) => Number(d)), begin, end, numel, bits: ST_DTYPE_BITS[dtype as StDType] };
+}
+
+/** A JSON node written back compactly, numbers as written (for messages). */
+function jsonText(n: JsonNode): string {
+  switch (n.kind) {
+    case 'array':
+      return `[${n.items.map(jsonText).join(',')}]`;
+    case 'object':
+      return `{${n.entries.map(([k, v]) => `${JSON.stringify(k)}:${jsonText(v)}`).join(',')}}`;
+    case 'number':
+      return n.text;
+    case 'string':
+      return JSON.stringify(n.value);
+    case 'bool':
+      return String(n.value);
+    case 'null':
+      return 'null';
+  }
+}
+
+/** Parse and validate a whole safetensors file's header. Throws `SafetensorsError` naming `fileName`. */
+export function parseSafetensorsHeader(bytes: Uint8Array, fileName = 'safetensors file'): StHeader {
+  const headerLen = safetensorsHeaderLength(bytes, bytes.length, fileName);
+  const dataOffset = 8 + headerLen;
+  const h = parseSafetensorsHeaderJson(bytes.subarray(8, dataOffset), bytes.length - dataOffset, fileName);
+  return { ...h, dataOffset };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,23 +320,36 @@ function widen16(raw: Uint8Array, kind: 'F16' | 'BF16'): Float32Array {
 
 export { similarNames };
 
-/** A parsed safetensors file over its bytes in memory. */
-export class SafetensorsFile {
-  readonly fileName: string;
-  readonly names: string[];
-  readonly metadata: Record<string, string>;
-  private readonly raw: Uint8Array;
-  private readonly tensors: Map<string, StTensorInfo>;
-  private readonly dataOffset: number;
+/** A tensor's bytes as fp32: F32 as a view when 4-byte aligned (else copied), F16 / BF16 widened exactly. */
+function bytesToFloat32(raw: Uint8Array, t: StTensorInfo, fileName: string): Float32Array {
+  switch (t.dtype) {
+    case 'F32': {
+      if (LITTLE_ENDIAN && raw.byteOffset % 4 === 0) {
+        return new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
+      }
+      const out = new Float32Array(raw.length / 4);
+      const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+      for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
+      return out;
+    }
+    case 'F16':
+    case 'BF16':
+      return widen16(raw, t.dtype);
+    default:
+      throw new SafetensorsError(`${fileName}: tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 can be read as float32`);
+  }
+}
 
-  constructor(bytes: Uint8Array, fileName = 'safetensors file') {
-    const h = parseSafetensorsHeader(bytes, fileName);
-    this.fileName = fileName;
-    this.raw = bytes;
-    this.tensors = h.tensors;
-    this.metadata = h.metadata;
-    this.dataOffset = h.dataOffset;
-    this.names = [...h.tensors.keys()];
+/** The header's tensors by name, with a "similar names" error for a missing one. */
+abstract class TensorIndex {
+  readonly names: string[];
+
+  constructor(
+    readonly fileName: string,
+    protected readonly tensors: Map<string, StTensorInfo>,
+    readonly metadata: Record<string, string>,
+  ) {
+    this.names = [...tensors.keys()];
   }
 
   has(name: string): boolean {
@@ -271,6 +368,19 @@ export class SafetensorsFile {
     }
     return t;
   }
+}
+
+/** A parsed safetensors file over its bytes in memory. */
+export class SafetensorsFile extends TensorIndex {
+  private readonly raw: Uint8Array;
+  private readonly dataOffset: number;
+
+  constructor(bytes: Uint8Array, fileName = 'safetensors file') {
+    const h = parseSafetensorsHeader(bytes, fileName);
+    super(fileName, h.tensors, h.metadata);
+    this.raw = bytes;
+    this.dataOffset = h.dataOffset;
+  }
 
   /** The tensor's raw little-endian bytes; a view into the file, not a copy. */
   bytes(name: string): Uint8Array {
@@ -284,26 +394,54 @@ export class SafetensorsFile {
    * F16 / BF16 are widened exactly into a new array. Other dtypes throw.
    */
   float32(name: string): Float32Array {
+    return bytesToFloat32(this.bytes(name), this.info(name), this.fileName);
+  }
+
+  /** `float32`, as the header-first reader's asynchronous form (both serve as a tensor lookup). */
+  async read(name: string): Promise<Float32Array> {
+    return this.float32(name);
+  }
+}
+
+/**
+ * A safetensors file read header first: `open` reads the 8-byte length and the header, and
+ * validates them against the file's size; each tensor is then read by its own byte range when
+ * asked for. Host memory holds one tensor at a time, whatever the file's size, and a file of the
+ * wrong model is refused after reading only its header.
+ */
+export class SafetensorsReader extends TensorIndex {
+  private constructor(
+    fileName: string,
+    h: StHeader,
+    private readonly file: RandomAccessFile,
+  ) {
+    super(fileName, h.tensors, h.metadata);
+    this.dataOffset = h.dataOffset;
+  }
+
+  private readonly dataOffset: number;
+
+  static async open(file: RandomAccessFile, fileName = 'safetensors file'): Promise<SafetensorsReader> {
+    const first = await file.read(0, Math.min(8, file.size));
+    const headerLen = safetensorsHeaderLength(first, file.size, fileName);
+    const headerBytes = await file.read(8, headerLen);
+    const h = parseSafetensorsHeaderJson(headerBytes, file.size - 8 - headerLen, fileName);
+    return new SafetensorsReader(fileName, { ...h, dataOffset: 8 + headerLen }, file);
+  }
+
+  /** The tensor's raw little-endian bytes, read from the file. */
+  async bytes(name: string): Promise<Uint8Array> {
     const t = this.info(name);
-    const raw = this.bytes(name);
-    switch (t.dtype) {
-      case 'F32': {
-        if (LITTLE_ENDIAN && raw.byteOffset % 4 === 0) {
-          return new Float32Array(raw.buffer, raw.byteOffset, raw.length / 4);
-        }
-        const out = new Float32Array(raw.length / 4);
-        const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
-        for (let i = 0; i < out.length; i++) out[i] = dv.getFloat32(4 * i, true);
-        return out;
-      }
-      case 'F16':
-      case 'BF16':
-        return widen16(raw, t.dtype);
-      default:
-        throw new SafetensorsError(
-          `${this.fileName}: tensor "${name}" has dtype ${t.dtype}; only F32, F16 and BF16 can be read as float32`,
-        );
+    const b = await this.file.read(this.dataOffset + t.begin, t.end - t.begin);
+    if (b.length !== t.end - t.begin) {
+      throw new SafetensorsError(`${this.fileName}: reading tensor "${name}" gave ${b.length} of its ${t.end - t.begin} bytes (the file changed or was truncated)`);
     }
+    return b;
+  }
+
+  /** The tensor as fp32 (F16 / BF16 widened exactly); other dtypes throw. */
+  async read(name: string): Promise<Float32Array> {
+    return bytesToFloat32(await this.bytes(name), this.info(name), this.fileName);
   }
 }
 

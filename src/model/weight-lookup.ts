@@ -8,15 +8,18 @@ export class WeightsError extends Error {
 
 const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-/** A getter that checks each tensor exists with the shape the config implies. */
-export function shapedGetter(t: TensorLookup, family: string): (name: string, shape: number[]) => HostMatrix {
-  return (name, shape) => {
+/**
+ * A getter that checks each tensor exists with the shape the config implies (from the header,
+ * before reading anything), then reads it.
+ */
+export function shapedGetter(t: TensorLookup, family: string): (name: string, shape: number[]) => Promise<HostMatrix> {
+  return async (name, shape) => {
     if (!t.has(name)) throw new WeightsError(`${family} checkpoint is missing tensor "${name}" (expected shape ${fmt(shape)})`);
     const got = t.info(name).shape;
     if (got.length !== shape.length || got.some((v, i) => v !== shape[i])) {
       throw new WeightsError(`tensor "${name}": expected shape ${fmt(shape)} from the config, got ${fmt(got)}`);
     }
-    return { data: t.float32(name), shape: shape.slice() };
+    return { data: await t.read(name), shape: shape.slice() };
   };
 }
 

@@ -26,7 +26,7 @@ async function checkAgainstCpu(source: ModelSource) {
   const gpu = await testGpu();
   const model = await loadModel(gpu, source);
   const ckpt = await loadCheckpoint(source);
-  const cpu = forwardCpu(ckpt.config, hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig), tokens);
+  const cpu = forwardCpu(ckpt.config, await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig), tokens);
   const run = await model.run(tokens, { cache: (n) => !n.endsWith('hook_attn_scores') && !n.endsWith('hook_result') });
   for (const n of run.cache.names) expectClose(n, await run.cache.read(n), cpu.get(n)!);
   const logits = await run.logits.read();

@@ -38,7 +38,7 @@ describe.each(FAMILIES)('%s', (name) => {
 
   it('every hook point matches the CPU reference forward', async () => {
     const ckpt = await loadCheckpoint(await fixtureSource(name));
-    const host = hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
+    const host = await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig);
     const { prompts } = fixtureCases(name);
     const cpu = forwardCpu(model.config, host, prompts);
     const gpu = await model.run(prompts, { cache: () => true });

@@ -1,15 +1,16 @@
 /**
  * The forward against Hugging Face: every TransformerLens-named activation and the logits of
- * both GPT-2 fixtures, per tensor, max |error| <= 1e-4 * max(1, max |reference|).
+ * the GPT-2 fixtures (two from Hugging Face, the attention-only induction model from its float64
+ * reference forward), per tensor, max |error| <= 1e-4 * max(1, max |reference|).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { expectClose, tolerance, maxAbsDiff } from '../helpers/compare.ts';
-import { GPT2_FIXTURES, fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
+import { GPT2_EXPERIMENT_FIXTURES, fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
-describe.each(GPT2_FIXTURES)('%s forward matches Hugging Face', (name) => {
+describe.each(GPT2_EXPERIMENT_FIXTURES)('%s forward matches Hugging Face', (name) => {
   let model: Model;
   beforeAll(async () => {
     model = await loadModel(await testGpu(), await fixtureSource(name));

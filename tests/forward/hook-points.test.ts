@@ -34,6 +34,20 @@ describe.each(GPT2_FIXTURES)('%s hook points', (name) => {
     const plain = buildForward(gpu, model.config, weights, { batch: 2, pos: 5 });
     expect([...plain.sites.keys()]).toEqual([...shapes.keys()].filter((n) => !n.endsWith('hook_result')));
     plain.destroy();
+    // Runs from a residual and runs that stop: the hook points of the layers they compute.
+    const L = model.config.n_layers;
+    for (const [start, stop] of [[undefined, 0], [undefined, 1], [0, undefined], [1, L], [L, undefined], [1, 1]] as const) {
+      const plan = buildForward(gpu, model.config, weights, {
+        batch: 2,
+        pos: 5,
+        ...(start !== undefined ? { fromLayer: start, fromResidual: true } : {}),
+        ...(stop !== undefined ? { toLayer: stop } : {}),
+      });
+      const want = hookShapes(model.config, 2, 5, { startAtLayer: start, stopAtLayer: stop });
+      expect([...plan.sites.keys()], `start ${start} stop ${stop}`).toEqual([...want.keys()].filter((n) => !n.endsWith('hook_result')));
+      expect(plan.logits === null, `start ${start} stop ${stop}: logits`).toBe(stop !== undefined);
+      plan.destroy();
+    }
     model.destroy();
   });
 });

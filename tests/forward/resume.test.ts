@@ -50,7 +50,7 @@ describe.each(MODELS)('%s resumed passes', (name) => {
         await executePlan(model.gpu, plan, { before: resumeSteps(model, plan, { tokens, cache: full.cache }, starts.length), label: 'resumed' });
         const NV = tokenCols?.length ?? V;
         expect(plan.logitsShape).toEqual([starts.length, positions.length, NV]);
-        const got = await readBuffer(model.gpu, plan.logits, 0, starts.length * positions.length * NV * 4);
+        const got = await readBuffer(model.gpu, plan.logits!, 0, starts.length * positions.length * NV * 4);
         let worst = 0;
         for (let b = 0; b < starts.length; b++) {
           positions.forEach((pos, i) => {

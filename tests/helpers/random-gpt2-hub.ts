@@ -83,7 +83,7 @@ export async function referenceLogitDiff(dir: string, ids: number[], pos: number
     dir,
   );
   const ck = await loadCheckpoint(source);
-  const weights = hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
+  const weights = await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
   const logits = forwardCpu(ck.config, weights, [ids]).get('logits')!;
   const V = ck.config.d_vocab;
   return logits[pos * V + good] - logits[pos * V + bad];

@@ -43,7 +43,7 @@ describe('cache helpers', () => {
     const ckpt = await loadCheckpoint(await fixtureSource(NAME));
     const inner = s.data.length / (L * H);
     for (let l = 0; l < L; l++) {
-      const b_O = ckpt.tensors.float32(`transformer.h.${l}.attn.c_proj.bias`);
+      const b_O = await ckpt.tensors.read(`transformer.h.${l}.attn.c_proj.bias`);
       const sum = new Float32Array(inner);
       for (let h = 0; h < H; h++) for (let i = 0; i < inner; i++) sum[i] += s.data[(l * H + h) * inner + i];
       for (let i = 0; i < inner; i++) sum[i] += b_O[i % C];
@@ -80,9 +80,9 @@ describe('cache helpers', () => {
     const { metric, clean_logit_diff } = fixtureCases(NAME);
     const logits = await run.logits.read();
     expect(Math.abs(logitDiff(logits, run.logits.shape, metric.position, metric.good_token, metric.bad_token) - clean_logit_diff)).toBeLessThan(1e-3);
-    // The direction dotted with ln_final's output at the metric position gives the same number.
+    // The direction dotted with ln_final's output (gain and bias applied: unembed.hook_in) at the metric position gives the same number.
     const dir = await model.logitDiffDirection(metric.good_token, metric.bad_token);
-    const lnf = await run.cache.read('ln_final.hook_normalized');
+    const lnf = await run.cache.read('unembed.hook_in');
     const C = model.config.d_model;
     let dot = 0;
     for (let c = 0; c < C; c++) dot += dir[c] * lnf[metric.position * C + c];

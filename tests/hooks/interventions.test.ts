@@ -22,7 +22,7 @@ let prompts: number[][];
 
 beforeAll(async () => {
   model = await loadModel(await testGpu(), await fixtureSource(NAME));
-  host = gpt2HostWeights((await loadCheckpoint(await fixtureSource(NAME))).tensors, model.config);
+  host = await gpt2HostWeights((await loadCheckpoint(await fixtureSource(NAME))).tensors, model.config);
   prompts = fixtureCases(NAME).prompts;
 });
 afterAll(() => model?.destroy());

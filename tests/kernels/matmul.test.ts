@@ -199,11 +199,20 @@ describe.each(VERSIONS)('matmul %s', (version) => {
 });
 
 describe('matmul v6 (A loads shared across a subgroup)', () => {
-  it('runs itself where the device has a fixed subgroup size dividing 16, else v5', () => {
+  it('runs itself where the device has a fixed subgroup size, a power of two up to 64 (8 here, 32 on NVIDIA and Apple), else v5', () => {
     const own = kh.gpu.subgroupSize;
-    const fits = own !== null && kh.gpu.features.has('subgroups') && 16 % own === 0;
+    const fits = own !== null && kh.gpu.features.has('subgroups') && [1, 2, 4, 8, 16, 32, 64].includes(own);
     expect(matmulEntry(kh.gpu, 'v6')).toBe(fits ? 'v6' : 'v5');
     expect(matmulEntry(kh.gpu, 'v4')).toBe('v4');
+    // The choice by device (the size is what acquireGpu reads from the adapter; run nothing here).
+    try {
+      for (const [size, entry] of [[32, 'v6'], [64, 'v6'], [16, 'v6'], [4, 'v6'], [12, 'v5'], [128, 'v5'], [null, 'v5']] as const) {
+        kh.gpu.subgroupSize = size;
+        expect(matmulEntry(kh.gpu, 'v6'), `subgroup size ${size}`).toBe(entry);
+      }
+    } finally {
+      kh.gpu.subgroupSize = own;
+    }
   });
 
   it('is bit-identical to v5 (same products in the same order)', async () => {

@@ -31,11 +31,17 @@
  *   affine: |scale| (err + u |shift| + u (|acc| + |shift| + err)) + 2u |out| (shift and scale
  *           rounded to fp32, the subtraction, the multiply).
  * The result is multiplied by 1.01 for the first-order approximations.
+ *
+ * `GpuLoss` (TransformerLens' loss: row_lse_v1 over the B x T rows, then metric_terms_v1 per
+ * token or metric_combine_v1 for the mean) against `lossCpu`: each token's bound is the logprob
+ * bound above; the mean's is their mean plus (2u + gamma_N) times the mean |value|.
  */
 import { describe, it, expect } from 'vitest';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import {
+  GpuLoss,
   GpuMetric,
+  lossCpu,
   logProbMetric,
   logitDiffMetric,
   lossMetric,
@@ -219,5 +225,48 @@ describe('GPU metrics: row_lse + metric_combine', () => {
   it('a metric position not among the computed logit positions throws', () => {
     const lt = upload(new Float32Array(B * 2 * V), 'logits');
     expect(() => new GpuMetric(kh.gpu, logProbMetric(5, 1), lt.buffer, B, [0, 1], V)).toThrow(/metric position 5 is not among the computed logit positions/);
+  });
+});
+
+describe('GPU loss: row_lse over batch x pos rows, then metric_terms (per token) or metric_combine (mean)', () => {
+  async function check(B: number, seed: number) {
+    const full = randomLogits(B, seed);
+    const rng = mulberry32(seed + 1);
+    const tokens = Array.from({ length: B }, () => Array.from(ints(rng, T, V)));
+    const lt = upload(full, 'loss logits');
+    const all = [...Array(T).keys()];
+    const id = { shift: 0, scale: 1 };
+    const bounds: number[] = [];
+    for (let b = 0; b < B; b++) for (let p = 0; p < T - 1; p++) bounds.push(rowBound(logProbMetric(p, tokens[b][p + 1]!), full, b, all, id));
+    const want = lossCpu(full, tokens, V, true);
+    const per = new GpuLoss(kh.gpu, lt.buffer, tokens, V, true);
+    const mean = new GpuLoss(kh.gpu, lt.buffer, tokens, V, false);
+    try {
+      expect(per.out.shape).toEqual([B, T - 1]);
+      expect(mean.out.shape).toEqual([]);
+      for (const g of [per, mean]) {
+        const nan = new Float32Array(g.out.numel).fill(Number.NaN);
+        kh.gpu.device.queue.writeBuffer(g.out.buffer, 0, nan.buffer, 0, nan.byteLength);
+      }
+      submitSteps(kh.gpu, [...per.dispatches, ...mean.dispatches], 'loss');
+      const got = await per.out.read();
+      expect(firstNaN(got)).toBe(-1);
+      expectNear(`loss per token B=${B}`, got, want, { abs: Math.max(...bounds), rel: 0 });
+      const N = want.length;
+      const m = lossCpu(full, tokens, V, false);
+      const meanAbs = want.reduce((a, x) => a + Math.abs(x), 0) / N;
+      const bound = 1.01 * (bounds.reduce((a, x) => a + x, 0) / N + (2 * U + gamma(N)) * meanAbs);
+      expectNear(`mean loss B=${B}`, await mean.out.read(), m, { abs: bound, rel: 0 });
+    } finally {
+      per.release();
+      mean.release();
+    }
+  }
+
+  it('B = 3, T = 8, V = 1003', () => check(3, 800));
+  it('B = 11 (70 per-token values: metric_terms spans two workgroups)', () => check(11, 801));
+  it('one position has no next token to predict: an error', () => {
+    const lt = upload(new Float32Array(V), 'logits');
+    expect(() => new GpuLoss(kh.gpu, lt.buffer, [[1]], V, false)).toThrow(/a loss needs at least 2 positions/);
   });
 });

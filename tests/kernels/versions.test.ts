@@ -18,8 +18,10 @@ const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort
 
 /** Source arguments for each variant, for the families whose source takes flags. */
 const VARIANTS: Record<string, unknown[]> = {
-  // subgroupSize 8 (lavapipe's): matmul_v6 exists only where the device has subgroups.
-  'matmul.wgsl.ts': [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize: 8 }))),
+  // matmul_v6 exists only where the device has subgroups: lavapipe's 8, and the 32 and 64 of
+  // NVIDIA / Apple and AMD GPUs (a wider workgroup; compiled here, run in matmul-subgroups.test.ts).
+  'matmul.wgsl.ts': [8, 32, 64].flatMap((subgroupSize) => [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize })))),
+  'layernorm.wgsl.ts': [{ rms: false }, { rms: true }],
 };
 
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */

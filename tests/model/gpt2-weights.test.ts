@@ -9,10 +9,10 @@ const cfg = () => normalizeConfig(fixtureJson(FIX, 'config.json'));
 const lookup = (ts: NamedTensor[]) => new SafetensorsFile(writeSafetensors(ts), 'test.safetensors');
 
 describe('gpt2HostWeights', () => {
-  it('splits c_attn into Q, K, V column blocks', () => {
+  it('splits c_attn into Q, K, V column blocks', async () => {
     const f = new SafetensorsFile(fixtureBytes(FIX, 'model.safetensors'), 'model.safetensors');
     const c = cfg();
-    const w = gpt2HostWeights(f, c);
+    const w = await gpt2HostWeights(f, c);
     const d = c.d_model;
     for (let l = 0; l < c.n_layers; l++) {
       const cw = f.float32(`transformer.h.${l}.attn.c_attn.weight`); // [d, 3d]
@@ -42,28 +42,28 @@ describe('gpt2HostWeights', () => {
     expect(Array.from(w.lnf_b!.data)).toEqual(Array.from(f.float32('transformer.ln_f.bias')));
   });
 
-  it('a wrong shape names the tensor, expected and actual shape', () => {
+  it('a wrong shape names the tensor, expected and actual shape', async () => {
     const ts = fixtureTensors(FIX).map((t) =>
       t.name === 'transformer.h.1.mlp.c_fc.weight' ? { ...t, shape: [128, 128] } : t,
     );
-    expect(() => gpt2HostWeights(lookup(ts), cfg())).toThrow(
+    await expect(gpt2HostWeights(lookup(ts), cfg())).rejects.toThrow(
       'tensor "transformer.h.1.mlp.c_fc.weight": expected shape [64, 256] from the config, got [128, 128]',
     );
   });
 
-  it('a missing tensor is named', () => {
+  it('a missing tensor is named', async () => {
     const ts = fixtureTensors(FIX).filter((t) => t.name !== 'transformer.h.0.ln_2.bias');
-    expect(() => gpt2HostWeights(lookup(ts), cfg())).toThrow('GPT-2 checkpoint is missing tensor "transformer.h.0.ln_2.bias" (expected shape [64])');
+    await expect(gpt2HostWeights(lookup(ts), cfg())).rejects.toThrow('GPT-2 checkpoint is missing tensor "transformer.h.0.ln_2.bias" (expected shape [64])');
   });
 
-  it('rejects a non-GPT-2 lookup, extra layers and untied unembedding', () => {
+  it('rejects a non-GPT-2 lookup, extra layers and untied unembedding', async () => {
     const ts = fixtureTensors(FIX);
-    expect(() => gpt2HostWeights(lookup(ts.filter((t) => !t.name.endsWith('wte.weight'))), cfg())).toThrow(
+    await expect(gpt2HostWeights(lookup(ts.filter((t) => !t.name.endsWith('wte.weight'))), cfg())).rejects.toThrow(
       /neither "transformer\.wte\.weight" nor "wte\.weight"/,
     );
-    expect(() => gpt2HostWeights(lookup(ts), { ...cfg(), n_layers: 1 })).toThrow(/layer "transformer\.h\.1" but the config says n_layer = 1/);
+    await expect(gpt2HostWeights(lookup(ts), { ...cfg(), n_layers: 1 })).rejects.toThrow(/layer "transformer\.h\.1" but the config says n_layer = 1/);
     const untied = [...ts, { name: 'lm_head.weight', shape: [1000, 64], data: new Float32Array(64000) }];
-    expect(() => gpt2HostWeights(lookup(untied), { ...cfg(), tied_embeddings: false })).toThrow(
+    await expect(gpt2HostWeights(lookup(untied), { ...cfg(), tied_embeddings: false })).rejects.toThrow(
       /untied unembedding .* not supported for GPT-2 yet/,
     );
   });

@@ -114,8 +114,8 @@ describe('normalizeConfig', () => {
     f.layer_norm_epsilon = -1;
     expect(() => normalizeConfig(f)).toThrow(/"layer_norm_epsilon" must be a positive number/);
     const g = base();
-    g.scale_attn_by_inverse_layer_idx = true;
-    expect(() => normalizeConfig(g)).toThrow(/scale_attn_by_inverse_layer_idx/);
+    g.scale_attn_by_inverse_layer_idx = 'yes'; // true is honoured (tests/forward/config-flags.test.ts)
+    expect(() => normalizeConfig(g)).toThrow(/"scale_attn_by_inverse_layer_idx" must be true or false, got "yes"/);
     expect(() => normalizeConfig(null)).toThrow(/expected a JSON object/);
   });
 });

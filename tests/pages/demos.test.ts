@@ -88,7 +88,7 @@ async function cpuRepeatLoss(seq: number[], zero: [number, number][] = []): Prom
   const source = blobModelSource({ 'config.json': await openAsBlob(join(dir, 'config.json')), 'model.safetensors': await openAsBlob(join(dir, 'model.safetensors')) });
   const ck = await loadCheckpoint(source);
   const cfg = ck.config;
-  const logits = forwardCpu(cfg, hostWeightsFor(ck.tensors, cfg, ck.hfConfig), [seq], (name, act) => {
+  const logits = forwardCpu(cfg, await hostWeightsFor(ck.tensors, cfg, ck.hfConfig), [seq], (name, act) => {
     for (const [l, h] of zero) {
       if (name !== `blocks.${l}.attn.hook_z`) continue;
       for (let t = 0; t < seq.length; t++) act.fill(0, (t * cfg.n_heads + h) * cfg.d_head, (t * cfg.n_heads + h + 1) * cfg.d_head);
@@ -247,7 +247,8 @@ describe('<pb-model> loading', () => {
     const page = await context.newPage();
     await page.goto(modelOnly('/no-such-model/'));
     await settled(page);
-    expect(await status(page)).toMatch(/Download failed/);
+    // What happened (the folder has no config.json), not "Download failed": nothing failed to download.
+    expect(await status(page)).toMatch(/Could not load "\/no-such-model\/": no config\.json in http:\/\/127\.0\.0\.1:\d+\/no-such-model$/);
     await page.goto(modelOnly('/broken/bert/'));
     await settled(page);
     expect(await status(page)).toMatch(/Unsupported model/);

@@ -15,8 +15,9 @@ export function attentionCpu(
   dh: number,
   /** Key/value heads (grouped-query attention): query head h reads head h / (H / Hkv). */
   Hkv = H,
+  /** The scores' factor. */
+  scale = 1 / Math.sqrt(dh),
 ): void {
-  const scale = 1 / Math.sqrt(dh);
   for (let b = 0; b < B; b++) {
     for (let h = 0; h < H; h++) {
       for (let i = 0; i < T; i++) {

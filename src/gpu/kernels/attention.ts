@@ -20,6 +20,8 @@ export interface AttentionDims {
   q0?: number;
   /** Key/value heads (default H); H must be a multiple. */
   Hkv?: number;
+  /** The scores' factor (default 1 / sqrt(dh); see `attentionScale` in model/config.ts). */
+  scale?: number;
 }
 
 const NEG_INF_BITS = 0xff800000;
@@ -39,7 +41,7 @@ function prepare(
   if (q0 + Tq > dims.T) throw new Error(`${label}: query rows ${q0} + ${Tq} exceed the ${dims.T} key positions`);
   const Hkv = dims.Hkv ?? dims.H;
   if (dims.H % Hkv !== 0) throw new Error(`${label}: ${dims.H} query heads are not a multiple of ${Hkv} key/value heads`);
-  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, Hkv, dims.dh, q0, { f32: 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
+  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, Hkv, dims.dh, q0, { f32: dims.scale ?? 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
   params.push(u);
   // The softmax reads no second input; bind the first again to satisfy the shared layout.
   const b = bufs.b ?? bufs.a;

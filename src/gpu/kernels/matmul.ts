@@ -2,7 +2,7 @@
  * Matmul kernels: y = x @ W + b (projections) and logits = x @ W_E^T (the unembedding).
  * Source and versions: `shaders/matmul.wgsl.ts`. CPU reference: `matmul.cpu.ts`.
  */
-import { V5_COL_VEC4S, V5_ROWS, matmulSource, type MatmulVariant } from '../../../shaders/matmul.wgsl.ts';
+import { V5_COL_VEC4S, V5_ROWS, matmulSource, v6WorkgroupWidth, type MatmulVariant } from '../../../shaders/matmul.wgsl.ts';
 import type { Gpu } from '../device.ts';
 import { Params, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
@@ -11,8 +11,26 @@ export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4' | 'v5' | 'v6';
 /** The version the model runs (see the shader header for what each does). */
 export const MATMUL_VERSION: MatmulVersion = 'v6';
 
-/** Outputs per workgroup along (N, M) for each version; must match the shader's tiling. */
-const TILE: Record<MatmulVersion, [number, number]> = { v1: [16, 16], v2: [32, 32], v3: [64, 32], v4: [128, 8], v5: [16 * 4 * V5_COL_VEC4S, V5_ROWS], v6: [16 * 4 * V5_COL_VEC4S, V5_ROWS] };
+/** Outputs per workgroup along (N, M) for each version (v6: for subgroup size S); must match the shader's tiling. */
+function tile(version: MatmulVersion, S: number): [number, number] {
+  switch (version) {
+    case 'v1':
+      return [16, 16];
+    case 'v2':
+      return [32, 32];
+    case 'v3':
+      return [64, 32];
+    case 'v4':
+      return [128, 8];
+    case 'v5':
+      return [16 * 4 * V5_COL_VEC4S, V5_ROWS];
+    case 'v6':
+      return [v6WorkgroupWidth(S) * 4 * V5_COL_VEC4S, V5_ROWS];
+  }
+}
+
+/** Subgroup sizes v6 is built for: powers of two up to 64 (64 invocations fit any device's workgroup). */
+const V6_SUBGROUP_SIZES = [1, 2, 4, 8, 16, 32, 64];
 
 export interface MatmulArgs {
   /** Output buffer and the element where row 0, column 0 of this product lands. */
@@ -41,13 +59,13 @@ export interface MatmulArgs {
 
 /**
  * The version that runs when `version` is asked for on this device. v6 shares A loads across a
- * subgroup, so it needs a fixed subgroup size dividing its 16-wide workgroup (every subgroup
- * full); without one it is v5, the same tile without subgroups.
+ * subgroup, so it needs a fixed subgroup size (a power of two up to 64: 8 on lavapipe, 32 on
+ * NVIDIA and Apple GPUs); without one it is v5, the same tile without subgroups.
  */
 export function matmulEntry(gpu: Gpu, version: MatmulVersion = MATMUL_VERSION): MatmulVersion {
   if (version !== 'v6') return version;
   const sg = gpu.subgroupSize;
-  return sg !== null && sg <= 16 && 16 % sg === 0 ? 'v6' : 'v5';
+  return sg !== null && V6_SUBGROUP_SIZES.includes(sg) ? 'v6' : 'v5';
 }
 
 /** Prepares one matmul dispatch; `params` collects its uniform buffer for the owner to destroy. */
@@ -79,7 +97,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   if (args.bias) entries.push({ binding: 4, resource: { buffer: args.bias, offset: 0, size: N * 4 } });
   if (args.rows) entries.push({ binding: 5, resource: { buffer: args.rows, offset: 0, size: M * 4 } });
   const bindGroup = gpu.device.createBindGroup({ label: args.label, layout: pipeline.getBindGroupLayout(0), entries });
-  const [tn, tm] = TILE[version];
+  const [tn, tm] = tile(entry, subgroupSize);
   return {
     kind: 'dispatch',
     label: args.label,

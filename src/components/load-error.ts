@@ -1,0 +1,13 @@
+/** What `<pb-model>` says when a model cannot be loaded: a message a reader can act on, for each way loading fails. */
+import { NoWebGPUError } from '../gpu/errors.ts';
+import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
+import { DownloadError } from '../model/source.ts';
+
+export function describeLoadError(e: unknown, src: string): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof NoWebGPUError) return `This browser cannot run the model: ${msg}.`;
+  if (e instanceof UnsupportedArchitectureError) return `Unsupported model "${src}": ${msg}`;
+  // Only a failed transfer is a failed download; a file that arrived but is invalid says what is wrong with it.
+  if (e instanceof DownloadError) return `Download failed for "${src}": ${msg}`;
+  return `Could not load "${src}": ${msg}`;
+}
