@@ -8,8 +8,11 @@ import type { Gpu } from '../gpu/device.ts';
 import { clockBytes, clockWords, tick } from '../gpu/kernels/clock.ts';
 import type { Dispatch } from '../gpu/recorder.ts';
 
-/** One schedule row: learning rate, Adam step size lr / (1 - beta1^t), sqrt(1 - beta2^t). */
-export type ClockRow = readonly [number, number, number];
+/**
+ * One schedule row: learning rate, Adam step size lr / (1 - beta1^t), sqrt(1 - beta2^t), and a
+ * scalar of the task's own (an SAE's sparsity coefficient, warmed up), 0 when absent.
+ */
+export type ClockRow = readonly [number, number, number] | readonly [number, number, number, number];
 
 export class TrainClock {
   readonly buffer: GPUBuffer;

@@ -33,6 +33,8 @@ export interface TrainTask {
   steps: readonly Step[];
   /** Read back at every report, by name. */
   metrics: Record<string, MetricSource>;
+  /** A scalar the task's kernels read from the clock row of update t (`sched[k].w`). */
+  scalar?: (t: number) => number;
 }
 
 export interface Report {
@@ -172,7 +174,11 @@ export class Trainer {
       }
       const t0 = performance.now();
       const n = Math.min(perSubmit, o.until - this.step);
-      const rows = Array.from({ length: n }, (_, k) => this.optimizer.row(this.step + k + 1));
+      const rows = Array.from({ length: n }, (_, k) => {
+        const t = this.step + k + 1;
+        const [lr, stepSize, bc2Sqrt] = this.optimizer.row(t);
+        return [lr, stepSize, bc2Sqrt, this.task.scalar?.(t) ?? 0] as const;
+      });
       this.clock.write(this.step, rows);
       const steps: Step[] = [];
       const reported: number[] = [];

@@ -14,9 +14,9 @@ export function clockBytes(capacity: number): number {
 
 /**
  * The clock's words for a submit starting after `step` updates: header, then one
- * (lr, step size, sqrt(1 - beta2^t), 0) row per scheduled step.
+ * (lr, step size, sqrt(1 - beta2^t), task scalar or 0) row per scheduled step.
  */
-export function clockWords(step: number, rows: readonly (readonly [number, number, number])[]): ArrayBuffer {
+export function clockWords(step: number, rows: readonly (readonly number[])[]): ArrayBuffer {
   const words = new ArrayBuffer(clockBytes(rows.length));
   const u = new Uint32Array(words);
   const f = new Float32Array(words);
