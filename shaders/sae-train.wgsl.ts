@@ -24,7 +24,6 @@
  *   v1 `sae_aux_grad_v1`      per row (topk): g_aux = 2 c scale (aux_recon - (x - recon)) / B; its term
  *   v1 `sae_act_backward_v1`  per (b, j): d_pre = [acts != 0] (d_acts + c / B ||W_dec_j|| for
  *                             standard) + [aux_sel] d_aux (topk)
- *   v1 `sae_outer_v1`         per (i, j): C = (accumulate ? C : 0) + sum_b A[b, i] Bm[b, j]  (A^T Bm)
  *   v1 `sae_colsum_v1`        per j: out = (accumulate ? out : 0) + sum_b A[b, j]
  *   v1 `sae_dec_l1_v1`        per (j, d): dW_dec += c / B colsum_j W_dec[j, d] / ||W_dec_j||
  *   v1 `sae_bias_dec_v1`      per d: db_dec = colsum(g_recon (+ g_aux)) - sum_j W_enc[d, j] db_enc[j]
@@ -47,7 +46,6 @@ export const SAE_TRAIN_VERSIONS = [
   'sae_sparsity_v1',
   'sae_aux_grad_v1',
   'sae_act_backward_v1',
-  'sae_outer_v1',
   'sae_colsum_v1',
   'sae_dec_l1_v1',
   'sae_bias_dec_v1',
@@ -69,10 +67,9 @@ struct Params {
   arch: u32,       // 0 standard, 1 topk, 2 jumprelu
   window: u32,     // dead_feature_window (steps)
   bandwidth: f32,  // JumpReLU
-  accumulate: u32, // outer / colsum: add to the output
+  accumulate: u32, // colsum: add to the output
   mode: u32,       // topk: 0 main, 1 AuxK
-  I: u32,          // outer: rows of C (A's width); colsum: columns
-  J: u32,          // outer: columns of C (Bm's width)
+  I: u32,          // colsum: columns
 }
 
 @group(0) @binding(0) var<uniform> prm: Params;
@@ -93,8 +90,8 @@ struct Params {
 @group(0) @binding(15) var<storage, read> recon: array<f32>;
 @group(0) @binding(16) var<storage, read_write> g_out: array<f32>;     // g_recon / g_aux / d_pre / dW_dec / db_dec / d log_threshold
 @group(0) @binding(17) var<storage, read_write> row_stats: array<f32>;
-@group(0) @binding(18) var<storage, read> d_in_a: array<f32>;         // d_acts (act_backward, threshold), A (outer, colsum)
-@group(0) @binding(19) var<storage, read> d_in_b: array<f32>;         // d_aux (act_backward), Bm (outer), colsum (dec_l1, bias_dec)
+@group(0) @binding(18) var<storage, read> d_in_a: array<f32>;         // d_acts (act_backward, threshold), A (colsum), recon (aux_grad), db_enc (bias_dec)
+@group(0) @binding(19) var<storage, read> d_in_b: array<f32>;         // d_aux (act_backward), column sums (dec_l1, bias_dec)
 @group(0) @binding(20) var<storage, read> W_enc: array<f32>;
 @group(0) @binding(21) var<storage, read_write> metrics: array<f32>;
 
@@ -228,19 +225,6 @@ fn sae_act_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_w
   }
   if (prm.arch == 1u && aux_sel[e] != 0.0) { g = g + d_in_b[e]; }
   g_out[e] = g;
-}
-
-@compute @workgroup_size(64)
-fn sae_outer_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let e = index(gid, nwg);
-  let J = prm.J;
-  if (e >= prm.I * J) { return; }
-  let i = e / J;
-  let j = e % J;
-  var acc = 0.0;
-  for (var b = 0u; b < prm.B; b++) { acc = acc + d_in_a[b * prm.I + i] * d_in_b[b * J + j]; }
-  if (prm.accumulate == 1u) { acc = g_out[e] + acc; }
-  g_out[e] = acc;
 }
 
 @compute @workgroup_size(64)

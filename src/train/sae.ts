@@ -17,7 +17,9 @@
  * `deadWindow` steps, SAELens' dead_feature_window), explained variance, and the coefficient.
  */
 import type { Gpu } from '../gpu/device.ts';
+import { add } from '../gpu/kernels/elementwise.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
+import { transpose } from '../gpu/kernels/transpose.ts';
 import type { SaeArchitecture } from '../gpu/kernels/sae-train.cpu.ts';
 import { saeKernel, type SaeBinding, type SaeKernelDims } from '../gpu/kernels/sae-train.ts';
 import type { Params, Step } from '../gpu/recorder.ts';
@@ -146,9 +148,12 @@ export class SaeTraining {
         recon: t(B * D, 'sae recon'), gRecon: t(B * D, 'sae g_recon'), dActs: t(B * S, 'sae d_acts'), dPre: t(B * S, 'sae d_pre'),
         norms: t(S, 'sae decoder norms'), mean: t(D, 'sae batch mean'), rowStats: t(B * 4, 'sae row stats'),
         stats: t(4, 'sae stats', true), since: t(S, 'sae steps since fired', true), colsumS: t(S, 'sae colsum S'), colsumD: t(D, 'sae colsum D'),
+        xcT: t(D * B, 'sae xc transposed'), actsT: t(S * B, 'sae acts transposed'),
       };
       const topk = arch === 'topk';
-      const aux = topk ? { acts: t(B * S, 'sae aux acts'), sel: t(B * S, 'sae aux selected'), recon: t(B * D, 'sae aux recon'), g: t(B * D, 'sae g_aux'), dActs: t(B * S, 'sae d_aux') } : null;
+      const aux = topk
+        ? { acts: t(B * S, 'sae aux acts'), sel: t(B * S, 'sae aux selected'), recon: t(B * D, 'sae aux recon'), g: t(B * D, 'sae g_aux'), dActs: t(B * S, 'sae d_aux'), actsT: t(S * B, 'sae aux acts transposed'), dW: t(S * D, 'sae dW_dec auxk'), dWmain: t(S * D, 'sae dW_dec main') }
+        : null;
       const logT = arch === 'jumprelu' ? p('log_threshold') : null;
       const U = this.uniforms;
       const dims = this.dims;
@@ -182,11 +187,21 @@ export class SaeTraining {
         k1('sae_act_backward_v1', { clk, acts: buf.acts, d_in_a: buf.dActs, norms: buf.norms, aux_sel: aux?.sel ?? standIn(), d_in_b: aux?.dActs ?? standIn(), g_out: buf.dPre }, 'activation backward'),
       );
       if (logT) steps.push(k1('sae_threshold_grad_v1', { clk, log_threshold: logT.value.buffer, pre: buf.pre, d_in_a: buf.dActs, g_out: logT.grad.buffer }, 'threshold gradient'));
+      // Weight gradients A^T B on the matmul: A transposed first (the matmul reads A row-major).
       steps.push(
-        k1('sae_outer_v1', { d_in_a: buf.xc, d_in_b: buf.dPre, g_out: W_enc.grad.buffer }, 'dW_enc', { I: D, J: S }),
-        k1('sae_outer_v1', { d_in_a: buf.acts, d_in_b: buf.gRecon, g_out: W_dec.grad.buffer }, 'dW_dec', { I: S, J: D }),
+        transpose(gpu, buf.xcT, buf.xc, B, D, U, 'sae xc^T'),
+        matmul(gpu, { out: W_enc.grad.buffer, a: buf.xcT, b: buf.dPre, M: D, N: S, K: B, label: 'sae dW_enc' }, U),
+        transpose(gpu, buf.actsT, buf.acts, B, S, U, 'sae acts^T'),
+        // TopK: the reconstruction's share into a scratch, then added to AuxK's.
+        matmul(gpu, { out: aux?.dWmain ?? W_dec.grad.buffer, a: buf.actsT, b: buf.gRecon, M: S, N: D, K: B, label: 'sae dW_dec' }, U),
       );
-      if (aux) steps.push(k1('sae_outer_v1', { d_in_a: aux.acts, d_in_b: aux.g, g_out: W_dec.grad.buffer }, 'dW_dec auxk', { I: S, J: D, accumulate: true }));
+      if (aux) {
+        steps.push(
+          transpose(gpu, aux.actsT, aux.acts, B, S, U, 'sae aux acts^T'),
+          matmul(gpu, { out: aux.dW, a: aux.actsT, b: aux.g, M: S, N: D, K: B, label: 'sae dW_dec auxk' }, U),
+          add(gpu, W_dec.grad.buffer, aux.dWmain, aux.dW, S * D, U, 'sae dW_dec + auxk'),
+        );
+      }
       steps.push(k1('sae_colsum_v1', { d_in_a: buf.dPre, g_out: b_enc.grad.buffer }, 'db_enc', { I: S }));
       if (arch === 'standard') {
         steps.push(

@@ -17,7 +17,6 @@ export type SaeEntry =
   | 'sae_sparsity_v1'
   | 'sae_aux_grad_v1'
   | 'sae_act_backward_v1'
-  | 'sae_outer_v1'
   | 'sae_colsum_v1'
   | 'sae_dec_l1_v1'
   | 'sae_bias_dec_v1'
@@ -58,7 +57,6 @@ const ENTRIES: Record<SaeEntry, { uses: SaeBinding[]; n: (d: SaeKernelDims, extr
   sae_sparsity_v1: { uses: ['acts', 'norms', 'pre', 'log_threshold', 'row_stats'], n: (d) => d.B },
   sae_aux_grad_v1: { uses: ['clk', 'stats', 'recon', 'x', 'd_in_a', 'g_out', 'row_stats'], n: (d) => d.B },
   sae_act_backward_v1: { uses: ['clk', 'acts', 'd_in_a', 'norms', 'aux_sel', 'd_in_b', 'g_out'], n: (d) => d.B * d.S },
-  sae_outer_v1: { uses: ['d_in_a', 'd_in_b', 'g_out'], n: (_d, e) => e.I! * e.J! },
   sae_colsum_v1: { uses: ['d_in_a', 'g_out'], n: (_d, e) => e.I! },
   sae_dec_l1_v1: { uses: ['clk', 'norms', 'g_out', 'd_in_b', 'W_dec'], n: (d) => d.S * d.D },
   sae_bias_dec_v1: { uses: ['W_enc', 'd_in_a', 'g_out', 'd_in_b'], n: (d) => d.D },
@@ -72,11 +70,10 @@ const ENTRIES: Record<SaeEntry, { uses: SaeBinding[]; n: (d: SaeKernelDims, extr
 export interface Extra {
   /** topk: 0 main, 1 AuxK. */
   mode?: number;
-  /** outer / colsum: add to the output instead of overwriting it. */
+  /** colsum: add to the output instead of overwriting it. */
   accumulate?: boolean;
-  /** outer: C is [I, J] = A^T Bm with A [B, I], Bm [B, J]; colsum: I columns. */
+  /** colsum: columns. */
   I?: number;
-  J?: number;
 }
 
 const ARCH: Record<SaeArchitecture, number> = { standard: 0, topk: 1, jumprelu: 2 };
@@ -89,7 +86,7 @@ export function saeKernel(gpu: Gpu, entry: SaeEntry, d: SaeKernelDims, buffers: 
   const pipeline = gpu.pipelines.get('sae-train', saeTrainSource(), entry);
   const u = new Params(
     gpu,
-    [d.B, d.D, d.S, d.N ?? 1, (d.seed ?? 0) >>> 0, d.k ?? 0, ARCH[d.architecture], d.window ?? 0, { f32: d.bandwidth ?? 0 }, extra.accumulate ? 1 : 0, extra.mode ?? 0, extra.I ?? 0, extra.J ?? 0],
+    [d.B, d.D, d.S, d.N ?? 1, (d.seed ?? 0) >>> 0, d.k ?? 0, ARCH[d.architecture], d.window ?? 0, { f32: d.bandwidth ?? 0 }, extra.accumulate ? 1 : 0, extra.mode ?? 0, extra.I ?? 0],
     `${label} params`,
   );
   params.push(u);
