@@ -8,7 +8,7 @@
  *   draw(s, t, c)    hash(c + hash(t + hash(s))): seed s, step t (the clock's step + 1), counter c
  *   uniform(...)     f32(draw >> 8) * 2^-24, exactly representable, in [0, 1)
  *
- *   sparse_features  Toy Models of Superposition's input: x[b, i, f] (batch, instance, feature) is
+ *   sparse_features  Toy Models of Superposition's input: x[i, b, f] (instance, batch row, feature) is
  *                    present with probability p[i] (the instance's 1 - sparsity) and then uniform in
  *                    [0, 1), else 0. Counters 2 idx (value) and 2 idx + 1 (presence), idx = the
  *                    element's row-major index; present when presence <= p[i], as in the paper's
@@ -47,14 +47,14 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> prob: array<f32>;        // [I] feature probability (1 - sparsity)
-@group(0) @binding(2) var<storage, read_write> x: array<f32>;     // [B, I, F]
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;     // [I, B, F]
 @group(0) @binding(3) var<storage, read> clk: Clock;
 
 @compute @workgroup_size(64)
 fn sparse_features_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = gid.x + gid.y * nwg.x * 64u;
   if (idx >= prm.B * prm.I * prm.F) { return; }
-  let i = (idx / prm.F) % prm.I;
+  let i = idx / (prm.B * prm.F);
   let t = clk.step + 1u;
   let value = uniform01(prm.seed, t, 2u * idx);
   let present = uniform01(prm.seed, t, 2u * idx + 1u) <= prob[i];

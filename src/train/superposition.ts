@@ -14,7 +14,7 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { sparseFeatures } from '../gpu/kernels/synthetic.ts';
-import { tmsBackward, tmsForward, type TmsBuffers } from '../gpu/kernels/superposition.ts';
+import { TMS_MATMUL_FROM, tmsBackward, tmsForward, tmsStepV2, tmsStepV3, type TmsBuffers, type TmsVersion } from '../gpu/kernels/superposition.ts';
 import type { TmsDims } from '../gpu/kernels/superposition.cpu.ts';
 import type { Params, Step } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
@@ -36,6 +36,8 @@ export interface ToyModelConfig {
   batch?: number;
   /** Seeds the initial weights and every batch. Default 0. */
   seed?: number;
+  /** Kernel version (`shaders/superposition.wgsl.ts`); default v3 from F H >= TMS_MATMUL_FROM weights per instance, else v1. */
+  version?: TmsVersion;
 }
 
 /** The importance 0.9^f of the paper's figures. */
@@ -70,7 +72,8 @@ export class ToyModel {
   readonly params: ParamStore;
   readonly task: TrainTask;
   /** The step's tensors, by the names of `shaders/superposition.wgsl.ts`. */
-  readonly buffers: Record<'importance' | 'prob' | 'x' | 'h' | 'y' | 'lossPart' | 'loss' | 'dpre' | 'dh', Tensor>;
+  readonly buffers: Record<'importance' | 'prob' | 'x' | 'h' | 'y' | 'lossPart' | 'loss' | 'dpre' | 'dh', Tensor> & Partial<Record<'hh' | 'xt' | 'wt' | 'ht' | 'dht' | 'dwa' | 'dwb', Tensor>>;
+  readonly version: TmsVersion;
   private readonly uniforms: Params[] = [];
 
   constructor(
@@ -84,6 +87,8 @@ export class ToyModel {
     if (I < 1 || F < 1 || H < 1 || B < 1) throw new Error(`toy model: instances ${I}, features ${F}, hidden ${H} and batch ${B} must all be at least 1`);
     for (const p of config.featureProbability) if (!(p >= 0 && p <= 1)) throw new Error(`toy model: feature probability ${p} is not in [0, 1]`);
     this.dims = { B, I, F, H };
+    this.version = config.version ?? (F * H >= TMS_MATMUL_FROM ? 'v3' : 'v1');
+    const v = this.version;
     const init = toyInit(config);
     this.params = new ParamStore(gpu, [
       { name: 'W', shape: [I, F, H], init: init.W },
@@ -99,13 +104,18 @@ export class ToyModel {
       this.buffers = {
         importance: t([I, F], 'importance', importanceMatrix(config)),
         prob: t([I], 'feature probability', Float32Array.from(config.featureProbability)),
-        x: t([B, I, F], 'features'),
-        h: t([B, I, H], 'hidden'),
-        y: t([B, I, F], 'output'),
-        lossPart: t([B, I], 'loss per row'),
+        x: t([I, B, F], 'features'),
+        h: t(v === 'v1' ? [I, B, H] : [1], 'hidden'), // v2 keeps h in hh, v3 in ht
+
+        y: t([I, B, F], 'output'),
+        lossPart: t(v === 'v3' ? [I, F] : [I, B], 'loss per row (v3: per feature)'),
         loss: t([I], 'loss per instance'),
-        dpre: t([B, I, F], 'd pre-activation'),
-        dh: t([B, I, H], 'd hidden'),
+        dpre: t([I, B, F], 'd pre-activation'),
+        dh: t(v === 'v1' ? [I, B, H] : [1], 'd hidden'),
+        ...(v === 'v2' ? { hh: t([I, 2 * B, H], 'hidden and d hidden'), xt: t([I, F, 2 * B], 'dpre and features transposed') } : {}),
+        ...(v === 'v3'
+          ? { xt: t([I, F, B], 'features transposed'), wt: t([I, H, F], 'W transposed'), ht: t([I, H, B], 'hidden transposed'), dht: t([I, H, B], 'd hidden transposed'), dwa: t([I, H, F], 'dW^T part a'), dwb: t([I, H, F], 'dW^T part b') }
+          : {}),
       };
       const W = this.params.get('W');
       const b = this.params.get('b_final');
@@ -113,11 +123,15 @@ export class ToyModel {
       const bufs: TmsBuffers = {
         W: W.value.buffer, b: b.value.buffer, importance: k.importance.buffer, x: k.x.buffer, h: k.h.buffer, y: k.y.buffer,
         lossPart: k.lossPart.buffer, loss: k.loss.buffer, dpre: k.dpre.buffer, dh: k.dh.buffer, dW: W.grad.buffer, db: b.grad.buffer,
+        ...Object.fromEntries((['hh', 'xt', 'wt', 'ht', 'dht', 'dwa', 'dwb'] as const).filter((n) => k[n]).map((n) => [n, k[n]!.buffer])),
       };
       const steps: Step[] = [
         sparseFeatures(gpu, k.x.buffer, k.prob.buffer, B, I, F, config.seed ?? 0, clock.buffer, this.uniforms, 'toy features'),
-        ...tmsForward(gpu, bufs, this.dims, this.uniforms, 'toy'),
-        ...tmsBackward(gpu, bufs, this.dims, this.uniforms, 'toy'),
+        ...(v === 'v3'
+          ? tmsStepV3(gpu, bufs, this.dims, this.uniforms, 'toy')
+          : v === 'v2'
+            ? tmsStepV2(gpu, bufs, this.dims, this.uniforms, 'toy')
+            : [...tmsForward(gpu, bufs, this.dims, this.uniforms, 'toy'), ...tmsBackward(gpu, bufs, this.dims, this.uniforms, 'toy')]),
       ];
       this.task = { steps, metrics: { loss: { buffer: k.loss.buffer, count: I } } };
     } catch (e) {
@@ -134,7 +148,7 @@ export class ToyModel {
   }
 
   destroy(): void {
-    for (const x of Object.values(this.buffers)) x.release();
+    for (const x of Object.values(this.buffers)) x?.release();
     this.params.destroy();
     for (const u of this.uniforms) u.destroy();
   }

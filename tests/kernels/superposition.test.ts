@@ -1,5 +1,6 @@
 /**
- * The Toy Models of Superposition kernels (`superposition.ts`) against `tmsForwardCpu` /
+ * The Toy Models of Superposition kernels (`superposition.ts`, v1, v2 and v3: v2 and v3 run the
+ * products on the matmul, one dispatch per instance and product on slices) against `tmsForwardCpu` /
  * `tmsBackwardCpu`, and the CPU backward against central finite differences of the CPU loss.
  *
  * Shapes: (B, I, F, H) = (37, 3, 7, 5) — all odd, none a multiple of the 64-wide workgroup — plus
@@ -19,7 +20,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { tmsBackwardCpu, tmsForwardCpu, type TmsDims } from '../../src/gpu/kernels/superposition.cpu.ts';
-import { tmsBackward, tmsForward, type TmsBuffers } from '../../src/gpu/kernels/superposition.ts';
+import { tmsBackward, tmsForward, tmsStepV2, tmsStepV3, type TmsBuffers, type TmsVersion } from '../../src/gpu/kernels/superposition.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear, firstNaN, gamma, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
@@ -59,17 +60,41 @@ function cpu(D: Data) {
   return { h, y, loss, dW, db };
 }
 
-async function gpu(D: Data) {
+async function gpu(D: Data, version: TmsVersion) {
   const { B, I, F, H } = D.d;
   const bufs = {
     W: upload(D.W, 'W'), b: upload(D.b, 'b'), importance: upload(D.imp, 'importance'), x: upload(D.x, 'x'),
-    h: empty(B * I * H, 'h'), y: empty(B * I * F, 'y'), lossPart: empty(B * I, 'loss part'), loss: empty(I, 'loss'),
+    h: empty(B * I * H, 'h'), y: empty(B * I * F, 'y'), lossPart: empty(Math.max(B * I, I * F), 'loss part'), loss: empty(I, 'loss'),
     dpre: empty(B * I * F, 'dpre'), dh: empty(B * I * H, 'dh'), dW: empty(I * F * H, 'dW'), db: empty(I * F, 'db'),
+    hh: empty(I * 2 * B * H, 'hh'), xt: empty(I * F * 2 * B, 'xt'),
+    wt: empty(I * H * F, 'wt'), ht: empty(I * H * B, 'ht'), dht: empty(I * H * B, 'dht'), dwa: empty(I * H * F, 'dwa'), dwb: empty(I * H * F, 'dwb'),
   };
   const raw = Object.fromEntries(Object.entries(bufs).map(([k, t]) => [k, t.buffer])) as unknown as TmsBuffers;
-  submitSteps(kh.gpu, [...tmsForward(kh.gpu, raw, D.d, params, 'tms'), ...tmsBackward(kh.gpu, raw, D.d, params, 'tms')], 'tms');
+  const steps =
+    version === 'v1' ? [...tmsForward(kh.gpu, raw, D.d, params, 'tms'), ...tmsBackward(kh.gpu, raw, D.d, params, 'tms')] : version === 'v2' ? tmsStepV2(kh.gpu, raw, D.d, params, 'tms') : tmsStepV3(kh.gpu, raw, D.d, params, 'tms');
+  submitSteps(kh.gpu, steps, `tms ${version}`);
   const out: Record<string, Float32Array> = {};
-  for (const k of ['h', 'y', 'loss', 'dW', 'db'] as const) {
+  if (version === 'v2') {
+    // v2 keeps h in the first B rows of each instance's block of hh.
+    const hh = await bufs.hh.read();
+    const h = new Float32Array(I * B * H);
+    for (let i = 0; i < I; i++) h.set(hh.subarray(i * 2 * B * H, (i * 2 + 1) * B * H), i * B * H);
+    out.h = h;
+  }
+  if (version === 'v3') {
+    // v3 keeps h^T [I, H, B] and y^T [I, F, B]: back to [I, B, H] and [I, B, F].
+    const [ht, yt] = [await bufs.ht.read(), await bufs.y.read()];
+    const h = new Float32Array(I * B * H);
+    const y = new Float32Array(I * B * F);
+    for (let i = 0; i < I; i++)
+      for (let b = 0; b < B; b++) {
+        for (let k = 0; k < H; k++) h[(i * B + b) * H + k] = ht[(i * H + k) * B + b]!;
+        for (let f = 0; f < F; f++) y[(i * B + b) * F + f] = yt[(i * F + f) * B + b]!;
+      }
+    out.h = h;
+    out.y = y;
+  }
+  for (const k of (version === 'v1' ? ['h', 'y', 'loss', 'dW', 'db'] : version === 'v2' ? ['y', 'loss', 'dW', 'db'] : ['loss', 'dW', 'db']) as ('h' | 'y' | 'loss' | 'dW' | 'db')[]) {
     out[k] = await bufs[k].read();
     expect(firstNaN(out[k]!), `${k}: unwritten element`).toBe(-1);
   }
@@ -86,24 +111,24 @@ const SHAPES: TmsDims[] = [
 ];
 
 describe.each(SHAPES)('B $B, I $I, F $F, H $H', (d) => {
-  it('forward (h, y, loss) and backward (dW, db) match the CPU reference', async () => {
+  it.each(['v1', 'v2', 'v3'] as TmsVersion[])('%s: forward (h, y, loss) and backward (dW, db) match the CPU reference', async (version) => {
     const D = data(d, d.B * 1000 + d.F * 10 + d.H);
     const r = cpu(D);
-    const g = await gpu(D);
+    const g = await gpu(D, version);
     const { F, H, B } = d;
     const xm = maxOf(D.x), wm = maxOf(D.W), bm = maxOf(D.b);
     const hm = F * xm * wm; // |h| <= F max|x| max|W|
-    expectNear('h', g.h, r.h, { abs: gamma(F) * hm, rel: U });
+    expectNear(`${version} h`, g.h, r.h, { abs: gamma(F) * hm, rel: U });
     const ym = H * hm * wm + bm;
-    expectNear('y', g.y, r.y, { abs: gamma(F + H + 1) * ym, rel: U });
+    expectNear(`${version} y`, g.y, r.y, { abs: gamma(F + H + 1) * ym, rel: U });
     const em = Math.max(xm, ym); // |x - y|
-    expectNear('loss', g.loss, r.loss, { abs: gamma(B * F + F + H + 2) * em * em * 2, rel: U });
+    expectNear(`${version} loss`, g.loss, r.loss, { abs: gamma(B * F + F + H + 2) * em * em * 2, rel: U });
     // dpre <= c em (c = 2 / (B F)); dh <= F dpre wm; dW sums B terms of dpre hm + xm dh.
     const c = 2 / (B * F);
     const dm = c * em * (1 + gamma(F + H + 2));
     const dW = B * (dm * hm + xm * F * dm * wm);
-    expectNear('dW', g.dW, r.dW, { abs: gamma(B + F + H + 4) * dW * 2, rel: U });
-    expectNear('db', g.db, r.db, { abs: gamma(B + F + H + 4) * B * dm, rel: U });
+    expectNear(`${version} dW`, g.dW, r.dW, { abs: gamma(B + F + H + 4) * dW * 2, rel: U });
+    expectNear(`${version} db`, g.db, r.db, { abs: gamma(B + F + H + 4) * B * dm, rel: U });
   });
 });
 

@@ -51,8 +51,8 @@ describe('sparse_features_v1', () => {
     // Instance 0 (p = 1) is dense, instance 4 (p = 0) empty.
     for (let b = 0; b < B; b++)
       for (let f = 0; f < F; f++) {
-        expect(got[(b * I + 4) * F + f]).toBe(0);
-        expect(got[(b * I + 0) * F + f]).toBeGreaterThan(0); // value 0 exactly has probability 2^-24 per element
+        expect(got[(4 * B + b) * F + f]).toBe(0);
+        expect(got[(0 * B + b) * F + f]).toBeGreaterThan(0); // value 0 exactly has probability 2^-24 per element
       }
   });
 
@@ -65,7 +65,7 @@ describe('sparse_features_v1', () => {
       let sum = 0;
       for (let b = 0; b < B; b++)
         for (let f = 0; f < F; f++) {
-          const v = x[(b * I + i) * F + f]!;
+          const v = x[(i * B + b) * F + f]!;
           if (v > 0) {
             present++;
             sum += v;

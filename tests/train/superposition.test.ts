@@ -43,8 +43,8 @@ describe('the GPU trainer follows the CPU reference', () => {
    * (m / sqrt(v) is scale-free). After 8 updates: abs 1e-6 (lr 1e-2 times 1e-4), rel 1e-6.
    * The reported loss is the forward's on update t's batch: the CPU's to 1e-5 relative.
    */
-  it('W, b_final and the loss after each of 8 updates', async () => {
-    const config: ToyModelConfig = { features: 5, hidden: 2, featureProbability: [1, 0.3, 0.05], batch: 64, seed: 3 };
+  it.each(['v1', 'v3'] as const)('%s kernels: W, b_final and the loss after each of 8 updates', async (version) => {
+    const config: ToyModelConfig = { features: 5, hidden: 2, featureProbability: [1, 0.3, 0.05], batch: 64, seed: 3, version };
     const lr = warmupCosine({ peak: 1e-2, warmup: 3, total: 8, floor: 0.1 });
     const t = await setup(config, lr, 0.05);
     const cpu = new ToyModelCpu(config, { lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, clipNorm: 0.05 });

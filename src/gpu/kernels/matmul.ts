@@ -43,6 +43,8 @@ export interface MatmulArgs {
   a: GPUBuffer; // [M, K]
   aStart?: number;
   b: GPUBuffer; // [K, N], or [N, K] with transB
+  /** The element where B starts (a slice of a larger buffer: one instance's weights). */
+  bStart?: number;
   bias?: GPUBuffer | null; // [N]
   M: number;
   N: number;
@@ -76,7 +78,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   if (args.rows && !(args.bufferRows! >= M)) throw new Error(`${args.label}: a row table needs bufferRows >= M`);
   const spanRows = args.rows ? args.bufferRows! : M; // rows the A and output windows cover
   const aw = bindWindow(gpu, args.a, args.aStart ?? 0, spanRows * K, `${args.label} input`);
-  const bw = bindWindow(gpu, args.b, 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
+  const bw = bindWindow(gpu, args.b, args.bStart ?? 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
   // B as vec4s where the layout allows (v3's fast path); any version reads it correctly.
   const vec4B = !args.transB && !args.f16B && N % 4 === 0 && bw.elemOffset % 4 === 0;
   const entry = matmulEntry(gpu, version);

@@ -1,6 +1,6 @@
 /**
  * CPU reference for `superposition.ts` (Toy Models of Superposition), in float64. Shapes as in
- * `shaders/superposition.wgsl.ts`: W [I, F, H], b [I, F], importance [I, F], x [B, I, F].
+ * `shaders/superposition.wgsl.ts`: W [I, F, H], b [I, F], importance [I, F], x [I, B, F].
  * Inputs may be Float64Array, so a finite-difference check can perturb them without rounding.
  */
 
@@ -13,13 +13,13 @@ export interface TmsDims {
   H: number; // hidden dimensions (m)
 }
 
-/** h [B, I, H], y [B, I, F], loss [I] (mean over b and f of importance (x - y)^2). */
+/** h [I, B, H], y [I, B, F], loss [I] (mean over b and f of importance (x - y)^2). */
 export function tmsForwardCpu(h: Arr, y: Arr, loss: Arr, W: Arr, b: Arr, importance: Arr, x: Arr, d: TmsDims): void {
   const { B, I, F, H } = d;
   loss.fill(0);
   const lossAcc = new Float64Array(I);
   for (let r = 0; r < B * I; r++) {
-    const i = r % I;
+    const i = Math.floor(r / B);
     const hv = new Float64Array(H);
     for (let k = 0; k < H; k++) {
       let acc = 0;
@@ -48,7 +48,7 @@ export function tmsBackwardCpu(dW: Arr, db: Arr, W: Arr, importance: Arr, x: Arr
   const dpre = new Float64Array(F);
   const dh = new Float64Array(H);
   for (let r = 0; r < B * I; r++) {
-    const i = r % I;
+    const i = Math.floor(r / B);
     for (let f = 0; f < F; f++) {
       const yv = y[r * F + f]!;
       dpre[f] = yv > 0 ? c * importance[i * F + f]! * (yv - x[r * F + f]!) : 0;

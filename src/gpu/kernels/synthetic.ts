@@ -5,7 +5,7 @@ import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /**
- * x [B, I, F] = Toy Models of Superposition's sparse features for the clock's current update:
+ * x [I, B, F] = Toy Models of Superposition's sparse features for the clock's current update:
  * present with probability prob[i] ([I]), then uniform in [0, 1).
  */
 export function sparseFeatures(gpu: Gpu, x: GPUBuffer, prob: GPUBuffer, B: number, I: number, F: number, seed: number, clock: GPUBuffer, params: Params[], label: string): Dispatch {
