@@ -7,7 +7,8 @@
  * which covers [B, T, d] (sh = 0, one "head"), [B, T, H, dh], [B, T, H, d_model] and the
  * patterns [B, H, Tq, Tk] (p = query position, f = key position).
  *
- * Each entry (8 words) acts on one (b, p) and a head range [h0, h1):
+ * Each entry (10 words) acts on one (b, p), a head range [h0, h1) and a feature range [f0, f1)
+ * (all of F, or for a pattern some key positions: patching one (query, key) entry):
  *   op 0 zero:     x = 0
  *   op 1 scale:    x = x * value
  *   op 2 add:      x = x + value * src[src_base + h * src_sh + f]
@@ -16,14 +17,14 @@
  * forward of many rows, each with its own entries).
  *
  * Versions: v1 `intervene_v1`. Dispatch: (ceil(H_span * F / 64), entries) workgroups of 64;
- * workgroup y picks the entry, x the element within its head range.
+ * workgroup y picks the entry, x the element within its head and feature ranges.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
 export const INTERVENE_VERSIONS = ['intervene_v1'] as const;
 
 /** Words per entry in the table (must match `Entry` below). */
-export const ENTRY_WORDS = 8;
+export const ENTRY_WORDS = 10;
 
 export const OP = { zero: 0, scale: 1, add: 2, replace: 3 } as const;
 
@@ -40,6 +41,7 @@ struct Entry {
   op: u32, b: u32, p: u32, h0: u32, h1: u32,
   src_base: u32,
   value: f32,
+  f0: u32, f1: u32,
   pad: u32,
 }
 
@@ -53,9 +55,10 @@ fn intervene_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id
   if (wg.y >= prm.n_entries) { return; }
   let e = entries[prm.entry0 + wg.y];
   let i = gid.x;
-  if (i >= (e.h1 - e.h0) * prm.F) { return; }
-  let h = e.h0 + i / prm.F;
-  let f = i % prm.F;
+  let nf = e.f1 - e.f0;
+  if (i >= (e.h1 - e.h0) * nf) { return; }
+  let h = e.h0 + i / nf;
+  let f = e.f0 + i % nf;
   let idx = e.b * prm.sb + e.p * prm.sp + h * prm.sh + f;
   let s = e.src_base + h * prm.src_sh + f;
   switch e.op {

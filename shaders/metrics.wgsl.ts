@@ -2,7 +2,9 @@
  * Metrics on the GPU, so a sweep reads back one number per batch row, not its logits.
  *
  *   row_lse          lse[b, i] = log sum_v exp(logits[b, i, v])   (max-subtracted: no overflow)
- *   metric_combine   out[b] = (sum_t coef_t * term_t(b) - shift) * scale
+ *   metric_combine   out[b] = (sum_t coef_t * term_t(b) - shift) * scale, over row b's own terms
+ *                    t in [start_b, start_b + count_b) of the table (rows may carry different
+ *                    metrics: a batch of prompt pairs, each with its own answer tokens)
  *                    term = logits[b, i_t, tok_t]            (kind 0: a logit)
  *                         | logits[b, i_t, tok_t] - lse[b, i_t]   (kind 1: a log-probability)
  *                         | exp(that)                         (kind 2: a probability)
@@ -10,7 +12,7 @@
  * A logit difference is two kind-0 terms (+1, -1); cross-entropy loss over a span is one kind-1
  * term per position with coef -1/n; shift and scale give the normalized form
  * (m - m_corrupt) / (m_clean - m_corrupt). logits: [B, P, V] (P = the positions the metric
- * reads); lse: [B, P]; out: [B].
+ * reads); lse: [B, P]; row_terms: [B] (start, count); out: [B].
  *
  *   metric_terms     out[t] = (coef_t * term_t - shift) * scale, each term on its own, for
  *                    B = 1 (the terms pick any of the P rows): a per-token loss over a
@@ -42,6 +44,7 @@ struct Term { i: u32, tok: u32, kind: u32, coef: f32 }
 @group(0) @binding(2) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(3) var<storage, read> terms: array<Term>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> row_terms: array<vec2u>;
 
 // Invocations per row; a power of two for the tree reductions. Set through pipeline constants.
 override WG: u32 = 64u;
@@ -89,7 +92,8 @@ fn metric_combine_v1(@builtin(global_invocation_id) gid: vec3u) {
   let b = gid.x;
   if (b >= prm.B) { return; }
   var acc = 0.0;
-  for (var t = 0u; t < prm.n_terms; t++) {
+  let span = row_terms[b];
+  for (var t = span.x; t < span.x + span.y; t++) {
     let term = terms[t];
     acc += term.coef * term_value(b, term);
   }

@@ -13,6 +13,7 @@ export { DeviceLostError, NoWebGPUError, OutOfMemoryError } from './gpu/errors.t
 export { Tensor } from './gpu/tensor.ts';
 
 export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
+export { processWeights, PROCESSINGS, type Processing } from './model/processing.ts';
 export { Model, type RunOptions, type RunResult, type CacheFilter, type Tokens } from './model/model.ts';
 export { tlWeightShapes, type WeightTensor, type BlockWeights } from './model/tl-weights.ts';
 export type { ModelConfig } from './model/config.ts';
@@ -36,12 +37,50 @@ export {
   type Selection,
   type HookFn,
 } from './hooks/interventions.ts';
-export { accumulatedResid, decomposeResid, stackHeadResults, applyLnToStack, sumStack, logitDiff, type Stack } from './hooks/cache-helpers.ts';
+export {
+  accumulatedResid,
+  decomposeResid,
+  stackHeadResults,
+  stackActivation,
+  applyLnToStack,
+  logitAttrs,
+  getActName,
+  sumStack,
+  logitDiff,
+  type Stack,
+  type PosSlice,
+  type AttrTokens,
+} from './hooks/cache-helpers.ts';
 
-export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from './experiments/patching.ts';
+export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions, type Prompts, type Reduction } from './experiments/patching.ts';
+export {
+  patching,
+  actPatch,
+  ACT_PATCH,
+  getActPatchResidPre,
+  getActPatchResidMid,
+  getActPatchAttnOut,
+  getActPatchMlpOut,
+  getActPatchBlockEvery,
+  getActPatchAttnHeadOutAllPos,
+  getActPatchAttnHeadQAllPos,
+  getActPatchAttnHeadKAllPos,
+  getActPatchAttnHeadVAllPos,
+  getActPatchAttnHeadPatternAllPos,
+  getActPatchAttnHeadOutByPos,
+  getActPatchAttnHeadQByPos,
+  getActPatchAttnHeadKByPos,
+  getActPatchAttnHeadVByPos,
+  getActPatchAttnHeadPatternByPos,
+  getActPatchAttnHeadPatternDestSrcPos,
+  getActPatchAttnHeadAllPosEvery,
+  getActPatchAttnHeadByPosEvery,
+  type ActPatchName,
+  type ActPatchFn,
+} from './experiments/act-patch.ts';
 export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
-export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric } from './experiments/metric.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric, type Metrics } from './experiments/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
 export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';
 export { cachedUrlModelSource } from './model/cached-source.ts';

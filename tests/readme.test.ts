@@ -1,4 +1,4 @@
-/** The README's API example is `examples/quickstart.ts` verbatim, and it runs and prints the fixture's numbers. */
+/** The README's API examples are `examples/*.ts` verbatim, and they run and print the fixture's numbers. */
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -24,5 +24,23 @@ describe('README example', () => {
     expect(num(/head 0.2 ablated: (-?[\d.]+)/)).toBeCloseTo(h02.logit_diff, 3);
     expect(num(/corrupt: (-?[\d.]+)/)).toBeCloseTo(cases.corrupt_logit_diff, 3);
     expect(num(/patched: (-?[\d.]+)/)).toBeCloseTo(cases.resid_pre_patch_corrupt_from_clean[1][16], 3);
+  });
+
+  it('the TransformerLens port is examples/from-transformer-lens.ts, whose attributions add up to the logit differences', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const example = readFileSync(join(root, 'examples/from-transformer-lens.ts'), 'utf8');
+    expect(readme).toContain(example.trim());
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/from-transformer-lens.ts'], {
+      cwd: root,
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const nums = (re: RegExp) => (out.match(re)?.[1] ?? '').split(', ').map(Number);
+    const cases = JSON.parse(readFileSync(join(root, 'tests/fixtures/induction-2l/cases.json'), 'utf8'));
+    const diffs = nums(/logit differences: (.*)/);
+    expect(diffs[0]).toBeCloseTo(cases.clean_logit_diff, 2);
+    expect(nums(/attributions \+ b_U difference: (.*)/)).toEqual(diffs);
+    expect(out).toMatch(/resid_pre grid \[ 2, 17 \] layer 1, last position: -?\d/);
   });
 });

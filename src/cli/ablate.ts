@@ -6,13 +6,13 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
 import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const ABLATE_USAGE = `usage: patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...]
-                      [--mode zero|mean] --metric METRIC [--json]
+                      [--mode zero|mean] --metric METRIC [--processing P] [--json]
 
 Runs the model on the token ids with the listed attention heads ablated, all of them together in
 one run, at every position and batch row, and reports the metric on batch row 0.
@@ -29,6 +29,7 @@ ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\
                       batch row 0; for loss, at END-1) instead of a summary
 ${ALLOW_NONFINITE_HELP}
 ${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -39,6 +40,7 @@ const FLAGS = {
   json: { boolean: true },
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -104,6 +106,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids[0].length;
 
@@ -167,6 +170,6 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         plain?.release();
       }
     },
-    { f16 },
+    { f16, processing },
   );
 }

@@ -3,6 +3,7 @@
  * errors must name the problem in Patchbay's words (a ragged `--ids` row, a bad regex), and
  * because `--ids` repeats, one flag per batch row.
  */
+import { PROCESSINGS, type Processing } from '../model/processing.ts';
 
 /** Bad command-line input. The CLI prints its message and exits 2 (usage), not 1 (failure). */
 export class UsageError extends Error {
@@ -110,6 +111,18 @@ export function parsePositiveInt(text: string, flag: string): number {
   const n = /^\d+$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} ${text}: expected a positive integer`);
   return n;
+}
+
+/** `--processing`, shared by every command that loads a model. */
+export const PROCESSING_HELP = `  --processing P      how the weights are prepared: none (the default, the checkpoint as it is) or
+                      transformer-lens (TransformerLens' from_pretrained: fold_ln,
+                      center_writing_weights, center_unembed, fold_value_biases)`;
+
+/** The \`--processing\` value, checked ('none' when absent). */
+export function parseProcessingFlag(flags: Map<string, string[]>): Processing {
+  const text = flags.get('processing')?.[0] ?? 'none';
+  if (!(PROCESSINGS as readonly string[]).includes(text)) throw new UsageError(`--processing ${text}: unknown processing; expected ${PROCESSINGS.join(' or ')}`);
+  return text as Processing;
 }
 
 /** `--dtype`, shared by every command that loads a model. */

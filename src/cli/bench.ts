@@ -3,10 +3,10 @@
  * warm-up forward (pipelines, plan, scratch), then N timed forwards, each including the read
  * back of its logits.
  */
-import { UsageError, parseArgs, parsePositiveInt, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { UsageError, parseArgs, parsePositiveInt, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { describeModel, withModel } from './experiment.ts';
 
-export const BENCH_USAGE = `usage: patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
+export const BENCH_USAGE = `usage: patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--processing P] [--json]
 
 Times plain forwards: loads the model once, runs one untimed warm-up forward, then N forwards of
 B rows × T positions, each timed from the call until its logits are read back to the CPU. The
@@ -18,6 +18,7 @@ token ids are deterministic: row b, position i holds (i * 7 + b) % d_vocab.
   --reps N            timed forwards (default 5)
   --json              print {"adapter": ..., "batch": B, "pos": T, "median_ms": ..., "min_ms": ...}
 ${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -26,6 +27,7 @@ const FLAGS = {
   reps: {},
   json: { boolean: true },
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -43,6 +45,7 @@ export async function benchCommand(argv: readonly string[], print: (line: string
   const reps = parsePositiveInt(flags.get('reps')?.[0] ?? '5', '--reps');
   const json = flags.has('json');
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
 
   await withModel(
     modelArg,
@@ -82,6 +85,6 @@ export async function benchCommand(argv: readonly string[], print: (line: string
       print(`  input    ${batch} × ${pos} tokens (batch × pos), ${reps} timed forwards after one warm-up, logits read back`);
       print(`  time     median ${median.toFixed(2)} ms, min ${sorted[0].toFixed(2)} ms (load ${loadMs.toFixed(0)} ms)`);
     },
-    { f16 },
+    { f16, processing },
   );
 }

@@ -7,11 +7,12 @@
 import { formatBytes } from '../gpu/errors.ts';
 import type { RunResult } from '../model/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
-import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { OutputFile } from './output-file.ts';
 
 export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+                      [--processing P]
 
 Runs the model on a batch of token ids and writes every hook activation (TransformerLens names,
 batch first, fp32) plus "logits" to FILE.safetensors.
@@ -24,6 +25,7 @@ batch first, fp32) plus "logits" to FILE.safetensors.
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
 ${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -31,6 +33,7 @@ const FLAGS = {
   out: { required: true },
   names: {},
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -48,6 +51,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
   const namesFlag = flags.get('names')?.[0];
   const names = namesFlag === undefined ? undefined : parseNamesRegex(namesFlag);
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
 
   // Everything above, the --out path and the ids against the model's config are checked before
   // the GPU is touched, so typos fail fast.
@@ -87,7 +91,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
           result?.release();
         }
       },
-      { f16 },
+      { f16, processing },
     );
   } finally {
     await out.discard(); // a no-op once written

@@ -11,6 +11,7 @@ import { normalizeConfig } from '../model/normalize-config.ts';
 import { TokenInputError, validateTokens } from '../model/tokens.ts';
 import { UsageError } from './args.ts';
 import type { ModelSource } from '../model/source.ts';
+import type { Processing } from '../model/processing.ts';
 import { nodeModelSource } from './node-source.ts';
 
 /** `source`, with `config.json` read at most once (it is read early for the checks, then by the loader). */
@@ -57,7 +58,7 @@ export async function withModel<T>(
   modelArg: string,
   check: (config: ModelConfig) => void,
   fn: (s: Session) => Promise<T>,
-  options: { f16?: boolean | 'auto' } = {},
+  options: { f16?: boolean | 'auto'; processing?: Processing } = {},
 ): Promise<T> {
   const source = memoizeConfig(await nodeModelSource(modelArg));
   const early = await peekConfig(source);
@@ -66,7 +67,7 @@ export async function withModel<T>(
   let model: Model | undefined;
   try {
     const t0 = performance.now();
-    model = await loadModel(gpu, source, { f16: options.f16 });
+    model = await loadModel(gpu, source, { f16: options.f16, processing: options.processing });
     const loadMs = performance.now() - t0;
     if (!early) check(model.config);
     return await fn({ model, gpu, source, loadMs });

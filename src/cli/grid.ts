@@ -1,7 +1,8 @@
 /**
  * Printing sweep grids: nested arrays for --json, compact tables for people. A grid is row-major
- * values over a shape with named axes ([layer, pos], [layer, head], [layer, head, pos],
- * [component, layer, pos]); a 3-D grid prints one table per index of its leading axis.
+ * values over a shape with named axes ([layer, pos], [layer, head], [layer, pos, head],
+ * [component, layer, pos], [layer, head, dest_pos, src_pos], ...); a grid of more than two axes
+ * prints one table per index of its leading axes.
  */
 import { fmt } from './experiment.ts';
 
@@ -17,7 +18,14 @@ export function nest(values: ArrayLike<number>, shape: readonly number[]): unkno
   return build(0, 0);
 }
 
-const PLURAL: Record<string, string> = { layer: 'layers', pos: 'positions', head: 'heads', component: 'components' };
+const PLURAL: Record<string, string> = {
+  layer: 'layers',
+  pos: 'positions',
+  head: 'heads',
+  component: 'components',
+  dest_pos: 'destination positions',
+  src_pos: 'source positions',
+};
 
 /** "2 layers × 17 positions" */
 export function describeShape(shape: readonly number[], axes: readonly string[]): string {
@@ -25,7 +33,7 @@ export function describeShape(shape: readonly number[], axes: readonly string[])
 }
 
 export interface TableOptions {
-  /** Names of the leading axis' indices (3-D grids), e.g. ['resid_pre', 'attn_out', 'mlp_out']. */
+  /** Names of the first axis' indices (grids of 3 or more axes), e.g. ['resid_pre', 'attn_out', 'mlp_out']. */
   leadingNames?: readonly string[];
   digits?: number;
 }
@@ -38,15 +46,25 @@ export function printGrid(print: (line: string) => void, values: ArrayLike<numbe
   const digits = options.digits ?? 3;
   const [R, C] = shape.slice(-2);
   const [rowAxis, colAxis] = axes.slice(-2);
-  const tables = shape.length === 3 ? shape[0] : 1;
+  const leading = shape.slice(0, -2);
+  const tables = leading.reduce((a, b) => a * b, 1);
   const cells = Array.from(values, (v) => fmt(v, digits));
   const corner = `${rowAxis[0].toUpperCase()}\\${colAxis === 'pos' ? 'p' : colAxis[0]}`;
+  /** "component z, layer 1:" for table t (its indices on the leading axes). */
+  const title = (t: number) => {
+    const idx: number[] = [];
+    for (let i = leading.length - 1, rest = t; i >= 0; i--) {
+      idx[i] = rest % leading[i];
+      rest = Math.floor(rest / leading[i]);
+    }
+    return idx.map((v, i) => `${axes[i]} ${i === 0 ? (options.leadingNames?.[v] ?? v) : v}`).join(', ');
+  };
   const labelWidth = Math.max(corner.length, String(R - 1).length);
   const width = Math.max(...cells.map((s) => s.length), String(C - 1).length) + 1;
   for (let t = 0; t < tables; t++) {
     if (tables > 1) {
       if (t > 0) print('');
-      print(`  ${axes[0]} ${options.leadingNames?.[t] ?? t}:`);
+      print(`  ${title(t)}:`);
     }
     print(`  ${corner.padStart(labelWidth)}${Array.from({ length: C }, (_, c) => String(c).padStart(width)).join('')}`);
     for (let r = 0; r < R; r++) {

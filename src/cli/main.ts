@@ -25,6 +25,8 @@ usage:
   patchbay --version
 
   METRIC: logit-diff:POS:GOOD:BAD, logprob:POS:TOKEN, prob:POS:TOKEN or loss:START:END
+  Every command that loads a model takes --processing none|transformer-lens (TransformerLens'
+  from_pretrained weight processing; none, the checkpoint as it is, by default).
 
 commands:
   cache         run token ids through a model; write every hook activation and the logits to a

@@ -5,14 +5,14 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
-import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag } from './args.ts';
+import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
 import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
 import { ALLOW_NONFINITE_FLAG, ALLOW_NONFINITE_HELP, checkFinite, jsonLine } from './finite.ts';
 
 export const SWEEP_ABLATE_USAGE = `usage: patchbay sweep-ablate <model-dir-or-url> --ids 0,5,9 --metric METRIC
-                            [--mode zero|mean] [--json]
+                            [--mode zero|mean] [--processing P] [--json]
 
 Ablates every attention head alone, one run per head, and reports the metric of each ablated run
 as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few batched passes.
@@ -28,6 +28,7 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
                       L.h ablated; unablated: the metric of the plain run)
 ${ALLOW_NONFINITE_HELP}
 ${DTYPE_HELP}
+${PROCESSING_HELP}
   --help              this text`;
 
 const FLAGS = {
@@ -37,6 +38,7 @@ const FLAGS = {
   json: { boolean: true },
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
   dtype: {},
+  processing: {},
   help: { boolean: true },
 } as const;
 
@@ -58,6 +60,7 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
   const metricOpt = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
   const f16 = parseDtypeFlag(flags);
+  const processing = parseProcessingFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids.length;
 
@@ -92,6 +95,6 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       printGrid(print, grid.values, grid.shape, grid.axes);
       checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);
     },
-    { f16 },
+    { f16, processing },
   );
 }

@@ -2,8 +2,10 @@
  * `<pb-patching>`: activation patching. For every cell of the chosen site's grid, the corrupted
  * prompt runs with one activation taken from the clean prompt's run, and the cell shows the
  * experiment's metric (`patchingSweep`). Diverging colours centred at 0; layers down, positions
- * (clean tokens) or heads across. Sites with a third axis are drawn as one heatmap per
- * component (`block_every`) or per layer, picked from a menu (`*_by_pos`).
+ * (clean tokens) or heads across. Sites with more axes are drawn as one heatmap per component
+ * (`block_every`, `head_all_pos_every`), per layer picked from a menu (`*_by_pos`: heads down,
+ * positions across), or both (`head_by_pos_every`); `pattern_dest_src` as one destination ×
+ * source heatmap per head of the chosen layer.
  *
  * ```html
  * <pb-patching normalize></pb-patching>
@@ -56,7 +58,20 @@ const SITE_TEXT: Record<PatchSite, string> = {
   k_by_pos: 'each head’s keys at one position',
   v_by_pos: 'each head’s values at one position',
   pattern_by_pos: 'each head’s pattern at one query position',
+  pattern_dest_src: 'each head’s attention from one position to one other',
+  head_all_pos_every: 'z, q, k, v and pattern of each head, all positions',
+  head_by_pos_every: 'z, q, k, v and pattern of each head at one position',
 };
+
+/** The components of the sites with a leading component axis. */
+const COMPONENTS: Partial<Record<PatchSite, string[]>> = {
+  block_every: ['resid_pre', 'attn_out', 'mlp_out'],
+  head_all_pos_every: ['z', 'q', 'k', 'v', 'pattern'],
+  head_by_pos_every: ['z', 'q', 'k', 'v', 'pattern'],
+};
+
+/** Whether a grid is shown one layer at a time (it has a position axis besides layer and head). */
+const perLayer = (g: Grid) => g.axes.includes('head') && g.axes.some((a) => a === 'pos' || a === 'dest_pos');
 
 interface Computed {
   grid: Grid;
@@ -166,7 +181,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
         this.progress = null;
         this.computed = computed;
         const g = computed.grid;
-        this.layer = Math.min(this.layer, g.shape[0] - 1);
+        this.layer = Math.min(this.layer, g.shape[g.axes.indexOf('layer')] - 1);
         this.dispatchEvent(
           new CustomEvent<PatchingDoneDetail>('pb-patching-done', {
             detail: { site: g.site, shape: [...g.shape], values: g.values, clean: g.clean, corrupt: g.corrupt },
@@ -194,59 +209,69 @@ export class PbPatching extends PbComputedFigure<Computed> {
       const b = c.corrupt[p];
       return a === b ? `position ${p} “${a}”` : `position ${p} “${a}” (corrupted: “${b}”)`;
     };
-    const layers = (n: number) => Array.from({ length: n }, (_, l) => String(l));
-    const [A, B] = g.shape;
-    if (g.axes.length === 2) {
+    const numbers = (n: number) => Array.from({ length: n }, (_, i) => String(i));
+    const names = COMPONENTS[g.site];
+    const inner = names ? g.shape.slice(1) : g.shape; // the grid of one component
+    const size = inner.reduce((a, b) => a * b, 1);
+    const axes = names ? g.axes.slice(1) : g.axes;
+    const parts = (names ?? ['']).map((name, i) => ({ name, values: g.values.subarray(i * size, (i + 1) * size) }));
+    const L = inner[0];
+    const l = Math.min(this.layer, L - 1);
+    const prefix = (name: string) => (name ? `${name}, ` : '');
+    if (axes.length === 2) {
       // Layers down; positions (resid sites) or heads (whole-head sites) across.
-      const byPos = g.axes[1] === 'pos';
-      return [
-        {
-          title: '',
-          values: g.values,
-          rows: A,
-          cols: B,
-          rowLabels: layers(A),
-          colLabels: byPos ? c.clean : layers(B),
-          rowAxis: 'layer',
-          colAxis: byPos ? 'position' : 'head',
-          describe: byPos
-            ? (l, p) => `Layer ${l}, ${tok(p)}: ${this.valueText(g.values[l * T + p])}`
-            : (l, h) => `Head ${l}.${h}: ${this.valueText(g.values[l * B + h])}`,
-        },
-      ];
+      const byPos = axes[1] === 'pos';
+      const B = inner[1];
+      return parts.map(({ name, values }) => ({
+        title: name,
+        values,
+        rows: L,
+        cols: B,
+        rowLabels: numbers(L),
+        colLabels: byPos ? c.clean : numbers(B),
+        rowAxis: 'layer',
+        colAxis: byPos ? 'position' : 'head',
+        describe: byPos
+          ? (r: number, p: number) => `${prefix(name)}layer ${r}, ${tok(p)}: ${this.valueText(values[r * T + p])}`
+          : (r: number, h: number) => `${prefix(name)}head ${r}.${h}: ${this.valueText(values[r * B + h])}`,
+      }));
     }
-    if (g.axes[0] === 'component') {
-      const names = ['resid_pre', 'attn_out', 'mlp_out'];
-      return names.map((name, i) => {
-        const values = g.values.subarray(i * B * T, (i + 1) * B * T);
+    if (axes.length === 4) {
+      // [layer, head, dest, src]: one destination x source map per head of the chosen layer.
+      const H = inner[1];
+      return Array.from({ length: H }, (_, h) => {
+        const values = g.values.subarray(((l * H + h) * T) * T, ((l * H + h + 1) * T) * T);
         return {
-          title: name,
+          title: `Head ${l}.${h}`,
           values,
-          rows: B,
+          rows: T,
           cols: T,
-          rowLabels: layers(B),
+          rowLabels: c.clean,
           colLabels: c.clean,
-          rowAxis: 'layer',
-          colAxis: 'position',
-          describe: (l: number, p: number) => `${name}, layer ${l}, ${tok(p)}: ${this.valueText(values[l * T + p])}`,
+          rowAxis: 'destination',
+          colAxis: 'source',
+          describe: (d: number, s: number) => `Head ${l}.${h}, attention from ${tok(d)} to ${tok(s)}: ${this.valueText(values[d * T + s])}`,
         };
       });
     }
-    const l = Math.min(this.layer, A - 1);
-    const values = g.values.subarray(l * B * T, (l + 1) * B * T);
-    return [
-      {
-        title: `Layer ${l}`,
+    // Heads down, positions across, for the chosen layer: [layer, head, pos] as it is, [layer, pos, head] transposed.
+    return parts.map(({ name, values: all }) => {
+      const headsFirst = axes[1] === 'head';
+      const H = headsFirst ? inner[1] : inner[2];
+      const values = new Float64Array(H * T);
+      for (let h = 0; h < H; h++) for (let p = 0; p < T; p++) values[h * T + p] = headsFirst ? all[(l * H + h) * T + p] : all[(l * T + p) * H + h];
+      return {
+        title: name ? `${name}, layer ${l}` : `Layer ${l}`,
         values,
-        rows: B,
+        rows: H,
         cols: T,
-        rowLabels: layers(B),
+        rowLabels: numbers(H),
         colLabels: c.clean,
         rowAxis: 'head',
         colAxis: 'position',
-        describe: (h, p) => `Head ${l}.${h}, ${tok(p)}: ${this.valueText(values[h * T + p])}`,
-      },
-    ];
+        describe: (h: number, p: number) => `${prefix(name)}head ${l}.${h}, ${tok(p)}: ${this.valueText(values[h * T + p])}`,
+      };
+    });
   }
 
   override render() {
@@ -268,11 +293,11 @@ export class PbPatching extends PbComputedFigure<Computed> {
             ${PATCH_SITES.map((s) => html`<option value=${s} ?selected=${s === site}>${s} — ${SITE_TEXT[s]}</option>`)}
           </select></label
         >
-        ${g && g.shape.length === 3 && g.axes[0] === 'layer'
+        ${g && perLayer(g)
           ? html`<label
               >Layer
               <select aria-label="Layer shown" @change=${(e: Event) => (this.layer = Number((e.target as HTMLSelectElement).value))}>
-                ${Array.from({ length: g.shape[0] }, (_, l) => html`<option value=${l} ?selected=${l === this.layer}>${l}</option>`)}
+                ${Array.from({ length: g.shape[g.axes.indexOf('layer')] }, (_, l) => html`<option value=${l} ?selected=${l === this.layer}>${l}</option>`)}
               </select></label
             >`
           : nothing}

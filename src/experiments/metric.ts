@@ -65,31 +65,39 @@ export function validateMetric(m: Metric, T: number, V: number): void {
   }
 }
 
+/** One metric, or one per batch row of prompt pairs (each pair with its own answer tokens). */
+export type Metrics = Metric | readonly Metric[];
+
+const asList = (m: Metrics): readonly Metric[] => ('kind' in m ? [m as Metric] : (m as readonly Metric[]));
+
 /**
- * The vocabulary columns a metric reads when it needs no log-sum-exp (a logit difference), so a
- * pass can unembed just those; null when it needs whole rows.
+ * The vocabulary columns a metric (or every metric of a list) reads when it needs no log-sum-exp
+ * (a logit difference), so a pass can unembed just those; null when it needs whole rows.
  */
-export function metricColumns(m: Metric): number[] | null {
-  const ts = terms(m);
+export function metricColumns(m: Metrics): number[] | null {
+  const ts = asList(m).flatMap(terms);
   if (ts.some((t) => t.kind !== 'logit')) return null;
   return [...new Set(ts.map((t) => t.token))];
 }
 
-/** The positions whose logits a metric reads, ascending. */
-export function metricPositions(m: Metric): number[] {
-  return [...new Set(terms(m).map((t) => t.pos))].sort((a, b) => a - b);
+/** The positions whose logits a metric (or any metric of a list) reads, ascending. */
+export function metricPositions(m: Metrics): number[] {
+  return [...new Set(asList(m).flatMap(terms).map((t) => t.pos))].sort((a, b) => a - b);
 }
 
 /**
  * The metric from logits on the CPU, [rows, P, V] at `positions` (default: every position, so
- * a full [batch, pos, vocab] logits tensor works). One value per row.
+ * a full [batch, pos, vocab] logits tensor works). One value per row; with a list of metrics,
+ * row b's is `m[b]`.
  */
-export function metricCpu(m: Metric, logits: Float32Array, rows: number, V: number, positions?: readonly number[]): Float64Array {
+export function metricCpu(ms: Metrics, logits: Float32Array, rows: number, V: number, positions?: readonly number[]): Float64Array {
+  const list = asList(ms);
+  if (list.length !== 1 && list.length !== rows) throw new Error(`${list.length} metrics for ${rows} rows`);
   const P = logits.length / (rows * V);
   const index = (pos: number) => (positions ? positions.indexOf(pos) : pos);
   const out = new Float64Array(rows);
   for (let b = 0; b < rows; b++) {
-    for (const t of terms(m)) {
+    for (const t of terms(list.length === 1 ? list[0] : list[b])) {
       const row = logits.subarray((b * P + index(t.pos)) * V, (b * P + index(t.pos) + 1) * V);
       let x = row[t.token];
       if (t.kind !== 'logit') {
@@ -122,8 +130,9 @@ interface IndexedTerm {
 
 /**
  * The dispatches that reduce `terms` over logits [B, P, V] into `out`: row_lse_v1 (when a term
- * needs it), then metric_combine_v1 (one value per batch row, [B]) or, `perTerm`, metric_terms_v1
- * (one value per term, B = 1). Temporaries and uniforms go into `temps` / `params`.
+ * needs it), then metric_combine_v1 (one value per batch row, [B], over the row's span of terms
+ * in `rowTerms` [B] (start, count); default: every term) or, `perTerm`, metric_terms_v1 (one
+ * value per term, B = 1). Temporaries and uniforms go into `temps` / `params`.
  */
 function termDispatches(
   gpu: Gpu,
@@ -137,6 +146,7 @@ function termDispatches(
   perTerm: boolean,
   temps: Tensor[],
   params: Params[],
+  rowTerms: Uint32Array | null = null,
 ): Dispatch[] {
   const table = new Uint32Array(ts.length * TERM_WORDS);
   const f = new Float32Array(table.buffer);
@@ -175,6 +185,12 @@ function termDispatches(
     // Bound even when unused: the kernels read it under a branch.
     { binding: 2, resource: bindWhole(gpu, lse.buffer, B * P, 'metric lse') },
   ];
+  if (!perTerm) {
+    const spans = rowTerms ?? new Uint32Array(B * 2).map((_, i) => (i % 2 ? ts.length : 0));
+    const spansT = Tensor.from(gpu, new Float32Array(spans.buffer, spans.byteOffset, spans.length), [spans.length], 'metric row terms');
+    temps.push(spansT);
+    entries.push({ binding: 5, resource: bindWhole(gpu, spansT.buffer, B * 2, 'metric row terms') });
+  }
   const bindGroup = gpu.device.createBindGroup({ label: 'metric', layout: pipeline.getBindGroupLayout(0), entries });
   dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: perTerm ? grid1d(gpu, n, 64) : [Math.ceil(n / 64), 1, 1] });
   return dispatches;
@@ -183,6 +199,7 @@ function termDispatches(
 /**
  * Metric kernels over logits [B, P, V] at `positions`; `out` [B] holds the values after the
  * dispatches run. With `columns`, the logits hold only those vocabulary columns ([B, P, columns]).
+ * With a list of metrics, row b computes `m[rowMetric[b]]` (default: row b's own, `m[b]`).
  */
 export class GpuMetric {
   readonly out: Tensor;
@@ -192,15 +209,30 @@ export class GpuMetric {
 
   constructor(
     gpu: Gpu,
-    m: Metric,
+    m: Metrics,
     logits: GPUBuffer,
     B: number,
     positions: readonly number[],
     vocab: number,
     affine: Affine = { shift: 0, scale: 1 },
     columns: readonly number[] | null = null,
+    rowMetric?: readonly number[],
   ) {
-    const ts = terms(m);
+    const metrics = asList(m);
+    const which = rowMetric ?? (metrics.length === 1 ? Array<number>(B).fill(0) : Array.from({ length: B }, (_, b) => b));
+    if (which.length !== B || which.some((i) => !(i >= 0 && i < metrics.length))) {
+      throw new Error(`a metric per batch row: ${metrics.length} metrics for ${B} rows (rows' metrics ${which.length === B ? 'out of range' : `given for ${which.length} rows`})`);
+    }
+    // The table holds every metric's terms in turn; row b reads its metric's span.
+    const spans: Array<[number, number]> = [];
+    const ts: Term[] = [];
+    for (const x of metrics) {
+      const own = terms(x);
+      spans.push([ts.length, own.length]);
+      ts.push(...own);
+    }
+    const rowTerms = new Uint32Array(B * 2);
+    which.forEach((i, b) => rowTerms.set(spans[i], b * 2));
     const V = columns ? columns.length : vocab;
     const column = (token: number) => {
       if (!columns) return token;
@@ -216,7 +248,7 @@ export class GpuMetric {
     });
     this.out = Tensor.empty(gpu, [B], 'metric');
     try {
-      this.dispatches = termDispatches(gpu, logits, B, positions.length, V, indexed, affine, this.out, false, this.temps, this.params);
+      this.dispatches = termDispatches(gpu, logits, B, positions.length, V, indexed, affine, this.out, false, this.temps, this.params, rowTerms);
     } catch (e) {
       this.release();
       throw e;

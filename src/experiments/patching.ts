@@ -2,44 +2,74 @@
  * Activation patching sweeps, as TransformerLens' `patching` module computes them: run the
  * corrupted prompt with one activation replaced by the clean run's, for every cell of a grid,
  * and record a metric. Here every cell is a batch row of a resumed pass (see `sweep.ts`).
+ * Grids have TransformerLens' shapes and axis order (its functions, under their own names, are
+ * in `act-patch.ts`):
  *
- *   site           grid axes                  patched
- *   resid_pre      [layer, pos]               blocks.L.hook_resid_pre[:, p]
- *   resid_mid      [layer, pos]               blocks.L.hook_resid_mid[:, p]
- *   resid_post     [layer, pos]               blocks.L.hook_resid_post[:, p]
- *   attn_out       [layer, pos]               blocks.L.hook_attn_out[:, p]
- *   mlp_out        [layer, pos]               blocks.L.hook_mlp_out[:, p]
- *   block_every    [component, layer, pos]    resid_pre, attn_out, mlp_out (TL's get_act_patch_block_every)
- *   z | q | k | v | pattern
- *                  [layer, head]              blocks.L.attn.hook_X[:, :, h] at every position
- *   z_by_pos | q_by_pos | k_by_pos | v_by_pos | pattern_by_pos
- *                  [layer, head, pos]         the same at one position (for pattern: the query position)
+ *   site                grid axes                          patched (TransformerLens' function)
+ *   resid_pre           [layer, pos]                       blocks.L.hook_resid_pre[:, p]  (get_act_patch_resid_pre)
+ *   resid_mid           [layer, pos]                       blocks.L.hook_resid_mid[:, p]  (get_act_patch_resid_mid)
+ *   resid_post          [layer, pos]                       blocks.L.hook_resid_post[:, p] (Patchbay only)
+ *   attn_out            [layer, pos]                       blocks.L.hook_attn_out[:, p]   (get_act_patch_attn_out)
+ *   mlp_out             [layer, pos]                       blocks.L.hook_mlp_out[:, p]    (get_act_patch_mlp_out)
+ *   block_every         [component, layer, pos]            resid_pre, attn_out, mlp_out   (get_act_patch_block_every)
+ *   z | q | k | v       [layer, head]                      blocks.L.attn.hook_X[:, :, h]  (get_act_patch_attn_head_{out,q,k,v}_all_pos)
+ *   pattern             [layer, head]                      blocks.L.attn.hook_pattern[:, h] (..._pattern_all_pos)
+ *   z_by_pos | q_by_pos | k_by_pos | v_by_pos
+ *                       [layer, pos, head]                 blocks.L.attn.hook_X[:, p, h]  (..._{out,q,k,v}_by_pos)
+ *   pattern_by_pos      [layer, head, dest_pos]            blocks.L.attn.hook_pattern[:, h, p] (..._pattern_by_pos)
+ *   pattern_dest_src    [layer, head, dest_pos, src_pos]   blocks.L.attn.hook_pattern[:, h, p, s] (..._pattern_dest_src_pos)
+ *   head_all_pos_every  [component, layer, head]           z, q, k, v, pattern all_pos     (get_act_patch_attn_head_all_pos_every)
+ *   head_by_pos_every   [component, layer, pos, head]      z, q, k, v, pattern by_pos      (get_act_patch_attn_head_by_pos_every)
+ *
+ * Keys and values have the key/value heads (fewer with grouped-query attention); in the two
+ * `_every` grids their rows are padded to n_heads with 0, as TransformerLens pads them.
+ *
+ * Clean and corrupted may be single prompts or batches of N pairs: each pair is patched on its
+ * own (clean row n into corrupted row n), and a cell's value is the metric reduced over the
+ * pairs (the mean unless `reduce` says otherwise), as TransformerLens' patching reduces a
+ * batch-mean metric. The rows of all pairs of all cells go through the same passes.
  */
 import type { Model } from '../model/model.ts';
-import type { ActivationCache } from '../hooks/activation-cache.ts';
-import { patchFrom } from '../hooks/interventions.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { ActivationCache } from '../hooks/activation-cache.ts';
+import { patchFrom, type Selection } from '../hooks/interventions.ts';
+import { validateMetric, type Metric, type Metrics } from './metric.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
 
 const RESID_SITES = { resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out' } as const;
 const HEAD_SITES = { z: 'hook_z', q: 'hook_q', k: 'hook_k', v: 'hook_v', pattern: 'hook_pattern' } as const;
+/** The five head activations of the `_every` grids, in TransformerLens' order. */
+const EVERY_HEAD = ['z', 'q', 'k', 'v', 'pattern'] as const;
 
 export type PatchSite =
   | keyof typeof RESID_SITES
   | 'block_every'
   | keyof typeof HEAD_SITES
-  | `${keyof typeof HEAD_SITES}_by_pos`;
+  | `${keyof typeof HEAD_SITES}_by_pos`
+  | 'pattern_dest_src'
+  | 'head_all_pos_every'
+  | 'head_by_pos_every';
 
 export const PATCH_SITES: readonly PatchSite[] = [
   ...(Object.keys(RESID_SITES) as PatchSite[]),
   'block_every',
   ...(Object.keys(HEAD_SITES) as PatchSite[]),
   ...(Object.keys(HEAD_SITES).map((s) => `${s}_by_pos`) as PatchSite[]),
+  'pattern_dest_src',
+  'head_all_pos_every',
+  'head_by_pos_every',
 ];
 
+/** One prompt (token ids) or a batch of equal-length prompts. */
+export type Prompts = readonly number[] | readonly (readonly number[])[];
+
+/** How a cell's values over the pairs of a batch become one number. */
+export type Reduction = 'mean' | 'sum' | ((perPair: Float64Array) => number);
+
 export interface PatchingOptions extends SweepOptions {
-  /** Report (m - m_corrupt) / (m_clean - m_corrupt) instead of m. */
+  /** Report (m - m_corrupt) / (m_clean - m_corrupt) instead of m (after reducing over the pairs). */
   normalize?: boolean;
+  /** Over a batch of pairs: 'mean' (default), 'sum', or a function of the N per-pair values. */
+  reduce?: Reduction;
 }
 
 export interface Grid {
@@ -48,92 +78,166 @@ export interface Grid {
   axes: string[];
   /** Row-major over `shape`. */
   values: Float64Array;
-  /** The metric on the clean and corrupted prompts, unpatched. */
+  /** The metric on the clean and corrupted prompts, unpatched (reduced over the pairs). */
   clean: number;
   corrupt: number;
   stats: SweepStats;
 }
 
-/** The grid's cells as variants, with shape and axis names. */
-function cells(model: Model, site: PatchSite, T: number): { shape: number[]; axes: string[]; hooks: string[]; variants: (clean: Parameters<typeof patchFrom>[1]) => Variant[] } {
-  const { n_layers: L } = model.config;
-  const layers = [...Array(L).keys()];
-  const positions = [...Array(T).keys()];
+/** A cell of a grid: one patch (a hook, its selection, the first layer and position it changes), or a fixed value (padding). */
+type Cell = { hook: string; layer: number; pos: number; sel: Selection } | { constant: number };
+
+interface Cells {
+  shape: number[];
+  axes: string[];
+  /** Every hook point a cell patches. */
+  hooks: string[];
+  /** Row-major over `shape`. */
+  cells: Cell[];
+}
+
+const range = (n: number) => [...Array(n).keys()];
+
+/** The grid of `site`: its shape, axis names and cells in row-major order. */
+function gridCells(model: Model, site: PatchSite, T: number): Cells {
+  const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
+  const layers = range(L);
+  const positions = range(T);
+  const headName = (l: number, s: keyof typeof HEAD_SITES) => `blocks.${l}.attn.${HEAD_SITES[s]}`;
+  // Keys and values have the key/value heads.
+  const headsOf = (s: keyof typeof HEAD_SITES) => (s === 'k' || s === 'v' ? Hkv : H);
+  const residCells = (hook: string): Cell[] => layers.flatMap((l) => positions.map((p) => ({ hook: `blocks.${l}.${hook}`, layer: l, pos: p, sel: { pos: p } })));
+  /** [layer, head] over all positions, padded to `width` heads with 0. */
+  const allPos = (s: keyof typeof HEAD_SITES, width = headsOf(s)): Cell[] =>
+    layers.flatMap((l) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: 0, sel: { heads: [h] } } : { constant: 0 })));
+  /** [layer, pos, head] at one position (the query position for patterns), padded likewise. */
+  const byPos = (s: keyof typeof HEAD_SITES, width = headsOf(s)): Cell[] =>
+    layers.flatMap((l) =>
+      positions.flatMap((p) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: p, sel: { heads: [h], pos: p } } : { constant: 0 }))),
+    );
+
   if (site in RESID_SITES) {
     const hook = RESID_SITES[site as keyof typeof RESID_SITES];
-    return {
-      shape: [L, T],
-      axes: ['layer', 'pos'],
-      hooks: layers.map((l) => `blocks.${l}.${hook}`),
-      variants: (clean) => layers.flatMap((l) => positions.map((p) => ({ layer: l, pos: p, hooks: [patchFrom(`blocks.${l}.${hook}`, clean, { pos: p })] }))),
-    };
+    return { shape: [L, T], axes: ['layer', 'pos'], hooks: layers.map((l) => `blocks.${l}.${hook}`), cells: residCells(hook) };
   }
   if (site === 'block_every') {
     const parts = ['hook_resid_pre', 'hook_attn_out', 'hook_mlp_out'];
-    return {
-      shape: [3, L, T],
-      axes: ['component', 'layer', 'pos'],
-      hooks: parts.flatMap((h) => layers.map((l) => `blocks.${l}.${h}`)),
-      variants: (clean) =>
-        parts.flatMap((h) => layers.flatMap((l) => positions.map((p) => ({ layer: l, pos: p, hooks: [patchFrom(`blocks.${l}.${h}`, clean, { pos: p })] })))),
-    };
+    return { shape: [3, L, T], axes: ['component', 'layer', 'pos'], hooks: parts.flatMap((h) => layers.map((l) => `blocks.${l}.${h}`)), cells: parts.flatMap(residCells) };
   }
-  const byPos = site.endsWith('_by_pos');
-  const hook = HEAD_SITES[site.replace('_by_pos', '') as keyof typeof HEAD_SITES];
-  if (!hook) throw new Error(`unknown patching site "${site}"; the sites are ${PATCH_SITES.join(', ')}`);
-  const name = (l: number) => `blocks.${l}.attn.${hook}`;
-  // Keys and values have the key/value heads (fewer with grouped-query attention).
-  const H = hook === 'hook_k' || hook === 'hook_v' ? model.config.n_key_value_heads : model.config.n_heads;
-  const heads = [...Array(H).keys()];
-  if (!byPos) {
-    return {
-      shape: [L, H],
-      axes: ['layer', 'head'],
-      hooks: layers.map(name),
-      variants: (clean) => layers.flatMap((l) => heads.map((h) => ({ layer: l, pos: 0, hooks: [patchFrom(name(l), clean, { heads: [h] })] }))),
-    };
+  const everyHooks = EVERY_HEAD.flatMap((s) => layers.map((l) => headName(l, s)));
+  if (site === 'head_all_pos_every') {
+    return { shape: [5, L, H], axes: ['component', 'layer', 'head'], hooks: everyHooks, cells: EVERY_HEAD.flatMap((s) => allPos(s, H)) };
   }
-  return {
-    shape: [L, H, T],
-    axes: ['layer', 'head', 'pos'],
-    hooks: layers.map(name),
-    variants: (clean) =>
-      layers.flatMap((l) => heads.flatMap((h) => positions.map((p) => ({ layer: l, pos: p, hooks: [patchFrom(name(l), clean, { heads: [h], pos: p })] })))),
-  };
+  if (site === 'head_by_pos_every') {
+    return { shape: [5, L, T, H], axes: ['component', 'layer', 'pos', 'head'], hooks: everyHooks, cells: EVERY_HEAD.flatMap((s) => byPos(s, H)) };
+  }
+  if (site === 'pattern_dest_src') {
+    const cells = layers.flatMap((l) =>
+      range(H).flatMap((h) => positions.flatMap((d) => positions.map((s): Cell => ({ hook: headName(l, 'pattern'), layer: l, pos: d, sel: { heads: [h], pos: d, keyPos: s } })))),
+    );
+    return { shape: [L, H, T, T], axes: ['layer', 'head', 'dest_pos', 'src_pos'], hooks: layers.map((l) => headName(l, 'pattern')), cells };
+  }
+  const base = site.replace(/_by_pos$/, '') as keyof typeof HEAD_SITES;
+  const hooks = layers.map((l) => headName(l, base));
+  if (!site.endsWith('_by_pos')) return { shape: [L, headsOf(base)], axes: ['layer', 'head'], hooks, cells: allPos(base) };
+  if (base === 'pattern') {
+    // TransformerLens orders this one [layer, head, dest_pos].
+    const cells = layers.flatMap((l) => range(H).flatMap((h) => positions.map((p): Cell => ({ hook: headName(l, 'pattern'), layer: l, pos: p, sel: { heads: [h], pos: p } }))));
+    return { shape: [L, H, T], axes: ['layer', 'head', 'dest_pos'], hooks, cells };
+  }
+  return { shape: [L, T, headsOf(base)], axes: ['layer', 'pos', 'head'], hooks, cells: byPos(base) };
 }
 
-/** Patches `site` of the clean run into the corrupted one over the whole grid. */
-export async function patchingSweep(model: Model, clean: readonly number[], corrupt: readonly number[], site: PatchSite, metric: Metric, options: PatchingOptions = {}): Promise<Grid> {
+/** `p` as a list of rows. */
+function rowsOf(p: Prompts): readonly (readonly number[])[] {
+  return (p.length > 0 && typeof p[0] === 'number' ? [p] : p) as readonly (readonly number[])[];
+}
+
+/** The reduction over pairs as a function. */
+function reducer(r: Reduction = 'mean'): (v: Float64Array) => number {
+  if (r === 'mean') return (v) => v.reduce((s, x) => s + x, 0) / v.length;
+  if (r === 'sum') return (v) => v.reduce((s, x) => s + x, 0);
+  if (typeof r === 'function') return r;
+  throw new Error(`unknown reduction "${String(r)}"; use mean, sum or a function of the per-pair values`);
+}
+
+const same = (a: readonly number[], b: readonly number[]) => a.every((t, i) => t === b[i]);
+
+/**
+ * Patches `site` of the clean run into the corrupted one over the whole grid. `clean` is the
+ * clean prompt(s), or (as TransformerLens' functions take it) the ActivationCache of a run on
+ * them (`model.runWithCache(clean)`), whose activations are then the ones patched in.
+ * `metric`: one for every pair, or one per pair (each pair with its own answer tokens).
+ */
+export async function patchingSweep(
+  model: Model,
+  clean: Prompts | ActivationCache,
+  corrupt: Prompts,
+  site: PatchSite,
+  metric: Metrics,
+  options: PatchingOptions = {},
+): Promise<Grid> {
   if (!PATCH_SITES.includes(site)) throw new Error(`unknown patching site "${site}"; the sites are ${PATCH_SITES.join(', ')}`);
-  if (clean.length !== corrupt.length) {
-    throw new Error(`the clean and corrupted prompts must have the same length (${clean.length} and ${corrupt.length} tokens)`);
+  const given = clean instanceof ActivationCache ? clean : null;
+  if (given && !given.tokens) throw new Error('this ActivationCache does not record the prompts it was run on; pass the clean token ids instead');
+  const cleanRows = given ? given.tokens! : rowsOf(clean as Prompts);
+  const corruptRows = rowsOf(corrupt);
+  const N = corruptRows.length;
+  if (N === 0) throw new Error('no corrupted prompt given');
+  if (cleanRows.length !== N) throw new Error(`${cleanRows.length} clean prompts and ${N} corrupted ones: patching needs one clean prompt per corrupted prompt`);
+  const T = cleanRows[0].length;
+  for (let n = 0; n < N; n++) {
+    const pair = N > 1 ? ` of pair ${n}` : '';
+    if (cleanRows[n].length !== corruptRows[n].length || cleanRows[n].length !== T) {
+      throw new Error(`the clean and corrupted prompts${pair} must have the same length as every other prompt (${cleanRows[n].length} and ${corruptRows[n].length} tokens${N > 1 ? `; the first clean prompt has ${T}` : ''})`);
+    }
+    if (same(cleanRows[n], corruptRows[n])) {
+      throw new Error(`the clean and corrupted prompts${pair} are identical, so patching one into the other cannot change anything; give a corrupted prompt that differs`);
+    }
   }
-  const T = clean.length;
-  validateMetric(metric, T, model.config.d_vocab);
-  const grid = cells(model, site, T);
+  const metrics: readonly Metric[] = 'kind' in metric ? Array<Metric>(N).fill(metric as Metric) : (metric as readonly Metric[]);
+  if (metrics.length !== N) throw new Error(`${metrics.length} metrics for ${N} prompt pairs; give one metric, or one per pair`);
+  for (const m of metrics) validateMetric(m, T, model.config.d_vocab);
+  const reduce = reducer(options.reduce);
+  const grid = gridCells(model, site, T);
+  const shapes = new Set(model.hookNames());
+  for (const h of grid.hooks) if (!shapes.has(h)) throw new Error(`site ${site} patches ${h}, which this model (${model.config.architecture}) does not have`);
   const need = new Set(grid.hooks);
-  const cleanRun = await baseRun(model, clean, (n) => need.has(n), metric);
+  if (given) {
+    for (const h of need) if (!given.has(h)) throw new Error(`the clean ActivationCache has no ${h}, which site ${site} patches; cache it (runWithCache caches every hook point)`);
+    if (given.get(grid.hooks[0]).shape[0] !== N) throw new Error(`the clean ActivationCache holds ${given.get(grid.hooks[0]).shape[0]} prompts, not ${N}`);
+  }
+
+  const cleanRun = await baseRun(model, cleanRows, (n) => !given && need.has(n), metric);
   try {
     // The corrupted run also keeps the grid's hook points, to find cells whose patch changes nothing.
-    const corruptRun = await baseRun(model, corrupt, (n) => BASE_CACHE.test(n) || need.has(n), metric);
+    const corruptRun = await baseRun(model, corruptRows, (n) => BASE_CACHE.test(n) || need.has(n), metric);
     try {
-      const mClean = cleanRun.metric;
-      const mCorrupt = corruptRun.metric;
-      const affine = options.normalize ? { shift: mCorrupt, scale: 1 / (mClean - mCorrupt) } : { shift: 0, scale: 1 };
-      const baseline = (mCorrupt - affine.shift) * affine.scale;
+      const source = given ?? cleanRun.cache;
+      const mClean = reduce(cleanRun.metrics);
+      const mCorrupt = reduce(corruptRun.metrics);
+      if (options.normalize && !(mClean !== mCorrupt && Number.isFinite(mClean) && Number.isFinite(mCorrupt))) {
+        throw new Error(
+          `normalize: the clean and corrupted metrics are ${mClean} and ${mCorrupt}; ` +
+            '(m - m_corrupt) / (m_clean - m_corrupt) is undefined when they are equal (or not finite)',
+        );
+      }
+      // Every cell once per pair: rows = cells x pairs, pair n patched from clean row n into corrupted row n.
+      const patches = grid.cells.flatMap((c, cell) => ('constant' in c ? [] : range(N).map((n) => ({ cell, n, c }))));
+      const variants: Variant[] = patches.map(({ n, c }) => ({ layer: c.layer, pos: c.pos, row: n, hooks: [patchFrom(c.hook, source, { ...c.sel, sourceBatch: n })] }));
       // A cell starts where its patch first changes a value; one that changes none is not run.
-      const variants = grid.variants(cleanRun.cache);
-      const firstChange = await firstChanges(variants, cleanRun.cache, corruptRun.cache);
-      const same = firstChange.map((p) => p === Infinity);
-      const run = variants.flatMap((v, i) => (same[i] ? [] : [{ ...v, pos: Math.max(v.pos, firstChange[i]) }]));
+      const firstChange = await firstChanges(variants, source, corruptRun.cache);
+      const unchanged = firstChange.map((p) => p === Infinity);
+      const run = variants.flatMap((v, i) => (unchanged[i] ? [] : [{ ...v, pos: Math.max(v.pos, firstChange[i]) }]));
       const skipped = variants.length - run.length;
       const onProgress = options.onProgress && ((done: number, total: number) => options.onProgress!(done + skipped, total + skipped));
-      const { values: ran, stats } = await runVariants(model, corruptRun, run, metric, affine, baseline, { ...options, onProgress });
-      const values = new Float64Array(variants.length).fill(baseline);
+      const { values: ran, stats } = await runVariants(model, corruptRun, run, metric, { shift: 0, scale: 1 }, corruptRun.metrics, { ...options, onProgress });
+      // Per pair: the patched run's metric, or the corrupted run's where the patch changed nothing.
+      const perPair = grid.cells.map(() => new Float64Array(N));
       let j = 0;
-      variants.forEach((_, i) => {
-        if (!same[i]) values[i] = ran[j++];
-      });
+      patches.forEach(({ cell, n }, i) => (perPair[cell][n] = unchanged[i] ? corruptRun.metrics[n] : ran[j++]));
+      const norm = (m: number) => (options.normalize ? (m - mCorrupt) / (mClean - mCorrupt) : m);
+      const values = Float64Array.from(grid.cells, (c, i) => ('constant' in c ? c.constant : norm(reduce(perPair[i]))));
       stats.unchanged = skipped;
       stats.naiveWork = variants.length * model.config.n_layers * T;
       return { site, shape: grid.shape, axes: grid.axes, values, clean: mClean, corrupt: mCorrupt, stats };
@@ -167,20 +271,24 @@ async function firstChanges(variants: readonly Variant[], clean: ActivationCache
   const out: number[] = [];
   for (const v of variants) {
     const [h] = v.hooks;
-    if (v.hooks.length !== 1 || h.op !== 'replace' || h.source !== clean || h.batch !== undefined || h.sourceBatch !== undefined) {
+    if (v.hooks.length !== 1 || h.op !== 'replace' || h.source !== clean || h.batch !== undefined) {
       out.push(v.pos);
       continue;
     }
     const [a, b] = await read(h.hook);
-    out.push(firstDifference(a, b, clean.get(h.hook).shape, h.hook, h.pos, h.heads));
+    const shape = clean.get(h.hook).shape;
+    const perRow = a.length / shape[0];
+    const rowA = a.subarray((h.sourceBatch ?? 0) * perRow, ((h.sourceBatch ?? 0) + 1) * perRow);
+    const rowB = b.subarray((v.row ?? 0) * perRow, ((v.row ?? 0) + 1) * perRow);
+    out.push(firstDifference(rowA, rowB, shape, h.hook, h));
   }
   return out;
 }
 
 const list = (x: number | readonly number[] | undefined, n: number): readonly number[] => (x === undefined ? [...Array(n).keys()] : typeof x === 'number' ? [x] : x);
 
-/** The first selected position (query position for attention maps) where a one-row activation's two versions differ in any bit. */
-function firstDifference(a: Uint32Array, b: Uint32Array, shape: readonly number[], hook: string, pos?: number | readonly number[], heads?: number | readonly number[]): number {
+/** The first selected position (query position for attention maps) where one row of an activation's two versions differ in any bit. */
+function firstDifference(a: Uint32Array, b: Uint32Array, shape: readonly number[], hook: string, sel: Selection): number {
   const same = (start: number, n: number) => {
     for (let i = start; i < start + n; i++) if (a[i] !== b[i]) return false;
     return true;
@@ -188,18 +296,19 @@ function firstDifference(a: Uint32Array, b: Uint32Array, shape: readonly number[
   let differs: (p: number) => boolean;
   let T: number;
   if (/hook_(pattern|attn_scores)$/.test(hook)) {
-    const [, H, Tq, Tk] = shape; // [1, head, query pos, key pos]
+    const [, H, Tq, Tk] = shape; // [batch, head, query pos, key pos]
     T = Tq;
-    differs = (q) => !list(heads, H).every((h) => same((h * Tq + q) * Tk, Tk));
+    const keys = list(sel.keyPos, Tk);
+    differs = (q) => !list(sel.heads, H).every((h) => keys.every((k) => same((h * Tq + q) * Tk + k, 1)));
   } else if (shape.length === 4) {
-    const [, Tp, H, d] = shape; // [1, pos, head, d_head]
+    const [, Tp, H, d] = shape; // [batch, pos, head, d_head]
     T = Tp;
-    differs = (p) => !list(heads, H).every((h) => same((p * H + h) * d, d));
+    differs = (p) => !list(sel.heads, H).every((h) => same((p * H + h) * d, d));
   } else {
     T = shape[1];
-    const width = a.length / T; // [1, pos, ...]
+    const width = a.length / T; // [pos, ...] of one row
     differs = (p) => !same(p * width, width);
   }
-  const first = [...list(pos, T)].sort((x, y) => x - y).find(differs);
+  const first = [...list(sel.pos, T)].sort((x, y) => x - y).find(differs);
   return first ?? Infinity;
 }

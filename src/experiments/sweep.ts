@@ -13,6 +13,11 @@
  * computes only what the metric's positions need, and a logit-difference metric unembeds just
  * its two vocabulary columns. Groups are chunked to fit the device's memory budget and binding
  * limits.
+ *
+ * The base run may hold a batch of prompts (the corrupted halves of N prompt pairs): each
+ * variant names the row it departs from, its pass row resumes from that row's residual stream
+ * and cached keys and values, and its metric may be that row's own (each pair with its own
+ * answer tokens). Rows of different prompts share a pass.
  */
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import type { Step } from '../gpu/recorder.ts';
@@ -23,7 +28,7 @@ import { hookFn, type Intervention } from '../hooks/interventions.ts';
 import type { Model } from '../model/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
 import { executePlan } from '../model/execute.ts';
-import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric } from './metric.ts';
+import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from './metric.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */
@@ -32,6 +37,8 @@ export interface Variant {
   pos: number;
   /** Its interventions; the sweep points them at the variant's batch row. */
   hooks: Intervention[];
+  /** The base run's batch row (prompt) it departs from; default 0. */
+  row?: number;
 }
 
 export interface SweepOptions {
@@ -43,10 +50,21 @@ export interface SweepOptions {
   maxRows?: number;
 }
 
-/** The run every variant departs from: its tokens, and a cache of resid_pre, hook_k (hook_rot_k for rotary models) and hook_v of every layer. */
+/**
+ * The run every variant departs from: its prompts (one per batch row, equal lengths), and a
+ * cache of resid_pre, hook_k (hook_rot_k for rotary models) and hook_v of every layer.
+ */
 export interface BaseRun {
-  tokens: readonly number[];
+  tokens: readonly (readonly number[])[];
   cache: ActivationCache;
+}
+
+/** One metric for every row, or a list with one per base row. */
+function metricOfRow(metric: Metrics, rows: number): (row: number) => Metric {
+  if ('kind' in metric) return () => metric as Metric;
+  const list = metric as readonly Metric[];
+  if (list.length !== rows) throw new Error(`${list.length} metrics for a base run of ${rows} prompts; give one metric, or one per prompt`);
+  return (r) => list[r];
 }
 
 /** The base-run hook points a sweep needs. */
@@ -67,22 +85,34 @@ function abortError(): Error {
   return e;
 }
 
-/** Values of `metric` (after `affine`) for every variant, in order. */
+/**
+ * Values of `metric` (after `affine`) for every variant, in order. With a list of metrics, a
+ * variant's is the one of its base row; `baseline` (one value, or one per base row) is the value
+ * of a variant that cannot move its metric.
+ */
 export async function runVariants(
   model: Model,
   base: BaseRun,
   variants: readonly Variant[],
-  metric: Metric,
+  metric: Metrics,
   affine: Affine,
-  baseline: number,
+  baseline: number | ArrayLike<number>,
   options: SweepOptions = {},
 ): Promise<{ values: Float64Array; stats: SweepStats }> {
   const cfg = model.config;
   if (options.maxRows !== undefined && !(Number.isSafeInteger(options.maxRows) && options.maxRows >= 1)) {
     throw new Error(`maxRows must be a positive integer (the most batch rows per pass), got ${options.maxRows}`);
   }
-  const T = base.tokens.length;
-  validateMetric(metric, T, cfg.d_vocab);
+  const nBase = base.tokens.length;
+  const T = base.tokens[0].length;
+  const metricOf = metricOfRow(metric, nBase);
+  for (let r = 0; r < nBase; r++) validateMetric(metricOf(r), T, cfg.d_vocab);
+  const rowOf = (v: Variant) => {
+    const r = v.row ?? 0;
+    if (!Number.isInteger(r) || r < 0 || r >= nBase) throw new Error(`variant row ${r} is out of range: the base run has ${nBase} prompts`);
+    return r;
+  };
+  const baselineOf = (r: number) => (typeof baseline === 'number' ? baseline : baseline[r]);
   const positions = metricPositions(metric);
   const columns = metricColumns(metric);
   const firstRead = positions[0];
@@ -91,10 +121,11 @@ export async function runVariants(
   const stats: SweepStats = { passes: 0, work: 0, naiveWork: variants.length * cfg.n_layers * T, unchanged: 0 };
 
   // A change after the last position the metric reads cannot move it.
-  const live: Array<{ index: number; L: number; p: number; v: Variant }> = [];
+  const live: Array<{ index: number; L: number; p: number; row: number; v: Variant }> = [];
   variants.forEach((v, index) => {
-    if (v.pos > lastRead) values[index] = baseline;
-    else live.push({ index, L: v.layer, p: Math.min(v.pos, firstRead), v });
+    const row = rowOf(v);
+    if (v.pos > lastRead) values[index] = baselineOf(row);
+    else live.push({ index, L: v.layer, p: Math.min(v.pos, firstRead), row, v });
   });
 
   // One group per start layer. Rows are ragged: each computes only from its own start position
@@ -123,6 +154,7 @@ export async function runVariants(
       logitPositions: positions,
       logitTokens: columns ?? undefined,
       trimLastLayer: plain,
+      pastRows: nBase > 1 ? rows.map((x) => x.row) : undefined,
     });
     const maxRows = fitRows(model, shape(group), options.maxRows);
     const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
@@ -131,7 +163,7 @@ export async function runVariants(
       const chunk = group.slice(start, start + rows);
       const plan = await model.buildPlan(shape(chunk));
       try {
-        const out = await runPass(model, plan, base, chunk.map((x) => x.v), metric, affine, columns);
+        const out = await runPass(model, plan, base, chunk, metric, affine, columns);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
       } finally {
         plan.destroy();
@@ -150,9 +182,16 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   const gpu = model.gpu;
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   const P = shape.logitPositions?.length ?? shape.pos;
+  // A chunk of the first `rows` rows: they start earliest, so they have the most live rows, a
+  // bound for any chunk; its past holds every prompt any chunk may read.
+  const chunk = (rows: number): PlanShape => ({
+    ...shape,
+    batch: rows,
+    starts: shape.starts?.slice(0, rows),
+    pastRows: shape.pastRows && [...shape.pastRows.slice(0, rows - 1), Math.max(...shape.pastRows)],
+  });
   const fits = (rows: number) => {
-    // The first rows start earliest, so they have the most live rows: a bound for any chunk.
-    const sizes = Object.values(scratchSizes(model.config, { ...shape, batch: rows, starts: shape.starts?.slice(0, rows) })).map((f) => f * 4);
+    const sizes = Object.values(scratchSizes(model.config, chunk(rows))).map((f) => f * 4);
     // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
     // (one 32-byte entry per row for a patch) and small uniforms.
     const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
@@ -166,7 +205,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
     else hi = mid - 1;
   }
   if (lo === 0) {
-    const bytes = Object.values(scratchSizes(model.config, { ...shape, batch: 1, starts: shape.starts?.slice(0, 1) })).reduce((n, f) => n + f * 4, 0);
+    const bytes = Object.values(scratchSizes(model.config, chunk(1))).reduce((n, f) => n + f * 4, 0);
     throw new OutOfMemoryError(
       `one row of this sweep needs ${formatBytes(bytes)} of GPU memory but ${formatBytes(Math.max(0, gpu.pool.availableBytes))} is available`,
     );
@@ -175,41 +214,55 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
 }
 
 /**
- * The copies that start a resumed pass of `rows` batch rows from a base run: each row's input
- * (resid_pre of the start layer, from the pass's first position) and the keys and values of
- * positions before the rows' starts at every later layer. A pass from layer 0, position 0 gets
- * the base tokens instead.
+ * The copies that start a resumed pass from a base run: each batch row's input (resid_pre of
+ * the start layer, from the pass's first position, of the base prompt `rowOf[b]`, default 0)
+ * and the keys and values of positions before the rows' starts at every later layer, for every
+ * base prompt the pass reads. A pass from layer 0, position 0 gets the base tokens instead.
  */
-export function resumeSteps(model: Model, plan: ForwardPlan, base: BaseRun, rows: number): Step[] {
+export function resumeSteps(model: Model, plan: ForwardPlan, base: BaseRun, rows: number, rowOf: readonly number[] = Array<number>(rows).fill(0)): Step[] {
   const { d_model: C, n_key_value_heads: Hkv, d_head: dh, n_layers } = model.config;
   const T = plan.pos;
   const Tn = T - plan.fromPos;
   const before: Step[] = [];
   if (plan.input) {
-    const resid = base.cache.get(`blocks.${plan.fromLayer}.hook_resid_pre`);
+    const resid = base.cache.get(`blocks.${plan.fromLayer}.hook_resid_pre`); // [base rows, T, C]
     for (let b = 0; b < rows; b++) {
-      before.push({ kind: 'copy', src: resid.buffer, srcOffset: plan.fromPos * C * 4, dst: plan.input, dstOffset: b * Tn * C * 4, size: Tn * C * 4 });
+      before.push({ kind: 'copy', src: resid.buffer, srcOffset: (rowOf[b] * T + plan.fromPos) * C * 4, dst: plan.input, dstOffset: b * Tn * C * 4, size: Tn * C * 4 });
     }
   } else {
     const ids = new Uint32Array(rows * T);
-    for (let b = 0; b < rows; b++) ids.set(base.tokens, b * T);
+    for (let b = 0; b < rows; b++) ids.set(base.tokens[rowOf[b]], b * T);
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, ids);
   }
   for (let l = plan.fromLayer; plan.pastLen > 0 && l < n_layers; l++) {
     const past = plan.past.get(l)!;
     const size = plan.pastLen * Hkv * dh * 4;
-    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.k}`).buffer, srcOffset: 0, dst: past.k, dstOffset: 0, size });
-    before.push({ kind: 'copy', src: base.cache.get(`blocks.${l}.${plan.pastHooks.v}`).buffer, srcOffset: 0, dst: past.v, dstOffset: 0, size });
+    const k = base.cache.get(`blocks.${l}.${plan.pastHooks.k}`).buffer; // [base rows, T, Hkv, dh]
+    const v = base.cache.get(`blocks.${l}.${plan.pastHooks.v}`).buffer;
+    for (let r = 0; r < plan.pastBatch; r++) {
+      const srcOffset = r * T * Hkv * dh * 4;
+      before.push({ kind: 'copy', src: k, srcOffset, dst: past.k, dstOffset: r * size, size });
+      before.push({ kind: 'copy', src: v, srcOffset, dst: past.v, dstOffset: r * size, size });
+    }
   }
   return before;
 }
 
 /** One resumed pass: rows = variants, each with its own interventions. Returns the metric per row. */
-async function runPass(model: Model, plan: ForwardPlan, base: BaseRun, rows: Variant[], metric: Metric, affine: Affine, columns: number[] | null): Promise<Float32Array> {
-  const before = resumeSteps(model, plan, base, rows.length);
-  const hooks = rows.flatMap((v, b) => v.hooks.map((h) => atRow(h, b)));
+async function runPass(
+  model: Model,
+  plan: ForwardPlan,
+  base: BaseRun,
+  rows: ReadonlyArray<{ v: Variant; row: number }>,
+  metric: Metrics,
+  affine: Affine,
+  columns: number[] | null,
+): Promise<Float32Array> {
+  const rowOf = rows.map((x) => x.row);
+  const before = resumeSteps(model, plan, base, rows.length, rowOf);
+  const hooks = rows.flatMap((x, b) => x.v.hooks.map((h) => atRow(h, b)));
   const compiled = await model.compileHooks(plan, hooks);
-  const m = new GpuMetric(model.gpu, metric, plan.logits!, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns);
+  const m = new GpuMetric(model.gpu, metric, plan.logits!, rows.length, plan.logitPositions, model.config.d_vocab, affine, columns, 'kind' in metric ? undefined : rowOf);
   try {
     await executePlan(model.gpu, plan, {
       hooks: compiled,
@@ -244,26 +297,33 @@ function atRow(iv: Intervention, b: number): Intervention {
 }
 
 /**
- * A sweep's unpatched run of one prompt: the cache a sweep needs (`keep`) and the metric, with
- * the unembedding limited to what the metric reads (its positions; for a logit difference, its
- * two vocabulary columns). Every hook point kept holds all positions, as in `model.run`.
+ * A sweep's unpatched run of one prompt, or of a batch of equal-length prompts: the cache a
+ * sweep needs (`keep`) and the metric of each row (a list of metrics: row b's own), with the
+ * unembedding limited to what the metric reads (its positions; for a logit difference, its
+ * vocabulary columns). Every hook point kept holds all positions, as in `model.run`.
  */
-export async function baseRun(model: Model, tokens: readonly number[], keep: (name: string) => boolean, metric: Metric): Promise<BaseRun & { metric: number; release(): void }> {
-  const T = tokens.length;
-  validateTokens([tokens], model.config);
-  validateMetric(metric, T, model.config.d_vocab);
+export async function baseRun(
+  model: Model,
+  prompts: readonly number[] | readonly (readonly number[])[],
+  keep: (name: string) => boolean,
+  metric: Metrics,
+): Promise<BaseRun & { metric: number; metrics: Float64Array; release(): void }> {
+  const tokens = (typeof prompts[0] === 'number' ? [prompts] : prompts) as readonly (readonly number[])[];
+  const { batch: B, pos: T } = validateTokens(tokens, model.config);
+  const metricOf = metricOfRow(metric, B);
+  for (let b = 0; b < B; b++) validateMetric(metricOf(b), T, model.config.d_vocab);
   const columns = metricColumns(metric);
-  const plan = await model.buildPlan({ batch: 1, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  const plan = await model.buildPlan({ batch: B, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
   const tensors = new Map<string, Tensor>();
   let m: GpuMetric | null = null;
   try {
     for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
-    model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens));
-    m = new GpuMetric(model.gpu, metric, plan.logits!, 1, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
+    model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens.flat()));
+    m = new GpuMetric(model.gpu, metric, plan.logits!, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
     await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });
-    const value = (await m.out.read())[0];
-    const cache = new ActivationCache(tensors);
-    return { tokens, cache, metric: value, release: () => cache.release() };
+    const metrics = Float64Array.from(await m.out.read());
+    const cache = new ActivationCache(tensors, { tokens, model });
+    return { tokens, cache, metric: metrics[0], metrics, release: () => cache.release() };
   } catch (e) {
     for (const t of tensors.values()) t.release();
     throw e;

@@ -18,14 +18,46 @@
  * A norm's hook_normalized is its input normalized before the gain and bias, as
  * TransformerLens has it: (x - mean) / hook_scale, or x / hook_scale for RMSNorm.
  *
+ * Names may be given as TransformerLens' shorthands (`getActName`): `cache.get('pattern', 1)` is
+ * `blocks.1.attn.hook_pattern`, a negative layer counts from the end. The analyses of
+ * TransformerLens' cache are methods here too (`cache.decomposeResid()`, `cache.logitAttrs(...)`;
+ * see `cache-helpers.ts`).
+ *
  * A cache owns its tensors: `release()` returns every buffer to the pool.
  */
 import type { Tensor } from '../gpu/tensor.ts';
+import type { Model } from '../model/model.ts';
+import {
+  accumulatedResid,
+  applyLnToStack,
+  decomposeResid,
+  getActName,
+  logitAttrs,
+  stackActivation,
+  stackHeadResults,
+  type AccumulatedResidOptions,
+  type ApplyLnOptions,
+  type AttrTokens,
+  type DecomposeResidOptions,
+  type PosSlice,
+  type Stack,
+  type StackHeadResultsOptions,
+} from './cache-helpers.ts';
 
 export class ActivationCache {
   private released = false;
+  /** The prompts the run was given ([batch][pos]), when a model's run made this cache. */
+  readonly tokens?: readonly (readonly number[])[];
+  /** The model that made it (as TransformerLens' cache keeps its model): helpers read its weights. */
+  readonly model?: Model;
 
-  constructor(private readonly tensors: Map<string, Tensor>) {}
+  constructor(
+    private readonly tensors: Map<string, Tensor>,
+    origin: { tokens?: readonly (readonly number[])[]; model?: Model } = {},
+  ) {
+    this.tokens = origin.tokens;
+    this.model = origin.model;
+  }
 
   /** Hook names held, in the order the forward reached them. */
   get names(): string[] {
@@ -36,13 +68,23 @@ export class ActivationCache {
     return this.tensors.has(name);
   }
 
-  get(name: string): Tensor {
+  /**
+   * The activation `name` (a hook name, or with `layer` / `layerType` a TransformerLens
+   * shorthand: `get('pattern', 1)`, `get('scale', 0, 'ln2')`, `get('resid_post', -1)`).
+   */
+  get(name: string, layer?: number, layerType?: string): Tensor {
     if (this.released) throw new Error('this ActivationCache was released');
+    if (layer !== undefined && layer < 0) {
+      if (!this.model) throw new Error(`a negative layer (${layer}) needs the model's layer count; this cache has no model`);
+      layer += this.model.config.n_layers; // as TransformerLens' cache[name, -1]
+    }
+    const asked = name;
+    if (layer !== undefined || layerType !== undefined || !this.tensors.has(name)) name = getActName(name, layer, layerType);
     const t = this.tensors.get(name);
     if (!t) {
       const held = this.names;
       throw new Error(
-        `"${name}" is not in this cache` +
+        `"${name}"${asked !== name ? ` (from "${asked}")` : ''} is not in this cache` +
           (held.length ? ` (it holds ${held.length} names, e.g. ${held.slice(0, 3).join(', ')})` : ' (it is empty)') +
           '; ask for it with run(tokens, { cache: [...] })',
       );
@@ -50,9 +92,39 @@ export class ActivationCache {
     return t;
   }
 
-  /** Reads one activation back to the CPU. */
-  async read(name: string): Promise<Float32Array> {
-    return this.get(name).read();
+  /** Reads one activation back to the CPU (names as `get` takes them). */
+  async read(name: string, layer?: number, layerType?: string): Promise<Float32Array> {
+    return this.get(name, layer, layerType).read();
+  }
+
+  /** TransformerLens' `accumulated_resid` (see `cache-helpers.ts`). */
+  accumulatedResid(opts?: AccumulatedResidOptions): Promise<Stack> {
+    return accumulatedResid(this, opts);
+  }
+
+  /** TransformerLens' `decompose_resid`. */
+  decomposeResid(opts?: DecomposeResidOptions): Promise<Stack> {
+    return decomposeResid(this, opts);
+  }
+
+  /** TransformerLens' `stack_head_results` (computed from hook_z and W_O when hook_result was not cached). */
+  stackHeadResults(opts?: StackHeadResultsOptions): Promise<Stack> {
+    return stackHeadResults(this, opts);
+  }
+
+  /** TransformerLens' `stack_activation`. */
+  stackActivation(name: string, opts?: { layer?: number; sublayerType?: string }): Promise<Stack> {
+    return stackActivation(this, name, opts);
+  }
+
+  /** TransformerLens' `apply_ln_to_stack`. */
+  applyLnToStack(stack: Stack, opts?: ApplyLnOptions): Promise<Stack> {
+    return applyLnToStack(this, stack, opts);
+  }
+
+  /** TransformerLens' `logit_attrs`: applies ln_final's cached scale itself. */
+  logitAttrs(stack: Stack, tokens: AttrTokens, incorrect?: AttrTokens, opts: { posSlice?: PosSlice } = {}): Promise<{ data: Float32Array; shape: number[]; labels: string[] }> {
+    return logitAttrs(stack, tokens, incorrect, { ...opts, cache: this });
   }
 
   release(): void {

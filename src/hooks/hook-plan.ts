@@ -94,7 +94,7 @@ export async function compileHooks(
         for (const p of sel.pos) {
           for (const [h0, h1] of sel.headRanges) {
             // The site holds positions pos0 ..; sources are indexed by absolute position.
-            g.entries.push([op, b, p - pos0, h0, h1, src.base(b, p), value]);
+            for (const [f0, f1] of sel.keyRanges) g.entries.push([op, b, p - pos0, h0, h1, src.base(b, p), value, f0, f1]);
             g.maxHeadSpan = Math.max(g.maxHeadSpan, h1 - h0);
           }
         }
@@ -110,6 +110,7 @@ export async function compileHooks(
         for (const e of g.entries) {
           table.set(e.slice(0, 6), i * ENTRY_WORDS);
           f32[i * ENTRY_WORDS + 6] = e[6];
+          table.set(e.slice(7, 9), i * ENTRY_WORDS + 7);
           i++;
         }
       }
@@ -151,6 +152,19 @@ interface ResolvedSelection {
   batch: number[];
   pos: number[];
   headRanges: Array<[number, number]>;
+  /** Feature ranges: [0, F) but for a key-position selection on a pattern. */
+  keyRanges: Array<[number, number]>;
+}
+
+/** Sorted, distinct indices as ranges [a, b) of consecutive ones (fewer entries). */
+function ranges(list: readonly number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const i of [...new Set(list)].sort((a, b) => a - b)) {
+    const last = out.at(-1);
+    if (last && last[1] === i) last[1] = i + 1;
+    else out.push([i, i + 1]);
+  }
+  return out;
 }
 
 /** The selected indices, all in `from .. n - 1` (everything there when none are given). */
@@ -171,15 +185,12 @@ function resolveSelection(hook: string, shape: readonly number[], layout: SiteLa
   if (sel.heads !== undefined && !hasHeads(hook, shape)) {
     throw new Error(`${hook} has no head axis, so a head selection does not apply (shape [${shape.join(', ')}])`);
   }
-  const heads = [...new Set(asList(sel.heads, layout.heads, 'head', hook))].sort((a, b) => a - b);
-  // Consecutive heads become one range: fewer entries.
-  const headRanges: Array<[number, number]> = [];
-  for (const h of heads) {
-    const last = headRanges.at(-1);
-    if (last && last[1] === h) last[1] = h + 1;
-    else headRanges.push([h, h + 1]);
+  const headRanges = ranges(asList(sel.heads, layout.heads, 'head', hook));
+  if (sel.keyPos !== undefined && !isPatternLike(hook)) {
+    throw new Error(`${hook} has no key-position axis, so a keyPos selection does not apply (only hook_pattern and hook_attn_scores have one)`);
   }
-  return { batch, pos, headRanges };
+  const keyRanges = sel.keyPos === undefined ? [[0, layout.F] as [number, number]] : ranges(asList(sel.keyPos, layout.F, 'key position', hook));
+  return { batch, pos, headRanges, keyRanges };
 }
 
 function targetKeys(layout: SiteLayout, pos0: number, sel: ResolvedSelection): number[] {

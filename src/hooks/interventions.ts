@@ -25,6 +25,8 @@ export interface Selection {
   pos?: number | readonly number[];
   /** Heads, on per-head hooks only (default: all). */
   heads?: number | readonly number[];
+  /** Key positions, on hook_pattern / hook_attn_scores only (default: all): patches single (query, key) entries. */
+  keyPos?: number | readonly number[];
 }
 
 /**

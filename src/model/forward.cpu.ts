@@ -130,7 +130,7 @@ export function forwardCpu(
   const lnf = norm('ln_final', resid, w.lnf_w, w.lnf_b); // (B, T, C)
   put('unembed.hook_in', lnf);
   const logits = f(BT * V); // (B, T, V)
-  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, null, BT, V, C, true);
+  matmulCpu(logits, lnf, (w.W_U_rows ?? w.W_E).data, w.b_U?.data ?? null, BT, V, C, true);
   put('unembed.hook_out', logits);
   acts.set('logits', logits);
   return acts;

@@ -94,6 +94,11 @@ export interface PlanShape {
   /** Compute only these vocabulary columns of the logits ([batch, logit positions, tokens]). */
   logitTokens?: readonly number[];
   /**
+   * A batch of cached prompts: batch row b takes its earlier keys and values from row
+   * pastRows[b] of `past` (which then holds max(pastRows) + 1 rows). Default: every row from row 0.
+   */
+  pastRows?: readonly number[];
+  /**
    * The last layer computes queries, attention output and MLP only at the logit positions (keys
    * and values everywhere, since those rows attend to them); its other rows are left unset. For
    * passes that read nothing but the logits.
@@ -114,10 +119,12 @@ export interface ForwardPlan {
   ids: GPUBuffer | null;
   /** A resumed pass's input: resid_pre of `fromLayer` at positions >= fromPos, [batch, pos - fromPos, d_model]. */
   input: GPUBuffer | null;
-  /** A resumed pass's cached keys and values of positions < pastLen, per layer >= fromLayer: [pastLen, kv heads * d_head] each. */
+  /** A resumed pass's cached keys and values of positions < pastLen, per layer >= fromLayer: [pastBatch, pastLen, kv heads * d_head] each. */
   past: Map<number, { k: GPUBuffer; v: GPUBuffer }>;
   /** Positions `past` holds: fromPos, or max(starts) for ragged rows. */
   pastLen: number;
+  /** Cached prompts `past` holds, [pastBatch, pastLen, kv heads * d_head] per layer. */
+  pastBatch: number;
   /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
   pastHooks: { k: string; v: string };
   /** [batch, logit positions, d_vocab or logitTokens.length]; null for a pass stopped before the end. */
@@ -159,6 +166,9 @@ interface Resolved {
   /** Vocabulary columns computed (all when null). */
   logitTokens: number[] | null;
   trim: boolean;
+  /** Per batch row, the row of `past` it reads (null: all row 0). */
+  pastRows: number[] | null;
+  pastBatch: number;
 }
 
 function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
@@ -188,6 +198,10 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
   const liveRows = ragged ? starts.flatMap((st, b) => Array.from({ length: s.pos - st }, (_, i) => b * Tn + st - p0 + i)) : [];
   const logitTokens = s.logitTokens ? [...s.logitTokens] : null;
   if (logitTokens && logitTokens.length === 0) throw new Error('logitTokens is empty');
+  const pastRows = s.pastRows ? [...s.pastRows] : null;
+  if (pastRows && (pastRows.length !== s.batch || pastRows.some((r) => !Number.isInteger(r) || r < 0))) {
+    throw new Error(`pastRows must give a row (a non-negative integer) for each of the ${s.batch} batch rows`);
+  }
   return {
     B: s.batch,
     T: s.pos,
@@ -206,6 +220,8 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
     pastLen: Math.max(p0, ...starts),
     logitTokens,
     trim: !!s.trimLastLayer && select && !stopped,
+    pastRows,
+    pastBatch: pastRows ? Math.max(...pastRows) + 1 : 1,
   };
 }
 
@@ -257,13 +273,15 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     lnfSel: r.select ? head * B * P * C : 0, // [B, P, C]
     liveRows: r.liveRows.length, // [rows computed] u32 indices into [B, Tn]
     starts: r.ragged ? B : 0, // [B] u32 first position of each row
+    pastRows: r.pastRows && r.pastLen ? B : 0, // [B] u32 row of past each row reads
     unembedIds: r.logitTokens ? head * NV : 0, // [NV] u32 vocabulary columns
     unembedW: r.logitTokens ? head * NV * C : 0, // [NV, C] their unembedding rows
+    unembedB: r.logitTokens ? head * NV : 0, // [NV] their unembedding bias (written only when the model has one)
     logits: head * B * P * NV, // [B, P, NV]
   };
   for (let l = r.L0; r.pastLen > 0 && l < r.L1; l++) {
-    sizes[`pastK${l}`] = r.pastLen * KD; // [pastLen, Hkv, dh]
-    sizes[`pastV${l}`] = r.pastLen * KD;
+    sizes[`pastK${l}`] = r.pastBatch * r.pastLen * KD; // [pastBatch, pastLen, Hkv, dh]
+    sizes[`pastV${l}`] = r.pastBatch * r.pastLen * KD;
   }
   return sizes;
 }
@@ -343,6 +361,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
     gpu.device.queue.writeBuffer(a.starts, 0, new Uint32Array(r.starts));
   }
+  if (a.pastRows) gpu.device.queue.writeBuffer(a.pastRows, 0, new Uint32Array(r.pastRows!));
   if (r.select && !r.stopped) {
     const rows = new Uint32Array(B * P);
     for (let b = 0; b < B; b++) r.logitPositions.forEach((pos, i) => (rows[b * P + i] = b * Tn + pos - p0));
@@ -398,8 +417,9 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     }
     if (r.pastLen > 0) {
       const starts = r.ragged ? a.starts : null; // per row: positions before its start come from past
-      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`, starts, r.pastLen)); // (B, T, Hkv, dh)
-      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`, starts, r.pastLen)); // (B, T, Hkv, dh)
+      const rows = a.pastRows ?? null; // per row: which cached prompt
+      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
+      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
       k = a.kFull;
       v = a.vFull;
     }
@@ -456,6 +476,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     input: r.resumed ? resid[0] : null,
     past,
     pastLen: r.pastLen,
+    pastBatch: r.pastBatch,
     pastHooks: { k: rotary ? 'attn.hook_rot_k' : 'attn.hook_k', v: 'attn.hook_v' },
     logits,
     logitsShape: logits ? [B, P, NV] : [],
@@ -486,9 +507,11 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     // A few vocabulary columns (a logit difference): gather their unembedding rows, then one small product.
     gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
     op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
-    op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
+    const bias = w.host.b_U ? a.unembedB : null;
+    if (bias) gpu.device.queue.writeBuffer(bias, 0, Float32Array.from(r.logitTokens, (t) => w.host.b_U![t]));
+    op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, bias, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
   } else {
-    op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16)); // (B, P, V)
+    op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16, w.b_U)); // (B, P, V)
   }
   // The logits are a hook point only when the pass computes all of them (every position, every token).
   if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);

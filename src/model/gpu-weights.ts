@@ -35,11 +35,18 @@ export interface GpuWeights {
   W_pos: RowChunk[] | null; // [n_ctx, d_model], learned positions only
   /** Unembedding rows [d_vocab, d_model]: W_E when tied, lm_head otherwise. */
   W_U_rows: RowChunk[];
+  /** Unembedding bias [d_vocab], split like W_U_rows (one buffer per chunk); null when there is none. */
+  b_U: RowChunk[] | null;
   /** Rotary tables [n_ctx, rotary_dim / 2], rotary models only. */
   rotary: { cos: GPUBuffer; sin: GPUBuffer } | null;
   layers: GpuLayer[];
   lnf_w: GPUBuffer; // [d_model]
   lnf_b: GPUBuffer | null; // [d_model]
+  /**
+   * CPU copies of the small parameters that analyses read (cache helpers, logit directions):
+   * ln_final's gain and bias, and b_U.
+   */
+  host: { lnf_w: Float32Array; lnf_b: Float32Array | null; b_U: Float32Array | null };
   /** Weight matrices (not biases, norms or tables) are f16; kernels widen them to f32 as they read. */
   f16: boolean;
   /** Total bytes of weight buffers. */
@@ -83,17 +90,22 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
         const t = rotaryTables(cfg);
         rotary = { cos: arena.upload(t.cos, 'rotary cos'), sin: arena.upload(t.sin, 'rotary sin') };
       }
+      const W_U_rows = host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U', f16) : W_E;
+      // The bias in the same row chunks as W_U, so each unembedding product binds its own part.
+      const b_U = host.b_U ? W_U_rows.map((c) => ({ ...c, buffer: up({ data: host.b_U!.data.subarray(c.row0, c.row0 + c.rows) }, `unembed.b_U[${c.row0}..)`) })) : null;
       return {
         W_E,
         W_pos: host.W_pos ? arena.uploadRows(host.W_pos.data, cfg.n_ctx, cfg.d_model, 'pos_embed.W_pos', f16) : null,
-        W_U_rows: host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U', f16) : W_E,
+        W_U_rows,
+        b_U,
         rotary,
         layers,
         lnf_w: up(host.lnf_w, 'ln_final.w'),
         lnf_b: opt(host.lnf_b, 'ln_final.b'),
       };
     });
-    return { ...weights, f16, bytes: arena.bytes, destroy: () => arena.destroy() };
+    const small = { lnf_w: host.lnf_w.data.slice(), lnf_b: host.lnf_b?.data.slice() ?? null, b_U: host.b_U?.data.slice() ?? null };
+    return { ...weights, host: small, f16, bytes: arena.bytes, destroy: () => arena.destroy() };
   } catch (e) {
     arena.destroy();
     throw e;

@@ -39,10 +39,12 @@ export interface HostWeights {
   lnf_b?: HostMatrix; // [d_model]
   /** Untied unembedding, stored as rows [d_vocab, d_model] (W_U transposed, like W_E); absent when tied. */
   W_U_rows?: HostMatrix;
+  /** Unembedding bias [d_vocab]: none in the supported checkpoints; TransformerLens' processing makes one. */
+  b_U?: HostMatrix;
 }
 
 /** Every matrix of the weights, for size accounting. */
 export function hostMatrices(w: HostWeights): HostMatrix[] {
-  const top = [w.W_E, w.W_pos, w.lnf_w, w.lnf_b, w.W_U_rows];
+  const top = [w.W_E, w.W_pos, w.lnf_w, w.lnf_b, w.W_U_rows, w.b_U];
   return [...top, ...w.layers.flatMap((l) => Object.values(l))].filter((m): m is HostMatrix => !!m);
 }

@@ -13,6 +13,7 @@ import type { ModelConfig } from './config.ts';
 import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
 import { isF16Exact } from './half.ts';
 import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
+import { checkProcessing, processWeights, type Processing } from './processing.ts';
 import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export interface LoadOptions {
@@ -27,6 +28,15 @@ export interface LoadOptions {
    */
   f16?: boolean | 'auto';
   /**
+   * 'none' (default): the weights as the checkpoint has them. 'transformer-lens': what
+   * TransformerLens' `HookedTransformer.from_pretrained` does by default (fold_ln,
+   * center_writing_weights, center_unembed, fold_value_biases; see `processing.ts`), so the
+   * residual stream, head outputs, logits and direct logit attributions are TransformerLens'
+   * published numbers. Attention patterns, MLP activations, log-probabilities, logit
+   * differences and patching results do not change.
+   */
+  processing?: Processing;
+  /**
    * Load the tokenizer (`tokenizer.json`, `tokenizer_config.json`) from the source when it has
    * one (default true); false skips the request (models known to have none).
    */
@@ -34,16 +44,20 @@ export interface LoadOptions {
 }
 
 export async function loadModel(gpu: Gpu, source: ModelSource | string, options: LoadOptions = {}): Promise<Model> {
+  const processing = checkProcessing(options.processing ?? 'none');
   const src = typeof source === 'string' ? urlModelSource(source) : source;
   const ck = await loadCheckpoint(src, { onProgress: options.onProgress });
   const { config, hfConfig, tensors } = ck;
   const f16 = options.f16 ?? 'auto';
   if (f16 !== 'auto' && typeof f16 !== 'boolean') throw new Error(`f16 must be true, false or 'auto', got ${JSON.stringify(f16)}`);
-  const host = await hostWeightsFor(tensors, config, hfConfig);
+  const raw = await hostWeightsFor(tensors, config, hfConfig);
   ck.finish();
+  // Processed weights are new values (computed in float64, stored as fp32): 'auto' keeps them in
+  // half precision only where that changes none of them, as for a checkpoint's own.
+  const host = processing === 'transformer-lens' ? processWeights(config, raw) : raw;
   const half = f16 === 'auto' ? gpu.features.has('shader-f16') && storedAsF16(tensors) && narrowsExactly(host) : f16;
   const tokenizer = options.tokenizer === false ? null : await loadTokenizer(src);
-  return modelFromWeights(gpu, config, host, { f16: half, tokenizer });
+  return modelFromWeights(gpu, config, host, { f16: half, processing, tokenizer });
 }
 
 /** The matrices kept in F16 when weights are half precision (norms, biases and tables stay fp32). */
@@ -71,14 +85,14 @@ function storedAsF16(t: TensorLookup): boolean {
 }
 
 /** Uploads weights already on the CPU (a loaded checkpoint, or synthetic ones in tests and benches). */
-export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; tokenizer?: TextTokenizer | null } = {}): Promise<Model> {
+export async function modelFromWeights(gpu: Gpu, config: ModelConfig, host: HostWeights, options: { f16?: boolean; processing?: Processing; tokenizer?: TextTokenizer | null } = {}): Promise<Model> {
   const f16 = options.f16 ?? false;
   if (f16 && !gpu.features.has('shader-f16')) {
     throw new Error(`f16 weights need the WebGPU feature shader-f16, which this adapter (${gpu.adapterName}) lacks`);
   }
   checkFits(gpu, host, f16);
   const weights = await uploadWeights(gpu, config, host, f16);
-  return new Model(gpu, config, weights, options.tokenizer ?? null);
+  return new Model(gpu, config, weights, options.tokenizer ?? null, options.processing ?? 'none');
 }
 
 /**

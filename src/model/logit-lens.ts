@@ -26,7 +26,7 @@ export async function logitLens(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, resid
     if (applyLn) {
       steps.push(layernorm(gpu, { out: normed.buffer, scale: scale.buffer, x: x.buffer, w: w.lnf_w, b: w.lnf_b, rows, C, eps: cfg.eps, label: 'logit lens ln_final' }, params));
     }
-    steps.push(...planUnembed(gpu, logits.buffer, applyLn ? normed.buffer : x.buffer, w.W_U_rows, rows, C, cfg.d_vocab, params, w.f16));
+    steps.push(...planUnembed(gpu, logits.buffer, applyLn ? normed.buffer : x.buffer, w.W_U_rows, rows, C, cfg.d_vocab, params, w.f16, w.b_U));
     submitSteps(gpu, steps, 'logit lens');
     return await logits.read();
   } finally {

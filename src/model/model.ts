@@ -18,6 +18,7 @@ import { validateTokens } from './tokens.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import type { Processing } from './processing.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
 import type { Step } from '../gpu/recorder.ts';
@@ -79,6 +80,8 @@ export class Model {
     private readonly weights: GpuWeights,
     /** The model's tokenizer (`tokenizer.json` of its folder), or null for a model without one. */
     readonly tokenizer: TextTokenizer | null = null,
+    /** How the weights were prepared on load ('transformer-lens': TransformerLens' `from_pretrained` processing). */
+    readonly processing: Processing = 'none',
   ) {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
@@ -388,7 +391,10 @@ export class Model {
       out.loss?.releaseScratch();
     }
     const { logits, residual, loss } = out;
-    return runResult({ logits, residual, loss: loss?.out ?? null, cache: new ActivationCache(tensors), stoppedAt: stopped ? range.stopAtLayer! : null });
+    // A run from a residual stream (startAtLayer) has no tokens of its own to record.
+    const tokens = Array.isArray(input) ? (input as Tokens).map((row) => [...row]) : undefined;
+    const cache = new ActivationCache(tensors, { tokens, model: this });
+    return runResult({ logits, residual, loss: loss?.out ?? null, cache, stoppedAt: stopped ? range.stopAtLayer! : null });
   }
 
   /** TransformerLens' `run_with_cache`: logits plus the cache (all hook points unless filtered). */
@@ -410,10 +416,53 @@ export class Model {
     return logitLens(this.gpu, this.config, this.weights, resid, options.applyLn ?? true);
   }
 
-  /** The residual direction of a logit difference: W_U[:, good] - W_U[:, bad], [d_model]. */
+  /**
+   * TransformerLens' `tokens_to_residual_directions`: for each token t, the direction in the
+   * space of ln_final's normalized input whose dot product gives t's logit, W_U[:, t] scaled by
+   * ln_final's gain ([d_model] for one token, [n, d_model] for a list). On weights processed as
+   * TransformerLens does the gain is 1 (folded into W_U), so this is TransformerLens' W_U[:, t];
+   * on raw weights it is the direction fold_ln would give, so direct logit attributions (which
+   * dot it with ln_final-scaled components) mean the same on both. The part of a logit no
+   * component writes is `logitBias`.
+   */
+  async tokensToResidualDirections(tokens: number | readonly number[]): Promise<WeightTensor> {
+    const list = typeof tokens === 'number' ? [tokens] : [...tokens];
+    const C = this.config.d_model;
+    const gain = this.weights.host.lnf_w;
+    const data = new Float32Array(list.length * C);
+    for (const [i, t] of list.entries()) {
+      const col = await unembedColumn(this.gpu, this.config, this.weights, t);
+      for (let c = 0; c < C; c++) data[i * C + c] = col[c] * gain[c];
+    }
+    return { data, shape: typeof tokens === 'number' ? [C] : [list.length, C] };
+  }
+
+  /**
+   * The residual direction of a logit difference, `tokensToResidualDirections(good) -
+   * tokensToResidualDirections(bad)` [d_model]: dotted with ln_final's normalized input
+   * (`ln_final.hook_normalized`), it gives logit(good) - logit(bad) less `logitBias(good) -
+   * logitBias(bad)`.
+   */
   async logitDiffDirection(good: number, bad: number): Promise<Float32Array> {
-    const [a, b] = await Promise.all([unembedColumn(this.gpu, this.config, this.weights, good), unembedColumn(this.gpu, this.config, this.weights, bad)]);
-    return a.map((v, i) => v - b[i]);
+    const d = (await this.tokensToResidualDirections([good, bad])).data;
+    const C = this.config.d_model;
+    return d.subarray(0, C).map((v, i) => v - d[C + i]);
+  }
+
+  /**
+   * What the unembedding adds to `token`'s logit whatever the residual stream: b_U[token], plus
+   * ln_final's bias through W_U (ln_final.b · W_U[:, token]) when it is not folded. A direct logit
+   * attribution over a complete decomposition of the residual stream sums to the logit less this.
+   * Zero for a raw model without biases (Llama); b_U[token] on processed weights.
+   */
+  async logitBias(token: number): Promise<number> {
+    const { b_U, lnf_b } = this.weights.host;
+    let v = b_U ? b_U[token] : 0;
+    if (lnf_b) {
+      const col = await unembedColumn(this.gpu, this.config, this.weights, token);
+      for (let c = 0; c < col.length; c++) v += lnf_b[c] * col[c];
+    }
+    return v;
   }
 
   /**

@@ -10,7 +10,8 @@
  * dict's), `attn.W_O` [n_heads, d_head, d_model], `attn.b_O` [d_model], `ln2.w` / `.b`, `mlp.W_in`
  * [d_model, d_mlp], `mlp.W_gate` (gated MLPs), `mlp.b_in` [d_mlp], `mlp.W_out` [d_mlp, d_model],
  * `mlp.b_out`, then `ln_final.w` / `.b`, `unembed.W_U` [d_model, d_vocab] and `unembed.b_U`
- * [d_vocab] (zeros: these families have no unembedding bias, and TL has one). RMSNorm has no `.b`.
+ * [d_vocab] (zeros unless the weights were processed: these families have no unembedding bias,
+ * and TL has one; processing folds ln_final's bias into it). RMSNorm has no `.b`.
  * Biases a family lacks are zeros, as in TL.
  *
  * The GPU holds matrices as [in, out] (x @ W), heads contiguous along `out`: W_Q [d_model,
@@ -155,7 +156,8 @@ export async function readTlWeight(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, na
       return { data: out, shape: [C, V] };
     }
     case 'unembed.b_U':
-      return { data: new Float32Array(V), shape: [V] };
+      // Zeros, as in TL, unless TransformerLens' processing made one (ln_final's bias folded in, centred).
+      return { data: w.b_U ? await readRows(gpu, w.b_U, 1, false) : new Float32Array(V), shape: [V] };
   }
   const m = /^blocks\.(\d+)\.(ln1|ln2|attn|mlp)\.(_?)(\w+)$/.exec(name);
   if (!m || Number(m[1]) >= n_layers) throw unknown();

@@ -1,5 +1,6 @@
 /**
- * The tied unembedding: logits [rows, V] = x [rows, C] @ W_E^T, with W_E stored as row chunks.
+ * The unembedding: logits [rows, V] = x [rows, C] @ W_U + b_U, with W_U stored as its rows
+ * [V, C] (W_E itself when tied) in row chunks, and b_U (when the model has one) in the same chunks.
  *
  * Each vocabulary chunk fills a column block of the logits. When the logits themselves exceed
  * one binding (1024 positions x 50257 tokens x 4 B = 206 MB), rows are processed in blocks small
@@ -21,6 +22,8 @@ export function planUnembed(
   params: Params[],
   /** The embedding rows are f16. */
   f16 = false,
+  /** The bias [V] in W_E's chunks, or null. */
+  bias: readonly RowChunk[] | null = null,
 ): Dispatch[] {
   // A window may start up to one alignment unit before its first element.
   const slack = gpu.limits.minStorageBufferOffsetAlignment;
@@ -31,7 +34,7 @@ export function planUnembed(
   const out: Dispatch[] = [];
   for (let r0 = 0; r0 < rows; r0 += rowsPerBlock) {
     const M = Math.min(rowsPerBlock, rows - r0);
-    for (const chunk of W_E) {
+    for (const [i, chunk] of W_E.entries()) {
       out.push(
         matmul(
           gpu,
@@ -43,6 +46,7 @@ export function planUnembed(
             a: x,
             aStart: r0 * C,
             b: chunk.buffer,
+            bias: bias?.[i].buffer ?? null,
             M,
             N: chunk.rows,
             K: C,

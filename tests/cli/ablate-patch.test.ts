@@ -212,7 +212,7 @@ describe('ablate / patch reject bad input with one line', () => {
   test('unknown site', async () => {
     expectUsageError(
       await patch('--clean', '1,2,3', '--corrupt', '4,5,6', '--site', 'attn_z', '--metric', 'logit-diff:1:1:2'),
-      /--site attn_z: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, .*pattern_by_pos$/,
+      /--site attn_z: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, .*pattern_by_pos, pattern_dest_src, head_all_pos_every, head_by_pos_every$/,
     );
   });
 

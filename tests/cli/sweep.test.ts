@@ -115,10 +115,10 @@ describe('patchbay patch / sweep-ablate against the library on induction-2l', ()
     await expectLibraryGrid(out, 'z', metricOf(cases));
   });
 
-  test('--site z_by_pos with a loss metric: [layer, head, pos], the clean prompt as targets', async () => {
+  test('--site z_by_pos with a loss metric: [layer, pos, head] as TransformerLens orders it, the clean prompt as targets', async () => {
     const out = parseJson<PatchOut>(await patch('z_by_pos', 'loss:10:16', '--json'));
-    expect(out.shape).toEqual([2, 4, clean.length]);
-    expect(out.axes).toEqual(['layer', 'head', 'pos']);
+    expect(out.shape).toEqual([2, clean.length, 4]);
+    expect(out.axes).toEqual(['layer', 'pos', 'head']);
     await expectLibraryGrid(out, 'z_by_pos', lossMetric(clean, 10, 16));
   });
 
@@ -185,6 +185,16 @@ describe('patchbay patch / sweep-ablate against the library on induction-2l', ()
     const rows = lines.slice(-2).map((l) => l.trim().split(/\s+/));
     expect(rows.map((cells) => cells.length)).toEqual([18, 18]);
   });
+
+  test('a 4-D grid prints one positions x heads table per (component, layer)', async () => {
+    const r = await patch('head_by_pos_every', metricFlag(cases));
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/head_by_pos_every: 5 components × 2 layers × 17 positions × 4 heads = 680 patched runs in/);
+    for (const c of ['z', 'q', 'k', 'v', 'pattern']) for (const l of [0, 1]) expect(r.stdout).toContain(`  component ${c}, layer ${l}:`);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines.filter((l) => /^\s+P\\h(\s+\d+){4}$/.test(l))).toHaveLength(10);
+    expect(lines.at(-1)!.trim().split(/\s+/)).toHaveLength(5); // position 16, then 4 heads
+  });
 });
 
 describe('patchbay bench', () => {
@@ -218,7 +228,7 @@ describe('sweep commands reject bad input with one line', () => {
 
   test('patch: unknown site, listing the sites', async () => {
     const r = await runCli(['patch', dir, '--clean', ids, '--corrupt', '5,6,7,8', '--site', 'head_out', '--metric', 'logit-diff:3:1:2']);
-    expectUsageError(r, /--site head_out: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos$/);
+    expectUsageError(r, /--site head_out: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos, pattern_dest_src, head_all_pos_every, head_by_pos_every$/);
   });
 
   test.each([

@@ -208,6 +208,27 @@ describe('figures on induction-2l', () => {
     await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'resid_pre', undefined, WAIT);
   });
 
+  test('pb-patching draws TransformerLens-ordered grids: [layer, pos, head] as heads x positions per layer, [5, layer, head] as five maps', async () => {
+    const select = page.locator('#toy pb-patching select[part=site]');
+    await select.selectOption('z_by_pos');
+    await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'z_by_pos', undefined, WAIT);
+    const want = await page.evaluate(() => window.fixture.patchGrid('z_by_pos')); // [layer, pos, head]
+    expect(want.shape).toEqual([2, T, 4]);
+    const [layer0] = await heatmaps('pb-patching');
+    expect(layer0.rowLabels).toEqual(['0', '1', '2', '3']); // heads down
+    expect(layer0.colLabels).toEqual(clean.map(String)); // positions across
+    const transposed = Array.from({ length: 4 * T }, (_, i) => want.values[(i % T) * 4 + Math.floor(i / T)]); // layer 0, [head, pos]
+    expect(Math.max(...layer0.values.map((v, i) => Math.abs(v - transposed[i])))).toBeLessThan(1e-6);
+
+    await select.selectOption('head_all_pos_every');
+    await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'head_all_pos_every', undefined, WAIT);
+    const maps = await heatmaps('pb-patching');
+    expect(maps.map((m) => m.caption)).toEqual(['z', 'q', 'k', 'v', 'pattern']);
+    expect(maps.every((m) => m.values.length === 8)).toBe(true); // layers x heads
+    await select.selectOption('resid_pre');
+    await page.waitForFunction(() => window.fixture.heatmaps('pb-patching')[0]?.site === 'resid_pre', undefined, WAIT);
+  });
+
   test('pb-top-tokens and pb-logit-lens show the ablated model’s prediction', async () => {
     await idle();
     const want = await page.evaluate(() => window.fixture.nextToken(['0.2']));

@@ -152,6 +152,15 @@ const fixture = {
     return logits[pos * V + good] - logits[pos * V + bad];
   },
 
+  /** The engine's patching grid of `site` for the page's prompts and metric (logit-diff:POS:GOOD:BAD). */
+  async patchGrid(site: patchbay.PatchSite): Promise<{ shape: number[]; values: number[] }> {
+    const model = toy().session.model!;
+    const st = toy().state.state;
+    const [pos, good, bad] = st.metric.split(':').slice(1).map(Number);
+    const grid = await patchbay.patchingSweep(model, toy().session.tokenize(st.prompt), toy().session.tokenize(st.corrupt), site, patchbay.logitDiffMetric(pos, good, bad));
+    return { shape: grid.shape, values: Array.from(grid.values) };
+  },
+
   /** Elements inside any shadow root that markup-looking tokens would have created. */
   markupInShadow(): number {
     const made = (r: ShadowRoot) => [...r.querySelectorAll('img, script, b')].filter((e) => e.tagName !== 'B' || e.textContent === 'bold');

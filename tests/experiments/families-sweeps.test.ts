@@ -8,7 +8,8 @@ import { loadModel } from '../../src/model/load.ts';
 import type { Model } from '../../src/model/model.ts';
 import { patchingSweep, type PatchSite } from '../../src/experiments/patching.ts';
 import { logitDiffMetric, metricCpu } from '../../src/experiments/metric.ts';
-import { patchFrom, type Intervention } from '../../src/hooks/interventions.ts';
+import type { Intervention } from '../../src/hooks/interventions.ts';
+import { referenceCells } from '../helpers/patch-cells.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -24,20 +25,9 @@ describe.each(['tiny-llama-random', 'tiny-neox-random'])('%s sweeps', (name) => 
     const T = clean.length;
     const metric = logitDiffMetric(T - 1, 11, 22);
     const grid = await patchingSweep(model, clean, corrupt, site, metric);
-    const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
     const cleanRun = await model.run([clean], { cache: () => true });
-    const rows: Intervention[][] = [];
-    const head = site.replace('_by_pos', '');
-    if (site === 'resid_pre' || site === 'mlp_out') {
-      for (let l = 0; l < L; l++) for (let p = 0; p < T; p++) rows.push([patchFrom(`blocks.${l}.hook_${site}`, cleanRun.cache, { pos: p })]);
-    } else {
-      const heads = head === 'k' || head === 'v' ? Hkv : H;
-      for (let l = 0; l < L; l++)
-        for (let h = 0; h < heads; h++) {
-          if (site.endsWith('_by_pos')) for (let p = 0; p < T; p++) rows.push([patchFrom(`blocks.${l}.attn.hook_${head}`, cleanRun.cache, { heads: [h], pos: p })]);
-          else rows.push([patchFrom(`blocks.${l}.attn.hook_${head}`, cleanRun.cache, { heads: [h] })]);
-        }
-    }
+    const rows = referenceCells(model.config, site, T, cleanRun.cache) as Intervention[][]; // no padding on these sites
+    expect(rows.every((c) => typeof c !== 'number')).toBe(true);
     expect(grid.values.length).toBe(rows.length);
     const r = await model.run(
       rows.map(() => corrupt),

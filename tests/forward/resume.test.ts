@@ -47,7 +47,7 @@ describe.each(MODELS)('%s resumed passes', (name) => {
         trimLastLayer: trim,
       });
       try {
-        await executePlan(model.gpu, plan, { before: resumeSteps(model, plan, { tokens, cache: full.cache }, starts.length), label: 'resumed' });
+        await executePlan(model.gpu, plan, { before: resumeSteps(model, plan, { tokens: [tokens], cache: full.cache }, starts.length), label: 'resumed' });
         const NV = tokenCols?.length ?? V;
         expect(plan.logitsShape).toEqual([starts.length, positions.length, NV]);
         const got = await readBuffer(model.gpu, plan.logits!, 0, starts.length * positions.length * NV * 4);

@@ -2,7 +2,7 @@
  * Raw-weight parity with TransformerLens: Patchbay's default `runWithCache` holds exactly the
  * hook points of TransformerLens' own `run_with_cache` (weights loaded with every processing flag
  * off, `tl/raw.safetensors`), and every tensor matches, max |error| <= 1e-4 * max(1, max |ref|),
- * on the five fixtures TransformerLens ran on. TransformerLens' conventions, as its data shows
+ * on the seven fixtures TransformerLens ran on. TransformerLens' conventions, as its data shows
  * them: `hook_attn_scores` is scaled by 1/sqrt(d_head) and -inf above the diagonal (compared as a
  * mask, then the finite scores); with grouped-query attention `hook_k` / `hook_v` (and
  * `hook_rot_k`) have the key/value head count; `hook_rot_q` / `hook_rot_k` are q and k after the
@@ -17,8 +17,8 @@ import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { expectClose, tolerance } from '../helpers/compare.ts';
 import { FIXTURES, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
+import { TL_FIXTURES } from '../helpers/tl.ts'; // the five shared fixtures and two more (tests/fixtures/make/tl_refs.py)
 
-const TL_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random'] as const;
 
 function tlFile(name: string, file: string): SafetensorsFile {
   return new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'tl', file))), `${name}/tl/${file}`);

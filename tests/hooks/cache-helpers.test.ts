@@ -76,17 +76,27 @@ describe('cache helpers', () => {
     expectClose('sum of LN-scaled components', sumStack(scaled), expected);
   });
 
-  it('logit difference and its residual direction W_U[:, good] - W_U[:, bad]', async () => {
+  it('logit difference and its residual direction: ln_final\'s gain times W_U[:, good] - W_U[:, bad], plus the logit bias', async () => {
     const { metric, clean_logit_diff } = fixtureCases(NAME);
     const logits = await run.logits.read();
     expect(Math.abs(logitDiff(logits, run.logits.shape, metric.position, metric.good_token, metric.bad_token) - clean_logit_diff)).toBeLessThan(1e-3);
-    // The direction dotted with ln_final's output (gain and bias applied: unembed.hook_in) at the metric position gives the same number.
+    // The direction dotted with ln_final's normalized input (before its gain and bias) at the
+    // metric position, plus what the unembedding adds whatever the input (ln_final's bias
+    // through W_U: this checkpoint has no b_U), gives the same number.
     const dir = await model.logitDiffDirection(metric.good_token, metric.bad_token);
-    const lnf = await run.cache.read('unembed.hook_in');
+    const normalized = await run.cache.read('ln_final.hook_normalized');
     const C = model.config.d_model;
     let dot = 0;
-    for (let c = 0; c < C; c++) dot += dir[c] * lnf[metric.position * C + c];
-    expect(Math.abs(dot - clean_logit_diff)).toBeLessThan(1e-3);
+    for (let c = 0; c < C; c++) dot += dir[c] * normalized[metric.position * C + c];
+    const bias = (await model.logitBias(metric.good_token)) - (await model.logitBias(metric.bad_token));
+    expect(Math.abs(bias)).toBeGreaterThan(1e-3); // LayerNorm's bias does reach this logit difference
+    expect(Math.abs(dot + bias - clean_logit_diff)).toBeLessThan(1e-3);
+    // W_U's own columns, unscaled, as the weights hold them.
+    const W_U = await model.weight('unembed.W_U');
+    const gain = (await model.weight('ln_final.w')).data;
+    const V = model.config.d_vocab;
+    const want = Float32Array.from({ length: C }, (_, c) => gain[c] * (W_U.data[c * V + metric.good_token] - W_U.data[c * V + metric.bad_token]));
+    expectClose('direction', dir, want);
     expect(() => logitDiff(logits, run.logits.shape, 99, 1, 2)).toThrow(/position 99 is out of range/);
   });
 });

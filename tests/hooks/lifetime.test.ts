@@ -11,7 +11,9 @@ describe('lifetime', () => {
     const model = await loadModel(gpu, await fixtureSource('tiny-gpt2-random'));
     const [clean, corrupt] = fixtureCases('tiny-gpt2-random').prompts;
     const source = await model.run([clean], { cache: /hook_resid_pre$/ });
-    const warm = await model.run([corrupt], { cache: /hook_pattern$/, hooks: [zeroHead(0, 1)] });
+    // The warm-up run has the loop's interventions, so every buffer size the loop needs (the
+    // intervention table's too) is in the pool before counting starts.
+    const warm = await model.run([corrupt], { cache: /hook_pattern$/, hooks: [zeroHead(0, 1), patchFrom('blocks.1.hook_resid_pre', source.cache, { pos: 0 })] });
     warm.release();
     const start = { buffers: gpu.pool.liveBuffers, bytes: gpu.pool.liveBytes, inUse: gpu.pool.inUseCount };
     for (let i = 0; i < 1000; i++) {

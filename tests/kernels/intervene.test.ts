@@ -1,7 +1,7 @@
 /**
  * The intervention kernel (`intervene`) against `interveneCpu`, with entry tables built by hand
  * (the layout in `shaders/intervene.wgsl.ts`: ENTRY_WORDS u32 words op, b, p, h0, h1,
- * src_base, value (f32 bits), pad).
+ * src_base, value (f32 bits), f0, f1, pad).
  *
  * Layouts (B = 3, T = 7, H = 3, dh = 5, d = 37 — distinct and odd):
  *   [B, T, d]         resid-like: sh = 0, one "head"; also d = 131 (3 workgroups per entry)
@@ -53,6 +53,9 @@ interface Entry {
   h0: number;
   h1: number;
   value?: number;
+  /** Feature range [f0, f1) (default: all F); patterns patch single key positions with it. */
+  f0?: number;
+  f1?: number;
 }
 
 /** An entry with its source offset filled in. */
@@ -70,14 +73,16 @@ const numel = (L: SiteLayout) => L.batch * L.sb;
 const index = (L: SiteLayout, b: number, p: number, h: number, f: number) => b * L.sb + p * L.sp + h * L.sh + f;
 
 /** The table: entries in order, `value` through a Float32Array view, pad set to garbage (unused). */
-function table(entries: Placed[]): Uint32Array {
+function table(entries: Placed[], F: number): Uint32Array {
   const t = new Uint32Array(entries.length * ENTRY_WORDS);
   const f = new Float32Array(t.buffer);
   entries.forEach((e, i) => {
     const w = i * ENTRY_WORDS;
     t.set([OP[e.op], e.b, e.p, e.h0, e.h1, e.base], w);
     f[w + 6] = e.value ?? 0;
-    t[w + 7] = 0xdeadbeef;
+    t[w + 7] = e.f0 ?? 0;
+    t[w + 8] = e.f1 ?? F;
+    t[w + 9] = 0xdeadbeef;
   });
   return t;
 }
@@ -146,7 +151,7 @@ function addressed(L: SiteLayout, entries: readonly Entry[]): Map<number, Entry>
   for (const e of entries) {
     if (!(e.h0 < e.h1 && e.h1 <= L.heads && e.b < L.batch && e.p < L.pos)) throw new Error(`test entry out of range: ${JSON.stringify(e)}`);
     for (let h = e.h0; h < e.h1; h++) {
-      for (let f = 0; f < L.F; f++) {
+      for (let f = e.f0 ?? 0; f < (e.f1 ?? L.F); f++) {
         const i = index(L, e.b, e.p, h, f);
         if (out.has(i)) throw new Error(`test table addresses element ${i} twice in one dispatch`);
         out.set(i, e);
@@ -164,7 +169,7 @@ function addressed(L: SiteLayout, entries: readonly Entry[]): Map<number, Entry>
  */
 async function run(name: string, L: SiteLayout, x0: Float32Array, before: Placed[], groups: Group[]): Promise<{ got: Float32Array; ref: Float32Array }> {
   const all = [...before, ...groups.flatMap((g) => g.entries), { ...TRAILING, base: 0 }];
-  const tab = table(all);
+  const tab = table(all, L.F);
   const entriesT = upload(new Float32Array(tab.buffer), `${name} entries`);
   const xT = upload(x0, `${name} x`);
   const ref = x0.slice();
@@ -212,7 +217,7 @@ function check(name: string, L: SiteLayout, x0: Float32Array, groups: Group[], g
       if (e.op === 'add') {
         const pe = e as Placed;
         const r = i - index(L, e.b, e.p, 0, 0); // h * sh + f
-        const h = L.sh ? Math.floor(r / L.sh) : 0;
+        const h = L.sh ? Math.floor(r / L.sh) : 0; // (pattern: sh = T T, so r < sh within one head)
         const f = r - h * L.sh;
         added.set(i, Math.abs(Math.fround(e.value ?? 0) * g.src[pe.base + h * g.srcSh + f]!));
       } else added.delete(i);
@@ -244,6 +249,8 @@ function check(name: string, L: SiteLayout, x0: Float32Array, groups: Group[], g
 
 const place = (entries: Entry[], src: Source): Placed[] => entries.map((e, k) => ({ ...e, base: src.base(e.b, e.p, k) }));
 
+const KEYS: Array<Pick<Entry, 'f0' | 'f1'>> = [{ f0: 3, f1: 4 }, { f0: 1, f1: 5 }, { f0: T - 1, f1: T }, {}];
+
 interface LayoutCase {
   name: string;
   L: SiteLayout;
@@ -258,6 +265,9 @@ const CASES: LayoutCase[] = [
   { name: '[B,T,H,dh]', L: perHead(dh), earlier: EARLIER_HEADED, real: REAL_HEADED, sources: ['patch', 'per head', 'broadcast'] },
   { name: '[B,T,H,C] C=37', L: perHead(d), earlier: EARLIER_HEADED, real: REAL_HEADED, sources: ['patch', 'per head', 'broadcast'] },
   { name: '[B,H,T,T] pattern', L: PATTERN, earlier: EARLIER_HEADED, real: REAL_HEADED, sources: ['patch', 'per head', 'broadcast'] },
+  // Key-position ranges (TransformerLens' dest/src pattern patching): one key, a run of keys, the
+  // last key, and two entries on one (b, p, h) with disjoint keys.
+  { name: '[B,H,T,T] pattern, key ranges', L: PATTERN, earlier: EARLIER_HEADED, real: REAL_HEADED.map((e, i) => ({ ...e, ...KEYS[i % KEYS.length] })).concat([{ op: 'zero', b: 2, p: 3, h0: 2, h1: 3, f0: 0, f1: 2 }]), sources: ['patch', 'per head', 'broadcast'] },
 ];
 
 describe.each(CASES)('intervene $name', (c) => {
@@ -280,7 +290,8 @@ describe.each(CASES)('intervene $name', (c) => {
     expect(earlierOnly.every((i) => Object.is(got[i], x0[i]))).toBe(true);
     // A replaced element holds the source value exactly (read from base + h * src_sh + f).
     const r = group.entries.find((e) => e.op === 'replace')!;
-    expect(got[index(c.L, r.b, r.p, r.h1 - 1, c.L.F - 1)]).toBe(src.data[r.base + (r.h1 - 1) * src.sh + c.L.F - 1]);
+    const rf = (r.f1 ?? c.L.F) - 1;
+    expect(got[index(c.L, r.b, r.p, r.h1 - 1, rf)]).toBe(src.data[r.base + (r.h1 - 1) * src.sh + rf]);
   });
 
   it('zero and scale only, with a separate 1-float source tensor (as hook-plan binds them)', async () => {
@@ -291,7 +302,7 @@ describe.each(CASES)('intervene $name', (c) => {
     const { got, ref } = await run(`${c.name} zero/scale`, c.L, x0, [], [group]);
     check(`${c.name} zero/scale`, c.L, x0, [group], got, ref);
     const z = entries.find((e) => e.op === 'zero')!;
-    expect(Object.is(got[index(c.L, z.b, z.p, z.h0, 0)], 0)).toBe(true); // +0
+    expect(Object.is(got[index(c.L, z.b, z.p, z.h0, z.f0 ?? 0)], 0)).toBe(true); // +0
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * kv_assemble (`kvAssemble`) against `kvAssembleCpu`: full [B, T, HD] = the cached prefix
- * past [q0, HD] (shared by every batch row) for t < q0, then the fresh rows [B, T - q0, HD].
+ * past [q0, HD] (shared by every batch row, or per row from a table of past rows) for t < q0,
+ * then the fresh rows [B, T - q0, HD].
  *
  * Shapes: B = 3, T = 7, HD = 15 (odd, distinct, B T HD = 315: five 64-wide workgroups with a
  * partial last one), q0 in {1, 3, 6} — one cached position, a split in the middle, one fresh
@@ -107,5 +108,34 @@ describe('kv_assemble', () => {
       expect(ref.subarray(b * T * HD, (b * T + starts[b]) * HD)).toEqual(past.subarray(0, starts[b] * HD));
     }
     startsBuf.destroy();
+  });
+
+  it('per-row past rows with per-row starts: row b takes its own cached prompt\'s prefix', async () => {
+    const rng = mulberry32(400);
+    const q0 = 1;
+    const starts = [3, 1, 6];
+    const rows = [2, 0, 2]; // two batch rows read the same cached prompt, one row unused
+    const pastLen = Math.max(...starts);
+    const past = uniform(rng, 3 * pastLen * HD, 10, 11);
+    for (let r = 0; r < 3; r++) for (let i = 0; i < pastLen * HD; i++) past[r * pastLen * HD + i]! += 10 * r; // rows in disjoint ranges
+    const fresh = uniform(rng, B * (T - q0) * HD);
+    const ref = new Float32Array(B * T * HD);
+    kvAssembleCpu(ref, past, fresh, B, T, q0, HD, starts, rows, pastLen);
+    const table = (v: number[]) => {
+      const buf = kh.gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x08 });
+      kh.gpu.device.queue.writeBuffer(buf, 0, new Uint32Array(v));
+      return buf;
+    };
+    const [startsBuf, rowsBuf] = [table(starts), table(rows)];
+    const out = empty(B * T * HD, 'full rows');
+    submitSteps(kh.gpu, [kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, 'kv rows', startsBuf, pastLen, rowsBuf, 3)], 'kv rows');
+    const got = await out.read();
+    expect(firstNaN(got)).toBe(-1);
+    expect(got).toEqual(ref);
+    for (let b = 0; b < B; b++) {
+      expect(ref.subarray(b * T * HD, (b * T + starts[b]) * HD)).toEqual(past.subarray(rows[b] * pastLen * HD, (rows[b] * pastLen + starts[b]) * HD));
+    }
+    startsBuf.destroy();
+    rowsBuf.destroy();
   });
 });

@@ -8,8 +8,9 @@ export function interveneCpu(x: Float32Array, layout: SiteLayout, table: Uint32A
     const w = e * ENTRY_WORDS;
     const [op, b, p, h0, h1, base] = table.subarray(w, w + 6);
     const value = f32[w + 6];
+    const [f0, f1] = table.subarray(w + 7, w + 9);
     for (let h = h0; h < h1; h++) {
-      for (let f = 0; f < layout.F; f++) {
+      for (let f = f0; f < f1; f++) {
         const i = b * layout.sb + p * layout.sp + h * layout.sh + f;
         const s = src[base + h * srcHeadStride + f];
         if (op === 0) x[i] = 0;

@@ -29,7 +29,7 @@ export interface InterveneArgs {
   entries: GPUBuffer; // table of ENTRY_WORDS-word records
   entry0: number;
   nEntries: number;
-  /** Largest head span of any entry (sizes the x dimension of the dispatch). */
+  /** Largest head span of any entry (sizes the x dimension of the dispatch, with F: an entry's feature range is at most F). */
   maxHeadSpan: number;
   src: GPUBuffer; // source values for add / replace (any buffer when unused)
   srcFloats: number;

@@ -4,7 +4,7 @@ import type { Gpu } from '../device.ts';
 import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
-/** full [B, T, HD] = past [q0, HD] for t < q0, fresh [B, T - q0, HD] after. */
+/** full [B, T, HD] = past [row, q0, HD] for t < q0 (row 0, or the row table's), fresh [B, T - q0, HD] after. */
 export function kvAssemble(
   gpu: Gpu,
   full: GPUBuffer,
@@ -18,21 +18,26 @@ export function kvAssemble(
   label: string,
   /** [B] u32 per-row starts (>= q0); without it every row starts at q0. */
   starts: GPUBuffer | null = null,
-  /** Positions `past` holds (>= every start). */
+  /** Positions `past` holds per row (>= every start). */
   pastLen = q0,
+  /** [B] u32: the row of `past` each batch row reads (a batch of cached prompts); without it, row 0. */
+  pastRows: GPUBuffer | null = null,
+  /** Rows `past` holds. */
+  pastBatch = 1,
 ): Dispatch {
-  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts }), 'kv_assemble_v1');
-  const u = new Params(gpu, [B, T, q0, HD], `${label} params`);
+  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts, rows: !!pastRows }), 'kv_assemble_v1');
+  const u = new Params(gpu, [B, T, q0, HD, pastLen], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
     label,
     layout: pipeline.getBindGroupLayout(0),
     entries: [
       { binding: 0, resource: { buffer: u.buffer } },
-      { binding: 1, resource: bindWhole(gpu, past, Math.max(1, pastLen * HD), `${label} past`) },
+      { binding: 1, resource: bindWhole(gpu, past, Math.max(1, pastBatch * pastLen * HD), `${label} past`) },
       { binding: 2, resource: bindWhole(gpu, fresh, B * (T - q0) * HD, `${label} fresh`) },
       { binding: 3, resource: bindWhole(gpu, full, B * T * HD, `${label} output`) },
       ...(starts ? [{ binding: 4, resource: { buffer: starts, offset: 0, size: B * 4 } }] : []),
+      ...(pastRows ? [{ binding: 5, resource: { buffer: pastRows, offset: 0, size: B * 4 } }] : []),
     ],
   });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, B * T * HD, 64) };
