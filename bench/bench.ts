@@ -28,7 +28,7 @@ import { patchFrom } from '../src/hooks/interventions.ts';
 import { patchingSweep, type Grid, type PatchSite } from '../src/experiments/patching.ts';
 import { logitDiffMetric } from '../src/experiments/metric.ts';
 import { gpt2SmallConfig, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
-import { OrtPeer, PeerUnavailableError, ensureOnnx, findPython, ortDist } from './peer/ort.ts';
+import { OrtPeer, PeerUnavailableError, ensureOnnx, ensureOrt, findPython } from './peer/ort.ts';
 import { trainingBench } from './train.ts';
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +118,7 @@ async function main() {
   let ortVersion = '';
   if (wantPeer) {
     python = findPython();
-    ortVersion = ortDist().version;
+    ortVersion = ensureOrt(log).version;
   }
 
   const gpu = await acquireGpu();

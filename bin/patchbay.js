@@ -1,9 +1,17 @@
 #!/usr/bin/env node
-// The `patchbay` command. Patchbay ships TypeScript sources (no build step), so this launcher
-// registers tsx's loader and then runs src/cli/main.ts.
-import { register } from 'tsx/esm/api';
+// The `patchbay` command. An installed package runs the compiled lib/ with plain Node. A source
+// checkout (src/ beside bin/, which the package does not ship) runs the TypeScript sources through
+// tsx, a devDependency there, so the CLI tests always run what src/ says, never a stale build.
+import { existsSync } from 'node:fs';
 
-register();
-const { main } = await import('../src/cli/main.ts');
+const sources = new URL('../src/cli/main.ts', import.meta.url);
+let main;
+if (existsSync(sources)) {
+  const { register } = await import('tsx/esm/api');
+  register();
+  ({ main } = await import(sources.href));
+} else {
+  ({ main } = await import('../lib/src/cli/main.js'));
+}
 // Exit explicitly: Dawn's threads can keep the process alive after the work is done.
 process.exit(await main(process.argv.slice(2)));

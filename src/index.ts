@@ -1,3 +1,5 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// The line above keeps WebGPU's global types (GPUDevice, GPUBuffer, ...) in the published typings.
 /**
  * Patchbay's public API. Names follow TransformerLens where it has one.
  *

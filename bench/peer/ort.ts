@@ -9,14 +9,18 @@
  * The ONNX file comes from `export_gpt2_onnx.py` (Debian python3-torch + python3-onnx), run on a
  * Hugging Face GPT-2 folder; it is cached beside a stamp of the safetensors' hash and the
  * exporter's, and re-exported only when either changes.
+ *
+ * onnxruntime-web (139 MB) is not in the repository's install: only `--peer` needs it. It is this
+ * folder's own dependency (bench/peer/package.json and its lock), installed into
+ * bench/peer/node_modules by `npm ci --prefix bench/peer`, which the bench runs the first time
+ * `--peer` is given.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type * as OrtModule from 'onnxruntime-web';
 
 /** The peer cannot run here; the message says what is missing and how to get it. */
 export class PeerUnavailableError extends Error {
@@ -25,7 +29,33 @@ export class PeerUnavailableError extends Error {
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const EXPORTER = join(HERE, 'export_gpt2_onnx.py');
-export const ORT_VERSION = '1.30.0';
+/** The version bench/peer/package.json pins (read from it, so the two cannot disagree). */
+export const ORT_VERSION = (JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
+  .dependencies['onnxruntime-web'];
+
+/**
+ * The part of onnxruntime-web's API the bench uses, declared here because the package is not
+ * installed until `--peer` asks for it (so `tsc` cannot read its own types).
+ */
+interface OrtTensor {
+  getData(): Promise<unknown>;
+  dispose(): void;
+}
+interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+interface Ort {
+  env: {
+    logLevel?: string;
+    wasm: { numThreads?: number; wasmBinary?: ArrayBufferLike | Uint8Array };
+    webgpu: { device: Promise<GPUDevice> | GPUDevice | undefined };
+  };
+  InferenceSession: {
+    create(model: Uint8Array, options: { executionProviders: string[]; graphOptimizationLevel: string; logSeverityLevel: number }): Promise<OrtSession>;
+  };
+  Tensor: new (type: 'int64', data: BigInt64Array, dims: readonly number[]) => OrtTensor;
+}
 
 /**
  * A Python that imports torch, onnx and numpy: $PATCHBAY_PYTHON when set, else Debian's /usr/bin/python3
@@ -51,18 +81,37 @@ export function findPython(): string {
   );
 }
 
-/** The installed onnxruntime-web's dist folder and version, or a clear error. */
-export function ortDist(): { dist: string; version: string } {
+/** onnxruntime-web's package.json as Node resolves it from this folder, or null when it is not installed. */
+function findOrt(): string | null {
   try {
     const require = createRequire(import.meta.url);
-    const root = dirname(dirname(require.resolve('onnxruntime-web'))); // <root>/dist/ort.*.js
-    const pkg = join(root, 'package.json');
-    const version = JSON.parse(readFileSync(pkg, 'utf8')).version as string;
-    if (version !== ORT_VERSION) console.error(`bench: warning: onnxruntime-web ${version} installed; the bench pins ${ORT_VERSION}`);
-    return { dist: join(dirname(pkg), 'dist'), version };
+    return join(dirname(dirname(require.resolve('onnxruntime-web'))), 'package.json'); // <root>/dist/ort.*.js
   } catch {
-    throw new PeerUnavailableError(`--peer needs the npm package onnxruntime-web@${ORT_VERSION} (a devDependency): run npm install`);
+    return null;
   }
+}
+
+/**
+ * The installed onnxruntime-web's dist folder and version. The first time, installs it into
+ * bench/peer/node_modules (`npm ci --prefix bench/peer`, npm's output on stderr); if that fails
+ * (offline, no npm), the error gives the command to run.
+ */
+export function ensureOrt(log: (line: string) => void): { dist: string; version: string } {
+  let pkg = findOrt();
+  const command = `npm ci --prefix ${relative(process.cwd(), HERE) || '.'}`;
+  if (!pkg) {
+    log(`peer: installing onnxruntime-web@${ORT_VERSION} (139 MB, only --peer uses it): ${command}`);
+    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+    const r = spawnSync(npm, ['ci', '--prefix', HERE, '--no-audit', '--no-fund'], { stdio: ['ignore', 2, 2] });
+    pkg = r.status === 0 ? findOrt() : null;
+    if (!pkg) {
+      const why = r.error ? r.error.message : `npm exited with ${r.status}`;
+      throw new PeerUnavailableError(`--peer needs the npm package onnxruntime-web@${ORT_VERSION}, and installing it failed (${why}); run: ${command}`);
+    }
+  }
+  const version = (JSON.parse(readFileSync(pkg, 'utf8')) as { version: string }).version;
+  if (version !== ORT_VERSION) log(`warning: onnxruntime-web ${version} installed; the bench pins ${ORT_VERSION} (${command})`);
+  return { dist: join(dirname(pkg), 'dist'), version };
 }
 
 async function sha256File(path: string): Promise<string> {
@@ -99,16 +148,17 @@ export async function ensureOnnx(python: string, modelDir: string, outDir: strin
   return { path: onnx, exported: true, exportMs: performance.now() - t0 };
 }
 
-type Ort = typeof OrtModule;
 let ortModule: Ort | null = null;
 
 /**
  * Loads ORT-web's WebGPU build against `hostGpu` (Dawn's GPU object, the one Patchbay's device
- * came from), once per process.
+ * came from), once per process. Call `ensureOrt` first.
  */
 async function loadOrt(hostGpu: GPU): Promise<Ort> {
   if (ortModule) return ortModule;
-  const { dist } = ortDist();
+  const pkg = findOrt();
+  if (!pkg) throw new PeerUnavailableError('onnxruntime-web is not installed (ensureOrt installs it)');
+  const dist = join(dirname(pkg), 'dist');
   const g = globalThis as unknown as { navigator?: { gpu?: GPU }; GPUQueue?: { prototype: GPUQueue } };
   if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: { gpu: hostGpu }, configurable: true, writable: true });
   else if (!g.navigator.gpu) Object.defineProperty(g.navigator, 'gpu', { value: hostGpu, configurable: true });
@@ -128,7 +178,8 @@ async function loadOrt(hostGpu: GPU): Promise<Ort> {
   }
   let ort: Ort;
   try {
-    ort = (await import('onnxruntime-web/webgpu')) as unknown as Ort;
+    const entry: string = 'onnxruntime-web/webgpu'; // typed string, not the literal: tsc does not look for the package
+    ort = (await import(entry)) as Ort;
   } catch (e) {
     throw new PeerUnavailableError(`could not load onnxruntime-web/webgpu: ${(e as Error).message}`);
   }
@@ -143,7 +194,7 @@ async function loadOrt(hostGpu: GPU): Promise<Ort> {
 export class OrtPeer {
   private constructor(
     private readonly ort: Ort,
-    private readonly session: OrtModule.InferenceSession,
+    private readonly session: OrtSession,
   ) {}
 
   static async create(hostGpu: GPU, onnxPath: string): Promise<OrtPeer> {

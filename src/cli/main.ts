@@ -3,7 +3,8 @@
  * line, `patchbay: <message>`, to stderr and returns a non-zero code (2 for bad usage, 1 for
  * everything else); PATCHBAY_DEBUG=1 adds the stack. bin/patchbay.js exits with the code.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { UsageError } from './args.ts';
 import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
@@ -51,9 +52,15 @@ const COMMANDS: Record<string, Command> = {
   bench: benchCommand,
 };
 
+/** The version in Patchbay's package.json: two folders up from src/cli/, three from lib/src/cli/. */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (const up of ['../../package.json', '../../../package.json']) {
+    const url = new URL(up, import.meta.url);
+    if (!existsSync(url)) continue;
+    const pkg = JSON.parse(readFileSync(url, 'utf8')) as { name?: string; version: string };
+    if (pkg.name === 'patchbay') return pkg.version;
+  }
+  throw new Error(`Patchbay's package.json was not found above ${fileURLToPath(import.meta.url)}`);
 }
 
 /** Runs the CLI on `argv` (without node and the script path); returns the exit code. */

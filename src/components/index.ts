@@ -1,3 +1,5 @@
+/// <reference types="@webgpu/types" preserve="true" />
+// The line above keeps WebGPU's global types (GPUDevice, GPUBuffer, ...) in the published typings.
 /**
  * Patchbay's library bundle for pages: importing it registers the custom elements and gives
  * authors the engine's API.

@@ -115,6 +115,22 @@ export class Gpu {
   }
 }
 
+/**
+ * Why Node has no WebGPU. `webgpu` (Dawn, 132 MB) is an optional peer dependency, so that browser
+ * users never install it: a Node user who has not installed it is told the one command to run.
+ */
+export function nodeHostProblem(e: Error & { code?: string }): string {
+  const notInstalled =
+    (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message);
+  if (notInstalled) {
+    return (
+      'Patchbay in Node runs on Dawn, the npm package "webgpu", which is not installed ' +
+      '(an optional peer dependency, so browser users do not download it): npm install webgpu@^0.6.2'
+    );
+  }
+  return `the npm package "webgpu" (Dawn, Patchbay's Node host) is installed but did not load: ${e.message}`;
+}
+
 /** Keeps Dawn's `GPU` objects alive for the life of the process (see `Gpu.host`). */
 const nodeHosts: GPU[] = [];
 
@@ -134,7 +150,7 @@ async function findHostGpu(): Promise<GPU> {
   try {
     mod = await import(/* @vite-ignore */ moduleName);
   } catch (e) {
-    throw new NoWebGPUError(`the Node host needs the npm package "webgpu" (Dawn): ${(e as Error).message}`);
+    throw new NoWebGPUError(nodeHostProblem(e as Error & { code?: string }));
   }
   Object.assign(globalThis, mod.globals);
   const gpu = mod.create([]);
