@@ -35,6 +35,14 @@ export interface TrainTask {
   metrics: Record<string, MetricSource>;
   /** A scalar the task's kernels read from the clock row of update t (`sched[k].w`). */
   scalar?: (t: number) => number;
+  /**
+   * Data the host prepares for updates t0 + 1 .. t0 + n before their submit (token batches, which
+   * a task stages into per-update slots); `stepsAt(k)` then gives the k-th update's steps (its
+   * slot's copies, then `steps`). `slots` caps the updates per submit.
+   */
+  prepare?: (t0: number, n: number) => void;
+  stepsAt?: (k: number) => readonly Step[];
+  slots?: number;
 }
 
 export interface Report {
@@ -163,9 +171,11 @@ export class Trainer {
     const every = Math.max(1, o.every ?? 10);
     const auto = (o.stepsPerSubmit ?? 'auto') === 'auto';
     const target = o.targetSubmitMs ?? 50;
-    let perSubmit = auto ? 1 : Math.max(1, Math.min(this.clock.capacity, o.stepsPerSubmit as number));
+    const cap = Math.min(this.clock.capacity, this.task.slots ?? Infinity);
+    let perSubmit = auto ? 1 : Math.max(1, Math.min(cap, o.stepsPerSubmit as number));
     let active = 0; // ms spent training, pauses excluded
     const work = [...this.task.steps, ...this.optimizer.steps, this.clock.tick];
+    const after = [...this.optimizer.steps, this.clock.tick];
     while (this.step < o.until) {
       await run.gate();
       if (run.state === 'stopped' || o.signal?.aborted) {
@@ -180,10 +190,12 @@ export class Trainer {
         return [lr, stepSize, bc2Sqrt, this.task.scalar?.(t) ?? 0] as const;
       });
       this.clock.write(this.step, rows);
+      this.task.prepare?.(this.step, n);
       const steps: Step[] = [];
       const reported: number[] = [];
       for (let k = 0; k < n; k++) {
-        steps.push(...work);
+        if (this.task.stepsAt) steps.push(...this.task.stepsAt(k), ...after);
+        else steps.push(...work);
         const t = this.step + k + 1;
         if (t % every === 0 || t === o.until) {
           steps.push(...this.copies(reported.length));
@@ -200,7 +212,7 @@ export class Trainer {
       if (values && o.onReport) {
         for (const [r, t] of reported.entries()) await o.onReport(this.report(values, r, t, active));
       }
-      if (auto) perSubmit = Math.max(1, Math.min(this.clock.capacity, Math.round((target * n) / Math.max(ms, 1e-3))));
+      if (auto) perSubmit = Math.max(1, Math.min(cap, Math.round((target * n) / Math.max(ms, 1e-3))));
       await yieldToHost();
     }
   }
