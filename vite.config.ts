@@ -48,6 +48,7 @@ function copyStatic(): Plugin {
         if (existsSync(from)) cpSync(from, join(outDir, rel), { recursive: true });
       };
       copy('demos/models');
+      copy('demos/snapshots'); // what figures draw without WebGPU (patchbay snapshot)
       copy('demos/favicon.svg');
       for (const page of VERBATIM) copy(`demos/${page}`);
     },

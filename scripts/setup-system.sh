@@ -4,9 +4,12 @@
 #     (npm `webgpu`) runs on in Node. Bookworm's own Mesa 22 is refused by Dawn.
 #   - Debian's chromium (/usr/bin/chromium): the browser the Playwright test drives; its WebGPU
 #     runs on SwiftShader. `npx playwright install` is not used because it downloads from a CDN.
-# Idempotent and silent when everything is present. Installs only as root; otherwise prints
-# the command to run and exits 1.
+#   - then scripts/setup-python.sh: the git-ignored .venv/ (CPU PyTorch, transformers, safetensors,
+#     jsonschema) in which the tests run exported Python scripts; no root needed for that part.
+# Idempotent and silent when everything is present. Installs system packages only as root;
+# otherwise prints the command to run and exits 1.
 set -euo pipefail
+HERE=$(dirname "$0")
 
 MESA_MIN_MAJOR=25
 CHROMIUM=/usr/bin/chromium
@@ -28,7 +31,7 @@ have_chromium() {
 missing=()
 have_mesa || missing+=("mesa-vulkan-drivers >= ${MESA_MIN_MAJOR} (bookworm-backports)")
 have_chromium || missing+=("chromium ($CHROMIUM)")
-((${#missing[@]} == 0)) && exit 0
+((${#missing[@]} == 0)) && exec bash "$HERE/setup-python.sh"
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "patchbay setup: missing system packages: ${missing[*]}" >&2
@@ -72,3 +75,4 @@ fi
 have_mesa || { echo "patchbay setup: mesa-vulkan-drivers is still older than ${MESA_MIN_MAJOR}" >&2; exit 1; }
 have_chromium || { echo "patchbay setup: $CHROMIUM is still missing" >&2; exit 1; }
 echo "patchbay setup: system packages ready"
+exec bash "$HERE/setup-python.sh"

@@ -9,6 +9,8 @@
  * Variant `gated` (SwiGLU and friends): y = act(x) * u, with u the up projection
  * (TransformerLens' hook_pre_linear) in binding 3.
  *
+ *   softcap   y = cap * tanh(y / cap), in place on binding 2 (Gemma's final logit soft-cap)
+ *
  * The tanh argument is clamped to [-10, 10]: tanh(+-10) is already +-1 in fp32, and some WebGPU
  * drivers build tanh from exp, which overflows to inf/inf = NaN for large arguments (x = 100
  * gives an argument of ~36,000). WGSL has no erf: `erf_approx` is Abramowitz & Stegun 7.1.26,
@@ -18,12 +20,12 @@
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
-export const ACTIVATION_VERSIONS = ['gelu_new_v1', 'gelu_v1', 'silu_v1', 'relu_v1'] as const;
+export const ACTIVATION_VERSIONS = ['gelu_new_v1', 'gelu_v1', 'silu_v1', 'relu_v1', 'softcap_v1'] as const;
 export type ActFn = 'gelu_new' | 'gelu' | 'silu' | 'relu';
 
 export function activationSource({ gated }: { gated: boolean } = { gated: false }): string {
   return wgsl`
-struct Params { n: u32 }
+struct Params { n: u32, cap: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -77,6 +79,13 @@ fn silu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let v = x[i];
   // exp(-v) overflows to inf for v < -88: v / inf = -0, the right limit, never NaN.
   store(i, v / (1.0 + exp(-v)));
+}
+
+@compute @workgroup_size(64)
+fn softcap_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = index(gid, nwg);
+  if (i >= p.n) { return; }
+  y[i] = p.cap * tanh(clamp(y[i] / p.cap, -TANH_CLAMP, TANH_CLAMP));
 }
 
 @compute @workgroup_size(64)

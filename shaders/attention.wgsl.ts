@@ -2,6 +2,7 @@
  * Causal self-attention, one step per entry point so every intermediate is a hook point:
  *
  *   attn_scores   scores[b, h, i, j] = (q[b, i, h] . k[b, j, h]) * scale   for j <= q0 + i, -inf above
+ *                 (and, with a sliding window W > 0, -inf for keys j <= q0 + i - W too)
  *   attn_softmax  pattern[b, h, i, :] = softmax(scores[b, h, i, 0..q0+i]), zeros above
  *   attn_z        z[b, i, h, d] = sum_{j <= q0 + i} pattern[b, h, i, j] * v[b, j, h, d]
  *
@@ -25,8 +26,9 @@ export function attentionSource(): string {
 struct Params {
   B: u32, Tq: u32, Tk: u32, H: u32, Hkv: u32, dh: u32,
   q0: u32,            // absolute position of query row 0
-  scale: f32,         // 1 / sqrt(dh)
+  scale: f32,         // 1 / sqrt(dh), or the model's own (Gemma's query_pre_attn_scalar^-1/2)
   neg_inf_bits: u32,  // 0xff800000: -inf for masked scores (a constant -inf is a WGSL compile error)
+  window: u32,        // sliding window: a query sees its last \`window\` keys, itself included (0: all)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -44,7 +46,7 @@ fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   let i = (idx / p.Tk) % p.Tq;
   let h = (idx / (p.Tk * p.Tq)) % p.H;
   let bt = idx / (p.Tk * p.Tq * p.H);
-  if (j > p.q0 + i) { out[idx] = bitcast<f32>(p.neg_inf_bits); return; }
+  if (j > p.q0 + i || (p.window > 0u && j + p.window <= p.q0 + i)) { out[idx] = bitcast<f32>(p.neg_inf_bits); return; }
   let qo = ((bt * p.Tq + i) * p.H + h) * p.dh;
   let ko = ((bt * p.Tk + j) * p.Hkv + h / (p.H / p.Hkv)) * p.dh;
   var acc = 0.0;

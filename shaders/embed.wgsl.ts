@@ -4,7 +4,8 @@
  * token embedding) is split by rows into chunks; one dispatch per chunk fills its rows of out.
  * Position embeddings use the same kernel with ids = positions.
  *
- * ids: [n] u32; table: [rows, C]; out: [n, C].
+ * ids: [n] u32; table: [rows, C]; out: [n, C]. Every value is multiplied by \`scale\` (1 but for
+ * Gemma's token embedding, scaled by sqrt(d_model); x * 1 is exact, so other gathers are unchanged).
  * Versions: v1 `gather_v1`, one invocation per output element, 64 per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -20,7 +21,7 @@ enable f16;
 #else
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 #endif
-struct Params { n: u32, C: u32, row0: u32, rows: u32 }
+struct Params { n: u32, C: u32, row0: u32, rows: u32, scale: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
@@ -35,7 +36,7 @@ fn gather_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   let id = ids[r];
   // Unsigned compare: ids below row0 wrap around and fail too.
   if (id - p.row0 >= p.rows) { return; }
-  out[i] = f32(table[(id - p.row0) * p.C + c]);
+  out[i] = f32(table[(id - p.row0) * p.C + c]) * p.scale;
 }
 `;
 }

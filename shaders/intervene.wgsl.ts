@@ -13,6 +13,7 @@
  *   op 1 scale:    x = x * value
  *   op 2 add:      x = x + value * src[src_base + h * src_sh + f]
  *   op 3 replace:  x = src[src_base + h * src_sh + f]
+ *   op 4 set:      x = value                           (clamping an SAE feature)
  * so every batch row can carry its own intervention in the same pass (a patching sweep is one
  * forward of many rows, each with its own entries).
  *
@@ -26,7 +27,7 @@ export const INTERVENE_VERSIONS = ['intervene_v1'] as const;
 /** Words per entry in the table (must match `Entry` below). */
 export const ENTRY_WORDS = 10;
 
-export const OP = { zero: 0, scale: 1, add: 2, replace: 3 } as const;
+export const OP = { zero: 0, scale: 1, add: 2, replace: 3, set: 4 } as const;
 
 export function interveneSource(): string {
   return wgsl`
@@ -65,6 +66,7 @@ fn intervene_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id
     case 0u: { x[idx] = 0.0; }
     case 1u: { x[idx] = x[idx] * e.value; }
     case 2u: { x[idx] = x[idx] + e.value * src[s]; }
+    case 4u: { x[idx] = e.value; }
     default: { x[idx] = src[s]; }
   }
 }

@@ -31,6 +31,7 @@ export {
   meanAblate,
   patchFrom,
   scaleBy,
+  setTo,
   addVector,
   hookFn,
   zeroHead,
@@ -87,6 +88,16 @@ export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts'
 export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';
 export { cachedUrlModelSource } from './model/cached-source.ts';
 export { gpt2LikeConfig, type Family } from './model/config.ts';
+
+// Features: SAEs and transcoders on hook points (src/features).
+export { loadSae, readSae, saeSource, type SaeLoadOptions } from './features/sae-load.ts';
+export { Sae, type HostSae } from './features/sae.ts';
+export { type SaeConfig, type SaeFormat, type SaeActivationName, SaeConfigError, SAE_SITES, type SaeSiteName } from './features/sae-config.ts';
+export { withErrorTerm, type SaeSplice, type SaeUse } from './features/splice.ts';
+export { zeroFeature, scaleFeature, clampFeature, patchFeature, steerFeature, saeHook, type FeatureSelection } from './features/feature-interventions.ts';
+export { featureAblationSweep, featurePatchingSweep, type FeatureGrid, type FeatureSweepOptions } from './experiments/feature-sweeps.ts';
+export { hubSource, parseHubPath, hubFolderUrl, HubAccessError, type HubOptions } from './model/hub-source.ts';
+export { NpzFile, NpzError } from './model/npz.ts';
 
 // Training: optimizers as kernels, the loop, toy models of superposition, SAEs (src/train/).
 export { TrainClock } from './train/clock.ts';

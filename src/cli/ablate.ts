@@ -6,6 +6,8 @@
 import type { ModelConfig } from '../model/config.ts';
 import type { RunResult } from '../model/model.ts';
 import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
+import { writeSpecOut } from './spec-file.ts';
+import { headInterventions } from '../experiments/spec.ts';
 import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, fmtSigned, withModel } from './experiment.ts';
 import { checkMetric, describeMetric, metricHelp, metricReadPos, metricValue, parseMetric } from './metric.ts';
@@ -30,6 +32,8 @@ ${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\
 ${ALLOW_NONFINITE_HELP}
 ${DTYPE_HELP}
 ${PROCESSING_HELP}
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -41,6 +45,7 @@ const FLAGS = {
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
   dtype: {},
   processing: {},
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -109,6 +114,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   const processing = parseProcessingFlag(flags);
   const allowNonfinite = flags.has('allow-nonfinite');
   const T = ids[0].length;
+  if (flags.has('spec-out') && ids.length > 1) throw new UsageError('--spec-out: a spec holds one prompt; give one --ids row');
 
   await withModel(
     modelArg,
@@ -138,9 +144,17 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         const logits = await ablated.logits.read();
         const shape = ablated.logits.shape;
         const value = metricValue(metric, logits, shape, ids[0]);
-        const pos = metricReadPos(metric);
+        const pos = metricReadPos(metric, ids[0]);
         const row = logits.slice(pos * V, (pos + 1) * V); // batch row 0
         const runMs = performance.now() - t0;
+        const specOut = flags.get('spec-out')?.[0];
+        if (specOut) {
+          await writeSpecOut(specOut, modelArg, {
+            prompts: { clean: ids[0] },
+            interventions: headInterventions(heads.map((h) => `${h.layer}.${h.head}`), mode),
+            experiment: { kind: 'ablate', metric: metric.text },
+          });
+        }
 
         if (json) {
           print(jsonLine({ metric: value, logits_at_pos: Array.from(row) }));

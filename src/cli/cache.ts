@@ -10,9 +10,13 @@ import { writeSafetensors } from '../model/safetensors.ts';
 import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { OutputFile } from './output-file.ts';
+import { nodeSaeSource } from './sae-source.ts';
+import { loadSae } from '../features/sae-load.ts';
+import type { Sae } from '../features/sae.ts';
+import { withErrorTerm } from '../features/splice.ts';
 
 export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
-                      [--processing P]
+                      [--sae DIR ...] [--processing P]
 
 Runs the model on a batch of token ids and writes every hook activation (TransformerLens names,
 batch first, fp32) plus "logits" to FILE.safetensors.
@@ -24,6 +28,10 @@ batch first, fp32) plus "logits" to FILE.safetensors.
                       before the model loads, and written only when the run succeeds)
   --names REGEX       keep only hook points whose name matches (JavaScript regex, unanchored),
                       e.g. 'hook_pattern$' or '^blocks\\.0\\.'; logits are always written
+  --sae DIR           splice an SAE or transcoder (a folder, URL or hf://owner/repo/folder; repeat
+                      for more) with its error term, and write its hook points too
+                      (<hook>.hook_sae_input, .hook_sae_acts_pre, .hook_sae_acts_post,
+                      .hook_sae_recons, .hook_sae_error, .hook_sae_output); the logits stay the model's
 ${DTYPE_HELP}
 ${PROCESSING_HELP}
   --help              this text`;
@@ -32,6 +40,7 @@ const FLAGS = {
   ids: { repeated: true, required: true },
   out: { required: true },
   names: {},
+  sae: { repeated: true },
   dtype: {},
   processing: {},
   help: { boolean: true },
@@ -55,6 +64,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
 
   // Everything above, the --out path and the ids against the model's config are checked before
   // the GPU is touched, so typos fail fast.
+  const saeSources = await Promise.all((flags.get('sae') ?? []).map((s) => nodeSaeSource(s)));
   const out = await OutputFile.claim(outPath, '--out');
   try {
     await withModel(
@@ -62,9 +72,11 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
       (c) => checkTokenRows(ids, c, '--ids'),
       async ({ model, gpu, source, loadMs }) => {
         let result: RunResult | undefined;
+        const saes: Sae[] = [];
         try {
+          for (const s of saeSources) saes.push(await loadSae(gpu, s));
           const t1 = performance.now();
-          result = await model.run(ids, { cache: names ?? (() => true) });
+          result = await model.run(ids, { cache: names ?? (() => true), saes: saes.map(withErrorTerm) });
           const tensors: Array<{ name: string; shape: number[]; data: Float32Array }> = [];
           for (const name of result.cache.names) {
             const t = result.cache.get(name);
@@ -89,6 +101,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
           print(`  time     load ${loadMs.toFixed(0)} ms, forward + readback ${tRun.toFixed(0)} ms`);
         } finally {
           result?.release();
+          for (const s of saes) s.destroy();
         }
       },
       { f16, processing },

@@ -10,18 +10,26 @@ import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
 import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
+import { runCommand } from './run.ts';
+import { exportCommand } from './export.ts';
+import { snapshotCommand } from './snapshot.ts';
 import { sweepAblateCommand } from './sweep-ablate.ts';
+import { featuresCommand } from './features.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
 
 usage:
-  patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
+  patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX] [--sae DIR]
   patchbay ablate <model-dir-or-url> --ids 0,5,9 [--ids ...] --heads L.H[,L.H...] [--mode zero|mean]
                   --metric METRIC [--json]
   patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
                  [--normalize] [--json]
   patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
+  patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
+  patchbay run SPEC.json [--json]
+  patchbay export SPEC.json --to transformers|nnsight|transformer-lens [--out FILE.py]
+  patchbay snapshot SPEC.json --out SNAPSHOT.json [--heads L.H,...]
   patchbay <command> --help
   patchbay --version
 
@@ -38,7 +46,16 @@ commands:
                 (layer × position, layer × head, ...) in a few batched passes; print the grid
   sweep-ablate  ablate each attention head alone, in a few batched passes; print the
                 [layer, head] grid of the metric
+  features      run token ids with an SAE spliced in; print the most active features at every
+                position
   bench         time plain forwards of a model (median and min ms, logits read back)
+  run           run an experiment spec (model, prompts, interventions, sweep, metric)
+  export        write a Python script (transformers, nnsight or TransformerLens) that runs a
+                spec's experiment and prints the same JSON as patchbay run --json
+  snapshot      compute what a page's figures show for a spec, for readers without WebGPU
+
+The experiment commands (ablate, patch, sweep-ablate) take --spec-out FILE to write the spec of
+what they ran.
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;
 
@@ -49,7 +66,11 @@ const COMMANDS: Record<string, Command> = {
   ablate: ablateCommand,
   patch: patchCommand,
   'sweep-ablate': sweepAblateCommand,
+  features: featuresCommand,
   bench: benchCommand,
+  run: runCommand,
+  export: exportCommand,
+  snapshot: snapshotCommand,
 };
 
 /** The version in Patchbay's package.json: two folders up from src/cli/, three from lib/src/cli/. */

@@ -18,6 +18,7 @@ import {
   describeMetricSpec,
   metricSpecReadPos,
   parseMetricSyntax,
+  resolveMetricSpec,
   specToMetric,
   type MetricSpec,
 } from '../experiments/metric-spec.ts';
@@ -32,14 +33,16 @@ export const METRIC_SYNTAX = METRIC_SPECS.join('|');
 export function metricHelp(what: string, targets: string): string {
   return `  --metric METRIC     ${what}, one of:
   --metric logit-diff:POS:GOOD:BAD
-                      logits[POS, GOOD] - logits[POS, BAD]
+                      logits[POS, GOOD] - logits[POS, BAD]; POS may count from the end (-1 is
+                      the last position)
   --metric logprob:POS:TOKEN
                       log p(TOKEN) at POS (log-softmax of the logits at POS)
   --metric prob:POS:TOKEN
                       p(TOKEN) at POS
   --metric loss:START:END
                       mean cross-entropy of predicting the next token at positions START .. END-1
-                      (0 <= START < END <= n_pos - 1); the targets are
+                      (0 <= START < END <= n_pos - 1; negative values count from the end, END -1
+                      is n_pos - 1); the targets are
                       ${targets}`;
 }
 
@@ -63,8 +66,10 @@ export function checkMetric(m: Metric, nPos: number, dVocab: number): void {
   asUsage(() => checkMetricSpec(m, nPos, dVocab));
 }
 
-export const toMetric = specToMetric;
-export const metricReadPos = metricSpecReadPos;
+/** The engine's metric for the prompt `tokens` (relative positions resolved against it). */
+export const toMetric = (m: Metric, tokens: readonly number[]) => asUsage(() => specToMetric(m, tokens));
+/** The (last) position whose logits the metric reads, in the prompt `tokens`. */
+export const metricReadPos = (m: Metric, tokens: readonly number[]) => metricSpecReadPos(asUsage(() => resolveMetricSpec(m, tokens, Infinity)));
 export const describeMetric = describeMetricSpec;
 
 /**

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import { urlModelSource, type ModelSource, type ProgressFn, type RandomAccessFile } from '../model/source.ts';
 import { UsageError } from './args.ts';
 
-/** Files a Hugging Face checkpoint folder may need: the config, the index, the weights. */
+/** Files a Hugging Face checkpoint folder may need: the config, the index, the weights, the tokenizer. */
 function isModelFile(name: string): boolean {
+  if (name === 'tokenizer.json' || name === 'tokenizer_config.json') return true;
   // Shards are named by the index (model-00001-of-00002.safetensors), so take every
   // .safetensors file rather than parse the index twice; the loader reports missing shards.
   return name === 'config.json' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors');

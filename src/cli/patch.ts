@@ -8,6 +8,7 @@
  * and chunks passes to fit the device's memory.
  */
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
+import { writeSpecOut } from './spec-file.ts';
 import type { ModelConfig } from '../model/config.ts';
 import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
@@ -70,6 +71,8 @@ ${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--cl
 ${ALLOW_NONFINITE_HELP}
 ${DTYPE_HELP}
 ${PROCESSING_HELP}
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -83,6 +86,7 @@ const FLAGS = {
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
   dtype: {},
   processing: {},
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -153,6 +157,7 @@ export async function patchCommand(argv: readonly string[], print: (line: string
   const allowNonfinite = flags.has('allow-nonfinite');
   const processing = parseProcessingFlag(flags);
   const T = clean.length;
+  if (flags.has('spec-out') && N > 1) throw new UsageError('--spec-out: a spec holds one prompt pair; give one --clean and one --corrupt');
 
   await withModel(
     modelArg,
@@ -172,6 +177,14 @@ export async function patchCommand(argv: readonly string[], print: (line: string
         reduce: reduceText,
       });
       const runMs = performance.now() - t0;
+      const specOut = flags.get('spec-out')?.[0];
+      if (specOut) {
+        await writeSpecOut(specOut, modelArg, {
+          ...(processing !== 'none' ? { processing } : {}),
+          prompts: { clean, corrupt: corruptRows[0] },
+          experiment: { kind: 'patch', site, metric: metricOpt.text, ...(normalize ? { normalize } : {}) },
+        });
+      }
 
       if (json) {
         print(jsonLine({ site, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), clean: grid.clean, corrupt: grid.corrupt }));

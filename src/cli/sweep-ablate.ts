@@ -5,6 +5,7 @@
  * (`headAblationSweep`, src/experiments/ablation.ts) as rows of a few batched passes.
  */
 import { headAblationSweep } from '../experiments/ablation.ts';
+import { writeSpecOut } from './spec-file.ts';
 import { UsageError, parseArgs, parseIdRow, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, nest, printGrid } from './grid.ts';
@@ -29,6 +30,8 @@ ${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)
 ${ALLOW_NONFINITE_HELP}
 ${DTYPE_HELP}
 ${PROCESSING_HELP}
+  --spec-out FILE     also write the experiment spec of this run to FILE (patchbay run FILE
+                      runs it again; patchbay export FILE writes it as a Python script)
   --help              this text`;
 
 const FLAGS = {
@@ -39,6 +42,7 @@ const FLAGS = {
   'allow-nonfinite': ALLOW_NONFINITE_FLAG,
   dtype: {},
   processing: {},
+  'spec-out': {},
   help: { boolean: true },
 } as const;
 
@@ -74,6 +78,8 @@ export async function sweepAblateCommand(argv: readonly string[], print: (line: 
       const t0 = performance.now();
       const grid = await headAblationSweep(model, ids, toMetric(metricOpt, ids), { mode });
       const runMs = performance.now() - t0;
+      const specOut = flags.get('spec-out')?.[0];
+      if (specOut) await writeSpecOut(specOut, modelArg, { prompts: { clean: ids }, experiment: { kind: 'sweep-ablate', metric: metricOpt.text, mode } });
       if (json) {
         print(jsonLine({ shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean }));
         checkFinite([grid.clean, ...grid.values], 'the metric (unablated and every cell)', allowNonfinite);

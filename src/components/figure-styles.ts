@@ -4,12 +4,15 @@
  * `--pb-error`) so a page can restyle every figure at once.
  */
 import { css } from 'lit';
+import { palette } from './theme.ts';
 
-export const figureStyles = css`
+export const figureStyles = [
+  palette,
+  css`
   :host {
     display: block;
     margin: 1rem 0;
-    color: var(--pb-fg, #1f2328);
+    color: var(--_fg);
     font-family: var(--pb-font, inherit);
     font-size: var(--pb-font-size, 0.95rem);
     line-height: 1.4;
@@ -33,26 +36,26 @@ export const figureStyles = css`
     font: inherit;
     font-size: 0.9em;
     color: inherit;
-    border: 1px solid var(--pb-border, #c9ced6);
+    border: 1px solid var(--_border);
     border-radius: 6px;
-    background: var(--pb-bg, #fff);
+    background: var(--_bg);
   }
   button {
     padding: 0.25em 0.75em;
     cursor: pointer;
   }
   button:hover:not(:disabled) {
-    background: var(--pb-hover, #f1f3f5);
+    background: var(--_hover);
   }
   button:disabled {
-    color: var(--pb-muted, #6b7280);
+    color: var(--_muted);
     cursor: default;
     opacity: 0.6;
   }
   button[aria-pressed='true'],
   button[aria-pressed='true']:hover:not(:disabled) {
-    background: var(--pb-accent, #1d4ed8);
-    border-color: var(--pb-accent, #1d4ed8);
+    background: var(--_accent);
+    border-color: var(--_accent);
     color: #fff;
   }
   select {
@@ -61,7 +64,7 @@ export const figureStyles = css`
   button:focus-visible,
   select:focus-visible,
   input:focus-visible {
-    outline: 2px solid var(--pb-accent, #1d4ed8);
+    outline: 2px solid var(--_accent);
     outline-offset: 1px;
   }
   .segmented {
@@ -79,11 +82,11 @@ export const figureStyles = css`
     border-radius: 0 6px 6px 0;
   }
   .muted {
-    color: var(--pb-muted, #6b7280);
+    color: var(--_muted);
     font-size: 0.9em;
   }
   .error {
-    color: var(--pb-error, #b00020);
+    color: var(--_error);
     font-size: 0.9em;
     margin: 0.3rem 0;
   }
@@ -92,15 +95,85 @@ export const figureStyles = css`
     align-items: center;
     gap: 0.6rem;
     font-size: 0.85em;
-    color: var(--pb-muted, #6b7280);
+    color: var(--_muted);
     margin: 0.3rem 0;
   }
   progress {
     flex: 0 1 16rem;
     height: 0.6rem;
-    accent-color: var(--pb-accent, #1d4ed8);
+    accent-color: var(--_accent);
   }
   .num {
     font-variant-numeric: tabular-nums;
   }
-`;
+
+  .notice {
+    font-size: 0.9em;
+    margin: 0.3rem 0;
+    padding: 0.35em 0.6em;
+    border-left: 3px solid var(--_warn);
+    background: var(--_warn-bg);
+  }
+  .error {
+    padding: 0.35em 0.6em;
+    border-left: 3px solid var(--_error);
+    background: var(--_error-bg);
+  }
+  .stale {
+    opacity: 0.35;
+    filter: grayscale(1);
+    pointer-events: none;
+  }
+  .stale-note {
+    font-size: 0.85em;
+    color: var(--_muted);
+  }
+  .auto-caption {
+    font-size: 0.9em;
+    color: var(--_muted);
+    margin: 0 0 0.5rem;
+  }
+  details.export {
+    position: relative;
+  }
+  details.export > summary {
+    list-style: none;
+    cursor: pointer;
+    font-size: 0.85em;
+    padding: 0.2em 0.7em;
+    border: 1px solid var(--_border);
+    border-radius: 6px;
+  }
+  details.export > summary::-webkit-details-marker {
+    display: none;
+  }
+  details.export .menu {
+    position: absolute;
+    right: 0;
+    z-index: 5;
+    display: grid;
+    gap: 0.2rem;
+    min-width: 12rem;
+    max-width: min(20rem, 90vw);
+    margin-top: 0.25rem;
+    padding: 0.4rem;
+    border: 1px solid var(--_border);
+    border-radius: 8px;
+    background: var(--_bg);
+    box-shadow: 0 4px 14px rgb(0 0 0 / 18%);
+  }
+  details.export .menu button,
+  details.export .menu label {
+    text-align: left;
+    font-size: 0.85em;
+  }
+  details.export textarea {
+    width: 100%;
+    min-height: 5em;
+    font: 0.8em var(--pb-mono, ui-monospace, monospace);
+  }
+  select {
+    max-width: 100%;
+  }
+`,
+];

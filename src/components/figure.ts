@@ -5,8 +5,12 @@
  * `render()` to draw what came back; `PbComputedFigure` below does the bookkeeping of a figure
  * that computes one thing at a time.
  */
-import { LitElement, type PropertyValues } from 'lit';
+import { LitElement, html, nothing, type PropertyValues } from 'lit';
 import { state } from 'lit/decorators.js';
+import { MetricSpecError } from '../experiments/metric-spec.ts';
+import type { ExperimentKind } from '../experiments/spec.ts';
+import { ExportMenu, stackPictures, type Exportable } from './export-menu.ts';
+import type { PbHeatmap } from './heatmap.ts';
 import { ContextConsumer } from '@lit/context';
 import type { Model } from '../model/model.ts';
 import { experimentContext, type Experiment, type ExperimentState } from './experiment.ts';
@@ -73,6 +77,56 @@ export abstract class PbFigure extends LitElement {
 
   /** Called after the session or the experiment state changed. */
   protected stateChanged(): void {}
+
+  /** True when the figures draw from a snapshot (no WebGPU): read-only. */
+  protected get fromSnapshot(): boolean {
+    return this.session?.status === 'snapshot';
+  }
+
+  // ---- Export (export-menu.ts): figures override what they have ----------------------------
+  protected exportName(): string {
+    return this.localName.replace(/^pb-/, '');
+  }
+  protected exportTable(): { header: string[]; rows: (string | number)[][] } | null {
+    return null;
+  }
+  protected exportJson(): unknown {
+    return { state: this.experiment?.state ?? null };
+  }
+  /** The figure's heatmaps, for PNG and SVG. */
+  protected exportHeatmaps(): PbHeatmap[] {
+    return [...this.renderRoot.querySelectorAll('pb-heatmap')];
+  }
+  protected exportPictures(): { svg(): string; png(): Promise<Blob> } | null {
+    return stackPictures(this.exportHeatmaps());
+  }
+  protected exportExperiment(): ExperimentKind | null {
+    return null;
+  }
+  protected exportTag(): string {
+    const attrs = [...this.attributes].filter((a) => a.name !== 'aria-busy').map((a) => (a.value === '' ? a.name : `${a.name}="${a.value.replace(/"/g, '&quot;')}"`));
+    return `<${this.localName}${attrs.length ? ' ' + attrs.join(' ') : ''}></${this.localName}>`;
+  }
+
+  private menu: ExportMenu | null = null;
+
+  /** The figure's "Export" menu (put it in the toolbar). */
+  protected renderExport() {
+    const self = this;
+    const source: Exportable = {
+      get name() {
+        return self.exportName();
+      },
+      table: () => this.exportTable(),
+      json: () => this.exportJson(),
+      pictures: () => this.exportPictures(),
+      hasPictures: this.localName !== 'pb-prompt',
+      experiment: () => this.exportExperiment(),
+      tag: () => this.exportTag(),
+    };
+    this.menu ??= new ExportMenu(this, source);
+    return this.menu.render();
+  }
 }
 
 /** What a computing figure reads for its job (see `PbComputedFigure.readInputs`). */
@@ -95,6 +149,8 @@ export interface FigureInputs {
 export abstract class PbComputedFigure<T> extends PbFigure {
   @state() protected busy = false;
   @state() protected error = '';
+  /** A metric or position that no longer fits the prompt: said plainly, not as an error. */
+  @state() protected notice = '';
 
   protected readonly job = new Latest<T>();
 
@@ -126,11 +182,41 @@ export abstract class PbComputedFigure<T> extends PbFigure {
     this.busy = false;
   }
 
-  /** Stops the job and shows what went wrong. Returns null, for `return this.fail(e)`. */
+  /**
+   * Stops the job and shows what went wrong; a metric that does not apply to this prompt is a
+   * notice, not an error. Results already drawn stay, dimmed as out of date (`renderStale`).
+   * Returns null, for `return this.fail(e)`.
+   */
   protected fail(e: unknown): null {
     this.stop();
-    this.error = errorMessage(e);
+    if (e instanceof MetricSpecError && e.notApplicable) {
+      this.notice = `This figure's metric no longer applies to the prompt: ${e.message}`;
+      this.error = '';
+    } else {
+      this.error = errorMessage(e);
+      this.notice = '';
+    }
     return null;
+  }
+
+  /** True when what is drawn was computed for another state (an error or notice came since). */
+  protected get stale(): boolean {
+    return !!(this.error || this.notice);
+  }
+
+  /** The error or notice line, in its own part (`error` is styled as an error whatever the page does to `status`). */
+  protected renderProblem() {
+    if (this.error) return html`<div class="error" part="error" role="alert">${this.error}</div>`;
+    if (this.notice) return html`<div class="notice" part="notice" role="status">${this.notice}</div>`;
+    return nothing;
+  }
+
+  /** Results drawn for an older state: dimmed, hidden from assistive tools, labelled. */
+  protected renderResult(content: unknown) {
+    if (content === nothing || content === null || content === undefined) return nothing;
+    const stale = this.stale;
+    return html`${stale ? html`<div class="stale-note">Out of date: these results are for the previous settings.</div>` : nothing}
+      <div class="result ${stale ? 'stale' : ''}" data-stale=${stale ? 'true' : 'false'} aria-hidden=${stale ? 'true' : 'false'}>${content}</div>`;
   }
 
   /**
@@ -169,9 +255,10 @@ export abstract class PbComputedFigure<T> extends PbFigure {
     this.busy = false;
     if (outcome.ok) {
       this.error = '';
+      this.notice = '';
       done(outcome.value);
     } else {
-      this.error = errorMessage(outcome.error);
+      this.fail(outcome.error);
       failed?.();
     }
   }

@@ -23,14 +23,19 @@ export { parseMetricSpec, parseMetricSyntax, checkMetricSpec, describeMetricSpec
 
 // Page state shared by the figures.
 export { Session, sessionContext, type SessionStatus } from './session.ts';
-export { Experiment, experimentContext, readQuery, writeQuery, DEFAULT_STATE, type ExperimentState } from './experiment.ts';
+export { Experiment, experimentContext, readQuery, writeQuery, parseUrlParts, DEFAULT_STATE, type ExperimentState, type UrlPart } from './experiment.ts';
 export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts';
 export { PbFigure } from './figure.ts';
 
 // Elements.
 export { PbModel, describeLoadError, type ModelLoadedDetail } from './pb-model.ts';
+export { describeProgress, formatDuration } from './progress.ts';
+export { parseSpec, parseSpecText, SpecError, SPEC_VERSION, type ExperimentSpec } from '../experiments/spec.ts';
+export { pythonScript, PYTHON_TARGETS, type PythonTarget } from '../export/python/index.ts';
+export { type Snapshot } from '../experiments/snapshot.ts';
 export { PbModelPicker } from './pb-model-picker.ts';
 export { PbHeatmap, cellColor, scaleGradient, formatValue, type HeatmapScale, type CellDetail } from './heatmap.ts';
+export { visibleText as tokenLabel, positionLabel } from './token-text.ts';
 export { PbPrompt, type PromptChangeDetail } from './pb-prompt.ts';
 export { PbAttention, type HeadsChangeDetail } from './pb-attention.ts';
 export { PbHeadGrid, type AblationChangeDetail, type MetricDetail, type EffectsDoneDetail } from './pb-head-grid.ts';
@@ -42,3 +47,14 @@ export { PbTopTokens } from './pb-top-tokens.ts';
 export { visibleText, tokenText, tokenTextStyles } from './token-text.ts';
 export { topTokens, probabilityOf, type TokenProb } from './top-k.ts';
 export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+
+// Features: an SAE on the model, and the figures that read it.
+export { PbSae, type SaeLoadedDetail } from './pb-sae.ts';
+export { PbFeatures, topFeatures, type FeatureSelectDetail } from './pb-features.ts';
+export { PbFeatureActs } from './pb-feature-acts.ts';
+export { PbSteer } from './pb-steer.ts';
+export { FeatureSession, featureContext, runWithFeatures, featureActivations } from './feature-session.ts';
+
+// "Copy embed code" names the script this bundle was loaded from (dist/patchbay.js).
+import { setLibraryUrl } from './pb-model.ts';
+if (/\/patchbay\.js(\?|$)/.test(import.meta.url)) setLibraryUrl(import.meta.url);

@@ -24,7 +24,7 @@ import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
-import { visibleText } from './token-text.ts';
+import { positionLabel } from './token-text.ts';
 
 export interface HeadsChangeDetail {
   heads: string[];
@@ -65,7 +65,7 @@ export class PbAttention extends PbComputedFigure<Drawn> {
         gap: 0.25rem;
       }
       .layer-name {
-        color: var(--pb-muted, #6b7280);
+        color: var(--_muted);
         margin-right: 0.1rem;
       }
       .picker button {
@@ -101,6 +101,17 @@ export class PbAttention extends PbComputedFigure<Drawn> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.fromSnapshot ? this.session!.snapshot : null;
+    if (snap) {
+      const T = snap.ids.clean.length;
+      const labels = snap.labels.clean.map((t, i) => positionLabel(i, t));
+      const heads = this.headList().map((h) => h.trim()).filter((h) => snap.attention.heads.includes(h));
+      this.drawn = {
+        labels,
+        patterns: heads.map((h) => ({ head: { layer: Number(h.split('.')[0]), head: Number(h.split('.')[1]) }, values: Float32Array.from(snap.attention.patterns[snap.attention.heads.indexOf(h)].slice(0, T * T)) })),
+      };
+      return;
+    }
     const input = this.readInputs((model) => parseHeadList(this.headList(), model.config));
     if (!input) return;
     const { model, session, ids, ablate, state: st, more: heads } = input;
@@ -111,7 +122,7 @@ export class PbAttention extends PbComputedFigure<Drawn> {
       return;
     }
     const key = [modelKey(model), ids.join(','), heads.map(headName).join(','), ablate.map(headName).join(','), st.mode].join('|');
-    const labels = ids.map((id) => visibleText(session.label(id)));
+    const labels = ids.map((id, i) => positionLabel(i, session.label(id)));
     await this.compute(
       key,
       async () => {
@@ -174,7 +185,7 @@ export class PbAttention extends PbComputedFigure<Drawn> {
 
   private describer(p: Pattern, labels: string[]) {
     const T = labels.length;
-    const tok = (i: number) => `${i} “${labels[i]}”`;
+    const tok = (i: number) => `position ${labels[i].replace(' ', ' “')}”`;
     return {
       cell: (q: number, k: number) =>
         k > q
@@ -192,16 +203,17 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     const s = this.session;
     const d = this.drawn;
     let status: unknown = nothing;
-    if (this.error) status = html`<div class="error" part="status" role="alert">${this.error}</div>`;
-    else if (!this.model) status = html`<div class="muted" part="status">${s?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>`;
+    if (this.error || this.notice) status = this.renderProblem();
+    else if (!this.model && !this.fromSnapshot) status = html`<div class="muted" part="status">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>`;
     else if (!d && !this.busy) status = html`<div class="muted" part="status">Enter a prompt to see attention patterns.</div>`;
     return html`
       <div class="toolbar">
         <span class="title">Attention patterns</span>
-        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.renderPicker()} ${status}
-      ${d
+      ${d ? html`<p class="auto-caption" part="caption">${this.captionText(d)}</p>` : nothing}
+      ${this.renderResult(d
         ? html`<div class="heads" @pb-cell-hover=${(e: CustomEvent<{ row: number; col: number }>) => (this.token = e.detail.row === e.detail.col ? e.detail.row : -1)}>
             ${d.patterns.map((p) => {
               const describe = this.describer(p, d.labels);
@@ -227,8 +239,34 @@ export class PbAttention extends PbComputedFigure<Drawn> {
               ></pb-heatmap>`;
             })}
           </div>`
-        : nothing}
+        : nothing)}
     `;
+  }
+
+  /** What is drawn, in words that follow the reader's choices. */
+  private captionText(d: Drawn): string {
+    const st = this.experiment?.state;
+    const heads = d.patterns.map((p) => headName(p.head)).join(', ');
+    const ablated = st?.ablate.length ? ` With ${st.ablate.join(', ')} ${st.mode}-ablated.` : '';
+    return `Attention of head${d.patterns.length === 1 ? '' : 's'} ${heads} over ${d.labels.length} tokens: each row is a query position, each column a key position, shaded by attention weight (rows sum to 1).${ablated}`;
+  }
+
+  protected override exportTable() {
+    const d = this.drawn;
+    if (!d) return null;
+    const T = d.labels.length;
+    const rows: (string | number)[][] = [];
+    for (const p of d.patterns) for (let q = 0; q < T; q++) for (let k = 0; k <= q; k++) rows.push([headName(p.head), q, d.labels[q], k, d.labels[k], p.values[q * T + k]]);
+    return { header: ['head', 'query_pos', 'query_token', 'key_pos', 'key_token', 'attention'], rows };
+  }
+
+  protected override exportJson() {
+    const d = this.drawn;
+    return { figure: 'attention', tokens: d?.labels ?? [], heads: d?.patterns.map((p) => ({ head: headName(p.head), pattern: Array.from(p.values) })) ?? [], state: this.experiment?.state };
+  }
+
+  protected override exportExperiment() {
+    return { kind: 'ablate' as const };
   }
 }
 

@@ -23,7 +23,7 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { headAblationSweep } from '../experiments/ablation.ts';
 import { metricCpu, type Metric } from '../experiments/metric.ts';
-import { checkMetricSpec, parseMetricSyntax, specToMetric, type MetricSpec } from '../experiments/metric-spec.ts';
+import { parseMetricSyntax, resolveMetricSpec, specToMetric, type ResolvedMetricSpec as MetricSpec } from '../experiments/metric-spec.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
@@ -84,14 +84,14 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
         gap: 0.3rem 1.4rem;
         margin: 0 0 0.6rem;
         padding: 0.45rem 0.7rem;
-        border: 1px solid var(--pb-border-light, #e5e7eb);
+        border: 1px solid var(--_border-light);
         border-radius: 8px;
-        background: var(--pb-panel, #f9fafb);
+        background: var(--_panel);
       }
       .metric .what {
         flex-basis: 100%;
         font-size: 0.85em;
-        color: var(--pb-muted, #6b7280);
+        color: var(--_muted);
       }
       .metric b {
         font-size: 1.15em;
@@ -121,6 +121,46 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
 
   /** Head roles drawn as badges: "L.H" → label (attribute: JSON). */
   @property({ converter: rolesConverter }) roles: Record<string, string> = {};
+  /** What each badge means, for the legend: label → meaning (attribute `role-names`: JSON). */
+  @property({ attribute: 'role-names', converter: rolesConverter }) roleNames: Record<string, string> = {};
+
+  /** Which way the metric is better: blue means "better" on every grid. */
+  private better(): 'higher' | 'lower' {
+    return this.current?.spec?.kind === 'loss' ? 'lower' : 'higher';
+  }
+
+  private captionText(ablate: readonly string[], effects: Effects | null): string {
+    const spec = this.current?.spec;
+    const what = spec ? this.describeMetric(spec) : 'the metric';
+    const parts = [`Layers down, heads across. Click a head to ablate it (hatched) and see ${what.charAt(0).toLowerCase() + what.slice(1)} change.`];
+    if (ablate.length) parts.push(`Ablated now: ${ablate.join(', ')}.`);
+    if (effects) parts.push(`Colours: each head ${effects.mode}-ablated alone; blue = the metric gets better (${this.better()} is better), red = worse.`);
+    return parts.join(' ');
+  }
+
+  protected override exportTable() {
+    const shape = this.session?.shape;
+    if (!shape) return null;
+    const e = this.effects;
+    const rows: (string | number)[][] = [];
+    for (let l = 0; l < shape.n_layers; l++) {
+      for (let h = 0; h < shape.n_heads; h++) {
+        const name = `${l}.${h}`;
+        rows.push([name, this.roles[name] ?? '', this.experiment?.state.ablate.includes(name) ? 1 : 0, e ? e.values[l * shape.n_heads + h] : '']);
+      }
+    }
+    return { header: ['head', 'role', 'ablated', 'effect_when_ablated_alone'], rows };
+  }
+
+  protected override exportJson() {
+    return { figure: 'head-grid', metric: this.experiment?.state.metric, live: this.live, effects: this.effects ? { mode: this.effects.mode, values: Array.from(this.effects.values), unablated: this.effects.unablated } : null, state: this.experiment?.state };
+  }
+
+  protected override exportExperiment() {
+    const st = this.experiment?.state;
+    if (!st?.metric) return null;
+    return this.effects ? { kind: 'sweep-ablate' as const, metric: st.metric, mode: st.mode } : { kind: 'ablate' as const, metric: st.metric };
+  }
 
   @state() private live: (MetricDetail & { key: string }) | null = null;
   @state() private effects: Effects | null = null;
@@ -165,6 +205,18 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.fromSnapshot ? this.session!.snapshot : null;
+    if (snap) {
+      const st = this.experiment?.state;
+      if (!st || !snap.metric) return;
+      const ids = snap.ids.clean;
+      const spec = resolveMetricSpec(parseMetricSyntax(st.metric), ids, snap.model.d_vocab, { encode: () => [] });
+      const baseKey = 'snapshot';
+      this.current = { ids, spec, metric: null, ablate: [], baseKey };
+      this.live = { value: snap.metric.value, unablated: snap.metric.unablated, key: baseKey };
+      this.effects = { key: `${baseKey}|${snap.metric.effects.mode}`, mode: snap.metric.effects.mode, values: Float64Array.from(snap.metric.effects.values), unablated: snap.metric.unablated };
+      return;
+    }
     const input = this.readInputs();
     if (!input) return;
     const { model, ids, ablate, state: st } = input;
@@ -172,8 +224,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
     let metric: Metric | null;
     try {
       if (st.metric && ids.length) {
-        spec = parseMetricSyntax(st.metric);
-        checkMetricSpec(spec, ids.length, model.config.d_vocab);
+        spec = resolveMetricSpec(parseMetricSyntax(st.metric), ids, model.config.d_vocab, input.session.tokenizer);
       }
       metric = spec ? specToMetric(spec, ids) : null;
     } catch (e) {
@@ -297,13 +348,14 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   }
 
   override render() {
-    const model = this.model;
+    const shape = this.session?.shape;
     const ex = this.experiment;
-    if (!model || !ex) {
+    if (!shape || !ex || !(this.model || this.fromSnapshot)) {
       return html`<div class="toolbar"><span class="title">Heads</span></div>
-        <div class="muted" part="status">${this.session?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>`;
+        <div class="muted" part="status">${this.session?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>`;
     }
-    const { n_layers: L, n_heads: H } = model.config;
+    const { n_layers: L, n_heads: H } = shape;
+    const readOnly = this.fromSnapshot;
     const st = ex.state;
     const ablated = new Set(st.ablate);
     const effects = this.effects && this.current && this.effects.key === this.sweepKey(st.mode) ? this.effects : null;
@@ -338,21 +390,23 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
               </button>`,
           )}
         </span>
-        <button type="button" part="compute" class="compute" ?disabled=${!canMeasure} @click=${() => void this.computeEffects()}>
+        <button type="button" part="compute" class="compute" ?disabled=${!canMeasure || readOnly} @click=${() => void this.computeEffects()}>
           Compute every head’s effect
         </button>
-        <button type="button" class="clear" ?disabled=${ablated.size === 0} @click=${() => this.setAblation([], st.mode)}>Clear</button>
+        <button type="button" class="clear" ?disabled=${ablated.size === 0 || readOnly} @click=${() => this.setAblation([], st.mode)}>Clear</button>
+        ${this.renderExport()}
       </div>
       ${this.renderMetric([...ablated])}
-      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
-      ${!this.error && !st.metric ? html`<div class="muted" part="status">Set a metric (e.g. logit-diff:POS:GOOD:BAD or loss:START:END) to measure ablations.</div>` : nothing}
+      ${this.renderProblem()}
+      ${!this.error && !this.notice && !st.metric ? html`<div class="muted" part="status">Set a metric (e.g. logit-diff:POS:GOOD:BAD or loss:START:END) to measure ablations.</div>` : nothing}
       ${progress
         ? html`<div class="progress" role="status">
             <progress part="progress" max=${progress.total} value=${progress.done}></progress>
             <span>${progress.done} of ${progress.total} heads ablated…</span>
           </div>`
         : nothing}
-      ${this.sweepError ? html`<div class="error" role="alert">${this.sweepError}</div>` : nothing}
+      ${this.sweepError ? html`<div class="error" part="error" role="alert">${this.sweepError}</div>` : nothing}
+      <p class="auto-caption" part="caption">${this.captionText(st.ablate, effects)}</p>
       <pb-heatmap
         part="heatmap"
         .values=${values}
@@ -365,13 +419,16 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
         scale="diverging"
         digits="3"
         value-label=${effects ? `Δ metric when ablated alone (${effects.mode})` : 'Δ metric (not computed yet)'}
+        better=${this.better()}
+        selected-label="ablated in the run above (click a head to toggle)"
+        .badgeLegend=${this.roleNames}
         ?no-legend=${!effects}
         interactive
         .selected=${names.map((n) => ablated.has(n))}
         .cellText=${names.map((n, i) => (effects ? formatValue(values[i], Math.abs(values[i]) >= 10 ? 1 : 2) : n))}
         .badges=${names.map((n) => this.roles[n])}
         .describe=${describe}
-        @pb-cell-activate=${(e: CustomEvent<{ row: number; col: number }>) => this.toggle(`${e.detail.row}.${e.detail.col}`)}
+        @pb-cell-activate=${(e: CustomEvent<{ row: number; col: number }>) => !readOnly && this.toggle(`${e.detail.row}.${e.detail.col}`)}
       ></pb-heatmap>
     `;
   }

@@ -19,7 +19,7 @@ import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { headName, modelKey, runAblated } from './live-run.ts';
 import { topTokens, type TokenProb } from './top-k.ts';
-import { visibleText } from './token-text.ts';
+import { positionLabel, visibleText } from './token-text.ts';
 
 /** Tokens listed on hover. */
 const HOVER_K = 5;
@@ -54,6 +54,11 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.fromSnapshot ? this.session!.snapshot : null;
+    if (snap?.lens) {
+      this.lens = { ids: snap.ids.clean, rows: snap.lens.rows, top: snap.lens.top.map((t) => t.map(([id, p]) => ({ id, p }))) };
+      return;
+    }
     const input = this.readInputs();
     if (!input) return;
     const { model, ids, ablate, state: st } = input;
@@ -111,25 +116,45 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
         rows=${R}
         cols=${T}
         .rowLabels=${lens.rows}
-        .colLabels=${lens.ids.map(label)}
+        .colLabels=${lens.ids.map((id, i) => positionLabel(i, s?.label(id) ?? String(id)))}
         col-axis="position"
         scale="sequential"
         domain="1"
         value-label="top token’s probability"
         .cellText=${shown}
         .marked=${lens.top.map((t, i) => (i % T) + 1 < T && t[0].id === lens.ids[(i % T) + 1])}
+        marked-label="the top token is the prompt's actual next token"
         .describe=${describe}
       ></pb-heatmap>`;
     }
     return html`
       <div class="toolbar">
         <span class="title">Logit lens</span>
-        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
-      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
-      ${!this.model ? html`<div class="muted" part="status">${s?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>` : nothing}
-      ${body}
+      ${this.renderProblem()}
+      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>` : nothing}
+      ${lens ? html`<p class="auto-caption" part="caption">The most probable next token if the model stopped before each layer (rows) at each position (columns), shaded by its probability${this.experiment?.state.ablate.length ? `, with ${this.experiment.state.ablate.join(', ')} ablated` : ''}.</p>` : nothing}
+      ${this.renderResult(body)}
     `;
+  }
+
+  protected override exportTable() {
+    const lens = this.lens;
+    if (!lens) return null;
+    const T = lens.ids.length;
+    const label = (id: number) => this.session?.label(id) ?? String(id);
+    const rows: (string | number)[][] = [];
+    lens.top.forEach((t, i) => t.forEach((x, rank) => rows.push([lens.rows[Math.floor(i / T)], i % T, label(lens.ids[i % T]), rank + 1, x.id, label(x.id), x.p])));
+    return { header: ['row', 'pos', 'token', 'rank', 'predicted_id', 'predicted', 'probability'], rows };
+  }
+
+  protected override exportJson() {
+    return { figure: 'logit-lens', rows: this.lens?.rows, ids: this.lens?.ids, top: this.lens?.top, state: this.experiment?.state };
+  }
+
+  protected override exportExperiment() {
+    return { kind: 'ablate' as const };
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * `<pb-model-picker>`: a menu of model presets that switches a `<pb-model>` to the chosen one
- * (and records it in the page URL as `?model=`, which `<pb-model url-state>` reads on load).
+ * (and records it in the page URL as `?ID.model=`, which the `<pb-model>` reads on load when its
+ * `url-state` lists `model`).
  *
  * ```html
  * <pb-model id="m" src="gpt2"> … </pb-model>
@@ -20,7 +21,7 @@ export class PbModelPicker extends LitElement {
   static override styles = css`
     :host { display: inline-block; }
     label { font-size: 0.9em; }
-    select { font: inherit; margin-left: 0.4em; }
+    select { font: inherit; margin-left: 0.4em; max-width: 100%; }
   `;
 
   /** Id of the `<pb-model>` to switch (default: the nearest enclosing one). */
@@ -37,9 +38,10 @@ export class PbModelPicker extends LitElement {
     const src = (e.target as HTMLSelectElement).value;
     const model = this.target();
     if (model) model.src = src;
-    if (typeof location !== 'undefined' && model?.urlState) {
+    // Recorded in the URL under the model's key when its url-state lets a link change the model.
+    if (typeof location !== 'undefined' && model?.urlParts.includes('model')) {
       const url = new URL(location.href);
-      url.searchParams.set('model', src);
+      url.searchParams.set(`${model.id ? `${model.id}.` : ''}model`, src);
       history.replaceState(history.state, '', url);
     }
     this.dispatchEvent(new CustomEvent('pb-model-pick', { detail: { src }, bubbles: true, composed: true }));

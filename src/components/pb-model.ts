@@ -3,30 +3,51 @@
  * inside it.
  *
  * ```html
- * <pb-model src="induction-2l" models="../models/" prompt="0,200,290" metric="loss:1:16">
+ * <pb-model id="fig-copy" src="induction-2l" models="../models/" prompt="0,200,290" metric="loss:1:-1"
+ *   url-state="prompt ablate" snapshot="snapshots/fig-copy.json">
  *   <pb-attention></pb-attention>
  * </pb-model>
  * ```
  *
  * `src` is a preset (`induction-2l`, `gpt2`) or a model folder URL. Weights are kept in the
- * browser's Cache API, so a second visit does not download them again. Messages name what went
- * wrong: no WebGPU in this browser, a download that failed, a model Patchbay cannot run.
+ * browser's Cache API, so a second visit does not download them again.
+ *
+ * URL state: the experiment is kept in the page's URL under this element's `id` (see
+ * experiment.ts), and `url-state` lists what a link may change: `prompt corrupt ablate mode metric
+ * site heads` (the default), any subset, `model` as well (a preset name only), or `none`. The model
+ * never changes from a link unless `url-state` lists `model`.
+ *
+ * Without WebGPU, the figures draw from `snapshot` (a file `patchbay snapshot` wrote), read-only,
+ * under a message that says what is missing and where the page runs live.
+ *
+ * Errors (a download that failed, a model Patchbay cannot run) are shown as errors, in their own
+ * part, with a "Try again" button. Download progress is indeterminate while the size is unknown,
+ * and gives the time left when it is known.
  *
  * @fires pb-model-loaded - `{ name, config }` once the model is ready.
  * @fires pb-model-error - `{ message }` when loading failed.
  * @slot - Figures that use the model.
- * @csspart status - The line with the loading state or error.
+ * @csspart status - The line with the loading state or the model's description.
  * @csspart progress - The download progress bar.
+ * @csspart error - The error box (an alert), with its retry button.
+ * @csspart retry - The "Try again" button.
+ * @csspart notice - Notices about the link (heads dropped, parts ignored).
+ * @csspart no-webgpu - The message shown when the browser has no WebGPU.
  */
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { ContextProvider } from '@lit/context';
 import { loadModel } from '../model/load.ts';
+import { NoWebGPUError } from '../gpu/errors.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { Experiment, experimentContext } from './experiment.ts';
+import { SNAPSHOT_VERSION, type Snapshot } from '../experiments/snapshot.ts';
+import { headInterventions, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef } from '../experiments/spec.ts';
+import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
 import { Session, sessionContext } from './session.ts';
 import { pageGpu } from './gpu.ts';
+import { palette } from './theme.ts';
+import { describeProgress } from './progress.ts';
 import { describeLoadError } from './load-error.ts';
 
 export { describeLoadError };
@@ -38,12 +59,76 @@ export interface ModelLoadedDetail {
 
 @customElement('pb-model')
 export class PbModel extends LitElement {
-  static override styles = css`
-    :host { display: block; font: inherit; }
-    .status { font-size: 0.9em; color: #555; margin: 0.25em 0; }
-    .status.error { color: #b00020; }
-    progress { width: 100%; max-width: 28em; height: 0.8em; }
-  `;
+  static override styles = [
+    palette,
+    css`
+      :host {
+        display: block;
+        font: inherit;
+      }
+      .status {
+        font-size: 0.9em;
+        color: var(--_muted);
+        margin: 0.25em 0;
+      }
+      progress {
+        width: 100%;
+        max-width: 28em;
+        height: 0.8em;
+        accent-color: var(--_accent);
+      }
+      /* Errors have their own part and a look of their own, so a page's ::part(status) rules cannot make them read as status text. */
+      .alert,
+      .nogpu {
+        display: flex;
+        flex-wrap: wrap;
+        align-items: center;
+        gap: 0.4rem 0.8rem;
+        margin: 0.5em 0;
+        padding: 0.6em 0.8em;
+        border: 1px solid var(--_error);
+        border-left: 4px solid var(--_error);
+        border-radius: 6px;
+        background: var(--_error-bg);
+        color: var(--_error);
+        font: 0.92rem/1.45 var(--pb-font, system-ui, sans-serif);
+      }
+      .alert::before {
+        content: '⚠';
+        font-weight: 700;
+      }
+      .alert .msg {
+        flex: 1 1 16rem;
+        color: var(--_fg);
+      }
+      .nogpu {
+        border-color: var(--_warn);
+        background: var(--_warn-bg);
+        color: var(--_fg);
+      }
+      .nogpu strong {
+        color: var(--_fg);
+      }
+      button {
+        font: inherit;
+        font-size: 0.9em;
+        padding: 0.25em 0.8em;
+        border-radius: 6px;
+        border: 1px solid currentColor;
+        background: var(--_bg);
+        color: var(--_error);
+        cursor: pointer;
+      }
+      .notice {
+        font-size: 0.88em;
+        margin: 0.4em 0;
+        padding: 0.4em 0.7em;
+        border-left: 3px solid var(--_warn);
+        background: var(--_warn-bg);
+        color: var(--_fg);
+      }
+    `,
+  ];
 
   /** Preset name or model folder URL. */
   @property() src = '';
@@ -51,29 +136,41 @@ export class PbModel extends LitElement {
   @property() models = 'models/';
   /** Hugging Face Hub host for Hub presets. */
   @property() hub = DEFAULT_HUB;
-  /** Initial prompt (text, or ids for a model without a tokenizer); the URL's `prompt` wins. */
+  /** `none` for a model folder without a tokenizer (prompts are ids): no tokenizer.json is requested. */
+  @property() tokenizer = '';
+  /** Initial prompt (text, or ids for a model without a tokenizer); a link may change it (url-state). */
   @property() prompt = '';
   /** Initial corrupted prompt for patching figures. */
   @property() corrupt = '';
-  /** Initial metric spec, e.g. `logit-diff:16:247:72` or `loss:11:16`. */
+  /** Initial metric spec, e.g. `logit-diff:-1:247:72` or `loss:0:-1`. */
   @property() metric = '';
   /** Initial patching site. */
   @property() site = 'resid_pre';
   /** Initial heads shown by attention figures, e.g. `0.2,1.3`. */
   @property() heads = '';
+  /** What a link may change (see above); read once, when the element connects. */
+  @property({ attribute: 'url-state' }) urlStateParts: string | null = null;
+  /** A snapshot file (`patchbay snapshot`) the figures draw from when the browser has no WebGPU. */
+  @property() snapshot = '';
+  /** The script tag's URL in "copy embed code" (default: where patchbay.js was loaded from). */
+  @property({ attribute: 'embed-src' }) embedSrc = '';
+
   /**
-   * Keep the experiment state in the page URL (turn off for a second model on one page with
-   * `url-state="false"`: a plain boolean attribute could only ever turn it on).
+   * A Hugging Face access token for gated repositories (a property, never an attribute, so it
+   * stays out of the page's HTML and URL). Sent as `Authorization: Bearer …` with every download.
    */
-  @property({ attribute: 'url-state', converter: { fromAttribute: (v: string | null) => v !== 'false' } }) urlState = true;
+  @property({ attribute: false }) token = '';
 
   @state() private tick = 0;
+  /** Notices about the link or the state (dropped heads). */
+  @state() private notices: string[] = [];
 
   readonly session = new Session();
   private experiment: Experiment | null = null;
   // Providers register themselves with this element as reactive controllers.
   protected readonly sessionProvider = new ContextProvider(this, { context: sessionContext, initialValue: this.session });
   private loading: string | null = null;
+  private progressTimer: ReturnType<typeof setInterval> | undefined;
 
   constructor() {
     super();
@@ -81,25 +178,35 @@ export class PbModel extends LitElement {
     this.session.addEventListener('change', () => this.tick++);
   }
 
+  /** True when this element keeps any state in the URL. */
+  get urlState(): boolean {
+    return (this.experiment?.urlSync?.parts.length ?? 0) > 0;
+  }
+
+  /** What links may change here (the parsed `url-state`). */
+  get urlParts(): readonly UrlPart[] {
+    return this.experiment?.urlSync?.parts ?? [];
+  }
+
   override connectedCallback(): void {
     super.connectedCallback();
-    // A shared link may name the model (`?model=pythia-70m`, as <pb-model-picker> writes it).
-    const fromUrl = this.urlState && typeof location !== 'undefined' ? new URLSearchParams(location.search).get('model') : null;
-    if (fromUrl) this.src = fromUrl;
-    if (!this.experiment) {
-      this.experiment = new Experiment(
-        {
-          prompt: this.prompt,
-          corrupt: this.corrupt,
-          metric: this.metric,
-          site: this.site,
-          heads: this.heads ? this.heads.split(',') : [],
-        },
-        this.urlState && typeof location !== 'undefined',
-      );
-      // The provider registers itself with this element as a reactive controller.
-      new ContextProvider(this, { context: experimentContext, initialValue: this.experiment });
+    if (this.experiment) return;
+    const { parts, unknown } = parseUrlParts(this.getAttribute('url-state') ?? this.urlStateParts);
+    if (unknown.length) console.warn(`pb-model: url-state lists unknown parts ${unknown.join(', ')} (parts: prompt corrupt ablate mode metric site heads model, or none)`);
+    const browser = typeof location !== 'undefined';
+    const prefix = this.id ? `${this.id}.` : '';
+    // A link may name the model (`?id.model=pythia-70m`, as <pb-model-picker> writes it), if the author allows it.
+    if (browser && parts.includes('model')) {
+      const fromUrl = new URLSearchParams(location.search).get(`${prefix}model`);
+      if (fromUrl && PRESETS[fromUrl]) this.src = fromUrl;
+      else if (fromUrl) this.notices = [...this.notices, `The link names the model "${fromUrl}", which is not a preset here; showing ${this.src}.`];
     }
+    this.experiment = new Experiment(
+      { prompt: this.prompt, corrupt: this.corrupt, metric: this.metric, site: this.site, heads: this.heads ? this.heads.split(',') : [] },
+      browser && parts.length ? { prefix, parts } : null,
+    );
+    // The provider registers itself with this element as a reactive controller.
+    new ContextProvider(this, { context: experimentContext, initialValue: this.experiment });
   }
 
   /** The experiment state this element provides. */
@@ -111,27 +218,56 @@ export class PbModel extends LitElement {
     if (changed.has('src') || changed.has('models') || changed.has('hub')) void this.load();
   }
 
+  /** Loads the model again after an error ("Try again"). */
+  retry(): void {
+    this.loading = null;
+    void this.load();
+  }
+
   private async load(): Promise<void> {
     const src = this.src;
-    if (!src || this.loading === src + this.models + this.hub) return;
-    this.loading = src + this.models + this.hub;
+    const key = src + this.models + this.hub;
+    if (!src || this.loading === key) return;
+    this.loading = key;
     const s = this.session;
     s.model?.destroy();
-    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0 }, fromCache: false });
+    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0, started: performance.now() }, fromCache: false, snapshot: null });
+    // Redraw the time left once a second even when no bytes arrive.
+    clearInterval(this.progressTimer);
+    this.progressTimer = setInterval(() => this.tick++, 1000);
     try {
-      const gpu = await pageGpu();
-      if (this.loading !== src + this.models + this.hub) return; // superseded before it fetched anything
+      let gpu;
+      try {
+        gpu = await pageGpu();
+      } catch (e) {
+        if (e instanceof NoWebGPUError) return await this.showSnapshot(e);
+        throw e;
+      }
+      if (this.loading !== key) return; // superseded before it fetched anything
       const url = resolveModelUrl(src, this.models, this.hub, document.baseURI);
-      const source = cachedUrlModelSource(url);
-      const done = new Map<string, { loaded: number; total: number }>();
+      const token = this.token;
+      const authed: typeof fetch | undefined = token
+        ? (input, init) => {
+            const headers = new Headers(init?.headers);
+            headers.set('Authorization', `Bearer ${token}`);
+            return fetch(input, { ...init, headers });
+          }
+        : undefined;
+      const source = cachedUrlModelSource(url, authed ? { fetch: authed } : {});
+      const files = new Map<string, { loaded: number; total: number }>();
       const model = await loadModel(gpu, source, {
-        tokenizer: PRESETS[src]?.tokenizer !== false,
+        tokenizer: PRESETS[src]?.tokenizer !== false && this.tokenizer !== 'none',
         onProgress: (p) => {
-          done.set(p.file ?? '', { loaded: p.loaded, total: p.total });
+          files.set(p.file ?? '', { loaded: p.loaded, total: p.total });
           let loaded = 0;
           let total = 0;
-          for (const v of done.values()) (loaded += v.loaded), (total += v.total);
-          s.set({ progress: { loaded, total } });
+          let unknown = false;
+          for (const v of files.values()) {
+            loaded += v.loaded;
+            total += v.total;
+            if (!v.total) unknown = true; // one file of unknown size: the total is unknown
+          }
+          s.set({ progress: { loaded, total: unknown ? 0 : total, started: s.progress.started } });
         },
       });
       const tokenizer = model.tokenizer;
@@ -140,44 +276,191 @@ export class PbModel extends LitElement {
         return;
       }
       s.set({ status: 'ready', model, tokenizer, fromCache: source.fromCache.has('model.safetensors') });
+      this.dropMissingHeads();
       this.dispatchEvent(new CustomEvent<ModelLoadedDetail>('pb-model-loaded', { detail: { name: src, config: model.config }, bubbles: true, composed: true }));
     } catch (e) {
       const message = describeLoadError(e, src);
       s.set({ status: 'error', error: message });
       this.dispatchEvent(new CustomEvent('pb-model-error', { detail: { message }, bubbles: true, composed: true }));
+    } finally {
+      clearInterval(this.progressTimer);
     }
+  }
+
+  /** No WebGPU: the figures draw the snapshot, if the page has one. */
+  private async showSnapshot(e: NoWebGPUError): Promise<void> {
+    const s = this.session;
+    const message = describeLoadError(e, this.src);
+    if (!this.snapshot) {
+      s.set({ status: 'error', error: message });
+      return;
+    }
+    try {
+      const res = await fetch(new URL(this.snapshot, document.baseURI));
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      const snap = (await res.json()) as Snapshot;
+      if (snap?.kind !== 'snapshot' || snap.patchbay !== SNAPSHOT_VERSION) throw new Error('not a Patchbay snapshot of a version this page reads');
+      const sp = snap.spec;
+      const e2 = sp.experiment;
+      this.experiment!.update({
+        prompt: promptText(sp.prompts.clean),
+        corrupt: sp.prompts.corrupt === undefined ? '' : promptText(sp.prompts.corrupt),
+        ablate: (sp.interventions ?? []).map((i) => `${i.hook.split('.')[1]}.${i.head}`),
+        mode: sp.interventions?.[0]?.op ?? 'zero',
+        metric: 'metric' in e2 && e2.metric ? e2.metric : this.experiment!.state.metric,
+        site: 'site' in e2 ? e2.site : this.experiment!.state.site,
+      });
+      s.set({ status: 'snapshot', snapshot: snap, error: message });
+    } catch (err) {
+      s.set({ status: 'error', error: `${message} The page's snapshot (${this.snapshot}) could not be read: ${(err as Error).message}.` });
+    }
+  }
+
+  /** Heads in the state (a link's `ablate` or `heads`) that this model does not have are dropped, with a notice. */
+  private dropMissingHeads(): void {
+    const shape = this.session.shape;
+    const ex = this.experiment;
+    if (!shape || !ex) return;
+    const fits = (h: string) => {
+      const m = /^(\d+)\.(\d+)$/.exec(h.trim());
+      return !!m && Number(m[1]) < shape.n_layers && Number(m[2]) < shape.n_heads;
+    };
+    const st = ex.state;
+    const bad = [...new Set([...st.ablate, ...st.heads].filter((h) => !fits(h)))];
+    if (!bad.length) return;
+    ex.update({ ablate: st.ablate.filter(fits), heads: st.heads.filter(fits) });
+    this.notices = [
+      ...this.notices,
+      `Ignored ${bad.length === 1 ? 'head' : 'heads'} ${bad.join(', ')} from the link: this model has layers 0–${shape.n_layers - 1} and heads 0–${shape.n_heads - 1}.`,
+    ];
   }
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    clearInterval(this.progressTimer);
     this.session.model?.destroy();
     this.session.set({ model: null, status: 'idle' });
     this.loading = null;
   }
 
+  /** The model as a spec's `model`. */
+  modelRef(): ModelRef {
+    const p = PRESETS[this.src];
+    if (p) return { preset: this.src };
+    return { url: new URL(this.src, document.baseURI).toString() };
+  }
+
+  /** The experiment as a spec: `experiment` says what a figure computes from it. */
+  specFor(experiment: ExperimentKind): ExperimentSpec {
+    const st = this.experiment!.state;
+    const ids = (p: string): string | number[] => (this.session.tokenizer || !/^[\d\s,]+$/.test(p) ? p : p.split(/[\s,]+/).filter(Boolean).map(Number));
+    const spec: ExperimentSpec = { patchbay: 1, model: this.modelRef(), prompts: { clean: ids(st.prompt) }, experiment };
+    if (st.corrupt && (experiment.kind === 'patch' || experiment.kind === 'attribute')) spec.prompts.corrupt = ids(st.corrupt);
+    if (st.ablate.length && experiment.kind === 'ablate') spec.interventions = headInterventions(st.ablate, st.mode);
+    if (st.heads.length) spec.view = { heads: [...st.heads] };
+    return spec;
+  }
+
+  /**
+   * Sets the experiment from a spec (a figure's "Load spec"). A spec for another model switches
+   * the model only where `url-state` allows `model`; the notice says so otherwise.
+   */
+  loadSpec(spec: ExperimentSpec): void {
+    const e = spec.experiment;
+    const patch: Partial<ExperimentState> = {
+      prompt: promptText(spec.prompts.clean),
+      ablate: (spec.interventions ?? []).map((i) => `${i.hook.split('.')[1]}.${i.head}`),
+      mode: spec.interventions?.[0]?.op ?? this.experiment!.state.mode,
+    };
+    if (spec.prompts.corrupt !== undefined) patch.corrupt = promptText(spec.prompts.corrupt);
+    if ('metric' in e && e.metric) patch.metric = e.metric;
+    if ('site' in e) patch.site = e.site;
+    if (spec.view?.heads) patch.heads = [...spec.view.heads];
+    const mine = JSON.stringify(this.modelRef());
+    if (JSON.stringify(spec.model) !== mine) {
+      if ('preset' in spec.model && this.urlParts.includes('model') && PRESETS[spec.model.preset]) this.src = spec.model.preset;
+      else this.notices = [...this.notices, `The spec is for another model (${JSON.stringify(spec.model)}); this figure runs ${this.src}, so only the prompts, interventions and metric were loaded.`];
+    }
+    this.experiment!.update(patch);
+    this.dropMissingHeads();
+  }
+
+  /** A link to the page with this model's current state (whatever url-state allows to be read back). */
+  linkUrl(): string {
+    return location.href;
+  }
+
+  /** HTML that embeds this model with its current state and the figure `figure` (e.g. `<pb-patching normalize></pb-patching>`). */
+  embedCode(figure: string): string {
+    const st = this.experiment!.state;
+    const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+    const preset = PRESETS[this.src];
+    const src = preset ? this.src : new URL(this.src, document.baseURI).toString();
+    const attrs: [string, string][] = [['src', src]];
+    if (preset?.local) attrs.push(['models', new URL(this.models, document.baseURI).toString()]);
+    if (preset?.repo && this.hub !== DEFAULT_HUB) attrs.push(['hub', this.hub]);
+    if (this.tokenizer) attrs.push(['tokenizer', this.tokenizer]);
+    for (const k of ['prompt', 'corrupt', 'metric', 'site'] as const) if (st[k] && !(k === 'site' && st.site === 'resid_pre')) attrs.push([k, st[k]]);
+    if (st.heads.length) attrs.push(['heads', st.heads.join(',')]);
+    if (this.snapshot) attrs.push(['snapshot', new URL(this.snapshot, document.baseURI).toString()]);
+    const script = this.embedSrc ? new URL(this.embedSrc, document.baseURI).toString() : (libraryUrl ?? 'patchbay.js');
+    const ablate = st.ablate.length ? `\n<!-- ablated: ${st.ablate.join(', ')} (${st.mode}); a reader's link can set them with ?ablate= -->` : '';
+    return `<script type="module" src="${esc(script)}"></script>
+<pb-model ${attrs.map(([k, v]) => `${k}="${esc(v)}"`).join(' ')} url-state="none">
+  ${figure}
+</pb-model>${ablate}`;
+  }
+
+  private renderStatus() {
+    const s = this.session;
+    const title = PRESETS[s.name]?.title ?? s.name;
+    if (s.status === 'loading') {
+      const { text, fraction } = describeProgress(s.progress, performance.now());
+      return html`<div class="status" part="status" role="status">Loading ${title}: ${text}</div>
+        ${fraction === null
+          ? html`<progress part="progress" aria-label=${`Loading ${title}`}></progress>`
+          : html`<progress part="progress" aria-label=${`Loading ${title}`} max="1" .value=${fraction}></progress>`}`;
+    }
+    if (s.status === 'ready') {
+      return html`<div class="status" part="status">
+        ${title}: ${s.model!.config.n_layers} layers × ${s.model!.config.n_heads} heads on ${s.model!.gpu.adapterName}${s.fromCache ? " (weights from this browser's cache)" : ''}
+      </div>`;
+    }
+    if (s.status === 'snapshot' || (s.status === 'error' && /WebGPU/.test(s.error) && !/download|Unsupported/i.test(s.error))) {
+      return html`<div class="nogpu" part="no-webgpu" role="note">
+        <span
+          ><strong>This browser has no WebGPU</strong>, which the figures below need to run ${title} live.
+          ${s.status === 'snapshot'
+            ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
+            : html`This page has no snapshot to show instead.`}
+          Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.
+          <span class="detail">(${s.error})</span></span
+        >
+      </div>`;
+    }
+    if (s.status === 'error') {
+      return html`<div class="alert" part="error" role="alert">
+        <span class="msg">${s.error}</span>
+        <button type="button" part="retry" @click=${() => this.retry()}>Try again</button>
+      </div>`;
+    }
+    return nothing;
+  }
+
   override render() {
     void this.tick;
-    const s = this.session;
-    const { loaded, total } = s.progress;
-    const mb = (n: number) => (n / 1e6).toFixed(1);
-    const pct = total ? Math.floor((100 * loaded) / total) : 0;
-    const title = PRESETS[s.name]?.title ?? s.name;
     return html`
-      ${s.status === 'loading'
-        ? html`<div class="status" part="status" role="status">
-              Loading ${title}: ${mb(loaded)}${total ? html` of ${mb(total)} MB (${pct}%)` : ' MB'}
-            </div>
-            <progress part="progress" max=${total || 1} .value=${total ? loaded : 0}></progress>`
-        : nothing}
-      ${s.status === 'ready'
-        ? html`<div class="status" part="status">
-            ${title}: ${s.model!.config.n_layers} layers × ${s.model!.config.n_heads} heads on ${s.model!.gpu.adapterName}${s.fromCache ? ' (weights from this browser\'s cache)' : ''}
-          </div>`
-        : nothing}
-      ${s.status === 'error' ? html`<div class="status error" part="status" role="alert">${s.error}</div>` : nothing}
+      ${this.renderStatus()}
+      ${this.notices.map((n) => html`<div class="notice" part="notice" role="status">${n}</div>`)}
       <slot></slot>
     `;
   }
+}
+
+/** Where the library bundle was loaded from, when it was (dist/patchbay.js sets it). */
+let libraryUrl: string | null = null;
+export function setLibraryUrl(url: string): void {
+  libraryUrl = url;
 }
 
 declare global {

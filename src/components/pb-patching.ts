@@ -23,13 +23,13 @@
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { PATCH_SITES, patchingSweep, type Grid, type PatchSite } from '../experiments/patching.ts';
-import { checkMetricSpec, parseMetricSyntax, specToMetric } from '../experiments/metric-spec.ts';
+import { metricBetter, parseMetricSyntax, resolveMetricSpec, specToMetric } from '../experiments/metric-spec.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { modelKey } from './live-run.ts';
-import { visibleText } from './token-text.ts';
+import { positionLabel } from './token-text.ts';
 
 export interface PatchingDoneDetail {
   site: PatchSite;
@@ -133,7 +133,22 @@ export class PbPatching extends PbComputedFigure<Computed> {
     this.progress = null;
   }
 
+  /** True when the clean and corrupted prompts are the same tokens: patching cannot change anything. */
+  @state() private identical = false;
+
   protected override async refresh(): Promise<void> {
+    const snap = this.fromSnapshot ? this.session!.snapshot : null;
+    if (snap) {
+      const p = snap.patching;
+      if (!p) {
+        this.notice = 'This snapshot has no patching grid.';
+        return;
+      }
+      const grid: Grid = { site: p.site, shape: p.shape, axes: p.axes, values: Float64Array.from(p.values), clean: p.clean, corrupt: p.corrupt, stats: { passes: 0, work: 0, naiveWork: 0, unchanged: 0 } };
+      this.normalized = p.normalize;
+      this.computed = { grid, clean: snap.labels.clean, corrupt: snap.labels.corrupt ?? snap.labels.clean };
+      return;
+    }
     const model = this.model;
     const ex = this.experiment;
     const session = this.session;
@@ -151,10 +166,18 @@ export class PbPatching extends PbComputedFigure<Computed> {
       if (clean.length !== corrupt.length) {
         throw new Error(`The clean and corrupted prompts must have the same number of tokens (${clean.length} and ${corrupt.length}).`);
       }
-      checkMetricSpec(parseMetricSyntax(metricText), clean.length, model.config.d_vocab);
+      resolveMetricSpec(parseMetricSyntax(metricText), clean, model.config.d_vocab, session.tokenizer);
     } catch (e) {
-      this.computed = null;
       this.fail(e);
+      return;
+    }
+    this.identical = clean.every((id, i) => id === corrupt[i]);
+    if (this.identical) {
+      // Nothing to patch: every cell would be the corrupted run itself. Say so instead of drawing a blank map.
+      this.stop();
+      this.error = '';
+      this.notice = '';
+      this.computed = null;
       return;
     }
     const site = st.site as PatchSite;
@@ -163,11 +186,11 @@ export class PbPatching extends PbComputedFigure<Computed> {
     if (this.job.has(key)) return;
     this.error = '';
     this.progress = { done: 0, total: 0 };
-    const labels = (ids: number[]) => ids.map((id) => visibleText(session.label(id)));
+    const labels = (ids: number[]) => ids.map((id, i) => positionLabel(i, session.label(id)));
     await this.compute(
       key,
       async (signal) => {
-        const metric = specToMetric(parseMetricSyntax(metricText), clean);
+        const metric = specToMetric(parseMetricSyntax(metricText), clean, model.config.d_vocab, session.tokenizer);
         const grid = await patchingSweep(model, clean, corrupt, site, metric, {
           normalize,
           signal,
@@ -192,7 +215,6 @@ export class PbPatching extends PbComputedFigure<Computed> {
       },
       () => {
         this.progress = null;
-        this.computed = null;
       },
     );
   }
@@ -204,9 +226,10 @@ export class PbPatching extends PbComputedFigure<Computed> {
   private views(c: Computed): View[] {
     const g = c.grid;
     const T = c.clean.length;
+    const text = (l: string) => l.slice(l.indexOf(' ') + 1);
     const tok = (p: number) => {
-      const a = c.clean[p];
-      const b = c.corrupt[p];
+      const a = text(c.clean[p]);
+      const b = text(c.corrupt[p]);
       return a === b ? `position ${p} “${a}”` : `position ${p} “${a}” (corrupted: “${b}”)`;
     };
     const numbers = (n: number) => Array.from({ length: n }, (_, i) => String(i));
@@ -223,7 +246,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
       const byPos = axes[1] === 'pos';
       const B = inner[1];
       return parts.map(({ name, values }) => ({
-        title: name,
+        title: name || `${g.site}: ${SITE_TEXT[g.site]}`,
         values,
         rows: L,
         cols: B,
@@ -281,16 +304,24 @@ export class PbPatching extends PbComputedFigure<Computed> {
     const c = this.computed;
     const g = c?.grid;
     const progress = this.progress;
+    // Diverging around "no effect": the corrupted run (0 when normalized, m_corrupt otherwise).
+    const center = g && !this.normalized ? g.corrupt : 0;
     let domain = 0;
-    if (g) for (const v of g.values) if (Number.isFinite(v)) domain = Math.max(domain, Math.abs(v));
+    if (g) for (const v of g.values) if (Number.isFinite(v)) domain = Math.max(domain, Math.abs(v - center));
     if (this.normalized) domain = Math.max(domain, 1);
+    let better: 'higher' | 'lower' = 'higher';
+    try {
+      better = this.normalized ? 'higher' : metricBetter(parseMetricSyntax(ex?.state.metric ?? ''));
+    } catch {
+      better = 'higher';
+    }
     return html`
       <div class="toolbar">
         <span class="title">Activation patching</span>
         <label
           >Site
-          <select part="site" aria-label="Patching site" @change=${(e: Event) => ex?.update({ site: (e.target as HTMLSelectElement).value })}>
-            ${PATCH_SITES.map((s) => html`<option value=${s} ?selected=${s === site}>${s} — ${SITE_TEXT[s]}</option>`)}
+          <select part="site" aria-label="Patching site" ?disabled=${this.fromSnapshot} @change=${(e: Event) => ex?.update({ site: (e.target as HTMLSelectElement).value })}>
+            ${PATCH_SITES.map((s) => html`<option value=${s} ?selected=${s === site} title=${SITE_TEXT[s]}>${s}</option>`)}
           </select></label
         >
         ${g && perLayer(g)
@@ -302,16 +333,24 @@ export class PbPatching extends PbComputedFigure<Computed> {
             >`
           : nothing}
       </div>
-      ${!model ? html`<div class="muted" part="status">${this.session?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>` : nothing}
-      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${this.renderExport()}
+      ${!model && !this.fromSnapshot ? html`<div class="muted" part="status">${this.session?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>` : nothing}
+      ${this.renderProblem()}
+      ${this.identical && !this.fromSnapshot
+        ? html`<div class="notice" part="notice" role="status">
+            The clean and corrupted prompts are the same tokens, so patching one into the other changes nothing: every cell would equal the
+            corrupted run. Edit the corrupted prompt so it differs where the behaviour should change.
+          </div>`
+        : nothing}
       ${progress
         ? html`<div class="progress" role="status">
             <progress part="progress" max=${progress.total || 1} value=${progress.done}></progress>
             <span>${progress.total ? `${progress.done} of ${progress.total} patched runs…` : 'Running the clean and corrupted prompts…'}</span>
           </div>`
         : nothing}
-      ${g && c
-        ? html`<div class="summary muted" part="summary">
+      ${this.renderResult(g && c
+        ? html`<p class="auto-caption" part="caption">${this.captionText(g.site)}</p>
+            <div class="summary muted" part="summary">
               Metric on the clean prompt <span class="num">${formatValue(g.clean, 3)}</span>, on the corrupted prompt
               <span class="num">${formatValue(g.corrupt, 3)}</span>. Each cell: the corrupted run with that activation taken from the clean
               run${this.normalized ? ', scaled so 0 = corrupted and 1 = clean' : ''}.
@@ -332,14 +371,49 @@ export class PbPatching extends PbComputedFigure<Computed> {
                     caption=${v.title}
                     scale="diverging"
                     domain=${domain}
+                    center=${center}
+                    better=${better}
                     value-label=${this.normalized ? 'restored fraction' : 'metric'}
                     .describe=${v.describe}
                     data-site=${g.site}
                   ></pb-heatmap>`,
               )}
             </div>`
-        : nothing}
+        : nothing)}
     `;
+  }
+
+  /** The caption of what is drawn, following the site and normalization the reader chose. */
+  private captionText(site: PatchSite): string {
+    const metric = this.experiment?.state.metric ?? '';
+    return `${this.normalized ? 'Normalized metric (0 = corrupted, 1 = clean)' : `Metric ${metric}`}, patching ${site} (${SITE_TEXT[site]}) from the clean run into the corrupted one, one cell per patched run. Grey = no effect; blue = toward the clean behaviour.`;
+  }
+
+  protected override exportTable() {
+    const g = this.computed?.grid;
+    if (!g) return null;
+    const rows: (string | number)[][] = [];
+    const idx = new Array<number>(g.shape.length).fill(0);
+    for (let i = 0; i < g.values.length; i++) {
+      let rest = i;
+      for (let d = g.shape.length - 1; d >= 0; d--) {
+        idx[d] = rest % g.shape[d];
+        rest = Math.floor(rest / g.shape[d]);
+      }
+      rows.push([...idx, g.values[i]]);
+    }
+    return { header: [...g.axes, this.normalized ? 'normalized_metric' : 'metric'], rows };
+  }
+
+  protected override exportJson() {
+    const g = this.computed?.grid;
+    return g ? { figure: 'patching', site: g.site, shape: g.shape, axes: g.axes, values: Array.from(g.values), clean: g.clean, corrupt: g.corrupt, normalize: this.normalized, tokens: this.computed?.clean } : { figure: 'patching', state: this.experiment?.state };
+  }
+
+  protected override exportExperiment() {
+    const st = this.experiment?.state;
+    if (!st?.metric || !st.corrupt) return null;
+    return { kind: 'patch' as const, site: st.site as PatchSite, metric: st.metric, ...(this.normalized ? { normalize: true } : {}) };
   }
 }
 

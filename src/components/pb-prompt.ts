@@ -52,7 +52,7 @@ export class PbPrompt extends PbFigure {
       }
       .count {
         font-weight: 400;
-        color: var(--pb-muted, #6b7280);
+        color: var(--_muted);
         margin-left: 0.4em;
       }
       input {
@@ -60,13 +60,17 @@ export class PbPrompt extends PbFigure {
         width: 100%;
         font: inherit;
         padding: 0.4em 0.55em;
-        border: 1px solid var(--pb-border, #c9ced6);
+        border: 1px solid var(--_border);
         border-radius: 6px;
-        background: var(--pb-bg, #fff);
+        background: var(--_bg);
         color: inherit;
       }
       input[aria-invalid='true'] {
-        border-color: var(--pb-error, #b00020);
+        border-color: var(--_error);
+      }
+      .toolbar.end {
+        justify-content: flex-end;
+        margin: 0.3rem 0 0;
       }
       .tokens {
         display: flex;
@@ -116,6 +120,13 @@ export class PbPrompt extends PbFigure {
 
   private tokenize(): void {
     const s = this.session;
+    const snap = s?.status === 'snapshot' ? s.snapshot : null;
+    if (snap) {
+      this.pending = false;
+      this.ids = this.for === 'corrupt' ? (snap.ids.corrupt ?? []) : snap.ids.clean;
+      this.error = '';
+      return;
+    }
     this.pending = !s || !(s.tokenizer || s.status === 'ready');
     if (this.pending) return;
     try {
@@ -168,13 +179,14 @@ export class PbPrompt extends PbFigure {
         aria-invalid=${this.error ? 'true' : 'false'}
         aria-describedby=${errorId}
         .value=${live(this.text)}
+        ?readonly=${this.fromSnapshot}
         @input=${this.onInput}
         @change=${this.commit}
         @keydown=${(e: KeyboardEvent) => e.key === 'Enter' && this.commit()}
       />
       <div class="tokens" part="tokens" role="list" aria-label="Tokens">
         ${this.pending
-          ? html`<span class="muted">${s?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</span>`
+          ? html`<span class="muted">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</span>`
           : this.ids.map(
               (id, i) =>
                 html`<span class="chip" part="chip" role="listitem" title=${`position ${i}, token id ${id}`}
@@ -183,7 +195,25 @@ export class PbPrompt extends PbFigure {
             )}
       </div>
       <div id=${errorId} class="error" part="error" role="alert" ?hidden=${!this.error}>${this.error}</div>
+      <div class="toolbar end">${this.renderExport()}</div>
     `;
+  }
+
+  protected override exportTable() {
+    const s = this.session;
+    return { header: ['pos', 'id', 'token'], rows: this.ids.map((id, i) => [i, id, s?.label(id) ?? String(id)]) };
+  }
+
+  protected override exportJson() {
+    return { figure: 'prompt', for: this.for, text: this.text, ids: this.ids, tokens: this.ids.map((id) => this.session?.label(id) ?? String(id)) };
+  }
+
+  protected override exportPictures() {
+    return null;
+  }
+
+  protected override exportExperiment() {
+    return { kind: 'ablate' as const };
   }
 }
 

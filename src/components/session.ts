@@ -2,12 +2,24 @@
  * What `<pb-model>` shares with the figures inside it (through `@lit/context`): the loaded model,
  * its tokenizer, and the loading status. Figures hold no numerics: they call the model's public
  * API and draw what comes back. A `change` event fires whenever any of this changes.
+ *
+ * Status `snapshot`: the browser cannot run the model (no WebGPU) and figures draw from a
+ * snapshot computed ahead of time (`patchbay snapshot`), read-only.
  */
 import { createContext } from '@lit/context';
+import type { Snapshot } from '../experiments/snapshot.ts';
 import type { Model } from '../model/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 
-export type SessionStatus = 'idle' | 'loading' | 'ready' | 'error';
+export type SessionStatus = 'idle' | 'loading' | 'ready' | 'error' | 'snapshot';
+
+export interface LoadProgress {
+  loaded: number;
+  /** 0 while unknown (a server that sends no Content-Length, e.g. a gzipped response). */
+  total: number;
+  /** performance.now() when the download started. */
+  started: number;
+}
 
 export class Session extends EventTarget {
   status: SessionStatus = 'idle';
@@ -16,11 +28,13 @@ export class Session extends EventTarget {
   model: Model | null = null;
   tokenizer: TextTokenizer | null = null;
   error = '';
-  progress = { loaded: 0, total: 0 };
+  progress: LoadProgress = { loaded: 0, total: 0, started: 0 };
   /** True when the weights came from the browser's cache, not the network. */
   fromCache = false;
+  /** What figures draw without a GPU (status `snapshot`). */
+  snapshot: Snapshot | null = null;
 
-  set(patch: Partial<Pick<Session, 'status' | 'name' | 'model' | 'tokenizer' | 'error' | 'progress' | 'fromCache'>>): void {
+  set(patch: Partial<Pick<Session, 'status' | 'name' | 'model' | 'tokenizer' | 'error' | 'progress' | 'fromCache' | 'snapshot'>>): void {
     Object.assign(this, patch);
     this.dispatchEvent(new Event('change'));
   }
@@ -32,7 +46,7 @@ export class Session extends EventTarget {
   tokenize(prompt: string): number[] {
     if (this.tokenizer) return this.tokenizer.encode(prompt);
     const parts = prompt.split(/[\s,]+/).filter(Boolean);
-    const V = this.model?.config.d_vocab ?? Infinity;
+    const V = this.model?.config.d_vocab ?? this.snapshot?.model.d_vocab ?? Infinity;
     return parts.map((p) => {
       const id = /^\d+$/.test(p) ? Number(p) : NaN;
       if (!Number.isSafeInteger(id) || id >= V) throw new Error(`"${p}" is not a token id (this model takes ids 0 .. ${V - 1})`);
@@ -40,9 +54,15 @@ export class Session extends EventTarget {
     });
   }
 
-  /** How a token reads: its text with the tokenizer, else its id. */
+  /** How a token reads: its text with the tokenizer (or from the snapshot), else its id. */
   label(id: number): string {
-    return this.tokenizer ? this.tokenizer.tokenText(id) : String(id);
+    if (this.tokenizer) return this.tokenizer.tokenText(id);
+    return this.snapshot?.vocab[id] ?? String(id);
+  }
+
+  /** The model's shape: from the model, or from the snapshot. */
+  get shape(): { n_layers: number; n_heads: number; d_vocab: number } | null {
+    return this.model?.config ?? this.snapshot?.model ?? null;
   }
 }
 

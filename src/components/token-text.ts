@@ -76,9 +76,9 @@ export const tokenTextStyles = css`
     flex-direction: column;
     align-items: center;
     padding: 0.1em 0.35em 0.05em;
-    border: 1px solid var(--pb-chip-border, #d5d9de);
+    border: 1px solid var(--_chip-border);
     border-radius: 4px;
-    background: var(--pb-chip-bg, #f6f8fa);
+    background: var(--_chip-bg);
     font-family: var(--pb-mono, ui-monospace, SFMono-Regular, Menlo, Consolas, monospace);
     font-size: 0.85em;
     line-height: 1.3;
@@ -87,6 +87,11 @@ export const tokenTextStyles = css`
   .chip .pos {
     font-family: var(--pb-font, system-ui, sans-serif);
     font-size: 0.7em;
-    color: var(--pb-muted, #6b7280);
+    color: var(--_muted);
   }
 `;
+
+/** A position's label in figures: its index and its token, e.g. "13 ·Mary". */
+export function positionLabel(pos: number, token: string): string {
+  return `${pos} ${visibleText(token)}`;
+}

@@ -29,6 +29,7 @@ import type { Model } from '../model/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
 import { executePlan } from '../model/execute.ts';
 import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from './metric.ts';
+import { saeScratchFloats, type SaeUse } from '../features/splice.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */
@@ -48,6 +49,11 @@ export interface SweepOptions {
   signal?: AbortSignal;
   /** At most this many rows per pass (default: as many as fit the device). */
   maxRows?: number;
+  /**
+   * SAEs spliced into every pass (and into the base run, which `baseRun` must be given too):
+   * variants may then intervene on their features (see `feature-sweeps.ts`).
+   */
+  saes?: readonly SaeUse[];
 }
 
 /**
@@ -156,13 +162,15 @@ export async function runVariants(
       trimLastLayer: plain,
       pastRows: nBase > 1 ? rows.map((x) => x.row) : undefined,
     });
-    const maxRows = fitRows(model, shape(group), options.maxRows);
+    const maxRows = fitRows(model, shape(group), options.maxRows, options.saes ?? []);
     const rows = Math.ceil(group.length / Math.ceil(group.length / maxRows)); // balanced chunks
     for (let start = 0; start < group.length; start += rows) {
       if (options.signal?.aborted) throw abortError();
       const chunk = group.slice(start, start + rows);
-      const plan = await model.buildPlan(shape(chunk));
+      const built = await model.buildPlan(shape(chunk));
+      let plan = built;
       try {
+        if (options.saes?.length) plan = model.splice(built, options.saes, chunk.flatMap((x) => x.v.hooks)).plan;
         const out = await runPass(model, plan, base, chunk, metric, affine, columns);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
       } finally {
@@ -178,7 +186,7 @@ export async function runVariants(
 }
 
 /** Most rows of this pass shape that fit the memory budget and every binding. */
-function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
+function fitRows(model: Model, shape: PlanShape, cap = Infinity, saes: readonly SaeUse[] = []): number {
   const gpu = model.gpu;
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   const P = shape.logitPositions?.length ?? shape.pos;
@@ -192,6 +200,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity): number {
   });
   const fits = (rows: number) => {
     const sizes = Object.values(scratchSizes(model.config, chunk(rows))).map((f) => f * 4);
+    sizes.push(...saeScratchFloats(saes, rows * (shape.pos - (shape.fromPos ?? 0))).map((f) => f * 4));
     // Per pass besides the plan: the metric's log-sum-exp and output, the intervention table
     // (one 32-byte entry per row for a patch) and small uniforms.
     const extra = [rows * P * 4, rows * 4, rows * 32 * 4, 4096];
@@ -307,16 +316,19 @@ export async function baseRun(
   prompts: readonly number[] | readonly (readonly number[])[],
   keep: (name: string) => boolean,
   metric: Metrics,
+  saes: readonly SaeUse[] = [],
 ): Promise<BaseRun & { metric: number; metrics: Float64Array; release(): void }> {
   const tokens = (typeof prompts[0] === 'number' ? [prompts] : prompts) as readonly (readonly number[])[];
   const { batch: B, pos: T } = validateTokens(tokens, model.config);
   const metricOf = metricOfRow(metric, B);
   for (let b = 0; b < B; b++) validateMetric(metricOf(b), T, model.config.d_vocab);
   const columns = metricColumns(metric);
-  const plan = await model.buildPlan({ batch: B, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  const built = await model.buildPlan({ batch: B, pos: T, logitPositions: metricPositions(metric), logitTokens: columns ?? undefined });
+  let plan = built;
   const tensors = new Map<string, Tensor>();
   let m: GpuMetric | null = null;
   try {
+    if (saes.length) plan = model.splice(built, saes).plan;
     for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens.flat()));
     m = new GpuMetric(model.gpu, metric, plan.logits!, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);

@@ -15,7 +15,7 @@ import { Tensor } from '../gpu/tensor.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
 import { ActivationCache } from './activation-cache.ts';
 import type { HookFn, Intervention, Selection } from './interventions.ts';
-import { hasHeads, isPatternLike, siteLayout } from './site-layout.ts';
+import { hasHeads, isFeatureSite, isPatternLike, siteLayout } from './site-layout.ts';
 import { unknownHookMessage } from './hook-names.ts';
 
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
@@ -89,7 +89,7 @@ export async function compileHooks(
       }
       for (const k of keys) g.touched.add(k);
       const op = OP[iv.op === 'mean' ? 'replace' : iv.op];
-      const value = iv.op === 'scale' ? iv.factor : iv.op === 'add' ? (iv.coeff ?? 1) : 0;
+      const value = iv.op === 'scale' ? iv.factor : iv.op === 'add' ? (iv.coeff ?? 1) : iv.op === 'set' ? iv.value : 0;
       for (const b of sel.batch) {
         for (const p of sel.pos) {
           for (const [h0, h1] of sel.headRanges) {
@@ -185,7 +185,7 @@ function resolveSelection(hook: string, shape: readonly number[], layout: SiteLa
   if (sel.heads !== undefined && !hasHeads(hook, shape)) {
     throw new Error(`${hook} has no head axis, so a head selection does not apply (shape [${shape.join(', ')}])`);
   }
-  const headRanges = ranges(asList(sel.heads, layout.heads, 'head', hook));
+  const headRanges = ranges(asList(sel.heads, layout.heads, isFeatureSite(hook) ? 'feature' : 'head', hook));
   if (sel.keyPos !== undefined && !isPatternLike(hook)) {
     throw new Error(`${hook} has no key-position axis, so a keyPos selection does not apply (only hook_pattern and hook_attn_scores have one)`);
   }
@@ -231,6 +231,7 @@ async function resolveSource(
   switch (iv.op) {
     case 'zero':
     case 'scale':
+    case 'set':
       return { buffer: dummy, floats: 1, headStride: 0, base: () => 0 };
     case 'add': {
       const v = iv.vector;

@@ -9,6 +9,7 @@
  *   mean      x = mean of a reference cache          (mean-ablation; per position, or pooled)
  *   replace   x = the same hook in another run       (activation patching)
  *   scale     x = factor * x
+ *   set       x = value                              (clamping, e.g. an SAE feature)
  *   add       x = x + coeff * vector                 (steering)
  *   callback  x = fn(x)                              (slow path: reads back, splits the pass)
  *
@@ -23,7 +24,10 @@ export interface Selection {
   batch?: number | readonly number[];
   /** Positions (default: all). For hook_pattern / hook_attn_scores: query positions. */
   pos?: number | readonly number[];
-  /** Heads, on per-head hooks only (default: all). */
+  /**
+   * Heads, on per-head hooks only (default: all). On an SAE's feature hooks
+   * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/features/feature-interventions.ts`).
+   */
   heads?: number | readonly number[];
   /** Key positions, on hook_pattern / hook_attn_scores only (default: all): patches single (query, key) entries. */
   keyPos?: number | readonly number[];
@@ -40,6 +44,7 @@ export type Intervention =
   | ({ hook: string; op: 'mean'; reference: ActivationCache; pooled?: boolean } & Selection)
   | ({ hook: string; op: 'replace'; source: ActivationCache | Tensor; sourceBatch?: number } & Selection)
   | ({ hook: string; op: 'scale'; factor: number } & Selection)
+  | ({ hook: string; op: 'set'; value: number } & Selection)
   | ({ hook: string; op: 'add'; vector: ArrayLike<number>; coeff?: number } & Selection)
   | { hook: string; op: 'callback'; fn: HookFn };
 
@@ -70,6 +75,9 @@ export const patchFrom = (hook: string, source: ActivationCache | Tensor, sel: S
 });
 
 export const scaleBy = (hook: string, factor: number, sel: Selection = {}): Intervention => ({ hook, op: 'scale', factor, ...sel });
+
+/** Set every selected element of `hook` to `value` (clamping). */
+export const setTo = (hook: string, value: number, sel: Selection = {}): Intervention => ({ hook, op: 'set', value, ...sel });
 
 /** Add `coeff * vector` (length d, or heads * d on per-head hooks) at every selected position. */
 export const addVector = (hook: string, vector: ArrayLike<number>, coeff = 1, sel: Selection = {}): Intervention => ({

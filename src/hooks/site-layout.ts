@@ -6,7 +6,22 @@ export function isPatternLike(hook: string): boolean {
   return hook.endsWith('.hook_pattern') || hook.endsWith('.hook_attn_scores');
 }
 
+/**
+ * True for an SAE's feature-activation hooks (SAELens' `….hook_sae_acts_pre` / `_post`,
+ * [batch, pos, d_sae]), whose last axis is features: the intervention table addresses it as the
+ * head axis, one feature per "head", so features can be selected like heads.
+ */
+export function isFeatureSite(hook: string): boolean {
+  return hook.endsWith('.hook_sae_acts_pre') || hook.endsWith('.hook_sae_acts_post');
+}
+
 export function siteLayout(hook: string, shape: readonly number[]): SiteLayout {
+  if (isFeatureSite(hook)) {
+    // [B, T, d_sae] with every feature its own "head" of one element, so an entry's head range
+    // is a range of features: one feature can be zeroed, scaled, clamped or patched alone.
+    const [B, T, D] = shape;
+    return { sb: T * D, sp: D, sh: 1, F: 1, batch: B, pos: T, heads: D };
+  }
   if (isPatternLike(hook)) {
     const [B, H, T, K] = shape;
     return { sb: H * T * K, sp: K, sh: T * K, F: K, batch: B, pos: T, heads: H };
@@ -21,5 +36,5 @@ export function siteLayout(hook: string, shape: readonly number[]): SiteLayout {
 
 /** True when the hook has a head axis a selection may pick from. */
 export function hasHeads(hook: string, shape: readonly number[]): boolean {
-  return shape.length === 4;
+  return shape.length === 4 || isFeatureSite(hook);
 }

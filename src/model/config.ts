@@ -4,7 +4,10 @@
  * other families use. `normalizeConfig` (in `normalize-config.ts`) builds it from a Hugging Face
  * `config.json`.
  */
-export type Family = 'gpt2' | 'neox' | 'llama';
+export type Family = 'gpt2' | 'neox' | 'llama' | 'gemma3';
+
+/** Attention of one layer: 'global' sees every earlier position, 'local' a sliding window. */
+export type AttnType = 'global' | 'local';
 
 export type RopeScaling =
   | { type: 'linear'; factor: number }
@@ -40,11 +43,27 @@ export interface ModelConfig {
   tied_embeddings: boolean; // true
   /**
    * Attention scores are q.k / attn_scale (TransformerLens' attn_scale). Absent: sqrt(d_head);
-   * 1 for a GPT-2 with scale_attn_weights = false.
+   * 1 for a GPT-2 with scale_attn_weights = false; Gemma sqrt(query_pre_attn_scalar).
    */
   attn_scale?: number; // absent (sqrt(64) = 8)
   /** Layer l's scores are divided by l + 1 as well (GPT-2's scale_attn_by_inverse_layer_idx). */
   scale_attn_by_inverse_layer_idx?: boolean; // absent (false)
+
+  // Gemma 3 and Qwen3 (optional: absent means the GPT-2 value).
+  /** Norms after attention and after the MLP as well (TransformerLens' ln1_post, ln2_post). */
+  post_norms?: boolean; // false; Gemma 3 true
+  /** RMSNorm over each head's queries and keys before rotary (attn.q_norm, attn.k_norm). */
+  qk_norm?: boolean; // false; Gemma 3 and Qwen3 true
+  /** hook_embed = W_E[token] * embed_scale. */
+  embed_scale?: number; // 1; Gemma sqrt(d_model) in fp32
+  /** Per layer, global or local (sliding window) attention; absent: all global. */
+  attn_types?: AttnType[]; // Gemma 3: five local layers, then a global one
+  /** Keys a local layer's query sees, itself included. */
+  window_size?: number; // Gemma 3 270M 512
+  /** Rotary base of the local layers (the global ones use rotary_base). */
+  rotary_base_local?: number; // Gemma 3 10000 (rotary_base 1,000,000)
+  /** logits = cap * tanh(logits / cap) after the unembedding (TransformerLens' output_logits_soft_cap). */
+  output_logits_soft_cap?: number; // none; Gemma 2 30, Gemma 3 none
 }
 
 /** The factor layer `layer`'s attention scores are multiplied by: 1 / (attn_scale (l + 1 if by layer)). */

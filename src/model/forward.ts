@@ -14,7 +14,11 @@
  * at or after (L0, p0); patching sweeps use it to skip the work a patch cannot change, and to
  * unembed only the positions a metric reads.
  *
- * Names of the sites are TransformerLens' hook points for GPT-2.
+ * Names of the sites are TransformerLens' hook points for GPT-2, and for the families' extra
+ * steps TransformerLens' names too: Gemma 3's and Qwen3's per-head query/key norms
+ * (`attn.q_norm`, `attn.k_norm`, hook points [batch, pos, head, d_head] and [.., 1] where
+ * TransformerLens flattens them to [batch * pos * head, ..]) and Gemma 3's post-attention and
+ * post-MLP norms (`ln1_post`, `ln2_post`, whose outputs are hook_attn_out and hook_mlp_out).
  *
  * Norms follow TransformerLens' split: `hook_scale` is the norm's scale and `hook_normalized`
  * its input normalized before the gain and bias. The fused kernel writes the scale and the
@@ -28,7 +32,7 @@ import type { Dispatch, Params } from '../gpu/recorder.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { layernorm, layernormAffine, layernormNormalize } from '../gpu/kernels/layernorm.ts';
 import { attnScores, attnSoftmax, attnZ } from '../gpu/kernels/attention.ts';
-import { activation, add } from '../gpu/kernels/elementwise.ts';
+import { activation, add, softcap } from '../gpu/kernels/elementwise.ts';
 import { rotary as rotaryOp } from '../gpu/kernels/rotary.ts';
 import { gather } from '../gpu/kernels/embed.ts';
 import { headResult, sumHeads } from '../gpu/kernels/head-result.ts';
@@ -227,7 +231,7 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
 
 /** The forward's scratch activations, in floats (shapes in the comments); shared by every layer. */
 export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string, number> {
-  const { d_model: C, n_heads: H, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
+  const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   const r = resolve(cfg, shape);
   const { B, T, Tn } = r;
   const BT = B * Tn;
@@ -238,6 +242,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
   const head = r.stopped ? 0 : 1; // ln_final and the unembedding run
   const learned = cfg.positional === 'learned';
   const rotary = cfg.positional === 'rotary';
+  const qk = !!cfg.qk_norm;
+  const post = !!cfg.post_norms;
   const sizes: Record<string, number> = {
     ids: r.resumed ? 0 : BT, // [B, T] u32
     posIds: r.resumed || !learned ? 0 : BT, // [B, T] u32
@@ -247,10 +253,14 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     residB: BT * C, // [B, Tn, C]
     ln1: BT * C, // [B, Tn, C] ln1's output (gain and bias applied)
     ln1Scale: BT, // [B, Tn, 1]
-    normalized: BT * C, // [B, Tn, C] a norm's input before gain and bias, on demand; shared by ln1, ln2, ln_final
+    normalized: BT * Math.max(C, qk ? HD : 0), // [B, Tn, C] a norm's input before gain and bias, on demand; shared by every norm ([B, Tn, H, dh] for q_norm)
     q: BT * HD, // [B, Tn, H, dh]
     k: BT * KD, // [B, Tn, Hkv, dh] this pass's keys
     v: BT * KD, // [B, Tn, Hkv, dh]
+    qNormed: qk ? BT * HD : 0, // [B, Tn, H, dh] queries after their per-head RMSNorm
+    qScale: qk ? BT * H : 0, // [B, Tn, H, 1]
+    kNormed: qk ? BT * KD : 0, // [B, Tn, Hkv, dh]
+    kScale: qk ? BT * Hkv : 0, // [B, Tn, Hkv, 1]
     rotQ: rotary ? BT * HD : 0, // [B, Tn, H, dh] after rotary embeddings
     rotK: rotary ? BT * KD : 0, // [B, Tn, Hkv, dh]
     kFull: r.pastLen ? B * T * KD : 0, // [B, T, Hkv, dh] cached keys of positions < p0, then this pass's
@@ -260,6 +270,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     z: BT * HD, // [B, Tn, H, dh]
     result: r.withResult ? BT * H * C : 0, // [B, Tn, H, C] per-head outputs, only when asked for
     attnOut: BT * C, // [B, Tn, C]
+    attnOutRaw: post ? BT * C : 0, // [B, Tn, C] attention output before ln1_post
+    ln1PostScale: post ? BT : 0, // [B, Tn, 1]
     residMid: BT * C, // [B, Tn, C]
     ln2: BT * C, // [B, Tn, C] ln2's output
     ln2Scale: BT, // [B, Tn, 1]
@@ -267,6 +279,8 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     mlpPreLinear: cfg.gated_mlp ? BT * M : 0, // [B, Tn, d_mlp] the up projection
     mlpPost: BT * M, // [B, Tn, d_mlp]
     mlpOut: BT * C, // [B, Tn, C]
+    mlpOutRaw: post ? BT * C : 0, // [B, Tn, C] MLP output before ln2_post
+    ln2PostScale: post ? BT : 0, // [B, Tn, 1]
     lnf: head * BT * C, // [B, Tn, C] ln_final's output (unembed.hook_in)
     lnfScale: head * BT, // [B, Tn, 1]
     selIds: r.select ? head * B * P : 0, // [B, P] u32 rows of lnf to unembed
@@ -336,10 +350,12 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   // A norm at TransformerLens' two hook points. The fused kernel writes the output and the scale;
   // the normalized input is computed on demand from x and the (possibly changed) scale, and the
   // gain and bias are applied again on demand after a change to either hook point.
-  const norm = (prefix: string, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null) => {
-    const dims = { rows: BT, C };
+  // `heads`: a per-head norm (q_norm, k_norm) over d_head, hook points [B, Tn, heads, ..].
+  const norm = (prefix: string, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null, heads = 0) => {
+    const dims = heads ? { rows: BT * heads, C: dh } : { rows: BT, C };
+    const lead = heads ? [B, Tn, heads] : [B, Tn];
     op(layernorm(gpu, { out, scale, x, w: gain, b: bias, eps, label: prefix, ...dims }, params)); // (B, Tn, C), (B, Tn, 1)
-    site(`${prefix}.hook_scale`, scale, [B, Tn, 1]);
+    site(`${prefix}.hook_scale`, scale, [...lead, 1]);
     steps.push({
       kind: 'on-demand',
       label: `${prefix} normalize`,
@@ -347,7 +363,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       ifChanged: [`${prefix}.hook_scale`],
       dispatches: [layernormNormalize(gpu, { normalized: a.normalized, x, scale, rms: bias === null, label: `${prefix} normalize`, ...dims }, params)], // (B, Tn, C)
     });
-    site(`${prefix}.hook_normalized`, a.normalized, [B, Tn, C]);
+    site(`${prefix}.hook_normalized`, a.normalized, [...lead, dims.C]);
     steps.push({
       kind: 'on-demand',
       label: `${prefix} gain and bias`,
@@ -357,6 +373,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     });
   };
   const attnDims = { B, T, H, Hkv, dh, Tq: Tn, q0: p0 };
+  const embedScale = cfg.embed_scale ?? 1;
   if (r.ragged) {
     gpu.device.queue.writeBuffer(a.liveRows, 0, new Uint32Array(r.liveRows));
     gpu.device.queue.writeBuffer(a.starts, 0, new Uint32Array(r.starts));
@@ -377,14 +394,14 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
 
   if (!r.resumed && w.W_pos) {
     gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
-    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16)); // (B, T, C)
+    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
     op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed', w.f16)); // (B, T, C)
     site('hook_pos_embed', a.posEmbed, [B, T, C]);
     op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
   } else if (!r.resumed) {
     // Rotary models add no position vector: the embedding is the residual stream.
-    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed', w.f16)); // (B, T, C)
+    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C) (Gemma: times sqrt(d_model))
     site('hook_embed', resid[0], [B, T, C]);
   }
 
@@ -407,10 +424,20 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     let q = a.q;
     let k = a.k;
     let v = a.v;
+    if (cfg.qk_norm) {
+      // Gemma 3 / Qwen3: RMSNorm over each head's d_head, before rotary.
+      norm(`${L}.attn.q_norm`, a.qNormed, a.qScale, a.q, p.q_norm_w!, null, H); // (B, Tn, H, dh)
+      norm(`${L}.attn.k_norm`, a.kNormed, a.kScale, a.k, p.k_norm_w!, null, Hkv); // (B, Tn, Hkv, dh)
+      q = a.qNormed;
+      k = a.kNormed;
+    }
+    const local = cfg.attn_types?.[l] === 'local';
+    const layerDims = { ...attnDims, scale: attentionScale(cfg, l), ...(local ? { window: cfg.window_size! } : {}) };
     if (rotary) {
-      op(rotaryOp(gpu, { ...rotDims, H }, a.rotQ, a.q, rotary.cos, rotary.sin, params, `${L}.attn.rot_q`)); // (B, Tn, H, dh)
+      const table = local && w.rotaryLocal ? w.rotaryLocal : rotary;
+      op(rotaryOp(gpu, { ...rotDims, H }, a.rotQ, q, table.cos, table.sin, params, `${L}.attn.rot_q`)); // (B, Tn, H, dh)
       site(`${L}.attn.hook_rot_q`, a.rotQ, [B, Tn, H, dh]);
-      op(rotaryOp(gpu, { ...rotDims, H: Hkv }, a.rotK, a.k, rotary.cos, rotary.sin, params, `${L}.attn.rot_k`)); // (B, Tn, Hkv, dh)
+      op(rotaryOp(gpu, { ...rotDims, H: Hkv }, a.rotK, k, table.cos, table.sin, params, `${L}.attn.rot_k`)); // (B, Tn, Hkv, dh)
       site(`${L}.attn.hook_rot_k`, a.rotK, [B, Tn, Hkv, dh]);
       q = a.rotQ;
       k = a.rotK;
@@ -423,19 +450,22 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, { ...attnDims, scale: attentionScale(cfg, l) }, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, layerDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
-    op(attnSoftmax(gpu, attnDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
+    op(attnSoftmax(gpu, layerDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
-    op(attnZ(gpu, attnDims, a.z, a.pattern, v, params, `${L}.attn.z`)); // (B, Tn, H, dh)
+    op(attnZ(gpu, layerDims, a.z, a.pattern, v, params, `${L}.attn.z`)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_z`, a.z, [B, Tn, H, dh]);
+    // With post norms (Gemma 3) the projection's output is ln1_post's input; hook_attn_out is after it.
+    const attnProj = cfg.post_norms ? a.attnOutRaw : a.attnOut;
     if (withResult) {
       op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`, w.f16)); // (B, Tn, H, C)
       site(`${L}.attn.hook_result`, a.result, [B, Tn, H, C]);
-      op(sumHeads(gpu, a.attnOut, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
+      op(sumHeads(gpu, attnProj, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
     } else {
-      op(matmul(gpu, { out: a.attnOut, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
+      op(matmul(gpu, { out: attnProj, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
     }
+    if (cfg.post_norms) norm(`${L}.ln1_post`, a.attnOut, a.ln1PostScale, a.attnOutRaw, p.ln1_post_w!, null); // (B, Tn, C)
     site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
     op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
     // A parallel block (GPT-NeoX) has no resid_mid: its MLP reads resid_pre too.
@@ -456,7 +486,8 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn}`)); // (B, Tn, d_mlp)
     }
     site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
-    op(matmul(gpu, { out: a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
+    op(matmul(gpu, { out: cfg.post_norms ? a.mlpOutRaw : a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
+    if (cfg.post_norms) norm(`${L}.ln2_post`, a.mlpOut, a.ln2PostScale, a.mlpOutRaw, p.ln2_post_w!, null); // (B, Tn, C)
     site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
     op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, Tn, C)
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
@@ -515,5 +546,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   }
   // The logits are a hook point only when the pass computes all of them (every position, every token).
   if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);
+  // A final soft-cap (Gemma 2 style; TransformerLens applies it after unembed.hook_out too).
+  if (cfg.output_logits_soft_cap) op(softcap(gpu, a.logits, B * P * NV, cfg.output_logits_soft_cap, params, 'logit soft-cap')); // (B, P, NV)
   return plan(a.logits, null);
 }

@@ -28,6 +28,10 @@ export interface GpuLayer {
   b_gate: GPUBuffer | null;
   W_out: GPUBuffer; // [d_mlp, d_model]
   b_out: GPUBuffer; // [d_model]
+  q_norm_w: GPUBuffer | null; // [d_head], qk_norm models
+  k_norm_w: GPUBuffer | null; // [d_head]
+  ln1_post_w: GPUBuffer | null; // [d_model], post_norms models
+  ln2_post_w: GPUBuffer | null; // [d_model]
 }
 
 export interface GpuWeights {
@@ -39,6 +43,8 @@ export interface GpuWeights {
   b_U: RowChunk[] | null;
   /** Rotary tables [n_ctx, rotary_dim / 2], rotary models only. */
   rotary: { cos: GPUBuffer; sin: GPUBuffer } | null;
+  /** The local (sliding-window) layers' tables, when their rotary base differs (Gemma 3). */
+  rotaryLocal: { cos: GPUBuffer; sin: GPUBuffer } | null;
   layers: GpuLayer[];
   lnf_w: GPUBuffer; // [d_model]
   lnf_b: GPUBuffer | null; // [d_model]
@@ -83,12 +89,21 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
         b_gate: opt(h.b_gate, `blocks.${l}.mlp.b_gate`),
         W_out: mat(h.W_out, `blocks.${l}.mlp.W_out`),
         b_out: up(h.b_out, `blocks.${l}.mlp.b_out`),
+        q_norm_w: opt(h.q_norm_w, `blocks.${l}.attn.q_norm.w`),
+        k_norm_w: opt(h.k_norm_w, `blocks.${l}.attn.k_norm.w`),
+        ln1_post_w: opt(h.ln1_post_w, `blocks.${l}.ln1_post.w`),
+        ln2_post_w: opt(h.ln2_post_w, `blocks.${l}.ln2_post.w`),
       }));
       const W_E = arena.uploadRows(host.W_E.data, cfg.d_vocab, cfg.d_model, 'embed.W_E', f16);
       let rotary = null;
+      let rotaryLocal = null;
       if (cfg.positional === 'rotary') {
         const t = rotaryTables(cfg);
         rotary = { cos: arena.upload(t.cos, 'rotary cos'), sin: arena.upload(t.sin, 'rotary sin') };
+        if (cfg.attn_types?.includes('local') && cfg.rotary_base_local !== undefined && cfg.rotary_base_local !== cfg.rotary_base) {
+          const tl = rotaryTables({ ...cfg, rotary_base: cfg.rotary_base_local, rope_scaling: null });
+          rotaryLocal = { cos: arena.upload(tl.cos, 'rotary cos (local layers)'), sin: arena.upload(tl.sin, 'rotary sin (local layers)') };
+        }
       }
       const W_U_rows = host.W_U_rows ? arena.uploadRows(host.W_U_rows.data, cfg.d_vocab, cfg.d_model, 'unembed.W_U', f16) : W_E;
       // The bias in the same row chunks as W_U, so each unembedding product binds its own part.
@@ -99,6 +114,7 @@ export async function uploadWeights(gpu: Gpu, cfg: ModelConfig, host: HostWeight
         W_U_rows,
         b_U,
         rotary,
+        rotaryLocal,
         layers,
         lnf_w: up(host.lnf_w, 'ln_final.w'),
         lnf_b: opt(host.lnf_b, 'ln_final.b'),

@@ -34,6 +34,12 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number, range: 
     s.set(`${L}.attn.hook_q`, [B, T, H, dh]);
     s.set(`${L}.attn.hook_k`, [B, T, Hkv, dh]);
     s.set(`${L}.attn.hook_v`, [B, T, Hkv, dh]);
+    if (cfg.qk_norm) {
+      s.set(`${L}.attn.q_norm.hook_scale`, [B, T, H, 1]);
+      s.set(`${L}.attn.q_norm.hook_normalized`, [B, T, H, dh]);
+      s.set(`${L}.attn.k_norm.hook_scale`, [B, T, Hkv, 1]);
+      s.set(`${L}.attn.k_norm.hook_normalized`, [B, T, Hkv, dh]);
+    }
     if (cfg.positional === 'rotary') {
       s.set(`${L}.attn.hook_rot_q`, [B, T, H, dh]);
       s.set(`${L}.attn.hook_rot_k`, [B, T, Hkv, dh]);
@@ -42,6 +48,10 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number, range: 
     s.set(`${L}.attn.hook_pattern`, [B, H, T, T]);
     s.set(`${L}.attn.hook_z`, [B, T, H, dh]);
     s.set(`${L}.attn.hook_result`, [B, T, H, C]); // computed only when a run asks for it
+    if (cfg.post_norms) {
+      s.set(`${L}.ln1_post.hook_scale`, [B, T, 1]);
+      s.set(`${L}.ln1_post.hook_normalized`, [B, T, C]);
+    }
     s.set(`${L}.hook_attn_out`, [B, T, C]);
     if (!cfg.parallel_attn_mlp) s.set(`${L}.hook_resid_mid`, [B, T, C]);
     s.set(`${L}.ln2.hook_scale`, [B, T, 1]);
@@ -49,6 +59,10 @@ export function hookShapes(cfg: ModelConfig, batch: number, pos: number, range: 
     s.set(`${L}.mlp.hook_pre`, [B, T, M]);
     if (cfg.gated_mlp) s.set(`${L}.mlp.hook_pre_linear`, [B, T, M]);
     s.set(`${L}.mlp.hook_post`, [B, T, M]);
+    if (cfg.post_norms) {
+      s.set(`${L}.ln2_post.hook_scale`, [B, T, 1]);
+      s.set(`${L}.ln2_post.hook_normalized`, [B, T, C]);
+    }
     s.set(`${L}.hook_mlp_out`, [B, T, C]);
     s.set(`${L}.hook_resid_post`, [B, T, C]);
   }

@@ -5,6 +5,7 @@ import { gpt2HostWeights } from './gpt2-weights.ts';
 import type { HostWeights } from './host-weights.ts';
 import { llamaHostWeights } from './llama-weights.ts';
 import { neoxHostWeights } from './neox-weights.ts';
+import { gemma3HostWeights } from './gemma3-weights.ts';
 import { WeightsError } from './weight-lookup.ts';
 
 /**
@@ -26,6 +27,9 @@ export async function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unkn
       break;
     case 'llama':
       w = await llamaHostWeights(seen, cfg, hfc);
+      break;
+    case 'gemma3':
+      w = await gemma3HostWeights(seen, cfg);
       break;
   }
   const unused = t.names.filter((n) => n.endsWith('.bias') && !read.has(n) && read.has(n.replace(/\.bias$/, '.weight')));

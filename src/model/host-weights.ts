@@ -29,6 +29,10 @@ export interface HostLayer {
   b_gate?: HostMatrix; // [d_mlp]
   W_out: HostMatrix; // [d_mlp, d_model]
   b_out: HostMatrix; // [d_model]
+  q_norm_w?: HostMatrix; // [d_head] per-head RMSNorm of the queries (Gemma 3, Qwen3)
+  k_norm_w?: HostMatrix; // [d_head] and of the keys
+  ln1_post_w?: HostMatrix; // [d_model] RMSNorm of the attention output (Gemma 3)
+  ln2_post_w?: HostMatrix; // [d_model] RMSNorm of the MLP output (Gemma 3)
 }
 
 export interface HostWeights {

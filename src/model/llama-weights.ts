@@ -1,8 +1,8 @@
 /**
- * Llama-style checkpoint tensors (Llama, Mistral, Qwen2) -> `HostWeights` (TransformerLens
+ * Llama-style checkpoint tensors (Llama, Mistral, Qwen2, Qwen3) -> `HostWeights` (TransformerLens
  * names, fp32, [in, out]). `nn.Linear` weights [out, in] are transposed. Which biases exist
  * follows the config: Qwen2 has q/k/v biases; Llama's `attention_bias` adds q/k/v/o biases and
- * `mlp_bias` the MLP's; absent biases are zeros. Rotary `inv_freq` buffers are ignored.
+ * `mlp_bias` the MLP's; absent biases are zeros. Qwen3 adds per-head q/k RMSNorm weights. Rotary `inv_freq` buffers are ignored.
  */
 import type { TensorLookup } from './checkpoint.ts';
 import type { ModelConfig } from './config.ts';
@@ -41,6 +41,7 @@ export async function llamaHostWeights(t: TensorLookup, cfg: ModelConfig, hf: Re
       b_in: await bias(`${h}mlp.up_proj.bias`, d_mlp, mlpBias),
       W_out: transposed(await get(`${h}mlp.down_proj.weight`, [d, d_mlp])),
       b_out: await bias(`${h}mlp.down_proj.bias`, d, mlpBias),
+      ...(cfg.qk_norm ? { q_norm_w: await get(`${h}self_attn.q_norm.weight`, [dh]), k_norm_w: await get(`${h}self_attn.k_norm.weight`, [dh]) } : {}),
     });
   }
   if (!cfg.tied_embeddings && !t.has('lm_head.weight')) {

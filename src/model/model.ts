@@ -22,6 +22,7 @@ import type { Processing } from './processing.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
 import type { Step } from '../gpu/recorder.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from '../features/splice.ts';
 
 export type { RunResult } from './run-result.ts';
 
@@ -57,6 +58,12 @@ export interface RunOptions {
   stopAtLayer?: number;
   /** The token ids of a run that starts from a residual (startAtLayer), for its loss. */
   tokens?: Tokens;
+  /**
+   * SAEs and transcoders spliced into this run only (SAELens' `run_with_saes`): each replaces its
+   * output hook with its reconstruction (plus the error term with `withErrorTerm(sae)`) and adds
+   * its own hook points (`<hook>.hook_sae_acts_post`, …) for caching and interventions.
+   */
+  saes?: readonly SaeUse[];
 }
 
 const planKey = (s: PlanShape) =>
@@ -308,6 +315,11 @@ export class Model {
     const { batch, pos, flat, residualIn, lossTokens } = runInput(cfg, input, range, options, returnType !== 'logits');
     const all = hookShapes(cfg, batch, pos);
     const shapes = hookShapes(cfg, batch, pos, range);
+    const saes = options.saes ?? [];
+    for (const [n, s] of saeHookShapes(saes, shapes, batch, pos)) {
+      shapes.set(n, s);
+      all.set(n, s);
+    }
     const absent = (name: string) =>
       all.has(name)
         ? `${name} is not computed by this run (${range.startAtLayer !== undefined ? `it starts at layer ${range.startAtLayer}` : ''}${range.startAtLayer !== undefined && stopped ? ' and ' : ''}${stopped ? `it stops before layer ${range.stopAtLayer}` : ''})`
@@ -328,6 +340,7 @@ export class Model {
     if (wantLoss) sizes.push(...GpuLoss.bytes(batch, pos));
     const scratch = !this.plans.has(planKey(shape));
     if (scratch) sizes.push(...Object.values(scratchSizes(cfg, shape)).filter((f) => f > 0).map((f) => f * 4));
+    sizes.push(...saeScratchFloats(saes, batch * pos).map((f) => f * 4));
     const needed = this.gpu.pool.bytesFor(sizes);
     const fresh = this.gpu.pool.newBytesFor(sizes);
     const left = this.gpu.pool.availableBytes;
@@ -338,10 +351,19 @@ export class Model {
           'cache fewer hook points (a narrower cache filter) or use a smaller batch',
       );
     }
-    const plan = await this.plan(shape);
-    const compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    const base = await this.plan(shape);
+    const spliced = saes.length ? this.splice(base, saes, hooks) : null;
+    const plan = spliced?.plan ?? base;
+    let compiled: CompiledHooks | null = null;
+    try {
+      compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
+    } catch (e) {
+      spliced?.release();
+      throw e;
+    }
     if (this.destroyed) {
       compiled?.release();
+      spliced?.release();
       this.assertLive(true);
     }
 
@@ -388,6 +410,7 @@ export class Model {
       throw e;
     } finally {
       compiled?.release();
+      spliced?.release();
       out.loss?.releaseScratch();
     }
     const { logits, residual, loss } = out;
@@ -479,6 +502,24 @@ export class Model {
       this.assertLive(true);
     }
     return plan;
+  }
+
+  /**
+   * For experiments: `plan` with SAEs spliced in (see `src/features/splice.ts`); the result's
+   * `destroy()` frees both, `release()` only what the splice added. `hooks` are the run's
+   * interventions (an error term needs a clean pass when they touch the SAE's features).
+   */
+  splice(plan: ForwardPlan, saes: readonly SaeUse[], hooks: readonly Intervention[] = []): ReturnType<typeof spliceSaes> {
+    for (const u of saes) asSplice(u).sae.assertLive();
+    return spliceSaes(this.gpu, plan, saes, { hooked: new Set(hooks.map((h) => h.hook)), weight: (name) => this.weightBuffer(name) });
+  }
+
+  /** A norm weight by TransformerLens name (blocks.L.ln1.w, blocks.L.ln2.w), as an SAE's input gain reads it. */
+  private weightBuffer(name: string): GPUBuffer {
+    const m = /^blocks\.(\d+)\.(ln1|ln2)\.w$/.exec(name);
+    const layer = m ? this.weights.layers[Number(m[1])] : undefined;
+    if (!m || !layer) throw new Error(`no weight ${name} in this model`);
+    return m[2] === 'ln1' ? layer.ln1_w : layer.ln2_w;
   }
 
   /** For experiments: interventions compiled against a plan's sites (release after submitting). */

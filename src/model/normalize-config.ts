@@ -5,6 +5,7 @@
  * computes the wrong model.
  */
 import type { ModelConfig, RopeScaling } from './config.ts';
+import { gemma3Config } from './gemma3-config.ts';
 
 export const SUPPORTED_ARCHITECTURES = [
   'GPT2LMHeadModel',
@@ -13,6 +14,8 @@ export const SUPPORTED_ARCHITECTURES = [
   'LlamaForCausalLM',
   'MistralForCausalLM',
   'Qwen2ForCausalLM',
+  'Qwen3ForCausalLM',
+  'Gemma3ForCausalLM',
 ] as const;
 
 /**
@@ -26,6 +29,8 @@ export const MODEL_TYPES: Readonly<Record<string, readonly string[]>> = {
   LlamaForCausalLM: ['llama'],
   MistralForCausalLM: ['mistral'],
   Qwen2ForCausalLM: ['qwen2'],
+  Qwen3ForCausalLM: ['qwen3'],
+  Gemma3ForCausalLM: ['gemma3_text', 'gemma3'],
 };
 
 /** The checkpoint's architecture is not one Patchbay runs. */
@@ -68,7 +73,8 @@ export function normalizeConfig(hf: unknown, where = 'config.json'): ModelConfig
     );
   }
   if (arch === 'GPTNeoXForCausalLM') return neoxConfig(c, arch, where);
-  if (arch === 'LlamaForCausalLM' || arch === 'MistralForCausalLM' || arch === 'Qwen2ForCausalLM') return llamaConfig(c, arch, where);
+  if (arch === 'LlamaForCausalLM' || arch === 'MistralForCausalLM' || arch === 'Qwen2ForCausalLM' || arch === 'Qwen3ForCausalLM') return llamaConfig(c, arch, where);
+  if (arch === 'Gemma3ForCausalLM') return gemma3Config(c, arch, where);
   return gpt2Config(c, arch, where);
 }
 
@@ -257,6 +263,9 @@ function llamaConfig(c: Record<string, unknown>, arch: string, where: string): M
   flag(c, 'attention_bias', false, where);
   flag(c, 'mlp_bias', false, where);
   let n_ctx = positiveInt(c, 'max_position_embeddings', where);
+  if (arch === 'Qwen3ForCausalLM' && c.use_sliding_window === true) {
+    throw new ConfigError(`${where}: use_sliding_window = true (sliding attention on some Qwen3 layers) is not supported`);
+  }
   // Mistral's sliding window only differs from full attention past the window: cap the context there.
   const window = c.sliding_window;
   if (typeof window === 'number' && window > 0 && window < n_ctx && flag(c, 'use_sliding_window', true, where)) n_ctx = window;
@@ -281,5 +290,7 @@ function llamaConfig(c: Record<string, unknown>, arch: string, where: string): M
     parallel_attn_mlp: false,
     gated_mlp: true,
     tied_embeddings: flag(c, 'tie_word_embeddings', false, where),
+    // Qwen3 normalizes each head's queries and keys (RMSNorm over head_dim) before rotary.
+    ...(arch === 'Qwen3ForCausalLM' ? { qk_norm: true } : {}),
   };
 }

@@ -17,11 +17,14 @@
  *                           Skipped under RMSNorm, which does not remove the mean.
  *   center_unembed          every family: each row of W_U [d_model, d_vocab] and b_U have zero
  *                           mean over the vocabulary (softmax is shift-invariant: log-probs
- *                           stay, logits move by a constant per position).
+ *                           stay, logits move by a constant per position). Skipped under a
+ *                           final logit soft-cap, which is not shift-invariant.
  *   fold_value_biases       b_O += Σ_heads b_V[h] @ W_O[h] (a key/value head's bias counted for
  *                           every query head that reads it), b_V = 0; b_O re-centred under
  *                           LayerNorm. Attention patterns sum to 1, so this moves a constant
  *                           from each head's output to the layer's.
+ *
+ * The per-head q/k norms and Gemma 3's post-norms are kept: they act after the matrices.
  *
  * After it the unembedding is untied from the embedding (W_U is no longer W_E^T) and has a
  * bias. Arithmetic is in float64, stored as float32.
@@ -142,6 +145,12 @@ export function processWeights(cfg: ModelConfig, w: HostWeights): HostWeights {
       ...(W_gate ? { W_gate: back(W_gate, p.W_gate!.shape), b_gate: back({ d: b_gate!, rows: b_gate!.length, cols: 1 }, p.b_gate!.shape) } : {}),
       W_out: p.W_out,
       b_out: p.b_out,
+      // Per-head q/k norms and the post-norms (Gemma 3, Qwen3) act after the matrices and are
+      // kept as they are, as TransformerLens keeps them.
+      ...(p.q_norm_w ? { q_norm_w: p.q_norm_w } : {}),
+      ...(p.k_norm_w ? { k_norm_w: p.k_norm_w } : {}),
+      ...(p.ln1_post_w ? { ln1_post_w: p.ln1_post_w } : {}),
+      ...(p.ln2_post_w ? { ln2_post_w: p.ln2_post_w } : {}),
     };
     return out;
   });
@@ -174,9 +183,12 @@ export function processWeights(cfg: ModelConfig, w: HostWeights): HostWeights {
     }
   }
 
-  // --- center_unembed: each d_model row of W_U, and b_U, zero mean over the vocabulary.
-  centerRows(W_U);
-  centerVector(b_U);
+  // --- center_unembed: each d_model row of W_U, and b_U, zero mean over the vocabulary. Not
+  // under a final logit soft-cap, which is not shift-invariant (TransformerLens turns it off then).
+  if (!cfg.output_logits_soft_cap) {
+    centerRows(W_U);
+    centerVector(b_U);
+  }
 
   // --- fold_value_biases: b_O += Σ_h b_V[kv(h)] @ W_O[h]; b_V = 0.
   const group = H / Hkv; // query heads per key/value head

@@ -172,7 +172,7 @@ describe('ablate / patch reject bad input with one line', () => {
   test.each([
     ['logit-diff:1:2', /--metric logit-diff:1:2: expected logit-diff:POS:GOOD:BAD/],
     ['logit_diff:1:2:3', /unknown metric "logit_diff"; expected logit-diff:POS:GOOD:BAD/],
-    ['logit-diff:x:2:3', /POS "x" is not a non-negative integer; expected logit-diff:POS:GOOD:BAD/],
+    ['logit-diff:x:2:3', /POS "x" is not an integer or a quoted token; expected logit-diff:POS:GOOD:BAD/],
     ['logit-diff', /expected logit-diff:POS:GOOD:BAD/],
   ])('bad metric syntax %s', async (metric, problem) => {
     expectUsageError(await ablate('--heads', '0.1', '--metric', metric), problem);

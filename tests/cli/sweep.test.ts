@@ -235,7 +235,7 @@ describe('sweep commands reject bad input with one line', () => {
     ['perplexity:0:3', /--metric perplexity:0:3: unknown metric "perplexity"; expected logit-diff:POS:GOOD:BAD, logprob:POS:TOKEN, prob:POS:TOKEN or loss:START:END/],
     ['prob:3', /--metric prob:3: expected prob:POS:TOKEN/],
     ['logprob:3:1:2', /--metric logprob:3:1:2: expected logprob:POS:TOKEN/],
-    ['logprob:x:1', /POS "x" is not a non-negative integer; expected logprob:POS:TOKEN/],
+    ['logprob:x:1', /POS "x" is not an integer or a quoted token; expected logprob:POS:TOKEN/],
     ['prob:4:1', /position 4 is out of range; the prompt has 4 positions/],
     ['prob:3:1000', /token 1000 is not in the vocabulary .*d_vocab 1000/],
     ['loss:2:2', /START 2 must be less than END 2/],

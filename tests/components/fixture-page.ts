@@ -38,7 +38,7 @@ const fakeTokenizer = {
 const section = document.getElementById('literal')!;
 const host = document.createElement('pb-model');
 host.id = 'fake';
-host.urlState = false; // a second model on the page: keep the URL for the first
+host.setAttribute('url-state', 'none'); // a second model on the page: keep the URL for the first
 host.session.set({ tokenizer: fakeTokenizer });
 const prompt = document.createElement('pb-prompt');
 prompt.label = 'Prompt (fake tokenizer)';
@@ -63,7 +63,7 @@ interface DrawnHeatmap {
   caption: string;
   rowLabels: string[];
   colLabels: string[];
-  /** Row-major, as the cells' data-value attributes say. */
+  /** Row-major, as the canvas draws them. */
   values: number[];
   selected: boolean[];
   cellText: string[];
@@ -85,20 +85,28 @@ const fixture = {
   heatmaps(figure: string): DrawnHeatmap[] {
     const fig = toy().querySelector(figure)!;
     return [...fig.shadowRoot!.querySelectorAll('pb-heatmap')].map((h) => {
+      // The cells are drawn on a canvas: read what it draws from the element; labels are text with their full text in the title.
       const root = h.shadowRoot!;
-      const cells = [...root.querySelectorAll<HTMLElement>('[role=gridcell]')];
-      const text = (sel: string) => [...root.querySelectorAll(sel)].map((e) => e.textContent ?? '');
+      const cells = Array.from({ length: h.rows * h.cols }, (_, i) => h.cellAt(Math.floor(i / h.cols), i % h.cols));
+      const titles = (sel: string) => [...root.querySelectorAll(sel)].map((e) => e.getAttribute('title') ?? '');
       return {
         head: h.dataset.head,
         site: h.dataset.site,
         caption: h.caption,
-        rowLabels: text('[role=rowheader]'),
-        colLabels: text('[role=columnheader].label'),
-        values: cells.map((c) => Number(c.dataset.value)),
-        selected: cells.map((c) => c.getAttribute('aria-selected') === 'true'),
-        cellText: cells.map((c) => c.textContent ?? ''),
+        rowLabels: titles('.rlabel'),
+        colLabels: titles('.clabel'),
+        values: cells.map((c) => c.value),
+        selected: cells.map((c) => c.selected),
+        cellText: cells.map((c) => c.text + (c.badge ?? '')),
       };
     });
+  },
+
+  /** Clicks a heatmap cell of a figure of the toy model, where the canvas draws it. */
+  cellCenter(figure: string, r: number, c: number, index = 0): { x: number; y: number } {
+    const h = toy().querySelector(figure)!.shadowRoot!.querySelectorAll('pb-heatmap')[index];
+    h.shadowRoot!.querySelector('canvas')!.scrollIntoView({ block: 'center' }); // a mouse click lands only inside the viewport
+    return h.cellCenter(r, c);
   },
 
   /** True when the model is loaded and no figure is computing. */

@@ -16,7 +16,7 @@ const tokenizer = {
 } as unknown as TextTokenizer;
 
 const host = document.createElement('pb-model');
-host.urlState = false;
+host.setAttribute('url-state', 'none');
 host.session.set({ tokenizer });
 const prompt = document.createElement('pb-prompt');
 host.append(prompt);

@@ -18,7 +18,7 @@ beforeAll(async () => {
   b = await openBrowser({ entries: ['tests/components/token-text.html'] });
   ({ page, errors } = await b.newPage('/tests/components/token-text.html', { viewport: { width: 900, height: 400 } }));
   await page.waitForFunction(() => !!document.querySelector('pb-prompt')?.shadowRoot?.querySelector('input'), undefined, WAIT);
-  await page.locator('pb-prompt input').fill(await page.evaluate(() => (window as unknown as { trickyText: string }).trickyText));
+  await page.locator('pb-prompt input[part=input]').fill(await page.evaluate(() => (window as unknown as { trickyText: string }).trickyText));
   await page.waitForFunction(() => document.querySelector('pb-prompt')?.shadowRoot?.querySelectorAll('.chip').length === 9, undefined, WAIT);
 }, 120_000);
 

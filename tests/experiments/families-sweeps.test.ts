@@ -1,5 +1,5 @@
 /**
- * Interventions and sweeps run unchanged on GPT-NeoX and Llama-style models: a resumed, batched
+ * Interventions and sweeps run unchanged on GPT-NeoX, Llama-style, Gemma 3 and Qwen3 models: a resumed, batched
  * sweep equals the same patches on full forwards, including keys/values with grouped-query
  * attention (fewer key/value heads) and rotary keys taken from the cache.
  */
@@ -13,7 +13,7 @@ import { referenceCells } from '../helpers/patch-cells.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
-describe.each(['tiny-llama-random', 'tiny-neox-random'])('%s sweeps', (name) => {
+describe.each(['tiny-llama-random', 'tiny-neox-random', 'tiny-gemma3-random', 'tiny-qwen3-random'])('%s sweeps', (name) => {
   let model: Model;
   beforeAll(async () => {
     model = await loadModel(await testGpu(), await fixtureSource(name));

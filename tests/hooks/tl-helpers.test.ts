@@ -120,7 +120,9 @@ describe.each(TL_FIXTURES)('%s: cache helpers equal TransformerLens\'', (name) =
 function metricOf(name: string): { pos: number; good: number; bad: number } {
   const spec = parseMetricSyntax(tlJson<TlPatching>(name, 'patching.json').metric);
   if (spec.kind !== 'logit-diff') throw new Error(`${name}: not a logit difference`);
-  return spec;
+  const { pos, good, bad } = spec;
+  if (typeof pos !== 'number' || typeof good !== 'number' || typeof bad !== 'number') throw new Error(`${name}: a metric with absolute numbers expected`);
+  return { pos, good, bad };
 }
 
 describe.each(TL_FIXTURES)('%s: direct logit attribution adds up to the logit difference', (name) => {

@@ -8,8 +8,8 @@
  * since a max|ref| of 1e4 would make any tolerance relative to it meaningless for small values.
  */
 import { describe, it, expect } from 'vitest';
-import { geluNew } from '../../src/gpu/kernels/elementwise.ts';
-import { geluNewCpu } from '../../src/gpu/kernels/elementwise.cpu.ts';
+import { geluNew, softcap } from '../../src/gpu/kernels/elementwise.ts';
+import { geluNewCpu, softcapCpu } from '../../src/gpu/kernels/elementwise.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
 import { expectNear, firstNaN, U } from './check.ts';
@@ -68,5 +68,22 @@ describe('gelu_new', () => {
     expect(y[7] === 0).toBe(true);
     expect(y[8]).toBe(Math.fround(3.4e38));
     expect(y[9] === 0).toBe(true);
+  });
+});
+
+describe('softcap (final logit soft-cap), in place', () => {
+  it('1001 values ~ N(0, 40^2) capped at 30, and values far past the cap', async () => {
+    // y = c tanh(x / c): tanh's few-ulp error d (as for gelu_new, d <= 8 u) costs c d, so
+    // abs = 8 u c; rel = 4 u covers the divide and the final product.
+    const cap = 30;
+    const x = new Float32Array([...normal(mulberry32(6), 1001, 0, 40), 1e4, -1e4, 3.4e38, -3.4e38]);
+    const yT = upload(x, 'y');
+    submitSteps(kh.gpu, [softcap(kh.gpu, yT.buffer, x.length, cap, params, 'softcap')], 'softcap');
+    const y = await yT.read();
+    const ref = x.slice();
+    softcapCpu(ref, ref.length, cap);
+    expect(firstNaN(y)).toBe(-1);
+    expectNear('softcap', y, ref, { abs: 8 * U * cap, rel: 4 * U });
+    expect(Math.max(...y.map(Math.abs))).toBeLessThanOrEqual(cap);
   });
 });

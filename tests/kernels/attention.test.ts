@@ -20,7 +20,8 @@
  *   chained: softmax moves by at most 2 max|delta score| when its inputs move by delta
  *           (|dp_i| <= p_i (|d_i| + sum_j p_j |d_j|)), so pattern abs = 2 scoresAbs + softmax
  *           abs, and z abs = T max|v| patternAbs + z-alone abs.
- * Masked entries are compared exactly: scores -Infinity, pattern +0.
+ * Masked entries are compared exactly: scores -Infinity, pattern +0 (causal, and with a sliding
+ * window also the keys before it).
  */
 import { describe, it, expect } from 'vitest';
 import { attnScores, attnSoftmax, attnZ, type AttentionDims } from '../../src/gpu/kernels/attention.ts';
@@ -57,7 +58,7 @@ async function run(d: AttentionDims, seed: number, qkStd: number): Promise<Resul
   const k = normal(rng, n, 0, qkStd);
   const v = normal(rng, n);
   const ref = { scores: new Float32Array(s), pattern: new Float32Array(s), z: new Float32Array(n) };
-  attentionCpu(ref.scores, ref.pattern, ref.z, q, k, v, d.B, d.T, d.H, d.dh);
+  attentionCpu(ref.scores, ref.pattern, ref.z, q, k, v, d.B, d.T, d.H, d.dh, d.Hkv ?? d.H, d.scale, d.window);
   const nan = (len: number) => empty(len, 'out');
   const [qT, kT, vT, refS, refP] = [upload(q, 'q'), upload(k, 'k'), upload(v, 'v'), upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
   const [sT, pT, zT, pAlone, zAlone] = [nan(s), nan(s), nan(n), nan(s), nan(n)];
@@ -98,7 +99,7 @@ function check(name: string, d: AttentionDims, r: Result): void {
   let badMask = 0;
   for (const [row, i, j] of entries(d)) {
     const at = row * d.T + j;
-    if (j > i) {
+    if (j > i || (d.window && j <= i - d.window)) {
       if (r.scores[at] !== -Infinity || !Object.is(r.pattern[at], 0) || !Object.is(r.patternAlone[at], 0)) badMask++;
     } else {
       live.got.push(r.scores[at]!);
@@ -117,7 +118,7 @@ function check(name: string, d: AttentionDims, r: Result): void {
   }
   const vmax = maxAbs(r.v);
   const zAbs = gamma(d.T) * vmax;
-  const scoresAbs = (gamma(d.dh + 1) * d.dh * maxAbs(r.q) * maxAbs(r.k)) / Math.sqrt(d.dh);
+  const scoresAbs = gamma(d.dh + 1) * d.dh * maxAbs(r.q) * maxAbs(r.k) * (d.scale ?? 1 / Math.sqrt(d.dh));
   expectNear(`${name} scores`, live.got, live.ref, { abs: scoresAbs, rel: U });
   expectNear(`${name} softmax alone`, r.patternAlone, r.ref.pattern, { abs: softmaxAbs, rel: 0 });
   expectNear(`${name} z alone`, r.zAlone, r.ref.z, { abs: zAbs, rel: U });
@@ -135,6 +136,15 @@ describe('attention: scores, softmax, z', () => {
     // The batch rows really differ (so an index bug mixing them cannot pass by accident).
     const perBatch = dims.T * dims.H * dims.dh;
     expect(r.ref.z.subarray(0, perBatch)).not.toEqual(r.ref.z.subarray(perBatch, 2 * perBatch));
+  });
+
+  it('a sliding window of 3 keys and a scale of its own (Gemma 3: query_pre_attn_scalar)', async () => {
+    const d: AttentionDims = { ...dims, window: 3, scale: 0.37 };
+    const r = await run(d, 15, 1);
+    check('window 3', d, r);
+    // Query 6 of the first row sees keys 4, 5, 6 only.
+    expect(Array.from(r.pattern.subarray(6 * 7, 6 * 7 + 4))).toEqual([0, 0, 0, 0]);
+    expect(r.pattern[6 * 7 + 4]).toBeGreaterThan(0);
   });
 
   it('B=1 T=1: a single position attends only to itself', async () => {

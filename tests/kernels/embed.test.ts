@@ -27,14 +27,14 @@ const kh = kernelHarness({
 const { params, upload, empty } = kh;
 
 /** Gathers `ids` from `table` [rows, C] split into chunks; returns GPU and CPU results. */
-async function run(table: Float32Array, rows: number, C: number, ids: Uint32Array): Promise<{ got: Float32Array; ref: Float32Array; chunks: RowChunk[] }> {
+async function run(table: Float32Array, rows: number, C: number, ids: Uint32Array, scale = 1): Promise<{ got: Float32Array; ref: Float32Array; chunks: RowChunk[] }> {
   const chunks = arena.uploadRows(table, rows, C, 'table');
   const n = ids.length;
   const idsT = upload(new Float32Array(ids.buffer), 'ids'); // u32 bits, uploaded as-is
   const out = empty([n, C], 'out');
-  submitSteps(kh.gpu, gather(kh.gpu, out.buffer, idsT.buffer, chunks, n, C, params, 'gather'), 'gather');
+  submitSteps(kh.gpu, gather(kh.gpu, out.buffer, idsT.buffer, chunks, n, C, params, 'gather', false, scale), 'gather');
   const ref = new Float32Array(n * C);
-  gatherCpu(ref, ids, table, n, C);
+  gatherCpu(ref, ids, table, n, C, scale);
   return { got: await out.read(), ref, chunks };
 }
 
@@ -63,6 +63,13 @@ describe('gather over a row-chunked table', () => {
     const { got, ref, chunks } = await run(table, P, C, ids);
     expect(chunks.length).toBe(2);
     expectNear('gather positions', got, ref, { abs: 0, rel: 0 });
+  });
+
+  it('scaled by sqrt(640) (Gemma 3 270M\'s embedding scale): one fp32 multiply, bit-exact', async () => {
+    const rng = mulberry32(79);
+    const table = normal(rng, 100 * 7);
+    const { got, ref } = await run(table, 100, 7, new Uint32Array([0, 99, 36, 71, 5]), Math.fround(Math.sqrt(640)));
+    expectNear('gather scaled', got, ref.map(Math.fround), { abs: 0, rel: 0 });
   });
 
   it('a single id and C = 1', async () => {

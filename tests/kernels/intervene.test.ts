@@ -8,7 +8,7 @@
  *   [B, T, H, dh]     per head (hook_z / q / k / v), head sub-ranges not starting at 0
  *   [B, T, H, C]      hook_result, C = 37: a span of 2-3 heads crosses a 64-wide workgroup
  *   [B, H, T, T]      patterns: sb = H T T, sp = T, sh = T T, F = T
- * Every dispatch mixes the four ops (zero, scale, add, replace) over entries on different batch
+ * Every dispatch mixes the five ops (zero, scale, add, replace, set) over entries on different batch
  * rows, positions and head ranges (two entries on one (b, p) with disjoint heads, spans shorter
  * than the dispatch's maxHeadSpan), starts at entry0 > 0 in a table whose earlier entries (for
  * another dispatch) and trailing entries must not be applied, and reads its source three ways:
@@ -21,7 +21,7 @@
  * Elements no entry addresses must be bit-identical afterwards.
  *
  * Tolerance (u = 2^-24):
- *   zero, replace: a stored value; scale: one fp32 multiply, correctly rounded in WGSL/Vulkan as
+ *   zero, replace, set: a stored value; scale: one fp32 multiply, correctly rounded in WGSL/Vulkan as
  *           in the reference's Math.fround: bit-exact.
  *   add: x + value * src may be contracted to an FMA on the GPU (the reference rounds the
  *           product first): |diff| <= u |v s| (1 + u) + 2u / (1 - u) |ref|, so abs = 2u max|v s|,
@@ -107,6 +107,7 @@ const REAL_HEADED: Entry[] = [
   { op: 'replace', b: 1, p: 6, h0: 1, h1: 3 },
   { op: 'replace', b: 2, p: 3, h0: 2, h1: 3 },
   { op: 'add', b: 1, p: 3, h0: 0, h1: 2, value: 0.1 },
+  { op: 'set', b: 2, p: 5, h0: 0, h1: 2, value: 0.625 },
 ];
 /**
  * The same for [B, T, d]: one "head", so every entry is [0, 1) and sites are distinct (b, p) —
@@ -336,8 +337,8 @@ describe('intervene: more entries than one dispatch takes (65,535 workgroups in 
     const rng = mulberry32(100);
     const x0 = normal(rng, numel(L));
     const src = makeSource('broadcast', L, rng);
-    const ops: Op[] = ['zero', 'scale', 'add', 'replace'];
-    const real: Entry[] = Array.from({ length: n }, (_, p) => ({ op: ops[p % 4]!, b: 0, p, h0: 0, h1: 1, value: (p % 5) - 2.5 }));
+    const ops: Op[] = ['zero', 'scale', 'add', 'replace', 'set'];
+    const real: Entry[] = Array.from({ length: n }, (_, p) => ({ op: ops[p % ops.length]!, b: 0, p, h0: 0, h1: 1, value: (p % 5) - 2.5 }));
     const before = place([{ op: 'replace', b: 1, p: 0, h0: 0, h1: 1 }, { op: 'zero', b: 1, p: n - 1, h0: 0, h1: 1 }], src);
     const group: Group = { entries: place(real, src), src: src.data, srcSh: 0 };
     const { got, ref } = await run('split', L, x0, before, [group]);

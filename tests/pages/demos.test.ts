@@ -114,14 +114,20 @@ describe('induction demo (induction-2l, offline)', () => {
     expect(Math.abs((await gridMetric(page, 'unablated')) - cpuClean)).toBeLessThan(1e-3);
 
     // Clicking head 0.2 in the grid zero-ablates it: the copying is gone (the fixture: 6.21 over 64 sequences).
-    await page.locator('pb-head-grid pb-heatmap [role=gridcell][data-r="0"][data-c="2"]').click();
+    // The grid's cells are a canvas: click where it draws head 0.2.
+    const at = await page.evaluate(() => {
+      const h = document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!;
+      h.shadowRoot!.querySelector('canvas')!.scrollIntoView({ block: 'center' });
+      return h.cellCenter(0, 2);
+    });
+    await page.mouse.click(at.x, at.y);
     await page.waitForFunction(
       (v) => Math.abs(Number(document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3,
       cpuAblated,
       WAIT,
     );
     expect(Math.abs((await gridMetric(page, 'ablated')) - evalRef.head_ablation_repeated_half_loss['0.2'])).toBeLessThan(1e-2);
-    expect(new URL(page.url()).searchParams.get('ablate')).toBe('0.2');
+    expect(new URL(page.url()).searchParams.get('induction.ablate')).toBe('0.2');
 
     // The page's own measurement on the fixture's 64 sequences reproduces induction_eval.
     await page.locator('induction-scores').scrollIntoViewIfNeeded();
@@ -186,10 +192,10 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
 
   test('the head grid is layers × heads, with Wang et al.’s roles on the heads this model has', async () => {
     const cells = await page.evaluate(() =>
-      [...document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelectorAll('[role=gridcell]')].map((c) => ({
-        head: `${c.getAttribute('data-r')}.${c.getAttribute('data-c')}`,
-        badge: c.querySelector('.badge')?.textContent ?? null,
-      })),
+      (() => {
+        const h = document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!;
+        return Array.from({ length: h.rows * h.cols }, (_, i) => ({ head: `${Math.floor(i / h.cols)}.${i % h.cols}`, badge: h.cellAt(Math.floor(i / h.cols), i % h.cols).badge ?? null }));
+      })(),
     );
     expect(cells).toHaveLength(2 * 12);
     // Of the roles, only the duplicate-token heads 0.1 and 0.10 exist in a 2-layer model.
@@ -198,8 +204,8 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
 
   test('a prompt with markup in it is shown as text, never run', async () => {
     const evil = '<img src=x onerror=alert(1)>';
-    await page.locator('pb-prompt[for=prompt] input').fill(evil);
-    await page.locator('pb-prompt[for=prompt] input').press('Enter');
+    await page.locator('pb-prompt[for=prompt] input[part=input]').fill(evil);
+    await page.locator('pb-prompt[for=prompt] input[part=input]').press('Enter');
     await page.waitForFunction(
       (s) => {
         const root = document.querySelector('pb-prompt[for=prompt]')!.shadowRoot!;
@@ -213,7 +219,7 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
     await page.waitForTimeout(500);
     expect(await deepCount(page, 'img')).toBe(0);
     expect(problems.dialogs).toEqual([]);
-    expect(new URL(page.url()).searchParams.get('prompt')).toBe(evil);
+    expect(new URL(page.url()).searchParams.get('ioi.prompt')).toBe(evil);
     await page.screenshot({ path: join(SHOTS, 'ioi.png'), fullPage: true });
     expectClean(problems);
   });
@@ -221,7 +227,9 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
 
 describe('<pb-model> loading', () => {
   const modelOnly = (src: string) => `${server.origin}/tests/pages/model-only.html?src=${encodeURIComponent(src)}`;
-  const status = (page: Page) => page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
+  // The model's line: its status, or its error (a part of its own), or the no-WebGPU message.
+  const status = (page: Page) =>
+    page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
   const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {

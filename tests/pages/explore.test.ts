@@ -101,7 +101,7 @@ const shown = (p: Page): Promise<Shown> =>
   p.evaluate(() => {
     const model = document.querySelector('pb-model') as HTMLElement & { session: { status: string; name: string } };
     const root = (sel: string) => document.querySelector(sel)!.shadowRoot!;
-    const lens = root('pb-logit-lens').querySelector('pb-heatmap') as (HTMLElement & { rows: number }) | null;
+    const lens = root('pb-logit-lens').querySelector('pb-heatmap');
     const figures = ['pb-prompt', 'pb-top-tokens', 'pb-attention', 'pb-logit-lens'];
     return {
       name: model.session.name,
@@ -109,9 +109,9 @@ const shown = (p: Page): Promise<Shown> =>
       status: model.shadowRoot!.querySelector('[part=status]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '',
       ids: [...root('pb-prompt').querySelectorAll('.chip')].map((c) => Number(/token id (\d+)/.exec(c.getAttribute('title') ?? '')?.[1])),
       top: [...root('pb-top-tokens').querySelectorAll('[data-id]')].map((r) => ({ id: Number(r.getAttribute('data-id')), p: Number(r.getAttribute('data-p')) })),
-      attentionCells: root('pb-attention').querySelector('pb-heatmap')?.shadowRoot?.querySelectorAll('[role=gridcell]').length ?? 0,
+      attentionCells: root('pb-attention').querySelector('pb-heatmap')?.values.length ?? 0,
       lensRows: lens?.rows ?? 0,
-      lensCells: lens?.shadowRoot?.querySelectorAll('[role=gridcell]').length ?? 0,
+      lensCells: lens?.values.length ?? 0,
       busy: figures.some((f) => document.querySelector(f)!.getAttribute('aria-busy') === 'true'),
       errors: figures.flatMap((f) => [...root(f).querySelectorAll('.error:not([hidden])')].map((e) => e.textContent!.trim())).filter(Boolean),
     };
@@ -167,12 +167,12 @@ test('GPT-2, Pythia and SmolLM2 from the (local) Hub, switched with the picker; 
 
   await pick('pythia-70m');
   await expectModelShown('pythia-70m');
-  expect(new URL(page.url()).searchParams.get('model')).toBe('pythia-70m');
+  expect(new URL(page.url()).searchParams.get('explore.model')).toBe('pythia-70m');
 
   await pick('smollm2-135m');
   await expectModelShown('smollm2-135m'); // BF16 weights: loaded, ready, no error
   const url = new URL(page.url());
-  expect(url.searchParams.get('model')).toBe('smollm2-135m');
+  expect(url.searchParams.get('explore.model')).toBe('smollm2-135m');
   expect(url.searchParams.get('hub')).toBe(server.origin);
   await page.screenshot({ path: join(SHOTS, 'explore.png'), fullPage: true });
 
@@ -187,7 +187,7 @@ test('GPT-2, Pythia and SmolLM2 from the (local) Hub, switched with the picker; 
 }, 120_000);
 
 test('a link with ?model=pythia-70m opens on Pythia, and the toy model gets a token-id prompt', async () => {
-  await page.goto(`${explore}?model=pythia-70m&hub=${encodeURIComponent(server.origin)}`);
+  await page.goto(`${explore}?explore.model=pythia-70m&hub=${encodeURIComponent(server.origin)}`);
   await expectModelShown('pythia-70m');
   expect(await loaded()).toEqual(['pythia-70m']); // GPT-2, the page's default, was never loaded
   expect(await page.locator('pb-model-picker select').inputValue()).toBe('pythia-70m');
@@ -195,10 +195,11 @@ test('a link with ?model=pythia-70m opens on Pythia, and the toy model gets a to
   // induction-2l has no tokenizer: the text prompt is swapped for token ids, and back again after.
   await pick('induction-2l');
   await page.waitForFunction(() => document.querySelector('pb-top-tokens')?.shadowRoot?.querySelector('[data-id]')?.getAttribute('data-id') === '247', undefined, { timeout: TIMEOUT, polling: 100 });
-  expect(new URL(page.url()).searchParams.get('prompt')).toMatch(/^0,200,290,/);
+  expect(new URL(page.url()).searchParams.get('explore.prompt')).toMatch(/^0,200,290,/);
   await pick('pythia-70m');
   await expectModelShown('pythia-70m');
-  expect(new URL(page.url()).searchParams.get('prompt')).toBe('The capital of France is');
+  // Back to the author's prompt: the link no longer carries it.
+  expect(new URL(page.url()).searchParams.get('explore.prompt')).toBeNull();
   expect(await loaded()).toEqual(['pythia-70m', 'induction-2l', 'pythia-70m']);
 
   expect(problems.pageErrors).toEqual([]);

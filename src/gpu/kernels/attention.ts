@@ -22,6 +22,8 @@ export interface AttentionDims {
   Hkv?: number;
   /** The scores' factor (default 1 / sqrt(dh); see `attentionScale` in model/config.ts). */
   scale?: number;
+  /** Sliding window: each query sees only its last `window` keys, itself included (default: all). */
+  window?: number;
 }
 
 const NEG_INF_BITS = 0xff800000;
@@ -41,7 +43,7 @@ function prepare(
   if (q0 + Tq > dims.T) throw new Error(`${label}: query rows ${q0} + ${Tq} exceed the ${dims.T} key positions`);
   const Hkv = dims.Hkv ?? dims.H;
   if (dims.H % Hkv !== 0) throw new Error(`${label}: ${dims.H} query heads are not a multiple of ${Hkv} key/value heads`);
-  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, Hkv, dims.dh, q0, { f32: dims.scale ?? 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS], `${label} params`);
+  const u = new Params(gpu, [dims.B, Tq, dims.T, dims.H, Hkv, dims.dh, q0, { f32: dims.scale ?? 1 / Math.sqrt(dims.dh) }, NEG_INF_BITS, dims.window ?? 0], `${label} params`);
   params.push(u);
   // The softmax reads no second input; bind the first again to satisfy the shared layout.
   const b = bufs.b ?? bufs.a;

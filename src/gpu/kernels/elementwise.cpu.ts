@@ -58,3 +58,8 @@ export function activationCpu(fn: ActFnCpu, y: Float32Array, x: Float32Array, n:
     y[i] = up ? r * up[i] : r;
   }
 }
+
+/** y = cap * tanh(y / cap) in place, float64 math. */
+export function softcapCpu(y: Float32Array, n: number, cap: number): void {
+  for (let i = 0; i < n; i++) y[i] = cap * Math.tanh(y[i] / cap);
+}

@@ -23,6 +23,22 @@ export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: n
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
 }
 
+/** y = cap * tanh(y / cap) over n values, in place (a final logit soft-cap). */
+export function softcap(gpu: Gpu, y: GPUBuffer, n: number, cap: number, params: Params[], label: string): Dispatch {
+  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: false }), 'softcap_v1');
+  const u = new Params(gpu, [n, { f32: cap }], `${label} params`);
+  params.push(u);
+  const bindGroup = gpu.device.createBindGroup({
+    label,
+    layout: pipeline.getBindGroupLayout(0),
+    entries: [
+      { binding: 0, resource: { buffer: u.buffer } },
+      { binding: 2, resource: bindWhole(gpu, y, n, `${label} values`) },
+    ],
+  });
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+}
+
 /** y = gelu_new(x) over n values (GPT-2's MLP). */
 export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
   return activation(gpu, 'gelu_new', y, x, n, params, label);

@@ -18,10 +18,12 @@ export function gather(
   params: Params[],
   label: string,
   f16Table = false,
+  /** Multiplies every value (Gemma's sqrt(d_model) embedding scale). */
+  scale = 1,
 ): Dispatch[] {
   const pipeline = gpu.pipelines.get('embed', embedSource({ f16Table }), 'gather_v1');
   return table.map((chunk, ci) => {
-    const u = new Params(gpu, [n, C, chunk.row0, chunk.rows], `${label}[${ci}] params`);
+    const u = new Params(gpu, [n, C, chunk.row0, chunk.rows, { f32: scale }], `${label}[${ci}] params`);
     params.push(u);
     const bindGroup = gpu.device.createBindGroup({
       label: `${label}[${ci}]`,

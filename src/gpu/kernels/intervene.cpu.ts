@@ -16,6 +16,7 @@ export function interveneCpu(x: Float32Array, layout: SiteLayout, table: Uint32A
         if (op === 0) x[i] = 0;
         else if (op === 1) x[i] = Math.fround(x[i] * value);
         else if (op === 2) x[i] = Math.fround(x[i] + Math.fround(value * s));
+        else if (op === 4) x[i] = value;
         else x[i] = s;
       }
     }

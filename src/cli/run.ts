@@ -1,0 +1,77 @@
+/**
+ * `patchbay run SPEC.json`: runs an experiment spec (src/experiments/spec.ts) and prints its
+ * result: with --json, the JSON of src/experiments/run-spec.ts, which the Python scripts of
+ * `patchbay export` print too.
+ */
+import { dirname, resolve } from 'node:path';
+import { runSpec } from '../experiments/run-spec.ts';
+import { SpecError, describeModelRef } from '../experiments/spec.ts';
+import { UsageError, parseArgs } from './args.ts';
+import { describeModel, fmt, withModel } from './experiment.ts';
+import { describeShape, printGrid } from './grid.ts';
+import { readSpecFile } from './spec-file.ts';
+import { modelLocation } from './spec-model.ts';
+
+export const RUN_USAGE = `usage: patchbay run SPEC.json [--json]
+
+Runs the experiment a spec file describes (its model, prompts, interventions, and the sweep with
+its site and metric; see schema/experiment-v1.schema.json) and prints the result.
+
+  SPEC.json   the experiment spec; a relative model path in it is relative to the file
+  --json      print the result as JSON:
+                ablate        {"kind": "ablate", "prompts", "metric", "unablated", "top"}
+                patch         {"kind": "patch", "prompts", "site", "shape", "axes", "values",
+                               "clean", "corrupt", "normalize"}
+                sweep-ablate  {"kind": "sweep-ablate", "prompts", "mode", "shape", "axes",
+                               "values", "unablated"}
+              (the same JSON as the script of patchbay export SPEC.json --to transformers)
+  --help      this text`;
+
+const FLAGS = { json: { boolean: true }, help: { boolean: true } } as const;
+
+export async function runCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
+  const { positionals, flags } = parseArgs(argv, FLAGS, 'run');
+  if (flags.has('help')) {
+    print(RUN_USAGE);
+    return;
+  }
+  if (positionals.length !== 1) throw new UsageError('run takes one spec file (see patchbay run --help)');
+  const path = positionals[0];
+  const spec = await readSpecFile(path);
+  const location = modelLocation(spec.model, dirname(resolve(path)));
+  await withModel(
+    location,
+    () => undefined,
+    async ({ model, gpu, loadMs }) => {
+      const tokenizer = model.tokenizer;
+      const t0 = performance.now();
+      let result;
+      try {
+        result = await runSpec(model, spec, tokenizer);
+      } catch (e) {
+        if (e instanceof SpecError) throw new UsageError(`${path}: ${e.message}`);
+        throw e;
+      }
+      if (flags.has('json')) {
+        print(JSON.stringify(result));
+        return;
+      }
+      print(`patchbay run: ${path}`);
+      print(`  model    ${describeModelRef(spec.model)}: ${describeModel(model.config)}`);
+      print(`  adapter  ${gpu.adapterName}`);
+      print(`  time     load ${loadMs.toFixed(0)} ms, run ${(performance.now() - t0).toFixed(0)} ms`);
+      const e = spec.experiment;
+      if (result.kind === 'ablate') {
+        print(`  metric   ${e.kind === 'ablate' && e.metric ? `${e.metric}: ${fmt(result.metric as number)} (unablated ${fmt(result.unablated as number)})` : 'none'}`);
+        print(`  top      ${(result.top as [number, number][]).map(([id, p]) => `${id} (${(100 * p).toFixed(1)}%)`).join(', ')}`);
+        return;
+      }
+      const shape = result.shape as number[];
+      const axes = result.axes as string[];
+      print(`  ${result.kind}  ${describeShape(shape, axes)}`);
+      const flat = (result.values as unknown[]).flat(3) as number[];
+      printGrid(print, flat, shape, axes);
+    },
+    { processing: spec.processing ?? 'none' },
+  );
+}
