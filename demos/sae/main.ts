@@ -16,7 +16,7 @@ import { recallBatch } from '../../src/train/induction-data.ts';
 import { Optimizer, entriesOf } from '../../src/train/optimizer.ts';
 import { SeededRandom } from '../../src/train/random.ts';
 import { SaeTraining, type ActivationStore, type SaeTrainConfig } from '../../src/train/sae.ts';
-import { evaluateSae, topContexts, type SaeWeights } from '../../src/train/sae-eval.ts';
+import { evaluateSae, topContexts } from '../../src/train/sae-eval.ts';
 import { Trainer, type TrainingRun } from '../../src/train/trainer.ts';
 import type { LossCurve } from '../superposition/loss-curve.ts';
 import type { FeatureCard, SaeFeatures } from './sae-features.ts';
@@ -140,13 +140,13 @@ async function start(): Promise<void> {
   const end = await run.done;
   if (current?.run !== run) return;
   setState('evaluating', `Evaluating after ${end.step} steps…`);
-  const v = await sae.params.read();
-  const weights: SaeWeights = {
-    architecture: s.config.architecture, k: s.config.k, dIn: store.width, dSae: s.config.dSae,
-    W_enc: v.get('W_enc')!, b_enc: v.get('b_enc')!, W_dec: v.get('W_dec')!, b_dec: v.get('b_dec')!,
-    ...(v.has('log_threshold') ? { threshold: v.get('log_threshold')!.map(Math.exp) } : {}),
-  };
-  const ev = await evaluateSae(model, weights, s.hook, heldOut.ids, heldOut.targets);
+  const loaded = await sae.toSae();
+  let ev;
+  try {
+    ev = await evaluateSae(model, loaded, heldOut.ids, heldOut.targets);
+  } finally {
+    loaded.destroy();
+  }
   const dead = Array.from(ev.density).filter((d) => d === 0).length;
   const shown: Record<string, string> = {
     ce_loss_without_sae: ev.ce_loss_without_sae.toFixed(4), ce_loss_with_sae: ev.ce_loss_with_sae.toFixed(4), ce_loss_with_ablation: ev.ce_loss_with_ablation.toFixed(4),

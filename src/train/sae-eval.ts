@@ -1,7 +1,7 @@
 /**
  * Evaluating a trained SAE the way SAELens' evals do (sae_lens/evals.py, get_recons_loss and
- * get_sparsity_and_variance_metrics), on the CPU for the SAE itself (small SAEs on small models;
- * the model runs on the GPU):
+ * get_sparsity_and_variance_metrics), with the SAE loaded as src/features loads any SAELens SAE
+ * and spliced into the model's runs (`saeEncode` / `saeDecode` below are CPU references):
  *
  *   ce_loss_without_sae   mean next-token cross-entropy over every position of every sequence
  *                         (or, given `targets`, over those predictions only: a task's loss, such
@@ -17,8 +17,8 @@
  *
  * and the latents' top-activating contexts for the feature figure.
  */
-import { Tensor } from '../gpu/tensor.ts';
-import { patchFrom, zeroAblate, type Intervention } from '../hooks/interventions.ts';
+import type { Sae } from '../features/sae.ts';
+import { zeroAblate } from '../hooks/interventions.ts';
 import type { Model } from '../model/model.ts';
 import { topIndices, type SaeArchitecture } from '../gpu/kernels/sae-train.cpu.ts';
 
@@ -119,40 +119,44 @@ export interface SaeEvaluation {
   acts: Float32Array;
 }
 
-/** SAELens' reconstruction and sparsity metrics of `sae` at `hook` on `sequences`. */
-export async function evaluateSae(model: Model, sae: SaeWeights, hook: string, sequences: readonly (readonly number[])[], targets: readonly LossTarget[] = nextTokenTargets(sequences)): Promise<SaeEvaluation> {
+/**
+ * SAELens' reconstruction and sparsity metrics of `sae` (a loaded `Sae`, src/features) at its hook
+ * on `sequences`: the spliced loss from `model.run(tokens, { saes: [sae] })` (SAELens'
+ * run_with_saes: the reconstruction replaces the activation at every position), the activations
+ * from the same run's `hook_sae_acts_post`, the variance from a clean run's activation.
+ */
+export async function evaluateSae(model: Model, sae: Sae, sequences: readonly (readonly number[])[], targets: readonly LossTarget[] = nextTokenTargets(sequences)): Promise<SaeEvaluation> {
   const V = model.config.d_vocab;
   const T = sequences[0]!.length;
+  const hook = sae.hookName;
   const clean = await model.run(sequences, { cache: [hook] });
   let x: Float32Array;
-  let shape: readonly number[];
   let without: number;
   try {
     x = await clean.cache.read(hook);
-    shape = clean.cache.get(hook).shape;
     without = meanLoss(await clean.logits.read(), T, V, targets);
   } finally {
     clean.release();
   }
-  const acts = saeEncode(sae, x);
-  const recon = saeDecode(sae, acts);
-  const lossWith = async (hooks: Intervention[]) => {
-    const r = await model.runWithHooks(sequences, hooks);
-    try {
-      return meanLoss(await r.logits.read(), T, V, targets);
-    } finally {
-      r.release();
-    }
-  };
-  const replacement = Tensor.from(model.gpu, recon, shape, `${hook} reconstruction`);
+  const spliced = await model.run(sequences, { saes: [sae], cache: [`${hook}.hook_sae_acts_post`, `${hook}.hook_sae_recons`] });
+  let acts: Float32Array;
+  let recon: Float32Array;
   let withSae: number;
   try {
-    withSae = await lossWith([patchFrom(hook, replacement)]);
+    acts = await spliced.cache.read(`${hook}.hook_sae_acts_post`);
+    recon = await spliced.cache.read(`${hook}.hook_sae_recons`);
+    withSae = meanLoss(await spliced.logits.read(), T, V, targets);
   } finally {
-    replacement.release();
+    spliced.release();
   }
-  const ablation = await lossWith([zeroAblate(hook)]);
-  const { dIn: D, dSae: S } = sae;
+  const ablated = await model.runWithHooks(sequences, [zeroAblate(hook)]);
+  let ablation: number;
+  try {
+    ablation = meanLoss(await ablated.logits.read(), T, V, targets);
+  } finally {
+    ablated.release();
+  }
+  const { d_in: D, d_sae: S } = sae.config;
   const n = x.length / D;
   let l0 = 0;
   const density = new Float32Array(S);

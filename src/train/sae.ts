@@ -25,6 +25,10 @@ import { saeKernel, type SaeBinding, type SaeKernelDims } from '../gpu/kernels/s
 import type { Params, Step } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
+import { blobModelSource } from '../model/source.ts';
+import { loadSae } from '../features/sae-load.ts';
+import type { Sae } from '../features/sae.ts';
+import type { SaeWeights } from './sae-eval.ts';
 import type { TrainClock } from './clock.ts';
 import { ParamStore, type ParamSpec } from './params.ts';
 import { SeededRandom } from './random.ts';
@@ -103,6 +107,39 @@ export function saeInit(dIn: number, c: SaeTrainConfig): ParamSpec[] {
   ];
   if (c.architecture === 'jumprelu') specs.push({ name: 'log_threshold', shape: [S], init: new Float32Array(S).fill(Math.log(c.initThreshold ?? 0.01)) });
   return specs;
+}
+
+export interface SaeLensFiles {
+  'cfg.json': string;
+  'sae_weights.safetensors': Uint8Array;
+}
+
+/** SAELens' files for an SAE's weights (cfg.json as SAELens' inference config writes it). */
+export function saeLensFiles(w: SaeWeights, meta: { hookName: string; modelName?: string | null }): SaeLensFiles {
+  const { dIn: D, dSae: S } = w;
+  const tensors = [
+    { name: 'W_enc', shape: [D, S], data: w.W_enc },
+    { name: 'b_enc', shape: [S], data: w.b_enc },
+    { name: 'W_dec', shape: [S, D], data: w.W_dec },
+    { name: 'b_dec', shape: [D], data: w.b_dec },
+  ];
+  if (w.architecture === 'jumprelu') tensors.push({ name: 'threshold', shape: [S], data: w.threshold! });
+  const cfg: Record<string, unknown> = {
+    architecture: w.architecture,
+    d_in: D,
+    d_sae: S,
+    dtype: 'float32',
+    device: 'cpu',
+    apply_b_dec_to_input: true,
+    normalize_activations: 'none',
+    reshape_activations: 'none',
+    metadata: { model_name: meta.modelName ?? null, hook_name: meta.hookName, hook_head_index: null, prepend_bos: true, trained_by: 'patchbay' },
+  };
+  if (w.architecture === 'topk') {
+    cfg.k = w.k;
+    cfg.rescale_acts_by_decoder_norm = false;
+  }
+  return { 'cfg.json': JSON.stringify(cfg, null, 1), 'sae_weights.safetensors': writeSafetensors(tensors) };
 }
 
 export class SaeTraining {
@@ -229,34 +266,18 @@ export class SaeTraining {
    * The SAE in SAELens' format: `cfg.json` (an inference config of the architecture) and
    * `sae_weights.safetensors` (W_enc, b_enc, W_dec, b_dec, and for JumpReLU `threshold`).
    */
-  async toSaeLens(): Promise<{ 'cfg.json': string; 'sae_weights.safetensors': Uint8Array }> {
+  async toSaeLens(): Promise<SaeLensFiles> {
     const v = await this.params.read();
-    const c = this.config;
-    const D = this.store.width;
-    const S = c.dSae;
-    const tensors = [
-      { name: 'W_enc', shape: [D, S], data: v.get('W_enc')! },
-      { name: 'b_enc', shape: [S], data: v.get('b_enc')! },
-      { name: 'W_dec', shape: [S, D], data: v.get('W_dec')! },
-      { name: 'b_dec', shape: [D], data: v.get('b_dec')! },
-    ];
-    if (c.architecture === 'jumprelu') tensors.push({ name: 'threshold', shape: [S], data: v.get('log_threshold')!.map(Math.exp) });
-    const cfg: Record<string, unknown> = {
-      architecture: c.architecture,
-      d_in: D,
-      d_sae: S,
-      dtype: 'float32',
-      device: 'cpu',
-      apply_b_dec_to_input: true,
-      normalize_activations: 'none',
-      reshape_activations: 'none',
-      metadata: { model_name: c.modelName ?? null, hook_name: this.store.hookName, hook_head_index: null, prepend_bos: true, sae_lens_training_version: null, trained_by: 'patchbay' },
-    };
-    if (c.architecture === 'topk') {
-      cfg.k = this.dims.k;
-      cfg.rescale_acts_by_decoder_norm = false;
-    }
-    return { 'cfg.json': JSON.stringify(cfg, null, 1), 'sae_weights.safetensors': writeSafetensors(tensors) };
+    return saeLensFiles(
+      { architecture: this.config.architecture, W_enc: v.get('W_enc')!, b_enc: v.get('b_enc')!, W_dec: v.get('W_dec')!, b_dec: v.get('b_dec')!, ...(v.has('log_threshold') ? { threshold: v.get('log_threshold')!.map(Math.exp) } : {}), k: this.dims.k, dIn: this.store.width, dSae: this.config.dSae },
+      { hookName: this.store.hookName, modelName: this.config.modelName ?? null },
+    );
+  }
+
+  /** The trained SAE loaded as src/features loads any SAELens SAE (on this GPU), to splice into runs. */
+  async toSae(): Promise<Sae> {
+    const files = await this.toSaeLens();
+    return loadSae(this.gpu, blobModelSource({ 'cfg.json': new TextEncoder().encode(files['cfg.json']), 'sae_weights.safetensors': files['sae_weights.safetensors'] }, 'trained SAE'));
   }
 
   destroy(): void {

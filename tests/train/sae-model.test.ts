@@ -1,9 +1,11 @@
 /**
  * SAEs on a real model's activations (induction-attn-2l, tests/fixtures): the activation store
- * holds exactly the cached hook activations; the spliced losses of `evaluateSae` (SAELens'
- * ce_loss_with_sae / with_ablation / without_sae) equal the CPU forward with the hook replaced by
- * the SAE's reconstruction, or zeroed (to 1e-3, the fixtures' tolerance for experiment metrics);
- * and a short TopK training run on the store reconstructs most of the variance.
+ * holds exactly the cached hook activations; an SAE written in SAELens' format and loaded by
+ * src/features (as a trained one is) gives, spliced in, the losses of `evaluateSae` (SAELens'
+ * ce_loss_with_sae / with_ablation / without_sae) that the CPU forward gives with the hook
+ * replaced by the CPU reference's reconstruction, or zeroed (to 1e-3, the fixtures' tolerance for
+ * experiment metrics); and a short TopK training run on the store reconstructs most of the
+ * variance.
  */
 import { describe, expect, it } from 'vitest';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
@@ -16,7 +18,9 @@ import { TrainClock } from '../../src/train/clock.ts';
 import { recallBatch } from '../../src/train/induction-data.ts';
 import { Optimizer, entriesOf } from '../../src/train/optimizer.ts';
 import { SeededRandom } from '../../src/train/random.ts';
-import { SaeTraining, saeInit } from '../../src/train/sae.ts';
+import { SaeTraining, saeInit, saeLensFiles } from '../../src/train/sae.ts';
+import { loadSae } from '../../src/features/sae-load.ts';
+import { blobModelSource } from '../../src/model/source.ts';
 import { evaluateSae, meanLoss, nextTokenTargets, saeDecode, saeEncode, type SaeWeights } from '../../src/train/sae-eval.ts';
 import { Trainer } from '../../src/train/trainer.ts';
 import { fixtureSource } from '../helpers/fixtures.ts';
@@ -54,6 +58,9 @@ describe('induction-attn-2l, blocks.0.hook_resid_post', () => {
       const specs = saeInit(64, { architecture: 'topk', dSae: 96, decoderInitNorm: 1, seed: 5 });
       const get = (n: string) => specs.find((s) => s.name === n)!.init;
       const sae: SaeWeights = { architecture: 'topk', k: 6, dIn: 64, dSae: 96, W_enc: get('W_enc'), b_enc: get('b_enc'), W_dec: get('W_dec'), b_dec: get('b_dec') };
+      // Through SAELens' files and src/features' loader, as a trained SAE goes.
+      const files = saeLensFiles(sae, { hookName: HOOK });
+      const loaded = await loadSae(model.gpu, blobModelSource({ 'cfg.json': new TextEncoder().encode(files['cfg.json']), 'sae_weights.safetensors': files['sae_weights.safetensors'] }));
       const ck = await loadCheckpoint(await fixtureSource('induction-attn-2l'));
       const w = await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
       const cpuLoss = (edit: (act: Float32Array) => void, targets = data.targets) => {
@@ -63,7 +70,7 @@ describe('induction-attn-2l, blocks.0.hook_resid_post', () => {
         return meanLoss(logits, 48, 256, targets);
       };
       for (const targets of [data.targets, nextTokenTargets(data.ids)]) {
-        const ev = await evaluateSae(model, sae, HOOK, data.ids, targets);
+        const ev = await evaluateSae(model, loaded, data.ids, targets);
         const clean = cpuLoss(() => undefined, targets);
         const spliced = cpuLoss((act) => act.set(saeDecode(sae, saeEncode(sae, act))), targets);
         const zeroed = cpuLoss((act) => act.fill(0), targets);
@@ -90,10 +97,10 @@ describe('induction-attn-2l, blocks.0.hook_resid_post', () => {
     try {
       const fvu: number[] = [];
       await trainer.train({ until: 150, every: 10, onReport: (r) => void fvu.push(r.metrics.sae![4]!) }).done;
-      const v = await sae.params.read();
-      const weights: SaeWeights = { architecture: 'topk', k: 8, dIn: 64, dSae: 128, W_enc: v.get('W_enc')!, b_enc: v.get('b_enc')!, W_dec: v.get('W_dec')!, b_dec: v.get('b_dec')! };
       const held = recallBatch(new SeededRandom(8), 16, { T: 48, V: 256 });
-      const ev = await evaluateSae(model, weights, HOOK, held.ids, held.targets);
+      const loaded = await sae.toSae();
+      const ev = await evaluateSae(model, loaded, held.ids, held.targets);
+      loaded.destroy();
       console.log(`TopK SAE, 150 steps: batch FVU ${fvu[0]!.toFixed(3)} -> ${fvu[fvu.length - 1]!.toFixed(3)}; held-out FVU ${ev.fvu.toFixed(3)}, L0 ${ev.l0}, recall loss ${ev.ce_loss_without_sae.toFixed(3)} -> ${ev.ce_loss_with_sae.toFixed(3)} with the SAE (${ev.ce_loss_with_ablation.toFixed(3)} ablated)`);
       expect(fvu[fvu.length - 1]!).toBeLessThan(0.5 * fvu[0]!);
       expect(ev.fvu).toBeLessThan(0.3);

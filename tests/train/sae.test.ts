@@ -22,6 +22,7 @@ import { Optimizer, entriesOf } from '../../src/train/optimizer.ts';
 import { draw } from '../../src/train/random.ts';
 import { SaeTraining, coefficientAt, type ActivationStore, type SaeTrainConfig } from '../../src/train/sae.ts';
 import { Trainer, type Report } from '../../src/train/trainer.ts';
+import { saeDecode, saeEncode, type SaeWeights } from '../../src/train/sae-eval.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { expectNear } from '../kernels/check.ts';
 import { mulberry32, normal } from '../kernels/random.ts';
@@ -142,7 +143,7 @@ describe.each(['standard', 'topk', 'jumprelu'] as SaeArchitecture[])('%s', (arch
   });
 });
 
-it("saves in SAELens' format: cfg.json and sae_weights.safetensors", async () => {
+it("saves in SAELens' format (cfg.json, sae_weights.safetensors), which src/features loads", async () => {
   for (const arch of ['standard', 'topk', 'jumprelu'] as SaeArchitecture[]) {
     const t = await setup(CONFIGS[arch], 1e-2);
     try {
@@ -158,6 +159,19 @@ it("saves in SAELens' format: cfg.json and sae_weights.safetensors", async () =>
       const values = await t.sae.params.read();
       expect(Array.from(st.float32('W_dec'))).toEqual(Array.from(values.get('W_dec')!));
       if (arch === 'jumprelu') expect(Array.from(st.float32('threshold'))).toEqual(Array.from(values.get('log_threshold')!.map(Math.exp)));
+      // src/features' loader reads it, and its encode and decode agree with the CPU reference.
+      const loaded = await t.sae.toSae();
+      try {
+        expect(loaded.config).toMatchObject({ d_in: D, d_sae: S, hook_name: 'blocks.0.hook_resid_post', architecture: arch === 'standard' ? 'relu' : arch });
+        const x = t.data.subarray(0, 5 * D);
+        const got = await loaded.run(x);
+        const w: SaeWeights = { architecture: arch, k: 3, dIn: D, dSae: S, W_enc: values.get('W_enc')!, b_enc: values.get('b_enc')!, W_dec: values.get('W_dec')!, b_dec: values.get('b_dec')!, ...(arch === 'jumprelu' ? { threshold: values.get('log_threshold')!.map(Math.exp) } : {}) };
+        const acts = saeEncode(w, x);
+        expectNear(`${arch} loaded acts`, got.acts, acts, { abs: 1e-5, rel: 1e-5 });
+        expectNear(`${arch} loaded recons`, got.recons, saeDecode(w, acts), { abs: 1e-5, rel: 1e-5 });
+      } finally {
+        loaded.destroy();
+      }
     } finally {
       t.destroy();
     }
