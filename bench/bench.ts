@@ -10,10 +10,12 @@
  *   --peer        also run ONNX Runtime Web's WebGPU backend on an ONNX export of the same weights
  *   --no-train    skip the training section (bench/train.ts: training steps/s against PyTorch CPU)
  *   --train-only  run only the training section
+ *   --gradients-only  the forwards and the gradient section only (no sweeps, naive runs, kernel rates)
  *
  * Prints one JSON object; every number in it comes from this one run.
  */
 import { kernelRates } from './kernel-rates.ts';
+import { benchGradients } from './gradients.ts';
 import { existsSync, openAsBlob } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -43,7 +45,7 @@ function opt(name: string): string | undefined {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 }
-const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--no-train', '--train-only']);
+const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only', '--no-train', '--train-only']);
 function checkArgs(): void {
   for (const [i, a] of argv.entries()) {
     if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
@@ -243,6 +245,13 @@ async function main() {
   }
   const forwardPeak = gpu.pool.peakBytes;
 
+  if (flag('gradients-only')) {
+    const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+    const shape = { n_layers: L, n_heads: H, d_model: cfg.d_model, d_mlp: cfg.d_mlp, d_vocab: V, n_ctx: cfg.n_ctx };
+    console.log(JSON.stringify({ adapter: gpu.adapterName, model: source, shape, scaled: scaledWhat.length > 0, ...(scaledWhat.length ? { scaled_what: scaledWhat } : {}), forward: forwards, gradients, wall_s: round((performance.now() - started) / 1000, 1) }, null, 1));
+    process.exit(0);
+  }
+
   // ---- Sweeps: 12 x 15 resid_pre, and the 144-head output (z) grid.
   const clean = prompt(SWEEP_T, V);
   const corrupt = clean.slice();
@@ -297,6 +306,11 @@ async function main() {
   const heads = await timeSweep(model, 'z', clean, corrupt, good, bad, sweepReps);
   const headPeak = gpu.pool.peakBytes;
 
+  // ---- Gradients: backward against forward, AtP over every site against the exact sweeps, bytes.
+  gpu.pool.peakBytes = gpu.pool.liveBytes;
+  const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+  const gradientPeak = gpu.pool.peakBytes;
+
   log('kernel rates: FMA peak and the matmul');
   const kernels = await kernelRates(gpu, soft);
 
@@ -345,8 +359,9 @@ async function main() {
       weight_bytes: gpu.pool.weightBytes,
       peak_pool_bytes: Math.max(forwardPeak, residPeak, naivePeak, headPeak),
       peak_total_bytes: Math.max(forwardPeak, residPeak, naivePeak, headPeak) + gpu.pool.weightBytes,
-      pool_peak_bytes_by_phase: { forward: forwardPeak, resid_pre_sweep: residPeak, naive_runs: naivePeak, head_sweep: headPeak },
+      pool_peak_bytes_by_phase: { forward: forwardPeak, resid_pre_sweep: residPeak, naive_runs: naivePeak, head_sweep: headPeak, gradients: gradientPeak },
     },
+    gradients,
     kernels,
     ...(peerInfo ? { peer: peerInfo } : {}),
     ...(flag('no-train') ? {} : { training: await trainingBench(gpu) }),

@@ -8,6 +8,8 @@
  *   const { logits, cache } = await model.runWithCache(tokens);
  *   const ablated = await model.runWithHooks(tokens, [zeroHead(1, 3)]);
  *   const patched = await model.runWithHooks(corrupt, [patchFrom('blocks.0.hook_resid_pre', cache, { pos: 4 })]);
+ *   const { grads } = await model.runWithGrad(tokens, logitDiffMetric(16, 247, 72));      // d metric / d every hook
+ *   const atp = await attributionSweep(model, clean, corrupt, 'z', logitDiffMetric(16, 247, 72));
  *   cache.release();
  */
 export { acquireGpu, Gpu, type GpuOptions } from './gpu/device.ts';
@@ -18,6 +20,8 @@ export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
 export { processWeights, PROCESSINGS, type Processing } from './model/processing.ts';
 export { Model, type RunOptions, type RunResult, type CacheFilter, type Tokens } from './model/model.ts';
 export { tlWeightShapes, type WeightTensor, type BlockWeights } from './model/tl-weights.ts';
+export { gradPlanBytes, type GradOptions, type GradResult, type NameFilter } from './model/grad-run.ts';
+export { WeightGradients, toCheckpointLayout, type GradTensor } from './model/weight-grads.ts';
 export type { ModelConfig } from './model/config.ts';
 export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
 export { hookNames, hookShapes, type LayerRange } from './model/hook-points.ts';
@@ -83,6 +87,18 @@ export {
 } from './experiments/act-patch.ts';
 export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
+export {
+  attributionSweep,
+  attributionSweeps,
+  verifyTopK,
+  pearson,
+  type AttributionGrid,
+  type AttributionMethod,
+  type AttributionOptions,
+  type Verification,
+  type VerifiedCell,
+} from './experiments/attribution.ts';
+export { edgeAttribution, type EdgeScores, type EdgeAttributionOptions } from './experiments/edge-attribution.ts';
 export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric, type Metrics } from './experiments/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
 export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';

@@ -10,6 +10,8 @@ import { ablateCommand } from './ablate.ts';
 import { cacheCommand } from './cache.ts';
 import { benchCommand } from './bench.ts';
 import { patchCommand } from './patch.ts';
+import { gradCommand } from './grad.ts';
+import { attributeCommand } from './attribute.ts';
 import { runCommand } from './run.ts';
 import { exportCommand } from './export.ts';
 import { snapshotCommand } from './snapshot.ts';
@@ -25,6 +27,10 @@ usage:
   patchbay patch <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
                  [--normalize] [--json]
   patchbay sweep-ablate <model-dir-or-url> --ids IDS --metric METRIC [--mode zero|mean] [--json]
+  patchbay grad <model-dir-or-url> --ids IDS [--ids ...] --metric METRIC --out FILE.safetensors
+                [--names REGEX] [--weights-out FILE.safetensors]
+  patchbay attribute <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
+                     [--method atp|atp*] [--verify K] [--normalize] [--json]
   patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
   patchbay run SPEC.json [--json]
@@ -46,6 +52,10 @@ commands:
                 (layer × position, layer × head, ...) in a few batched passes; print the grid
   sweep-ablate  ablate each attention head alone, in a few batched passes; print the
                 [layer, head] grid of the metric
+  grad          run forward and backward; write the gradient of the metric at every hook point
+                (and with --weights-out every weight's) to safetensors files
+  attribute     attribution patching (AtP, AtP*): estimate every cell of a patching grid from
+                gradients, in one backward; optionally verify the top cells exactly
   features      run token ids with an SAE spliced in; print the most active features at every
                 position
   bench         time plain forwards of a model (median and min ms, logits read back)
@@ -66,6 +76,8 @@ const COMMANDS: Record<string, Command> = {
   ablate: ablateCommand,
   patch: patchCommand,
   'sweep-ablate': sweepAblateCommand,
+  grad: gradCommand,
+  attribute: attributeCommand,
   features: featuresCommand,
   bench: benchCommand,
   run: runCommand,

@@ -40,6 +40,7 @@ export { PbPrompt, type PromptChangeDetail } from './pb-prompt.ts';
 export { PbAttention, type HeadsChangeDetail } from './pb-attention.ts';
 export { PbHeadGrid, type AblationChangeDetail, type MetricDetail, type EffectsDoneDetail } from './pb-head-grid.ts';
 export { PbPatching, type PatchingDoneDetail } from './pb-patching.ts';
+export { PbAttribution, type AttributionDoneDetail } from './pb-attribution.ts';
 export { PbLogitLens } from './pb-logit-lens.ts';
 export { PbTopTokens } from './pb-top-tokens.ts';
 

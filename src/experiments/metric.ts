@@ -324,3 +324,6 @@ export function lossCpu(logits: Float32Array, tokens: readonly (readonly number[
   }
   return perToken ? per : Float64Array.of(per.reduce((a, x) => a + x, 0) / per.length);
 }
+
+/** The metric's terms (kind, position, token, coefficient): what the backward differentiates. */
+export { terms as metricTerms };

@@ -85,9 +85,9 @@ export interface Grid {
 }
 
 /** A cell of a grid: one patch (a hook, its selection, the first layer and position it changes), or a fixed value (padding). */
-type Cell = { hook: string; layer: number; pos: number; sel: Selection } | { constant: number };
+export type Cell = { hook: string; layer: number; pos: number; sel: Selection } | { constant: number };
 
-interface Cells {
+export interface Cells {
   shape: number[];
   axes: string[];
   /** Every hook point a cell patches. */
@@ -99,7 +99,7 @@ interface Cells {
 const range = (n: number) => [...Array(n).keys()];
 
 /** The grid of `site`: its shape, axis names and cells in row-major order. */
-function gridCells(model: Model, site: PatchSite, T: number): Cells {
+export function gridCells(model: Model, site: PatchSite, T: number): Cells {
   const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
   const layers = range(L);
   const positions = range(T);

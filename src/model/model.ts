@@ -18,6 +18,9 @@ import { validateTokens } from './tokens.ts';
 import type { TextTokenizer } from './tokenizer.ts';
 import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
 import { logitLens, unembedColumn } from './logit-lens.ts';
+import { GradState, runWithGrad, type GradOptions, type GradResult } from './grad-run.ts';
+import type { Metric } from '../experiments/metric.ts';
+import type { WeightGradients } from './weight-grads.ts';
 import type { Processing } from './processing.ts';
 import { GpuLoss } from '../experiments/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
@@ -528,12 +531,39 @@ export class Model {
   }
 
   /**
+   * One forward and one backward (`grad-run.ts`): the gradient of the sum over rows of each
+   * row's metric (one metric, or one per row) with respect to every hook point's activation, and
+   * with `weights` to every weight. Interventions apply in the forward and the gradient flows
+   * through the intervened graph. Taken in call order with the model's other runs.
+   */
+  runWithGrad(tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
+    const result = this.queue.then(() => {
+      if (this.destroyed) throw new Error('this model was destroyed');
+      return runWithGrad({ gpu: this.gpu, config: this.config, weights: this.weights, dummy: this.dummy, state: this.gradState }, tokens, metric, options);
+    });
+    this.queue = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** The weight gradients of the last `runWithGrad` with `weights` (null before one, or once released). */
+  get weightGrads(): WeightGradients | null {
+    const w = this.gradState.weightGrads;
+    return w && !w.isReleased ? w : null;
+  }
+
+  private readonly gradState = new GradState();
+
+  /**
    * Frees the weights and every plan, and hands the pool's idle buffers back to the driver
    * (results still held by the caller stay valid until released). A run in progress rejects.
    */
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.gradState.destroy();
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
     this.weights.destroy();

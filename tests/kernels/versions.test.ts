@@ -22,6 +22,11 @@ const VARIANTS: Record<string, unknown[]> = {
   // NVIDIA / Apple and AMD GPUs (a wider workgroup; compiled here, run in matmul-subgroups.test.ts).
   'matmul.wgsl.ts': [8, 32, 64].flatMap((subgroupSize) => [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize })))),
   'layernorm.wgsl.ts': [{ rms: false }, { rms: true }],
+  'matmul-backward.wgsl.ts': [{}, { transW: true, rows: true, acc: true }, { affine: true, transOut: true, acc: true }, { transW: true, scalarG: true }, { transOut: true, scalarG: true }],
+  'layernorm-backward.wgsl.ts': [{}, { rms: true, detach: true, acc: true }],
+  'activation-backward.wgsl.ts': [{ gated: false }, { gated: true }],
+  'embed-backward.wgsl.ts': [{ acc: false }, { acc: true }],
+  'metrics-backward.wgsl.ts': [{ inPlace: false }, { inPlace: true }],
 };
 
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */

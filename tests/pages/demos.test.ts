@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { evalSequences } from '../../demos/induction/eval-set.ts';
+import { pearson } from '../../src/experiments/attribution.ts';
 import { lossMetric, metricCpu } from '../../src/experiments/metric.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
@@ -149,6 +150,19 @@ describe('induction demo (induction-2l, offline)', () => {
     await page.waitForSelector('induction-scores tr[data-head="0.2"][data-ablated-loss]', { timeout: 90_000 });
     const ablated = Number(await page.locator('induction-scores tr[data-head="0.2"]').getAttribute('data-ablated-loss'));
     expect(Math.abs(ablated - evalRef.head_ablation_repeated_half_loss['0.2'])).toBeLessThan(1e-3);
+
+    // Section 6: AtP beside exact patching of each head's output; the correlation and the verified
+    // top cells are those of the float64 reference (atp.json: AtP and exact patching of hook_z).
+    await page.locator('pb-attribution').scrollIntoViewIfNeeded();
+    await page.waitForFunction(() => document.querySelector('pb-attribution')?.shadowRoot?.querySelector('[data-correlation]'), undefined, { timeout: 90_000, polling: 200 });
+    const atp = JSON.parse(readFileSync(join(ROOT, 'tests/fixtures/induction-2l/atp.json'), 'utf8'));
+    const est = (atp.sites.z.atp as number[][]).flat();
+    const exact = (atp.sites.z.exact as number[][]).flat().map((x) => x - atp.corrupt_metric);
+    const r = Number(await page.evaluate(() => document.querySelector('pb-attribution')!.shadowRoot!.querySelector('[data-correlation]')!.getAttribute('data-correlation')));
+    expect(Math.abs(r - pearson(est, exact))).toBeLessThan(1e-3);
+    const top = await page.evaluate(() => [...document.querySelector('pb-attribution')!.shadowRoot!.querySelectorAll('tr[data-index]')].map((tr) => Number(tr.getAttribute('data-index'))));
+    expect(top).toEqual(est.map((v, i) => [Math.abs(v), i]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, i]) => i));
+    await page.locator('pb-attribution').screenshot({ path: join(SHOTS, 'induction-attribution.png') });
 
     await page.screenshot({ path: join(SHOTS, 'induction.png'), fullPage: true });
     console.log(`induction demo: first attention figure ${(firstFigure / 1000).toFixed(1)} s after navigation; done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);

@@ -43,7 +43,7 @@ export interface MatmulArgs {
   a: GPUBuffer; // [M, K]
   aStart?: number;
   b: GPUBuffer; // [K, N], or [N, K] with transB
-  /** The element where B starts (a slice of a larger buffer: one instance's weights). */
+  /** Element of `b` where B starts (a block of rows of a larger matrix). */
   bStart?: number;
   bias?: GPUBuffer | null; // [N]
   M: number;

@@ -1,0 +1,129 @@
+/**
+ * `patchbay attribute`: attribution patching (`attributionSweep`): every cell of a patching grid
+ * estimated from one clean forward, one corrupted forward and one backward (AtP), or with
+ * AtP*'s QK fix and GradDrop; --verify K re-runs the K largest cells exactly.
+ */
+import { attributionSweep, verifyTopK, type AttributionMethod } from '../experiments/attribution.ts';
+import type { PatchSite } from '../experiments/patching.ts';
+import { UsageError, parseArgs, parseIdRow, parsePositiveInt } from './args.ts';
+import { describeModel, fmt, withModel } from './experiment.ts';
+import { describeShape, nest, printGrid } from './grid.ts';
+import { checkMetric, describeMetric, metricHelp, parseMetric, toMetric } from './metric.ts';
+import { SITES } from './patch.ts';
+
+export const ATTRIBUTE_USAGE = `usage: patchbay attribute <model-dir-or-url> --clean 0,5,9 --corrupt 0,7,9 --site SITE
+                         --metric METRIC [--method atp|atp*] [--verify K] [--normalize] [--json]
+
+Attribution patching: estimates, for every cell of the site's grid (as patchbay patch), how far
+patching the clean activation into the corrupted run moves the metric, from gradients:
+(clean - corrupt) . d metric / d activation on the corrupted run, summed over the cell. One
+clean forward, one corrupted forward and one backward for the whole grid.
+
+  <model-dir-or-url>  a Hugging Face model folder or an http(s) URL of one
+  --clean, --corrupt  the two prompts' token ids (equal lengths)
+  --site SITE         ${SITES.join(', ')}
+                      (grids as patchbay patch --help describes them)
+${metricHelp('the metric whose change is estimated', "the CLEAN prompt's tokens")}
+  --method atp        (default) the first-order estimate, signed
+  --method atp*       AtP* (Kramár et al. 2024): query and key cells recompute the patched head's
+                      attention exactly (the QK fix), and GradDrop averages |estimate| over backwards
+                      with each layer's outputs dropped: unsigned magnitudes, L more backwards
+  --verify K          re-run the K cells with the largest estimated |effect| exactly (activation
+                      patching of those cells only) and report both
+  --normalize         values as (m - m_corrupt) / (m_clean - m_corrupt) (atp*: over |m_clean - m_corrupt|)
+  --json              print {"site", "method", "shape", "axes", "values", "effects", "signed",
+                      "clean", "corrupt"[, "verified": [{"index", "coords", "estimate", "exact"}],
+                      "max_error"]}: values (the estimated patched metric; atp*: the magnitude)
+                      and effects (the estimates) nested following shape
+  --help              this text`;
+
+const FLAGS = {
+  clean: { required: true },
+  corrupt: { required: true },
+  site: { required: true },
+  metric: { required: true },
+  method: {},
+  verify: {},
+  normalize: { boolean: true },
+  json: { boolean: true },
+  help: { boolean: true },
+} as const;
+
+export async function attributeCommand(argv: readonly string[], print: (line: string) => void): Promise<void> {
+  const { positionals, flags } = parseArgs(argv, FLAGS, 'attribute');
+  if (flags.has('help')) {
+    print(ATTRIBUTE_USAGE);
+    return;
+  }
+  if (positionals.length === 0) throw new UsageError('attribute needs a model folder or URL (see patchbay attribute --help)');
+  if (positionals.length > 1) throw new UsageError(`attribute takes one model, got also: ${positionals.slice(1).join(' ')}`);
+  const [modelArg] = positionals;
+  const clean = parseIdRow(flags.get('clean')![0], '--clean');
+  const corrupt = parseIdRow(flags.get('corrupt')![0], '--corrupt');
+  if (clean.length !== corrupt.length) throw new UsageError(`--clean has ${clean.length} tokens and --corrupt ${corrupt.length}; attribution needs prompts of equal length`);
+  const siteText = flags.get('site')![0];
+  if (!(SITES as readonly string[]).includes(siteText)) throw new UsageError(`--site ${siteText}: unknown site; the sites are ${SITES.join(', ')}`);
+  const site = siteText as PatchSite;
+  const methodText = flags.get('method')?.[0] ?? 'atp';
+  if (methodText !== 'atp' && methodText !== 'atp*') throw new UsageError(`--method ${methodText}: unknown method; use atp or atp*`);
+  const method = methodText as AttributionMethod;
+  const verify = flags.has('verify') ? parsePositiveInt(flags.get('verify')![0], '--verify') : 0;
+  const metricOpt = parseMetric(flags.get('metric')![0]);
+  const normalize = flags.has('normalize');
+  const json = flags.has('json');
+  const T = clean.length;
+
+  await withModel(
+    modelArg,
+    (c) => checkMetric(metricOpt, T, c.d_vocab),
+    async ({ model, gpu, source, loadMs }) => {
+      const metric = toMetric(metricOpt, clean);
+      const t0 = performance.now();
+      const grid = await attributionSweep(model, clean, corrupt, site, metric, { method, normalize });
+      const runMs = performance.now() - t0;
+      if (normalize && !(grid.clean !== grid.corrupt && Number.isFinite(grid.clean) && Number.isFinite(grid.corrupt))) {
+        throw new Error(`--normalize: the clean and corrupted metrics are ${fmt(grid.clean)} and ${fmt(grid.corrupt)}; the normalization is undefined when they are equal`);
+      }
+      const t1 = performance.now();
+      const v = verify > 0 ? await verifyTopK(model, clean, corrupt, grid, metric, verify) : null;
+      const verifyMs = performance.now() - t1;
+      if (json) {
+        const out: Record<string, unknown> = {
+          site,
+          method,
+          shape: grid.shape,
+          axes: grid.axes,
+          values: nest(grid.values, grid.shape),
+          effects: nest(grid.effects, grid.shape),
+          signed: grid.signed,
+          clean: grid.clean,
+          corrupt: grid.corrupt,
+        };
+        if (v) {
+          out.verified = v.cells;
+          out.max_error = v.maxError;
+        }
+        print(JSON.stringify(out));
+        return;
+      }
+      print(`patchbay attribute: ${source.describe}`);
+      print(`  model    ${describeModel(model.config)}`);
+      print(`  adapter  ${gpu.adapterName}`);
+      print(`  input    clean and corrupt, ${T} tokens each`);
+      print(`  metric   ${describeMetric(metricOpt)}: clean ${fmt(grid.clean)}, corrupt ${fmt(grid.corrupt)}`);
+      print(`  method   ${method === 'atp' ? 'AtP' : 'AtP* (QK fix, GradDrop)'}: ${describeShape(grid.shape, grid.axes)} cells from ${grid.passes.forward} forwards and ${grid.passes.backward} backward${grid.passes.backward === 1 ? '' : 's'}`);
+      print(`  time     load ${loadMs.toFixed(0)} ms, attribution ${runMs.toFixed(0)} ms${v ? `, verifying ${verify} cells ${verifyMs.toFixed(0)} ms` : ''}`);
+      print('');
+      const what = grid.signed ? (normalize ? 'estimated normalized metric' : 'estimated patched metric') : normalize ? 'estimated |effect| / |clean - corrupt|' : 'estimated |effect|';
+      const [rowAxis, colAxis] = grid.axes.slice(-2);
+      print(`  ${what} (rows ${rowAxis}, columns ${colAxis}):`);
+      printGrid(print, grid.values, grid.shape, grid.axes, { leadingNames: site === 'block_every' ? ['resid_pre', 'attn_out', 'mlp_out'] : undefined });
+      if (v) {
+        print('');
+        print(`  the ${v.cells.length} largest cells, estimated and exact effect (m_patched - m_corrupt):`);
+        for (const c of v.cells) print(`    [${c.coords.join(', ')}]  estimate ${fmt(c.estimate)}  exact ${fmt(c.exact)}`);
+        print(`  largest error ${fmt(v.maxError)}`);
+      }
+    },
+  );
+}
