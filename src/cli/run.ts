@@ -5,21 +5,24 @@
  */
 import { dirname, resolve } from 'node:path';
 import { runSpec } from '../experiments/run-spec.ts';
-import { SpecError, describeModelRef } from '../experiments/spec.ts';
+import { SpecError, describeIntervention, describeModelRef } from '../experiments/spec.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
 import { describeShape, printGrid } from './grid.ts';
 import { readSpecFile } from './spec-file.ts';
 import { modelLocation } from './spec-model.ts';
+import { withSpecSae } from './spec-sae.ts';
 
 export const RUN_USAGE = `usage: patchbay run SPEC.json [--json]
 
 Runs the experiment a spec file describes (its model, prompts, interventions, and the sweep with
-its site and metric; see schema/experiment-v1.schema.json) and prints the result.
+its site and metric; see schema/experiment-v2.schema.json; version 1 specs are read too) and
+prints the result.
 
   SPEC.json   the experiment spec; a relative model path in it is relative to the file
   --json      print the result as JSON:
                 ablate        {"kind": "ablate", "prompts", "metric", "unablated", "top"}
+                              (lists, one entry per row, for a batch of clean prompts)
                 patch         {"kind": "patch", "prompts", "site", "shape", "axes", "values",
                                "clean", "corrupt", "normalize"}
                 sweep-ablate  {"kind": "sweep-ablate", "prompts", "mode", "shape", "axes",
@@ -38,7 +41,8 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
   if (positionals.length !== 1) throw new UsageError('run takes one spec file (see patchbay run --help)');
   const path = positionals[0];
   const spec = await readSpecFile(path);
-  const location = modelLocation(spec.model, dirname(resolve(path)));
+  const specDir = dirname(resolve(path));
+  const location = modelLocation(spec.model, specDir);
   await withModel(
     location,
     () => undefined,
@@ -47,7 +51,7 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
       const t0 = performance.now();
       let result;
       try {
-        result = await runSpec(model, spec, tokenizer);
+        result = await withSpecSae(gpu, spec, specDir, (sae) => runSpec(model, spec, tokenizer, { sae }));
       } catch (e) {
         if (e instanceof SpecError) throw new UsageError(`${path}: ${e.message}`);
         throw e;
@@ -62,8 +66,15 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
       print(`  time     load ${loadMs.toFixed(0)} ms, run ${(performance.now() - t0).toFixed(0)} ms`);
       const e = spec.experiment;
       if (result.kind === 'ablate') {
-        print(`  metric   ${e.kind === 'ablate' && e.metric ? `${e.metric}: ${fmt(result.metric as number)} (unablated ${fmt(result.unablated as number)})` : 'none'}`);
-        print(`  top      ${(result.top as [number, number][]).map(([id, p]) => `${id} (${(100 * p).toFixed(1)}%)`).join(', ')}`);
+        for (const iv of spec.interventions ?? []) print(`  hook     ${describeIntervention(iv)}`);
+        const batch = Array.isArray(result.top) && Array.isArray((result.top as unknown[][])[0]?.[0]);
+        const rows = batch ? (result.top as unknown[]).length : 1;
+        const at = <X>(v: unknown, b: number) => (batch ? (v as X[])[b] : (v as X));
+        for (let b = 0; b < rows; b++) {
+          const tag = batch ? ` [row ${b}]` : '';
+          print(`  metric${tag}   ${e.kind === 'ablate' && e.metric ? `${e.metric}: ${fmt(at<number>(result.metric, b))} (unablated ${fmt(at<number>(result.unablated, b))})` : 'none'}`);
+          print(`  top${tag}      ${at<[number, number][]>(result.top, b).map(([id, p]) => `${id} (${(100 * p).toFixed(1)}%)`).join(', ')}`);
+        }
         return;
       }
       const shape = result.shape as number[];

@@ -11,6 +11,7 @@ import { UsageError, parseArgs } from './args.ts';
 import { withModel } from './experiment.ts';
 import { readSpecFile } from './spec-file.ts';
 import { modelLocation } from './spec-model.ts';
+import { withSpecSae } from './spec-sae.ts';
 
 export const SNAPSHOT_USAGE = `usage: patchbay snapshot SPEC.json --out SNAPSHOT.json [--heads L.H,...]
 
@@ -37,26 +38,27 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
   const heads = flags.get('heads')?.[0]?.split(',').map((s) => s.trim());
   if (heads?.some((h) => !/^\d+\.\d+$/.test(h))) throw new UsageError(`--heads ${flags.get('heads')![0]}: expected L.H[,L.H...]`);
   const out = flags.get('out')![0];
+  const specDir = dirname(resolve(path));
   await withModel(
-    modelLocation(spec.model, dirname(resolve(path))),
+    modelLocation(spec.model, specDir),
     (c) => {
       for (const h of heads ?? []) {
         const [l, hh] = h.split('.').map(Number);
         if (l >= c.n_layers || hh >= c.n_heads) throw new UsageError(`--heads: ${h} is not in this model (layers 0 .. ${c.n_layers - 1}, heads 0 .. ${c.n_heads - 1})`);
       }
     },
-    async ({ model }) => {
+    async ({ model, gpu }) => {
       const tokenizer = model.tokenizer;
       let snap;
       try {
-        snap = await makeSnapshot(model, spec, tokenizer, heads ? { heads } : {});
+        snap = await withSpecSae(gpu, spec, specDir, (sae) => makeSnapshot(model, spec, tokenizer, { sae, ...(heads ? { heads } : {}) }));
       } catch (e) {
         if (e instanceof SpecError) throw new UsageError(`${path}: ${e.message}`);
         throw e;
       }
       await mkdir(dirname(resolve(out)), { recursive: true });
       await writeFile(out, `${JSON.stringify(snap)}\n`);
-      print(`patchbay snapshot: wrote ${out} (${snap.ids.clean.length} tokens, ${snap.attention.heads.length} heads${snap.patching ? `, ${snap.patching.site} grid` : ''})`);
+      print(`patchbay snapshot: wrote ${out} (${snap.ids.clean.length} tokens, ${snap.attention.heads.length} heads${snap.patching ? `, ${snap.patching.site} grid` : ''}${snap.features ? `, ${snap.features.top.flat().length} feature activations` : ''})`);
     },
     { processing: spec.processing ?? 'none' },
   );

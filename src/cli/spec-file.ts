@@ -4,7 +4,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { SpecError, parseSpecText, type ExperimentSpec } from '../experiments/spec.ts';
+import { SPEC_VERSION, SpecError, parseSpecText, type ExperimentSpec } from '../experiments/spec.ts';
 import { UsageError } from './args.ts';
 import { modelRefFor } from './spec-model.ts';
 
@@ -31,7 +31,7 @@ export async function readSpecFile(path: string): Promise<ExperimentSpec> {
  */
 export async function writeSpecOut(path: string, modelArg: string, rest: Omit<ExperimentSpec, 'patchbay' | 'model' | '$schema'>): Promise<void> {
   const dir = dirname(resolve(path));
-  const spec: ExperimentSpec = { patchbay: 1, model: modelRefFor(modelArg, dir), ...rest };
+  const spec: ExperimentSpec = { patchbay: SPEC_VERSION, model: modelRefFor(modelArg, dir), ...rest };
   await mkdir(dir, { recursive: true });
   await writeFile(path, `${JSON.stringify(spec, null, 2)}\n`);
 }

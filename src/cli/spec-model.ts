@@ -27,6 +27,11 @@ export function modelLocation(ref: ModelRef, specDir: string, hub = process.env.
   return `${hub.replace(/\/+$/, '')}/${ref.hub}/resolve/${encodeURIComponent(ref.revision ?? 'main')}/`;
 }
 
+/** Where the CLI finds a spec's SAE (`spec.sae.url`): a URL or hf:// path as it is, a relative folder relative to the spec file. */
+export function saeLocation(url: string, specDir: string): string {
+  return /^(https?|hf):\/\//i.test(url) ? url : resolve(specDir, url);
+}
+
 /** The spec's `model` for a command's model argument, relative to the folder the spec is written in. */
 export function modelRefFor(modelArg: string, specDir: string): ModelRef {
   if (isUrl(modelArg)) {

@@ -18,6 +18,10 @@
  *   metric   spec.experiment.metric
  *   site     spec.experiment.site
  *   heads    spec.view.heads
+ *   features spec.interventions           "3,7": SAE features zeroed (inside a <pb-sae>)
+ *   feature  spec.view.feature            the feature the feature figures select
+ *   steer    spec.interventions           the selected feature's steering coefficient ("add" of
+ *                                         its decoder row)
  *
  * Figures read the state and write to it through `update`; every change fires a `change` event
  * and replaces the URL's query without adding history.
@@ -37,10 +41,16 @@ export interface ExperimentState {
   metric: string;
   /** Heads shown by attention figures, "layer.head". */
   heads: string[];
+  /** SAE features zeroed at every position (feature figures), as numbers' text. */
+  features: string[];
+  /** The feature the feature figures select ('' for none). */
+  feature: string;
+  /** The selected feature's steering coefficient ('' or '0' for none). */
+  steer: string;
 }
 
-const LIST_KEYS = ['ablate', 'heads'] as const;
-export const STATE_KEYS: (keyof ExperimentState)[] = ['prompt', 'corrupt', 'ablate', 'mode', 'site', 'metric', 'heads'];
+const LIST_KEYS = ['ablate', 'heads', 'features'] as const;
+export const STATE_KEYS: (keyof ExperimentState)[] = ['prompt', 'corrupt', 'ablate', 'mode', 'site', 'metric', 'heads', 'features', 'feature', 'steer'];
 
 /** What `url-state` may list: the state's keys, and the model. */
 export type UrlPart = keyof ExperimentState | 'model';
@@ -48,7 +58,7 @@ export const URL_PARTS: readonly UrlPart[] = [...STATE_KEYS, 'model'];
 /** Without a `url-state` attribute: everything but the model. */
 export const DEFAULT_URL_PARTS: readonly UrlPart[] = STATE_KEYS;
 
-export const DEFAULT_STATE: ExperimentState = { prompt: '', corrupt: '', ablate: [], mode: 'zero', site: 'resid_pre', metric: '', heads: [] };
+export const DEFAULT_STATE: ExperimentState = { prompt: '', corrupt: '', ablate: [], mode: 'zero', site: 'resid_pre', metric: '', heads: [], features: [], feature: '', steer: '' };
 
 /** Where and what a model keeps in the URL. */
 export interface UrlSync {
@@ -80,11 +90,30 @@ export class Experiment extends EventTarget {
   ) {
     super();
     this.authored = { ...DEFAULT_STATE, ...initial };
-    this.current = { ...this.authored, ...(sync ? readQuery(location.search, sync) : {}) };
+    const linked = sync ? readQuery(location.search, sync) : {};
+    for (const k of Object.keys(linked)) this.fromUrl.add(k);
+    this.current = { ...this.authored, ...linked };
   }
 
   get state(): Readonly<ExperimentState> {
     return this.current;
+  }
+
+  /** Keys a link gave (they win over what authors set later, see `author`). */
+  private readonly fromUrl: Set<string> = new Set();
+
+  /**
+   * Sets the author's state for keys an element inside the model owns (`<pb-sae ablate feature
+   * steer>`, which connects after its `<pb-model>`): the URL still carries only what differs
+   * from it, and a key the link set keeps the link's value.
+   */
+  author(patch: Partial<ExperimentState>): void {
+    Object.assign(this.authored, patch);
+    const next = { ...this.current };
+    for (const [k, v] of Object.entries(patch)) if (!this.fromUrl.has(k)) (next as Record<string, unknown>)[k] = v;
+    this.current = next;
+    if (this.sync) history.replaceState(history.state, '', writeQuery(location.href, this.current, this.sync, this.authored));
+    this.dispatchEvent(new Event('change'));
   }
 
   /** What the URL may carry for this model. */

@@ -10,6 +10,15 @@ import { parseSpecText, type ExperimentKind } from '../experiments/spec.ts';
 import { pythonScript, type PythonTarget } from '../export/python/index.ts';
 import { pngOf, type PbHeatmap } from './heatmap.ts';
 import type { PbModel } from './pb-model.ts';
+import type { SaeHookNames } from '../experiments/spec.ts';
+
+/** A feature figure's SAE: where it loads from (as written, and as an absolute URL) and its hook points once loaded. */
+export interface ExportSae {
+  url: string;
+  src: string;
+  errorTerm: boolean;
+  hooks: SaeHookNames | null;
+}
 
 /** What a figure offers its menu. */
 export interface Exportable {
@@ -25,6 +34,8 @@ export interface Exportable {
   hasPictures: boolean;
   /** What the figure computes, as a spec's experiment (null: nothing to run). */
   experiment(): ExperimentKind | null;
+  /** The SAE of a feature figure (its `<pb-sae>`), or null. */
+  sae?(): ExportSae | null;
   /** The figure's tag, for embed code. */
   tag(): string;
 }
@@ -101,7 +112,10 @@ export class ExportMenu {
   private spec() {
     const kind = this.source.experiment();
     const model = this.model();
-    return kind && model ? model.specFor(kind) : null;
+    if (!kind || !model) return null;
+    const sae = this.source.sae?.() ?? null;
+    if (sae && !sae.hooks) throw new Error('the SAE is not loaded yet');
+    return model.specFor(kind, sae ? { url: sae.url, errorTerm: sae.errorTerm, hooks: sae.hooks! } : undefined);
   }
 
   private fail(e: unknown): void {
@@ -147,7 +161,7 @@ export class ExportMenu {
           await this.copy('Link', this.model()?.linkUrl() ?? location.href);
           break;
         case 'embed':
-          await this.copy('Embed code', this.model()?.embedCode(this.source.tag()) ?? '');
+          await this.copy('Embed code', this.model()?.embedCode(this.source.tag(), this.source.sae?.() ?? null) ?? '');
           break;
       }
     } catch (e) {

@@ -9,7 +9,7 @@ import { LitElement, html, nothing, type PropertyValues } from 'lit';
 import { state } from 'lit/decorators.js';
 import { MetricSpecError } from '../experiments/metric-spec.ts';
 import type { ExperimentKind } from '../experiments/spec.ts';
-import { ExportMenu, stackPictures, type Exportable } from './export-menu.ts';
+import { ExportMenu, stackPictures, type ExportSae, type Exportable } from './export-menu.ts';
 import type { PbHeatmap } from './heatmap.ts';
 import { ContextConsumer } from '@lit/context';
 import type { Model } from '../model/model.ts';
@@ -103,6 +103,10 @@ export abstract class PbFigure extends LitElement {
   protected exportExperiment(): ExperimentKind | null {
     return null;
   }
+  /** The SAE a feature figure's spec splices (feature figures override it). */
+  protected exportSae(): ExportSae | null {
+    return null;
+  }
   protected exportTag(): string {
     const attrs = [...this.attributes].filter((a) => a.name !== 'aria-busy').map((a) => (a.value === '' ? a.name : `${a.name}="${a.value.replace(/"/g, '&quot;')}"`));
     return `<${this.localName}${attrs.length ? ' ' + attrs.join(' ') : ''}></${this.localName}>`;
@@ -122,6 +126,7 @@ export abstract class PbFigure extends LitElement {
       pictures: () => this.exportPictures(),
       hasPictures: this.localName !== 'pb-prompt',
       experiment: () => this.exportExperiment(),
+      sae: () => this.exportSae(),
       tag: () => this.exportTag(),
     };
     this.menu ??= new ExportMenu(this, source);

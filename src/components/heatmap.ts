@@ -12,9 +12,12 @@
  * `better` names. The legend explains the scale and every mark drawn: hatched cells (`selected`,
  * named by `selected-label`), masked cells (`causal`), underlined text (`marked`, `marked-label`)
  * and badges (`badgeLegend`). The value under the pointer or the keyboard focus is written out
- * below the grid. The canvas is one tab stop: arrow keys, Home/End and PageUp/PageDown move; with
- * `interactive`, Enter or Space (or a click) activates a cell. A grid wider than its box scrolls,
- * with a hint. Labels are always text, so a label `<img src=x onerror=alert(1)>` reads literally.
+ * below the grid. The cells are one tab stop, an ARIA grid: arrow keys, Home/End and
+ * PageUp/PageDown move a cursor, whose cell is the grid's `aria-activedescendant` (one `gridcell`
+ * element over the canvas, named with the cell's readout, `aria-selected` when hatched), so a
+ * screen reader announces each cell it reaches; with `interactive`, Enter or Space (or a click)
+ * activates a cell. A grid wider than its box scrolls, with a hint. Labels are always text, so a
+ * label `<img src=x onerror=alert(1)>` reads literally.
  *
  * @fires pb-cell-hover - `{ row, col }` of the cell (or, with `cross`, the label) under the pointer or focus; -1 when none.
  * @fires pb-cell-activate - `{ row, col }` when an `interactive` cell is clicked or gets Enter/Space.
@@ -22,6 +25,8 @@
  * @csspart caption - The caption above the grid.
  * @csspart grid - The grid of cells and labels.
  * @csspart cells - The canvas the cells are drawn on.
+ * @csspart grid-cells - The focusable ARIA grid around the canvas.
+ * @csspart cursor - The keyboard cursor's cell (the grid's active descendant).
  * @csspart label - Each row and column label.
  * @csspart axis - The axis titles.
  * @csspart readout - The line with the focused cell's value.
@@ -146,17 +151,34 @@ export class PbHeatmap extends LitElement {
         font-weight: 700;
         background: var(--_highlight);
       }
+      .cells {
+        position: relative;
+        outline: none;
+      }
       canvas {
         display: block;
-        outline: none;
         touch-action: pan-x pan-y;
       }
-      canvas.interactive {
+      .cells.interactive {
         cursor: pointer;
       }
-      canvas:focus-visible {
+      .cells:focus-visible {
         outline: 2px solid var(--_accent);
         outline-offset: 2px;
+      }
+      /* The cursor's cell: its text is for assistive tools (the canvas draws the cell), its box marks where it is. */
+      .cursor {
+        position: absolute;
+        box-sizing: border-box;
+        overflow: hidden;
+        color: transparent;
+        font-size: 1px;
+        white-space: nowrap;
+        pointer-events: none;
+      }
+      .cells:focus-visible .cursor {
+        outline: 2px solid var(--_accent);
+        outline-offset: 1px;
       }
       .probe {
         position: absolute;
@@ -506,7 +528,9 @@ export class PbHeatmap extends LitElement {
   }
 
   private spotOfCanvas(e: MouseEvent): Spot | null {
-    const box = (e.currentTarget as HTMLCanvasElement).getBoundingClientRect();
+    const canvas = this.renderRoot.querySelector('canvas');
+    if (!canvas) return null;
+    const box = canvas.getBoundingClientRect();
     const c = Math.floor((e.clientX - box.left) / (this.cell.w + GAP));
     const r = Math.floor((e.clientY - box.top) / (this.cell.h + GAP));
     return r >= 0 && r < this.rows && c >= 0 && c < this.cols ? { r, c } : null;
@@ -617,6 +641,9 @@ export class PbHeatmap extends LitElement {
     const spot = this.pointer ?? this.focused;
     const readout = spot ? this.describeSpot(spot) : '';
     const withText = this.withText;
+    // The keyboard cursor: one gridcell, the grid's active descendant (its id changes with it, so it is announced).
+    const { r: ar, c: ac } = this.active;
+    const cursorId = `cell-${ar}-${ac}`;
     return html`<figure part="figure">
       ${this.caption ? html`<figcaption part="caption">${this.caption}</figcaption>` : nothing}
       <span class="probe probe-min" style=${cssProps({ width: `var(--pb-cell-min, ${withText ? '2.6rem' : '0.9rem'})` })}></span>
@@ -643,12 +670,15 @@ export class PbHeatmap extends LitElement {
               // No whitespace around the text: labels are white-space: pre.
               return html`<div part="label" class="label rlabel ${r === hr ? 'hl' : ''}" data-r=${r} data-c="-1" title=${text} style=${cssProps({ gridRow: String(r + 2) })}>${cut(text, ROW_LABEL_CHARS)}</div>`;
             })}
-            <canvas
-              part="cells"
-              class=${this.interactive ? 'interactive' : ''}
+            <div
+              part="grid-cells"
+              class="cells ${this.interactive ? 'interactive' : ''}"
               tabindex="0"
-              role="img"
-              aria-label=${`${this.caption || `${this.valueLabel} by ${this.rowAxis} and ${this.colAxis}`}: ${R} × ${C} cells; arrow keys read them${this.interactive ? ', Enter toggles one' : ''}`}
+              role="grid"
+              aria-label=${`${this.caption || `${this.valueLabel} by ${this.rowAxis} and ${this.colAxis}`}: ${R} × ${C} cells; arrow keys move between them${this.interactive ? ', Enter toggles one' : ''}`}
+              aria-rowcount=${R}
+              aria-colcount=${C}
+              aria-activedescendant=${R && C ? cursorId : nothing}
               style=${cssProps({ gridColumn: `2 / span ${C}`, gridRow: `2 / span ${R}` })}
               @mousemove=${(e: MouseEvent) => this.setPointer(this.spotOfCanvas(e))}
               @mouseleave=${() => this.setPointer(null)}
@@ -662,12 +692,27 @@ export class PbHeatmap extends LitElement {
                 this.focused = null;
                 this.emitHover(this.pointer);
               }}
-            ></canvas>
+            >
+              <canvas part="cells" aria-hidden="true"></canvas>
+              ${R && C
+                ? html`<div role="row" aria-rowindex=${ar + 1}>
+                    <div
+                      role="gridcell"
+                      part="cursor"
+                      class="cursor"
+                      id=${cursorId}
+                      aria-colindex=${ac + 1}
+                      aria-selected=${this.interactive || this.selected.length ? String(this.selected[ar * C + ac] === true) : nothing}
+                      style=${cssProps({ left: `${ac * (w + GAP)}px`, top: `${ar * (h + GAP)}px`, width: `${w}px`, height: `${h}px` })}
+                    >${this.describeCell(ar, ac)}</div>
+                  </div>`
+                : nothing}
+            </div>
           </div>
         </div>
       </div>
       ${this.scrollable ? html`<div class="scroll-hint" part="scroll-hint">Scroll sideways to see every column →</div>` : nothing}
-      <div class="readout ${readout ? '' : 'hint'}" part="readout" aria-live="polite">
+      <div class="readout ${readout ? '' : 'hint'}" part="readout" aria-live=${this.focused ? 'off' : 'polite'}>
         ${readout || (this.interactive ? 'Hover or focus a cell to read it; click or press Enter to toggle it.' : 'Hover or focus a cell to read its value.')}
       </div>
       ${this.renderLegend()}

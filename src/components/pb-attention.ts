@@ -204,7 +204,7 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     const d = this.drawn;
     let status: unknown = nothing;
     if (this.error || this.notice) status = this.renderProblem();
-    else if (!this.model && !this.fromSnapshot) status = html`<div class="muted" part="status">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>`;
+    else if (!this.model && !this.fromSnapshot) status = html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>`;
     else if (!d && !this.busy) status = html`<div class="muted" part="status">Enter a prompt to see attention patterns.</div>`;
     return html`
       <div class="toolbar">

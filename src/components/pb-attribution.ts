@@ -227,7 +227,7 @@ export class PbAttribution extends PbComputedFigure<Computed> {
     const r = c ? this.correlation(c) : Number.NaN;
     return html`
       <div class="toolbar"><span class="title">Attribution patching: ${name} against exact patching (${this.site})</span></div>
-      ${!model ? html`<div class="muted" part="status">${this.session?.status === 'error' ? 'No model.' : 'Waiting for the model…'}</div>` : nothing}
+      ${!model ? html`<div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${this.busy && !c ? html`<div class="muted" part="status" role="status">Running the gradients and the exact sweep…</div>` : nothing}
       ${c

@@ -45,7 +45,7 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
         align-items: center;
         padding: 0.15rem 0.3rem;
         border-radius: 4px;
-        border: 1px solid var(--pb-border, #c9ced6);
+        border: 1px solid var(--_border);
       }
       .v {
         font-size: 0.75em;
@@ -69,6 +69,14 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.snapshotFeatures;
+    if (snap) {
+      const f = this.target();
+      const acts = f === null ? undefined : snap.acts[String(f)];
+      this.notice = f !== null && !acts ? `This snapshot holds the activations of the features it lists, and #${f} is not among them.` : '';
+      this.trace = f !== null && acts ? { ids: this.session!.snapshot!.ids.clean, feature: f, acts: Float32Array.from(acts) } : null;
+      return;
+    }
     const input = this.readInputs();
     const fs = this.ready;
     const f = this.target();
@@ -95,6 +103,18 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
     );
   }
 
+  protected override exportTable() {
+    const t = this.trace;
+    if (!t) return null;
+    const label = (id: number) => this.session?.label(id) ?? String(id);
+    return { header: ['pos', 'token', `feature_${t.feature}`], rows: t.ids.map((id, p) => [p, label(id), t.acts[p]]) };
+  }
+
+  protected override exportJson() {
+    const t = this.trace;
+    return { figure: 'feature-acts', feature: t?.feature ?? null, ids: t?.ids ?? null, acts: t ? Array.from(t.acts) : null, state: this.experiment?.state ?? null };
+  }
+
   override render() {
     const t = this.trace;
     const label = (id: number) => this.session?.label(id) ?? String(id);
@@ -104,9 +124,10 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
       <div class="toolbar">
         <span class="title">${t && !wait ? `Feature #${t.feature} across the prompt` : 'A feature across the prompt'}</span>
         ${t && !wait ? html`<span class="muted">max ${formatValue(max, 3)}</span>` : nothing}
-        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
       ${t && !wait
         ? html`<div class="tokens" part="tokens" aria-label=${`Activation of feature ${t.feature} at each token`}>

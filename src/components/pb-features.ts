@@ -26,6 +26,9 @@ import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import { headName, modelKey } from './live-run.ts';
 import { tokenText, tokenTextStyles } from './token-text.ts';
+import { topFeatures } from '../features/top-features.ts';
+
+export { topFeatures };
 
 export interface FeatureSelectDetail {
   feature: number;
@@ -36,19 +39,6 @@ interface TopFeatures {
   /** Per position, its k most active features and their activations (descending). */
   top: Array<Array<{ feature: number; act: number }>>;
   max: number;
-}
-
-/** The k largest positive entries of each row of acts [T, F]. */
-export function topFeatures(acts: Float32Array, T: number, F: number, k: number): Array<Array<{ feature: number; act: number }>> {
-  return Array.from({ length: T }, (_, p) => {
-    const row = acts.subarray(p * F, (p + 1) * F);
-    const live: number[] = [];
-    for (let f = 0; f < F; f++) if (row[f] > 0) live.push(f);
-    return live
-      .sort((a, b) => row[b] - row[a] || a - b)
-      .slice(0, k)
-      .map((f) => ({ feature: f, act: row[f] }));
-  });
 }
 
 @customElement('pb-features')
@@ -80,13 +70,13 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
       .act {
         display: inline-block;
         height: 0.55rem;
-        background: var(--pb-accent, #1d4ed8);
+        background: var(--_accent);
         border-radius: 2px;
         min-width: 1px;
       }
       button.feature[aria-pressed='true'] {
-        outline: 2px solid var(--pb-accent, #1d4ed8);
-        background: var(--pb-bg, #fff);
+        outline: 2px solid var(--_accent);
+        background: var(--_bg);
         color: inherit;
       }
       button.ablate {
@@ -109,6 +99,13 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.snapshotFeatures;
+    if (snap) {
+      const k = Math.max(1, Math.floor(this.k) || 1);
+      const top = snap.top.map((r) => r.slice(0, k).map(([feature, act]) => ({ feature, act })));
+      this.data = { ids: this.session!.snapshot!.ids.clean, top, max: Math.max(1e-9, ...top.flatMap((r) => r.map((x) => x.act))) };
+      return;
+    }
     const input = this.readInputs();
     const fs = this.ready;
     if (!input || !fs) return;
@@ -132,6 +129,17 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
     );
   }
 
+  protected override exportTable() {
+    const d = this.data;
+    if (!d) return null;
+    const label = (id: number) => this.session?.label(id) ?? String(id);
+    return { header: ['pos', 'token', 'rank', 'feature', 'activation'], rows: d.top.flatMap((r, p) => r.map((x, i) => [p, label(d.ids[p]), i + 1, x.feature, x.act])) };
+  }
+
+  protected override exportJson() {
+    return { figure: 'features', k: this.k, ids: this.data?.ids ?? null, top: this.data?.top ?? null, selected: this.features?.selected ?? null, ablated: this.features?.ablated ?? [], state: this.experiment?.state ?? null };
+  }
+
   private select(feature: number): void {
     this.features?.set({ selected: feature });
     this.dispatchEvent(new CustomEvent<FeatureSelectDetail>('pb-feature-select', { detail: { feature }, bubbles: true, composed: true }));
@@ -146,7 +154,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
       <div class="toolbar">
         <span class="title">Top features per token</span>
         ${fs?.ablated.length ? html`<span class="muted">ablated: ${fs.ablated.map((f) => `#${f}`).join(', ')}</span>` : nothing}
-        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
@@ -176,6 +184,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
                           class="ablate"
                           part="ablate"
                           aria-pressed=${String(ablated)}
+                          ?disabled=${this.fromSnapshot}
                           title=${ablated ? `restore feature ${feature}` : `ablate feature ${feature} (zero it at every position)`}
                           @click=${() => fs?.toggleAblated(feature)}
                         >

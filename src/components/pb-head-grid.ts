@@ -350,12 +350,14 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   override render() {
     const shape = this.session?.shape;
     const ex = this.experiment;
-    if (!shape || !ex || !(this.model || this.fromSnapshot)) {
+    // Without weights (no WebGPU, no snapshot) the grid still shows the heads, and their roles.
+    const weightless = this.session?.status === 'weightless';
+    if (!shape || !ex || !(this.model || this.fromSnapshot || weightless)) {
       return html`<div class="toolbar"><span class="title">Heads</span></div>
-        <div class="muted" part="status">${this.session?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>`;
+        <div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>`;
     }
     const { n_layers: L, n_heads: H } = shape;
-    const readOnly = this.fromSnapshot;
+    const readOnly = this.fromSnapshot || weightless;
     const st = ex.state;
     const ablated = new Set(st.ablate);
     const effects = this.effects && this.current && this.effects.key === this.sweepKey(st.mode) ? this.effects : null;
@@ -397,6 +399,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
         ${this.renderExport()}
       </div>
       ${this.renderMetric([...ablated])}
+      ${weightless ? html`<div class="muted" part="status">${this.session!.noModelText()} The grid shows the model's ${L} × ${H} heads${Object.keys(this.roles).length ? ' and their roles' : ''}.</div>` : nothing}
       ${this.renderProblem()}
       ${!this.error && !this.notice && !st.metric ? html`<div class="muted" part="status">Set a metric (e.g. logit-diff:POS:GOOD:BAD or loss:START:END) to measure ablations.</div>` : nothing}
       ${progress
@@ -423,7 +426,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
         selected-label="ablated in the run above (click a head to toggle)"
         .badgeLegend=${this.roleNames}
         ?no-legend=${!effects}
-        interactive
+        ?interactive=${!weightless}
         .selected=${names.map((n) => ablated.has(n))}
         .cellText=${names.map((n, i) => (effects ? formatValue(values[i], Math.abs(values[i]) >= 10 ? 1 : 2) : n))}
         .badges=${names.map((n) => this.roles[n])}

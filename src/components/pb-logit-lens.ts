@@ -133,7 +133,7 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.renderProblem()}
-      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>` : nothing}
+      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${lens ? html`<p class="auto-caption" part="caption">The most probable next token if the model stopped before each layer (rows) at each position (columns), shaded by its probability${this.experiment?.state.ablate.length ? `, with ${this.experiment.state.ablate.join(', ')} ablated` : ''}.</p>` : nothing}
       ${this.renderResult(body)}
     `;

@@ -40,8 +40,10 @@ import { ContextProvider } from '@lit/context';
 import { loadModel } from '../model/load.ts';
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
-import { SNAPSHOT_VERSION, type Snapshot } from '../experiments/snapshot.ts';
-import { headInterventions, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef } from '../experiments/spec.ts';
+import { normalizeConfig } from '../model/normalize-config.ts';
+import { loadTokenizer } from '../model/tokenizer.ts';
+import { readSnapshot } from '../experiments/snapshot.ts';
+import { SPEC_VERSION, figureInterventions, figureSpecInterventions, isBatch, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef, type Prompts, type SaeHookNames } from '../experiments/spec.ts';
 import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
 import { Session, sessionContext } from './session.ts';
@@ -148,6 +150,10 @@ export class PbModel extends LitElement {
   @property() site = 'resid_pre';
   /** Initial heads shown by attention figures, e.g. `0.2,1.3`. */
   @property() heads = '';
+  /** Initial ablated heads, e.g. `0.2,1.3` (a link may change them: url-state `ablate`). */
+  @property() ablate = '';
+  /** How heads are ablated: `zero` (default) or `mean` (each head's mean over the prompt). */
+  @property() mode: 'zero' | 'mean' = 'zero';
   /** What a link may change (see above); read once, when the element connects. */
   @property({ attribute: 'url-state' }) urlStateParts: string | null = null;
   /** A snapshot file (`patchbay snapshot`) the figures draw from when the browser has no WebGPU. */
@@ -202,7 +208,15 @@ export class PbModel extends LitElement {
       else if (fromUrl) this.notices = [...this.notices, `The link names the model "${fromUrl}", which is not a preset here; showing ${this.src}.`];
     }
     this.experiment = new Experiment(
-      { prompt: this.prompt, corrupt: this.corrupt, metric: this.metric, site: this.site, heads: this.heads ? this.heads.split(',') : [] },
+      {
+        prompt: this.prompt,
+        corrupt: this.corrupt,
+        metric: this.metric,
+        site: this.site,
+        heads: this.heads ? this.heads.split(',') : [],
+        ablate: this.ablate ? this.ablate.split(',').map((h) => h.trim()) : [],
+        mode: this.mode === 'mean' ? 'mean' : 'zero',
+      },
       browser && parts.length ? { prefix, parts } : null,
     );
     // The provider registers itself with this element as a reactive controller.
@@ -231,7 +245,7 @@ export class PbModel extends LitElement {
     this.loading = key;
     const s = this.session;
     s.model?.destroy();
-    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0, started: performance.now() }, fromCache: false, snapshot: null });
+    s.set({ status: 'loading', name: src, model: null, tokenizer: null, error: '', progress: { loaded: 0, total: 0, started: performance.now() }, fromCache: false, snapshot: null, config: null });
     // Redraw the time left once a second even when no bytes arrive.
     clearInterval(this.progressTimer);
     this.progressTimer = setInterval(() => this.tick++, 1000);
@@ -287,32 +301,39 @@ export class PbModel extends LitElement {
     }
   }
 
-  /** No WebGPU: the figures draw the snapshot, if the page has one. */
+  /** No WebGPU: the figures draw the snapshot, if the page has one; else what needs no weights. */
   private async showSnapshot(e: NoWebGPUError): Promise<void> {
     const s = this.session;
     const message = describeLoadError(e, this.src);
-    if (!this.snapshot) {
-      s.set({ status: 'error', error: message });
-      return;
-    }
+    if (!this.snapshot) return this.showWeightless(message);
     try {
       const res = await fetch(new URL(this.snapshot, document.baseURI));
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      const snap = (await res.json()) as Snapshot;
-      if (snap?.kind !== 'snapshot' || snap.patchbay !== SNAPSHOT_VERSION) throw new Error('not a Patchbay snapshot of a version this page reads');
-      const sp = snap.spec;
-      const e2 = sp.experiment;
-      this.experiment!.update({
-        prompt: promptText(sp.prompts.clean),
-        corrupt: sp.prompts.corrupt === undefined ? '' : promptText(sp.prompts.corrupt),
-        ablate: (sp.interventions ?? []).map((i) => `${i.hook.split('.')[1]}.${i.head}`),
-        mode: sp.interventions?.[0]?.op ?? 'zero',
-        metric: 'metric' in e2 && e2.metric ? e2.metric : this.experiment!.state.metric,
-        site: 'site' in e2 ? e2.site : this.experiment!.state.site,
-      });
+      const snap = readSnapshot(await res.json());
+      this.experiment!.update(stateOfSpec(snap.spec, this.experiment!.state));
       s.set({ status: 'snapshot', snapshot: snap, error: message });
     } catch (err) {
       s.set({ status: 'error', error: `${message} The page's snapshot (${this.snapshot}) could not be read: ${(err as Error).message}.` });
+    }
+  }
+
+  /**
+   * No WebGPU and no snapshot: the model's config.json and tokenizer (small files; never the
+   * weights) are read, so figures show the prompt's tokens and the heads' layout. When even those
+   * cannot be read, the message stands alone.
+   */
+  private async showWeightless(message: string): Promise<void> {
+    const s = this.session;
+    try {
+      const source = cachedUrlModelSource(resolveModelUrl(this.src, this.models, this.hub, document.baseURI));
+      const bytes = await source.file('config.json');
+      if (!bytes) throw new Error('no config.json');
+      const config = normalizeConfig(JSON.parse(new TextDecoder().decode(bytes)));
+      const tokenizer = PRESETS[this.src]?.tokenizer !== false && this.tokenizer !== 'none' ? await loadTokenizer(source) : null;
+      s.set({ status: 'weightless', error: message, tokenizer, config: { n_layers: config.n_layers, n_heads: config.n_heads, d_vocab: config.d_vocab } });
+      this.dropMissingHeads();
+    } catch {
+      s.set({ status: 'error', error: message });
     }
   }
 
@@ -350,32 +371,47 @@ export class PbModel extends LitElement {
     return { url: new URL(this.src, document.baseURI).toString() };
   }
 
-  /** The experiment as a spec: `experiment` says what a figure computes from it. */
-  specFor(experiment: ExperimentKind): ExperimentSpec {
+  /**
+   * The experiment as a spec: `experiment` says what a figure computes from it; a feature figure
+   * passes its SAE (`sae`), so the spec splices it and carries the feature ablations and steering.
+   */
+  specFor(experiment: ExperimentKind, sae?: { url: string; errorTerm: boolean; hooks: SaeHookNames }): ExperimentSpec {
     const st = this.experiment!.state;
     const ids = (p: string): string | number[] => (this.session.tokenizer || !/^[\d\s,]+$/.test(p) ? p : p.split(/[\s,]+/).filter(Boolean).map(Number));
-    const spec: ExperimentSpec = { patchbay: 1, model: this.modelRef(), prompts: { clean: ids(st.prompt) }, experiment };
+    const spec: ExperimentSpec = { patchbay: SPEC_VERSION, model: this.modelRef(), prompts: { clean: ids(st.prompt) }, experiment };
+    if (sae) spec.sae = sae.errorTerm ? { url: sae.url } : { url: sae.url, error_term: false };
     if (st.corrupt && (experiment.kind === 'patch' || experiment.kind === 'attribute')) spec.prompts.corrupt = ids(st.corrupt);
-    if (st.ablate.length && experiment.kind === 'ablate') spec.interventions = headInterventions(st.ablate, st.mode);
-    if (st.heads.length) spec.view = { heads: [...st.heads] };
+    if (experiment.kind === 'ablate') {
+      const steer = Number(st.steer);
+      const list = figureSpecInterventions(
+        {
+          heads: st.ablate,
+          mode: st.mode,
+          features: sae ? st.features.map(Number) : [],
+          steer: sae && st.feature !== '' && Number.isFinite(steer) && steer !== 0 ? { feature: Number(st.feature), coeff: steer } : null,
+        },
+        sae?.hooks ?? null,
+      );
+      if (list.length) spec.interventions = list;
+    }
+    const view: NonNullable<ExperimentSpec['view']> = {};
+    if (st.heads.length) view.heads = [...st.heads];
+    if (sae && st.feature !== '') view.feature = Number(st.feature);
+    if (Object.keys(view).length) spec.view = view;
     return spec;
   }
 
   /**
    * Sets the experiment from a spec (a figure's "Load spec"). A spec for another model switches
-   * the model only where `url-state` allows `model`; the notice says so otherwise.
+   * the model only where `url-state` allows `model`; the notice says so otherwise. Interventions
+   * the figures cannot show (anything but head ablations, feature ablations and one feature's
+   * steering) are left out, with a notice.
    */
   loadSpec(spec: ExperimentSpec): void {
-    const e = spec.experiment;
-    const patch: Partial<ExperimentState> = {
-      prompt: promptText(spec.prompts.clean),
-      ablate: (spec.interventions ?? []).map((i) => `${i.hook.split('.')[1]}.${i.head}`),
-      mode: spec.interventions?.[0]?.op ?? this.experiment!.state.mode,
-    };
-    if (spec.prompts.corrupt !== undefined) patch.corrupt = promptText(spec.prompts.corrupt);
-    if ('metric' in e && e.metric) patch.metric = e.metric;
-    if ('site' in e) patch.site = e.site;
-    if (spec.view?.heads) patch.heads = [...spec.view.heads];
+    const patch = stateOfSpec(spec, this.experiment!.state);
+    if (!figureInterventions(spec)) {
+      this.notices = [...this.notices, 'The spec has interventions these figures cannot show (they show head ablations, feature ablations and one feature steered); its prompts and metric were loaded. patchbay run runs it whole.'];
+    }
     const mine = JSON.stringify(this.modelRef());
     if (JSON.stringify(spec.model) !== mine) {
       if ('preset' in spec.model && this.urlParts.includes('model') && PRESETS[spec.model.preset]) this.src = spec.model.preset;
@@ -390,25 +426,41 @@ export class PbModel extends LitElement {
     return location.href;
   }
 
-  /** HTML that embeds this model with its current state and the figure `figure` (e.g. `<pb-patching normalize></pb-patching>`). */
-  embedCode(figure: string): string {
+  /**
+   * HTML that embeds this model with its current state and the figure `figure` (e.g.
+   * `<pb-patching normalize></pb-patching>`): every part of the state is an attribute (the
+   * prompts, metric, site, heads shown, ablated heads and their mode; a feature figure's SAE,
+   * selected, ablated and steered features on its `<pb-sae>`), so the embedded figure opens as
+   * the reader sees it now. `url-state="none"`: a link on the embedding page cannot change it.
+   */
+  embedCode(figure: string, sae?: { src: string; errorTerm: boolean } | null): string {
     const st = this.experiment!.state;
     const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+    const abs = (u: string) => new URL(u, document.baseURI).toString();
     const preset = PRESETS[this.src];
-    const src = preset ? this.src : new URL(this.src, document.baseURI).toString();
+    const src = preset ? this.src : abs(this.src);
     const attrs: [string, string][] = [['src', src]];
-    if (preset?.local) attrs.push(['models', new URL(this.models, document.baseURI).toString()]);
+    if (preset?.local) attrs.push(['models', abs(this.models)]);
     if (preset?.repo && this.hub !== DEFAULT_HUB) attrs.push(['hub', this.hub]);
     if (this.tokenizer) attrs.push(['tokenizer', this.tokenizer]);
     for (const k of ['prompt', 'corrupt', 'metric', 'site'] as const) if (st[k] && !(k === 'site' && st.site === 'resid_pre')) attrs.push([k, st[k]]);
     if (st.heads.length) attrs.push(['heads', st.heads.join(',')]);
-    if (this.snapshot) attrs.push(['snapshot', new URL(this.snapshot, document.baseURI).toString()]);
-    const script = this.embedSrc ? new URL(this.embedSrc, document.baseURI).toString() : (libraryUrl ?? 'patchbay.js');
-    const ablate = st.ablate.length ? `\n<!-- ablated: ${st.ablate.join(', ')} (${st.mode}); a reader's link can set them with ?ablate= -->` : '';
-    return `<script type="module" src="${esc(script)}"></script>
-<pb-model ${attrs.map(([k, v]) => `${k}="${esc(v)}"`).join(' ')} url-state="none">
-  ${figure}
-</pb-model>${ablate}`;
+    if (st.ablate.length) attrs.push(['ablate', st.ablate.join(',')]);
+    if (st.ablate.length && st.mode !== 'zero') attrs.push(['mode', st.mode]);
+    if (this.snapshot) attrs.push(['snapshot', abs(this.snapshot)]);
+    attrs.push(['url-state', 'none']);
+    const line = (tag: string, a: [string, string][]) => `<${tag}${a.map(([k, v]) => ` ${k}="${esc(v)}"`).join('')}>`;
+    const script = this.embedSrc ? abs(this.embedSrc) : (libraryUrl ?? 'patchbay.js');
+    let inner = `  ${figure}`;
+    if (sae) {
+      const sa: [string, string][] = [['src', /^hf:\/\//.test(sae.src) ? sae.src : abs(sae.src)]];
+      if (!sae.errorTerm) sa.push(['error-term', 'false']);
+      if (st.feature !== '') sa.push(['feature', st.feature]);
+      if (st.features.length) sa.push(['ablate', st.features.join(',')]);
+      if (st.steer !== '' && Number(st.steer) !== 0) sa.push(['steer', st.steer]);
+      inner = `  ${line('pb-sae', sa)}\n    ${figure}\n  </pb-sae>`;
+    }
+    return `<script type="module" src="${esc(script)}"></script>\n${line('pb-model', attrs)}\n${inner}\n</pb-model>`;
   }
 
   private renderStatus() {
@@ -426,13 +478,15 @@ export class PbModel extends LitElement {
         ${title}: ${s.model!.config.n_layers} layers × ${s.model!.config.n_heads} heads on ${s.model!.gpu.adapterName}${s.fromCache ? " (weights from this browser's cache)" : ''}
       </div>`;
     }
-    if (s.status === 'snapshot' || (s.status === 'error' && /WebGPU/.test(s.error) && !/download|Unsupported/i.test(s.error))) {
+    if (s.status === 'snapshot' || s.status === 'weightless' || (s.status === 'error' && /WebGPU/.test(s.error) && !/download|Unsupported/i.test(s.error))) {
       return html`<div class="nogpu" part="no-webgpu" role="note">
         <span
           ><strong>This browser has no WebGPU</strong>, which the figures below need to run ${title} live.
           ${s.status === 'snapshot'
             ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
-            : html`This page has no snapshot to show instead.`}
+            : s.status === 'weightless'
+              ? html`This page has no snapshot of their results, so they show only what needs no weights: the prompt as the model's tokenizer splits it, and the layout of its ${s.config!.n_layers} × ${s.config!.n_heads} attention heads.`
+              : html`This page has no snapshot to show instead.`}
           Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.
           <span class="detail">(${s.error})</span></span
         >
@@ -455,6 +509,29 @@ export class PbModel extends LitElement {
       <slot></slot>
     `;
   }
+}
+
+/** One prompt of a spec as figures keep it (a batch's first row: figures show one prompt). */
+const firstPrompt = (p: Prompts): string => promptText(isBatch(p) ? p[0] : p);
+
+/** The figures' state for a spec: prompts, metric, site, heads shown, and the interventions figures can show. */
+function stateOfSpec(spec: ExperimentSpec, now: Readonly<ExperimentState>): Partial<ExperimentState> {
+  const e = spec.experiment;
+  const f = figureInterventions(spec);
+  const patch: Partial<ExperimentState> = { prompt: firstPrompt(spec.prompts.clean) };
+  if (spec.prompts.corrupt !== undefined) patch.corrupt = firstPrompt(spec.prompts.corrupt);
+  if ('metric' in e && e.metric) patch.metric = e.metric;
+  if ('site' in e) patch.site = e.site;
+  if (spec.view?.heads) patch.heads = [...spec.view.heads];
+  if (f) {
+    patch.ablate = f.heads;
+    patch.mode = f.heads.length ? f.mode : now.mode;
+    patch.features = f.features.map(String);
+    patch.steer = f.steer ? String(f.steer.coeff) : '';
+    if (f.steer) patch.feature = String(f.steer.feature);
+  }
+  if (spec.view?.feature !== undefined) patch.feature = String(spec.view.feature);
+  return patch;
 }
 
 /** Where the library bundle was loaded from, when it was (dist/patchbay.js sets it). */

@@ -334,7 +334,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
           : nothing}
       </div>
       ${this.renderExport()}
-      ${!model && !this.fromSnapshot ? html`<div class="muted" part="status">${this.session?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>` : nothing}
+      ${!model && !this.fromSnapshot ? html`<div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.renderProblem()}
       ${this.identical && !this.fromSnapshot
         ? html`<div class="notice" part="notice" role="status">

@@ -127,7 +127,7 @@ export class PbPrompt extends PbFigure {
       this.error = '';
       return;
     }
-    this.pending = !s || !(s.tokenizer || s.status === 'ready');
+    this.pending = !s || !(s.tokenizer || s.status === 'ready' || s.status === 'weightless');
     if (this.pending) return;
     try {
       this.ids = s!.tokenize(this.text);
@@ -186,7 +186,7 @@ export class PbPrompt extends PbFigure {
       />
       <div class="tokens" part="tokens" role="list" aria-label="Tokens">
         ${this.pending
-          ? html`<span class="muted">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</span>`
+          ? html`<span class="muted">${s?.noModelText() ?? 'Waiting for the model…'}</span>`
           : this.ids.map(
               (id, i) =>
                 html`<span class="chip" part="chip" role="listitem" title=${`position ${i}, token id ${id}`}

@@ -17,6 +17,11 @@
  * `hf://owner/repo/folder`. The SAE is spliced into the figures' runs with its error term unless
  * `error-term="false"`.
  *
+ * The reader's feature experiment (the selected feature, the ablated features, the steering
+ * coefficient) is part of the enclosing `<pb-model>`'s state, so a link carries it (url-state
+ * parts `feature`, `features`, `steer`); `feature`, `ablate` and `steer` set the author's
+ * starting point. Without WebGPU the feature figures draw the `<pb-model>`'s snapshot.
+ *
  * @fires pb-sae-loaded - `{ name, config }` once the SAE is ready.
  * @fires pb-sae-error - `{ message }` when loading failed.
  * @slot - Feature figures.
@@ -30,7 +35,9 @@ import type { SaeConfig } from '../features/sae-config.ts';
 import { parseHubPath } from '../model/hub-source.ts';
 import { FeatureSession, featureContext } from './feature-session.ts';
 import { sessionContext, type Session } from './session.ts';
+import { experimentContext, type Experiment } from './experiment.ts';
 import { errorMessage } from './latest.ts';
+import { palette } from './theme.ts';
 
 export interface SaeLoadedDetail {
   name: string;
@@ -39,11 +46,22 @@ export interface SaeLoadedDetail {
 
 @customElement('pb-sae')
 export class PbSae extends LitElement {
-  static override styles = css`
-    :host { display: block; }
-    .status { font-size: 0.9em; color: #555; margin: 0.25em 0; }
-    .status.error { color: #b00020; }
-  `;
+  static override styles = [
+    palette,
+    css`
+      :host {
+        display: block;
+      }
+      .status {
+        font-size: 0.9em;
+        color: var(--_muted);
+        margin: 0.25em 0;
+      }
+      .status.error {
+        color: var(--_error);
+      }
+    `,
+  ];
 
   /** SAE folder URL (relative to the page) or `hf://owner/repo/folder`. */
   @property() src = '';
@@ -51,17 +69,45 @@ export class PbSae extends LitElement {
   @property({ attribute: 'error-term', converter: { fromAttribute: (v: string | null) => v !== 'false' } }) errorTerm = true;
   /** The Hugging Face Hub's address for hf:// paths (mirrors, tests). */
   @property() hub = 'https://huggingface.co';
+  /** The feature selected at first (e.g. `12`). */
+  @property() feature = '';
+  /** Features ablated at first (zeroed at every position), e.g. `3,7`. */
+  @property() ablate = '';
+  /** The selected feature's steering coefficient at first. */
+  @property() steer = '';
 
   @state() private tick = 0;
 
   readonly features = new FeatureSession();
   protected readonly provider = new ContextProvider(this, { context: featureContext, initialValue: this.features });
   private session: Session | undefined;
+  private experiment: Experiment | undefined;
   private loading: string | null = null;
+  /** The SAE source last loaded: a new one resets the feature experiment, the first keeps the link's. */
+  private loaded: string | null = null;
 
   constructor() {
     super();
-    this.features.addEventListener('change', () => this.tick++);
+    this.features.addEventListener('change', () => {
+      this.tick++;
+      this.toState();
+    });
+    new ContextConsumer(this, {
+      context: experimentContext,
+      subscribe: true,
+      callback: (e) => {
+        if (this.experiment === e) return;
+        this.experiment?.removeEventListener('change', this.fromState);
+        this.experiment = e;
+        e.addEventListener('change', this.fromState);
+        const authored: Record<string, unknown> = {};
+        if (this.feature !== '') authored.feature = this.feature.trim();
+        if (this.ablate !== '') authored.features = this.ablate.split(',').map((f) => f.trim()).filter(Boolean);
+        if (this.steer !== '') authored.steer = this.steer.trim();
+        if (Object.keys(authored).length) e.author(authored);
+        this.fromState();
+      },
+    });
     new ContextConsumer(this, {
       context: sessionContext,
       subscribe: true,
@@ -75,6 +121,25 @@ export class PbSae extends LitElement {
   }
 
   private readonly onModel = () => void this.load();
+
+  /** The experiment state's feature parts, as the feature session holds them. */
+  private readonly fromState = () => {
+    const st = this.experiment?.state;
+    if (!st) return;
+    const f = this.features;
+    const selected = st.feature === '' || !/^\d+$/.test(st.feature) ? null : Number(st.feature);
+    const ablated = st.features.filter((x) => /^\d+$/.test(x)).map(Number).sort((a, b) => a - b);
+    const steer = Number.isFinite(Number(st.steer)) ? Number(st.steer) : 0;
+    if (f.selected !== selected || f.steer !== steer || f.ablated.join() !== ablated.join()) f.set({ selected, ablated, steer });
+  };
+
+  /** The feature session's experiment, written to the state (and so the URL). */
+  private toState(): void {
+    const e = this.experiment;
+    if (!e) return;
+    const f = this.features;
+    e.update({ feature: f.selected === null ? '' : String(f.selected), features: f.ablated.map(String), steer: f.steer === 0 ? '' : String(f.steer) });
+  }
 
   protected override updated(changed: Map<string, unknown>): void {
     if (changed.has('errorTerm') && this.features.errorTerm !== this.errorTerm) this.features.set({ errorTerm: this.errorTerm });
@@ -97,7 +162,10 @@ export class PbSae extends LitElement {
     if (this.loading === key) return;
     this.loading = key;
     f.sae?.destroy();
-    f.set({ status: 'loading', name: this.src, sae: null, error: '', selected: null, ablated: [], steer: 0, progress: { loaded: 0, total: 0 } });
+    // Another SAE's features mean something else: its experiment starts afresh (the first SAE keeps the link's).
+    const fresh = this.loaded !== null && this.loaded !== this.src ? { selected: null, ablated: [], steer: 0 } : {};
+    this.loaded = this.src;
+    f.set({ status: 'loading', name: this.src, sae: null, error: '', progress: { loaded: 0, total: 0 }, ...fresh });
     try {
       const src = parseHubPath(this.src) ? this.src : new URL(this.src, document.baseURI).toString();
       const sae = await loadSae(model.gpu, src, { hub: this.hub, onProgress: (p) => f.set({ progress: { loaded: p.loaded, total: p.total } }) });
@@ -117,6 +185,7 @@ export class PbSae extends LitElement {
 
   override disconnectedCallback(): void {
     super.disconnectedCallback();
+    this.experiment?.removeEventListener('change', this.fromState);
     this.features.sae?.destroy();
     this.features.set({ sae: null, status: 'idle' });
     this.loading = null;
@@ -138,6 +207,11 @@ export class PbSae extends LitElement {
           </div>`
         : nothing}
       ${f.status === 'error' ? html`<div class="status error" part="status" role="alert">${f.error}</div>` : nothing}
+      ${this.session?.status === 'snapshot' && this.session.snapshot?.features
+        ? html`<div class="status" part="status">
+            Snapshot of the SAE on ${this.session.snapshot.features.sae.hook}: ${this.session.snapshot.features.sae.d_sae} features (${this.session.snapshot.features.sae.architecture})
+          </div>`
+        : nothing}
       <slot></slot>
     `;
   }

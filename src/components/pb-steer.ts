@@ -70,13 +70,13 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
       .track {
         position: relative;
         height: 0.9rem;
-        background: var(--pb-track, #eef1f4);
+        background: var(--_track);
         border-radius: 3px;
       }
       .bar {
         height: 100%;
         border-radius: 3px;
-        background: var(--pb-accent, #1d4ed8);
+        background: var(--_accent);
         min-width: 1px;
       }
       .tick {
@@ -85,7 +85,7 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
         bottom: -0.15rem;
         width: 2px;
         margin-left: -1px;
-        background: var(--pb-fg, #1f2328);
+        background: var(--_fg);
         opacity: 0.65;
       }
       .p {
@@ -109,6 +109,18 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
   }
 
   protected override async refresh(): Promise<void> {
+    const snap = this.snapshotFeatures;
+    if (snap) {
+      // The snapshot holds the next token after the last position, for the spec's feature experiment.
+      const T = this.session!.snapshot!.ids.clean.length;
+      const pos = this.pos < 0 ? T + this.pos : this.pos;
+      this.notice = pos !== snap.next.pos ? `This snapshot holds the prediction after the last position (${snap.next.pos}), not after position ${pos}.` : '';
+      const k = Math.max(1, Math.floor(this.k) || 1);
+      const rows = snap.next.top.slice(0, k);
+      const parts = [...(snap.steer && snap.steer.coeff !== 0 ? [`feature #${snap.steer.feature} steered by ${formatValue(snap.steer.coeff, 3)}`] : []), ...(snap.ablated.length ? [`${snap.ablated.map((f) => `#${f}`).join(', ')} ablated`] : [])];
+      this.pred = { pos: snap.next.pos, top: rows.map(([id, p]) => ({ id, p })), before: rows[0]?.length === 3 ? rows.map((r) => r[2]) : null, what: parts.join('; ') };
+      return;
+    }
     const input = this.readInputs();
     const fs = this.ready;
     if (!input || !fs) return;
@@ -152,6 +164,17 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
     );
   }
 
+  protected override exportTable() {
+    const p = this.pred;
+    if (!p) return null;
+    const label = (id: number) => this.session?.label(id) ?? String(id);
+    return { header: ['token_id', 'token', 'p', 'p_without_feature_interventions'], rows: p.top.map((t, i) => [t.id, label(t.id), t.p, p.before?.[i] ?? '']) };
+  }
+
+  protected override exportJson() {
+    return { figure: 'steer', prediction: this.pred, selected: this.features?.selected ?? null, steer: this.features?.steer ?? 0, ablated: this.features?.ablated ?? [], state: this.experiment?.state ?? null };
+  }
+
   private onSlide(e: Event): void {
     const v = Number((e.target as HTMLInputElement).value);
     this.features?.set({ steer: v });
@@ -167,9 +190,10 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
     return html`
       <div class="toolbar">
         <span class="title">Steer a feature: the next token</span>
-        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
       ${!wait
         ? html`<div class="controls">
@@ -182,12 +206,12 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
                 max=${this.max}
                 step=${step}
                 .value=${String(fs?.steer ?? 0)}
-                ?disabled=${fs?.selected === null}
+                ?disabled=${fs?.selected === null || this.fromSnapshot}
                 aria-label="Steering coefficient"
                 @input=${this.onSlide}
             /></label>
             <span class="p">${formatValue(fs?.steer ?? 0, 3)}</span>
-            <button ?disabled=${!fs?.steer} @click=${() => fs?.set({ steer: 0 })}>reset</button>
+            <button ?disabled=${!fs?.steer || this.fromSnapshot} @click=${() => fs?.set({ steer: 0 })}>reset</button>
           </div>`
         : nothing}
       ${p && !wait

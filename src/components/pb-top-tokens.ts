@@ -206,7 +206,7 @@ export class PbTopTokens extends PbComputedFigure<Distribution> {
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.renderProblem()}
-      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.status === 'error' ? 'No model: see the message above.' : 'Waiting for the model…'}</div>` : nothing}
+      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.renderResult(d
         ? html`<div class="context muted">
               After position ${d.pos} <span class="chip">${tokenText(label(d.ids[d.pos]))}</span>${d.ablated.length

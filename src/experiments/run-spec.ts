@@ -3,28 +3,33 @@
  * spec.json --json` prints, and what the Python scripts `patchbay export` writes print too, so
  * the two can be compared number for number.
  *
- *   ablate        {"patchbay": 1, "kind": "ablate", "prompts": {...}, "metric": m | null,
+ *   ablate        {"patchbay": 2, "kind": "ablate", "prompts": {...}, "metric": m | null,
  *                  "unablated": m0 | null, "top": [[id, p], ...]}   (top 5 next tokens after the
- *                  last position, with the interventions)
- *   patch         {"patchbay": 1, "kind": "patch", "prompts": {...}, "site", "shape", "axes",
+ *                  last position, with the interventions; for a batch of clean prompts, metric,
+ *                  unablated and top are lists with one entry per row)
+ *   patch         {"patchbay": 2, "kind": "patch", "prompts": {...}, "site", "shape", "axes",
  *                  "values" (nested over shape), "clean", "corrupt", "normalize"}
- *   sweep-ablate  {"patchbay": 1, "kind": "sweep-ablate", "prompts": {...}, "mode", "shape",
+ *   sweep-ablate  {"patchbay": 2, "kind": "sweep-ablate", "prompts": {...}, "mode", "shape",
  *                  "axes", "values", "unablated"}
  *
  * "prompts" holds the token ids that were run. Host-neutral: the CLI and figures both call it.
  */
-import { meanHead, zeroHead } from '../hooks/interventions.ts';
+import type { Sae } from '../features/sae.ts';
+import { withErrorTerm, type SaeUse } from '../features/splice.ts';
 import type { Model } from '../model/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
 import { metricCpu } from './metric.ts';
 import { MetricSpecError, parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep } from './patching.ts';
-import { SPEC_VERSION, SpecError, ablatedHeads, type ExperimentSpec, type PromptValue } from './spec.ts';
+import { prepareInterventions, type PromptIdRows } from './spec-interventions.ts';
+import { SPEC_VERSION, SpecError, isBatch, promptRows, type ExperimentSpec, type PromptValue, type Prompts } from './spec.ts';
 
 export interface SpecRunOptions {
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** The spec's SAE (`spec.sae`), loaded on the model's GPU by the caller. */
+  sae?: Sae | null;
 }
 
 export type SpecResult = Record<string, unknown> & { patchbay: typeof SPEC_VERSION; kind: string };
@@ -52,6 +57,23 @@ export function promptIds(p: PromptValue, tokenizer: TextTokenizer | null, what:
   return tokenizer.encode(p);
 }
 
+/** Token id rows of one prompt or a batch; every row of a batch must have one token length. */
+export function promptIdRows(p: Prompts, tokenizer: TextTokenizer | null, what: string): number[][] {
+  const batch = isBatch(p);
+  const rows = promptRows(p).map((x, i) => promptIds(x, tokenizer, batch ? `${what}[${i}]` : what));
+  const n = rows[0].length;
+  const bad = rows.findIndex((r) => r.length !== n);
+  if (bad >= 0) throw new SpecError(`${what}[${bad}] is ${rows[bad].length} tokens and ${what}[0] ${n}: the rows of a batch need one length`);
+  return rows;
+}
+
+/** The SAE as the spec splices it (with its error term unless `error_term` is false). */
+export function specSaes(spec: ExperimentSpec, sae: Sae | null | undefined): SaeUse[] {
+  if (!spec.sae) return [];
+  if (!sae) throw new SpecError('spec.sae: the spec splices an SAE, and none was loaded for it');
+  return [spec.sae.error_term === false ? sae : withErrorTerm(sae)];
+}
+
 /** The experiment's metric for `ids`, with spec errors named as spec errors. */
 function metricFor(text: string, ids: number[], model: Model, tokenizer: TextTokenizer | null) {
   try {
@@ -74,40 +96,51 @@ function topK(row: Float32Array, k: number): [number, number][] {
 
 /** Runs the spec's experiment on `model` (already loaded from the spec's model). */
 export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: TextTokenizer | null, options: SpecRunOptions = {}): Promise<SpecResult> {
-  const clean = promptIds(spec.prompts.clean, tokenizer, 'spec.prompts.clean');
-  const corrupt = spec.prompts.corrupt === undefined ? undefined : promptIds(spec.prompts.corrupt, tokenizer, 'spec.prompts.corrupt');
+  // Batches are for ablate experiments only (parseSpec refuses them elsewhere).
+  const single = (p: Prompts, what: string) => promptIds(isBatch(p) ? p[0] : p, tokenizer, what);
+  const clean = single(spec.prompts.clean, 'spec.prompts.clean');
+  const corrupt = spec.prompts.corrupt === undefined ? undefined : single(spec.prompts.corrupt, 'spec.prompts.corrupt');
   const prompts = corrupt ? { clean, corrupt } : { clean };
   const e = spec.experiment;
-  const { n_layers: L, n_heads: H, d_vocab: V } = model.config;
+  const V = model.config.d_vocab;
   switch (e.kind) {
     case 'ablate': {
-      const { heads, mode } = ablatedHeads(spec);
-      for (const h of heads) {
-        if (h.layer >= L || h.head >= H) throw new SpecError(`spec.interventions: head ${h.layer}.${h.head} is not in this model (layers 0 .. ${L - 1}, heads 0 .. ${H - 1})`);
-      }
-      const metric = e.metric ? metricFor(e.metric, clean, model, tokenizer) : null;
-      const layers = [...new Set(heads.map((h) => h.layer))];
-      const plain = await model.run([clean], { cache: mode === 'mean' ? layers.map((l) => `blocks.${l}.attn.hook_z`) : [] });
+      const rows: PromptIdRows = { clean: promptIdRows(spec.prompts.clean, tokenizer, 'spec.prompts.clean') };
+      if (spec.prompts.corrupt !== undefined) rows.corrupt = promptIdRows(spec.prompts.corrupt, tokenizer, 'spec.prompts.corrupt');
+      if (spec.prompts.reference) rows.reference = promptIdRows(spec.prompts.reference, tokenizer, 'spec.prompts.reference');
+      const batch = isBatch(spec.prompts.clean);
+      const B = rows.clean.length;
+      const T = rows.clean[0].length;
+      const metrics = e.metric ? rows.clean.map((r) => metricFor(e.metric!, r, model, tokenizer)) : null;
+      const saes = specSaes(spec, options.sae);
+      const prepared = await prepareInterventions(model, spec.interventions ?? [], rows, { saes, sae: options.sae ?? null });
       try {
-        const hooks = heads.map((h) => (mode === 'zero' ? zeroHead(h.layer, h.head) : meanHead(h.layer, h.head, plain.cache, { pooled: true })));
-        const ablated = heads.length ? await model.run([clean], { hooks }) : plain;
+        const plain = await model.run(rows.clean, { saes });
         try {
-          const logits = await ablated.logits.read(); // [1, T, V]
-          const base = heads.length ? await plain.logits.read() : logits;
-          const T = clean.length;
-          return {
-            patchbay: SPEC_VERSION,
-            kind: 'ablate',
-            prompts,
-            metric: metric ? metricCpu(metric, logits, 1, V)[0] : null,
-            unablated: metric ? metricCpu(metric, base, 1, V)[0] : null,
-            top: topK(logits.subarray((T - 1) * V, T * V), 5),
-          };
+          const ablated = prepared.hooks.length ? await model.run(rows.clean, { saes, hooks: prepared.hooks }) : plain;
+          try {
+            const logits = await ablated.logits.read(); // [B, T, V]
+            const base = ablated === plain ? logits : await plain.logits.read();
+            const metric = metrics ? Array.from(metricCpu(metrics, logits, B, V)) : null;
+            const unablated = metrics ? Array.from(metricCpu(metrics, base, B, V)) : null;
+            const top = rows.clean.map((_, b) => topK(logits.subarray((b * T + T - 1) * V, (b * T + T) * V), 5));
+            const one = <X>(list: X[] | null): X | X[] | null => (list === null ? null : batch ? list : list[0]);
+            return {
+              patchbay: SPEC_VERSION,
+              kind: 'ablate',
+              prompts: { clean: batch ? rows.clean : rows.clean[0], ...(rows.corrupt ? { corrupt: isBatch(spec.prompts.corrupt!) ? rows.corrupt : rows.corrupt[0] } : {}), ...(rows.reference ? { reference: rows.reference } : {}) },
+              metric: one(metric),
+              unablated: one(unablated),
+              top: batch ? top : top[0],
+            };
+          } finally {
+            if (ablated !== plain) ablated.release();
+          }
         } finally {
-          if (ablated !== plain) ablated.release();
+          plain.release();
         }
       } finally {
-        plain.release();
+        prepared.release();
       }
     }
     case 'patch': {

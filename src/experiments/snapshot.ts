@@ -11,19 +11,45 @@
  *   metric     the metric with and without the interventions, and every head's ablation effect
  *   patching   the patching grid of the spec's site (for a patch experiment)
  *   lens       the logit lens: the 5 most probable tokens per layer and position
+ *   features   with an SAE (spec.sae): the 8 most active features at every position, each of
+ *              those features (and the selected, ablated and steered ones) across the prompt,
+ *              and the next token after the last position with the feature ablations and
+ *              steering, and without
+ *
+ * The spec's interventions must be what figures show (head ablations, feature ablations, one
+ * feature steered: `figureInterventions`). Version 1 snapshots (a version 1 spec, no features)
+ * are read too (`readSnapshot`).
  */
 import { accumulatedResid } from '../hooks/cache-helpers.ts';
-import { meanHead, zeroHead } from '../hooks/interventions.ts';
+import type { Sae } from '../features/sae.ts';
+import { topFeatures } from '../features/top-features.ts';
 import type { Model, RunResult } from '../model/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
 import { metricCpu } from './metric.ts';
 import { parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep, type PatchSite } from './patching.ts';
-import { promptIds } from './run-spec.ts';
-import { SPEC_VERSION, ablatedHeads, describeModelRef, type ExperimentSpec } from './spec.ts';
+import { promptIds, specSaes } from './run-spec.ts';
+import { prepareInterventions } from './spec-interventions.ts';
+import { SpecError, describeModelRef, figureInterventions, figureSpecInterventions, isBatch, parseSpec, type ExperimentSpec, type FigureInterventions } from './spec.ts';
 
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
+
+/** What the feature figures show (`<pb-features>`, `<pb-feature-acts>`, `<pb-steer>`). */
+export interface FeatureSnapshot {
+  sae: { url: string; hook: string; hook_out: string; d_sae: number; error_term: boolean; architecture: string };
+  /** Features listed per position. */
+  k: number;
+  /** top[pos] = [[feature, activation], ...], most active first (no feature interventions). */
+  top: number[][][];
+  /** Feature -> its activation at every position. */
+  acts: Record<string, number[]>;
+  selected: number | null;
+  ablated: number[];
+  steer: { feature: number; coeff: number } | null;
+  /** The next token after the last position with the feature interventions: [[id, p, p without them?], ...]. */
+  next: { pos: number; top: number[][] };
+}
 
 export interface Snapshot {
   patchbay: typeof SNAPSHOT_VERSION;
@@ -42,6 +68,14 @@ export interface Snapshot {
   metric: { value: number; unablated: number; effects: { mode: 'zero' | 'mean'; values: number[] } } | null;
   patching: { site: PatchSite; normalize: boolean; shape: number[]; axes: string[]; values: number[]; clean: number; corrupt: number } | null;
   lens: { rows: string[]; k: number; /** per row × position: [[id, p], ...] */ top: number[][][] } | null;
+  features?: FeatureSnapshot | null;
+}
+
+/** A snapshot file's JSON, checked, its spec read as a version 2 spec (version 1 files too). */
+export function readSnapshot(value: unknown): Snapshot {
+  const snap = value as Snapshot;
+  if (snap?.kind !== 'snapshot' || (snap.patchbay as number) < 1 || snap.patchbay > SNAPSHOT_VERSION) throw new Error('not a Patchbay snapshot of a version this page reads');
+  return { ...snap, patchbay: SNAPSHOT_VERSION, spec: parseSpec(snap.spec) };
 }
 
 const round = (x: number) => (Number.isFinite(x) ? Number(x.toPrecision(6)) : x);
@@ -65,12 +99,15 @@ function softmaxTop(row: Float32Array, k: number): [number, number][] {
 export interface SnapshotOptions {
   /** Heads whose attention patterns to keep, "L.H" (default: all, when they fit). */
   heads?: string[];
+  /** The spec's SAE (spec.sae), loaded on the model's GPU. */
+  sae?: Sae | null;
 }
 
 export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer: TextTokenizer | null, options: SnapshotOptions = {}): Promise<Snapshot> {
   const { n_layers: L, n_heads: H, d_vocab: V } = model.config;
-  const clean = promptIds(spec.prompts.clean, tokenizer, 'spec.prompts.clean');
-  const corrupt = spec.prompts.corrupt === undefined ? undefined : promptIds(spec.prompts.corrupt, tokenizer, 'spec.prompts.corrupt');
+  if (isBatch(spec.prompts.clean) || (spec.prompts.corrupt !== undefined && isBatch(spec.prompts.corrupt))) throw new SpecError('spec.prompts: a snapshot shows one prompt (and one corrupted prompt), not a batch');
+  const clean = promptIds(spec.prompts.clean as string | number[], tokenizer, 'spec.prompts.clean');
+  const corrupt = spec.prompts.corrupt === undefined ? undefined : promptIds(spec.prompts.corrupt as string | number[], tokenizer, 'spec.prompts.corrupt');
   const T = clean.length;
   const label = (id: number) => (tokenizer ? tokenizer.tokenText(id) : String(id));
   const vocab: Record<string, string> = {};
@@ -78,17 +115,21 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
   clean.forEach(see);
   corrupt?.forEach(see);
 
-  const { heads: ablate, mode } = ablatedHeads(spec);
+  const figure = figureInterventions(spec);
+  if (!figure) throw new SpecError('spec.interventions: a snapshot shows what the figures show (heads ablated, SAE features ablated, one feature steered); these interventions are more than that (patchbay run runs them)');
+  const ablate = figure.heads;
+  const mode = figure.mode;
   const allHeads = Array.from({ length: L * H }, (_, i) => `${Math.floor(i / H)}.${i % H}`);
   const heads = options.heads ?? (spec.view?.heads?.length && L * H * T * T > 2e6 ? spec.view.heads : allHeads);
   const layers = [...new Set(heads.map((h) => Number(h.split('.')[0])))];
   const resid = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
 
-  const plain = await model.run([clean], { cache: [...new Set([...ablate.map((h) => `blocks.${h.layer}.attn.hook_z`)])] });
+  // The figures' own runs: the head ablations, without the SAE (which only the feature figures splice).
+  const plain = await model.run([clean]);
+  const prepared = await prepareInterventions(model, figureSpecInterventions({ ...figure, features: [], steer: null }, null), { clean: [clean] });
   let run: RunResult | null = null;
   try {
-    const hooks = ablate.map((h) => (mode === 'zero' ? zeroHead(h.layer, h.head) : meanHead(h.layer, h.head, plain.cache, { pooled: true })));
-    run = await model.run([clean], { cache: [...layers.map((l) => `blocks.${l}.attn.hook_pattern`), ...resid], hooks });
+    run = await model.run([clean], { cache: [...layers.map((l) => `blocks.${l}.attn.hook_pattern`), ...resid], hooks: prepared.hooks });
     const logits = await run.logits.read(); // [1, T, V]
     const base = ablate.length ? await plain.logits.read() : null;
 
@@ -143,10 +184,12 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
       }
     }
 
+    const features = spec.sae ? await featureSnapshot(model, spec, clean, figure, options.sae ?? null, see) : null;
+
     return {
       patchbay: SNAPSHOT_VERSION,
       kind: 'snapshot',
-      spec: { ...spec, patchbay: SPEC_VERSION },
+      spec,
       model: { name: describeModelRef(spec.model), n_layers: L, n_heads: H, d_vocab: V },
       ids: corrupt ? { clean, corrupt } : { clean },
       labels: corrupt ? { clean: clean.map(label), corrupt: corrupt.map(label) } : { clean: clean.map(label) },
@@ -156,9 +199,71 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
       metric,
       patching,
       lens,
+      features,
     };
   } finally {
     run?.release();
     plain.release();
+    prepared.release();
+  }
+}
+
+/** Probabilities of a logits row (softmax in float64). */
+function softmax(row: Float32Array): Float64Array {
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  const out = Float64Array.from(row, (x) => Math.exp(x - max));
+  const sum = out.reduce((a, b) => a + b, 0);
+  return out.map((x) => x / sum);
+}
+
+/** What the feature figures show, for the spec's SAE. */
+async function featureSnapshot(model: Model, spec: ExperimentSpec, clean: number[], figure: FigureInterventions, sae: Sae | null, see: (id: number) => void): Promise<FeatureSnapshot> {
+  const saes = specSaes(spec, sae);
+  const s = sae!;
+  const F = s.config.d_sae;
+  const T = clean.length;
+  const V = model.config.d_vocab;
+  const hooks = { acts: `${s.hookName}.hook_sae_acts_post`, out: s.hookNameOut };
+  for (const f of [...figure.features, ...(figure.steer ? [figure.steer.feature] : []), ...(spec.view?.feature !== undefined ? [spec.view.feature] : [])]) {
+    if (f >= F) throw new SpecError(`spec: feature ${f} is not in this SAE (d_sae ${F}: 0 .. ${F - 1})`);
+  }
+  const rows = { clean: [clean] };
+  const headsOnly = await prepareInterventions(model, figureSpecInterventions({ ...figure, features: [], steer: null }, null), rows, { saes, sae: s });
+  const all = await prepareInterventions(model, figureSpecInterventions(figure, hooks), rows, { saes, sae: s });
+  try {
+    // The features' activations: the head ablations applied, the feature interventions not (as <pb-features> shows them).
+    const base = await model.run([clean], { saes, hooks: headsOnly.hooks, cache: [hooks.acts] });
+    const acts = await base.cache.read(hooks.acts); // [1, T, d_sae]
+    const baseLogits = await base.logits.read();
+    base.release();
+    const K = 8;
+    const top = topFeatures(acts, T, F, K);
+    const selected = spec.view?.feature ?? figure.steer?.feature ?? top[T - 1][0]?.feature ?? null;
+    const shown = new Set([...top.flat().map((x) => x.feature), ...figure.features, ...(selected !== null ? [selected] : [])]);
+    const touched = figure.features.length > 0 || (figure.steer !== null && figure.steer.coeff !== 0);
+    const after = touched ? await model.run([clean], { saes, hooks: all.hooks }) : null;
+    const logits = after ? await after.logits.read() : baseLogits;
+    after?.release();
+    const pos = T - 1;
+    const p = softmax(logits.subarray(pos * V, (pos + 1) * V));
+    const before = touched ? softmax(baseLogits.subarray(pos * V, (pos + 1) * V)) : null;
+    const next = [...p.keys()]
+      .sort((a, b) => p[b] - p[a] || a - b)
+      .slice(0, 10)
+      .map((id) => (see(id), before ? [id, round(p[id]), round(before[id])] : [id, round(p[id])]));
+    return {
+      sae: { url: spec.sae!.url, hook: s.hookName, hook_out: s.hookNameOut, d_sae: F, error_term: spec.sae!.error_term !== false, architecture: s.config.architecture },
+      k: K,
+      top: top.map((r) => r.map((x) => [x.feature, round(x.act)])),
+      acts: Object.fromEntries([...shown].sort((a, b) => a - b).map((f) => [String(f), Array.from({ length: T }, (_, t) => round(acts[t * F + f]))])),
+      selected,
+      ablated: figure.features,
+      steer: figure.steer,
+      next: { pos, top: next },
+    };
+  } finally {
+    headsOnly.release();
+    all.release();
   }
 }

@@ -120,12 +120,23 @@ describe('figures on induction-2l', () => {
     await metricBecomes(fixtureHead('0.2'));
     expect(query().get('toy.ablate')).toBe('0.2');
 
-    // The keyboard: the canvas is one tab stop at the last cell clicked; arrows move, Enter toggles.
-    await page.locator('#toy pb-head-grid pb-heatmap canvas').focus();
+    // The keyboard: the cells are one tab stop (an ARIA grid) at the last cell clicked; arrows move the
+    // active descendant, which names the cell; Enter toggles it.
+    await page.locator('#toy pb-head-grid pb-heatmap [role=grid]').focus();
     await page.keyboard.press('ArrowDown');
     await page.keyboard.press('ArrowRight');
+    const cursor = () =>
+      page.evaluate(() => {
+        const root = document.querySelector('#toy pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!;
+        const g = root.querySelector('[role=grid]')!;
+        const cell = root.getElementById(g.getAttribute('aria-activedescendant')!)!;
+        return { id: cell.id, role: cell.getAttribute('role'), selected: cell.getAttribute('aria-selected'), text: cell.textContent!.trim(), focused: root.activeElement === g };
+      });
+    expect(await cursor()).toMatchObject({ id: 'cell-1-3', role: 'gridcell', selected: 'false', focused: true });
+    expect((await cursor()).text).toMatch(/^Head 1\.3 \(helper\): not ablated/);
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => new URL(location.href).searchParams.get('toy.ablate') === '0.2,1.3', undefined, WAIT);
+    await page.waitForFunction(() => document.querySelector('#toy pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('#cell-1-3')?.getAttribute('aria-selected') === 'true', undefined, WAIT);
     await idle();
     const both = await metricLine();
     expect(both.ablated).not.toBeCloseTo(fixtureHead('0.2'), 2);

@@ -19,12 +19,15 @@ import { ROOT } from '../helpers/browser.ts';
 const dir = mkdtempSync(join(tmpdir(), 'patchbay-export-'));
 let n = 0;
 
-/** Writes a spec for a fixture model; the model path is relative to the spec file. */
+/** Writes a spec for a fixture model (version 1 unless `rest` says otherwise). */
 function specFile(fixture: string, rest: Record<string, unknown>): string {
   const path = join(dir, `spec-${n++}.json`);
   writeFileSync(path, JSON.stringify({ patchbay: 1, model: { url: join(ROOT, 'tests/fixtures', fixture) }, ...rest }));
   return path;
 }
+
+/** A fixed vector of n values in (-1, 1). */
+const vec = (n: number, seed: number) => Array.from({ length: n }, (_, i) => Math.round(1000 * Math.sin(1 + i * seed)) / 1000);
 
 /** Every number in `a` within 1e-4 × max(1, |b|) of `b`, and the same structure otherwise. */
 function expectClose(a: unknown, b: unknown, path = '$'): void {
@@ -96,6 +99,67 @@ const CASES: Record<string, [string, Record<string, unknown>]> = {
   ablate_one: ['induction-2l', { prompts: { clean: ind.prompts[0] }, interventions: [{ op: 'zero', hook: 'blocks.0.attn.hook_z', head: 2 }], experiment: { kind: 'ablate', metric: 'logit-diff:16:247:72' } }],
   neox_q: ['tiny-neox-random', { prompts: prompts(neox), experiment: { kind: 'patch', site: 'q', metric: 'logit-diff:-1:3:5' } }],
   llama_v: ['tiny-llama-random', { prompts: prompts(llama), experiment: { kind: 'patch', site: 'v', metric: 'logit-diff:-1:3:5', normalize: true } }],
+  // Version 2: every intervention kind, at hook points of every kind, with selections, several per spec.
+  gpt2_every_op: [
+    'tiny-gpt2-random',
+    {
+      patchbay: 2,
+      prompts: {
+        clean: [gpt2.prompts[0].slice(0, 10), gpt2.prompts[1].slice(0, 10)],
+        corrupt: gpt2.prompts[1].slice(2, 12),
+        reference: [gpt2.prompts[0].slice(1, 11), gpt2.prompts[1].slice(1, 11), gpt2.prompts[0].slice(2, 12)],
+      },
+      interventions: [
+        { op: 'add', hook: 'hook_embed', pos: 0, vector: vec(64, 0.7), coeff: 2 },
+        { op: 'zero', hook: 'hook_pos_embed', pos: [-1, -2] },
+        { op: 'zero', hook: 'blocks.0.attn.hook_z', heads: [1], pos: [-1, 2] },
+        { op: 'set', hook: 'blocks.0.attn.hook_pattern', heads: 0, pos: [4, 5], key_pos: 0, value: 0.5 },
+        { op: 'mean', hook: 'blocks.0.hook_resid_post', pos: 3 },
+        { op: 'mean', hook: 'blocks.1.attn.hook_v', heads: 0, pooled: true, batch: 1 },
+        { op: 'scale', hook: 'blocks.1.attn.hook_attn_scores', factor: 0.3, batch: 0, key_pos: [0, 1] },
+        { op: 'patch', hook: 'blocks.1.hook_attn_out', pos: -2 },
+        { op: 'add', hook: 'blocks.1.attn.hook_q', heads: [2, 3], vector: vec(64, 1.3), coeff: -0.5 },
+        { op: 'scale', hook: 'blocks.1.mlp.hook_post', factor: 0.5 },
+        { op: 'patch', hook: 'blocks.1.hook_resid_mid', from: 'clean', source_batch: 1, batch: 0, pos: [1, 2, 3] },
+        { op: 'patch', hook: 'unembed.hook_in', from: 'reference', source_batch: 2, pos: 1 },
+        { op: 'scale', hook: 'unembed.hook_out', factor: 1.5, pos: -1 },
+      ],
+      experiment: { kind: 'ablate', metric: `logit-diff:-1:${gm.good_token}:${gm.bad_token}` },
+    },
+  ],
+  neox_every_op: [
+    'tiny-neox-random',
+    {
+      patchbay: 2,
+      prompts: { clean: neox.prompts[0], corrupt: neox.prompts[1], reference: [neox.prompts[1], neox.prompts[0]] },
+      interventions: [
+        { op: 'zero', hook: 'hook_embed', pos: 3 },
+        { op: 'scale', hook: 'blocks.0.attn.hook_rot_q', heads: 1, factor: 2 },
+        { op: 'patch', hook: 'blocks.0.attn.hook_k', heads: [0, 3], pos: [-3, -2, -1] },
+        { op: 'add', hook: 'blocks.0.mlp.hook_pre', vector: vec(256, 0.3), pos: -1 },
+        { op: 'mean', hook: 'blocks.1.hook_resid_pre', pos: [5, 6] },
+        { op: 'set', hook: 'blocks.1.attn.hook_rot_k', heads: 2, pos: 0, value: 0.25 },
+        { op: 'mean', hook: 'blocks.1.hook_mlp_out', pooled: true, from: 'clean' },
+      ],
+      experiment: { kind: 'ablate', metric: 'logprob:-1:3' },
+    },
+  ],
+  llama_every_op: [
+    'tiny-llama-random',
+    {
+      patchbay: 2,
+      prompts: { clean: [llama.prompts[0], llama.prompts[1]], corrupt: llama.prompts[1] },
+      interventions: [
+        { op: 'set', hook: 'blocks.0.attn.hook_rot_k', heads: 1, value: 0.1 },
+        { op: 'patch', hook: 'blocks.0.attn.hook_attn_scores', heads: [2], pos: -1, key_pos: [0, 4, 8] },
+        { op: 'mean', hook: 'blocks.0.attn.hook_v', heads: 0, pooled: true, from: 'clean' },
+        { op: 'scale', hook: 'blocks.1.mlp.hook_pre_linear', factor: -1, pos: [-1] },
+        { op: 'add', hook: 'blocks.1.attn.hook_z', vector: vec(64, 2.1), batch: 1 },
+        { op: 'zero', hook: 'blocks.1.hook_resid_mid', batch: 0, pos: 4 },
+      ],
+      experiment: { kind: 'ablate', metric: 'loss:0:-1' },
+    },
+  ],
 };
 
 const results = new Map<string, { patchbay: Record<string, unknown>; python: Record<string, unknown> }>();
@@ -155,6 +219,18 @@ describe('patchbay export --to transformers runs and prints what patchbay run pr
       expectClose(python, patchbay, `${name}:$`);
     }
   });
+
+  test('version 2 interventions (zero, mean of reference prompts, patch, scale, set, add; batch, position, head and key selections, several per spec) on GPT-2, NeoX and Llama', () => {
+    for (const name of ['gpt2_every_op', 'neox_every_op', 'llama_every_op']) {
+      const { patchbay, python } = results.get(name)!;
+      expectClose(python, patchbay, `${name}:$`);
+      // The interventions did something, row by row.
+      const [m, u] = [patchbay.metric, patchbay.unablated].map((x) => [x].flat() as number[]);
+      m.forEach((v, b) => expect(Math.abs(v - u[b]), `${name} row ${b}`).toBeGreaterThan(1e-3));
+    }
+    // A batch of clean prompts gives one metric and one top list per row.
+    expect((results.get('gpt2_every_op')!.patchbay.metric as number[]).length).toBe(2);
+  });
 });
 
 describe('patchbay export --to nnsight | transformer-lens', () => {
@@ -184,10 +260,34 @@ describe('patchbay export --to nnsight | transformer-lens', () => {
     expect(readFileSync(files[3], 'utf8')).toContain('patching.get_act_patch_block_every');
   }, 120_000);
 
+  test('scripts with version 2 interventions compile, and read the hook points by their TransformerLens names', async () => {
+    const [, spec] = CASES.neox_every_op;
+    const ok = specFile('tiny-neox-random', { ...spec, interventions: (spec.interventions as { hook: string }[]).filter((iv) => !/rot_|attn_scores/.test(iv.hook)) });
+    const all = specFile('tiny-neox-random', spec);
+    const files = [`${ok}.nnsight.py`, `${all}.tl.py`];
+    expect((await runCli(['export', ok, '--to', 'nnsight', '--out', files[0]])).errorLines).toEqual([]);
+    expect((await runCli(['export', all, '--to', 'transformer-lens', '--out', files[1]])).errorLines).toEqual([]);
+    await runPython(['-m', 'py_compile', ...files]);
+    const nn = readFileSync(files[0], 'utf8');
+    // nnsight reads modules in forward order, each hook once.
+    expect(nn).toContain('sorted(by_hook, key=forward_rank)');
+    expect(nn).toMatch(/"blocks\.0\.mlp\.hook_pre"/);
+    const tl = readFileSync(files[1], 'utf8');
+    expect(tl).toContain('fwd_hooks.append((iv["hook"], hook))');
+    expect(tl).toContain('names_filter=lambda n, hooks=hooks: n in hooks');
+  }, 60_000);
+
   test('refuses what a library cannot express, naming it', async () => {
     const spec = specFile('tiny-gpt2-random', { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'pattern', metric: 'logit-diff:-1:631:751' } });
     const r = await runCli(['export', spec, '--to', 'nnsight']);
     expect(r.code).toBe(2);
     expect(r.errorLines.join('\n')).toMatch(/pattern sites cannot be exported to nnsight/);
+    const rot = specFile('tiny-neox-random', CASES.neox_every_op[1]);
+    const r2 = await runCli(['export', rot, '--to', 'nnsight']);
+    expect(r2.code).toBe(2);
+    expect(r2.errorLines.join('\n')).toMatch(/spec\.interventions\[1\]\.hook: blocks\.0\.attn\.hook_rot_q is not reachable from a nnsight script/);
+    const ln = specFile('tiny-gpt2-random', { patchbay: 2, prompts: { clean: gpt2.prompts[0] }, interventions: [{ op: 'scale', hook: 'blocks.0.ln1.hook_scale', factor: 2 }], experiment: { kind: 'ablate' } });
+    const r3 = await runCli(['export', ln, '--to', 'transformers']);
+    expect(r3.errorLines.join('\n')).toMatch(/blocks\.0\.ln1\.hook_scale is not reachable from a transformers script \(patchbay run runs it; export to transformer-lens/);
   });
 });

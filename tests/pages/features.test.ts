@@ -135,4 +135,42 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     expect(problems.external).toEqual([]);
     expect(unexpectedErrors(problems, server)).toEqual([]);
   }, 120_000);
+
+  test('a link carries the feature experiment; without WebGPU the figures draw the snapshot, which is what the live page computes', async () => {
+    const snap = JSON.parse(readFileSync(join(ROOT, 'demos/snapshots/features.json'), 'utf8'));
+    const { selected, steer, ablated } = snap.features;
+    expect([selected, steer, ablated]).toEqual([25, { feature: 25, coeff: 8 }, [77]]);
+    // Live, from a link with the snapshot spec's state.
+    const live = await recordingContext(browser, server.origin);
+    const p1 = await live.context.newPage();
+    await p1.goto(`${server.origin}/demos/features/?model.feature=25&model.steer=8&model.features=77`);
+    await p1.waitForFunction(() => document.querySelector('pb-steer')?.shadowRoot?.textContent?.includes('#77 ablated') && document.querySelector('pb-steer')!.getAttribute('aria-busy') === 'false', undefined, WAIT);
+    const liveRows = await steerRows(p1);
+    expect(await p1.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.textContent!.includes('feature #25 steered by 8'))).toBe(true);
+    expect(await p1.evaluate(() => document.querySelector('pb-features')!.shadowRoot!.querySelector('.cell[data-feature="77"] button.ablate')?.getAttribute('aria-pressed'))).toBe('true');
+    await live.context.close();
+
+    // Without WebGPU: the snapshot, beside the message, read-only.
+    const off = await recordingContext(browser, server.origin, { noWebGPU: true });
+    const p2 = await off.context.newPage();
+    await p2.goto(`${server.origin}/demos/features/`);
+    await p2.waitForFunction(() => document.querySelector('pb-steer')?.shadowRoot?.querySelector('li[data-id]') && document.querySelector('pb-feature-acts')?.shadowRoot?.querySelector('.ftok'), undefined, WAIT);
+    const message = await p2.evaluate(() => document.querySelector('pb-model')!.shadowRoot!.querySelector('[part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ') ?? '');
+    expect(message).toMatch(/This browser has no WebGPU.*snapshot computed ahead of time/);
+    const drawn = await steerRows(p2);
+    expect(drawn.map(([id]) => id)).toEqual(liveRows.map(([id]) => id));
+    drawn.forEach(([, pr], i) => expect(Math.abs(pr - liveRows[i][1])).toBeLessThan(1e-5));
+    // The top features at the last token, as on the CPU; the selected feature across the prompt.
+    const ref = await cpu();
+    const shown = await p2.evaluate((pos) => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll(`tr[data-pos="${pos}"] .cell`)].map((c) => [Number(c.getAttribute('data-feature')), Number(c.getAttribute('data-act'))]), T - 1);
+    expect(shown.length).toBe(4);
+    for (const [f, a] of shown) expect(Math.abs(a - ref.acts[(T - 1) * F + f])).toBeLessThan(1e-3 * Math.max(1, a));
+    const across = await p2.evaluate(() => [...document.querySelector('pb-feature-acts')!.shadowRoot!.querySelectorAll('.ftok[data-pos]')].map((t) => Number(t.getAttribute('data-act'))));
+    for (let pos = 1; pos < T; pos++) expect(Math.abs(across[pos] - ref.acts[pos * F + 25])).toBeLessThan(1e-3 * Math.max(1, ref.acts[pos * F + 25]));
+    expect(await p2.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.querySelector<HTMLInputElement>('input[type=range]')!.disabled)).toBe(true);
+    expect(await p2.evaluate(() => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll<HTMLButtonElement>('button.ablate')].every((b) => b.disabled))).toBe(true);
+    expect(off.problems.pageErrors).toEqual([]);
+    expect(off.problems.external).toEqual([]);
+    await off.context.close();
+  }, 180_000);
 });

@@ -5,7 +5,7 @@
  */
 import { PRESETS } from '../../components/presets.ts';
 import type { PatchSite } from '../../experiments/patching.ts';
-import { SpecError, describeModelRef, type ExperimentSpec } from '../../experiments/spec.ts';
+import { SpecError, describeIntervention, describeModelRef, type ExperimentSpec } from '../../experiments/spec.ts';
 
 export type PythonTarget = 'transformers' | 'nnsight' | 'transformer-lens';
 export const PYTHON_TARGETS: readonly PythonTarget[] = ['transformers', 'nnsight', 'transformer-lens'];
@@ -13,6 +13,34 @@ export const PYTHON_TARGETS: readonly PythonTarget[] = ['transformers', 'nnsight
 export interface PythonExportOptions {
   /** Where the script loads the model from when the spec's model is a folder: a local path. */
   modelPath?: string;
+}
+
+/** Prompts as the scripts read them: one prompt, or a batch (a list of texts or of id lists). */
+export const PY_PROMPTS = String.raw`def is_batch(p):
+    """A batch of prompts (a list of texts or of id lists), not one prompt."""
+    return isinstance(p, list) and all(isinstance(x, (str, list)) for x in p)
+
+
+def prompt_rows(p, tokenizer):
+    """Token id rows of one prompt or a batch (rows of one length)."""
+    rows = [prompt_ids(x, tokenizer) for x in p] if is_batch(p) else [prompt_ids(p, tokenizer)]
+    if len({len(r) for r in rows}) > 1:
+        sys.exit("the rows of a batch of prompts need one token length")
+    return rows
+`;
+
+/** Refuses a spec that splices an SAE: the exports do not load SAEs (yet). */
+export function refuseSae(spec: ExperimentSpec, target: string): void {
+  if (spec.sae) throw new SpecError(`spec.sae: splicing an SAE is not exported to ${target} yet (patchbay run runs it; SAELens' run_with_saes is the Python counterpart)`);
+}
+
+/** Refuses interventions at hook points a target's script cannot reach, naming them. */
+export function refuseHooks(spec: ExperimentSpec, target: string, reachable: readonly RegExp[]): void {
+  (spec.interventions ?? []).forEach((iv, i) => {
+    if (!reachable.some((r) => r.test(iv.hook))) {
+      throw new SpecError(`spec.interventions[${i}].hook: ${iv.hook} is not reachable from a ${target} script (patchbay run runs it; export to transformer-lens, whose hook names these are)`);
+    }
+  });
 }
 
 /** A Python literal for a JSON value (json.loads of a raw string: exact for every value). */
@@ -66,9 +94,10 @@ export function docstring(spec: ExperimentSpec, target: PythonTarget, model: { n
       : e.kind === 'sweep-ablate'
         ? `each head ${e.mode ?? 'zero'}-ablated alone (hook_z), metric ${e.metric}`
         : e.kind === 'ablate'
-          ? `a run with ${spec.interventions?.length ? `${spec.interventions.length} head(s) ablated` : 'no intervention'}${e.metric ? `, metric ${e.metric}` : ''}`
+          ? `a run with ${spec.interventions?.length ? `${spec.interventions.length} intervention(s)` : 'no intervention'}${e.metric ? `, metric ${e.metric}` : ''}`
           : `attribution patching of ${e.site}, metric ${e.metric}`;
-  return `"""A Patchbay experiment, exported for ${target}: ${what}.
+  const ivs = (spec.interventions ?? []).map((iv) => `\n  - ${describeIntervention(iv).replace(/\\/g, '\\\\')}`).join('');
+  return `"""A Patchbay experiment, exported for ${target}: ${what}.${ivs ? `\nInterventions, in order:${ivs}` : ''}
 
 Model: ${describeModelRef(spec.model)}, loaded from ${model.note}.
 It prints the same JSON as \`patchbay run spec.json --json\` on the spec below.

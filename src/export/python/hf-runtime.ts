@@ -14,8 +14,16 @@ export const HF_HOOKS = String.raw`# ---- Patchbay's hook points on a Hugging Fa
 #   mlp_out     blocks.L.hook_mlp_out     the MLP's output                     [batch, pos, d_model]
 #   z           blocks.L.attn.hook_z      each head's output, before W_O       [batch, pos, head, d_head]
 #   q, k, v     blocks.L.attn.hook_q/k/v  before rotary embeddings             [batch, pos, head, d_head]
+#   rot_q, rot_k  blocks.L.attn.hook_rot_q/k  after rotary embeddings          [batch, pos, head, d_head]
+#   attn_scores blocks.L.attn.hook_attn_scores  scaled, -inf where masked      [batch, head, query, key]
 #   pattern     blocks.L.attn.hook_pattern  softmax(scores)                    [batch, head, query, key]
+#   mlp_pre     blocks.L.mlp.hook_pre     the MLP's (gate) pre-activation      [batch, pos, d_mlp]
+#   mlp_pre_linear  blocks.L.mlp.hook_pre_linear  a gated MLP's up projection  [batch, pos, d_mlp]
+#   mlp_post    blocks.L.mlp.hook_post    the input of the MLP's output matrix [batch, pos, d_mlp]
+#   embed, pos_embed  hook_embed, hook_pos_embed  the embeddings               [batch, pos, d_model]
+#   unembed_in, logits  unembed.hook_in, unembed.hook_out                      [batch, pos, d_model | d_vocab]
 import json
+import re
 import sys
 
 import torch
@@ -24,12 +32,18 @@ from transformers.masking_utils import AttentionMaskInterface
 
 torch.set_grad_enabled(False)
 
-# Layer number -> function editing that layer's attention pattern in place (see attention).
-_PATTERN_EDITS = {}
+# Layer number -> {site: [functions]} editing, in place, what the attention function computes
+# there: rot_q, rot_k (after rotary), attn_scores, pattern (see attention).
+_ATTN_EDITS = {}
 
 
 def attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
-    """Eager attention with the pattern exposed, so hook_pattern can be read and patched."""
+    """Eager attention with rotary q/k, scores and pattern exposed, so hooks can read and patch them."""
+    edits = _ATTN_EDITS.get(module.layer_idx, {})
+    for fn in edits.get("rot_q", ()):
+        fn(query.transpose(1, 2))  # [batch, pos, head, d_head] view: edits reach query
+    for fn in edits.get("rot_k", ()):
+        fn(key.transpose(1, 2))
     if scaling is None:
         scaling = query.shape[-1] ** -0.5
     groups = query.shape[1] // key.shape[1]  # grouped-query attention shares key/value heads
@@ -39,10 +53,16 @@ def attention(module, query, key, value, attention_mask, scaling=None, dropout=0
     scores = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask[:, :, :, : key.shape[-2]]
+    if "attn_scores" in edits:
+        # TransformerLens' scores: -inf where masked; the mask holds whatever a hook writes there.
+        masked = (attention_mask[:, :, :, : key.shape[-2]] < 0) if attention_mask is not None else torch.zeros_like(scores, dtype=torch.bool)
+        scores = scores.masked_fill(masked, float("-inf"))
+        for fn in edits["attn_scores"]:
+            fn(scores)
+        scores = scores.masked_fill(masked, float("-inf"))
     pattern = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
-    edit = _PATTERN_EDITS.get(module.layer_idx)
-    if edit is not None:
-        pattern = edit(pattern)
+    for fn in edits.get("pattern", ()):
+        fn(pattern)
     out = torch.matmul(pattern, value).transpose(1, 2).contiguous()
     return out, pattern
 
@@ -84,8 +104,32 @@ class HookedModel:
     def _attn(self, layer):
         return getattr(self.layers[layer], self.attn)
 
+    def _module(self, name):
+        """The model's own modules that hold the embeddings and the unembedding."""
+        hf, t = self.hf, self.family
+        if name == "embed":
+            return hf.transformer.wte if t == "gpt2" else hf.gpt_neox.embed_in if t == "gpt_neox" else hf.model.embed_tokens
+        if name == "pos_embed":
+            if t != "gpt2":
+                sys.exit("hook_pos_embed: only GPT-2 adds a position embedding (rotary models have none)")
+            return hf.transformer.wpe
+        return hf.embed_out if t == "gpt_neox" else hf.lm_head
+
+    def _mlp(self, layer, part):
+        """The MLP's linear maps: in (the first, or a gated MLP's gate), up (a gated MLP's), out."""
+        mlp, t = getattr(self.layers[layer], self.mlp), self.family
+        names = {"gpt2": ("c_fc", None, "c_proj"), "gpt_neox": ("dense_h_to_4h", None, "dense_4h_to_h")}.get(t, ("gate_proj", "up_proj", "down_proj"))
+        name = names[("in", "up", "out").index(part)]
+        if name is None:
+            sys.exit(f"blocks.{layer}.mlp.hook_pre_linear: only gated MLPs (Llama-style) have one")
+        return getattr(mlp, name)
+
     def run(self, ids, edits=()):
         """Logits [pos, d_vocab] of one prompt; edits is [(site, layer, fn)], fn(act) edits act in place."""
+        return self.run_rows([ids], edits)[0]
+
+    def run_rows(self, rows, edits=()):
+        """Logits [batch, pos, d_vocab] of prompts of one length; edits as for run, in forward order at each site."""
         handles = []
         pre = {}  # layer -> its input, for resid_mid
 
@@ -95,7 +139,25 @@ class HookedModel:
         def with_first_arg(args, kwargs, x):
             return ((x, *args[1:]), kwargs) if args else (args, {**kwargs, "hidden_states": x})
 
+        def edit_input(module, fn):
+            def hook(mod, args, fn=fn):
+                fn(args[0])  # edited in place: the tensor the module reads
+            return module.register_forward_pre_hook(hook)
+
+        def edit_output(module, fn):
+            return module.register_forward_hook(lambda mod, args, out, fn=fn: fn(out))
+
         for site, layer, fn in edits:
+            if site in ("embed", "pos_embed", "logits"):
+                handles.append(edit_output(self._module(site), fn))
+                continue
+            if site == "unembed_in":
+                def hook(mod, args, fn=fn):
+                    x = args[0].clone()  # ln_final's output, maybe a view of it
+                    fn(x)
+                    return (x, *args[1:])
+                handles.append(self._module("unembed").register_forward_pre_hook(hook))
+                continue
             block, attn = self.layers[layer], self._attn(layer)
             if site == "resid_pre":
                 def hook(mod, args, kwargs, fn=fn):
@@ -111,7 +173,7 @@ class HookedModel:
             elif site == "attn_out":
                 handles.append(attn.register_forward_hook(lambda mod, args, out, fn=fn: fn(out[0])))
             elif site == "mlp_out":
-                handles.append(getattr(block, self.mlp).register_forward_hook(lambda mod, args, out, fn=fn: fn(out)))
+                handles.append(edit_output(getattr(block, self.mlp), fn))
             elif site == "resid_mid":
                 if self.parallel:
                     sys.exit("a parallel-residual block has no resid_mid")
@@ -130,16 +192,24 @@ class HookedModel:
                 handles.append(getattr(attn, self.o_proj).register_forward_pre_hook(hook))
             elif site in ("q", "k", "v"):
                 handles.append(self._qkv_hook(attn, site, fn))
-            elif site == "pattern":
-                _PATTERN_EDITS[layer] = lambda p, fn=fn: (fn(p), p)[1]
+            elif site in ("rot_q", "rot_k", "attn_scores", "pattern"):
+                if site.startswith("rot_") and self.family == "gpt2":
+                    sys.exit(f"blocks.{layer}.attn.hook_{site}: GPT-2 has no rotary embeddings")
+                _ATTN_EDITS.setdefault(layer, {}).setdefault(site, []).append(fn)
+            elif site == "mlp_pre":
+                handles.append(edit_output(self._mlp(layer, "in"), fn))
+            elif site == "mlp_pre_linear":
+                handles.append(edit_output(self._mlp(layer, "up"), fn))
+            elif site == "mlp_post":
+                handles.append(edit_input(self._mlp(layer, "out"), fn))
             else:
                 sys.exit(f"unknown site {site}")
         try:
-            return self.hf(torch.tensor([ids])).logits[0].float()
+            return self.hf(torch.tensor(rows)).logits.float()
         finally:
             for h in handles:
                 h.remove()
-            _PATTERN_EDITS.clear()
+            _ATTN_EDITS.clear()
 
     def _qkv_hook(self, attn, site, fn):
         H, Hkv, dh = self.n_heads, self.n_kv_heads, self.d_head
@@ -161,13 +231,46 @@ class HookedModel:
 
     def cache(self, ids, sites):
         """The activations at sites ([(site, layer)]) of one run, batch row 0, and the logits."""
+        acts, logits = self.cache_rows([ids], sites)
+        return {k: v[0] for k, v in acts.items()}, logits[0]
+
+    def cache_rows(self, rows, sites):
+        """The activations at sites ([(site, layer)]) of a run on rows, every row, and the logits."""
         acts = {}
         def keep(key):
             def fn(x):
-                acts[key] = x[0].clone()
+                acts[key] = x.clone()
             return fn
-        logits = self.run(ids, [(s, l, keep((s, l))) for s, l in sites])
+        logits = self.run_rows(rows, [(s, l, keep((s, l))) for s, l in sites])
         return acts, logits
+
+
+# TransformerLens' hook names within a block, as this runtime's sites, in forward order.
+BLOCK_SITES = {
+    "hook_resid_pre": "resid_pre", "attn.hook_q": "q", "attn.hook_k": "k", "attn.hook_v": "v",
+    "attn.hook_rot_q": "rot_q", "attn.hook_rot_k": "rot_k", "attn.hook_attn_scores": "attn_scores",
+    "attn.hook_pattern": "pattern", "attn.hook_z": "z", "hook_attn_out": "attn_out",
+    "hook_resid_mid": "resid_mid", "mlp.hook_pre": "mlp_pre", "mlp.hook_pre_linear": "mlp_pre_linear",
+    "mlp.hook_post": "mlp_post", "hook_mlp_out": "mlp_out", "hook_resid_post": "resid_post",
+}
+MODEL_SITES = {"hook_embed": "embed", "hook_pos_embed": "pos_embed", "unembed.hook_in": "unembed_in", "unembed.hook_out": "logits"}
+
+
+def hook_site(name):
+    """(site, layer) of a TransformerLens hook name (layer None outside the blocks)."""
+    if name in MODEL_SITES:
+        return MODEL_SITES[name], None
+    m = re.fullmatch(r"blocks\.(\d+)\.(.+)", name)
+    if m and m.group(2) in BLOCK_SITES:
+        return BLOCK_SITES[m.group(2)], int(m.group(1))
+    sys.exit(f"{name}: this script has no PyTorch hook for that hook point")
+
+
+def forward_rank(name):
+    """Where a hook point comes in the forward pass, for sorting interventions into that order."""
+    site, layer = hook_site(name)
+    order = ["embed", "pos_embed", *BLOCK_SITES.values(), "unembed_in", "logits"]
+    return (-1 if site in ("embed", "pos_embed") else 1 << 30 if layer is None else layer, order.index(site))
 
 
 def load_tokenizer(path, revision):
@@ -248,4 +351,91 @@ def prompt_ids(p, tokenizer):
     if tokenizer is None:
         return [int(x) for x in p.replace(",", " ").split()]
     return tokenizer.encode(p, add_special_tokens=False)
+`;
+
+/**
+ * The spec's interventions in Python, as Patchbay applies them (src/experiments/spec-interventions.ts
+ * and the intervention kernel): each edits one hook's activation in place, on the outer product of
+ * the selected batch rows, positions, heads and key positions. Shared by every export.
+ */
+export const PY_INTERVENE = String.raw`# ---- Interventions, as Patchbay applies them (zero, mean, patch, scale, set, add) ------------
+def _axes(hook):
+    """The activation's axes a selection picks from, in its own order: batch, pos, head, key."""
+    if hook.endswith((".hook_pattern", ".hook_attn_scores")):
+        return ["batch", "head", "pos", "key"]  # [batch, head, query, key]
+    if hook.endswith((".hook_q", ".hook_k", ".hook_v", ".hook_z", ".hook_rot_q", ".hook_rot_k")):
+        return ["batch", "pos", "head"]  # [batch, pos, head, d_head]
+    return ["batch", "pos"]  # [batch, pos, d]
+
+
+def _indices(v, n, signed):
+    if v is None:
+        return list(range(n))
+    out = [v] if isinstance(v, int) else list(v)
+    return [i + n if signed and i < 0 else i for i in out]
+
+
+def selection(x, iv):
+    """The outer index of the selected rows, positions, heads and keys of x (all where not given)."""
+    axes = _axes(iv["hook"])
+    fields = {"batch": ("batch", False), "pos": ("pos", True), "head": ("heads", False), "key": ("key_pos", True)}
+    index = []
+    for i, axis in enumerate(axes):
+        name, signed = fields[axis]
+        shape = [1] * len(axes)
+        shape[i] = -1
+        index.append(torch.tensor(_indices(iv.get(name), x.shape[i], signed)).view(shape))
+    return tuple(index)
+
+
+def add_vector(iv, x):
+    """coeff * vector, shaped to broadcast over x: the last axis, or (heads, last axis) on per-head hooks."""
+    v = torch.tensor(iv["vector"], dtype=x.dtype) * iv.get("coeff", 1.0)
+    axes = _axes(iv["hook"])
+    if v.numel() == x.shape[-1]:
+        return v
+    if "head" in axes and v.numel() == x.shape[axes.index("head")] * x.shape[-1]:
+        shape = [1] * x.dim()
+        shape[axes.index("head")] = x.shape[axes.index("head")]
+        shape[-1] = x.shape[-1]
+        return v.view(shape)
+    sys.exit(f"the vector added at {iv['hook']} has {v.numel()} values; it needs {x.shape[-1]}")
+
+
+def source_of(iv):
+    """The prompts a patch reads or a mean averages: "clean", "corrupt" or "reference"."""
+    if iv["op"] == "patch":
+        return iv.get("from", "corrupt")
+    if iv["op"] == "mean":
+        return iv.get("from", "reference" if "reference" in PROMPTS else "clean")
+    return None
+
+
+def source_value(iv, acts, rows):
+    """What a mean or a patch writes, broadcastable to the hook's activation: acts is the hook's
+    activation in the source run (every row, no interventions), rows the run's row count."""
+    if iv["op"] == "mean":
+        dims = (0, _axes(iv["hook"]).index("pos")) if iv.get("pooled") else (0,)
+        return acts.mean(dim=dims, keepdim=True)
+    if "source_batch" in iv:
+        return acts[iv["source_batch"] : iv["source_batch"] + 1]
+    if acts.shape[0] not in (1, rows):
+        sys.exit(f"{iv['hook']}: the source has {acts.shape[0]} rows and the run {rows}; give source_batch")
+    return acts
+
+
+def intervene(x, iv, src=None):
+    """Edits x (the activation at iv["hook"], batch first) in place as the intervention says."""
+    at = selection(x, iv)
+    op = iv["op"]
+    if op == "zero":
+        x[at] = 0.0
+    elif op == "set":
+        x[at] = float(iv["value"])
+    elif op == "scale":
+        x[at] = x[at] * iv["factor"]
+    elif op == "add":
+        x[at] = x[at] + add_vector(iv, x).expand_as(x)[at]
+    else:  # mean, patch
+        x[at] = src.to(x.dtype).expand_as(x)[at]
 `;

@@ -11,8 +11,8 @@
  * Patchbay's tests (TransformerLens is not installable there): syntax-checked.
  */
 import type { ExperimentSpec } from '../../experiments/spec.ts';
-import { SpecError, ablatedHeads } from '../../experiments/spec.ts';
-import { docstring, pyJson, pyStr, pythonModel, type PythonExportOptions } from './common.ts';
+import { SpecError } from '../../experiments/spec.ts';
+import { PY_PROMPTS, docstring, pyJson, pyStr, pythonModel, refuseSae, type PythonExportOptions } from './common.ts';
 
 /** Patchbay's (TransformerLens') grid axes per site. */
 const SITE_AXES: Record<string, string[]> = {
@@ -24,7 +24,7 @@ const SITE_AXES: Record<string, string[]> = {
   ...Object.fromEntries(['z', 'q', 'k', 'v', 'pattern'].flatMap((h) => [[h, ['layer', 'head']], [`${h}_by_pos`, ['layer', 'pos', 'head']]])),
   ...Object.fromEntries(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].map((s) => [s, ['layer', 'pos']])),
 };
-import { PY_METRICS } from './hf-runtime.ts';
+import { PY_INTERVENE, PY_METRICS } from './hf-runtime.ts';
 
 /** TransformerLens' patching function for each site, and whether its grid is [layer, pos, head]. */
 function tlPatch(site: string): { call: string; posHead: boolean } {
@@ -68,14 +68,12 @@ ${load}
 
     grid = ${call}(model, torch.tensor([corrupt]), clean_cache, patching_metric)${toPatchbay}
     print(json.dumps({
-        "patchbay": 1, "kind": "patch", "prompts": {"clean": clean, "corrupt": corrupt},
+        "patchbay": 2, "kind": "patch", "prompts": {"clean": clean, "corrupt": corrupt},
         "site": SITE, "shape": list(grid.shape), "axes": ${pyJson(axes)}, "values": grid.tolist(),
         "clean": m_clean, "corrupt": m_corrupt, "normalize": NORMALIZE,
     }))`;
     }
     case 'sweep-ablate':
-    case 'ablate': {
-      const sweep = e.kind === 'sweep-ablate';
       return `def ablated_logits(model, ids, heads, cache):
     """Logits with each (layer, head) in heads set to zero or to its mean over the prompt (MODE)."""
     hooks = []
@@ -93,30 +91,56 @@ ${load}
 def main():
 ${load}
     ids = prompt_ids(PROMPTS["clean"], model.tokenizer)
-    metric = resolve_metric(METRIC, ids, model.tokenizer)${sweep ? '' : ' if METRIC else None'}
+    metric = resolve_metric(METRIC, ids, model.tokenizer)
     plain, cache = model.run_with_cache(torch.tensor([ids]))
     plain = plain[0]
     L, H = model.cfg.n_layers, model.cfg.n_heads
-${
-  sweep
-    ? `    unablated = metric_value(metric, plain, ids)
+    unablated = metric_value(metric, plain, ids)
     values = [metric_value(metric, ablated_logits(model, ids, [(layer, head)], cache), ids) for layer in range(L) for head in range(H)]
     print(json.dumps({
-        "patchbay": 1, "kind": "sweep-ablate", "prompts": {"clean": ids}, "mode": MODE,
+        "patchbay": 2, "kind": "sweep-ablate", "prompts": {"clean": ids}, "mode": MODE,
         "shape": [L, H], "axes": ["layer", "head"], "values": [values[l * H : (l + 1) * H] for l in range(L)],
         "unablated": unablated,
-    }))`
-    : `    logits = ablated_logits(model, ids, HEADS, cache) if HEADS else plain
-    probs = torch.softmax(logits[-1].double(), -1)
-    top = sorted(range(len(probs)), key=lambda i: (-logits[-1, i].item(), i))[:5]
+    }))`;
+    case 'ablate':
+      return `def main():
+${load}
+    rows = {name: prompt_rows(p, model.tokenizer) for name, p in PROMPTS.items()}
+    clean = rows["clean"]
+    metrics = [resolve_metric(METRIC, r, model.tokenizer) for r in clean] if METRIC else None
+    # The runs patches and means read: each source's prompts, without interventions.
+    sources = {}
+    for name in ("clean", "corrupt", "reference"):
+        hooks = {iv["hook"] for iv in INTERVENTIONS if source_of(iv) == name}
+        if hooks:
+            _, cache = model.run_with_cache(torch.tensor(rows[name]), names_filter=lambda n, hooks=hooks: n in hooks)
+            sources.update({(name, h): cache[h] for h in hooks})
+    # Patchbay's hook names are TransformerLens'; at one hook point, hooks run in the order added.
+    fwd_hooks = []
+    for iv in INTERVENTIONS:
+        src = sources.get((source_of(iv), iv["hook"]))
+        value = None if src is None else source_value(iv, src, len(clean))
+
+        def hook(x, hook, iv=iv, value=value):
+            intervene(x, iv, value)
+            return x
+
+        fwd_hooks.append((iv["hook"], hook))
+    plain = model(torch.tensor(clean))
+    logits = model.run_with_hooks(torch.tensor(clean), fwd_hooks=fwd_hooks) if fwd_hooks else plain
+    result = {"metric": [], "unablated": [], "top": []}
+    for b, ids in enumerate(clean):
+        probs = torch.softmax(logits[b, -1].double(), -1)
+        top = sorted(range(len(probs)), key=lambda i: (-logits[b, -1, i].item(), i))[:5]
+        result["top"].append([[i, probs[i].item()] for i in top])
+        result["metric"].append(metric_value(metrics[b], logits[b], ids) if metrics else None)
+        result["unablated"].append(metric_value(metrics[b], plain[b], ids) if metrics else None)
+    one = {k: v if is_batch(PROMPTS["clean"]) else v[0] for k, v in result.items()}
+    prompts = {name: r if name == "reference" or is_batch(PROMPTS[name]) else r[0] for name, r in rows.items()}
     print(json.dumps({
-        "patchbay": 1, "kind": "ablate", "prompts": {"clean": ids},
-        "metric": metric_value(metric, logits, ids) if metric else None,
-        "unablated": metric_value(metric, plain, ids) if metric else None,
-        "top": [[i, probs[i].item()] for i in top],
-    }))`
-}`;
-    }
+        "patchbay": 2, "kind": "ablate", "prompts": prompts,
+        "metric": one["metric"] if metrics else None, "unablated": one["unablated"] if metrics else None, "top": one["top"],
+    }))`;
     case 'attribute':
       throw new SpecError('spec.experiment: exporting attribution patching to Python is not supported yet');
   }
@@ -125,7 +149,7 @@ ${
 export function transformerLensScript(spec: ExperimentSpec, options: PythonExportOptions = {}): string {
   const model = pythonModel(spec, options);
   const e = spec.experiment;
-  const { heads, mode } = ablatedHeads(spec);
+  refuseSae(spec, 'transformer-lens');
   const constants = [
     `SPEC = ${pyJson(spec)}`,
     `MODEL = ${pyStr(model.model)}`,
@@ -136,7 +160,7 @@ export function transformerLensScript(spec: ExperimentSpec, options: PythonExpor
   ];
   if (e.kind === 'patch') constants.push(`SITE = ${pyStr(e.site)}`, `NORMALIZE = ${e.normalize ? 'True' : 'False'}`);
   if (e.kind === 'sweep-ablate') constants.push(`MODE = ${pyStr(e.mode ?? 'zero')}`);
-  if (e.kind === 'ablate') constants.push(`HEADS = ${pyJson(heads.map((h) => [h.layer, h.head]))}`, `MODE = ${pyStr(mode)}`);
+  if (e.kind === 'ablate') constants.push(`INTERVENTIONS = SPEC.get("interventions", [])`);
   return `#!/usr/bin/env python3
 ${docstring(spec, 'transformer-lens', model, 'torch, transformer-lens (pip install transformer-lens)')}
 import argparse
@@ -151,6 +175,12 @@ torch.set_grad_enabled(False)
 
 
 ${PY_METRICS.trimEnd()}
+
+
+${PY_PROMPTS.trimEnd()}
+
+
+${PY_INTERVENE.trimEnd()}
 
 
 def arguments():

@@ -5,9 +5,18 @@
  * patching module does it.
  */
 import type { ExperimentSpec } from '../../experiments/spec.ts';
-import { SpecError, ablatedHeads } from '../../experiments/spec.ts';
-import { docstring, pyJson, pyStr, pythonModel, siteLayout, type PythonExportOptions } from './common.ts';
-import { HF_HOOKS, PY_METRICS } from './hf-runtime.ts';
+import { SpecError } from '../../experiments/spec.ts';
+import { docstring, pyJson, pyStr, pythonModel, refuseSae, refuseHooks, siteLayout, PY_PROMPTS, type PythonExportOptions } from './common.ts';
+import { HF_HOOKS, PY_INTERVENE, PY_METRICS } from './hf-runtime.ts';
+
+/** The hook points the transformers runtime reaches with PyTorch hooks (HF_HOOKS). */
+export const TRANSFORMERS_HOOKS: readonly RegExp[] = [
+  /^hook_(embed|pos_embed)$/,
+  /^unembed\.hook_(in|out)$/,
+  /^blocks\.\d+\.hook_(resid_pre|resid_mid|resid_post|attn_out|mlp_out)$/,
+  /^blocks\.\d+\.attn\.hook_(q|k|v|z|rot_q|rot_k|attn_scores|pattern)$/,
+  /^blocks\.\d+\.mlp\.hook_(pre|pre_linear|post)$/,
+];
 
 /** The experiment's main(), per kind. */
 function mainBody(spec: ExperimentSpec): string {
@@ -62,7 +71,7 @@ ${loops}
         values.append((metric_value(metric, logits, clean) - shift) * scale)
     shape = ${shape}
     print(json.dumps({
-        "patchbay": 1, "kind": "patch", "prompts": {"clean": clean, "corrupt": corrupt},
+        "patchbay": 2, "kind": "patch", "prompts": {"clean": clean, "corrupt": corrupt},
         "site": SITE, "shape": shape, "axes": ${pyJson(axes)}, "values": nest(values, shape),
         "clean": m_clean, "corrupt": m_corrupt, "normalize": NORMALIZE,
     }))`;
@@ -88,7 +97,7 @@ ${loops}
 
             values.append(metric_value(metric, model.run(ids, [("z", layer, ablate)]), ids))
     print(json.dumps({
-        "patchbay": 1, "kind": "sweep-ablate", "prompts": {"clean": ids}, "mode": MODE,
+        "patchbay": 2, "kind": "sweep-ablate", "prompts": {"clean": ids}, "mode": MODE,
         "shape": [L, H], "axes": ["layer", "head"], "values": nest(values, [L, H]), "unablated": unablated,
     }))`;
     case 'ablate':
@@ -96,27 +105,36 @@ ${loops}
     args = arguments()
     model = HookedModel(args.model, REVISION)
     tokenizer = load_tokenizer(args.model, REVISION)
-    ids = prompt_ids(PROMPTS["clean"], tokenizer)
-    metric = resolve_metric(METRIC, ids, tokenizer) if METRIC else None
-    layers = sorted({layer for layer, _ in HEADS})
-    z, plain = model.cache(ids, [("z", layer) for layer in layers])
+    rows = {name: prompt_rows(p, tokenizer) for name, p in PROMPTS.items()}
+    clean = rows["clean"]
+    metrics = [resolve_metric(METRIC, r, tokenizer) for r in clean] if METRIC else None
+    # The runs patches and means read: each source's prompts, without interventions.
+    sources = {}
+    for name in ("clean", "corrupt", "reference"):
+        hooks = sorted({iv["hook"] for iv in INTERVENTIONS if source_of(iv) == name}, key=forward_rank)
+        if hooks:
+            acts, _ = model.cache_rows(rows[name], [hook_site(h) for h in hooks])
+            for h in hooks:
+                sources[(name, h)] = acts[hook_site(h)]
     edits = []
-    for layer, head in HEADS:
-        # zero, or the head's output averaged over the prompt's positions (unablated run)
-        fill = 0.0 if MODE == "zero" else z[("z", layer)][:, head].mean(0)
-
-        def ablate(x, head=head, fill=fill):
-            x[0, :, head] = fill
-
-        edits.append(("z", layer, ablate))
-    logits = model.run(ids, edits) if edits else plain
-    probs = torch.softmax(logits[-1].double(), -1)
-    top = sorted(range(len(probs)), key=lambda i: (-logits[-1, i].item(), i))[:5]
+    for iv in sorted(INTERVENTIONS, key=lambda iv: forward_rank(iv["hook"])):  # stable: the spec's order at one hook
+        src = sources.get((source_of(iv), iv["hook"]))
+        value = None if src is None else source_value(iv, src, len(clean))
+        edits.append((*hook_site(iv["hook"]), lambda x, iv=iv, value=value: intervene(x, iv, value)))
+    plain = model.run_rows(clean)
+    logits = model.run_rows(clean, edits) if edits else plain
+    out = {"metric": [], "unablated": [], "top": []}
+    for b, ids in enumerate(clean):
+        probs = torch.softmax(logits[b, -1].double(), -1)
+        top = sorted(range(len(probs)), key=lambda i: (-logits[b, -1, i].item(), i))[:5]
+        out["top"].append([[i, probs[i].item()] for i in top])
+        out["metric"].append(metric_value(metrics[b], logits[b], ids) if metrics else None)
+        out["unablated"].append(metric_value(metrics[b], plain[b], ids) if metrics else None)
+    one = {k: v if is_batch(PROMPTS["clean"]) else v[0] for k, v in out.items()}
+    prompts = {name: r if name == "reference" or is_batch(PROMPTS[name]) else r[0] for name, r in rows.items()}
     print(json.dumps({
-        "patchbay": 1, "kind": "ablate", "prompts": {"clean": ids},
-        "metric": metric_value(metric, logits, ids) if metric else None,
-        "unablated": metric_value(metric, plain, ids) if metric else None,
-        "top": [[i, probs[i].item()] for i in top],
+        "patchbay": 2, "kind": "ablate", "prompts": prompts,
+        "metric": None if not metrics else one["metric"], "unablated": None if not metrics else one["unablated"], "top": one["top"],
     }))`;
     case 'attribute':
       throw new SpecError('spec.experiment: exporting attribution patching to Python is not supported yet');
@@ -127,7 +145,8 @@ export function transformersScript(spec: ExperimentSpec, options: PythonExportOp
   const model = pythonModel(spec, options);
   const e = spec.experiment;
   if (spec.processing === 'transformer-lens') throw new SpecError('spec.processing: "transformer-lens" processing has no Hugging Face counterpart; export to transformer-lens instead');
-  const { heads, mode } = ablatedHeads(spec);
+  refuseSae(spec, 'transformers');
+  refuseHooks(spec, 'transformers', TRANSFORMERS_HOOKS);
   const constants = [
     `SPEC = ${pyJson(spec)}`,
     `MODEL = ${pyStr(model.model)}`,
@@ -137,7 +156,7 @@ export function transformersScript(spec: ExperimentSpec, options: PythonExportOp
   ];
   if (e.kind === 'patch') constants.push(`SITE = ${pyStr(e.site)}`, `NORMALIZE = ${e.normalize ? 'True' : 'False'}`);
   if (e.kind === 'sweep-ablate') constants.push(`MODE = ${pyStr(e.mode ?? 'zero')}`);
-  if (e.kind === 'ablate') constants.push(`HEADS = ${pyJson(heads.map((h) => [h.layer, h.head]))}`, `MODE = ${pyStr(mode)}`);
+  if (e.kind === 'ablate') constants.push(`INTERVENTIONS = SPEC.get("interventions", [])`);
   return `#!/usr/bin/env python3
 ${docstring(spec, 'transformers', model, 'torch, transformers, safetensors (pip install torch transformers safetensors)')}
 import argparse
@@ -145,6 +164,12 @@ ${HF_HOOKS.trimEnd()}
 
 
 ${PY_METRICS.trimEnd()}
+
+
+${PY_PROMPTS.trimEnd()}
+
+
+${PY_INTERVENE.trimEnd()}
 
 
 def nest(values, shape):
