@@ -82,10 +82,13 @@ export interface HeadScoreReport {
   repeatLoss: number;
 }
 
-/** The script's `scores()`: 20 sequences BOS + x + x (x: 23 distinct tokens), drawn from `seed`. */
-export async function headScores(model: Model, seed: number, count = 20): Promise<HeadScoreReport> {
-  const { T, V } = RECIPE;
-  const half = Math.floor((T - 1) / 2);
+/**
+ * The script's `scores()`: `count` sequences BOS + x + x (x: `half` distinct tokens; the script's
+ * 20 sequences of 23, the longest repeat that fits 48 positions), drawn from `seed`. The fixture's
+ * `induction_eval` is the same measurement at 64 sequences of 20.
+ */
+export async function headScores(model: Model, seed: number, count = 20, half = Math.floor((RECIPE.T - 1) / 2)): Promise<HeadScoreReport> {
+  const { V } = RECIPE;
   const seqs = repeatSequences(new SeededRandom(seed), count, half, V);
   const L = seqs[0]!.length;
   const run = await model.run(seqs, { cache: ['blocks.0.attn.hook_pattern', 'blocks.1.attn.hook_pattern'] });
