@@ -244,7 +244,7 @@ describe('<pb-model> loading', () => {
   // The model's line: its status, or its error (a part of its own), or the no-WebGPU message.
   const status = (page: Page) =>
     page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
-  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
+  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error', 'weightless', 'snapshot'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {
     const { context, problems } = await recordingContext(browser, server.origin);
