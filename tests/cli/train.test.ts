@@ -2,7 +2,8 @@
  * `patchbay train` end to end, as a child process: 3 AdamW updates of induction-2l on the two
  * prompts of cases.json write a folder whose weights reproduce PyTorch's float64
  * train_steps.safetensors (the bound of tests/train/transformer.test.ts) and whose tensor names,
- * order, shapes and dtypes are the checkpoint's; that folder runs under `patchbay ablate`; a
+ * order, shapes and dtypes are the checkpoint's; that folder runs under `patchbay ablate` and
+ * opens in transformers with the logits of PyTorch's trained weights; a
  * --metric objective and SGD train too; bad options are one-line usage errors.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { expect, test } from 'vitest';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
 import { fixtureCases } from '../helpers/fixtures.ts';
+import { runPython } from '../helpers/python.ts';
 import { projectRoot, runCli } from '../helpers/run-cli.ts';
 
 const dir = resolve(projectRoot, 'tests/fixtures/induction-2l');
@@ -42,7 +44,23 @@ test('3 AdamW updates reproduce train_steps.safetensors; names and dtypes kept; 
   const ablate = await runCli(['ablate', out, '--ids', cases.prompts[0]!.join(','), '--heads', '0.2', '--metric', `logit-diff:${position}:${good_token}:${bad_token}`, '--json']);
   expect(ablate.code, ablate.stderr).toBe(0);
   expect(Number.isFinite(JSON.parse(ablate.stdout).metric)).toBe(true);
-}, 180_000);
+
+  // The folder opens in transformers, and its logits are those of PyTorch's float64 trained
+  // weights (train_steps.safetensors, loaded into the same model): to 1e-4 of their scale, the
+  // weights' own bound.
+  const py = `import json, sys, torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM
+m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float64).eval()
+x = torch.tensor(json.loads(sys.argv[3]))
+with torch.no_grad(): ours = m(x).logits
+res = m.load_state_dict({k: v.double() for k, v in load_file(sys.argv[2]).items()}, strict=False)
+with torch.no_grad(): ref = m(x).logits
+print(json.dumps({"unexpected": res.unexpected_keys, "diff": float((ours - ref).abs().max()), "scale": float(ref.abs().max())}))`;
+  const hf = JSON.parse(await runPython(['-c', py, out, join(dir, 'train_steps.safetensors'), JSON.stringify(cases.prompts)], 150_000)) as { unexpected: string[]; diff: number; scale: number };
+  expect(hf.unexpected).toEqual([]);
+  expect(hf.diff / hf.scale).toBeLessThan(1e-4);
+}, 300_000);
 
 test('a --metric objective and SGD: the objective falls', async () => {
   const out = mkdtempSync(join(tmpdir(), 'patchbay-train-'));
