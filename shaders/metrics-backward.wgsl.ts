@@ -22,6 +22,10 @@
  * the row's terms (at most MAX_TERMS per position) while all take the strided max and sum of exp
  * with tree reductions (skipped when the row has only logit terms), then each writes a strided
  * slice of the row. Dispatch: one workgroup per row (2-D folded).
+ *
+ * Variant `softcap` (Gemma's final logit soft-cap, y = cap tanh(l / cap), where the logits read
+ * are the capped y): the gradient reaching the uncapped logits l is the above times
+ * dy/dl = 1 - (y / cap)^2, taken from y as each element is written.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -34,13 +38,14 @@ export const MAX_TERMS_PER_POSITION = 16;
 export const BACKWARD_TERM_WORDS = 8;
 export const ALL_ROWS = 0xffffffff;
 
-export function metricsBackwardSource({ inPlace }: { inPlace: boolean } = { inPlace: false }): string {
+export function metricsBackwardSource({ inPlace, softcap = false }: { inPlace: boolean; softcap?: boolean } = { inPlace: false }): string {
   return wgsl`
 struct Params {
   rows: u32, P: u32, V: u32, n_terms: u32,
   scale: f32,
   ldo: u32, l_off: u32, o_off: u32,
   row0: u32,  // first row of this dispatch (a block of rows that fits one binding)
+  cap: f32,   // variant softcap: the soft-cap (else unused)
 }
 
 struct Term { row: u32, i: u32, tok: u32, kind: u32, coef: f32, pad0: u32, pad1: u32, pad2: u32 }
@@ -147,6 +152,10 @@ fn metric_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups)
     var g = 0.0;
     if (soft) { g = -A * exp(logits[base + v] - lse); }
     for (var k = 0u; k < n; k++) { if (tok[k] == v) { g += w[k]; } }
+#if ${softcap}
+    let yc = logits[base + v] / prm.cap; // read before the in-place write below
+    g = g * (1.0 - yc * yc);
+#endif
     put(ob + v, g * prm.scale);
   }
 }

@@ -112,6 +112,8 @@ export { type SaeConfig, type SaeFormat, type SaeActivationName, SaeConfigError,
 export { withErrorTerm, type SaeSplice, type SaeUse } from './features/splice.ts';
 export { zeroFeature, scaleFeature, clampFeature, patchFeature, steerFeature, saeHook, type FeatureSelection } from './features/feature-interventions.ts';
 export { featureAblationSweep, featurePatchingSweep, type FeatureGrid, type FeatureSweepOptions } from './experiments/feature-sweeps.ts';
+export { featureAttribution, type FeatureAttributionGrid, type FeatureAttributionOptions } from './experiments/feature-attribution.ts';
+export { verifyFeatureTopK, type FeatureVerification, type FeatureVerifiedCell } from './experiments/feature-verify.ts';
 export { hubSource, parseHubPath, hubFolderUrl, HubAccessError, type HubOptions } from './model/hub-source.ts';
 export { NpzFile, NpzError } from './model/npz.ts';
 

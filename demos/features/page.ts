@@ -15,7 +15,8 @@ if (hub) sae.hub = hub;
 export const GEMMA_SCOPE_SAE = 'hf://google/gemma-scope-2-270m-pt/resid_post_all/layer_12_width_16k_l0_small';
 
 document.querySelector('#load-gemma')!.addEventListener('click', () => {
-  model.state.update({ prompt: 'The Eiffel Tower is in the city of' });
+  // The corrupted prompt asks for the country instead: the same tokens but one, for feature attribution.
+  model.state.update({ prompt: 'The Eiffel Tower is in the city of', corrupt: 'The Eiffel Tower is in the country of', metric: 'logit-diff:-1:" Paris":" France"' });
   model.src = 'gemma-3-270m';
   sae.src = GEMMA_SCOPE_SAE;
   steer.max = 200; // Gemma's residual stream is far larger than the toy's

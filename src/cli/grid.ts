@@ -73,3 +73,12 @@ export function printGrid(print: (line: string) => void, values: ArrayLike<numbe
     }
   }
 }
+
+/** Feature attribution's cells: per position, each feature and its estimated effect. */
+export function printFeatureCells(print: (line: string) => void, positions: readonly number[], features: readonly number[][], effects: readonly number[][]): void {
+  print('  estimated effect of patching each feature from the clean run (m_patched - m_corrupt):');
+  positions.forEach((p, i) => {
+    const cells = features[i].map((f, r) => (f < 0 ? '' : `#${f} ${fmt(effects[i][r])}`)).filter(Boolean);
+    print(`    ${String(p).padStart(4)}  ${cells.join('  ') || '(no feature differs)'}`);
+  });
+}

@@ -32,6 +32,7 @@ usage:
                 [--names REGEX] [--weights-out FILE.safetensors]
   patchbay attribute <model-dir-or-url> --clean IDS --corrupt IDS --site SITE --metric METRIC
                      [--method atp|atp*] [--verify K] [--normalize] [--json]
+                     (--site features --sae DIR [--top K]: AtP over an SAE's features)
   patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
   patchbay train <model-dir> --ids IDS [--ids ...] --steps N [--optimizer adamw|sgd] [--lr 1e-3]
@@ -69,7 +70,7 @@ commands:
                 spec's experiment and prints the same JSON as patchbay run --json
   snapshot      compute what a page's figures show for a spec, for readers without WebGPU
 
-The experiment commands (ablate, patch, sweep-ablate) take --spec-out FILE to write the spec of
+The experiment commands (ablate, patch, sweep-ablate, attribute) take --spec-out FILE to write the spec of
 what they ran.
 
 Set PATCHBAY_DEBUG=1 to print stack traces with errors.`;

@@ -8,7 +8,7 @@ import { runSpec } from '../experiments/run-spec.ts';
 import { SpecError, describeIntervention, describeModelRef } from '../experiments/spec.ts';
 import { UsageError, parseArgs } from './args.ts';
 import { describeModel, fmt, withModel } from './experiment.ts';
-import { describeShape, printGrid } from './grid.ts';
+import { describeShape, printFeatureCells, printGrid } from './grid.ts';
 import { readSpecFile } from './spec-file.ts';
 import { modelLocation } from './spec-model.ts';
 import { withSpecSae } from './spec-sae.ts';
@@ -27,6 +27,10 @@ prints the result.
                                "clean", "corrupt", "normalize"}
                 sweep-ablate  {"kind": "sweep-ablate", "prompts", "mode", "shape", "axes",
                                "values", "unablated"}
+                attribute     {"kind": "attribute", "prompts", "site", "method", "shape", "axes",
+                               "values", "effects", "signed", "clean", "corrupt", "normalize"
+                               [, "verified", "max_error"]}; site "features" adds "hook",
+                               "positions", "features" and "acts" (as patchbay attribute --json)
               (the same JSON as the script of patchbay export SPEC.json --to transformers)
   --help      this text`;
 
@@ -79,10 +83,28 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
       }
       const shape = result.shape as number[];
       const axes = result.axes as string[];
+      if (result.kind === 'attribute') {
+        print(`  metric   ${e.kind === 'attribute' ? e.metric : ''}: clean ${fmt(result.clean as number)}, corrupt ${fmt(result.corrupt as number)}`);
+        print(`  method   ${result.method === 'atp' ? 'AtP' : 'AtP* (QK fix, GradDrop)'} on ${result.site === 'features' ? `the SAE's features at ${String(result.hook)}` : String(result.site)}`);
+      }
+      if (result.kind === 'attribute' && result.site === 'features') {
+        printFeatureCells(print, result.positions as number[], result.features as number[][], result.effects as number[][]);
+        printVerified(print, result);
+        return;
+      }
       print(`  ${result.kind}  ${describeShape(shape, axes)}`);
       const flat = (result.values as unknown[]).flat(3) as number[];
       printGrid(print, flat, shape, axes);
+      printVerified(print, result);
     },
     { processing: spec.processing ?? 'none' },
   );
+}
+
+function printVerified(print: (line: string) => void, result: Record<string, unknown>): void {
+  const cells = result.verified as { coords: number[]; estimate: number; exact: number; pos?: number; feature?: number }[] | undefined;
+  if (!cells) return;
+  print(`  the ${cells.length} largest cells, estimated and exact effect (m_patched - m_corrupt):`);
+  for (const c of cells) print(`    ${c.feature !== undefined ? `pos ${c.pos} feature #${c.feature}` : `[${c.coords.join(', ')}]`}  estimate ${fmt(c.estimate)}  exact ${fmt(c.exact)}`);
+  print(`  largest error ${fmt(result.max_error as number)}`);
 }

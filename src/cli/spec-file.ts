@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { SPEC_VERSION, SpecError, parseSpecText, type ExperimentSpec } from '../experiments/spec.ts';
 import { UsageError } from './args.ts';
-import { modelRefFor } from './spec-model.ts';
+import { modelRefFor, saeRefFor } from './spec-model.ts';
 
 /** The spec in `path`, checked; errors name the file. */
 export async function readSpecFile(path: string): Promise<ExperimentSpec> {
@@ -27,11 +27,12 @@ export async function readSpecFile(path: string): Promise<ExperimentSpec> {
 
 /**
  * Writes the spec of a command's run to `path` (its folder is created): the model argument
- * becomes the spec's model, relative to the file.
+ * becomes the spec's model, relative to the file (and --sae its SAE, likewise).
  */
-export async function writeSpecOut(path: string, modelArg: string, rest: Omit<ExperimentSpec, 'patchbay' | 'model' | '$schema'>): Promise<void> {
+export async function writeSpecOut(path: string, modelArg: string, rest: Omit<ExperimentSpec, 'patchbay' | 'model' | '$schema' | 'sae'>, sae?: { arg: string; errorTerm: boolean }): Promise<void> {
   const dir = dirname(resolve(path));
   const spec: ExperimentSpec = { patchbay: SPEC_VERSION, model: modelRefFor(modelArg, dir), ...rest };
+  if (sae) spec.sae = sae.errorTerm ? { url: saeRefFor(sae.arg, dir) } : { url: saeRefFor(sae.arg, dir), error_term: false };
   await mkdir(dir, { recursive: true });
   await writeFile(path, `${JSON.stringify(spec, null, 2)}\n`);
 }

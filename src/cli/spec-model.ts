@@ -43,3 +43,10 @@ export function modelRefFor(modelArg: string, specDir: string): ModelRef {
   const rel = relative(specDir, abs) || '.';
   return { url: isAbsolute(rel) ? rel : rel.startsWith('.') ? rel : `./${rel}` };
 }
+
+/** A spec's `sae.url` for a command's --sae argument: URLs and hf:// paths as they are, a folder relative to the spec's folder. */
+export function saeRefFor(saeArg: string, specDir: string): string {
+  if (/^(https?|hf):\/\//i.test(saeArg)) return saeArg;
+  const rel = relative(specDir, resolve(saeArg)) || '.';
+  return isAbsolute(rel) ? rel : rel.startsWith('.') ? rel : `./${rel}`;
+}

@@ -107,9 +107,13 @@ export abstract class PbFigure extends LitElement {
   protected exportSae(): ExportSae | null {
     return null;
   }
+  /**
+   * The figure's tag for embed code, with the attributes it has now: its declared properties as
+   * they are (a reader's choice such as the heads picked, or a value a script set, even where no
+   * attribute was written), then any other attribute of the page's markup (`id`, `class`, …).
+   */
   protected exportTag(): string {
-    const attrs = [...this.attributes].filter((a) => a.name !== 'aria-busy').map((a) => (a.value === '' ? a.name : `${a.name}="${a.value.replace(/"/g, '&quot;')}"`));
-    return `<${this.localName}${attrs.length ? ' ' + attrs.join(' ') : ''}></${this.localName}>`;
+    return figureTag(this);
   }
 
   private menu: ExportMenu | null = null;
@@ -267,4 +271,43 @@ export abstract class PbComputedFigure<T> extends PbFigure {
       failed?.();
     }
   }
+}
+
+/** An attribute's value in double quotes. */
+const escapeAttr = (v: string) => v.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+
+/**
+ * `<tag a="…" b></tag>` for `el` as it is now. Each declared property (lit's `elementProperties`,
+ * not `@state`) that differs from a fresh element's default, or whose attribute the markup has,
+ * is written through its converter (a Boolean as a bare name, absent when false); then the
+ * markup's other attributes, except `aria-busy` (the figure's own, while it computes).
+ */
+export function figureTag(el: LitElement): string {
+  const cls = el.constructor as typeof LitElement;
+  const fresh = document.createElement(el.localName) as unknown as Record<PropertyKey, unknown>;
+  const own = el as unknown as Record<PropertyKey, unknown>;
+  const same = (a: unknown, b: unknown) => a === b || (typeof a === 'object' && JSON.stringify(a) === JSON.stringify(b));
+  const attrs: string[] = [];
+  const written = new Set<string>(['aria-busy']);
+  for (const [name, opts] of cls.elementProperties) {
+    if (opts.state || opts.attribute === false || typeof name !== 'string') continue;
+    const attr = typeof opts.attribute === 'string' ? opts.attribute : name.toLowerCase();
+    written.add(attr);
+    const value = own[name];
+    if (same(value, fresh[name]) && !el.hasAttribute(attr)) continue;
+    const convert = typeof opts.converter === 'object' ? opts.converter.toAttribute : undefined;
+    const text: unknown = convert
+      ? convert(value, opts.type)
+      : opts.type === Boolean
+        ? value
+          ? ''
+          : null
+        : value !== null && typeof value === 'object'
+          ? JSON.stringify(value)
+          : value;
+    if (text === null || text === undefined) continue;
+    attrs.push(text === '' && opts.type === Boolean ? attr : `${attr}="${escapeAttr(String(text))}"`);
+  }
+  for (const a of el.attributes) if (!written.has(a.name)) attrs.push(a.value === '' ? a.name : `${a.name}="${escapeAttr(a.value)}"`);
+  return `<${el.localName}${attrs.length ? ' ' + attrs.join(' ') : ''}></${el.localName}>`;
 }

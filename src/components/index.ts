@@ -53,6 +53,7 @@ export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';
 export { PbSae, type SaeLoadedDetail } from './pb-sae.ts';
 export { PbFeatures, topFeatures, type FeatureSelectDetail } from './pb-features.ts';
 export { PbFeatureActs } from './pb-feature-acts.ts';
+export { PbFeatureAttribution, type FeatureAttributionDoneDetail } from './pb-feature-attribution.ts';
 export { PbSteer } from './pb-steer.ts';
 export { FeatureSession, featureContext, runWithFeatures, featureActivations } from './feature-session.ts';
 

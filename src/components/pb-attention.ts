@@ -59,8 +59,11 @@ export class PbAttention extends PbComputedFigure<Drawn> {
         gap: 0.35rem 0.9rem;
         font-size: 0.9em;
       }
+      /* A layer's heads wrap (GPT-2's 12 buttons are wider than a phone). */
       .layer {
         display: inline-flex;
+        flex-wrap: wrap;
+        max-width: 100%;
         align-items: center;
         gap: 0.25rem;
       }

@@ -24,6 +24,7 @@ import { customElement, property, state } from 'lit/decorators.js';
 import { headAblationSweep } from '../experiments/ablation.ts';
 import { metricCpu, type Metric } from '../experiments/metric.ts';
 import { parseMetricSyntax, resolveMetricSpec, specToMetric, type ResolvedMetricSpec as MetricSpec } from '../experiments/metric-spec.ts';
+import { snapshotEncoder } from '../experiments/snapshot.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
@@ -210,7 +211,13 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       const st = this.experiment?.state;
       if (!st || !snap.metric) return;
       const ids = snap.ids.clean;
-      const spec = resolveMetricSpec(parseMetricSyntax(st.metric), ids, snap.model.d_vocab, { encode: () => [] });
+      let spec: MetricSpec;
+      try {
+        spec = resolveMetricSpec(parseMetricSyntax(st.metric), ids, snap.model.d_vocab, snapshotEncoder(snap));
+      } catch (e) {
+        this.fail(e);
+        return;
+      }
       const baseKey = 'snapshot';
       this.current = { ids, spec, metric: null, ablate: [], baseKey };
       this.live = { value: snap.metric.value, unablated: snap.metric.unablated, key: baseKey };

@@ -269,9 +269,13 @@ export class PbModel extends LitElement {
         : undefined;
       const source = cachedUrlModelSource(url, authed ? { fetch: authed } : {});
       const files = new Map<string, { loaded: number; total: number }>();
+      let started = 0;
       const model = await loadModel(gpu, source, {
         tokenizer: PRESETS[src]?.tokenizer !== false && this.tokenizer !== 'none',
         onProgress: (p) => {
+          // The time left is reckoned from the first report (the download under way), not from
+          // the start of load(): getting a GPU device first would make every estimate too long.
+          if (!files.size) started = performance.now();
           files.set(p.file ?? '', { loaded: p.loaded, total: p.total });
           let loaded = 0;
           let total = 0;
@@ -281,7 +285,7 @@ export class PbModel extends LitElement {
             total += v.total;
             if (!v.total) unknown = true; // one file of unknown size: the total is unknown
           }
-          s.set({ progress: { loaded, total: unknown ? 0 : total, started: s.progress.started } });
+          s.set({ progress: { loaded, total: unknown ? 0 : total, started } });
         },
       });
       const tokenizer = model.tokenizer;

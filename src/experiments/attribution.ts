@@ -31,6 +31,7 @@ import type { Model } from '../model/model.ts';
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
 import { validateTokens } from '../model/tokens.ts';
+import { attentionScale } from '../model/config.ts';
 import { validateMetric, type Metric } from './metric.ts';
 import { gridCells, type Cell, type PatchSite } from './patching.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type Variant } from './sweep.ts';
@@ -146,7 +147,11 @@ async function qkFixed(
   const qName = `${L}.${rot ? 'hook_rot_q' : 'hook_q'}`;
   const kName = `${L}.${rot ? 'hook_rot_k' : 'hook_k'}`;
   const [qc, kc, qx, kx, pat, gp] = await Promise.all([clean(qName), clean(kName), corrupt(qName), corrupt(kName), corrupt(`${L}.hook_pattern`), grad(`${L}.hook_pattern`)]);
-  const scale = 1 / Math.sqrt(dh);
+  // The layer's own scale and mask, as its forward: query_pre_attn_scalar (Gemma 3), GPT-2's
+  // inverse-layer scaling; a sliding-window layer's query i sees keys i - window < j <= i.
+  const scale = attentionScale(model.config, cell.layer);
+  const window = model.config.attn_types?.[cell.layer] === 'local' ? model.config.window_size! : T;
+  const first = (i: number) => Math.max(0, i - window + 1);
   const per = H / Hkv;
   const dot = (q: Float32Array, i: number, h: number, k: Float32Array, j: number, g: number) => {
     let s = 0;
@@ -161,13 +166,14 @@ async function qkFixed(
   // Row i of head h with its scores recomputed from query set Q and key set K.
   const exactRow = (h: number, i: number, Q: Float32Array, K: Float32Array) => {
     const g = Math.floor(h / per);
-    const s = range(i + 1).map((j) => dot(Q, i, h, K, j, g));
+    const j0 = first(i);
+    const s = range(i + 1 - j0).map((j) => dot(Q, i, h, K, j0 + j, g));
     const mx = Math.max(...s);
     const e = s.map((v) => Math.exp(v - mx));
     const z = e.reduce((a, b) => a + b, 0);
     const base = (h * T + i) * T;
     let r = 0;
-    for (let j = 0; j <= i; j++) r += (e[j] / z - pat[base + j]) * gp[base + j];
+    for (let j = j0; j <= i; j++) r += (e[j - j0] / z - pat[base + j]) * gp[base + j];
     return r;
   };
   if (kind === 'q') {
@@ -184,13 +190,13 @@ async function qkFixed(
       // One key j: each row i >= j has one score moved by delta; the row rescales in closed form:
       // p'_j = p_j e^delta / D, p'_k = p_k / D (k != j), D = 1 + p_j (e^delta - 1).
       for (const j of positions) {
-        for (let i = j; i < T; i++) {
+        for (let i = j; i < Math.min(T, j + window); i++) {
           const base = (h * T + i) * T;
           const delta = dot(qx, i, h, kc, j, g) - dot(qx, i, h, kx, j, g);
           const pj = pat[base + j];
           const D = 1 + pj * Math.expm1(delta);
-          let S = 0; // sum_k p_k g_k
-          for (let k = 0; k <= i; k++) S += pat[base + k] * gp[base + k];
+          let S = 0; // sum_k p_k g_k over the keys row i sees
+          for (let k = first(i); k <= i; k++) S += pat[base + k] * gp[base + k];
           const pjNew = (pj * Math.exp(delta)) / D;
           total += (pjNew - pj) * gp[base + j] + (1 / D - 1) * (S - pj * gp[base + j]);
         }

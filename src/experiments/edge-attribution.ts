@@ -90,6 +90,13 @@ export async function edgeAttribution(
   validateTokens([clean, corrupt], cfg);
   const T = clean.length;
   validateMetric(metric, T, cfg.d_vocab);
+  if (cfg.post_norms) {
+    // A head's edges need its own output added into the residual stream; Gemma 3's ln1_post
+    // normalizes the heads' sum before it is added, so no head has an output of its own there.
+    throw new Error(
+      `edge attribution needs each head's output added into the residual stream; ${cfg.architecture}'s post-attention norm (ln1_post) normalizes the sum of the heads before it is added. Use attributionSweep (site z or attn_out) instead`,
+    );
+  }
   const rms = cfg.normalization === 'RMS';
   const gated = cfg.gated_mlp;
   const layers = range(L);

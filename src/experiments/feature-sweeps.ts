@@ -22,6 +22,7 @@ import { asSplice, withErrorTerm, type SaeUse } from '../features/splice.ts';
 import { validateTokens } from '../model/tokens.ts';
 import { validateMetric, type Metric } from './metric.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
+import { topFeatures } from './feature-attribution.ts';
 
 export interface FeatureSweepOptions extends Omit<SweepOptions, 'saes'> {
   /** Features per position (default 5). */
@@ -68,15 +69,8 @@ function checkOptions(sae: Sae, T: number, o: FeatureSweepOptions): { k: number;
   return { k, positions, use: o.errorTerm === false ? sae : withErrorTerm(sae) };
 }
 
-/** Per position, the indices of the k largest `score`s that are > 0, descending (ties: lower index). */
-function topK(score: (p: number, f: number) => number, positions: number[], F: number, k: number): Int32Array {
-  const out = new Int32Array(positions.length * k).fill(-1);
-  positions.forEach((p, i) => {
-    const ranked = [...Array(F).keys()].filter((f) => score(p, f) > 0).sort((a, b) => score(p, b) - score(p, a) || a - b);
-    ranked.slice(0, k).forEach((f, r) => (out[i * k + r] = f));
-  });
-  return out;
-}
+/** Per position, the indices of the k largest `score`s that are > 0 (featureAttribution's cells too). */
+const topK = topFeatures;
 
 async function sweep(
   model: Model,

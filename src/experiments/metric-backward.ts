@@ -28,6 +28,11 @@ export interface MetricBackwardArgs {
   dlogits?: GPUBuffer | null;
   ldo?: number;
   affine?: Affine;
+  /**
+   * The logits are soft-capped (y = cap tanh(l / cap), Gemma's final_logit_softcapping): write the
+   * gradient of the uncapped logits, times 1 - (y / cap)^2. Null or absent: no cap.
+   */
+  softcap?: number | null;
 }
 
 /**
@@ -71,7 +76,9 @@ export class GpuMetricBackward {
     const termsT = Tensor.from(gpu, new Float32Array(table.buffer), [table.length], 'metric backward terms');
     this.values = Tensor.empty(gpu, [a.B, P], 'metric values');
     this.temps.push(termsT);
-    const pipeline = gpu.pipelines.get('metrics-backward', metricsBackwardSource({ inPlace }), 'metric_backward_v1', { WG });
+    const cap = a.softcap ?? 0;
+    if (a.softcap !== undefined && a.softcap !== null && !(a.softcap > 0)) throw new Error(`a logit soft-cap must be positive, got ${a.softcap}`);
+    const pipeline = gpu.pipelines.get('metrics-backward', metricsBackwardSource({ inPlace, softcap: cap > 0 }), 'metric_backward_v1', { WG });
     // Rows in blocks whose logits and gradient windows each fit one binding.
     const slack = gpu.limits.minStorageBufferOffsetAlignment;
     const perBlock = Math.max(1, Math.min(rows, Math.floor((gpu.maxBinding - slack) / (Math.max(a.V, ldo) * 4))));
@@ -79,7 +86,7 @@ export class GpuMetricBackward {
       const n = Math.min(perBlock, rows - r0);
       const lw = bindWindow(gpu, a.logits, r0 * a.V, n * a.V, 'metric backward logits');
       const ow = inPlace ? lw : bindWindow(gpu, a.dlogits!, r0 * ldo, n * ldo, 'metric backward dlogits');
-      const u = new Params(gpu, [rows, P, a.V, ts.length, { f32: a.affine?.scale ?? 1 }, ldo, lw.elemOffset, ow.elemOffset, r0], 'metric backward params');
+      const u = new Params(gpu, [rows, P, a.V, ts.length, { f32: a.affine?.scale ?? 1 }, ldo, lw.elemOffset, ow.elemOffset, r0, { f32: cap }], 'metric backward params');
       this.params.push(u);
       const bindGroup = gpu.device.createBindGroup({
         label: 'metric backward',
@@ -116,7 +123,9 @@ export class GpuMetricBackward {
 
 /**
  * d(sum over rows of the metric, after `affine`) / d logits in float64; logits [rows, P, V] at
- * `positions` (default: every position of a [rows, T, V] tensor). Returns [rows, P, V].
+ * `positions` (default: every position of a [rows, T, V] tensor). Returns [rows, P, V]. With
+ * `softcap`, the logits given are capped (y = cap tanh(l / cap)) and the gradient returned is the
+ * uncapped logits'.
  */
 export function metricBackwardCpu(
   m: Metric | readonly Metric[],
@@ -125,6 +134,7 @@ export function metricBackwardCpu(
   V: number,
   positions?: readonly number[],
   affine: Affine = { shift: 0, scale: 1 },
+  softcap: number | null = null,
 ): Float64Array {
   const P = logits.length / (rows * V);
   const out = new Float64Array(logits.length);
@@ -146,5 +156,6 @@ export function metricBackwardCpu(
       out[base + t.token] += w;
     }
   }
+  if (softcap) for (let i = 0; i < out.length; i++) out[i] *= 1 - (logits[i] / softcap) ** 2;
   return out;
 }

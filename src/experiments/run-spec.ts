@@ -11,6 +11,13 @@
  *                  "values" (nested over shape), "clean", "corrupt", "normalize"}
  *   sweep-ablate  {"patchbay": 2, "kind": "sweep-ablate", "prompts": {...}, "mode", "shape",
  *                  "axes", "values", "unablated"}
+ *   attribute     {"patchbay": 2, "kind": "attribute", "prompts": {...}, "site", "method", "shape",
+ *                  "axes", "values" (the estimated patched metric, nested over shape), "effects"
+ *                  (the estimates), "signed", "clean", "corrupt", "normalize"[, "verified":
+ *                  [{"index", "coords", "estimate", "exact"}], "max_error"]}; site "features" adds
+ *                  "hook", "positions", "features" and "acts" (each cell's feature and its clean
+ *                  activation, nested over [pos, rank]; feature -1 and values null where a
+ *                  position has fewer than k), and "pos" / "feature" on verified cells
  *
  * "prompts" holds the token ids that were run. Host-neutral: the CLI and figures both call it.
  */
@@ -22,6 +29,9 @@ import { headAblationSweep } from './ablation.ts';
 import { metricCpu } from './metric.ts';
 import { MetricSpecError, parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep } from './patching.ts';
+import { attributionSweep, verifyTopK } from './attribution.ts';
+import { featureAttribution } from './feature-attribution.ts';
+import { verifyFeatureTopK } from './feature-verify.ts';
 import { prepareInterventions, type PromptIdRows } from './spec-interventions.ts';
 import { SPEC_VERSION, SpecError, isBatch, promptRows, type ExperimentSpec, type PromptValue, type Prompts } from './spec.ts';
 
@@ -166,7 +176,58 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
       const grid = await headAblationSweep(model, clean, metric, { mode, ...options });
       return { patchbay: SPEC_VERSION, kind: 'sweep-ablate', prompts, mode, shape: grid.shape, axes: grid.axes, values: nest(grid.values, grid.shape), unablated: grid.clean };
     }
-    case 'attribute':
-      throw new SpecError('spec.experiment: "attribute" (attribution patching) needs gradients, which this build of Patchbay does not have yet');
+    case 'attribute': {
+      if (!corrupt) throw new SpecError('spec.prompts.corrupt: attribution needs a corrupted prompt');
+      if (clean.length !== corrupt.length) throw new SpecError(`spec.prompts: attribution needs prompts of equal length (${clean.length} and ${corrupt.length} tokens)`);
+      const metric = metricFor(e.metric, clean, model, tokenizer);
+      const normalize = !!e.normalize;
+      if (e.site === 'features') {
+        const sae = options.sae;
+        if (!spec.sae || !sae) throw new SpecError('spec.sae: attributing to features needs the spec\'s SAE, and none was loaded for it');
+        const errorTerm = spec.sae.error_term !== false;
+        const grid = await featureAttribution(model, sae, clean, corrupt, metric, { k: e.k ?? 5, errorTerm, normalize });
+        const shape = grid.shape;
+        const v = e.verify ? await verifyFeatureTopK(model, sae, clean, corrupt, grid, metric, e.verify, { errorTerm, signal: options.signal, onProgress: options.onProgress }) : null;
+        return {
+          patchbay: SPEC_VERSION,
+          kind: 'attribute',
+          prompts,
+          site: 'features',
+          method: 'atp',
+          hook: grid.hook,
+          shape,
+          axes: grid.axes,
+          positions: grid.positions,
+          features: nest(grid.features, shape),
+          acts: nest(grid.acts, shape),
+          values: nest(grid.values, shape), // NaN (null in JSON) in empty cells
+          effects: nest(grid.effects, shape),
+          signed: true,
+          clean: grid.clean,
+          corrupt: grid.corrupt,
+          normalize,
+          ...(v ? { verified: v.cells, max_error: v.maxError } : {}),
+        };
+      }
+      const method = e.method ?? 'atp';
+      const grid = await attributionSweep(model, clean, corrupt, e.site, metric, { method, normalize });
+      const v = e.verify ? await verifyTopK(model, clean, corrupt, grid, metric, e.verify, { signal: options.signal, onProgress: options.onProgress }) : null;
+      return {
+        patchbay: SPEC_VERSION,
+        kind: 'attribute',
+        prompts,
+        site: e.site,
+        method,
+        shape: grid.shape,
+        axes: grid.axes,
+        values: nest(grid.values, grid.shape),
+        effects: nest(grid.effects, grid.shape),
+        signed: grid.signed,
+        clean: grid.clean,
+        corrupt: grid.corrupt,
+        normalize,
+        ...(v ? { verified: v.cells, max_error: v.maxError } : {}),
+      };
+    }
   }
 }

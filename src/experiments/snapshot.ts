@@ -26,10 +26,12 @@ import { topFeatures } from '../features/top-features.ts';
 import type { Model, RunResult } from '../model/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
-import { metricCpu } from './metric.ts';
-import { parseMetricSyntax, specToMetric } from './metric-spec.ts';
+import { metricCpu, type Metric } from './metric.ts';
+import { parseMetricSyntax, specToMetric, type TokenEncoder } from './metric-spec.ts';
 import { patchingSweep, type PatchSite } from './patching.ts';
 import { promptIds, specSaes } from './run-spec.ts';
+import { featureAttribution } from './feature-attribution.ts';
+import { verifyFeatureTopK } from './feature-verify.ts';
 import { prepareInterventions } from './spec-interventions.ts';
 import { SpecError, describeModelRef, figureInterventions, figureSpecInterventions, isBatch, parseSpec, type ExperimentSpec, type FigureInterventions } from './spec.ts';
 
@@ -49,6 +51,13 @@ export interface FeatureSnapshot {
   steer: { feature: number; coeff: number } | null;
   /** The next token after the last position with the feature interventions: [[id, p, p without them?], ...]. */
   next: { pos: number; top: number[][] };
+  /**
+   * What `<pb-feature-attribution>` shows, when the spec has a corrupted prompt and a metric:
+   * AtP over the features (no interventions) and exact feature patching of the `k` features per
+   * position that differ most; `cells` [pos, feature, estimate, exact] for every such cell in
+   * grid order, `top` the indices into `cells` of the `rows` largest |estimate|s.
+   */
+  attribution?: { hook: string; k: number; rows: number; clean: number; corrupt: number; estimates: number; cells: number[][]; top: number[] } | null;
 }
 
 export interface Snapshot {
@@ -69,6 +78,20 @@ export interface Snapshot {
   patching: { site: PatchSite; normalize: boolean; shape: number[]; axes: string[]; values: number[]; clean: number; corrupt: number } | null;
   lens: { rows: string[]; k: number; /** per row × position: [[id, p], ...] */ top: number[][][] } | null;
   features?: FeatureSnapshot | null;
+}
+
+/**
+ * Quoted token text in a snapshot's metric (`logit-diff:-1:" Mary":" John"`), resolved without the
+ * tokenizer: the one id whose text in `snap.vocab` is exactly the text (the snapshot lists the
+ * metric's tokens there); none, or several, is not one token.
+ */
+export function snapshotEncoder(snap: Pick<Snapshot, 'vocab'>): TokenEncoder {
+  return {
+    encode(text: string): number[] {
+      const ids = Object.keys(snap.vocab).filter((id) => snap.vocab[id] === text);
+      return ids.length === 1 ? [Number(ids[0])] : [];
+    },
+  };
 }
 
 /** A snapshot file's JSON, checked, its spec read as a version 2 spec (version 1 files too). */
@@ -170,6 +193,9 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
     let patching: Snapshot['patching'] = null;
     if (metricText) {
       const m = specToMetric(parseMetricSyntax(metricText), clean, V, tokenizer);
+      // The metric's tokens, so a page without the tokenizer resolves its quoted text (snapshotEncoder).
+      if (m.kind === 'logit-diff') [m.good, m.bad].forEach(see);
+      else if (m.kind !== 'loss') see(m.token);
       const sweepMode = spec.experiment.kind === 'sweep-ablate' ? (spec.experiment.mode ?? 'zero') : mode;
       const effects = await headAblationSweep(model, clean, m, { mode: sweepMode });
       metric = {
@@ -185,6 +211,7 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
     }
 
     const features = spec.sae ? await featureSnapshot(model, spec, clean, figure, options.sae ?? null, see) : null;
+    if (features && corrupt && metricText) features.attribution = await featureAttributionSnapshot(model, options.sae!, spec, clean, corrupt, specToMetric(parseMetricSyntax(metricText), clean, V, tokenizer));
 
     return {
       patchbay: SNAPSHOT_VERSION,
@@ -218,6 +245,18 @@ function softmax(row: Float32Array): Float64Array {
 }
 
 /** What the feature figures show, for the spec's SAE. */
+/** The features page's attribution figure: 3 features per position, the 8 largest estimates (its defaults there). */
+async function featureAttributionSnapshot(model: Model, sae: Sae, spec: ExperimentSpec, clean: number[], corrupt: number[], metric: Metric): Promise<NonNullable<FeatureSnapshot['attribution']>> {
+  if (clean.length !== corrupt.length) throw new SpecError(`spec.prompts: feature attribution needs prompts of equal length (${clean.length} and ${corrupt.length} tokens)`);
+  const [k, rows] = [3, 8];
+  const errorTerm = spec.sae!.error_term !== false;
+  const grid = await featureAttribution(model, sae, clean, corrupt, metric, { k, errorTerm });
+  const v = await verifyFeatureTopK(model, sae, clean, corrupt, grid, metric, rows, { errorTerm });
+  const live = [...grid.features.keys()].filter((i) => grid.features[i] >= 0);
+  const cells = live.map((i) => [grid.positions[Math.floor(i / k)], grid.features[i], round(grid.effects[i]), round(v.exact.values[i] - v.exact.corrupt)]);
+  return { hook: grid.hook, k, rows, clean: round(grid.clean), corrupt: round(grid.corrupt), estimates: grid.allEffects.length, cells, top: v.cells.map((c) => live.indexOf(c.index)) };
+}
+
 async function featureSnapshot(model: Model, spec: ExperimentSpec, clean: number[], figure: FigureInterventions, sae: Sae | null, see: (id: number) => void): Promise<FeatureSnapshot> {
   const saes = specSaes(spec, sae);
   const s = sae!;

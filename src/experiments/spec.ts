@@ -45,7 +45,10 @@
  *   Sources (patch, mean) are runs without interventions.
  * - `experiment`: what to compute. `ablate` (the metric with the interventions, and without),
  *   `patch` (activation patching over a site's grid), `sweep-ablate` (each head ablated alone),
- *   `attribute` (attribution patching: the same grid, from gradients).
+ *   `attribute` (attribution patching: the same grid, from gradients; `method` atp or atp*,
+ *   `verify: K` re-runs the K largest cells exactly). With `site: "features"` it attributes to
+ *   the spec's SAE features instead (AtP over features: per position the `k` features whose
+ *   activation differs most between the clean and corrupted runs, as a feature patching sweep).
  * - `view`: what figures show that does not change the numbers (the heads an attention figure
  *   draws, the feature the feature figures select).
  */
@@ -108,7 +111,10 @@ export type ExperimentKind =
   | { kind: 'ablate'; metric?: string }
   | { kind: 'patch'; site: PatchSite; metric: string; normalize?: boolean }
   | { kind: 'sweep-ablate'; metric: string; mode?: 'zero' | 'mean' }
-  | { kind: 'attribute'; site: PatchSite; metric: string; method?: 'atp' | 'atp*'; normalize?: boolean };
+  | { kind: 'attribute'; site: AttributeSite; metric: string; method?: 'atp' | 'atp*'; normalize?: boolean; verify?: number; k?: number };
+
+/** What an `attribute` experiment attributes to: a patching site's grid, or the spec's SAE features. */
+export type AttributeSite = PatchSite | 'features';
 
 export interface SaeRef {
   /** A folder path (relative to the spec file) or URL, or `hf://owner/repo/folder[@revision]`. */
@@ -196,9 +202,9 @@ function metric(o: Json, path: string, required: boolean): string | undefined {
   return m;
 }
 
-function site(o: Json, path: string): PatchSite {
+function site(o: Json, path: string, attribute = false): PatchSite {
   const s = str(o, 'site', path)!;
-  if (!(PATCH_SITES as readonly string[]).includes(s)) throw new SpecError(`${path}.site: "${s}" is not a patching site (${PATCH_SITES.join(', ')})`);
+  if (!(PATCH_SITES as readonly string[]).includes(s)) throw new SpecError(`${path}.site: "${s}" is not a patching site (${PATCH_SITES.join(', ')}${attribute ? ', or "features" for an SAE\'s features' : ''})`);
   return s as PatchSite;
 }
 
@@ -384,13 +390,22 @@ export function parseSpec(value: unknown): ExperimentSpec {
     case 'patch':
     case 'attribute': {
       const attribute = e.kind === 'attribute';
-      onlyKeys(e, ep, attribute ? ['kind', 'site', 'metric', 'method', 'normalize'] : ['kind', 'site', 'metric', 'normalize']);
-      const x: Json = { kind: e.kind, site: site(e, ep), metric: metric(e, ep, true) };
+      onlyKeys(e, ep, attribute ? ['kind', 'site', 'metric', 'method', 'normalize', ...(v1 ? [] : ['verify', 'k'])] : ['kind', 'site', 'metric', 'normalize']);
+      const features = attribute && e.site === 'features';
+      const x: Json = { kind: e.kind, site: features ? 'features' : site(e, ep, attribute), metric: metric(e, ep, true) };
       const normalize = bool(e, 'normalize', ep);
       if (normalize !== undefined) x.normalize = normalize;
       if (attribute) {
         const method = oneOf(e, 'method', ep, ['atp', 'atp*'] as const);
+        if (method === 'atp*' && features) throw new SpecError(`${ep}.method: AtP* corrects query and key cells; features take "atp"`);
         if (method) x.method = method;
+        for (const key of ['verify', 'k'] as const) {
+          if (e[key] === undefined) continue;
+          if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 1) throw new SpecError(`${ep}.${key}: expected ${key === 'k' ? 'the number of features per position' : 'the number of cells to re-run exactly'} (a positive integer), got ${JSON.stringify(e[key])}`);
+          if (key === 'k' && !features) throw new SpecError(`${ep}.k: features per position is for site "features"`);
+          x[key] = e[key];
+        }
+        if (features && !sae) throw new SpecError(`${ep}.site: "features" attributes to an SAE's features, and the spec splices no SAE (spec.sae)`);
       }
       if (!promptsOut.corrupt) throw new SpecError(`spec.prompts.corrupt: ${e.kind === 'patch' ? 'patching' : 'attribution'} needs a corrupted prompt`);
       experiment = x as ExperimentKind;

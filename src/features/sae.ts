@@ -16,6 +16,7 @@ import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { WeightArena } from '../gpu/chunked.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { saeActivation, saeCompact, saeDecode, saeEncode, type CompactActs, type DecoderChunk, type EncoderChunk } from '../gpu/kernels/sae.ts';
+import { encoderBlocks, saeDecodeBackward, saeEncodeBackward } from '../gpu/kernels/sae-backward.ts';
 import { submitSteps, type Dispatch, type Params } from '../gpu/recorder.ts';
 import { Tensor, readBuffer } from '../gpu/tensor.ts';
 import type { SaeConfig } from './sae-config.ts';
@@ -220,6 +221,25 @@ export class Sae {
       for (const t of [xT, pre, acts, recons, skip, list, counts]) t?.release();
       for (const p of params) p.destroy();
     }
+  }
+
+  /** dActs [rows, d_sae] = g [rows, d_out] W_dec^T: the decoder's backward (the features' gradient). */
+  decodeBackwardDispatches(g: GPUBuffer, rows: number, dActs: GPUBuffer, params: Params[], label: string): Dispatch[] {
+    const c = this.config;
+    return saeDecodeBackward(this.gpu, { dActs, g, chunks: this.dec, rows, dSae: c.d_sae, dOut: c.d_out, label: `${label} decode backward` }, params);
+  }
+
+  /** dx [rows, d_in] (+)= coef dPre W_enc^T: the encoder's backward (bias folding changes nothing here). */
+  encodeBackwardDispatches(dPre: GPUBuffer, rows: number, dx: GPUBuffer, params: Params[], label: string, o: { coef?: number; accumulate?: boolean } = {}): Dispatch[] {
+    const c = this.config;
+    return saeEncodeBackward(this.gpu, { dx, d: dPre, ld: c.d_sae, blocks: encoderBlocks(this.enc), rows, dIn: c.d_in, ...o, label: `${label} encode backward` }, params);
+  }
+
+  /** dx (+)= coef g W_skip^T (a skip transcoder's linear term), or nothing. */
+  skipBackwardDispatches(g: GPUBuffer, rows: number, dx: GPUBuffer, params: Params[], label: string, o: { coef?: number; accumulate?: boolean } = {}): Dispatch[] {
+    if (!this.wSkip) return [];
+    const c = this.config;
+    return saeEncodeBackward(this.gpu, { dx, d: g, ld: c.d_out, blocks: [{ w: this.wSkip, col0: 0, cols: c.d_out }], rows, dIn: c.d_in, ...o, label: `${label} W_skip backward` }, params);
   }
 
   /** A feature's decoder direction W_dec[feature] [d_out], read from the GPU (steering vectors). */

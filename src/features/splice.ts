@@ -100,9 +100,29 @@ export function saeScratchFloats(uses: readonly SaeUse[], rows: number): number[
   });
 }
 
+/** One SAE as spliced: its hooks, and the buffers its forward steps write (what a backward reads). */
+export interface SpliceRecord {
+  use: Required<SaeSplice>;
+  /** The hook it reads (X) and the one it writes (Y; X for an SAE). */
+  hookIn: string;
+  hookOut: string;
+  /** [batch, positions] of the pass, rows = batch * positions. */
+  lead: [number, number];
+  rows: number;
+  xIn: GPUBuffer; // [rows, d_in]
+  pre: GPUBuffer; // [rows, d_sae] after any intervention on hook_sae_acts_pre
+  acts: GPUBuffer; // [rows, d_sae]
+  /** [rows, d_sae] the clean pass's activations (with `keepClean`, when the error term needed a clean pass). */
+  cleanActs: GPUBuffer | null;
+  /** The input gain x' = X * gain (a transcoder on a norm's output), or null. */
+  gain: GPUBuffer | null;
+}
+
 export interface SplicedPlan {
   /** The plan with the SAEs in it; `destroy()` frees the base plan too. */
   plan: ForwardPlan;
+  /** Each SAE spliced into the plan (those whose output hook the pass computes). */
+  records: SpliceRecord[];
   /** Frees what the splice allocated (not the base plan). */
   release(): void;
 }
@@ -112,6 +132,8 @@ export interface SpliceOptions {
   hooked: ReadonlySet<string>;
   /** A model weight by name (an SAE's `input_gain`, e.g. "blocks.2.ln2.w"). */
   weight?: (name: string) => GPUBuffer;
+  /** Keep the clean pass's activations (`SpliceRecord.cleanActs`): a backward's error term reads them. */
+  keepClean?: boolean;
 }
 
 export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[], options: SpliceOptions): SplicedPlan {
@@ -129,6 +151,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
     params.length = 0;
   };
   try {
+    const records: SpliceRecord[] = [];
     const after = new Map<string, PlanStep[]>(); // site name -> steps inserted right after it
     const insert = (name: string, steps: PlanStep[]) => after.set(name, [...(after.get(name) ?? []), ...steps]);
     for (const raw of uses) {
@@ -160,8 +183,10 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       const inSteps: PlanStep[] = [saeInput(gpu, { out: xIn, x: X.buffer, gain, n: rows * c.d_in, width: c.d_in, label: `${L} input` }, params)];
       // The skip term reads the SAE's input before any hook on it, as SAELens' skip transcoder does.
       if (skip) inSteps.push(...sae.skipDispatches(xIn, rows, skip, params, L));
+      const cleanActs = clean && options.keepClean ? scratch(rows * c.d_sae, `${L} clean acts`) : null;
       if (clean) {
         inSteps.push(...sae.encodeDispatches(xIn, rows, pre, params, `${L} clean`), sae.activationDispatch(pre, acts, rows, params, `${L} clean`));
+        if (cleanActs) inSteps.push(saeInput(gpu, { out: cleanActs, x: acts, n: rows * c.d_sae, width: c.d_sae, label: `${L} clean acts kept` }, params));
         // An SAE's error is complete now (Y is X); a transcoder's waits for Y.
         if (c.transcoder) inSteps.push(...sae.decodeDispatches(acts, rows, cleanRecons!, params, `${L} clean`, { skip, compact }));
         else inSteps.push(...sae.decodeDispatches(acts, rows, recons, params, `${L} clean`, { skip, compact, error: { x: Y.buffer, err: err! } }));
@@ -185,6 +210,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
         : saeInput(gpu, { out: Y.buffer, x: recons, n: rows * c.d_out, width: c.d_out, label: `${L} output` }, params);
       outSteps.push(write, site('hook_sae_output', Y.buffer));
       insert(c.hook_name_out, outSteps);
+      records.push({ use: u, hookIn: c.hook_name, hookOut: c.hook_name_out, lead: [B, Tn], rows, xIn, pre, acts, cleanActs, gain });
     }
 
     // Hooks the SAEs read or overwrite: on-demand steps serving them (a norm's normalized input,
@@ -221,7 +247,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
         plan.destroy();
       },
     };
-    return { plan: spliced, release };
+    return { plan: spliced, records, release };
   } catch (e) {
     release();
     throw e;

@@ -22,8 +22,14 @@
  * tied embedding gets the unembedding's share first, then the embedding's added to it. Every
  * reduction runs in a fixed order, so two runs give the same bits.
  *
- * Adding an op family to the forward (q/k norms, post-norms, softcaps, sliding windows) means
- * adding its backward kernel and its steps here, at the mirrored place.
+ * Gemma 3 and Qwen3's extra ops: the per-head q/k RMSNorms run the norm backward kernels on
+ * B T heads rows of d_head; the post-norms (ln1_post, ln2_post) sit between hook_attn_out /
+ * hook_mlp_out and their projections; the (1 + w) gains were folded at load, and since
+ * d/dw (1 + w) = 1 the folded gain's gradient is the checkpoint weight's; the final logit
+ * soft-cap's backward is folded into the metric's (`metric-backward.ts`); sliding windows mask
+ * the pattern, whose masked entries are 0 and pass no gradient; each layer's rotary table and
+ * attention scale are the forward's. Adding an op family to the forward means adding its backward
+ * kernel and its steps here, at the mirrored place.
  */
 import type { Gpu } from '../gpu/device.ts';
 import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
@@ -99,39 +105,30 @@ export interface BackwardPlan {
   destroy(): void;
 }
 
-/**
- * Throws, naming them, for the forward's ops that have no backward here yet (Gemma 3 and Qwen3's
- * q/k norms and post-norms, a logit soft-cap). Sliding windows, attention scales and embedding
- * scales are differentiated.
- */
-export function checkDifferentiable(cfg: ModelConfig): void {
-  const missing = [cfg.qk_norm && 'q/k norms (attn.q_norm, attn.k_norm)', cfg.post_norms && 'post-norms (ln1_post, ln2_post)', cfg.output_logits_soft_cap && 'a logit soft-cap'].filter(
-    (x): x is string => !!x,
-  );
-  if (missing.length) {
-    throw new Error(`gradients are not available for ${cfg.architecture} yet: the backward has no ${missing.join(', ')}; it runs on GPT-2, GPT-NeoX and Llama-style models`);
-  }
-}
 
 /** Floats of the logits' gradient transposed at a time for the unembedding's weight gradient (4 MiB). */
 const VOCAB_BLOCK_FLOATS = 1 << 20;
 
-/** Per-layer sites the backward reads (relative to `blocks.L.`). */
+/** Per-layer sites the backward reads (relative to `blocks.L.`), in forward order. */
 export function savedSites(cfg: ModelConfig): string[] {
   const rot = cfg.positional === 'rotary';
+  const qk = cfg.qk_norm ? ['attn.q_norm.hook_scale', 'attn.q_norm.hook_normalized', 'attn.k_norm.hook_scale', 'attn.k_norm.hook_normalized'] : [];
   return [
     'ln1.hook_normalized',
     'ln1.hook_scale',
+    ...qk,
     rot ? 'attn.hook_rot_q' : 'attn.hook_q',
     rot ? 'attn.hook_rot_k' : 'attn.hook_k',
     'attn.hook_v',
     'attn.hook_pattern',
     'attn.hook_z',
+    ...(cfg.post_norms ? ['ln1_post.hook_scale', 'ln1_post.hook_normalized'] : []),
     'ln2.hook_normalized',
     'ln2.hook_scale',
     'mlp.hook_pre',
     ...(cfg.gated_mlp ? ['mlp.hook_pre_linear'] : []),
     'mlp.hook_post',
+    ...(cfg.post_norms ? ['ln2_post.hook_scale', 'ln2_post.hook_normalized'] : []),
   ];
 }
 
@@ -141,7 +138,9 @@ function savedFloats(cfg: ModelConfig, B: number, T: number): Record<string, num
   const BT = B * T;
   const f: Record<string, number> = {};
   for (const s of savedSites(cfg)) {
-    if (s.endsWith('hook_scale')) f[s] = BT;
+    if (s.startsWith('attn.q_norm.')) f[s] = s.endsWith('hook_scale') ? BT * H : BT * H * dh; // per query head
+    else if (s.startsWith('attn.k_norm.')) f[s] = s.endsWith('hook_scale') ? BT * Hkv : BT * Hkv * dh; // per key/value head
+    else if (s.endsWith('hook_scale')) f[s] = BT;
     else if (s.endsWith('hook_normalized')) f[s] = BT * C;
     else if (/hook_(rot_)?q$|hook_z$/.test(s)) f[s] = BT * H * dh;
     else if (/hook_(rot_)?k$|hook_v$/.test(s)) f[s] = BT * Hkv * dh;
@@ -166,9 +165,13 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number, weights: b
     sumPart: BT * C, // [B, T, C] one projection's share of normOut, before it is added in
     xT: weights ? Math.max(C, M, H * dh) * BT : 0, // [in, B * T] a projection's input transposed, for its weight gradient
     dwPart: weights && accumulate ? C * Math.max(M, H * dh) : 0, // [in, out] a weight gradient before it is added to the store's
-    normalized: BT * C, // [B, T, C] hook_normalized's gradient
-    scale: BT, // [B, T, 1] hook_scale's gradient
+    normalized: BT * Math.max(C, cfg.qk_norm ? H * dh : 0), // [B, T, C] hook_normalized's gradient ([B, T, H, dh] for q_norm)
+    scale: BT * (cfg.qk_norm ? Math.max(1, H) : 1), // [B, T, 1] hook_scale's gradient ([B, T, H, 1] for q_norm)
     mlpOut: BT * C, // [B, T, C]
+    mlpOutRaw: cfg.post_norms ? BT * C : 0, // [B, T, C] the MLP's output before ln2_post
+    attnOutRaw: cfg.post_norms ? BT * C : 0, // [B, T, C] the attention's output before ln1_post
+    qNormOut: cfg.qk_norm ? BT * H * dh : 0, // [B, T, H, dh] q_norm's output (rotary's input)
+    kNormOut: cfg.qk_norm ? BT * Hkv * dh : 0, // [B, T, Hkv, dh]
     post: BT * M, // [B, T, d_mlp]
     pre: BT * M, // [B, T, d_mlp]
     preLinear: cfg.gated_mlp ? BT * M : 0, // [B, T, d_mlp]
@@ -218,7 +221,6 @@ export function backwardBytes(cfg: ModelConfig, B: number, T: number, P: number,
 export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: ForwardPlan, o: BackwardOptions): BackwardPlan {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   if (fwd.fromLayer !== 0 || fwd.fromPos !== 0) throw new Error('a backward needs a full forward (from layer 0, position 0)');
-  checkDifferentiable(cfg);
   const B = fwd.batch;
   const T = fwd.pos;
   const BT = B * T;
@@ -318,17 +320,32 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       }
       if (db) op(biasGrad(gpu, { M: BT, N, g: dY, db, accumulate: acc, label: `${label} db` }, params));
     };
-    // A norm's backward from its output's gradient dY (in g.normOut), mirrored from forward.ts's
-    // `norm`: gain -> hook_normalized -> hook_scale -> the input, added into the residual gradient.
-    // The gain is the gain buffer, or for RMSNorm (no bias) a zero bias stands in for the affine.
-    const norm = (prefix: string, n: GPUBuffer, s: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null, dGain: GPUBuffer | undefined, dBias: GPUBuffer | null | undefined, addInto: boolean) => {
-      op(normGainBackward(gpu, g.normalized, g.normOut, gain, BT, C, params, `${prefix} gain backward`)); // (B, T, C)
-      if (dGain) op(normParamGrad(gpu, dGain, dBias ?? null, g.normOut, n, BT, C, params, `${prefix} dw`, acc));
-      site(`${prefix}.hook_normalized`, g.normalized, [B, T, C]);
-      op(normScaleGrad(gpu, g.scale, g.normalized, n, s, BT, C, params, `${prefix} scale backward`)); // (B, T, 1)
-      site(`${prefix}.hook_scale`, g.scale, [B, T, 1]);
-      op(normInputGrad(gpu, { dx: g.resid, dn: g.normalized, n, scale: s, dscale: o.detachScale ? null : g.scale, rms: bias === null, rows: BT, C, accumulate: addInto, label: `${prefix} input backward` }, params)); // (B, T, C)
+    // A norm's backward from its output's gradient dY, mirrored from forward.ts's `norm`: gain ->
+    // hook_normalized -> hook_scale -> the input, written or added (addInto) into dX. For RMSNorm
+    // (no bias) the gain is the gain buffer alone. `heads`: a per-head norm (q_norm, k_norm) over
+    // d_head, the same kernels on B T heads rows of d_head; its hook points are [B, T, heads, ..].
+    const norm = (
+      prefix: string,
+      n: GPUBuffer,
+      s: GPUBuffer,
+      gain: GPUBuffer,
+      bias: GPUBuffer | null,
+      dGain: GPUBuffer | null | undefined,
+      dBias: GPUBuffer | null | undefined,
+      io: { dY: GPUBuffer; dX: GPUBuffer; addInto: boolean; heads?: number },
+    ) => {
+      const rows = io.heads ? BT * io.heads : BT;
+      const width = io.heads ? dh : C;
+      const lead = io.heads ? [B, T, io.heads] : [B, T];
+      op(normGainBackward(gpu, g.normalized, io.dY, gain, rows, width, params, `${prefix} gain backward`)); // (B, T, C)
+      if (dGain) op(normParamGrad(gpu, dGain, dBias ?? null, io.dY, n, rows, width, params, `${prefix} dw`, acc));
+      site(`${prefix}.hook_normalized`, g.normalized, [...lead, width]);
+      op(normScaleGrad(gpu, g.scale, g.normalized, n, s, rows, width, params, `${prefix} scale backward`)); // (B, T, 1)
+      site(`${prefix}.hook_scale`, g.scale, [...lead, 1]);
+      op(normInputGrad(gpu, { dx: io.dX, dn: g.normalized, n, scale: s, dscale: o.detachScale ? null : g.scale, rms: bias === null, rows, C: width, accumulate: io.addInto, label: `${prefix} input backward` }, params)); // (B, T, C)
     };
+    // The residual stream's norms (ln1, ln2, ln_final): from g.normOut into the residual gradient.
+    const residNorm = (addInto: boolean) => ({ dY: g.normOut, dX: g.resid, addInto });
     // RMSNorm has no bias: the weight-gradient affine needs one; zeros of width C.
     const zeroBias = cfg.normalization === 'RMS' ? take(C, 'zero bias') : null;
     if (zeroBias) gpu.device.queue.writeBuffer(zeroBias, 0, new Float32Array(C));
@@ -412,7 +429,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       op(...scatterAdd(gpu, [{ buffer: g.normOut, row0: 0, rows: BT }], g.gYSel, selIndex!, C, params, 'unembed input rows backward')); // (B, T, C)
     }
     site('unembed.hook_in', g.normOut, [B, T, C]);
-    norm('ln_final', finalN, finalS, w.lnf_w, w.lnf_b, wg?.lnf_w, wg?.lnf_b, false);
+    norm('ln_final', finalN, finalS, w.lnf_w, w.lnf_b, wg?.lnf_w, wg?.lnf_b, residNorm(false));
 
     // ---- The blocks, last to first. ----
     for (let l = cfg.n_layers - 1; l >= 0; l--) {
@@ -428,7 +445,13 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
 
       // MLP.
       site(`${L}.hook_mlp_out`, g.mlpOut, [B, T, C]);
-      linear(`${L}.mlp.out`, g.mlpOut, C, M, p.W_out, g.post, false, S['mlp.hook_post'], null, d?.W_out, d?.b_out); // (B, T, d_mlp)
+      let mlpProj = g.mlpOut;
+      if (cfg.post_norms) {
+        // Gemma 3: hook_mlp_out is ln2_post's output; the projection wrote its input.
+        norm(`${L}.ln2_post`, S['ln2_post.hook_normalized'], S['ln2_post.hook_scale'], p.ln2_post_w!, null, d?.ln2_post_w, null, { dY: g.mlpOut, dX: g.mlpOutRaw, addInto: false }); // (B, T, C)
+        mlpProj = g.mlpOutRaw;
+      }
+      linear(`${L}.mlp.out`, mlpProj, C, M, p.W_out, g.post, false, S['mlp.hook_post'], null, d?.W_out, d?.b_out); // (B, T, d_mlp)
       site(`${L}.mlp.hook_post`, g.post, [B, T, M]);
       const ln2 = affineOf(p.ln2_w, p.ln2_b);
       if (p.W_gate) {
@@ -442,7 +465,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
         site(`${L}.mlp.hook_pre`, g.pre, [B, T, M]);
         linear(`${L}.mlp.in`, g.pre, M, C, p.W_in, g.normOut, false, S['ln2.hook_normalized'], ln2, d?.W_in, d?.b_in); // (B, T, C)
       }
-      norm(`${L}.ln2`, S['ln2.hook_normalized'], S['ln2.hook_scale'], p.ln2_w, p.ln2_b, d?.ln2_w, d?.ln2_b, true);
+      norm(`${L}.ln2`, S['ln2.hook_normalized'], S['ln2.hook_scale'], p.ln2_w, p.ln2_b, d?.ln2_w, d?.ln2_b, residNorm(true));
       if (!cfg.parallel_attn_mlp) {
         site(`${L}.hook_resid_mid`, g.resid, [B, T, C]);
         copy(g.resid, g.attnOut, BT * C);
@@ -450,7 +473,12 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
 
       // Attention.
       site(`${L}.hook_attn_out`, g.attnOut, [B, T, C]);
-      linear(`${L}.attn.out`, g.attnOut, C, HD, p.W_O, g.z, false, S['attn.hook_z'], null, d?.W_O, d?.b_O); // (B, T, H, dh)
+      let attnProj = g.attnOut;
+      if (cfg.post_norms) {
+        norm(`${L}.ln1_post`, S['ln1_post.hook_normalized'], S['ln1_post.hook_scale'], p.ln1_post_w!, null, d?.ln1_post_w, null, { dY: g.attnOut, dX: g.attnOutRaw, addInto: false }); // (B, T, C)
+        attnProj = g.attnOutRaw;
+      }
+      linear(`${L}.attn.out`, attnProj, C, HD, p.W_O, g.z, false, S['attn.hook_z'], null, d?.W_O, d?.b_O); // (B, T, H, dh)
       site(`${L}.attn.hook_z`, g.z, [B, T, H, dh]);
       const q = S[rotary ? 'attn.hook_rot_q' : 'attn.hook_q'];
       const k = S[rotary ? 'attn.hook_rot_k' : 'attn.hook_k'];
@@ -461,8 +489,12 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       if (o.detachPattern) op(fill(gpu, g.scores, B * H * T * T, params, `${L}.attn.scores gradient (pattern detached)`));
       else op(attnSoftmaxBackward(gpu, ldims, g.scores, S['attn.hook_pattern'], g.pattern, params, `${L}.attn.softmax backward`)); // (B, H, T, T)
       site(`${L}.attn.hook_attn_scores`, g.scores, [B, H, T, T]);
-      const gq = rotary ? g.rotQ : g.q;
-      const gk = rotary ? g.rotK : g.k;
+      // The gradients of what the scores read: rotary's output, else the q/k norms' (Gemma 3,
+      // Qwen3), else hook_q / hook_k.
+      const qIn = cfg.qk_norm ? g.qNormOut : g.q;
+      const kIn = cfg.qk_norm ? g.kNormOut : g.k;
+      const gq = rotary ? g.rotQ : qIn;
+      const gk = rotary ? g.rotK : kIn;
       op(attnDQ(gpu, ldims, gq, g.scores, k, params, `${L}.attn.q backward`)); // (B, T, H, dh)
       op(attnDK(gpu, ldims, gk, g.scores, q, params, `${L}.attn.k backward`)); // (B, T, Hkv, dh)
       if (rotary) {
@@ -470,8 +502,13 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
         site(`${L}.attn.hook_rot_q`, g.rotQ, [B, T, H, dh]);
         // The layer's own tables, as the forward's (local layers may have a rotary base of their own).
         const table = cfg.attn_types?.[l] === 'local' && w.rotaryLocal ? w.rotaryLocal : rotary;
-        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, g.k, g.rotK, table.cos, table.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
-        op(rotaryBackward(gpu, { ...rotDims, H }, g.q, g.rotQ, table.cos, table.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
+        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, kIn, g.rotK, table.cos, table.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
+        op(rotaryBackward(gpu, { ...rotDims, H }, qIn, g.rotQ, table.cos, table.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
+      }
+      if (cfg.qk_norm) {
+        // RMSNorm over each head's d_head: the norm kernels on B T H rows of d_head.
+        norm(`${L}.attn.k_norm`, S['attn.k_norm.hook_normalized'], S['attn.k_norm.hook_scale'], p.k_norm_w!, null, d?.k_norm_w, null, { dY: g.kNormOut, dX: g.k, addInto: false, heads: Hkv }); // (B, T, Hkv, dh)
+        norm(`${L}.attn.q_norm`, S['attn.q_norm.hook_normalized'], S['attn.q_norm.hook_scale'], p.q_norm_w!, null, d?.q_norm_w, null, { dY: g.qNormOut, dX: g.q, addInto: false, heads: H }); // (B, T, H, dh)
       }
       site(`${L}.attn.hook_v`, g.v, [B, T, Hkv, dh]);
       site(`${L}.attn.hook_k`, g.k, [B, T, Hkv, dh]);
@@ -481,7 +518,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       linear(`${L}.attn.v`, g.v, KD, C, p.W_V, g.normOut, false, n1, ln1, d?.W_V, d?.b_V); // (B, T, C)
       linear(`${L}.attn.k`, g.k, KD, C, p.W_K, g.normOut, true, n1, ln1, d?.W_K, d?.b_K);
       linear(`${L}.attn.q`, g.q, HD, C, p.W_Q, g.normOut, true, n1, ln1, d?.W_Q, d?.b_Q);
-      norm(`${L}.ln1`, n1, S['ln1.hook_scale'], p.ln1_w, p.ln1_b, d?.ln1_w, d?.ln1_b, true);
+      norm(`${L}.ln1`, n1, S['ln1.hook_scale'], p.ln1_w, p.ln1_b, d?.ln1_w, d?.ln1_b, residNorm(true));
       site(`${L}.hook_resid_pre`, g.resid, [B, T, C]);
     }
 

@@ -7,7 +7,7 @@
  * forward's interventions to it as PyTorch's autograd would:
  *
  *   forward intervention at a hook     what reaches the activations upstream of it
- *   zero, mean, replace (patch)        nothing (the activation no longer depends on them)
+ *   zero, mean, replace (patch), set   nothing (the activation no longer depends on them)
  *   scale by f                         f x the gradient
  *   add a vector                       the gradient unchanged
  *   a JavaScript hook function         refused: it cannot be differentiated
@@ -26,13 +26,15 @@ import { unknownHookMessage } from '../hooks/hook-names.ts';
 import type { Intervention } from '../hooks/interventions.ts';
 import { GpuMetricBackward } from '../experiments/metric-backward.ts';
 import { metricColumns, metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
-import { backwardBytes, buildBackward, checkDifferentiable, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
+import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
 import type { ModelConfig } from './config.ts';
 import { buildForward, scratchSizes, type ForwardPlan } from './forward.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { hookShapes } from './hook-points.ts';
 import { validateTokens } from './tokens.ts';
 import { WeightGradients } from './weight-grads.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse, type SplicedPlan } from '../features/splice.ts';
+import { saeBackwardFloats, spliceSaeBackward, type SplicedBackward } from '../features/splice-backward.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type NameFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -66,6 +68,13 @@ export interface GradOptions {
    * default) keep when it fits the memory budget, else recompute.
    */
   memory?: MemoryMode | 'auto';
+  /**
+   * SAEs and transcoders spliced into this run (as `run`'s `saes`): their hook points have
+   * gradients too (`…hook_sae_acts_post`: d metric / d each feature), and the gradient flows
+   * through them to the model (see `src/features/splice-backward.ts`: with the error term and no
+   * intervention on the SAE, what the model's hooks receive is unchanged by the splice).
+   */
+  saes?: readonly SaeUse[];
 }
 
 export interface GradResult {
@@ -91,6 +100,8 @@ export interface GradContext {
   /** Bound where an intervention kernel reads no source. */
   dummy: GPUBuffer;
   state: GradState;
+  /** A model weight by name, for an SAE's input gain (`blocks.L.ln2.w`). */
+  weight?: (name: string) => GPUBuffer;
 }
 
 /** Per-model state: the last plan pair, and the weight gradients. */
@@ -133,7 +144,7 @@ function gradientInterventions(hooks: readonly Intervention[]): Intervention[] {
     const { op: _op, ...rest } = iv as Intervention & Record<string, unknown>;
     const sel = { batch: rest.batch, pos: rest.pos, heads: rest.heads } as Record<string, unknown>;
     for (const k of Object.keys(sel)) if (sel[k] === undefined) delete sel[k];
-    if (iv.op === 'zero' || iv.op === 'mean' || iv.op === 'replace') out.push({ hook: iv.hook, op: 'zero', ...sel });
+    if (iv.op === 'zero' || iv.op === 'mean' || iv.op === 'replace' || iv.op === 'set') out.push({ hook: iv.hook, op: 'zero', ...sel });
     else if (iv.op === 'scale') out.push({ hook: iv.hook, op: 'scale', factor: iv.factor, ...sel });
   }
   return out;
@@ -184,7 +195,6 @@ const siteIndex = (fwd: ForwardPlan, name: string) => fwd.steps.findIndex((s) =>
 
 export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
   const { gpu, config: cfg } = ctx;
-  checkDifferentiable(cfg);
   const { batch: B, pos: T, flat } = validateTokens(tokens, cfg);
   const metrics = Array.isArray(metric) ? (metric as readonly Metric[]) : [metric as Metric];
   if (Array.isArray(metric) && metric.length !== B) throw new Error(`${metric.length} metrics for ${B} token rows; give one metric, or one per row`);
@@ -220,8 +230,15 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     const b = gradPlanBytes(cfg, B, T, positions, mode, planOptions);
     return (cached ? 0 : b.forward + b.saved + b.scratch) + weightBytes;
   };
-  // Outputs, from the hook shapes (the plans' site lists are the same names).
+  // Outputs, from the hook shapes (the plans' site lists are the same names), SAE hook points too.
   const shapes = hookShapes(cfg, B, T);
+  const saes = options.saes ?? [];
+  for (const [n, sh] of saeHookShapes(saes, shapes, B, T)) shapes.set(n, sh);
+  for (const u of saes) {
+    const out = asSplice(u).sae.hookNameOut;
+    // The norm backward reads its normalized input and scale as the norm produced them.
+    if (/\.hook_(normalized|scale)$/.test(out)) throw new Error(`runWithGrad cannot differentiate through an SAE that writes ${out} (a norm's hook point); splice it at the norm's output instead`);
+  }
   const fwdNames = [...shapes.keys()].filter((n) => !n.endsWith('.attn.hook_result') && (n !== 'unembed.hook_out' || P === T));
   const gradNames = [...shapes.keys()].filter((n) => !n.endsWith('.attn.hook_result') && n !== 'unembed.hook_out');
   for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(unknownHookMessage(h.hook, [...shapes.keys()]));
@@ -229,7 +246,11 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   const keepGrad = resolveFilter(options.grads, gradNames, () => true);
   const actNames = fwdNames.filter(keepAct);
   const gradOut = gradNames.filter(keepGrad);
-  const outBytes = outputs([...actNames, ...gradOut].map((n) => numel(shapes.get(n)!))) + outputs([B * P, B * P]);
+  const saeFloats = saes.flatMap((u) => {
+    const { sae, errorTerm } = asSplice(u);
+    return [...saeScratchFloats([u], B * T), saeBackwardFloats(sae.config, B * T, errorTerm), B * T * sae.config.d_sae];
+  });
+  const outBytes = outputs([...actNames, ...gradOut].map((n) => numel(shapes.get(n)!))) + outputs([B * P, B * P]) + outputs(saeFloats);
   // The last plan's buffers go back to the pool when a different plan replaces it.
   const planBytes = state.plan ? state.plan.fwd.bytes + state.plan.bwd.bytes.saved + state.plan.bwd.bytes.scratch : 0;
   const availableFor = (m: MemoryMode) => gpu.pool.availableBytes + (state.plan && state.plan.key !== keyOf(m) ? planBytes : 0);
@@ -269,20 +290,40 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   } else if (wantWeights && !state.weightGrads) {
     throw new Error('internal: a weight-gradient plan without its store');
   }
-  const { fwd, bwd } = state.plan!;
+  const { fwd: basePlan, bwd } = state.plan!;
 
   const compiled: CompiledHooks[] = [];
   const acts = new Map<string, Tensor>();
   const grads = new Map<string, Tensor>();
   let mb: GpuMetricBackward | null = null;
+  let sf: SplicedPlan | null = null;
+  let sb: SplicedBackward | null = null;
   try {
+    // SAEs: spliced into this run's forward and backward (the cached plans stay unspliced).
+    if (saes.length) {
+      sf = spliceSaes(gpu, basePlan, saes, { hooked: new Set(hooks.map((h) => h.hook)), weight: ctx.weight, keepClean: true });
+      sb = spliceSaeBackward(gpu, bwd, sf.records, new Set(gradHooks.map((h) => h.hook)));
+    }
+    const fwd = sf?.plan ?? basePlan;
+    const bwdSteps = sb?.steps ?? bwd.steps;
+    const gradSites = sb?.gradSites ?? bwd.gradSites;
+    // What the backward reads of an SAE's output hook is the value the model read: after the splice.
+    const readAt = new Map<string, string>((sf?.records ?? []).map((r) => [r.hookOut, `${r.hookIn}.hook_sae_output`]));
+    const at = (name: string) => readAt.get(name) ?? name;
     const fwdHooks = hooks.length ? await compileHooks(gpu, fwd.sites, hooks, ctx.dummy) : null;
     if (fwdHooks) compiled.push(fwdHooks);
-    const bwdHooks = gradHooks.length ? await compileHooks(gpu, bwd.gradSites, gradHooks, ctx.dummy) : null;
+    const bwdHooks = gradHooks.length ? await compileHooks(gpu, gradSites, gradHooks, ctx.dummy) : null;
     if (bwdHooks) compiled.push(bwdHooks);
     for (const n of actNames) acts.set(n, Tensor.empty(gpu, fwd.sites.get(n)!.shape, n));
-    for (const n of gradOut) grads.set(n, Tensor.empty(gpu, bwd.gradSites.get(n)!.shape, `grad ${n}`));
-    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), { logits: bwd.dlogits, B, positions, V: columns?.length ?? cfg.d_vocab, columns });
+    for (const n of gradOut) grads.set(n, Tensor.empty(gpu, gradSites.get(n)!.shape, `grad ${n}`));
+    mb = new GpuMetricBackward(gpu, Array.isArray(metric) ? metric : (metric as Metric), {
+      logits: bwd.dlogits,
+      B,
+      positions,
+      V: columns?.length ?? cfg.d_vocab,
+      columns,
+      softcap: cfg.output_logits_soft_cap ?? null, // the logits are capped: the cap's backward is folded in
+    });
 
     gpu.device.queue.writeBuffer(fwd.ids!, 0, flat);
     bwd.setTokens(flat);
@@ -291,11 +332,11 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
     const copies = new Map<string, GPUBuffer[]>();
     const addCopy = (name: string, dst: GPUBuffer) => copies.set(name, [...(copies.get(name) ?? []), dst]);
     for (const [n, t] of acts) addCopy(n, t.buffer);
-    for (const [n, b] of bwd.forwardSaves) addCopy(n, b);
+    for (const [n, b] of bwd.forwardSaves) addCopy(at(n), b);
     recordForward(fwd, 0, fwd.steps.length, fwdHooks, copies, steps);
     steps.push(...mb.dispatches);
     // The backward.
-    for (const s of bwd.steps) {
+    for (const s of bwdSteps) {
       if (s.kind === 'dispatch' || s.kind === 'copy') {
         steps.push(s);
         continue;
@@ -303,12 +344,14 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
       if (s.kind === 'replay') {
         // Layer s.layer's forward again, from its saved resid_pre, into the shared saved set.
         const l = s.layer;
+        // Up to the layer's last site the backward reads (mlp.hook_post, or ln2_post's after the
+        // MLP's projection in Gemma 3).
         const start = siteIndex(fwd, `blocks.${l}.hook_resid_pre`);
-        const end = siteIndex(fwd, `blocks.${l}.mlp.hook_post`) + 1;
+        const end = Math.max(...savedSites(cfg).map((rel) => siteIndex(fwd, at(`blocks.${l}.${rel}`)))) + 1;
         const residBuffer = (fwd.steps[start] as { buffer: GPUBuffer }).buffer;
         steps.push({ kind: 'copy', src: bwd.savedResid[l], srcOffset: 0, dst: residBuffer, dstOffset: 0, size: B * T * cfg.d_model * 4 });
         const layerCopies = new Map<string, GPUBuffer[]>();
-        for (const rel of savedSites(cfg)) layerCopies.set(`blocks.${l}.${rel}`, [bwd.replaySaves.get(rel)!]);
+        for (const rel of savedSites(cfg)) layerCopies.set(at(`blocks.${l}.${rel}`), [bwd.replaySaves.get(rel)!]);
         recordForward(fwd, start + 1, end, fwdHooks, layerCopies, steps);
         continue;
       }
@@ -337,5 +380,7 @@ export async function runWithGrad(ctx: GradContext, tokens: readonly (readonly n
   } finally {
     for (const c of compiled) c.release();
     mb?.release();
+    sb?.release();
+    sf?.release();
   }
 }

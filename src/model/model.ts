@@ -544,7 +544,7 @@ export class Model {
   runWithGrad(tokens: readonly (readonly number[])[], metric: Metric | readonly Metric[], options: GradOptions = {}): Promise<GradResult> {
     const result = this.queue.then(() => {
       if (this.destroyed) throw new Error('this model was destroyed');
-      return runWithGrad({ gpu: this.gpu, config: this.config, weights: this.weights, dummy: this.dummy, state: this.gradState }, tokens, metric, options);
+      return runWithGrad({ gpu: this.gpu, config: this.config, weights: this.weights, dummy: this.dummy, state: this.gradState, weight: (n) => this.weightBuffer(n) }, tokens, metric, options);
     });
     this.queue = result.then(
       () => undefined,

@@ -11,7 +11,9 @@
  * [d_model, d_mlp], `mlp.W_gate` (gated MLPs), `mlp.b_in` [d_mlp], `mlp.W_out` [d_mlp, d_model],
  * `mlp.b_out`, then `ln_final.w` / `.b`, `unembed.W_U` [d_model, d_vocab] and `unembed.b_U`
  * [d_vocab] (zeros unless the weights were processed: these families have no unembedding bias,
- * and TL has one; processing folds ln_final's bias into it). RMSNorm has no `.b`.
+ * and TL has one; processing folds ln_final's bias into it). RMSNorm has no `.b`. Qwen3 and Gemma 3
+ * add `blocks.L.attn.q_norm.w` / `k_norm.w` [d_head], Gemma 3 `blocks.L.ln1_post.w` / `ln2_post.w`
+ * [d_model]; Gemma's norm gains are 1 + the checkpoint's w, as TL's conversion folds them.
  * Biases a family lacks are zeros, as in TL.
  *
  * The GPU holds matrices as [in, out] (x @ W), heads contiguous along `out`: W_Q [d_model,
@@ -89,6 +91,14 @@ export function tlWeightShapes(cfg: ModelConfig): Map<string, number[]> {
     s.set(`${L}.mlp.b_in`, [M]);
     s.set(`${L}.mlp.W_out`, [M, C]);
     s.set(`${L}.mlp.b_out`, [C]);
+    if (cfg.qk_norm) {
+      s.set(`${L}.attn.q_norm.w`, [dh]);
+      s.set(`${L}.attn.k_norm.w`, [dh]);
+    }
+    if (cfg.post_norms) {
+      s.set(`${L}.ln1_post.w`, [C]);
+      s.set(`${L}.ln2_post.w`, [C]);
+    }
   }
   s.set('ln_final.w', [C]);
   if (ln) s.set('ln_final.b', [C]);
@@ -158,6 +168,14 @@ export async function readTlWeight(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, na
     case 'unembed.b_U':
       // Zeros, as in TL, unless TransformerLens' processing made one (ln_final's bias folded in, centred).
       return { data: w.b_U ? await readRows(gpu, w.b_U, 1, false) : new Float32Array(V), shape: [V] };
+  }
+  // Gemma 3 / Qwen3's extra norms (their gains as the forward holds them: Gemma's 1 + w, as TL folds it).
+  const extra = /^blocks\.(\d+)\.(attn\.q_norm|attn\.k_norm|ln1_post|ln2_post)\.w$/.exec(name);
+  if (extra) {
+    const p: GpuLayer = w.layers[Number(extra[1])];
+    const field = ({ 'attn.q_norm': 'q_norm_w', 'attn.k_norm': 'k_norm_w', ln1_post: 'ln1_post_w', ln2_post: 'ln2_post_w' } as const)[extra[2] as 'attn.q_norm'];
+    const n = extra[2].startsWith('attn.') ? dh : C;
+    return { data: await f32(p[field], n), shape: [n] };
   }
   const m = /^blocks\.(\d+)\.(ln1|ln2|attn|mlp)\.(_?)(\w+)$/.exec(name);
   if (!m || Number(m[1]) >= n_layers) throw unknown();

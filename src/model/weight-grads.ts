@@ -15,7 +15,13 @@
  *   blocks.L.mlp.W_in / b_in  [d_model, d_mlp]      (the up projection of a gated MLP)
  *   blocks.L.mlp.W_gate / b_gate                    (gated MLPs)
  *   blocks.L.mlp.W_out / b_out [d_mlp, d_model]
+ *   blocks.L.attn.q_norm.w / k_norm.w  [d_head]  (Gemma 3, Qwen3)
+ *   blocks.L.ln1_post.w / ln2_post.w   [d_model] (Gemma 3)
  *   ln_final.w / ln_final.b
+ *
+ * Gemma 3's norms scale by (1 + w); the forward holds 1 + w (folded at load, as TransformerLens
+ * folds it), and since d(1 + w)/dw = 1 the folded gain's gradient is the checkpoint weight's too:
+ * `toCheckpoint()` reports it under the checkpoint's name unchanged.
  *
  * A tied embedding has one gradient, `embed.W_E`, holding both the embedding's and the
  * unembedding's share. `read()` reads them back under TransformerLens' names and shapes, as
@@ -54,15 +60,16 @@ export interface LayerGrads {
   b_gate: GPUBuffer | null;
   W_out: GPUBuffer;
   b_out: GPUBuffer;
-  /** Gemma 3 / Qwen3 norms: not differentiated yet (the backward refuses those models). */
-  q_norm_w: null;
-  k_norm_w: null;
-  ln1_post_w: null;
-  ln2_post_w: null;
+  /** Gemma 3 / Qwen3: the per-head q/k norms' gains [d_head]; null for other families. */
+  q_norm_w: GPUBuffer | null;
+  k_norm_w: GPUBuffer | null;
+  /** Gemma 3: the post-attention and post-MLP norms' gains [d_model]; null for other families. */
+  ln1_post_w: GPUBuffer | null;
+  ln2_post_w: GPUBuffer | null;
 }
 
 /** TransformerLens-style names of each layer field. */
-const LAYER_NAMES: Record<Exclude<keyof LayerGrads, 'q_norm_w' | 'k_norm_w' | 'ln1_post_w' | 'ln2_post_w'>, string> = {
+const LAYER_NAMES: Record<keyof LayerGrads, string> = {
   ln1_w: 'ln1.w',
   ln1_b: 'ln1.b',
   W_Q: 'attn.W_Q',
@@ -81,6 +88,10 @@ const LAYER_NAMES: Record<Exclude<keyof LayerGrads, 'q_norm_w' | 'k_norm_w' | 'l
   b_gate: 'mlp.b_gate',
   W_out: 'mlp.W_out',
   b_out: 'mlp.b_out',
+  q_norm_w: 'attn.q_norm.w',
+  k_norm_w: 'attn.k_norm.w',
+  ln1_post_w: 'ln1_post.w',
+  ln2_post_w: 'ln2_post.w',
 };
 
 export interface GradTensor {
@@ -141,10 +152,10 @@ export class WeightGradients {
         b_gate: p.W_gate ? buf(M, `blocks.${l}.mlp.b_gate`) : null,
         W_out: buf(M * C, `blocks.${l}.mlp.W_out`),
         b_out: buf(C, `blocks.${l}.mlp.b_out`),
-        q_norm_w: null,
-        k_norm_w: null,
-        ln1_post_w: null,
-        ln2_post_w: null,
+        q_norm_w: config.qk_norm ? buf(dh, `blocks.${l}.attn.q_norm.w`) : null,
+        k_norm_w: config.qk_norm ? buf(dh, `blocks.${l}.attn.k_norm.w`) : null,
+        ln1_post_w: config.post_norms ? buf(C, `blocks.${l}.ln1_post.w`) : null,
+        ln2_post_w: config.post_norms ? buf(C, `blocks.${l}.ln2_post.w`) : null,
       }));
       this.lnf_w = buf(C, 'ln_final.w');
       this.lnf_b = ln ? buf(C, 'ln_final.b') : null;
@@ -159,7 +170,8 @@ export class WeightGradients {
   static floats(config: ModelConfig): number {
     const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, n_layers: L } = config;
     const ln = config.normalization === 'LN' ? 2 : 1;
-    const perLayer = 2 * ln * C + C * H * dh * 2 + H * dh + 2 * (C * Hkv * dh + Hkv * dh) + C + (config.gated_mlp ? 2 : 1) * (C * M + M) + M * C + C;
+    const perLayer =
+      2 * ln * C + C * H * dh * 2 + H * dh + 2 * (C * Hkv * dh + Hkv * dh) + C + (config.gated_mlp ? 2 : 1) * (C * M + M) + M * C + C + (config.qk_norm ? 2 * dh : 0) + (config.post_norms ? 2 * C : 0);
     // (+ V for an unembedding bias, which weights processed as TransformerLens does have)
     return V * C * (config.tied_embeddings ? 1 : 2) + V + (config.positional === 'learned' ? config.n_ctx * C : 0) + L * perLayer + ln * C;
   }
@@ -190,6 +202,10 @@ export class WeightGradients {
       b_gate: [M],
       W_out: [M, C],
       b_out: [C],
+      q_norm_w: [dh],
+      k_norm_w: [dh],
+      ln1_post_w: [C],
+      ln2_post_w: [C],
     };
     this.layers.forEach((g, l) => {
       for (const key of Object.keys(LAYER_NAMES) as (keyof typeof LAYER_NAMES)[]) {
@@ -365,6 +381,32 @@ export function toCheckpointLayout(cfg: ModelConfig, g: Named): Named {
     if (!cfg.tied_embeddings) out.set('embed_out.weight', get('unembed.W_U'));
     return out;
   }
+  if (cfg.family === 'gemma3') {
+    // Gemma 3: nn.Linear [out, in], no biases; its norms' names (post_attention_layernorm is the
+    // norm after attention, ln1_post; pre_feedforward_layernorm is ln2). The (1 + w) gains'
+    // gradients are the checkpoint weights' (d(1 + w)/dw = 1).
+    out.set('model.embed_tokens.weight', get('embed.W_E'));
+    for (let l = 0; l < n_layers; l++) {
+      const L = `blocks.${l}.`;
+      const h = `model.layers.${l}.`;
+      out.set(`${h}input_layernorm.weight`, get(`${L}ln1.w`));
+      out.set(`${h}self_attn.q_proj.weight`, transpose(get(`${L}attn.W_Q`)));
+      out.set(`${h}self_attn.k_proj.weight`, transpose(get(`${L}attn.W_K`)));
+      out.set(`${h}self_attn.v_proj.weight`, transpose(get(`${L}attn.W_V`)));
+      out.set(`${h}self_attn.o_proj.weight`, transpose(get(`${L}attn.W_O`)));
+      out.set(`${h}self_attn.q_norm.weight`, get(`${L}attn.q_norm.w`));
+      out.set(`${h}self_attn.k_norm.weight`, get(`${L}attn.k_norm.w`));
+      out.set(`${h}post_attention_layernorm.weight`, get(`${L}ln1_post.w`));
+      out.set(`${h}pre_feedforward_layernorm.weight`, get(`${L}ln2.w`));
+      out.set(`${h}mlp.gate_proj.weight`, transpose(get(`${L}mlp.W_gate`)));
+      out.set(`${h}mlp.up_proj.weight`, transpose(get(`${L}mlp.W_in`)));
+      out.set(`${h}mlp.down_proj.weight`, transpose(get(`${L}mlp.W_out`)));
+      out.set(`${h}post_feedforward_layernorm.weight`, get(`${L}ln2_post.w`));
+    }
+    out.set('model.norm.weight', get('ln_final.w'));
+    if (!cfg.tied_embeddings) out.set('lm_head.weight', get('unembed.W_U'));
+    return out;
+  }
   // Llama-style: nn.Linear weights are [out, in]. Bias names are listed for every projection;
   // pass `only` (the checkpoint's names) to keep the ones the checkpoint has.
   out.set('model.embed_tokens.weight', get('embed.W_E'));
@@ -385,6 +427,11 @@ export function toCheckpointLayout(cfg: ModelConfig, g: Named): Named {
       out.set(`${h}${proj}.bias`, get(`${L}${b}`));
     }
     out.set(`${h}post_attention_layernorm.weight`, get(`${L}ln2.w`));
+    if (cfg.qk_norm) {
+      // Qwen3's per-head q/k norms
+      out.set(`${h}self_attn.q_norm.weight`, get(`${L}attn.q_norm.w`));
+      out.set(`${h}self_attn.k_norm.weight`, get(`${L}attn.k_norm.w`));
+    }
   }
   out.set('model.norm.weight', get('ln_final.w'));
   if (!cfg.tied_embeddings) out.set('lm_head.weight', get('unembed.W_U'));

@@ -268,6 +268,26 @@ describe('figures on induction-2l', () => {
     expect(Math.abs(lens.values[2 * T + T - 1] - want.p)).toBeLessThan(1e-4);
   });
 
+  test('embed code carries each figure as it is now: a script-set property, a markup attribute, JSON roles escaped', async () => {
+    const tags = await page.evaluate(() => {
+      type Tagged = HTMLElement & { exportTag(): string };
+      const q = (sel: string) => document.querySelector(`#toy ${sel}`) as Tagged & Record<string, unknown>;
+      const top = q('pb-top-tokens');
+      const attention = q('pb-attention');
+      attention.hidePicker = true; // set by a script: no attribute in the markup
+      const out = { top: top.exportTag(), attention: attention.exportTag(), grid: q('pb-head-grid').exportTag(), lens: q('pb-logit-lens').exportTag() };
+      attention.hidePicker = false;
+      return out;
+    });
+    expect(tags.top).toBe('<pb-top-tokens k="5"></pb-top-tokens>');
+    expect(tags.attention).toBe('<pb-attention hide-picker></pb-attention>');
+    expect(tags.grid).toBe('<pb-head-grid roles="{&quot;0.2&quot;:&quot;copy&quot;,&quot;0.3&quot;:&quot;copy&quot;,&quot;1.3&quot;:&quot;helper&quot;}"></pb-head-grid>');
+    expect(tags.lens).toBe('<pb-logit-lens></pb-logit-lens>');
+    // The roles parse back to the same object through an HTML parser.
+    const roles = await page.evaluate((t) => new DOMParser().parseFromString(t, 'text/html').querySelector('pb-head-grid')!.getAttribute('roles'), tags.grid);
+    expect(JSON.parse(roles!)).toEqual({ '0.2': 'copy', '0.3': 'copy', '1.3': 'helper' });
+  });
+
   test('token text that looks like markup renders literally', async () => {
     const input = page.locator('#fake pb-prompt input[part=input]');
     await input.fill('<img src=x onerror=alert(1)> <b>bold</b><script>alert(2)</script>');

@@ -3,7 +3,8 @@
  * every receiver reads its own copy of the residual stream (grad_more.py eap: each head's q/k/v
  * input and each MLP's input a tensor of its own, as TransformerLens' split inputs): every edge
  * score of the GPT-2 models and the Llama-style ones (RMSNorm, grouped-query attention, SwiGLU,
- * Qwen2 biases), within 1e-4 of the largest |score|; the same senders, receivers and edges.
+ * Qwen2 biases, Qwen3 q/k norms), within 1e-4 of the largest |score|; the same senders, receivers
+ * and edges. Gemma 3 is refused (its post-attention norm leaves no per-head output).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ interface EapRef {
   eap_ig5: (number | null)[][];
 }
 
-describe.each(['induction-attn-2l', 'tiny-gpt2-random', 'tiny-llama-random', 'qwen2-bias-random'])('%s: edge attribution matches PyTorch', (name) => {
+describe.each(['induction-attn-2l', 'tiny-gpt2-random', 'tiny-llama-random', 'qwen2-bias-random', 'tiny-qwen3-random'])('%s: edge attribution matches PyTorch', (name) => {
   let model: Model;
   beforeAll(async () => {
     model = await loadModel(await testGpu(), await fixtureSource(name));
@@ -46,5 +47,17 @@ describe.each(['induction-attn-2l', 'tiny-gpt2-random', 'tiny-llama-random', 'qw
     expect(worst, `max |diff| ${worst.toExponential(2)} of max |score| ${max.toExponential(2)}`).toBeLessThanOrEqual(1e-4 * max);
     expect(got.edges).toHaveLength(want.filter((x) => x !== null).length);
     expect(Math.abs(got.edges[0].score)).toBeCloseTo(max, 4);
+  });
+});
+
+describe('edge attribution on Gemma 3', () => {
+  it('is refused by name: ln1_post normalizes the sum of the heads, so no head writes to the residual stream alone', async () => {
+    const model = await loadModel(await testGpu(), await fixtureSource('tiny-gemma3-random'));
+    try {
+      const { prompts } = fixtureCases('tiny-gemma3-random');
+      await expect(edgeAttribution(model, prompts[0], prompts[1], parseMetricSpec('logit-diff:-1:5:6', prompts[0]))).rejects.toThrow(/post-attention norm \(ln1_post\)/);
+    } finally {
+      model.destroy();
+    }
   });
 });

@@ -12,6 +12,7 @@ import { describe, expect, test } from 'vitest';
 import { PATCH_SITES } from '../../src/experiments/patching.ts';
 import { MetricSpecError, checkMetricSpec, parseMetricSyntax, resolveMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { SpecError, figureInterventions, parseSpec } from '../../src/experiments/spec.ts';
+import { snapshotEncoder } from '../../src/experiments/snapshot.ts';
 import { ROOT } from '../helpers/browser.ts';
 import { runPython } from '../helpers/python.ts';
 
@@ -45,6 +46,8 @@ const V2_VALID: unknown[] = [
     view: { heads: ['0.2'], feature: 7 },
   },
   { patchbay: 2, model: { url: 'x/' }, prompts: { clean: [[1, 2], [3, 4]] }, experiment: { kind: 'ablate' } },
+  { patchbay: 2, model: { preset: 'gpt2' }, prompts: { clean: 'x y', corrupt: 'x z' }, experiment: { kind: 'attribute', site: 'q_by_pos', metric: 'loss:0:-1', method: 'atp*', verify: 5, normalize: true } },
+  { patchbay: 2, model: { url: 'm/' }, sae: { url: 's/' }, prompts: { clean: [1, 2], corrupt: [1, 3] }, experiment: { kind: 'attribute', site: 'features', metric: 'logit-diff:-1:5:6', method: 'atp', k: 3, verify: 2 } },
 ];
 
 const INVALID: [unknown, RegExp][] = [
@@ -65,6 +68,11 @@ const INVALID: [unknown, RegExp][] = [
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_z', heads: -1 }], experiment: { kind: 'ablate' } }, /heads: expected an index or a non-empty list of non-negative integers/],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: ['x', 'y'], corrupt: 'z' }, experiment: { kind: 'patch', site: 'z', metric: 'loss:0:1' } }, /a batch of prompts is for "ablate" experiments/],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_z', from: 'elsewhere' }], experiment: { kind: 'ablate' } }, /from: expected "clean" or "corrupt" or "reference"/],
+  [{ patchbay: 2, model: { preset: 'a' }, sae: { url: 's/' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1', method: 'atp*' } }, /AtP\* corrects query and key cells; features take "atp"/],
+  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', k: 3 } }, /experiment\.k: features per position is for site "features"/],
+  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 0 } }, /experiment\.verify: expected the number of cells to re-run exactly/],
+  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'feature', metric: 'loss:0:1' } }, /"feature" is not a patching site .*or "features" for an SAE's features/],
+  [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 2 } }, /spec\.experiment: unknown field "verify"/],
 ];
 
 /** Cross-field rules the reader enforces beyond the schema (a patch needs the prompts it reads, a feature needs an SAE). */
@@ -72,6 +80,7 @@ const READER_ONLY: [unknown, RegExp][] = [
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'ablate' } }, /patching from the corrupted run needs spec\.prompts\.corrupt/],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'add', hook: 'blocks.0.hook_resid_pre', feature: 3 }], experiment: { kind: 'ablate' } }, /needs an SAE \(spec\.sae\)/],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'sweep-ablate', metric: 'loss:0:1' } }, /only "ablate" experiments take interventions/],
+  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1' } }, /"features" attributes to an SAE's features, and the spec splices no SAE/],
 ];
 
 describe('experiment spec', () => {
@@ -171,6 +180,16 @@ describe('prompt-relative metrics', () => {
     expect(na('prob:-1:" two tokens"', ids).notApplicable).toBe(false);
     expect(na('prob:-1:" two tokens"', ids).message).toMatch(/is 2 tokens for this tokenizer/);
     expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:" Mary"'), ids, 10, null)).toThrow(/this model has no tokenizer/);
+  });
+
+  test("a snapshot's vocabulary resolves quoted text as the tokenizer did, without it (a page without WebGPU)", () => {
+    // What makeSnapshot lists: the prompt's tokens and the metric's, each with its text.
+    const snap = { vocab: { 3: 'When', 5: ' Mary', 9: ' and', 7: ' John', 4: ' gave', 8: ' to', 6: 'x', 2: 'x' } };
+    const text = 'logit-diff:" John":" Mary":" John"';
+    expect(resolveMetricSpec(parseMetricSyntax(text), ids, 10, snapshotEncoder(snap))).toEqual(resolveMetricSpec(parseMetricSyntax(text), ids, 10, tokenizer));
+    // Text the snapshot does not list, or lists twice, is not one token.
+    expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:" Bob"'), ids, 10, snapshotEncoder(snap))).toThrow(/" Bob" is 0 tokens/);
+    expect(() => resolveMetricSpec(parseMetricSyntax('prob:-1:"x"'), ids, 10, snapshotEncoder(snap))).toThrow(/"x" is 0 tokens/);
   });
 
   test('syntax errors name the field; checks without the tokens skip quoted text', () => {

@@ -18,3 +18,10 @@ export async function saeFolder(dir: string): Promise<ModelSource> {
 export function saeReference(dir: string): SafetensorsFile {
   return new SafetensorsFile(new Uint8Array(readFileSync(join(dir, 'reference.safetensors'))), `${dir}/reference.safetensors`);
 }
+
+/**
+ * feature_patch_ref.py (float64): exact[p][f] = m(corrupted run with feature f at p patched from
+ * the clean run) - m(corrupted run), for sae_grads.json's gemma_err case (sae: its folder under
+ * tests/fixtures). 0 where the feature's activation is the same in both runs.
+ */
+export const FEATURE_PATCHING = JSON.parse(readFileSync(join(FIXTURES, 'saes', 'feature_patching.json'), 'utf8')) as { sae: string; metric_spec: string; clean_metric: number; corrupt_metric: number; exact: number[][] };

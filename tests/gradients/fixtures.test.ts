@@ -1,6 +1,6 @@
 /**
  * runWithGrad against the float64 PyTorch gradients of every fixture family (GPT-2 x3, GPT-NeoX,
- * Llama): every hook point's gradient of the summed logit difference (grads.safetensors) and
+ * Llama, Qwen3, Gemma 3; GRAD_FIXTURES lists them): every hook point's gradient of the summed logit difference (grads.safetensors) and
  * every weight's gradient of the summed next-token loss (weight_grads.safetensors, under the
  * checkpoint's names and layouts), each within 1e-4 of the reference tensor's largest magnitude,
  * with the backward keeping every layer and recomputing each layer from its resid_pre.
@@ -64,8 +64,8 @@ describe.each(GRAD_FIXTURES)('%s gradients match PyTorch (float64)', (name) => {
   });
 });
 
-describe.each(['tiny-gpt2-random', 'tiny-llama-random'])('%s: weight gradients of a logit difference (two unembedded columns)', (name) => {
-  it('match PyTorch (grad_more.py wdiff), tied and untied', async () => {
+describe.each(['tiny-gpt2-random', 'tiny-llama-random', 'tiny-qwen3-random', 'gemma3-softcap-random'])('%s: weight gradients of a logit difference (two unembedded columns)', (name) => {
+  it('match PyTorch (grad_more.py wdiff), tied and untied, through a logit soft-cap', async () => {
     const model = await loadModel(await testGpu(), await fixtureSource(name));
     try {
       const ref = new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'weight_grads_diff.safetensors'))), 'weight_grads_diff.safetensors');

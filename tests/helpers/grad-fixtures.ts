@@ -7,14 +7,30 @@ import { maxAbs, maxAbsDiff } from './compare.ts';
 import { FIXTURES } from './fixtures.ts';
 
 /**
- * Every folder with gradient fixtures: the shared ones (GPT-2 x3, NeoX, Llama) and three made here
+ * Every folder with gradient fixtures: the shared ones (GPT-2 x3, NeoX, Llama), three made here
  * by tests/fixtures/make/grad_more.py on checkpoints they do not include (GPT-2 of odd sizes,
- * Qwen2 with q/k/v biases and tied embeddings, GPT-NeoX with a sequential residual).
+ * Qwen2 with q/k/v biases and tied embeddings, GPT-NeoX with a sequential residual), the Gemma 3
+ * and Qwen3 checkpoints (grad_ref.py's forward for them, checked against transformers' own
+ * modules in float64: hf_check.json), a Gemma 3 of odd sizes with a final logit soft-cap
+ * (grad_more.py models-gemma), and GPT-2 with scale_attn_by_inverse_layer_idx (config-flags).
  */
-export const GRAD_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-neox-random', 'tiny-llama-random', 'gpt2-odd-random', 'qwen2-bias-random', 'neox-seq-random'] as const;
+export const GRAD_FIXTURES = [
+  'tiny-gpt2-random',
+  'induction-2l',
+  'induction-attn-2l',
+  'tiny-neox-random',
+  'tiny-llama-random',
+  'gpt2-odd-random',
+  'qwen2-bias-random',
+  'neox-seq-random',
+  'tiny-gemma3-random',
+  'tiny-qwen3-random',
+  'gemma3-softcap-random',
+  'config-flags/gpt2-inverse-layer',
+] as const;
 
 /** Folders with grads_extra.* (hook_scale, detached and intervened gradients; grad_more.py extra). */
-export const GRAD_EXTRA_FIXTURES = ['tiny-gpt2-random', 'tiny-llama-random', 'neox-seq-random', 'qwen2-bias-random'] as const;
+export const GRAD_EXTRA_FIXTURES = ['tiny-gpt2-random', 'tiny-llama-random', 'neox-seq-random', 'qwen2-bias-random', 'tiny-qwen3-random', 'gemma3-softcap-random'] as const;
 
 export interface GradExtra {
   metric_spec: string;
@@ -58,7 +74,7 @@ export function expectGradClose(name: string, got: ArrayLike<number>, want: Arra
 }
 
 /** Folders with atp_star.json (grad_more.py atpstar): AtP* by its definitions in float64. */
-export const ATP_STAR_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-llama-random', 'tiny-neox-random'] as const;
+export const ATP_STAR_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-llama-random', 'tiny-neox-random', 'gemma3-softcap-random', 'config-flags/gpt2-inverse-layer'] as const;
 
 export interface AtpStar {
   metric_spec: string;

@@ -5,7 +5,7 @@
  * browser contexts that record what a page complained about and refuse to leave the server.
  * Chromium itself comes from ./browser.ts.
  */
-import { createReadStream, existsSync, mkdtempSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -36,12 +36,19 @@ const TYPES: Record<string, string> = {
   '.png': 'image/png',
 };
 
+/** A slow link for some files: their bytes go out `bytes` at a time, one chunk every `everyMs`. */
+export interface Throttle {
+  match: RegExp;
+  bytes: number;
+  everyMs: number;
+}
+
 /**
  * Answers `req` from the mounted folders (longest matching prefix; a folder serves its
  * index.html). `no-store`, so a page that avoids the network did it with the Cache API, not the
- * HTTP cache.
+ * HTTP cache. Files `throttle` matches are sent slowly, with their Content-Length.
  */
-function serve(mounts: Mounts, req: IncomingMessage, res: ServerResponse): void {
+function serve(mounts: Mounts, req: IncomingMessage, res: ServerResponse, throttle?: Throttle): void {
   const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
   const prefix = Object.keys(mounts)
     .filter((p) => path.startsWith(p))
@@ -73,11 +80,21 @@ function serve(mounts: Mounts, req: IncomingMessage, res: ServerResponse): void 
     'cache-control': 'no-store',
   });
   if (req.method === 'HEAD') res.end();
-  else createReadStream(file).pipe(res);
+  else if (throttle?.match.test(path)) {
+    const data = readFileSync(file);
+    let at = 0;
+    const send = () => {
+      if (res.destroyed) return;
+      res.write(data.subarray(at, (at += throttle.bytes)));
+      if (at >= data.length) res.end();
+      else setTimeout(send, throttle.everyMs);
+    };
+    send();
+  } else createReadStream(file).pipe(res);
 }
 
-/** A static file server over `mounts` on 127.0.0.1 and a free port. */
-export async function startStaticServer(mounts: Mounts): Promise<StaticServer> {
+/** A static file server over `mounts` on 127.0.0.1 and a free port (files `throttle` matches sent slowly). */
+export async function startStaticServer(mounts: Mounts, options: { throttle?: Throttle } = {}): Promise<StaticServer> {
   const requests: string[] = [];
   const notFound: string[] = [];
   const server = createServer((req, res) => {
@@ -85,7 +102,7 @@ export async function startStaticServer(mounts: Mounts): Promise<StaticServer> {
     res.on('finish', () => {
       if (res.statusCode === 404) notFound.push(req.url ?? '');
     });
-    serve(mounts, req, res);
+    serve(mounts, req, res, options.throttle);
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   const { port } = server.address() as AddressInfo;

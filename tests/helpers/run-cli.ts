@@ -16,11 +16,12 @@ export interface CliResult {
   errorLines: string[];
 }
 
-export function runCli(args: readonly string[], timeoutMs = 60_000): Promise<CliResult> {
+/** `env` adds to the environment (e.g. PATCHBAY_HUB, the Hub's address). */
+export function runCli(args: readonly string[], timeoutMs = 60_000, env: Record<string, string> = {}): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [resolve(projectRoot, 'bin/patchbay.js'), ...args], {
       cwd: projectRoot,
-      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', PATCHBAY_DEBUG: '' },
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp', PATCHBAY_DEBUG: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

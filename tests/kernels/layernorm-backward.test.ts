@@ -124,3 +124,37 @@ describe.each([false, true])('norm backward on the GPU (rms %s)', (rms) => {
     if (!rms) expectNear('db', await db.read(), dbRef, { abs: gamma(rows + 1) * (rows * maxAbs(g) + 1), rel: U });
   });
 });
+
+describe('per-head RMSNorm backward (q_norm / k_norm: rows = B T H, C = d_head)', () => {
+  it('2 x 7 positions x 3 heads of d_head 10, each head its own scale', async () => {
+    const [B, T, H, dh] = [2, 7, 3, 10];
+    const rows = B * T * H;
+    const rng = mulberry32(44);
+    const x = new Float32Array(rows * dh);
+    for (let r = 0; r < rows; r++) x.set(normal(rng, dh, 0, 0.2 + (r % H)), r * dh); // head h's spread grows with h
+    const w = uniform(rng, dh, -0.5, 1.5); // Gemma's 1 + w can be negative
+    const g = uniform(rng, rows * dh);
+    const ref = backward64(x, w, g, rows, dh, true, false);
+    const n32 = Float32Array.from(ref.n);
+    const s32 = Float32Array.from(ref.scale);
+    const nB = upload(n32, 'n').buffer;
+    const sB = upload(s32, 'scale').buffer;
+    const gB = upload(g, 'dy').buffer;
+    const [dn, ds, dx, dw] = [empty(rows * dh, 'dn'), empty(rows, 'dscale'), empty(rows * dh, 'dx'), empty(dh, 'dw')];
+    submitSteps(
+      kh.gpu,
+      [
+        normGainBackward(kh.gpu, dn.buffer, gB, upload(w, 'w').buffer, rows, dh, params, 'gain'),
+        normParamGrad(kh.gpu, dw.buffer, null, gB, nB, rows, dh, params, 'params'),
+        normScaleGrad(kh.gpu, ds.buffer, dn.buffer, nB, sB, rows, dh, params, 'scale'),
+        normInputGrad(kh.gpu, { dx: dx.buffer, dn: dn.buffer, n: nB, scale: sB, dscale: ds.buffer, rms: true, rows, C: dh, label: 'input' }, params),
+      ],
+      'per-head norm backward',
+    );
+    const minScale = Math.min(...s32);
+    const tol = (a: ArrayLike<number>) => ({ abs: (gamma(2 * dh) * 4 * dh * maxAbs(a) * Math.max(1, maxAbs(n32), maxAbs(ref.dscale))) / minScale, rel: 4 * U });
+    expectNear('dscale', await ds.read(), ref.dscale, tol(ref.dn));
+    expectNear('dx', await dx.read(), ref.dx, tol(ref.dn));
+    expectNear('dw', await dw.read(), ref.dw, { abs: gamma(rows + 1) * (rows * maxAbs(g) * maxAbs(n32) + 1), rel: U });
+  });
+});

@@ -5,7 +5,9 @@
  * `metricCpu`, and the GPU kernel against the reference on V = 1003 (no multiple of the 64-wide
  * workgroup), 3 batch rows, logits in [-20, 20); a padded output row (ldo = 1004, pad written 0),
  * a logit difference on two computed columns only, and rows split into blocks by a small
- * binding limit.
+ * binding limit. Through Gemma's final logit soft-cap (y = cap tanh(l / cap), the gradient of l is
+ * the gradient of y times 1 - (y / cap)^2): the reference against finite differences of the
+ * capped metric, the GPU variant against the reference.
  *
  * Tolerance: softmax s_v = exp(l_v - lse) is within (6 + 5|l_v - lse|) u of s_v plus the lse's
  * own error (~gamma_V), times the summed |coef| (x p_tok for a probability): abs =
@@ -42,8 +44,34 @@ describe.each(METRICS)('%s backward CPU reference vs finite differences', (_, m)
   });
 });
 
+describe.each(METRICS)('%s backward through a logit soft-cap (CPU reference vs finite differences)', (_, m) => {
+  it('cap 2.5: the gradient of the uncapped logits', () => {
+    const [B, V, cap] = [2, 11, 2.5];
+    const raw = Float64Array.from(uniform(mulberry32(8), B * T * V, -6, 6)); // several times the cap
+    const capped = (l: Float64Array) => l.map((v) => cap * Math.tanh(v / cap));
+    const grad = metricBackwardCpu(m, capped(raw), B, V, undefined, undefined, cap);
+    const L = (x: Float64Array) => metricCpu(m, capped(x) as unknown as Float32Array, B, V).reduce((s, v) => s + v, 0);
+    expectMatchesFiniteDiff('dlogits (capped)', grad, L, raw, 120);
+  });
+});
+
 const kh = kernelHarness();
 const { upload, empty } = kh;
+
+describe.each(METRICS)('%s backward through a logit soft-cap on the GPU', (_, m) => {
+  it('in place, 3 rows of V 1003, cap 3', async () => {
+    const [B, V, cap] = [3, 1003, 3];
+    const positions = metricPositions(m);
+    const P = positions.length;
+    const logits = uniform(mulberry32(13), B * P * V, -20, 20).map((v) => cap * Math.tanh(v / cap));
+    const buf = upload(logits, 'capped logits then their gradient');
+    const mb = new GpuMetricBackward(kh.gpu, m, { logits: buf.buffer, B, positions, V, softcap: cap });
+    submitSteps(kh.gpu, mb.dispatches, 'metric backward (soft-cap)');
+    const ref = metricBackwardCpu(m, logits, B, V, positions, undefined, cap);
+    expectNear(`${m.kind} dlogits (soft-cap)`, await buf.read(), ref, { abs: gamma(V) + 250 * U, rel: 4 * U });
+    mb.release();
+  });
+});
 
 describe.each(METRICS)('%s backward on the GPU', (_, m) => {
   it('3 rows, V 1003 at the metric positions, padded output rows', async () => {

@@ -26,7 +26,8 @@ const VARIANTS: Record<string, unknown[]> = {
   'layernorm-backward.wgsl.ts': [{}, { rms: true, detach: true, acc: true }],
   'activation-backward.wgsl.ts': [{ gated: false }, { gated: true }],
   'embed-backward.wgsl.ts': [{ acc: false }, { acc: true }],
-  'metrics-backward.wgsl.ts': [{ inPlace: false }, { inPlace: true }],
+  'metrics-backward.wgsl.ts': [{ inPlace: false }, { inPlace: true }, { inPlace: true, softcap: true }],
+  'sae-backward.wgsl.ts': [{}, { gain: true }],
 };
 
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */

@@ -131,12 +131,12 @@ describe('induction demo (induction-2l, offline)', () => {
     expect(new URL(page.url()).searchParams.get('induction.ablate')).toBe('0.2');
 
     // The page's own measurement on the fixture's 64 sequences reproduces induction_eval.
-    await page.locator('#induction induction-scores').scrollIntoViewIfNeeded();
-    await page.waitForSelector('#induction induction-scores [data-state=done]', { timeout: 90_000 });
-    const loss = Number(await page.locator('#induction induction-scores [data-loss]').getAttribute('data-loss'));
+    await page.locator('induction-scores').scrollIntoViewIfNeeded();
+    await page.waitForSelector('induction-scores [data-state=done]', { timeout: 90_000 });
+    const loss = Number(await page.locator('induction-scores [data-loss]').getAttribute('data-loss'));
     expect(Math.abs(loss - evalRef.repeated_half_loss)).toBeLessThan(1e-3);
     const rows = await page.evaluate(() =>
-      [...document.querySelectorAll('#induction induction-scores tbody tr')].map((tr) => ({
+      [...document.querySelectorAll('induction-scores tbody tr')].map((tr) => ({
         head: tr.getAttribute('data-head')!,
         cells: [...tr.querySelectorAll('td')].map((td) => td.textContent!.trim()),
       })),
@@ -146,9 +146,9 @@ describe('induction demo (induction-2l, offline)', () => {
       expect(Math.abs(Number(r.cells[0]) - evalRef.prev_token_score[r.head])).toBeLessThan(1e-3);
       expect(Math.abs(Number(r.cells[1]) - evalRef.induction_score[r.head])).toBeLessThan(1e-3);
     }
-    await page.locator('#induction induction-scores tr[data-head="0.2"] button.measure').click();
-    await page.waitForSelector('#induction induction-scores tr[data-head="0.2"][data-ablated-loss]', { timeout: 90_000 });
-    const ablated = Number(await page.locator('#induction induction-scores tr[data-head="0.2"]').getAttribute('data-ablated-loss'));
+    await page.locator('induction-scores tr[data-head="0.2"] button.measure').click();
+    await page.waitForSelector('induction-scores tr[data-head="0.2"][data-ablated-loss]', { timeout: 90_000 });
+    const ablated = Number(await page.locator('induction-scores tr[data-head="0.2"]').getAttribute('data-ablated-loss'));
     expect(Math.abs(ablated - evalRef.head_ablation_repeated_half_loss['0.2'])).toBeLessThan(1e-3);
 
     // Section 6: AtP beside exact patching of each head's output; the correlation and the verified
@@ -244,7 +244,9 @@ describe('<pb-model> loading', () => {
   // The model's line: its status, or its error (a part of its own), or the no-WebGPU message.
   const status = (page: Page) =>
     page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
-  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error', 'weightless', 'snapshot'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
+  const modelStatus = (page: Page) => page.evaluate(() => (document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? '');
+  // Loaded, failed, or (no WebGPU, no snapshot) showing what needs no weights.
+  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error', 'weightless'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {
     const { context, problems } = await recordingContext(browser, server.origin);
@@ -282,7 +284,9 @@ describe('<pb-model> loading', () => {
     await page2.goto(modelOnly('induction-2l'));
     await settled(page2);
     expect(await page2.evaluate(() => 'gpu' in navigator && navigator.gpu !== undefined)).toBe(false);
-    expect(await status(page2)).toMatch(/This browser cannot run the model: .*WebGPU/);
+    // No snapshot: the config is read (never the weights), and the message says why nothing runs.
+    expect(await modelStatus(page2)).toBe('weightless');
+    expect(await status(page2)).toMatch(/This browser has no WebGPU.*\(This browser cannot run the model: .*WebGPU/);
     expect(noGpu.problems.pageErrors).toEqual([]);
     await noGpu.context.close();
   });

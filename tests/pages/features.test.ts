@@ -8,7 +8,9 @@
  * (`sae.cpu.ts`) at blocks.3.hook_resid_post: the top features at the last token and their
  * activations, a selected feature's activation across the prompt, and the next-token
  * probabilities after steering along it and after ablating it (with the error term, steering
- * adds coeff * W_dec[f] to the residual stream and ablating subtracts acts[f] * W_dec[f]).
+ * adds coeff * W_dec[f] to the residual stream and ablating subtracts acts[f] * W_dec[f]); and
+ * feature attribution's exact column (each feature at its position patched from the clean run
+ * into the corrupted one: adds (clean - corrupted activation) * W_dec[f] there).
  */
 import { openAsBlob, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +32,9 @@ const T = PROMPT.length;
 const D = 64;
 const F = 256;
 const HOOK = 'blocks.3.hook_resid_post';
+/** The page's corrupted prompt and metric (logit-diff:20:14:3). */
+const CORRUPT = [2, 865, 754, 838, 539, 818, 331, 454, 789, 126, 305, 127, 455, 976, 136, 385, 404, 904, 205, 503, 264];
+const metricOf = (logits: Float32Array) => logits[14] - logits[3];
 
 let server: StaticServer;
 let browser: Browser;
@@ -39,12 +44,12 @@ let problems: PageProblems;
 const w = new SafetensorsFile(new Uint8Array(readFileSync(join(DIR, 'sae-resid-post-3/sae_weights.safetensors'))), 'sae_weights');
 const [W_enc, b_enc, W_dec, thr] = ['W_enc', 'b_enc', 'W_dec', 'threshold'].map((n) => w.float32(n));
 
-/** The CPU forward with `edit(x, acts)` changing the SAE's hook (x [T, D], acts [T, F]). */
-async function cpu(edit?: (x: Float32Array, acts: Float32Array) => void) {
+/** The CPU forward of `prompt` with `edit(x, acts)` changing the SAE's hook (x [T, D], acts [T, F]). */
+async function cpu(edit?: (x: Float32Array, acts: Float32Array) => void, prompt: number[] = PROMPT) {
   const source = blobModelSource({ 'config.json': await openAsBlob(join(DIR, 'config.json')), 'model.safetensors': await openAsBlob(join(DIR, 'model.safetensors')) });
   const ck = await loadCheckpoint(source);
   let acts = new Float32Array(T * F);
-  const out = forwardCpu(ck.config, await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig), [PROMPT], (name, x) => {
+  const out = forwardCpu(ck.config, await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig), [prompt], (name, x) => {
     if (name !== HOOK) return;
     const pre = new Float32Array(T * F);
     saeEncodeCpu(pre, x, W_enc, b_enc, T, D, F);
@@ -56,7 +61,7 @@ async function cpu(edit?: (x: Float32Array, acts: Float32Array) => void) {
   const m = Math.max(...logits);
   const e = logits.map((v) => Math.exp(v - m));
   const sum = e.reduce((a, b) => a + b, 0);
-  return { acts, probs: e.map((v) => v / sum) };
+  return { acts, logits, probs: e.map((v) => v / sum) };
 }
 
 beforeAll(async () => {
@@ -136,6 +141,31 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     expect(unexpectedErrors(problems, server)).toEqual([]);
   }, 120_000);
 
+  test('feature attribution: the largest AtP estimates, each beside the exact effect of patching that feature, as the CPU gives it', async () => {
+    await page.waitForFunction(() => document.querySelector('pb-feature-attribution')?.shadowRoot?.querySelector('tr[data-feature]'), undefined, WAIT);
+    const rows = await page.evaluate(() =>
+      [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) => ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a)))),
+    );
+    expect(rows).toHaveLength(8);
+    const mags = rows.map(([, , e]) => Math.abs(e));
+    expect(mags).toEqual([...mags].sort((a, b) => b - a));
+    const clean = await cpu();
+    const corrupt = await cpu(undefined, CORRUPT);
+    const m0 = metricOf(corrupt.logits);
+    for (const [pos, f, , exact] of rows) {
+      const delta = clean.acts[pos * F + f] - corrupt.acts[pos * F + f];
+      expect(delta, `pos ${pos} feature ${f} differs between the runs`).not.toBe(0);
+      const patched = await cpu((x) => {
+        for (let j = 0; j < D; j++) x[pos * D + j] += delta * W_dec[f * D + j];
+      }, CORRUPT);
+      expect(Math.abs(exact - (metricOf(patched.logits) - m0)), `pos ${pos} feature ${f}`).toBeLessThan(1e-3);
+    }
+    const r = Number(await page.evaluate(() => document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelector('[part=summary]')!.getAttribute('data-correlation')));
+    // Node's run of the same grid (tests/features/feature-attribution.test.ts, k = 4) gives r = 0.93.
+    expect(r).toBeGreaterThan(0.7);
+    expect(problems.pageErrors).toEqual([]);
+  }, 120_000);
+
   test('a link carries the feature experiment; without WebGPU the figures draw the snapshot, which is what the live page computes', async () => {
     const snap = JSON.parse(readFileSync(join(ROOT, 'demos/snapshots/features.json'), 'utf8'));
     const { selected, steer, ablated } = snap.features;
@@ -168,6 +198,13 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     const across = await p2.evaluate(() => [...document.querySelector('pb-feature-acts')!.shadowRoot!.querySelectorAll('.ftok[data-pos]')].map((t) => Number(t.getAttribute('data-act'))));
     for (let pos = 1; pos < T; pos++) expect(Math.abs(across[pos] - ref.acts[pos * F + 25])).toBeLessThan(1e-3 * Math.max(1, ref.acts[pos * F + 25]));
     expect(await p2.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.querySelector<HTMLInputElement>('input[type=range]')!.disabled)).toBe(true);
+    // Feature attribution from the snapshot: the rows the live page computed (the first page, same prompts and metric).
+    const attrRows = (pg: Page) =>
+      pg.evaluate(() => [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) => ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a)))));
+    await p2.waitForFunction(() => document.querySelector('pb-feature-attribution')?.shadowRoot?.querySelector('tr[data-feature]'), undefined, WAIT);
+    const [snapRows, liveAttr] = [await attrRows(p2), await attrRows(page)];
+    expect(snapRows.map(([pos, f]) => [pos, f])).toEqual(liveAttr.map(([pos, f]) => [pos, f]));
+    snapRows.forEach((r, i) => [2, 3].forEach((j) => expect(Math.abs(r[j] - liveAttr[i][j])).toBeLessThan(1e-5)));
     expect(await p2.evaluate(() => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll<HTMLButtonElement>('button.ablate')].every((b) => b.disabled))).toBe(true);
     expect(off.problems.pageErrors).toEqual([]);
     expect(off.problems.external).toEqual([]);

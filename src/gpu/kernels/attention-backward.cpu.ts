@@ -7,19 +7,26 @@ type Out = Float32Array | Float64Array;
 
 const g = (h: number, H: number, Hkv: number) => Math.floor(h / (H / Hkv));
 
+/** A layer's attention scale (default 1 / sqrt(dh)) and sliding window (query i sees keys i - window < j <= i; default all). */
+export interface AttentionOpts {
+  scale?: number;
+  window?: number;
+}
+
 /** scores (masked -Infinity), pattern and z in float64. */
-export function attentionForward64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, T: number, H: number, dh: number, Hkv = H) {
+export function attentionForward64(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, B: number, T: number, H: number, dh: number, Hkv = H, opts: AttentionOpts = {}) {
   const scores = new Float64Array(B * H * T * T);
   const pattern = new Float64Array(B * H * T * T);
   const z = new Float64Array(B * T * H * dh);
-  const scale = 1 / Math.sqrt(dh);
+  const scale = opts.scale ?? 1 / Math.sqrt(dh);
+  const window = opts.window ?? T;
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let i = 0; i < T; i++) {
         const row = ((b * H + h) * T + i) * T;
         let mx = -Infinity;
         for (let j = 0; j < T; j++) {
-          if (j > i) {
+          if (j > i || j <= i - window) {
             scores[row + j] = -Infinity;
             continue;
           }
@@ -29,7 +36,7 @@ export function attentionForward64(q: ArrayLike<number>, k: ArrayLike<number>, v
           mx = Math.max(mx, scores[row + j]);
         }
         let sum = 0;
-        for (let j = 0; j <= i; j++) sum += Math.exp(scores[row + j] - mx);
+        for (let j = 0; j <= i; j++) sum += Math.exp(scores[row + j] - mx); // masked: exp(-inf) = 0
         for (let j = 0; j <= i; j++) pattern[row + j] = Math.exp(scores[row + j] - mx) / sum;
         for (let d = 0; d < dh; d++) {
           let s = 0;
@@ -73,9 +80,8 @@ export function attnSoftmaxBackwardCpu(dscores: Out, pattern: ArrayLike<number>,
   }
 }
 
-/** dq and dk from dscores (scaled by 1/sqrt(dh)). */
-export function attnDQKCpu(dq: Out, dk: Out, dscores: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, B: number, T: number, H: number, dh: number, Hkv = H): void {
-  const scale = 1 / Math.sqrt(dh);
+/** dq and dk from dscores (times the scores' scale, default 1/sqrt(dh)). */
+export function attnDQKCpu(dq: Out, dk: Out, dscores: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, B: number, T: number, H: number, dh: number, Hkv = H, scale = 1 / Math.sqrt(dh)): void {
   dq.fill(0);
   dk.fill(0);
   for (let b = 0; b < B; b++)
