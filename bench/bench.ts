@@ -8,6 +8,8 @@
  *   --pos LIST    forward lengths to time (default 15,128,1024; scaled: 15,128)
  *   --naive N     time N of the 180 naive patched runs and extrapolate (default: all; scaled: 12)
  *   --peer        also run ONNX Runtime Web's WebGPU backend on an ONNX export of the same weights
+ *   --no-train    skip the training section (bench/train.ts: training steps/s against PyTorch CPU)
+ *   --train-only  run only the training section
  *   --gradients-only  the forwards and the gradient section only (no sweeps, naive runs, kernel rates)
  *   --no-exact    the gradient section without the exact sweeps AtP is compared against (20 minutes
  *                 at the full shape on lavapipe)
@@ -31,6 +33,7 @@ import { patchingSweep, type Grid, type PatchSite } from '../src/experiments/pat
 import { logitDiffMetric } from '../src/experiments/metric.ts';
 import { gpt2SmallConfig, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
 import { OrtPeer, PeerUnavailableError, ensureOnnx, ensureOrt, findPython } from './peer/ort.ts';
+import { trainingBench } from './train.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Options
@@ -44,7 +47,7 @@ function opt(name: string): string | undefined {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 }
-const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only', '--no-exact']);
+const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only', '--no-exact', '--no-train', '--train-only']);
 function checkArgs(): void {
   for (const [i, a] of argv.entries()) {
     if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
@@ -123,6 +126,11 @@ async function main() {
   }
 
   const gpu = await acquireGpu();
+  if (flag('train-only')) {
+    const training = await trainingBench(gpu);
+    console.log(JSON.stringify({ adapter: gpu.adapterName, training, wall_s: round((performance.now() - started) / 1000, 1) }, null, 1));
+    process.exit(0);
+  }
   const soft = /llvmpipe|swiftshader|lavapipe/i.test(gpu.adapterName);
   const scaled = soft && !full;
   const scaledWhat: string[] = [];
@@ -358,6 +366,7 @@ async function main() {
     gradients,
     kernels,
     ...(peerInfo ? { peer: peerInfo } : {}),
+    ...(flag('no-train') ? {} : { training: await trainingBench(gpu) }),
     wall_s: round((performance.now() - started) / 1000, 1),
   };
   await peer?.release();
