@@ -11,6 +11,8 @@
  *   --no-train    skip the training section (bench/train.ts: training steps/s against PyTorch CPU)
  *   --train-only  run only the training section
  *   --gradients-only  the forwards and the gradient section only (no sweeps, naive runs, kernel rates)
+ *   --no-exact    the gradient section without the exact sweeps AtP is compared against (20 minutes
+ *                 at the full shape on lavapipe)
  *
  * Prints one JSON object; every number in it comes from this one run.
  */
@@ -45,7 +47,7 @@ function opt(name: string): string | undefined {
   if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
   return v;
 }
-const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only', '--no-train', '--train-only']);
+const KNOWN = new Set(['--model', '--full', '--reps', '--pos', '--naive', '--peer', '--gradients-only', '--no-exact', '--no-train', '--train-only']);
 function checkArgs(): void {
   for (const [i, a] of argv.entries()) {
     if (a.startsWith('--') && !KNOWN.has(a)) throw new Error(`unknown option ${a}; options: ${[...KNOWN].join(' ')}`);
@@ -246,7 +248,7 @@ async function main() {
   const forwardPeak = gpu.pool.peakBytes;
 
   if (flag('gradients-only')) {
-    const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+    const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt, exact: !flag('no-exact') });
     const shape = { n_layers: L, n_heads: H, d_model: cfg.d_model, d_mlp: cfg.d_mlp, d_vocab: V, n_ctx: cfg.n_ctx };
     console.log(JSON.stringify({ adapter: gpu.adapterName, model: source, shape, scaled: scaledWhat.length > 0, ...(scaledWhat.length ? { scaled_what: scaledWhat } : {}), forward: forwards, gradients, wall_s: round((performance.now() - started) / 1000, 1) }, null, 1));
     process.exit(0);
@@ -308,7 +310,7 @@ async function main() {
 
   // ---- Gradients: backward against forward, AtP over every site against the exact sweeps, bytes.
   gpu.pool.peakBytes = gpu.pool.liveBytes;
-  const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt });
+  const gradients = await benchGradients(gpu, model, { positions, sweepT: SWEEP_T, reps, log, prompt, exact: !flag('no-exact') });
   const gradientPeak = gpu.pool.peakBytes;
 
   log('kernel rates: FMA peak and the matmul');
