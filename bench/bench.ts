@@ -8,10 +8,14 @@
  *   --pos LIST    forward lengths to time (default 15,128,1024; scaled: 15,128)
  *   --naive N     time N of the 180 naive patched runs and extrapolate (default: all; scaled: 12)
  *   --peer        also run ONNX Runtime Web's WebGPU backend on an ONNX export of the same weights
+ *   --no-train    skip the training section (bench/train.ts: training steps/s against PyTorch CPU)
+ *   --train-only  run only the training section
  *   --gradients-only  the forwards and the gradient section only (no sweeps, naive runs, kernel rates)
+ *   --no-exact    the gradient section without the exact sweeps AtP is compared against (20 minutes
+ *                 at the full shape on lavapipe)
  *
  * Prints one JSON object; every number in it comes from this one run. One file per measurement:
- * forwards.ts, sweeps.ts, gradients.ts, kernel-rates.ts (and peer-setup.ts for --peer).
+ * forwards.ts, sweeps.ts, gradients.ts, kernel-rates.ts, train.ts (and peer-setup.ts for --peer).
  */
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +31,7 @@ import { benchOptions, type BenchOptions } from './options.ts';
 import { type OrtPeer, PeerUnavailableError, ensureOrt, findPython } from './peer/ort.ts';
 import { setUpPeer } from './peer-setup.ts';
 import { benchSweeps } from './sweeps.ts';
+import { trainingBench } from './train.ts';
 import { log, prompt, round } from './timing.ts';
 import { gpt2SmallConfig, hfFolderComplete, randomGpt2, writeHfFolder } from './weights.ts';
 
@@ -36,7 +41,19 @@ const SCALED_LAYERS = 4;
 const SWEEP_T = 15;
 
 /** The command line (unknown flags and stray arguments are usage errors, exit 2). */
-const readOptions = () => benchOptions('bench', { model: {}, full: { boolean: true }, reps: {}, pos: {}, naive: {}, peer: { boolean: true }, 'gradients-only': { boolean: true } });
+const readOptions = () =>
+  benchOptions('bench', {
+    model: {},
+    full: { boolean: true },
+    reps: {},
+    pos: {},
+    naive: {},
+    peer: { boolean: true },
+    'gradients-only': { boolean: true },
+    'no-exact': { boolean: true },
+    'no-train': { boolean: true },
+    'train-only': { boolean: true },
+  });
 
 /** The model: a Hugging Face folder, or random weights (written as one when the peer must load them too). */
 async function benchModel(gpu: Gpu, modelDir: string | undefined, scaled: boolean, wantPeer: boolean, scaledWhat: string[]): Promise<{ model: Model; hfDir: string | null; source: string }> {
@@ -80,6 +97,11 @@ async function main() {
   const peerTools = wantPeer ? { python: findPython(), ortVersion: ensureOrt(log).version } : null;
 
   const gpu = await acquireGpu();
+  if (o.flag('train-only')) {
+    const training = await trainingBench(gpu);
+    console.log(JSON.stringify({ adapter: gpu.adapterName, training, wall_s: round((performance.now() - started) / 1000, 1) }, null, 1));
+    process.exit(0);
+  }
   const soft = /llvmpipe|swiftshader|lavapipe/i.test(gpu.adapterName);
   const scaled = soft && !o.flag('full');
   const scaledWhat: string[] = [];
@@ -106,7 +128,7 @@ async function main() {
   };
   const forward = await benchForwards(model, positions, reps, peer);
   const forwardPeak = gpu.pool.peakBytes;
-  const gradientOptions = { positions, sweepT: SWEEP_T, reps, log, prompt };
+  const gradientOptions = { positions, sweepT: SWEEP_T, reps, log, prompt, exact: !o.flag('no-exact') };
 
   if (o.flag('gradients-only')) {
     const gradients = await benchGradients(gpu, model, gradientOptions);
@@ -139,6 +161,7 @@ async function main() {
     gradients,
     kernels,
     ...(peerInfo ? { peer: peerInfo } : {}),
+    ...(o.flag('no-train') ? {} : { training: await trainingBench(gpu) }),
     wall_s: round((performance.now() - started) / 1000, 1),
   };
   await peer?.release();

@@ -53,7 +53,7 @@ function memoryOf(cfg: ModelConfig, T: number, metric: 'logit-diff' | 'loss') {
   return { plain_forward_scratch_mb: MB(forward), keep: row('keep'), recompute: row('recompute') };
 }
 
-export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: number[]; sweepT: number; reps: number; log: (m: string) => void; prompt: (T: number, V: number, salt?: number) => number[] }) {
+export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: number[]; sweepT: number; reps: number; log: (m: string) => void; prompt: (T: number, V: number, salt?: number) => number[]; exact?: boolean }) {
   const cfg = model.config;
   const V = cfg.d_vocab;
   const rows: Record<string, unknown>[] = [];
@@ -115,7 +115,7 @@ export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: 
   // The exact side skips the grids that repeat others (the _every unions) and pattern_dest_src
   // (layers x heads x positions^2 patched runs: minutes on a software adapter).
   const sites = PATCH_SITES.filter((s) => !/_every$|^pattern_dest_src$/.test(s));
-  opts.log(`AtP over ${sites.length} sites (and all ${PATCH_SITES.length}) at ${T} positions, and each site's exact sweep`);
+  opts.log(`AtP over ${sites.length} sites (and all ${PATCH_SITES.length}) at ${T} positions${opts.exact === false ? '' : ", and each site's exact sweep"}`);
   const fwd = await time(async () => {
     const r = await model.run([clean]);
     await r.logits.read();
@@ -124,7 +124,7 @@ export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: 
   const atpMs = await time(() => attributionSweeps(model, clean, corrupt, sites, metric), opts.reps);
   const atpAllMs = await time(() => attributionSweeps(model, clean, corrupt, PATCH_SITES, metric), opts.reps);
   const exact: Record<string, number> = {};
-  for (const site of sites) {
+  for (const site of opts.exact === false ? [] : sites) {
     const t0 = performance.now();
     await patchingSweep(model, clean, corrupt, site, metric);
     exact[site] = round(performance.now() - t0, 0);
@@ -140,9 +140,9 @@ export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: 
       atp_every_site_ms: round(atpAllMs, 1),
       every_site: PATCH_SITES.length,
       atp_over_forward: round(atpMs / fwd, 2),
-      exact_sweeps_ms: exactTotal,
-      exact_over_atp: round(exactTotal / atpMs, 1),
-      exact_sweep_ms_by_site: exact,
+      ...(opts.exact === false
+        ? { exact_sweeps: 'not run (--no-exact)' }
+        : { exact_sweeps_ms: exactTotal, exact_over_atp: round(exactTotal / atpMs, 1), exact_sweep_ms_by_site: exact }),
     },
     memory: {
       this_shape_at_128: cfg.n_ctx >= 128 ? { logit_diff: memoryOf(cfg, 128, 'logit-diff'), loss: memoryOf(cfg, 128, 'loss') } : null,

@@ -44,6 +44,11 @@
  * so a pass computes only the rows it needs (a sweep's live positions) and leaves the others.
  * Variant `f16B`: B is f16 (weights kept in half precision), widened to f32 as it is read, so
  * every product and sum is fp32.
+ * Variants for the backward's input gradient dX = dY W^T computed as dX^T = W dY^T (A = W in
+ * its own layout, B = dY^T): `transC` stores element (m, n) at C[n * ldc + m], so dX comes out
+ * [rows, in] directly; `accC` adds into C (a second path into the same gradient); `narrow`
+ * makes v6's workgroup one subgroup wide (128 columns on lavapipe instead of 256), so a
+ * 128-position gradient fills its column tile.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -58,11 +63,17 @@ export interface MatmulVariant {
   rows?: boolean;
   /** v6 only: the device's fixed subgroup size, a power of two up to 64 (needs the feature 'subgroups'). */
   subgroupSize?: number;
+  /** v6 only: a workgroup of one subgroup (S wide, not max(16, S)): half the columns per workgroup where S = 8. */
+  narrow?: boolean;
+  /** C is stored transposed: element (m, n) at C[n * ldc + m] (no row table). */
+  transC?: boolean;
+  /** The product is added into C instead of overwriting it. */
+  accC?: boolean;
 }
 
 export const MATMUL_VERSIONS = ['matmul_v1', 'matmul_v2', 'matmul_v3', 'matmul_v4', 'matmul_v5', 'matmul_v6'] as const;
 
-export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false, subgroupSize = 0 }: MatmulVariant): string {
+export function matmulSource({ transB, bias, f16B = false, vec4B = false, rows = false, subgroupSize = 0, narrow = false, transC = false, accC = false }: MatmulVariant): string {
   return wgsl`
 #if ${subgroupSize > 0}
 enable subgroups;
@@ -134,10 +145,20 @@ fn loadB4(k: u32, n: u32) -> vec4f {
 
 fn store(m: u32, n: u32, v: f32) {
   if (m >= p.M || n >= p.N) { return; }
-#if ${bias}
-  C[p.c_off + rowOf(m) * p.ldc + p.c_col0 + n] = v + bias[n];
+#if ${transC}
+  let o = p.c_off + (p.c_col0 + n) * p.ldc + rowOf(m);
 #else
-  C[p.c_off + rowOf(m) * p.ldc + p.c_col0 + n] = v;
+  let o = p.c_off + rowOf(m) * p.ldc + p.c_col0 + n;
+#endif
+#if ${bias}
+  let x = v + bias[n];
+#else
+  let x = v;
+#endif
+#if ${accC}
+  C[o] = C[o] + x;
+#else
+  C[o] = x;
 #endif
 }
 
@@ -258,7 +279,7 @@ fn matmul_v4(@builtin(global_invocation_id) gid: vec3u) {
 ${unrolledV5()}
 
 #if ${subgroupSize > 0}
-${unrolledV6(subgroupSize)}
+${unrolledV6(subgroupSize, narrow)}
 #endif
 `;
 }
@@ -271,8 +292,8 @@ export const V5_COL_VEC4S = 4;
  * v6's workgroup width for subgroup size S: v5's 16 invocations, or one whole subgroup when
  * subgroups are wider (so none is partly empty and every broadcast lane is active).
  */
-export function v6WorkgroupWidth(S: number): number {
-  return Math.max(16, S);
+export function v6WorkgroupWidth(S: number, narrow = false): number {
+  return narrow ? S : Math.max(16, S);
 }
 
 /**
@@ -331,12 +352,12 @@ ${tile.store}
  * (workgroup_id), and an invocation whose columns lie past N still runs the loop (its loads stay
  * in bounds, its stores are skipped).
  */
-function unrolledV6(S: number): string {
+function unrolledV6(S: number, narrow: boolean): string {
   if (!S) return ''; // no subgroups: the variant has no v6 entry point
   const R = V5_ROWS;
   const CV = V5_COL_VEC4S;
   const G = Math.min(S, R);
-  const W = v6WorkgroupWidth(S);
+  const W = v6WorkgroupWidth(S, narrow);
   const Q = R / G;
   const rows = [...Array(R).keys()];
   const qs = [...Array(Q).keys()];

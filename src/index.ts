@@ -116,3 +116,17 @@ export { featureAttribution, type FeatureAttributionGrid, type FeatureAttributio
 export { verifyFeatureTopK, type FeatureVerification, type FeatureVerifiedCell } from './experiments/feature-verify.ts';
 export { hubSource, parseHubPath, hubFolderUrl, HubAccessError, type HubOptions } from './model/hub-source.ts';
 export { NpzFile, NpzError } from './model/npz.ts';
+
+// Training: optimizers as kernels, the loop, toy models of superposition, SAEs (src/train/).
+export { TrainClock } from './train/clock.ts';
+export { Optimizer, entriesOf, type OptimizerOptions, type AdamWOptions, type SgdOptions, type UpdateEntry } from './train/optimizer.ts';
+export { ParamStore, type ParamSpec, type Param } from './train/params.ts';
+export { constantLr, linearWarmup, warmupCosine, type LrSchedule } from './train/schedule.ts';
+export { Trainer, TrainingRun, type TrainTask, type TrainOptions, type Report, type MetricSource } from './train/trainer.ts';
+export { ToyModel, geometricImportance, type ToyModelConfig } from './train/superposition.ts';
+export { gram, featureNorms, superposition, featureDimensionality, featuresPerDimension } from './train/superposition-analysis.ts';
+export { SaeTraining, coefficientAt, type SaeTrainConfig, type ActivationStore } from './train/sae.ts';
+export { collectActivations } from './train/activations.ts';
+export { evaluateSae, saeEncode, saeDecode, topContexts, type SaeWeights, type SaeEvaluation } from './train/sae-eval.ts';
+export { recallBatch, repeatedBatch, repeatSequences, type TokenBatch } from './train/induction-data.ts';
+export { SeededRandom } from './util/random.ts';

@@ -43,4 +43,20 @@ describe('README example', () => {
     expect(nums(/attributions \+ b_U difference: (.*)/)).toEqual(diffs);
     expect(out).toMatch(/resid_pre grid \[ 2, 17 \] layer 1, last position: -?\d/);
   });
+
+  it('the training example is examples/train-superposition.ts: the dense instance keeps 2 features, the sparse one 5', () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const example = readFileSync(join(root, 'examples/train-superposition.ts'), 'utf8');
+    expect(readme).toContain(example.trim());
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'examples/train-superposition.ts'], {
+      cwd: root,
+      env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    expect(out).toContain('sparsity 0: 2 of 5 features represented');
+    expect(out).toContain('sparsity 0.9: 5 of 5 features represented');
+    // The loss is reported every 250 updates, per instance.
+    expect(out.match(/^step (250|500|750|1000): loss [\d.]+, [\d.]+$/gm)).toHaveLength(4);
+  });
 });

@@ -16,6 +16,7 @@ import { runCommand } from './run.ts';
 import { exportCommand } from './export.ts';
 import { snapshotCommand } from './snapshot.ts';
 import { sweepAblateCommand } from './sweep-ablate.ts';
+import { trainCommand } from './train.ts';
 import { featuresCommand } from './features.ts';
 
 const USAGE = `patchbay: run GPT-2-style models on WebGPU and read their activations
@@ -34,6 +35,8 @@ usage:
                      (--site features --sae DIR [--top K]: AtP over an SAE's features)
   patchbay features <model-dir-or-url> --sae DIR --ids IDS [--top K] [--json]
   patchbay bench <model-dir-or-url> --batch B --pos T [--reps N] [--json]
+  patchbay train <model-dir> --ids IDS [--ids ...] --steps N [--optimizer adamw|sgd] [--lr 1e-3]
+                 [--weight-decay 0.01] [--metric METRIC] --out DIR [--json]
   patchbay run SPEC.json [--json]
   patchbay export SPEC.json --to transformers|nnsight|transformer-lens [--out FILE.py]
   patchbay snapshot SPEC.json --out SNAPSHOT.json [--heads L.H,...]
@@ -60,6 +63,8 @@ commands:
   features      run token ids with an SAE spliced in; print the most active features at every
                 position
   bench         time plain forwards of a model (median and min ms, logits read back)
+  train         train a model on token rows (AdamW or SGD on the rows' loss or a metric) and
+                write it as a Hugging Face folder, tensor names and dtypes as the checkpoint's
   run           run an experiment spec (model, prompts, interventions, sweep, metric)
   export        write a Python script (transformers, nnsight or TransformerLens) that runs a
                 spec's experiment and prints the same JSON as patchbay run --json
@@ -81,6 +86,7 @@ const COMMANDS: Record<string, Command> = {
   attribute: attributeCommand,
   features: featuresCommand,
   bench: benchCommand,
+  train: trainCommand,
   run: runCommand,
   export: exportCommand,
   snapshot: snapshotCommand,

@@ -95,6 +95,11 @@ export class Model {
     this.dummy = gpu.device.createBuffer({ size: 16, usage: 0x80 /* STORAGE */, label: 'no source' });
   }
 
+  /** The weights on the GPU, in the forward's layout (for training, which updates them in place). */
+  get gpuWeights(): GpuWeights {
+    return this.weights;
+  }
+
   /** Bytes of GPU memory the weights use. */
   get weightBytes(): number {
     return this.weights.bytes;

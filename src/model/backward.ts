@@ -36,7 +36,7 @@ import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
 import type { RowChunk } from '../gpu/chunked.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { gather } from '../gpu/kernels/embed.ts';
-import { biasGrad, copyBlock, matmulDw, matmulDx, transposeInput } from '../gpu/kernels/matmul-backward.ts';
+import { biasGrad, copyBlock, inputGrad, matmulDw, matmulDx, transposeInput } from '../gpu/kernels/matmul-backward.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { normGainBackward, normInputGrad, normParamGrad, normScaleGrad } from '../gpu/kernels/layernorm-backward.ts';
 import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward } from '../gpu/kernels/attention-backward.ts';
@@ -163,7 +163,7 @@ function gradSizes(cfg: ModelConfig, B: number, T: number, P: number, weights: b
     resid: BT * C, // [B, T, C] the residual stream's gradient, layer by layer
     normOut: BT * C, // [B, T, C] a norm's output gradient (ln_final: unembed.hook_in)
     sumPart: BT * C, // [B, T, C] one projection's share of normOut, before it is added in
-    xT: weights ? Math.max(C, M, H * dh) * BT : 0, // [in, B * T] a projection's input transposed, for its weight gradient
+    xT: Math.max(C, M, H * dh) * BT, // [in, B * T] a projection's input transposed (its weight gradient), or [out, B * T] its output gradient (its input gradient)
     dwPart: weights && accumulate ? C * Math.max(M, H * dh) : 0, // [in, out] a weight gradient before it is added to the store's
     normalized: BT * Math.max(C, cfg.qk_norm ? H * dh : 0), // [B, T, C] hook_normalized's gradient ([B, T, H, dh] for q_norm)
     scale: BT * (cfg.qk_norm ? Math.max(1, H) : 1), // [B, T, 1] hook_scale's gradient ([B, T, H, 1] for q_norm)
@@ -294,8 +294,8 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     const dims = { B, T, H, Hkv, dh };
     // Masked keys (causal, sliding window) have pattern 0, so their gradients vanish on their own.
     const rotDims = { B, T, dh, rot: cfg.rotary_dim, pos0: 0, nCtx: cfg.n_ctx };
-    // A projection's backward, on the forward's own matmul (its tuned tiles): dX (+)= dY W^T with W
-    // read transposed, and with weight gradients dW (+)= X'^T dY from X' transposed (the norm's
+    // A projection's backward, on the forward's own matmul (its tuned tiles): dX (+)= dY W^T (see
+    // `inputGrad`), and with weight gradients dW (+)= X'^T dY from X' transposed (the norm's
     // output rebuilt from hook_normalized on the way), db the column sums of dY.
     const linear = (
       label: string,
@@ -310,9 +310,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       dW: GPUBuffer | undefined,
       db: GPUBuffer | undefined,
     ) => {
-      const out = accumulateX ? g.sumPart : dX;
-      op(matmul(gpu, { out, a: dY, b: W, M: BT, N: K, K: N, transB: true, f16B: w.f16, label: `${label} dX` }, params)); // (B, T, K)
-      if (accumulateX) op(accumulate(gpu, dX, g.sumPart, BT * K, params, `${label} dX add`));
+      op(...inputGrad(gpu, { dy: dY, w: W, f16W: w.f16, dx: dX, M: BT, N, K, accumulate: accumulateX, scratch: g.xT, label: `${label} dX` }, params)); // (B, T, K)
       if (dW) {
         op(transposeInput(gpu, { x, M: BT, K, affine, out: g.xT, label: `${label} input transposed` }, params)); // (K, B T)
         op(matmul(gpu, { out: acc ? g.dwPart : dW, a: g.xT, b: dY, M: K, N, K: BT, label: `${label} dW` }, params)); // (K, N)

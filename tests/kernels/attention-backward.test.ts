@@ -2,13 +2,13 @@
  * Attention backward: the CPU reference against central finite differences of the float64
  * forward (z through pattern and v; pattern through the masked softmax of the scores; q and k
  * through the scores), with grouped-query attention (6 query heads on 2 key/value heads, and
- * plain multi-head); then each GPU kernel against the reference at B 2, T 13, dh 5.
+ * plain multi-head); then each GPU kernel, v1 and v2, against the reference at odd shapes.
  *
  * Tolerance: every output is one fp32 sum of R products (R = dh, or up to T x heads per group
  * for dv / dk) plus, for the softmax, a dot product of T terms: gamma_R R max|a| max|b|.
  */
-import { describe, it } from 'vitest';
-import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward } from '../../src/gpu/kernels/attention-backward.ts';
+import { describe, expect, it } from 'vitest';
+import { attnDK, attnDPattern, attnDQ, attnDV, attnSoftmaxBackward, type AttentionBackwardVersion } from '../../src/gpu/kernels/attention-backward.ts';
 import { attentionForward64, attnDPatternCpu, attnDQKCpu, attnDVCpu, attnSoftmaxBackwardCpu } from '../../src/gpu/kernels/attention-backward.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
@@ -74,10 +74,27 @@ describe.each([[4, 4], [6, 2]])('attention backward CPU reference vs finite diff
 const kh = kernelHarness();
 const { params, upload, empty } = kh;
 
-describe.each([[6, 6], [6, 2], [6, 3]])('attention backward on the GPU (H %i, Hkv %i)', (H, Hkv) => {
-  it('dpattern, dv, dscores, dq, dk at B 2, T 13, dh 5', async () => {
-    const [B, T, dh] = [2, 13, 5];
-    const rng = mulberry32(H * 7 + Hkv);
+// v2 (register tiles of 4 x 8, 8 rows x 16 of dh) on shapes that are no multiple of its tiles:
+// T 13 and 37, dh 20 (one 16-column block and a partial one) and 12, and 64 (GPT-2's) at T 19;
+// dh 5 is no multiple of 4, so v2 falls back to v1 there.
+const SHAPES: Array<[number, number, number]> = [
+  [2, 13, 5],
+  [2, 13, 20],
+  [1, 37, 12],
+  [1, 19, 64],
+];
+
+describe.each([
+  ['v1', 6, 6],
+  ['v1', 6, 2],
+  ['v1', 6, 3],
+  ['v2', 6, 6],
+  ['v2', 6, 2],
+  ['v2', 6, 3],
+] as Array<[AttentionBackwardVersion, number, number]>)('attention backward on the GPU, %s (H %i, Hkv %i)', (version, H, Hkv) => {
+  // v1 (the baseline) on its own shape and one vec4 shape; v2 on all.
+  it.each(version === 'v1' ? SHAPES.filter(([, , dh]) => dh === 5 || dh === 12) : SHAPES)('dpattern, dv, dscores, dq, dk at B %i, T %i, dh %i', async (B, T, dh) => {
+    const rng = mulberry32(H * 7 + Hkv + 1000 * T + dh);
     const q = uniform(rng, B * T * H * dh, -2, 2);
     const k = uniform(rng, B * T * Hkv * dh, -2, 2);
     const v = uniform(rng, B * T * Hkv * dh);
@@ -91,17 +108,17 @@ describe.each([[6, 6], [6, 2], [6, 3]])('attention backward on the GPU (H %i, Hk
     const dscores = empty(B * H * T * T, 'dscores');
     const dq = empty(q.length, 'dq');
     const dk = empty(k.length, 'dk');
-    submitSteps(
-      kh.gpu,
-      [
-        attnDPattern(kh.gpu, dims, dpattern.buffer, dzB, vB, params, 'dpattern'),
-        attnDV(kh.gpu, dims, dv.buffer, pB, dzB, params, 'dv'),
-        attnSoftmaxBackward(kh.gpu, dims, dscores.buffer, pB, dpattern.buffer, params, 'dscores'),
-        attnDQ(kh.gpu, dims, dq.buffer, dscores.buffer, kB, params, 'dq'),
-        attnDK(kh.gpu, dims, dk.buffer, dscores.buffer, qB, params, 'dk'),
-      ],
-      'attention backward',
-    );
+    const steps = [
+      attnDPattern(kh.gpu, dims, dpattern.buffer, dzB, vB, params, 'dpattern', version),
+      attnDV(kh.gpu, dims, dv.buffer, pB, dzB, params, 'dv', version),
+      attnSoftmaxBackward(kh.gpu, dims, dscores.buffer, pB, dpattern.buffer, params, 'dscores'),
+      attnDQ(kh.gpu, dims, dq.buffer, dscores.buffer, kB, params, 'dq', version),
+      attnDK(kh.gpu, dims, dk.buffer, dscores.buffer, qB, params, 'dk', version),
+    ];
+    // The entry points that ran: v2 wherever dh is a multiple of 4 (the softmax backward is v1 only).
+    const ran = version === 'v2' && dh % 4 === 0 ? 'v2' : 'v1';
+    expect(steps.map((s) => s.pipeline.label.split(':')[1])).toEqual([`attn_dpattern_${ran}`, `attn_dv_${ran}`, 'attn_softmax_backward_v1', `attn_dq_${ran}`, `attn_dk_${ran}`]);
+    submitSteps(kh.gpu, steps, 'attention backward');
     const gotP = await dpattern.read();
     const refP = new Float64Array(B * H * T * T);
     attnDPatternCpu(refP, dz, v, B, T, H, dh, Hkv);

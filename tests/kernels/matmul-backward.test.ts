@@ -13,8 +13,8 @@
  * reference is float64. Accumulating adds one rounding of the previous value.
  */
 import { describe, it, expect } from 'vitest';
-import { biasGrad, matmulDw, matmulDx, transposeInput, type MatmulBackwardVersion } from '../../src/gpu/kernels/matmul-backward.ts';
-import { matmul } from '../../src/gpu/kernels/matmul.ts';
+import { biasGrad, inputGrad, matmulDw, matmulDx, transposeInput, type MatmulBackwardVersion } from '../../src/gpu/kernels/matmul-backward.ts';
+import { matmul, matmulTileColumns } from '../../src/gpu/kernels/matmul.ts';
 import { biasGradCpu, matmulDwCpu, matmulDxCpu, matmulForward64, transposeCpu } from '../../src/gpu/kernels/matmul-backward.cpu.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { maxAbs } from '../helpers/compare.ts';
@@ -251,5 +251,42 @@ describe('the layer gradients through the forward matmul', () => {
     matmulDwCpu(refDw, y, g, M, N, K);
     expectNear('dW (forward matmul on XT)', await dw.read(), refDw, tol(M, y, g));
     table.destroy();
+  });
+
+  // inputGrad picks dY transposed + W as the left operand (stored transposed) where M fills at
+  // least half of the narrow column tiles and is a multiple of 4, else W read transposed. Both
+  // against the reference (checked against finite differences above), overwriting and
+  // accumulating, on shapes with N and K odd; M 68 takes the row-major path wherever the narrow
+  // tile is at most 136 columns (128 on lavapipe's 8-wide subgroups), 37 and 66 do not.
+  it.each([
+    [68, 53, 45],
+    [37, 53, 45],
+    [66, 20, 29],
+  ] as Array<[number, number, number]>)('dX (+)= G W^T by inputGrad, M %i N %i K %i: both forms, the same bits', async (M, N, K) => {
+    const rng = mulberry32(M + 3 * N + 7 * K);
+    const g = uniform(rng, M * N);
+    const w = uniform(rng, K * N);
+    const prev = uniform(rng, M * K);
+    const gB = upload(g, 'g').buffer;
+    const wB = upload(w, 'w').buffer;
+    const scratch = empty(N * M, 'dY^T');
+    const cols = matmulTileColumns(kh.gpu, true);
+    const rowMajor = M % 4 === 0 && 2 * M >= Math.ceil(M / cols) * cols;
+    const outs = [];
+    for (const [form, s] of [['chosen', scratch.buffer], ['transB', null]] as const) {
+      for (const accumulate of [false, true]) {
+        const dx = accumulate ? upload(prev, 'dx') : empty(M * K, 'dx');
+        const steps = inputGrad(kh.gpu, { dy: gB, w: wB, dx: dx.buffer, M, N, K, accumulate, scratch: s, label: `dx ${form}` }, params);
+        expect(steps.length).toBe(form === 'chosen' && rowMajor ? 2 : 1);
+        submitSteps(kh.gpu, steps, `dx ${form}`);
+        const ref = accumulate ? Float64Array.from(prev) : new Float64Array(M * K);
+        matmulDxCpu(ref, g, w, M, N, K, false, accumulate);
+        const got = await dx.read();
+        expectNear(`inputGrad ${form}${accumulate ? ' accumulated' : ''} ${M}x${N}x${K}`, got, ref, tol(N, g, w, accumulate ? 1 : 0));
+        outs.push(got);
+      }
+    }
+    expect(outs[0]).toEqual(outs[2]);
+    expect(outs[1]).toEqual(outs[3]);
   });
 });

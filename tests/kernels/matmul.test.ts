@@ -1,7 +1,8 @@
 /**
  * matmul (every version) against `matmulCpu`: odd shapes that are no multiple of any tile, the
  * M = 1 / N = 1 / K = 1 edges, with and without bias, B as [K, N] and transposed [N, K], and the
- * windowed form the chunked unembedding uses (aStart, outStart, ldc, colStart).
+ * windowed form the chunked unembedding uses (aStart, outStart, ldc, colStart); on the pinned
+ * versions, the input gradient's stores (C transposed, added into C) and v6's one-subgroup workgroups.
  *
  * Tolerance: a K-term fp32 dot product is within gamma_K * sum_k |a_k b_k| of the exact sum,
  * gamma_K = K u / (1 - K u), u = 2^-24 (Higham, "Accuracy and Stability", 3.1); FMA only
@@ -34,6 +35,12 @@ interface Case {
   K: number;
   transB: boolean;
   bias: boolean;
+  /** C stored transposed, [N, M]. */
+  transC?: boolean;
+  /** The product added into C's previous values. */
+  accumulate?: boolean;
+  /** v6: one subgroup per workgroup. */
+  narrow?: boolean;
 }
 
 /** Prepares one case on fresh data; `check` compares after the shared submit. */
@@ -43,8 +50,9 @@ function prepare(version: MatmulVersion, c: Case, seed: number): { dispatch: Dis
   const a = uniform(rng, M * K);
   const b = uniform(rng, K * N); // [K, N], or [N, K] when transB: same count
   const bias = c.bias ? uniform(rng, N) : null;
-  const out = empty(M * N, 'out');
-  const name = `${version} ${M}x${N}x${K}${c.transB ? ' transB' : ''}${c.bias ? ' bias' : ''}`;
+  const prev = c.accumulate ? uniform(rng, M * N) : null; // [M, N], or [N, M] when transC
+  const out = prev ? upload(prev, 'out') : empty(M * N, 'out');
+  const name = `${version} ${M}x${N}x${K}${c.transB ? ' transB' : ''}${c.bias ? ' bias' : ''}${c.transC ? ' transC' : ''}${c.accumulate ? ' accumulate' : ''}${c.narrow ? ' narrow' : ''}`;
   const dispatch = matmul(
     kh.gpu,
     {
@@ -56,6 +64,9 @@ function prepare(version: MatmulVersion, c: Case, seed: number): { dispatch: Dis
       N,
       K,
       transB: c.transB,
+      transC: c.transC,
+      accumulate: c.accumulate,
+      narrow: c.narrow,
       label: name,
     },
     params,
@@ -64,7 +75,13 @@ function prepare(version: MatmulVersion, c: Case, seed: number): { dispatch: Dis
   const check = async () => {
     const ref = new Float32Array(M * N);
     matmulCpu(ref, a, b, bias, M, N, K, c.transB);
-    expectNear(name, await out.read(), ref, matmulTol(K, a, b, bias));
+    // Where C is stored transposed, element (m, n) sits at [n, m]; accumulation adds one rounding.
+    const want = Float64Array.from({ length: M * N }, (_, i) => {
+      const [m, n] = c.transC ? [i % M, Math.floor(i / M)] : [Math.floor(i / N), i % N];
+      return ref[m * N + n] + (prev ? prev[i] : 0);
+    });
+    const tol = matmulTol(K, a, b, bias);
+    expectNear(name, await out.read(), want, prev ? { abs: tol.abs + gamma(K + 2) * maxAbs(prev), rel: tol.rel } : tol);
   };
   return { dispatch, check };
 }
@@ -198,6 +215,21 @@ describe.each(VERSIONS)('matmul %s', (version) => {
   });
 });
 
+// The input gradient's forms (src/gpu/kernels/matmul-backward.ts, inputGrad) on the versions the
+// engine pins (v6 where subgroups allow, else v5); the store is one function shared by every version.
+describe.each(['v5', 'v6'] as MatmulVersion[])('matmul %s, transposed and accumulated stores', (version) => {
+  it.each([[37, 53, 29], [68, 45, 53]] as Array<[number, number, number]>)('M=%i N=%i K=%i: C stored transposed; accumulated with B transposed; both', async (M, N, K) => {
+    const cases = [
+      { transB: false, transC: true, accumulate: false },
+      { transB: true, transC: false, accumulate: true },
+      { transB: false, transC: true, accumulate: true },
+    ].map((o) => ({ M, N, K, bias: false, ...o }));
+    const prepared = cases.map((c, i) => prepare(version, c, 31 * M + 7 * N + K + i));
+    submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul ${version} transC`);
+    for (const p of prepared) await p.check();
+  });
+});
+
 describe('matmul v6 (A loads shared across a subgroup)', () => {
   it('runs itself where the device has a fixed subgroup size, a power of two up to 64 (8 here, 32 on NVIDIA and Apple), else v5', () => {
     const own = kh.gpu.subgroupSize;
@@ -226,6 +258,19 @@ describe('matmul v6 (A loads shared across a subgroup)', () => {
       return out;
     });
     expect(await outs[1].read()).toEqual(await outs[0].read());
+  });
+
+  it('narrow (one subgroup per workgroup): odd shapes past its column tile; plain, transB accumulated, transposed accumulated', async () => {
+    for (const [M, N, K] of [[37, 53, 29], [19, 260, 13], [9, 131, 68]] as Array<[number, number, number]>) {
+      const cases = [
+        { transB: false, transC: false, accumulate: false },
+        { transB: true, transC: false, accumulate: true },
+        { transB: false, transC: true, accumulate: true },
+      ].map((o) => ({ M, N, K, bias: false, narrow: true, ...o }));
+      const prepared = cases.map((c, i) => prepare('v6', c, 3 * M + N + K + i));
+      submitSteps(kh.gpu, prepared.map((p) => p.dispatch), 'matmul v6 narrow');
+      for (const p of prepared) await p.check();
+    }
   });
 
   it('smaller subgroup sizes than the device\'s, and none at all (v5): odd shapes, plain, bias, transB', async () => {

@@ -20,7 +20,12 @@ const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort
 const VARIANTS: Record<string, unknown[]> = {
   // matmul_v6 exists only where the device has subgroups: lavapipe's 8, and the 32 and 64 of
   // NVIDIA / Apple and AMD GPUs (a wider workgroup; compiled here, run in matmul-subgroups.test.ts).
-  'matmul.wgsl.ts': [8, 32, 64].flatMap((subgroupSize) => [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize })))),
+  // The input gradient's forms: transposed and accumulated stores, v6's one-subgroup workgroups.
+  'matmul.wgsl.ts': [
+    ...[8, 32, 64].flatMap((subgroupSize) => [false, true].flatMap((transB) => [false, true].map((bias) => ({ transB, bias, subgroupSize })))),
+    ...[8, 32].map((subgroupSize) => ({ transB: false, bias: false, vec4B: true, subgroupSize, narrow: true, transC: true, accC: true })),
+    { transB: true, bias: false, subgroupSize: 8, accC: true },
+  ],
   'layernorm.wgsl.ts': [{ rms: false }, { rms: true }],
   'matmul-backward.wgsl.ts': [{}, { transW: true, rows: true, acc: true }, { affine: true, transOut: true, acc: true }, { transW: true, scalarG: true }, { transOut: true, scalarG: true }],
   'layernorm-backward.wgsl.ts': [{}, { rms: true, detach: true, acc: true }],

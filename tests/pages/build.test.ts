@@ -127,7 +127,8 @@ test('every page runs under its Content-Security-Policy, with no errors and no r
         WAIT,
       );
     } else {
-      expect(await page.locator('#demos a').count()).toBe(5);
+      // induction, superposition, SAE, IOI, explore, features, article
+      expect(await page.locator('#demos a').count()).toBe(7);
       for (const href of await page.locator('#demos a').evaluateAll((as) => as.map((a) => (a as HTMLAnchorElement).href))) {
         expect((await page.request.get(href)).status(), href).toBe(200);
       }

@@ -131,12 +131,12 @@ describe('induction demo (induction-2l, offline)', () => {
     expect(new URL(page.url()).searchParams.get('induction.ablate')).toBe('0.2');
 
     // The page's own measurement on the fixture's 64 sequences reproduces induction_eval.
-    await page.locator('induction-scores').scrollIntoViewIfNeeded();
-    await page.waitForSelector('induction-scores [data-state=done]', { timeout: 90_000 });
-    const loss = Number(await page.locator('induction-scores [data-loss]').getAttribute('data-loss'));
+    await page.locator('#induction induction-scores').scrollIntoViewIfNeeded();
+    await page.waitForSelector('#induction induction-scores [data-state=done]', { timeout: 90_000 });
+    const loss = Number(await page.locator('#induction induction-scores [data-loss]').getAttribute('data-loss'));
     expect(Math.abs(loss - evalRef.repeated_half_loss)).toBeLessThan(1e-3);
     const rows = await page.evaluate(() =>
-      [...document.querySelectorAll('induction-scores tbody tr')].map((tr) => ({
+      [...document.querySelectorAll('#induction induction-scores tbody tr')].map((tr) => ({
         head: tr.getAttribute('data-head')!,
         cells: [...tr.querySelectorAll('td')].map((td) => td.textContent!.trim()),
       })),
@@ -146,9 +146,9 @@ describe('induction demo (induction-2l, offline)', () => {
       expect(Math.abs(Number(r.cells[0]) - evalRef.prev_token_score[r.head])).toBeLessThan(1e-3);
       expect(Math.abs(Number(r.cells[1]) - evalRef.induction_score[r.head])).toBeLessThan(1e-3);
     }
-    await page.locator('induction-scores tr[data-head="0.2"] button.measure').click();
-    await page.waitForSelector('induction-scores tr[data-head="0.2"][data-ablated-loss]', { timeout: 90_000 });
-    const ablated = Number(await page.locator('induction-scores tr[data-head="0.2"]').getAttribute('data-ablated-loss'));
+    await page.locator('#induction induction-scores tr[data-head="0.2"] button.measure').click();
+    await page.waitForSelector('#induction induction-scores tr[data-head="0.2"][data-ablated-loss]', { timeout: 90_000 });
+    const ablated = Number(await page.locator('#induction induction-scores tr[data-head="0.2"]').getAttribute('data-ablated-loss'));
     expect(Math.abs(ablated - evalRef.head_ablation_repeated_half_loss['0.2'])).toBeLessThan(1e-3);
 
     // Section 6: AtP beside exact patching of each head's output; the correlation and the verified

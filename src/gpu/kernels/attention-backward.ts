@@ -3,21 +3,57 @@
  * values, the scores, the queries and the keys, one dispatch each. CPU reference:
  * `attention-backward.cpu.ts`. Dimensions as the forward's `AttentionDims`.
  */
-import { attentionBackwardSource } from '../../../shaders/attention-backward.wgsl.ts';
+import { COL_VEC4S, DP_TILE, ROW_TILE, V2_GROUP, attentionBackwardSource } from '../../../shaders/attention-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
 import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { AttentionDims } from './attention.ts';
 
-type Entry = 'attn_dpattern_v1' | 'attn_dv_v1' | 'attn_softmax_backward_v1' | 'attn_dq_v1' | 'attn_dk_v1';
+export type AttentionBackwardVersion = 'v1' | 'v2';
+/**
+ * The version the backward runs: v2's register tiles (5-10x v1 on lavapipe at GPT-2-small's
+ * 128 positions) where dh is a multiple of 4, v1 otherwise. The softmax backward is v1 in both.
+ */
+export const ATTENTION_BACKWARD_VERSION: AttentionBackwardVersion = 'v2';
+
+type Kernel = 'attn_dpattern' | 'attn_dv' | 'attn_softmax_backward' | 'attn_dq' | 'attn_dk';
 
 const sizes = (d: AttentionDims) => {
   const Tq = d.Tq ?? d.T;
   return { q: d.B * Tq * d.H * d.dh, kv: d.B * d.T * (d.Hkv ?? d.H) * d.dh, scores: d.B * d.H * Tq * d.T, rows: d.B * d.H * Tq };
 };
 
-function prepare(gpu: Gpu, entry: Entry, d: AttentionDims, a: [GPUBuffer, number], b: [GPUBuffer, number], out: [GPUBuffer, number], items: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), entry, itemConstants(gpu));
+/** v2's workgroups: tiles of one (batch, head) along x, (batch, head) along z; must match the shader's tiling. */
+function v2Groups(kernel: Kernel, d: AttentionDims): [number, number, number] {
+  const Tq = d.Tq ?? d.T;
+  const Hkv = d.Hkv ?? d.H;
+  const nD = Math.ceil(d.dh / (4 * COL_VEC4S));
+  const along = (tiles: number, heads: number): [number, number, number] => [Math.ceil(tiles / V2_GROUP), 1, d.B * heads];
+  switch (kernel) {
+    case 'attn_dpattern':
+      return along(Math.ceil(Tq / DP_TILE[0]) * Math.ceil(d.T / DP_TILE[1]), d.H);
+    case 'attn_dq':
+      return along(Math.ceil(Tq / ROW_TILE) * nD, d.H);
+    default: // dv, dk
+      return along(Math.ceil(d.T / ROW_TILE) * nD, Hkv);
+  }
+}
+
+function prepare(
+  gpu: Gpu,
+  kernel: Kernel,
+  d: AttentionDims,
+  a: [GPUBuffer, number],
+  b: [GPUBuffer, number],
+  out: [GPUBuffer, number],
+  items: number,
+  params: Params[],
+  label: string,
+  version: AttentionBackwardVersion,
+): Dispatch {
+  // v2 reads rows of dh as vec4s; the softmax backward has v1 only.
+  const v = version === 'v2' && d.dh % 4 === 0 && kernel !== 'attn_softmax_backward' ? 'v2' : 'v1';
+  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), `${kernel}_${v}`, v === 'v1' ? itemConstants(gpu) : {});
   const Tq = d.Tq ?? d.T;
   const Hkv = d.Hkv ?? d.H;
   if (d.H % Hkv !== 0) throw new Error(`${label}: ${d.H} query heads are not a multiple of ${Hkv} key/value heads`);
@@ -33,35 +69,36 @@ function prepare(gpu: Gpu, entry: Entry, d: AttentionDims, a: [GPUBuffer, number
       { binding: 3, resource: bindWhole(gpu, out[0], out[1], `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, items) };
+  const workgroups = v === 'v2' ? v2Groups(kernel, d) : itemGrid(gpu, items);
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
 
 /** dpattern [B, H, Tq, T] from dz [B, Tq, H, dh] and v [B, T, Hkv, dh]. */
-export function attnDPattern(gpu: Gpu, d: AttentionDims, dpattern: GPUBuffer, dz: GPUBuffer, v: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnDPattern(gpu: Gpu, d: AttentionDims, dpattern: GPUBuffer, dz: GPUBuffer, v: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
   const n = sizes(d);
-  return prepare(gpu, 'attn_dpattern_v1', d, [dz, n.q], [v, n.kv], [dpattern, n.scores], n.scores, params, label);
+  return prepare(gpu, 'attn_dpattern', d, [dz, n.q], [v, n.kv], [dpattern, n.scores], n.scores, params, label, version);
 }
 
 /** dv [B, T, Hkv, dh] from pattern [B, H, Tq, T] and dz. */
-export function attnDV(gpu: Gpu, d: AttentionDims, dv: GPUBuffer, pattern: GPUBuffer, dz: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnDV(gpu: Gpu, d: AttentionDims, dv: GPUBuffer, pattern: GPUBuffer, dz: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
   const n = sizes(d);
-  return prepare(gpu, 'attn_dv_v1', d, [pattern, n.scores], [dz, n.q], [dv, n.kv], n.kv, params, label);
+  return prepare(gpu, 'attn_dv', d, [pattern, n.scores], [dz, n.q], [dv, n.kv], n.kv, params, label, version);
 }
 
 /** dscores [B, H, Tq, T] from pattern and dpattern (zero where masked). */
 export function attnSoftmaxBackward(gpu: Gpu, d: AttentionDims, dscores: GPUBuffer, pattern: GPUBuffer, dpattern: GPUBuffer, params: Params[], label: string): Dispatch {
   const n = sizes(d);
-  return prepare(gpu, 'attn_softmax_backward_v1', d, [pattern, n.scores], [dpattern, n.scores], [dscores, n.scores], n.rows, params, label);
+  return prepare(gpu, 'attn_softmax_backward', d, [pattern, n.scores], [dpattern, n.scores], [dscores, n.scores], n.rows, params, label, 'v1');
 }
 
 /** dq [B, Tq, H, dh] from dscores and k [B, T, Hkv, dh]. */
-export function attnDQ(gpu: Gpu, d: AttentionDims, dq: GPUBuffer, dscores: GPUBuffer, k: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnDQ(gpu: Gpu, d: AttentionDims, dq: GPUBuffer, dscores: GPUBuffer, k: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
   const n = sizes(d);
-  return prepare(gpu, 'attn_dq_v1', d, [dscores, n.scores], [k, n.kv], [dq, n.q], n.q, params, label);
+  return prepare(gpu, 'attn_dq', d, [dscores, n.scores], [k, n.kv], [dq, n.q], n.q, params, label, version);
 }
 
 /** dk [B, T, Hkv, dh] from dscores and q [B, Tq, H, dh]. */
-export function attnDK(gpu: Gpu, d: AttentionDims, dk: GPUBuffer, dscores: GPUBuffer, q: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnDK(gpu: Gpu, d: AttentionDims, dk: GPUBuffer, dscores: GPUBuffer, q: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
   const n = sizes(d);
-  return prepare(gpu, 'attn_dk_v1', d, [dscores, n.scores], [q, n.q], [dk, n.kv], n.kv, params, label);
+  return prepare(gpu, 'attn_dk', d, [dscores, n.scores], [q, n.q], [dk, n.kv], n.kv, params, label, version);
 }

@@ -6,6 +6,7 @@ import { DW_TILE, DX_TILE, matmulBackwardSource, type MatmulBackwardVariant } fr
 import type { Gpu } from '../device.ts';
 import { Params, itemConstants, itemGrid, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
+import { matmul, matmulTileColumns } from './matmul.ts';
 
 export type MatmulBackwardVersion = 'v1' | 'v2';
 /** The version the backward runs where the layout allows v2 (it falls back to v1 otherwise). */
@@ -222,4 +223,45 @@ function block(gpu: Gpu, a: TransposeArgs, params: Params[], entry: 'transpose_v
     entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
   }
   return dispatch(gpu, a.label, variant, entry, entries, itemGrid(gpu, M * K));
+}
+
+export interface InputGradArgs {
+  /** dY [M, N], the projection's output gradient. */
+  dy: GPUBuffer;
+  /** W [K, N], as the forward multiplies it (y = x W). */
+  w: GPUBuffer;
+  f16W?: boolean;
+  /** dX [M, K] (+)= dY W^T. */
+  dx: GPUBuffer;
+  M: number;
+  N: number;
+  K: number;
+  accumulate?: boolean;
+  /** [N, M] floats for dY transposed (the row-major path); null: always read W transposed. */
+  scratch: GPUBuffer | null;
+  label: string;
+}
+
+/**
+ * A projection's input gradient dX (+)= dY W^T on the forward's matmul, one of two ways:
+ *   - W read transposed (`transB`): each invocation reads 16 of W's rows at one k each, 128
+ *     rows apart across a subgroup on lavapipe; about half the rate of W's own row-major reads,
+ *     there, once M is a forward's 128 rows;
+ *   - dX^T = W dY^T: dY (activation-sized) transposed into `scratch`, then W as the left operand
+ *     in its own layout (v6 shares its rows across the subgroup, as the forward shares x's),
+ *     dY^T as the right one, and the product stored transposed, so dX comes out [M, K]. One
+ *     subgroup per workgroup (`narrow`) halves v6's column tile (128 on lavapipe) to fit M.
+ * The second needs M to fill at least half of its column tiles (a 15-row forward's gradient would
+ * leave 7/8 of each idle), fp32 W, and M a multiple of 4 (dY^T read as vec4s); else the first.
+ * Both sum over n in order with fma: the same bits.
+ */
+export function inputGrad(gpu: Gpu, a: InputGradArgs, params: Params[]): Dispatch[] {
+  const { M, N, K } = a;
+  const cols = matmulTileColumns(gpu, true);
+  const rowMajor = !!a.scratch && !a.f16W && M % 4 === 0 && 2 * M >= Math.ceil(M / cols) * cols;
+  if (!rowMajor) return [matmul(gpu, { out: a.dx, a: a.dy, b: a.w, M, N: K, K: N, transB: true, f16B: a.f16W, accumulate: a.accumulate, label: a.label }, params)]; // (M, K)
+  return [
+    transposeInput(gpu, { x: a.dy, M, K: N, out: a.scratch!, label: `${a.label} output gradient transposed` }, params), // (N, M)
+    matmul(gpu, { out: a.dx, a: a.w, b: a.scratch!, M: K, N: M, K: N, transC: true, narrow: true, accumulate: a.accumulate, label: a.label }, params), // (M, K), stored transposed
+  ];
 }

@@ -12,7 +12,7 @@ export type MatmulVersion = 'v1' | 'v2' | 'v3' | 'v4' | 'v5' | 'v6';
 export const MATMUL_VERSION: MatmulVersion = 'v6';
 
 /** Outputs per workgroup along (N, M) for each version (v6: for subgroup size S); must match the shader's tiling. */
-function tile(version: MatmulVersion, S: number): [number, number] {
+function tile(version: MatmulVersion, S: number, narrow: boolean): [number, number] {
   switch (version) {
     case 'v1':
       return [16, 16];
@@ -25,7 +25,7 @@ function tile(version: MatmulVersion, S: number): [number, number] {
     case 'v5':
       return [16 * 4 * V5_COL_VEC4S, V5_ROWS];
     case 'v6':
-      return [v6WorkgroupWidth(S) * 4 * V5_COL_VEC4S, V5_ROWS];
+      return [v6WorkgroupWidth(S, narrow) * 4 * V5_COL_VEC4S, V5_ROWS];
   }
 }
 
@@ -56,6 +56,12 @@ export interface MatmulArgs {
   rows?: GPUBuffer | null;
   /** With `rows`: how many rows A and the output hold (every index in the table is below it). */
   bufferRows?: number;
+  /** Store the output transposed, [N, M] at row stride `ldc` (default M): no row table, no colStart. */
+  transC?: boolean;
+  /** Add the product into the output instead of overwriting it. */
+  accumulate?: boolean;
+  /** v6: one subgroup per workgroup (half v6's 256 columns per workgroup where subgroups are 8 wide). */
+  narrow?: boolean;
   label: string;
 }
 
@@ -70,12 +76,20 @@ export function matmulEntry(gpu: Gpu, version: MatmulVersion = MATMUL_VERSION): 
   return sg !== null && V6_SUBGROUP_SIZES.includes(sg) ? 'v6' : 'v5';
 }
 
+/** Output columns one workgroup of the pinned matmul computes on this device (`narrow`: v6's one-subgroup workgroups). */
+export function matmulTileColumns(gpu: Gpu, narrow = false): number {
+  const entry = matmulEntry(gpu);
+  return tile(entry, entry === 'v6' ? gpu.subgroupSize! : 0, narrow && entry === 'v6')[0];
+}
+
 /** Prepares one matmul dispatch; `params` collects its uniform buffer for the owner to destroy. */
 export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: MatmulVersion = MATMUL_VERSION): Dispatch {
   const { M, N, K } = args;
-  const ldc = args.ldc ?? N;
+  const transC = !!args.transC;
+  const ldc = args.ldc ?? (transC ? M : N);
   const colStart = args.colStart ?? 0;
   if (args.rows && !(args.bufferRows! >= M)) throw new Error(`${args.label}: a row table needs bufferRows >= M`);
+  if (transC && (args.rows || colStart)) throw new Error(`${args.label}: a transposed output takes no row table or column start`);
   const spanRows = args.rows ? args.bufferRows! : M; // rows the A and output windows cover
   const aw = bindWindow(gpu, args.a, args.aStart ?? 0, spanRows * K, `${args.label} input`);
   const bw = bindWindow(gpu, args.b, args.bStart ?? 0, K * N, `${args.label} weight`, args.f16B ? 2 : 4);
@@ -83,11 +97,12 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   const vec4B = !args.transB && !args.f16B && N % 4 === 0 && bw.elemOffset % 4 === 0;
   const entry = matmulEntry(gpu, version);
   const subgroupSize = entry === 'v6' ? gpu.subgroupSize! : 0;
-  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B, rows: !!args.rows, subgroupSize };
+  const narrow = entry === 'v6' && !!args.narrow;
+  const variant: MatmulVariant = { transB: !!args.transB, bias: !!args.bias, f16B: !!args.f16B, vec4B, rows: !!args.rows, subgroupSize, narrow, transC, accC: !!args.accumulate };
   const pipeline = gpu.pipelines.get('matmul', matmulSource(variant), `matmul_${entry}`);
   const outStart = args.outStart ?? 0;
-  // The output window spans M rows of stride ldc starting at column colStart.
-  const cw = bindWindow(gpu, args.out, outStart, (spanRows - 1) * ldc + colStart + N, `${args.label} output`);
+  // The output window spans M rows of stride ldc starting at column colStart (transposed: N rows of M).
+  const cw = bindWindow(gpu, args.out, outStart, transC ? (N - 1) * ldc + M : (spanRows - 1) * ldc + colStart + N, `${args.label} output`);
   const u = new Params(gpu, [M, N, K, ldc, colStart, aw.elemOffset, cw.elemOffset, bw.elemOffset], `${args.label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
@@ -99,7 +114,7 @@ export function matmul(gpu: Gpu, args: MatmulArgs, params: Params[], version: Ma
   if (args.bias) entries.push({ binding: 4, resource: { buffer: args.bias, offset: 0, size: N * 4 } });
   if (args.rows) entries.push({ binding: 5, resource: { buffer: args.rows, offset: 0, size: M * 4 } });
   const bindGroup = gpu.device.createBindGroup({ label: args.label, layout: pipeline.getBindGroupLayout(0), entries });
-  const [tn, tm] = tile(entry, subgroupSize);
+  const [tn, tm] = tile(entry, subgroupSize, narrow);
   return {
     kind: 'dispatch',
     label: args.label,

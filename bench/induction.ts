@@ -1,0 +1,53 @@
+/**
+ * The induction recipe trained in full on the engine, as `<induction-trainer>` trains it in a
+ * page: `npm run bench:induction -- [--steps 4000] [--every 250] [--task recall|repeated]
+ * [--batch 64] [--seed 0]`. A program, like the bench. Prints one JSON line per report (every
+ * `--every` updates, as make/train_induction_pairs.py prints: the batch loss, the loss on a
+ * repeat, layer 0's previous-token and layer 1's induction score per head, seconds so far) and a
+ * last line with the phase change (the first report at which the best layer-1 induction score
+ * passes 0.5, the page's marker) and the wall time, to set against PyTorch's run of the same
+ * recipe (the fixture's README: phase change at steps 2,750-3,250, 8,000 steps in about 4 minutes
+ * on 2 CPU cores).
+ */
+import { acquireGpu } from '../src/gpu/device.ts';
+import { RECIPE, headScores, modelFromFiles, recipeConfig, recipeInit, recipeTraining } from '../src/train/induction-recipe.ts';
+import type { InductionTask } from '../src/train/induction-data.ts';
+import { TransformerTraining } from '../src/train/transformer.ts';
+
+const argv = process.argv.slice(2);
+const KNOWN = new Set(['--steps', '--every', '--task', '--batch', '--seed']);
+for (let i = 0; i < argv.length; i += 2) if (!KNOWN.has(argv[i]!)) throw new Error(`bench:induction: unknown flag ${argv[i]} (known: ${[...KNOWN].join(', ')})`);
+const opt = (name: string, dflt: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i < 0 ? dflt : argv[i + 1]!;
+};
+const steps = Number(opt('steps', '4000'));
+const every = Number(opt('every', '250'));
+const batch = Number(opt('batch', String(RECIPE.batch)));
+const seed = Number(opt('seed', '0'));
+const task = opt('task', 'recall') as InductionTask;
+if (task !== 'recall' && task !== 'repeated') throw new Error(`bench:induction: --task is recall or repeated, not ${task}`);
+
+const gpu = await acquireGpu();
+const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(seed) });
+const r = recipeTraining(gpu, model, checkpoint, task, seed, batch);
+const round = (x: number) => +x.toFixed(3);
+let phaseChange = 0;
+let trainMs = 0;
+const t0 = performance.now();
+const end = await r.trainer.train({
+  until: steps,
+  every,
+  onReport: async (rep) => {
+    trainMs = rep.elapsedMs;
+    // The scores' forward is not training time: the page draws them too, but PyTorch's figure is the run's.
+    const s = await headScores(model, 1000 + rep.step);
+    if (!phaseChange && Math.max(...s.induction) > 0.5) phaseChange = rep.step;
+    const line = { step: rep.step, loss: round(TransformerTraining.objectiveValue(rep.metrics.objective!)), repeat_loss: round(s.repeatLoss), prev_token: s.prevToken.map(round), induction: s.induction.map(round), train_s: round(rep.elapsedMs / 1000), wall_s: round((performance.now() - t0) / 1000) };
+    console.log(JSON.stringify(line));
+  },
+}).done;
+console.log(JSON.stringify({ adapter: gpu.adapterName, task, batch, seed, steps: end.step, phase_change: phaseChange || null, train_s: round(trainMs / 1000), steps_per_s: round(end.step / (trainMs / 1000)), wall_s: round((performance.now() - t0) / 1000) }));
+r.destroy();
+model.destroy();
+process.exit(0);
