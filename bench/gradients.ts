@@ -12,16 +12,16 @@
  *     pool's measured peak.
  */
 import type { Gpu } from '../src/gpu/device.ts';
-import type { Model } from '../src/model/model.ts';
+import type { Model } from '../src/hooks/model.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { gpt2LikeConfig } from '../src/model/config.ts';
 import { scratchBytes } from '../src/model/forward.ts';
-import { gradPlanBytes } from '../src/model/grad-run.ts';
+import { gradPlanBytes } from '../src/hooks/grad-run.ts';
 import type { MemoryMode } from '../src/model/backward.ts';
 import { attributionSweeps } from '../src/experiments/attribution.ts';
 import { PATCH_SITES, patchingSweep } from '../src/experiments/patching.ts';
-import { GpuMetric, logitDiffMetric, lossMetric, metricColumns, metricPositions, type Metric } from '../src/experiments/metric.ts';
-import { executePlan } from '../src/model/execute.ts';
+import { GpuMetric, logitDiffMetric, lossMetric, metricColumns, metricPositions, type Metric } from '../src/model/metric.ts';
+import { executePlan } from '../src/hooks/execute.ts';
 
 const round = (x: number, d = 2) => +x.toFixed(d);
 const median = (xs: number[]) => {

@@ -39,7 +39,7 @@ ${v.map((c) => `    a${c} = fma(a${c}, m, c);`).join('\n')}
 }`;
 }
 
-async function timeSteps(gpu: Gpu, run: () => void, read: () => Promise<unknown>, reps: number): Promise<number> {
+async function timeSteps(run: () => void, read: () => Promise<unknown>, reps: number): Promise<number> {
   run();
   await read(); // warm-up: pipeline creation, first dispatch
   const times: number[] = [];
@@ -62,7 +62,6 @@ export async function kernelRates(gpu: Gpu, software: boolean): Promise<Record<s
     const pipeline = gpu.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'peak' } });
     const bindGroup = gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out.buffer } }] });
     const ms = await timeSteps(
-      gpu,
       () => submitSteps(gpu, [{ kind: 'dispatch', label: 'peak', pipeline, bindGroup, workgroups: [GROUPS, 1, 1] }], 'peak'),
       () => out.read(),
       5,
@@ -90,8 +89,8 @@ export async function kernelRates(gpu: Gpu, software: boolean): Promise<Record<s
     // the submit and readback are noise. Also one dispatch per submit, as a forward's smallest
     // projections see it.
     const repeat = Math.max(1, Math.ceil(1e9 / flops));
-    const ms = await timeSteps(gpu, () => submitSteps(gpu, Array(repeat).fill(d), 'mm'), () => c.read(), 5);
-    const oneMs = await timeSteps(gpu, () => submitSteps(gpu, [d], 'mm'), () => c.read(), 5);
+    const ms = await timeSteps(() => submitSteps(gpu, Array(repeat).fill(d), 'mm'), () => c.read(), 5);
+    const oneMs = await timeSteps(() => submitSteps(gpu, [d], 'mm'), () => c.read(), 5);
     const gflops = (flops * repeat) / ms / 1e6;
     rates.push({ M, K, N, repeat, gflops: +gflops.toFixed(2), of_peak: +(gflops / peak).toFixed(3), gflops_one_submit: +(flops / oneMs / 1e6).toFixed(2) });
     for (const t of [a, b, c]) t.release();

@@ -14,24 +14,21 @@
  */
 import { acquireGpu } from '../src/gpu/device.ts';
 import { Profiler, type ProfileRow } from '../src/gpu/profiler.ts';
-import { modelFromWeights } from '../src/model/load.ts';
+import { modelFromWeights } from '../src/hooks/load.ts';
 import { patchingSweep, type PatchSite } from '../src/experiments/patching.ts';
-import { GpuMetric, logitDiffMetric, lossMetric, metricColumns, metricPositions } from '../src/experiments/metric.ts';
-import { executePlan } from '../src/model/execute.ts';
+import { GpuMetric, logitDiffMetric, lossMetric, metricColumns, metricPositions } from '../src/model/metric.ts';
+import { executePlan } from '../src/hooks/execute.ts';
 import type { MemoryMode } from '../src/model/backward.ts';
 import { gpt2SmallConfig, randomGpt2 } from './weights.ts';
+import { benchOptions } from './options.ts';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, dflt: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i < 0 ? dflt : argv[i + 1];
-};
-const layers = Number(opt('layers', '4'));
-const T = Number(opt('pos', '15'));
-const site = opt('site', 'resid_pre') as PatchSite;
-const gradMode = opt('grad', '') as MemoryMode | '';
-const withLoss = argv.includes('--loss');
-const reps = Number(opt('reps', '3'));
+const options = benchOptions('profile', { layers: {}, pos: {}, site: {}, grad: {}, loss: { boolean: true }, reps: {} });
+const layers = options.int('layers', 4);
+const T = options.int('pos', 15);
+const site = (options.opt('site') ?? 'resid_pre') as PatchSite;
+const gradMode = (options.opt('grad') ?? '') as MemoryMode | '';
+const withLoss = options.flag('loss');
+const reps = options.int('reps', 3);
 
 const sum = (rows: ProfileRow[]) => rows.reduce((s, r) => s + r.ms, 0);
 function table(title: string, wallMs: number | null, rows: ProfileRow[], top = 24): void {
@@ -70,7 +67,7 @@ if (gradMode) {
   };
   const grad = async () => (await model.runWithGrad([prompt], m, { grads: [], memory: gradMode, weights: withLoss })).release();
   await forward(); // warm-up: pipelines
-  let t0 = performance.now();
+  const t0 = performance.now();
   await grad();
   console.log(`first forward + backward (pipelines compiled): ${(performance.now() - t0).toFixed(0)} ms`);
   // Forward and forward + backward alternate, `reps` times, so load from other work on a shared

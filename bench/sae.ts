@@ -25,30 +25,23 @@
 import { acquireGpu } from '../src/gpu/device.ts';
 import { submitSteps, type Params } from '../src/gpu/recorder.ts';
 import { Tensor } from '../src/gpu/tensor.ts';
-import { modelFromWeights } from '../src/model/load.ts';
+import { modelFromWeights } from '../src/hooks/load.ts';
 import { normalizeConfig } from '../src/model/normalize-config.ts';
 import type { HostMatrix, HostWeights } from '../src/model/host-weights.ts';
 import type { ModelConfig } from '../src/model/config.ts';
 import { Sae, type HostSae } from '../src/features/sae.ts';
 import type { SaeConfig } from '../src/features/sae-config.ts';
-import { withErrorTerm } from '../src/features/splice.ts';
+import { withErrorTerm } from '../src/hooks/splice.ts';
+import { benchOptions } from './options.ts';
 
-const argv = process.argv.slice(2);
-function opt(name: string, fallback: string): string {
-  const i = argv.indexOf(`--${name}`);
-  if (i < 0) return fallback;
-  const v = argv[i + 1];
-  if (v === undefined || v.startsWith('--')) throw new Error(`--${name} needs a value`);
-  return v;
-}
-for (const a of argv) if (a.startsWith('--') && !['--pos', '--reps', '--layers'].includes(a)) throw new Error(`unknown option ${a}; options: --pos --reps --layers`);
-const POS = opt('pos', '32,128').split(',').map(Number);
-const REPS = Number(opt('reps', '5'));
-const LAYERS = Number(opt('layers', '18'));
+const options = benchOptions('bench:sae', { pos: {}, reps: {}, layers: {} });
+const POS = options.ints('pos', '32,128');
+const REPS = options.int('reps', 5);
+const LAYERS = options.int('layers', 18);
 const D = 640;
 const D_SAE = 16384;
 /** Where the SAE sits: layer 12's residual stream (Gemma Scope 2's layer for the demo), or the last layer of a shorter model. */
-const HOOK = `blocks.${Math.min(12, LAYERS - 1)}.hook_resid_post`;
+const HOOK = `blocks.${Math.min(12, LAYERS - 1)}.hook_resid_post` as const;
 const log = (msg: string) => process.stderr.write(`bench:sae: ${msg}\n`);
 const round = (x: number, d = 2) => +x.toFixed(d);
 const median = (xs: number[]) => {
@@ -194,7 +187,10 @@ async function main() {
     const splicedTimes: number[] = [];
     for (let r = 0; r <= REPS; r++) {
       const [a, b] = [await once(false), await once(true)];
-      if (r > 0) (plainTimes.push(a), splicedTimes.push(b));
+      if (r > 0) {
+        plainTimes.push(a);
+        splicedTimes.push(b);
+      }
     }
     const fwd = median(plainTimes);
     const spliced = median(splicedTimes);

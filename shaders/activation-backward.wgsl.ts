@@ -14,7 +14,7 @@
  * projection (hook_pre_linear) in binding 3, du in binding 5.
  *
  * Versions: v1 of each (`gelu_new_backward_v1`, `gelu_backward_v1`, `silu_backward_v1`,
- * `relu_backward_v1`), one invocation per element, 64 per workgroup, 2-D folded.
+ * `relu_backward_v1`), one invocation per element, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -23,6 +23,9 @@ export const ACTIVATION_BACKWARD_VERSIONS = ['gelu_new_backward_v1', 'gelu_backw
 export function activationBackwardSource({ gated }: { gated: boolean } = { gated: false }): string {
   return wgsl`
 struct Params { n: u32 }
+
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -45,7 +48,7 @@ fn erf_approx(z: f32) -> f32 {
   return sign(z) * (1.0 - poly * exp(-a * a));
 }
 
-fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
+fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
 // value: act(x) (used by the gated du); slope: act'(x).
 fn store(i: u32, value: f32, slope: f32) {
@@ -57,7 +60,7 @@ fn store(i: u32, value: f32, slope: f32) {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gelu_new_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -67,7 +70,7 @@ fn gelu_new_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_
   store(i, 0.5 * v * (1.0 + t), slope);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gelu_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -76,7 +79,7 @@ fn gelu_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   store(i, v * cdf, cdf + v * exp(-0.5 * v * v) * INV_SQRT_2PI);
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn silu_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -86,7 +89,7 @@ fn silu_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   store(i, v * s, s * (1.0 + v * (1.0 - s)));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn relu_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }

@@ -16,7 +16,7 @@
  * gives an argument of ~36,000). WGSL has no erf: `erf_approx` is Abramowitz & Stegun 7.1.26,
  * absolute error <= 1.5e-7 (about one fp32 ulp of 1), exact limits +-1 for large |x|.
  *
- * Versions: v1 of each, one invocation per element, 64 per workgroup, 2-D folded.
+ * Versions: v1 of each, one invocation per element, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -26,6 +26,9 @@ export type ActFn = 'gelu_new' | 'gelu' | 'silu' | 'relu';
 export function activationSource({ gated }: { gated: boolean } = { gated: false }): string {
   return wgsl`
 struct Params { n: u32, cap: f32 }
+
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -45,7 +48,7 @@ fn erf_approx(z: f32) -> f32 {
   return sign(z) * (1.0 - poly * exp(-a * a));
 }
 
-fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
+fn index(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
 fn store(i: u32, v: f32) {
 #if ${gated}
@@ -55,7 +58,7 @@ fn store(i: u32, v: f32) {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gelu_new_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -64,7 +67,7 @@ fn gelu_new_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   store(i, 0.5 * v * (1.0 + tanh(t)));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gelu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -72,7 +75,7 @@ fn gelu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   store(i, 0.5 * v * (1.0 + erf_approx(v * INV_SQRT_2)));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn silu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
@@ -81,14 +84,14 @@ fn silu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   store(i, v / (1.0 + exp(-v)));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn softcap_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }
   y[i] = p.cap * tanh(clamp(y[i] / p.cap, -TANH_CLAMP, TANH_CLAMP));
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn relu_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = index(gid, nwg);
   if (i >= p.n) { return; }

@@ -19,7 +19,7 @@
  * Versions (entry points):
  *   v1 `attn_dpattern_v1`, `attn_dv_v1`, `attn_softmax_backward_v1`, `attn_dq_v1`, `attn_dk_v1`:
  *       one invocation per output element (per row for the softmax), serial over the reduced
- *       axis, 64 per workgroup, folded into 2-D past 65,535 workgroups. Readable baseline, and
+ *       axis, WG per workgroup, folded into 2-D past 65,535 workgroups. Readable baseline, and
  *       what runs where dh is not a multiple of 4. Slow: two loads per product (lavapipe turns
  *       every storage load into a loop over the lanes).
  *   v2 `attn_dpattern_v2`, `attn_dv_v2`, `attn_dq_v2`, `attn_dk_v2`: register tiles, rows of
@@ -58,13 +58,16 @@ struct Params {
   scale: f32,  // 1 / sqrt(dh)
 }
 
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 // dpattern: dz, v;   dv: pattern, dz;   softmax: pattern, dpattern;   dq: dscores, k;   dk: dscores, q
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
+fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 fn group(h: u32) -> u32 { return h / (p.H / p.Hkv); }
 fn qIndex(bt: u32, i: u32, h: u32) -> u32 { return ((bt * p.Tq + i) * p.H + h) * p.dh; }
 fn kIndex(bt: u32, j: u32, g: u32) -> u32 { return ((bt * p.Tk + j) * p.Hkv + g) * p.dh; }
@@ -72,7 +75,7 @@ fn sIndex(bt: u32, h: u32, i: u32, j: u32) -> u32 { return ((bt * p.H + h) * p.T
 // The first query row that sees key j.
 fn firstQuery(j: u32) -> u32 { return select(0u, j - p.q0, j > p.q0); }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_dpattern_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg);
   if (idx >= p.B * p.H * p.Tq * p.Tk) { return; }
@@ -87,7 +90,7 @@ fn attn_dpattern_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   out[idx] = acc;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_dv_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg); // (b, j, g, d)
   if (idx >= p.B * p.Tk * p.Hkv * p.dh) { return; }
@@ -103,7 +106,7 @@ fn attn_dv_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   out[idx] = acc;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_softmax_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = linear(gid, nwg); // (b, h, i)
   if (row >= p.B * p.H * p.Tq) { return; }
@@ -116,7 +119,7 @@ fn attn_softmax_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_dq_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg); // (b, i, h, d)
   if (idx >= p.B * p.Tq * p.H * p.dh) { return; }
@@ -130,7 +133,7 @@ fn attn_dq_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups
   out[idx] = acc * p.scale;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_dk_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg); // (b, j, g, d)
   if (idx >= p.B * p.Tk * p.Hkv * p.dh) { return; }

@@ -14,7 +14,7 @@
  * only the later queries against keys and values whose first q0 positions come from a cache.
  *
  * Versions (each entry point, v1 only so far): one invocation per output element (per row for
- * the softmax), 64 per workgroup, folded into 2-D past 65,535 workgroups. The softmax
+ * the softmax), WG per workgroup, folded into 2-D past 65,535 workgroups. The softmax
  * subtracts the row max before exp, so scores of +-100 or more cannot overflow.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -31,14 +31,17 @@ struct Params {
   window: u32,        // sliding window: a query sees its last \`window\` keys, itself included (0: all)
 }
 
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;         // scores: q;   softmax: scores; z: pattern
 @group(0) @binding(2) var<storage, read> b: array<f32>;         // scores: k;   softmax: unused; z: v
 @group(0) @binding(3) var<storage, read_write> out: array<f32>; // scores: scores; softmax: pattern; z: z
 
-fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * 64u; }
+fn linear(gid: vec3u, nwg: vec3u) -> u32 { return gid.x + gid.y * nwg.x * WG; }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg);
   if (idx >= p.B * p.H * p.Tq * p.Tk) { return; }
@@ -54,7 +57,7 @@ fn attn_scores(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
   out[idx] = acc * p.scale;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_softmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let row = linear(gid, nwg); // (b, h, i)
   if (row >= p.B * p.H * p.Tq) { return; }
@@ -69,7 +72,7 @@ fn attn_softmax(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn attn_z(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = linear(gid, nwg); // (b, i, h, d)
   if (idx >= p.B * p.Tq * p.H * p.dh) { return; }

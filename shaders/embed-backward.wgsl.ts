@@ -13,7 +13,7 @@
  * accumulates onto another share: a tied embedding's unembedding gradient). Position embeddings
  * use it with ids = positions; the unembedding of selected positions with ids = those rows.
  *
- * Versions: v1 `scatter_add_v1`, one invocation per (distinct id, column), 64 per workgroup,
+ * Versions: v1 `scatter_add_v1`, one invocation per (distinct id, column), WG per workgroup,
  * 2-D folded; dispatched for the most ids the plan allows, invocations past U return.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -24,6 +24,9 @@ export function embedBackwardSource({ acc }: { acc: boolean } = { acc: false }):
   return wgsl`
 struct Params { maxU: u32, C: u32, row0: u32, rows: u32 }
 
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> uniq: array<u32>;
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
@@ -31,9 +34,9 @@ struct Params { maxU: u32, C: u32, row0: u32, rows: u32 }
 @group(0) @binding(4) var<storage, read> dsrc: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn scatter_add_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   let u = i / p.C;
   let c = i % p.C;
   if (u >= min(offsets[0], p.maxU)) { return; }

@@ -6,7 +6,7 @@
  *
  * ids: [n] u32; table: [rows, C]; out: [n, C]. Every value is multiplied by \`scale\` (1 but for
  * Gemma's token embedding, scaled by sqrt(d_model); x * 1 is exact, so other gathers are unchanged).
- * Versions: v1 `gather_v1`, one invocation per output element, 64 per workgroup, 2-D folded.
+ * Versions: v1 `gather_v1`, one invocation per output element, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -21,15 +21,17 @@ enable f16;
 #else
 @group(0) @binding(2) var<storage, read> table: array<f32>;
 #endif
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 struct Params { n: u32, C: u32, row0: u32, rows: u32, scale: f32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn gather_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.n * p.C) { return; }
   let r = i / p.C;
   let c = i % p.C;

@@ -6,7 +6,7 @@
  *   sum_heads    out[b, t, c] = sum_h result[b, t, h, c] + b_O[c]
  *
  * z: [B, T, H, dh]; W_O: [H * dh, C]; result: [B, T, H, C]; out, b_O: [B, T, C], [C].
- * Versions: v1 of each, one invocation per output element, 64 per workgroup, 2-D folded.
+ * Versions: v1 of each, one invocation per output element, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -21,15 +21,17 @@ enable f16;
 #else
 @group(0) @binding(2) var<storage, read> w: array<f32>;          // head_result: W_O; sum_heads: b_O
 #endif
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 struct Params { BT: u32, H: u32, dh: u32, C: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;          // head_result: z;  sum_heads: result
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;  // head_result: result; sum_heads: attn_out
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn head_result_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u; // (bt, h, c)
+  let i = gid.x + gid.y * nwg.x * WG; // (bt, h, c)
   if (i >= p.BT * p.H * p.C) { return; }
   let c = i % p.C;
   let h = (i / p.C) % p.H;
@@ -40,9 +42,9 @@ fn head_result_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgr
   out[i] = acc;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn sum_heads_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u; // (bt, c)
+  let i = gid.x + gid.y * nwg.x * WG; // (bt, c)
   if (i >= p.BT * p.C) { return; }
   let c = i % p.C;
   let bt = i / p.C;

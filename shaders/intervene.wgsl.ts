@@ -17,7 +17,7 @@
  * so every batch row can carry its own intervention in the same pass (a patching sweep is one
  * forward of many rows, each with its own entries).
  *
- * Versions: v1 `intervene_v1`. Dispatch: (ceil(H_span * F / 64), entries) workgroups of 64;
+ * Versions: v1 `intervene_v1`. Dispatch: (ceil(H_span * F / WG), entries) workgroups of WG;
  * workgroup y picks the entry, x the element within its head and feature ranges.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
@@ -46,12 +46,15 @@ struct Entry {
   pad: u32,
 }
 
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> entries: array<Entry>;
 @group(0) @binding(3) var<storage, read> src: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn intervene_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(workgroup_id) wg: vec3u) {
   if (wg.y >= prm.n_entries) { return; }
   let e = entries[prm.entry0 + wg.y];

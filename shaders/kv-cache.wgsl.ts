@@ -10,7 +10,7 @@
  * row[b] = 0 for every row (one cached prompt), or (variant `rows`) read from a table: a pass
  * over a batch of prompts, each row resuming from its own prompt's cache.
  * past: [past rows, pastLen >= max start, HD]; fresh: [B, T - q0, HD]; full: [B, T, HD], HD = heads * d_head.
- * Versions: v1 `kv_assemble_v1`, one invocation per element of full, 64 per workgroup, 2-D folded.
+ * Versions: v1 `kv_assemble_v1`, one invocation per element of full, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -19,6 +19,9 @@ export const KV_CACHE_VERSIONS = ['kv_assemble_v1'] as const;
 export function kvCacheSource({ starts = false, rows = false }: { starts?: boolean; rows?: boolean } = {}): string {
   return wgsl`
 struct Params { B: u32, T: u32, q0: u32, HD: u32, pastLen: u32 }
+
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> past: array<f32>;
@@ -31,9 +34,9 @@ struct Params { B: u32, T: u32, q0: u32, HD: u32, pastLen: u32 }
 @group(0) @binding(5) var<storage, read> past_row: array<u32>;
 #endif
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn kv_assemble_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.B * p.T * p.HD) { return; }
   let e = i % p.HD;
   let t = (i / p.HD) % p.T;

@@ -14,7 +14,7 @@
  * scale^2 - eps is the mean of xc^2 (and mean(n) = 0, so the centring leaves that term alone).
  * dn, n: [rows, C]; scale, dscale: [rows]; w, b, dw, db: [C].
  *
- * Versions (v1 of each): norm_gain_backward_v1 one invocation per element, 64 per workgroup,
+ * Versions (v1 of each): norm_gain_backward_v1 one invocation per element, WG per workgroup,
  * 2-D folded; norm_param_grad_v1 one invocation per column, serial over rows in order (fixed-order
  * sums: no atomics); norm_scale_grad_v1 and norm_input_grad_v1 one workgroup of WG per row,
  * strided partial sums and a tree reduction, one workgroup per row (2-D folded).
@@ -53,14 +53,14 @@ fn put(i: u32, v: f32) {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn norm_gain_backward_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.rows * p.C) { return; }
   out[i] = dn_in[i] * w[i % p.C];
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn norm_param_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
   let c = gid.x;
   if (c >= p.C) { return; }

@@ -17,14 +17,14 @@
  *
  * Versions (entry points):
  *   v1 `layernorm_v1`: fused; one invocation per row, serial over C, two passes (mean, then
- *       variance). Dispatch: rows / 64 workgroups of 64 (folded into 2-D past 65,535).
+ *       variance). Dispatch: rows / WG workgroups of WG (folded into 2-D past 65,535).
  *   v2 `layernorm_v2`: fused; one workgroup of WG invocations per row; each sums a strided slice,
  *       then a tree reduction in workgroup memory, for the mean and then the centred variance.
  *       Dispatch: one workgroup per row (folded into 2-D past 65,535).
  *   `layernorm_normalize_v1`: normalized = (x - mean) / scale[row] (RMS: x / scale[row]); the
  *       mean reduced as v2 reduces it. Dispatch: one workgroup of WG per row, as v2.
  *   `layernorm_affine_v1`: y = normalized * w + b (RMS: normalized * w); one invocation per
- *       element. Dispatch: rows * C / 64 workgroups of 64 (folded into 2-D past 65,535).
+ *       element. Dispatch: rows * C / WG workgroups of WG (folded into 2-D past 65,535).
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -58,9 +58,9 @@ fn affine(n: f32, c: u32) -> f32 {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn layernorm_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * 64u;
+  let row = gid.x + gid.y * nwg.x * WG;
   if (row >= p.rows) { return; }
   let base = row * p.C;
 #if ${rms}
@@ -132,9 +132,9 @@ fn layernorm_normalize_v1(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgro
   for (var c = lid; c < p.C; c += WG) { normalized[base + c] = (x[base + c] - mean) / s; }
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn layernorm_affine_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.rows * p.C) { return; }
   y[i] = affine(normalized[i], i % p.C);
 }

@@ -28,17 +28,17 @@
  *       scalars and two W vec4 per step, as the forward's v3). matmul_dw_v2: each invocation
  *       8 k x 8 n of dW, one m per step: 2 X vec4 and 2 G vec4 loads feed 16 vec4 products.
  *       Dispatch: workgroups of 16 x 1; (ceil(cols / (16 * tile cols)), ceil(rows / tile rows)).
- *   v1 `bias_grad_v1`: one invocation per column, serial over rows. Dispatch: ceil(N / 64) of 64.
+ *   v1 `bias_grad_v1`: one invocation per column, serial over rows. Dispatch: ceil(N / WG) of WG.
  *   v1 `transpose_v1`: XT[k, m] = X'[m, k] (with the `affine` gain and bias, through the row table):
  *       a layer's weight gradient is then the forward's own matmul, XT G, whose tuned tiles
  *       (`matmul.wgsl.ts` v5 / v6) run ~1.7x faster than matmul_dw_v2 on lavapipe; the input
  *       gradient likewise is the forward's matmul with W read transposed (~2.7x faster than
  *       matmul_dx_v2). v1 and v2 here remain for the vocabulary-chunked unembedding, whose
- *       gradient is a column block of wider rows. One invocation per element of XT, 64 per
+ *       gradient is a column block of wider rows. One invocation per element of XT, WG per
  *       workgroup, 2-D folded.
  *   v1 `copy_block_v1`: XB[m, k] = X[m, k] for a column block of wider rows (row stride ldx), made
  *       contiguous: the unembedding's input gradient is then the forward's matmul too, a block of
- *       vocabulary rows at a time. One invocation per element, 64 per workgroup, 2-D folded.
+ *       vocabulary rows at a time. One invocation per element, WG per workgroup, 2-D folded.
  *       Tried and dropped: v2's loops unrolled in TypeScript (as the
  *       forward's v5): no faster on lavapipe, and 16 x 16 tiles took 1-2 minutes to compile.
  */
@@ -83,6 +83,9 @@ struct Params {
   g_off: u32,
   w_off: u32,  // W (matmul_dx) or dW (matmul_dw)
 }
+
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
 
 @group(0) @binding(0) var<uniform> p: Params;
 // v1 reads scalars, v2 the same bindings as vec4 (WGSL allows two variables on one binding when
@@ -170,7 +173,7 @@ fn matmul_dw_v1(@builtin(global_invocation_id) gid: vec3u) {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn bias_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
   let n = gid.x;
   if (n >= p.N) { return; }
@@ -343,9 +346,9 @@ fn storeW(k: u32, n: u32, v: f32) {
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn transpose_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.M * p.K) { return; }
   let k = i / p.M;
   let m = i % p.M;
@@ -356,9 +359,9 @@ fn transpose_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
 #endif
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn copy_block_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u;
+  let i = gid.x + gid.y * nwg.x * WG;
   if (i >= p.M * p.K) { return; }
   D[p.w_off + i] = X[p.x_off + rowOf(i / p.K) * p.ldx + i % p.K];
 }

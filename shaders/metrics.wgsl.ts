@@ -19,8 +19,8 @@
  *                    batch laid out as P = batch * pos rows
  *
  * Versions: v1 of each. `row_lse_v1`: one workgroup of WG per row, strided max and sum with
- * tree reductions. `metric_combine_v1`: one invocation per batch row, 64 per workgroup.
- * `metric_terms_v1`: one invocation per term, 64 per workgroup, folded into 2-D past 65,535.
+ * tree reductions. `metric_combine_v1`: one invocation per batch row, WG per workgroup.
+ * `metric_terms_v1`: one invocation per term, WG per workgroup, folded into 2-D past 65,535.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -87,7 +87,7 @@ fn term_value(b: u32, term: Term) -> f32 {
   return x;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn metric_combine_v1(@builtin(global_invocation_id) gid: vec3u) {
   let b = gid.x;
   if (b >= prm.B) { return; }
@@ -100,9 +100,9 @@ fn metric_combine_v1(@builtin(global_invocation_id) gid: vec3u) {
   out[b] = (acc - prm.shift) * prm.scale;
 }
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn metric_terms_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 64u;
+  let t = gid.x + gid.y * nwg.x * WG;
   if (t >= prm.n_terms) { return; }
   let term = terms[t];
   out[t] = (term.coef * term_value(0u, term) - prm.shift) * prm.scale;

@@ -7,7 +7,7 @@
  * x is addressed as in `intervene.wgsl.ts`: index = b*sb + p*sp + h*sh + f, f < F, which covers
  * [B, T, d], [B, T, H, dh] and the [B, H, Tq, Tk] patterns. out: [P', H, F], P' = T or 1.
  * Versions: v1 `batch_mean_v1`, one invocation per output element, serial over the reduced
- * axes, 64 per workgroup, 2-D folded.
+ * axes, WG per workgroup, 2-D folded.
  */
 import { wgsl } from 'wgsl-preprocessor/wgsl-preprocessor.js';
 
@@ -21,13 +21,16 @@ struct Params {
   pooled: u32,  // 1: also average over positions
 }
 
+// Invocations per workgroup of the one-invocation-per-item entry points: picked on the host (Gpu.workgroupSize).
+override WG: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> prm: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn batch_mean_v1(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * 64u; // (p', h, f)
+  let i = gid.x + gid.y * nwg.x * WG; // (p', h, f)
   let P = select(prm.T, 1u, prm.pooled == 1u);
   if (i >= P * prm.H * prm.F) { return; }
   let f = i % prm.F;

@@ -16,15 +16,15 @@ export { acquireGpu, Gpu, type GpuOptions } from './gpu/device.ts';
 export { DeviceLostError, NoWebGPUError, OutOfMemoryError } from './gpu/errors.ts';
 export { Tensor } from './gpu/tensor.ts';
 
-export { loadModel, modelFromWeights, type LoadOptions } from './model/load.ts';
+export { loadModel, modelFromWeights, type LoadOptions } from './hooks/load.ts';
 export { processWeights, PROCESSINGS, type Processing } from './model/processing.ts';
-export { Model, type RunOptions, type RunResult, type CacheFilter, type Tokens } from './model/model.ts';
+export { Model, type RunOptions, type RunResult, type CacheFilter, type Tokens } from './hooks/model.ts';
 export { tlWeightShapes, type WeightTensor, type BlockWeights } from './model/tl-weights.ts';
-export { gradPlanBytes, type GradOptions, type GradResult, type NameFilter } from './model/grad-run.ts';
+export { gradPlanBytes, type GradOptions, type GradResult, type NameFilter } from './hooks/grad-run.ts';
 export { WeightGradients, toCheckpointLayout, type GradTensor } from './model/weight-grads.ts';
 export type { ModelConfig } from './model/config.ts';
 export { normalizeConfig, UnsupportedArchitectureError, SUPPORTED_ARCHITECTURES } from './model/normalize-config.ts';
-export { hookNames, hookShapes, type LayerRange } from './model/hook-points.ts';
+export { hookNames, hookShapes, isHookName, isSiteName, type LayerRange, type HookName, type BlockHookName, type SaeHookName, type SiteName, type SiteNameLike } from './model/hook-points.ts';
 export { TokenInputError } from './model/tokens.ts';
 export { urlModelSource, blobModelSource, type ModelSource, type ProgressFn } from './model/source.ts';
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors.ts';
@@ -85,7 +85,7 @@ export {
   type ActPatchName,
   type ActPatchFn,
 } from './experiments/act-patch.ts';
-export { headAblationSweep, type AblationOptions } from './experiments/ablation.ts';
+export { headAblationSweep, runHeadAblation, headAblationMetric, type AblationMode, type AblationOptions, type HeadAblationOptions, type HeadRef } from './experiments/ablation.ts';
 export { runVariants, type Variant, type SweepOptions } from './experiments/sweep.ts';
 export {
   attributionSweep,
@@ -99,7 +99,7 @@ export {
   type VerifiedCell,
 } from './experiments/attribution.ts';
 export { edgeAttribution, type EdgeScores, type EdgeAttributionOptions } from './experiments/edge-attribution.ts';
-export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric, type Metrics } from './experiments/metric.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, lossCpu, type Metric, type Metrics } from './model/metric.ts';
 export { parseMetricSpec, formatMetricSpec } from './experiments/metric-spec.ts';
 export { loadTokenizer, TextTokenizer, type ToTokensOptions } from './model/tokenizer.ts';
 export { cachedUrlModelSource } from './model/cached-source.ts';
@@ -109,8 +109,8 @@ export { gpt2LikeConfig, type Family } from './model/config.ts';
 export { loadSae, readSae, saeSource, type SaeLoadOptions } from './features/sae-load.ts';
 export { Sae, type HostSae } from './features/sae.ts';
 export { type SaeConfig, type SaeFormat, type SaeActivationName, SaeConfigError, SAE_SITES, type SaeSiteName } from './features/sae-config.ts';
-export { withErrorTerm, type SaeSplice, type SaeUse } from './features/splice.ts';
-export { zeroFeature, scaleFeature, clampFeature, patchFeature, steerFeature, saeHook, type FeatureSelection } from './features/feature-interventions.ts';
+export { withErrorTerm, type SaeSplice, type SaeUse } from './hooks/splice.ts';
+export { zeroFeature, scaleFeature, clampFeature, patchFeature, steerFeature, saeHook, type FeatureSelection } from './hooks/feature-interventions.ts';
 export { featureAblationSweep, featurePatchingSweep, type FeatureGrid, type FeatureSweepOptions } from './experiments/feature-sweeps.ts';
 export { featureAttribution, type FeatureAttributionGrid, type FeatureAttributionOptions } from './experiments/feature-attribution.ts';
 export { verifyFeatureTopK, type FeatureVerification, type FeatureVerifiedCell } from './experiments/feature-verify.ts';
@@ -129,4 +129,4 @@ export { SaeTraining, coefficientAt, type SaeTrainConfig, type ActivationStore }
 export { collectActivations } from './train/activations.ts';
 export { evaluateSae, saeEncode, saeDecode, topContexts, type SaeWeights, type SaeEvaluation } from './train/sae-eval.ts';
 export { recallBatch, repeatedBatch, repeatSequences, type TokenBatch } from './train/induction-data.ts';
-export { SeededRandom } from './train/random.ts';
+export { SeededRandom } from './util/random.ts';

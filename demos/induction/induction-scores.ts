@@ -25,7 +25,7 @@ import { html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { PbFigure } from '../../src/components/figure.ts';
 import { zeroHead } from '../../src/index.ts';
-import type { Model } from '../../src/model/model.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { evalSequences } from './eval-set.ts';
 import { headScores, repeatLoss, type HeadScores } from './scores.ts';
 

@@ -19,7 +19,7 @@ import { LitElement, css, html, type PropertyValues } from 'lit';
 import { customElement, property, query, state } from 'lit/decorators.js';
 import { pageGpu } from '../../src/components/gpu.ts';
 import type { PbModel } from '../../src/components/pb-model.ts';
-import type { Model } from '../../src/model/model.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import type { Checkpoint } from '../../src/model/checkpoint.ts';
 import { RECIPE, headScores, modelFromFiles, recipeConfig, recipeInit, recipeTraining } from '../../src/train/induction-recipe.ts';
 import type { InductionTask } from '../../src/train/induction-data.ts';

@@ -6,7 +6,7 @@
  */
 const hub = new URLSearchParams(location.search).get('hub');
 if (hub) {
-  let url: URL | null = null;
+  let url: URL | null;
   try {
     url = new URL(hub, location.href);
   } catch {

@@ -4,8 +4,8 @@
  * report a metric (--metric) plus the logits at its position, batch row 0.
  */
 import type { ModelConfig } from '../model/config.ts';
-import type { RunResult } from '../model/model.ts';
-import { meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
+import type { RunResult } from '../hooks/model.ts';
+import { runHeadAblation, type AblationMode, type HeadRef } from '../experiments/ablation.ts';
 import { writeSpecOut } from './spec-file.ts';
 import { headInterventions } from '../experiments/spec.ts';
 import { UsageError, parseArgs, parseIdRows, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
@@ -49,17 +49,11 @@ const FLAGS = {
   help: { boolean: true },
 } as const;
 
-const MODES = ['zero', 'mean'] as const;
-type Mode = (typeof MODES)[number];
-
-export interface Head {
-  layer: number;
-  head: number;
-}
+const MODES: readonly AblationMode[] = ['zero', 'mean'];
 
 /** Every `--heads` value, "0.2,1.3", as heads in the order given, duplicates dropped. */
-export function parseHeads(values: readonly string[]): Head[] {
-  const heads: Head[] = [];
+export function parseHeads(values: readonly string[]): HeadRef[] {
+  const heads: HeadRef[] = [];
   const seen = new Set<string>();
   for (const text of values) {
     for (const part of text.split(',')) {
@@ -81,7 +75,7 @@ export function parseHeads(values: readonly string[]): Head[] {
 }
 
 /** Rejects heads the model does not have, naming its n_layers / n_heads. */
-export function checkHeads(heads: readonly Head[], c: ModelConfig): void {
+export function checkHeads(heads: readonly HeadRef[], c: ModelConfig): void {
   for (const { layer, head } of heads) {
     if (layer >= c.n_layers) {
       throw new UsageError(`--heads: head ${layer}.${head}: layer ${layer} is out of range; the model has ${c.n_layers} layers (n_layers), 0 .. ${c.n_layers - 1}`);
@@ -107,7 +101,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
   if (!(MODES as readonly string[]).includes(modeText)) {
     throw new UsageError(`--mode ${modeText}: unknown mode; expected ${MODES.join(' or ')}`);
   }
-  const mode = modeText as Mode;
+  const mode = modeText as AblationMode;
   const metric = parseMetric(flags.get('metric')![0]);
   const json = flags.has('json');
   const f16 = parseDtypeFlag(flags);
@@ -125,22 +119,12 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
     },
     async ({ model, gpu, source, loadMs }) => {
       const V = model.config.d_vocab;
-      let plain: RunResult | undefined;
+      let plain: RunResult | null = null;
       let ablated: RunResult | undefined;
       try {
         const t0 = performance.now();
-        let hooks: Intervention[];
-        if (mode === 'zero') {
-          hooks = heads.map((h) => zeroHead(h.layer, h.head));
-          // The unablated metric is only for the human summary.
-          if (!json) plain = await model.run(ids);
-        } else {
-          const layers = [...new Set(heads.map((h) => h.layer))];
-          plain = await model.run(ids, { cache: layers.map((l) => `blocks.${l}.attn.hook_z`) });
-          const reference = plain.cache;
-          hooks = heads.map((h) => meanHead(h.layer, h.head, reference, { pooled: true }));
-        }
-        ablated = await model.run(ids, { hooks });
+        // The unablated run is kept only for the human summary.
+        ({ ablated, plain } = await runHeadAblation(model, ids, heads, { mode, keepPlain: !json }));
         const logits = await ablated.logits.read();
         const shape = ablated.logits.shape;
         const value = metricValue(metric, logits, shape, ids[0]);

@@ -1,8 +1,12 @@
 /**
- * Command-line parsing for `patchbay`. Hand-written rather than `util.parseArgs` because the
- * errors must name the problem in Patchbay's words (a ragged `--ids` row, a bad regex), and
- * because `--ids` repeats, one flag per batch row.
+ * Command-line parsing for `patchbay` and the bench programs: `node:util`'s `parseArgs` splits
+ * the arguments (`--flag value`, `--flag=value`, `--` ending the flags, `-` as a positional), and
+ * this file checks them against a spec and words the errors in Patchbay's terms (a missing
+ * value, a flag given twice, a ragged `--ids` row, a bad regex). Every flag is declared
+ * `multiple` so that a repeated one reaches the check here, which allows it only where the spec
+ * says (`--ids`, one flag per batch row).
  */
+import { parseArgs as splitArgs } from 'node:util';
 import { PROCESSINGS, type Processing } from '../model/processing.ts';
 
 /** Bad command-line input. The CLI prints its message and exits 2 (usage), not 1 (failure). */
@@ -25,46 +29,30 @@ export interface ParsedArgs {
 }
 
 /**
- * Splits `argv` into positionals and `--flag value` / `--flag=value` pairs, checked against
- * `spec`. `--` ends the flags; `-` alone is a positional.
+ * Splits `argv` into positionals and flags, checked against `spec`. Errors end with
+ * `(see ${help})`, by default `patchbay <command> --help`.
  */
-export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string): ParsedArgs {
-  const positionals: string[] = [];
+export function parseArgs(argv: readonly string[], spec: Record<string, FlagSpec>, command: string, help = `patchbay ${command} --help`): ParsedArgs {
+  const options = Object.fromEntries(Object.entries(spec).map(([name, s]) => [name, { type: s.boolean ? ('boolean' as const) : ('string' as const), multiple: true }]));
+  // strict: false, so that an unknown flag or a missing value comes back as a token to word here
+  // rather than as Node's message.
+  const { positionals, tokens } = splitArgs({ args: [...argv], options, allowPositionals: true, strict: false, tokens: true });
   const flags = new Map<string, string[]>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positionals.push(arg);
-      continue;
-    }
-    if (!arg.startsWith('--')) throw new UsageError(`unknown option ${arg} (see patchbay ${command} --help)`);
-    const eq = arg.indexOf('=');
-    const name = arg.slice(2, eq < 0 ? undefined : eq);
+  for (const t of tokens) {
+    if (t.kind !== 'option') continue;
     // hasOwn: "--constructor" must not find Object.prototype's.
-    const s = Object.hasOwn(spec, name) ? spec[name] : undefined;
-    if (!s) throw new UsageError(`unknown option --${name} (see patchbay ${command} --help)`);
-    let value: string;
-    if (s.boolean) {
-      if (eq >= 0) throw new UsageError(`--${name} takes no value`);
-      value = '';
-    } else if (eq >= 0) {
-      value = arg.slice(eq + 1);
-    } else {
-      // A following "--flag" is not a value: `--out --ids 1` is a missing --out value.
-      if (i + 1 >= argv.length || argv[i + 1].startsWith('--')) throw new UsageError(`--${name} needs a value`);
-      value = argv[++i];
-    }
-    const seen = flags.get(name);
-    if (seen && !s.repeated) throw new UsageError(`--${name} given more than once`);
-    flags.set(name, [...(seen ?? []), value]);
+    const s = Object.hasOwn(spec, t.name) && t.rawName.startsWith('--') ? spec[t.name] : undefined;
+    if (!s) throw new UsageError(`unknown option ${t.rawName} (see ${help})`);
+    if (s.boolean && t.inlineValue) throw new UsageError(`--${t.name} takes no value`);
+    // A following "--flag" is not a value: `--out --ids 1` is a missing --out value.
+    if (!s.boolean && (t.value === undefined || (!t.inlineValue && t.value.startsWith('--')))) throw new UsageError(`--${t.name} needs a value`);
+    const seen = flags.get(t.name);
+    if (seen && !s.repeated) throw new UsageError(`--${t.name} given more than once`);
+    flags.set(t.name, [...(seen ?? []), s.boolean ? '' : t.value!]);
   }
   if (!flags.has('help')) {
     for (const [name, s] of Object.entries(spec)) {
-      if (s.required && !flags.has(name)) throw new UsageError(`missing --${name} (see patchbay ${command} --help)`);
+      if (s.required && !flags.has(name)) throw new UsageError(`missing --${name} (see ${help})`);
     }
   }
   return { positionals, flags };

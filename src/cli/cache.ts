@@ -5,7 +5,7 @@
  * TransformerLens `run_with_cache` dump.
  */
 import { formatBytes } from '../gpu/errors.ts';
-import type { RunResult } from '../model/model.ts';
+import type { RunResult } from '../hooks/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { UsageError, parseArgs, parseIdRows, parseNamesRegex, DTYPE_HELP, parseDtypeFlag, PROCESSING_HELP, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
@@ -13,7 +13,7 @@ import { OutputFile } from './output-file.ts';
 import { nodeSaeSource } from './sae-source.ts';
 import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
-import { withErrorTerm } from '../features/splice.ts';
+import { withErrorTerm } from '../hooks/splice.ts';
 
 export const CACHE_USAGE = `usage: patchbay cache <model-dir-or-url> --ids 0,5,9 [--ids ...] --out FILE.safetensors [--names REGEX]
                       [--sae DIR ...] [--processing P]

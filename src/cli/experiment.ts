@@ -5,8 +5,8 @@
  */
 import { acquireGpu, type Gpu } from '../gpu/device.ts';
 import type { ModelConfig } from '../model/config.ts';
-import { loadModel } from '../model/load.ts';
-import type { Model } from '../model/model.ts';
+import { loadModel } from '../hooks/load.ts';
+import type { Model } from '../hooks/model.ts';
 import { normalizeConfig } from '../model/normalize-config.ts';
 import { TokenInputError, validateTokens } from '../model/tokens.ts';
 import { UsageError } from './args.ts';

@@ -5,8 +5,8 @@
  */
 import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
-import { saeHook } from '../features/feature-interventions.ts';
-import { withErrorTerm } from '../features/splice.ts';
+import { saeHook } from '../hooks/feature-interventions.ts';
+import { withErrorTerm } from '../hooks/splice.ts';
 import { DTYPE_HELP, PROCESSING_HELP, UsageError, parseArgs, parseDtypeFlag, parseIdRows, parsePositiveInt, parseProcessingFlag } from './args.ts';
 import { checkTokenRows, withModel } from './experiment.ts';
 import { nodeSaeSource } from './sae-source.ts';

@@ -10,7 +10,7 @@
  * The parsing and checks live in src/experiments/metric-spec.ts (figures read the same strings
  * from their URL); here their errors become one-line usage errors before any GPU work.
  */
-import { metricCpu } from '../experiments/metric.ts';
+import { metricCpu } from '../model/metric.ts';
 import {
   MetricSpecError,
   METRIC_SPECS,

@@ -6,7 +6,7 @@
  */
 import { isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_HUB, PRESETS } from '../components/presets.ts';
+import { DEFAULT_HUB, PRESETS } from '../model/presets.ts';
 import type { ModelRef } from '../experiments/spec.ts';
 import { UsageError } from './args.ts';
 

@@ -3,21 +3,20 @@
  * SAE, its loading status, and the reader's feature experiment — the feature they selected,
  * the features they ablated, and how hard they steer along the selected feature's decoder
  * direction. A `change` event fires whenever any of this changes. Figures hold no numerics: they
- * run the model with `runWithFeatures` and draw what comes back.
+ * run the model with `runWithFeatures` (src/experiments/feature-run.ts) and draw what comes back.
  */
 import { createContext } from '@lit/context';
 import type { Sae } from '../features/sae.ts';
-import { addVector, meanHead, zeroHead, type Intervention } from '../hooks/interventions.ts';
-import { saeHook, zeroFeature } from '../features/feature-interventions.ts';
-import { withErrorTerm, type SaeUse } from '../features/splice.ts';
-import type { CacheFilter, Model, RunResult } from '../model/model.ts';
-import type { HeadRef } from './live-run.ts';
+import { addVector, type Intervention } from '../hooks/interventions.ts';
+import { zeroFeature } from '../hooks/feature-interventions.ts';
+import { withErrorTerm, type SaeUse } from '../hooks/splice.ts';
+import type { FeatureExperiment } from '../experiments/feature-run.ts';
 
 export type FeatureSessionStatus = 'idle' | 'loading' | 'ready' | 'error';
 
 type Patch = Partial<Pick<FeatureSession, 'status' | 'name' | 'sae' | 'error' | 'progress' | 'errorTerm' | 'selected' | 'ablated' | 'steer'>>;
 
-export class FeatureSession extends EventTarget {
+export class FeatureSession extends EventTarget implements FeatureExperiment {
   status: FeatureSessionStatus = 'idle';
   /** The SAE's source (folder URL or hf:// path). */
   name = '';
@@ -70,40 +69,3 @@ export class FeatureSession extends EventTarget {
 }
 
 export const featureContext = createContext<FeatureSession>(Symbol('pb-sae'));
-
-/**
- * The prompt through the model with the SAE spliced, the page's head ablations (zero or mean, as
- * `runAblated` does them) and, as asked, the reader's feature ablations and steering.
- */
-export async function runWithFeatures(
-  model: Model,
-  fs: FeatureSession,
-  ids: readonly number[],
-  heads: readonly HeadRef[],
-  mode: 'zero' | 'mean',
-  what: { ablate: boolean; steer: boolean; cache?: CacheFilter },
-): Promise<RunResult> {
-  const saes = [fs.splice()];
-  const hooks = await fs.hooks(what);
-  let reference: RunResult | null = null;
-  if (heads.length && mode === 'mean') {
-    reference = await model.run([ids], { saes, cache: [...new Set(heads.map((h) => `blocks.${h.layer}.attn.hook_z`))] });
-    hooks.push(...heads.map((h) => meanHead(h.layer, h.head, reference!.cache, { pooled: true })));
-  } else hooks.push(...heads.map((h) => zeroHead(h.layer, h.head)));
-  try {
-    return await model.run([ids], { saes, hooks, ...(what.cache ? { cache: what.cache } : {}) });
-  } finally {
-    reference?.release();
-  }
-}
-
-/** The SAE's feature activations [pos, d_sae] on the prompt (no feature interventions). */
-export async function featureActivations(model: Model, fs: FeatureSession, ids: readonly number[], heads: readonly HeadRef[], mode: 'zero' | 'mean'): Promise<Float32Array> {
-  const name = saeHook(fs.sae!, 'hook_sae_acts_post');
-  const run = await runWithFeatures(model, fs, ids, heads, mode, { ablate: false, steer: false, cache: [name] });
-  try {
-    return await run.cache.read(name);
-  } finally {
-    run.release();
-  }
-}

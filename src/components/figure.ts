@@ -12,7 +12,7 @@ import type { ExperimentKind } from '../experiments/spec.ts';
 import { ExportMenu, stackPictures, type ExportSae, type Exportable } from './export-menu.ts';
 import type { PbHeatmap } from './heatmap.ts';
 import { ContextConsumer } from '@lit/context';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { experimentContext, type Experiment, type ExperimentState } from './experiment.ts';
 import { Latest, errorMessage } from './latest.ts';
 import { parseHeadList, type HeadRef } from './live-run.ts';
@@ -120,10 +120,10 @@ export abstract class PbFigure extends LitElement {
 
   /** The figure's "Export" menu (put it in the toolbar). */
   protected renderExport() {
-    const self = this;
+    const exportName = () => this.exportName();
     const source: Exportable = {
       get name() {
-        return self.exportName();
+        return exportName();
       },
       table: () => this.exportTable(),
       json: () => this.exportJson(),

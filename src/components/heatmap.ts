@@ -38,6 +38,7 @@
  */
 import { LitElement, css, html, nothing, type PropertyValues } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
+import { ifDefined } from 'lit/directives/if-defined.js';
 import { formatValue, scaleGradient, schemeOf, type Better, type HeatmapScale, type Scheme } from './color-scale.ts';
 import { cssProps } from './css-props.ts';
 import { CanvasPen, SvgPen, paintCells, paintFigure, type HeatmapData } from './heatmap-paint.ts';
@@ -249,8 +250,8 @@ export class PbHeatmap extends LitElement {
     `,
   ];
 
-  /** Cell values, row-major [rows, cols]. */
-  @property({ attribute: false }) values: ArrayLike<number> = [];
+  /** Cell values, row-major [rows, cols]. (The typed arrays are listed for lit-analyzer, whose type check does not see that they are ArrayLike.) */
+  @property({ attribute: false }) values: ArrayLike<number> | Float32Array | Float64Array = [];
   @property({ type: Number }) rows = 0;
   @property({ type: Number }) cols = 0;
   /** One label per row (a position and its token: pass tokens through `visibleText`), drawn as text. */
@@ -702,7 +703,7 @@ export class PbHeatmap extends LitElement {
                       class="cursor"
                       id=${cursorId}
                       aria-colindex=${ac + 1}
-                      aria-selected=${this.interactive || this.selected.length ? String(this.selected[ar * C + ac] === true) : nothing}
+                      aria-selected=${ifDefined(this.interactive || this.selected.length ? (this.selected[ar * C + ac] === true ? 'true' : 'false') : undefined)}
                       style=${cssProps({ left: `${ac * (w + GAP)}px`, top: `${ar * (h + GAP)}px`, width: `${w}px`, height: `${h}px` })}
                     >${this.describeCell(ar, ac)}</div>
                   </div>`

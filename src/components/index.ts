@@ -17,14 +17,14 @@ export * from '../index.ts';
 
 // Experiments: sweeps and metrics, as the figures use them.
 export { patchingSweep, PATCH_SITES, type PatchSite, type Grid, type PatchingOptions } from '../experiments/patching.ts';
-export { headAblationSweep, type AblationOptions } from '../experiments/ablation.ts';
-export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from '../experiments/metric.ts';
+export { headAblationSweep, runHeadAblation, headAblationMetric, type AblationOptions, type HeadAblationOptions, type HeadRef } from '../experiments/ablation.ts';
+export { logitDiffMetric, logProbMetric, probMetric, lossMetric, metricCpu, type Metric } from '../model/metric.ts';
 export { parseMetricSpec, parseMetricSyntax, checkMetricSpec, describeMetricSpec, formatMetricSpec, MetricSpecError, type MetricSpec } from '../experiments/metric-spec.ts';
 
 // Page state shared by the figures.
 export { Session, sessionContext, type SessionStatus } from './session.ts';
 export { Experiment, experimentContext, readQuery, writeQuery, parseUrlParts, DEFAULT_STATE, type ExperimentState, type UrlPart } from './experiment.ts';
-export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from './presets.ts';
+export { PRESETS, DEFAULT_HUB, resolveModelUrl, type Preset } from '../model/presets.ts';
 export { PbFigure } from './figure.ts';
 
 // Elements.
@@ -47,7 +47,7 @@ export { PbTopTokens } from './pb-top-tokens.ts';
 // Helpers for authors writing their own figures.
 export { visibleText, tokenText, tokenTextStyles } from './token-text.ts';
 export { topTokens, probabilityOf, type TokenProb } from './top-k.ts';
-export { parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+export { parseHeadList } from './live-run.ts';
 
 // Features: an SAE on the model, and the figures that read it.
 export { PbSae, type SaeLoadedDetail } from './pb-sae.ts';
@@ -55,7 +55,8 @@ export { PbFeatures, topFeatures, type FeatureSelectDetail } from './pb-features
 export { PbFeatureActs } from './pb-feature-acts.ts';
 export { PbFeatureAttribution, type FeatureAttributionDoneDetail } from './pb-feature-attribution.ts';
 export { PbSteer } from './pb-steer.ts';
-export { FeatureSession, featureContext, runWithFeatures, featureActivations } from './feature-session.ts';
+export { FeatureSession, featureContext } from './feature-session.ts';
+export { runWithFeatures, featureActivations, type FeatureExperiment } from '../experiments/feature-run.ts';
 
 // "Copy embed code" names the script this bundle was loaded from (dist/patchbay.js).
 import { setLibraryUrl } from './pb-model.ts';

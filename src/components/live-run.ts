@@ -1,17 +1,13 @@
 /**
- * The run a figure shows: the experiment's prompt through the model as the reader has it, i.e.
- * with the heads in `ablate` zero- or mean-ablated. Mean-ablation replaces a head's output with
- * its mean over the prompt itself, pooled over positions (what `headAblationSweep` does without
- * a reference), so a figure and the head grid agree on what "ablated" means.
+ * Helpers the figures share around the run they show: head lists as the page's state writes
+ * them ("0.2,1.3"), and a key per model instance for their jobs. The run itself, the prompt with
+ * the page's heads ablated, is `runHeadAblation` (src/experiments/ablation.ts).
  */
-import { meanHead, zeroHead } from '../hooks/interventions.ts';
 import type { ModelConfig } from '../model/config.ts';
-import type { CacheFilter, Model, RunResult } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
+import type { HeadRef } from '../experiments/ablation.ts';
 
-export interface HeadRef {
-  layer: number;
-  head: number;
-}
+export type { HeadRef } from '../experiments/ablation.ts';
 
 export const headName = (h: HeadRef): string => `${h.layer}.${h.head}`;
 
@@ -28,20 +24,6 @@ export function parseHeadList(list: readonly string[], config: Pick<ModelConfig,
       if (h.layer >= L || h.head >= H) throw new Error(`head ${s} is not in this model (layers 0 .. ${L - 1}, heads 0 .. ${H - 1})`);
       return h;
     });
-}
-
-/** `model.run([ids])` with the ablations applied and the hook points `cache` asks for. */
-export async function runAblated(model: Model, ids: readonly number[], ablate: readonly HeadRef[], mode: 'zero' | 'mean', cache?: CacheFilter): Promise<RunResult> {
-  if (ablate.length === 0) return model.run([ids], cache ? { cache } : {});
-  if (mode === 'zero') return model.run([ids], { ...(cache ? { cache } : {}), hooks: ablate.map((h) => zeroHead(h.layer, h.head)) });
-  const layers = [...new Set(ablate.map((h) => h.layer))];
-  const reference = await model.run([ids], { cache: layers.map((l) => `blocks.${l}.attn.hook_z`) });
-  try {
-    return await model.run([ids], { ...(cache ? { cache } : {}), hooks: ablate.map((h) => meanHead(h.layer, h.head, reference.cache, { pooled: true })) });
-  } finally {
-    // The forward above is submitted; the queue orders any later reuse of these buffers after it.
-    reference.release();
-  }
 }
 
 const modelIds = new WeakMap<Model, number>();

@@ -2,7 +2,7 @@
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { UnsupportedArchitectureError } from '../model/normalize-config.ts';
 import { DownloadError } from '../model/source.ts';
-import { PRESETS } from './presets.ts';
+import { PRESETS } from '../model/presets.ts';
 
 export function describeLoadError(e: unknown, src: string): string {
   const msg = e instanceof Error ? e.message : String(e);

@@ -17,13 +17,15 @@
  * @csspart heatmap - Each head's heatmap (a `<pb-heatmap>`).
  * @csspart status - The line for messages (loading, errors).
  */
+import type { HookName } from '../model/hook-points.ts';
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
-import { headName, modelKey, parseHeadList, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, parseHeadList, type HeadRef } from './live-run.ts';
+import { runHeadAblation } from '../experiments/ablation.ts';
 import { positionLabel } from './token-text.ts';
 
 export interface HeadsChangeDetail {
@@ -130,8 +132,8 @@ export class PbAttention extends PbComputedFigure<Drawn> {
       key,
       async () => {
         const layers = [...new Set(heads.map((h) => h.layer))];
-        const names = layers.map((l) => `blocks.${l}.attn.hook_pattern`);
-        const run = await runAblated(model, ids, ablate, st.mode, names);
+        const names = layers.map((l): HookName => `blocks.${l}.attn.hook_pattern`);
+        const { ablated: run } = await runHeadAblation(model, [ids], ablate, { mode: st.mode, cache: names });
         try {
           const T = ids.length;
           const byLayer = new Map(await Promise.all(layers.map(async (l, i) => [l, await run.cache.read(names[i])] as const))); // [1, H, T, T]

@@ -15,7 +15,7 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { cssProps } from './css-props.ts';
 import { PbFeatureFigure } from './feature-figure.ts';
-import { featureActivations } from './feature-session.ts';
+import { featureActivations } from '../experiments/feature-run.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import { headName, modelKey } from './live-run.ts';

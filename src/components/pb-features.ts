@@ -21,7 +21,7 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { cssProps } from './css-props.ts';
 import { PbFeatureFigure } from './feature-figure.ts';
-import { featureActivations } from './feature-session.ts';
+import { featureActivations } from '../experiments/feature-run.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import { headName, modelKey } from './live-run.ts';
@@ -172,7 +172,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
                         <button
                           class="feature"
                           part="feature"
-                          aria-pressed=${String(fs?.selected === feature)}
+                          aria-pressed=${fs?.selected === feature ? 'true' : 'false'}
                           title=${`feature ${feature}: activation ${formatValue(act, 3)}; select it`}
                           @click=${() => this.select(feature)}
                         >
@@ -183,7 +183,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
                         <button
                           class="ablate"
                           part="ablate"
-                          aria-pressed=${String(ablated)}
+                          aria-pressed=${ablated ? 'true' : 'false'}
                           ?disabled=${this.fromSnapshot}
                           title=${ablated ? `restore feature ${feature}` : `ablate feature ${feature} (zero it at every position)`}
                           @click=${() => fs?.toggleAblated(feature)}

@@ -21,8 +21,8 @@
  */
 import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
-import { headAblationSweep } from '../experiments/ablation.ts';
-import { metricCpu, type Metric } from '../experiments/metric.ts';
+import { headAblationMetric, headAblationSweep } from '../experiments/ablation.ts';
+import type { Metric } from '../model/metric.ts';
 import { parseMetricSyntax, resolveMetricSpec, specToMetric, type ResolvedMetricSpec as MetricSpec } from '../experiments/metric-spec.ts';
 import { snapshotEncoder } from '../experiments/snapshot.ts';
 import { PbComputedFigure } from './figure.ts';
@@ -30,7 +30,7 @@ import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { Latest, errorMessage } from './latest.ts';
-import { headName, modelKey, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, type HeadRef } from './live-run.ts';
 import { visibleText } from './token-text.ts';
 
 export interface AblationChangeDetail {
@@ -249,15 +249,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       return;
     }
     const key = `${baseKey}|${ablate.map(headName).join(',')}|${st.mode}`;
-    const V = model.config.d_vocab;
-    const value = async (heads: HeadRef[]) => {
-      const run = await runAblated(model, ids, heads, st.mode);
-      try {
-        return metricCpu(metric, await run.logits.read(), 1, V)[0];
-      } finally {
-        run.release();
-      }
-    };
+    const value = (heads: HeadRef[]) => headAblationMetric(model, ids, heads, metric, st.mode);
     await this.compute(
       key,
       async () => {

@@ -17,7 +17,9 @@ import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
-import { headName, modelKey, runAblated } from './live-run.ts';
+import { headName, modelKey } from './live-run.ts';
+import { runHeadAblation } from '../experiments/ablation.ts';
+import type { HookName } from '../model/hook-points.ts';
 import { topTokens, type TokenProb } from './top-k.ts';
 import { positionLabel, visibleText } from './token-text.ts';
 
@@ -73,8 +75,8 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
       key,
       async () => {
         const L = model.config.n_layers;
-        const names = [...Array.from({ length: L }, (_, l) => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
-        const run = await runAblated(model, ids, ablate, st.mode, names);
+        const names: HookName[] = [...Array.from({ length: L }, (_, l): HookName => `blocks.${l}.hook_resid_pre`), `blocks.${L - 1}.hook_resid_post`];
+        const { ablated: run } = await runHeadAblation(model, [ids], ablate, { mode: st.mode, cache: names });
         try {
           const stack = await accumulatedResid(run.cache); // [L + 1, 1, T, d_model]
           const logits = await model.logitLens(stack.data); // [(L + 1) * T, d_vocab]

@@ -13,7 +13,7 @@
  */
 import { LitElement, css, html } from 'lit';
 import { customElement, property } from 'lit/decorators.js';
-import { PRESETS } from './presets.ts';
+import { PRESETS } from '../model/presets.ts';
 import type { PbModel } from './pb-model.ts';
 
 @customElement('pb-model-picker')

@@ -37,7 +37,7 @@
 import { LitElement, css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { ContextProvider } from '@lit/context';
-import { loadModel } from '../model/load.ts';
+import { loadModel } from '../hooks/load.ts';
 import { NoWebGPUError } from '../gpu/errors.ts';
 import { cachedUrlModelSource } from '../model/cached-source.ts';
 import { normalizeConfig } from '../model/normalize-config.ts';
@@ -45,7 +45,7 @@ import { loadTokenizer } from '../model/tokenizer.ts';
 import { readSnapshot } from '../experiments/snapshot.ts';
 import { SPEC_VERSION, figureInterventions, figureSpecInterventions, isBatch, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef, type Prompts, type SaeHookNames } from '../experiments/spec.ts';
 import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
-import { DEFAULT_HUB, PRESETS, resolveModelUrl } from './presets.ts';
+import { DEFAULT_HUB, PRESETS, resolveModelUrl } from '../model/presets.ts';
 import { Session, sessionContext } from './session.ts';
 import { pageGpu } from './gpu.ts';
 import { palette } from './theme.ts';

@@ -156,7 +156,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
     const st = ex.state;
     let clean: number[];
     let corrupt: number[];
-    let metricText = st.metric;
+    const metricText = st.metric;
     try {
       if (!(PATCH_SITES as readonly string[]).includes(st.site)) throw new Error(`unknown patching site "${st.site}"; the sites are ${PATCH_SITES.join(', ')}`);
       clean = session.tokenize(st.prompt);

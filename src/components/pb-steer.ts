@@ -21,7 +21,7 @@ import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { cssProps } from './css-props.ts';
 import { PbFeatureFigure } from './feature-figure.ts';
-import { runWithFeatures } from './feature-session.ts';
+import { runWithFeatures } from '../experiments/feature-run.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import { headName, modelKey, type HeadRef } from './live-run.ts';

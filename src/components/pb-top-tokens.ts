@@ -22,7 +22,8 @@ import { MetricSpecError } from '../experiments/metric-spec.ts';
 import { PbComputedFigure } from './figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
-import { headName, modelKey, runAblated, type HeadRef } from './live-run.ts';
+import { headName, modelKey, type HeadRef } from './live-run.ts';
+import { runHeadAblation } from '../experiments/ablation.ts';
 import { probabilityOf, topTokens, type TokenProb } from './top-k.ts';
 import { tokenText, tokenTextStyles, visibleText } from './token-text.ts';
 import { CanvasPen, SvgPen, type Pen } from './heatmap-paint.ts';
@@ -172,7 +173,7 @@ export class PbTopTokens extends PbComputedFigure<Distribution> {
     const key = [modelKey(model), ids.join(','), ablate.map(headName).join(','), st.mode, pos, k].join('|');
     const V = model.config.d_vocab;
     const row = async (heads: HeadRef[]) => {
-      const run = await runAblated(model, ids, heads, st.mode);
+      const { ablated: run } = await runHeadAblation(model, [ids], heads, { mode: st.mode });
       try {
         return (await run.logits.read()).slice(pos * V, (pos + 1) * V); // [d_vocab]
       } finally {

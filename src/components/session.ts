@@ -10,7 +10,7 @@
  */
 import { createContext } from '@lit/context';
 import type { Snapshot } from '../experiments/snapshot.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 
 export type SessionStatus = 'idle' | 'loading' | 'ready' | 'error' | 'snapshot' | 'weightless';

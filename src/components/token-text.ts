@@ -17,6 +17,8 @@ const VISIBLE: Record<string, string> = { ' ': '·', '\n': '↵', '\r': '␍', '
  * blank fillers that render as nothing (combining grapheme joiner, Hangul fillers, Khmer
  * inherent vowels, Mongolian variation selectors).
  */
+// The class lists the Mongolian variation selectors on purpose (they join the letter before them).
+// eslint-disable-next-line no-misleading-character-class
 const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u034F\u115F\u1160\u17B4\u17B5\u180B-\u180F\u3164\uFFA0]/u;
 
 /** A character shown as a mark: whitespace as its symbol, an invisible one as `<U+XXXX>`; null for the others. */

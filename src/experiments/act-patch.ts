@@ -14,8 +14,8 @@
  * corrupt }) rather than a tensor.
  */
 import type { ActivationCache } from '../hooks/activation-cache.ts';
-import type { Model } from '../model/model.ts';
-import type { Metrics } from './metric.ts';
+import type { Model } from '../hooks/model.ts';
+import type { Metrics } from '../model/metric.ts';
 import { patchingSweep, type Grid, type PatchSite, type PatchingOptions, type Prompts } from './patching.ts';
 
 /** TransformerLens' function name -> Patchbay's site. */

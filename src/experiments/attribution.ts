@@ -27,12 +27,13 @@
  * `verifyTopK` re-runs the k cells with the largest estimated |effect| exactly, with the sweep
  * machinery, and reports how far the estimate was.
  */
-import type { Model } from '../model/model.ts';
+import type { SiteName } from '../model/hook-points.ts';
+import type { Model } from '../hooks/model.ts';
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
 import { validateTokens } from '../model/tokens.ts';
 import { attentionScale } from '../model/config.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { gridCells, type Cell, type PatchSite } from './patching.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type Variant } from './sweep.ts';
 
@@ -99,8 +100,8 @@ export function cellDot(shape: readonly number[], sel: Selection, a: Float32Arra
 /** The hooks a grid's estimate reads (activations and gradients), plus the QK fix's. */
 function neededHooks(model: Model, cells: readonly Cell[], qkFix: boolean): { acts: string[]; grads: string[] } {
   const hooks = [...new Set(cells.flatMap((c) => ('hook' in c ? [c.hook] : [])))];
-  const acts = new Set(hooks);
-  const grads = new Set(hooks);
+  const acts = new Set<string>(hooks);
+  const grads = new Set<string>(hooks);
   if (qkFix) {
     const rot = model.config.positional === 'rotary';
     for (const h of hooks) {
@@ -116,7 +117,7 @@ function neededHooks(model: Model, cells: readonly Cell[], qkFix: boolean): { ac
 }
 
 /** Reads a cache's tensors once. */
-function reader(cache: ActivationCache): (name: string) => Promise<Float32Array> {
+function reader(cache: ActivationCache): (name: SiteName) => Promise<Float32Array> {
   const memo = new Map<string, Promise<Float32Array>>();
   return (name) => {
     let p = memo.get(name);
@@ -136,16 +137,16 @@ async function qkFixed(
   model: Model,
   cell: PatchCell,
   kind: 'q' | 'k',
-  clean: (n: string) => Promise<Float32Array>,
-  corrupt: (n: string) => Promise<Float32Array>,
-  grad: (n: string) => Promise<Float32Array>,
+  clean: (n: SiteName) => Promise<Float32Array>,
+  corrupt: (n: SiteName) => Promise<Float32Array>,
+  grad: (n: SiteName) => Promise<Float32Array>,
   T: number,
 ): Promise<number> {
   const { n_heads: H, n_key_value_heads: Hkv, d_head: dh } = model.config;
   const rot = model.config.positional === 'rotary';
-  const L = `blocks.${cell.layer}.attn`;
-  const qName = `${L}.${rot ? 'hook_rot_q' : 'hook_q'}`;
-  const kName = `${L}.${rot ? 'hook_rot_k' : 'hook_k'}`;
+  const L = `blocks.${cell.layer}.attn` as const;
+  const qName = `${L}.${rot ? 'hook_rot_q' : 'hook_q'}` as const;
+  const kName = `${L}.${rot ? 'hook_rot_k' : 'hook_k'}` as const;
   const [qc, kc, qx, kx, pat, gp] = await Promise.all([clean(qName), clean(kName), corrupt(qName), corrupt(kName), corrupt(`${L}.hook_pattern`), grad(`${L}.hook_pattern`)]);
   // The layer's own scale and mask, as its forward: query_pre_attn_scalar (Gemma 3), GPT-2's
   // inverse-layer scaling; a sliding-window layer's query i sees keys i - window < j <= i.
@@ -333,7 +334,7 @@ export async function verifyTopK(
   const order = live.sort((a, b) => Math.abs(grid.effects[b]) - Math.abs(grid.effects[a]) || a - b);
   const top = order.slice(0, Math.max(0, Math.min(k, order.length)));
   const patchCell = (i: number) => cells[i] as PatchCell;
-  const hooks = new Set(top.map((i) => patchCell(i).hook));
+  const hooks = new Set<string>(top.map((i) => patchCell(i).hook));
   const cleanRun = await baseRun(model, clean, (n) => hooks.has(n), metric);
   try {
     const corruptRun = await baseRun(model, corrupt, (n) => BASE_CACHE.test(n), metric);

@@ -25,12 +25,13 @@
  * reductions on the CPU (for GPT-2-small at 128 positions about 10 GFLOP: seconds, not
  * milliseconds).
  */
-import type { Model } from '../model/model.ts';
+import type { SiteName } from '../model/hook-points.ts';
+import type { Model } from '../hooks/model.ts';
 import type { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom } from '../hooks/interventions.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { validateTokens } from '../model/tokens.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { baseRun } from './sweep.ts';
 
 export interface EdgeAttributionOptions {
@@ -100,7 +101,7 @@ export async function edgeAttribution(
   const rms = cfg.normalization === 'RMS';
   const gated = cfg.gated_mlp;
   const layers = range(L);
-  const senderActs = ['blocks.0.hook_resid_pre', ...layers.flatMap((l) => [`blocks.${l}.attn.hook_z`, `blocks.${l}.hook_mlp_out`])];
+  const senderActs: SiteName[] = ['blocks.0.hook_resid_pre', ...layers.flatMap((l): SiteName[] => [`blocks.${l}.attn.hook_z`, `blocks.${l}.hook_mlp_out`])];
   const normActs = layers.flatMap((l) => [`blocks.${l}.ln1.hook_normalized`, `blocks.${l}.ln1.hook_scale`, `blocks.${l}.ln2.hook_normalized`, `blocks.${l}.ln2.hook_scale`]);
   const gradNames = [
     ...layers.flatMap((l) => [`blocks.${l}.attn.hook_q`, `blocks.${l}.attn.hook_k`, `blocks.${l}.attn.hook_v`, `blocks.${l}.mlp.hook_pre`, ...(gated ? [`blocks.${l}.mlp.hook_pre_linear`] : [])]),
@@ -115,7 +116,7 @@ export async function edgeAttribution(
   }
 
   const cleanRun = await baseRun(model, clean, (n) => senderActs.includes(n), metric);
-  const read = async (cache: ActivationCache, n: string) => cache.get(n).read();
+  const read = async (cache: ActivationCache, n: SiteName) => cache.get(n).read();
   try {
     // Receivers' input gradients, averaged over the IG steps.
     const receivers: Receiver[] = [];
@@ -134,7 +135,7 @@ export async function edgeAttribution(
     const u = new Float64Array(C);
     const addGradients = async (r: { cache: ActivationCache; grads: ActivationCache }) => {
       for (const l of layers) {
-        const [n1, s1, n2, s2] = await Promise.all([`ln1.hook_normalized`, `ln1.hook_scale`, `ln2.hook_normalized`, `ln2.hook_scale`].map((x) => read(r.cache, `blocks.${l}.${x}`)));
+        const [n1, s1, n2, s2] = await Promise.all((['ln1.hook_normalized', 'ln1.hook_scale', 'ln2.hook_normalized', 'ln2.hook_scale'] as const).map((x) => read(r.cache, `blocks.${l}.${x}`)));
         const w1 = w.get(`${l}.ln1.w`)!;
         const w2 = w.get(`${l}.ln2.w`)!;
         for (const part of ['q', 'k', 'v'] as const) {

@@ -10,12 +10,12 @@
  * same cells exactly (one batch row each), and `featureAttribution`'s grid has its cells: per
  * position, the k features whose activation differs most between the two runs.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { Sae } from '../features/sae.ts';
-import { saeHook } from '../features/feature-interventions.ts';
-import { withErrorTerm, type SaeUse } from '../features/splice.ts';
+import { saeHook } from '../hooks/feature-interventions.ts';
+import { withErrorTerm, type SaeUse } from '../hooks/splice.ts';
 import { validateTokens } from '../model/tokens.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { baseRun } from './sweep.ts';
 
 export interface FeatureAttributionOptions {

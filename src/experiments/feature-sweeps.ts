@@ -15,12 +15,12 @@
  * Both return a `FeatureGrid` [pos, k]: `features` and `acts` name each cell's feature and its
  * activation (clean run); positions with fewer than k candidates have feature -1 and value NaN.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { Sae } from '../features/sae.ts';
-import { saeHook, patchFeature, zeroFeature } from '../features/feature-interventions.ts';
-import { asSplice, withErrorTerm, type SaeUse } from '../features/splice.ts';
+import { saeHook, patchFeature, zeroFeature } from '../hooks/feature-interventions.ts';
+import { asSplice, withErrorTerm, type SaeUse } from '../hooks/splice.ts';
 import { validateTokens } from '../model/tokens.ts';
-import { validateMetric, type Metric } from './metric.ts';
+import { validateMetric, type Metric } from '../model/metric.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
 import { topFeatures } from './feature-attribution.ts';
 

@@ -7,9 +7,9 @@
  * (figures draw it beside the estimates): at k features per position it costs k·T batch rows,
  * cheap next to the model's forward at SAE sizes.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import type { Sae } from '../features/sae.ts';
-import type { Metric } from './metric.ts';
+import type { Metric } from '../model/metric.ts';
 import type { FeatureAttributionGrid } from './feature-attribution.ts';
 import { featurePatchingSweep, type FeatureGrid, type FeatureSweepOptions } from './feature-sweeps.ts';
 import type { Verification, VerifiedCell } from './attribution.ts';

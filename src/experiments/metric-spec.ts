@@ -17,11 +17,11 @@
  *
  * `parseMetricSyntax` checks the syntax alone; `resolveMetricSpec` turns it into absolute
  * positions and ids for a prompt (and a tokenizer, for quoted text), checking every number;
- * `specToMetric` gives the metric the engine computes (src/experiments/metric.ts). Errors are
+ * `specToMetric` gives the metric the engine computes (src/model/metric.ts). Errors are
  * `MetricSpecError`s whose message names the spec and the problem; `MetricSpecError.notApplicable`
  * marks a well-formed metric that does not fit this prompt (too short, a token that is not there).
  */
-import { logProbMetric, logitDiffMetric, lossMetric, probMetric, type Metric } from './metric.ts';
+import { logProbMetric, logitDiffMetric, lossMetric, probMetric, type Metric } from '../model/metric.ts';
 
 const SYNTAX = {
   'logit-diff': { syntax: 'logit-diff:POS:GOOD:BAD', fields: ['POS', 'GOOD', 'BAD'], example: 'logit-diff:-1:631:751' },

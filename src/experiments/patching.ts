@@ -29,10 +29,11 @@
  * pairs (the mean unless `reduce` says otherwise), as TransformerLens' patching reduces a
  * batch-mean metric. The rows of all pairs of all cells go through the same passes.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import { patchFrom, type Selection } from '../hooks/interventions.ts';
-import { validateMetric, type Metric, type Metrics } from './metric.ts';
+import { validateMetric, type Metric, type Metrics } from '../model/metric.ts';
+import type { BlockHookSuffix, HookName, SiteNameLike } from '../model/hook-points.ts';
 import { BASE_CACHE, baseRun, runVariants, type SweepOptions, type SweepStats, type Variant } from './sweep.ts';
 
 const RESID_SITES = { resid_pre: 'hook_resid_pre', resid_mid: 'hook_resid_mid', resid_post: 'hook_resid_post', attn_out: 'hook_attn_out', mlp_out: 'hook_mlp_out' } as const;
@@ -85,13 +86,13 @@ export interface Grid {
 }
 
 /** A cell of a grid: one patch (a hook, its selection, the first layer and position it changes), or a fixed value (padding). */
-export type Cell = { hook: string; layer: number; pos: number; sel: Selection } | { constant: number };
+export type Cell = { hook: HookName; layer: number; pos: number; sel: Selection } | { constant: number };
 
 export interface Cells {
   shape: number[];
   axes: string[];
   /** Every hook point a cell patches. */
-  hooks: string[];
+  hooks: HookName[];
   /** Row-major over `shape`. */
   cells: Cell[];
 }
@@ -103,10 +104,10 @@ export function gridCells(model: Model, site: PatchSite, T: number): Cells {
   const { n_layers: L, n_heads: H, n_key_value_heads: Hkv } = model.config;
   const layers = range(L);
   const positions = range(T);
-  const headName = (l: number, s: keyof typeof HEAD_SITES) => `blocks.${l}.attn.${HEAD_SITES[s]}`;
+  const headName = (l: number, s: keyof typeof HEAD_SITES): HookName => `blocks.${l}.attn.${HEAD_SITES[s]}`;
   // Keys and values have the key/value heads.
   const headsOf = (s: keyof typeof HEAD_SITES) => (s === 'k' || s === 'v' ? Hkv : H);
-  const residCells = (hook: string): Cell[] => layers.flatMap((l) => positions.map((p) => ({ hook: `blocks.${l}.${hook}`, layer: l, pos: p, sel: { pos: p } })));
+  const residCells = (hook: BlockHookSuffix): Cell[] => layers.flatMap((l) => positions.map((p) => ({ hook: `blocks.${l}.${hook}`, layer: l, pos: p, sel: { pos: p } })));
   /** [layer, head] over all positions, padded to `width` heads with 0. */
   const allPos = (s: keyof typeof HEAD_SITES, width = headsOf(s)): Cell[] =>
     layers.flatMap((l) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: 0, sel: { heads: [h] } } : { constant: 0 })));
@@ -118,11 +119,11 @@ export function gridCells(model: Model, site: PatchSite, T: number): Cells {
 
   if (site in RESID_SITES) {
     const hook = RESID_SITES[site as keyof typeof RESID_SITES];
-    return { shape: [L, T], axes: ['layer', 'pos'], hooks: layers.map((l) => `blocks.${l}.${hook}`), cells: residCells(hook) };
+    return { shape: [L, T], axes: ['layer', 'pos'], hooks: layers.map((l): HookName => `blocks.${l}.${hook}`), cells: residCells(hook) };
   }
   if (site === 'block_every') {
-    const parts = ['hook_resid_pre', 'hook_attn_out', 'hook_mlp_out'];
-    return { shape: [3, L, T], axes: ['component', 'layer', 'pos'], hooks: parts.flatMap((h) => layers.map((l) => `blocks.${l}.${h}`)), cells: parts.flatMap(residCells) };
+    const parts = ['hook_resid_pre', 'hook_attn_out', 'hook_mlp_out'] as const;
+    return { shape: [3, L, T], axes: ['component', 'layer', 'pos'], hooks: parts.flatMap((h) => layers.map((l): HookName => `blocks.${l}.${h}`)), cells: parts.flatMap(residCells) };
   }
   const everyHooks = EVERY_HEAD.flatMap((s) => layers.map((l) => headName(l, s)));
   if (site === 'head_all_pos_every') {
@@ -202,7 +203,7 @@ export async function patchingSweep(
   const grid = gridCells(model, site, T);
   const shapes = new Set(model.hookNames());
   for (const h of grid.hooks) if (!shapes.has(h)) throw new Error(`site ${site} patches ${h}, which this model (${model.config.architecture}) does not have`);
-  const need = new Set(grid.hooks);
+  const need = new Set<string>(grid.hooks);
   if (given) {
     for (const h of need) if (!given.has(h)) throw new Error(`the clean ActivationCache has no ${h}, which site ${site} patches; cache it (runWithCache caches every hook point)`);
     if (given.get(grid.hooks[0]).shape[0] !== N) throw new Error(`the clean ActivationCache holds ${given.get(grid.hooks[0]).shape[0]} prompts, not ${N}`);
@@ -259,7 +260,7 @@ export async function patchingSweep(
  */
 async function firstChanges(variants: readonly Variant[], clean: ActivationCache, corrupt: ActivationCache): Promise<number[]> {
   const words = new Map<string, [Uint32Array, Uint32Array]>();
-  const read = async (hook: string) => {
+  const read = async (hook: SiteNameLike) => {
     let w = words.get(hook);
     if (!w) {
       const [a, b] = await Promise.all([clean.get(hook).read(), corrupt.get(hook).read()]);

@@ -22,11 +22,11 @@
  * "prompts" holds the token ids that were run. Host-neutral: the CLI and figures both call it.
  */
 import type { Sae } from '../features/sae.ts';
-import { withErrorTerm, type SaeUse } from '../features/splice.ts';
-import type { Model } from '../model/model.ts';
+import { withErrorTerm, type SaeUse } from '../hooks/splice.ts';
+import type { Model } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
-import { metricCpu } from './metric.ts';
+import { metricCpu } from '../model/metric.ts';
 import { MetricSpecError, parseMetricSyntax, specToMetric } from './metric-spec.ts';
 import { patchingSweep } from './patching.ts';
 import { attributionSweep, verifyTopK } from './attribution.ts';

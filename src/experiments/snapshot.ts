@@ -23,10 +23,10 @@
 import { accumulatedResid } from '../hooks/cache-helpers.ts';
 import type { Sae } from '../features/sae.ts';
 import { topFeatures } from '../features/top-features.ts';
-import type { Model, RunResult } from '../model/model.ts';
+import type { Model, RunResult } from '../hooks/model.ts';
 import type { TextTokenizer } from '../model/tokenizer.ts';
 import { headAblationSweep } from './ablation.ts';
-import { metricCpu, type Metric } from './metric.ts';
+import { metricCpu, type Metric } from '../model/metric.ts';
 import { parseMetricSyntax, specToMetric, type TokenEncoder } from './metric-spec.ts';
 import { patchingSweep, type PatchSite } from './patching.ts';
 import { promptIds, specSaes } from './run-spec.ts';

@@ -12,14 +12,11 @@
  * ```
  */
 import { addVector, meanAblate, patchFrom, scaleBy, setTo, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
+import { SAE_SITES, unknownHookMessage, type SiteName } from '../model/hook-points.ts';
 import type { Sae } from '../features/sae.ts';
-import type { SaeUse } from '../features/splice.ts';
-import type { Model, RunResult } from '../model/model.ts';
+import type { SaeUse } from '../hooks/splice.ts';
+import type { Model, RunResult } from '../hooks/model.ts';
 import { SpecError, type Indices, type SourceRun, type SpecIntervention } from './spec.ts';
-
-/** SAELens' hook points of a spliced SAE, under its input hook. */
-const SAE_SITES = ['hook_sae_input', 'hook_sae_acts_pre', 'hook_sae_acts_post', 'hook_sae_recons', 'hook_sae_error', 'hook_sae_output'];
 
 /** Token id rows of each prompt set (all rows of a set have one length). */
 export interface PromptIdRows {
@@ -52,11 +49,11 @@ function absolute(v: Indices | undefined, n: number, path: string, what: string)
 }
 
 /** Every hook point a run of `model` with `sae` spliced has. */
-export function runHookNames(model: Model, sae: Sae | null): string[] {
-  const names = model.hookNames();
+export function runHookNames(model: Model, sae: Sae | null): SiteName[] {
+  const names: SiteName[] = model.hookNames();
   if (sae) {
-    names.push(...SAE_SITES.map((s) => `${sae.hookName}.${s}`));
-    if (sae.hookNameOut !== sae.hookName) names.push(...SAE_SITES.filter((s) => s !== 'hook_sae_input').map((s) => `${sae.hookNameOut}.${s}`));
+    names.push(...SAE_SITES.map((s) => `${sae.hookName}.${s}` as const));
+    if (sae.hookNameOut !== sae.hookName) names.push(...SAE_SITES.filter((s) => s !== 'hook_sae_input').map((s) => `${sae.hookNameOut}.${s}` as const));
   }
   return names;
 }
@@ -69,7 +66,7 @@ export async function prepareInterventions(
 ): Promise<PreparedInterventions> {
   const sae = options.sae ?? null;
   const saes = options.saes ?? [];
-  const known = new Set(runHookNames(model, sae));
+  const known = new Set<string>(runHookNames(model, sae));
   const T = rows.clean[0].length;
   const B = rows.clean.length;
   // The hooks each source run must keep.

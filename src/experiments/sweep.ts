@@ -19,17 +19,18 @@
  * and cached keys and values, and its metric may be that row's own (each pair with its own
  * answer tokens). Rows of different prompts share a pass.
  */
+import type { SiteName } from '../model/hook-points.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import type { Step } from '../gpu/recorder.ts';
 import { ActivationCache } from '../hooks/activation-cache.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { validateTokens } from '../model/tokens.ts';
 import { hookFn, type Intervention } from '../hooks/interventions.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
-import { executePlan } from '../model/execute.ts';
-import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from './metric.ts';
-import { saeScratchFloats, type SaeUse } from '../features/splice.ts';
+import { executePlan } from '../hooks/execute.ts';
+import { GpuMetric, metricColumns, metricPositions, validateMetric, type Affine, type Metric, type Metrics } from '../model/metric.ts';
+import { saeScratchFloats, type SaeUse } from '../hooks/splice.ts';
 
 export interface Variant {
   /** The first layer whose computation the variant changes. */
@@ -314,7 +315,7 @@ function atRow(iv: Intervention, b: number): Intervention {
 export async function baseRun(
   model: Model,
   prompts: readonly number[] | readonly (readonly number[])[],
-  keep: (name: string) => boolean,
+  keep: (name: SiteName) => boolean,
   metric: Metrics,
   saes: readonly SaeUse[] = [],
 ): Promise<BaseRun & { metric: number; metrics: Float64Array; release(): void }> {
@@ -329,7 +330,7 @@ export async function baseRun(
   let m: GpuMetric | null = null;
   try {
     if (saes.length) plan = model.splice(built, saes).plan;
-    for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(model.gpu, site.shape, name));
+    for (const site of plan.sites.values()) if (keep(site.name)) tensors.set(site.name, Tensor.empty(model.gpu, site.shape, site.name));
     model.gpu.device.queue.writeBuffer(plan.ids!, 0, new Uint32Array(tokens.flat()));
     m = new GpuMetric(model.gpu, metric, plan.logits!, B, plan.logitPositions, model.config.d_vocab, { shift: 0, scale: 1 }, columns);
     await executePlan(model.gpu, plan, { keep: tensors, after: m.dispatches, label: 'sweep base run' });

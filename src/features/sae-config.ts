@@ -14,6 +14,7 @@
  *                  + params.safetensors: w_enc, w_dec, b_enc, b_dec, threshold, affine_skip_connection
  *                  [d_in, d_out] (applied as x @ affine_skip_connection).
  */
+import type { SaeSiteName } from '../model/hook-points.ts';
 
 export type SaeActivationName = 'relu' | 'jumprelu' | 'topk';
 export type SaeFormat = 'saelens' | 'gemma-scope' | 'gemma-scope-2';
@@ -220,14 +221,11 @@ export function gemmaScopeConfig(shapes: { W_enc: number[]; W_dec: number[] }, w
   };
 }
 
-/** The SAELens hook names an SAE adds under its input hook, with their widths. */
-export const SAE_SITES = ['hook_sae_input', 'hook_sae_acts_pre', 'hook_sae_acts_post', 'hook_sae_recons', 'hook_sae_error', 'hook_sae_output'] as const;
-export type SaeSiteName = (typeof SAE_SITES)[number];
+export { SAE_SITES, isFeatureSite, type SaeSiteName } from '../model/hook-points.ts';
 
+/** The width of each hook point an SAE adds (SAE_SITES, listed with the model's in model/hook-points.ts). */
 export function saeSiteWidth(cfg: SaeConfig, site: SaeSiteName): number {
   if (site === 'hook_sae_input') return cfg.d_in;
   if (site === 'hook_sae_acts_pre' || site === 'hook_sae_acts_post') return cfg.d_sae;
   return cfg.d_out;
 }
-
-export { isFeatureSite } from '../hooks/site-layout.ts';

@@ -20,6 +20,7 @@ import { encoderBlocks, saeDecodeBackward, saeEncodeBackward } from '../gpu/kern
 import { submitSteps, type Dispatch, type Params } from '../gpu/recorder.ts';
 import { Tensor, readBuffer } from '../gpu/tensor.ts';
 import type { SaeConfig } from './sae-config.ts';
+import type { HookName } from '../model/hook-points.ts';
 
 /** An SAE's parameters on the CPU, fp32, in the layouts the kernels read. */
 export interface HostSae {
@@ -120,14 +121,14 @@ export class Sae {
     }
   }
 
-  /** The hook point the encoder reads. */
-  get hookName(): string {
-    return this.config.hook_name;
+  /** The hook point the encoder reads (its config's name; a run refuses one its model lacks). */
+  get hookName(): HookName {
+    return this.config.hook_name as HookName;
   }
 
   /** The hook point the reconstruction replaces (the input hook for an SAE). */
-  get hookNameOut(): string {
-    return this.config.hook_name_out;
+  get hookNameOut(): HookName {
+    return this.config.hook_name_out as HookName;
   }
 
   /** Bytes of GPU memory the weights use. */

@@ -8,7 +8,7 @@
  */
 import type { Gpu } from './device.ts';
 import { OutOfMemoryError, formatBytes } from './errors.ts';
-import { narrowToF16 } from '../model/half.ts';
+import { narrowToF16 } from './half.ts';
 
 export interface RowChunk {
   buffer: GPUBuffer;

@@ -25,6 +25,16 @@ export interface GpuOptions {
    * the bytes needed and available. Default: no budget (the driver's own out-of-memory applies).
    */
   memoryBudgetBytes?: number;
+  /**
+   * Invocations per workgroup of the one-invocation-per-item kernels (their shaders' `WG`
+   * override). Default 64; tests pick others to check that no kernel assumes 64.
+   */
+  workgroupSize?: number;
+  /**
+   * Pretend the device allows at most this many workgroups per grid dimension (never more than
+   * it does). Tests use it to fold the one-dimensional grids into two dimensions on tiny models.
+   */
+  maxWorkgroupsPerDimension?: number;
 }
 
 /** Limits the engine plans with: the adapter's own, requested in full at device creation. */
@@ -50,6 +60,12 @@ export class Gpu {
    * that share loads across a subgroup fall back to their plain form.
    */
   subgroupSize: number | null = null;
+  /**
+   * Invocations per workgroup of the one-invocation-per-item kernels, passed to their shaders as
+   * the override constant `WG`. 64: a whole number of subgroups on every GPU (8 to 64 wide), and
+   * well inside WebGPU's guaranteed 256 invocations per workgroup.
+   */
+  workgroupSize = 64;
 
   constructor(
     readonly device: GPUDevice,
@@ -82,21 +98,24 @@ export class Gpu {
     this.assertAlive();
     this.device.pushErrorScope('out-of-memory');
     this.device.pushErrorScope('validation');
-    let value: T;
+    // The scopes are popped whatever fn does, and a GPU error outranks fn's own.
+    let result: { value: T } | { error: unknown };
     try {
-      value = fn();
-    } finally {
-      const validation = await this.device.popErrorScope();
-      const oom = await this.device.popErrorScope();
-      if (oom) {
-        throw new OutOfMemoryError(
-          `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
-            `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
-        );
-      }
-      if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
+      result = { value: fn() };
+    } catch (error) {
+      result = { error };
     }
-    return value;
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (oom) {
+      throw new OutOfMemoryError(
+        `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
+          `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
+      );
+    }
+    if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
+    if ('error' in result) throw result.error;
+    return result.value;
   }
 
   /** The adapter binding limit, or the smaller test override. */
@@ -166,6 +185,10 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     throw new NoWebGPUError('WebGPU is present but no GPU adapter is available (requestAdapter returned null)');
   }
   const a = adapter.limits;
+  const wg = options.workgroupSize;
+  if (wg !== undefined && (!Number.isInteger(wg) || wg < 1 || wg > a.maxComputeInvocationsPerWorkgroup)) {
+    throw new Error(`workgroupSize ${wg}: expected a whole number from 1 to ${a.maxComputeInvocationsPerWorkgroup} (the adapter's maxComputeInvocationsPerWorkgroup)`);
+  }
   const requiredLimits: Record<string, number> = {
     maxStorageBufferBindingSize: a.maxStorageBufferBindingSize,
     maxBufferSize: a.maxBufferSize,
@@ -190,12 +213,13 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     ),
     maxBufferSize: d.maxBufferSize,
     minStorageBufferOffsetAlignment: d.minStorageBufferOffsetAlignment,
-    maxComputeWorkgroupsPerDimension: d.maxComputeWorkgroupsPerDimension,
+    maxComputeWorkgroupsPerDimension: Math.min(d.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Number.POSITIVE_INFINITY),
     maxStorageBuffersPerShaderStage: d.maxStorageBuffersPerShaderStage,
   };
   const gpu = new Gpu(device, name, limits, new Set([...device.features]), host);
   const sgMin = info?.subgroupMinSize;
   if (device.features.has('subgroups') && sgMin && sgMin === info?.subgroupMaxSize) gpu.subgroupSize = sgMin;
   if (options.memoryBudgetBytes !== undefined) gpu.pool.budgetBytes = options.memoryBudgetBytes;
+  if (options.workgroupSize !== undefined) gpu.workgroupSize = options.workgroupSize;
   return gpu;
 }

@@ -66,6 +66,19 @@ export function submitSteps(gpu: Gpu, steps: Iterable<Step>, label: string): voi
  * two dimensions when one would exceed the device's 65,535-workgroup limit. Shaders recover
  * the linear index as `wg.x + wg.y * num_workgroups.x`.
  */
+/**
+ * The override constants of a one-invocation-per-item entry point (its shader's `WG`): the
+ * workgroup size the host picked for this device (`Gpu.workgroupSize`).
+ */
+export function itemConstants(gpu: Gpu): Record<string, number> {
+  return { WG: gpu.workgroupSize };
+}
+
+/** The grid of a one-invocation-per-item entry point over n items (`itemConstants`' workgroups, folded into 2-D). */
+export function itemGrid(gpu: Gpu, n: number): [number, number, number] {
+  return grid1d(gpu, n, gpu.workgroupSize);
+}
+
 export function grid1d(gpu: Gpu, n: number, perGroup: number): [number, number, number] {
   const groups = Math.max(1, Math.ceil(n / perGroup));
   const maxX = gpu.limits.maxComputeWorkgroupsPerDimension;

@@ -26,12 +26,14 @@
  * A cache owns its tensors: `release()` returns every buffer to the pool.
  */
 import type { Tensor } from '../gpu/tensor.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from './model.ts';
+import type { SiteName } from '../model/hook-points.ts';
 import {
   accumulatedResid,
   applyLnToStack,
   decomposeResid,
   getActName,
+  type ActNameLike,
   logitAttrs,
   stackActivation,
   stackHeadResults,
@@ -60,8 +62,8 @@ export class ActivationCache {
   }
 
   /** Hook names held, in the order the forward reached them. */
-  get names(): string[] {
-    return [...this.tensors.keys()];
+  get names(): SiteName[] {
+    return [...this.tensors.keys()] as SiteName[];
   }
 
   has(name: string): boolean {
@@ -72,14 +74,13 @@ export class ActivationCache {
    * The activation `name` (a hook name, or with `layer` / `layerType` a TransformerLens
    * shorthand: `get('pattern', 1)`, `get('scale', 0, 'ln2')`, `get('resid_post', -1)`).
    */
-  get(name: string, layer?: number, layerType?: string): Tensor {
+  get(asked: ActNameLike, layer?: number, layerType?: string): Tensor {
     if (this.released) throw new Error('this ActivationCache was released');
     if (layer !== undefined && layer < 0) {
       if (!this.model) throw new Error(`a negative layer (${layer}) needs the model's layer count; this cache has no model`);
       layer += this.model.config.n_layers; // as TransformerLens' cache[name, -1]
     }
-    const asked = name;
-    if (layer !== undefined || layerType !== undefined || !this.tensors.has(name)) name = getActName(name, layer, layerType);
+    const name: string = layer !== undefined || layerType !== undefined || !this.tensors.has(asked) ? getActName(asked, layer, layerType) : asked;
     const t = this.tensors.get(name);
     if (!t) {
       const held = this.names;
@@ -93,7 +94,7 @@ export class ActivationCache {
   }
 
   /** Reads one activation back to the CPU (names as `get` takes them). */
-  async read(name: string, layer?: number, layerType?: string): Promise<Float32Array> {
+  async read(name: ActNameLike, layer?: number, layerType?: string): Promise<Float32Array> {
     return this.get(name, layer, layerType).read();
   }
 

@@ -26,8 +26,9 @@
  * TransformerLens' fold_ln would make it, so direct logit attributions mean the same either way
  * and add up to the logit difference less the part no component writes (`model.logitBias`).
  */
+import type { SiteName } from '../model/hook-points.ts';
 import type { ActivationCache } from './activation-cache.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from './model.ts';
 
 /** Part of the pos axis: one position (negative counts from the end; the axis is dropped) or a list of positions. */
 export type PosSlice = number | readonly number[];
@@ -77,7 +78,7 @@ function positions(s: PosSlice | undefined, T: number): { pos: number[]; keep: b
  * An activation [batch, pos, ...rest] with its pos axis sliced: [batch, P, ...rest], or
  * [batch, ...rest] for a single position.
  */
-async function sliced(cache: ActivationCache, name: string, s: PosSlice | undefined): Promise<{ data: Float32Array; shape: number[] }> {
+async function sliced(cache: ActivationCache, name: ActName, s: PosSlice | undefined): Promise<{ data: Float32Array; shape: number[] }> {
   const t = cache.get(name);
   const full = await t.read();
   const [B, T, ...rest] = t.shape;
@@ -105,7 +106,7 @@ function componentShape(cache: ActivationCache, s: PosSlice | undefined): number
   return keep ? [B, pos.length, modelOf(cache).config.d_model] : [B, modelOf(cache).config.d_model];
 }
 
-async function ensureStackable(cache: ActivationCache, names: string[]): Promise<void> {
+async function ensureStackable(cache: ActivationCache, names: SiteName[]): Promise<void> {
   const missing = names.filter((n) => !cache.has(n));
   if (missing.length) throw new Error(`the cache has no ${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}; run with runWithCache (every hook point) or cache these names`);
 }
@@ -133,7 +134,7 @@ export interface AccumulatedResidOptions {
 export async function accumulatedResid(cache: ActivationCache, opts: AccumulatedResidOptions = {}): Promise<Stack> {
   const L = layerCount(cache);
   const layer = resolveLayer(opts.layer, L, 'accumulatedResid');
-  const names: string[] = [];
+  const names: SiteName[] = [];
   const labels: string[] = [];
   for (let l = 0; l <= layer; l++) {
     if (l === L) {
@@ -178,9 +179,9 @@ export async function decomposeResid(cache: ActivationCache, opts: DecomposeResi
   const layer = resolveLayer(opts.layer, L, 'decomposeResid');
   const mode = opts.mode ?? 'all';
   if (!['all', 'attn', 'mlp'].includes(mode)) throw new Error(`decomposeResid: mode "${mode}" is not one of all, attn, mlp`);
-  const names: string[] = [];
+  const names: SiteName[] = [];
   const labels: string[] = [];
-  const add = (name: string, label: string) => {
+  const add = (name: SiteName, label: string) => {
     names.push(name);
     labels.push(label);
   };
@@ -306,7 +307,7 @@ export async function applyLnToStack(cache: ActivationCache, s: Stack, opts: App
   const L = layerCount(cache);
   const layer = resolveLayer(opts.layer, L, 'applyLnToStack');
   if (opts.mlpInput && layer === L) throw new Error('applyLnToStack: mlpInput needs a layer below n_layers (ln_final has no MLP)');
-  const scaleName = layer === L ? 'ln_final.hook_scale' : `blocks.${layer}.${opts.mlpInput ? 'ln2' : 'ln1'}.hook_scale`;
+  const scaleName: SiteName = layer === L ? 'ln_final.hook_scale' : `blocks.${layer}.${opts.mlpInput ? 'ln2' : 'ln1'}.hook_scale`;
   if (!cache.has(scaleName)) throw new Error(`the cache has no ${scaleName}, which applyLnToStack needs`);
   const posSlice = opts.posSlice ?? s.posSlice;
   const scale = (await sliced(cache, scaleName, posSlice)).data; // one per (batch, position) row
@@ -418,7 +419,7 @@ export function logitDiff(logits: Float32Array, shape: readonly number[], pos: n
 }
 
 const LAYER_TYPE_ALIAS: Record<string, string> = { a: 'attn', m: 'mlp', b: '', block: '', blocks: '', attention: 'attn' };
-const ACT_NAME_ALIAS: Record<string, string> = {
+const ACT_NAME_ALIAS = {
   attn: 'pattern',
   attn_logits: 'attn_scores',
   key: 'k',
@@ -427,9 +428,22 @@ const ACT_NAME_ALIAS: Record<string, string> = {
   mlp_pre: 'pre',
   mlp_mid: 'mid',
   mlp_post: 'post',
-};
-const ATTN_NAMES = new Set(['k', 'v', 'q', 'z', 'rot_k', 'rot_q', 'result', 'pattern', 'attn_scores']);
-const MLP_NAMES = new Set(['pre', 'post', 'mid', 'pre_linear']);
+} as const satisfies Record<string, string>;
+const ATTN_SHORT = ['k', 'v', 'q', 'z', 'rot_k', 'rot_q', 'result', 'pattern', 'attn_scores'] as const;
+const MLP_SHORT = ['pre', 'post', 'mid', 'pre_linear'] as const;
+const ATTN_NAMES = new Set<string>(ATTN_SHORT);
+const MLP_NAMES = new Set<string>(MLP_SHORT);
+
+type OtherShortName = 'embed' | 'pos_embed' | 'resid_pre' | 'resid_mid' | 'resid_post' | 'attn_out' | 'mlp_out' | 'scale' | 'normalized';
+/** TransformerLens' short activation names (`get_act_name`'s), aliases included. */
+export type ActShortName = (typeof ATTN_SHORT)[number] | (typeof MLP_SHORT)[number] | OtherShortName | keyof typeof ACT_NAME_ALIAS;
+/**
+ * What a cache lookup takes: a hook point's full name, or a TransformerLens shorthand (with the
+ * layer as an argument, or in the name: `k6`, `scale4ln1`).
+ */
+export type ActName = SiteName | ActShortName | `${ActShortName}${number}${string}`;
+/** An `ActName`, or any string (checked by the lookup, which suggests the nearest names). */
+export type ActNameLike = ActName | (string & NonNullable<unknown>);
 
 /**
  * TransformerLens' `get_act_name`: a hook name from a shorthand. `getActName('pattern', 1)` is
@@ -438,13 +452,14 @@ const MLP_NAMES = new Set(['pre', 'post', 'mid', 'pre_linear']);
  * 'blocks.6.attn.hook_k', `getActName('normalized')` 'ln_final.hook_normalized'; a full name is
  * returned as it is. Like TransformerLens' it checks nothing: the cache's get() does.
  */
-export function getActName(name: string, layer?: number | string, layerType?: string): string {
-  if ((name.includes('.') || name.startsWith('hook_')) && layer === undefined && layerType === undefined) return name;
+export function getActName(name: string, layer?: number | string, layerType?: string): SiteName {
+  // The name it builds (a lookup checks it exists).
+  if ((name.includes('.') || name.startsWith('hook_')) && layer === undefined && layerType === undefined) return name as SiteName;
   let type = layerType;
   let lay: number | string | undefined = layer;
   const m = /^([a-z]+)(\d+)([a-z]?.*)$/.exec(name);
   if (m) [, name, lay, type] = m;
-  name = ACT_NAME_ALIAS[name] ?? name;
+  name = (ACT_NAME_ALIAS as Record<string, string>)[name] ?? name;
   let full = lay !== undefined && lay !== null ? `blocks.${lay}.` : '';
   if (ATTN_NAMES.has(name)) type = 'attn';
   else if (MLP_NAMES.has(name)) type = 'mlp';
@@ -452,5 +467,5 @@ export function getActName(name: string, layer?: number | string, layerType?: st
   if (type) full += `${type}.`;
   full += `hook_${name}`;
   if ((name === 'scale' || name === 'normalized') && (lay === undefined || lay === null)) full = `ln_final.${full}`;
-  return full;
+  return full as SiteName;
 }

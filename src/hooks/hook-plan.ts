@@ -15,8 +15,8 @@ import { Tensor } from '../gpu/tensor.ts';
 import { ENTRY_WORDS, OP } from '../../shaders/intervene.wgsl.ts';
 import { ActivationCache } from './activation-cache.ts';
 import type { HookFn, Intervention, Selection } from './interventions.ts';
-import { hasHeads, isFeatureSite, isPatternLike, siteLayout } from './site-layout.ts';
-import { unknownHookMessage } from './hook-names.ts';
+import { hasHeads, isPatternLike, siteLayout } from './site-layout.ts';
+import { isFeatureSite, unknownHookMessage } from '../model/hook-points.ts';
 
 export type SiteWork = { kind: 'dispatch'; dispatches: Dispatch[] } | { kind: 'callback'; fn: HookFn };
 

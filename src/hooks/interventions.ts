@@ -18,6 +18,7 @@
  */
 import type { Tensor } from '../gpu/tensor.ts';
 import type { ActivationCache } from './activation-cache.ts';
+import type { SiteName, SiteNameLike } from '../model/hook-points.ts';
 
 export interface Selection {
   /** Batch rows (default: all). */
@@ -26,7 +27,7 @@ export interface Selection {
   pos?: number | readonly number[];
   /**
    * Heads, on per-head hooks only (default: all). On an SAE's feature hooks
-   * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/features/feature-interventions.ts`).
+   * (`….hook_sae_acts_pre` / `_post`) this axis is the features (see `src/hooks/feature-interventions.ts`).
    */
   heads?: number | readonly number[];
   /** Key positions, on hook_pattern / hook_attn_scores only (default: all): patches single (query, key) entries. */
@@ -37,25 +38,25 @@ export interface Selection {
  * A hook function for the slow path. Receives the activation (a CPU copy, full shape, batch
  * first) and returns a replacement of the same length, or nothing after editing it in place.
  */
-export type HookFn = (activation: Float32Array, ctx: { hook: string; shape: readonly number[] }) => Float32Array | void;
+export type HookFn = (activation: Float32Array, ctx: { hook: SiteName; shape: readonly number[] }) => Float32Array | void;
 
 export type Intervention =
-  | ({ hook: string; op: 'zero' } & Selection)
-  | ({ hook: string; op: 'mean'; reference: ActivationCache; pooled?: boolean } & Selection)
-  | ({ hook: string; op: 'replace'; source: ActivationCache | Tensor; sourceBatch?: number } & Selection)
-  | ({ hook: string; op: 'scale'; factor: number } & Selection)
-  | ({ hook: string; op: 'set'; value: number } & Selection)
-  | ({ hook: string; op: 'add'; vector: ArrayLike<number>; coeff?: number } & Selection)
-  | { hook: string; op: 'callback'; fn: HookFn };
+  | ({ hook: SiteNameLike; op: 'zero' } & Selection)
+  | ({ hook: SiteNameLike; op: 'mean'; reference: ActivationCache; pooled?: boolean } & Selection)
+  | ({ hook: SiteNameLike; op: 'replace'; source: ActivationCache | Tensor; sourceBatch?: number } & Selection)
+  | ({ hook: SiteNameLike; op: 'scale'; factor: number } & Selection)
+  | ({ hook: SiteNameLike; op: 'set'; value: number } & Selection)
+  | ({ hook: SiteNameLike; op: 'add'; vector: ArrayLike<number>; coeff?: number } & Selection)
+  | { hook: SiteNameLike; op: 'callback'; fn: HookFn };
 
 /** Zero-ablate `hook` on the selection. */
-export const zeroAblate = (hook: string, sel: Selection = {}): Intervention => ({ hook, op: 'zero', ...sel });
+export const zeroAblate = (hook: SiteNameLike, sel: Selection = {}): Intervention => ({ hook, op: 'zero', ...sel });
 
 /**
  * Mean-ablate `hook` with its mean over the reference cache's batch, per position (the
  * reference must have this run's length) or, with `pooled`, over batch and positions.
  */
-export const meanAblate = (hook: string, reference: ActivationCache, sel: Selection & { pooled?: boolean } = {}): Intervention => ({
+export const meanAblate = (hook: SiteNameLike, reference: ActivationCache, sel: Selection & { pooled?: boolean } = {}): Intervention => ({
   hook,
   op: 'mean',
   reference,
@@ -67,20 +68,20 @@ export const meanAblate = (hook: string, reference: ActivationCache, sel: Select
  * this run's rows when the batch sizes match, row 0 is broadcast when the source has one row,
  * and `sourceBatch` picks one row for all.
  */
-export const patchFrom = (hook: string, source: ActivationCache | Tensor, sel: Selection & { sourceBatch?: number } = {}): Intervention => ({
+export const patchFrom = (hook: SiteNameLike, source: ActivationCache | Tensor, sel: Selection & { sourceBatch?: number } = {}): Intervention => ({
   hook,
   op: 'replace',
   source,
   ...sel,
 });
 
-export const scaleBy = (hook: string, factor: number, sel: Selection = {}): Intervention => ({ hook, op: 'scale', factor, ...sel });
+export const scaleBy = (hook: SiteNameLike, factor: number, sel: Selection = {}): Intervention => ({ hook, op: 'scale', factor, ...sel });
 
 /** Set every selected element of `hook` to `value` (clamping). */
-export const setTo = (hook: string, value: number, sel: Selection = {}): Intervention => ({ hook, op: 'set', value, ...sel });
+export const setTo = (hook: SiteNameLike, value: number, sel: Selection = {}): Intervention => ({ hook, op: 'set', value, ...sel });
 
 /** Add `coeff * vector` (length d, or heads * d on per-head hooks) at every selected position. */
-export const addVector = (hook: string, vector: ArrayLike<number>, coeff = 1, sel: Selection = {}): Intervention => ({
+export const addVector = (hook: SiteNameLike, vector: ArrayLike<number>, coeff = 1, sel: Selection = {}): Intervention => ({
   hook,
   op: 'add',
   vector,
@@ -89,7 +90,7 @@ export const addVector = (hook: string, vector: ArrayLike<number>, coeff = 1, se
 });
 
 /** A JavaScript hook function (slow: reads the activation back and splits the GPU pass). */
-export const hookFn = (hook: string, fn: HookFn): Intervention => ({ hook, op: 'callback', fn });
+export const hookFn = (hook: SiteNameLike, fn: HookFn): Intervention => ({ hook, op: 'callback', fn });
 
 /** Zero-ablate one attention head's output (`blocks.L.attn.hook_z`, head H), at every position. */
 export const zeroHead = (layer: number, head: number, sel: Omit<Selection, 'heads'> = {}): Intervention =>

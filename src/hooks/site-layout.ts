@@ -1,18 +1,10 @@
 /** How each hook point's tensor is laid out, for the intervention kernel (see `shaders/intervene.wgsl.ts`). */
 import type { SiteLayout } from '../gpu/kernels/intervene.ts';
+import { isFeatureSite } from '../model/hook-points.ts';
 
 /** Patterns and scores are [batch, head, query_pos, key_pos]; the rest are batch, pos first. */
 export function isPatternLike(hook: string): boolean {
   return hook.endsWith('.hook_pattern') || hook.endsWith('.hook_attn_scores');
-}
-
-/**
- * True for an SAE's feature-activation hooks (SAELens' `….hook_sae_acts_pre` / `_post`,
- * [batch, pos, d_sae]), whose last axis is features: the intervention table addresses it as the
- * head axis, one feature per "head", so features can be selected like heads.
- */
-export function isFeatureSite(hook: string): boolean {
-  return hook.endsWith('.hook_sae_acts_pre') || hook.endsWith('.hook_sae_acts_post');
 }
 
 export function siteLayout(hook: string, shape: readonly number[]): SiteLayout {

@@ -49,7 +49,7 @@ async function validate(name: string, file: RandomAccessFile, where: string): Pr
     try {
       JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
     } catch (e) {
-      throw new Error(`${where} is not valid JSON (${(e as Error).message})`);
+      throw new Error(`${where} is not valid JSON (${(e as Error).message})`, { cause: e });
     }
   }
 }

@@ -41,11 +41,13 @@ import { sizeClass } from '../gpu/pool.ts';
 import { attentionScale, type ModelConfig } from './config.ts';
 import type { GpuWeights } from './gpu-weights.ts';
 import { planUnembed } from './unembed.ts';
+import type { HookName, NormPrefix, SiteName } from './hook-points.ts';
 
 /** A named point of the pass where an activation of `shape` sits in `buffer`. */
 export interface Site {
   kind: 'site';
-  name: string;
+  /** A hook point of the model (the forward's sites), or of a spliced SAE (`src/hooks/splice.ts`). */
+  name: SiteName;
   buffer: GPUBuffer;
   shape: number[];
   /** Absolute position of the activation's position row 0 (> 0 in a resumed pass). */
@@ -130,7 +132,7 @@ export interface ForwardPlan {
   /** Cached prompts `past` holds, [pastBatch, pastLen, kv heads * d_head] per layer. */
   pastBatch: number;
   /** The hook points whose cached values fill `past`: `attn.hook_rot_k` (rotary) or `attn.hook_k`, and `attn.hook_v`. */
-  pastHooks: { k: string; v: string };
+  pastHooks: { k: 'attn.hook_rot_k' | 'attn.hook_k'; v: 'attn.hook_v' };
   /** [batch, logit positions, d_vocab or logitTokens.length]; null for a pass stopped before the end. */
   logits: GPUBuffer | null;
   /** A stopped pass's output: the residual stream entering `toLayer`, [batch, pos - fromPos, d_model]. */
@@ -229,8 +231,23 @@ function resolve(cfg: ModelConfig, s: PlanShape): Resolved {
   };
 }
 
+/** The forward's scratch activations, by name (see `scratchSizes` for each one's shape). */
+export type Activation = keyof ReturnType<typeof activationSizes> | `pastK${number}` | `pastV${number}`;
+
 /** The forward's scratch activations, in floats (shapes in the comments); shared by every layer. */
-export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string, number> {
+export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<Activation, number> {
+  const sizes: Record<Activation, number> = activationSizes(cfg, shape);
+  const r = resolve(cfg, shape);
+  const KD = cfg.n_key_value_heads * cfg.d_head;
+  for (let l = r.L0; r.pastLen > 0 && l < r.L1; l++) {
+    sizes[`pastK${l}`] = r.pastBatch * r.pastLen * KD; // [pastBatch, pastLen, Hkv, dh]
+    sizes[`pastV${l}`] = r.pastBatch * r.pastLen * KD;
+  }
+  return sizes;
+}
+
+/** The activations every plan has (a size of 0 where this shape or model does not use one). */
+function activationSizes(cfg: ModelConfig, shape: PlanShape) {
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V } = cfg;
   const r = resolve(cfg, shape);
   const { B, T, Tn } = r;
@@ -244,7 +261,7 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
   const rotary = cfg.positional === 'rotary';
   const qk = !!cfg.qk_norm;
   const post = !!cfg.post_norms;
-  const sizes: Record<string, number> = {
+  return {
     ids: r.resumed ? 0 : BT, // [B, T] u32
     posIds: r.resumed || !learned ? 0 : BT, // [B, T] u32
     embed: r.resumed || !learned ? 0 : BT * C, // [B, T, C] (rotary models gather straight into the residual)
@@ -293,11 +310,6 @@ export function scratchSizes(cfg: ModelConfig, shape: PlanShape): Record<string,
     unembedB: r.logitTokens ? head * NV : 0, // [NV] their unembedding bias (written only when the model has one)
     logits: head * B * P * NV, // [B, P, NV]
   };
-  for (let l = r.L0; r.pastLen > 0 && l < r.L1; l++) {
-    sizes[`pastK${l}`] = r.pastBatch * r.pastLen * KD; // [pastBatch, pastLen, Hkv, dh]
-    sizes[`pastV${l}`] = r.pastBatch * r.pastLen * KD;
-  }
-  return sizes;
 }
 
 /** Bytes of pool memory a plan of this shape takes (size classes included). */
@@ -331,8 +343,9 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   const NV = r.logitTokens?.length ?? V;
   const rotary = cfg.positional === 'rotary' ? w.rotary! : null;
   const rotDims = { B, T: Tn, dh, rot: cfg.rotary_dim, pos0: p0, nCtx: cfg.n_ctx };
-  const a: Record<string, GPUBuffer> = {};
-  for (const [name, floats] of Object.entries(scratchSizes(cfg, shape))) {
+  // Every activation by name; one of size 0 (unused by this shape or model) is never read.
+  const a = {} as Record<Activation, GPUBuffer>;
+  for (const [name, floats] of Object.entries(scratchSizes(cfg, shape)) as [Activation, number][]) {
     if (floats === 0) continue;
     a[name] = gpu.pool.acquire(floats * 4, name);
     owned.push(a[name]);
@@ -342,7 +355,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   const steps: PlanStep[] = [];
   const sites = new Map<string, Site>();
   const op = (...d: Dispatch[]) => steps.push(...d);
-  const site = (name: string, buffer: GPUBuffer, siteShape: number[]) => {
+  const site = (name: HookName, buffer: GPUBuffer, siteShape: number[]) => {
     const s: Site = { kind: 'site', name, buffer, shape: siteShape, pos0: p0 };
     steps.push(s);
     sites.set(name, s);
@@ -351,7 +364,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   // the normalized input is computed on demand from x and the (possibly changed) scale, and the
   // gain and bias are applied again on demand after a change to either hook point.
   // `heads`: a per-head norm (q_norm, k_norm) over d_head, hook points [B, Tn, heads, ..].
-  const norm = (prefix: string, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null, heads = 0) => {
+  const norm = (prefix: NormPrefix, out: GPUBuffer, scale: GPUBuffer, x: GPUBuffer, gain: GPUBuffer, bias: GPUBuffer | null, heads = 0) => {
     const dims = heads ? { rows: BT * heads, C: dh } : { rows: BT, C };
     const lead = heads ? [B, Tn, heads] : [B, Tn];
     op(layernorm(gpu, { out, scale, x, w: gain, b: bias, eps, label: prefix, ...dims }, params)); // (B, Tn, C), (B, Tn, 1)
@@ -407,7 +420,7 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
 
   for (let l = L0; l < L1; l++) {
     const p = w.layers[l];
-    const L = `blocks.${l}`;
+    const L = `blocks.${l}` as const;
     // resid_pre of layer l lives in resid[(l - L0) % 2] (a resumed pass's input is resid[0]).
     const residPre = resid[(l - L0) % 2];
     const residPost = resid[(l - L0 + 1) % 2];

@@ -96,8 +96,14 @@ export class NpzFile {
         const len = u16(x + 2);
         if (id === 1) {
           let p = x + 4;
-          if (size === U32_MAX) (size = u64(p)), (p += 8);
-          if (compressed === U32_MAX) (compressed = u64(p)), (p += 8);
+          if (size === U32_MAX) {
+            size = u64(p);
+            p += 8;
+          }
+          if (compressed === U32_MAX) {
+            compressed = u64(p);
+            p += 8;
+          }
           if (localOffset === U32_MAX) localOffset = u64(p);
         }
         x += 4 + len;

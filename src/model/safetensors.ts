@@ -9,7 +9,7 @@
  *   [8 + N, file end)   data section; each tensor's bytes are data[begin, end), row-major,
  *                       little-endian
  */
-import { toBf16Array, toF16Array } from './half.ts';
+import { toBf16Array, toF16Array } from '../gpu/half.ts';
 import { similarNames } from '../util/similar-names.ts';
 import { USIZE_MAX, asUsize, describeNode, parseStrictJson, type JsonNode } from './strict-json.ts';
 import type { RandomAccessFile } from './source.ts';

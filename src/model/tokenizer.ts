@@ -102,7 +102,7 @@ export async function loadTokenizer(source: ModelSource): Promise<TextTokenizer 
     try {
       return JSON.parse(text.decode(b));
     } catch (e) {
-      throw new Error(`${name} in ${source.describe} is not valid JSON: ${(e as Error).message}`);
+      throw new Error(`${name} in ${source.describe} is not valid JSON: ${(e as Error).message}`, { cause: e });
     }
   };
   const cfg = config ? parse(config, 'tokenizer_config.json') : {};

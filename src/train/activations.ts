@@ -3,7 +3,7 @@
  * forward passes and copied, row by row (every position, BOS included, as SAELens trains by
  * default), into one GPU buffer [rows, width]. Nothing is read back to the CPU.
  */
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { submitSteps, type Copy } from '../gpu/recorder.ts';
 import type { ActivationStore } from './sae.ts';
 

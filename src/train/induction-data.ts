@@ -14,7 +14,7 @@
  * The draws are not numpy's or PyTorch's bit for bit (different generators); the distributions are
  * the scripts'.
  */
-import { SeededRandom } from './random.ts';
+import { SeededRandom } from '../util/random.ts';
 
 export interface TokenBatch {
   /** [n][T] token ids. */

@@ -11,14 +11,14 @@
 import type { Gpu } from '../gpu/device.ts';
 import { loadCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { hostWeightsFor } from '../model/host-weights-for.ts';
-import { modelFromWeights } from '../model/load.ts';
-import type { Model } from '../model/model.ts';
+import { modelFromWeights } from '../hooks/load.ts';
+import type { Model } from '../hooks/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { blobModelSource } from '../model/source.ts';
 import { TrainClock } from './clock.ts';
 import { inductionBatch, repeatSequences, type InductionTask } from './induction-data.ts';
 import { Optimizer } from './optimizer.ts';
-import { SeededRandom, pcgHash } from './random.ts';
+import { SeededRandom, pcgHash } from '../util/random.ts';
 import { linearWarmup } from './schedule.ts';
 import { Trainer } from './trainer.ts';
 import { TransformerTraining } from './transformer.ts';

@@ -19,7 +19,7 @@
  */
 import type { Sae } from '../features/sae.ts';
 import { zeroAblate } from '../hooks/interventions.ts';
-import type { Model } from '../model/model.ts';
+import type { Model } from '../hooks/model.ts';
 import { topIndices, type SaeArchitecture } from '../gpu/kernels/sae-train.cpu.ts';
 
 /** An SAE as SAELens stores it (threshold for JumpReLU; k for TopK). */

@@ -31,7 +31,7 @@ import type { Sae } from '../features/sae.ts';
 import type { SaeWeights } from './sae-eval.ts';
 import type { TrainClock } from './clock.ts';
 import { ParamStore, type ParamSpec } from './params.ts';
-import { SeededRandom } from './random.ts';
+import { SeededRandom } from '../util/random.ts';
 import type { TrainTask } from './trainer.ts';
 
 /** Activations to train on: `rows` rows of width `width` in one GPU buffer (row-major). */

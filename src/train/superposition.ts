@@ -20,7 +20,7 @@ import type { Params, Step } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import type { TrainClock } from './clock.ts';
 import { ParamStore } from './params.ts';
-import { SeededRandom } from './random.ts';
+import { SeededRandom } from '../util/random.ts';
 import type { TrainTask } from './trainer.ts';
 
 export interface ToyModelConfig {

@@ -4,7 +4,7 @@
  * headless Chromium and reads `window.__result`.
  */
 import { acquireGpu } from '../../src/gpu/device.ts';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { urlModelSource } from '../../src/model/source.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { maxAbs, maxAbsDiff, tolerance } from '../helpers/compare.ts';

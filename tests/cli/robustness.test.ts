@@ -30,8 +30,8 @@ describe('non-finite metrics', () => {
   // +-Infinity, with the sign of W_E[v, 0]. A logit difference of a positive-sign and a
   // negative-sign token is +Infinity, the reverse -Infinity, and of two positive ones NaN.
   const dir = join(tmp, 'inf-model');
-  let pos: number[] = [];
-  let neg: number[] = [];
+  const pos: number[] = [];
+  const neg: number[] = [];
   const ids = '0,200,290,288,235,361,417,247,69,18,454,200,290,288,235,361,417';
   const corrupt = '0,374,411,18,486,308,403,72,372,134,242,200,290,288,235,361,417';
   beforeAll(() => {

@@ -8,10 +8,10 @@
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { headAblationSweep } from '../../src/experiments/ablation.ts';
-import { logProbMetric, logitDiffMetric, lossMetric, type Metric } from '../../src/experiments/metric.ts';
+import { logProbMetric, logitDiffMetric, lossMetric, type Metric } from '../../src/model/metric.ts';
 import { patchingSweep, type PatchSite } from '../../src/experiments/patching.ts';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { GPT2_FIXTURES, fixtureCases, fixtureSource, type Cases } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { projectRoot, runCli, type CliResult } from '../helpers/run-cli.ts';

@@ -27,7 +27,10 @@ const fakeTokenizer = {
         if (text.startsWith(t, i) && (best < 0 || t.length > MARKUP_TOKENS[best].length)) best = id;
       });
       if (best < 0) i++;
-      else (ids.push(best), (i += MARKUP_TOKENS[best].length));
+      else {
+        ids.push(best);
+        i += MARKUP_TOKENS[best].length;
+      }
     }
     return ids;
   },

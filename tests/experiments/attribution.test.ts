@@ -7,8 +7,8 @@
  * verifyTopK's exact values against patchingSweep's.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { attributionSweep, attributionSweeps, verifyTopK } from '../../src/experiments/attribution.ts';
 import { PATCH_SITES, patchingSweep } from '../../src/experiments/patching.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';

@@ -7,11 +7,11 @@
  * errors for pairs patching cannot change.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { patching } from '../../src/experiments/act-patch.ts';
 import { patchingSweep } from '../../src/experiments/patching.ts';
-import { logitDiffMetric, type Metric } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, type Metric } from '../../src/model/metric.ts';
 import { parseMetricSyntax, specToMetric } from '../../src/experiments/metric-spec.ts';
 import { expectClose } from '../helpers/compare.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

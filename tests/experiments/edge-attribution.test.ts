@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { edgeAttribution } from '../../src/experiments/edge-attribution.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { FIXTURES, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

@@ -4,10 +4,10 @@
  * attention (fewer key/value heads) and rotary keys taken from the cache.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { patchingSweep, type PatchSite } from '../../src/experiments/patching.ts';
-import { logitDiffMetric, metricCpu } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, metricCpu } from '../../src/model/metric.ts';
 import type { Intervention } from '../../src/hooks/interventions.ts';
 import { referenceCells } from '../helpers/patch-cells.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

@@ -7,13 +7,13 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { loadSae } from '../../src/features/sae-load.ts';
 import type { Sae } from '../../src/features/sae.ts';
-import { withErrorTerm } from '../../src/features/splice.ts';
-import { patchFeature, saeHook, zeroFeature } from '../../src/features/feature-interventions.ts';
+import { withErrorTerm } from '../../src/hooks/splice.ts';
+import { patchFeature, saeHook, zeroFeature } from '../../src/hooks/feature-interventions.ts';
 import { featureAblationSweep, featurePatchingSweep, type FeatureGrid } from '../../src/experiments/feature-sweeps.ts';
-import { logitDiffMetric, metricCpu } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, metricCpu } from '../../src/model/metric.ts';
 import type { Intervention } from '../../src/hooks/interventions.ts';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { GEMMA_SAE, saeFolder } from '../features/helpers.ts';

@@ -3,10 +3,10 @@
  * replacement for a one-row run asked for "a source of 1 or 1 rows".
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { patchFrom } from '../../src/hooks/interventions.ts';
-import { logitDiffMetric } from '../../src/experiments/metric.ts';
+import { logitDiffMetric } from '../../src/model/metric.ts';
 import { patchingSweep } from '../../src/experiments/patching.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';

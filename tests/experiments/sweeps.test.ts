@@ -3,12 +3,12 @@
  * on full forwards, the fixture's own experiments, and themselves when chunked.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { PATCH_SITES, patchingSweep } from '../../src/experiments/patching.ts';
 import { headAblationSweep } from '../../src/experiments/ablation.ts';
 import { BASE_CACHE, baseRun, runVariants, type Variant } from '../../src/experiments/sweep.ts';
-import { logitDiffMetric, lossMetric, logProbMetric, metricCpu, probMetric, type Metric } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, lossMetric, logProbMetric, metricCpu, probMetric, type Metric } from '../../src/model/metric.ts';
 import { hookFn, patchFrom, type Intervention } from '../../src/hooks/interventions.ts';
 import { GPT2_FIXTURES, fixtureCases, fixtureSource, type Cases } from '../helpers/fixtures.ts';
 import { referenceCells, type RefCell } from '../helpers/patch-cells.ts';

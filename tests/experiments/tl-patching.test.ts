@@ -5,8 +5,8 @@
  * 1e-4 * max(1, max |reference|), on the five fixtures it was made for.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { ACT_PATCH, patching } from '../../src/experiments/act-patch.ts';
 import { parseMetricSyntax, specToMetric } from '../../src/experiments/metric-spec.ts';
 import { expectClose, tolerance } from '../helpers/compare.ts';

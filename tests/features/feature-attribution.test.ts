@@ -12,8 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { loadSae } from '../../src/features/sae-load.ts';
 import type { Sae } from '../../src/features/sae.ts';
 import { featureAttribution } from '../../src/experiments/feature-attribution.ts';

@@ -13,12 +13,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { loadSae } from '../../src/features/sae-load.ts';
 import type { Sae } from '../../src/features/sae.ts';
-import { withErrorTerm } from '../../src/features/splice.ts';
-import { zeroFeature } from '../../src/features/feature-interventions.ts';
+import { withErrorTerm } from '../../src/hooks/splice.ts';
+import { zeroFeature } from '../../src/hooks/feature-interventions.ts';
 import { scaleBy, type Intervention } from '../../src/hooks/interventions.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';

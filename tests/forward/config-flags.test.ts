@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { ConfigError, normalizeConfig } from '../../src/model/normalize-config.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { blobModelSource } from '../../src/model/source.ts';

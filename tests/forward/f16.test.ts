@@ -3,7 +3,7 @@
  * kernels read them, every product and sum in fp32.
  */
 import { describe, it, expect } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { maxAbs, maxAbsDiff } from '../helpers/compare.ts';
 import { checkpointSource, llamaCheckpoint } from '../helpers/checkpoints.ts';
 import { fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

@@ -5,7 +5,7 @@
  * errors for what Patchbay cannot run.
  */
 import { describe, it, expect } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';

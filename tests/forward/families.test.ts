@@ -4,8 +4,8 @@
  * 1e-4 * max(1, max |reference|); and every hook point against the CPU reference forward.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';

@@ -4,8 +4,8 @@
  * reference forward), per tensor, max |error| <= 1e-4 * max(1, max |reference|).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { expectClose, tolerance, maxAbsDiff } from '../helpers/compare.ts';
 import { GPT2_EXPERIMENT_FIXTURES, fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -9,8 +9,8 @@
  * query_pre_attn_scalar and per-layer rotary bases.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';

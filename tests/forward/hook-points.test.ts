@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import { buildForward } from '../../src/model/forward.ts';
 import { hookShapes } from '../../src/model/hook-points.ts';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { GPT2_FIXTURES, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 

@@ -4,7 +4,7 @@
  * into row blocks when they exceed a binding too.
  */
 import { describe, it, expect } from 'vitest';
-import { loadModel, modelFromWeights } from '../../src/model/load.ts';
+import { loadModel, modelFromWeights } from '../../src/hooks/load.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { expectClose } from '../helpers/compare.ts';
 import { fixtureActivations, fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

@@ -5,9 +5,9 @@
  * grouped-query keys) and NeoX (parallel block, partial rotary).
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
-import { executePlan } from '../../src/model/execute.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
+import { executePlan } from '../../src/hooks/execute.ts';
 import { readBuffer } from '../../src/gpu/tensor.ts';
 import { BASE_CACHE, resumeSteps } from '../../src/experiments/sweep.ts';
 import { fixtureSource } from '../helpers/fixtures.ts';

@@ -7,8 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { Tensor } from '../../src/gpu/tensor.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';

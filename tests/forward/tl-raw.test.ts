@@ -11,8 +11,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { expectClose, tolerance } from '../helpers/compare.ts';
 import { FIXTURES, fixtureSource } from '../helpers/fixtures.ts';

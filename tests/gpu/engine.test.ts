@@ -6,7 +6,7 @@ import { describe, it, expect } from 'vitest';
 import { acquireGpu } from '../../src/gpu/device.ts';
 import { DeviceLostError, OutOfMemoryError } from '../../src/gpu/errors.ts';
 import { sizeClass } from '../../src/gpu/pool.ts';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 

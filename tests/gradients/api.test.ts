@@ -5,14 +5,14 @@
  * recomputing when keeping every layer would not fit, and the activation cache comes back too.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { OutOfMemoryError } from '../../src/gpu/errors.ts';
-import { logitDiffMetric, lossMetric } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, lossMetric } from '../../src/model/metric.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { expectGradClose, fixtureGrads, fixtureWeightGrads } from '../helpers/grad-fixtures.ts';
-import { gradPlanBytes } from '../../src/model/grad-run.ts';
+import { gradPlanBytes } from '../../src/hooks/grad-run.ts';
 import { tlWeightShapes } from '../../src/model/tl-weights.ts';
 
 const name = 'tiny-llama-random';

@@ -6,9 +6,9 @@
  * with the backward keeping every layer and recomputing each layer from its resid_pre.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
-import { lossMetric } from '../../src/experiments/metric.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
+import { lossMetric } from '../../src/model/metric.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

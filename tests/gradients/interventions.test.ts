@@ -11,8 +11,8 @@
  * Also: what runWithGrad refuses (hook functions, scaling a pattern), with a message naming it.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { parseMetricSpec } from '../../src/experiments/metric-spec.ts';
 import { addVector, hookFn, meanAblate, patchFrom, scaleBy, zeroAblate, type Intervention } from '../../src/hooks/interventions.ts';
 import type { ActivationCache } from '../../src/hooks/activation-cache.ts';

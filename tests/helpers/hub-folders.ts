@@ -7,7 +7,7 @@
  */
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { blobModelSource } from '../../src/model/source.ts';
 import { checkpointFiles, type Checkpoint } from './checkpoints.ts';
 import { FIXTURES } from './fixtures.ts';

@@ -1,7 +1,7 @@
 /** Cache helpers: the identities TransformerLens users rely on, on a real checkpoint. */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model, RunResult } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model, RunResult } from '../../src/hooks/model.ts';
 import { accumulatedResid, applyLnToStack, decomposeResid, logitDiff, stackHeadResults, sumStack } from '../../src/hooks/cache-helpers.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { expectClose, maxAbsDiff } from '../helpers/compare.ts';

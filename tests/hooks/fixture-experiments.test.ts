@@ -5,8 +5,8 @@
  * clean run into the corrupted one. To 1e-3 absolute, as the fixture README expects.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { patchFrom, zeroHead } from '../../src/hooks/interventions.ts';
 import { maxAbsDiff } from '../helpers/compare.ts';
 import { GPT2_EXPERIMENT_FIXTURES, fixtureCases, fixtureSource, type Cases } from '../helpers/fixtures.ts';

@@ -3,8 +3,8 @@
  * per-row interventions in one pass, the slow callback path, and the errors a user will hit.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpt2HostWeights } from '../../src/model/gpt2-weights.ts';
@@ -90,7 +90,10 @@ describe('interventions match the CPU reference with the same edit', () => {
           for (let m = 0; m < M; m++) {
             let s = 0;
             let n = 0;
-            for (let b = 0; b < 2; b++) for (let q = 0; q < T; q++) if (pooled || q === p) (s += refAct[(b * T + q) * M + m]), n++;
+            for (let b = 0; b < 2; b++) for (let q = 0; q < T; q++) if (pooled || q === p) {
+              s += refAct[(b * T + q) * M + m];
+              n++;
+            }
             act[p * M + m] = s / n;
           }
         }

@@ -1,6 +1,6 @@
 /** Memory and lifetime: released caches return their buffers; 1,000 hooked runs leak nothing. */
 import { describe, it, expect } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { patchFrom, zeroHead } from '../../src/hooks/interventions.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';

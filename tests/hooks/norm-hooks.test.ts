@@ -5,15 +5,15 @@
  * records exactly the dispatches of a plain run, and the on-demand steps run only when asked.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import type { HostWeights } from '../../src/model/host-weights.ts';
 import { addVector, hookFn, scaleBy, zeroAblate, type Intervention } from '../../src/hooks/interventions.ts';
 import { runVariants, baseRun, BASE_CACHE } from '../../src/experiments/sweep.ts';
-import { logitDiffMetric, metricCpu } from '../../src/experiments/metric.ts';
+import { logitDiffMetric, metricCpu } from '../../src/model/metric.ts';
 import { expectClose, maxAbsDiff } from '../helpers/compare.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';

@@ -6,8 +6,8 @@
  * difference, on raw and processed weights of every family.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model, RunResult } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model, RunResult } from '../../src/hooks/model.ts';
 import { getActName, logitAttrs, sumStack, type Stack } from '../../src/hooks/cache-helpers.ts';
 import { parseMetricSyntax } from '../../src/experiments/metric-spec.ts';
 import { expectClose } from '../helpers/compare.ts';

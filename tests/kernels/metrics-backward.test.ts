@@ -14,8 +14,8 @@
  * (sum |coef|) (gamma_V + 250 u), rel = 4u.
  */
 import { describe, it, expect } from 'vitest';
-import { GpuMetricBackward, metricBackwardCpu } from '../../src/experiments/metric-backward.ts';
-import { logProbMetric, logitDiffMetric, lossMetric, metricCpu, metricPositions, probMetric, type Metric } from '../../src/experiments/metric.ts';
+import { GpuMetricBackward, metricBackwardCpu } from '../../src/model/metric-backward.ts';
+import { logProbMetric, logitDiffMetric, lossMetric, metricCpu, metricPositions, probMetric, type Metric } from '../../src/model/metric.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { expectNear, gamma, U } from './check.ts';
 import { expectMatchesFiniteDiff } from './finite-diff.ts';

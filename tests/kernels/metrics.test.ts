@@ -50,7 +50,7 @@ import {
   probMetric,
   type Affine,
   type Metric,
-} from '../../src/experiments/metric.ts';
+} from '../../src/model/metric.ts';
 import { expectNear, firstNaN, gamma, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { ints, mulberry32, uniform } from './random.ts';

@@ -10,7 +10,7 @@ import { CLOCK_HEADER_WORDS } from '../../shaders/clock.wgsl.ts';
 import { sparseFeaturesCpu } from '../../src/gpu/kernels/synthetic.cpu.ts';
 import { sparseFeatures } from '../../src/gpu/kernels/synthetic.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
-import { draw, pcgHash, uniform01 } from '../../src/train/random.ts';
+import { draw, pcgHash, uniform01 } from '../../src/util/random.ts';
 import { kernelHarness } from './harness.ts';
 
 const kh = kernelHarness();

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { cachedUrlModelSource } from '../../src/model/cached-source.ts';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { DownloadError } from '../../src/model/source.ts';
 import { describeLoadError } from '../../src/components/load-error.ts';
 import { fixtureBytes } from './fixtures.ts';

@@ -4,9 +4,9 @@
  * back as all zeros), and nothing stays allocated.
  */
 import { describe, it, expect } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { hookFn } from '../../src/hooks/interventions.ts';
-import { logitDiffMetric } from '../../src/experiments/metric.ts';
+import { logitDiffMetric } from '../../src/model/metric.ts';
 import { patchingSweep } from '../../src/experiments/patching.ts';
 import { BASE_CACHE, baseRun, runVariants } from '../../src/experiments/sweep.ts';
 import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';

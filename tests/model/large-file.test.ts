@@ -10,7 +10,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, ftruncateSync, symlinkSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import type { ModelSource } from '../../src/model/source.ts';
 import { nodeModelSource } from '../../src/cli/node-source.ts';

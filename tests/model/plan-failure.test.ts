@@ -6,7 +6,7 @@
  */
 import { describe, it, expect } from 'vitest';
 import { acquireGpu } from '../../src/gpu/device.ts';
-import { loadModel } from '../../src/model/load.ts';
+import { loadModel } from '../../src/hooks/load.ts';
 import { fixtureSource } from '../helpers/fixtures.ts';
 
 describe('a plan that fails while being built', () => {

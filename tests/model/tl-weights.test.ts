@@ -15,8 +15,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { loadModel } from '../../src/model/load.ts';
-import type { Model } from '../../src/model/model.ts';
+import { loadModel } from '../../src/hooks/load.ts';
+import type { Model } from '../../src/hooks/model.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import type { WeightTensor } from '../../src/model/tl-weights.ts';
 import { expectClose, maxAbsDiff } from '../helpers/compare.ts';

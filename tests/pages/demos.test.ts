@@ -14,7 +14,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { evalSequences } from '../../demos/induction/eval-set.ts';
 import { pearson } from '../../src/experiments/attribution.ts';
-import { lossMetric, metricCpu } from '../../src/experiments/metric.ts';
+import { lossMetric, metricCpu } from '../../src/model/metric.ts';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { forwardCpu } from '../../src/model/forward.cpu.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';

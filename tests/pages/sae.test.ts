@@ -16,7 +16,7 @@ import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { blobModelSource } from '../../src/model/source.ts';
 import { recallBatch } from '../../src/train/induction-data.ts';
-import { SeededRandom } from '../../src/train/random.ts';
+import { SeededRandom } from '../../src/util/random.ts';
 import { meanLoss } from '../../src/train/sae-eval.ts';
 import { ROOT, launchChromium } from '../helpers/browser.ts';
 import { buildSiteInto, recordingContext, startStaticServer, unexpectedErrors, type StaticServer } from '../helpers/pages.ts';

@@ -19,7 +19,7 @@ import { Tensor } from '../../src/gpu/tensor.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { TrainClock } from '../../src/train/clock.ts';
 import { Optimizer, entriesOf } from '../../src/train/optimizer.ts';
-import { draw } from '../../src/train/random.ts';
+import { draw } from '../../src/util/random.ts';
 import { SaeTraining, coefficientAt, type ActivationStore, type SaeTrainConfig } from '../../src/train/sae.ts';
 import { Trainer, type Report } from '../../src/train/trainer.ts';
 import { saeDecode, saeEncode, type SaeWeights } from '../../src/train/sae-eval.ts';

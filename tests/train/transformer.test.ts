@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { hostWeightsFor } from '../../src/model/host-weights-for.ts';
-import { modelFromWeights } from '../../src/model/load.ts';
+import { modelFromWeights } from '../../src/hooks/load.ts';
 import { SafetensorsFile } from '../../src/model/safetensors.ts';
 import { blobModelSource } from '../../src/model/source.ts';
 import { readBuffer } from '../../src/gpu/tensor.ts';

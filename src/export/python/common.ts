@@ -3,7 +3,7 @@
  * Python constants, the grid layout of each patching site (the same axes as Patchbay's
  * `patchingSweep`), and the docstring.
  */
-import { PRESETS } from '../../components/presets.ts';
+import { PRESETS } from '../../model/presets.ts';
 import type { PatchSite } from '../../experiments/patching.ts';
 import { SpecError, describeIntervention, describeModelRef, type ExperimentSpec } from '../../experiments/spec.ts';
 

@@ -2,7 +2,7 @@
 import { activationBackwardSource } from '../../../shaders/activation-backward.wgsl.ts';
 import type { ActFn } from '../../../shaders/activation.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /**
@@ -20,7 +20,7 @@ export function activationBackward(
   label: string,
   gate: { up: GPUBuffer; dUp: GPUBuffer } | null = null,
 ): Dispatch {
-  const pipeline = gpu.pipelines.get('activation-backward', activationBackwardSource({ gated: gate !== null }), `${fn}_backward_v1`);
+  const pipeline = gpu.pipelines.get('activation-backward', activationBackwardSource({ gated: gate !== null }), `${fn}_backward_v1`, itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
@@ -34,5 +34,5 @@ export function activationBackward(
     entries.push({ binding: 5, resource: bindWhole(gpu, gate.dUp, n, `${label} up gradient`) });
   }
   const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

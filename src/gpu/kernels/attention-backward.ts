@@ -5,7 +5,7 @@
  */
 import { COL_VEC4S, DP_TILE, ROW_TILE, V2_GROUP, attentionBackwardSource } from '../../../shaders/attention-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { AttentionDims } from './attention.ts';
 
@@ -53,7 +53,7 @@ function prepare(
 ): Dispatch {
   // v2 reads rows of dh as vec4s; the softmax backward has v1 only.
   const v = version === 'v2' && d.dh % 4 === 0 && kernel !== 'attn_softmax_backward' ? 'v2' : 'v1';
-  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), `${kernel}_${v}`);
+  const pipeline = gpu.pipelines.get('attention-backward', attentionBackwardSource(), `${kernel}_${v}`, v === 'v1' ? itemConstants(gpu) : {});
   const Tq = d.Tq ?? d.T;
   const Hkv = d.Hkv ?? d.H;
   if (d.H % Hkv !== 0) throw new Error(`${label}: ${d.H} query heads are not a multiple of ${Hkv} key/value heads`);
@@ -69,7 +69,7 @@ function prepare(
       { binding: 3, resource: bindWhole(gpu, out[0], out[1], `${label} output`) },
     ],
   });
-  const workgroups = v === 'v2' ? v2Groups(kernel, d) : grid1d(gpu, items, 64);
+  const workgroups = v === 'v2' ? v2Groups(kernel, d) : itemGrid(gpu, items);
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
 

@@ -5,7 +5,7 @@
  */
 import { attentionSource } from '../../../shaders/attention.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 export interface AttentionDims {
@@ -37,7 +37,7 @@ function prepare(
   params: Params[],
   label: string,
 ): Dispatch {
-  const pipeline = gpu.pipelines.get('attention', attentionSource(), entry);
+  const pipeline = gpu.pipelines.get('attention', attentionSource(), entry, itemConstants(gpu));
   const Tq = dims.Tq ?? dims.T;
   const q0 = dims.q0 ?? 0;
   if (q0 + Tq > dims.T) throw new Error(`${label}: query rows ${q0} + ${Tq} exceed the ${dims.T} key positions`);
@@ -55,7 +55,7 @@ function prepare(
   ];
   if (bufs.b) entries.push({ binding: 2, resource: bindWhole(gpu, b[0], b[1], `${label} input`) });
   const bindGroup = gpu.device.createBindGroup({ label, layout, entries });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, items) };
 }
 
 const sizes = (d: AttentionDims) => {

@@ -5,12 +5,12 @@
 import { activationSource, type ActFn } from '../../../shaders/activation.wgsl.ts';
 import { residualSource } from '../../../shaders/residual.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** y = act(x) over n values, or y = act(x) * up with a gate (SwiGLU-style MLPs). */
 export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string, up: GPUBuffer | null = null): Dispatch {
-  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: up !== null }), `${fn}_v1`);
+  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: up !== null }), `${fn}_v1`, itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [
@@ -20,12 +20,12 @@ export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: n
   ];
   if (up) entries.push({ binding: 3, resource: bindWhole(gpu, up, n, `${label} up projection`) });
   const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
 /** y = cap * tanh(y / cap) over n values, in place (a final logit soft-cap). */
 export function softcap(gpu: Gpu, y: GPUBuffer, n: number, cap: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: false }), 'softcap_v1');
+  const pipeline = gpu.pipelines.get('activation', activationSource({ gated: false }), 'softcap_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: cap }], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -36,7 +36,7 @@ export function softcap(gpu: Gpu, y: GPUBuffer, n: number, cap: number, params: 
       { binding: 2, resource: bindWhole(gpu, y, n, `${label} values`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
 /** y = gelu_new(x) over n values (GPT-2's MLP). */
@@ -46,7 +46,7 @@ export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params:
 
 /** out = a + b over n values. */
 export function add(gpu: Gpu, out: GPUBuffer, a: GPUBuffer, b: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('residual', residualSource(), 'add_v1');
+  const pipeline = gpu.pipelines.get('residual', residualSource(), 'add_v1', itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -59,5 +59,5 @@ export function add(gpu: Gpu, out: GPUBuffer, a: GPUBuffer, b: GPUBuffer, n: num
       { binding: 3, resource: bindWhole(gpu, out, n, `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

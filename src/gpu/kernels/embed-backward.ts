@@ -6,7 +6,7 @@
 import { embedBackwardSource } from '../../../shaders/embed-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
 import type { RowChunk } from '../chunked.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** The kernel's index over `ids`: distinct ids ascending, [U, span starts..., end], rows grouped by id. */
@@ -59,7 +59,7 @@ export function scatterAdd(
   label: string,
   accumulate = false,
 ): Dispatch[] {
-  const pipeline = gpu.pipelines.get('embed-backward', embedBackwardSource({ acc: accumulate }), 'scatter_add_v1');
+  const pipeline = gpu.pipelines.get('embed-backward', embedBackwardSource({ acc: accumulate }), 'scatter_add_v1', itemConstants(gpu));
   const n = index.n;
   return dtable.map((chunk, ci) => {
     const u = new Params(gpu, [n, C, chunk.row0, chunk.rows], `${label}[${ci}] params`);
@@ -76,6 +76,6 @@ export function scatterAdd(
         { binding: 5, resource: bindWhole(gpu, chunk.buffer, chunk.rows * C, `${label} table gradient chunk ${ci}`) },
       ],
     });
-    return { kind: 'dispatch', label: `${label}[${ci}]`, pipeline, bindGroup, workgroups: grid1d(gpu, n * C, 64) } as Dispatch;
+    return { kind: 'dispatch', label: `${label}[${ci}]`, pipeline, bindGroup, workgroups: itemGrid(gpu, n * C) } as Dispatch;
   });
 }

@@ -3,7 +3,7 @@
  */
 import { embedSource } from '../../../shaders/embed.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { RowChunk } from '../chunked.ts';
 
@@ -21,7 +21,7 @@ export function gather(
   /** Multiplies every value (Gemma's sqrt(d_model) embedding scale). */
   scale = 1,
 ): Dispatch[] {
-  const pipeline = gpu.pipelines.get('embed', embedSource({ f16Table }), 'gather_v1');
+  const pipeline = gpu.pipelines.get('embed', embedSource({ f16Table }), 'gather_v1', itemConstants(gpu));
   return table.map((chunk, ci) => {
     const u = new Params(gpu, [n, C, chunk.row0, chunk.rows, { f32: scale }], `${label}[${ci}] params`);
     params.push(u);
@@ -35,6 +35,6 @@ export function gather(
         { binding: 3, resource: bindWhole(gpu, out, n * C, `${label} output`) },
       ],
     });
-    return { kind: 'dispatch', label: `${label}[${ci}]`, pipeline, bindGroup, workgroups: grid1d(gpu, n * C, 64) } as Dispatch;
+    return { kind: 'dispatch', label: `${label}[${ci}]`, pipeline, bindGroup, workgroups: itemGrid(gpu, n * C) } as Dispatch;
   });
 }

@@ -4,12 +4,12 @@
  */
 import { gradAccumulateSource } from '../../../shaders/grad-accumulate.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** y [n] += a * x [n]. */
 export function accumulate(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string, a = 1): Dispatch {
-  const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'accumulate_v1');
+  const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'accumulate_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: a }], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -21,12 +21,12 @@ export function accumulate(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, para
       { binding: 2, resource: bindWhole(gpu, y, n, `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
 /** y [n] = value. */
 export function fill(gpu: Gpu, y: GPUBuffer, n: number, params: Params[], label: string, value = 0): Dispatch {
-  const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'fill_v1');
+  const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'fill_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: value }], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -37,5 +37,5 @@ export function fill(gpu: Gpu, y: GPUBuffer, n: number, params: Params[], label:
       { binding: 2, resource: bindWhole(gpu, y, n, `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

@@ -4,11 +4,11 @@
  */
 import { headResultSource } from '../../../shaders/head-result.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer, number, number?]>, items: number, params: Params[], label: string, f16W = false): Dispatch {
-  const pipeline = gpu.pipelines.get('head-result', headResultSource({ f16W }), entry);
+  const pipeline = gpu.pipelines.get('head-result', headResultSource({ f16W }), entry, itemConstants(gpu));
   const u = new Params(gpu, dims, `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -16,7 +16,7 @@ function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer
     layout: pipeline.getBindGroupLayout(0),
     entries: [{ binding: 0, resource: { buffer: u.buffer } }, ...bufs.map(([b, n, bytes], i) => ({ binding: i + 1, resource: bindWhole(gpu, b, n, `${label} binding ${i + 1}`, bytes ?? 4) }))],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, items, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, items) };
 }
 
 /** result [BT, H, C] = z [BT, H, dh] per head @ W_O [H*dh, C]. */

@@ -4,7 +4,7 @@
  */
 import { ENTRY_WORDS, interveneSource } from '../../../shaders/intervene.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, type Dispatch } from '../recorder.ts';
+import { itemConstants, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** How an activation is addressed: index = b*sb + p*sp + h*sh + f, f < F. */
@@ -38,7 +38,7 @@ export interface InterveneArgs {
 }
 
 export function intervene(gpu: Gpu, a: InterveneArgs, params: Params[]): Dispatch[] {
-  const pipeline = gpu.pipelines.get('intervene', interveneSource(), 'intervene_v1');
+  const pipeline = gpu.pipelines.get('intervene', interveneSource(), 'intervene_v1', itemConstants(gpu));
   const out: Dispatch[] = [];
   for (let e0 = 0; e0 < a.nEntries; e0 += MAX_ENTRIES_PER_DISPATCH) {
     const n = Math.min(MAX_ENTRIES_PER_DISPATCH, a.nEntries - e0);
@@ -60,7 +60,7 @@ export function intervene(gpu: Gpu, a: InterveneArgs, params: Params[]): Dispatc
       label: a.label,
       pipeline,
       bindGroup,
-      workgroups: [Math.max(1, Math.ceil((a.maxHeadSpan * L.F) / 64)), n, 1],
+      workgroups: [Math.max(1, Math.ceil((a.maxHeadSpan * L.F) / gpu.workgroupSize)), n, 1],
     });
   }
   return out;

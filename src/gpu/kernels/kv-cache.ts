@@ -1,7 +1,7 @@
 /** Assembling keys/values from a cached prefix and fresh rows (`shaders/kv-cache.wgsl.ts`). CPU reference: `kv-cache.cpu.ts`. */
 import { kvCacheSource } from '../../../shaders/kv-cache.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** full [B, T, HD] = past [row, q0, HD] for t < q0 (row 0, or the row table's), fresh [B, T - q0, HD] after. */
@@ -25,7 +25,7 @@ export function kvAssemble(
   /** Rows `past` holds. */
   pastBatch = 1,
 ): Dispatch {
-  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts, rows: !!pastRows }), 'kv_assemble_v1');
+  const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts, rows: !!pastRows }), 'kv_assemble_v1', itemConstants(gpu));
   const u = new Params(gpu, [B, T, q0, HD, pastLen], `${label} params`);
   params.push(u);
   const bindGroup = gpu.device.createBindGroup({
@@ -40,5 +40,5 @@ export function kvAssemble(
       ...(pastRows ? [{ binding: 5, resource: { buffer: pastRows, offset: 0, size: B * 4 } }] : []),
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, B * T * HD, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, B * T * HD) };
 }

@@ -5,7 +5,7 @@
  */
 import { layernormBackwardSource, type NormBackwardVariant } from '../../../shaders/layernorm-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { Params, grid1d, itemConstants, itemGrid, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 /** Invocations per row of the row kernels: 64 covers GPT-2's 768 in 12 strided steps (as the forward). */
@@ -25,7 +25,7 @@ function prepare(
   label: string,
 ): Dispatch {
   const rowKernel = entry === 'norm_scale_grad_v1' || entry === 'norm_input_grad_v1';
-  const pipeline = gpu.pipelines.get('layernorm-backward', layernormBackwardSource(variant), entry, rowKernel ? { WG: ROW_WG } : {});
+  const pipeline = gpu.pipelines.get('layernorm-backward', layernormBackwardSource(variant), entry, rowKernel ? { WG: ROW_WG } : itemConstants(gpu));
   const u = new Params(gpu, [rows, C], `${label} params`);
   params.push(u);
   const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u.buffer } }];
@@ -36,7 +36,7 @@ function prepare(
 
 /** dn [rows, C] = dy * w (the gain's backward into hook_normalized). */
 export function normGainBackward(gpu: Gpu, dn: GPUBuffer, dy: GPUBuffer, w: GPUBuffer, rows: number, C: number, params: Params[], label: string): Dispatch {
-  return prepare(gpu, 'norm_gain_backward_v1', {}, rows, C, [[1, dy, rows * C], [3, w, C], [4, dn, rows * C]], grid1d(gpu, rows * C, 64), params, label);
+  return prepare(gpu, 'norm_gain_backward_v1', {}, rows, C, [[1, dy, rows * C], [3, w, C], [4, dn, rows * C]], itemGrid(gpu, rows * C), params, label);
 }
 
 /** dw [C] (+)= sum_r dy n; db [C] (+)= sum_r dy (db null for RMSNorm). */
@@ -54,7 +54,7 @@ export function normParamGrad(
 ): Dispatch {
   const bind: Array<[number, GPUBuffer, number]> = [[1, dy, rows * C], [2, n, rows * C], [4, dw, C]];
   if (db) bind.push([5, db, C]);
-  return prepare(gpu, 'norm_param_grad_v1', { rms: !db, acc: accumulate }, rows, C, bind, [Math.ceil(C / 64), 1, 1], params, label);
+  return prepare(gpu, 'norm_param_grad_v1', { rms: !db, acc: accumulate }, rows, C, bind, [Math.ceil(C / gpu.workgroupSize), 1, 1], params, label);
 }
 
 /** dscale [rows] = -sum_c dn n / scale (hook_scale's gradient). */

@@ -8,7 +8,7 @@
  */
 import { layernormSource } from '../../../shaders/layernorm.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { Params, grid1d, itemConstants, itemGrid, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 export type LayerNormVersion = 'v1' | 'v2';
@@ -34,7 +34,7 @@ export interface LayerNormArgs {
 }
 
 function pipelineFor(gpu: Gpu, rms: boolean, entry: string) {
-  const constants: Record<string, number> = entry === 'layernorm_v1' || entry === 'layernorm_affine_v1' ? {} : { WG: V2_WG };
+  const constants = entry === 'layernorm_v1' || entry === 'layernorm_affine_v1' ? itemConstants(gpu) : { WG: V2_WG };
   return gpu.pipelines.get(rms ? 'rmsnorm' : 'layernorm', layernormSource({ rms }), entry, constants);
 }
 
@@ -61,7 +61,7 @@ export function layernorm(gpu: Gpu, a: LayerNormArgs, params: Params[], version:
     label: a.label,
     pipeline,
     bindGroup,
-    workgroups: version === 'v2' ? grid1d(gpu, a.rows, 1) : grid1d(gpu, a.rows, 64),
+    workgroups: version === 'v2' ? grid1d(gpu, a.rows, 1) : itemGrid(gpu, a.rows),
   };
 }
 
@@ -124,5 +124,5 @@ export function layernormAffine(gpu: Gpu, a: AffineArgs, params: Params[]): Disp
       { binding: 6, resource: bindWhole(gpu, a.normalized, n, `${a.label} normalized`) },
     ],
   });
-  return { kind: 'dispatch', label: a.label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label: a.label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

@@ -4,7 +4,7 @@
  */
 import { DW_TILE, DX_TILE, matmulBackwardSource, type MatmulBackwardVariant } from '../../../shaders/matmul-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { Params, itemConstants, itemGrid, type Dispatch } from '../recorder.ts';
 import { bindWindow } from '../window.ts';
 import { matmul, matmulTileColumns } from './matmul.ts';
 
@@ -84,8 +84,9 @@ function gSpan(g: GPUBuffer, gStart: number, rows: number, ldg: number, N: numbe
   return { floats: (rows - 1) * ldg + (padded ? pad4(N) : N), padded };
 }
 
-function dispatch(gpu: Gpu, label: string, variant: MatmulBackwardVariant, entry: string, u: Params, entries: GPUBindGroupEntry[], workgroups: [number, number, number]): Dispatch {
-  const pipeline = gpu.pipelines.get('matmul-backward', matmulBackwardSource(variant), entry);
+function dispatch(gpu: Gpu, label: string, variant: MatmulBackwardVariant, entry: string, entries: GPUBindGroupEntry[], workgroups: [number, number, number]): Dispatch {
+  const perItem = entry === 'bias_grad_v1' || entry === 'transpose_v1' || entry === 'copy_block_v1';
+  const pipeline = gpu.pipelines.get('matmul-backward', matmulBackwardSource(variant), entry, perItem ? itemConstants(gpu) : {});
   const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
@@ -121,7 +122,7 @@ export function matmulDx(gpu: Gpu, a: MatmulDxArgs, params: Params[], version: M
     const [tm, tk] = a.transW ? DX_TILE.transW : DX_TILE.plain;
     groups = [Math.ceil(K / (tk * V2_GROUP)), Math.ceil(M / tm), 1];
   }
-  return dispatch(gpu, a.label, variant, `matmul_dx_${v}`, u, entries, groups);
+  return dispatch(gpu, a.label, variant, `matmul_dx_${v}`, entries, groups);
 }
 
 /** dW (+)= X'^T G. */
@@ -154,7 +155,7 @@ export function matmulDw(gpu: Gpu, a: MatmulDwArgs, params: Params[], version: M
   }
   const groups: [number, number, number] =
     v === 'v1' ? [Math.ceil(N / 16), Math.ceil(K / 16), 1] : [Math.ceil(N / (DW_TILE[1] * V2_GROUP)), Math.ceil(K / DW_TILE[0]), 1];
-  return dispatch(gpu, a.label, variant, `matmul_dw_${v}`, u, entries, groups);
+  return dispatch(gpu, a.label, variant, `matmul_dw_${v}`, entries, groups);
 }
 
 /** db (+)= column sums of G. */
@@ -173,7 +174,7 @@ export function biasGrad(gpu: Gpu, a: BiasGradArgs, params: Params[]): Dispatch 
     { binding: 3, resource: dw.binding },
   ];
   if (a.rows) entries.push({ binding: 5, resource: { buffer: a.rows, offset: 0, size: M * 4 } });
-  return dispatch(gpu, a.label, variant, 'bias_grad_v1', u, entries, [Math.ceil(N / 64), 1, 1]);
+  return dispatch(gpu, a.label, variant, 'bias_grad_v1', entries, [Math.ceil(N / gpu.workgroupSize), 1, 1]);
 }
 
 export interface TransposeArgs {
@@ -221,7 +222,7 @@ function block(gpu: Gpu, a: TransposeArgs, params: Params[], entry: 'transpose_v
     entries.push({ binding: 6, resource: { buffer: a.affine.gain, offset: 0, size: K * 4 } });
     entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
   }
-  return dispatch(gpu, a.label, variant, entry, u, entries, grid1d(gpu, M * K, 64));
+  return dispatch(gpu, a.label, variant, entry, entries, itemGrid(gpu, M * K));
 }
 
 export interface InputGradArgs {

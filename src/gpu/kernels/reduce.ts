@@ -1,13 +1,13 @@
 /** Batch means for mean-ablation (`shaders/reduce.wgsl.ts`). CPU reference: `reduce.cpu.ts`. */
 import { reduceSource } from '../../../shaders/reduce.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { SiteLayout } from './intervene.ts';
 
 /** out [pooled ? 1 : pos, heads, F] = mean over batch rows (and positions when pooled) of x. */
 export function batchMean(gpu: Gpu, out: GPUBuffer, x: GPUBuffer, layout: SiteLayout, pooled: boolean, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('reduce', reduceSource(), 'batch_mean_v1');
+  const pipeline = gpu.pipelines.get('reduce', reduceSource(), 'batch_mean_v1', itemConstants(gpu));
   const L = layout;
   const u = new Params(gpu, [L.sb, L.sp, L.sh, L.F, L.batch, L.pos, L.heads, pooled ? 1 : 0], `${label} params`);
   params.push(u);
@@ -21,5 +21,5 @@ export function batchMean(gpu: Gpu, out: GPUBuffer, x: GPUBuffer, layout: SiteLa
       { binding: 2, resource: bindWhole(gpu, out, n, `${label} output`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

@@ -1,13 +1,13 @@
 /** Rotary backward (`shaders/rotary-backward.wgsl.ts`). CPU reference: `rotary-backward.cpu.ts`. */
 import { rotaryBackwardSource } from '../../../shaders/rotary-backward.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { RotaryDims } from './rotary.ts';
 
 /** dx [B, T, H, dh] = dy rotated back by position; cos, sin: the forward's [nCtx, rot / 2] tables. */
 export function rotaryBackward(gpu: Gpu, d: RotaryDims, dx: GPUBuffer, dy: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('rotary-backward', rotaryBackwardSource(), 'rotary_backward_v1');
+  const pipeline = gpu.pipelines.get('rotary-backward', rotaryBackwardSource(), 'rotary_backward_v1', itemConstants(gpu));
   const u = new Params(gpu, [d.B, d.T, d.H, d.dh, d.rot, d.pos0], `${label} params`);
   params.push(u);
   const n = d.B * d.T * d.H * d.dh;
@@ -23,5 +23,5 @@ export function rotaryBackward(gpu: Gpu, d: RotaryDims, dx: GPUBuffer, dy: GPUBu
       { binding: 4, resource: bindWhole(gpu, sin, table, `${label} sin`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

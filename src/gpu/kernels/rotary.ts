@@ -1,7 +1,7 @@
 /** Rotary position embeddings (`shaders/rotary.wgsl.ts`). CPU reference: `rotary.cpu.ts`. */
 import { rotarySource } from '../../../shaders/rotary.wgsl.ts';
 import type { Gpu } from '../device.ts';
-import { Params, grid1d, type Dispatch } from '../recorder.ts';
+import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
 export interface RotaryDims {
@@ -20,7 +20,7 @@ export interface RotaryDims {
 
 /** y [B, T, H, dh] = x rotated by position; cos, sin: [nCtx, rot / 2]. */
 export function rotary(gpu: Gpu, d: RotaryDims, y: GPUBuffer, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, params: Params[], label: string): Dispatch {
-  const pipeline = gpu.pipelines.get('rotary', rotarySource(), 'rotary_v1');
+  const pipeline = gpu.pipelines.get('rotary', rotarySource(), 'rotary_v1', itemConstants(gpu));
   const u = new Params(gpu, [d.B, d.T, d.H, d.dh, d.rot, d.pos0], `${label} params`);
   params.push(u);
   const n = d.B * d.T * d.H * d.dh;
@@ -36,5 +36,5 @@ export function rotary(gpu: Gpu, d: RotaryDims, y: GPUBuffer, x: GPUBuffer, cos:
       { binding: 4, resource: bindWhole(gpu, sin, table, `${label} sin`) },
     ],
   });
-  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, n, 64) };
+  return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }

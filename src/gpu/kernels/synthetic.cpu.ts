@@ -1,5 +1,5 @@
-/** CPU reference for `synthetic.ts`, bit for bit (the same hash, `src/train/random.ts`). */
-import { uniform01 } from '../../train/random.ts';
+/** CPU reference for `synthetic.ts`, bit for bit (the same hash, `src/util/random.ts`). */
+import { uniform01 } from '../../util/random.ts';
 
 /**
  * Toy Models of Superposition's features for update number t: x [I, B, F], element idx present

@@ -26,9 +26,9 @@ import { add } from '../gpu/kernels/elementwise.ts';
 import { saeError, saeInput } from '../gpu/kernels/sae.ts';
 import type { Dispatch, Params } from '../gpu/recorder.ts';
 import type { ForwardPlan, PlanStep, Site } from '../model/forward.ts';
-import type { Sae } from './sae.ts';
-import { SAE_SITES, saeSiteWidth, type SaeSiteName } from './sae-config.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
+import type { Sae } from '../features/sae.ts';
+import { SAE_SITES, saeSiteWidth, type SaeSiteName } from '../features/sae-config.ts';
+import { unknownHookMessage, type SaeHookName } from '../model/hook-points.ts';
 
 /** An SAE in a run, with or without the error term (SAELens' `use_error_term`, off by default). */
 export interface SaeSplice {
@@ -164,7 +164,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       if (!X) throw new Error(`${c.source} reads ${c.hook_name}, before this pass's first layer ${plan.fromLayer}, and writes ${c.hook_name_out} inside it`);
       const [B, Tn] = X.shape;
       const rows = B * Tn;
-      const site = (s: SaeSiteName, buffer: GPUBuffer): Site => ({ kind: 'site', name: `${c.hook_name}.${s}`, buffer, shape: [B, Tn, saeSiteWidth(c, s)], pos0: X.pos0 });
+      const site = (s: SaeSiteName, buffer: GPUBuffer): Site => ({ kind: 'site', name: `${c.hook_name}.${s}` as SaeHookName, buffer, shape: [B, Tn, saeSiteWidth(c, s)], pos0: X.pos0 });
       const L = `${c.hook_name} sae`;
       const xIn = scratch(rows * c.d_in, `${L} input`);
       const pre = scratch(rows * c.d_sae, `${L} pre`);

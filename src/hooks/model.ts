@@ -6,26 +6,25 @@ import type { Gpu } from '../gpu/device.ts';
 import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { Tensor, numel } from '../gpu/tensor.ts';
 import { executePlan } from './execute.ts';
-import { compileHooks, type CompiledHooks } from '../hooks/hook-plan.ts';
-import type { Intervention } from '../hooks/interventions.ts';
-import { ActivationCache } from '../hooks/activation-cache.ts';
-import type { ModelConfig } from './config.ts';
-import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from './forward.ts';
-import { hookNames, hookShapes, type LayerRange } from './hook-points.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
-import type { GpuWeights } from './gpu-weights.ts';
-import { validateTokens } from './tokens.ts';
-import type { TextTokenizer } from './tokenizer.ts';
-import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from './tl-weights.ts';
-import { logitLens, unembedColumn } from './logit-lens.ts';
+import { compileHooks, type CompiledHooks } from './hook-plan.ts';
+import type { Intervention } from './interventions.ts';
+import { ActivationCache } from './activation-cache.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { buildForward, scratchBytes, scratchSizes, type ForwardPlan, type PlanShape } from '../model/forward.ts';
+import { hookNames, hookShapes, unknownHookMessage, type HookName, type LayerRange, type SiteName, type SiteNameLike } from '../model/hook-points.ts';
+import type { GpuWeights } from '../model/gpu-weights.ts';
+import { validateTokens } from '../model/tokens.ts';
+import type { TextTokenizer } from '../model/tokenizer.ts';
+import { blockWeights, readTlWeight, stackLayers, tlWeightShapes, type BlockWeights, type WeightTensor } from '../model/tl-weights.ts';
+import { logitLens, unembedColumn } from '../model/logit-lens.ts';
 import { GradState, runWithGrad, type GradOptions, type GradResult } from './grad-run.ts';
-import type { Metric } from '../experiments/metric.ts';
-import type { WeightGradients } from './weight-grads.ts';
-import type { Processing } from './processing.ts';
-import { GpuLoss } from '../experiments/metric.ts';
+import type { Metric } from '../model/metric.ts';
+import type { WeightGradients } from '../model/weight-grads.ts';
+import type { Processing } from '../model/processing.ts';
+import { GpuLoss } from '../model/metric.ts';
 import { runResult, type RunResult } from './run-result.ts';
 import type { Step } from '../gpu/recorder.ts';
-import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from '../features/splice.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse } from './splice.ts';
 
 export type { RunResult } from './run-result.ts';
 
@@ -33,7 +32,7 @@ export type { RunResult } from './run-result.ts';
 export type Tokens = readonly (readonly number[])[];
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
-export type CacheFilter = readonly string[] | RegExp | ((name: string) => boolean);
+export type CacheFilter = readonly SiteNameLike[] | RegExp | ((name: SiteName) => boolean);
 
 export interface RunOptions {
   /** Hook points to copy into the returned cache (none by default). */
@@ -277,7 +276,7 @@ export class Model {
   }
 
   /** Every hook point name of this model, in forward order. */
-  hookNames(): string[] {
+  hookNames(): HookName[] {
     return hookNames(this.config);
   }
 
@@ -335,7 +334,8 @@ export class Model {
     const keep = resolveFilter(options.cache, shapes, absent);
     const hooks = options.hooks ?? [];
     for (const h of hooks) if (!shapes.has(h.hook)) throw new Error(absent(h.hook));
-    const kept = [...shapes].filter(([n]) => keep(n));
+    // The shapes' keys come from the hook-point lists (model/hook-points.ts) and the SAEs' sites.
+    const kept = [...shapes].filter(([n]) => keep(n as SiteName));
     const withResult = kept.some(([n]) => n.endsWith('.attn.hook_result')) || hooks.some((h) => h.hook.endsWith('.attn.hook_result'));
     const wantLogits = !stopped && returnType !== 'loss';
     const wantLoss = returnType !== 'logits';
@@ -362,7 +362,7 @@ export class Model {
     const base = await this.plan(shape);
     const spliced = saes.length ? this.splice(base, saes, hooks) : null;
     const plan = spliced?.plan ?? base;
-    let compiled: CompiledHooks | null = null;
+    let compiled: CompiledHooks | null;
     try {
       compiled = hooks.length ? await compileHooks(this.gpu, plan.sites, hooks, this.dummy) : null;
     } catch (e) {
@@ -384,7 +384,7 @@ export class Model {
       if (wantLogits) out.logits = Tensor.empty(this.gpu, plan.logitsShape, 'logits');
       if (stopped) out.residual = Tensor.empty(this.gpu, [batch, pos, cfg.d_model], `residual entering layer ${range.stopAtLayer}`);
       if (wantLoss) out.loss = new GpuLoss(this.gpu, plan.logits!, lossTokens!, cfg.d_vocab, !!options.lossPerToken);
-      for (const [name, site] of plan.sites) if (keep(name)) tensors.set(name, Tensor.empty(this.gpu, site.shape, name));
+      for (const site of plan.sites.values()) if (keep(site.name)) tensors.set(site.name, Tensor.empty(this.gpu, site.shape, site.name));
     };
     const releaseAll = () => {
       for (const t of tensors.values()) t.release();
@@ -513,7 +513,7 @@ export class Model {
   }
 
   /**
-   * For experiments: `plan` with SAEs spliced in (see `src/features/splice.ts`); the result's
+   * For experiments: `plan` with SAEs spliced in (see `src/hooks/splice.ts`); the result's
    * `destroy()` frees both, `release()` only what the splice added. `hooks` are the run's
    * interventions (an error term needs a clean pass when they touch the SAE's features).
    */
@@ -578,7 +578,7 @@ export class Model {
 
   private async plan(shape: PlanShape): Promise<ForwardPlan> {
     const key = planKey(shape);
-    let plan = this.plans.get(key);
+    const plan = this.plans.get(key);
     if (plan) {
       // Most recently used goes last.
       this.plans.delete(key);
@@ -603,11 +603,11 @@ export class Model {
   }
 }
 
-function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>, absent: (name: string) => string): (name: string) => boolean {
+function resolveFilter(filter: CacheFilter | undefined, shapes: Map<string, number[]>, absent: (name: string) => string): (name: SiteName) => boolean {
   if (!filter) return () => false;
   if (filter instanceof RegExp) return (n) => filter.test(n);
   if (typeof filter === 'function') return filter;
-  const wanted = new Set(filter);
+  const wanted = new Set<string>(filter);
   for (const n of wanted) {
     if (!shapes.has(n)) throw new Error(absent(n));
   }

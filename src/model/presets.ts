@@ -39,7 +39,7 @@ export const PRESETS: Record<string, Preset> = {
   },
 };
 
-export { DEFAULT_HUB } from '../model/hub-source.ts';
+export { DEFAULT_HUB } from './hub-source.ts';
 
 /** The folder URL for `src`: a preset name, or a URL (absolute or relative to the page). */
 export function resolveModelUrl(src: string, modelsBase: string, hub: string, pageUrl: string): string {

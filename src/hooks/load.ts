@@ -5,16 +5,16 @@
  */
 import type { Gpu } from '../gpu/device.ts';
 import { formatBytes, OutOfMemoryError } from '../gpu/errors.ts';
-import { loadCheckpoint, type TensorLookup } from './checkpoint.ts';
-import { hostWeightsFor } from './host-weights-for.ts';
-import { uploadWeights } from './gpu-weights.ts';
+import { loadCheckpoint, type TensorLookup } from '../model/checkpoint.ts';
+import { hostWeightsFor } from '../model/host-weights-for.ts';
+import { uploadWeights } from '../model/gpu-weights.ts';
 import { Model } from './model.ts';
-import type { ModelConfig } from './config.ts';
-import { hostMatrices, type HostMatrix, type HostWeights } from './host-weights.ts';
-import { isF16Exact } from './half.ts';
-import { urlModelSource, type ModelSource, type ProgressFn } from './source.ts';
-import { checkProcessing, processWeights, type Processing } from './processing.ts';
-import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { hostMatrices, type HostMatrix, type HostWeights } from '../model/host-weights.ts';
+import { isF16Exact } from '../gpu/half.ts';
+import { urlModelSource, type ModelSource, type ProgressFn } from '../model/source.ts';
+import { checkProcessing, processWeights, type Processing } from '../model/processing.ts';
+import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.ts';
 
 export interface LoadOptions {
   /** Bytes read so far and the total (0 while unknown), per file. */

@@ -14,11 +14,12 @@
  * Steering adds the decoder direction to the model's own hook, so it works with or without the
  * SAE spliced (with the error term the addition passes through the splice unchanged).
  */
-import type { ActivationCache } from '../hooks/activation-cache.ts';
-import { addVector, patchFrom, scaleBy, setTo, zeroAblate, type Intervention, type Selection } from '../hooks/interventions.ts';
+import type { ActivationCache } from './activation-cache.ts';
+import { addVector, patchFrom, scaleBy, setTo, zeroAblate, type Intervention, type Selection } from './interventions.ts';
 import type { Tensor } from '../gpu/tensor.ts';
-import type { Sae } from './sae.ts';
-import type { SaeSiteName } from './sae-config.ts';
+import type { Sae } from '../features/sae.ts';
+import type { SaeHookName } from '../model/hook-points.ts';
+import type { SaeSiteName } from '../features/sae-config.ts';
 
 /** Positions and batch rows, but not heads: the features take the head axis. */
 export type FeatureSelection = Omit<Selection, 'heads'>;
@@ -26,7 +27,7 @@ export type FeatureSelection = Omit<Selection, 'heads'>;
 type Features = number | readonly number[];
 
 /** The full name of one of an SAE's hook points, e.g. `blocks.3.hook_resid_post.hook_sae_acts_post`. */
-export const saeHook = (sae: Sae, site: SaeSiteName): string => `${sae.hookName}.${site}`;
+export const saeHook = (sae: Sae, site: SaeSiteName): SaeHookName => `${sae.hookName}.${site}`;
 
 function features(sae: Sae, f: Features): number[] {
   const list = typeof f === 'number' ? [f] : [...f];

@@ -4,7 +4,7 @@
  * the option that gives it.
  */
 import type { Tensor } from '../gpu/tensor.ts';
-import type { ActivationCache } from '../hooks/activation-cache.ts';
+import type { ActivationCache } from './activation-cache.ts';
 
 export interface RunResult {
   /** [batch, pos, d_vocab]. Absent (throws) for returnType 'loss' and for stopAtLayer. */

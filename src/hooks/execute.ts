@@ -7,8 +7,8 @@
 import type { Gpu } from '../gpu/device.ts';
 import { submitSteps, type Step } from '../gpu/recorder.ts';
 import { numel, readBuffer, type Tensor } from '../gpu/tensor.ts';
-import type { CompiledHooks } from '../hooks/hook-plan.ts';
-import type { ForwardPlan } from './forward.ts';
+import type { CompiledHooks } from './hook-plan.ts';
+import type { ForwardPlan } from '../model/forward.ts';
 
 export interface Execution {
   hooks?: CompiledHooks | null;

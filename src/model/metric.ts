@@ -10,7 +10,7 @@
  * A normalized metric maps m to (m - m_corrupt) / (m_clean - m_corrupt): 0 = corrupted, 1 = clean.
  */
 import type { Gpu } from '../gpu/device.ts';
-import { Params, grid1d, type Dispatch } from '../gpu/recorder.ts';
+import { Params, grid1d, itemConstants, itemGrid, type Dispatch } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { bindWhole } from '../gpu/window.ts';
 import { TERM_KIND, TERM_WORDS, metricsSource } from '../../shaders/metrics.wgsl.ts';
@@ -175,7 +175,7 @@ function termDispatches(
     });
     dispatches.push({ kind: 'dispatch', label: 'metric lse', pipeline, bindGroup, workgroups: grid1d(gpu, B * P, 1) });
   }
-  const pipeline = gpu.pipelines.get('metrics', code, perTerm ? 'metric_terms_v1' : 'metric_combine_v1');
+  const pipeline = gpu.pipelines.get('metrics', code, perTerm ? 'metric_terms_v1' : 'metric_combine_v1', itemConstants(gpu));
   const n = perTerm ? ts.length : B;
   const entries: GPUBindGroupEntry[] = [
     { binding: 0, resource: { buffer: u.buffer } },
@@ -192,7 +192,7 @@ function termDispatches(
     entries.push({ binding: 5, resource: bindWhole(gpu, spansT.buffer, B * 2, 'metric row terms') });
   }
   const bindGroup = gpu.device.createBindGroup({ label: 'metric', layout: pipeline.getBindGroupLayout(0), entries });
-  dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: perTerm ? grid1d(gpu, n, 64) : [Math.ceil(n / 64), 1, 1] });
+  dispatches.push({ kind: 'dispatch', label: 'metric', pipeline, bindGroup, workgroups: perTerm ? itemGrid(gpu, n) : [Math.ceil(n / gpu.workgroupSize), 1, 1] });
   return dispatches;
 }
 

@@ -34,7 +34,7 @@ import { fill } from '../gpu/kernels/grad-accumulate.ts';
 import { saeInputBackward, saeMaskBackward } from '../gpu/kernels/sae-backward.ts';
 import type { Copy, Dispatch, Params } from '../gpu/recorder.ts';
 import type { BackwardStep, GradSite } from '../model/backward.ts';
-import { saeSiteWidth, type SaeSiteName } from './sae-config.ts';
+import { saeSiteWidth, type SaeSiteName } from '../features/sae-config.ts';
 import { saeSiteNames, type SpliceRecord } from './splice.ts';
 
 export interface SplicedBackward {

@@ -20,21 +20,21 @@ import { OutOfMemoryError, formatBytes } from '../gpu/errors.ts';
 import { sizeClass } from '../gpu/pool.ts';
 import { submitSteps, type Step } from '../gpu/recorder.ts';
 import { Tensor, numel } from '../gpu/tensor.ts';
-import { ActivationCache } from '../hooks/activation-cache.ts';
-import { compileHooks, type CompiledHooks } from '../hooks/hook-plan.ts';
-import { unknownHookMessage } from '../hooks/hook-names.ts';
-import type { Intervention } from '../hooks/interventions.ts';
-import { GpuMetricBackward } from '../experiments/metric-backward.ts';
-import { metricColumns, metricPositions, validateMetric, type Metric } from '../experiments/metric.ts';
-import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from './backward.ts';
-import type { ModelConfig } from './config.ts';
-import { buildForward, scratchSizes, type ForwardPlan } from './forward.ts';
-import type { GpuWeights } from './gpu-weights.ts';
-import { hookShapes } from './hook-points.ts';
-import { validateTokens } from './tokens.ts';
-import { WeightGradients } from './weight-grads.ts';
-import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse, type SplicedPlan } from '../features/splice.ts';
-import { saeBackwardFloats, spliceSaeBackward, type SplicedBackward } from '../features/splice-backward.ts';
+import { ActivationCache } from './activation-cache.ts';
+import { compileHooks, type CompiledHooks } from './hook-plan.ts';
+import { unknownHookMessage } from '../model/hook-points.ts';
+import type { Intervention } from './interventions.ts';
+import { GpuMetricBackward } from '../model/metric-backward.ts';
+import { metricColumns, metricPositions, validateMetric, type Metric } from '../model/metric.ts';
+import { backwardBytes, buildBackward, savedSites, type BackwardPlan, type MemoryMode } from '../model/backward.ts';
+import type { ModelConfig } from '../model/config.ts';
+import { buildForward, scratchSizes, type ForwardPlan } from '../model/forward.ts';
+import type { GpuWeights } from '../model/gpu-weights.ts';
+import { hookShapes } from '../model/hook-points.ts';
+import { validateTokens } from '../model/tokens.ts';
+import { WeightGradients } from '../model/weight-grads.ts';
+import { asSplice, saeHookShapes, saeScratchFloats, spliceSaes, type SaeUse, type SplicedPlan } from './splice.ts';
+import { saeBackwardFloats, spliceSaeBackward, type SplicedBackward } from './splice-backward.ts';
 
 /** Which hook points a run keeps: a list of names, a pattern, or a predicate. */
 export type NameFilter = readonly string[] | RegExp | ((name: string) => boolean);
@@ -71,7 +71,7 @@ export interface GradOptions {
   /**
    * SAEs and transcoders spliced into this run (as `run`'s `saes`): their hook points have
    * gradients too (`…hook_sae_acts_post`: d metric / d each feature), and the gradient flows
-   * through them to the model (see `src/features/splice-backward.ts`: with the error term and no
+   * through them to the model (see `src/hooks/splice-backward.ts`: with the error term and no
    * intervention on the SAE, what the model's hooks receive is unchanged by the splice).
    */
   saes?: readonly SaeUse[];
