@@ -51,15 +51,16 @@ afterAll(async () => {
 });
 
 /**
- * Resolves when the page is drawn: every model is loaded, `figure`'s shadow root has `drawn` (a
+ * Resolves when the page is drawn: every model with a source is loaded (the induction page's
+ * trained-model has none until the reader trains one), `figure`'s shadow root has `drawn` (a
  * figure that draws only once it has computed), and no figure is busy (every element with
  * aria-busy, searched through shadow roots, says "false").
  */
 function settled(page: Page, [figure, drawn]: Landmark): Promise<unknown> {
   return page.waitForFunction(
     ([f, d]) => {
-      const models = [...document.querySelectorAll('pb-model')] as (Element & { session?: { status: string } })[];
-      if (!models.length || models.some((m) => m.session?.status !== 'ready')) return false;
+      const models = [...document.querySelectorAll('pb-model[src]')] as (Element & { session?: { status: string } })[];
+      if (models.some((m) => m.session?.status !== 'ready')) return false;
       if (!document.querySelector(f)?.shadowRoot?.querySelector(d)) return false;
       let busy = false;
       const visit = (root: Document | ShadowRoot) => {
@@ -91,6 +92,9 @@ const PAGES: [name: string, path: string, landmark: Landmark, figure: string][] 
   ['ioi', `/demos/ioi/?hub=HUB`, ['pb-patching', 'pb-heatmap'], 'pb-head-grid'],
   ['explore', `/demos/explore/?hub=HUB`, ['pb-logit-lens', 'pb-heatmap'], 'pb-top-tokens'],
   ['features', '/demos/features/', ['pb-features', 'tr[data-pos] .cell'], 'pb-features'],
+  // The training pages before the reader trains: their forms, status lines and empty plots.
+  ['superposition', '/demos/superposition/', ['loss-curve', 'svg[part=plot]'], 'loss-curve'],
+  ['sae', '/demos/sae/', ['loss-curve', 'svg[part=plot]'], 'loss-curve'],
 ];
 
 describe('every demo page at 360 and 390 px, dark and light', () => {
