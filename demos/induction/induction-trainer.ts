@@ -33,61 +33,18 @@ const HEAD_COLORS = ['#1f5fbf', '#c2410c', '#15803d', '#7e22ce'];
 @customElement('induction-trainer')
 export class InductionTrainer extends LitElement {
   static override styles = css`
-    :host {
-      display: block;
-      font-size: 0.92rem;
-    }
-    form {
-      display: flex;
-      flex-wrap: wrap;
-      gap: 0.4rem 0.9rem;
-      align-items: center;
-      margin: 0.5rem 0;
-    }
-    select,
-    input,
-    button {
-      font: inherit;
-    }
-    input {
-      width: 6rem;
-    }
-    button {
-      padding: 0.2rem 0.8rem;
-      border: 1px solid #c9ced6;
-      border-radius: 6px;
-      background: #fff;
-      cursor: pointer;
-    }
-    button[name='train'] {
-      background: #1f5fbf;
-      border-color: #1f5fbf;
-      color: #fff;
-    }
-    button:disabled {
-      opacity: 0.55;
-      cursor: default;
-    }
-    .status {
-      color: #59636e;
-      min-height: 1.4em;
-      margin: 0.2rem 0 0.6rem;
-    }
-    .status.error {
-      color: #b42318;
-    }
-    .curves {
-      display: grid;
-      grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr));
-      gap: 0.8rem;
-    }
-    .downloads a {
-      margin-right: 1rem;
-    }
-    .downloads a[aria-disabled='true'] {
-      color: #8b949e;
-      pointer-events: none;
-    }
+    :host { display: block; font-size: 0.92rem; }
+    form { display: flex; flex-wrap: wrap; gap: 0.4rem 0.9rem; align-items: center; margin: 0.5rem 0; }
+    select, input, button { font: inherit; }
+    input { width: 6rem; }
+    button { padding: 0.2rem 0.8rem; border: 1px solid #c9ced6; border-radius: 6px; background: #fff; cursor: pointer; }
+    button[name='train'] { background: #1f5fbf; border-color: #1f5fbf; color: #fff; }
+    button:disabled { opacity: 0.55; cursor: default; }
+    .status { color: #59636e; min-height: 1.4em; margin: 0.2rem 0 0.6rem; }
+    .status.error { color: #b42318; }
+    .curves { display: grid; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); gap: 0.8rem; }
+    .downloads a { margin-right: 1rem; }
+    .downloads a[aria-disabled='true'] { color: #8b949e; pointer-events: none; }
   `;
 
   @property() target = '';
@@ -131,8 +88,7 @@ export class InductionTrainer extends LitElement {
     const live = this.phase === 'training' || this.phase === 'paused';
     return html`
       <form @submit=${this.onSubmit}>
-        <label
-          >Data
+        <label>Data
           <select name="task" ?disabled=${live}>
             <option value="recall">associative recall (induction-attn-2l's)</option>
             <option value="repeated">a repeated segment (induction-2l's)</option>

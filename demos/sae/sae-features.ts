@@ -36,49 +36,14 @@ function mode(xs: number[]): [number, number] {
 @customElement('sae-features')
 export class SaeFeatures extends LitElement {
   static override styles = css`
-    :host {
-      display: grid;
-      grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr));
-      gap: 0.8rem;
-      font-size: 0.85rem;
-    }
-    .card {
-      border: 1px solid #e4e6e9;
-      border-radius: 8px;
-      padding: 0.5rem 0.6rem;
-    }
-    h3 {
-      font-size: 0.88rem;
-      margin: 0 0 0.2rem;
-    }
-    .meta {
-      color: #59636e;
-      font-size: 0.78rem;
-      margin-bottom: 0.35rem;
-    }
-    .ctx {
-      display: flex;
-      gap: 2px;
-      align-items: center;
-      margin: 2px 0;
-      font-family: ui-monospace, monospace;
-      font-size: 0.75rem;
-    }
-    .tok {
-      padding: 0 3px;
-      border-radius: 3px;
-      background: #f1f3f5;
-      color: #59636e;
-    }
-    .tok.fire {
-      background: #fde68a;
-      color: #1f2328;
-      font-weight: 600;
-    }
-    .val {
-      margin-left: auto;
-      color: #59636e;
-    }
+    :host { display: grid; grid-template-columns: repeat(auto-fill, minmax(17rem, 1fr)); gap: 0.8rem; font-size: 0.85rem; }
+    .card { border: 1px solid #e4e6e9; border-radius: 8px; padding: 0.5rem 0.6rem; }
+    h3 { font-size: 0.88rem; margin: 0 0 0.2rem; }
+    .meta { color: #59636e; font-size: 0.78rem; margin-bottom: 0.35rem; }
+    .ctx { display: flex; gap: 2px; align-items: center; margin: 2px 0; font-family: ui-monospace, monospace; font-size: 0.75rem; }
+    .tok { padding: 0 3px; border-radius: 3px; background: #f1f3f5; color: #59636e; }
+    .tok.fire { background: #fde68a; color: #1f2328; font-weight: 600; }
+    .val { margin-left: auto; color: #59636e; }
   `;
 
   @property({ attribute: false }) features: FeatureCard[] = [];
@@ -90,13 +55,14 @@ export class SaeFeatures extends LitElement {
       const n = f.contexts.length;
       return html`<div class="card" part="card" data-feature=${f.index}>
         <h3>Latent ${f.index}</h3>
-        <div class="meta">fires on ${(100 * f.density).toFixed(2)}% of tokens · current token ${cur} in ${nCur}/${n} · previous token ${Number.isNaN(prev) ? '–' : prev} in ${nPrev}/${n}</div>
+        <div class="meta">
+          fires on ${(100 * f.density).toFixed(2)}% of tokens · current token ${cur} in ${nCur}/${n} · previous token ${Number.isNaN(prev) ? '–' : prev} in ${nPrev}/${n}
+        </div>
         ${f.contexts.map(
-          (c) =>
-            html`<div class="ctx" title=${`position ${c.pos}`}>
-              ${c.tokens.map((t, i) => html`<span class=${i === c.tokens.length - 1 ? 'tok fire' : 'tok'}>${t}</span>`)}
-              <span class="val">${c.value.toFixed(2)}</span>
-            </div>`,
+          (c) => html`<div class="ctx" title=${`position ${c.pos}`}>
+            ${c.tokens.map((t, i) => html`<span class=${i === c.tokens.length - 1 ? 'tok fire' : 'tok'}>${t}</span>`)}
+            <span class="val">${c.value.toFixed(2)}</span>
+          </div>`,
         )}
       </div>`;
     });

@@ -13,14 +13,8 @@ import { css as rgb, importanceColor } from './colors.ts';
 @customElement('tms-geometry')
 export class TmsGeometry extends LitElement {
   static override styles = css`
-    :host {
-      display: block;
-    }
-    svg {
-      width: 100%;
-      height: auto;
-      display: block;
-    }
+    :host { display: block; }
+    svg { width: 100%; height: auto; display: block; }
   `;
 
   /** Feature directions [F, 2]. */

@@ -13,16 +13,8 @@ import { divergingColor } from './colors.ts';
 @customElement('tms-gram')
 export class TmsGram extends LitElement {
   static override styles = css`
-    :host {
-      display: block;
-    }
-    canvas {
-      width: 100%;
-      height: auto;
-      image-rendering: pixelated;
-      display: block;
-      border: 1px solid #e4e6e9;
-    }
+    :host { display: block; }
+    canvas { width: 100%; height: auto; image-rendering: pixelated; display: block; border: 1px solid #e4e6e9; }
   `;
 
   @property({ attribute: false }) W: Float32Array | null = null;

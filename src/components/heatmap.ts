@@ -617,13 +617,11 @@ export class PbHeatmap extends LitElement {
     const items = [];
     if (!this.noLegend) {
       const [low, high] = diverging ? (this.better === 'lower' ? [`+${d}`, `−${d}`] : [`−${d}`, `+${d}`]) : ['0', d];
-      items.push(
-        html`<span class="scale"
-          >${this.valueLabel}: ${low}<span class="ramp" style=${cssProps({ backgroundImage: scaleGradient(this.scale, this.scheme) })}></span>${high}${
-            diverging ? html` (relative to ${formatValue(this.center, 2)}, no effect: grey; blue: ${this.better} is better)` : nothing
-          }</span
-        >`,
-      );
+      items.push(html`<span class="scale"
+        >${this.valueLabel}: ${low}<span class="ramp" style=${cssProps({ backgroundImage: scaleGradient(this.scale, this.scheme) })}></span>${high}${diverging
+          ? html` (relative to ${formatValue(this.center, 2)}, no effect: grey; blue: ${this.better} is better)`
+          : nothing}</span
+      >`);
     }
     if (this.selected.some(Boolean)) items.push(html`<span><span class="swatch hatched"></span>${this.selectedLabel}</span>`);
     if (this.causal) items.push(html`<span><span class="swatch masked"></span>masked: a token cannot attend to later ones</span>`);
@@ -666,16 +664,12 @@ export class PbHeatmap extends LitElement {
                 data-c=${c}
                 title=${text}
                 style=${cssProps({ gridColumn: String(c + 2), maxHeight: verticalCols ? '7.5em' : null })}
-              >
-                ${cut(text, verticalCols ? COL_LABEL_CHARS : 6)}
-              </div>`;
+              >${cut(text, verticalCols ? COL_LABEL_CHARS : 6)}</div>`;
             })}
             ${Array.from({ length: R }, (_, r) => {
               const text = this.rowLabel(r);
               // No whitespace around the text: labels are white-space: pre.
-              return html`<div part="label" class="label rlabel ${r === hr ? 'hl' : ''}" data-r=${r} data-c="-1" title=${text} style=${cssProps({ gridRow: String(r + 2) })}>
-                ${cut(text, ROW_LABEL_CHARS)}
-              </div>`;
+              return html`<div part="label" class="label rlabel ${r === hr ? 'hl' : ''}" data-r=${r} data-c="-1" title=${text} style=${cssProps({ gridRow: String(r + 2) })}>${cut(text, ROW_LABEL_CHARS)}</div>`;
             })}
             <div
               part="grid-cells"
@@ -701,23 +695,19 @@ export class PbHeatmap extends LitElement {
               }}
             >
               <canvas part="cells" aria-hidden="true"></canvas>
-              ${
-                R && C
-                  ? html`<div role="row" aria-rowindex=${ar + 1}>
-                      <div
-                        role="gridcell"
-                        part="cursor"
-                        class="cursor"
-                        id=${cursorId}
-                        aria-colindex=${ac + 1}
-                        aria-selected=${ifDefined(this.interactive || this.selected.length ? (this.selected[ar * C + ac] === true ? 'true' : 'false') : undefined)}
-                        style=${cssProps({ left: `${ac * (w + GAP)}px`, top: `${ar * (h + GAP)}px`, width: `${w}px`, height: `${h}px` })}
-                      >
-                        ${this.describeCell(ar, ac)}
-                      </div>
-                    </div>`
-                  : nothing
-              }
+              ${R && C
+                ? html`<div role="row" aria-rowindex=${ar + 1}>
+                    <div
+                      role="gridcell"
+                      part="cursor"
+                      class="cursor"
+                      id=${cursorId}
+                      aria-colindex=${ac + 1}
+                      aria-selected=${ifDefined(this.interactive || this.selected.length ? (this.selected[ar * C + ac] === true ? 'true' : 'false') : undefined)}
+                      style=${cssProps({ left: `${ac * (w + GAP)}px`, top: `${ar * (h + GAP)}px`, width: `${w}px`, height: `${h}px` })}
+                    >${this.describeCell(ar, ac)}</div>
+                  </div>`
+                : nothing}
             </div>
           </div>
         </div>

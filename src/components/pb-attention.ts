@@ -110,15 +110,10 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     if (snap) {
       const T = snap.ids.clean.length;
       const labels = snap.labels.clean.map((t, i) => positionLabel(i, t));
-      const heads = this.headList()
-        .map((h) => h.trim())
-        .filter((h) => snap.attention.heads.includes(h));
+      const heads = this.headList().map((h) => h.trim()).filter((h) => snap.attention.heads.includes(h));
       this.drawn = {
         labels,
-        patterns: heads.map((h) => ({
-          head: { layer: Number(h.split('.')[0]), head: Number(h.split('.')[1]) },
-          values: Float32Array.from(snap.attention.patterns[snap.attention.heads.indexOf(h)].slice(0, T * T)),
-        })),
+        patterns: heads.map((h) => ({ head: { layer: Number(h.split('.')[0]), head: Number(h.split('.')[1]) }, values: Float32Array.from(snap.attention.patterns[snap.attention.heads.indexOf(h)].slice(0, T * T)) })),
       };
       return;
     }
@@ -170,23 +165,26 @@ export class PbAttention extends PbComputedFigure<Drawn> {
         <span class="layer-name">L${l}</span>
         ${Array.from({ length: H }, (_, h) => {
           const name = `${l}.${h}`;
-          return html`<button type="button" aria-pressed=${chosen.has(name) ? 'true' : 'false'} aria-label=${`Show head ${name}`} @click=${() => this.pick(name)}>${name}</button>`;
+          return html`<button type="button" aria-pressed=${chosen.has(name) ? 'true' : 'false'} aria-label=${`Show head ${name}`} @click=${() => this.pick(name)}>
+            ${name}
+          </button>`;
         })}
       </span>`;
     // Every head as a button for small models; a layer menu first for large ones.
     const all = L * H <= 32;
     return html`<div class="picker" part="picker" role="group" aria-label="Heads shown">
-      ${
-        all
-          ? Array.from({ length: L }, (_, l) => layerButtons(l))
-          : html`<label
-                >Layer
-                <select aria-label="Layer" @change=${(e: Event) => (this.pickerLayer = Number((e.target as HTMLSelectElement).value))}>
-                  ${Array.from({ length: L }, (_, l) => html`<option value=${l} ?selected=${l === this.pickerLayer}>${l}</option>`)}
-                </select></label
+      ${all
+        ? Array.from({ length: L }, (_, l) => layerButtons(l))
+        : html`<label
+              >Layer
+              <select
+                aria-label="Layer"
+                @change=${(e: Event) => (this.pickerLayer = Number((e.target as HTMLSelectElement).value))}
               >
-              ${layerButtons(Math.min(this.pickerLayer, L - 1))}`
-      }
+                ${Array.from({ length: L }, (_, l) => html`<option value=${l} ?selected=${l === this.pickerLayer}>${l}</option>`)}
+              </select></label
+            >
+            ${layerButtons(Math.min(this.pickerLayer, L - 1))}`}
     </div>`;
   }
 
@@ -194,7 +192,10 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     const T = labels.length;
     const tok = (i: number) => `position ${labels[i].replace(' ', ' “')}”`;
     return {
-      cell: (q: number, k: number) => (k > q ? `Query ${tok(q)} cannot see key ${tok(k)} (causal mask)` : `Query ${tok(q)} → key ${tok(k)}: attention ${formatValue(p.values[q * T + k], 3)}`),
+      cell: (q: number, k: number) =>
+        k > q
+          ? `Query ${tok(q)} cannot see key ${tok(k)} (causal mask)`
+          : `Query ${tok(q)} → key ${tok(k)}: attention ${formatValue(p.values[q * T + k], 3)}`,
       label: (i: number) => {
         let top = 0;
         for (let k = 1; k <= i; k++) if (p.values[i * T + k] > p.values[i * T + top]) top = k;
@@ -215,36 +216,35 @@ export class PbAttention extends PbComputedFigure<Drawn> {
         <span class="title">Attention patterns</span>
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
-      ${this.renderPicker()} ${status} ${d ? html`<p class="auto-caption" part="caption">${this.captionText(d)}</p>` : nothing}
-      ${this.renderResult(
-        d
-          ? html`<div class="heads" @pb-cell-hover=${(e: CustomEvent<{ row: number; col: number }>) => (this.token = e.detail.row === e.detail.col ? e.detail.row : -1)}>
-              ${d.patterns.map((p) => {
-                const describe = this.describer(p, d.labels);
-                return html`<pb-heatmap
-                  part="heatmap"
-                  .values=${p.values}
-                  rows=${d.labels.length}
-                  cols=${d.labels.length}
-                  .rowLabels=${d.labels}
-                  .colLabels=${d.labels}
-                  row-axis="query"
-                  col-axis="key"
-                  caption=${`Head ${headName(p.head)}`}
-                  value-label="attention"
-                  scale="sequential"
-                  domain="1"
-                  causal
-                  cross
-                  .highlight=${this.token}
-                  .describe=${describe.cell}
-                  .describeLabel=${describe.label}
-                  data-head=${headName(p.head)}
-                ></pb-heatmap>`;
-              })}
-            </div>`
-          : nothing,
-      )}
+      ${this.renderPicker()} ${status}
+      ${d ? html`<p class="auto-caption" part="caption">${this.captionText(d)}</p>` : nothing}
+      ${this.renderResult(d
+        ? html`<div class="heads" @pb-cell-hover=${(e: CustomEvent<{ row: number; col: number }>) => (this.token = e.detail.row === e.detail.col ? e.detail.row : -1)}>
+            ${d.patterns.map((p) => {
+              const describe = this.describer(p, d.labels);
+              return html`<pb-heatmap
+                part="heatmap"
+                .values=${p.values}
+                rows=${d.labels.length}
+                cols=${d.labels.length}
+                .rowLabels=${d.labels}
+                .colLabels=${d.labels}
+                row-axis="query"
+                col-axis="key"
+                caption=${`Head ${headName(p.head)}`}
+                value-label="attention"
+                scale="sequential"
+                domain="1"
+                causal
+                cross
+                .highlight=${this.token}
+                .describe=${describe.cell}
+                .describeLabel=${describe.label}
+                data-head=${headName(p.head)}
+              ></pb-heatmap>`;
+            })}
+          </div>`
+        : nothing)}
     `;
   }
 

@@ -230,45 +230,30 @@ export class PbAttribution extends PbComputedFigure<Computed> {
       ${!model ? html`<div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${this.busy && !c ? html`<div class="muted" part="status" role="status">Running the gradients and the exact sweep…</div>` : nothing}
-      ${
-        c
-          ? html`<div class="summary muted" part="summary" data-correlation=${r}>
-                Correlation of the estimate with the ${c.grid.signed ? 'exact effect' : 'exact effect’s magnitude'}:
-                <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.exact.length} cells (${c.grid.passes.forward} forwards and ${c.grid.passes.backward}
-                backward${c.grid.passes.backward === 1 ? '' : 's'} against ${c.exact.length} patched runs).
-              </div>
-              <div class="views">
-                ${this.heatmap(c, c.grid.effects, name, domain, c.grid.signed ? 'estimated effect' : 'estimated |effect|')} ${this.heatmap(c, c.exact, 'exact patching', domain, 'effect')}
-                ${this.scatter(c)}
-              </div>
-              ${
-                c.verified.cells.length
-                  ? html`<table part="topk">
-                      <caption class="muted">
-                        The ${c.verified.cells.length} largest estimates, re-run exactly
-                      </caption>
-                      <thead>
-                        <tr>
-                          <th scope="col">cell [${c.grid.axes.join(', ')}]</th>
-                          <th scope="col">estimate</th>
-                          <th scope="col">exact</th>
-                        </tr>
-                      </thead>
-                      <tbody>
-                        ${c.verified.cells.map(
-                          (v) =>
-                            html`<tr data-index=${v.index}>
-                              <td>${v.coords.join(', ')}</td>
-                              <td class="num">${formatValue(v.estimate, 3)}</td>
-                              <td class="num">${formatValue(v.exact, 3)}</td>
-                            </tr>`,
-                        )}
-                      </tbody>
-                    </table>`
-                  : nothing
-              }`
-          : nothing
-      }
+      ${c
+        ? html`<div class="summary muted" part="summary" data-correlation=${r}>
+              Correlation of the estimate with the ${c.grid.signed ? 'exact effect' : 'exact effect’s magnitude'}:
+              <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.exact.length} cells (${c.grid.passes.forward}
+              forwards and ${c.grid.passes.backward} backward${c.grid.passes.backward === 1 ? '' : 's'} against ${c.exact.length} patched runs).
+            </div>
+            <div class="views">
+              ${this.heatmap(c, c.grid.effects, name, domain, c.grid.signed ? 'estimated effect' : 'estimated |effect|')}
+              ${this.heatmap(c, c.exact, 'exact patching', domain, 'effect')} ${this.scatter(c)}
+            </div>
+            ${c.verified.cells.length
+              ? html`<table part="topk">
+                  <caption class="muted">The ${c.verified.cells.length} largest estimates, re-run exactly</caption>
+                  <thead>
+                    <tr><th scope="col">cell [${c.grid.axes.join(', ')}]</th><th scope="col">estimate</th><th scope="col">exact</th></tr>
+                  </thead>
+                  <tbody>
+                    ${c.verified.cells.map(
+                      (v) => html`<tr data-index=${v.index}><td>${v.coords.join(', ')}</td><td class="num">${formatValue(v.estimate, 3)}</td><td class="num">${formatValue(v.exact, 3)}</td></tr>`,
+                    )}
+                  </tbody>
+                </table>`
+              : nothing}`
+        : nothing}
     `;
   }
 }

@@ -123,29 +123,29 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
     return html`
       <div class="toolbar">
         <span class="title">${t && !wait ? `Feature #${t.feature} across the prompt` : 'A feature across the prompt'}</span>
-        ${t && !wait ? html`<span class="muted">max ${formatValue(max, 3)}</span>` : nothing} ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
+        ${t && !wait ? html`<span class="muted">max ${formatValue(max, 3)}</span>` : nothing}
+        ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
-      ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing} ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${
-        t && !wait
-          ? html`<div class="tokens" part="tokens" aria-label=${`Activation of feature ${t.feature} at each token`}>
-              ${t.ids.map((id, p) => {
-                const a = t.acts[p];
-                const alpha = Math.max(0, a) / max;
-                return html`<span
-                  class="ftok"
-                  part="token"
-                  data-pos=${p}
-                  data-act=${String(a)}
-                  aria-label=${`position ${p} “${visibleText(label(id))}”: ${formatValue(a, 3)}`}
-                  style=${cssProps({ background: `rgba(29, 78, 216, ${(0.75 * alpha).toFixed(3)})`, color: alpha > 0.55 ? '#fff' : null })}
-                  ><span>${tokenText(label(id))}</span><span class="v">${a > 0 ? formatValue(a, 2) : '·'}</span></span
-                >`;
-              })}
-            </div>`
-          : nothing
-      }
+      ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing}
+      ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
+      ${t && !wait
+        ? html`<div class="tokens" part="tokens" aria-label=${`Activation of feature ${t.feature} at each token`}>
+            ${t.ids.map((id, p) => {
+              const a = t.acts[p];
+              const alpha = Math.max(0, a) / max;
+              return html`<span
+                class="ftok"
+                part="token"
+                data-pos=${p}
+                data-act=${String(a)}
+                aria-label=${`position ${p} “${visibleText(label(id))}”: ${formatValue(a, 3)}`}
+                style=${cssProps({ background: `rgba(29, 78, 216, ${(0.75 * alpha).toFixed(3)})`, color: alpha > 0.55 ? '#fff' : null })}
+                ><span>${tokenText(label(id))}</span><span class="v">${a > 0 ? formatValue(a, 2) : '·'}</span></span
+              >`;
+            })}
+          </div>`
+        : nothing}
     `;
   }
 }

@@ -297,58 +297,48 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
     const label = (id: number) => this.session?.label(id) ?? String(id);
     const selected = this.features?.selected ?? null;
     return html`<table part="table">
-      <caption class="muted">
-        The ${c.top.length} largest estimates, each feature also patched exactly
-      </caption>
+      <caption class="muted">The ${c.top.length} largest estimates, each feature also patched exactly</caption>
       <thead>
-        <tr>
-          <th scope="col">pos</th>
-          <th scope="col">token</th>
-          <th scope="col">feature</th>
-          <th scope="col">AtP</th>
-          <th scope="col">exact</th>
-        </tr>
+        <tr><th scope="col">pos</th><th scope="col">token</th><th scope="col">feature</th><th scope="col">AtP</th><th scope="col">exact</th></tr>
       </thead>
       <tbody>
-        ${c.top
-          .map((j) => c.cells[j])
-          .map(
-            (v) =>
-              html`<tr data-pos=${v.pos} data-feature=${v.feature} data-estimate=${String(v.estimate)} data-exact=${String(v.exact)}>
-                <td class="num">${v.pos}</td>
-                <td class="tok">${tokenText(label(c.ids[v.pos]))}</td>
-                <td>
-                  <button
-                    class="feature"
-                    type="button"
-                    aria-pressed=${selected === v.feature ? 'true' : 'false'}
-                    ?disabled=${this.fromSnapshot}
-                    @click=${() => this.features?.set({ selected: v.feature })}
-                    title="Select this feature in the other figures"
-                  >
-                    #${v.feature}
-                  </button>
-                </td>
-                <td class="num">${formatValue(v.estimate, 3)}</td>
-                <td class="num">${formatValue(v.exact, 3)}</td>
-              </tr>`,
-          )}
+        ${c.top.map((j) => c.cells[j]).map(
+          (v) =>
+            html`<tr data-pos=${v.pos} data-feature=${v.feature} data-estimate=${String(v.estimate)} data-exact=${String(v.exact)}>
+              <td class="num">${v.pos}</td>
+              <td class="tok">${tokenText(label(c.ids[v.pos]))}</td>
+              <td>
+                <button
+                  class="feature"
+                  type="button"
+                  aria-pressed=${selected === v.feature ? 'true' : 'false'}
+                  ?disabled=${this.fromSnapshot}
+                  @click=${() => this.features?.set({ selected: v.feature })}
+                  title="Select this feature in the other figures"
+                >
+                  #${v.feature}
+                </button>
+              </td>
+              <td class="num">${formatValue(v.estimate, 3)}</td>
+              <td class="num">${formatValue(v.exact, 3)}</td>
+            </tr>`,
+        )}
       </tbody>
     </table>`;
   }
 
   override render() {
     const c = this.computed;
-    const wait =
-      this.fromSnapshot && !this.snapshotFeatures?.attribution ? "Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this page's snapshot does not hold it." : this.waiting();
+    const wait = this.fromSnapshot && !this.snapshotFeatures?.attribution ? "Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this page's snapshot does not hold it." : this.waiting();
     let summary: unknown = nothing;
     if (c && !wait) {
       const r = this.correlation(c);
       const n = c.top.length;
       summary = html`<div class="summary muted" part="summary" data-correlation=${String(r)} data-hits=${this.hits(c)}>
-        Correlation of AtP with exact feature patching: <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.cells.length} feature cells; ${this.hits(c)} of the ${n} largest exact
-        effects are among AtP's ${n} largest. Metric: clean ${formatValue(c.clean, 3)}, corrupted ${formatValue(c.corrupt, 3)}. AtP took ${c.passes.forward} forwards and ${c.passes.backward} backward
-        for all ${c.estimates} features × positions; exact patching, ${c.cells.length} patched runs.
+        Correlation of AtP with exact feature patching: <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.cells.length}
+        feature cells; ${this.hits(c)} of the ${n} largest exact effects are among AtP's ${n} largest. Metric: clean ${formatValue(c.clean, 3)},
+        corrupted ${formatValue(c.corrupt, 3)}. AtP took ${c.passes.forward} forwards and ${c.passes.backward} backward for all
+        ${c.estimates} features × positions; exact patching, ${c.cells.length} patched runs.
       </div>`;
     }
     return html`
@@ -357,14 +347,7 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
       ${this.renderProblem()} ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${
-        c && !wait
-          ? this.renderResult(
-              html`${summary}
-                <div class="views">${this.table(c)} ${this.scatter(c)}</div>`,
-            )
-          : nothing
-      }
+      ${c && !wait ? this.renderResult(html`${summary}<div class="views">${this.table(c)} ${this.scatter(c)}</div>`) : nothing}
     `;
   }
 }

@@ -137,15 +137,7 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
   }
 
   protected override exportJson() {
-    return {
-      figure: 'features',
-      k: this.k,
-      ids: this.data?.ids ?? null,
-      top: this.data?.top ?? null,
-      selected: this.features?.selected ?? null,
-      ablated: this.features?.ablated ?? [],
-      state: this.experiment?.state ?? null,
-    };
+    return { figure: 'features', k: this.k, ids: this.data?.ids ?? null, top: this.data?.top ?? null, selected: this.features?.selected ?? null, ablated: this.features?.ablated ?? [], state: this.experiment?.state ?? null };
   }
 
   private select(feature: number): void {
@@ -164,50 +156,48 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
         ${fs?.ablated.length ? html`<span class="muted">ablated: ${fs.ablated.map((f) => `#${f}`).join(', ')}</span>` : nothing}
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
-      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing} ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${
-        d && !wait
-          ? html`<table part="table" aria-label="The most active SAE features at each position">
-              <tbody>
-                ${d.top.map(
-                  (row, p) =>
-                    html`<tr data-pos=${p}>
-                      <th scope="row"><span class="muted">${p}</span> <span class="chip">${tokenText(label(d.ids[p]))}</span></th>
-                      <td>
-                        ${row.length === 0 ? html`<span class="muted">no active feature</span>` : nothing}
-                        ${row.map(({ feature, act }) => {
-                          const ablated = !!fs?.ablated.includes(feature);
-                          return html`<span class="cell" data-feature=${feature} data-act=${String(act)}>
-                            <button
-                              class="feature"
-                              part="feature"
-                              aria-pressed=${fs?.selected === feature ? 'true' : 'false'}
-                              title=${`feature ${feature}: activation ${formatValue(act, 3)}; select it`}
-                              @click=${() => this.select(feature)}
-                            >
-                              #${feature}
-                            </button>
-                            <span class="act" aria-hidden="true" style=${cssProps({ width: `${(3 * act) / d.max}rem` })}></span>
-                            <span class="num">${formatValue(act, 2)}</span>
-                            <button
-                              class="ablate"
-                              part="ablate"
-                              aria-pressed=${ablated ? 'true' : 'false'}
-                              ?disabled=${this.fromSnapshot}
-                              title=${ablated ? `restore feature ${feature}` : `ablate feature ${feature} (zero it at every position)`}
-                              @click=${() => fs?.toggleAblated(feature)}
-                            >
-                              ${ablated ? 'ablated' : 'ablate'}
-                            </button>
-                          </span>`;
-                        })}
-                      </td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-          : nothing
-      }
+      ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
+      ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
+      ${d && !wait
+        ? html`<table part="table" aria-label="The most active SAE features at each position">
+            <tbody>
+              ${d.top.map(
+                (row, p) => html`<tr data-pos=${p}>
+                  <th scope="row"><span class="muted">${p}</span> <span class="chip">${tokenText(label(d.ids[p]))}</span></th>
+                  <td>
+                    ${row.length === 0 ? html`<span class="muted">no active feature</span>` : nothing}
+                    ${row.map(({ feature, act }) => {
+                      const ablated = !!fs?.ablated.includes(feature);
+                      return html`<span class="cell" data-feature=${feature} data-act=${String(act)}>
+                        <button
+                          class="feature"
+                          part="feature"
+                          aria-pressed=${fs?.selected === feature ? 'true' : 'false'}
+                          title=${`feature ${feature}: activation ${formatValue(act, 3)}; select it`}
+                          @click=${() => this.select(feature)}
+                        >
+                          #${feature}
+                        </button>
+                        <span class="act" aria-hidden="true" style=${cssProps({ width: `${(3 * act) / d.max}rem` })}></span>
+                        <span class="num">${formatValue(act, 2)}</span>
+                        <button
+                          class="ablate"
+                          part="ablate"
+                          aria-pressed=${ablated ? 'true' : 'false'}
+                          ?disabled=${this.fromSnapshot}
+                          title=${ablated ? `restore feature ${feature}` : `ablate feature ${feature} (zero it at every position)`}
+                          @click=${() => fs?.toggleAblated(feature)}
+                        >
+                          ${ablated ? 'ablated' : 'ablate'}
+                        </button>
+                      </span>`;
+                    })}
+                  </td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : nothing}
     `;
   }
 }

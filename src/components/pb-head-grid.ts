@@ -154,13 +154,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   }
 
   protected override exportJson() {
-    return {
-      figure: 'head-grid',
-      metric: this.experiment?.state.metric,
-      live: this.live,
-      effects: this.effects ? { mode: this.effects.mode, values: Array.from(this.effects.values), unablated: this.effects.unablated } : null,
-      state: this.experiment?.state,
-    };
+    return { figure: 'head-grid', metric: this.experiment?.state.metric, live: this.live, effects: this.effects ? { mode: this.effects.mode, values: Array.from(this.effects.values), unablated: this.effects.unablated } : null, state: this.experiment?.state };
   }
 
   protected override exportExperiment() {
@@ -343,9 +337,11 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       <span class="what">${this.describeMetric(cur.spec)}</span>
       <span>Unablated <b class="unablated" data-value=${live ? String(live.unablated) : ''}>${live ? formatValue(live.unablated, 3) : '…'}</b></span>
       <span
-        >${ablated.length ? `With ${ablated.join(', ')} ablated` : 'Nothing ablated'} <b class="ablated" data-value=${live ? String(live.value) : ''}>${live ? formatValue(live.value, 3) : '…'}</b>${
-          live && ablated.length ? html`<span class="delta ${d < 0 ? 'down' : 'up'}">(${d >= 0 ? '+' : ''}${formatValue(d, 3)})</span>` : nothing
-        }</span
+        >${ablated.length ? `With ${ablated.join(', ')} ablated` : 'Nothing ablated'}
+        <b class="ablated" data-value=${live ? String(live.value) : ''}>${live ? formatValue(live.value, 3) : '…'}</b
+        >${live && ablated.length
+          ? html`<span class="delta ${d < 0 ? 'down' : 'up'}">(${d >= 0 ? '+' : ''}${formatValue(d, 3)})</span>`
+          : nothing}</span
       >
     </div>`;
   }
@@ -395,7 +391,9 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
               </button>`,
           )}
         </span>
-        <button type="button" part="compute" class="compute" ?disabled=${!canMeasure || readOnly} @click=${() => void this.computeEffects()}>Compute every head’s effect</button>
+        <button type="button" part="compute" class="compute" ?disabled=${!canMeasure || readOnly} @click=${() => void this.computeEffects()}>
+          Compute every head’s effect
+        </button>
         <button type="button" class="clear" ?disabled=${ablated.size === 0 || readOnly} @click=${() => this.setAblation([], st.mode)}>Clear</button>
         ${this.renderExport()}
       </div>
@@ -403,14 +401,12 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       ${weightless ? html`<div class="muted" part="status">${this.session!.noModelText()} The grid shows the model's ${L} × ${H} heads${Object.keys(this.roles).length ? ' and their roles' : ''}.</div>` : nothing}
       ${this.renderProblem()}
       ${!this.error && !this.notice && !st.metric ? html`<div class="muted" part="status">Set a metric (e.g. logit-diff:POS:GOOD:BAD or loss:START:END) to measure ablations.</div>` : nothing}
-      ${
-        progress
-          ? html`<div class="progress" role="status">
-              <progress part="progress" max=${progress.total} value=${progress.done}></progress>
-              <span>${progress.done} of ${progress.total} heads ablated…</span>
-            </div>`
-          : nothing
-      }
+      ${progress
+        ? html`<div class="progress" role="status">
+            <progress part="progress" max=${progress.total} value=${progress.done}></progress>
+            <span>${progress.done} of ${progress.total} heads ablated…</span>
+          </div>`
+        : nothing}
       ${this.sweepError ? html`<div class="error" part="error" role="alert">${this.sweepError}</div>` : nothing}
       <p class="auto-caption" part="caption">${this.captionText(st.ablate, effects)}</p>
       <pb-heatmap

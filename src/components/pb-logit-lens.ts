@@ -101,12 +101,7 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
       const T = lens.ids.length;
       const R = lens.rows.length;
       const k = Math.max(1, Math.floor(this.k) || 1);
-      const shown = lens.top.map((t) =>
-        t
-          .slice(0, k)
-          .map((x) => label(x.id))
-          .join('\n'),
-      );
+      const shown = lens.top.map((t) => t.slice(0, k).map((x) => label(x.id)).join('\n'));
       const describe = (r: number, p: number) => {
         const t = lens.top[r * T + p];
         const next = p + 1 < T ? ` (the prompt continues with “${label(lens.ids[p + 1])}”)` : '';
@@ -139,7 +134,8 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
         <span class="title">Logit lens</span>
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
-      ${this.renderProblem()} ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
+      ${this.renderProblem()}
+      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${lens ? html`<p class="auto-caption" part="caption">The most probable next token if the model stopped before each layer (rows) at each position (columns), shaded by its probability${this.experiment?.state.ablate.length ? `, with ${this.experiment.state.ablate.join(', ')} ablated` : ''}.</p>` : nothing}
       ${this.renderResult(body)}
     `;

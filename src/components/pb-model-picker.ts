@@ -19,17 +19,9 @@ import type { PbModel } from './pb-model.ts';
 @customElement('pb-model-picker')
 export class PbModelPicker extends LitElement {
   static override styles = css`
-    :host {
-      display: inline-block;
-    }
-    label {
-      font-size: 0.9em;
-    }
-    select {
-      font: inherit;
-      margin-left: 0.4em;
-      max-width: 100%;
-    }
+    :host { display: inline-block; }
+    label { font-size: 0.9em; }
+    select { font: inherit; margin-left: 0.4em; max-width: 100%; }
   `;
 
   /** Id of the `<pb-model>` to switch (default: the nearest enclosing one). */

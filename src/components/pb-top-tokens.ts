@@ -206,31 +206,30 @@ export class PbTopTokens extends PbComputedFigure<Distribution> {
         <span class="title">Next token</span>
         ${this.busy ? html`<span class="muted" role="status">computing…</span>` : nothing} ${this.renderExport()}
       </div>
-      ${this.renderProblem()} ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
-      ${this.renderResult(
-        d
-          ? html`<div class="context muted">
-                After position ${d.pos} <span class="chip">${tokenText(label(d.ids[d.pos]))}</span>${
-                  d.ablated.length ? html`, with ${d.ablated.join(', ')} ablated (ticks and grey figures: the unablated model)` : nothing
-                }
-              </div>
-              <ol part="list" aria-label=${`Most probable next tokens after position ${d.pos}`}>
-                ${d.top.map((t, i) => {
-                  const was = d.unablated?.[i];
-                  const aria = `“${visibleText(label(t.id))}” ${pct(t.p)}${was !== undefined ? `, unablated ${pct(was)}` : ''}`;
-                  return html`<li part="row" aria-label=${aria} data-id=${t.id} data-p=${String(t.p)}>
-                    <span class="token chip" part="token">${tokenText(label(t.id))}</span>
-                    <span class="track" aria-hidden="true">
-                      <div class="bar" part="bar" style=${cssProps({ width: `${100 * t.p}%` })}></div>
-                      ${was !== undefined ? html`<span class="tick" style=${cssProps({ left: `${100 * was}%` })}></span>` : nothing}
-                    </span>
-                    <span class="p">${pct(t.p)}${was !== undefined ? html`<span class="was">(${pct(was)})</span>` : nothing}</span>
-                  </li>`;
-                })}
-              </ol>
-              ${d.unablated ? html`<div class="legend muted" part="legend"><span class="tick-key"></span> tick and figure in brackets: the unablated model</div>` : nothing}`
-          : nothing,
-      )}
+      ${this.renderProblem()}
+      ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
+      ${this.renderResult(d
+        ? html`<div class="context muted">
+              After position ${d.pos} <span class="chip">${tokenText(label(d.ids[d.pos]))}</span>${d.ablated.length
+                ? html`, with ${d.ablated.join(', ')} ablated (ticks and grey figures: the unablated model)`
+                : nothing}
+            </div>
+            <ol part="list" aria-label=${`Most probable next tokens after position ${d.pos}`}>
+              ${d.top.map((t, i) => {
+                const was = d.unablated?.[i];
+                const aria = `“${visibleText(label(t.id))}” ${pct(t.p)}${was !== undefined ? `, unablated ${pct(was)}` : ''}`;
+                return html`<li part="row" aria-label=${aria} data-id=${t.id} data-p=${String(t.p)}>
+                  <span class="token chip" part="token">${tokenText(label(t.id))}</span>
+                  <span class="track" aria-hidden="true">
+                    <div class="bar" part="bar" style=${cssProps({ width: `${100 * t.p}%` })}></div>
+                    ${was !== undefined ? html`<span class="tick" style=${cssProps({ left: `${100 * was}%` })}></span>` : nothing}
+                  </span>
+                  <span class="p">${pct(t.p)}${was !== undefined ? html`<span class="was">(${pct(was)})</span>` : nothing}</span>
+                </li>`;
+              })}
+            </ol>
+            ${d.unablated ? html`<div class="legend muted" part="legend"><span class="tick-key"></span> tick and figure in brackets: the unablated model</div>` : nothing}`
+        : nothing)}
     `;
   }
 
