@@ -53,7 +53,11 @@ function memoryOf(cfg: ModelConfig, T: number, metric: 'logit-diff' | 'loss') {
   return { plain_forward_scratch_mb: MB(forward), keep: row('keep'), recompute: row('recompute') };
 }
 
-export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: number[]; sweepT: number; reps: number; log: (m: string) => void; prompt: (T: number, V: number, salt?: number) => number[]; exact?: boolean }) {
+export async function benchGradients(
+  gpu: Gpu,
+  model: Model,
+  opts: { positions: number[]; sweepT: number; reps: number; log: (m: string) => void; prompt: (T: number, V: number, salt?: number) => number[]; exact?: boolean },
+) {
   const cfg = model.config;
   const V = cfg.d_vocab;
   const rows: Record<string, unknown>[] = [];
@@ -140,9 +144,7 @@ export async function benchGradients(gpu: Gpu, model: Model, opts: { positions: 
       atp_every_site_ms: round(atpAllMs, 1),
       every_site: PATCH_SITES.length,
       atp_over_forward: round(atpMs / fwd, 2),
-      ...(opts.exact === false
-        ? { exact_sweeps: 'not run (--no-exact)' }
-        : { exact_sweeps_ms: exactTotal, exact_over_atp: round(exactTotal / atpMs, 1), exact_sweep_ms_by_site: exact }),
+      ...(opts.exact === false ? { exact_sweeps: 'not run (--no-exact)' } : { exact_sweeps_ms: exactTotal, exact_over_atp: round(exactTotal / atpMs, 1), exact_sweep_ms_by_site: exact }),
     },
     memory: {
       this_shape_at_128: cfg.n_ctx >= 128 ? { logit_diff: memoryOf(cfg, 128, 'logit-diff'), loss: memoryOf(cfg, 128, 'loss') } : null,

@@ -43,11 +43,31 @@ const end = await r.trainer.train({
     // The scores' forward is not training time: the page draws them too, but PyTorch's figure is the run's.
     const s = await headScores(model, 1000 + rep.step);
     if (!phaseChange && Math.max(...s.induction) > 0.5) phaseChange = rep.step;
-    const line = { step: rep.step, loss: round(TransformerTraining.objectiveValue(rep.metrics.objective!)), repeat_loss: round(s.repeatLoss), prev_token: s.prevToken.map(round), induction: s.induction.map(round), train_s: round(rep.elapsedMs / 1000), wall_s: round((performance.now() - t0) / 1000) };
+    const line = {
+      step: rep.step,
+      loss: round(TransformerTraining.objectiveValue(rep.metrics.objective!)),
+      repeat_loss: round(s.repeatLoss),
+      prev_token: s.prevToken.map(round),
+      induction: s.induction.map(round),
+      train_s: round(rep.elapsedMs / 1000),
+      wall_s: round((performance.now() - t0) / 1000),
+    };
     console.log(JSON.stringify(line));
   },
 }).done;
-console.log(JSON.stringify({ adapter: gpu.adapterName, task, batch, seed, steps: end.step, phase_change: phaseChange || null, train_s: round(trainMs / 1000), steps_per_s: round(end.step / (trainMs / 1000)), wall_s: round((performance.now() - t0) / 1000) }));
+console.log(
+  JSON.stringify({
+    adapter: gpu.adapterName,
+    task,
+    batch,
+    seed,
+    steps: end.step,
+    phase_change: phaseChange || null,
+    train_s: round(trainMs / 1000),
+    steps_per_s: round(end.step / (trainMs / 1000)),
+    wall_s: round((performance.now() - t0) / 1000),
+  }),
+);
 r.destroy();
 model.destroy();
 process.exit(0);

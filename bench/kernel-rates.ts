@@ -89,12 +89,27 @@ export async function kernelRates(gpu: Gpu, software: boolean): Promise<Record<s
     // the submit and readback are noise. Also one dispatch per submit, as a forward's smallest
     // projections see it.
     const repeat = Math.max(1, Math.ceil(1e9 / flops));
-    const ms = await timeSteps(() => submitSteps(gpu, Array(repeat).fill(d), 'mm'), () => c.read(), 5);
-    const oneMs = await timeSteps(() => submitSteps(gpu, [d], 'mm'), () => c.read(), 5);
+    const ms = await timeSteps(
+      () => submitSteps(gpu, Array(repeat).fill(d), 'mm'),
+      () => c.read(),
+      5,
+    );
+    const oneMs = await timeSteps(
+      () => submitSteps(gpu, [d], 'mm'),
+      () => c.read(),
+      5,
+    );
     const gflops = (flops * repeat) / ms / 1e6;
     rates.push({ M, K, N, repeat, gflops: +gflops.toFixed(2), of_peak: +(gflops / peak).toFixed(3), gflops_one_submit: +(flops / oneMs / 1e6).toFixed(2) });
     for (const t of [a, b, c]) t.release();
     for (const p of params) p.destroy();
   }
-  return { fma_peak_gflops: +peak.toFixed(2), fma_peak_by_chains: byChains, matmul_version: matmulEntry(gpu, MATMUL_VERSION), subgroup_size: gpu.subgroupSize, matmul: rates, note: 'min over 5 runs; gflops: `repeat` dispatches in one submit and one readback; gflops_one_submit: one dispatch, one submit, one readback' };
+  return {
+    fma_peak_gflops: +peak.toFixed(2),
+    fma_peak_by_chains: byChains,
+    matmul_version: matmulEntry(gpu, MATMUL_VERSION),
+    subgroup_size: gpu.subgroupSize,
+    matmul: rates,
+    note: 'min over 5 runs; gflops: `repeat` dispatches in one submit and one readback; gflops_one_submit: one dispatch, one submit, one readback',
+  };
 }

@@ -85,16 +85,40 @@ function rand(n: number, scale: number, center = 0): Float32Array {
   }
   return out;
 }
-const m = (shape: number[], scale = 0.02, center = 0): HostMatrix => ({ shape, data: rand(shape.reduce((a, b) => a * b, 1), scale, center) });
+const m = (shape: number[], scale = 0.02, center = 0): HostMatrix => ({
+  shape,
+  data: rand(
+    shape.reduce((a, b) => a * b, 1),
+    scale,
+    center,
+  ),
+});
 
 function randomGemma(c: ModelConfig): HostWeights {
   const { d_model: C, n_heads: H, n_key_value_heads: K, d_head: dh, d_mlp: M } = c;
   return {
     W_E: m([c.d_vocab, C]),
     layers: Array.from({ length: c.n_layers }, () => ({
-      ln1_w: m([C], 0.1, 1), W_Q: m([C, H * dh]), b_Q: m([H * dh], 0), W_K: m([C, K * dh]), b_K: m([K * dh], 0), W_V: m([C, K * dh]), b_V: m([K * dh], 0),
-      W_O: m([H * dh, C]), b_O: m([C], 0), q_norm_w: m([dh], 0.1, 1), k_norm_w: m([dh], 0.1, 1), ln1_post_w: m([C], 0.1, 1),
-      ln2_w: m([C], 0.1, 1), W_gate: m([C, M]), b_gate: m([M], 0), W_in: m([C, M]), b_in: m([M], 0), W_out: m([M, C]), b_out: m([C], 0), ln2_post_w: m([C], 0.1, 1),
+      ln1_w: m([C], 0.1, 1),
+      W_Q: m([C, H * dh]),
+      b_Q: m([H * dh], 0),
+      W_K: m([C, K * dh]),
+      b_K: m([K * dh], 0),
+      W_V: m([C, K * dh]),
+      b_V: m([K * dh], 0),
+      W_O: m([H * dh, C]),
+      b_O: m([C], 0),
+      q_norm_w: m([dh], 0.1, 1),
+      k_norm_w: m([dh], 0.1, 1),
+      ln1_post_w: m([C], 0.1, 1),
+      ln2_w: m([C], 0.1, 1),
+      W_gate: m([C, M]),
+      b_gate: m([M], 0),
+      W_in: m([C, M]),
+      b_in: m([M], 0),
+      W_out: m([M, C]),
+      b_out: m([C], 0),
+      ln2_post_w: m([C], 0.1, 1),
     })),
     lnf_w: m([C], 0.1, 1),
   };

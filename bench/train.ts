@@ -109,6 +109,5 @@ export async function trainingBench(gpu: Gpu, options: TrainingBenchOptions = {}
     ...rows,
     ...(peer.torch ? { torch: peer.torch, torch_threads_tried: peer.threads_tried } : {}),
     ...(peerNote ? { peer_note: peerNote } : {}),
-
   };
 }

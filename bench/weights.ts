@@ -46,11 +46,22 @@ export function randomGpt2(cfg: ModelConfig, seed = 1): HostWeights {
     W_E: m([cfg.d_vocab, C]),
     W_pos: m([cfg.n_ctx, C]),
     layers: Array.from({ length: cfg.n_layers }, () => ({
-      ln1_w: m([C], 1), ln1_b: m([C]),
-      W_Q: m([C, C]), b_Q: m([C]), W_K: m([C, C]), b_K: m([C]), W_V: m([C, C]), b_V: m([C]),
-      W_O: m([C, C]), b_O: m([C]),
-      ln2_w: m([C], 1), ln2_b: m([C]),
-      W_in: m([C, cfg.d_mlp]), b_in: m([cfg.d_mlp]), W_out: m([cfg.d_mlp, C]), b_out: m([C]),
+      ln1_w: m([C], 1),
+      ln1_b: m([C]),
+      W_Q: m([C, C]),
+      b_Q: m([C]),
+      W_K: m([C, C]),
+      b_K: m([C]),
+      W_V: m([C, C]),
+      b_V: m([C]),
+      W_O: m([C, C]),
+      b_O: m([C]),
+      ln2_w: m([C], 1),
+      ln2_b: m([C]),
+      W_in: m([C, cfg.d_mlp]),
+      b_in: m([cfg.d_mlp]),
+      W_out: m([cfg.d_mlp, C]),
+      b_out: m([C]),
     })),
     lnf_w: m([C], 1),
     lnf_b: m([C]),
@@ -104,7 +115,13 @@ export function hfTensors(cfg: ModelConfig, w: HostWeights): Array<{ name: strin
     put(`${h}ln_1.weight`, l.ln1_w);
     put(`${h}ln_1.bias`, need(l.ln1_b, 'LayerNorm biases'));
     put(`${h}attn.c_attn.weight`, { shape: [C, 3 * C], data: concatColumns([l.W_Q, l.W_K, l.W_V], C) });
-    put(`${h}attn.c_attn.bias`, { shape: [3 * C], data: concatColumns([l.b_Q, l.b_K, l.b_V].map((b) => ({ shape: [1, b.data.length], data: b.data })), 1) });
+    put(`${h}attn.c_attn.bias`, {
+      shape: [3 * C],
+      data: concatColumns(
+        [l.b_Q, l.b_K, l.b_V].map((b) => ({ shape: [1, b.data.length], data: b.data })),
+        1,
+      ),
+    });
     put(`${h}attn.c_proj.weight`, l.W_O);
     put(`${h}attn.c_proj.bias`, l.b_O);
     put(`${h}ln_2.weight`, l.ln2_w);

@@ -30,20 +30,7 @@ export { urlModelSource, blobModelSource, type ModelSource, type ProgressFn } fr
 export { SafetensorsFile, SafetensorsError, writeSafetensors } from './model/safetensors.ts';
 
 export { ActivationCache } from './hooks/activation-cache.ts';
-export {
-  zeroAblate,
-  meanAblate,
-  patchFrom,
-  scaleBy,
-  setTo,
-  addVector,
-  hookFn,
-  zeroHead,
-  meanHead,
-  type Intervention,
-  type Selection,
-  type HookFn,
-} from './hooks/interventions.ts';
+export { zeroAblate, meanAblate, patchFrom, scaleBy, setTo, addVector, hookFn, zeroHead, meanHead, type Intervention, type Selection, type HookFn } from './hooks/interventions.ts';
 export {
   accumulatedResid,
   decomposeResid,

@@ -30,8 +30,7 @@ export class PeerUnavailableError extends Error {
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const EXPORTER = join(HERE, 'export_gpt2_onnx.py');
 /** The version bench/peer/package.json pins (read from it, so the two cannot disagree). */
-export const ORT_VERSION = (JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { dependencies: Record<string, string> })
-  .dependencies['onnxruntime-web'];
+export const ORT_VERSION = (JSON.parse(readFileSync(join(HERE, 'package.json'), 'utf8')) as { dependencies: Record<string, string> }).dependencies['onnxruntime-web'];
 
 /**
  * The part of onnxruntime-web's API the bench uses, declared here because the package is not
@@ -133,7 +132,9 @@ export async function ensureOnnx(python: string, modelDir: string, outDir: strin
   const stampPath = `${onnx}.stamp.json`;
   const stamp = JSON.stringify({
     safetensors: await sha256File(join(modelDir, 'model.safetensors')),
-    config: createHash('sha256').update(readFileSync(join(modelDir, 'config.json'))).digest('hex'),
+    config: createHash('sha256')
+      .update(readFileSync(join(modelDir, 'config.json')))
+      .digest('hex'),
     exporter: createHash('sha256').update(readFileSync(EXPORTER)).digest('hex'),
   });
   if (existsSync(onnx) && existsSync(stampPath) && readFileSync(stampPath, 'utf8') === stamp) return { path: onnx, exported: false, exportMs: 0 };

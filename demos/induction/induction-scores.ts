@@ -201,9 +201,7 @@ export class InductionScores extends PbFigure {
     const anyBusy = this.rows.some((row) => row.busy);
     return html`
       <p class="scores-status" role="status" data-state=${this.phase}>
-        ${this.phase === 'measuring'
-          ? html`Measuring on ${this.count} sequences…`
-          : html`One pass over ${this.count} sequences of ${2 * this.half + 1} tokens took ${this.seconds.toFixed(1)} s.`}
+        ${this.phase === 'measuring' ? html`Measuring on ${this.count} sequences…` : html`One pass over ${this.count} sequences of ${2 * this.half + 1} tokens took ${this.seconds.toFixed(1)} s.`}
         Loss on the repeat, nothing ablated:
         <strong class="loss" data-loss=${this.loss ?? nothing}>${this.loss === null ? '…' : this.loss.toFixed(3)}</strong>
         nats${r ? html` (PyTorch recorded ${r.repeated_half_loss.toFixed(3)})` : nothing}.
@@ -226,29 +224,37 @@ export class InductionScores extends PbFigure {
               <td class="num">${f3(row.induction)}</td>
               <td class="num">${row.peakOffset === 0 ? 'itself' : `${row.peakOffset} back`} (${(100 * row.peakShare).toFixed(0)}%)</td>
               <td class="num ablated">
-                ${row.ablated !== undefined
-                  ? row.ablated.toFixed(3)
-                  : html`<button type="button" class="measure" ?disabled=${row.busy} @click=${() => void this.ablate(row)}
-                      aria-label=${`Measure the loss with head ${row.head} zeroed`}>${row.busy ? 'measuring…' : 'Measure'}</button>`}
+                ${
+                  row.ablated !== undefined
+                    ? row.ablated.toFixed(3)
+                    : html`<button type="button" class="measure" ?disabled=${row.busy} @click=${() => void this.ablate(row)}
+                      aria-label=${`Measure the loss with head ${row.head} zeroed`}>${row.busy ? 'measuring…' : 'Measure'}</button>`
+                }
               </td>
             </tr>`,
           )}
         </tbody>
       </table>
-      ${pending.length && !anyBusy && this.phase === 'done'
-        ? html`<p class="scores-actions">
+      ${
+        pending.length && !anyBusy && this.phase === 'done'
+          ? html`<p class="scores-actions">
             <button type="button" class="measure-all" @click=${() => void this.ablateAll()}>Measure every head</button>
             <span class="muted">one pass per head, about ${Math.max(1, Math.round(pending.length * this.seconds))} s on this device</span>
           </p>`
-        : nothing}
-      ${diff !== null
-        ? html`<p class="scores-check">
-            ${diff < 1e-3
-              ? `Every number measured ${pending.length ? 'so far' : 'above'} agrees with what PyTorch recorded for the fixture to within`
-              : 'These numbers differ from what PyTorch recorded for the fixture by up to'}
+          : nothing
+      }
+      ${
+        diff !== null
+          ? html`<p class="scores-check">
+            ${
+              diff < 1e-3
+                ? `Every number measured ${pending.length ? 'so far' : 'above'} agrees with what PyTorch recorded for the fixture to within`
+                : 'These numbers differ from what PyTorch recorded for the fixture by up to'
+            }
             <span class="max-diff" data-max-diff=${diff}>${diff.toExponential(1)}</span>.
           </p>`
-        : nothing}
+          : nothing
+      }
     `;
   }
 }

@@ -130,7 +130,8 @@ async function start(): Promise<void> {
         drawn = performance.now();
         curves[0]!.series = [{ ...fvu }];
         curves[1]!.series = [{ ...l0 }];
-        if (status.dataset.state === 'training') status.textContent = `Training: step ${r.step} of ${s.steps} · ${(r.elapsedMs / 1000).toFixed(1)} s · FVU ${m[4]!.toFixed(3)} · L0 ${m[3]!.toFixed(1)}`;
+        if (status.dataset.state === 'training')
+          status.textContent = `Training: step ${r.step} of ${s.steps} · ${(r.elapsedMs / 1000).toFixed(1)} s · FVU ${m[4]!.toFixed(3)} · L0 ${m[3]!.toFixed(1)}`;
       }
     },
   });
@@ -149,8 +150,13 @@ async function start(): Promise<void> {
   }
   const dead = Array.from(ev.density).filter((d) => d === 0).length;
   const shown: Record<string, string> = {
-    ce_loss_without_sae: ev.ce_loss_without_sae.toFixed(4), ce_loss_with_sae: ev.ce_loss_with_sae.toFixed(4), ce_loss_with_ablation: ev.ce_loss_with_ablation.toFixed(4),
-    ce_loss_score: ev.ce_loss_score.toFixed(3), l0: ev.l0.toFixed(2), fvu: ev.fvu.toFixed(4), dead: String(dead),
+    ce_loss_without_sae: ev.ce_loss_without_sae.toFixed(4),
+    ce_loss_with_sae: ev.ce_loss_with_sae.toFixed(4),
+    ce_loss_with_ablation: ev.ce_loss_with_ablation.toFixed(4),
+    ce_loss_score: ev.ce_loss_score.toFixed(3),
+    l0: ev.l0.toFixed(2),
+    fvu: ev.fvu.toFixed(4),
+    dead: String(dead),
   };
   for (const [k, text] of Object.entries(shown)) {
     const cell = $<HTMLElement>(`#eval [data-metric=${k}]`);
@@ -158,7 +164,10 @@ async function start(): Promise<void> {
     cell.dataset.value = String(k === 'dead' ? dead : ev[k as keyof typeof ev]);
   }
   const tops = topContexts(ev.acts, s.config.dSae, T, 8);
-  const order = Array.from(ev.density, (d, j) => [d, j] as const).filter(([d]) => d > 0).sort((a, b) => b[0] - a[0]).slice(0, 12);
+  const order = Array.from(ev.density, (d, j) => [d, j] as const)
+    .filter(([d]) => d > 0)
+    .sort((a, b) => b[0] - a[0])
+    .slice(0, 12);
   const cards: FeatureCard[] = order.map(([density, j]) => ({
     index: j,
     density,
@@ -166,7 +175,10 @@ async function start(): Promise<void> {
   }));
   $<SaeFeatures>('#feature-cards').features = cards;
   const files = await sae.toSaeLens();
-  for (const [id, name, type] of [['#download-cfg', 'cfg.json', 'application/json'], ['#download-weights', 'sae_weights.safetensors', 'application/octet-stream']] as const) {
+  for (const [id, name, type] of [
+    ['#download-cfg', 'cfg.json', 'application/json'],
+    ['#download-weights', 'sae_weights.safetensors', 'application/octet-stream'],
+  ] as const) {
     const a = $<HTMLAnchorElement>(id);
     if (a.href) URL.revokeObjectURL(a.href);
     a.href = URL.createObjectURL(new Blob([files[name] as BlobPart], { type }));

@@ -8,7 +8,12 @@ export const css = ([r, g, b]: Rgb) => `rgb(${r} ${g} ${b})`;
 
 /** Feature importance, most important (t = 0, yellow) to least (t = 1, purple), as the paper colours features. */
 export function importanceColor(t: number): Rgb {
-  const stops: Rgb[] = [[240, 200, 30], [225, 100, 60], [150, 40, 120], [70, 30, 110]];
+  const stops: Rgb[] = [
+    [240, 200, 30],
+    [225, 100, 60],
+    [150, 40, 120],
+    [70, 30, 110],
+  ];
   const x = Math.min(1, Math.max(0, t)) * (stops.length - 1);
   const k = Math.min(stops.length - 2, Math.floor(x));
   return mix(stops[k]!, stops[k + 1]!, x - k);

@@ -45,12 +45,22 @@ export class LossCurve extends LitElement {
       : (v: number) => H - B - ((H - B) * (Math.log10(Math.max(v, 10 ** y0)) - y0)) / (y1 - y0);
     const ticks = [];
     if (this.linear) {
-      for (const f of [0, 0.25, 0.5, 0.75, 1]) ticks.push(svg`<line x1=${L} x2=${W} y1=${y(f * this.max)} y2=${y(f * this.max)} stroke="#eceef1"></line><text x=${L - 4} y=${y(f * this.max) + 3} text-anchor="end">${+(f * this.max).toFixed(2)}</text>`);
+      for (const f of [0, 0.25, 0.5, 0.75, 1])
+        ticks.push(
+          svg`<line x1=${L} x2=${W} y1=${y(f * this.max)} y2=${y(f * this.max)} stroke="#eceef1"></line><text x=${L - 4} y=${y(f * this.max) + 3} text-anchor="end">${+(f * this.max).toFixed(2)}</text>`,
+        );
     } else {
-      for (let e = y0; e <= y1; e++) ticks.push(svg`<line x1=${L} x2=${W} y1=${y(10 ** e)} y2=${y(10 ** e)} stroke="#eceef1"></line><text x=${L - 4} y=${y(10 ** e) + 3} text-anchor="end">1e${e}</text>`);
+      for (let e = y0; e <= y1; e++)
+        ticks.push(svg`<line x1=${L} x2=${W} y1=${y(10 ** e)} y2=${y(10 ** e)} stroke="#eceef1"></line><text x=${L - 4} y=${y(10 ** e) + 3} text-anchor="end">1e${e}</text>`);
     }
-    if (this.marker > 0) ticks.push(svg`<line x1=${x(this.marker)} x2=${x(this.marker)} y1="4" y2=${H - B} stroke="#c2410c" stroke-dasharray="3 3"></line><text x=${x(this.marker) + 3} y="24" fill="#c2410c">step ${this.marker}</text>`);
-    const lines = this.series.map((s) => svg`<polyline fill="none" stroke=${s.color} stroke-width="1.3" points=${s.points.map(([st, v]) => `${x(st).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}><title>${s.label}</title></polyline>`);
+    if (this.marker > 0)
+      ticks.push(
+        svg`<line x1=${x(this.marker)} x2=${x(this.marker)} y1="4" y2=${H - B} stroke="#c2410c" stroke-dasharray="3 3"></line><text x=${x(this.marker) + 3} y="24" fill="#c2410c">step ${this.marker}</text>`,
+      );
+    const lines = this.series.map(
+      (s) =>
+        svg`<polyline fill="none" stroke=${s.color} stroke-width="1.3" points=${s.points.map(([st, v]) => `${x(st).toFixed(1)},${y(v).toFixed(1)}`).join(' ')}><title>${s.label}</title></polyline>`,
+    );
     return html`<svg part="plot" viewBox="0 0 ${W} ${H}" role="img" aria-label=${`${this.label} against training step`}>
       ${ticks}
       <line x1=${L} x2=${W} y1=${H - B} y2=${H - B} stroke="#8b949e"></line>

@@ -188,7 +188,10 @@ class SmallPanel extends Panel {
   }
 
   protected config() {
-    const sparsities = this.input('sparsity').value.split(/[\s,]+/).filter(Boolean).map(Number);
+    const sparsities = this.input('sparsity')
+      .value.split(/[\s,]+/)
+      .filter(Boolean)
+      .map(Number);
     if (!sparsities.length || sparsities.some((s) => !(s >= 0 && s < 1))) throw new Error('Sparsities are numbers from 0 up to (not including) 1, separated by commas.');
     if (sparsities.length > 12) throw new Error('At most 12 sparsities at a time.');
     const ratio = Number(this.input('importance').value);

@@ -20,7 +20,14 @@ export interface DimPoint {
   dims: Float32Array;
 }
 
-const FRACTIONS: [number, string][] = [[1, '1'], [3 / 4, '3/4'], [2 / 3, '2/3'], [1 / 2, '1/2'], [2 / 5, '2/5'], [1 / 3, '1/3']];
+const FRACTIONS: [number, string][] = [
+  [1, '1'],
+  [3 / 4, '3/4'],
+  [2 / 3, '2/3'],
+  [1 / 2, '1/2'],
+  [2 / 5, '2/5'],
+  [1 / 3, '1/3'],
+];
 
 @customElement('tms-dimensionality')
 export class TmsDimensionality extends LitElement {
@@ -43,7 +50,8 @@ export class TmsDimensionality extends LitElement {
     const yr = (v: number) => H - B - (H - B - 34) * v; // D_f in [0, 1] (right)
     const grid = FRACTIONS.map(([v, t]) => svg`<line x1=${L} x2=${W - R} y1=${yr(v)} y2=${yr(v)} stroke="#eceef1"></line><text x=${W - R + 3} y=${yr(v) + 3}>${t}</text>`);
     const decades = [];
-    for (let d = 1; d <= xmax * 1.001; d *= 10) decades.push(svg`<line x1=${x(d)} x2=${x(d)} y1=${H - B} y2=${H - B + 3} stroke="#8b949e"></line><text x=${x(d)} y=${H - B + 15} text-anchor="middle">${d}</text>`);
+    for (let d = 1; d <= xmax * 1.001; d *= 10)
+      decades.push(svg`<line x1=${x(d)} x2=${x(d)} y1=${H - B} y2=${H - B + 3} stroke="#8b949e"></line><text x=${x(d)} y=${H - B + 15} text-anchor="middle">${d}</text>`);
     const sorted = [...this.points].sort((a, b) => a.density - b.density).reverse();
     const line = sorted.map((p) => `${x(1 / p.density).toFixed(1)},${yl(p.perDim).toFixed(1)}`).join(' ');
     const dots = this.points.flatMap((p) =>

@@ -27,9 +27,11 @@ export class TmsNorms extends LitElement {
     const height = Math.max(1, F * rowH);
     const bars = [];
     for (let f = 0; f < F; f++) {
-      const w = Math.min(1.5, n![f]!) / 1.5 * 100;
+      const w = (Math.min(1.5, n![f]!) / 1.5) * 100;
       const s = this.superposition?.[f] ?? 0;
-      bars.push(svg`<rect x="0" y=${f * rowH} width=${w} height=${rowH * 0.8} fill=${rgb(superpositionColor(s))}><title>feature ${f}: norm ${n![f]!.toFixed(2)}, superposition ${s.toFixed(2)}</title></rect>`);
+      bars.push(
+        svg`<rect x="0" y=${f * rowH} width=${w} height=${rowH * 0.8} fill=${rgb(superpositionColor(s))}><title>feature ${f}: norm ${n![f]!.toFixed(2)}, superposition ${s.toFixed(2)}</title></rect>`,
+      );
     }
     return html`<svg part="plot" viewBox="0 0 100 ${height}" preserveAspectRatio="none" role="img" aria-label="feature norms coloured by superposition">
       ${bars}

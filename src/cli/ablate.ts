@@ -26,7 +26,7 @@ one run, at every position and batch row, and reports the metric on batch row 0.
   --mode mean         set it to its mean over a plain (unablated) run on the same --ids: the mean
                       over every batch row and every position, one vector per head
                       (meanHead(L, H, cache, { pooled: true }) with the plain run's hook_z)
-${metricHelp('the metric of the ablated run, batch row 0', 'the first --ids row\'s own tokens')}
+${metricHelp('the metric of the ablated run, batch row 0', "the first --ids row's own tokens")}
   --json              print {"metric": x, "logits_at_pos": [...]} (the full logits row at POS,
                       batch row 0; for loss, at END-1) instead of a summary
 ${ALLOW_NONFINITE_HELP}
@@ -135,7 +135,10 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         if (specOut) {
           await writeSpecOut(specOut, modelArg, {
             prompts: { clean: ids[0] },
-            interventions: headInterventions(heads.map((h) => `${h.layer}.${h.head}`), mode),
+            interventions: headInterventions(
+              heads.map((h) => `${h.layer}.${h.head}`),
+              mode,
+            ),
             experiment: { kind: 'ablate', metric: metric.text },
           });
         }
@@ -154,11 +157,7 @@ export async function ablateCommand(argv: readonly string[], print: (line: strin
         print(`  model    ${describeModel(model.config)}`);
         print(`  adapter  ${gpu.adapterName}`);
         print(`  input    ${ids.length} × ${T} tokens (batch × pos)`);
-        print(
-          `  ablated  ${heads.map((h) => `${h.layer}.${h.head}`).join(', ')}: hook_z ` +
-            (mode === 'zero' ? 'set to 0' : 'set to its mean over the batch and positions') +
-            ' at every position',
-        );
+        print(`  ablated  ${heads.map((h) => `${h.layer}.${h.head}`).join(', ')}: hook_z ` + (mode === 'zero' ? 'set to 0' : 'set to its mean over the batch and positions') + ' at every position');
         print(`  metric   ${describeMetric(metric)}, row 0: ${fmt(value)} (unablated ${fmt(before)}, change ${fmtSigned(value - before)})`);
         print(`  top 5    logits at pos ${pos}, row 0: ${top.join(', ')}`);
         print(`  time     load ${loadMs.toFixed(0)} ms, runs + readback ${runMs.toFixed(0)} ms`);

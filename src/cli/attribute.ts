@@ -105,7 +105,11 @@ export async function attributeCommand(argv: readonly string[], print: (line: st
     if (!flags.has('sae')) throw new UsageError('--site features needs the SAE: --sae DIR');
     if (method !== 'atp') throw new UsageError('--method atp*: AtP* corrects query and key cells; features take --method atp');
     const k = flags.has('top') ? parsePositiveInt(flags.get('top')![0], '--top') : 5;
-    return attributeFeatures(modelArg, { clean, corrupt, saeArg: flags.get('sae')![0], k, errorTerm: !flags.has('no-error-term'), verify, metricOpt, normalize, json, specOut: flags.get('spec-out')?.[0] }, print);
+    return attributeFeatures(
+      modelArg,
+      { clean, corrupt, saeArg: flags.get('sae')![0], k, errorTerm: !flags.has('no-error-term'), verify, metricOpt, normalize, json, specOut: flags.get('spec-out')?.[0] },
+      print,
+    );
   }
   for (const f of ['top', 'no-error-term'] as const) if (flags.has(f)) throw new UsageError(`--${f} is for --site features (with --sae)`);
   if (!(SITES as readonly string[]).includes(siteText)) throw new UsageError(`--site ${siteText}: unknown site; the sites are ${SITES.join(', ')}, or features (with --sae)`);
@@ -156,7 +160,9 @@ export async function attributeCommand(argv: readonly string[], print: (line: st
       print(`  adapter  ${gpu.adapterName}`);
       print(`  input    clean and corrupt, ${T} tokens each`);
       print(`  metric   ${describeMetric(metricOpt)}: clean ${fmt(grid.clean)}, corrupt ${fmt(grid.corrupt)}`);
-      print(`  method   ${method === 'atp' ? 'AtP' : 'AtP* (QK fix, GradDrop)'}: ${describeShape(grid.shape, grid.axes)} cells from ${grid.passes.forward} forwards and ${grid.passes.backward} backward${grid.passes.backward === 1 ? '' : 's'}`);
+      print(
+        `  method   ${method === 'atp' ? 'AtP' : 'AtP* (QK fix, GradDrop)'}: ${describeShape(grid.shape, grid.axes)} cells from ${grid.passes.forward} forwards and ${grid.passes.backward} backward${grid.passes.backward === 1 ? '' : 's'}`,
+      );
       print(`  time     load ${loadMs.toFixed(0)} ms, attribution ${runMs.toFixed(0)} ms${v ? `, verifying ${verify} cells ${verifyMs.toFixed(0)} ms` : ''}`);
       print('');
       const what = grid.signed ? (normalize ? 'estimated normalized metric' : 'estimated patched metric') : normalize ? 'estimated |effect| / |clean - corrupt|' : 'estimated |effect|';
@@ -249,7 +255,9 @@ async function attributeFeatures(modelArg: string, a: FeatureArgs, print: (line:
         print(`  adapter  ${gpu.adapterName}`);
         print(`  input    clean and corrupt, ${T} tokens each`);
         print(`  metric   ${describeMetric(a.metricOpt)}: clean ${fmt(grid.clean)}, corrupt ${fmt(grid.corrupt)}`);
-        print(`  method   AtP over features: ${T * c.d_sae} estimates from ${grid.passes.forward} forwards and ${grid.passes.backward} backward; the ${a.k} features per position whose activation differs most`);
+        print(
+          `  method   AtP over features: ${T * c.d_sae} estimates from ${grid.passes.forward} forwards and ${grid.passes.backward} backward; the ${a.k} features per position whose activation differs most`,
+        );
         print(`  time     load ${loadMs.toFixed(0)} ms, attribution ${runMs.toFixed(0)} ms${v ? `, exact feature patching ${verifyMs.toFixed(0)} ms` : ''}`);
         print('');
         printFeatureCells(print, grid.positions, features, effects);

@@ -94,10 +94,7 @@ export async function cacheCommand(argv: readonly string[], print: (line: string
           print(`  model    ${c.architecture}: ${c.n_layers} layers, d_model ${c.d_model}, ${c.n_heads} heads, vocab ${c.d_vocab}, n_ctx ${c.n_ctx}`);
           print(`  adapter  ${gpu.adapterName}`);
           print(`  input    ${ids.length} × ${ids[0].length} tokens (batch × pos)`);
-          print(
-            `  wrote    ${outPath}: ${hookCount} hook activations + logits, ${formatBytes(bytes.length)}` +
-              (names && hookCount === 0 ? ` (--names ${namesFlag} matched no hook point)` : ''),
-          );
+          print(`  wrote    ${outPath}: ${hookCount} hook activations + logits, ${formatBytes(bytes.length)}` + (names && hookCount === 0 ? ` (--names ${namesFlag} matched no hook point)` : ''));
           print(`  time     load ${loadMs.toFixed(0)} ms, forward + readback ${tRun.toFixed(0)} ms`);
         } finally {
           result?.release();

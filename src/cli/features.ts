@@ -77,7 +77,17 @@ export async function featuresCommand(argv: readonly string[], print: (line: str
           }),
         );
         const c = sae.config;
-        const info = { source: c.source, format: c.format, architecture: c.architecture, hook_name: c.hook_name, hook_name_out: c.hook_name_out, d_in: c.d_in, d_sae: c.d_sae, k: c.k, error_term: errorTerm };
+        const info = {
+          source: c.source,
+          format: c.format,
+          architecture: c.architecture,
+          hook_name: c.hook_name,
+          hook_name_out: c.hook_name_out,
+          d_in: c.d_in,
+          d_sae: c.d_sae,
+          k: c.k,
+          error_term: errorTerm,
+        };
         if (flags.has('json')) {
           print(JSON.stringify({ sae: info, rows }));
           return;

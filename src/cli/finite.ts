@@ -34,8 +34,5 @@ export function checkFinite(values: Iterable<number>, what: string, allow: boole
   if (bad.length === 0) return;
   const kinds = [...new Set(bad.map(String))].join(', ');
   const which = n === 1 ? what : `${bad.length} of ${n} values of ${what}`;
-  throw new Error(
-    `${which} ${bad.length === 1 ? 'is' : 'are'} not finite (${kinds}): the model's weights or activations overflow or are NaN; ` +
-      'pass --allow-nonfinite to accept such results',
-  );
+  throw new Error(`${which} ${bad.length === 1 ? 'is' : 'are'} not finite (${kinds}): the model's weights or activations overflow or are NaN; ` + 'pass --allow-nonfinite to accept such results');
 }

@@ -66,13 +66,16 @@ export async function gradCommand(argv: readonly string[], print: (line: string)
         const runMs = performance.now() - t0;
         const tensors: Array<{ name: string; shape: number[]; data: Float32Array }> = [];
         for (const name of r.grads.names) tensors.push({ name, shape: [...r.grads.get(name).shape], data: await r.grads.read(name) });
-        const meta = { producer: 'patchbay grad', model: source.describe, metric: metricOpt.text, of: 'd(sum over rows of each row\'s metric) / d(activation)' };
+        const meta = { producer: 'patchbay grad', model: source.describe, metric: metricOpt.text, of: "d(sum over rows of each row's metric) / d(activation)" };
         const bytes = writeSafetensors(tensors, meta);
         await writeAtomically(outPath, bytes);
         let wLine = '';
         if (weightsOut !== undefined) {
           const w = await r.weightGrads!.toCheckpoint();
-          const wBytes = writeSafetensors([...w].map(([name, t]) => ({ name, shape: t.shape, data: t.data })), { ...meta, of: 'd(sum over rows of each row\'s metric) / d(weight), checkpoint names and layouts' });
+          const wBytes = writeSafetensors(
+            [...w].map(([name, t]) => ({ name, shape: t.shape, data: t.data })),
+            { ...meta, of: "d(sum over rows of each row's metric) / d(weight), checkpoint names and layouts" },
+          );
           await writeAtomically(weightsOut, wBytes);
           wLine = `${weightsOut}: ${w.size} weight gradients, ${formatBytes(wBytes.length)}`;
           r.weightGrads!.release();
@@ -84,7 +87,9 @@ export async function gradCommand(argv: readonly string[], print: (line: string)
         print(`  metric   ${describeMetric(metricOpt)}: ${[...r.metric].map((m) => m.toFixed(4)).join(', ')} (per row)`);
         print(`  wrote    ${outPath}: ${tensors.length} hook gradients, ${formatBytes(bytes.length)}` + (names && tensors.length === 0 ? ` (--names ${namesFlag} matched no hook point)` : ''));
         if (wLine) print(`  wrote    ${wLine}`);
-        print(`  memory   backward ${r.memory.mode === 'keep' ? 'kept every layer' : 'recomputed each layer from resid_pre'}: forward ${formatBytes(r.memory.forwardBytes)}, saved ${formatBytes(r.memory.savedBytes)}, gradients ${formatBytes(r.memory.gradScratchBytes)}`);
+        print(
+          `  memory   backward ${r.memory.mode === 'keep' ? 'kept every layer' : 'recomputed each layer from resid_pre'}: forward ${formatBytes(r.memory.forwardBytes)}, saved ${formatBytes(r.memory.savedBytes)}, gradients ${formatBytes(r.memory.gradScratchBytes)}`,
+        );
         print(`  time     load ${loadMs.toFixed(0)} ms, forward + backward + readback ${runMs.toFixed(0)} ms`);
       } finally {
         r.release();

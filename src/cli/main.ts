@@ -118,9 +118,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const command = Object.hasOwn(COMMANDS, first) ? COMMANDS[first] : undefined;
     if (!command) {
-      throw new UsageError(
-        first.startsWith('-') ? `unknown option ${first} (see patchbay --help)` : `unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`,
-      );
+      throw new UsageError(first.startsWith('-') ? `unknown option ${first} (see patchbay --help)` : `unknown command "${first}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     }
     await command(rest, print);
     return 0;

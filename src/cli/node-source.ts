@@ -27,7 +27,7 @@ export function nodeFile(path: string, size: number, label: string, onProgress?:
       const out = new Uint8Array(n);
       const fh = await open(path, 'r');
       try {
-        for (let got = 0; got < n; ) {
+        for (let got = 0; got < n;) {
           const { bytesRead } = await fh.read(out, got, n - got, offset + got);
           if (bytesRead === 0) throw new Error(`${path} ended at byte ${offset + got}; it was ${size} bytes when opened (changed on disk?)`);
           got += bytesRead;

@@ -58,7 +58,7 @@ TransformerLens' patching module: get_act_patch_resid_pre, get_act_patch_attn_he
                         head_by_pos_every
                                     [component, layer, pos, head]: the same by position
                       (k and v have the key/value heads; the _every grids pad them with 0)
-${metricHelp('the metric of each patched run', 'the CLEAN prompt\'s tokens (--clean), in the patched runs and both baselines')}
+${metricHelp('the metric of each patched run', "the CLEAN prompt's tokens (--clean), in the patched runs and both baselines")}
                       Repeat --metric once per pair to give each pair its own (e.g. its own answer
                       tokens); a loss predicts each pair's own clean tokens
   --reduce mean|sum   how a cell's per-pair values become one (default mean)
@@ -108,8 +108,7 @@ function checkSite(site: PatchSite, c: ModelConfig): void {
   if (site === 'resid_mid' && c.parallel_attn_mlp) {
     const others = SITES.filter((s) => !s.startsWith('resid_mid') && !['z', 'q', 'k', 'v', 'pattern'].includes(s.replace(/_by_pos$/, '')) && s !== 'block_every');
     throw new UsageError(
-      `--site resid_mid: ${c.architecture} runs attention and MLP in parallel (use_parallel_residual), so its blocks have no resid_mid; ` +
-        `patch ${others.join(', ')} (or a head site) instead`,
+      `--site resid_mid: ${c.architecture} runs attention and MLP in parallel (use_parallel_residual), so its blocks have no resid_mid; ` + `patch ${others.join(', ')} (or a head site) instead`,
     );
   }
 }

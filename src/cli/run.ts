@@ -77,7 +77,11 @@ export async function runCommand(argv: readonly string[], print: (line: string) 
         for (let b = 0; b < rows; b++) {
           const tag = batch ? ` [row ${b}]` : '';
           print(`  metric${tag}   ${e.kind === 'ablate' && e.metric ? `${e.metric}: ${fmt(at<number>(result.metric, b))} (unablated ${fmt(at<number>(result.unablated, b))})` : 'none'}`);
-          print(`  top${tag}      ${at<[number, number][]>(result.top, b).map(([id, p]) => `${id} (${(100 * p).toFixed(1)}%)`).join(', ')}`);
+          print(
+            `  top${tag}      ${at<[number, number][]>(result.top, b)
+              .map(([id, p]) => `${id} (${(100 * p).toFixed(1)}%)`)
+              .join(', ')}`,
+          );
         }
         return;
       }

@@ -35,7 +35,10 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
   if (positionals.length !== 1) throw new UsageError('snapshot takes one spec file (see patchbay snapshot --help)');
   const path = positionals[0];
   const spec = await readSpecFile(path);
-  const heads = flags.get('heads')?.[0]?.split(',').map((s) => s.trim());
+  const heads = flags
+    .get('heads')?.[0]
+    ?.split(',')
+    .map((s) => s.trim());
   if (heads?.some((h) => !/^\d+\.\d+$/.test(h))) throw new UsageError(`--heads ${flags.get('heads')![0]}: expected L.H[,L.H...]`);
   const out = flags.get('out')![0];
   const specDir = dirname(resolve(path));
@@ -58,7 +61,9 @@ export async function snapshotCommand(argv: readonly string[], print: (line: str
       }
       await mkdir(dirname(resolve(out)), { recursive: true });
       await writeFile(out, `${JSON.stringify(snap)}\n`);
-      print(`patchbay snapshot: wrote ${out} (${snap.ids.clean.length} tokens, ${snap.attention.heads.length} heads${snap.patching ? `, ${snap.patching.site} grid` : ''}${snap.features ? `, ${snap.features.top.flat().length} feature activations` : ''})`);
+      print(
+        `patchbay snapshot: wrote ${out} (${snap.ids.clean.length} tokens, ${snap.attention.heads.length} heads${snap.patching ? `, ${snap.patching.site} grid` : ''}${snap.features ? `, ${snap.features.top.flat().length} feature activations` : ''})`,
+      );
     },
     { processing: spec.processing ?? 'none' },
   );

@@ -23,7 +23,7 @@ as an [n_layers, n_heads] grid. The runs go through the GPU as rows of a few bat
   --mode zero         set the head's output (blocks.L.attn.hook_z) to 0 at every position (default)
   --mode mean         set it to its mean over the prompt's positions (one vector per head, from the
                       unablated run)
-${metricHelp('the metric of each ablated run', 'the prompt\'s own tokens (--ids)')}
+${metricHelp('the metric of each ablated run', "the prompt's own tokens (--ids)")}
   --json              print {"shape": [n_layers, n_heads], "axes": ["layer", "head"],
                       "values": [[...], ...], "unablated": m} (values[L][h]: the metric with head
                       L.h ablated; unablated: the metric of the plain run)

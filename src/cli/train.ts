@@ -94,17 +94,15 @@ export async function trainCommand(argv: readonly string[], print: (line: string
     const trainer = new Trainer(gpu, clock, training.task, opt);
     const losses: number[] = [];
     try {
-      await trainer
-        .train({
-          until: steps,
-          every: 1,
-          onReport: (r) => {
-            const v = TransformerTraining.objectiveValue(r.metrics.objective!);
-            losses.push(v);
-            if (!flags.has('json')) print(`update ${r.step}: objective before it ${v.toFixed(6)}`);
-          },
-        })
-        .done;
+      await trainer.train({
+        until: steps,
+        every: 1,
+        onReport: (r) => {
+          const v = TransformerTraining.objectiveValue(r.metrics.objective!);
+          losses.push(v);
+          if (!flags.has('json')) print(`update ${r.step}: objective before it ${v.toFixed(6)}`);
+        },
+      }).done;
       const shapes = new Map(training.grads.tensors().map((t) => [t.name, t.shape]));
       const files = await checkpointFiles(gpu, model.config, model.gpuWeights, shapes, ck.tensors, ck.hfConfig);
       await mkdir(out, { recursive: true });

@@ -188,8 +188,7 @@ export class ExportMenu {
     const hasPicture = this.source.hasPictures;
     const hasTable = true;
     const runnable = this.source.experiment() !== null;
-    const item = (action: string, label: string, enabled = true) =>
-      html`<button type="button" data-export=${action} ?disabled=${!enabled} @click=${() => void this.run(action)}>${label}</button>`;
+    const item = (action: string, label: string, enabled = true) => html`<button type="button" data-export=${action} ?disabled=${!enabled} @click=${() => void this.run(action)}>${label}</button>`;
     return html`<details class="export" part="export">
       <summary aria-label="Export this figure">Export</summary>
       <div class="menu" role="group" aria-label="Export">
@@ -198,12 +197,14 @@ export class ExportMenu {
         ${item('transformer-lens', 'Python: TransformerLens', runnable)} ${item('link', 'Copy link')} ${item('embed', 'Copy embed code')}
         <label>Load spec… <input type="file" accept=".json,application/json" data-export="load" @change=${(e: Event) => void this.load(e)} /></label>
         ${this.message ? html`<span class="muted" role="status">${this.message}</span>` : nothing}
-        ${this.manual
-          ? html`<label
+        ${
+          this.manual
+            ? html`<label
               >${this.manual.what} (copy it from here):
               <textarea readonly data-export="manual" .value=${this.manual.text}></textarea
             ></label>`
-          : nothing}
+            : nothing
+        }
       </div>
     </details>`;
   }

@@ -296,15 +296,7 @@ export function figureTag(el: LitElement): string {
     const value = own[name];
     if (same(value, fresh[name]) && !el.hasAttribute(attr)) continue;
     const convert = typeof opts.converter === 'object' ? opts.converter.toAttribute : undefined;
-    const text: unknown = convert
-      ? convert(value, opts.type)
-      : opts.type === Boolean
-        ? value
-          ? ''
-          : null
-        : value !== null && typeof value === 'object'
-          ? JSON.stringify(value)
-          : value;
+    const text: unknown = convert ? convert(value, opts.type) : opts.type === Boolean ? (value ? '' : null) : value !== null && typeof value === 'object' ? JSON.stringify(value) : value;
     if (text === null || text === undefined) continue;
     attrs.push(text === '' && opts.type === Boolean ? attr : `${attr}="${escapeAttr(String(text))}"`);
   }

@@ -217,10 +217,7 @@ export function paintFigure(pen: Pen, d: HeatmapData, cw: number, ch: number, le
   const rampW = 120;
   stops.forEach((s, i) => pen.rect(x0 + (i * rampW) / stops.length, y - 5, rampW / stops.length + 0.5, 10, s));
   const dom = formatValue(d.domain, d.domain >= 10 ? 1 : 2).replace('−', '');
-  const ends =
-    d.scale === 'diverging'
-      ? `${d.valueLabel}: centre ${formatValue(d.center, 2)} = no effect, ±${dom} at full colour; blue = ${d.better} is better`
-      : `${d.valueLabel}: 0 to ${dom}`;
+  const ends = d.scale === 'diverging' ? `${d.valueLabel}: centre ${formatValue(d.center, 2)} = no effect, ±${dom} at full colour; blue = ${d.better} is better` : `${d.valueLabel}: 0 to ${dom}`;
   pen.text(x0 + rampW + 8, y, ends, { size: 11, color: d.muted });
   for (const item of legend) {
     y += 16;

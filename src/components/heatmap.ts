@@ -618,9 +618,9 @@ export class PbHeatmap extends LitElement {
     if (!this.noLegend) {
       const [low, high] = diverging ? (this.better === 'lower' ? [`+${d}`, `−${d}`] : [`−${d}`, `+${d}`]) : ['0', d];
       items.push(html`<span class="scale"
-        >${this.valueLabel}: ${low}<span class="ramp" style=${cssProps({ backgroundImage: scaleGradient(this.scale, this.scheme) })}></span>${high}${diverging
-          ? html` (relative to ${formatValue(this.center, 2)}, no effect: grey; blue: ${this.better} is better)`
-          : nothing}</span
+        >${this.valueLabel}: ${low}<span class="ramp" style=${cssProps({ backgroundImage: scaleGradient(this.scale, this.scheme) })}></span>${high}${
+          diverging ? html` (relative to ${formatValue(this.center, 2)}, no effect: grey; blue: ${this.better} is better)` : nothing
+        }</span
       >`);
     }
     if (this.selected.some(Boolean)) items.push(html`<span><span class="swatch hatched"></span>${this.selectedLabel}</span>`);
@@ -695,8 +695,9 @@ export class PbHeatmap extends LitElement {
               }}
             >
               <canvas part="cells" aria-hidden="true"></canvas>
-              ${R && C
-                ? html`<div role="row" aria-rowindex=${ar + 1}>
+              ${
+                R && C
+                  ? html`<div role="row" aria-rowindex=${ar + 1}>
                     <div
                       role="gridcell"
                       part="cursor"
@@ -707,7 +708,8 @@ export class PbHeatmap extends LitElement {
                       style=${cssProps({ left: `${ac * (w + GAP)}px`, top: `${ar * (h + GAP)}px`, width: `${w}px`, height: `${h}px` })}
                     >${this.describeCell(ar, ac)}</div>
                   </div>`
-                : nothing}
+                  : nothing
+              }
             </div>
           </div>
         </div>

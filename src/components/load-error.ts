@@ -13,7 +13,7 @@ export function describeLoadError(e: unknown, src: string): string {
     return (
       `Download refused for "${src}": ${msg}. ` +
       (PRESETS[src]?.access ??
-        'The Hugging Face Hub refuses gated or private repositories to anonymous readers: accept the licence on the repository\'s page and give <pb-model> an access token (its token property), or use an ungated copy of the same files.')
+        "The Hugging Face Hub refuses gated or private repositories to anonymous readers: accept the licence on the repository's page and give <pb-model> an access token (its token property), or use an ungated copy of the same files.")
     );
   }
   // Only a failed transfer is a failed download; a file that arrived but is invalid says what is wrong with it.

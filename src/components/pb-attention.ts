@@ -110,10 +110,15 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     if (snap) {
       const T = snap.ids.clean.length;
       const labels = snap.labels.clean.map((t, i) => positionLabel(i, t));
-      const heads = this.headList().map((h) => h.trim()).filter((h) => snap.attention.heads.includes(h));
+      const heads = this.headList()
+        .map((h) => h.trim())
+        .filter((h) => snap.attention.heads.includes(h));
       this.drawn = {
         labels,
-        patterns: heads.map((h) => ({ head: { layer: Number(h.split('.')[0]), head: Number(h.split('.')[1]) }, values: Float32Array.from(snap.attention.patterns[snap.attention.heads.indexOf(h)].slice(0, T * T)) })),
+        patterns: heads.map((h) => ({
+          head: { layer: Number(h.split('.')[0]), head: Number(h.split('.')[1]) },
+          values: Float32Array.from(snap.attention.patterns[snap.attention.heads.indexOf(h)].slice(0, T * T)),
+        })),
       };
       return;
     }
@@ -173,9 +178,10 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     // Every head as a button for small models; a layer menu first for large ones.
     const all = L * H <= 32;
     return html`<div class="picker" part="picker" role="group" aria-label="Heads shown">
-      ${all
-        ? Array.from({ length: L }, (_, l) => layerButtons(l))
-        : html`<label
+      ${
+        all
+          ? Array.from({ length: L }, (_, l) => layerButtons(l))
+          : html`<label
               >Layer
               <select
                 aria-label="Layer"
@@ -184,7 +190,8 @@ export class PbAttention extends PbComputedFigure<Drawn> {
                 ${Array.from({ length: L }, (_, l) => html`<option value=${l} ?selected=${l === this.pickerLayer}>${l}</option>`)}
               </select></label
             >
-            ${layerButtons(Math.min(this.pickerLayer, L - 1))}`}
+            ${layerButtons(Math.min(this.pickerLayer, L - 1))}`
+      }
     </div>`;
   }
 
@@ -192,10 +199,7 @@ export class PbAttention extends PbComputedFigure<Drawn> {
     const T = labels.length;
     const tok = (i: number) => `position ${labels[i].replace(' ', ' “')}”`;
     return {
-      cell: (q: number, k: number) =>
-        k > q
-          ? `Query ${tok(q)} cannot see key ${tok(k)} (causal mask)`
-          : `Query ${tok(q)} → key ${tok(k)}: attention ${formatValue(p.values[q * T + k], 3)}`,
+      cell: (q: number, k: number) => (k > q ? `Query ${tok(q)} cannot see key ${tok(k)} (causal mask)` : `Query ${tok(q)} → key ${tok(k)}: attention ${formatValue(p.values[q * T + k], 3)}`),
       label: (i: number) => {
         let top = 0;
         for (let k = 1; k <= i; k++) if (p.values[i * T + k] > p.values[i * T + top]) top = k;
@@ -218,8 +222,9 @@ export class PbAttention extends PbComputedFigure<Drawn> {
       </div>
       ${this.renderPicker()} ${status}
       ${d ? html`<p class="auto-caption" part="caption">${this.captionText(d)}</p>` : nothing}
-      ${this.renderResult(d
-        ? html`<div class="heads" @pb-cell-hover=${(e: CustomEvent<{ row: number; col: number }>) => (this.token = e.detail.row === e.detail.col ? e.detail.row : -1)}>
+      ${this.renderResult(
+        d
+          ? html`<div class="heads" @pb-cell-hover=${(e: CustomEvent<{ row: number; col: number }>) => (this.token = e.detail.row === e.detail.col ? e.detail.row : -1)}>
             ${d.patterns.map((p) => {
               const describe = this.describer(p, d.labels);
               return html`<pb-heatmap
@@ -244,7 +249,8 @@ export class PbAttention extends PbComputedFigure<Drawn> {
               ></pb-heatmap>`;
             })}
           </div>`
-        : nothing)}
+          : nothing,
+      )}
     `;
   }
 

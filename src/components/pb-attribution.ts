@@ -230,8 +230,9 @@ export class PbAttribution extends PbComputedFigure<Computed> {
       ${!model ? html`<div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${this.busy && !c ? html`<div class="muted" part="status" role="status">Running the gradients and the exact sweep…</div>` : nothing}
-      ${c
-        ? html`<div class="summary muted" part="summary" data-correlation=${r}>
+      ${
+        c
+          ? html`<div class="summary muted" part="summary" data-correlation=${r}>
               Correlation of the estimate with the ${c.grid.signed ? 'exact effect' : 'exact effect’s magnitude'}:
               <span class="num">${Number.isNaN(r) ? '—' : r.toFixed(2)}</span> over ${c.exact.length} cells (${c.grid.passes.forward}
               forwards and ${c.grid.passes.backward} backward${c.grid.passes.backward === 1 ? '' : 's'} against ${c.exact.length} patched runs).
@@ -240,8 +241,9 @@ export class PbAttribution extends PbComputedFigure<Computed> {
               ${this.heatmap(c, c.grid.effects, name, domain, c.grid.signed ? 'estimated effect' : 'estimated |effect|')}
               ${this.heatmap(c, c.exact, 'exact patching', domain, 'effect')} ${this.scatter(c)}
             </div>
-            ${c.verified.cells.length
-              ? html`<table part="topk">
+            ${
+              c.verified.cells.length
+                ? html`<table part="topk">
                   <caption class="muted">The ${c.verified.cells.length} largest estimates, re-run exactly</caption>
                   <thead>
                     <tr><th scope="col">cell [${c.grid.axes.join(', ')}]</th><th scope="col">estimate</th><th scope="col">exact</th></tr>
@@ -252,8 +254,10 @@ export class PbAttribution extends PbComputedFigure<Computed> {
                     )}
                   </tbody>
                 </table>`
-              : nothing}`
-        : nothing}
+                : nothing
+            }`
+          : nothing
+      }
     `;
   }
 }

@@ -129,8 +129,9 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${t && !wait
-        ? html`<div class="tokens" part="tokens" aria-label=${`Activation of feature ${t.feature} at each token`}>
+      ${
+        t && !wait
+          ? html`<div class="tokens" part="tokens" aria-label=${`Activation of feature ${t.feature} at each token`}>
             ${t.ids.map((id, p) => {
               const a = t.acts[p];
               const alpha = Math.max(0, a) / max;
@@ -145,7 +146,8 @@ export class PbFeatureActs extends PbFeatureFigure<FeatureTrace> {
               >`;
             })}
           </div>`
-        : nothing}
+          : nothing
+      }
     `;
   }
 }

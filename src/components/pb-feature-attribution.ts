@@ -302,9 +302,11 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
         <tr><th scope="col">pos</th><th scope="col">token</th><th scope="col">feature</th><th scope="col">AtP</th><th scope="col">exact</th></tr>
       </thead>
       <tbody>
-        ${c.top.map((j) => c.cells[j]).map(
-          (v) =>
-            html`<tr data-pos=${v.pos} data-feature=${v.feature} data-estimate=${String(v.estimate)} data-exact=${String(v.exact)}>
+        ${c.top
+          .map((j) => c.cells[j])
+          .map(
+            (v) =>
+              html`<tr data-pos=${v.pos} data-feature=${v.feature} data-estimate=${String(v.estimate)} data-exact=${String(v.exact)}>
               <td class="num">${v.pos}</td>
               <td class="tok">${tokenText(label(c.ids[v.pos]))}</td>
               <td>
@@ -322,14 +324,15 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
               <td class="num">${formatValue(v.estimate, 3)}</td>
               <td class="num">${formatValue(v.exact, 3)}</td>
             </tr>`,
-        )}
+          )}
       </tbody>
     </table>`;
   }
 
   override render() {
     const c = this.computed;
-    const wait = this.fromSnapshot && !this.snapshotFeatures?.attribution ? "Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this page's snapshot does not hold it." : this.waiting();
+    const wait =
+      this.fromSnapshot && !this.snapshotFeatures?.attribution ? "Feature attribution runs a backward pass on the GPU: it needs WebGPU, and this page's snapshot does not hold it." : this.waiting();
     let summary: unknown = nothing;
     if (c && !wait) {
       const r = this.correlation(c);

@@ -137,7 +137,15 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
   }
 
   protected override exportJson() {
-    return { figure: 'features', k: this.k, ids: this.data?.ids ?? null, top: this.data?.top ?? null, selected: this.features?.selected ?? null, ablated: this.features?.ablated ?? [], state: this.experiment?.state ?? null };
+    return {
+      figure: 'features',
+      k: this.k,
+      ids: this.data?.ids ?? null,
+      top: this.data?.top ?? null,
+      selected: this.features?.selected ?? null,
+      ablated: this.features?.ablated ?? [],
+      state: this.experiment?.state ?? null,
+    };
   }
 
   private select(feature: number): void {
@@ -158,8 +166,9 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
       </div>
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${d && !wait
-        ? html`<table part="table" aria-label="The most active SAE features at each position">
+      ${
+        d && !wait
+          ? html`<table part="table" aria-label="The most active SAE features at each position">
             <tbody>
               ${d.top.map(
                 (row, p) => html`<tr data-pos=${p}>
@@ -197,7 +206,8 @@ export class PbFeatures extends PbFeatureFigure<TopFeatures> {
               )}
             </tbody>
           </table>`
-        : nothing}
+          : nothing
+      }
     `;
   }
 }

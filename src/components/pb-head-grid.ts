@@ -154,7 +154,13 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
   }
 
   protected override exportJson() {
-    return { figure: 'head-grid', metric: this.experiment?.state.metric, live: this.live, effects: this.effects ? { mode: this.effects.mode, values: Array.from(this.effects.values), unablated: this.effects.unablated } : null, state: this.experiment?.state };
+    return {
+      figure: 'head-grid',
+      metric: this.experiment?.state.metric,
+      live: this.live,
+      effects: this.effects ? { mode: this.effects.mode, values: Array.from(this.effects.values), unablated: this.effects.unablated } : null,
+      state: this.experiment?.state,
+    };
   }
 
   protected override exportExperiment() {
@@ -339,9 +345,7 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       <span
         >${ablated.length ? `With ${ablated.join(', ')} ablated` : 'Nothing ablated'}
         <b class="ablated" data-value=${live ? String(live.value) : ''}>${live ? formatValue(live.value, 3) : '…'}</b
-        >${live && ablated.length
-          ? html`<span class="delta ${d < 0 ? 'down' : 'up'}">(${d >= 0 ? '+' : ''}${formatValue(d, 3)})</span>`
-          : nothing}</span
+        >${live && ablated.length ? html`<span class="delta ${d < 0 ? 'down' : 'up'}">(${d >= 0 ? '+' : ''}${formatValue(d, 3)})</span>` : nothing}</span
       >
     </div>`;
   }
@@ -401,12 +405,14 @@ export class PbHeadGrid extends PbComputedFigure<MetricDetail> {
       ${weightless ? html`<div class="muted" part="status">${this.session!.noModelText()} The grid shows the model's ${L} × ${H} heads${Object.keys(this.roles).length ? ' and their roles' : ''}.</div>` : nothing}
       ${this.renderProblem()}
       ${!this.error && !this.notice && !st.metric ? html`<div class="muted" part="status">Set a metric (e.g. logit-diff:POS:GOOD:BAD or loss:START:END) to measure ablations.</div>` : nothing}
-      ${progress
-        ? html`<div class="progress" role="status">
+      ${
+        progress
+          ? html`<div class="progress" role="status">
             <progress part="progress" max=${progress.total} value=${progress.done}></progress>
             <span>${progress.done} of ${progress.total} heads ablated…</span>
           </div>`
-        : nothing}
+          : nothing
+      }
       ${this.sweepError ? html`<div class="error" part="error" role="alert">${this.sweepError}</div>` : nothing}
       <p class="auto-caption" part="caption">${this.captionText(st.ablate, effects)}</p>
       <pb-heatmap

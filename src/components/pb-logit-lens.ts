@@ -101,7 +101,12 @@ export class PbLogitLens extends PbComputedFigure<Lens> {
       const T = lens.ids.length;
       const R = lens.rows.length;
       const k = Math.max(1, Math.floor(this.k) || 1);
-      const shown = lens.top.map((t) => t.slice(0, k).map((x) => label(x.id)).join('\n'));
+      const shown = lens.top.map((t) =>
+        t
+          .slice(0, k)
+          .map((x) => label(x.id))
+          .join('\n'),
+      );
       const describe = (r: number, p: number) => {
         const t = lens.top[r * T + p];
         const next = p + 1 < T ? ` (the prompt continues with “${label(lens.ids[p + 1])}”)` : '';

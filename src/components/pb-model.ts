@@ -43,7 +43,18 @@ import { cachedUrlModelSource } from '../model/cached-source.ts';
 import { normalizeConfig } from '../model/normalize-config.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
 import { readSnapshot } from '../experiments/snapshot.ts';
-import { SPEC_VERSION, figureInterventions, figureSpecInterventions, isBatch, promptText, type ExperimentKind, type ExperimentSpec, type ModelRef, type Prompts, type SaeHookNames } from '../experiments/spec.ts';
+import {
+  SPEC_VERSION,
+  figureInterventions,
+  figureSpecInterventions,
+  isBatch,
+  promptText,
+  type ExperimentKind,
+  type ExperimentSpec,
+  type ModelRef,
+  type Prompts,
+  type SaeHookNames,
+} from '../experiments/spec.ts';
 import { Experiment, experimentContext, parseUrlParts, type ExperimentState, type UrlPart } from './experiment.ts';
 import { DEFAULT_HUB, PRESETS, resolveModelUrl } from '../model/presets.ts';
 import { Session, sessionContext } from './session.ts';
@@ -354,10 +365,7 @@ export class PbModel extends LitElement {
     const bad = [...new Set([...st.ablate, ...st.heads].filter((h) => !fits(h)))];
     if (!bad.length) return;
     ex.update({ ablate: st.ablate.filter(fits), heads: st.heads.filter(fits) });
-    this.notices = [
-      ...this.notices,
-      `Ignored ${bad.length === 1 ? 'head' : 'heads'} ${bad.join(', ')} from the link: this model has layers 0–${shape.n_layers - 1} and heads 0–${shape.n_heads - 1}.`,
-    ];
+    this.notices = [...this.notices, `Ignored ${bad.length === 1 ? 'head' : 'heads'} ${bad.join(', ')} from the link: this model has layers 0–${shape.n_layers - 1} and heads 0–${shape.n_heads - 1}.`];
   }
 
   override disconnectedCallback(): void {
@@ -381,7 +389,13 @@ export class PbModel extends LitElement {
    */
   specFor(experiment: ExperimentKind, sae?: { url: string; errorTerm: boolean; hooks: SaeHookNames }): ExperimentSpec {
     const st = this.experiment!.state;
-    const ids = (p: string): string | number[] => (this.session.tokenizer || !/^[\d\s,]+$/.test(p) ? p : p.split(/[\s,]+/).filter(Boolean).map(Number));
+    const ids = (p: string): string | number[] =>
+      this.session.tokenizer || !/^[\d\s,]+$/.test(p)
+        ? p
+        : p
+            .split(/[\s,]+/)
+            .filter(Boolean)
+            .map(Number);
     const spec: ExperimentSpec = { patchbay: SPEC_VERSION, model: this.modelRef(), prompts: { clean: ids(st.prompt) }, experiment };
     if (sae) spec.sae = sae.errorTerm ? { url: sae.url } : { url: sae.url, error_term: false };
     if (st.corrupt && (experiment.kind === 'patch' || experiment.kind === 'attribute')) spec.prompts.corrupt = ids(st.corrupt);
@@ -414,7 +428,10 @@ export class PbModel extends LitElement {
   loadSpec(spec: ExperimentSpec): void {
     const patch = stateOfSpec(spec, this.experiment!.state);
     if (!figureInterventions(spec)) {
-      this.notices = [...this.notices, 'The spec has interventions these figures cannot show (they show head ablations, feature ablations and one feature steered); its prompts and metric were loaded. patchbay run runs it whole.'];
+      this.notices = [
+        ...this.notices,
+        'The spec has interventions these figures cannot show (they show head ablations, feature ablations and one feature steered); its prompts and metric were loaded. patchbay run runs it whole.',
+      ];
     }
     const mine = JSON.stringify(this.modelRef());
     if (JSON.stringify(spec.model) !== mine) {
@@ -473,9 +490,11 @@ export class PbModel extends LitElement {
     if (s.status === 'loading') {
       const { text, fraction } = describeProgress(s.progress, performance.now());
       return html`<div class="status" part="status" role="status">Loading ${title}: ${text}</div>
-        ${fraction === null
-          ? html`<progress part="progress" aria-label=${`Loading ${title}`}></progress>`
-          : html`<progress part="progress" aria-label=${`Loading ${title}`} max="1" .value=${fraction}></progress>`}`;
+        ${
+          fraction === null
+            ? html`<progress part="progress" aria-label=${`Loading ${title}`}></progress>`
+            : html`<progress part="progress" aria-label=${`Loading ${title}`} max="1" .value=${fraction}></progress>`
+        }`;
     }
     if (s.status === 'ready') {
       return html`<div class="status" part="status">
@@ -486,11 +505,13 @@ export class PbModel extends LitElement {
       return html`<div class="nogpu" part="no-webgpu" role="note">
         <span
           ><strong>This browser has no WebGPU</strong>, which the figures below need to run ${title} live.
-          ${s.status === 'snapshot'
-            ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
-            : s.status === 'weightless'
-              ? html`This page has no snapshot of their results, so they show only what needs no weights: the prompt as the model's tokenizer splits it, and the layout of its ${s.config!.n_layers} × ${s.config!.n_heads} attention heads.`
-              : html`This page has no snapshot to show instead.`}
+          ${
+            s.status === 'snapshot'
+              ? html`They show a snapshot computed ahead of time, for the article's own settings: clicking and editing will not change them.`
+              : s.status === 'weightless'
+                ? html`This page has no snapshot of their results, so they show only what needs no weights: the prompt as the model's tokenizer splits it, and the layout of its ${s.config!.n_layers} × ${s.config!.n_heads} attention heads.`
+                : html`This page has no snapshot to show instead.`
+          }
           Open it in a browser with WebGPU (Chrome or Edge 113 or later on Windows, macOS and ChromeOS; Safari 26; Firefox 141 on Windows) to run it.
           <span class="detail">(${s.error})</span></span
         >

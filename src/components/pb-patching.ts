@@ -144,7 +144,15 @@ export class PbPatching extends PbComputedFigure<Computed> {
         this.notice = 'This snapshot has no patching grid.';
         return;
       }
-      const grid: Grid = { site: p.site, shape: p.shape, axes: p.axes, values: Float64Array.from(p.values), clean: p.clean, corrupt: p.corrupt, stats: { passes: 0, work: 0, naiveWork: 0, unchanged: 0 } };
+      const grid: Grid = {
+        site: p.site,
+        shape: p.shape,
+        axes: p.axes,
+        values: Float64Array.from(p.values),
+        clean: p.clean,
+        corrupt: p.corrupt,
+        stats: { passes: 0, work: 0, naiveWork: 0, unchanged: 0 },
+      };
       this.normalized = p.normalize;
       this.computed = { grid, clean: snap.labels.clean, corrupt: snap.labels.corrupt ?? snap.labels.clean };
       return;
@@ -263,7 +271,7 @@ export class PbPatching extends PbComputedFigure<Computed> {
       // [layer, head, dest, src]: one destination x source map per head of the chosen layer.
       const H = inner[1];
       return Array.from({ length: H }, (_, h) => {
-        const values = g.values.subarray(((l * H + h) * T) * T, ((l * H + h + 1) * T) * T);
+        const values = g.values.subarray((l * H + h) * T * T, (l * H + h + 1) * T * T);
         return {
           title: `Head ${l}.${h}`,
           values,
@@ -324,32 +332,39 @@ export class PbPatching extends PbComputedFigure<Computed> {
             ${PATCH_SITES.map((s) => html`<option value=${s} ?selected=${s === site} title=${SITE_TEXT[s]}>${s}</option>`)}
           </select></label
         >
-        ${g && perLayer(g)
-          ? html`<label
+        ${
+          g && perLayer(g)
+            ? html`<label
               >Layer
               <select aria-label="Layer shown" @change=${(e: Event) => (this.layer = Number((e.target as HTMLSelectElement).value))}>
                 ${Array.from({ length: g.shape[g.axes.indexOf('layer')] }, (_, l) => html`<option value=${l} ?selected=${l === this.layer}>${l}</option>`)}
               </select></label
             >`
-          : nothing}
+            : nothing
+        }
       </div>
       ${this.renderExport()}
       ${!model && !this.fromSnapshot ? html`<div class="muted" part="status">${this.session?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
       ${this.renderProblem()}
-      ${this.identical && !this.fromSnapshot
-        ? html`<div class="notice" part="notice" role="status">
+      ${
+        this.identical && !this.fromSnapshot
+          ? html`<div class="notice" part="notice" role="status">
             The clean and corrupted prompts are the same tokens, so patching one into the other changes nothing: every cell would equal the
             corrupted run. Edit the corrupted prompt so it differs where the behaviour should change.
           </div>`
-        : nothing}
-      ${progress
-        ? html`<div class="progress" role="status">
+          : nothing
+      }
+      ${
+        progress
+          ? html`<div class="progress" role="status">
             <progress part="progress" max=${progress.total || 1} value=${progress.done}></progress>
             <span>${progress.total ? `${progress.done} of ${progress.total} patched runs…` : 'Running the clean and corrupted prompts…'}</span>
           </div>`
-        : nothing}
-      ${this.renderResult(g && c
-        ? html`<p class="auto-caption" part="caption">${this.captionText(g.site)}</p>
+          : nothing
+      }
+      ${this.renderResult(
+        g && c
+          ? html`<p class="auto-caption" part="caption">${this.captionText(g.site)}</p>
             <div class="summary muted" part="summary">
               Metric on the clean prompt <span class="num">${formatValue(g.clean, 3)}</span>, on the corrupted prompt
               <span class="num">${formatValue(g.corrupt, 3)}</span>. Each cell: the corrupted run with that activation taken from the clean
@@ -379,7 +394,8 @@ export class PbPatching extends PbComputedFigure<Computed> {
                   ></pb-heatmap>`,
               )}
             </div>`
-        : nothing)}
+          : nothing,
+      )}
     `;
   }
 
@@ -407,7 +423,9 @@ export class PbPatching extends PbComputedFigure<Computed> {
 
   protected override exportJson() {
     const g = this.computed?.grid;
-    return g ? { figure: 'patching', site: g.site, shape: g.shape, axes: g.axes, values: Array.from(g.values), clean: g.clean, corrupt: g.corrupt, normalize: this.normalized, tokens: this.computed?.clean } : { figure: 'patching', state: this.experiment?.state };
+    return g
+      ? { figure: 'patching', site: g.site, shape: g.shape, axes: g.axes, values: Array.from(g.values), clean: g.clean, corrupt: g.corrupt, normalize: this.normalized, tokens: this.computed?.clean }
+      : { figure: 'patching', state: this.experiment?.state };
   }
 
   protected override exportExperiment() {

@@ -150,9 +150,7 @@ export class PbPrompt extends PbFigure {
     if (this.pending || this.error || !this.experiment || this.text === this.shown) return;
     this.shown = this.text;
     this.experiment.update({ [this.for]: this.text });
-    this.dispatchEvent(
-      new CustomEvent<PromptChangeDetail>('pb-prompt-change', { detail: { for: this.for, text: this.text, ids: [...this.ids] }, bubbles: true, composed: true }),
-    );
+    this.dispatchEvent(new CustomEvent<PromptChangeDetail>('pb-prompt-change', { detail: { for: this.for, text: this.text, ids: [...this.ids] }, bubbles: true, composed: true }));
   }
 
   override disconnectedCallback(): void {
@@ -185,14 +183,16 @@ export class PbPrompt extends PbFigure {
         @keydown=${(e: KeyboardEvent) => e.key === 'Enter' && this.commit()}
       />
       <div class="tokens" part="tokens" role="list" aria-label="Tokens">
-        ${this.pending
-          ? html`<span class="muted">${s?.noModelText() ?? 'Waiting for the model…'}</span>`
-          : this.ids.map(
-              (id, i) =>
-                html`<span class="chip" part="chip" role="listitem" title=${`position ${i}, token id ${id}`}
+        ${
+          this.pending
+            ? html`<span class="muted">${s?.noModelText() ?? 'Waiting for the model…'}</span>`
+            : this.ids.map(
+                (id, i) =>
+                  html`<span class="chip" part="chip" role="listitem" title=${`position ${i}, token id ${id}`}
                   ><span class="text">${tokenText(s!.label(id))}</span><span class="pos">${i}</span></span
                 >`,
-            )}
+              )
+        }
       </div>
       <div id=${errorId} class="error" part="error" role="alert" ?hidden=${!this.error}>${this.error}</div>
       <div class="toolbar end">${this.renderExport()}</div>

@@ -102,7 +102,11 @@ export class PbSae extends LitElement {
         e.addEventListener('change', this.fromState);
         const authored: Record<string, unknown> = {};
         if (this.feature !== '') authored.feature = this.feature.trim();
-        if (this.ablate !== '') authored.features = this.ablate.split(',').map((f) => f.trim()).filter(Boolean);
+        if (this.ablate !== '')
+          authored.features = this.ablate
+            .split(',')
+            .map((f) => f.trim())
+            .filter(Boolean);
         if (this.steer !== '') authored.steer = this.steer.trim();
         if (Object.keys(authored).length) e.author(authored);
         this.fromState();
@@ -128,7 +132,10 @@ export class PbSae extends LitElement {
     if (!st) return;
     const f = this.features;
     const selected = st.feature === '' || !/^\d+$/.test(st.feature) ? null : Number(st.feature);
-    const ablated = st.features.filter((x) => /^\d+$/.test(x)).map(Number).sort((a, b) => a - b);
+    const ablated = st.features
+      .filter((x) => /^\d+$/.test(x))
+      .map(Number)
+      .sort((a, b) => a - b);
     const steer = Number.isFinite(Number(st.steer)) ? Number(st.steer) : 0;
     if (f.selected !== selected || f.steer !== steer || f.ablated.join() !== ablated.join()) f.set({ selected, ablated, steer });
   };
@@ -197,21 +204,27 @@ export class PbSae extends LitElement {
     const c = f.sae?.config;
     const mb = (n: number) => (n / 1e6).toFixed(1);
     return html`
-      ${f.status === 'loading'
-        ? html`<div class="status" part="status" role="status">Loading the SAE ${f.name}: ${mb(f.progress.loaded)}${f.progress.total ? ` of ${mb(f.progress.total)}` : ''} MB</div>`
-        : nothing}
-      ${f.status === 'ready' && c
-        ? html`<div class="status" part="status">
+      ${
+        f.status === 'loading'
+          ? html`<div class="status" part="status" role="status">Loading the SAE ${f.name}: ${mb(f.progress.loaded)}${f.progress.total ? ` of ${mb(f.progress.total)}` : ''} MB</div>`
+          : nothing
+      }
+      ${
+        f.status === 'ready' && c
+          ? html`<div class="status" part="status">
             ${c.transcoder ? 'Transcoder' : 'SAE'} on ${c.hook_name}${c.transcoder ? html` → ${c.hook_name_out}` : nothing}: ${c.d_sae} features
             (${c.architecture}${c.k ? `, k = ${c.k}` : ''})${f.errorTerm ? ', spliced with its error term' : ', spliced without its error term'}
           </div>`
-        : nothing}
+          : nothing
+      }
       ${f.status === 'error' ? html`<div class="status error" part="status" role="alert">${f.error}</div>` : nothing}
-      ${this.session?.status === 'snapshot' && this.session.snapshot?.features
-        ? html`<div class="status" part="status">
+      ${
+        this.session?.status === 'snapshot' && this.session.snapshot?.features
+          ? html`<div class="status" part="status">
             Snapshot of the SAE on ${this.session.snapshot.features.sae.hook}: ${this.session.snapshot.features.sae.d_sae} features (${this.session.snapshot.features.sae.architecture})
           </div>`
-        : nothing}
+          : nothing
+      }
       <slot></slot>
     `;
   }

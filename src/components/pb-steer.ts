@@ -117,7 +117,10 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
       this.notice = pos !== snap.next.pos ? `This snapshot holds the prediction after the last position (${snap.next.pos}), not after position ${pos}.` : '';
       const k = Math.max(1, Math.floor(this.k) || 1);
       const rows = snap.next.top.slice(0, k);
-      const parts = [...(snap.steer && snap.steer.coeff !== 0 ? [`feature #${snap.steer.feature} steered by ${formatValue(snap.steer.coeff, 3)}`] : []), ...(snap.ablated.length ? [`${snap.ablated.map((f) => `#${f}`).join(', ')} ablated`] : [])];
+      const parts = [
+        ...(snap.steer && snap.steer.coeff !== 0 ? [`feature #${snap.steer.feature} steered by ${formatValue(snap.steer.coeff, 3)}`] : []),
+        ...(snap.ablated.length ? [`${snap.ablated.map((f) => `#${f}`).join(', ')} ablated`] : []),
+      ];
       this.pred = { pos: snap.next.pos, top: rows.map(([id, p]) => ({ id, p })), before: rows[0]?.length === 3 ? rows.map((r) => r[2]) : null, what: parts.join('; ') };
       return;
     }
@@ -172,7 +175,14 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
   }
 
   protected override exportJson() {
-    return { figure: 'steer', prediction: this.pred, selected: this.features?.selected ?? null, steer: this.features?.steer ?? 0, ablated: this.features?.ablated ?? [], state: this.experiment?.state ?? null };
+    return {
+      figure: 'steer',
+      prediction: this.pred,
+      selected: this.features?.selected ?? null,
+      steer: this.features?.steer ?? 0,
+      ablated: this.features?.ablated ?? [],
+      state: this.experiment?.state ?? null,
+    };
   }
 
   private onSlide(e: Event): void {
@@ -195,8 +205,9 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
       ${this.error ? html`<div class="error" part="status" role="alert">${this.error}</div>` : nothing}
       ${this.notice ? html`<div class="notice" part="notice" role="status">${this.notice}</div>` : nothing}
       ${wait ? html`<div class="muted" part="status">${wait}</div>` : nothing}
-      ${!wait
-        ? html`<div class="controls">
+      ${
+        !wait
+          ? html`<div class="controls">
             <label
               >${fs?.selected !== null && fs?.selected !== undefined ? `Feature #${fs.selected}` : 'Select a feature first'}
               <input
@@ -213,9 +224,11 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
             <span class="p">${formatValue(fs?.steer ?? 0, 3)}</span>
             <button ?disabled=${!fs?.steer || this.fromSnapshot} @click=${() => fs?.set({ steer: 0 })}>reset</button>
           </div>`
-        : nothing}
-      ${p && !wait
-        ? html`<div class="muted">After position ${p.pos}${p.what ? `, ${p.what} (ticks and bracketed figures: no feature intervention)` : ''}</div>
+          : nothing
+      }
+      ${
+        p && !wait
+          ? html`<div class="muted">After position ${p.pos}${p.what ? `, ${p.what} (ticks and bracketed figures: no feature intervention)` : ''}</div>
             <ol part="list" aria-label=${`Most probable next tokens after position ${p.pos}`}>
               ${p.top.map((t, i) => {
                 const was = p.before?.[i];
@@ -229,7 +242,8 @@ export class PbSteer extends PbFeatureFigure<Prediction> {
                 </li>`;
               })}
             </ol>`
-        : nothing}
+          : nothing
+      }
     `;
   }
 }

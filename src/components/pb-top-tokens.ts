@@ -208,11 +208,12 @@ export class PbTopTokens extends PbComputedFigure<Distribution> {
       </div>
       ${this.renderProblem()}
       ${!this.model && !this.fromSnapshot ? html`<div class="muted" part="status">${s?.noModelText() ?? 'Waiting for the model…'}</div>` : nothing}
-      ${this.renderResult(d
-        ? html`<div class="context muted">
-              After position ${d.pos} <span class="chip">${tokenText(label(d.ids[d.pos]))}</span>${d.ablated.length
-                ? html`, with ${d.ablated.join(', ')} ablated (ticks and grey figures: the unablated model)`
-                : nothing}
+      ${this.renderResult(
+        d
+          ? html`<div class="context muted">
+              After position ${d.pos} <span class="chip">${tokenText(label(d.ids[d.pos]))}</span>${
+                d.ablated.length ? html`, with ${d.ablated.join(', ')} ablated (ticks and grey figures: the unablated model)` : nothing
+              }
             </div>
             <ol part="list" aria-label=${`Most probable next tokens after position ${d.pos}`}>
               ${d.top.map((t, i) => {
@@ -229,7 +230,8 @@ export class PbTopTokens extends PbComputedFigure<Distribution> {
               })}
             </ol>
             ${d.unablated ? html`<div class="legend muted" part="legend"><span class="tick-key"></span> tick and figure in brackets: the unablated model</div>` : nothing}`
-        : nothing)}
+          : nothing,
+      )}
     `;
   }
 

@@ -24,4 +24,3 @@ export function describeProgress(p: { loaded: number; total: number; started: nu
   if (elapsed > 1 && p.loaded > 0 && fraction < 1) left = `, about ${formatDuration(((p.total - p.loaded) * elapsed) / p.loaded)} left`;
   return { text: `${mb(p.loaded)} of ${mb(p.total)} MB (${Math.floor(100 * fraction)}%)${left}`, fraction };
 }
-

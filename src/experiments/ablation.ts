@@ -28,7 +28,7 @@ export const headOutputNames = (heads: readonly HeadRef[]): HookName[] => [...ne
 /** Interventions ablating `heads` together: zero, or each head's mean over `reference` (pooled over rows and positions). */
 export function headAblations(heads: readonly HeadRef[], mode: AblationMode, reference?: ActivationCache): Intervention[] {
   if (mode === 'zero') return heads.map((h) => zeroHead(h.layer, h.head));
-  if (!reference) throw new Error('mean-ablation needs a reference cache holding the heads\' hook_z');
+  if (!reference) throw new Error("mean-ablation needs a reference cache holding the heads' hook_z");
   return heads.map((h) => meanHead(h.layer, h.head, reference, { pooled: true }));
 }
 

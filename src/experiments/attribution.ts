@@ -240,7 +240,11 @@ export async function attributionSweeps(
   const grids = sites.map((site) => ({ site, ...gridCells(model, site, T) }));
   const qkFix = method === 'atp*';
   const gradDrop = method === 'atp*' && (options.gradDrop ?? true) && model.config.n_layers > 1;
-  const need = neededHooks(model, grids.flatMap((g) => g.cells), qkFix);
+  const need = neededHooks(
+    model,
+    grids.flatMap((g) => g.cells),
+    qkFix,
+  );
 
   const cleanRun = await baseRun(model, clean, (n) => need.acts.includes(n), metric);
   const L = model.config.n_layers;
@@ -289,7 +293,18 @@ export async function attributionSweeps(
       const signed = !gradDrop;
       const denom = options.normalize ? (signed ? mClean - mCorrupt : Math.abs(mClean - mCorrupt)) : 1;
       const values = effects.map((e) => (signed && !options.normalize ? mCorrupt + e : e / denom));
-      out.set(grid.site, { site: grid.site, method, shape: grid.shape, axes: grid.axes, values, effects, signed, clean: mClean, corrupt: mCorrupt, passes: { forward: 1 + runs.length, backward: runs.length } });
+      out.set(grid.site, {
+        site: grid.site,
+        method,
+        shape: grid.shape,
+        axes: grid.axes,
+        values,
+        effects,
+        signed,
+        clean: mClean,
+        corrupt: mCorrupt,
+        passes: { forward: 1 + runs.length, backward: runs.length },
+      });
     }
     return out;
   } finally {

@@ -76,13 +76,7 @@ function normBackwardRow(dx: Float64Array, o: number, u: Float64Array, w: Float3
   for (let c = 0; c < C; c++) dx[o + c] += (u[c] * w[c]) / s - mean + (ds * n[no + c]) / C;
 }
 
-export async function edgeAttribution(
-  model: Model,
-  clean: readonly number[],
-  corrupt: readonly number[],
-  metric: Metric,
-  options: EdgeAttributionOptions = {},
-): Promise<EdgeScores> {
+export async function edgeAttribution(model: Model, clean: readonly number[], corrupt: readonly number[], metric: Metric, options: EdgeAttributionOptions = {}): Promise<EdgeScores> {
   const cfg = model.config;
   const { n_layers: L, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_model: C } = cfg;
   const steps = options.igSteps ?? 1;
@@ -112,7 +106,8 @@ export async function edgeAttribution(
   const kv = Hkv !== H ? '_' : '';
   const w = new Map<string, Float32Array>();
   for (const l of layers) {
-    for (const n of ['ln1.w', 'ln2.w', 'attn.W_Q', `attn.${kv}W_K`, `attn.${kv}W_V`, 'attn.W_O', 'mlp.W_in', ...(gated ? ['mlp.W_gate'] : [])]) w.set(`${l}.${n}`, (await model.weight(`blocks.${l}.${n}`)).data);
+    for (const n of ['ln1.w', 'ln2.w', 'attn.W_Q', `attn.${kv}W_K`, `attn.${kv}W_V`, 'attn.W_O', 'mlp.W_in', ...(gated ? ['mlp.W_gate'] : [])])
+      w.set(`${l}.${n}`, (await model.weight(`blocks.${l}.${n}`)).data);
   }
 
   const cleanRun = await baseRun(model, clean, (n) => senderActs.includes(n), metric);
@@ -195,7 +190,12 @@ export async function edgeAttribution(
     const corruptEmbed = corruptActs.get('blocks.0.hook_resid_pre')!;
     for (let k = 1; steps > 1 && k <= steps; k++) {
       const a = k / steps;
-      const x = Tensor.from(model.gpu, corruptEmbed.map((v, i) => v + a * (cleanEmbed[i] - v)), [1, T, C], 'EAP-IG interpolated embeddings');
+      const x = Tensor.from(
+        model.gpu,
+        corruptEmbed.map((v, i) => v + a * (cleanEmbed[i] - v)),
+        [1, T, C],
+        'EAP-IG interpolated embeddings',
+      );
       try {
         const r = await model.runWithGrad([corrupt], metric, { cache: normActs, grads: gradNames, hooks: [patchFrom('blocks.0.hook_resid_pre', x)] });
         try {

@@ -118,14 +118,7 @@ export async function featureAblationSweep(model: Model, sae: Sae, tokens: reado
   }
 }
 
-export async function featurePatchingSweep(
-  model: Model,
-  sae: Sae,
-  clean: readonly number[],
-  corrupt: readonly number[],
-  metric: Metric,
-  options: FeatureSweepOptions = {},
-): Promise<FeatureGrid> {
+export async function featurePatchingSweep(model: Model, sae: Sae, clean: readonly number[], corrupt: readonly number[], metric: Metric, options: FeatureSweepOptions = {}): Promise<FeatureGrid> {
   validateTokens([clean, corrupt], model.config);
   validateMetric(metric, clean.length, model.config.d_vocab);
   const { k, positions, use } = checkOptions(sae, clean.length, options);
@@ -140,7 +133,20 @@ export async function featurePatchingSweep(
       const features = topK(diff, positions, F, k);
       const affine = options.normalize ? { shift: base.metric, scale: 1 / (c.metric - base.metric) } : { shift: 0, scale: 1 };
       const src = c.cache.get(acts);
-      const { values, stats } = await sweep(model, sae, base, features, positions, k, (f, p) => patchFeature(sae, f, src, { pos: p }), metric, affine, (base.metric - affine.shift) * affine.scale, use, options);
+      const { values, stats } = await sweep(
+        model,
+        sae,
+        base,
+        features,
+        positions,
+        k,
+        (f, p) => patchFeature(sae, f, src, { pos: p }),
+        metric,
+        affine,
+        (base.metric - affine.shift) * affine.scale,
+        use,
+        options,
+      );
       return grid('feature_patching', sae, positions, k, features, (p, f) => ca[p * F + f], values, c.metric, base.metric, stats);
     } finally {
       base.release();

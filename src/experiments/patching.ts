@@ -41,14 +41,7 @@ const HEAD_SITES = { z: 'hook_z', q: 'hook_q', k: 'hook_k', v: 'hook_v', pattern
 /** The five head activations of the `_every` grids, in TransformerLens' order. */
 const EVERY_HEAD = ['z', 'q', 'k', 'v', 'pattern'] as const;
 
-export type PatchSite =
-  | keyof typeof RESID_SITES
-  | 'block_every'
-  | keyof typeof HEAD_SITES
-  | `${keyof typeof HEAD_SITES}_by_pos`
-  | 'pattern_dest_src'
-  | 'head_all_pos_every'
-  | 'head_by_pos_every';
+export type PatchSite = keyof typeof RESID_SITES | 'block_every' | keyof typeof HEAD_SITES | `${keyof typeof HEAD_SITES}_by_pos` | 'pattern_dest_src' | 'head_all_pos_every' | 'head_by_pos_every';
 
 export const PATCH_SITES: readonly PatchSite[] = [
   ...(Object.keys(RESID_SITES) as PatchSite[]),
@@ -113,9 +106,7 @@ export function gridCells(model: Model, site: PatchSite, T: number): Cells {
     layers.flatMap((l) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: 0, sel: { heads: [h] } } : { constant: 0 })));
   /** [layer, pos, head] at one position (the query position for patterns), padded likewise. */
   const byPos = (s: keyof typeof HEAD_SITES, width = headsOf(s)): Cell[] =>
-    layers.flatMap((l) =>
-      positions.flatMap((p) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: p, sel: { heads: [h], pos: p } } : { constant: 0 }))),
-    );
+    layers.flatMap((l) => positions.flatMap((p) => range(width).map((h): Cell => (h < headsOf(s) ? { hook: headName(l, s), layer: l, pos: p, sel: { heads: [h], pos: p } } : { constant: 0 }))));
 
   if (site in RESID_SITES) {
     const hook = RESID_SITES[site as keyof typeof RESID_SITES];
@@ -170,14 +161,7 @@ const same = (a: readonly number[], b: readonly number[]) => a.every((t, i) => t
  * them (`model.runWithCache(clean)`), whose activations are then the ones patched in.
  * `metric`: one for every pair, or one per pair (each pair with its own answer tokens).
  */
-export async function patchingSweep(
-  model: Model,
-  clean: Prompts | ActivationCache,
-  corrupt: Prompts,
-  site: PatchSite,
-  metric: Metrics,
-  options: PatchingOptions = {},
-): Promise<Grid> {
+export async function patchingSweep(model: Model, clean: Prompts | ActivationCache, corrupt: Prompts, site: PatchSite, metric: Metrics, options: PatchingOptions = {}): Promise<Grid> {
   if (!PATCH_SITES.includes(site)) throw new Error(`unknown patching site "${site}"; the sites are ${PATCH_SITES.join(', ')}`);
   const given = clean instanceof ActivationCache ? clean : null;
   if (given && !given.tokens) throw new Error('this ActivationCache does not record the prompts it was run on; pass the clean token ids instead');
@@ -190,7 +174,9 @@ export async function patchingSweep(
   for (let n = 0; n < N; n++) {
     const pair = N > 1 ? ` of pair ${n}` : '';
     if (cleanRows[n].length !== corruptRows[n].length || cleanRows[n].length !== T) {
-      throw new Error(`the clean and corrupted prompts${pair} must have the same length as every other prompt (${cleanRows[n].length} and ${corruptRows[n].length} tokens${N > 1 ? `; the first clean prompt has ${T}` : ''})`);
+      throw new Error(
+        `the clean and corrupted prompts${pair} must have the same length as every other prompt (${cleanRows[n].length} and ${corruptRows[n].length} tokens${N > 1 ? `; the first clean prompt has ${T}` : ''})`,
+      );
     }
     if (same(cleanRows[n], corruptRows[n])) {
       throw new Error(`the clean and corrupted prompts${pair} are identical, so patching one into the other cannot change anything; give a corrupted prompt that differs`);
@@ -218,10 +204,7 @@ export async function patchingSweep(
       const mClean = reduce(cleanRun.metrics);
       const mCorrupt = reduce(corruptRun.metrics);
       if (options.normalize && !(mClean !== mCorrupt && Number.isFinite(mClean) && Number.isFinite(mCorrupt))) {
-        throw new Error(
-          `normalize: the clean and corrupted metrics are ${mClean} and ${mCorrupt}; ` +
-            '(m - m_corrupt) / (m_clean - m_corrupt) is undefined when they are equal (or not finite)',
-        );
+        throw new Error(`normalize: the clean and corrupted metrics are ${mClean} and ${mCorrupt}; ` + '(m - m_corrupt) / (m_clean - m_corrupt) is undefined when they are equal (or not finite)');
       }
       // Every cell once per pair: rows = cells x pairs, pair n patched from clean row n into corrupted row n.
       const patches = grid.cells.flatMap((c, cell) => ('constant' in c ? [] : range(N).map((n) => ({ cell, n, c }))));

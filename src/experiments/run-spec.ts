@@ -61,7 +61,11 @@ export function promptIds(p: PromptValue, tokenizer: TextTokenizer | null, what:
   if (typeof p !== 'string') return p;
   if (!tokenizer) {
     // A model without a tokenizer takes ids, and figures write them as "0,5,9".
-    if (/^\s*\d+(\s*[,\s]\s*\d+)*\s*$/.test(p)) return p.split(/[\s,]+/).filter(Boolean).map(Number);
+    if (/^\s*\d+(\s*[,\s]\s*\d+)*\s*$/.test(p))
+      return p
+        .split(/[\s,]+/)
+        .filter(Boolean)
+        .map(Number);
     throw new SpecError(`${what} is text, and this model has no tokenizer (tokenizer.json): give token ids`);
   }
   return tokenizer.encode(p);
@@ -100,7 +104,9 @@ function topK(row: Float32Array, k: number): [number, number][] {
   for (const x of row) max = Math.max(max, x);
   let sum = 0;
   for (const x of row) sum += Math.exp(x - max);
-  const ids = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+  const ids = Array.from(row.keys())
+    .sort((a, b) => row[b] - row[a] || a - b)
+    .slice(0, k);
   return ids.map((i) => [i, Math.exp(row[i] - max) / sum]);
 }
 
@@ -138,7 +144,11 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
             return {
               patchbay: SPEC_VERSION,
               kind: 'ablate',
-              prompts: { clean: batch ? rows.clean : rows.clean[0], ...(rows.corrupt ? { corrupt: isBatch(spec.prompts.corrupt!) ? rows.corrupt : rows.corrupt[0] } : {}), ...(rows.reference ? { reference: rows.reference } : {}) },
+              prompts: {
+                clean: batch ? rows.clean : rows.clean[0],
+                ...(rows.corrupt ? { corrupt: isBatch(spec.prompts.corrupt!) ? rows.corrupt : rows.corrupt[0] } : {}),
+                ...(rows.reference ? { reference: rows.reference } : {}),
+              },
               metric: one(metric),
               unablated: one(unablated),
               top: batch ? top : top[0],
@@ -183,7 +193,7 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
       const normalize = !!e.normalize;
       if (e.site === 'features') {
         const sae = options.sae;
-        if (!spec.sae || !sae) throw new SpecError('spec.sae: attributing to features needs the spec\'s SAE, and none was loaded for it');
+        if (!spec.sae || !sae) throw new SpecError("spec.sae: attributing to features needs the spec's SAE, and none was loaded for it");
         const errorTerm = spec.sae.error_term !== false;
         const grid = await featureAttribution(model, sae, clean, corrupt, metric, { k: e.k ?? 5, errorTerm, normalize });
         const shape = grid.shape;

@@ -128,7 +128,8 @@ export interface SnapshotOptions {
 
 export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer: TextTokenizer | null, options: SnapshotOptions = {}): Promise<Snapshot> {
   const { n_layers: L, n_heads: H, d_vocab: V } = model.config;
-  if (isBatch(spec.prompts.clean) || (spec.prompts.corrupt !== undefined && isBatch(spec.prompts.corrupt))) throw new SpecError('spec.prompts: a snapshot shows one prompt (and one corrupted prompt), not a batch');
+  if (isBatch(spec.prompts.clean) || (spec.prompts.corrupt !== undefined && isBatch(spec.prompts.corrupt)))
+    throw new SpecError('spec.prompts: a snapshot shows one prompt (and one corrupted prompt), not a batch');
   const clean = promptIds(spec.prompts.clean as string | number[], tokenizer, 'spec.prompts.clean');
   const corrupt = spec.prompts.corrupt === undefined ? undefined : promptIds(spec.prompts.corrupt as string | number[], tokenizer, 'spec.prompts.corrupt');
   const T = clean.length;
@@ -139,7 +140,10 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
   corrupt?.forEach(see);
 
   const figure = figureInterventions(spec);
-  if (!figure) throw new SpecError('spec.interventions: a snapshot shows what the figures show (heads ablated, SAE features ablated, one feature steered); these interventions are more than that (patchbay run runs them)');
+  if (!figure)
+    throw new SpecError(
+      'spec.interventions: a snapshot shows what the figures show (heads ablated, SAE features ablated, one feature steered); these interventions are more than that (patchbay run runs them)',
+    );
   const ablate = figure.heads;
   const mode = figure.mode;
   const allHeads = Array.from({ length: L * H }, (_, i) => `${Math.floor(i / H)}.${i % H}`);
@@ -183,9 +187,7 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
     const lens = {
       rows: stack.labels.map((l) => (l === 'final_post' ? 'final' : `resid_pre ${l.split('_')[0]}`)),
       k: 5,
-      top: Array.from({ length: lensLogits.length / V }, (_, i) =>
-        softmaxTop(lensLogits.subarray(i * V, (i + 1) * V), 5).map(([id, p]) => (see(id), [id, round(p)])),
-      ),
+      top: Array.from({ length: lensLogits.length / V }, (_, i) => softmaxTop(lensLogits.subarray(i * V, (i + 1) * V), 5).map(([id, p]) => (see(id), [id, round(p)]))),
     };
 
     const metricText = 'metric' in spec.experiment ? spec.experiment.metric : undefined;
@@ -211,7 +213,8 @@ export async function makeSnapshot(model: Model, spec: ExperimentSpec, tokenizer
     }
 
     const features = spec.sae ? await featureSnapshot(model, spec, clean, figure, options.sae ?? null, see) : null;
-    if (features && corrupt && metricText) features.attribution = await featureAttributionSnapshot(model, options.sae!, spec, clean, corrupt, specToMetric(parseMetricSyntax(metricText), clean, V, tokenizer));
+    if (features && corrupt && metricText)
+      features.attribution = await featureAttributionSnapshot(model, options.sae!, spec, clean, corrupt, specToMetric(parseMetricSyntax(metricText), clean, V, tokenizer));
 
     return {
       patchbay: SNAPSHOT_VERSION,

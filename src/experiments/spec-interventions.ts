@@ -58,12 +58,7 @@ export function runHookNames(model: Model, sae: Sae | null): SiteName[] {
   return names;
 }
 
-export async function prepareInterventions(
-  model: Model,
-  list: readonly SpecIntervention[],
-  rows: PromptIdRows,
-  options: { saes?: SaeUse[]; sae?: Sae | null } = {},
-): Promise<PreparedInterventions> {
+export async function prepareInterventions(model: Model, list: readonly SpecIntervention[], rows: PromptIdRows, options: { saes?: SaeUse[]; sae?: Sae | null } = {}): Promise<PreparedInterventions> {
   const sae = options.sae ?? null;
   const saes = options.saes ?? [];
   const known = new Set<string>(runHookNames(model, sae));
@@ -79,7 +74,9 @@ export async function prepareInterventions(
     const src = rows[from];
     if (!src) throw new SpecError(`${path}: it reads the ${from} prompts, and the spec has none`);
     if (src[0].length !== T && !(iv.op === 'mean' && iv.pooled)) {
-      throw new SpecError(`${path}: the ${from} prompts have ${src[0].length} tokens and the clean ${T}; ${iv.op === 'mean' ? 'a per-position mean needs the same length (or "pooled": true)' : 'patching needs the same length'}`);
+      throw new SpecError(
+        `${path}: the ${from} prompts have ${src[0].length} tokens and the clean ${T}; ${iv.op === 'mean' ? 'a per-position mean needs the same length (or "pooled": true)' : 'patching needs the same length'}`,
+      );
     }
     if (iv.op === 'patch' && iv.source_batch === undefined && src.length !== 1 && src.length !== B) {
       throw new SpecError(`${path}: the ${from} prompts are ${src.length} rows and the clean ${B}; give "source_batch", or 1 or ${B} ${from} rows`);

@@ -204,7 +204,8 @@ function metric(o: Json, path: string, required: boolean): string | undefined {
 
 function site(o: Json, path: string, attribute = false): PatchSite {
   const s = str(o, 'site', path)!;
-  if (!(PATCH_SITES as readonly string[]).includes(s)) throw new SpecError(`${path}.site: "${s}" is not a patching site (${PATCH_SITES.join(', ')}${attribute ? ', or "features" for an SAE\'s features' : ''})`);
+  if (!(PATCH_SITES as readonly string[]).includes(s))
+    throw new SpecError(`${path}.site: "${s}" is not a patching site (${PATCH_SITES.join(', ')}${attribute ? ', or "features" for an SAE\'s features' : ''})`);
   return s as PatchSite;
 }
 
@@ -277,7 +278,8 @@ function intervention(x: unknown, path: string): SpecIntervention {
       const from = oneOf(x, 'from', path, ['clean', 'corrupt', 'reference'] as const);
       if (from) out.from = from;
       if (x.source_batch !== undefined) {
-        if (!Number.isSafeInteger(x.source_batch) || (x.source_batch as number) < 0) throw new SpecError(`${path}.source_batch: expected a row index (a non-negative integer), got ${JSON.stringify(x.source_batch)}`);
+        if (!Number.isSafeInteger(x.source_batch) || (x.source_batch as number) < 0)
+          throw new SpecError(`${path}.source_batch: expected a row index (a non-negative integer), got ${JSON.stringify(x.source_batch)}`);
         out.source_batch = x.source_batch as number;
       }
       break;
@@ -333,7 +335,13 @@ export function parseSpec(value: unknown): ExperimentSpec {
     );
   }
   const v1 = value.patchbay === 1;
-  onlyKeys(value, 'spec', v1 ? ['$schema', 'patchbay', 'model', 'processing', 'prompts', 'interventions', 'experiment', 'view'] : ['$schema', 'patchbay', 'model', 'processing', 'sae', 'prompts', 'interventions', 'experiment', 'view']);
+  onlyKeys(
+    value,
+    'spec',
+    v1
+      ? ['$schema', 'patchbay', 'model', 'processing', 'prompts', 'interventions', 'experiment', 'view']
+      : ['$schema', 'patchbay', 'model', 'processing', 'sae', 'prompts', 'interventions', 'experiment', 'view'],
+  );
   if (value.$schema !== undefined && typeof value.$schema !== 'string') throw new SpecError('spec.$schema: expected a string');
 
   const m = value.model;
@@ -372,7 +380,8 @@ export function parseSpec(value: unknown): ExperimentSpec {
   if (p.corrupt !== undefined) promptsOut.corrupt = read(p.corrupt, 'spec.prompts.corrupt');
   if (p.reference !== undefined) {
     const r = p.reference;
-    if (!Array.isArray(r) || r.length === 0 || !r.every((x) => typeof x === 'string' || Array.isArray(x))) throw new SpecError('spec.prompts.reference: expected a non-empty list of prompts (texts or token id lists)');
+    if (!Array.isArray(r) || r.length === 0 || !r.every((x) => typeof x === 'string' || Array.isArray(x)))
+      throw new SpecError('spec.prompts.reference: expected a non-empty list of prompts (texts or token id lists)');
     promptsOut.reference = r.map((x, i) => prompt(x, `spec.prompts.reference[${i}]`));
   }
 
@@ -401,7 +410,10 @@ export function parseSpec(value: unknown): ExperimentSpec {
         if (method) x.method = method;
         for (const key of ['verify', 'k'] as const) {
           if (e[key] === undefined) continue;
-          if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 1) throw new SpecError(`${ep}.${key}: expected ${key === 'k' ? 'the number of features per position' : 'the number of cells to re-run exactly'} (a positive integer), got ${JSON.stringify(e[key])}`);
+          if (!Number.isSafeInteger(e[key]) || (e[key] as number) < 1)
+            throw new SpecError(
+              `${ep}.${key}: expected ${key === 'k' ? 'the number of features per position' : 'the number of cells to re-run exactly'} (a positive integer), got ${JSON.stringify(e[key])}`,
+            );
           if (key === 'k' && !features) throw new SpecError(`${ep}.k: features per position is for site "features"`);
           x[key] = e[key];
         }

@@ -171,7 +171,12 @@ export async function runVariants(
       const built = await model.buildPlan(shape(chunk));
       let plan = built;
       try {
-        if (options.saes?.length) plan = model.splice(built, options.saes, chunk.flatMap((x) => x.v.hooks)).plan;
+        if (options.saes?.length)
+          plan = model.splice(
+            built,
+            options.saes,
+            chunk.flatMap((x) => x.v.hooks),
+          ).plan;
         const out = await runPass(model, plan, base, chunk, metric, affine, columns);
         chunk.forEach((x, i) => (values[x.index] = out[i]));
       } finally {
@@ -216,9 +221,7 @@ function fitRows(model: Model, shape: PlanShape, cap = Infinity, saes: readonly 
   }
   if (lo === 0) {
     const bytes = Object.values(scratchSizes(model.config, chunk(1))).reduce((n, f) => n + f * 4, 0);
-    throw new OutOfMemoryError(
-      `one row of this sweep needs ${formatBytes(bytes)} of GPU memory but ${formatBytes(Math.max(0, gpu.pool.availableBytes))} is available`,
-    );
+    throw new OutOfMemoryError(`one row of this sweep needs ${formatBytes(bytes)} of GPU memory but ${formatBytes(Math.max(0, gpu.pool.availableBytes))} is available`);
   }
   return lo;
 }

@@ -82,7 +82,13 @@ export async function readSae(source: string | ModelSource, options: SaeLoadOpti
     // Some JumpReLU SAEs store log_threshold (SAELens' training form); exp() gives the threshold.
     if (config.architecture === 'jumprelu' && !file.has('threshold') && file.has('log_threshold')) {
       const tt = t;
-      t = { ...tt, has: (n) => n === 'threshold' || tt.has(n), shape: (n) => tt.shape(n === 'threshold' ? 'log_threshold' : n), dtype: (n) => tt.dtype(n === 'threshold' ? 'log_threshold' : n), float32: (n) => (n === 'threshold' ? tt.float32('log_threshold').map(Math.exp) : tt.float32(n)) };
+      t = {
+        ...tt,
+        has: (n) => n === 'threshold' || tt.has(n),
+        shape: (n) => tt.shape(n === 'threshold' ? 'log_threshold' : n),
+        dtype: (n) => tt.dtype(n === 'threshold' ? 'log_threshold' : n),
+        float32: (n) => (n === 'threshold' ? tt.float32('log_threshold').map(Math.exp) : tt.float32(n)),
+      };
     }
   } else {
     const gs2 = await src.file('config.json', onProgress);
@@ -98,9 +104,7 @@ export async function readSae(source: string | ModelSource, options: SaeLoadOpti
     } else {
       const npz = await src.file('params.npz', onProgress);
       if (!npz) {
-        throw new SaeConfigError(
-          `no SAE in ${where}: expected cfg.json + sae_weights.safetensors (SAELens), config.json + params.safetensors (Gemma Scope 2) or params.npz (Gemma Scope)`,
-        );
+        throw new SaeConfigError(`no SAE in ${where}: expected cfg.json + sae_weights.safetensors (SAELens), config.json + params.safetensors (Gemma Scope 2) or params.npz (Gemma Scope)`);
       }
       const file = await NpzFile.read(npz, `${where}/params.npz`);
       for (const n of ['W_enc', 'W_dec']) if (!file.has(n)) throw new SaeConfigError(`${where}/params.npz has no "${n}" (arrays: ${file.names.join(', ')})`);

@@ -188,7 +188,11 @@ export class Sae {
     const pre = compact ? [saeCompact(this.gpu, { acts, out: compact, rows, dSae: c.d_sae, label: `${label} compact` }, params)] : [];
     return [
       ...pre,
-      ...saeDecode(this.gpu, { recons, acts, chunks: this.dec, bDec: this.bDec, skip: opts.skip ?? null, error: opts.error ?? null, compact, rows, dSae: c.d_sae, n: c.d_out, label: `${label} decode` }, params),
+      ...saeDecode(
+        this.gpu,
+        { recons, acts, chunks: this.dec, bDec: this.bDec, skip: opts.skip ?? null, error: opts.error ?? null, compact, rows, dSae: c.d_sae, n: c.d_out, label: `${label} decode` },
+        params,
+      ),
     ];
   }
 

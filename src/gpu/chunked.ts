@@ -30,9 +30,7 @@ export class WeightArena {
   upload(data: Float32Array, label: string, f16 = false): GPUBuffer {
     const bytes = Math.max(4, data.length * (f16 ? 2 : 4));
     if (bytes > this.gpu.maxBinding) {
-      throw new OutOfMemoryError(
-        `${label} is ${formatBytes(bytes)}, more than one storage binding allows (${formatBytes(this.gpu.maxBinding)})`,
-      );
+      throw new OutOfMemoryError(`${label} is ${formatBytes(bytes)}, more than one storage binding allows (${formatBytes(this.gpu.maxBinding)})`);
     }
     const half = f16 ? narrowToF16(data, label) : null; // range-checked before anything is allocated
     const buffer = this.gpu.device.createBuffer({ size: Math.ceil(bytes / 4) * 4, usage: WEIGHT_USAGE, label, mappedAtCreation: true });

@@ -108,10 +108,7 @@ export class Gpu {
     const validation = await this.device.popErrorScope();
     const oom = await this.device.popErrorScope();
     if (oom) {
-      throw new OutOfMemoryError(
-        `out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` +
-          `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`,
-      );
+      throw new OutOfMemoryError(`out of GPU memory while ${what} (${formatBytes(bytes)} requested, ` + `${formatBytes(this.pool.liveBytes)} already allocated): ${oom.message}`);
     }
     if (validation) throw new Error(`WebGPU rejected ${what}: ${validation.message}`);
     if ('error' in result) throw result.error;
@@ -139,13 +136,9 @@ export class Gpu {
  * users never install it: a Node user who has not installed it is told the one command to run.
  */
 export function nodeHostProblem(e: Error & { code?: string }): string {
-  const notInstalled =
-    (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message);
+  const notInstalled = (e.code === 'ERR_MODULE_NOT_FOUND' || e.code === 'MODULE_NOT_FOUND') && /['"]webgpu['"]/.test(e.message);
   if (notInstalled) {
-    return (
-      'Patchbay in Node runs on Dawn, the npm package "webgpu", which is not installed ' +
-      '(an optional peer dependency, so browser users do not download it): npm install webgpu@^0.6.2'
-    );
+    return 'Patchbay in Node runs on Dawn, the npm package "webgpu", which is not installed ' + '(an optional peer dependency, so browser users do not download it): npm install webgpu@^0.6.2';
   }
   return `the npm package "webgpu" (Dawn, Patchbay's Node host) is installed but did not load: ${e.message}`;
 }
@@ -158,10 +151,7 @@ async function findHostGpu(): Promise<GPU> {
   if (nav?.gpu) return nav.gpu;
   const isNode = typeof process !== 'undefined' && !!process.versions?.node;
   if (!isNode) {
-    throw new NoWebGPUError(
-      'this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or ' +
-        'Safari, or enable WebGPU in this browser\'s settings',
-    );
+    throw new NoWebGPUError('this browser has no WebGPU (navigator.gpu is missing): use a recent Chrome, Edge or ' + "Safari, or enable WebGPU in this browser's settings");
   }
   // A variable module name keeps bundlers from pulling Dawn's native addon into browser builds.
   const moduleName = 'webgpu';
@@ -197,20 +187,13 @@ export async function acquireGpu(options: GpuOptions = {}): Promise<Gpu> {
     maxComputeWorkgroupStorageSize: a.maxComputeWorkgroupStorageSize,
     maxComputeInvocationsPerWorkgroup: a.maxComputeInvocationsPerWorkgroup,
   };
-  const wanted: GPUFeatureName[] = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) =>
-    adapter.features.has(f),
-  );
+  const wanted: GPUFeatureName[] = (['shader-f16', 'timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: wanted });
   const info = adapter.info;
-  const name = [info?.description || info?.device || info?.vendor || 'unknown adapter', info?.architecture]
-    .filter(Boolean)
-    .join(' / ');
+  const name = [info?.description || info?.device || info?.vendor || 'unknown adapter', info?.architecture].filter(Boolean).join(' / ');
   const d = device.limits;
   const limits: GpuLimits = {
-    maxStorageBufferBindingSize: Math.min(
-      d.maxStorageBufferBindingSize,
-      options.maxBindingBytes ?? Number.POSITIVE_INFINITY,
-    ),
+    maxStorageBufferBindingSize: Math.min(d.maxStorageBufferBindingSize, options.maxBindingBytes ?? Number.POSITIVE_INFINITY),
     maxBufferSize: d.maxBufferSize,
     minStorageBufferOffsetAlignment: d.minStorageBufferOffsetAlignment,
     maxComputeWorkgroupsPerDimension: Math.min(d.maxComputeWorkgroupsPerDimension, options.maxWorkgroupsPerDimension ?? Number.POSITIVE_INFINITY),

@@ -24,12 +24,12 @@ export function toF16Bits(x: number): number {
     const half = 1 << (shift - 1);
     const rest = m & ((1 << shift) - 1);
     let r = m >>> shift;
-    if (rest > half || (rest === half && (r & 1))) r++;
+    if (rest > half || (rest === half && r & 1)) r++;
     return sign | r;
   }
   let r = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (r & 1))) r++; // may carry into the exponent: still right
+  if (rest > 0x1000 || (rest === 0x1000 && r & 1)) r++; // may carry into the exponent: still right
   return sign | r;
 }
 
@@ -59,9 +59,7 @@ export function narrowToF16(data: Float32Array, what: string): Uint16Array {
   for (let i = 0; i < data.length; i++) {
     const h = toF16Bits(data[i]);
     if ((h & 0x7fff) === 0x7c00 && Number.isFinite(data[i])) {
-      throw new RangeError(
-        `${what}: value ${data[i]} (element ${i}) is beyond float16's range (±${F16_MAX}); keep the weights in float32 (f16: false, or --dtype f32 on the command line)`,
-      );
+      throw new RangeError(`${what}: value ${data[i]} (element ${i}) is beyond float16's range (±${F16_MAX}); keep the weights in float32 (f16: false, or --dtype f32 on the command line)`);
     }
     out[i] = h;
   }

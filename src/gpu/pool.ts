@@ -59,10 +59,7 @@ export class BufferPool {
     // Over budget while idle buffers of other sizes are held: free those first.
     if (this.liveBytes + this.weightBytes + size > this.budgetBytes) this.trim();
     if (size > this.availableBytes) {
-      throw new OutOfMemoryError(
-        `${label} needs ${formatBytes(size)} but only ${formatBytes(Math.max(0, this.availableBytes))} ` +
-          `of the ${formatBytes(this.budgetBytes)} GPU budget is left`,
-      );
+      throw new OutOfMemoryError(`${label} needs ${formatBytes(size)} but only ${formatBytes(Math.max(0, this.availableBytes))} ` + `of the ${formatBytes(this.budgetBytes)} GPU budget is left`);
     }
     const buffer = this.device.createBuffer({ size, usage: POOL_USAGE, label });
     this.liveBytes += size;

@@ -47,7 +47,7 @@ export interface Stack {
 
 /** The model a cache came from; helpers need its config and weights. */
 function modelOf(cache: ActivationCache): Model {
-  if (!cache.model) throw new Error('this ActivationCache was not made by a model run, so the helpers cannot read the model\'s weights');
+  if (!cache.model) throw new Error("this ActivationCache was not made by a model run, so the helpers cannot read the model's weights");
   return cache.model;
 }
 
@@ -363,7 +363,12 @@ export type AttrTokens = number | readonly number[] | readonly (readonly number[
  * is scaled as `applyLnToStack` into ln_final (so pass a stack made without applyLn), then
  * dotted with `model.tokensToResidualDirections`. Returns [components, batch, (pos)].
  */
-export async function logitAttrs(s: Stack, tokens: AttrTokens, incorrect?: AttrTokens, opts: { cache?: ActivationCache; posSlice?: PosSlice } = {}): Promise<{ data: Float32Array; shape: number[]; labels: string[] }> {
+export async function logitAttrs(
+  s: Stack,
+  tokens: AttrTokens,
+  incorrect?: AttrTokens,
+  opts: { cache?: ActivationCache; posSlice?: PosSlice } = {},
+): Promise<{ data: Float32Array; shape: number[]; labels: string[] }> {
   const cache = opts.cache ?? s.cache;
   if (!cache) throw new Error('logitAttrs needs the cache the stack came from: give { cache }');
   const model = modelOf(cache);
@@ -411,7 +416,12 @@ export function sumStack(s: { data: Float32Array; shape: readonly number[] }): F
  */
 export function logitDiff(logits: Float32Array, shape: readonly number[], pos: number, good: number, bad: number, row = 0): number {
   const [B, T, V] = shape;
-  for (const [v, n, what] of [[row, B, 'batch row'], [pos, T, 'position'], [good, V, 'token'], [bad, V, 'token']] as const) {
+  for (const [v, n, what] of [
+    [row, B, 'batch row'],
+    [pos, T, 'position'],
+    [good, V, 'token'],
+    [bad, V, 'token'],
+  ] as const) {
     if (!Number.isInteger(v) || v < 0 || v >= n) throw new Error(`${what} ${v} is out of range 0 .. ${n - 1}`);
   }
   const base = (row * T + pos) * V;

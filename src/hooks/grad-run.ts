@@ -137,9 +137,7 @@ function gradientInterventions(hooks: readonly Intervention[]): Intervention[] {
     if (iv.hook.endsWith('.attn.hook_result')) throw new Error(`runWithGrad does not differentiate through hook_result interventions (${iv.hook}); intervene on hook_z`);
     const outputUse = /\.hook_(pattern|normalized|scale)$/.test(iv.hook);
     if (outputUse && (iv.op === 'scale' || iv.op === 'add')) {
-      throw new Error(
-        `runWithGrad does not differentiate a ${iv.op} intervention on ${iv.hook}: its backward reads the activation as its op produced it; zero, mean-ablate or patch it instead`,
-      );
+      throw new Error(`runWithGrad does not differentiate a ${iv.op} intervention on ${iv.hook}: its backward reads the activation as its op produced it; zero, mean-ablate or patch it instead`);
     }
     const { op: _op, ...rest } = iv as Intervention & Record<string, unknown>;
     const sel = { batch: rest.batch, pos: rest.pos, heads: rest.heads } as Record<string, unknown>;

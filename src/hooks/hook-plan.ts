@@ -236,9 +236,7 @@ async function resolveSource(
     case 'add': {
       const v = iv.vector;
       if (v.length !== layout.F && v.length !== perHead) {
-        throw new Error(
-          `the vector added at ${hook} has ${v.length} values; it needs ${layout.F}` + (layout.heads > 1 ? ` (or ${perHead} = heads x ${layout.F})` : ''),
-        );
+        throw new Error(`the vector added at ${hook} has ${v.length} values; it needs ${layout.F}` + (layout.heads > 1 ? ` (or ${perHead} = heads x ${layout.F})` : ''));
       }
       const t = Tensor.from(gpu, Float32Array.from(v), [v.length], `add vector ${hook}`);
       temps.push(t);
@@ -250,9 +248,7 @@ async function resolveSource(
       const [Bs, ...rest] = t.shape;
       const full = fullShape(hook, shape, pos0);
       if (rest.length !== full.length - 1 || rest.some((d, i) => d !== full[i + 1])) {
-        throw new Error(
-          `the replacement for ${hook} has shape [${t.shape.join(', ')}] but the hook has [${full.join(', ')}] (batch may differ)`,
-        );
+        throw new Error(`the replacement for ${hook} has shape [${t.shape.join(', ')}] but the hook has [${full.join(', ')}] (batch may differ)`);
       }
       const src = siteLayout(hook, t.shape);
       let row: (b: number) => number;
@@ -279,9 +275,7 @@ async function resolveSource(
       const pooled = iv.pooled ?? false;
       const T = pos0 + layout.pos;
       if (!pooled && refLayout.pos !== T) {
-        throw new Error(
-          `the reference for mean-ablating ${hook} has ${refLayout.pos} positions and this run ${T}; use pooled: true to average over positions`,
-        );
+        throw new Error(`the reference for mean-ablating ${hook} has ${refLayout.pos} positions and this run ${T}; use pooled: true to average over positions`);
       }
       if (refLayout.F !== layout.F || refLayout.heads !== layout.heads) {
         throw new Error(`the reference for ${hook} has shape [${ref.shape.join(', ')}], not compatible with [${shape.join(', ')}]`);

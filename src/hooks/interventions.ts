@@ -93,8 +93,7 @@ export const addVector = (hook: SiteNameLike, vector: ArrayLike<number>, coeff =
 export const hookFn = (hook: SiteNameLike, fn: HookFn): Intervention => ({ hook, op: 'callback', fn });
 
 /** Zero-ablate one attention head's output (`blocks.L.attn.hook_z`, head H), at every position. */
-export const zeroHead = (layer: number, head: number, sel: Omit<Selection, 'heads'> = {}): Intervention =>
-  zeroAblate(`blocks.${layer}.attn.hook_z`, { ...sel, heads: [head] });
+export const zeroHead = (layer: number, head: number, sel: Omit<Selection, 'heads'> = {}): Intervention => zeroAblate(`blocks.${layer}.attn.hook_z`, { ...sel, heads: [head] });
 
 /** Mean-ablate one head's output with its mean over a reference cache. */
 export const meanHead = (layer: number, head: number, reference: ActivationCache, sel: Omit<Selection, 'heads'> & { pooled?: boolean } = {}): Intervention =>

@@ -105,18 +105,13 @@ function checkFits(gpu: Gpu, host: HostWeights, f16: boolean): void {
   const needed = hostMatrices(host).reduce((n, m) => n + bytesOf(m), 0);
   const available = gpu.pool.availableBytes;
   if (needed > available) {
-    throw new OutOfMemoryError(
-      `the weights need ${formatBytes(needed)} of GPU memory but ${formatBytes(Math.max(0, available))} of the ` +
-        `${formatBytes(gpu.pool.budgetBytes)} budget is available`,
-    );
+    throw new OutOfMemoryError(`the weights need ${formatBytes(needed)} of GPU memory but ${formatBytes(Math.max(0, available))} of the ` + `${formatBytes(gpu.pool.budgetBytes)} budget is available`);
   }
   const limit = Math.min(gpu.maxBinding, gpu.limits.maxBufferSize);
   host.layers.forEach((layer, l) => {
     for (const [name, m] of Object.entries(layer) as [string, HostMatrix | undefined][]) {
       if (m && bytesOf(m) > limit) {
-        throw new OutOfMemoryError(
-          `blocks.${l} ${name} needs ${formatBytes(bytesOf(m))} in one buffer but this adapter binds at most ${formatBytes(limit)}`,
-        );
+        throw new OutOfMemoryError(`blocks.${l} ${name} needs ${formatBytes(bytesOf(m))} in one buffer but this adapter binds at most ${formatBytes(limit)}`);
       }
     }
   });

@@ -68,8 +68,7 @@ export interface RunOptions {
   saes?: readonly SaeUse[];
 }
 
-const planKey = (s: PlanShape) =>
-  `${s.batch}x${s.pos}${s.withResult ? '+result' : ''}${s.fromResidual ? `@${s.fromLayer}` : ''}${s.toLayer !== undefined ? `..${s.toLayer}` : ''}`;
+const planKey = (s: PlanShape) => `${s.batch}x${s.pos}${s.withResult ? '+result' : ''}${s.fromResidual ? `@${s.fromLayer}` : ''}${s.toLayer !== undefined ? `..${s.toLayer}` : ''}`;
 
 /** `runWithCache`'s default: every hook point but hook_result, which TransformerLens also skips unless enabled. */
 const allButHeadResults = (name: string) => !name.endsWith('.attn.hook_result');
@@ -303,11 +302,7 @@ export class Model {
   /** Throws once `destroy()` has been called: before a run (`during` false) or part-way through one. */
   assertLive(during = true): void {
     if (!this.destroyed) return;
-    throw new Error(
-      during
-        ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result'
-        : 'this model was destroyed',
-    );
+    throw new Error(during ? 'the model was destroyed during this run (model.destroy() was called, e.g. from a hook function); the run has no result' : 'this model was destroyed');
   }
 
   private async runNow(input: Tokens | Tensor, options: RunOptions): Promise<RunResult> {
@@ -347,7 +342,12 @@ export class Model {
     if (stopped) sizes.push(batch * pos * cfg.d_model * 4); // the residual out
     if (wantLoss) sizes.push(...GpuLoss.bytes(batch, pos));
     const scratch = !this.plans.has(planKey(shape));
-    if (scratch) sizes.push(...Object.values(scratchSizes(cfg, shape)).filter((f) => f > 0).map((f) => f * 4));
+    if (scratch)
+      sizes.push(
+        ...Object.values(scratchSizes(cfg, shape))
+          .filter((f) => f > 0)
+          .map((f) => f * 4),
+      );
     sizes.push(...saeScratchFloats(saes, batch * pos).map((f) => f * 4));
     const needed = this.gpu.pool.bytesFor(sizes);
     const fresh = this.gpu.pool.newBytesFor(sizes);
@@ -502,9 +502,7 @@ export class Model {
    */
   async buildPlan(shape: PlanShape): Promise<ForwardPlan> {
     this.assertLive(false);
-    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () =>
-      buildForward(this.gpu, this.config, this.weights, shape),
-    );
+    const plan = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} pass`, scratchBytes(this.config, shape), () => buildForward(this.gpu, this.config, this.weights, shape));
     if (this.destroyed) {
       plan.destroy();
       this.assertLive(true);
@@ -590,9 +588,7 @@ export class Model {
       old.destroy();
       this.plans.delete(oldKey);
     }
-    const built = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} forward`, scratchBytes(this.config, shape), () =>
-      buildForward(this.gpu, this.config, this.weights, shape),
-    );
+    const built = await this.gpu.guard(`preparing a ${shape.batch} x ${shape.pos} forward`, scratchBytes(this.config, shape), () => buildForward(this.gpu, this.config, this.weights, shape));
     if (this.destroyed) {
       // destroy() ran while the plan was prepared: it must not outlive the model.
       built.destroy();
@@ -660,4 +656,3 @@ function runInput(
   }
   return { batch, pos, flat: null, residualIn: input, lossTokens: o.tokens ?? null };
 }
-

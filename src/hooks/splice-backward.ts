@@ -55,7 +55,12 @@ export function saeBackwardFloats(d: { d_in: number; d_sae: number; d_out: numbe
  * run intervenes on, forward or gradient-only (an SAE whose hook points none touches passes its
  * output's gradient straight through with the error term, see the header).
  */
-export function spliceSaeBackward(gpu: Gpu, bwd: { steps: readonly BackwardStep[]; gradSites: ReadonlyMap<string, GradSite> }, records: readonly SpliceRecord[], hooked: ReadonlySet<string>): SplicedBackward {
+export function spliceSaeBackward(
+  gpu: Gpu,
+  bwd: { steps: readonly BackwardStep[]; gradSites: ReadonlyMap<string, GradSite> },
+  records: readonly SpliceRecord[],
+  hooked: ReadonlySet<string>,
+): SplicedBackward {
   const params: Params[] = [];
   const owned: GPUBuffer[] = [];
   let floats = 0;

@@ -105,7 +105,6 @@ export interface BackwardPlan {
   destroy(): void;
 }
 
-
 /** Floats of the logits' gradient transposed at a time for the unembedding's weight gradient (4 MiB). */
 const VOCAB_BLOCK_FLOATS = 1 << 20;
 
@@ -138,8 +137,10 @@ function savedFloats(cfg: ModelConfig, B: number, T: number): Record<string, num
   const BT = B * T;
   const f: Record<string, number> = {};
   for (const s of savedSites(cfg)) {
-    if (s.startsWith('attn.q_norm.')) f[s] = s.endsWith('hook_scale') ? BT * H : BT * H * dh; // per query head
-    else if (s.startsWith('attn.k_norm.')) f[s] = s.endsWith('hook_scale') ? BT * Hkv : BT * Hkv * dh; // per key/value head
+    if (s.startsWith('attn.q_norm.'))
+      f[s] = s.endsWith('hook_scale') ? BT * H : BT * H * dh; // per query head
+    else if (s.startsWith('attn.k_norm.'))
+      f[s] = s.endsWith('hook_scale') ? BT * Hkv : BT * Hkv * dh; // per key/value head
     else if (s.endsWith('hook_scale')) f[s] = BT;
     else if (s.endsWith('hook_normalized')) f[s] = BT * C;
     else if (/hook_(rot_)?q$|hook_z$/.test(s)) f[s] = BT * H * dh;
@@ -275,7 +276,12 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     const posIndex = g.posUniq ? index(g.posUniq, g.posOffsets, g.posOrder, BT) : null;
     const selIndex = select ? index(g.selUniq, g.selOffsets, g.selOrder, B * P) : null;
     const colIndex = columns && wg ? index(g.colUniq, g.colOffsets, g.colOrder, columns.length) : null;
-    if (posIndex) writeScatterIndex(gpu, posIndex, Uint32Array.from({ length: BT }, (_, i) => i % T));
+    if (posIndex)
+      writeScatterIndex(
+        gpu,
+        posIndex,
+        Uint32Array.from({ length: BT }, (_, i) => i % T),
+      );
     if (select) {
       const rows = Uint32Array.from({ length: B * P }, (_, i) => Math.floor(i / P) * T + positions[i % P]);
       gpu.device.queue.writeBuffer(g.sel, 0, rows);
@@ -340,7 +346,13 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       site(`${prefix}.hook_normalized`, g.normalized, [...lead, width]);
       op(normScaleGrad(gpu, g.scale, g.normalized, n, s, rows, width, params, `${prefix} scale backward`)); // (B, T, 1)
       site(`${prefix}.hook_scale`, g.scale, [...lead, 1]);
-      op(normInputGrad(gpu, { dx: io.dX, dn: g.normalized, n, scale: s, dscale: o.detachScale ? null : g.scale, rms: bias === null, rows, C: width, accumulate: io.addInto, label: `${prefix} input backward` }, params)); // (B, T, C)
+      op(
+        normInputGrad(
+          gpu,
+          { dx: io.dX, dn: g.normalized, n, scale: s, dscale: o.detachScale ? null : g.scale, rms: bias === null, rows, C: width, accumulate: io.addInto, label: `${prefix} input backward` },
+          params,
+        ),
+      ); // (B, T, C)
     };
     // The residual stream's norms (ln1, ln2, ln_final): from g.normOut into the residual gradient.
     const residNorm = (addInto: boolean) => ({ dY: g.normOut, dX: g.resid, addInto });
@@ -417,7 +429,8 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
             const what = `rows ${r0}+${m} vocab ${chunk.row0}+${chunk.rows}`;
             op(matmulDx(gpu, { ...cols, w: chunk.buffer, transW: true, f16W: w.f16, dx: gRows, dxStart: r0 * C, accumulate: ci > 0, label: `unembed dX ${what}` }, params)); // (m, C)
             if (unembedGrads) op(matmulDw(gpu, { ...cols, x: yRows, xStart: r0 * C, dw: unembedGrads[ci].buffer, transOut: true, accumulate: acc || r0 > 0, label: `unembed dW ${what}` }, params)); // (chunk, C)
-            if (wg?.b_U) op(biasGrad(gpu, { M: m, N: chunk.rows, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo, db: wg.b_U[ci].buffer, accumulate: acc || r0 > 0, label: `unembed db ${what}` }, params)); // (chunk)
+            if (wg?.b_U)
+              op(biasGrad(gpu, { M: m, N: chunk.rows, g: dlogits, gStart: r0 * ldo + chunk.row0, ldg: ldo, db: wg.b_U[ci].buffer, accumulate: acc || r0 > 0, label: `unembed db ${what}` }, params)); // (chunk)
           });
         }
       }

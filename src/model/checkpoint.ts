@@ -44,11 +44,7 @@ function shardedLookup(owner: Map<string, SafetensorsReader>, describe: string):
     const f = owner.get(name);
     if (!f) {
       const near = similarNames(name, names);
-      throw new CheckpointError(
-        `${describe}: no tensor "${name}" (${names.length} tensors` +
-          (near.length ? `; similar: ${near.map((n) => `"${n}"`).join(', ')}` : '') +
-          ')',
-      );
+      throw new CheckpointError(`${describe}: no tensor "${name}" (${names.length} tensors` + (near.length ? `; similar: ${near.map((n) => `"${n}"`).join(', ')}` : '') + ')');
     }
     return f;
   };
@@ -184,9 +180,7 @@ export async function loadCheckpoint(source: ModelSource, opts: { onProgress?: P
   for (const [name, shardName] of weightMap) {
     const shard = shards.get(shardName)!;
     if (!shard.has(name)) {
-      throw new CheckpointError(
-        `${where}/${INDEX_FILE} puts tensor "${name}" in ${shardName}, but that shard does not hold it (${shard.names.length} tensors there)`,
-      );
+      throw new CheckpointError(`${where}/${INDEX_FILE} puts tensor "${name}" in ${shardName}, but that shard does not hold it (${shard.names.length} tensors there)`);
     }
     owner.set(name, shard);
   }

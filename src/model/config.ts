@@ -9,9 +9,7 @@ export type Family = 'gpt2' | 'neox' | 'llama' | 'gemma3';
 /** Attention of one layer: 'global' sees every earlier position, 'local' a sliding window. */
 export type AttnType = 'global' | 'local';
 
-export type RopeScaling =
-  | { type: 'linear'; factor: number }
-  | { type: 'llama3'; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
+export type RopeScaling = { type: 'linear'; factor: number } | { type: 'llama3'; factor: number; low_freq_factor: number; high_freq_factor: number; original_max_position_embeddings: number };
 
 export interface ModelConfig {
   /** The Hugging Face `architectures[0]`, e.g. "GPT2LMHeadModel". */

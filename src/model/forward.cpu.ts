@@ -21,12 +21,7 @@ import { rotaryTables } from './rotary-tables.ts';
  * steps: the scale (hook_scale), the input normalized by it (hook_normalized), then the gain and
  * bias, so edits of either hook point reach the output.
  */
-export function forwardCpu(
-  cfg: ModelConfig,
-  w: HostWeights,
-  tokens: number[][],
-  edit?: (name: string, act: Float32Array) => void,
-): Map<string, Float32Array> {
+export function forwardCpu(cfg: ModelConfig, w: HostWeights, tokens: number[][], edit?: (name: string, act: Float32Array) => void): Map<string, Float32Array> {
   const B = tokens.length;
   const T = tokens[0].length;
   const { d_model: C, n_heads: H, n_key_value_heads: Hkv, d_head: dh, d_mlp: M, d_vocab: V, eps } = cfg;
@@ -65,7 +60,13 @@ export function forwardCpu(
   put('hook_embed', embed);
   if (w.W_pos) {
     const posEmbed = f(BT * C); // (B, T, C)
-    gatherCpu(posEmbed, Array.from({ length: BT }, (_, i) => i % T), w.W_pos.data, BT, C);
+    gatherCpu(
+      posEmbed,
+      Array.from({ length: BT }, (_, i) => i % T),
+      w.W_pos.data,
+      BT,
+      C,
+    );
     put('hook_pos_embed', posEmbed);
     addCpu(resid, embed, posEmbed, BT * C);
   } else {

@@ -406,7 +406,11 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   };
 
   if (!r.resumed && w.W_pos) {
-    gpu.device.queue.writeBuffer(a.posIds, 0, new Uint32Array(BT).map((_, i) => i % T));
+    gpu.device.queue.writeBuffer(
+      a.posIds,
+      0,
+      new Uint32Array(BT).map((_, i) => i % T),
+    );
     op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
     op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed', w.f16)); // (B, T, C)
@@ -552,7 +556,12 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
     op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
     const bias = w.host.b_U ? a.unembedB : null;
-    if (bias) gpu.device.queue.writeBuffer(bias, 0, Float32Array.from(r.logitTokens, (t) => w.host.b_U![t]));
+    if (bias)
+      gpu.device.queue.writeBuffer(
+        bias,
+        0,
+        Float32Array.from(r.logitTokens, (t) => w.host.b_U![t]),
+      );
     op(matmul(gpu, { out: a.logits, a: unembedIn, b: a.unembedW, bias, M: B * P, N: NV, K: C, transB: true, label: 'unembed columns' }, params)); // (B, P, NV)
   } else {
     op(...planUnembed(gpu, a.logits, unembedIn, w.W_U_rows, B * P, C, V, params, w.f16, w.b_U)); // (B, P, V)

@@ -20,7 +20,12 @@ export function gpt2Prefix(t: TensorLookup): string {
   if (t.has('wte.weight')) return '';
   throw new WeightsError(
     `not a GPT-2 checkpoint: neither "transformer.wte.weight" nor "wte.weight" is present ` +
-      `(first tensors: ${t.names.slice(0, 5).map((n) => `"${n}"`).join(', ') || 'none'})`,
+      `(first tensors: ${
+        t.names
+          .slice(0, 5)
+          .map((n) => `"${n}"`)
+          .join(', ') || 'none'
+      })`,
   );
 }
 

@@ -36,8 +36,10 @@ export async function hostWeightsFor(t: TensorLookup, cfg: ModelConfig, hf: unkn
   if (unused.length) {
     const flags = ['attention_bias', 'mlp_bias'].filter((f) => f in hfc).map((f) => `${f} = ${JSON.stringify(hfc[f])}`);
     throw new WeightsError(
-      `the checkpoint has biases the config leaves out (${unused.slice(0, 3).map((n) => `"${n}"`).join(', ')}${unused.length > 3 ? `, ${unused.length - 3} more` : ''}; ` +
-        `config.json: ${flags.join(', ') || 'no bias flags'}): set the flag to true to use them, or remove them`,
+      `the checkpoint has biases the config leaves out (${unused
+        .slice(0, 3)
+        .map((n) => `"${n}"`)
+        .join(', ')}${unused.length > 3 ? `, ${unused.length - 3} more` : ''}; ` + `config.json: ${flags.join(', ') || 'no bias flags'}): set the flag to true to use them, or remove them`,
     );
   }
   return w;

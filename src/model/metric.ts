@@ -82,7 +82,13 @@ export function metricColumns(m: Metrics): number[] | null {
 
 /** The positions whose logits a metric (or any metric of a list) reads, ascending. */
 export function metricPositions(m: Metrics): number[] {
-  return [...new Set(asList(m).flatMap(terms).map((t) => t.pos))].sort((a, b) => a - b);
+  return [
+    ...new Set(
+      asList(m)
+        .flatMap(terms)
+        .map((t) => t.pos),
+    ),
+  ].sort((a, b) => a - b);
 }
 
 /**

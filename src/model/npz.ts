@@ -91,7 +91,7 @@ export class NpzFile {
       let size = u32(o + 24);
       let localOffset = u32(o + 42);
       // zip64 extra field (id 1): the 8-byte values of whichever fields above are 0xffffffff, in order.
-      for (let x = o + 46 + nameLen; x + 4 <= o + 46 + nameLen + extraLen; ) {
+      for (let x = o + 46 + nameLen; x + 4 <= o + 46 + nameLen + extraLen;) {
         const id = u16(x);
         const len = u16(x + 2);
         if (id === 1) {

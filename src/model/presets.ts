@@ -27,7 +27,7 @@ export const PRESETS: Record<string, Preset> = {
   // reads Unsloth's ungated copy of the same BF16 checkpoint. Gemma Scope 2's SAEs were trained on it.
   'gemma-3-270m': {
     repo: 'unsloth/gemma-3-270m',
-    title: 'Gemma 3 270M (BF16; Unsloth\'s ungated copy of google/gemma-3-270m), 570 MB download',
+    title: "Gemma 3 270M (BF16; Unsloth's ungated copy of google/gemma-3-270m), 570 MB download",
     download: '570 MB (model.safetensors 536 MB, tokenizer.json 33 MB)',
     access:
       'The preset reads unsloth/gemma-3-270m, an ungated copy of google/gemma-3-270m. Google\'s own repository is gated: accept the Gemma licence at https://huggingface.co/google/gemma-3-270m and give <pb-model> a Hugging Face access token (its `token` property) with src="https://huggingface.co/google/gemma-3-270m/resolve/main/".',

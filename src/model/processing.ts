@@ -111,7 +111,13 @@ export function processWeights(cfg: ModelConfig, w: HostWeights): HostWeights {
     const b_Q = Float64Array.from(p.b_Q.data);
     const b_K = Float64Array.from(p.b_K.data);
     const b_V = Float64Array.from(p.b_V.data);
-    if (ln) for (const [W, b] of [[W_Q, b_Q], [W_K, b_K], [W_V, b_V]] as const) foldBias(b, W, p.ln1_b!.data);
+    if (ln)
+      for (const [W, b] of [
+        [W_Q, b_Q],
+        [W_K, b_K],
+        [W_V, b_V],
+      ] as const)
+        foldBias(b, W, p.ln1_b!.data);
     for (const W of [W_Q, W_K, W_V]) scaleRows(W, p.ln1_w.data);
     if (ln) for (const W of [W_Q, W_K, W_V]) centerColumns(W);
 

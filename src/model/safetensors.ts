@@ -102,9 +102,7 @@ export function safetensorsHeaderLength(first: Uint8Array, fileSize: number, fil
     throw new SafetensorsError(`${fileName}: header length ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or not a safetensors file)`);
   }
   if (8 + headerLen > fileSize) {
-    throw new SafetensorsError(
-      `${fileName}: header length ${headerLen} bytes runs past the end of the file (${fileSize} bytes, header would end at ${8 + headerLen})`,
-    );
+    throw new SafetensorsError(`${fileName}: header length ${headerLen} bytes runs past the end of the file (${fileSize} bytes, header would end at ${8 + headerLen})`);
   }
   return headerLen;
 }
@@ -360,11 +358,7 @@ abstract class TensorIndex {
     const t = this.tensors.get(name);
     if (!t) {
       const near = similarNames(name, this.names);
-      throw new SafetensorsError(
-        `${this.fileName}: no tensor "${name}" (${this.names.length} tensors` +
-          (near.length ? `; similar: ${near.map((n) => `"${n}"`).join(', ')}` : '') +
-          ')',
-      );
+      throw new SafetensorsError(`${this.fileName}: no tensor "${name}" (${this.names.length} tensors` + (near.length ? `; similar: ${near.map((n) => `"${n}"`).join(', ')}` : '') + ')');
     }
     return t;
   }
@@ -465,10 +459,7 @@ export type StWriteTensors = StWriteTensor[] | Record<string, Omit<StWriteTensor
 export function writeSafetensors(tensors: StWriteTensors, metadata?: Record<string, string>): Uint8Array {
   const list = (Array.isArray(tensors) ? tensors : Object.entries(tensors).map(([name, t]) => ({ name, ...t }))).map((t) => {
     const dtype = t.dtype ?? 'F32';
-    const bytes =
-      dtype === 'F32'
-        ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)
-        : new Uint8Array((dtype === 'F16' ? toF16Array(t.data) : toBf16Array(t.data)).buffer);
+    const bytes = dtype === 'F32' ? new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength) : new Uint8Array((dtype === 'F16' ? toF16Array(t.data) : toBf16Array(t.data)).buffer);
     return { ...t, dtype, bytes };
   });
 
@@ -485,9 +476,7 @@ export function writeSafetensors(tensors: StWriteTensors, metadata?: Record<stri
     }
     const numel = t.shape.reduce((a, b) => a * b, 1);
     if (numel !== t.data.length) {
-      throw new SafetensorsError(
-        `writeSafetensors: tensor "${t.name}" shape ${fmtShape(t.shape)} has ${numel} elements but data has ${t.data.length}`,
-      );
+      throw new SafetensorsError(`writeSafetensors: tensor "${t.name}" shape ${fmtShape(t.shape)} has ${numel} elements but data has ${t.data.length}`);
     }
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.byteLength] };
     offset += t.bytes.byteLength;

@@ -44,12 +44,7 @@ async function fetchOrThrow(url: string, f: typeof fetch): Promise<Response> {
  * unknown) sizes the buffer up front; a stream that delivers more (e.g. a content-length of a
  * compressed body) still reads correctly.
  */
-async function drain(
-  stream: ReadableStream<Uint8Array>,
-  expected: number,
-  label: string | undefined,
-  onProgress: ProgressFn | undefined,
-): Promise<Uint8Array> {
+async function drain(stream: ReadableStream<Uint8Array>, expected: number, label: string | undefined, onProgress: ProgressFn | undefined): Promise<Uint8Array> {
   const report = (loaded: number, total: number) => onProgress?.({ loaded, total, ...(label ? { file: label } : {}) });
   const reader = stream.getReader();
   let buf = new Uint8Array(expected > 0 ? expected : 1 << 16);
@@ -308,10 +303,7 @@ export function urlModelSource(baseUrl: string, fetchImpl?: typeof fetch): Model
 }
 
 /** Files held in memory or picked by the user, keyed by file name (e.g. "config.json"). */
-export function blobModelSource(
-  files: Map<string, Blob> | Record<string, Blob | ArrayBuffer | Uint8Array>,
-  describe = 'files',
-): ModelSource {
+export function blobModelSource(files: Map<string, Blob> | Record<string, Blob | ArrayBuffer | Uint8Array>, describe = 'files'): ModelSource {
   const map: Map<string, Blob | ArrayBuffer | Uint8Array> = files instanceof Map ? files : new Map(Object.entries(files));
   return {
     describe,

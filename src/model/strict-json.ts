@@ -149,9 +149,9 @@ export function parseStrictJson(text: string): JsonNode {
       return c === '{' ? { kind: 'object', entries, at } : { kind: 'array', items, at };
     }
     if (c === '"') return { kind: 'string', value: string(), at };
-    if (c === 't') return literal('true'), { kind: 'bool', value: true, at };
-    if (c === 'f') return literal('false'), { kind: 'bool', value: false, at };
-    if (c === 'n') return literal('null'), { kind: 'null', at };
+    if (c === 't') return (literal('true'), { kind: 'bool', value: true, at });
+    if (c === 'f') return (literal('false'), { kind: 'bool', value: false, at });
+    if (c === 'n') return (literal('null'), { kind: 'null', at });
     NUMBER.lastIndex = i;
     const m = NUMBER.exec(text);
     if (!m || m[0] === '-') return fail('expected a value');

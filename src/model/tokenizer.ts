@@ -71,7 +71,7 @@ export class TextTokenizer {
   toTokens(texts: readonly string[], options: ToTokensOptions = {}): number[][] {
     const prependBos = options.prependBos ?? true;
     if (prependBos && !this.bos) {
-      throw new Error("this tokenizer has no BOS token (tokenizer_config.json has no bos_token or eos_token in its vocabulary); use prependBos: false");
+      throw new Error('this tokenizer has no BOS token (tokenizer_config.json has no bos_token or eos_token in its vocabulary); use prependBos: false');
     }
     const rows = texts.map((text) => {
       if (typeof text !== 'string') throw new Error(`toTokens takes text (a string or a list of strings), not ${typeof text}`);

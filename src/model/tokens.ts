@@ -6,10 +6,7 @@ export class TokenInputError extends Error {
 }
 
 /** Validates [batch][pos] ids and flattens them to u32, row-major. */
-export function validateTokens(
-  tokens: readonly (readonly number[])[],
-  cfg: ModelConfig,
-): { batch: number; pos: number; flat: Uint32Array<ArrayBuffer> } {
+export function validateTokens(tokens: readonly (readonly number[])[], cfg: ModelConfig): { batch: number; pos: number; flat: Uint32Array<ArrayBuffer> } {
   if (!Array.isArray(tokens) || tokens.length === 0) throw new TokenInputError('no token rows given: pass [batch][pos] token ids');
   const pos = tokens[0].length;
   if (pos === 0) throw new TokenInputError('token rows are empty: each row needs at least one token');
@@ -24,9 +21,7 @@ export function validateTokens(
   tokens.forEach((row, b) =>
     row.forEach((id: number, p: number) => {
       if (!Number.isInteger(id) || id < 0 || id >= cfg.d_vocab) {
-        throw new TokenInputError(
-          `token id ${id} at [${b}, ${p}] is not in the vocabulary (ids are integers 0 .. ${cfg.d_vocab - 1})`,
-        );
+        throw new TokenInputError(`token id ${id} at [${b}, ${p}] is not in the vocabulary (ids are integers 0 .. ${cfg.d_vocab - 1})`);
       }
       flat[b * pos + p] = id;
     }),

@@ -28,7 +28,7 @@ export function planUnembed(
   // A window may start up to one alignment unit before its first element.
   const slack = gpu.limits.minStorageBufferOffsetAlignment;
   const rowsPerBlock = Math.max(1, Math.min(rows, Math.floor((gpu.maxBinding - slack) / (V * 4))));
-  if ((V * 4 + slack) > gpu.maxBinding) {
+  if (V * 4 + slack > gpu.maxBinding) {
     throw new Error(`one row of logits (${V} tokens) does not fit the device's binding limit of ${gpu.maxBinding} bytes`);
   }
   const out: Dispatch[] = [];

@@ -354,9 +354,7 @@ export function toCheckpointLayout(cfg: ModelConfig, g: Named): Named {
       const rowsOf = parts.map((m) => (bias ? { data: m.data, shape: [m.data.length, 1] } : transpose(m))); // [H dh, cols]
       const cols = rowsOf[0].shape[1];
       const outData = new Float32Array(3 * H * dh * cols);
-      for (let h = 0; h < H; h++)
-        for (let part = 0; part < 3; part++)
-          outData.set(rowsOf[part].data.subarray(h * dh * cols, (h + 1) * dh * cols), (h * 3 * dh + part * dh) * cols);
+      for (let h = 0; h < H; h++) for (let part = 0; part < 3; part++) outData.set(rowsOf[part].data.subarray(h * dh * cols, (h + 1) * dh * cols), (h * 3 * dh + part * dh) * cols);
       return { data: outData, shape: bias ? [3 * H * dh] : [3 * H * dh, cols] };
     };
     out.set(`${p}embed_in.weight`, get('embed.W_E'));

@@ -33,7 +33,8 @@ export async function collectActivations(model: Model, sequences: readonly (read
         if (!store) {
           width = w;
           const bytes = sequences.length * T * width * 4;
-          if (bytes > gpu.limits.maxStorageBufferBindingSize) throw new Error(`an activation store of ${sequences.length * T} rows x ${width} floats exceeds the device's binding limit; use fewer sequences`);
+          if (bytes > gpu.limits.maxStorageBufferBindingSize)
+            throw new Error(`an activation store of ${sequences.length * T} rows x ${width} floats exceeds the device's binding limit; use fewer sequences`);
           store = gpu.device.createBuffer({ size: bytes, usage: 0x80 | 0x4 | 0x8, label: `activation store ${hook}` });
         }
         const copy: Copy = { kind: 'copy', src: act.buffer, srcOffset: 0, dst: store, dstOffset: rows * width * 4, size: batch.length * T * width * 4 };

@@ -60,7 +60,10 @@ export function recallBatch(rng: SeededRandom, n: number, o: InductionDataOption
         const i = 1 + rng.int(T - 5); // [1, T - 4)
         const j = i + 3 + rng.int(T - i - 3); // [i + 3, T)
         if (used.has(i) || used.has(i + 1) || used.has(j)) continue;
-        used.add(i).add(i + 1).add(j);
+        used
+          .add(i)
+          .add(i + 1)
+          .add(j);
         row[j] = row[i]!;
         pairs.push([i, j]);
         break;

@@ -29,8 +29,19 @@ export const RECIPE = { T: 48, V: 256, D: 64, H: 4, layers: 2, batch: 64, lr: 2e
 export function recipeConfig(): Record<string, unknown> {
   const { T, V, D, H, layers } = RECIPE;
   return {
-    architectures: ['GPT2LMHeadModel'], model_type: 'gpt2', n_embd: D, n_head: H, n_layer: layers, n_positions: T, n_inner: 4, vocab_size: V,
-    layer_norm_epsilon: 1e-5, activation_function: 'gelu_new', tie_word_embeddings: true, bos_token_id: 0, eos_token_id: 0,
+    architectures: ['GPT2LMHeadModel'],
+    model_type: 'gpt2',
+    n_embd: D,
+    n_head: H,
+    n_layer: layers,
+    n_positions: T,
+    n_inner: 4,
+    vocab_size: V,
+    layer_norm_epsilon: 1e-5,
+    activation_function: 'gelu_new',
+    tie_word_embeddings: true,
+    bos_token_id: 0,
+    eos_token_id: 0,
   };
 }
 
@@ -139,7 +150,10 @@ export function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpoint, t
   });
   const trainer = new Trainer(gpu, clock, training.task, optimizer);
   return {
-    clock, training, optimizer, trainer,
+    clock,
+    training,
+    optimizer,
+    trainer,
     destroy() {
       trainer.destroy();
       optimizer.destroy();

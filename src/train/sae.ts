@@ -181,22 +181,45 @@ export class SaeTraining {
       this.owned.push(this.metrics);
       const p = (n: string) => this.params.get(n);
       const buf = {
-        x: t(B * D, 'sae x'), xc: t(B * D, 'sae x - b_dec'), pre: t(B * S, 'sae pre'), acts: t(B * S, 'sae acts'),
-        recon: t(B * D, 'sae recon'), gRecon: t(B * D, 'sae g_recon'), dActs: t(B * S, 'sae d_acts'), dPre: t(B * S, 'sae d_pre'),
-        norms: t(S, 'sae decoder norms'), mean: t(D, 'sae batch mean'), rowStats: t(B * 4, 'sae row stats'),
-        stats: t(4, 'sae stats', true), since: t(S, 'sae steps since fired', true), colsumS: t(S, 'sae colsum S'), colsumD: t(D, 'sae colsum D'),
-        xcT: t(D * B, 'sae xc transposed'), actsT: t(S * B, 'sae acts transposed'),
+        x: t(B * D, 'sae x'),
+        xc: t(B * D, 'sae x - b_dec'),
+        pre: t(B * S, 'sae pre'),
+        acts: t(B * S, 'sae acts'),
+        recon: t(B * D, 'sae recon'),
+        gRecon: t(B * D, 'sae g_recon'),
+        dActs: t(B * S, 'sae d_acts'),
+        dPre: t(B * S, 'sae d_pre'),
+        norms: t(S, 'sae decoder norms'),
+        mean: t(D, 'sae batch mean'),
+        rowStats: t(B * 4, 'sae row stats'),
+        stats: t(4, 'sae stats', true),
+        since: t(S, 'sae steps since fired', true),
+        colsumS: t(S, 'sae colsum S'),
+        colsumD: t(D, 'sae colsum D'),
+        xcT: t(D * B, 'sae xc transposed'),
+        actsT: t(S * B, 'sae acts transposed'),
       };
       const topk = arch === 'topk';
       const aux = topk
-        ? { acts: t(B * S, 'sae aux acts'), sel: t(B * S, 'sae aux selected'), recon: t(B * D, 'sae aux recon'), g: t(B * D, 'sae g_aux'), dActs: t(B * S, 'sae d_aux'), actsT: t(S * B, 'sae aux acts transposed'), dW: t(S * D, 'sae dW_dec auxk'), dWmain: t(S * D, 'sae dW_dec main') }
+        ? {
+            acts: t(B * S, 'sae aux acts'),
+            sel: t(B * S, 'sae aux selected'),
+            recon: t(B * D, 'sae aux recon'),
+            g: t(B * D, 'sae g_aux'),
+            dActs: t(B * S, 'sae d_aux'),
+            actsT: t(S * B, 'sae aux acts transposed'),
+            dW: t(S * D, 'sae dW_dec auxk'),
+            dWmain: t(S * D, 'sae dW_dec main'),
+          }
         : null;
       const logT = arch === 'jumprelu' ? p('log_threshold') : null;
       const U = this.uniforms;
       const dims = this.dims;
-      const k1 = (entry: Parameters<typeof saeKernel>[1], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) =>
-        saeKernel(gpu, entry, dims, b, U, `sae ${label}`, extra);
-      const W_enc = p('W_enc'), b_enc = p('b_enc'), W_dec = p('W_dec'), b_dec = p('b_dec');
+      const k1 = (entry: Parameters<typeof saeKernel>[1], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) => saeKernel(gpu, entry, dims, b, U, `sae ${label}`, extra);
+      const W_enc = p('W_enc'),
+        b_enc = p('b_enc'),
+        W_dec = p('W_dec'),
+        b_dec = p('b_dec');
       const clk = clock.buffer;
       const steps: Step[] = [
         k1('sae_dead_v1', { since: buf.since, stats: buf.stats }, 'dead latents'),
@@ -221,7 +244,11 @@ export class SaeTraining {
       }
       steps.push(
         matmul(gpu, { out: buf.dActs, a: buf.gRecon, b: W_dec.value.buffer, M: B, N: S, K: D, transB: true, label: 'sae d acts' }, U),
-        k1('sae_act_backward_v1', { clk, acts: buf.acts, d_in_a: buf.dActs, norms: buf.norms, aux_sel: aux?.sel ?? standIn(), d_in_b: aux?.dActs ?? standIn(), g_out: buf.dPre }, 'activation backward'),
+        k1(
+          'sae_act_backward_v1',
+          { clk, acts: buf.acts, d_in_a: buf.dActs, norms: buf.norms, aux_sel: aux?.sel ?? standIn(), d_in_b: aux?.dActs ?? standIn(), g_out: buf.dPre },
+          'activation backward',
+        ),
       );
       if (logT) steps.push(k1('sae_threshold_grad_v1', { clk, log_threshold: logT.value.buffer, pre: buf.pre, d_in_a: buf.dActs, g_out: logT.grad.buffer }, 'threshold gradient'));
       // Weight gradients A^T B on the matmul: A transposed first (the matmul reads A row-major).
@@ -269,7 +296,17 @@ export class SaeTraining {
   async toSaeLens(): Promise<SaeLensFiles> {
     const v = await this.params.read();
     return saeLensFiles(
-      { architecture: this.config.architecture, W_enc: v.get('W_enc')!, b_enc: v.get('b_enc')!, W_dec: v.get('W_dec')!, b_dec: v.get('b_dec')!, ...(v.has('log_threshold') ? { threshold: v.get('log_threshold')!.map(Math.exp) } : {}), k: this.dims.k, dIn: this.store.width, dSae: this.config.dSae },
+      {
+        architecture: this.config.architecture,
+        W_enc: v.get('W_enc')!,
+        b_enc: v.get('b_enc')!,
+        W_dec: v.get('W_dec')!,
+        b_dec: v.get('b_dec')!,
+        ...(v.has('log_threshold') ? { threshold: v.get('log_threshold')!.map(Math.exp) } : {}),
+        k: this.dims.k,
+        dIn: this.store.width,
+        dSae: this.config.dSae,
+      },
       { hookName: this.store.hookName, modelName: this.config.modelName ?? null },
     );
   }

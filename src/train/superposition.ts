@@ -114,15 +114,32 @@ export class ToyModel {
         dh: t(v === 'v1' ? [I, B, H] : [1], 'd hidden'),
         ...(v === 'v2' ? { hh: t([I, 2 * B, H], 'hidden and d hidden'), xt: t([I, F, 2 * B], 'dpre and features transposed') } : {}),
         ...(v === 'v3'
-          ? { xt: t([I, F, B], 'features transposed'), wt: t([I, H, F], 'W transposed'), ht: t([I, H, B], 'hidden transposed'), dht: t([I, H, B], 'd hidden transposed'), dwa: t([I, H, F], 'dW^T part a'), dwb: t([I, H, F], 'dW^T part b') }
+          ? {
+              xt: t([I, F, B], 'features transposed'),
+              wt: t([I, H, F], 'W transposed'),
+              ht: t([I, H, B], 'hidden transposed'),
+              dht: t([I, H, B], 'd hidden transposed'),
+              dwa: t([I, H, F], 'dW^T part a'),
+              dwb: t([I, H, F], 'dW^T part b'),
+            }
           : {}),
       };
       const W = this.params.get('W');
       const b = this.params.get('b_final');
       const k = this.buffers;
       const bufs: TmsBuffers = {
-        W: W.value.buffer, b: b.value.buffer, importance: k.importance.buffer, x: k.x.buffer, h: k.h.buffer, y: k.y.buffer,
-        lossPart: k.lossPart.buffer, loss: k.loss.buffer, dpre: k.dpre.buffer, dh: k.dh.buffer, dW: W.grad.buffer, db: b.grad.buffer,
+        W: W.value.buffer,
+        b: b.value.buffer,
+        importance: k.importance.buffer,
+        x: k.x.buffer,
+        h: k.h.buffer,
+        y: k.y.buffer,
+        lossPart: k.lossPart.buffer,
+        loss: k.loss.buffer,
+        dpre: k.dpre.buffer,
+        dh: k.dh.buffer,
+        dW: W.grad.buffer,
+        db: b.grad.buffer,
         ...Object.fromEntries((['hh', 'xt', 'wt', 'ht', 'dht', 'dwa', 'dwb'] as const).filter((n) => k[n]).map((n) => [n, k[n]!.buffer])),
       };
       const steps: Step[] = [

@@ -78,9 +78,24 @@ export function weightTensors(cfg: ModelConfig, w: GpuWeights): Map<string, RowC
   out.set('embed.W_E', w.W_E);
   if (w.W_pos) out.set('pos_embed.W_pos', w.W_pos);
   const fields: [keyof GpuWeights['layers'][number], string][] = [
-    ['ln1_w', 'ln1.w'], ['ln1_b', 'ln1.b'], ['W_Q', 'attn.W_Q'], ['b_Q', 'attn.b_Q'], ['W_K', 'attn.W_K'], ['b_K', 'attn.b_K'],
-    ['W_V', 'attn.W_V'], ['b_V', 'attn.b_V'], ['W_O', 'attn.W_O'], ['b_O', 'attn.b_O'], ['ln2_w', 'ln2.w'], ['ln2_b', 'ln2.b'],
-    ['W_in', 'mlp.W_in'], ['b_in', 'mlp.b_in'], ['W_gate', 'mlp.W_gate'], ['b_gate', 'mlp.b_gate'], ['W_out', 'mlp.W_out'], ['b_out', 'mlp.b_out'],
+    ['ln1_w', 'ln1.w'],
+    ['ln1_b', 'ln1.b'],
+    ['W_Q', 'attn.W_Q'],
+    ['b_Q', 'attn.b_Q'],
+    ['W_K', 'attn.W_K'],
+    ['b_K', 'attn.b_K'],
+    ['W_V', 'attn.W_V'],
+    ['b_V', 'attn.b_V'],
+    ['W_O', 'attn.W_O'],
+    ['b_O', 'attn.b_O'],
+    ['ln2_w', 'ln2.w'],
+    ['ln2_b', 'ln2.b'],
+    ['W_in', 'mlp.W_in'],
+    ['b_in', 'mlp.b_in'],
+    ['W_gate', 'mlp.W_gate'],
+    ['b_gate', 'mlp.b_gate'],
+    ['W_out', 'mlp.W_out'],
+    ['b_out', 'mlp.b_out'],
   ];
   w.layers.forEach((layer, l) => {
     for (const [key, name] of fields) {
@@ -103,7 +118,11 @@ export function checkpointSources(cfg: ModelConfig, shapes: ReadonlyMap<string, 
   const names = [...shapes.keys()];
   const probe = new Map(names.map((n, k) => [n, { data: new Float32Array(numel(shapes.get(n)!)).fill(k + 1), shape: [...shapes.get(n)!] }]));
   const out = new Map<string, string[]>();
-  for (const [ck, t] of toCheckpointLayout(cfg, probe)) out.set(ck, [...new Set(t.data)].map((v) => names[v - 1]!));
+  for (const [ck, t] of toCheckpointLayout(cfg, probe))
+    out.set(
+      ck,
+      [...new Set(t.data)].map((v) => names[v - 1]!),
+    );
   return out;
 }
 

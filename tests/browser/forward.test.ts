@@ -30,30 +30,34 @@ afterAll(async () => {
   await server?.close();
 });
 
-test('induction-2l forward in headless Chromium matches Hugging Face logits', async () => {
-  const page = await browser.newPage();
-  // The page's own errors are the only clue when it fails: pass them through.
-  page.on('console', (msg) => {
-    if (msg.type() === 'error' || msg.type() === 'warning') console.error(`[page ${msg.type()}] ${msg.text()}`);
-  });
-  page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
+test(
+  'induction-2l forward in headless Chromium matches Hugging Face logits',
+  async () => {
+    const page = await browser.newPage();
+    // The page's own errors are the only clue when it fails: pass them through.
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' || msg.type() === 'warning') console.error(`[page ${msg.type()}] ${msg.text()}`);
+    });
+    page.on('pageerror', (err) => console.error(`[page error] ${err.message}`));
 
-  const t0 = performance.now();
-  await page.goto(`${origin}/tests/browser/forward.html`);
-  await page.waitForFunction(() => window.__result !== undefined, undefined, {
-    timeout: PAGE_TIMEOUT_MS,
-    polling: 250,
-  });
-  const result = (await page.evaluate(() => window.__result)) as ForwardPageResult;
-  const pageMs = performance.now() - t0;
-  await page.close();
+    const t0 = performance.now();
+    await page.goto(`${origin}/tests/browser/forward.html`);
+    await page.waitForFunction(() => window.__result !== undefined, undefined, {
+      timeout: PAGE_TIMEOUT_MS,
+      polling: 250,
+    });
+    const result = (await page.evaluate(() => window.__result)) as ForwardPageResult;
+    const pageMs = performance.now() - t0;
+    await page.close();
 
-  if ('error' in result) throw new Error(`the page failed: ${result.error}`);
-  console.log(
-    `browser forward: adapter ${result.adapter}; first run ${result.ms.toFixed(1)} ms, ` +
-      `second ${result.msSecondRun.toFixed(1)} ms; max |error| ${result.maxAbsError.toExponential(3)} ` +
-      `(tolerance ${result.tolerance.toExponential(3)}); page total ${(pageMs / 1000).toFixed(1)} s`,
-  );
-  expect(result.maxAbsError).toBeLessThanOrEqual(1e-4 * Math.max(1, result.maxAbsRef));
-  expect(result.tolerance).toBe(1e-4 * Math.max(1, result.maxAbsRef));
-}, PAGE_TIMEOUT_MS + 30_000);
+    if ('error' in result) throw new Error(`the page failed: ${result.error}`);
+    console.log(
+      `browser forward: adapter ${result.adapter}; first run ${result.ms.toFixed(1)} ms, ` +
+        `second ${result.msSecondRun.toFixed(1)} ms; max |error| ${result.maxAbsError.toExponential(3)} ` +
+        `(tolerance ${result.tolerance.toExponential(3)}); page total ${(pageMs / 1000).toFixed(1)} s`,
+    );
+    expect(result.maxAbsError).toBeLessThanOrEqual(1e-4 * Math.max(1, result.maxAbsRef));
+    expect(result.tolerance).toBe(1e-4 * Math.max(1, result.maxAbsRef));
+  },
+  PAGE_TIMEOUT_MS + 30_000,
+);

@@ -98,7 +98,10 @@ describe.each(GPT2_FIXTURES)('patchbay ablate / patch on %s', (name) => {
       const cli = parseJson<AblateOut>(r);
       const layers = [...new Set(heads.map(([l]) => l))];
       const plain = await model.run(rows, { cache: layers.map((l) => `blocks.${l}.attn.hook_z`) });
-      const ablated = await model.runWithHooks(rows, heads.map(([l, h]) => meanHead(l, h, plain.cache, { pooled: true })));
+      const ablated = await model.runWithHooks(
+        rows,
+        heads.map(([l, h]) => meanHead(l, h, plain.cache, { pooled: true })),
+      );
       const logits = await ablated.logits.read();
       ablated.release();
       plain.release();
@@ -119,7 +122,10 @@ describe.each(GPT2_FIXTURES)('patchbay ablate / patch on %s', (name) => {
     });
 
     test('heads in both layers together: equals the library', async () => {
-      const { cli, libMetric, libRow } = await cliAndLibrary([[0, 1], [1, 3]]);
+      const { cli, libMetric, libRow } = await cliAndLibrary([
+        [0, 1],
+        [1, 3],
+      ]);
       expect(Math.abs(cli.metric - libMetric), 'metric vs library').toBeLessThanOrEqual(TOL);
       expect(maxAbsDiff(cli.logits_at_pos, libRow), 'logits vs library').toBeLessThanOrEqual(TOL);
     });
@@ -148,7 +154,11 @@ describe('ablate / patch summaries without --json', () => {
     expect(Math.abs(Number(cleanText) - cases.clean_logit_diff)).toBeLessThanOrEqual(TOL);
     expect(Math.abs(Number(corruptText) - cases.corrupt_logit_diff)).toBeLessThanOrEqual(TOL);
     // The grid: a header of positions, then one row per layer with 17 values.
-    const gridRows = r.stdout.trimEnd().split('\n').slice(-2).map((line) => line.trim().split(/\s+/));
+    const gridRows = r.stdout
+      .trimEnd()
+      .split('\n')
+      .slice(-2)
+      .map((line) => line.trim().split(/\s+/));
     expect(gridRows.map((cells) => cells.length)).toEqual([18, 18]);
     expect(gridRows.map((cells) => cells[0])).toEqual(['0', '1']);
   });
@@ -217,10 +227,7 @@ describe('ablate / patch reject bad input with one line', () => {
   });
 
   test('patch metric position past the prompt', async () => {
-    expectUsageError(
-      await patch('--clean', '1,2,3', '--corrupt', '4,5,6', '--site', 'resid_pre', '--metric', 'logit-diff:3:1:2'),
-      /position 3 is out of range; the prompt has 3 positions/,
-    );
+    expectUsageError(await patch('--clean', '1,2,3', '--corrupt', '4,5,6', '--site', 'resid_pre', '--metric', 'logit-diff:3:1:2'), /position 3 is out of range; the prompt has 3 positions/);
   });
 
   test('missing --site', async () => {

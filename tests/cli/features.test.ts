@@ -34,15 +34,21 @@ describe('patchbay features / cache --sae on tiny-gemma3-random', () => {
     for (let p = 0; p < T; p++) {
       if (tieRows.has(p)) continue;
       const row = Array.from(acts.subarray(p * 256, (p + 1) * 256));
-      const top = [...row.keys()].filter((f) => row[f] > 0).sort((a, b) => row[b] - row[a]).slice(0, 3);
+      const top = [...row.keys()]
+        .filter((f) => row[f] > 0)
+        .sort((a, b) => row[b] - row[a])
+        .slice(0, 3);
       const got = out.rows[0][p];
       expect(got.token).toBe(prompts[0][p]);
-      expect(got.features.map(([f]) => f), `position ${p}`).toEqual(top);
+      expect(
+        got.features.map(([f]) => f),
+        `position ${p}`,
+      ).toEqual(top);
       for (const [f, a] of got.features) expect(Math.abs(a - row[f])).toBeLessThan(1e-4 * Math.max(1, row[f]));
     }
   });
 
-  test('cache --sae writes the SAE hook points; the logits are the model\'s own', async () => {
+  test("cache --sae writes the SAE hook points; the logits are the model's own", async () => {
     const out = join(tmp, 'acts.safetensors');
     const plain = join(tmp, 'plain.safetensors');
     const ids = prompts.flatMap((p) => ['--ids', p.join(',')]);

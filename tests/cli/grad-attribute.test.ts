@@ -79,10 +79,38 @@ describe('patchbay attribute', () => {
     const sae = dir(ref.sae);
     const [clean, corrupt] = fixtureCases('tiny-gemma3-random').prompts;
     const spec = join(tmp, 'specs', 'attribute-features.json');
-    const args = ['--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', 'features', '--sae', sae, '--metric', ref.metric_spec, '--top', '3', '--verify', '4', '--json', '--spec-out', spec];
+    const args = [
+      '--clean',
+      clean.join(','),
+      '--corrupt',
+      corrupt.join(','),
+      '--site',
+      'features',
+      '--sae',
+      sae,
+      '--metric',
+      ref.metric_spec,
+      '--top',
+      '3',
+      '--verify',
+      '4',
+      '--json',
+      '--spec-out',
+      spec,
+    ];
     const r = await runCli(['attribute', dir('tiny-gemma3-random'), ...args]);
     expect(r.code, r.stderr).toBe(0);
-    type Out = { hook: string; shape: number[]; axes: string[]; positions: number[]; features: number[][]; effects: (number | null)[][]; corrupt: number; verified: Array<{ pos: number; feature: number; estimate: number; exact: number }>; max_error: number };
+    type Out = {
+      hook: string;
+      shape: number[];
+      axes: string[];
+      positions: number[];
+      features: number[][];
+      effects: (number | null)[][];
+      corrupt: number;
+      verified: Array<{ pos: number; feature: number; estimate: number; exact: number }>;
+      max_error: number;
+    };
     const out = JSON.parse(r.stdout.trim()) as Out;
     expect(out.hook).toBe('blocks.1.attn.hook_z');
     expect(out.shape).toEqual([clean.length, 3]);
@@ -116,7 +144,7 @@ describe('patchbay attribute', () => {
     expect(text.stdout).toContain(`pos ${out.verified[0].pos} feature #${out.verified[0].feature}`);
   });
 
-  test('a spec with an attribute experiment on a site: atp.json\'s grid', async () => {
+  test("a spec with an attribute experiment on a site: atp.json's grid", async () => {
     const name = 'induction-2l';
     const atp = fixtureAtp(name);
     const [clean, corrupt] = fixtureCases(name).prompts;

@@ -36,7 +36,7 @@ function oneLineError(r: CliResult, problem: RegExp): void {
 const nested = (v: unknown): number[] => (Array.isArray(v) ? v.flatMap(nested) : [v as number]);
 
 describe('--processing transformer-lens', () => {
-  test('cache writes TransformerLens\' processed cache (tiny-llama-random: RMSNorm, GQA, rotary)', async () => {
+  test("cache writes TransformerLens' processed cache (tiny-llama-random: RMSNorm, GQA, rotary)", async () => {
     const name = 'tiny-llama-random';
     const out = join(tmp, 'processed.safetensors');
     const ids = fixtureCases(name).prompts.flatMap((row) => ['--ids', row.join(',')]);
@@ -51,7 +51,7 @@ describe('--processing transformer-lens', () => {
     }
   });
 
-  test('patch on a batch of 4 pairs, a metric per pair: TransformerLens\' batch-mean grid', async () => {
+  test("patch on a batch of 4 pairs, a metric per pair: TransformerLens' batch-mean grid", async () => {
     const name = 'tiny-llama-random';
     const ref = tlJson<{ clean: number[][]; corrupt: number[][]; metrics: string[] } & Record<string, unknown>>(name, 'batch_patching.json');
     const pairs = ref.clean.flatMap((c, n) => ['--clean', c.join(','), '--corrupt', ref.corrupt[n].join(','), '--metric', ref.metrics[n]]);
@@ -65,7 +65,21 @@ describe('--processing transformer-lens', () => {
     const name = 'tiny-qwen2-random';
     const ref = tlJson<TlPatching>(name, 'patching.json');
     const [clean, corrupt] = fixtureCases(name).prompts;
-    const r = await runCli(['patch', dir(name), '--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', 'head_all_pos_every', '--metric', ref.metric, '--processing', 'transformer-lens', '--json']);
+    const r = await runCli([
+      'patch',
+      dir(name),
+      '--clean',
+      clean.join(','),
+      '--corrupt',
+      corrupt.join(','),
+      '--site',
+      'head_all_pos_every',
+      '--metric',
+      ref.metric,
+      '--processing',
+      'transformer-lens',
+      '--json',
+    ]);
     const out = json<{ shape: number[]; values: unknown }>(r);
     const want = ref.get_act_patch_attn_head_all_pos_every as TlGrid;
     expect(out.shape).toEqual(want.shape);
@@ -75,7 +89,17 @@ describe('--processing transformer-lens', () => {
   test('mean-ablating heads gives the same grid with and without processing (fold_value_biases moves a constant out of z)', async () => {
     const name = 'induction-2l';
     const cases = fixtureCases(name);
-    const args = ['sweep-ablate', dir(name), '--ids', cases.prompts[0].join(','), '--mode', 'mean', '--metric', `logit-diff:${cases.metric.position}:${cases.metric.good_token}:${cases.metric.bad_token}`, '--json'];
+    const args = [
+      'sweep-ablate',
+      dir(name),
+      '--ids',
+      cases.prompts[0].join(','),
+      '--mode',
+      'mean',
+      '--metric',
+      `logit-diff:${cases.metric.position}:${cases.metric.good_token}:${cases.metric.bad_token}`,
+      '--json',
+    ];
     const raw = json<{ values: unknown }>(await runCli(args));
     const processed = json<{ values: unknown }>(await runCli([...args, '--processing', 'transformer-lens']));
     expectClose('mean ablation, processed vs raw', nested(processed.values), nested(raw.values));
@@ -84,7 +108,10 @@ describe('--processing transformer-lens', () => {
   test('bench takes the flag; an unknown processing is a usage error naming the choices', async () => {
     const b = json<{ median_ms: number }>(await runCli(['bench', dir('tiny-gpt2-random'), '--batch', '1', '--pos', '4', '--reps', '1', '--processing', 'transformer-lens', '--json']));
     expect(b.median_ms).toBeGreaterThan(0);
-    oneLineError(await runCli(['cache', dir('tiny-gpt2-random'), '--ids', '1,2', '--out', join(tmp, 'x.safetensors'), '--processing', 'fold']), /--processing fold: unknown processing; expected none or transformer-lens/);
+    oneLineError(
+      await runCli(['cache', dir('tiny-gpt2-random'), '--ids', '1,2', '--out', join(tmp, 'x.safetensors'), '--processing', 'fold']),
+      /--processing fold: unknown processing; expected none or transformer-lens/,
+    );
   });
 });
 
@@ -95,10 +122,7 @@ describe('patch: prompts patching cannot change', () => {
   test('identical --clean and --corrupt, with and without --normalize, alone or as one pair of a batch', async () => {
     oneLineError(await runCli([...base, '--clean', clean.join(','), '--corrupt', clean.join(',')]), /--clean and --corrupt are identical: patching one into the other cannot change anything/);
     oneLineError(await runCli([...base, '--normalize', '--clean', clean.join(','), '--corrupt', clean.join(',')]), /identical/);
-    oneLineError(
-      await runCli([...base, '--clean', clean.join(','), '--corrupt', corrupt.join(','), '--clean', corrupt.join(','), '--corrupt', corrupt.join(',')]),
-      /identical \(pair 1\)/,
-    );
+    oneLineError(await runCli([...base, '--clean', clean.join(','), '--corrupt', corrupt.join(','), '--clean', corrupt.join(','), '--corrupt', corrupt.join(',')]), /identical \(pair 1\)/);
   });
 
   test('--normalize with equal clean and corrupted metrics is an error, not a NaN grid', async () => {

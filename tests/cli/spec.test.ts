@@ -102,12 +102,17 @@ describe('--spec-out and patchbay run', () => {
     const withVector = join(dir, 'steer-vector.json');
     writeFileSync(withVector, JSON.stringify({ ...base, interventions: [{ op: 'add', hook: 'blocks.3.hook_resid_post', vector: row, coeff: 6 }] }));
     const ablated = join(dir, 'steer-ablate.json');
-    writeFileSync(ablated, JSON.stringify({ ...base, sae: { url: saeDir }, interventions: [steer, { op: 'zero', hook: 'blocks.3.hook_resid_post.hook_sae_acts_post', heads: [3, 40] }], view: { feature: f } }));
-    const [ra, rb, rc] = await Promise.all([withSae, withVector, ablated].map(async (path) => {
-      const r = await runCli(['run', path, '--json']);
-      expect(r.errorLines, path).toEqual([]);
-      return json(r.stdout);
-    }));
+    writeFileSync(
+      ablated,
+      JSON.stringify({ ...base, sae: { url: saeDir }, interventions: [steer, { op: 'zero', hook: 'blocks.3.hook_resid_post.hook_sae_acts_post', heads: [3, 40] }], view: { feature: f } }),
+    );
+    const [ra, rb, rc] = await Promise.all(
+      [withSae, withVector, ablated].map(async (path) => {
+        const r = await runCli(['run', path, '--json']);
+        expect(r.errorLines, path).toEqual([]);
+        return json(r.stdout);
+      }),
+    );
     // Spliced with its error term, the SAE leaves the run unchanged but for what is done to it:
     // steering by feature f is adding W_dec[f].
     expect(Math.abs((ra.metric as number) - (rb.metric as number))).toBeLessThan(1e-4);

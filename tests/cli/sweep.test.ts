@@ -92,8 +92,7 @@ describe('patchbay patch / sweep-ablate against the library on induction-2l', ()
   });
   afterAll(() => model?.destroy());
 
-  const patch = (site: string, metric: string, ...extra: string[]) =>
-    runCli(['patch', dir, '--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', site, '--metric', metric, ...extra]);
+  const patch = (site: string, metric: string, ...extra: string[]) => runCli(['patch', dir, '--clean', clean.join(','), '--corrupt', corrupt.join(','), '--site', site, '--metric', metric, ...extra]);
 
   /** The CLI's grid for `site` equals the library's, computed here (1e-5). */
   async function expectLibraryGrid(out: PatchOut, site: PatchSite, metric: Metric, normalize = false): Promise<void> {
@@ -141,7 +140,7 @@ describe('patchbay patch / sweep-ablate against the library on induction-2l', ()
     await expectLibraryGrid(out, 'pattern_by_pos', logProbMetric(16, 247));
   });
 
-  test('sweep-ablate --mode mean equals headAblationSweep (mean over the prompt\'s positions)', async () => {
+  test("sweep-ablate --mode mean equals headAblationSweep (mean over the prompt's positions)", async () => {
     const out = parseJson<SweepAblateOut>(await runCli(['sweep-ablate', dir, '--ids', clean.join(','), '--mode', 'mean', '--metric', metricFlag(cases), '--json']));
     const lib = await headAblationSweep(model, clean, metricOf(cases), { mode: 'mean' });
     expect(out.shape).toEqual([2, 4]);
@@ -228,7 +227,10 @@ describe('sweep commands reject bad input with one line', () => {
 
   test('patch: unknown site, listing the sites', async () => {
     const r = await runCli(['patch', dir, '--clean', ids, '--corrupt', '5,6,7,8', '--site', 'head_out', '--metric', 'logit-diff:3:1:2']);
-    expectUsageError(r, /--site head_out: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos, pattern_dest_src, head_all_pos_every, head_by_pos_every$/);
+    expectUsageError(
+      r,
+      /--site head_out: unknown site; the sites are resid_pre, resid_mid, resid_post, attn_out, mlp_out, block_every, z, q, k, v, pattern, z_by_pos, q_by_pos, k_by_pos, v_by_pos, pattern_by_pos, pattern_dest_src, head_all_pos_every, head_by_pos_every$/,
+    );
   });
 
   test.each([

@@ -66,7 +66,10 @@ test('a --metric objective and SGD: the objective falls', async () => {
   const out = mkdtempSync(join(tmpdir(), 'patchbay-train-'));
   const { position, good_token, bad_token } = cases.metric;
   // Minimizing logit(good) - logit(bad) at the metric's position.
-  const r = await runCli(['train', dir, ...ids, '--steps', '4', '--optimizer', 'sgd', '--lr', '0.01', '--metric', `logit-diff:${position}:${good_token}:${bad_token}`, '--out', out, '--json'], 120_000);
+  const r = await runCli(
+    ['train', dir, ...ids, '--steps', '4', '--optimizer', 'sgd', '--lr', '0.01', '--metric', `logit-diff:${position}:${good_token}:${bad_token}`, '--out', out, '--json'],
+    120_000,
+  );
   expect(r.code, r.stderr).toBe(0);
   const { loss } = JSON.parse(r.stdout.trim()) as { loss: number[] };
   expect(loss).toHaveLength(4);

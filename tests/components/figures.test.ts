@@ -136,7 +136,11 @@ describe('figures on induction-2l', () => {
     expect((await cursor()).text).toMatch(/^Head 1\.3 \(helper\): not ablated/);
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => new URL(location.href).searchParams.get('toy.ablate') === '0.2,1.3', undefined, WAIT);
-    await page.waitForFunction(() => document.querySelector('#toy pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('#cell-1-3')?.getAttribute('aria-selected') === 'true', undefined, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('#toy pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('#cell-1-3')?.getAttribute('aria-selected') === 'true',
+      undefined,
+      WAIT,
+    );
     await idle();
     const both = await metricLine();
     expect(both.ablated).not.toBeCloseTo(fixtureHead('0.2'), 2);
@@ -147,9 +151,7 @@ describe('figures on induction-2l', () => {
     expect(grid.selected.filter(Boolean)).toHaveLength(1);
 
     // Mean-ablation: the head's output replaced by its mean over the prompt.
-    const events = page.evaluate(
-      () => new Promise<unknown>((resolve) => document.addEventListener('pb-ablation-change', (e) => resolve((e as CustomEvent).detail), { once: true })),
-    );
+    const events = page.evaluate(() => new Promise<unknown>((resolve) => document.addEventListener('pb-ablation-change', (e) => resolve((e as CustomEvent).detail), { once: true })));
     await page.locator('#toy pb-head-grid [part=mode] button', { hasText: 'Mean' }).click();
     expect(await events).toEqual({ ablate: ['0.2'], mode: 'mean' });
     expect(query().get('toy.mode')).toBe('mean');
@@ -164,9 +166,7 @@ describe('figures on induction-2l', () => {
   test('pb-prompt: edits reach the state and the URL after the debounce; bad ids are reported inline', async () => {
     const corrupt = page.locator('#toy pb-prompt[for=corrupt] input[part=input]');
     const original = await corrupt.inputValue();
-    const changed = page.evaluate(
-      () => new Promise<unknown>((resolve) => document.addEventListener('pb-prompt-change', (e) => resolve((e as CustomEvent).detail), { once: true })),
-    );
+    const changed = page.evaluate(() => new Promise<unknown>((resolve) => document.addEventListener('pb-prompt-change', (e) => resolve((e as CustomEvent).detail), { once: true })));
     await corrupt.fill('0, 374, 411');
     const chips = () => page.evaluate(() => [...document.querySelector('#toy pb-prompt[for=corrupt]')!.shadowRoot!.querySelectorAll('.chip .text')].map((e) => e.textContent));
     expect(await chips()).toEqual(['0', '374', '411']); // tokenized at once
@@ -291,13 +291,9 @@ describe('figures on induction-2l', () => {
   test('token text that looks like markup renders literally', async () => {
     const input = page.locator('#fake pb-prompt input[part=input]');
     await input.fill('<img src=x onerror=alert(1)> <b>bold</b><script>alert(2)</script>');
-    const chips = await page.evaluate(() =>
-      [...document.querySelector('#fake pb-prompt')!.shadowRoot!.querySelectorAll('.chip .text')].map((e) => e.textContent),
-    );
+    const chips = await page.evaluate(() => [...document.querySelector('#fake pb-prompt')!.shadowRoot!.querySelectorAll('.chip .text')].map((e) => e.textContent));
     expect(chips).toEqual(['<img·src=x·onerror=alert(1)>', '·<b>bold</b>', '<script>alert(2)</script>']);
-    const labels = await page.evaluate(() =>
-      [...document.getElementById('markup-heatmap')!.shadowRoot!.querySelectorAll('.label')].map((e) => e.getAttribute('title')),
-    );
+    const labels = await page.evaluate(() => [...document.getElementById('markup-heatmap')!.shadowRoot!.querySelectorAll('.label')].map((e) => e.getAttribute('title')));
     expect(labels).toContain('<img·src=x·onerror=alert(1)>');
     expect(labels).toContain('<script>alert(2)</script>');
     expect(await page.evaluate(() => window.fixture.markupInShadow())).toBe(0);

@@ -21,7 +21,7 @@ const fakeTokenizer = {
   /** Greedy longest match over MARKUP_TOKENS; other characters are skipped. */
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (let i = 0; i < text.length; ) {
+    for (let i = 0; i < text.length;) {
       let best = -1;
       MARKUP_TOKENS.forEach((t, id) => {
         if (text.startsWith(t, i) && (best < 0 || t.length > MARKUP_TOKENS[best].length)) best = id;

@@ -56,9 +56,7 @@ describe.each(ATP_STAR_FIXTURES)('%s: AtP* matches its float64 definition (atp_s
     expect(grid.signed).toBe(true);
     // The reference is [layer][head][pos]; by-position grids are [layer, pos, head] (TransformerLens' order).
     const r = ref.qk[site];
-    const want = site.endsWith('_by_pos')
-      ? (r as number[][][]).flatMap((byHead) => byHead[0].map((_, p) => byHead.map((row) => row[p]))).flat()
-      : flat(r);
+    const want = site.endsWith('_by_pos') ? (r as number[][][]).flatMap((byHead) => byHead[0].map((_, p) => byHead.map((row) => row[p]))).flat() : flat(r);
     expect(grid.axes).toEqual(site.endsWith('_by_pos') ? ['layer', 'pos', 'head'] : ['layer', 'head']);
     const diff = maxAbsDiff(grid.effects, want);
     expect(diff, `${site}: max |diff| ${diff.toExponential(2)} of max ${maxAbs(want).toExponential(2)}`).toBeLessThanOrEqual(1e-4 * maxAbs(want));

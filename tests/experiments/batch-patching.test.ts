@@ -69,10 +69,26 @@ describe.each(['induction-2l', 'tiny-llama-random'])('%s: a batch of 4 prompt pa
     const norm = await patchingSweep(model, ref.clean, ref.corrupt, site, metrics, { normalize: true });
     const cells = mean.values.length;
     const at = (i: number) => perPair.map((g) => g.values[i]);
-    expectClose('mean of per-pair sweeps', mean.values, Float64Array.from({ length: cells }, (_, i) => at(i).reduce((a, b) => a + b) / 4));
-    expectClose('sum = 4 x mean', sum.values, mean.values.map((v) => 4 * v));
-    expectClose('max of per-pair sweeps', max.values, Float64Array.from({ length: cells }, (_, i) => Math.max(...at(i))));
-    expectClose('normalized', norm.values, mean.values.map((v) => (v - mean.corrupt) / (mean.clean - mean.corrupt)));
+    expectClose(
+      'mean of per-pair sweeps',
+      mean.values,
+      Float64Array.from({ length: cells }, (_, i) => at(i).reduce((a, b) => a + b) / 4),
+    );
+    expectClose(
+      'sum = 4 x mean',
+      sum.values,
+      mean.values.map((v) => 4 * v),
+    );
+    expectClose(
+      'max of per-pair sweeps',
+      max.values,
+      Float64Array.from({ length: cells }, (_, i) => Math.max(...at(i))),
+    );
+    expectClose(
+      'normalized',
+      norm.values,
+      mean.values.map((v) => (v - mean.corrupt) / (mean.clean - mean.corrupt)),
+    );
     expect(sum.clean).toBeCloseTo(4 * mean.clean, 4);
   });
 });
@@ -88,7 +104,9 @@ describe('prompt pairs patching cannot change', () => {
     const [clean, corrupt] = fixtureCases('induction-2l').prompts;
     const metric = logitDiffMetric(16, 247, 72);
     for (const normalize of [false, true]) {
-      await expect(patchingSweep(model, clean, clean, 'resid_pre', metric, { normalize })).rejects.toThrow(/the clean and corrupted prompts are identical, so patching one into the other cannot change anything/);
+      await expect(patchingSweep(model, clean, clean, 'resid_pre', metric, { normalize })).rejects.toThrow(
+        /the clean and corrupted prompts are identical, so patching one into the other cannot change anything/,
+      );
       await expect(patchingSweep(model, [clean, corrupt, clean], [corrupt, clean, clean], 'z', metric, { normalize })).rejects.toThrow(/prompts of pair 2 are identical/);
     }
   });

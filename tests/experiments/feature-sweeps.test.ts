@@ -37,7 +37,10 @@ describe('feature sweeps (tiny-gemma3-random, sae-resid-post-3)', () => {
   async function naive(grid: FeatureGrid, tokens: number[], hook: (f: number, p: number) => Intervention, metric: ReturnType<typeof logitDiffMetric>) {
     const cells = [...grid.features.keys()].filter((i) => grid.features[i] >= 0);
     const hooks = cells.map((i, b) => ({ ...hook(grid.features[i], grid.positions[Math.floor(i / grid.shape[1])]), batch: b }) as Intervention);
-    const r = await model.run(cells.map(() => tokens), { saes: [withErrorTerm(sae)], hooks });
+    const r = await model.run(
+      cells.map(() => tokens),
+      { saes: [withErrorTerm(sae)], hooks },
+    );
     const want = metricCpu(metric, await r.logits.read(), cells.length, model.config.d_vocab);
     r.release();
     return { cells, want };
@@ -54,8 +57,14 @@ describe('feature sweeps (tiny-gemma3-random, sae-resid-post-3)', () => {
     base.release();
     for (let p = 0; p < T; p++) {
       const row = Array.from(acts.subarray(p * 256, (p + 1) * 256));
-      const top = [...row.keys()].filter((f) => row[f] > 0).sort((a, b) => row[b] - row[a]).slice(0, 3);
-      expect(Array.from(grid.features.subarray(p * 3, p * 3 + 3)).filter((f) => f >= 0), `position ${p}`).toEqual(top);
+      const top = [...row.keys()]
+        .filter((f) => row[f] > 0)
+        .sort((a, b) => row[b] - row[a])
+        .slice(0, 3);
+      expect(
+        Array.from(grid.features.subarray(p * 3, p * 3 + 3)).filter((f) => f >= 0),
+        `position ${p}`,
+      ).toEqual(top);
     }
     const { cells, want } = await naive(grid, clean, (f, p) => zeroFeature(sae, f, { pos: p }), metric);
     expect(cells.length).toBeGreaterThan(30);

@@ -21,9 +21,27 @@ const schema = JSON.parse(readFileSync(schemaPath, 'utf8'));
 const v1SchemaPath = join(ROOT, 'schema/experiment-v1.schema.json');
 
 const VALID: unknown[] = [
-  { patchbay: 1, model: { preset: 'induction-2l' }, prompts: { clean: [0, 1, 2], corrupt: [0, 3, 2] }, experiment: { kind: 'patch', site: 'resid_pre', metric: 'logit-diff:-1:247:72', normalize: true } },
-  { patchbay: 1, model: { hub: 'openai-community/gpt2', revision: 'main' }, processing: 'transformer-lens', prompts: { clean: 'When Mary and John' }, experiment: { kind: 'sweep-ablate', metric: 'logit-diff:-1:" Mary":" John"', mode: 'mean' } },
-  { patchbay: 1, model: { url: '../models/x/' }, prompts: { clean: 'a b' }, interventions: [{ op: 'zero', hook: 'blocks.0.attn.hook_z', head: 2 }], experiment: { kind: 'ablate' }, view: { heads: ['0.2'] } },
+  {
+    patchbay: 1,
+    model: { preset: 'induction-2l' },
+    prompts: { clean: [0, 1, 2], corrupt: [0, 3, 2] },
+    experiment: { kind: 'patch', site: 'resid_pre', metric: 'logit-diff:-1:247:72', normalize: true },
+  },
+  {
+    patchbay: 1,
+    model: { hub: 'openai-community/gpt2', revision: 'main' },
+    processing: 'transformer-lens',
+    prompts: { clean: 'When Mary and John' },
+    experiment: { kind: 'sweep-ablate', metric: 'logit-diff:-1:" Mary":" John"', mode: 'mean' },
+  },
+  {
+    patchbay: 1,
+    model: { url: '../models/x/' },
+    prompts: { clean: 'a b' },
+    interventions: [{ op: 'zero', hook: 'blocks.0.attn.hook_z', head: 2 }],
+    experiment: { kind: 'ablate' },
+    view: { heads: ['0.2'] },
+  },
   { patchbay: 1, model: { preset: 'gpt2' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:-1', method: 'atp*' } },
 ];
 
@@ -45,9 +63,30 @@ const V2_VALID: unknown[] = [
     experiment: { kind: 'ablate', metric: 'logit-diff:-1:" Mary":" John"' },
     view: { heads: ['0.2'], feature: 7 },
   },
-  { patchbay: 2, model: { url: 'x/' }, prompts: { clean: [[1, 2], [3, 4]] }, experiment: { kind: 'ablate' } },
-  { patchbay: 2, model: { preset: 'gpt2' }, prompts: { clean: 'x y', corrupt: 'x z' }, experiment: { kind: 'attribute', site: 'q_by_pos', metric: 'loss:0:-1', method: 'atp*', verify: 5, normalize: true } },
-  { patchbay: 2, model: { url: 'm/' }, sae: { url: 's/' }, prompts: { clean: [1, 2], corrupt: [1, 3] }, experiment: { kind: 'attribute', site: 'features', metric: 'logit-diff:-1:5:6', method: 'atp', k: 3, verify: 2 } },
+  {
+    patchbay: 2,
+    model: { url: 'x/' },
+    prompts: {
+      clean: [
+        [1, 2],
+        [3, 4],
+      ],
+    },
+    experiment: { kind: 'ablate' },
+  },
+  {
+    patchbay: 2,
+    model: { preset: 'gpt2' },
+    prompts: { clean: 'x y', corrupt: 'x z' },
+    experiment: { kind: 'attribute', site: 'q_by_pos', metric: 'loss:0:-1', method: 'atp*', verify: 5, normalize: true },
+  },
+  {
+    patchbay: 2,
+    model: { url: 'm/' },
+    sae: { url: 's/' },
+    prompts: { clean: [1, 2], corrupt: [1, 3] },
+    experiment: { kind: 'attribute', site: 'features', metric: 'logit-diff:-1:5:6', method: 'atp', k: 3, verify: 2 },
+  },
 ];
 
 const INVALID: [unknown, RegExp][] = [
@@ -55,32 +94,86 @@ const INVALID: [unknown, RegExp][] = [
   [{ patchbay: 1, model: { preset: 'a', url: 'b' }, prompts: { clean: 'x' }, experiment: { kind: 'ablate' } }, /spec\.model: unknown field "url"/],
   [{ patchbay: 1, model: { hub: 'gpt2' }, prompts: { clean: 'x' }, experiment: { kind: 'ablate' } }, /spec\.model\.hub: "gpt2" is not a Hub repository id/],
   [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: [] }, experiment: { kind: 'ablate' } }, /spec\.prompts\.clean/],
-  [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'patch', site: 'resid_pr', metric: 'loss:0:1' } }, /spec\.experiment\.site: "resid_pr" is not a patching site/],
-  [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'patch', site: 'z', metric: 'logit-diff:1:2' } }, /spec\.experiment\.metric: metric "logit-diff:1:2"/],
+  [
+    { patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'patch', site: 'resid_pr', metric: 'loss:0:1' } },
+    /spec\.experiment\.site: "resid_pr" is not a patching site/,
+  ],
+  [
+    { patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'patch', site: 'z', metric: 'logit-diff:1:2' } },
+    /spec\.experiment\.metric: metric "logit-diff:1:2"/,
+  ],
   [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, experiment: { kind: 'sweep-ablate', metric: 'loss:0:1', mode: 'half' } }, /spec\.experiment\.mode: expected "zero" or "mean"/],
-  [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_mlp_out', head: 1 }], experiment: { kind: 'ablate' } }, /version 1 specs ablate heads/],
+  [
+    { patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_mlp_out', head: 1 }], experiment: { kind: 'ablate' } },
+    /version 1 specs ablate heads/,
+  ],
   [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, experiment: { kind: 'ablate' }, extra: 1 }, /spec: unknown field "extra"/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'scale', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'ablate' } }, /interventions\[0\]\.factor: expected a number \(missing\)/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre', factor: 2 }], experiment: { kind: 'ablate' } }, /interventions\[0\]: unknown field "factor"/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre', key_pos: 1 }], experiment: { kind: 'ablate' } }, /only hook_pattern and hook_attn_scores have key positions/],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'scale', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'ablate' } },
+    /interventions\[0\]\.factor: expected a number \(missing\)/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre', factor: 2 }], experiment: { kind: 'ablate' } },
+    /interventions\[0\]: unknown field "factor"/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre', key_pos: 1 }], experiment: { kind: 'ablate' } },
+    /only hook_pattern and hook_attn_scores have key positions/,
+  ],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'add', hook: 'hook_embed' }], experiment: { kind: 'ablate' } }, /"add" takes a "vector" or a "feature"/],
   [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'resid_pre' }], experiment: { kind: 'ablate' } }, /"resid_pre" is not a hook point name/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_z', heads: -1 }], experiment: { kind: 'ablate' } }, /heads: expected an index or a non-empty list of non-negative integers/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: ['x', 'y'], corrupt: 'z' }, experiment: { kind: 'patch', site: 'z', metric: 'loss:0:1' } }, /a batch of prompts is for "ablate" experiments/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_z', from: 'elsewhere' }], experiment: { kind: 'ablate' } }, /from: expected "clean" or "corrupt" or "reference"/],
-  [{ patchbay: 2, model: { preset: 'a' }, sae: { url: 's/' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1', method: 'atp*' } }, /AtP\* corrects query and key cells; features take "atp"/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', k: 3 } }, /experiment\.k: features per position is for site "features"/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 0 } }, /experiment\.verify: expected the number of cells to re-run exactly/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'feature', metric: 'loss:0:1' } }, /"feature" is not a patching site .*or "features" for an SAE's features/],
-  [{ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 2 } }, /spec\.experiment: unknown field "verify"/],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_z', heads: -1 }], experiment: { kind: 'ablate' } },
+    /heads: expected an index or a non-empty list of non-negative integers/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: ['x', 'y'], corrupt: 'z' }, experiment: { kind: 'patch', site: 'z', metric: 'loss:0:1' } },
+    /a batch of prompts is for "ablate" experiments/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_z', from: 'elsewhere' }], experiment: { kind: 'ablate' } },
+    /from: expected "clean" or "corrupt" or "reference"/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, sae: { url: 's/' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1', method: 'atp*' } },
+    /AtP\* corrects query and key cells; features take "atp"/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', k: 3 } },
+    /experiment\.k: features per position is for site "features"/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 0 } },
+    /experiment\.verify: expected the number of cells to re-run exactly/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'feature', metric: 'loss:0:1' } },
+    /"feature" is not a patching site .*or "features" for an SAE's features/,
+  ],
+  [
+    { patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'z', metric: 'loss:0:1', verify: 2 } },
+    /spec\.experiment: unknown field "verify"/,
+  ],
 ];
 
 /** Cross-field rules the reader enforces beyond the schema (a patch needs the prompts it reads, a feature needs an SAE). */
 const READER_ONLY: [unknown, RegExp][] = [
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'ablate' } }, /patching from the corrupted run needs spec\.prompts\.corrupt/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'add', hook: 'blocks.0.hook_resid_pre', feature: 3 }], experiment: { kind: 'ablate' } }, /needs an SAE \(spec\.sae\)/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'sweep-ablate', metric: 'loss:0:1' } }, /only "ablate" experiments take interventions/],
-  [{ patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1' } }, /"features" attributes to an SAE's features, and the spec splices no SAE/],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'patch', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'ablate' } },
+    /patching from the corrupted run needs spec\.prompts\.corrupt/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'add', hook: 'blocks.0.hook_resid_pre', feature: 3 }], experiment: { kind: 'ablate' } },
+    /needs an SAE \(spec\.sae\)/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'zero', hook: 'blocks.0.hook_resid_pre' }], experiment: { kind: 'sweep-ablate', metric: 'loss:0:1' } },
+    /only "ablate" experiments take interventions/,
+  ],
+  [
+    { patchbay: 2, model: { preset: 'a' }, prompts: { clean: 'x', corrupt: 'y' }, experiment: { kind: 'attribute', site: 'features', metric: 'loss:0:1' } },
+    /"features" attributes to an SAE's features, and the spec splices no SAE/,
+  ],
 ];
 
 describe('experiment spec', () => {
@@ -111,7 +204,16 @@ print(json.dumps([v(d).is_valid(d) for d in json.load(open(sys.argv[3]))]))
   }, 60_000);
 
   test('a version 1 spec reads as the version 2 spec it means', () => {
-    const v1 = parseSpec({ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, interventions: [{ op: 'mean', hook: 'blocks.0.attn.hook_z', head: 2 }, { op: 'mean', hook: 'blocks.1.attn.hook_z', head: 0 }], experiment: { kind: 'ablate' } });
+    const v1 = parseSpec({
+      patchbay: 1,
+      model: { preset: 'a' },
+      prompts: { clean: 'x' },
+      interventions: [
+        { op: 'mean', hook: 'blocks.0.attn.hook_z', head: 2 },
+        { op: 'mean', hook: 'blocks.1.attn.hook_z', head: 0 },
+      ],
+      experiment: { kind: 'ablate' },
+    });
     expect(v1.patchbay).toBe(2);
     // Version 1's mean was the head's mean over the clean prompt's positions.
     expect(v1.interventions).toEqual([
@@ -147,7 +249,9 @@ print(json.dumps([v(d).is_valid(d) for d in json.load(open(sys.argv[3]))]))
 
   test('a spec that is not a spec says which field is wrong', () => {
     expect(() => parseSpec([])).toThrow(SpecError);
-    expect(() => parseSpec({ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, experiment: { kind: 'patch', site: 'z', metric: 'loss:0:1' } })).toThrow(/spec\.prompts\.corrupt: patching needs a corrupted prompt/);
+    expect(() => parseSpec({ patchbay: 1, model: { preset: 'a' }, prompts: { clean: 'x' }, experiment: { kind: 'patch', site: 'z', metric: 'loss:0:1' } })).toThrow(
+      /spec\.prompts\.corrupt: patching needs a corrupted prompt/,
+    );
   });
 });
 

@@ -80,7 +80,12 @@ describe.each(GPT2_FIXTURES)('%s sweeps', (name) => {
     // tests/experiments/tl-patching.test.ts checks every cell against TransformerLens.
     const stride = rows.length > 400 ? 7 : 1;
     const picked = rows.map((_, i) => i).filter((i) => i % stride === 0);
-    const want = await fullForwardMetrics(model, corrupt, picked.map((i) => rows[i]), metric);
+    const want = await fullForwardMetrics(
+      model,
+      corrupt,
+      picked.map((i) => rows[i]),
+      metric,
+    );
     let worst = 0;
     want.forEach((w, j) => (worst = Math.max(worst, Math.abs(grid.values[picked[j]] - w))));
     expect(worst, `${site}: max |sweep - full forwards|`).toBeLessThanOrEqual(1e-4);

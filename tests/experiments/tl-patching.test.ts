@@ -14,7 +14,7 @@ import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TL_FIXTURES, tlJson, type TlGrid, type TlPatching } from '../helpers/tl.ts';
 
-describe.each(TL_FIXTURES)('%s: TransformerLens\' patching grids', (name) => {
+describe.each(TL_FIXTURES)("%s: TransformerLens' patching grids", (name) => {
   let model: Model;
   const ref = tlJson<TlPatching>(name, 'patching.json');
   const functions = Object.keys(ref).filter((k) => k.startsWith('get_act_patch_'));

@@ -77,7 +77,10 @@ const gpt2Metric = `logit-diff:${gm.position}:${gm.good_token}:${gm.bad_token}`;
 /** The experiments, by name: a fixture model and the rest of a spec. */
 const CASES: Record<string, [string, Record<string, unknown>]> = {
   // POS counted from the end: the fixture's position 10 of 12 tokens is -2.
-  resid_pre: ['tiny-gpt2-random', { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'resid_pre', metric: `logit-diff:${gm.position - gpt2.prompts[0].length}:${gm.good_token}:${gm.bad_token}` } }],
+  resid_pre: [
+    'tiny-gpt2-random',
+    { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'resid_pre', metric: `logit-diff:${gm.position - gpt2.prompts[0].length}:${gm.good_token}:${gm.bad_token}` } },
+  ],
   resid_mid: ['tiny-gpt2-random', { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'resid_mid', metric: gpt2Metric, normalize: true } }],
   z_by_pos: ['tiny-gpt2-random', { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'z_by_pos', metric: gpt2Metric } }],
   pattern: ['tiny-gpt2-random', { prompts: prompts(gpt2), experiment: { kind: 'patch', site: 'pattern', metric: gpt2Metric, normalize: true } }],
@@ -96,7 +99,10 @@ const CASES: Record<string, [string, Record<string, unknown>]> = {
       experiment: { kind: 'ablate', metric: 'logit-diff:-1:247:72' },
     },
   ],
-  ablate_one: ['induction-2l', { prompts: { clean: ind.prompts[0] }, interventions: [{ op: 'zero', hook: 'blocks.0.attn.hook_z', head: 2 }], experiment: { kind: 'ablate', metric: 'logit-diff:16:247:72' } }],
+  ablate_one: [
+    'induction-2l',
+    { prompts: { clean: ind.prompts[0] }, interventions: [{ op: 'zero', hook: 'blocks.0.attn.hook_z', head: 2 }], experiment: { kind: 'ablate', metric: 'logit-diff:16:247:72' } },
+  ],
   neox_q: ['tiny-neox-random', { prompts: prompts(neox), experiment: { kind: 'patch', site: 'q', metric: 'logit-diff:-1:3:5' } }],
   llama_v: ['tiny-llama-random', { prompts: prompts(llama), experiment: { kind: 'patch', site: 'v', metric: 'logit-diff:-1:3:5', normalize: true } }],
   // Version 2: every intervention kind, at hook points of every kind, with selections, several per spec.
@@ -286,7 +292,12 @@ describe('patchbay export --to nnsight | transformer-lens', () => {
     const r2 = await runCli(['export', rot, '--to', 'nnsight']);
     expect(r2.code).toBe(2);
     expect(r2.errorLines.join('\n')).toMatch(/spec\.interventions\[1\]\.hook: blocks\.0\.attn\.hook_rot_q is not reachable from a nnsight script/);
-    const ln = specFile('tiny-gpt2-random', { patchbay: 2, prompts: { clean: gpt2.prompts[0] }, interventions: [{ op: 'scale', hook: 'blocks.0.ln1.hook_scale', factor: 2 }], experiment: { kind: 'ablate' } });
+    const ln = specFile('tiny-gpt2-random', {
+      patchbay: 2,
+      prompts: { clean: gpt2.prompts[0] },
+      interventions: [{ op: 'scale', hook: 'blocks.0.ln1.hook_scale', factor: 2 }],
+      experiment: { kind: 'ablate' },
+    });
     const r3 = await runCli(['export', ln, '--to', 'transformers']);
     expect(r3.errorLines.join('\n')).toMatch(/blocks\.0\.ln1\.hook_scale is not reachable from a transformers script \(patchbay run runs it; export to transformer-lens/);
   });

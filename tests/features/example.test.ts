@@ -24,7 +24,9 @@ describe('README features example', () => {
       stdio: ['ignore', 'pipe', 'ignore'],
     });
     // The reference: prompt 0, position 20 (no gate there is left to rounding).
-    const acts = saeReference(GEMMA_SAE).float32('feature_acts').subarray(20 * 256, 21 * 256);
+    const acts = saeReference(GEMMA_SAE)
+      .float32('feature_acts')
+      .subarray(20 * 256, 21 * 256);
     const top = [...acts.keys()].sort((a, b) => acts[b] - acts[a]).slice(0, 3);
     const printed = [...(out.match(/top features at the last token: (.*)/)?.[1] ?? '').matchAll(/#(\d+) ([\d.]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
     expect(printed.map(([f]) => f)).toEqual(top);

@@ -105,7 +105,11 @@ describe('feature interventions (tiny-llama-random, a JumpReLU SAE on blocks.0.h
       expectClose('sae output', out, ref.out);
       // With the error term the steering passes through: output - unsteered output = 3 W_dec[11] at position 2.
       const plain = cpuSplice(x, edit).out;
-      expectClose('steering', out.subarray(2 * D, 3 * D).map((v, j) => v - plain[2 * D + j]), host.W_dec.subarray(11 * D, 12 * D).map((w) => 3 * w));
+      expectClose(
+        'steering',
+        out.subarray(2 * D, 3 * D).map((v, j) => v - plain[2 * D + j]),
+        host.W_dec.subarray(11 * D, 12 * D).map((w) => 3 * w),
+      );
     } finally {
       run.release();
       src.release();

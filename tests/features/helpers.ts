@@ -24,4 +24,10 @@ export function saeReference(dir: string): SafetensorsFile {
  * the clean run) - m(corrupted run), for sae_grads.json's gemma_err case (sae: its folder under
  * tests/fixtures). 0 where the feature's activation is the same in both runs.
  */
-export const FEATURE_PATCHING = JSON.parse(readFileSync(join(FIXTURES, 'saes', 'feature_patching.json'), 'utf8')) as { sae: string; metric_spec: string; clean_metric: number; corrupt_metric: number; exact: number[][] };
+export const FEATURE_PATCHING = JSON.parse(readFileSync(join(FIXTURES, 'saes', 'feature_patching.json'), 'utf8')) as {
+  sae: string;
+  metric_spec: string;
+  clean_metric: number;
+  corrupt_metric: number;
+  exact: number[][];
+};

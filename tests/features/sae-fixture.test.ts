@@ -42,7 +42,16 @@ describe('SAELens JumpReLU SAE (tiny-gemma3-random sae-resid-post-3)', () => {
   afterAll(() => sae?.destroy());
 
   it('reads the config', () => {
-    expect(sae.config).toMatchObject({ format: 'saelens', architecture: 'jumprelu', d_in: 64, d_sae: 256, d_out: 64, hook_name: 'blocks.3.hook_resid_post', transcoder: false, apply_b_dec_to_input: false });
+    expect(sae.config).toMatchObject({
+      format: 'saelens',
+      architecture: 'jumprelu',
+      d_in: 64,
+      d_sae: 256,
+      d_out: 64,
+      hook_name: 'blocks.3.hook_resid_post',
+      transcoder: false,
+      apply_b_dec_to_input: false,
+    });
   });
 
   it('feature activations and reconstruction match reference.safetensors', async () => {

@@ -23,7 +23,15 @@ const CASES: Array<[string, Partial<SaeConfig>]> = [
   ['tiny-llama-random/gemma-scope-tiny-res/layer_1/width_64/average_l0_13', { format: 'gemma-scope', architecture: 'jumprelu', d_sae: 64, hook_name: 'blocks.1.hook_resid_post' }],
   [
     'tiny-gemma3-random/transcoder_all/layer_2_width_96_l0_small_affine',
-    { format: 'gemma-scope-2', architecture: 'jumprelu', transcoder: true, skip: true, hook_name: 'blocks.2.ln2.hook_normalized', hook_name_out: 'blocks.2.hook_mlp_out', input_gain: 'blocks.2.ln2.w' },
+    {
+      format: 'gemma-scope-2',
+      architecture: 'jumprelu',
+      transcoder: true,
+      skip: true,
+      hook_name: 'blocks.2.ln2.hook_normalized',
+      hook_name_out: 'blocks.2.hook_mlp_out',
+      input_gain: 'blocks.2.ln2.w',
+    },
   ],
   ['tiny-gemma3-random/attn_out_all/layer_1_width_80_l0_small', { format: 'gemma-scope-2', architecture: 'jumprelu', transcoder: false, d_in: 64, hook_name: 'blocks.1.attn.hook_z' }],
 ];

@@ -94,13 +94,15 @@ describe('SAEs spliced into tiny-gemma3-random', () => {
           expectClose('reconstruction', await run.cache.read(saeHook(sae, 'hook_sae_recons')), ref.float32('reconstruction')),
           expectClose('logits_spliced_no_error', await run.logits.read(), ref.float32('logits_spliced_no_error')),
         ];
-        console.log(`sae-resid-post-3 spliced: ${pins.length} gates pinned; input ${dx.toExponential(2)}, acts ${d[0].toExponential(2)}, recons ${d[1].toExponential(2)}, logits ${d[2].toExponential(2)}`);
+        console.log(
+          `sae-resid-post-3 spliced: ${pins.length} gates pinned; input ${dx.toExponential(2)}, acts ${d[0].toExponential(2)}, recons ${d[1].toExponential(2)}, logits ${d[2].toExponential(2)}`,
+        );
       } finally {
         run.release();
       }
     });
 
-    it('with the error term the logits are the plain model\'s', async () => {
+    it("with the error term the logits are the plain model's", async () => {
       const plain = await model.run(prompts);
       const run = await model.run(prompts, { saes: [withErrorTerm(sae)] });
       const a = await run.logits.read();

@@ -19,13 +19,7 @@ import { fixtureCases, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { SAE_FIXTURES, saeFolder, saeReference } from './helpers.ts';
 
-const FOLDERS = [
-  'topk-resid-post-0',
-  'relu-mlp-out-1',
-  'skip-transcoder-0',
-  'gemma-scope-tiny-res/layer_0/width_96/average_l0_19',
-  'gemma-scope-tiny-res/layer_1/width_64/average_l0_13',
-];
+const FOLDERS = ['topk-resid-post-0', 'relu-mlp-out-1', 'skip-transcoder-0', 'gemma-scope-tiny-res/layer_0/width_96/average_l0_19', 'gemma-scope-tiny-res/layer_1/width_64/average_l0_13'];
 
 describe('SAEs spliced into tiny-llama-random', () => {
   let model: Model;
@@ -69,7 +63,7 @@ describe('SAEs spliced into tiny-llama-random', () => {
       }
     });
 
-    it('with the error term the logits are the plain model\'s, and the error is input - reconstruction', async () => {
+    it("with the error term the logits are the plain model's, and the error is input - reconstruction", async () => {
       const plain = await model.run(prompts);
       const run = await model.run(prompts, { saes: [withErrorTerm(sae)], cache: [saeHook(sae, 'hook_sae_error'), saeHook(sae, 'hook_sae_recons'), sae.hookNameOut] });
       try {
@@ -80,7 +74,11 @@ describe('SAEs spliced into tiny-llama-random', () => {
         expect(maxAbsDiff(a, b)).toBeLessThan(64 * 2 ** -24 * maxAbs(b));
         const x = await run.cache.read(sae.hookNameOut); // the model's own value, before the splice
         const r = await run.cache.read(saeHook(sae, 'hook_sae_recons'));
-        expectClose('error', await run.cache.read(saeHook(sae, 'hook_sae_error')), x.map((v, i) => v - r[i]));
+        expectClose(
+          'error',
+          await run.cache.read(saeHook(sae, 'hook_sae_error')),
+          x.map((v, i) => v - r[i]),
+        );
       } finally {
         run.release();
         plain.release();

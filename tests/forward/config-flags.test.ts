@@ -25,7 +25,11 @@ const RERUN = 'rerun /work/venv/bin/python tests/fixtures/config-flags/make_conf
 function folder(name: string) {
   const read = (f: string) => new Uint8Array(readFileSync(join(DIR, name, f)));
   const ref = new SafetensorsFile(read('reference.safetensors'), `${name}/reference.safetensors`);
-  return { source: blobModelSource({ 'config.json': read('config.json'), 'model.safetensors': read('model.safetensors') }, name), ref, config: JSON.parse(new TextDecoder().decode(read('config.json'))) as Record<string, unknown> };
+  return {
+    source: blobModelSource({ 'config.json': read('config.json'), 'model.safetensors': read('model.safetensors') }, name),
+    ref,
+    config: JSON.parse(new TextDecoder().decode(read('config.json'))) as Record<string, unknown>,
+  };
 }
 
 describe('flags honoured, matching transformers', () => {
@@ -73,13 +77,18 @@ describe('flags refused, naming the field', () => {
   });
 
   it('rope_scaling given as a string', () => {
-    for (const c of [{ ...llama(), rope_scaling: 'linear' }, { ...neox(), rope_parameters: 'default' }]) {
+    for (const c of [
+      { ...llama(), rope_scaling: 'linear' },
+      { ...neox(), rope_parameters: 'default' },
+    ]) {
       expect(() => normalizeConfig(c)).toThrow(/"rope_(scaling|parameters)" must be an object such as \{"rope_type": "linear", "factor": 2\}, got "(linear|default)"/);
     }
   });
 
   it('a model_type that contradicts architectures', () => {
-    expect(() => normalizeConfig({ ...gpt2(), model_type: 'llama' })).toThrow(/model_type "llama" does not match architectures \["GPT2LMHeadModel"\] \(a GPT2LMHeadModel config has model_type "gpt2"\)/);
+    expect(() => normalizeConfig({ ...gpt2(), model_type: 'llama' })).toThrow(
+      /model_type "llama" does not match architectures \["GPT2LMHeadModel"\] \(a GPT2LMHeadModel config has model_type "gpt2"\)/,
+    );
     expect(() => normalizeConfig({ ...llama(), model_type: 'qwen2' })).toThrow(/model_type "qwen2" does not match/);
     expect(normalizeConfig({ ...llama(), model_type: 'llama' }).architecture).toBe('LlamaForCausalLM');
     expect(normalizeConfig({ ...gpt2(), model_type: undefined }).architecture).toBe('GPT2LMHeadModel');
@@ -100,10 +109,13 @@ describe('flags refused, naming the field', () => {
   });
 
   it('the flags at their defaults change nothing (the GPT-2 fixture still matches)', async () => {
-    const model = await loadModel(await testGpu(), blobModelSource({
-      'config.json': new TextEncoder().encode(JSON.stringify({ ...gpt2(), scale_attn_weights: true, scale_attn_by_inverse_layer_idx: false, reorder_and_upcast_attn: true })),
-      'model.safetensors': new Uint8Array(readFileSync(join(FIXTURES, 'tiny-gpt2-random', 'model.safetensors'))),
-    }));
+    const model = await loadModel(
+      await testGpu(),
+      blobModelSource({
+        'config.json': new TextEncoder().encode(JSON.stringify({ ...gpt2(), scale_attn_weights: true, scale_attn_by_inverse_layer_idx: false, reorder_and_upcast_attn: true })),
+        'model.safetensors': new Uint8Array(readFileSync(join(FIXTURES, 'tiny-gpt2-random', 'model.safetensors'))),
+      }),
+    );
     const cases = JSON.parse(readFileSync(join(FIXTURES, 'tiny-gpt2-random', 'cases.json'), 'utf8')) as { prompts: number[][] };
     const r = await model.run(cases.prompts);
     expectClose('logits', await r.logits.read(), fixtureActivations('tiny-gpt2-random').float32('logits'));

@@ -97,6 +97,8 @@ describe('rotary frequencies', () => {
     expect(() => normalizeConfig({ ...cfg, rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported; supported: default, linear, llama3/);
     expect(() => normalizeConfig({ ...cfg, num_key_value_heads: 4 })).toThrow(/num_attention_heads 6 is not a multiple of num_key_value_heads 4/);
     expect(() => normalizeConfig({ ...cfg, hidden_act: 'gelu_fast' })).toThrow(/hidden_act "gelu_fast" is not supported/);
-    expect(() => normalizeConfig({ ...cfg, architectures: ['GemmaForCausalLM'] })).toThrow(/unsupported model .*GemmaForCausalLM.*supported: GPT2LMHeadModel, GPT2Model, GPTNeoXForCausalLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM/);
+    expect(() => normalizeConfig({ ...cfg, architectures: ['GemmaForCausalLM'] })).toThrow(
+      /unsupported model .*GemmaForCausalLM.*supported: GPT2LMHeadModel, GPT2Model, GPTNeoXForCausalLM, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM/,
+    );
   });
 });

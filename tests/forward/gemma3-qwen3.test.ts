@@ -32,7 +32,19 @@ describe.each(['tiny-gemma3-random', 'tiny-qwen3-random'] as const)('%s', (name)
   it('reads the config', () => {
     const c = model.config;
     if (name === 'tiny-gemma3-random') {
-      expect(c).toMatchObject({ family: 'gemma3', post_norms: true, qk_norm: true, gated_mlp: true, act_fn: 'gelu_new', embed_scale: 8, attn_scale: 4, window_size: 8, rotary_base: 1e6, rotary_base_local: 1e4, tied_embeddings: true });
+      expect(c).toMatchObject({
+        family: 'gemma3',
+        post_norms: true,
+        qk_norm: true,
+        gated_mlp: true,
+        act_fn: 'gelu_new',
+        embed_scale: 8,
+        attn_scale: 4,
+        window_size: 8,
+        rotary_base: 1e6,
+        rotary_base_local: 1e4,
+        tied_embeddings: true,
+      });
       expect(c.attn_types).toEqual(['local', 'local', 'local', 'local', 'local', 'global']);
     } else {
       expect(c).toMatchObject({ family: 'llama', qk_norm: true, n_key_value_heads: 2, tied_embeddings: false });

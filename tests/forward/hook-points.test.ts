@@ -36,7 +36,14 @@ describe.each(GPT2_FIXTURES)('%s hook points', (name) => {
     plain.destroy();
     // Runs from a residual and runs that stop: the hook points of the layers they compute.
     const L = model.config.n_layers;
-    for (const [start, stop] of [[undefined, 0], [undefined, 1], [0, undefined], [1, L], [L, undefined], [1, 1]] as const) {
+    for (const [start, stop] of [
+      [undefined, 0],
+      [undefined, 1],
+      [0, undefined],
+      [1, L],
+      [L, undefined],
+      [1, 1],
+    ] as const) {
       const plan = buildForward(gpu, model.config, weights, {
         batch: 2,
         pos: 5,

@@ -27,7 +27,7 @@ describe.each(MODELS)('%s resumed passes', (name) => {
     { L0: 1, starts: [2, 5, 9], trim: true, columns: true },
     { L0: 1, starts: [4, 4, 4], trim: false, columns: false }, // uniform start: no row table
     { L0: 1, starts: [1, 6, 10], trim: false, columns: false },
-  ])('from layer $L0, starts $starts, trimmed last layer $trim, columns $columns: the full forward\'s logits', async ({ L0, starts, trim, columns }) => {
+  ])("from layer $L0, starts $starts, trimmed last layer $trim, columns $columns: the full forward's logits", async ({ L0, starts, trim, columns }) => {
     const V = model.config.d_vocab;
     const T = 13;
     const tokens = Array.from({ length: T }, (_, i) => (i * 37 + 5) % V);

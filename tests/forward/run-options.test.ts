@@ -107,7 +107,9 @@ describe.each(FAMILIES)('%s', (name) => {
     await expect(model.run(prompts, { stopAtLayer: 1, returnType: 'loss' })).rejects.toThrow(/returns the residual stream, not a loss/);
     await expect(model.run(prompts, { lossPerToken: true })).rejects.toThrow(/lossPerToken needs returnType 'loss' or 'both'/);
     await expect(model.run(cached.residual, { startAtLayer: 1, cache: ['blocks.0.hook_resid_post'] })).rejects.toThrow(/blocks.0.hook_resid_post is not computed by this run \(it starts at layer 1\)/);
-    await expect(model.run(prompts, { stopAtLayer: 1, hooks: [zeroAblate('ln_final.hook_normalized')] })).rejects.toThrow(/ln_final.hook_normalized is not computed by this run \(it stops before layer 1\)/);
+    await expect(model.run(prompts, { stopAtLayer: 1, hooks: [zeroAblate('ln_final.hook_normalized')] })).rejects.toThrow(
+      /ln_final.hook_normalized is not computed by this run \(it stops before layer 1\)/,
+    );
     const wrong = Tensor.from(model.gpu, new Float32Array(2 * 3 * 5), [2, 3, 5], 'wrong');
     await expect(model.run(wrong, { startAtLayer: 0 })).rejects.toThrow(/has shape \[2, 3, 5\]; it must be \[batch, pos, d_model = 64\]/);
     wrong.release();
@@ -116,7 +118,7 @@ describe.each(FAMILIES)('%s', (name) => {
 });
 
 describe('unembed.hook_in / unembed.hook_out', () => {
-  it('hold ln_final\'s output and the logits, and take interventions', async () => {
+  it("hold ln_final's output and the logits, and take interventions", async () => {
     const name = 'tiny-llama-random';
     const model = await loadModel(await testGpu(), await fixtureSource(name));
     try {

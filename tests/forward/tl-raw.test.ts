@@ -19,13 +19,12 @@ import { FIXTURES, fixtureSource } from '../helpers/fixtures.ts';
 import { testGpu } from '../helpers/gpu.ts';
 import { TL_FIXTURES } from '../helpers/tl.ts'; // the five shared fixtures and two more (tests/fixtures/make/tl_refs.py)
 
-
 function tlFile(name: string, file: string): SafetensorsFile {
   return new SafetensorsFile(new Uint8Array(readFileSync(join(FIXTURES, name, 'tl', file))), `${name}/tl/${file}`);
 }
 const tlPrompts = (name: string): number[][] => (JSON.parse(readFileSync(join(FIXTURES, name, 'tl', 'versions.json'), 'utf8')) as { prompts: number[][] }).prompts;
 
-describe.each(TL_FIXTURES)('%s: the raw cache equals TransformerLens\' run_with_cache', (name) => {
+describe.each(TL_FIXTURES)("%s: the raw cache equals TransformerLens' run_with_cache", (name) => {
   let model: Model | undefined;
   afterAll(() => model?.destroy());
 
@@ -43,7 +42,10 @@ describe.each(TL_FIXTURES)('%s: the raw cache equals TransformerLens\' run_with_
       let want = ref.float32(n);
       if (n.endsWith('hook_attn_scores')) {
         // Masked scores are -inf in both: compare the mask, then the finite scores.
-        expect(got.map((x) => +(x === -Infinity)), `${n} mask`).toEqual(want.map((x) => +(x === -Infinity)));
+        expect(
+          got.map((x) => +(x === -Infinity)),
+          `${n} mask`,
+        ).toEqual(want.map((x) => +(x === -Infinity)));
         got = got.map((x) => (x === -Infinity ? 0 : x));
         want = want.map((x) => (x === -Infinity ? 0 : x));
       }

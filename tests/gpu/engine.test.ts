@@ -108,9 +108,7 @@ describe('errors', () => {
   it('an allocation the driver refuses is an error naming what was being allocated', async () => {
     const gpu = await testGpu();
     const huge = gpu.limits.maxBufferSize + 256;
-    await expect(gpu.guard('allocating a test buffer', huge, () => gpu.device.createBuffer({ size: huge, usage: GPUBufferUsage.STORAGE }))).rejects.toThrow(
-      /allocating a test buffer/,
-    );
+    await expect(gpu.guard('allocating a test buffer', huge, () => gpu.device.createBuffer({ size: huge, usage: GPUBufferUsage.STORAGE }))).rejects.toThrow(/allocating a test buffer/);
   });
 
   it('bad token input names the problem', async () => {
@@ -120,9 +118,7 @@ describe('errors', () => {
     await expect(model.run([Array(65).fill(1)])).rejects.toThrow(/65 tokens is more than the model's context of 64/);
     await expect(model.run([[1, 2], [3]])).rejects.toThrow(/different lengths \(2, 1\)/);
     await expect(model.run([])).rejects.toThrow(/no token rows/);
-    await expect(model.run([[1, 2]], { cache: ['blocks.0.attn.hook_patern'] })).rejects.toThrow(
-      /unknown hook point "blocks.0.attn.hook_patern"; did you mean blocks.0.attn.hook_pattern/,
-    );
+    await expect(model.run([[1, 2]], { cache: ['blocks.0.attn.hook_patern'] })).rejects.toThrow(/unknown hook point "blocks.0.attn.hook_patern"; did you mean blocks.0.attn.hook_pattern/);
     model.destroy();
   });
 });

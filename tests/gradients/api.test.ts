@@ -72,7 +72,12 @@ describe('runWithGrad contract', () => {
     const { n_heads: H, d_model: C, d_head: dh } = model.config;
     const wq = tl.get('blocks.1.attn.W_Q')!.data;
     const q = ck.get('model.layers.1.self_attn.q_proj.weight')!.data;
-    for (const [h, c, d] of [[0, 0, 0], [3, 63, 15], [2, 17, 5]]) expect(wq[(h * C + c) * dh + d]).toBe(q[(h * dh + d) * C + c]);
+    for (const [h, c, d] of [
+      [0, 0, 0],
+      [3, 63, 15],
+      [2, 17, 5],
+    ])
+      expect(wq[(h * C + c) * dh + d]).toBe(q[(h * dh + d) * C + c]);
     expect(tl.get('unembed.W_U')!.data[5 * model.config.d_vocab + 7]).toBe(ck.get('lm_head.weight')!.data[7 * C + 5]);
     void H;
     r.release();
@@ -127,7 +132,11 @@ describe('runWithGrad with the embedding split into row chunks (a 64 KiB binding
       for (const n of ref.names) expectGradClose(n, await r.grads.read(n), ref.float32(n));
       r.release();
       const wRef = fixtureWeightGrads('tiny-gpt2-random');
-      const w = await model.runWithGrad(p, p.map((t) => lossMetric(t, 0, t.length - 1)), { weights: true, grads: [] });
+      const w = await model.runWithGrad(
+        p,
+        p.map((t) => lossMetric(t, 0, t.length - 1)),
+        { weights: true, grads: [] },
+      );
       const got = await w.weightGrads!.toCheckpoint(wRef.names);
       for (const n of wRef.names) expectGradClose(n, got.get(n)!.data, wRef.float32(n));
       w.release();
@@ -148,7 +157,11 @@ describe('runWithGrad on weights processed as TransformerLens does (an unembeddi
       want[631] = 2;
       want[751] = -2;
       expect([...bU]).toEqual([...want]);
-      const loss = await model.runWithGrad(p, p.map((t) => lossMetric(t, 0, t.length - 1)), { weights: true, grads: [] });
+      const loss = await model.runWithGrad(
+        p,
+        p.map((t) => lossMetric(t, 0, t.length - 1)),
+        { weights: true, grads: [] },
+      );
       const g = (await loss.weightGrads!.read()).get('unembed.b_U')!.data;
       expect(Math.abs(g.reduce((a, b) => a + b, 0))).toBeLessThan(1e-5);
       expect(Math.max(...g.map(Math.abs))).toBeGreaterThan(0.01);

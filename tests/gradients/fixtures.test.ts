@@ -50,7 +50,11 @@ describe.each(GRAD_FIXTURES)('%s gradients match PyTorch (float64)', (name) => {
     const ref = fixtureWeightGrads(name);
     const { prompts } = fixtureCases(name);
     const T = prompts[0].length;
-    const r = await model.runWithGrad(prompts, prompts.map((p) => lossMetric(p, 0, T - 1)), { weights: true, grads: [] });
+    const r = await model.runWithGrad(
+      prompts,
+      prompts.map((p) => lossMetric(p, 0, T - 1)),
+      { weights: true, grads: [] },
+    );
     expect(Math.abs(r.metric[0] + r.metric[1] - fixtureAtp(name).loss_sum)).toBeLessThan(1e-3);
     const got = await r.weightGrads!.toCheckpoint(ref.names);
     expect([...got.keys()].sort()).toEqual([...ref.names].sort());

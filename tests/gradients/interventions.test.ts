@@ -101,7 +101,9 @@ describe('what runWithGrad refuses', () => {
   const metric = parseMetricSpec('logit-diff:10:631:751', prompts[0]);
 
   it('a hook function, which cannot be differentiated', async () => {
-    await expect(model.runWithGrad(prompts, metric, { hooks: [hookFn('blocks.0.hook_resid_pre', () => undefined)] })).rejects.toThrow(/hook function at blocks\.0\.hook_resid_pre cannot be differentiated/);
+    await expect(model.runWithGrad(prompts, metric, { hooks: [hookFn('blocks.0.hook_resid_pre', () => undefined)] })).rejects.toThrow(
+      /hook function at blocks\.0\.hook_resid_pre cannot be differentiated/,
+    );
   });
 
   it('scaling a pattern (its backward reads the softmax output)', async () => {

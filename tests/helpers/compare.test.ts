@@ -23,9 +23,7 @@ describe('compare', () => {
 
   test('expectClose names the tensor, the diff and the tolerance', () => {
     expect(expectClose('ok', [100.005], [100])).toBeCloseTo(0.005, 6);
-    expect(() => expectClose('blocks.0.hook_resid_pre', [1.001], [1])).toThrow(
-      /blocks\.0\.hook_resid_pre: max \|diff\| 1\.000e-3 > tolerance 1\.000e-4/,
-    );
+    expect(() => expectClose('blocks.0.hook_resid_pre', [1.001], [1])).toThrow(/blocks\.0\.hook_resid_pre: max \|diff\| 1\.000e-3 > tolerance 1\.000e-4/);
     expect(() => expectClose('logits', [1, 2], [1])).toThrow(/logits: 2 values, reference has 1/);
   });
 });

@@ -74,7 +74,15 @@ export function expectGradClose(name: string, got: ArrayLike<number>, want: Arra
 }
 
 /** Folders with atp_star.json (grad_more.py atpstar): AtP* by its definitions in float64. */
-export const ATP_STAR_FIXTURES = ['tiny-gpt2-random', 'induction-2l', 'induction-attn-2l', 'tiny-llama-random', 'tiny-neox-random', 'gemma3-softcap-random', 'config-flags/gpt2-inverse-layer'] as const;
+export const ATP_STAR_FIXTURES = [
+  'tiny-gpt2-random',
+  'induction-2l',
+  'induction-attn-2l',
+  'tiny-llama-random',
+  'tiny-neox-random',
+  'gemma3-softcap-random',
+  'config-flags/gpt2-inverse-layer',
+] as const;
 
 export interface AtpStar {
   metric_spec: string;

@@ -183,7 +183,13 @@ export const HUB_SCRIPT_MARKER = 'ignoring ?hub=';
  */
 export async function holdBackScripts(context: BrowserContext, origin: string, marker: string, ms: number): Promise<void> {
   await context.route(/\.js(\?|$)/, async (route) => {
-    if (!route.request().url().startsWith(origin + '/')) return route.fallback(); // aborted and recorded
+    if (
+      !route
+        .request()
+        .url()
+        .startsWith(origin + '/')
+    )
+      return route.fallback(); // aborted and recorded
     const response = await route.fetch();
     const body = await response.text();
     if (body.includes(marker)) await new Promise((ok) => setTimeout(ok, ms));

@@ -21,8 +21,7 @@ export function referenceCells(cfg: ModelConfig, site: PatchSite, T: number, cle
   const heads = (x: string) => (x === 'k' || x === 'v' ? Hkv : H);
   const hookOf = (x: string, l: number) => `blocks.${l}.attn.hook_${x}`;
   // [layer, head]: every position (layer_head_vector_patch_setter / layer_head_pattern_patch_setter).
-  const allPos = (x: string, width = heads(x)): RefCell[] =>
-    range(L).flatMap((l) => range(width).map((h) => (h < heads(x) ? [patchFrom(hookOf(x, l), clean, { ...src, heads: [h] })] : 0)));
+  const allPos = (x: string, width = heads(x)): RefCell[] => range(L).flatMap((l) => range(width).map((h) => (h < heads(x) ? [patchFrom(hookOf(x, l), clean, { ...src, heads: [h] })] : 0)));
   // [layer, pos, head] (layer_pos_head_vector_patch_setter; for the pattern, query position p).
   const byPos = (x: string, width = heads(x)): RefCell[] =>
     range(L).flatMap((l) => range(T).flatMap((p) => range(width).map((h) => (h < heads(x) ? [patchFrom(hookOf(x, l), clean, { ...src, heads: [h], pos: p })] : 0))));
@@ -49,9 +48,7 @@ export function referenceCells(cfg: ModelConfig, site: PatchSite, T: number, cle
     case 'pattern_by_pos': // [layer, head, dest_pos] (layer_head_pos_pattern_patch_setter)
       return range(L).flatMap((l) => range(H).flatMap((h) => range(T).map((p) => [patchFrom(hookOf('pattern', l), clean, { ...src, heads: [h], pos: p })])));
     case 'pattern_dest_src': // [layer, head, dest_pos, src_pos] (layer_head_dest_src_pos_pattern_patch_setter)
-      return range(L).flatMap((l) =>
-        range(H).flatMap((h) => range(T).flatMap((d) => range(T).map((s) => [patchFrom(hookOf('pattern', l), clean, { ...src, heads: [h], pos: d, keyPos: s })]))),
-      );
+      return range(L).flatMap((l) => range(H).flatMap((h) => range(T).flatMap((d) => range(T).map((s) => [patchFrom(hookOf('pattern', l), clean, { ...src, heads: [h], pos: d, keyPos: s })]))));
     case 'head_all_pos_every':
       return ['z', 'q', 'k', 'v', 'pattern'].flatMap((x) => allPos(x, H));
     case 'head_by_pos_every':

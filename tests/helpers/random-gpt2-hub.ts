@@ -78,10 +78,7 @@ export function writeRandomGpt2Hub(dir: string, options: RandomGpt2Options = {})
 
 /** logits[pos, good] - logits[pos, bad] for `ids`, from the model folder, on the CPU reference forward. */
 export async function referenceLogitDiff(dir: string, ids: number[], pos: number, good: number, bad: number): Promise<number> {
-  const source = blobModelSource(
-    { 'config.json': await openAsBlob(join(dir, 'config.json')), 'model.safetensors': await openAsBlob(join(dir, 'model.safetensors')) },
-    dir,
-  );
+  const source = blobModelSource({ 'config.json': await openAsBlob(join(dir, 'config.json')), 'model.safetensors': await openAsBlob(join(dir, 'model.safetensors')) }, dir);
   const ck = await loadCheckpoint(source);
   const weights = await hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
   const logits = forwardCpu(ck.config, weights, [ids]).get('logits')!;

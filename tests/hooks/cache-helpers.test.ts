@@ -76,7 +76,7 @@ describe('cache helpers', () => {
     expectClose('sum of LN-scaled components', sumStack(scaled), expected);
   });
 
-  it('logit difference and its residual direction: ln_final\'s gain times W_U[:, good] - W_U[:, bad], plus the logit bias', async () => {
+  it("logit difference and its residual direction: ln_final's gain times W_U[:, good] - W_U[:, bad], plus the logit bias", async () => {
     const { metric, clean_logit_diff } = fixtureCases(NAME);
     const logits = await run.logits.read();
     expect(Math.abs(logitDiff(logits, run.logits.shape, metric.position, metric.good_token, metric.bad_token) - clean_logit_diff)).toBeLessThan(1e-3);

@@ -90,10 +90,12 @@ describe('interventions match the CPU reference with the same edit', () => {
           for (let m = 0; m < M; m++) {
             let s = 0;
             let n = 0;
-            for (let b = 0; b < 2; b++) for (let q = 0; q < T; q++) if (pooled || q === p) {
-              s += refAct[(b * T + q) * M + m];
-              n++;
-            }
+            for (let b = 0; b < 2; b++)
+              for (let q = 0; q < T; q++)
+                if (pooled || q === p) {
+                  s += refAct[(b * T + q) * M + m];
+                  n++;
+                }
             act[p * M + m] = s / n;
           }
         }

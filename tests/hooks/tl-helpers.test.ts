@@ -24,11 +24,13 @@ function expectStack(what: string, got: { data: Float32Array; shape: readonly nu
   expectClose(what, got.data, want.values);
 }
 
-describe.each(TL_FIXTURES)('%s: cache helpers equal TransformerLens\'', (name) => {
+describe.each(TL_FIXTURES)("%s: cache helpers equal TransformerLens'", (name) => {
   let model: Model;
   let run: RunResult;
   const h = tlJson<TlHelpers>(name, 'helpers.json');
-  const extra = tlJson<Record<string, Entry> & { tokens: { good: number; bad: number }; get_act_name: Array<{ args: (string | number)[]; name?: string; error?: string }>; b_U: number[]; clean_logit_diff: number }>(name, 'helpers_extra.json');
+  const extra = tlJson<
+    Record<string, Entry> & { tokens: { good: number; bad: number }; get_act_name: Array<{ args: (string | number)[]; name?: string; error?: string }>; b_U: number[]; clean_logit_diff: number }
+  >(name, 'helpers_extra.json');
   const { good, bad } = h.tokens;
   const at = (key: string) => h[key] as TlStack;
 
@@ -100,7 +102,7 @@ describe.each(TL_FIXTURES)('%s: cache helpers equal TransformerLens\'', (name) =
     expect(Math.abs((await model.logitBias(bad)) - extra.b_U[1])).toBeLessThan(1e-5);
   });
 
-  it('getActName and cache.get shorthands resolve as TransformerLens\' get_act_name and cache[name, layer]', () => {
+  it("getActName and cache.get shorthands resolve as TransformerLens' get_act_name and cache[name, layer]", () => {
     for (const e of extra.get_act_name) {
       const [n, layer, type] = e.args as [string, number?, string?];
       if (typeof layer === 'number' && layer < 0) {

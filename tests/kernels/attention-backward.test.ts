@@ -17,7 +17,10 @@ import { expectMatchesFiniteDiff, project } from './finite-diff.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-describe.each([[4, 4], [6, 2]])('attention backward CPU reference vs finite differences (H %i, Hkv %i)', (H, Hkv) => {
+describe.each([
+  [4, 4],
+  [6, 2],
+])('attention backward CPU reference vs finite differences (H %i, Hkv %i)', (H, Hkv) => {
   const [B, T, dh] = [2, 5, 3];
   const rng = mulberry32(H * 10 + Hkv);
   const q = Float64Array.from(uniform(rng, B * T * H * dh, -1.5, 1.5));

@@ -30,7 +30,10 @@ import { expectNear, firstNaN, gamma, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const B = 2, T = 9, H = 3, dh = 5;
+const B = 2,
+  T = 9,
+  H = 3,
+  dh = 5;
 
 const kh = kernelHarness();
 const { params, upload, empty } = kh;
@@ -74,7 +77,8 @@ interface Case {
 function prepare(f: Full, q0: number, Tq: number): Case {
   const d = { B, T, H, dh, Tq, q0 };
   const ref = { scores: patternRows(f.ref.scores, q0, Tq), pattern: patternRows(f.ref.pattern, q0, Tq), z: posRows(f.ref.z, q0, Tq) };
-  const s = B * H * Tq * T, nz = B * Tq * H * dh;
+  const s = B * H * Tq * T,
+    nz = B * Tq * H * dh;
   const out = { scores: empty(s, 'scores'), pattern: empty(s, 'pattern'), z: empty(nz, 'z'), patternAlone: empty(s, 'pattern alone'), zAlone: empty(nz, 'z alone') };
   const [q, k, v] = [upload(posRows(f.q, q0, Tq), 'q rows'), upload(f.k, 'k'), upload(f.v, 'v')];
   const [refS, refP] = [upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
@@ -101,7 +105,8 @@ async function check(f: Full, c: Case): Promise<void> {
   };
   for (const [what, a] of Object.entries(got)) expect(firstNaN(a), `${name}: NaN (unwritten?) in ${what}`).toBe(-1);
   const live = { got: [] as number[], ref: [] as number[] };
-  let badMask = 0, liveMasked = 0;
+  let badMask = 0,
+    liveMasked = 0;
   for (let row = 0; row < B * H * Tq; row++) {
     const pos = q0 + (row % Tq); // the query's absolute position
     for (let j = 0; j < T; j++) {
@@ -132,8 +137,17 @@ async function check(f: Full, c: Case): Promise<void> {
 describe('attention resumed at q0: rows q0.. of the full attention', () => {
   it('B=2 T=9 H=3 dh=5, q0 = 0, 4, 8 (Tq = T - q0) and q0 = 2 Tq = 3, one submit', async () => {
     const f = full(21, 1);
-    const cases = [[0, T], [4, T - 4], [8, 1], [2, 3]].map(([q0, Tq]) => prepare(f, q0!, Tq!));
-    submitSteps(kh.gpu, cases.flatMap((c) => c.dispatches), 'attention resume');
+    const cases = [
+      [0, T],
+      [4, T - 4],
+      [8, 1],
+      [2, 3],
+    ].map(([q0, Tq]) => prepare(f, q0!, Tq!));
+    submitSteps(
+      kh.gpu,
+      cases.flatMap((c) => c.dispatches),
+      'attention resume',
+    );
     for (const c of cases) await check(f, c);
     // The batch rows and positions really differ, so mixing them cannot pass by accident.
     const perBatch = T * H * dh;
@@ -143,14 +157,25 @@ describe('attention resumed at q0: rows q0.. of the full attention', () => {
   it('scores around +-100 (q, k ~ N(0, 10^2)): no overflow, same rows', async () => {
     const f = full(22, 10);
     expect(maxAbs(f.ref.scores.filter((s) => s !== -Infinity))).toBeGreaterThan(100);
-    const cases = [[4, T - 4], [8, 1]].map(([q0, Tq]) => prepare(f, q0!, Tq!));
-    submitSteps(kh.gpu, cases.flatMap((c) => c.dispatches), 'attention resume +-100');
+    const cases = [
+      [4, T - 4],
+      [8, 1],
+    ].map(([q0, Tq]) => prepare(f, q0!, Tq!));
+    submitSteps(
+      kh.gpu,
+      cases.flatMap((c) => c.dispatches),
+      'attention resume +-100',
+    );
     for (const c of cases) await check(f, c);
   });
 
   it('q0 + Tq > T throws from every stage, naming the sizes', () => {
     const buf = upload(new Float32Array(B * H * T * T), 'unused').buffer;
-    for (const d of [{ B, T, H, dh, q0: 5, Tq: 5 }, { B, T, H, dh, q0: 9, Tq: 1 }, { B, T, H, dh, q0: 0, Tq: T + 1 }]) {
+    for (const d of [
+      { B, T, H, dh, q0: 5, Tq: 5 },
+      { B, T, H, dh, q0: 9, Tq: 1 },
+      { B, T, H, dh, q0: 0, Tq: T + 1 },
+    ]) {
       const msg = new RegExp(`query rows ${d.q0} \\+ ${d.Tq} exceed the ${T} key positions`);
       expect(() => attnScores(kh.gpu, d, buf, buf, buf, params, 'scores')).toThrow(msg);
       expect(() => attnSoftmax(kh.gpu, d, buf, buf, params, 'softmax')).toThrow(msg);

@@ -74,7 +74,10 @@ async function run(d: AttentionDims, seed: number, qkStd: number): Promise<Resul
     'attention',
   );
   return {
-    q, k, v, ref,
+    q,
+    k,
+    v,
+    ref,
     scores: await sT.read(),
     pattern: await pT.read(),
     z: await zT.read(),
@@ -92,7 +95,13 @@ function* entries(d: AttentionDims): Generator<[number, number, number]> {
 
 /** Checks masks exactly, row sums, then every output under the stage tolerances above. */
 function check(name: string, d: AttentionDims, r: Result): void {
-  for (const [what, a] of [['scores', r.scores], ['pattern', r.pattern], ['z', r.z], ['pattern alone', r.patternAlone], ['z alone', r.zAlone]] as const) {
+  for (const [what, a] of [
+    ['scores', r.scores],
+    ['pattern', r.pattern],
+    ['z', r.z],
+    ['pattern alone', r.patternAlone],
+    ['z alone', r.zAlone],
+  ] as const) {
     expect(firstNaN(a), `${name}: NaN in ${what}`).toBe(-1);
   }
   const live = { got: [] as number[], ref: [] as number[] };

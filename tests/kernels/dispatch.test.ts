@@ -46,7 +46,10 @@ describe('grid1d', () => {
             }
           }
         }
-        expect(seen.every((s) => s === 1), `n=${n} perGroup=${perGroup}`).toBe(true);
+        expect(
+          seen.every((s) => s === 1),
+          `n=${n} perGroup=${perGroup}`,
+        ).toBe(true);
       }
     }
   });
@@ -77,7 +80,10 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
     const b = empty(outLen);
     const plain = make(kh.gpu, a.buffer);
     const fold = make(folded, b.buffer);
-    expect(fold.some((d) => d.workgroups[1] > 1), `${what} folds`).toBe(true);
+    expect(
+      fold.some((d) => d.workgroups[1] > 1),
+      `${what} folds`,
+    ).toBe(true);
     expect(fold.every((d) => d.workgroups[0] <= 3)).toBe(true);
     submitSteps(kh.gpu, [...plain, ...fold], what);
     const [x, y] = [await a.read(), await b.read()];
@@ -97,7 +103,10 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
   it('layernorm v1 (300 rows: 5 workgroups of 64) and v2 (37 rows: 37 workgroups -> 3 x 13)', async () => {
     const rng = mulberry32(32);
     const C = 13;
-    for (const [version, rows] of [['v1', 300], ['v2', 37]] as const) {
+    for (const [version, rows] of [
+      ['v1', 300],
+      ['v2', 37],
+    ] as const) {
       const x = upload(normal(rng, rows * C, 2, 3));
       const w = upload(normal(rng, C));
       const bb = upload(normal(rng, C));
@@ -127,7 +136,9 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
 
   it('gather (30 ids x C = 37: 18 workgroups -> 3 x 6)', async () => {
     const rng = mulberry32(34);
-    const V = 50, C = 37, n = 30;
+    const V = 50,
+      C = 37,
+      n = 30;
     const table = arena.uploadRows(normal(rng, V * C), V, C, 'table');
     const ids = upload(new Float32Array(ints(rng, n, V).buffer));
     await same('gather', n * C, (g, out) => gather(g, out, ids.buffer, table, n, C, params, 'gather'));

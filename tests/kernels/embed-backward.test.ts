@@ -101,7 +101,20 @@ describe('residual backward: gradient fan-in', () => {
     const x = Float64Array.from(uniform(rng, 12));
     const g = Float64Array.from(uniform(rng, 12));
     const dx = Float64Array.from(g); // the skip path
-    accumulateCpu(dx, g.map((v, i) => v * 2 * x[i]), 12); // + the branch's backward
-    expectMatchesFiniteDiff('resid', dx, (xx) => project(g, xx.map((v) => v + v * v)), x);
+    accumulateCpu(
+      dx,
+      g.map((v, i) => v * 2 * x[i]),
+      12,
+    ); // + the branch's backward
+    expectMatchesFiniteDiff(
+      'resid',
+      dx,
+      (xx) =>
+        project(
+          g,
+          xx.map((v) => v + v * v),
+        ),
+      x,
+    );
   });
 });

@@ -41,12 +41,17 @@ async function run(table: Float32Array, rows: number, C: number, ids: Uint32Arra
 describe('gather over a row-chunked table', () => {
   it('token ids spanning every chunk (first and last row of each), repeats, random order', async () => {
     const rng = mulberry32(77);
-    const V = 100, C = 7;
+    const V = 100,
+      C = 7;
     const table = normal(rng, V * C);
     const edges = [0, 35, 36, 71, 72, 99];
     const ids = new Uint32Array([...edges, ...ints(rng, 24, V), 99, 0, 36]);
     const { got, ref, chunks } = await run(table, V, C, ids);
-    expect(chunks.map((c) => [c.row0, c.rows])).toEqual([[0, 36], [36, 36], [72, 28]]);
+    expect(chunks.map((c) => [c.row0, c.rows])).toEqual([
+      [0, 36],
+      [36, 36],
+      [72, 28],
+    ]);
     // Every chunk is hit, so each dispatch both writes rows and skips rows.
     for (const c of chunks) expect(ids.some((id) => id >= c.row0 && id < c.row0 + c.rows)).toBe(true);
     expectNear('gather tokens', got, ref, { abs: 0, rel: 0 });
@@ -54,7 +59,9 @@ describe('gather over a row-chunked table', () => {
 
   it('position embeddings: ids 0..n-1 over a [40, 7] table in two chunks', async () => {
     const rng = mulberry32(78);
-    const P = 40, C = 7, n = 30;
+    const P = 40,
+      C = 7,
+      n = 30;
     const table = normal(rng, P * C);
     // Positions 5..32 (first chunk, rows 0..35), then 36 and 39: the first and last row of the second.
     const ids = new Uint32Array(n).map((_, i) => i + 5);
@@ -65,7 +72,7 @@ describe('gather over a row-chunked table', () => {
     expectNear('gather positions', got, ref, { abs: 0, rel: 0 });
   });
 
-  it('scaled by sqrt(640) (Gemma 3 270M\'s embedding scale): one fp32 multiply, bit-exact', async () => {
+  it("scaled by sqrt(640) (Gemma 3 270M's embedding scale): one fp32 multiply, bit-exact", async () => {
     const rng = mulberry32(79);
     const table = normal(rng, 100 * 7);
     const { got, ref } = await run(table, 100, 7, new Uint32Array([0, 99, 36, 71, 5]), Math.fround(Math.sqrt(640)));

@@ -69,7 +69,12 @@ async function check(name: string, { BT, H, dh, C }: Dims, seed: number): Promis
     name,
   );
   const [result, out, outAlone, mm] = [await resultT.read(), await outT.read(), await outAloneT.read(), await mmT.read()];
-  for (const [what, a] of [['result', result], ['sum', out], ['sum alone', outAlone], ['matmul', mm]] as const) {
+  for (const [what, a] of [
+    ['result', result],
+    ['sum', out],
+    ['sum alone', outAlone],
+    ['matmul', mm],
+  ] as const) {
     expect(firstNaN(a), `${name}: NaN in ${what}`).toBe(-1);
   }
 

@@ -39,7 +39,11 @@ import { expectNear, firstNaN, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const B = 3, T = 7, H = 3, dh = 5, d = 37;
+const B = 3,
+  T = 7,
+  H = 3,
+  dh = 5,
+  d = 37;
 
 const kh = kernelHarness();
 const { params, upload } = kh;
@@ -241,7 +245,10 @@ function check(name: string, L: SiteLayout, x0: Float32Array, groups: Group[], g
     } else if (g32[i] !== r32[i]) inexact.push(i);
   }
   const show = (is: number[], what: string) =>
-    `${name}: ${is.length} ${what}, first ${is.slice(0, 5).map((i) => `[${i}] ${got[i]} (was ${x0[i]}, ref ${ref[i]})`).join(', ')}`;
+    `${name}: ${is.length} ${what}, first ${is
+      .slice(0, 5)
+      .map((i) => `[${i}] ${got[i]} (was ${x0[i]}, ref ${ref[i]})`)
+      .join(', ')}`;
   expect(refChanged.length, `${name}: the reference changed ${refChanged.length} unaddressed elements`).toBe(0);
   expect(changedOutside.length, show(changedOutside, 'unaddressed elements changed')).toBe(0);
   expect(inexact.length, show(inexact, 'zero/scale/replace elements not bit-exact')).toBe(0);
@@ -268,7 +275,13 @@ const CASES: LayoutCase[] = [
   { name: '[B,H,T,T] pattern', L: PATTERN, earlier: EARLIER_HEADED, real: REAL_HEADED, sources: ['patch', 'per head', 'broadcast'] },
   // Key-position ranges (TransformerLens' dest/src pattern patching): one key, a run of keys, the
   // last key, and two entries on one (b, p, h) with disjoint keys.
-  { name: '[B,H,T,T] pattern, key ranges', L: PATTERN, earlier: EARLIER_HEADED, real: REAL_HEADED.map((e, i) => ({ ...e, ...KEYS[i % KEYS.length] })).concat([{ op: 'zero', b: 2, p: 3, h0: 2, h1: 3, f0: 0, f1: 2 }]), sources: ['patch', 'per head', 'broadcast'] },
+  {
+    name: '[B,H,T,T] pattern, key ranges',
+    L: PATTERN,
+    earlier: EARLIER_HEADED,
+    real: REAL_HEADED.map((e, i) => ({ ...e, ...KEYS[i % KEYS.length] })).concat([{ op: 'zero', b: 2, p: 3, h0: 2, h1: 3, f0: 0, f1: 2 }]),
+    sources: ['patch', 'per head', 'broadcast'],
+  },
 ];
 
 describe.each(CASES)('intervene $name', (c) => {
@@ -339,7 +352,13 @@ describe('intervene: more entries than one dispatch takes (65,535 workgroups in 
     const src = makeSource('broadcast', L, rng);
     const ops: Op[] = ['zero', 'scale', 'add', 'replace', 'set'];
     const real: Entry[] = Array.from({ length: n }, (_, p) => ({ op: ops[p % ops.length]!, b: 0, p, h0: 0, h1: 1, value: (p % 5) - 2.5 }));
-    const before = place([{ op: 'replace', b: 1, p: 0, h0: 0, h1: 1 }, { op: 'zero', b: 1, p: n - 1, h0: 0, h1: 1 }], src);
+    const before = place(
+      [
+        { op: 'replace', b: 1, p: 0, h0: 0, h1: 1 },
+        { op: 'zero', b: 1, p: n - 1, h0: 0, h1: 1 },
+      ],
+      src,
+    );
     const group: Group = { entries: place(real, src), src: src.data, srcSh: 0 };
     const { got, ref } = await run('split', L, x0, before, [group]);
     check('split', L, x0, [group], got, ref);

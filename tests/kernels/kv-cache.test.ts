@@ -23,7 +23,9 @@ import { firstNaN } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, uniform } from './random.ts';
 
-const B = 3, T = 7, HD = 15;
+const B = 3,
+  T = 7,
+  HD = 15;
 
 const kh = kernelHarness();
 const { params, empty } = kh;
@@ -74,13 +76,21 @@ async function check(c: Case): Promise<void> {
 describe('kv_assemble', () => {
   it('B=3 T=7 HD=15, q0 = 1, 3, 6 in one submit: bit-exact copy', async () => {
     const cases = [1, 3, 6].map((q0, i) => prepare(q0, 100 + i));
-    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'kv assemble');
+    submitSteps(
+      kh.gpu,
+      cases.map((c) => c.dispatch),
+      'kv assemble',
+    );
     for (const c of cases) await check(c);
   });
 
   it('edges: q0 = 0 (all fresh) and q0 = T (all cached)', async () => {
     const cases = [0, T].map((q0, i) => prepare(q0, 200 + i));
-    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'kv assemble edges');
+    submitSteps(
+      kh.gpu,
+      cases.map((c) => c.dispatch),
+      'kv assemble edges',
+    );
     for (const c of cases) await check(c);
   });
 
@@ -110,7 +120,7 @@ describe('kv_assemble', () => {
     startsBuf.destroy();
   });
 
-  it('per-row past rows with per-row starts: row b takes its own cached prompt\'s prefix', async () => {
+  it("per-row past rows with per-row starts: row b takes its own cached prompt's prefix", async () => {
     const rng = mulberry32(400);
     const q0 = 1;
     const starts = [3, 1, 6];

@@ -58,7 +58,11 @@ describe.each([false, true])('norm backward CPU reference vs finite differences 
   it('hook_scale gradient: L as a function of the scale, n = xc / scale', () => {
     const r = backward64(x, w, g, rows, C, rms, false);
     const xc = r.n.map((v, i) => v * r.scale[Math.floor(i / C)]);
-    const L = (s: Float64Array) => project(g, xc.map((v, i) => (v / s[Math.floor(i / C)]) * w[i % C]));
+    const L = (s: Float64Array) =>
+      project(
+        g,
+        xc.map((v, i) => (v / s[Math.floor(i / C)]) * w[i % C]),
+      );
     expectMatchesFiniteDiff('dscale', r.dscale, L, r.scale);
   });
 

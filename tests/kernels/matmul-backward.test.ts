@@ -49,7 +49,18 @@ describe('matmul backward CPU reference vs finite differences (float64)', () => 
 });
 
 describe.each(['v1', 'v2'] as MatmulBackwardVersion[])('matmul backward %s on the GPU', (version) => {
-  const shapes: Array<[number, number, number]> = version === 'v1' ? [[37, 53, 29], [1, 1, 1], [17, 3, 5]] : [[37, 20, 44], [9, 4, 4], [70, 52, 36]];
+  const shapes: Array<[number, number, number]> =
+    version === 'v1'
+      ? [
+          [37, 53, 29],
+          [1, 1, 1],
+          [17, 3, 5],
+        ]
+      : [
+          [37, 20, 44],
+          [9, 4, 4],
+          [70, 52, 36],
+        ];
 
   it.each(shapes)('dX = G W^T, M %i N %i K %i', async (M, N, K) => {
     const rng = mulberry32(M * 1000 + N);
@@ -86,10 +97,7 @@ describe.each(['v1', 'v2'] as MatmulBackwardVersion[])('matmul backward %s on th
     const gb = upload(g, 'g').buffer;
     submitSteps(
       kh.gpu,
-      [
-        matmulDw(kh.gpu, { M, N, K, g: gb, x: upload(x, 'x').buffer, dw: dw.buffer, label: 'dw' }, params, version),
-        biasGrad(kh.gpu, { M, N, g: gb, db: db.buffer, label: 'db' }, params),
-      ],
+      [matmulDw(kh.gpu, { M, N, K, g: gb, x: upload(x, 'x').buffer, dw: dw.buffer, label: 'dw' }, params, version), biasGrad(kh.gpu, { M, N, g: gb, db: db.buffer, label: 'db' }, params)],
       'dw',
     );
     const ref = new Float64Array(K * N);
@@ -214,7 +222,7 @@ describe.each(['v1', 'v2'] as MatmulBackwardVersion[])('matmul backward %s on th
 });
 
 describe('the layer gradients through the forward matmul', () => {
-  it('dX = G W^T as the forward matmul with W transposed; dW = (X\' transposed) G, with the norm affine through a row table', async () => {
+  it("dX = G W^T as the forward matmul with W transposed; dW = (X' transposed) G, with the norm affine through a row table", async () => {
     const [M, N, K] = [37, 52, 44];
     const R = M + 3;
     const rows = Array.from({ length: M }, (_, i) => R - 1 - i);
@@ -234,7 +242,11 @@ describe('the layer gradients through the forward matmul', () => {
       kh.gpu,
       [
         matmul(kh.gpu, { out: dx.buffer, a: gB, b: upload(w, 'w').buffer, M, N: K, K: N, transB: true, label: 'dx' }, params),
-        transposeInput(kh.gpu, { x: upload(x, 'x').buffer, M, K, rows: table, bufferRows: R, affine: { gain: upload(gain, 'gain').buffer, bias: upload(shift, 'shift').buffer }, out: xt.buffer, label: 'xt' }, params),
+        transposeInput(
+          kh.gpu,
+          { x: upload(x, 'x').buffer, M, K, rows: table, bufferRows: R, affine: { gain: upload(gain, 'gain').buffer, bias: upload(shift, 'shift').buffer }, out: xt.buffer, label: 'xt' },
+          params,
+        ),
         matmul(kh.gpu, { out: dw.buffer, a: xt.buffer, b: gB, M: K, N, K: M, label: 'dw' }, params),
       ],
       'layer gradients',
@@ -273,7 +285,10 @@ describe('the layer gradients through the forward matmul', () => {
     const cols = matmulTileColumns(kh.gpu, true);
     const rowMajor = M % 4 === 0 && 2 * M >= Math.ceil(M / cols) * cols;
     const outs = [];
-    for (const [form, s] of [['chosen', scratch.buffer], ['transB', null]] as const) {
+    for (const [form, s] of [
+      ['chosen', scratch.buffer],
+      ['transB', null],
+    ] as const) {
       for (const accumulate of [false, true]) {
         const dx = accumulate ? upload(prev, 'dx') : empty(M * K, 'dx');
         const steps = inputGrad(kh.gpu, { dy: gB, w: wB, dx: dx.buffer, M, N, K, accumulate, scratch: s, label: `dx ${form}` }, params);

@@ -103,7 +103,11 @@ describe.each(VERSIONS)('matmul %s', (version) => {
   it.each(SHAPES)('M=%i N=%i K=%i: plain, bias, transB, transB + bias', async (M, N, K) => {
     const cases = [false, true].flatMap((transB) => [false, true].map((bias) => ({ M, N, K, transB, bias })));
     const prepared = cases.map((c, i) => prepare(version, c, 1000 * M + 100 * N + 10 * K + i));
-    submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul ${version}`);
+    submitSteps(
+      kh.gpu,
+      prepared.map((p) => p.dispatch),
+      `matmul ${version}`,
+    );
     for (const p of prepared) await p.check();
   });
 
@@ -113,7 +117,12 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     // x starts at aStart inside a larger buffer. Offsets are past one 256-byte alignment step
     // and not aligned, so both the binding offset and the in-shader remainder are exercised.
     const rng = mulberry32(42);
-    const M = 7, K = 29, V = 45, ldc = V + 3, aStart = 101, outStart = 77;
+    const M = 7,
+      K = 29,
+      V = 45,
+      ldc = V + 3,
+      aStart = 101,
+      outStart = 77;
     const chunkRows = [20, 20, 5];
     const SENTINEL = -7777;
     const xAll = uniform(rng, aStart + M * K + 11);
@@ -126,9 +135,7 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     let row0 = 0;
     for (const rows of chunkRows) {
       const chunk = upload(wE.slice(row0 * K, (row0 + rows) * K), `W_E[${row0}..]`);
-      steps.push(
-        matmul(kh.gpu, { out: out.buffer, outStart, ldc, colStart: row0, a: xBuf.buffer, aStart, b: chunk.buffer, M, N: rows, K, transB: true, label: `unembed ${row0}` }, params, version),
-      );
+      steps.push(matmul(kh.gpu, { out: out.buffer, outStart, ldc, colStart: row0, a: xBuf.buffer, aStart, b: chunk.buffer, M, N: rows, K, transB: true, label: `unembed ${row0}` }, params, version));
       row0 += rows;
     }
     submitSteps(kh.gpu, steps, 'unembed');
@@ -150,7 +157,12 @@ describe.each(VERSIONS)('matmul %s', (version) => {
 
   it('one column block with bias (non-transposed) leaves the rest of each row untouched', async () => {
     const rng = mulberry32(7);
-    const M = 5, N = 11, K = 13, ldc = 30, colStart = 9, outStart = 3;
+    const M = 5,
+      N = 11,
+      K = 13,
+      ldc = 30,
+      colStart = 9,
+      outStart = 3;
     const SENTINEL = 12345;
     const a = uniform(rng, M * K);
     const b = uniform(rng, K * N);
@@ -182,10 +194,14 @@ describe.each(VERSIONS)('matmul %s', (version) => {
     // A sweep's ragged pass: a [R, K] buffer of which rows `rows` are live. Odd sizes; rows out
     // of order and with gaps; bias and the vec4 path (N % 4 == 0) both covered.
     const rng = mulberry32(77);
-    const R = 23, K = 29;
+    const R = 23,
+      K = 29;
     const rows = [20, 0, 1, 5, 6, 7, 13, 22, 3];
     const SENTINEL = -4242;
-    for (const [N, withBias] of [[53, true], [68, false]] as Array<[number, boolean]>) {
+    for (const [N, withBias] of [
+      [53, true],
+      [68, false],
+    ] as Array<[number, boolean]>) {
       const a = uniform(rng, R * K);
       const b = uniform(rng, K * N);
       const bias = withBias ? uniform(rng, N) : null;
@@ -195,7 +211,14 @@ describe.each(VERSIONS)('matmul %s', (version) => {
       const M = rows.length;
       submitSteps(
         kh.gpu,
-        [matmul(kh.gpu, { out: out.buffer, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: bias ? upload(bias, 'bias').buffer : null, M, N, K, rows: table, bufferRows: R, label: 'rows' }, params, version)],
+        [
+          matmul(
+            kh.gpu,
+            { out: out.buffer, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, bias: bias ? upload(bias, 'bias').buffer : null, M, N, K, rows: table, bufferRows: R, label: 'rows' },
+            params,
+            version,
+          ),
+        ],
         'rows',
       );
       const got = await out.read();
@@ -208,7 +231,10 @@ describe.each(VERSIONS)('matmul %s', (version) => {
       expectNear(`${version} rows N=${N}`, gotLive, ref, matmulTol(K, aLive, b, bias));
       for (let r = 0; r < R; r++) {
         if (rows.includes(r)) continue;
-        expect(got.subarray(r * N, (r + 1) * N).every((v) => v === SENTINEL), `row ${r} is not in the table but was written`).toBe(true);
+        expect(
+          got.subarray(r * N, (r + 1) * N).every((v) => v === SENTINEL),
+          `row ${r} is not in the table but was written`,
+        ).toBe(true);
       }
       table.destroy();
     }
@@ -218,14 +244,21 @@ describe.each(VERSIONS)('matmul %s', (version) => {
 // The input gradient's forms (src/gpu/kernels/matmul-backward.ts, inputGrad) on the versions the
 // engine pins (v6 where subgroups allow, else v5); the store is one function shared by every version.
 describe.each(['v5', 'v6'] as MatmulVersion[])('matmul %s, transposed and accumulated stores', (version) => {
-  it.each([[37, 53, 29], [68, 45, 53]] as Array<[number, number, number]>)('M=%i N=%i K=%i: C stored transposed; accumulated with B transposed; both', async (M, N, K) => {
+  it.each([
+    [37, 53, 29],
+    [68, 45, 53],
+  ] as Array<[number, number, number]>)('M=%i N=%i K=%i: C stored transposed; accumulated with B transposed; both', async (M, N, K) => {
     const cases = [
       { transB: false, transC: true, accumulate: false },
       { transB: true, transC: false, accumulate: true },
       { transB: false, transC: true, accumulate: true },
     ].map((o) => ({ M, N, K, bias: false, ...o }));
     const prepared = cases.map((c, i) => prepare(version, c, 31 * M + 7 * N + K + i));
-    submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul ${version} transC`);
+    submitSteps(
+      kh.gpu,
+      prepared.map((p) => p.dispatch),
+      `matmul ${version} transC`,
+    );
     for (const p of prepared) await p.check();
   });
 });
@@ -238,7 +271,15 @@ describe('matmul v6 (A loads shared across a subgroup)', () => {
     expect(matmulEntry(kh.gpu, 'v4')).toBe('v4');
     // The choice by device (the size is what acquireGpu reads from the adapter; run nothing here).
     try {
-      for (const [size, entry] of [[32, 'v6'], [64, 'v6'], [16, 'v6'], [4, 'v6'], [12, 'v5'], [128, 'v5'], [null, 'v5']] as const) {
+      for (const [size, entry] of [
+        [32, 'v6'],
+        [64, 'v6'],
+        [16, 'v6'],
+        [4, 'v6'],
+        [12, 'v5'],
+        [128, 'v5'],
+        [null, 'v5'],
+      ] as const) {
         kh.gpu.subgroupSize = size;
         expect(matmulEntry(kh.gpu, 'v6'), `subgroup size ${size}`).toBe(entry);
       }
@@ -249,7 +290,9 @@ describe('matmul v6 (A loads shared across a subgroup)', () => {
 
   it('is bit-identical to v5 (same products in the same order)', async () => {
     const rng = mulberry32(5);
-    const M = 19, N = 260, K = 37;
+    const M = 19,
+      N = 260,
+      K = 37;
     const a = upload(uniform(rng, M * K), 'a');
     const b = upload(uniform(rng, K * N), 'b');
     const outs = (['v5', 'v6'] as const).map((v) => {
@@ -261,19 +304,27 @@ describe('matmul v6 (A loads shared across a subgroup)', () => {
   });
 
   it('narrow (one subgroup per workgroup): odd shapes past its column tile; plain, transB accumulated, transposed accumulated', async () => {
-    for (const [M, N, K] of [[37, 53, 29], [19, 260, 13], [9, 131, 68]] as Array<[number, number, number]>) {
+    for (const [M, N, K] of [
+      [37, 53, 29],
+      [19, 260, 13],
+      [9, 131, 68],
+    ] as Array<[number, number, number]>) {
       const cases = [
         { transB: false, transC: false, accumulate: false },
         { transB: true, transC: false, accumulate: true },
         { transB: false, transC: true, accumulate: true },
       ].map((o) => ({ M, N, K, bias: false, narrow: true, ...o }));
       const prepared = cases.map((c, i) => prepare('v6', c, 3 * M + N + K + i));
-      submitSteps(kh.gpu, prepared.map((p) => p.dispatch), 'matmul v6 narrow');
+      submitSteps(
+        kh.gpu,
+        prepared.map((p) => p.dispatch),
+        'matmul v6 narrow',
+      );
       for (const p of prepared) await p.check();
     }
   });
 
-  it('smaller subgroup sizes than the device\'s, and none at all (v5): odd shapes, plain, bias, transB', async () => {
+  it("smaller subgroup sizes than the device's, and none at all (v5): odd shapes, plain, bias, transB", async () => {
     // A size below the device's is still correct (lanes past it reload rows the first lanes
     // hold), so the generator's other forms (16 / S loads per k step) run here too.
     const own = kh.gpu.subgroupSize;
@@ -282,10 +333,18 @@ describe('matmul v6 (A loads shared across a subgroup)', () => {
       for (const size of sizes) {
         kh.gpu.subgroupSize = size;
         expect(matmulEntry(kh.gpu, 'v6')).toBe(size === null ? 'v5' : 'v6');
-        for (const [M, N, K] of [[37, 53, 29], [19, 260, 13], [17, 257, 9]] as Array<[number, number, number]>) {
+        for (const [M, N, K] of [
+          [37, 53, 29],
+          [19, 260, 13],
+          [17, 257, 9],
+        ] as Array<[number, number, number]>) {
           const cases = [false, true].flatMap((transB) => [false, true].map((bias) => ({ M, N, K, transB, bias })));
           const prepared = cases.map((c, i) => prepare('v6', c, 7 * M + N + K + i));
-          submitSteps(kh.gpu, prepared.map((p) => p.dispatch), `matmul v6 sg ${size}`);
+          submitSteps(
+            kh.gpu,
+            prepared.map((p) => p.dispatch),
+            `matmul v6 sg ${size}`,
+          );
           for (const p of prepared) await p.check();
         }
       }

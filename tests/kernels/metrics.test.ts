@@ -38,24 +38,13 @@
  */
 import { describe, it, expect } from 'vitest';
 import { submitSteps } from '../../src/gpu/recorder.ts';
-import {
-  GpuLoss,
-  GpuMetric,
-  lossCpu,
-  logProbMetric,
-  logitDiffMetric,
-  lossMetric,
-  metricCpu,
-  metricPositions,
-  probMetric,
-  type Affine,
-  type Metric,
-} from '../../src/model/metric.ts';
+import { GpuLoss, GpuMetric, lossCpu, logProbMetric, logitDiffMetric, lossMetric, metricCpu, metricPositions, probMetric, type Affine, type Metric } from '../../src/model/metric.ts';
 import { expectNear, firstNaN, gamma, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { ints, mulberry32, uniform } from './random.ts';
 
-const V = 1003, T = 8;
+const V = 1003,
+  T = 8;
 
 const kh = kernelHarness();
 const { upload } = kh;
@@ -64,7 +53,10 @@ const { upload } = kh;
 function termsOf(m: Metric): { kind: 'logit' | 'logprob' | 'prob'; pos: number; token: number; coef: number }[] {
   switch (m.kind) {
     case 'logit-diff':
-      return [{ kind: 'logit', pos: m.pos, token: m.good, coef: 1 }, { kind: 'logit', pos: m.pos, token: m.bad, coef: -1 }];
+      return [
+        { kind: 'logit', pos: m.pos, token: m.good, coef: 1 },
+        { kind: 'logit', pos: m.pos, token: m.bad, coef: -1 },
+      ];
     case 'logprob':
       return [{ kind: 'logprob', pos: m.pos, token: m.token, coef: 1 }];
     case 'prob':
@@ -80,15 +72,19 @@ function termsOf(m: Metric): { kind: 'logit' | 'logprob' | 'prob'; pos: number; 
 function rowBound(m: Metric, logits: Float32Array, b: number, positions: readonly number[], affine: Affine): number {
   const P = positions.length;
   const ts = termsOf(m);
-  let err = 0, mag = 0, acc = 0;
+  let err = 0,
+    mag = 0,
+    acc = 0;
   for (const t of ts) {
     const at = (b * P + positions.indexOf(t.pos)) * V;
     const r = logits.subarray(at, at + V);
-    let x = r[t.token]!, e = 0;
+    let x = r[t.token]!,
+      e = 0;
     if (t.kind !== 'logit') {
       let mx = -Infinity;
       for (const v of r) mx = Math.max(mx, v);
-      let s = 0, w = 0;
+      let s = 0,
+        w = 0;
       for (const v of r) {
         s += Math.exp(v - mx);
         w += Math.exp(v - mx) * (6 + 5 * (mx - v));
@@ -122,8 +118,7 @@ function randomLogits(B: number, seed: number): Float32Array {
 /** Positions `positions` of [B, T, V] logits: [B, P, V]. */
 function gather(full: Float32Array, B: number, positions: readonly number[]): Float32Array {
   const out = new Float32Array(B * positions.length * V);
-  for (let b = 0; b < B; b++)
-    positions.forEach((p, i) => out.set(full.subarray((b * T + p) * V, (b * T + p + 1) * V), (b * positions.length + i) * V));
+  for (let b = 0; b < B; b++) positions.forEach((p, i) => out.set(full.subarray((b * T + p) * V, (b * T + p + 1) * V), (b * positions.length + i) * V));
   return out;
 }
 

@@ -86,7 +86,11 @@ describe('sgd_v1', () => {
     const p0 = normal(rng, n + OFFSET.param);
     const g = normal(rng, n + OFFSET.grad);
     const lrs = [0.1, 0.05, 0.02];
-    const clock = clockWith(0, lrs.map((lr) => [lr, 0, 0]), 0.5);
+    const clock = clockWith(
+      0,
+      lrs.map((lr) => [lr, 0, 0]),
+      0.5,
+    );
     const param = upload(p0, 'param');
     const buf = upload(new Float32Array(n).fill(Number.NaN), 'momentum'); // set at update 1, never read before
     const update = sgd(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'sgd' }, buf.buffer, h, params);
@@ -117,7 +121,10 @@ describe('sumsq_v1 + clip_v1', () => {
       steps.push(clip(kh.gpu, partials.buffer, total, clock, maxNorm, params, 'clip'));
       submitSteps(kh.gpu, steps, 'grad norm');
       const header = await readBuffer(kh.gpu, clock, 0, 16);
-      const ref = gradNormCpu(grads.map((g) => g.subarray(OFFSET.grad)), maxNorm);
+      const ref = gradNormCpu(
+        grads.map((g) => g.subarray(OFFSET.grad)),
+        maxNorm,
+      );
       const n = SIZES.reduce((a, b) => a + b, 0);
       expect(Math.abs(header[2]! - ref.norm) / ref.norm, `norm (max_norm ${maxNorm})`).toBeLessThanOrEqual(gamma(n) / 2 + U);
       expect(Math.abs(header[3]! - ref.scale), `scale (max_norm ${maxNorm})`).toBeLessThanOrEqual((gamma(n) / 2 + 4 * U) * ref.scale);

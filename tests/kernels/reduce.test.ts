@@ -33,7 +33,11 @@ import { expectNear, firstNaN, gamma, U } from './check.ts';
 import { kernelHarness } from './harness.ts';
 import { mulberry32, normal } from './random.ts';
 
-const B = 3, T = 7, H = 3, dh = 5, d = 37;
+const B = 3,
+  T = 7,
+  H = 3,
+  dh = 5,
+  d = 37;
 
 const kh = kernelHarness();
 const { params, upload, empty } = kh;
@@ -56,9 +60,7 @@ interface Case {
 function prepare(name: string, L: SiteLayout, pooled: boolean, seed: number, mask = false): Case {
   const x = normal(mulberry32(seed), L.batch * L.sb, 0.5, 1);
   if (mask) {
-    for (let b = 0; b < L.batch; b++)
-      for (let h = 0; h < L.heads; h++)
-        for (let i = 0; i < L.pos; i++) for (let j = i + 1; j < L.F; j++) x[b * L.sb + h * L.sh + i * L.sp + j] = -Infinity;
+    for (let b = 0; b < L.batch; b++) for (let h = 0; h < L.heads; h++) for (let i = 0; i < L.pos; i++) for (let j = i + 1; j < L.F; j++) x[b * L.sb + h * L.sh + i * L.sp + j] = -Infinity;
   }
   const n = (pooled ? 1 : L.pos) * L.heads * L.F;
   const ref = new Float32Array(n);
@@ -100,7 +102,11 @@ describe('batch_mean', () => {
 
   it('every layout, pooled and per position, in one submit', async () => {
     const cases = layouts.flatMap(([name, L], i) => [prepare(name, L, false, 300 + i), prepare(name, L, true, 400 + i)]);
-    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean');
+    submitSteps(
+      kh.gpu,
+      cases.map((c) => c.dispatch),
+      'batch mean',
+    );
     for (const c of cases) {
       expect(c.ref.length).toBe((c.pooled ? 1 : c.L.pos) * c.L.heads * c.L.F);
       await check(c);
@@ -109,7 +115,11 @@ describe('batch_mean', () => {
 
   it('attention scores with -Infinity above the diagonal: masked means are exactly -Infinity', async () => {
     const cases = [prepare('scores', pattern(B, T, T), false, 500, true), prepare('scores', pattern(B, T, T), true, 501, true)];
-    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean scores');
+    submitSteps(
+      kh.gpu,
+      cases.map((c) => c.dispatch),
+      'batch mean scores',
+    );
     for (const c of cases) await check(c);
     // Per position: -Infinity exactly above the diagonal; pooled: every key but j = 0 is masked
     // for some query, so only column 0 is finite.
@@ -120,7 +130,11 @@ describe('batch_mean', () => {
 
   it('B = 1: the per-position mean is the input bit for bit; pooled matches', async () => {
     const cases = [prepare('B=1 [B,T,H,dh]', perHead(1, dh), false, 600), prepare('B=1 [B,T,H,dh]', perHead(1, dh), true, 601)];
-    submitSteps(kh.gpu, cases.map((c) => c.dispatch), 'batch mean B=1');
+    submitSteps(
+      kh.gpu,
+      cases.map((c) => c.dispatch),
+      'batch mean B=1',
+    );
     const got = await check(cases[0]!);
     expect(Array.from(got)).toEqual(Array.from(cases[0]!.x));
     await check(cases[1]!);

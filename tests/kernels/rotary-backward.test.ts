@@ -43,7 +43,10 @@ function rotary64(x: ArrayLike<number>, cos: ArrayLike<number>, sin: ArrayLike<n
   return y;
 }
 
-describe.each([[8, 0], [2, 3]])('rotary backward CPU reference vs finite differences (rot %i of dh 8, pos0 %i)', (rot, pos0) => {
+describe.each([
+  [8, 0],
+  [2, 3],
+])('rotary backward CPU reference vs finite differences (rot %i of dh 8, pos0 %i)', (rot, pos0) => {
   it('dx', () => {
     const [B, T, H, dh] = [2, 4, 3, 8];
     const { cos, sin } = tables(16, rot);

@@ -139,8 +139,16 @@ describe('SAE backward kernels on the GPU', () => {
     submitSteps(
       kh.gpu,
       [
-        ...saeEncodeBackward(kh.gpu, { dx: dx.buffer, d: upload(dPreVals, 'dPre').buffer, ld: dSae, blocks: [block(0, 64), block(64, dSae)], rows, dIn, coef: -1, accumulate: true, label: 'encode backward' }, params),
-        ...saeEncodeBackward(kh.gpu, { dx: dx.buffer, d: upload(g, 'g').buffer, ld: dOut, blocks: [{ w: upload(wSkip, 'W_skip').buffer, col0: 0, cols: dOut }], rows, dIn, accumulate: true, label: 'skip backward' }, params),
+        ...saeEncodeBackward(
+          kh.gpu,
+          { dx: dx.buffer, d: upload(dPreVals, 'dPre').buffer, ld: dSae, blocks: [block(0, 64), block(64, dSae)], rows, dIn, coef: -1, accumulate: true, label: 'encode backward' },
+          params,
+        ),
+        ...saeEncodeBackward(
+          kh.gpu,
+          { dx: dx.buffer, d: upload(g, 'g').buffer, ld: dOut, blocks: [{ w: upload(wSkip, 'W_skip').buffer, col0: 0, cols: dOut }], rows, dIn, accumulate: true, label: 'skip backward' },
+          params,
+        ),
       ],
       'encode backward',
     );

@@ -63,15 +63,33 @@ function cpu(D: Data) {
 async function gpu(D: Data, version: TmsVersion) {
   const { B, I, F, H } = D.d;
   const bufs = {
-    W: upload(D.W, 'W'), b: upload(D.b, 'b'), importance: upload(D.imp, 'importance'), x: upload(D.x, 'x'),
-    h: empty(B * I * H, 'h'), y: empty(B * I * F, 'y'), lossPart: empty(Math.max(B * I, I * F), 'loss part'), loss: empty(I, 'loss'),
-    dpre: empty(B * I * F, 'dpre'), dh: empty(B * I * H, 'dh'), dW: empty(I * F * H, 'dW'), db: empty(I * F, 'db'),
-    hh: empty(I * 2 * B * H, 'hh'), xt: empty(I * F * 2 * B, 'xt'),
-    wt: empty(I * H * F, 'wt'), ht: empty(I * H * B, 'ht'), dht: empty(I * H * B, 'dht'), dwa: empty(I * H * F, 'dwa'), dwb: empty(I * H * F, 'dwb'),
+    W: upload(D.W, 'W'),
+    b: upload(D.b, 'b'),
+    importance: upload(D.imp, 'importance'),
+    x: upload(D.x, 'x'),
+    h: empty(B * I * H, 'h'),
+    y: empty(B * I * F, 'y'),
+    lossPart: empty(Math.max(B * I, I * F), 'loss part'),
+    loss: empty(I, 'loss'),
+    dpre: empty(B * I * F, 'dpre'),
+    dh: empty(B * I * H, 'dh'),
+    dW: empty(I * F * H, 'dW'),
+    db: empty(I * F, 'db'),
+    hh: empty(I * 2 * B * H, 'hh'),
+    xt: empty(I * F * 2 * B, 'xt'),
+    wt: empty(I * H * F, 'wt'),
+    ht: empty(I * H * B, 'ht'),
+    dht: empty(I * H * B, 'dht'),
+    dwa: empty(I * H * F, 'dwa'),
+    dwb: empty(I * H * F, 'dwb'),
   };
   const raw = Object.fromEntries(Object.entries(bufs).map(([k, t]) => [k, t.buffer])) as unknown as TmsBuffers;
   const steps =
-    version === 'v1' ? [...tmsForward(kh.gpu, raw, D.d, params, 'tms'), ...tmsBackward(kh.gpu, raw, D.d, params, 'tms')] : version === 'v2' ? tmsStepV2(kh.gpu, raw, D.d, params, 'tms') : tmsStepV3(kh.gpu, raw, D.d, params, 'tms');
+    version === 'v1'
+      ? [...tmsForward(kh.gpu, raw, D.d, params, 'tms'), ...tmsBackward(kh.gpu, raw, D.d, params, 'tms')]
+      : version === 'v2'
+        ? tmsStepV2(kh.gpu, raw, D.d, params, 'tms')
+        : tmsStepV3(kh.gpu, raw, D.d, params, 'tms');
   submitSteps(kh.gpu, steps, `tms ${version}`);
   const out: Record<string, Float32Array> = {};
   if (version === 'v2') {
@@ -116,7 +134,9 @@ describe.each(SHAPES)('B $B, I $I, F $F, H $H', (d) => {
     const r = cpu(D);
     const g = await gpu(D, version);
     const { F, H, B } = d;
-    const xm = maxOf(D.x), wm = maxOf(D.W), bm = maxOf(D.b);
+    const xm = maxOf(D.x),
+      wm = maxOf(D.W),
+      bm = maxOf(D.b);
     const hm = F * xm * wm; // |h| <= F max|x| max|W|
     expectNear(`${version} h`, g.h, r.h, { abs: gamma(F) * hm, rel: U });
     const ym = H * hm * wm + bm;
@@ -176,9 +196,12 @@ describe('backward against finite differences (CPU, float64)', () => {
     }
     expect(switched, 'perturbations that switched a ReLU').toBe(0);
     // The CPU backward in float64 (not rounded to fp32) against the differences.
-    const h = new Float64Array(B * I * H), y = new Float64Array(B * I * F), l = new Float64Array(I);
+    const h = new Float64Array(B * I * H),
+      y = new Float64Array(B * I * F),
+      l = new Float64Array(I);
     tmsForwardCpu(h, y, l, W, b, D.imp, D.x, d);
-    const dW = new Float64Array(W.length), db = new Float64Array(b.length);
+    const dW = new Float64Array(W.length),
+      db = new Float64Array(b.length);
     tmsBackwardCpu(dW, db, W, D.imp, D.x, h, y, d);
     expectNear('dW vs finite differences', dW, fdW, { abs: 1e-8, rel: 1e-6 });
     expectNear('db vs finite differences', db, fdb, { abs: 1e-8, rel: 1e-6 });

@@ -39,7 +39,22 @@ it.each([
   const asF32 = (u: Uint32Array) => new Float32Array(u.buffer);
   submitSteps(
     kh.gpu,
-    tokenLoss(kh.gpu, { logits: z.buffer, targets: kh.upload(asF32(targets), 'targets').buffer, count: kh.upload(asF32(Uint32Array.of(n)), 'count').buffer, dlogits: d?.buffer, lossPart: kh.empty(R, 'parts').buffer, loss: loss.buffer, R, V, label: 'token loss' }, kh.params, standIn.buffer),
+    tokenLoss(
+      kh.gpu,
+      {
+        logits: z.buffer,
+        targets: kh.upload(asF32(targets), 'targets').buffer,
+        count: kh.upload(asF32(Uint32Array.of(n)), 'count').buffer,
+        dlogits: d?.buffer,
+        lossPart: kh.empty(R, 'parts').buffer,
+        loss: loss.buffer,
+        R,
+        V,
+        label: 'token loss',
+      },
+      kh.params,
+      standIn.buffer,
+    ),
     'token loss',
   );
   expectNear(`V ${V} dlogits`, await (d ?? z).read(), ref, { abs: 1e-6 / n, rel: 1e-5 });

@@ -12,7 +12,13 @@ import { mulberry32, normal } from './random.ts';
 
 const kh = kernelHarness();
 
-it.each([[1, 1], [1, 67], [67, 1], [13, 29], [130, 7]])('%i x %i', async (R, C) => {
+it.each([
+  [1, 1],
+  [1, 67],
+  [67, 1],
+  [13, 29],
+  [130, 7],
+])('%i x %i', async (R, C) => {
   const x = normal(mulberry32(R * 100 + C), R * C);
   const out = kh.empty(R * C, 'out');
   submitSteps(kh.gpu, [transpose(kh.gpu, out.buffer, kh.upload(x, 'x').buffer, R, C, kh.params, 'transpose')], 'transpose');

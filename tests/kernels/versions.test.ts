@@ -14,7 +14,9 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
 const SHADER_DIR = new URL('../../shaders/', import.meta.url);
-const FILES = readdirSync(SHADER_DIR).filter((f) => f.endsWith('.wgsl.ts')).sort();
+const FILES = readdirSync(SHADER_DIR)
+  .filter((f) => f.endsWith('.wgsl.ts'))
+  .sort();
 
 /** Source arguments for each variant, for the families whose source takes flags. */
 const VARIANTS: Record<string, unknown[]> = {
@@ -103,9 +105,7 @@ describe('shader version lists match their entry points', () => {
       const gpu: Gpu = await testGpu();
       for (const [i, src] of fam.sources.entries()) {
         for (const entry of fam.versions) {
-          await gpu.guard(`compiling ${file} variant ${i} ${entry}`, 0, () =>
-            gpu.pipelines.get(file, src, entry, CONSTANTS[file] ?? {}),
-          );
+          await gpu.guard(`compiling ${file} variant ${i} ${entry}`, 0, () => gpu.pipelines.get(file, src, entry, CONSTANTS[file] ?? {}));
         }
       }
     });

@@ -106,7 +106,7 @@ describe('the cached URL source', () => {
     expect(entries.get(`${BASE}/model.safetensors`)!.body).toEqual(good());
   });
 
-  it('a damaged entry and a bad file on the server: one download, the file\'s problem, nothing stored', async () => {
+  it("a damaged entry and a bad file on the server: one download, the file's problem, nothing stored", async () => {
     const { caches, entries } = memoryCaches();
     entries.set(`${BASE}/model.safetensors`, { body: truncated(), headers: [] });
     const srv = server(truncated());

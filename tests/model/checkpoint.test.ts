@@ -3,13 +3,7 @@ import { loadCheckpoint } from '../../src/model/checkpoint.ts';
 import { gpt2HostWeights } from '../../src/model/gpt2-weights.ts';
 import { normalizeConfig } from '../../src/model/normalize-config.ts';
 import { writeSafetensors } from '../../src/model/safetensors.ts';
-import {
-  blobModelSource,
-  joinUrl,
-  readBytes,
-  urlModelSource,
-  type ModelSource,
-} from '../../src/model/source.ts';
+import { blobModelSource, joinUrl, readBytes, urlModelSource, type ModelSource } from '../../src/model/source.ts';
 import { GPT2_FIXTURES, fixtureBytes, fixtureJson, fixtureTensors, weightsDiff } from './fixtures.ts';
 
 const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o));
@@ -51,8 +45,7 @@ function renamedFiles(fixture: string): Record<string, Uint8Array> {
   return { 'config.json': fixtureBytes(fixture, 'config.json'), 'model.safetensors': writeSafetensors(ts.reverse()) };
 }
 
-const asBlobs = (files: Record<string, Uint8Array>) =>
-  new Map(Object.entries(files).map(([k, v]) => [k, new Blob([v as Uint8Array<ArrayBuffer>])]));
+const asBlobs = (files: Record<string, Uint8Array>) => new Map(Object.entries(files).map(([k, v]) => [k, new Blob([v as Uint8Array<ArrayBuffer>])]));
 
 async function hostWeightsOf(src: ModelSource) {
   const ck = await loadCheckpoint(src);
@@ -121,9 +114,7 @@ describe('loadCheckpoint errors', () => {
   });
 
   it('no weights names both file names', async () => {
-    await expect(loadCheckpoint(blobModelSource({ 'config.json': cfg }, 'dir'))).rejects.toThrow(
-      /no weights in dir: neither model\.safetensors nor model\.safetensors\.index\.json exists/,
-    );
+    await expect(loadCheckpoint(blobModelSource({ 'config.json': cfg }, 'dir'))).rejects.toThrow(/no weights in dir: neither model\.safetensors nor model\.safetensors\.index\.json exists/);
   });
 
   it('unsupported architecture fails before weights are read', async () => {
@@ -144,29 +135,21 @@ describe('loadCheckpoint errors', () => {
     const index = JSON.parse(new TextDecoder().decode(files['model.safetensors.index.json']));
     index.weight_map['transformer.ghost.weight'] = 'model-00001-of-00002.safetensors';
     files['model.safetensors.index.json'] = enc(index);
-    await expect(loadCheckpoint(blobModelSource(files, 'dir'))).rejects.toThrow(
-      /puts tensor "transformer\.ghost\.weight" in model-00001-of-00002\.safetensors, but that shard does not hold it/,
-    );
+    await expect(loadCheckpoint(blobModelSource(files, 'dir'))).rejects.toThrow(/puts tensor "transformer\.ghost\.weight" in model-00001-of-00002\.safetensors, but that shard does not hold it/);
   });
 
   it('index naming a missing shard', async () => {
     const files = shardedFiles('tiny-gpt2-random');
     delete files['model-00002-of-00002.safetensors'];
-    await expect(loadCheckpoint(blobModelSource(files, 'dir'))).rejects.toThrow(
-      /names shard "model-00002-of-00002\.safetensors", but dir has no such file/,
-    );
+    await expect(loadCheckpoint(blobModelSource(files, 'dir'))).rejects.toThrow(/names shard "model-00002-of-00002\.safetensors", but dir has no such file/);
   });
 
   it('corrupt model.safetensors names the file', async () => {
-    await expect(
-      loadCheckpoint(blobModelSource({ 'config.json': cfg, 'model.safetensors': new Uint8Array(4) }, 'dir')),
-    ).rejects.toThrow(/^dir\/model\.safetensors: file is 4 bytes/);
+    await expect(loadCheckpoint(blobModelSource({ 'config.json': cfg, 'model.safetensors': new Uint8Array(4) }, 'dir'))).rejects.toThrow(/^dir\/model\.safetensors: file is 4 bytes/);
   });
 
   it('bad config JSON', async () => {
-    await expect(loadCheckpoint(blobModelSource({ 'config.json': enc('x').subarray(1, 2) }, 'dir'))).rejects.toThrow(
-      /dir\/config\.json is not valid JSON/,
-    );
+    await expect(loadCheckpoint(blobModelSource({ 'config.json': enc('x').subarray(1, 2) }, 'dir'))).rejects.toThrow(/dir\/config\.json is not valid JSON/);
   });
 });
 
@@ -227,8 +210,7 @@ describe('sources', () => {
     expect(Array.from(await readBytes(data.buffer))).toEqual(Array.from(data));
 
     // No content-length: total is 0 until the end.
-    const noLen = (async () =>
-      new Response(new ReadableStream({ start: (c) => (c.enqueue(data), c.close()) }))) as typeof fetch;
+    const noLen = (async () => new Response(new ReadableStream({ start: (c) => (c.enqueue(data), c.close()) }))) as typeof fetch;
     const ev2: Array<{ loaded: number; total: number }> = [];
     expect((await readBytes('https://h/z', { fetch: noLen, onProgress: (p) => ev2.push(p) })).length).toBe(1000);
     expect(ev2.slice(0, -1).every((e) => e.total === 0)).toBe(true);

@@ -43,12 +43,8 @@ describe('gpt2HostWeights', () => {
   });
 
   it('a wrong shape names the tensor, expected and actual shape', async () => {
-    const ts = fixtureTensors(FIX).map((t) =>
-      t.name === 'transformer.h.1.mlp.c_fc.weight' ? { ...t, shape: [128, 128] } : t,
-    );
-    await expect(gpt2HostWeights(lookup(ts), cfg())).rejects.toThrow(
-      'tensor "transformer.h.1.mlp.c_fc.weight": expected shape [64, 256] from the config, got [128, 128]',
-    );
+    const ts = fixtureTensors(FIX).map((t) => (t.name === 'transformer.h.1.mlp.c_fc.weight' ? { ...t, shape: [128, 128] } : t));
+    await expect(gpt2HostWeights(lookup(ts), cfg())).rejects.toThrow('tensor "transformer.h.1.mlp.c_fc.weight": expected shape [64, 256] from the config, got [128, 128]');
   });
 
   it('a missing tensor is named', async () => {
@@ -58,13 +54,9 @@ describe('gpt2HostWeights', () => {
 
   it('rejects a non-GPT-2 lookup, extra layers and untied unembedding', async () => {
     const ts = fixtureTensors(FIX);
-    await expect(gpt2HostWeights(lookup(ts.filter((t) => !t.name.endsWith('wte.weight'))), cfg())).rejects.toThrow(
-      /neither "transformer\.wte\.weight" nor "wte\.weight"/,
-    );
+    await expect(gpt2HostWeights(lookup(ts.filter((t) => !t.name.endsWith('wte.weight'))), cfg())).rejects.toThrow(/neither "transformer\.wte\.weight" nor "wte\.weight"/);
     await expect(gpt2HostWeights(lookup(ts), { ...cfg(), n_layers: 1 })).rejects.toThrow(/layer "transformer\.h\.1" but the config says n_layer = 1/);
     const untied = [...ts, { name: 'lm_head.weight', shape: [1000, 64], data: new Float32Array(64000) }];
-    await expect(gpt2HostWeights(lookup(untied), { ...cfg(), tied_embeddings: false })).rejects.toThrow(
-      /untied unembedding .* not supported for GPT-2 yet/,
-    );
+    await expect(gpt2HostWeights(lookup(untied), { ...cfg(), tied_embeddings: false })).rejects.toThrow(/untied unembedding .* not supported for GPT-2 yet/);
   });
 });

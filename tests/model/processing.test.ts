@@ -24,7 +24,7 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
   });
   afterAll(() => model?.destroy());
 
-  it('the processed weights equal TransformerLens\' processed state dict', async () => {
+  it("the processed weights equal TransformerLens' processed state dict", async () => {
     const ckpt = await loadCheckpoint(await fixtureSource(name));
     const processed = processWeights(ckpt.config, await hostWeightsFor(ckpt.tensors, ckpt.config, ckpt.hfConfig));
     const ours = tlStateDict(ckpt.config, processed);
@@ -42,13 +42,21 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
     }
     // What TransformerLens drops: the folded norms (all gains 1, biases 0) and zero biases it never had.
     for (const [n, t] of ours) {
-      if (/\.(ln1|ln2|ln_final)\.w$|^ln_final\.w$/.test(n)) expect(t.data.every((x) => x === 1), n).toBe(true);
-      else expect(t.data.every((x) => x === 0), `${n} is absent from TransformerLens' dict, so must be zero`).toBe(true);
+      if (/\.(ln1|ln2|ln_final)\.w$|^ln_final\.w$/.test(n))
+        expect(
+          t.data.every((x) => x === 1),
+          n,
+        ).toBe(true);
+      else
+        expect(
+          t.data.every((x) => x === 0),
+          `${n} is absent from TransformerLens' dict, so must be zero`,
+        ).toBe(true);
     }
     console.log(`${name}: ${compared.length} processed weights, worst diff/tolerance ${worst.toFixed(3)}`);
   });
 
-  it('the loaded model\'s weights under TransformerLens\' names are the processed ones', async () => {
+  it("the loaded model's weights under TransformerLens' names are the processed ones", async () => {
     const ref = tlSafetensors(name, 'processed_weights.safetensors');
     for (const n of ref.names.filter((x) => !/\.(IGNORE|rotary_cos|rotary_sin)$/.test(x))) {
       const t = await model.weight(n);
@@ -57,7 +65,7 @@ describe.each(TL_FIXTURES)('%s processed as TransformerLens does', (name) => {
     }
   });
 
-  it('the cache and logits equal TransformerLens\' processed cache, every tensor', async () => {
+  it("the cache and logits equal TransformerLens' processed cache, every tensor", async () => {
     const ref = tlSafetensors(name, 'processed.safetensors');
     const { prompts } = fixtureCases(name);
     // The default runWithCache holds exactly TransformerLens' hook points.

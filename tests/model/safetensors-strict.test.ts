@@ -48,7 +48,9 @@ describe(`safetensors parsing agrees with the reference library (${file.library}
   it('the verdicts file is current: its format, and one verdict per crafted file', () => {
     expect(file.format, RERUN).toBe('patchbay-safetensors-verdicts');
     expect(file.version, RERUN).toBe(1);
-    const files = readdirSync(join(DIR, 'cases')).map((f) => f.replace(/\.safetensors$/, '')).sort();
+    const files = readdirSync(join(DIR, 'cases'))
+      .map((f) => f.replace(/\.safetensors$/, ''))
+      .sort();
     expect(files, RERUN).toEqual(Object.keys(file.cases).sort());
   });
 

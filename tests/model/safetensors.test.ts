@@ -1,12 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import {
-  SafetensorsError,
-  SafetensorsFile,
-  bf16ToNumber,
-  f16ToNumber,
-  parseSafetensorsHeader,
-  writeSafetensors,
-} from '../../src/model/safetensors.ts';
+import { SafetensorsError, SafetensorsFile, bf16ToNumber, f16ToNumber, parseSafetensorsHeader, writeSafetensors } from '../../src/model/safetensors.ts';
 import { GPT2_FIXTURES, fixtureBytes } from './fixtures.ts';
 
 /** A file with `header` (string or object) as its JSON header and `dataLen` zero bytes of data. */
@@ -79,9 +72,7 @@ describe('writeSafetensors / SafetensorsFile round trip', () => {
   });
 
   it('rejects data whose length does not match the shape', () => {
-    expect(() => writeSafetensors([{ name: 'w', shape: [2, 3], data: new Float32Array(5) }])).toThrow(
-      /"w" shape \[2, 3\] has 6 elements but data has 5/,
-    );
+    expect(() => writeSafetensors([{ name: 'w', shape: [2, 3], data: new Float32Array(5) }])).toThrow(/"w" shape \[2, 3\] has 6 elements but data has 5/);
   });
 
   it('names similar tensors when one is missing', () => {

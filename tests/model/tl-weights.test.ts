@@ -66,7 +66,10 @@ function expected(name: string, model: Model): Map<string, Float32Array> {
       const w = g(`${h}attn.c_attn.weight`); // [C, 3C], Conv1D [in, out]
       const b = g(`${h}attn.c_attn.bias`);
       ['Q', 'K', 'V'].forEach((x, k) => {
-        e.set(`${L}attn.W_${x}`, perHead(H, C, dh, (hd, i, j) => w[i * 3 * C + k * C + hd * dh + j]));
+        e.set(
+          `${L}attn.W_${x}`,
+          perHead(H, C, dh, (hd, i, j) => w[i * 3 * C + k * C + hd * dh + j]),
+        );
         e.set(`${L}attn.b_${x}`, b.slice(k * C, (k + 1) * C));
       });
       e.set(`${L}attn.W_O`, g(`${h}attn.c_proj.weight`)); // [H * dh, C] is [H, dh, C]
@@ -75,7 +78,10 @@ function expected(name: string, model: Model): Map<string, Float32Array> {
       e.set(`${L}mlp.b_in`, g(`${h}mlp.c_fc.bias`));
       e.set(`${L}mlp.W_out`, g(`${h}mlp.c_proj.weight`));
       e.set(`${L}mlp.b_out`, g(`${h}mlp.c_proj.bias`));
-      for (const [tl, hf] of [['ln1', 'ln_1'], ['ln2', 'ln_2']]) {
+      for (const [tl, hf] of [
+        ['ln1', 'ln_1'],
+        ['ln2', 'ln_2'],
+      ]) {
         e.set(`${L}${tl}.w`, g(`${h}${hf}.weight`));
         e.set(`${L}${tl}.b`, g(`${h}${hf}.bias`));
       }
@@ -91,8 +97,14 @@ function expected(name: string, model: Model): Map<string, Float32Array> {
       const w = g(`${h}attention.query_key_value.weight`); // [H * 3 * dh, C]: per head q, k, v rows
       const b = g(`${h}attention.query_key_value.bias`);
       ['Q', 'K', 'V'].forEach((x, k) => {
-        e.set(`${L}attn.W_${x}`, perHead(H, C, dh, (hd, i, j) => w[(hd * 3 * dh + k * dh + j) * C + i]));
-        e.set(`${L}attn.b_${x}`, Float32Array.from({ length: H * dh }, (_, n) => b[Math.floor(n / dh) * 3 * dh + k * dh + (n % dh)]));
+        e.set(
+          `${L}attn.W_${x}`,
+          perHead(H, C, dh, (hd, i, j) => w[(hd * 3 * dh + k * dh + j) * C + i]),
+        );
+        e.set(
+          `${L}attn.b_${x}`,
+          Float32Array.from({ length: H * dh }, (_, n) => b[Math.floor(n / dh) * 3 * dh + k * dh + (n % dh)]),
+        );
       });
       e.set(`${L}attn.W_O`, transpose(g(`${h}attention.dense.weight`), C, H * dh));
       e.set(`${L}attn.b_O`, g(`${h}attention.dense.bias`));
@@ -100,7 +112,10 @@ function expected(name: string, model: Model): Map<string, Float32Array> {
       e.set(`${L}mlp.b_in`, g(`${h}mlp.dense_h_to_4h.bias`));
       e.set(`${L}mlp.W_out`, transpose(g(`${h}mlp.dense_4h_to_h.weight`), C, M));
       e.set(`${L}mlp.b_out`, g(`${h}mlp.dense_4h_to_h.bias`));
-      for (const [tl, hf] of [['ln1', 'input_layernorm'], ['ln2', 'post_attention_layernorm']]) {
+      for (const [tl, hf] of [
+        ['ln1', 'input_layernorm'],
+        ['ln2', 'post_attention_layernorm'],
+      ]) {
         e.set(`${L}${tl}.w`, g(`${h}${hf}.weight`));
         e.set(`${L}${tl}.b`, g(`${h}${hf}.bias`));
       }
@@ -172,7 +187,7 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
   });
   afterAll(() => model?.destroy());
 
-  it('the state dict equals the checkpoint in TL\'s layouts, bit for bit', async () => {
+  it("the state dict equals the checkpoint in TL's layouts, bit for bit", async () => {
     const want = expected(name, model);
     const sd = await model.stateDict();
     expect([...sd.keys()].sort()).toEqual([...want.keys()].sort());
@@ -222,7 +237,11 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
     const x1 = await norm('ln1');
     for (const k of ['q', 'k', 'v'] as const) {
       const K = k.toUpperCase();
-      expectClose(`hook_${k}`, headsIn(x1, rows, await w(`blocks.0.attn.W_${K}`), await w(`blocks.0.attn.b_${K}`)), expandKv(tl.float32(`blocks.0.attn.hook_${k}`), tl.info(`blocks.0.attn.hook_${k}`).shape, cfg.n_heads));
+      expectClose(
+        `hook_${k}`,
+        headsIn(x1, rows, await w(`blocks.0.attn.W_${K}`), await w(`blocks.0.attn.b_${K}`)),
+        expandKv(tl.float32(`blocks.0.attn.hook_${k}`), tl.info(`blocks.0.attn.hook_${k}`).shape, cfg.n_heads),
+      );
     }
     // attn_out = sum_h z[h] @ W_O[h] + b_O: W_O [H, dh, C] flattens to [H * dh, C].
     const WO = await w('blocks.0.attn.W_O');
@@ -230,7 +249,11 @@ describe.each(NAMES)('%s weights under TransformerLens names', (name) => {
     const x2 = await norm('ln2');
     const pre = cfg.gated_mlp ? 'blocks.0.mlp.W_gate' : 'blocks.0.mlp.W_in';
     expectClose('mlp.hook_pre', affine(x2, rows, (await w(pre)).data, C, M, cfg.gated_mlp ? undefined : (await w('blocks.0.mlp.b_in')).data), tl.float32('blocks.0.mlp.hook_pre'));
-    expectClose('hook_mlp_out', affine(tl.float32('blocks.0.mlp.hook_post'), rows, (await w('blocks.0.mlp.W_out')).data, M, C, (await w('blocks.0.mlp.b_out')).data), tl.float32('blocks.0.hook_mlp_out'));
+    expectClose(
+      'hook_mlp_out',
+      affine(tl.float32('blocks.0.mlp.hook_post'), rows, (await w('blocks.0.mlp.W_out')).data, M, C, (await w('blocks.0.mlp.b_out')).data),
+      tl.float32('blocks.0.hook_mlp_out'),
+    );
     expectClose('logits', affine(tl.float32('unembed.hook_in'), rows, (await model.W_U).data, C, V, (await model.b_U).data), tl.float32('logits'));
   });
 

@@ -70,20 +70,28 @@ describe('GPT-2 tokenizer (its post-processor adds no BOS: Patchbay puts <|endof
     expect(model.toStrTokens('When Mary and John')).toEqual(['<|endoftext|>', 'When', ' Mary', ' and', ' John']);
     expect(model.toStrTokens('When Mary', { prependBos: false })).toEqual(['When', ' Mary']);
     expect(model.toStrTokens([2215, 5335])).toEqual(['When', ' Mary']);
-    expect(model.toStrTokens(['When', ' Mary'])).toEqual([['<|endoftext|>', 'When'], ['<|endoftext|>', ' Mary']]);
+    expect(model.toStrTokens(['When', ' Mary'])).toEqual([
+      ['<|endoftext|>', 'When'],
+      ['<|endoftext|>', ' Mary'],
+    ]);
     expect(model.toStrTokens([[2215], [5335, 290]])).toEqual([['When'], [' Mary', ' and']]);
     expect(model.toSingleToken(' Mary')).toBe(5335);
     expect(model.toSingleToken(' John')).toBe(1757);
     expect(() => model.toSingleToken('Mary and')).toThrow(/"Mary and" is 2 tokens \(\[24119, 290\]\), not one/);
     expect(model.toString(IOI_IDS)).toBe(IOI);
-    expect(model.toString([[BOS, 2215], [5335, 290]])).toEqual(['<|endoftext|>When', ' Mary and']);
+    expect(
+      model.toString([
+        [BOS, 2215],
+        [5335, 290],
+      ]),
+    ).toEqual(['<|endoftext|>When', ' Mary and']);
     expect(model.toString(model.toTokens(IOI)[0])).toBe('<|endoftext|>' + IOI);
     expect(String(model)).toMatch(/^Model\(GPT2LMHeadModel, 2 layers/);
   });
 });
 
 describe('a tokenizer whose post-processor adds BOS (Llama-style template)', () => {
-  it('uses the tokenizer\'s own BOS and drops it for prependBos: false', async () => {
+  it("uses the tokenizer's own BOS and drops it for prependBos: false", async () => {
     const model = await withTokenizer((j) => {
       const special = { SpecialToken: { id: '<|endoftext|>', type_id: 0 } };
       j.post_processor = {

@@ -22,7 +22,14 @@ function serve(shard: string) {
     const url = new URL(String(input)).href; // as a browser resolves it: "a/../b" is "b"
     requested.push(url);
     const name = url.slice(url.lastIndexOf('/') + 1);
-    const body = name === 'config.json' ? fixtureBytes('tiny-gpt2-random', 'config.json') : name === 'model.safetensors.index.json' ? index : name.endsWith('.safetensors') && name !== 'model.safetensors' ? weights : null;
+    const body =
+      name === 'config.json'
+        ? fixtureBytes('tiny-gpt2-random', 'config.json')
+        : name === 'model.safetensors.index.json'
+          ? index
+          : name.endsWith('.safetensors') && name !== 'model.safetensors'
+            ? weights
+            : null;
     return body ? new Response(body as Uint8Array<ArrayBuffer>, { status: 200 }) : new Response('', { status: 404 });
   }) as typeof fetch;
   return { fetch: fetchFn, requested };

@@ -142,7 +142,10 @@ describe('the packed package', () => {
     expect(missing).toEqual([]);
     expect(files).toContain('lib/src/index.d.ts');
     expect(files).toContain('lib/src/components/index.d.ts');
-    expect(files.filter((f) => f.startsWith('lib/src/cli/') && f.endsWith('.d.ts')), 'the CLI is no API').toEqual([]);
+    expect(
+      files.filter((f) => f.startsWith('lib/src/cli/') && f.endsWith('.d.ts')),
+      'the CLI is no API',
+    ).toEqual([]);
   });
 
   test('the consumer folder cannot reach tsx or the repository', () => {

@@ -42,7 +42,15 @@ afterAll(async () => {
 });
 
 test('dist/ holds every page, the demo model and a self-contained library bundle', () => {
-  for (const f of ['index.html', 'demos/induction/index.html', 'demos/ioi/index.html', 'demos/explore/index.html', 'demos/article/index.html', 'demos/models/induction-2l/model.safetensors', 'patchbay.js']) {
+  for (const f of [
+    'index.html',
+    'demos/induction/index.html',
+    'demos/ioi/index.html',
+    'demos/explore/index.html',
+    'demos/article/index.html',
+    'demos/models/induction-2l/model.safetensors',
+    'patchbay.js',
+  ]) {
     expect(existsSync(join(DIST, f)), f).toBe(true);
   }
   const bundle = readFileSync(join(DIST, 'patchbay.js'), 'utf8');
@@ -71,11 +79,7 @@ test('the article, built on dist/patchbay.js, renders its figures at 700 px', as
   const page = await context.newPage();
   await page.goto(`${server.origin}/demos/article/`);
   // Figure 3: the fixture's resid_pre patching grid (TransformerLens' get_act_patch_resid_pre), normalized.
-  await page.waitForFunction(
-    () => document.querySelector('pb-patching')?.shadowRoot?.querySelector('pb-heatmap')?.values.length,
-    undefined,
-    WAIT,
-  );
+  await page.waitForFunction(() => document.querySelector('pb-patching')?.shadowRoot?.querySelector('pb-heatmap')?.values.length, undefined, WAIT);
   // The cells are drawn on a canvas: read what it draws from the element.
   const cells = await page.evaluate(() => {
     const h = document.querySelector('pb-patching')!.shadowRoot!.querySelector('pb-heatmap')!;

@@ -122,11 +122,7 @@ describe('induction demo (induction-2l, offline)', () => {
       return h.cellCenter(0, 2);
     });
     await page.mouse.click(at.x, at.y);
-    await page.waitForFunction(
-      (v) => Math.abs(Number(document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3,
-      cpuAblated,
-      WAIT,
-    );
+    await page.waitForFunction((v) => Math.abs(Number(document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3, cpuAblated, WAIT);
     expect(Math.abs((await gridMetric(page, 'ablated')) - evalRef.head_ablation_repeated_half_loss['0.2'])).toBeLessThan(1e-2);
     expect(new URL(page.url()).searchParams.get('induction.ablate')).toBe('0.2');
 
@@ -161,7 +157,13 @@ describe('induction demo (induction-2l, offline)', () => {
     const r = Number(await page.evaluate(() => document.querySelector('pb-attribution')!.shadowRoot!.querySelector('[data-correlation]')!.getAttribute('data-correlation')));
     expect(Math.abs(r - pearson(est, exact))).toBeLessThan(1e-3);
     const top = await page.evaluate(() => [...document.querySelector('pb-attribution')!.shadowRoot!.querySelectorAll('tr[data-index]')].map((tr) => Number(tr.getAttribute('data-index'))));
-    expect(top).toEqual(est.map((v, i) => [Math.abs(v), i]).sort((a, b) => b[0] - a[0]).slice(0, 3).map(([, i]) => i));
+    expect(top).toEqual(
+      est
+        .map((v, i) => [Math.abs(v), i])
+        .sort((a, b) => b[0] - a[0])
+        .slice(0, 3)
+        .map(([, i]) => i),
+    );
     await page.locator('pb-attribution').screenshot({ path: join(SHOTS, 'induction-attribution.png') });
 
     await page.screenshot({ path: join(SHOTS, 'induction.png'), fullPage: true });
@@ -223,7 +225,12 @@ describe('IOI demo (the Hub replaced by the test server)', () => {
     await page.waitForFunction(
       (s) => {
         const root = document.querySelector('pb-prompt[for=prompt]')!.shadowRoot!;
-        return [...root.querySelectorAll('.chip .text')].map((c) => c.textContent).join('').replace(/·/g, ' ') === s;
+        return (
+          [...root.querySelectorAll('.chip .text')]
+            .map((c) => c.textContent)
+            .join('')
+            .replace(/·/g, ' ') === s
+        );
       },
       evil,
       WAIT,
@@ -246,7 +253,12 @@ describe('<pb-model> loading', () => {
     page.evaluate(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=status], [part=error] .msg, [part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ').trim() ?? '');
   const modelStatus = (page: Page) => page.evaluate(() => (document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? '');
   // Loaded, failed, or (no WebGPU, no snapshot) showing what needs no weights.
-  const settled = (page: Page) => page.waitForFunction(() => ['ready', 'error', 'weightless'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''), undefined, WAIT);
+  const settled = (page: Page) =>
+    page.waitForFunction(
+      () => ['ready', 'error', 'weightless'].includes((document.querySelector('pb-model') as HTMLElement & { session?: { status: string } })?.session?.status ?? ''),
+      undefined,
+      WAIT,
+    );
 
   test('a second visit reads the weights from the Cache API, not the network', async () => {
     const { context, problems } = await recordingContext(browser, server.origin);

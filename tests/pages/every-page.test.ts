@@ -98,42 +98,49 @@ const PAGES: [name: string, path: string, landmark: Landmark, figure: string][] 
 ];
 
 describe('every demo page at 360 and 390 px, dark and light', () => {
-  test.each(PAGES)('%s: no horizontal overflow at 360 px dark or 390 px light; dark figures on a dark page', async (name, path, landmark, figure) => {
-    const { context, problems } = await recordingContext(browser, server.origin, { viewport: { width: 360, height: 800 } });
-    const page = await context.newPage();
-    await page.emulateMedia({ colorScheme: 'dark' });
-    await page.goto(`${server.origin}${path.replace('HUB', encodeURIComponent(server.origin))}`);
-    await settled(page, landmark);
-    for (const [width, scheme] of [[360, 'dark'], [390, 'light']] as const) {
-      await page.setViewportSize({ width, height: 800 });
-      await page.emulateMedia({ colorScheme: scheme });
-      // A new size re-lays the heatmaps (a ResizeObserver); wait for the frame after it.
-      await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok))));
-      const shot = await page.screenshot({ path: join(SHOTS, `${name}-${width}-${scheme}.png`), fullPage: true });
-      const overflow = await page.evaluate(() => ({
-        scroll: document.documentElement.scrollWidth,
-        // What sticks out, for the message when something does.
-        wide: [...document.querySelectorAll('body *')]
-          .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
-          .slice(0, 5)
-          .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${[...e.classList].join('.')}`),
-      }));
-      // A page wider than the viewport makes a full-page screenshot wider than the viewport.
-      expect(pngWidth(shot), `${name} at ${width} px: ${overflow.wide.join(', ')}`).toBe(width);
-      expect(overflow.scroll, `${name} at ${width} px: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(width);
-      const colours = await page.evaluate((f) => ({ page: getComputedStyle(document.body).backgroundColor, figure: getComputedStyle(document.querySelector(f)!).color }), figure);
-      if (scheme === 'dark') {
-        expect(lum(colours.page), `${name} page background`).toBeLessThan(0.2);
-        expect(lum(colours.figure), `${name} figure text`).toBeGreaterThan(0.7);
-      } else {
-        expect(lum(colours.page)).toBeGreaterThan(0.8);
-        expect(lum(colours.figure)).toBeLessThan(0.3);
+  test.each(PAGES)(
+    '%s: no horizontal overflow at 360 px dark or 390 px light; dark figures on a dark page',
+    async (name, path, landmark, figure) => {
+      const { context, problems } = await recordingContext(browser, server.origin, { viewport: { width: 360, height: 800 } });
+      const page = await context.newPage();
+      await page.emulateMedia({ colorScheme: 'dark' });
+      await page.goto(`${server.origin}${path.replace('HUB', encodeURIComponent(server.origin))}`);
+      await settled(page, landmark);
+      for (const [width, scheme] of [
+        [360, 'dark'],
+        [390, 'light'],
+      ] as const) {
+        await page.setViewportSize({ width, height: 800 });
+        await page.emulateMedia({ colorScheme: scheme });
+        // A new size re-lays the heatmaps (a ResizeObserver); wait for the frame after it.
+        await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => requestAnimationFrame(ok))));
+        const shot = await page.screenshot({ path: join(SHOTS, `${name}-${width}-${scheme}.png`), fullPage: true });
+        const overflow = await page.evaluate(() => ({
+          scroll: document.documentElement.scrollWidth,
+          // What sticks out, for the message when something does.
+          wide: [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+            .slice(0, 5)
+            .map((e) => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}.${[...e.classList].join('.')}`),
+        }));
+        // A page wider than the viewport makes a full-page screenshot wider than the viewport.
+        expect(pngWidth(shot), `${name} at ${width} px: ${overflow.wide.join(', ')}`).toBe(width);
+        expect(overflow.scroll, `${name} at ${width} px: ${overflow.wide.join(', ')}`).toBeLessThanOrEqual(width);
+        const colours = await page.evaluate((f) => ({ page: getComputedStyle(document.body).backgroundColor, figure: getComputedStyle(document.querySelector(f)!).color }), figure);
+        if (scheme === 'dark') {
+          expect(lum(colours.page), `${name} page background`).toBeLessThan(0.2);
+          expect(lum(colours.figure), `${name} figure text`).toBeGreaterThan(0.7);
+        } else {
+          expect(lum(colours.page)).toBeGreaterThan(0.8);
+          expect(lum(colours.figure)).toBeLessThan(0.3);
+        }
       }
-    }
-    expect(problems.pageErrors).toEqual([]);
-    expect(problems.external).toEqual([]);
-    await context.close();
-  }, 240_000);
+      expect(problems.pageErrors).toEqual([]);
+      expect(problems.external).toEqual([]);
+      await context.close();
+    },
+    240_000,
+  );
 });
 
 describe('the IOI page by keyboard and without WebGPU', () => {
@@ -177,7 +184,11 @@ describe('the IOI page by keyboard and without WebGPU', () => {
     expect(tree).toMatch(/gridcell "Head 9\.9 \(NM\): not ablated/);
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => new URL(location.href).searchParams.get('ioi.ablate') === '9.9', undefined, WAIT);
-    await page.waitForFunction(() => document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('#cell-9-9')?.getAttribute('aria-selected') === 'true', undefined, WAIT);
+    await page.waitForFunction(
+      () => document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('#cell-9-9')?.getAttribute('aria-selected') === 'true',
+      undefined,
+      WAIT,
+    );
     expect((await cursor()).name).toMatch(/^Head 9\.9 \(NM\): ablated/);
     await page.waitForFunction(() => /With 9\.9 ablated/.test(document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('[part=metric]')?.textContent ?? ''), undefined, WAIT);
     expect(problems.pageErrors).toEqual([]);
@@ -185,16 +196,25 @@ describe('the IOI page by keyboard and without WebGPU', () => {
   }, 180_000);
 
   test('without WebGPU or a snapshot: a clear message, the prompt’s tokens and the heads’ layout, and no weights downloaded', async () => {
-    for (const [path, heads] of [['/demos/ioi/', true], ['/demos/explore/', false]] as const) {
+    for (const [path, heads] of [
+      ['/demos/ioi/', true],
+      ['/demos/explore/', false],
+    ] as const) {
       const { context, problems } = await recordingContext(browser, server.origin, { noWebGPU: true });
       const page = await context.newPage();
       const before = server.requests.length;
       await page.goto(`${server.origin}${path}?hub=${encodeURIComponent(server.origin)}`);
-      await page.waitForFunction(() => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=no-webgpu]') && document.querySelector('pb-prompt')?.shadowRoot?.querySelector('.chip'), undefined, WAIT);
+      await page.waitForFunction(
+        () => document.querySelector('pb-model')?.shadowRoot?.querySelector('[part=no-webgpu]') && document.querySelector('pb-prompt')?.shadowRoot?.querySelector('.chip'),
+        undefined,
+        WAIT,
+      );
       const message = await page.evaluate(() => document.querySelector('pb-model')!.shadowRoot!.querySelector('[part=no-webgpu]')!.textContent!.replace(/\s+/g, ' '));
       expect(message).toMatch(/This browser has no WebGPU.*no snapshot of their results.*the prompt as the model's tokenizer splits it, and the layout of its 12 × 12 attention heads.*Chrome or Edge/);
       // The prompt as GPT-2's tokenizer splits it.
-      const chips = await page.evaluate(() => [...document.querySelector('pb-prompt')!.shadowRoot!.querySelectorAll('.chip')].map((c) => Number(/token id (\d+)/.exec(c.getAttribute('title') ?? '')?.[1])));
+      const chips = await page.evaluate(() =>
+        [...document.querySelector('pb-prompt')!.shadowRoot!.querySelectorAll('.chip')].map((c) => Number(/token id (\d+)/.exec(c.getAttribute('title') ?? '')?.[1])),
+      );
       if (path.includes('ioi')) expect(chips).toEqual(IOI_IDS);
       else expect(chips).toEqual([464, 3139, 286, 4881, 318]);
       if (heads) {
@@ -202,17 +222,28 @@ describe('the IOI page by keyboard and without WebGPU', () => {
         await page.waitForFunction(() => document.querySelector('pb-head-grid')?.shadowRoot?.querySelector('pb-heatmap'), undefined, WAIT);
         const grid = await page.evaluate(() => {
           const hm = document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('pb-heatmap')!;
-          return { rows: hm.rows, cols: hm.cols, badge: hm.cellAt(9, 9).badge, interactive: hm.interactive, status: document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('[part=status]')?.textContent };
+          return {
+            rows: hm.rows,
+            cols: hm.cols,
+            badge: hm.cellAt(9, 9).badge,
+            interactive: hm.interactive,
+            status: document.querySelector('pb-head-grid')!.shadowRoot!.querySelector('[part=status]')?.textContent,
+          };
         });
         expect(grid).toMatchObject({ rows: 12, cols: 12, badge: 'NM', interactive: false });
         expect(grid.status).toMatch(/needs WebGPU to compute.*12 × 12 heads and their roles/);
       }
       // Every other figure says it needs WebGPU, none errs.
-      const said = await page.evaluate(() => [...document.querySelectorAll('pb-top-tokens, pb-patching, pb-logit-lens, pb-attention')].map((e) => e.shadowRoot?.querySelector('[part=status]')?.textContent ?? ''));
+      const said = await page.evaluate(() =>
+        [...document.querySelectorAll('pb-top-tokens, pb-patching, pb-logit-lens, pb-attention')].map((e) => e.shadowRoot?.querySelector('[part=status]')?.textContent ?? ''),
+      );
       expect(said.length).toBeGreaterThan(0);
       for (const s of said) expect(s).toMatch(/needs WebGPU to compute/);
       // Nothing but the config and the tokenizer was read from the Hub.
-      const hub = server.requests.slice(before).filter((r) => r.includes(HUB_PATH)).map((r) => r.slice(r.lastIndexOf('/') + 1));
+      const hub = server.requests
+        .slice(before)
+        .filter((r) => r.includes(HUB_PATH))
+        .map((r) => r.slice(r.lastIndexOf('/') + 1));
       expect(hub.sort()).toEqual(expect.arrayContaining(['config.json', 'tokenizer.json']));
       expect(hub).not.toContain('model.safetensors');
       await page.screenshot({ path: join(SHOTS, `${path.split('/')[2]}-no-webgpu.png`), fullPage: true });
@@ -242,9 +273,13 @@ describe('the IOI page by keyboard and without WebGPU', () => {
     });
     const page = await context.newPage();
     await page.goto(`${server.origin}/demos/ioi/?hub=${encodeURIComponent(server.origin)}`);
-    await page.waitForFunction(() => document.querySelector('pb-patching')?.shadowRoot?.querySelector('pb-heatmap'), undefined, WAIT).catch(async (e: Error) => {
-      throw new Error(`${e.message}; the page says: ${await page.evaluate(() => [...document.querySelectorAll('pb-model, pb-patching')].map((el) => `${el.localName}: ${el.shadowRoot?.textContent?.replace(/\s+/g, ' ').trim()}`).join(' | '))}`);
-    });
+    await page
+      .waitForFunction(() => document.querySelector('pb-patching')?.shadowRoot?.querySelector('pb-heatmap'), undefined, WAIT)
+      .catch(async (e: Error) => {
+        throw new Error(
+          `${e.message}; the page says: ${await page.evaluate(() => [...document.querySelectorAll('pb-model, pb-patching')].map((el) => `${el.localName}: ${el.shadowRoot?.textContent?.replace(/\s+/g, ' ').trim()}`).join(' | '))}`,
+        );
+      });
     const message = await page.evaluate(() => document.querySelector('pb-model')!.shadowRoot!.querySelector('[part=no-webgpu]')!.textContent!.replace(/\s+/g, ' '));
     expect(message).toMatch(/snapshot computed ahead of time/);
     const drawn = await page.evaluate(() => Array.from(document.querySelector('pb-patching')!.shadowRoot!.querySelector('pb-heatmap')!.values));

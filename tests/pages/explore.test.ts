@@ -57,10 +57,7 @@ beforeAll(async () => {
   const small = { vocab_size: GPT2_VOCAB, hidden_size: 32, intermediate_size: 64, num_attention_heads: 4, num_hidden_layers: 2 };
   writeCheckpointHub(dir('pythia-70m'), neoxCheckpoint({ ...small, use_parallel_residual: true, rotary_pct: 0.25 }), 'F16');
   writeCheckpointHub(dir('smollm2-135m'), llamaCheckpoint({ ...small, num_key_value_heads: 2, tie_word_embeddings: true }), 'BF16');
-  const [site] = await Promise.all([
-    buildSiteInto(),
-    ...Object.entries(HUBS).map(async ([name, h]) => (h.probs = await nextTokenProbs(dir(name), PROMPT_IDS))),
-  ]);
+  const [site] = await Promise.all([buildSiteInto(), ...Object.entries(HUBS).map(async ([name, h]) => (h.probs = await nextTokenProbs(dir(name), PROMPT_IDS)))]);
   server = await startStaticServer({ '/': site, ...Object.fromEntries(Object.entries(HUBS).map(([name, h]) => [h.path, dir(name)])) });
   explore = `${server.origin}/demos/explore/`;
   browser = await launchChromium();
@@ -178,8 +175,14 @@ test('GPT-2, Pythia and SmolLM2 from the (local) Hub, switched with the picker; 
 
   // Each model's weights and tokenizer came from its own "Hub" folder, and nothing from elsewhere.
   for (const h of Object.values(HUBS)) {
-    expect(server.requests.some((r) => r.startsWith(`${h.path}model.safetensors`)), h.path).toBe(true);
-    expect(server.requests.some((r) => r.startsWith(`${h.path}tokenizer.json`)), h.path).toBe(true);
+    expect(
+      server.requests.some((r) => r.startsWith(`${h.path}model.safetensors`)),
+      h.path,
+    ).toBe(true);
+    expect(
+      server.requests.some((r) => r.startsWith(`${h.path}tokenizer.json`)),
+      h.path,
+    ).toBe(true);
   }
   expect(await loaded()).toEqual(['gpt2', 'pythia-70m', 'smollm2-135m']);
   console.log(`explore: GPT-2 shown ${((gpt2 - t0) / 1000).toFixed(1)} s after navigation; Pythia and SmolLM2 ${((performance.now() - gpt2) / 1000).toFixed(1)} s more`);

@@ -83,16 +83,24 @@ afterAll(async () => {
 
 /** [feature, activation] of the cells of one position in <pb-features>. */
 const cellsAt = (p: number) =>
-  page.evaluate((pos) => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll(`tr[data-pos="${pos}"] .cell`)].map((c) => [Number(c.getAttribute('data-feature')), Number(c.getAttribute('data-act'))]), p);
+  page.evaluate(
+    (pos) =>
+      [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll(`tr[data-pos="${pos}"] .cell`)].map((c) => [Number(c.getAttribute('data-feature')), Number(c.getAttribute('data-act'))]),
+    p,
+  );
 
 /** [token id, p] rows of <pb-steer>'s list. */
-const steerRows = (page: Page) => page.evaluate(() => [...document.querySelector('pb-steer')!.shadowRoot!.querySelectorAll('li[data-id]')].map((r) => [Number(r.getAttribute('data-id')), Number(r.getAttribute('data-p'))]));
+const steerRows = (page: Page) =>
+  page.evaluate(() => [...document.querySelector('pb-steer')!.shadowRoot!.querySelectorAll('li[data-id]')].map((r) => [Number(r.getAttribute('data-id')), Number(r.getAttribute('data-p'))]));
 
 describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
   test('the top features at the last token, and a feature across the prompt, match the CPU', async () => {
     const ref = await cpu();
     const row = Array.from(ref.acts.subarray((T - 1) * F, T * F));
-    const top = [...row.keys()].filter((f) => row[f] > 0).sort((a, b) => row[b] - row[a]).slice(0, 4);
+    const top = [...row.keys()]
+      .filter((f) => row[f] > 0)
+      .sort((a, b) => row[b] - row[a])
+      .slice(0, 4);
     const shown = await cellsAt(T - 1);
     expect(shown.map(([f]) => f)).toEqual(top);
     for (const [f, a] of shown) expect(Math.abs(a - row[f])).toBeLessThan(1e-3 * Math.max(1, row[f]));
@@ -144,7 +152,9 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
   test('feature attribution: the largest AtP estimates, each beside the exact effect of patching that feature, as the CPU gives it', async () => {
     await page.waitForFunction(() => document.querySelector('pb-feature-attribution')?.shadowRoot?.querySelector('tr[data-feature]'), undefined, WAIT);
     const rows = await page.evaluate(() =>
-      [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) => ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a)))),
+      [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) =>
+        ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a))),
+      ),
     );
     expect(rows).toHaveLength(8);
     const mags = rows.map(([, , e]) => Math.abs(e));
@@ -174,7 +184,11 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     const live = await recordingContext(browser, server.origin);
     const p1 = await live.context.newPage();
     await p1.goto(`${server.origin}/demos/features/?model.feature=25&model.steer=8&model.features=77`);
-    await p1.waitForFunction(() => document.querySelector('pb-steer')?.shadowRoot?.textContent?.includes('#77 ablated') && document.querySelector('pb-steer')!.getAttribute('aria-busy') === 'false', undefined, WAIT);
+    await p1.waitForFunction(
+      () => document.querySelector('pb-steer')?.shadowRoot?.textContent?.includes('#77 ablated') && document.querySelector('pb-steer')!.getAttribute('aria-busy') === 'false',
+      undefined,
+      WAIT,
+    );
     const liveRows = await steerRows(p1);
     expect(await p1.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.textContent!.includes('feature #25 steered by 8'))).toBe(true);
     expect(await p1.evaluate(() => document.querySelector('pb-features')!.shadowRoot!.querySelector('.cell[data-feature="77"] button.ablate')?.getAttribute('aria-pressed'))).toBe('true');
@@ -184,7 +198,11 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     const off = await recordingContext(browser, server.origin, { noWebGPU: true });
     const p2 = await off.context.newPage();
     await p2.goto(`${server.origin}/demos/features/`);
-    await p2.waitForFunction(() => document.querySelector('pb-steer')?.shadowRoot?.querySelector('li[data-id]') && document.querySelector('pb-feature-acts')?.shadowRoot?.querySelector('.ftok'), undefined, WAIT);
+    await p2.waitForFunction(
+      () => document.querySelector('pb-steer')?.shadowRoot?.querySelector('li[data-id]') && document.querySelector('pb-feature-acts')?.shadowRoot?.querySelector('.ftok'),
+      undefined,
+      WAIT,
+    );
     const message = await p2.evaluate(() => document.querySelector('pb-model')!.shadowRoot!.querySelector('[part=no-webgpu]')?.textContent?.replace(/\s+/g, ' ') ?? '');
     expect(message).toMatch(/This browser has no WebGPU.*snapshot computed ahead of time/);
     const drawn = await steerRows(p2);
@@ -192,7 +210,14 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     drawn.forEach(([, pr], i) => expect(Math.abs(pr - liveRows[i][1])).toBeLessThan(1e-5));
     // The top features at the last token, as on the CPU; the selected feature across the prompt.
     const ref = await cpu();
-    const shown = await p2.evaluate((pos) => [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll(`tr[data-pos="${pos}"] .cell`)].map((c) => [Number(c.getAttribute('data-feature')), Number(c.getAttribute('data-act'))]), T - 1);
+    const shown = await p2.evaluate(
+      (pos) =>
+        [...document.querySelector('pb-features')!.shadowRoot!.querySelectorAll(`tr[data-pos="${pos}"] .cell`)].map((c) => [
+          Number(c.getAttribute('data-feature')),
+          Number(c.getAttribute('data-act')),
+        ]),
+      T - 1,
+    );
     expect(shown.length).toBe(4);
     for (const [f, a] of shown) expect(Math.abs(a - ref.acts[(T - 1) * F + f])).toBeLessThan(1e-3 * Math.max(1, a));
     const across = await p2.evaluate(() => [...document.querySelector('pb-feature-acts')!.shadowRoot!.querySelectorAll('.ftok[data-pos]')].map((t) => Number(t.getAttribute('data-act'))));
@@ -200,7 +225,11 @@ describe('features demo (tiny Gemma 3 + its SAE, offline, strict CSP)', () => {
     expect(await p2.evaluate(() => document.querySelector('pb-steer')!.shadowRoot!.querySelector<HTMLInputElement>('input[type=range]')!.disabled)).toBe(true);
     // Feature attribution from the snapshot: the rows the live page computed (the first page, same prompts and metric).
     const attrRows = (pg: Page) =>
-      pg.evaluate(() => [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) => ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a)))));
+      pg.evaluate(() =>
+        [...document.querySelector('pb-feature-attribution')!.shadowRoot!.querySelectorAll('tr[data-feature]')].map((r) =>
+          ['data-pos', 'data-feature', 'data-estimate', 'data-exact'].map((a) => Number(r.getAttribute(a))),
+        ),
+      );
     await p2.waitForFunction(() => document.querySelector('pb-feature-attribution')?.shadowRoot?.querySelector('tr[data-feature]'), undefined, WAIT);
     const [snapRows, liveAttr] = [await attrRows(p2), await attrRows(page)];
     expect(snapRows.map(([pos, f]) => [pos, f])).toEqual(liveAttr.map(([pos, f]) => [pos, f]));

@@ -83,11 +83,17 @@ describe('URL state, per model', () => {
     expect(await ablated(page, 'a')).toEqual([]);
     expect(await ablated(page, 'b')).toEqual(['0.2']);
     // The hatched mark has a legend entry where a head is ablated, and none where nothing is.
-    const legends = await page.evaluate(() => ['a', 'b'].map((i) => document.querySelector(`#${i} pb-head-grid`)!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('[part=legend]')?.textContent?.replace(/\s+/g, ' ') ?? ''));
+    const legends = await page.evaluate(() =>
+      ['a', 'b'].map((i) => document.querySelector(`#${i} pb-head-grid`)!.shadowRoot!.querySelector('pb-heatmap')!.shadowRoot!.querySelector('[part=legend]')?.textContent?.replace(/\s+/g, ' ') ?? ''),
+    );
     expect(legends[0]).not.toMatch(/ablated/);
     expect(legends[1]).toMatch(/ablated in the run above/);
     const fixture02 = cases.head_zero_ablation_on_clean.find((h) => h.layer === 0 && h.head === 2)!.logit_diff;
-    await page.waitForFunction((v) => Math.abs(Number(document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3, fixture02, WAIT);
+    await page.waitForFunction(
+      (v) => Math.abs(Number(document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3,
+      fixture02,
+      WAIT,
+    );
     expect(Math.abs((await metric(page, 'a', 'ablated')) - cases.clean_logit_diff)).toBeLessThan(1e-3);
     expect(problems.pageErrors).toEqual([]);
     await context.close();
@@ -102,7 +108,11 @@ describe('URL state, per model', () => {
     expect(notice).toMatch(/Ignored head 99\.99 from the link: this model has layers 0–1 and heads 0–3/);
     expect(await ablated(page, 'b')).toEqual(['0.2']);
     const fixture02 = cases.head_zero_ablation_on_clean.find((h) => h.layer === 0 && h.head === 2)!.logit_diff;
-    await page.waitForFunction((v) => Math.abs(Number(document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3, fixture02, WAIT);
+    await page.waitForFunction(
+      (v) => Math.abs(Number(document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('.ablated')?.getAttribute('data-value') || NaN) - v) < 1e-3,
+      fixture02,
+      WAIT,
+    );
     expect(await page.evaluate(() => document.querySelector('#b pb-head-grid')!.shadowRoot!.querySelector('[part=error]'))).toBeNull();
     expect(problems.pageErrors).toEqual([]);
 
@@ -114,7 +124,10 @@ describe('URL state, per model', () => {
       h.values = Float32Array.from({ length: 128 * 128 }, (_, i) => (i % 7) / 7);
     });
     await page.waitForFunction(() => document.getElementById('big')!.shadowRoot!.querySelectorAll('.rlabel').length === 128, undefined, WAIT);
-    const counts = await page.evaluate(() => ({ canvases: document.getElementById('big')!.shadowRoot!.querySelectorAll('canvas').length, elements: document.getElementById('big')!.shadowRoot!.querySelectorAll('*').length }));
+    const counts = await page.evaluate(() => ({
+      canvases: document.getElementById('big')!.shadowRoot!.querySelectorAll('canvas').length,
+      elements: document.getElementById('big')!.shadowRoot!.querySelectorAll('*').length,
+    }));
     expect(counts.canvases).toBe(1);
     expect(counts.elements).toBeLessThan(300);
     await context.close();
@@ -274,7 +287,13 @@ describe('the induction page after an edit', () => {
 
 describe('layouts', () => {
   test('a progress bar with no total is indeterminate (vite preview gzips the weights)', async () => {
-    const server2: PreviewServer = await preview({ root: ROOT, configFile: join(ROOT, 'vite.config.ts'), logLevel: 'warn', build: { outDir: site }, preview: { port: 0, host: '127.0.0.1', strictPort: false } });
+    const server2: PreviewServer = await preview({
+      root: ROOT,
+      configFile: join(ROOT, 'vite.config.ts'),
+      logLevel: 'warn',
+      build: { outDir: site },
+      preview: { port: 0, host: '127.0.0.1', strictPort: false },
+    });
     const origin = server2.resolvedUrls!.local[0].replace(/\/$/, '');
     const { context } = await recordingContext(browser, origin);
     await context.addInitScript(() => {
@@ -283,12 +302,14 @@ describe('layouts', () => {
       // Every render of the model's loading line: on each session change, once the element has drawn it.
       void customElements.whenDefined('pb-model').then(() => {
         const el = document.querySelector('pb-model') as HTMLElement & { session: EventTarget; updateComplete: Promise<unknown> };
-        el.session.addEventListener('change', () =>
-          void el.updateComplete.then(() => {
-            const root = el.shadowRoot!;
-            const bar = root.querySelector('progress');
-            if (bar) seen.push({ determinate: bar.position >= 0, text: root.querySelector('[part=status]')?.textContent ?? '' });
-          }),
+        el.session.addEventListener(
+          'change',
+          () =>
+            void el.updateComplete.then(() => {
+              const root = el.shadowRoot!;
+              const bar = root.querySelector('progress');
+              if (bar) seen.push({ determinate: bar.position >= 0, text: root.querySelector('[part=status]')?.textContent ?? '' });
+            }),
         );
       });
     });

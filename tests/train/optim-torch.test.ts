@@ -63,7 +63,10 @@ it('the warm-up + cosine schedule gives the learning rates the fixture used', ()
 /** Runs `options` on the GPU for STEPS updates; `check(t, values, gradNorm)` after each. */
 async function runGpu(options: OptimizerOptions, check: (t: number, values: Map<string, Float32Array>, gradNorm: number) => void): Promise<void> {
   const gpu = await testGpu();
-  const store = new ParamStore(gpu, NAMES.map((n) => ({ name: n, shape: SHAPES[n]!, init: t32(`init.${n}`), ...(options.kind === 'adamw' ? { weightDecay: WD[n] } : {}) })));
+  const store = new ParamStore(
+    gpu,
+    NAMES.map((n) => ({ name: n, shape: SHAPES[n]!, init: t32(`init.${n}`), ...(options.kind === 'adamw' ? { weightDecay: WD[n] } : {}) })),
+  );
   const clock = new TrainClock(gpu, 4);
   const opt = new Optimizer(gpu, clock, entriesOf(store.list), options);
   try {

@@ -101,7 +101,9 @@ describe('induction-attn-2l, blocks.0.hook_resid_post', () => {
       const loaded = await sae.toSae();
       const ev = await evaluateSae(model, loaded, held.ids, held.targets);
       loaded.destroy();
-      console.log(`TopK SAE, 150 steps: batch FVU ${fvu[0]!.toFixed(3)} -> ${fvu[fvu.length - 1]!.toFixed(3)}; held-out FVU ${ev.fvu.toFixed(3)}, L0 ${ev.l0}, recall loss ${ev.ce_loss_without_sae.toFixed(3)} -> ${ev.ce_loss_with_sae.toFixed(3)} with the SAE (${ev.ce_loss_with_ablation.toFixed(3)} ablated)`);
+      console.log(
+        `TopK SAE, 150 steps: batch FVU ${fvu[0]!.toFixed(3)} -> ${fvu[fvu.length - 1]!.toFixed(3)}; held-out FVU ${ev.fvu.toFixed(3)}, L0 ${ev.l0}, recall loss ${ev.ce_loss_without_sae.toFixed(3)} -> ${ev.ce_loss_with_sae.toFixed(3)} with the SAE (${ev.ce_loss_with_ablation.toFixed(3)} ablated)`,
+      );
       expect(fvu[fvu.length - 1]!).toBeLessThan(0.5 * fvu[0]!);
       expect(ev.fvu).toBeLessThan(0.3);
       expect(ev.l0).toBe(8);

@@ -34,7 +34,12 @@ function load(arch: SaeArchitecture): Case {
 }
 
 const run = (arch: SaeArchitecture, c: Case, p = c.p, residual?: Float64Array) =>
-  saeStepCpu(p, c.x, { B, D, S }, { architecture: arch, coefficient: c.hyper.coefficient, k: c.hyper.k, bandwidth: c.hyper.bandwidth, dead: c.hyper.dead ? Uint8Array.from(c.hyper.dead) : undefined, residual });
+  saeStepCpu(
+    p,
+    c.x,
+    { B, D, S },
+    { architecture: arch, coefficient: c.hyper.coefficient, k: c.hyper.k, bandwidth: c.hyper.bandwidth, dead: c.hyper.dead ? Uint8Array.from(c.hyper.dead) : undefined, residual },
+  );
 
 it('the fixture is the version this test reads (re-run tests/fixtures/make/sae_train_refs.py if not)', () => {
   expect(file.metadata.format).toBe('patchbay-sae-train-refs');
@@ -79,4 +84,3 @@ describe.each(['standard', 'topk', 'jumprelu'] as SaeArchitecture[])('%s', (arch
     }
   });
 });
-

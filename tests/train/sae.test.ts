@@ -47,7 +47,9 @@ async function setup(config: SaeTrainConfig, lr: number, clipNorm = 0) {
   const opt = new Optimizer(gpu, clock, entriesOf(sae.params.list), { kind: 'adamw', lr, weightDecay: 0, clipNorm });
   const trainer = new Trainer(gpu, clock, sae.task, opt);
   return {
-    data, sae, trainer,
+    data,
+    sae,
+    trainer,
     destroy() {
       trainer.destroy();
       opt.destroy();
@@ -69,7 +71,10 @@ function batchAt(data: Float32Array, t: number): Float32Array {
 }
 
 const asCpu = (v: Map<string, Float32Array>): SaeParamsCpu => ({
-  W_enc: Float64Array.from(v.get('W_enc')!), b_enc: Float64Array.from(v.get('b_enc')!), W_dec: Float64Array.from(v.get('W_dec')!), b_dec: Float64Array.from(v.get('b_dec')!),
+  W_enc: Float64Array.from(v.get('W_enc')!),
+  b_enc: Float64Array.from(v.get('b_enc')!),
+  W_dec: Float64Array.from(v.get('W_dec')!),
+  b_dec: Float64Array.from(v.get('b_dec')!),
   ...(v.has('log_threshold') ? { log_threshold: Float64Array.from(v.get('log_threshold')!) } : {}),
 });
 
@@ -125,7 +130,12 @@ describe.each(['standard', 'topk', 'jumprelu'] as SaeArchitecture[])('%s', (arch
       for (let step = 1; step <= 6; step++) {
         await t.trainer.train({ until: step }).done;
         const dead = Uint8Array.from(since, (s) => (s > (c.deadWindow ?? 1000) ? 1 : 0));
-        const ref = saeStepCpu(asCpu(new Map(Object.entries(p))), batchAt(t.data, step), { B, D, S }, { architecture: arch, coefficient: coefficientAt(c.coefficient!, 3, step), k: c.k, bandwidth: c.bandwidth, dead });
+        const ref = saeStepCpu(
+          asCpu(new Map(Object.entries(p))),
+          batchAt(t.data, step),
+          { B, D, S },
+          { architecture: arch, coefficient: coefficientAt(c.coefficient!, 3, step), k: c.k, bandwidth: c.bandwidth, dead },
+        );
         for (let j = 0; j < S; j++) {
           let fired = false;
           for (let b = 0; b < B; b++) if (ref.acts[b * S + j] !== 0) fired = true;
@@ -165,7 +175,17 @@ it("saves in SAELens' format (cfg.json, sae_weights.safetensors), which src/feat
         expect(loaded.config).toMatchObject({ d_in: D, d_sae: S, hook_name: 'blocks.0.hook_resid_post', architecture: arch === 'standard' ? 'relu' : arch });
         const x = t.data.subarray(0, 5 * D);
         const got = await loaded.run(x);
-        const w: SaeWeights = { architecture: arch, k: 3, dIn: D, dSae: S, W_enc: values.get('W_enc')!, b_enc: values.get('b_enc')!, W_dec: values.get('W_dec')!, b_dec: values.get('b_dec')!, ...(arch === 'jumprelu' ? { threshold: values.get('log_threshold')!.map(Math.exp) } : {}) };
+        const w: SaeWeights = {
+          architecture: arch,
+          k: 3,
+          dIn: D,
+          dSae: S,
+          W_enc: values.get('W_enc')!,
+          b_enc: values.get('b_enc')!,
+          W_dec: values.get('W_dec')!,
+          b_dec: values.get('b_dec')!,
+          ...(arch === 'jumprelu' ? { threshold: values.get('log_threshold')!.map(Math.exp) } : {}),
+        };
         const acts = saeEncode(w, x);
         expectNear(`${arch} loaded acts`, got.acts, acts, { abs: 1e-5, rel: 1e-5 });
         expectNear(`${arch} loaded recons`, got.recons, saeDecode(w, acts), { abs: 1e-5, rel: 1e-5 });

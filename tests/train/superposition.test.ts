@@ -121,10 +121,15 @@ describe('determinism and the loop', () => {
     const t = await setup(config, 1e-2);
     try {
       const reports: number[] = [];
-      const run = t.trainer.train({ until: 1000, stepsPerSubmit: 5, every: 5, onReport: (r) => {
-        reports.push(r.step);
-        if (r.step === 10) run.stop();
-      } });
+      const run = t.trainer.train({
+        until: 1000,
+        stepsPerSubmit: 5,
+        every: 5,
+        onReport: (r) => {
+          reports.push(r.step);
+          if (r.step === 10) run.stop();
+        },
+      });
       expect(() => t.trainer.train({ until: 5 })).toThrow(/already running/);
       expect(await run.done).toEqual({ step: 10, state: 'stopped' });
       expect(reports).toEqual([5, 10]);
@@ -183,7 +188,10 @@ describe("the paper's 5 -> 2 geometry", () => {
         expect(n[4], where).toBeLessThan(0.25);
         // Each represented feature has an antipode among the others, and the pairs are orthogonal.
         const partner = represented.map((f) => represented.find((g) => g !== f && cos(best, f, g) < -0.99));
-        expect(partner.every((g) => g !== undefined), where).toBe(true);
+        expect(
+          partner.every((g) => g !== undefined),
+          where,
+        ).toBe(true);
         const [a, c] = [represented[0]!, represented.find((g) => g !== represented[0] && g !== partner[0])!];
         expect(Math.abs(cos(best, a, c)), where).toBeLessThan(0.05);
       } else {

@@ -54,7 +54,13 @@ async function trainFixture(name: string, steps: number) {
   const shapes = new Map(training.grads.tensors().map((t) => [t.name, t.shape]));
   const files = await checkpointFiles(gpu, model.config, model.gpuWeights, shapes, ck.tensors, ck.hfConfig);
   return {
-    gpu, ck, model, ids, losses, files, training,
+    gpu,
+    ck,
+    model,
+    ids,
+    losses,
+    files,
+    training,
     destroy() {
       trainer.destroy();
       opt.destroy();
@@ -108,10 +114,15 @@ it('a checkpoint without biases trains none, and the trained model saves as the 
     for (const n of src.names) expect([out.info(n).dtype, out.info(n).shape]).toEqual([src.info(n).dtype, src.info(n).shape]);
     expect(JSON.parse(t.files['config.json'])).toEqual(t.ck.hfConfig);
     // Reloaded, it gives the trained model's logits.
-    const again = await modelFromWeights(t.gpu, t.ck.config, await (async () => {
-      const ck = await loadCheckpoint(blobModelSource({ 'config.json': new TextEncoder().encode(t.files['config.json']), 'model.safetensors': t.files['model.safetensors'] }));
-      return hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
-    })(), { f16: false });
+    const again = await modelFromWeights(
+      t.gpu,
+      t.ck.config,
+      await (async () => {
+        const ck = await loadCheckpoint(blobModelSource({ 'config.json': new TextEncoder().encode(t.files['config.json']), 'model.safetensors': t.files['model.safetensors'] }));
+        return hostWeightsFor(ck.tensors, ck.config, ck.hfConfig);
+      })(),
+      { f16: false },
+    );
     const [a, b] = [await t.model.run(t.ids), await again.run(t.ids)];
     expect(maxAbsDiff(await a.logits.read(), await b.logits.read())).toBe(0);
     a.release();
@@ -130,7 +141,9 @@ it('headScores measures induction-attn-2l as its fixture script did (cases.json 
   // 0.0025), so it is only held far below chance (5.5 nats) and the ablated 11.6.
   const gpu = await testGpu();
   const dir = join(FIXTURES, 'induction-attn-2l');
-  const ref: { repeat_loss: number; heads: { layer: number; head: number; prev_token_score: number; induction_score: number }[] } = JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')).induction_eval;
+  const ref: { repeat_loss: number; heads: { layer: number; head: number; prev_token_score: number; induction_score: number }[] } = JSON.parse(
+    readFileSync(join(dir, 'cases.json'), 'utf8'),
+  ).induction_eval;
   const { model } = await modelFromFiles(gpu, { 'config.json': readFileSync(join(dir, 'config.json'), 'utf8'), 'model.safetensors': new Uint8Array(readFileSync(join(dir, 'model.safetensors'))) });
   try {
     const s = await headScores(model, 7, 64, 20);

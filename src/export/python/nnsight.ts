@@ -118,7 +118,8 @@ function mainBody(spec: ExperimentSpec): string {
   switch (e.kind) {
     case 'patch': {
       const { axes, hook, byHead, byPos, posFirst } = siteLayout(e.site);
-      if (hook === 'pattern') throw new SpecError('spec.experiment.site: pattern sites cannot be exported to nnsight (no module outputs the attention pattern); export to transformers or transformer-lens');
+      if (hook === 'pattern')
+        throw new SpecError('spec.experiment.site: pattern sites cannot be exported to nnsight (no module outputs the attention pattern); export to transformers or transformer-lens');
       if (hook === 'resid_mid') throw new SpecError('spec.experiment.site: resid_mid is not a module output in nnsight; export to transformers or transformer-lens');
       const hooks = hook.split(',');
       const cells =

@@ -21,15 +21,19 @@ const SITE_AXES: Record<string, string[]> = {
   head_all_pos_every: ['component', 'layer', 'head'],
   head_by_pos_every: ['component', 'layer', 'pos', 'head'],
   pattern_by_pos: ['layer', 'head', 'dest_pos'],
-  ...Object.fromEntries(['z', 'q', 'k', 'v', 'pattern'].flatMap((h) => [[h, ['layer', 'head']], [`${h}_by_pos`, ['layer', 'pos', 'head']]])),
+  ...Object.fromEntries(
+    ['z', 'q', 'k', 'v', 'pattern'].flatMap((h) => [
+      [h, ['layer', 'head']],
+      [`${h}_by_pos`, ['layer', 'pos', 'head']],
+    ]),
+  ),
   ...Object.fromEntries(['resid_pre', 'resid_mid', 'resid_post', 'attn_out', 'mlp_out'].map((s) => [s, ['layer', 'pos']])),
 };
 import { PY_INTERVENE, PY_METRICS } from './hf-runtime.ts';
 
 /** TransformerLens' patching function for each site, and whether its grid is [layer, pos, head]. */
 function tlPatch(site: string): { call: string; posHead: boolean } {
-  const generic = (name: string) =>
-    `partial(patching.generic_activation_patch, patch_setter=patching.layer_pos_patch_setter, activation_name=${pyStr(name)}, index_axis_names=("layer", "pos"))`;
+  const generic = (name: string) => `partial(patching.generic_activation_patch, patch_setter=patching.layer_pos_patch_setter, activation_name=${pyStr(name)}, index_axis_names=("layer", "pos"))`;
   const head = { z: 'out', q: 'q', k: 'k', v: 'v', pattern: 'pattern' } as Record<string, string>;
   if (site === 'resid_post') return { call: generic('resid_post'), posHead: false };
   if (site === 'pattern_dest_src') return { call: 'patching.get_act_patch_attn_head_pattern_dest_src_pos', posHead: false };

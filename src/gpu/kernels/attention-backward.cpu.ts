@@ -65,8 +65,7 @@ export function attnDVCpu(dv: Out, pattern: ArrayLike<number>, dz: ArrayLike<num
   for (let b = 0; b < B; b++)
     for (let h = 0; h < H; h++)
       for (let i = 0; i < T; i++)
-        for (let j = 0; j <= i; j++)
-          for (let d = 0; d < dh; d++) dv[((b * T + j) * Hkv + g(h, H, Hkv)) * dh + d] += pattern[((b * H + h) * T + i) * T + j] * dz[((b * T + i) * H + h) * dh + d];
+        for (let j = 0; j <= i; j++) for (let d = 0; d < dh; d++) dv[((b * T + j) * Hkv + g(h, H, Hkv)) * dh + d] += pattern[((b * H + h) * T + i) * T + j] * dz[((b * T + i) * H + h) * dh + d];
 }
 
 /** dscores = pattern (dpattern - sum pattern dpattern) below the diagonal, 0 above. */
@@ -81,7 +80,19 @@ export function attnSoftmaxBackwardCpu(dscores: Out, pattern: ArrayLike<number>,
 }
 
 /** dq and dk from dscores (times the scores' scale, default 1/sqrt(dh)). */
-export function attnDQKCpu(dq: Out, dk: Out, dscores: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, B: number, T: number, H: number, dh: number, Hkv = H, scale = 1 / Math.sqrt(dh)): void {
+export function attnDQKCpu(
+  dq: Out,
+  dk: Out,
+  dscores: ArrayLike<number>,
+  q: ArrayLike<number>,
+  k: ArrayLike<number>,
+  B: number,
+  T: number,
+  H: number,
+  dh: number,
+  Hkv = H,
+  scale = 1 / Math.sqrt(dh),
+): void {
   dq.fill(0);
   dk.fill(0);
   for (let b = 0; b < B; b++)

@@ -21,10 +21,35 @@ function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer
 
 /** result [BT, H, C] = z [BT, H, dh] per head @ W_O [H*dh, C]. */
 export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBuffer, BT: number, H: number, dh: number, C: number, params: Params[], label: string, f16W = false): Dispatch {
-  return prepare(gpu, 'head_result_v1', [BT, H, dh, C], [[z, BT * H * dh], [W_O, H * dh * C, f16W ? 2 : 4], [result, BT * H * C]], BT * H * C, params, label, f16W);
+  return prepare(
+    gpu,
+    'head_result_v1',
+    [BT, H, dh, C],
+    [
+      [z, BT * H * dh],
+      [W_O, H * dh * C, f16W ? 2 : 4],
+      [result, BT * H * C],
+    ],
+    BT * H * C,
+    params,
+    label,
+    f16W,
+  );
 }
 
 /** out [BT, C] = sum over heads of result [BT, H, C] + b_O [C]. */
 export function sumHeads(gpu: Gpu, out: GPUBuffer, result: GPUBuffer, b_O: GPUBuffer, BT: number, H: number, C: number, params: Params[], label: string): Dispatch {
-  return prepare(gpu, 'sum_heads_v1', [BT, H, 0, C], [[result, BT * H * C], [b_O, C], [out, BT * C]], BT * C, params, label);
+  return prepare(
+    gpu,
+    'sum_heads_v1',
+    [BT, H, 0, C],
+    [
+      [result, BT * H * C],
+      [b_O, C],
+      [out, BT * C],
+    ],
+    BT * C,
+    params,
+    label,
+  );
 }

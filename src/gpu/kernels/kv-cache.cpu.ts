@@ -17,7 +17,6 @@ export function kvAssembleCpu(
   for (let b = 0; b < B; b++) {
     const s = starts?.[b] ?? q0;
     const r = pastRows?.[b] ?? 0;
-    for (let t = 0; t < T; t++)
-      for (let e = 0; e < HD; e++) full[(b * T + t) * HD + e] = t < s ? past[(r * pastLen + t) * HD + e] : fresh[(b * (T - q0) + t - q0) * HD + e];
+    for (let t = 0; t < T; t++) for (let e = 0; e < HD; e++) full[(b * T + t) * HD + e] = t < s ? past[(r * pastLen + t) * HD + e] : fresh[(b * (T - q0) + t - q0) * HD + e];
   }
 }

@@ -36,30 +36,52 @@ function prepare(
 
 /** dn [rows, C] = dy * w (the gain's backward into hook_normalized). */
 export function normGainBackward(gpu: Gpu, dn: GPUBuffer, dy: GPUBuffer, w: GPUBuffer, rows: number, C: number, params: Params[], label: string): Dispatch {
-  return prepare(gpu, 'norm_gain_backward_v1', {}, rows, C, [[1, dy, rows * C], [3, w, C], [4, dn, rows * C]], itemGrid(gpu, rows * C), params, label);
+  return prepare(
+    gpu,
+    'norm_gain_backward_v1',
+    {},
+    rows,
+    C,
+    [
+      [1, dy, rows * C],
+      [3, w, C],
+      [4, dn, rows * C],
+    ],
+    itemGrid(gpu, rows * C),
+    params,
+    label,
+  );
 }
 
 /** dw [C] (+)= sum_r dy n; db [C] (+)= sum_r dy (db null for RMSNorm). */
-export function normParamGrad(
-  gpu: Gpu,
-  dw: GPUBuffer,
-  db: GPUBuffer | null,
-  dy: GPUBuffer,
-  n: GPUBuffer,
-  rows: number,
-  C: number,
-  params: Params[],
-  label: string,
-  accumulate = false,
-): Dispatch {
-  const bind: Array<[number, GPUBuffer, number]> = [[1, dy, rows * C], [2, n, rows * C], [4, dw, C]];
+export function normParamGrad(gpu: Gpu, dw: GPUBuffer, db: GPUBuffer | null, dy: GPUBuffer, n: GPUBuffer, rows: number, C: number, params: Params[], label: string, accumulate = false): Dispatch {
+  const bind: Array<[number, GPUBuffer, number]> = [
+    [1, dy, rows * C],
+    [2, n, rows * C],
+    [4, dw, C],
+  ];
   if (db) bind.push([5, db, C]);
   return prepare(gpu, 'norm_param_grad_v1', { rms: !db, acc: accumulate }, rows, C, bind, [Math.ceil(C / gpu.workgroupSize), 1, 1], params, label);
 }
 
 /** dscale [rows] = -sum_c dn n / scale (hook_scale's gradient). */
 export function normScaleGrad(gpu: Gpu, dscale: GPUBuffer, dn: GPUBuffer, n: GPUBuffer, scale: GPUBuffer, rows: number, C: number, params: Params[], label: string): Dispatch {
-  return prepare(gpu, 'norm_scale_grad_v1', {}, rows, C, [[1, dn, rows * C], [2, n, rows * C], [3, scale, rows], [4, dscale, rows]], grid1d(gpu, rows, 1), params, label);
+  return prepare(
+    gpu,
+    'norm_scale_grad_v1',
+    {},
+    rows,
+    C,
+    [
+      [1, dn, rows * C],
+      [2, n, rows * C],
+      [3, scale, rows],
+      [4, dscale, rows],
+    ],
+    grid1d(gpu, rows, 1),
+    params,
+    label,
+  );
 }
 
 export interface NormInputGradArgs {
@@ -80,7 +102,12 @@ export interface NormInputGradArgs {
 /** dx (+)= the norm's input gradient from dn and dscale. */
 export function normInputGrad(gpu: Gpu, a: NormInputGradArgs, params: Params[]): Dispatch {
   const { rows, C } = a;
-  const bind: Array<[number, GPUBuffer, number]> = [[1, a.dn, rows * C], [2, a.n, rows * C], [3, a.scale, rows], [4, a.dx, rows * C]];
+  const bind: Array<[number, GPUBuffer, number]> = [
+    [1, a.dn, rows * C],
+    [2, a.n, rows * C],
+    [3, a.scale, rows],
+    [4, a.dx, rows * C],
+  ];
   if (a.dscale) bind.push([6, a.dscale, rows]);
   return prepare(gpu, 'norm_input_grad_v1', { rms: a.rms, detach: !a.dscale, acc: !!a.accumulate }, rows, C, bind, grid1d(gpu, rows, 1), params, a.label);
 }

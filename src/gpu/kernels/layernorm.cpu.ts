@@ -5,16 +5,7 @@
  *   normalizeCpu:  normalized = (x - mean) / scale (rms: x / scale), the scale as given.
  *   affineCpu:     y = normalized * w + b (no b: normalized * w).
  */
-export function layernormCpu(
-  out: Float32Array,
-  scale: Float32Array,
-  x: Float32Array,
-  w: Float32Array,
-  b: Float32Array,
-  rows: number,
-  C: number,
-  eps: number,
-): void {
+export function layernormCpu(out: Float32Array, scale: Float32Array, x: Float32Array, w: Float32Array, b: Float32Array, rows: number, C: number, eps: number): void {
   for (let r = 0; r < rows; r++) {
     const base = r * C;
     let sum = 0;

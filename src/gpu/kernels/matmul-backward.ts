@@ -153,8 +153,7 @@ export function matmulDw(gpu: Gpu, a: MatmulDwArgs, params: Params[], version: M
     entries.push({ binding: 6, resource: { buffer: a.affine.gain, offset: 0, size: K * 4 } });
     entries.push({ binding: 7, resource: { buffer: a.affine.bias, offset: 0, size: K * 4 } });
   }
-  const groups: [number, number, number] =
-    v === 'v1' ? [Math.ceil(N / 16), Math.ceil(K / 16), 1] : [Math.ceil(N / (DW_TILE[1] * V2_GROUP)), Math.ceil(K / DW_TILE[0]), 1];
+  const groups: [number, number, number] = v === 'v1' ? [Math.ceil(N / 16), Math.ceil(K / 16), 1] : [Math.ceil(N / (DW_TILE[1] * V2_GROUP)), Math.ceil(K / DW_TILE[0]), 1];
   return dispatch(gpu, a.label, variant, `matmul_dw_${v}`, entries, groups);
 }
 

@@ -76,7 +76,7 @@ export interface SaeStepCpu {
 export function topIndices(v: ArrayLike<number>, n: number, k: number, allowed?: Uint8Array): number[] {
   const idx: number[] = [];
   for (let j = 0; j < n; j++) if (!allowed || allowed[j]) idx.push(j);
-  idx.sort((a, b) => (v[b]! - v[a]!) || a - b);
+  idx.sort((a, b) => v[b]! - v[a]! || a - b);
   return idx.slice(0, k);
 }
 
@@ -98,10 +98,11 @@ export function saeStepCpu(p: SaeParamsCpu, x: Arr, d: SaeDims, h: SaeStepHyper)
   for (let b = 0; b < B; b++) {
     const row = pre.subarray(b * S, (b + 1) * S);
     if (h.architecture === 'topk') {
-      for (const j of topIndices(row, S, h.k!)) if (row[j]! > 0) {
-        acts[b * S + j] = row[j]!;
-        gate[b * S + j] = 1;
-      }
+      for (const j of topIndices(row, S, h.k!))
+        if (row[j]! > 0) {
+          acts[b * S + j] = row[j]!;
+          gate[b * S + j] = 1;
+        }
     } else {
       for (let j = 0; j < S; j++) {
         const on = h.architecture === 'standard' ? row[j]! > 0 : row[j]! > theta![j]!;
@@ -244,4 +245,3 @@ export function saeStepCpu(p: SaeParamsCpu, x: Arr, d: SaeDims, h: SaeStepHyper)
     grads: { W_enc: gW_enc, b_enc: gb_enc, W_dec: gW_dec, b_dec: gb_dec, ...(gLogTheta ? { log_threshold: gLogTheta } : {}) },
   };
 }
-

@@ -27,8 +27,27 @@ export type SaeEntry =
 
 /** The shader's bindings by name (its declarations, binding numbers 1 to 21). */
 const BINDING = {
-  clk: 1, store: 2, b_dec: 3, x: 4, xc: 5, pre: 6, log_threshold: 7, acts: 8, aux_sel: 9, since: 10, stats: 11,
-  W_dec: 12, norms: 13, mean: 14, recon: 15, g_out: 16, row_stats: 17, d_in_a: 18, d_in_b: 19, W_enc: 20, metrics: 21,
+  clk: 1,
+  store: 2,
+  b_dec: 3,
+  x: 4,
+  xc: 5,
+  pre: 6,
+  log_threshold: 7,
+  acts: 8,
+  aux_sel: 9,
+  since: 10,
+  stats: 11,
+  W_dec: 12,
+  norms: 13,
+  mean: 14,
+  recon: 15,
+  g_out: 16,
+  row_stats: 17,
+  d_in_a: 18,
+  d_in_b: 19,
+  W_enc: 20,
+  metrics: 21,
 } as const;
 
 export type SaeBinding = keyof typeof BINDING;

@@ -59,9 +59,25 @@ function layout(d: TmsDims, entry: Entry): Record<keyof TmsBuffers, [number, num
   const v2 = entry.endsWith('_v2'); // xt holds dpre^T and x^T side by side
   const v3 = entry.endsWith('_v3'); // loss_part holds [I, F] sums
   return {
-    W: [1, I * F * H], b: [2, I * F], importance: [3, I * F], x: [4, B * I * F], h: [5, B * I * H], y: [6, B * I * F],
-    lossPart: [7, v3 ? I * F : B * I], dpre: [8, B * I * F], dh: [9, B * I * H], dW: [10, I * F * H], db: [11, I * F], loss: [12, I],
-    hh: [0, 0], xt: [13, I * F * (v2 ? 2 * B : B)], wt: [14, I * H * F], ht: [0, 0], dht: [0, 0], dwa: [15, I * H * F], dwb: [16, I * H * F],
+    W: [1, I * F * H],
+    b: [2, I * F],
+    importance: [3, I * F],
+    x: [4, B * I * F],
+    h: [5, B * I * H],
+    y: [6, B * I * F],
+    lossPart: [7, v3 ? I * F : B * I],
+    dpre: [8, B * I * F],
+    dh: [9, B * I * H],
+    dW: [10, I * F * H],
+    db: [11, I * F],
+    loss: [12, I],
+    hh: [0, 0],
+    xt: [13, I * F * (v2 ? 2 * B : B)],
+    wt: [14, I * H * F],
+    ht: [0, 0],
+    dht: [0, 0],
+    dwa: [15, I * H * F],
+    dwb: [16, I * H * F],
   };
 }
 
