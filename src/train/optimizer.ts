@@ -81,10 +81,10 @@ export class Optimizer {
         this.partials = gpu.device.createBuffer({ size: total * 4, usage: 0x80, label: 'gradient norm partials' });
         let at = 0;
         entries.forEach((e, k) => {
-          this.steps.push(sumsq(gpu, e.grad, e.gradStart ?? 0, e.n, this.partials!, at, this.params, `${e.name} sum of squares`));
+          this.steps.push(sumsq(gpu, { grad: e.grad, gradStart: e.gradStart ?? 0, n: e.n, partials: this.partials!, partStart: at, label: `${e.name} sum of squares` }, this.params));
           at += counts[k]!;
         });
-        this.steps.push(clip(gpu, this.partials, total, clock.buffer, clipNorm, this.params, 'clip gradients'));
+        this.steps.push(clip(gpu, { partials: this.partials, count: total, clock: clock.buffer, maxNorm: clipNorm, label: 'clip gradients' }, this.params));
       }
       const zeros = (e: UpdateEntry, slot: string) => {
         const t = Tensor.from(gpu, new Float32Array(e.n), [e.n], `${e.name}.${slot}`);

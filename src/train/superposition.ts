@@ -143,7 +143,7 @@ export class ToyModel {
         ...Object.fromEntries((['hh', 'xt', 'wt', 'ht', 'dht', 'dwa', 'dwb'] as const).filter((n) => k[n]).map((n) => [n, k[n]!.buffer])),
       };
       const steps: Step[] = [
-        sparseFeatures(gpu, k.x.buffer, k.prob.buffer, B, I, F, config.seed ?? 0, clock.buffer, this.uniforms, 'toy features'),
+        sparseFeatures(gpu, { x: k.x.buffer, prob: k.prob.buffer, B, I, F, seed: config.seed ?? 0, clock: clock.buffer, label: 'toy features' }, this.uniforms),
         ...(v === 'v3'
           ? tmsStepV3(gpu, bufs, this.dims, this.uniforms, 'toy')
           : v === 'v2'

@@ -88,7 +88,7 @@ describe('residual backward: gradient fan-in', () => {
     const y0 = uniform(rng, 1001);
     const y = upload(y0, 'y');
     const z = empty(1001, 'z');
-    submitSteps(kh.gpu, [accumulate(kh.gpu, y.buffer, upload(x, 'x').buffer, 1001, params, 'acc'), fill(kh.gpu, z.buffer, 1001, params, 'fill')], 'acc');
+    submitSteps(kh.gpu, [accumulate(kh.gpu, { y: y.buffer, x: upload(x, 'x').buffer, n: 1001, label: 'acc' }, params), fill(kh.gpu, { y: z.buffer, n: 1001, label: 'fill' }, params)], 'acc');
     const ref = Float64Array.from(y0);
     accumulateCpu(ref, x, 1001);
     expectNear('y += x', await y.read(), ref, { abs: 0, rel: U });

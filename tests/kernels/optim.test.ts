@@ -115,10 +115,10 @@ describe('sumsq_v1 + clip_v1', () => {
       const steps: Dispatch[] = [];
       let at = 0;
       grads.forEach((g, k) => {
-        steps.push(sumsq(kh.gpu, upload(g, 'grad').buffer, OFFSET.grad, SIZES[k]!, partials.buffer, at, params, `sumsq ${SIZES[k]}`));
+        steps.push(sumsq(kh.gpu, { grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n: SIZES[k]!, partials: partials.buffer, partStart: at, label: `sumsq ${SIZES[k]}` }, params));
         at += sumsqPartials(SIZES[k]!);
       });
-      steps.push(clip(kh.gpu, partials.buffer, total, clock, maxNorm, params, 'clip'));
+      steps.push(clip(kh.gpu, { partials: partials.buffer, count: total, clock, maxNorm, label: 'clip' }, params));
       submitSteps(kh.gpu, steps, 'grad norm');
       const header = await readBuffer(kh.gpu, clock, 0, 16);
       const ref = gradNormCpu(
@@ -139,7 +139,14 @@ describe('sumsq_v1 + clip_v1', () => {
     for (let r = 0; r < 2; r++) {
       const clock = clockWith(0, [[0, 0, 0]], 1);
       const partials = upload(new Float32Array(count), 'partials');
-      submitSteps(kh.gpu, [sumsq(kh.gpu, upload(g, 'grad').buffer, 0, g.length, partials.buffer, 0, params, 'sumsq'), clip(kh.gpu, partials.buffer, count, clock, 1, params, 'clip')], 'norm');
+      submitSteps(
+        kh.gpu,
+        [
+          sumsq(kh.gpu, { grad: upload(g, 'grad').buffer, gradStart: 0, n: g.length, partials: partials.buffer, partStart: 0, label: 'sumsq' }, params),
+          clip(kh.gpu, { partials: partials.buffer, count, clock, maxNorm: 1, label: 'clip' }, params),
+        ],
+        'norm',
+      );
       out.push((await readBuffer(kh.gpu, clock, 8, 4))[0]!);
     }
     expect(out[0]).toBe(out[1]);
