@@ -368,7 +368,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     let yRows = yF;
     let gRows = g.normOut;
     if (select) {
-      op(...gather(gpu, g.ySel, g.sel, [{ buffer: yF, row0: 0, rows: BT }], B * P, C, params, 'unembed input rows')); // (B, P, C)
+      op(...gather(gpu, { out: g.ySel, ids: g.sel, table: [{ buffer: yF, row0: 0, rows: BT }], n: B * P, C, label: 'unembed input rows' }, params)); // (B, P, C)
       yRows = g.ySel;
       gRows = g.gYSel;
     }
@@ -379,17 +379,17 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const NV = columns.length;
       gpu.device.queue.writeBuffer(g.colIds, 0, Uint32Array.from(columns));
       if (colIndex) writeScatterIndex(gpu, colIndex, columns);
-      op(...gather(gpu, g.colW, g.colIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+      op(...gather(gpu, { out: g.colW, ids: g.colIds, table: w.W_U_rows, n: NV, C, f16Table: w.f16, label: 'unembed columns' }, params)); // (NV, C)
       op(matmul(gpu, { out: gRows, a: dlogits, b: g.colW, M: B * P, N: C, K: NV, label: 'unembed columns dX' }, params)); // (B, P, C)
       if (unembedGrads) {
         op(transposeInput(gpu, { x: dlogits, M: B * P, K: NV, out: g.colT, label: 'logits gradient transposed' }, params)); // (NV, B P)
         op(matmul(gpu, { out: g.colDW, a: g.colT, b: yRows, M: NV, N: C, K: B * P, label: 'unembed columns dW' }, params)); // (NV, C)
         if (!acc) for (const c of unembedGrads) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'unembedding gradient' }, params));
-        op(...scatterAdd(gpu, unembedGrads, g.colDW, colIndex!, C, params, 'unembed columns dW scatter', true)); // (d_vocab, C)
+        op(...scatterAdd(gpu, { dtable: unembedGrads, dsrc: g.colDW, index: colIndex!, C, accumulate: true, label: 'unembed columns dW scatter' }, params)); // (d_vocab, C)
         if (wg!.b_U) {
           op(biasGrad(gpu, { M: B * P, N: NV, g: dlogits, db: g.colDb, label: 'unembed columns db' }, params)); // (NV)
           if (!acc) for (const c of wg!.b_U) op(fill(gpu, { y: c.buffer, n: c.rows, label: 'unembedding bias gradient' }, params));
-          op(...scatterAdd(gpu, wg!.b_U, g.colDb, colIndex!, 1, params, 'unembed columns db scatter', true)); // (d_vocab)
+          op(...scatterAdd(gpu, { dtable: wg!.b_U, dsrc: g.colDb, index: colIndex!, C: 1, accumulate: true, label: 'unembed columns db scatter' }, params)); // (d_vocab)
         }
       }
     } else {
@@ -437,7 +437,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     }
     if (select) {
       op(fill(gpu, { y: g.normOut, n: BT * C, label: 'unembed.hook_in gradient' }, params)); // zero where the metric reads nothing
-      op(...scatterAdd(gpu, [{ buffer: g.normOut, row0: 0, rows: BT }], g.gYSel, selIndex!, C, params, 'unembed input rows backward')); // (B, T, C)
+      op(...scatterAdd(gpu, { dtable: [{ buffer: g.normOut, row0: 0, rows: BT }], dsrc: g.gYSel, index: selIndex!, C, label: 'unembed input rows backward' }, params)); // (B, T, C)
     }
     site('unembed.hook_in', g.normOut, [B, T, C]);
     norm('ln_final', finalN, finalS, w.lnf_w, w.lnf_b, wg?.lnf_w, wg?.lnf_b, residNorm(false));
@@ -561,10 +561,10 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       // zeros (tokens that do not occur get none) unless accumulating across runs.
       const tied = wg.W_U === null;
       if (!tied && !acc) for (const c of wg.W_E) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'embed.W_E gradient' }, params));
-      op(...scatterAdd(gpu, wg.W_E, embedGrad, tokenIndex, C, params, 'embed.W_E backward', true)); // (d_vocab, C)
+      op(...scatterAdd(gpu, { dtable: wg.W_E, dsrc: embedGrad, index: tokenIndex, C, accumulate: true, label: 'embed.W_E backward' }, params)); // (d_vocab, C)
       if (wg.W_pos && posIndex) {
         if (!acc) for (const c of wg.W_pos) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'pos_embed.W_pos gradient' }, params));
-        op(...scatterAdd(gpu, wg.W_pos, g.posEmbed, posIndex, C, params, 'pos_embed.W_pos backward', true)); // (n_ctx, C)
+        op(...scatterAdd(gpu, { dtable: wg.W_pos, dsrc: g.posEmbed, index: posIndex, C, accumulate: true, label: 'pos_embed.W_pos backward' }, params)); // (n_ctx, C)
       }
     }
 

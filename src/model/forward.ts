@@ -411,14 +411,14 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       0,
       new Uint32Array(BT).map((_, i) => i % T),
     );
-    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C)
+    op(...gather(gpu, { out: a.embed, ids: a.ids, table: w.W_E, n: BT, C, f16Table: w.f16, scale: embedScale, label: 'embed' }, params)); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
-    op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed', w.f16)); // (B, T, C)
+    op(...gather(gpu, { out: a.posEmbed, ids: a.posIds, table: w.W_pos, n: BT, C, f16Table: w.f16, label: 'pos_embed' }, params)); // (B, T, C)
     site('hook_pos_embed', a.posEmbed, [B, T, C]);
     op(add(gpu, { out: resid[0], a: a.embed, b: a.posEmbed, n: BT * C, label: 'embed + pos_embed' }, params)); // (B, T, C)
   } else if (!r.resumed) {
     // Rotary models add no position vector: the embedding is the residual stream.
-    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C) (Gemma: times sqrt(d_model))
+    op(...gather(gpu, { out: resid[0], ids: a.ids, table: w.W_E, n: BT, C, f16Table: w.f16, scale: embedScale, label: 'embed' }, params)); // (B, T, C) (Gemma: times sqrt(d_model))
     site('hook_embed', resid[0], [B, T, C]);
   }
 
@@ -462,8 +462,12 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     if (r.pastLen > 0) {
       const starts = r.ragged ? a.starts : null; // per row: positions before its start come from past
       const rows = a.pastRows ?? null; // per row: which cached prompt
-      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
-      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
+      op(
+        kvAssemble(gpu, { full: a.kFull, past: a[`pastK${l}`], fresh: k, B, T, q0: p0, HD: KD, starts, pastLen: r.pastLen, pastRows: rows, pastBatch: r.pastBatch, label: `${L}.attn.k past` }, params),
+      ); // (B, T, Hkv, dh)
+      op(
+        kvAssemble(gpu, { full: a.vFull, past: a[`pastV${l}`], fresh: v, B, T, q0: p0, HD: KD, starts, pastLen: r.pastLen, pastRows: rows, pastBatch: r.pastBatch, label: `${L}.attn.v past` }, params),
+      ); // (B, T, Hkv, dh)
       k = a.kFull;
       v = a.vFull;
     }
@@ -548,13 +552,13 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   if (r.select) {
     // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
     // ln_final itself as a one-chunk table).
-    op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
+    op(...gather(gpu, { out: a.lnfSel, ids: a.selIds, table: [{ buffer: a.lnf, row0: 0, rows: BT }], n: B * P, C, label: 'logit positions' }, params)); // (B, P, C)
     unembedIn = a.lnfSel;
   }
   if (r.logitTokens) {
     // A few vocabulary columns (a logit difference): gather their unembedding rows, then one small product.
     gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
-    op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+    op(...gather(gpu, { out: a.unembedW, ids: a.unembedIds, table: w.W_U_rows, n: NV, C, f16Table: w.f16, label: 'unembed columns' }, params)); // (NV, C)
     const bias = w.host.b_U ? a.unembedB : null;
     if (bias)
       gpu.device.queue.writeBuffer(

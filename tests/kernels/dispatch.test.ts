@@ -141,6 +141,6 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
       n = 30;
     const table = arena.uploadRows(normal(rng, V * C), V, C, 'table');
     const ids = upload(new Float32Array(ints(rng, n, V).buffer));
-    await same('gather', n * C, (g, out) => gather(g, out, ids.buffer, table, n, C, params, 'gather'));
+    await same('gather', n * C, (g, out) => gather(g, { out, ids: ids.buffer, table, n, C, label: 'gather' }, params));
   });
 });
