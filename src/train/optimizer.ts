@@ -97,14 +97,14 @@ export class Optimizer {
           const [beta1, beta2] = options.betas ?? [0.9, 0.999];
           this.adam = { beta1, beta2, eps: options.eps ?? 1e-8, weightDecay: options.weightDecay ?? 0.01 };
           const h = { ...this.adam, weightDecay: e.weightDecay ?? this.adam.weightDecay };
-          this.steps.push(adamw(gpu, target, zeros(e, 'exp_avg'), zeros(e, 'exp_avg_sq'), h, this.params));
+          this.steps.push(adamw(gpu, { ...target, m: zeros(e, 'exp_avg'), v: zeros(e, 'exp_avg_sq'), hyper: h }, this.params));
         } else {
           const h: SgdHyper = { momentum: options.momentum ?? 0, dampening: options.dampening ?? 0, nesterov: options.nesterov ?? false, weightDecay: e.weightDecay ?? options.weightDecay ?? 0 };
           if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) throw new Error('SGD: Nesterov momentum requires a momentum and zero dampening (as in torch.optim.SGD)');
           // Without momentum the buffer is never read or written, but it is bound (a writable
           // binding may not alias the gradient's): a one-element stand-in.
           const buf = h.momentum !== 0 ? zeros(e, 'momentum_buffer') : this.standIn(gpu);
-          this.steps.push(sgd(gpu, target, buf, h, this.params));
+          this.steps.push(sgd(gpu, { ...target, buf, hyper: h }, this.params));
         }
       }
     } catch (e) {

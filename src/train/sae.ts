@@ -21,7 +21,7 @@ import { add } from '../gpu/kernels/elementwise.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { transpose } from '../gpu/kernels/transpose.ts';
 import type { SaeArchitecture } from '../gpu/kernels/sae-train.cpu.ts';
-import { saeKernel, type SaeBinding, type SaeKernelDims } from '../gpu/kernels/sae-train.ts';
+import { saeKernel, type SaeBinding, type SaeKernelArgs, type SaeKernelDims } from '../gpu/kernels/sae-train.ts';
 import type { Params, Step } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
@@ -215,7 +215,7 @@ export class SaeTraining {
       const logT = arch === 'jumprelu' ? p('log_threshold') : null;
       const U = this.uniforms;
       const dims = this.dims;
-      const k1 = (entry: Parameters<typeof saeKernel>[1], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) => saeKernel(gpu, entry, dims, b, U, `sae ${label}`, extra);
+      const k1 = (entry: SaeKernelArgs['entry'], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) => saeKernel(gpu, { entry, dims, buffers: b, extra, label: `sae ${label}` }, U);
       const W_enc = p('W_enc'),
         b_enc = p('b_enc'),
         W_dec = p('W_dec'),

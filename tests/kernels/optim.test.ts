@@ -56,7 +56,11 @@ describe('adamw_v1', () => {
     const clock = clockWith(0, rows, 0.37);
     const param = upload(p0, 'param');
     const [m, v] = [upload(new Float32Array(n), 'm'), upload(new Float32Array(n), 'v')];
-    const update = adamw(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'adamw' }, m.buffer, v.buffer, h, params);
+    const update = adamw(
+      kh.gpu,
+      { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'adamw', m: m.buffer, v: v.buffer, hyper: h },
+      params,
+    );
     const steps: Dispatch[] = [];
     for (let k = 0; k < UPDATES; k++) steps.push(update, tick(kh.gpu, clock, 'tick'));
     submitSteps(kh.gpu, steps, 'adamw');
@@ -93,7 +97,7 @@ describe('sgd_v1', () => {
     );
     const param = upload(p0, 'param');
     const buf = upload(new Float32Array(n).fill(Number.NaN), 'momentum'); // set at update 1, never read before
-    const update = sgd(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'sgd' }, buf.buffer, h, params);
+    const update = sgd(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'sgd', buf: buf.buffer, hyper: h }, params);
     const steps: Dispatch[] = [];
     for (let k = 0; k < UPDATES; k++) steps.push(update, tick(kh.gpu, clock, 'tick'));
     submitSteps(kh.gpu, steps, 'sgd');
