@@ -284,7 +284,7 @@ async function resolveSource(
       const P = pooled ? 1 : T;
       const t = Tensor.empty(gpu, [P, layout.heads, layout.F], `mean ${hook}`);
       temps.push(t);
-      prelude.push(batchMean(gpu, t.buffer, ref.buffer, refLayout, pooled, params, `mean ${hook}`));
+      prelude.push(batchMean(gpu, { out: t.buffer, x: ref.buffer, layout: refLayout, pooled, label: `mean ${hook}` }, params));
       return { buffer: t.buffer, floats: t.numel, headStride: layout.F, base: (_b, p) => (pooled ? 0 : p) * perHead };
     }
   }

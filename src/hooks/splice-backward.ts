@@ -146,7 +146,7 @@ export function spliceSaeBackward(
       }
       // Y's own value reaches Y' only through the error term.
       if (gErr) steps.push(copy(gErr, Y.buffer, nOut));
-      else op(fill(gpu, Y.buffer, nOut, params, `${L} output replaced`));
+      else op(fill(gpu, { y: Y.buffer, n: nOut, label: `${L} output replaced` }, params));
       const share = saeInputBackward(gpu, { out: X.buffer, d: dXin, gain: r.gain, n: rows * c.d_in, width: c.d_in, accumulate: true, label: `${L} to ${r.hookIn}` }, params);
       insert(r.hookOut, steps);
       if (toX) insert(r.hookIn, [share]);

@@ -206,7 +206,7 @@ export function spliceSaes(gpu: Gpu, plan: ForwardPlan, uses: readonly SaeUse[],
       if (err) outSteps.push(site('hook_sae_error', err));
       // The reconstruction (plus the error) replaces the output hook's tensor in place.
       const write: Dispatch = err
-        ? add(gpu, Y.buffer, recons, err, rows * c.d_out, params, `${L} output`)
+        ? add(gpu, { out: Y.buffer, a: recons, b: err, n: rows * c.d_out, label: `${L} output` }, params)
         : saeInput(gpu, { out: Y.buffer, x: recons, n: rows * c.d_out, width: c.d_out, label: `${L} output` }, params);
       outSteps.push(write, site('hook_sae_output', Y.buffer));
       insert(c.hook_name_out, outSteps);

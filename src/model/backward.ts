@@ -320,7 +320,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       if (dW) {
         op(transposeInput(gpu, { x, M: BT, K, affine, out: g.xT, label: `${label} input transposed` }, params)); // (K, B T)
         op(matmul(gpu, { out: acc ? g.dwPart : dW, a: g.xT, b: dY, M: K, N, K: BT, label: `${label} dW` }, params)); // (K, N)
-        if (acc) op(accumulate(gpu, dW, g.dwPart, K * N, params, `${label} dW add`));
+        if (acc) op(accumulate(gpu, { y: dW, x: g.dwPart, n: K * N, label: `${label} dW add` }, params));
       }
       if (db) op(biasGrad(gpu, { M: BT, N, g: dY, db, accumulate: acc, label: `${label} db` }, params));
     };
@@ -341,10 +341,10 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const rows = io.heads ? BT * io.heads : BT;
       const width = io.heads ? dh : C;
       const lead = io.heads ? [B, T, io.heads] : [B, T];
-      op(normGainBackward(gpu, g.normalized, io.dY, gain, rows, width, params, `${prefix} gain backward`)); // (B, T, C)
-      if (dGain) op(normParamGrad(gpu, dGain, dBias ?? null, io.dY, n, rows, width, params, `${prefix} dw`, acc));
+      op(normGainBackward(gpu, { dn: g.normalized, dy: io.dY, w: gain, rows, C: width, label: `${prefix} gain backward` }, params)); // (B, T, C)
+      if (dGain) op(normParamGrad(gpu, { dw: dGain, db: dBias ?? null, dy: io.dY, n, rows, C: width, accumulate: acc, label: `${prefix} dw` }, params));
       site(`${prefix}.hook_normalized`, g.normalized, [...lead, width]);
-      op(normScaleGrad(gpu, g.scale, g.normalized, n, s, rows, width, params, `${prefix} scale backward`)); // (B, T, 1)
+      op(normScaleGrad(gpu, { dscale: g.scale, dn: g.normalized, n, scale: s, rows, C: width, label: `${prefix} scale backward` }, params)); // (B, T, 1)
       site(`${prefix}.hook_scale`, g.scale, [...lead, 1]);
       op(
         normInputGrad(
@@ -368,7 +368,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
     let yRows = yF;
     let gRows = g.normOut;
     if (select) {
-      op(...gather(gpu, g.ySel, g.sel, [{ buffer: yF, row0: 0, rows: BT }], B * P, C, params, 'unembed input rows')); // (B, P, C)
+      op(...gather(gpu, { out: g.ySel, ids: g.sel, table: [{ buffer: yF, row0: 0, rows: BT }], n: B * P, C, label: 'unembed input rows' }, params)); // (B, P, C)
       yRows = g.ySel;
       gRows = g.gYSel;
     }
@@ -379,17 +379,17 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const NV = columns.length;
       gpu.device.queue.writeBuffer(g.colIds, 0, Uint32Array.from(columns));
       if (colIndex) writeScatterIndex(gpu, colIndex, columns);
-      op(...gather(gpu, g.colW, g.colIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+      op(...gather(gpu, { out: g.colW, ids: g.colIds, table: w.W_U_rows, n: NV, C, f16Table: w.f16, label: 'unembed columns' }, params)); // (NV, C)
       op(matmul(gpu, { out: gRows, a: dlogits, b: g.colW, M: B * P, N: C, K: NV, label: 'unembed columns dX' }, params)); // (B, P, C)
       if (unembedGrads) {
         op(transposeInput(gpu, { x: dlogits, M: B * P, K: NV, out: g.colT, label: 'logits gradient transposed' }, params)); // (NV, B P)
         op(matmul(gpu, { out: g.colDW, a: g.colT, b: yRows, M: NV, N: C, K: B * P, label: 'unembed columns dW' }, params)); // (NV, C)
-        if (!acc) for (const c of unembedGrads) op(fill(gpu, c.buffer, c.rows * C, params, 'unembedding gradient'));
-        op(...scatterAdd(gpu, unembedGrads, g.colDW, colIndex!, C, params, 'unembed columns dW scatter', true)); // (d_vocab, C)
+        if (!acc) for (const c of unembedGrads) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'unembedding gradient' }, params));
+        op(...scatterAdd(gpu, { dtable: unembedGrads, dsrc: g.colDW, index: colIndex!, C, accumulate: true, label: 'unembed columns dW scatter' }, params)); // (d_vocab, C)
         if (wg!.b_U) {
           op(biasGrad(gpu, { M: B * P, N: NV, g: dlogits, db: g.colDb, label: 'unembed columns db' }, params)); // (NV)
-          if (!acc) for (const c of wg!.b_U) op(fill(gpu, c.buffer, c.rows, params, 'unembedding bias gradient'));
-          op(...scatterAdd(gpu, wg!.b_U, g.colDb, colIndex!, 1, params, 'unembed columns db scatter', true)); // (d_vocab)
+          if (!acc) for (const c of wg!.b_U) op(fill(gpu, { y: c.buffer, n: c.rows, label: 'unembedding bias gradient' }, params));
+          op(...scatterAdd(gpu, { dtable: wg!.b_U, dsrc: g.colDb, index: colIndex!, C: 1, accumulate: true, label: 'unembed columns db scatter' }, params)); // (d_vocab)
         }
       }
     } else {
@@ -411,7 +411,7 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
             const block = { x: dlogits, xStart: chunk.row0 + v0, ldx: ldo, M: B * P, K: vs, out: g.vocab };
             op(copyBlock(gpu, { ...block, label: `logits gradient ${what}` }, params)); // (B P, vs)
             op(matmul(gpu, { out: first ? gRows : g.sumPart, a: g.vocab, b: chunk.buffer, bStart: v0 * C, f16B: w.f16, M: B * P, N: C, K: vs, label: `unembed dX ${what}` }, params)); // (B P, C)
-            if (!first) op(accumulate(gpu, gRows, g.sumPart, B * P * C, params, `unembed dX ${what} add`));
+            if (!first) op(accumulate(gpu, { y: gRows, x: g.sumPart, n: B * P * C, label: `unembed dX ${what} add` }, params));
             first = false;
             if (unembedGrads) {
               if (wg!.b_U) op(biasGrad(gpu, { M: B * P, N: vs, g: dlogits, gStart: chunk.row0 + v0, ldg: ldo, db: wg!.b_U[ci].buffer, dbStart: v0, label: `unembed db ${what}` }, params)); // (vs)
@@ -436,8 +436,8 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       }
     }
     if (select) {
-      op(fill(gpu, g.normOut, BT * C, params, 'unembed.hook_in gradient')); // zero where the metric reads nothing
-      op(...scatterAdd(gpu, [{ buffer: g.normOut, row0: 0, rows: BT }], g.gYSel, selIndex!, C, params, 'unembed input rows backward')); // (B, T, C)
+      op(fill(gpu, { y: g.normOut, n: BT * C, label: 'unembed.hook_in gradient' }, params)); // zero where the metric reads nothing
+      op(...scatterAdd(gpu, { dtable: [{ buffer: g.normOut, row0: 0, rows: BT }], dsrc: g.gYSel, index: selIndex!, C, label: 'unembed input rows backward' }, params)); // (B, T, C)
     }
     site('unembed.hook_in', g.normOut, [B, T, C]);
     norm('ln_final', finalN, finalS, w.lnf_w, w.lnf_b, wg?.lnf_w, wg?.lnf_b, residNorm(false));
@@ -466,13 +466,19 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       site(`${L}.mlp.hook_post`, g.post, [B, T, M]);
       const ln2 = affineOf(p.ln2_w, p.ln2_b);
       if (p.W_gate) {
-        op(activationBackward(gpu, cfg.act_fn, g.pre, S['mlp.hook_pre'], g.post, BT * M, params, `${L}.mlp.${cfg.act_fn} * up backward`, { up: S['mlp.hook_pre_linear'], dUp: g.preLinear })); // (B, T, d_mlp) x2
+        op(
+          activationBackward(
+            gpu,
+            { fn: cfg.act_fn, dx: g.pre, x: S['mlp.hook_pre'], dy: g.post, n: BT * M, gate: { up: S['mlp.hook_pre_linear'], dUp: g.preLinear }, label: `${L}.mlp.${cfg.act_fn} * up backward` },
+            params,
+          ),
+        ); // (B, T, d_mlp) x2
         site(`${L}.mlp.hook_pre_linear`, g.preLinear, [B, T, M]);
         site(`${L}.mlp.hook_pre`, g.pre, [B, T, M]);
         linear(`${L}.mlp.gate`, g.pre, M, C, p.W_gate, g.normOut, false, S['ln2.hook_normalized'], ln2, d?.W_gate ?? undefined, d?.b_gate ?? undefined); // (B, T, C)
         linear(`${L}.mlp.up`, g.preLinear, M, C, p.W_in, g.normOut, true, S['ln2.hook_normalized'], ln2, d?.W_in, d?.b_in);
       } else {
-        op(activationBackward(gpu, cfg.act_fn, g.pre, S['mlp.hook_pre'], g.post, BT * M, params, `${L}.mlp.${cfg.act_fn} backward`)); // (B, T, d_mlp)
+        op(activationBackward(gpu, { fn: cfg.act_fn, dx: g.pre, x: S['mlp.hook_pre'], dy: g.post, n: BT * M, label: `${L}.mlp.${cfg.act_fn} backward` }, params)); // (B, T, d_mlp)
         site(`${L}.mlp.hook_pre`, g.pre, [B, T, M]);
         linear(`${L}.mlp.in`, g.pre, M, C, p.W_in, g.normOut, false, S['ln2.hook_normalized'], ln2, d?.W_in, d?.b_in); // (B, T, C)
       }
@@ -494,11 +500,11 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const q = S[rotary ? 'attn.hook_rot_q' : 'attn.hook_q'];
       const k = S[rotary ? 'attn.hook_rot_k' : 'attn.hook_k'];
       const ldims = { ...dims, scale: attentionScale(cfg, l) };
-      op(attnDPattern(gpu, ldims, g.pattern, g.z, S['attn.hook_v'], params, `${L}.attn.pattern backward`)); // (B, H, T, T)
-      op(attnDV(gpu, ldims, g.v, S['attn.hook_pattern'], g.z, params, `${L}.attn.v backward`)); // (B, T, Hkv, dh)
+      op(attnDPattern(gpu, { dims: ldims, dpattern: g.pattern, dz: g.z, v: S['attn.hook_v'], label: `${L}.attn.pattern backward` }, params)); // (B, H, T, T)
+      op(attnDV(gpu, { dims: ldims, dv: g.v, pattern: S['attn.hook_pattern'], dz: g.z, label: `${L}.attn.v backward` }, params)); // (B, T, Hkv, dh)
       site(`${L}.attn.hook_pattern`, g.pattern, [B, H, T, T]);
-      if (o.detachPattern) op(fill(gpu, g.scores, B * H * T * T, params, `${L}.attn.scores gradient (pattern detached)`));
-      else op(attnSoftmaxBackward(gpu, ldims, g.scores, S['attn.hook_pattern'], g.pattern, params, `${L}.attn.softmax backward`)); // (B, H, T, T)
+      if (o.detachPattern) op(fill(gpu, { y: g.scores, n: B * H * T * T, label: `${L}.attn.scores gradient (pattern detached)` }, params));
+      else op(attnSoftmaxBackward(gpu, { dims: ldims, dscores: g.scores, pattern: S['attn.hook_pattern'], dpattern: g.pattern, label: `${L}.attn.softmax backward` }, params)); // (B, H, T, T)
       site(`${L}.attn.hook_attn_scores`, g.scores, [B, H, T, T]);
       // The gradients of what the scores read: rotary's output, else the q/k norms' (Gemma 3,
       // Qwen3), else hook_q / hook_k.
@@ -506,15 +512,15 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const kIn = cfg.qk_norm ? g.kNormOut : g.k;
       const gq = rotary ? g.rotQ : qIn;
       const gk = rotary ? g.rotK : kIn;
-      op(attnDQ(gpu, ldims, gq, g.scores, k, params, `${L}.attn.q backward`)); // (B, T, H, dh)
-      op(attnDK(gpu, ldims, gk, g.scores, q, params, `${L}.attn.k backward`)); // (B, T, Hkv, dh)
+      op(attnDQ(gpu, { dims: ldims, dq: gq, dscores: g.scores, k, label: `${L}.attn.q backward` }, params)); // (B, T, H, dh)
+      op(attnDK(gpu, { dims: ldims, dk: gk, dscores: g.scores, q, label: `${L}.attn.k backward` }, params)); // (B, T, Hkv, dh)
       if (rotary) {
         site(`${L}.attn.hook_rot_k`, g.rotK, [B, T, Hkv, dh]);
         site(`${L}.attn.hook_rot_q`, g.rotQ, [B, T, H, dh]);
         // The layer's own tables, as the forward's (local layers may have a rotary base of their own).
         const table = cfg.attn_types?.[l] === 'local' && w.rotaryLocal ? w.rotaryLocal : rotary;
-        op(rotaryBackward(gpu, { ...rotDims, H: Hkv }, kIn, g.rotK, table.cos, table.sin, params, `${L}.attn.rot_k backward`)); // (B, T, Hkv, dh)
-        op(rotaryBackward(gpu, { ...rotDims, H }, qIn, g.rotQ, table.cos, table.sin, params, `${L}.attn.rot_q backward`)); // (B, T, H, dh)
+        op(rotaryBackward(gpu, { dims: { ...rotDims, H: Hkv }, dx: kIn, dy: g.rotK, cos: table.cos, sin: table.sin, label: `${L}.attn.rot_k backward` }, params)); // (B, T, Hkv, dh)
+        op(rotaryBackward(gpu, { dims: { ...rotDims, H }, dx: qIn, dy: g.rotQ, cos: table.cos, sin: table.sin, label: `${L}.attn.rot_q backward` }, params)); // (B, T, H, dh)
       }
       if (cfg.qk_norm) {
         // RMSNorm over each head's d_head: the norm kernels on B T H rows of d_head.
@@ -547,18 +553,18 @@ export function buildBackward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, fwd: Fo
       const embedScale = cfg.embed_scale ?? 1;
       if (embedScale !== 1) {
         // hook_embed = W_E[token] * embed_scale: the table's gradient is the scaled one.
-        op(fill(gpu, g.normOut, BT * C, params, 'embedding gradient scaled'));
-        op(accumulate(gpu, g.normOut, embedGrad, BT * C, params, 'embedding gradient scaled', embedScale));
+        op(fill(gpu, { y: g.normOut, n: BT * C, label: 'embedding gradient scaled' }, params));
+        op(accumulate(gpu, { y: g.normOut, x: embedGrad, n: BT * C, alpha: embedScale, label: 'embedding gradient scaled' }, params));
         embedGrad = g.normOut;
       }
       // A tied embedding already holds the unembedding's share: add to it. Otherwise start from
       // zeros (tokens that do not occur get none) unless accumulating across runs.
       const tied = wg.W_U === null;
-      if (!tied && !acc) for (const c of wg.W_E) op(fill(gpu, c.buffer, c.rows * C, params, 'embed.W_E gradient'));
-      op(...scatterAdd(gpu, wg.W_E, embedGrad, tokenIndex, C, params, 'embed.W_E backward', true)); // (d_vocab, C)
+      if (!tied && !acc) for (const c of wg.W_E) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'embed.W_E gradient' }, params));
+      op(...scatterAdd(gpu, { dtable: wg.W_E, dsrc: embedGrad, index: tokenIndex, C, accumulate: true, label: 'embed.W_E backward' }, params)); // (d_vocab, C)
       if (wg.W_pos && posIndex) {
-        if (!acc) for (const c of wg.W_pos) op(fill(gpu, c.buffer, c.rows * C, params, 'pos_embed.W_pos gradient'));
-        op(...scatterAdd(gpu, wg.W_pos, g.posEmbed, posIndex, C, params, 'pos_embed.W_pos backward', true)); // (n_ctx, C)
+        if (!acc) for (const c of wg.W_pos) op(fill(gpu, { y: c.buffer, n: c.rows * C, label: 'pos_embed.W_pos gradient' }, params));
+        op(...scatterAdd(gpu, { dtable: wg.W_pos, dsrc: g.posEmbed, index: posIndex, C, accumulate: true, label: 'pos_embed.W_pos backward' }, params)); // (n_ctx, C)
       }
     }
 

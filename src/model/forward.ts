@@ -411,14 +411,14 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       0,
       new Uint32Array(BT).map((_, i) => i % T),
     );
-    op(...gather(gpu, a.embed, a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C)
+    op(...gather(gpu, { out: a.embed, ids: a.ids, table: w.W_E, n: BT, C, f16Table: w.f16, scale: embedScale, label: 'embed' }, params)); // (B, T, C)
     site('hook_embed', a.embed, [B, T, C]);
-    op(...gather(gpu, a.posEmbed, a.posIds, w.W_pos, BT, C, params, 'pos_embed', w.f16)); // (B, T, C)
+    op(...gather(gpu, { out: a.posEmbed, ids: a.posIds, table: w.W_pos, n: BT, C, f16Table: w.f16, label: 'pos_embed' }, params)); // (B, T, C)
     site('hook_pos_embed', a.posEmbed, [B, T, C]);
-    op(add(gpu, resid[0], a.embed, a.posEmbed, BT * C, params, 'embed + pos_embed')); // (B, T, C)
+    op(add(gpu, { out: resid[0], a: a.embed, b: a.posEmbed, n: BT * C, label: 'embed + pos_embed' }, params)); // (B, T, C)
   } else if (!r.resumed) {
     // Rotary models add no position vector: the embedding is the residual stream.
-    op(...gather(gpu, resid[0], a.ids, w.W_E, BT, C, params, 'embed', w.f16, embedScale)); // (B, T, C) (Gemma: times sqrt(d_model))
+    op(...gather(gpu, { out: resid[0], ids: a.ids, table: w.W_E, n: BT, C, f16Table: w.f16, scale: embedScale, label: 'embed' }, params)); // (B, T, C) (Gemma: times sqrt(d_model))
     site('hook_embed', resid[0], [B, T, C]);
   }
 
@@ -452,9 +452,9 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     const layerDims = { ...attnDims, scale: attentionScale(cfg, l), ...(local ? { window: cfg.window_size! } : {}) };
     if (rotary) {
       const table = local && w.rotaryLocal ? w.rotaryLocal : rotary;
-      op(rotaryOp(gpu, { ...rotDims, H }, a.rotQ, q, table.cos, table.sin, params, `${L}.attn.rot_q`)); // (B, Tn, H, dh)
+      op(rotaryOp(gpu, { dims: { ...rotDims, H }, y: a.rotQ, x: q, cos: table.cos, sin: table.sin, label: `${L}.attn.rot_q` }, params)); // (B, Tn, H, dh)
       site(`${L}.attn.hook_rot_q`, a.rotQ, [B, Tn, H, dh]);
-      op(rotaryOp(gpu, { ...rotDims, H: Hkv }, a.rotK, k, table.cos, table.sin, params, `${L}.attn.rot_k`)); // (B, Tn, Hkv, dh)
+      op(rotaryOp(gpu, { dims: { ...rotDims, H: Hkv }, y: a.rotK, x: k, cos: table.cos, sin: table.sin, label: `${L}.attn.rot_k` }, params)); // (B, Tn, Hkv, dh)
       site(`${L}.attn.hook_rot_k`, a.rotK, [B, Tn, Hkv, dh]);
       q = a.rotQ;
       k = a.rotK;
@@ -462,29 +462,33 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
     if (r.pastLen > 0) {
       const starts = r.ragged ? a.starts : null; // per row: positions before its start come from past
       const rows = a.pastRows ?? null; // per row: which cached prompt
-      op(kvAssemble(gpu, a.kFull, a[`pastK${l}`], k, B, T, p0, KD, params, `${L}.attn.k past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
-      op(kvAssemble(gpu, a.vFull, a[`pastV${l}`], v, B, T, p0, KD, params, `${L}.attn.v past`, starts, r.pastLen, rows, r.pastBatch)); // (B, T, Hkv, dh)
+      op(
+        kvAssemble(gpu, { full: a.kFull, past: a[`pastK${l}`], fresh: k, B, T, q0: p0, HD: KD, starts, pastLen: r.pastLen, pastRows: rows, pastBatch: r.pastBatch, label: `${L}.attn.k past` }, params),
+      ); // (B, T, Hkv, dh)
+      op(
+        kvAssemble(gpu, { full: a.vFull, past: a[`pastV${l}`], fresh: v, B, T, q0: p0, HD: KD, starts, pastLen: r.pastLen, pastRows: rows, pastBatch: r.pastBatch, label: `${L}.attn.v past` }, params),
+      ); // (B, T, Hkv, dh)
       k = a.kFull;
       v = a.vFull;
     }
-    op(attnScores(gpu, layerDims, a.scores, q, k, params, `${L}.attn.scores`)); // (B, H, Tn, T)
+    op(attnScores(gpu, { dims: layerDims, scores: a.scores, q, k, label: `${L}.attn.scores` }, params)); // (B, H, Tn, T)
     site(`${L}.attn.hook_attn_scores`, a.scores, [B, H, Tn, T]);
-    op(attnSoftmax(gpu, layerDims, a.pattern, a.scores, params, `${L}.attn.softmax`)); // (B, H, Tn, T)
+    op(attnSoftmax(gpu, { dims: layerDims, pattern: a.pattern, scores: a.scores, label: `${L}.attn.softmax` }, params)); // (B, H, Tn, T)
     site(`${L}.attn.hook_pattern`, a.pattern, [B, H, Tn, T]);
-    op(attnZ(gpu, layerDims, a.z, a.pattern, v, params, `${L}.attn.z`)); // (B, Tn, H, dh)
+    op(attnZ(gpu, { dims: layerDims, z: a.z, pattern: a.pattern, v, label: `${L}.attn.z` }, params)); // (B, Tn, H, dh)
     site(`${L}.attn.hook_z`, a.z, [B, Tn, H, dh]);
     // With post norms (Gemma 3) the projection's output is ln1_post's input; hook_attn_out is after it.
     const attnProj = cfg.post_norms ? a.attnOutRaw : a.attnOut;
     if (withResult) {
-      op(headResult(gpu, a.result, a.z, p.W_O, BT, H, dh, C, params, `${L}.attn.result`, w.f16)); // (B, Tn, H, C)
+      op(headResult(gpu, { result: a.result, z: a.z, W_O: p.W_O, BT, H, dh, C, f16W: w.f16, label: `${L}.attn.result` }, params)); // (B, Tn, H, C)
       site(`${L}.attn.hook_result`, a.result, [B, Tn, H, C]);
-      op(sumHeads(gpu, attnProj, a.result, p.b_O, BT, H, C, params, `${L}.attn.out`)); // (B, Tn, C)
+      op(sumHeads(gpu, { out: attnProj, result: a.result, b_O: p.b_O, BT, H, C, label: `${L}.attn.out` }, params)); // (B, Tn, C)
     } else {
       op(matmul(gpu, { out: attnProj, a: a.z, b: p.W_O, bias: p.b_O, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: HD, label: `${L}.attn.out` }, params)); // (B, Tn, C)
     }
     if (cfg.post_norms) norm(`${L}.ln1_post`, a.attnOut, a.ln1PostScale, a.attnOutRaw, p.ln1_post_w!, null); // (B, Tn, C)
     site(`${L}.hook_attn_out`, a.attnOut, [B, Tn, C]);
-    op(add(gpu, a.residMid, residPre, a.attnOut, BT * C, params, `${L}.resid_mid`)); // (B, Tn, C)
+    op(add(gpu, { out: a.residMid, a: residPre, b: a.attnOut, n: BT * C, label: `${L}.resid_mid` }, params)); // (B, Tn, C)
     // A parallel block (GPT-NeoX) has no resid_mid: its MLP reads resid_pre too.
     if (!cfg.parallel_attn_mlp) site(`${L}.hook_resid_mid`, a.residMid, [B, Tn, C]);
 
@@ -496,17 +500,17 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
       op(matmul(gpu, { out: a.mlpPreLinear, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.up` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre_linear`, a.mlpPreLinear, [B, Tn, M]);
-      op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn} * up`, a.mlpPreLinear)); // (B, Tn, d_mlp)
+      op(activation(gpu, { fn: cfg.act_fn, y: a.mlpPost, x: a.mlpPre, n: BT * M, up: a.mlpPreLinear, label: `${L}.mlp.${cfg.act_fn} * up` }, params)); // (B, Tn, d_mlp)
     } else {
       op(matmul(gpu, { out: a.mlpPre, a: a.ln2, b: p.W_in, bias: p.b_in, f16B: w.f16, ...rowsOf(l, 'rest'), N: M, K: C, label: `${L}.mlp.in` }, params)); // (B, Tn, d_mlp)
       site(`${L}.mlp.hook_pre`, a.mlpPre, [B, Tn, M]);
-      op(activation(gpu, cfg.act_fn, a.mlpPost, a.mlpPre, BT * M, params, `${L}.mlp.${cfg.act_fn}`)); // (B, Tn, d_mlp)
+      op(activation(gpu, { fn: cfg.act_fn, y: a.mlpPost, x: a.mlpPre, n: BT * M, label: `${L}.mlp.${cfg.act_fn}` }, params)); // (B, Tn, d_mlp)
     }
     site(`${L}.mlp.hook_post`, a.mlpPost, [B, Tn, M]);
     op(matmul(gpu, { out: cfg.post_norms ? a.mlpOutRaw : a.mlpOut, a: a.mlpPost, b: p.W_out, bias: p.b_out, f16B: w.f16, ...rowsOf(l, 'rest'), N: C, K: M, label: `${L}.mlp.out` }, params)); // (B, Tn, C)
     if (cfg.post_norms) norm(`${L}.ln2_post`, a.mlpOut, a.ln2PostScale, a.mlpOutRaw, p.ln2_post_w!, null); // (B, Tn, C)
     site(`${L}.hook_mlp_out`, a.mlpOut, [B, Tn, C]);
-    op(add(gpu, residPost, a.residMid, a.mlpOut, BT * C, params, `${L}.resid_post`)); // (B, Tn, C)
+    op(add(gpu, { out: residPost, a: a.residMid, b: a.mlpOut, n: BT * C, label: `${L}.resid_post` }, params)); // (B, Tn, C)
     site(`${L}.hook_resid_post`, residPost, [B, Tn, C]);
   }
 
@@ -548,13 +552,13 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   if (r.select) {
     // Only the positions a metric reads: gather their ln_final rows (the gather kernel, with
     // ln_final itself as a one-chunk table).
-    op(...gather(gpu, a.lnfSel, a.selIds, [{ buffer: a.lnf, row0: 0, rows: BT }], B * P, C, params, 'logit positions')); // (B, P, C)
+    op(...gather(gpu, { out: a.lnfSel, ids: a.selIds, table: [{ buffer: a.lnf, row0: 0, rows: BT }], n: B * P, C, label: 'logit positions' }, params)); // (B, P, C)
     unembedIn = a.lnfSel;
   }
   if (r.logitTokens) {
     // A few vocabulary columns (a logit difference): gather their unembedding rows, then one small product.
     gpu.device.queue.writeBuffer(a.unembedIds, 0, new Uint32Array(r.logitTokens));
-    op(...gather(gpu, a.unembedW, a.unembedIds, w.W_U_rows, NV, C, params, 'unembed columns', w.f16)); // (NV, C)
+    op(...gather(gpu, { out: a.unembedW, ids: a.unembedIds, table: w.W_U_rows, n: NV, C, f16Table: w.f16, label: 'unembed columns' }, params)); // (NV, C)
     const bias = w.host.b_U ? a.unembedB : null;
     if (bias)
       gpu.device.queue.writeBuffer(
@@ -569,6 +573,6 @@ function planForward(gpu: Gpu, cfg: ModelConfig, w: GpuWeights, shape: PlanShape
   // The logits are a hook point only when the pass computes all of them (every position, every token).
   if (!r.select && !r.logitTokens) site('unembed.hook_out', a.logits, [B, Tn, V]);
   // A final soft-cap (Gemma 2 style; TransformerLens applies it after unembed.hook_out too).
-  if (cfg.output_logits_soft_cap) op(softcap(gpu, a.logits, B * P * NV, cfg.output_logits_soft_cap, params, 'logit soft-cap')); // (B, P, NV)
+  if (cfg.output_logits_soft_cap) op(softcap(gpu, { y: a.logits, n: B * P * NV, cap: cfg.output_logits_soft_cap, label: 'logit soft-cap' }, params)); // (B, P, NV)
   return plan(a.logits, null);
 }

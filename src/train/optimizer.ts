@@ -81,10 +81,10 @@ export class Optimizer {
         this.partials = gpu.device.createBuffer({ size: total * 4, usage: 0x80, label: 'gradient norm partials' });
         let at = 0;
         entries.forEach((e, k) => {
-          this.steps.push(sumsq(gpu, e.grad, e.gradStart ?? 0, e.n, this.partials!, at, this.params, `${e.name} sum of squares`));
+          this.steps.push(sumsq(gpu, { grad: e.grad, gradStart: e.gradStart ?? 0, n: e.n, partials: this.partials!, partStart: at, label: `${e.name} sum of squares` }, this.params));
           at += counts[k]!;
         });
-        this.steps.push(clip(gpu, this.partials, total, clock.buffer, clipNorm, this.params, 'clip gradients'));
+        this.steps.push(clip(gpu, { partials: this.partials, count: total, clock: clock.buffer, maxNorm: clipNorm, label: 'clip gradients' }, this.params));
       }
       const zeros = (e: UpdateEntry, slot: string) => {
         const t = Tensor.from(gpu, new Float32Array(e.n), [e.n], `${e.name}.${slot}`);
@@ -97,14 +97,14 @@ export class Optimizer {
           const [beta1, beta2] = options.betas ?? [0.9, 0.999];
           this.adam = { beta1, beta2, eps: options.eps ?? 1e-8, weightDecay: options.weightDecay ?? 0.01 };
           const h = { ...this.adam, weightDecay: e.weightDecay ?? this.adam.weightDecay };
-          this.steps.push(adamw(gpu, target, zeros(e, 'exp_avg'), zeros(e, 'exp_avg_sq'), h, this.params));
+          this.steps.push(adamw(gpu, { ...target, m: zeros(e, 'exp_avg'), v: zeros(e, 'exp_avg_sq'), hyper: h }, this.params));
         } else {
           const h: SgdHyper = { momentum: options.momentum ?? 0, dampening: options.dampening ?? 0, nesterov: options.nesterov ?? false, weightDecay: e.weightDecay ?? options.weightDecay ?? 0 };
           if (h.nesterov && (h.momentum <= 0 || h.dampening !== 0)) throw new Error('SGD: Nesterov momentum requires a momentum and zero dampening (as in torch.optim.SGD)');
           // Without momentum the buffer is never read or written, but it is bound (a writable
           // binding may not alias the gradient's): a one-element stand-in.
           const buf = h.momentum !== 0 ? zeros(e, 'momentum_buffer') : this.standIn(gpu);
-          this.steps.push(sgd(gpu, target, buf, h, this.params));
+          this.steps.push(sgd(gpu, { ...target, buf, hyper: h }, this.params));
         }
       }
     } catch (e) {

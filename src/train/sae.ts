@@ -21,7 +21,7 @@ import { add } from '../gpu/kernels/elementwise.ts';
 import { matmul } from '../gpu/kernels/matmul.ts';
 import { transpose } from '../gpu/kernels/transpose.ts';
 import type { SaeArchitecture } from '../gpu/kernels/sae-train.cpu.ts';
-import { saeKernel, type SaeBinding, type SaeKernelDims } from '../gpu/kernels/sae-train.ts';
+import { saeKernel, type SaeBinding, type SaeKernelArgs, type SaeKernelDims } from '../gpu/kernels/sae-train.ts';
 import type { Params, Step } from '../gpu/recorder.ts';
 import { Tensor } from '../gpu/tensor.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
@@ -215,7 +215,7 @@ export class SaeTraining {
       const logT = arch === 'jumprelu' ? p('log_threshold') : null;
       const U = this.uniforms;
       const dims = this.dims;
-      const k1 = (entry: Parameters<typeof saeKernel>[1], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) => saeKernel(gpu, entry, dims, b, U, `sae ${label}`, extra);
+      const k1 = (entry: SaeKernelArgs['entry'], b: Partial<Record<SaeBinding, GPUBuffer>>, label: string, extra = {}) => saeKernel(gpu, { entry, dims, buffers: b, extra, label: `sae ${label}` }, U);
       const W_enc = p('W_enc'),
         b_enc = p('b_enc'),
         W_dec = p('W_dec'),
@@ -253,17 +253,17 @@ export class SaeTraining {
       if (logT) steps.push(k1('sae_threshold_grad_v1', { clk, log_threshold: logT.value.buffer, pre: buf.pre, d_in_a: buf.dActs, g_out: logT.grad.buffer }, 'threshold gradient'));
       // Weight gradients A^T B on the matmul: A transposed first (the matmul reads A row-major).
       steps.push(
-        transpose(gpu, buf.xcT, buf.xc, B, D, U, 'sae xc^T'),
+        transpose(gpu, { out: buf.xcT, x: buf.xc, R: B, C: D, label: 'sae xc^T' }, U),
         matmul(gpu, { out: W_enc.grad.buffer, a: buf.xcT, b: buf.dPre, M: D, N: S, K: B, label: 'sae dW_enc' }, U),
-        transpose(gpu, buf.actsT, buf.acts, B, S, U, 'sae acts^T'),
+        transpose(gpu, { out: buf.actsT, x: buf.acts, R: B, C: S, label: 'sae acts^T' }, U),
         // TopK: the reconstruction's share into a scratch, then added to AuxK's.
         matmul(gpu, { out: aux?.dWmain ?? W_dec.grad.buffer, a: buf.actsT, b: buf.gRecon, M: S, N: D, K: B, label: 'sae dW_dec' }, U),
       );
       if (aux) {
         steps.push(
-          transpose(gpu, aux.actsT, aux.acts, B, S, U, 'sae aux acts^T'),
+          transpose(gpu, { out: aux.actsT, x: aux.acts, R: B, C: S, label: 'sae aux acts^T' }, U),
           matmul(gpu, { out: aux.dW, a: aux.actsT, b: aux.g, M: S, N: D, K: B, label: 'sae dW_dec auxk' }, U),
-          add(gpu, W_dec.grad.buffer, aux.dWmain, aux.dW, S * D, U, 'sae dW_dec + auxk'),
+          add(gpu, { out: W_dec.grad.buffer, a: aux.dWmain, b: aux.dW, n: S * D, label: 'sae dW_dec + auxk' }, U),
         );
       }
       steps.push(k1('sae_colsum_v1', { d_in_a: buf.dPre, g_out: b_enc.grad.buffer }, 'db_enc', { I: S }));

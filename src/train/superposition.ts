@@ -143,12 +143,12 @@ export class ToyModel {
         ...Object.fromEntries((['hh', 'xt', 'wt', 'ht', 'dht', 'dwa', 'dwb'] as const).filter((n) => k[n]).map((n) => [n, k[n]!.buffer])),
       };
       const steps: Step[] = [
-        sparseFeatures(gpu, k.x.buffer, k.prob.buffer, B, I, F, config.seed ?? 0, clock.buffer, this.uniforms, 'toy features'),
+        sparseFeatures(gpu, { x: k.x.buffer, prob: k.prob.buffer, B, I, F, seed: config.seed ?? 0, clock: clock.buffer, label: 'toy features' }, this.uniforms),
         ...(v === 'v3'
-          ? tmsStepV3(gpu, bufs, this.dims, this.uniforms, 'toy')
+          ? tmsStepV3(gpu, { bufs, dims: this.dims, label: 'toy' }, this.uniforms)
           : v === 'v2'
-            ? tmsStepV2(gpu, bufs, this.dims, this.uniforms, 'toy')
-            : [...tmsForward(gpu, bufs, this.dims, this.uniforms, 'toy'), ...tmsBackward(gpu, bufs, this.dims, this.uniforms, 'toy')]),
+            ? tmsStepV2(gpu, { bufs, dims: this.dims, label: 'toy' }, this.uniforms)
+            : [...tmsForward(gpu, { bufs, dims: this.dims, label: 'toy' }, this.uniforms), ...tmsBackward(gpu, { bufs, dims: this.dims, label: 'toy' }, this.uniforms)]),
       ];
       this.task = { steps, metrics: { loss: { buffer: k.loss.buffer, count: I } } };
     } catch (e) {

@@ -65,7 +65,13 @@ describe.each(FNS)('%s backward on the GPU', (fn) => {
     const dUp = empty(1001, 'dUp');
     submitSteps(
       kh.gpu,
-      [activationBackward(kh.gpu, fn, dx.buffer, upload(x, 'x').buffer, upload(dy, 'dy').buffer, 1001, params, fn, up ? { up: upload(up, 'up').buffer, dUp: dUp.buffer } : null)],
+      [
+        activationBackward(
+          kh.gpu,
+          { fn, dx: dx.buffer, x: upload(x, 'x').buffer, dy: upload(dy, 'dy').buffer, n: 1001, gate: up ? { up: upload(up, 'up').buffer, dUp: dUp.buffer } : null, label: fn },
+          params,
+        ),
+      ],
       fn,
     );
     const got = await dx.read();

@@ -22,7 +22,7 @@ const { params, upload, empty } = kh;
 async function gpuGelu(x: Float32Array): Promise<Float32Array> {
   const xT = upload(x, 'x');
   const yT = empty(x.length, 'y');
-  submitSteps(kh.gpu, [geluNew(kh.gpu, yT.buffer, xT.buffer, x.length, params, 'gelu')], 'gelu');
+  submitSteps(kh.gpu, [geluNew(kh.gpu, { y: yT.buffer, x: xT.buffer, n: x.length, label: 'gelu' }, params)], 'gelu');
   return yT.read();
 }
 
@@ -78,7 +78,7 @@ describe('softcap (final logit soft-cap), in place', () => {
     const cap = 30;
     const x = new Float32Array([...normal(mulberry32(6), 1001, 0, 40), 1e4, -1e4, 3.4e38, -3.4e38]);
     const yT = upload(x, 'y');
-    submitSteps(kh.gpu, [softcap(kh.gpu, yT.buffer, x.length, cap, params, 'softcap')], 'softcap');
+    submitSteps(kh.gpu, [softcap(kh.gpu, { y: yT.buffer, n: x.length, cap, label: 'softcap' }, params)], 'softcap');
     const y = await yT.read();
     const ref = x.slice();
     softcapCpu(ref, ref.length, cap);

@@ -60,11 +60,11 @@ describe('windowed, rescaled attention backward on the GPU', () => {
     submitSteps(
       kh.gpu,
       [
-        attnDPattern(kh.gpu, dims, dpattern.buffer, dzB, vB, params, 'dpattern'),
-        attnDV(kh.gpu, dims, dv.buffer, pB, dzB, params, 'dv'),
-        attnSoftmaxBackward(kh.gpu, dims, dscores.buffer, pB, dpattern.buffer, params, 'dscores'),
-        attnDQ(kh.gpu, dims, dq.buffer, dscores.buffer, kB, params, 'dq'),
-        attnDK(kh.gpu, dims, dk.buffer, dscores.buffer, qB, params, 'dk'),
+        attnDPattern(kh.gpu, { dims, dpattern: dpattern.buffer, dz: dzB, v: vB, label: 'dpattern' }, params),
+        attnDV(kh.gpu, { dims, dv: dv.buffer, pattern: pB, dz: dzB, label: 'dv' }, params),
+        attnSoftmaxBackward(kh.gpu, { dims, dscores: dscores.buffer, pattern: pB, dpattern: dpattern.buffer, label: 'dscores' }, params),
+        attnDQ(kh.gpu, { dims, dq: dq.buffer, dscores: dscores.buffer, k: kB, label: 'dq' }, params),
+        attnDK(kh.gpu, { dims, dk: dk.buffer, dscores: dscores.buffer, q: qB, label: 'dk' }, params),
       ],
       'windowed attention backward',
     );

@@ -112,11 +112,11 @@ describe.each([
     const dq = empty(q.length, 'dq');
     const dk = empty(k.length, 'dk');
     const steps = [
-      attnDPattern(kh.gpu, dims, dpattern.buffer, dzB, vB, params, 'dpattern', version),
-      attnDV(kh.gpu, dims, dv.buffer, pB, dzB, params, 'dv', version),
-      attnSoftmaxBackward(kh.gpu, dims, dscores.buffer, pB, dpattern.buffer, params, 'dscores'),
-      attnDQ(kh.gpu, dims, dq.buffer, dscores.buffer, kB, params, 'dq', version),
-      attnDK(kh.gpu, dims, dk.buffer, dscores.buffer, qB, params, 'dk', version),
+      attnDPattern(kh.gpu, { dims, dpattern: dpattern.buffer, dz: dzB, v: vB, label: 'dpattern' }, params, version),
+      attnDV(kh.gpu, { dims, dv: dv.buffer, pattern: pB, dz: dzB, label: 'dv' }, params, version),
+      attnSoftmaxBackward(kh.gpu, { dims, dscores: dscores.buffer, pattern: pB, dpattern: dpattern.buffer, label: 'dscores' }, params),
+      attnDQ(kh.gpu, { dims, dq: dq.buffer, dscores: dscores.buffer, k: kB, label: 'dq' }, params, version),
+      attnDK(kh.gpu, { dims, dk: dk.buffer, dscores: dscores.buffer, q: qB, label: 'dk' }, params, version),
     ];
     // The entry points that ran: v2 wherever dh is a multiple of 4 (the softmax backward is v1 only).
     const ran = version === 'v2' && dh % 4 === 0 ? 'v2' : 'v1';

@@ -84,11 +84,11 @@ function prepare(f: Full, q0: number, Tq: number): Case {
   const [refS, refP] = [upload(ref.scores, 'ref scores'), upload(ref.pattern, 'ref pattern')];
   const L = `q0=${q0} Tq=${Tq}`;
   const dispatches = [
-    attnScores(kh.gpu, d, out.scores.buffer, q.buffer, k.buffer, params, `${L} scores`),
-    attnSoftmax(kh.gpu, d, out.pattern.buffer, out.scores.buffer, params, `${L} softmax`),
-    attnZ(kh.gpu, d, out.z.buffer, out.pattern.buffer, v.buffer, params, `${L} z`),
-    attnSoftmax(kh.gpu, d, out.patternAlone.buffer, refS.buffer, params, `${L} softmax alone`),
-    attnZ(kh.gpu, d, out.zAlone.buffer, refP.buffer, v.buffer, params, `${L} z alone`),
+    attnScores(kh.gpu, { dims: d, scores: out.scores.buffer, q: q.buffer, k: k.buffer, label: `${L} scores` }, params),
+    attnSoftmax(kh.gpu, { dims: d, pattern: out.pattern.buffer, scores: out.scores.buffer, label: `${L} softmax` }, params),
+    attnZ(kh.gpu, { dims: d, z: out.z.buffer, pattern: out.pattern.buffer, v: v.buffer, label: `${L} z` }, params),
+    attnSoftmax(kh.gpu, { dims: d, pattern: out.patternAlone.buffer, scores: refS.buffer, label: `${L} softmax alone` }, params),
+    attnZ(kh.gpu, { dims: d, z: out.zAlone.buffer, pattern: refP.buffer, v: v.buffer, label: `${L} z alone` }, params),
   ];
   return { d, dispatches, ref, out };
 }
@@ -177,11 +177,11 @@ describe('attention resumed at q0: rows q0.. of the full attention', () => {
       { B, T, H, dh, q0: 0, Tq: T + 1 },
     ]) {
       const msg = new RegExp(`query rows ${d.q0} \\+ ${d.Tq} exceed the ${T} key positions`);
-      expect(() => attnScores(kh.gpu, d, buf, buf, buf, params, 'scores')).toThrow(msg);
-      expect(() => attnSoftmax(kh.gpu, d, buf, buf, params, 'softmax')).toThrow(msg);
-      expect(() => attnZ(kh.gpu, d, buf, buf, buf, params, 'z')).toThrow(msg);
+      expect(() => attnScores(kh.gpu, { dims: d, scores: buf, q: buf, k: buf, label: 'scores' }, params)).toThrow(msg);
+      expect(() => attnSoftmax(kh.gpu, { dims: d, pattern: buf, scores: buf, label: 'softmax' }, params)).toThrow(msg);
+      expect(() => attnZ(kh.gpu, { dims: d, z: buf, pattern: buf, v: buf, label: 'z' }, params)).toThrow(msg);
     }
     // The boundary itself is allowed.
-    expect(() => attnScores(kh.gpu, { B, T, H, dh, q0: 8, Tq: 1 }, buf, buf, buf, params, 'scores')).not.toThrow();
+    expect(() => attnScores(kh.gpu, { dims: { B, T, H, dh, q0: 8, Tq: 1 }, scores: buf, q: buf, k: buf, label: 'scores' }, params)).not.toThrow();
   });
 });

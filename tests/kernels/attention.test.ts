@@ -65,11 +65,11 @@ async function run(d: AttentionDims, seed: number, qkStd: number): Promise<Resul
   submitSteps(
     kh.gpu,
     [
-      attnScores(kh.gpu, d, sT.buffer, qT.buffer, kT.buffer, params, 'scores'),
-      attnSoftmax(kh.gpu, d, pT.buffer, sT.buffer, params, 'softmax'),
-      attnZ(kh.gpu, d, zT.buffer, pT.buffer, vT.buffer, params, 'z'),
-      attnSoftmax(kh.gpu, d, pAlone.buffer, refS.buffer, params, 'softmax alone'),
-      attnZ(kh.gpu, d, zAlone.buffer, refP.buffer, vT.buffer, params, 'z alone'),
+      attnScores(kh.gpu, { dims: d, scores: sT.buffer, q: qT.buffer, k: kT.buffer, label: 'scores' }, params),
+      attnSoftmax(kh.gpu, { dims: d, pattern: pT.buffer, scores: sT.buffer, label: 'softmax' }, params),
+      attnZ(kh.gpu, { dims: d, z: zT.buffer, pattern: pT.buffer, v: vT.buffer, label: 'z' }, params),
+      attnSoftmax(kh.gpu, { dims: d, pattern: pAlone.buffer, scores: refS.buffer, label: 'softmax alone' }, params),
+      attnZ(kh.gpu, { dims: d, z: zAlone.buffer, pattern: refP.buffer, v: vT.buffer, label: 'z alone' }, params),
     ],
     'attention',
   );

@@ -96,8 +96,8 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
     const n = 1001;
     const a = upload(normal(rng, n));
     const b = upload(normal(rng, n));
-    await same('add', n, (g, out) => [add(g, out, a.buffer, b.buffer, n, params, 'add')]);
-    await same('gelu', n, (g, out) => [geluNew(g, out, a.buffer, n, params, 'gelu')]);
+    await same('add', n, (g, out) => [add(g, { out, a: a.buffer, b: b.buffer, n, label: 'add' }, params)]);
+    await same('gelu', n, (g, out) => [geluNew(g, { y: out, x: a.buffer, n, label: 'gelu' }, params)]);
   });
 
   it('layernorm v1 (300 rows: 5 workgroups of 64) and v2 (37 rows: 37 workgroups -> 3 x 13)', async () => {
@@ -127,11 +127,11 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
     const s = d.B * d.H * d.T * d.T;
     const [q, k, v] = [upload(normal(rng, n)), upload(normal(rng, n)), upload(normal(rng, n))];
     const scores = upload(normal(rng, s)); // stand-in scores for the softmax and z inputs
-    await same('scores', s, (g, out) => [attnScores(g, d, out, q.buffer, k.buffer, params, 'scores')]);
+    await same('scores', s, (g, out) => [attnScores(g, { dims: d, scores: out, q: q.buffer, k: k.buffer, label: 'scores' }, params)]);
     // 63 softmax rows: a single workgroup even with the fake limit; z folds (315 items).
     const pattern = empty(s);
-    submitSteps(kh.gpu, [attnSoftmax(kh.gpu, d, pattern.buffer, scores.buffer, params, 'softmax')], 'softmax');
-    await same('z', n, (g, out) => [attnZ(g, d, out, pattern.buffer, v.buffer, params, 'z')]);
+    submitSteps(kh.gpu, [attnSoftmax(kh.gpu, { dims: d, pattern: pattern.buffer, scores: scores.buffer, label: 'softmax' }, params)], 'softmax');
+    await same('z', n, (g, out) => [attnZ(g, { dims: d, z: out, pattern: pattern.buffer, v: v.buffer, label: 'z' }, params)]);
   });
 
   it('gather (30 ids x C = 37: 18 workgroups -> 3 x 6)', async () => {
@@ -141,6 +141,6 @@ describe('kernels on a 2-D folded grid (pretend limit: 3 workgroups per dimensio
       n = 30;
     const table = arena.uploadRows(normal(rng, V * C), V, C, 'table');
     const ids = upload(new Float32Array(ints(rng, n, V).buffer));
-    await same('gather', n * C, (g, out) => gather(g, out, ids.buffer, table, n, C, params, 'gather'));
+    await same('gather', n * C, (g, out) => gather(g, { out, ids: ids.buffer, table, n, C, label: 'gather' }, params));
   });
 });

@@ -57,7 +57,7 @@ describe('scatter-add on the GPU', () => {
     const chunks = [0, 10, 20].map((row0) => ({ buffer: upload(prev.slice(row0 * C, (row0 + 10) * C), `chunk ${row0}`).buffer, row0, rows: 10 }));
     const gB = upload(g, 'dsrc').buffer;
     // Accumulate onto the previous share.
-    submitSteps(kh.gpu, scatterAdd(kh.gpu, chunks, gB, index, C, params, 'scatter acc', true), 'scatter');
+    submitSteps(kh.gpu, scatterAdd(kh.gpu, { dtable: chunks, dsrc: gB, index, C, accumulate: true, label: 'scatter acc' }, params), 'scatter');
     const read = async () => {
       const parts = await Promise.all(chunks.map((c) => readBuffer(kh.gpu, c.buffer, 0, 10 * C * 4)));
       const out = new Float32Array(V * C);
@@ -69,13 +69,13 @@ describe('scatter-add on the GPU', () => {
     const first = await read();
     expectNear('scatter accumulate', first, ref, { abs: gamma(n + 1) * (n * maxAbs(g) + maxAbs(prev)), rel: U });
     // Overwrite mode writes only the ids present; the rest keep their values.
-    submitSteps(kh.gpu, scatterAdd(kh.gpu, chunks, gB, index, C, params, 'scatter'), 'scatter');
+    submitSteps(kh.gpu, scatterAdd(kh.gpu, { dtable: chunks, dsrc: gB, index, C, label: 'scatter' }, params), 'scatter');
     const over = await read();
     const refOver = new Float64Array(V * C);
     scatterAddCpu(refOver, g, ids, C);
     for (let v = 0; v < V; v++) if (!ids.includes(v)) refOver.set(first.subarray(v * C, (v + 1) * C), v * C);
     expectNear('scatter overwrite', over, refOver, { abs: gamma(n) * n * maxAbs(g), rel: U });
-    submitSteps(kh.gpu, scatterAdd(kh.gpu, chunks, gB, index, C, params, 'scatter again'), 'scatter');
+    submitSteps(kh.gpu, scatterAdd(kh.gpu, { dtable: chunks, dsrc: gB, index, C, label: 'scatter again' }, params), 'scatter');
     expect(Buffer.from((await read()).buffer).equals(Buffer.from(over.buffer))).toBe(true);
     for (const b of [index.uniq, index.offsets, index.order]) b.destroy();
   });
@@ -88,7 +88,7 @@ describe('residual backward: gradient fan-in', () => {
     const y0 = uniform(rng, 1001);
     const y = upload(y0, 'y');
     const z = empty(1001, 'z');
-    submitSteps(kh.gpu, [accumulate(kh.gpu, y.buffer, upload(x, 'x').buffer, 1001, params, 'acc'), fill(kh.gpu, z.buffer, 1001, params, 'fill')], 'acc');
+    submitSteps(kh.gpu, [accumulate(kh.gpu, { y: y.buffer, x: upload(x, 'x').buffer, n: 1001, label: 'acc' }, params), fill(kh.gpu, { y: z.buffer, n: 1001, label: 'fill' }, params)], 'acc');
     const ref = Float64Array.from(y0);
     accumulateCpu(ref, x, 1001);
     expectNear('y += x', await y.read(), ref, { abs: 0, rel: U });

@@ -32,7 +32,7 @@ async function run(table: Float32Array, rows: number, C: number, ids: Uint32Arra
   const n = ids.length;
   const idsT = upload(new Float32Array(ids.buffer), 'ids'); // u32 bits, uploaded as-is
   const out = empty([n, C], 'out');
-  submitSteps(kh.gpu, gather(kh.gpu, out.buffer, idsT.buffer, chunks, n, C, params, 'gather', false, scale), 'gather');
+  submitSteps(kh.gpu, gather(kh.gpu, { out: out.buffer, ids: idsT.buffer, table: chunks, n, C, f16Table: false, scale, label: 'gather' }, params), 'gather');
   const ref = new Float32Array(n * C);
   gatherCpu(ref, ids, table, n, C, scale);
   return { got: await out.read(), ref, chunks };

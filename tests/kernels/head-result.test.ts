@@ -61,9 +61,9 @@ async function check(name: string, { BT, H, dh, C }: Dims, seed: number): Promis
   submitSteps(
     kh.gpu,
     [
-      headResult(kh.gpu, resultT.buffer, zT.buffer, wT.buffer, BT, H, dh, C, params, `${name} result`),
-      sumHeads(kh.gpu, outT.buffer, resultT.buffer, bT.buffer, BT, H, C, params, `${name} sum`),
-      sumHeads(kh.gpu, outAloneT.buffer, refResultT.buffer, bT.buffer, BT, H, C, params, `${name} sum alone`),
+      headResult(kh.gpu, { result: resultT.buffer, z: zT.buffer, W_O: wT.buffer, BT, H, dh, C, label: `${name} result` }, params),
+      sumHeads(kh.gpu, { out: outT.buffer, result: resultT.buffer, b_O: bT.buffer, BT, H, C, label: `${name} sum` }, params),
+      sumHeads(kh.gpu, { out: outAloneT.buffer, result: refResultT.buffer, b_O: bT.buffer, BT, H, C, label: `${name} sum alone` }, params),
       matmul(kh.gpu, { out: mmT.buffer, a: zT.buffer, b: wT.buffer, bias: bT.buffer, M: BT, N: C, K: H * dh, label: `${name} attn out` }, params),
     ],
     name,
@@ -112,7 +112,11 @@ describe('head_result, sum_heads', () => {
     z[(1 * d.H + 1) * d.dh + 2] = 1; // row 1, head 1, feature 2
     const W_O = uniform(mulberry32(24), d.H * d.dh * d.C);
     const resultT = empty(d.BT * d.H * d.C, 'result');
-    submitSteps(kh.gpu, [headResult(kh.gpu, resultT.buffer, upload(z, 'z').buffer, upload(W_O, 'W_O').buffer, d.BT, d.H, d.dh, d.C, params, 'one-hot')], 'one-hot');
+    submitSteps(
+      kh.gpu,
+      [headResult(kh.gpu, { result: resultT.buffer, z: upload(z, 'z').buffer, W_O: upload(W_O, 'W_O').buffer, BT: d.BT, H: d.H, dh: d.dh, C: d.C, label: 'one-hot' }, params)],
+      'one-hot',
+    );
     const got = await resultT.read();
     const want = new Float32Array(got.length);
     want.set(W_O.subarray((1 * d.dh + 2) * d.C, (1 * d.dh + 3) * d.C), (1 * d.H + 1) * d.C);

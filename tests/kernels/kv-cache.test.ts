@@ -51,7 +51,7 @@ function prepare(q0: number, seed: number): Case {
   const ref = new Float32Array(B * T * HD);
   kvAssembleCpu(ref, past, fresh, B, T, q0, HD);
   const out = empty(B * T * HD, `full q0=${q0}`);
-  const dispatch = kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, `kv q0=${q0}`);
+  const dispatch = kvAssemble(kh.gpu, { full: out.buffer, past: upload(past, 'past').buffer, fresh: upload(fresh, 'fresh').buffer, B, T, q0, HD, label: `kv q0=${q0}` }, params);
   return { q0, past, fresh, ref, dispatch, out };
 }
 
@@ -109,7 +109,11 @@ describe('kv_assemble', () => {
     const startsBuf = kh.gpu.device.createBuffer({ size: 16, usage: 0x80 | 0x08 });
     kh.gpu.device.queue.writeBuffer(startsBuf, 0, new Uint32Array(starts));
     const out = empty(B * T * HD, 'full starts');
-    submitSteps(kh.gpu, [kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, 'kv starts', startsBuf, pastLen)], 'kv starts');
+    submitSteps(
+      kh.gpu,
+      [kvAssemble(kh.gpu, { full: out.buffer, past: upload(past, 'past').buffer, fresh: upload(fresh, 'fresh').buffer, B, T, q0, HD, starts: startsBuf, pastLen, label: 'kv starts' }, params)],
+      'kv starts',
+    );
     const got = await out.read();
     expect(firstNaN(got), 'a fresh row before its start was read').toBe(-1);
     expect(got).toEqual(ref);
@@ -138,7 +142,17 @@ describe('kv_assemble', () => {
     };
     const [startsBuf, rowsBuf] = [table(starts), table(rows)];
     const out = empty(B * T * HD, 'full rows');
-    submitSteps(kh.gpu, [kvAssemble(kh.gpu, out.buffer, upload(past, 'past').buffer, upload(fresh, 'fresh').buffer, B, T, q0, HD, params, 'kv rows', startsBuf, pastLen, rowsBuf, 3)], 'kv rows');
+    submitSteps(
+      kh.gpu,
+      [
+        kvAssemble(
+          kh.gpu,
+          { full: out.buffer, past: upload(past, 'past').buffer, fresh: upload(fresh, 'fresh').buffer, B, T, q0, HD, starts: startsBuf, pastLen, pastRows: rowsBuf, pastBatch: 3, label: 'kv rows' },
+          params,
+        ),
+      ],
+      'kv rows',
+    );
     const got = await out.read();
     expect(firstNaN(got)).toBe(-1);
     expect(got).toEqual(ref);

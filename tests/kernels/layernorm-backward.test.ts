@@ -101,9 +101,9 @@ describe.each([false, true])('norm backward on the GPU (rms %s)', (rms) => {
     submitSteps(
       kh.gpu,
       [
-        normGainBackward(kh.gpu, dn.buffer, gB, upload(w, 'w').buffer, rows, C, params, 'gain'),
-        normParamGrad(kh.gpu, dw.buffer, rms ? null : db.buffer, gB, nB, rows, C, params, 'params', true),
-        normScaleGrad(kh.gpu, ds.buffer, dn.buffer, nB, sB, rows, C, params, 'scale'),
+        normGainBackward(kh.gpu, { dn: dn.buffer, dy: gB, w: upload(w, 'w').buffer, rows, C, label: 'gain' }, params),
+        normParamGrad(kh.gpu, { dw: dw.buffer, db: rms ? null : db.buffer, dy: gB, n: nB, rows, C, accumulate: true, label: 'params' }, params),
+        normScaleGrad(kh.gpu, { dscale: ds.buffer, dn: dn.buffer, n: nB, scale: sB, rows, C, label: 'scale' }, params),
         normInputGrad(kh.gpu, { dx: dx.buffer, dn: dn.buffer, n: nB, scale: sB, dscale: detach ? null : ds.buffer, rms, rows, C, accumulate: true, label: 'input' }, params),
       ],
       'norm backward',
@@ -148,9 +148,9 @@ describe('per-head RMSNorm backward (q_norm / k_norm: rows = B T H, C = d_head)'
     submitSteps(
       kh.gpu,
       [
-        normGainBackward(kh.gpu, dn.buffer, gB, upload(w, 'w').buffer, rows, dh, params, 'gain'),
-        normParamGrad(kh.gpu, dw.buffer, null, gB, nB, rows, dh, params, 'params'),
-        normScaleGrad(kh.gpu, ds.buffer, dn.buffer, nB, sB, rows, dh, params, 'scale'),
+        normGainBackward(kh.gpu, { dn: dn.buffer, dy: gB, w: upload(w, 'w').buffer, rows, C: dh, label: 'gain' }, params),
+        normParamGrad(kh.gpu, { dw: dw.buffer, db: null, dy: gB, n: nB, rows, C: dh, label: 'params' }, params),
+        normScaleGrad(kh.gpu, { dscale: ds.buffer, dn: dn.buffer, n: nB, scale: sB, rows, C: dh, label: 'scale' }, params),
         normInputGrad(kh.gpu, { dx: dx.buffer, dn: dn.buffer, n: nB, scale: sB, dscale: ds.buffer, rms: true, rows, C: dh, label: 'input' }, params),
       ],
       'per-head norm backward',

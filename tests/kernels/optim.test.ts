@@ -56,7 +56,11 @@ describe('adamw_v1', () => {
     const clock = clockWith(0, rows, 0.37);
     const param = upload(p0, 'param');
     const [m, v] = [upload(new Float32Array(n), 'm'), upload(new Float32Array(n), 'v')];
-    const update = adamw(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'adamw' }, m.buffer, v.buffer, h, params);
+    const update = adamw(
+      kh.gpu,
+      { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'adamw', m: m.buffer, v: v.buffer, hyper: h },
+      params,
+    );
     const steps: Dispatch[] = [];
     for (let k = 0; k < UPDATES; k++) steps.push(update, tick(kh.gpu, clock, 'tick'));
     submitSteps(kh.gpu, steps, 'adamw');
@@ -93,7 +97,7 @@ describe('sgd_v1', () => {
     );
     const param = upload(p0, 'param');
     const buf = upload(new Float32Array(n).fill(Number.NaN), 'momentum'); // set at update 1, never read before
-    const update = sgd(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'sgd' }, buf.buffer, h, params);
+    const update = sgd(kh.gpu, { param: param.buffer, paramStart: OFFSET.param, grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n, clock, label: 'sgd', buf: buf.buffer, hyper: h }, params);
     const steps: Dispatch[] = [];
     for (let k = 0; k < UPDATES; k++) steps.push(update, tick(kh.gpu, clock, 'tick'));
     submitSteps(kh.gpu, steps, 'sgd');
@@ -115,10 +119,10 @@ describe('sumsq_v1 + clip_v1', () => {
       const steps: Dispatch[] = [];
       let at = 0;
       grads.forEach((g, k) => {
-        steps.push(sumsq(kh.gpu, upload(g, 'grad').buffer, OFFSET.grad, SIZES[k]!, partials.buffer, at, params, `sumsq ${SIZES[k]}`));
+        steps.push(sumsq(kh.gpu, { grad: upload(g, 'grad').buffer, gradStart: OFFSET.grad, n: SIZES[k]!, partials: partials.buffer, partStart: at, label: `sumsq ${SIZES[k]}` }, params));
         at += sumsqPartials(SIZES[k]!);
       });
-      steps.push(clip(kh.gpu, partials.buffer, total, clock, maxNorm, params, 'clip'));
+      steps.push(clip(kh.gpu, { partials: partials.buffer, count: total, clock, maxNorm, label: 'clip' }, params));
       submitSteps(kh.gpu, steps, 'grad norm');
       const header = await readBuffer(kh.gpu, clock, 0, 16);
       const ref = gradNormCpu(
@@ -139,7 +143,14 @@ describe('sumsq_v1 + clip_v1', () => {
     for (let r = 0; r < 2; r++) {
       const clock = clockWith(0, [[0, 0, 0]], 1);
       const partials = upload(new Float32Array(count), 'partials');
-      submitSteps(kh.gpu, [sumsq(kh.gpu, upload(g, 'grad').buffer, 0, g.length, partials.buffer, 0, params, 'sumsq'), clip(kh.gpu, partials.buffer, count, clock, 1, params, 'clip')], 'norm');
+      submitSteps(
+        kh.gpu,
+        [
+          sumsq(kh.gpu, { grad: upload(g, 'grad').buffer, gradStart: 0, n: g.length, partials: partials.buffer, partStart: 0, label: 'sumsq' }, params),
+          clip(kh.gpu, { partials: partials.buffer, count, clock, maxNorm: 1, label: 'clip' }, params),
+        ],
+        'norm',
+      );
       out.push((await readBuffer(kh.gpu, clock, 8, 4))[0]!);
     }
     expect(out[0]).toBe(out[1]);

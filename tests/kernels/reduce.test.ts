@@ -67,7 +67,7 @@ function prepare(name: string, L: SiteLayout, pooled: boolean, seed: number, mas
   batchMeanCpu(ref, x, L, pooled);
   const out = empty(n, `${name} mean`);
   const label = `${name}${pooled ? ' pooled' : ''}`;
-  const dispatch = batchMean(kh.gpu, out.buffer, upload(x, name).buffer, L, pooled, params, label);
+  const dispatch = batchMean(kh.gpu, { out: out.buffer, x: upload(x, name).buffer, layout: L, pooled, label }, params);
   return { name: label, L, pooled, x, ref, out, dispatch };
 }
 

@@ -20,7 +20,7 @@ const { params, upload, empty } = kh;
 async function check(name: string, a: Float32Array, b: Float32Array): Promise<void> {
   const n = a.length;
   const out = empty(n, 'out');
-  submitSteps(kh.gpu, [add(kh.gpu, out.buffer, upload(a, 'a').buffer, upload(b, 'b').buffer, n, params, name)], name);
+  submitSteps(kh.gpu, [add(kh.gpu, { out: out.buffer, a: upload(a, 'a').buffer, b: upload(b, 'b').buffer, n, label: name }, params)], name);
   const ref = new Float32Array(n);
   addCpu(ref, a, b, n);
   expectNear(name, await out.read(), ref, { abs: 0, rel: 0 });

@@ -71,7 +71,11 @@ describe.each([12, 4])('rotary backward on the GPU (rot %i of dh 12)', (rot) => 
     const dy = uniform(mulberry32(rot), B * T * H * dh);
     const dx = empty(dy.length, 'dx');
     const d = { B, T, H, dh, rot, pos0, nCtx };
-    submitSteps(kh.gpu, [rotaryBackward(kh.gpu, d, dx.buffer, upload(dy, 'dy').buffer, upload(cos, 'cos').buffer, upload(sin, 'sin').buffer, params, 'rotary backward')], 'rotary');
+    submitSteps(
+      kh.gpu,
+      [rotaryBackward(kh.gpu, { dims: d, dx: dx.buffer, dy: upload(dy, 'dy').buffer, cos: upload(cos, 'cos').buffer, sin: upload(sin, 'sin').buffer, label: 'rotary backward' }, params)],
+      'rotary',
+    );
     const ref = new Float64Array(dy.length);
     rotaryBackwardCpu(ref, dy, cos, sin, B, T, H, dh, rot, pos0);
     expectNear('rotary dx', await dx.read(), ref, { abs: 3 * U * maxAbs(dy), rel: U });

@@ -86,10 +86,10 @@ async function gpu(D: Data, version: TmsVersion) {
   const raw = Object.fromEntries(Object.entries(bufs).map(([k, t]) => [k, t.buffer])) as unknown as TmsBuffers;
   const steps =
     version === 'v1'
-      ? [...tmsForward(kh.gpu, raw, D.d, params, 'tms'), ...tmsBackward(kh.gpu, raw, D.d, params, 'tms')]
+      ? [...tmsForward(kh.gpu, { bufs: raw, dims: D.d, label: 'tms' }, params), ...tmsBackward(kh.gpu, { bufs: raw, dims: D.d, label: 'tms' }, params)]
       : version === 'v2'
-        ? tmsStepV2(kh.gpu, raw, D.d, params, 'tms')
-        : tmsStepV3(kh.gpu, raw, D.d, params, 'tms');
+        ? tmsStepV2(kh.gpu, { bufs: raw, dims: D.d, label: 'tms' }, params)
+        : tmsStepV3(kh.gpu, { bufs: raw, dims: D.d, label: 'tms' }, params);
   submitSteps(kh.gpu, steps, `tms ${version}`);
   const out: Record<string, Float32Array> = {};
   if (version === 'v2') {

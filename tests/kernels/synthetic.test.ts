@@ -25,7 +25,7 @@ function clockAt(step: number): GPUBuffer {
 
 async function gpuFeatures(B: number, I: number, F: number, prob: Float32Array, seed: number, step: number): Promise<Float32Array> {
   const x = empty(B * I * F, 'x');
-  submitSteps(kh.gpu, [sparseFeatures(kh.gpu, x.buffer, upload(prob, 'p').buffer, B, I, F, seed, clockAt(step), params, 'features')], 'features');
+  submitSteps(kh.gpu, [sparseFeatures(kh.gpu, { x: x.buffer, prob: upload(prob, 'p').buffer, B, I, F, seed, clock: clockAt(step), label: 'features' }, params)], 'features');
   return x.read();
 }
 

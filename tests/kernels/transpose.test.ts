@@ -21,7 +21,7 @@ it.each([
 ])('%i x %i', async (R, C) => {
   const x = normal(mulberry32(R * 100 + C), R * C);
   const out = kh.empty(R * C, 'out');
-  submitSteps(kh.gpu, [transpose(kh.gpu, out.buffer, kh.upload(x, 'x').buffer, R, C, kh.params, 'transpose')], 'transpose');
+  submitSteps(kh.gpu, [transpose(kh.gpu, { out: out.buffer, x: kh.upload(x, 'x').buffer, R, C, label: 'transpose' }, kh.params)], 'transpose');
   const ref = new Float32Array(R * C);
   transposeCpu(ref, x, R, C);
   expect(Array.from(await out.read())).toEqual(Array.from(ref));

@@ -5,21 +5,24 @@ import type { Gpu } from '../device.ts';
 import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
+export interface ActivationBackwardArgs {
+  fn: ActFn;
+  dx: GPUBuffer; // [n] out
+  x: GPUBuffer; // [n]
+  dy: GPUBuffer; // [n]
+  n: number;
+  /** A gated MLP: its up projection, and where its gradient goes. */
+  gate?: { up: GPUBuffer; dUp: GPUBuffer } | null;
+  label: string;
+}
+
 /**
  * dx = dy act'(x) over n values; with a gate's up projection `up` (SwiGLU), dx = dy up act'(x)
  * and dUp = dy act(x).
  */
-export function activationBackward(
-  gpu: Gpu,
-  fn: ActFn,
-  dx: GPUBuffer,
-  x: GPUBuffer,
-  dy: GPUBuffer,
-  n: number,
-  params: Params[],
-  label: string,
-  gate: { up: GPUBuffer; dUp: GPUBuffer } | null = null,
-): Dispatch {
+export function activationBackward(gpu: Gpu, args: ActivationBackwardArgs, params: Params[]): Dispatch {
+  const { fn, dx, x, dy, n, label } = args;
+  const gate = args.gate ?? null;
   const pipeline = gpu.pipelines.get('activation-backward', activationBackwardSource({ gated: gate !== null }), `${fn}_backward_v1`, itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);

@@ -73,32 +73,46 @@ function prepare(
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
 
+/** One attention-backward dispatch's tensors: the dimensions, the named buffers and the label. */
+type AttentionBackwardArgs<Bufs extends string> = { dims: AttentionDims; label: string } & Record<Bufs, GPUBuffer>;
+
+export type AttnDPatternArgs = AttentionBackwardArgs<'dpattern' | 'dz' | 'v'>;
+export type AttnDVArgs = AttentionBackwardArgs<'dv' | 'pattern' | 'dz'>;
+export type AttnSoftmaxBackwardArgs = AttentionBackwardArgs<'dscores' | 'pattern' | 'dpattern'>;
+export type AttnDQArgs = AttentionBackwardArgs<'dq' | 'dscores' | 'k'>;
+export type AttnDKArgs = AttentionBackwardArgs<'dk' | 'dscores' | 'q'>;
+
 /** dpattern [B, H, Tq, T] from dz [B, Tq, H, dh] and v [B, T, Hkv, dh]. */
-export function attnDPattern(gpu: Gpu, d: AttentionDims, dpattern: GPUBuffer, dz: GPUBuffer, v: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
+export function attnDPattern(gpu: Gpu, args: AttnDPatternArgs, params: Params[], version = ATTENTION_BACKWARD_VERSION): Dispatch {
+  const { dims: d, dpattern, dz, v, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_dpattern', d, [dz, n.q], [v, n.kv], [dpattern, n.scores], n.scores, params, label, version);
 }
 
 /** dv [B, T, Hkv, dh] from pattern [B, H, Tq, T] and dz. */
-export function attnDV(gpu: Gpu, d: AttentionDims, dv: GPUBuffer, pattern: GPUBuffer, dz: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
+export function attnDV(gpu: Gpu, args: AttnDVArgs, params: Params[], version = ATTENTION_BACKWARD_VERSION): Dispatch {
+  const { dims: d, dv, pattern, dz, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_dv', d, [pattern, n.scores], [dz, n.q], [dv, n.kv], n.kv, params, label, version);
 }
 
 /** dscores [B, H, Tq, T] from pattern and dpattern (zero where masked). */
-export function attnSoftmaxBackward(gpu: Gpu, d: AttentionDims, dscores: GPUBuffer, pattern: GPUBuffer, dpattern: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnSoftmaxBackward(gpu: Gpu, args: AttnSoftmaxBackwardArgs, params: Params[]): Dispatch {
+  const { dims: d, dscores, pattern, dpattern, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_softmax_backward', d, [pattern, n.scores], [dpattern, n.scores], [dscores, n.scores], n.rows, params, label, 'v1');
 }
 
 /** dq [B, Tq, H, dh] from dscores and k [B, T, Hkv, dh]. */
-export function attnDQ(gpu: Gpu, d: AttentionDims, dq: GPUBuffer, dscores: GPUBuffer, k: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
+export function attnDQ(gpu: Gpu, args: AttnDQArgs, params: Params[], version = ATTENTION_BACKWARD_VERSION): Dispatch {
+  const { dims: d, dq, dscores, k, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_dq', d, [dscores, n.scores], [k, n.kv], [dq, n.q], n.q, params, label, version);
 }
 
 /** dk [B, T, Hkv, dh] from dscores and q [B, Tq, H, dh]. */
-export function attnDK(gpu: Gpu, d: AttentionDims, dk: GPUBuffer, dscores: GPUBuffer, q: GPUBuffer, params: Params[], label: string, version = ATTENTION_BACKWARD_VERSION): Dispatch {
+export function attnDK(gpu: Gpu, args: AttnDKArgs, params: Params[], version = ATTENTION_BACKWARD_VERSION): Dispatch {
+  const { dims: d, dk, dscores, q, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_dk', d, [dscores, n.scores], [q, n.q], [dk, n.kv], n.kv, params, label, version);
 }

@@ -63,20 +63,30 @@ const sizes = (d: AttentionDims) => {
   return { q: d.B * Tq * d.H * d.dh, kv: d.B * d.T * (d.Hkv ?? d.H) * d.dh, scores: d.B * d.H * Tq * d.T, rows: d.B * d.H * Tq };
 };
 
+/** One attention dispatch's tensors: the dimensions, the named buffers and the label. */
+type AttentionArgs<Bufs extends string> = { dims: AttentionDims; label: string } & Record<Bufs, GPUBuffer>;
+
+export type AttnScoresArgs = AttentionArgs<'scores' | 'q' | 'k'>;
+export type AttnSoftmaxArgs = AttentionArgs<'pattern' | 'scores'>;
+export type AttnZArgs = AttentionArgs<'z' | 'pattern' | 'v'>;
+
 /** scores [B, H, Tq, T] from q [B, Tq, H, dh] and k [B, T, Hkv, dh]. */
-export function attnScores(gpu: Gpu, d: AttentionDims, scores: GPUBuffer, q: GPUBuffer, k: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnScores(gpu: Gpu, args: AttnScoresArgs, params: Params[]): Dispatch {
+  const { dims: d, scores, q, k, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_scores', d, { a: [q, n.q], b: [k, n.kv], out: [scores, n.scores] }, n.scores, params, label);
 }
 
 /** pattern [B, H, Tq, T] = causal softmax of scores. */
-export function attnSoftmax(gpu: Gpu, d: AttentionDims, pattern: GPUBuffer, scores: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnSoftmax(gpu: Gpu, args: AttnSoftmaxArgs, params: Params[]): Dispatch {
+  const { dims: d, pattern, scores, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_softmax', d, { a: [scores, n.scores], b: null, out: [pattern, n.scores] }, n.rows, params, label);
 }
 
 /** z [B, Tq, H, dh] = pattern @ v per head. */
-export function attnZ(gpu: Gpu, d: AttentionDims, z: GPUBuffer, pattern: GPUBuffer, v: GPUBuffer, params: Params[], label: string): Dispatch {
+export function attnZ(gpu: Gpu, args: AttnZArgs, params: Params[]): Dispatch {
+  const { dims: d, z, pattern, v, label } = args;
   const n = sizes(d);
   return prepare(gpu, 'attn_z', d, { a: [pattern, n.scores], b: [v, n.kv], out: [z, n.q] }, n.q, params, label);
 }

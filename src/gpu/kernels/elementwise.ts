@@ -8,8 +8,19 @@ import type { Gpu } from '../device.ts';
 import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
+export interface ActivationArgs {
+  fn: ActFn;
+  y: GPUBuffer; // [n] out
+  x: GPUBuffer; // [n]
+  up?: GPUBuffer | null; // [n]: the up projection of a gated MLP (y = act(x) * up)
+  n: number;
+  label: string;
+}
+
 /** y = act(x) over n values, or y = act(x) * up with a gate (SwiGLU-style MLPs). */
-export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string, up: GPUBuffer | null = null): Dispatch {
+export function activation(gpu: Gpu, args: ActivationArgs, params: Params[]): Dispatch {
+  const { fn, y, x, n, label } = args;
+  const up = args.up ?? null;
   const pipeline = gpu.pipelines.get('activation', activationSource({ gated: up !== null }), `${fn}_v1`, itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);
@@ -23,8 +34,16 @@ export function activation(gpu: Gpu, fn: ActFn, y: GPUBuffer, x: GPUBuffer, n: n
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
+export interface SoftcapArgs {
+  y: GPUBuffer; // [n], in place
+  n: number;
+  cap: number;
+  label: string;
+}
+
 /** y = cap * tanh(y / cap) over n values, in place (a final logit soft-cap). */
-export function softcap(gpu: Gpu, y: GPUBuffer, n: number, cap: number, params: Params[], label: string): Dispatch {
+export function softcap(gpu: Gpu, args: SoftcapArgs, params: Params[]): Dispatch {
+  const { y, n, cap, label } = args;
   const pipeline = gpu.pipelines.get('activation', activationSource({ gated: false }), 'softcap_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: cap }], `${label} params`);
   params.push(u);
@@ -39,13 +58,29 @@ export function softcap(gpu: Gpu, y: GPUBuffer, n: number, cap: number, params: 
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
+export interface GeluNewArgs {
+  y: GPUBuffer; // [n] out
+  x: GPUBuffer; // [n]
+  n: number;
+  label: string;
+}
+
 /** y = gelu_new(x) over n values (GPT-2's MLP). */
-export function geluNew(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
-  return activation(gpu, 'gelu_new', y, x, n, params, label);
+export function geluNew(gpu: Gpu, args: GeluNewArgs, params: Params[]): Dispatch {
+  return activation(gpu, { ...args, fn: 'gelu_new' }, params);
+}
+
+export interface AddArgs {
+  out: GPUBuffer; // [n]
+  a: GPUBuffer; // [n]
+  b: GPUBuffer; // [n]
+  n: number;
+  label: string;
 }
 
 /** out = a + b over n values. */
-export function add(gpu: Gpu, out: GPUBuffer, a: GPUBuffer, b: GPUBuffer, n: number, params: Params[], label: string): Dispatch {
+export function add(gpu: Gpu, args: AddArgs, params: Params[]): Dispatch {
+  const { out, a, b, n, label } = args;
   const pipeline = gpu.pipelines.get('residual', residualSource(), 'add_v1', itemConstants(gpu));
   const u = new Params(gpu, [n], `${label} params`);
   params.push(u);

@@ -48,17 +48,20 @@ export function writeScatterIndex(gpu: Gpu, index: ScatterIndex, ids: ArrayLike<
   gpu.device.queue.writeBuffer(index.order, 0, t.order);
 }
 
+export interface ScatterAddArgs {
+  dtable: readonly RowChunk[]; // [vocab, C] in row chunks
+  dsrc: GPUBuffer; // [n, C]
+  index: ScatterIndex;
+  C: number;
+  /** Add into dtable instead of overwriting the rows it touches. */
+  accumulate?: boolean;
+  label: string;
+}
+
 /** dtable[id] (+)= sum of dsrc's rows with that id, one dispatch per chunk of the table gradient. */
-export function scatterAdd(
-  gpu: Gpu,
-  dtable: readonly RowChunk[],
-  dsrc: GPUBuffer, // [n, C]
-  index: ScatterIndex,
-  C: number,
-  params: Params[],
-  label: string,
-  accumulate = false,
-): Dispatch[] {
+export function scatterAdd(gpu: Gpu, args: ScatterAddArgs, params: Params[]): Dispatch[] {
+  const { dtable, dsrc, index, C, label } = args;
+  const accumulate = !!args.accumulate;
   const pipeline = gpu.pipelines.get('embed-backward', embedBackwardSource({ acc: accumulate }), 'scatter_add_v1', itemConstants(gpu));
   const n = index.n;
   return dtable.map((chunk, ci) => {

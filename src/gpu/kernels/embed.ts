@@ -7,20 +7,24 @@ import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { RowChunk } from '../chunked.ts';
 
+export interface GatherArgs {
+  out: GPUBuffer; // [n, C]
+  ids: GPUBuffer; // [n] u32
+  table: readonly RowChunk[]; // [vocab, C] in row chunks
+  n: number;
+  C: number;
+  /** The table holds f16 values. */
+  f16Table?: boolean;
+  /** Multiplies every value (Gemma's sqrt(d_model) embedding scale; default 1). */
+  scale?: number;
+  label: string;
+}
+
 /** out [n, C] = table[ids] — one dispatch per chunk of the table. */
-export function gather(
-  gpu: Gpu,
-  out: GPUBuffer,
-  ids: GPUBuffer,
-  table: readonly RowChunk[],
-  n: number,
-  C: number,
-  params: Params[],
-  label: string,
-  f16Table = false,
-  /** Multiplies every value (Gemma's sqrt(d_model) embedding scale). */
-  scale = 1,
-): Dispatch[] {
+export function gather(gpu: Gpu, args: GatherArgs, params: Params[]): Dispatch[] {
+  const { out, ids, table, n, C, label } = args;
+  const f16Table = !!args.f16Table;
+  const scale = args.scale ?? 1;
   const pipeline = gpu.pipelines.get('embed', embedSource({ f16Table }), 'gather_v1', itemConstants(gpu));
   return table.map((chunk, ci) => {
     const u = new Params(gpu, [n, C, chunk.row0, chunk.rows, { f32: scale }], `${label}[${ci}] params`);

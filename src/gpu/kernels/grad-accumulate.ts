@@ -7,8 +7,19 @@ import type { Gpu } from '../device.ts';
 import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
+export interface AccumulateArgs {
+  y: GPUBuffer; // [n], added to
+  x: GPUBuffer; // [n]
+  n: number;
+  /** The factor on x (default 1). */
+  alpha?: number;
+  label: string;
+}
+
 /** y [n] += a * x [n]. */
-export function accumulate(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, params: Params[], label: string, a = 1): Dispatch {
+export function accumulate(gpu: Gpu, args: AccumulateArgs, params: Params[]): Dispatch {
+  const { y, x, n, label } = args;
+  const a = args.alpha ?? 1;
   const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'accumulate_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: a }], `${label} params`);
   params.push(u);
@@ -24,8 +35,18 @@ export function accumulate(gpu: Gpu, y: GPUBuffer, x: GPUBuffer, n: number, para
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, n) };
 }
 
+export interface FillArgs {
+  y: GPUBuffer; // [n]
+  n: number;
+  /** Default 0. */
+  value?: number;
+  label: string;
+}
+
 /** y [n] = value. */
-export function fill(gpu: Gpu, y: GPUBuffer, n: number, params: Params[], label: string, value = 0): Dispatch {
+export function fill(gpu: Gpu, args: FillArgs, params: Params[]): Dispatch {
+  const { y, n, label } = args;
+  const value = args.value ?? 0;
   const pipeline = gpu.pipelines.get('grad-accumulate', gradAccumulateSource(), 'fill_v1', itemConstants(gpu));
   const u = new Params(gpu, [n, { f32: value }], `${label} params`);
   params.push(u);

@@ -17,8 +17,20 @@ export function sumsqPartials(n: number): number {
   return Math.max(1, Math.ceil(n / (WG * PER)));
 }
 
+export interface SumsqArgs {
+  grad: GPUBuffer;
+  /** First element of this tensor in `grad`. */
+  gradStart: number;
+  n: number;
+  partials: GPUBuffer;
+  /** First partial this tensor writes. */
+  partStart: number;
+  label: string;
+}
+
 /** partials[partStart ...] = sums of squares of grad[gradStart, gradStart + n) by chunk. */
-export function sumsq(gpu: Gpu, grad: GPUBuffer, gradStart: number, n: number, partials: GPUBuffer, partStart: number, params: Params[], label: string): Dispatch {
+export function sumsq(gpu: Gpu, args: SumsqArgs, params: Params[]): Dispatch {
+  const { grad, gradStart, n, partials, partStart, label } = args;
   const pipeline = gpu.pipelines.get('grad-norm', gradNormSource(), 'sumsq_v1', { WG, PER });
   const gw = bindWindow(gpu, grad, gradStart, n, `${label} gradient`);
   const u = new Params(gpu, [n, gw.elemOffset, partStart, { f32: 0 }], `${label} params`);
@@ -36,8 +48,19 @@ export function sumsq(gpu: Gpu, grad: GPUBuffer, gradStart: number, n: number, p
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, count, 1) };
 }
 
+export interface ClipArgs {
+  partials: GPUBuffer; // [count]
+  count: number;
+  /** the training clock (grad_norm and grad_scale are written there) */
+  clock: GPUBuffer;
+  /** 0: no clipping. */
+  maxNorm: number;
+  label: string;
+}
+
 /** clock.grad_norm = sqrt(sum of partials[0, count)); clock.grad_scale = min(1, maxNorm / (norm + 1e-6)), or 1 for maxNorm 0. */
-export function clip(gpu: Gpu, partials: GPUBuffer, count: number, clock: GPUBuffer, maxNorm: number, params: Params[], label: string): Dispatch {
+export function clip(gpu: Gpu, args: ClipArgs, params: Params[]): Dispatch {
+  const { partials, count, clock, maxNorm, label } = args;
   const pipeline = gpu.pipelines.get('grad-norm', gradNormSource(), 'clip_v1', { WG, PER });
   const u = new Params(gpu, [count, 0, 0, { f32: maxNorm }], `${label} params`);
   params.push(u);

@@ -19,8 +19,23 @@ function prepare(gpu: Gpu, entry: string, dims: number[], bufs: Array<[GPUBuffer
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: itemGrid(gpu, items) };
 }
 
+export interface HeadResultArgs {
+  result: GPUBuffer; // [BT, H, C] out
+  z: GPUBuffer; // [BT, H, dh]
+  W_O: GPUBuffer; // [H*dh, C]
+  BT: number;
+  H: number;
+  dh: number;
+  C: number;
+  /** W_O holds f16 weights. */
+  f16W?: boolean;
+  label: string;
+}
+
 /** result [BT, H, C] = z [BT, H, dh] per head @ W_O [H*dh, C]. */
-export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBuffer, BT: number, H: number, dh: number, C: number, params: Params[], label: string, f16W = false): Dispatch {
+export function headResult(gpu: Gpu, args: HeadResultArgs, params: Params[]): Dispatch {
+  const { result, z, W_O, BT, H, dh, C, label } = args;
+  const f16W = !!args.f16W;
   return prepare(
     gpu,
     'head_result_v1',
@@ -37,8 +52,19 @@ export function headResult(gpu: Gpu, result: GPUBuffer, z: GPUBuffer, W_O: GPUBu
   );
 }
 
+export interface SumHeadsArgs {
+  out: GPUBuffer; // [BT, C]
+  result: GPUBuffer; // [BT, H, C]
+  b_O: GPUBuffer; // [C]
+  BT: number;
+  H: number;
+  C: number;
+  label: string;
+}
+
 /** out [BT, C] = sum over heads of result [BT, H, C] + b_O [C]. */
-export function sumHeads(gpu: Gpu, out: GPUBuffer, result: GPUBuffer, b_O: GPUBuffer, BT: number, H: number, C: number, params: Params[], label: string): Dispatch {
+export function sumHeads(gpu: Gpu, args: SumHeadsArgs, params: Params[]): Dispatch {
+  const { out, result, b_O, BT, H, C, label } = args;
   return prepare(
     gpu,
     'sum_heads_v1',

@@ -4,27 +4,32 @@ import type { Gpu } from '../device.ts';
 import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
-/** full [B, T, HD] = past [row, q0, HD] for t < q0 (row 0, or the row table's), fresh [B, T - q0, HD] after. */
-export function kvAssemble(
-  gpu: Gpu,
-  full: GPUBuffer,
-  past: GPUBuffer,
-  fresh: GPUBuffer,
-  B: number,
-  T: number,
-  q0: number,
-  HD: number,
-  params: Params[],
-  label: string,
+export interface KvAssembleArgs {
+  full: GPUBuffer; // [B, T, HD] out
+  past: GPUBuffer; // [pastBatch, pastLen, HD]
+  fresh: GPUBuffer; // [B, T - q0, HD]
+  B: number;
+  T: number;
+  q0: number;
+  HD: number;
   /** [B] u32 per-row starts (>= q0); without it every row starts at q0. */
-  starts: GPUBuffer | null = null,
-  /** Positions `past` holds per row (>= every start). */
-  pastLen = q0,
+  starts?: GPUBuffer | null;
+  /** Positions `past` holds per row (>= every start; default q0). */
+  pastLen?: number;
   /** [B] u32: the row of `past` each batch row reads (a batch of cached prompts); without it, row 0. */
-  pastRows: GPUBuffer | null = null,
-  /** Rows `past` holds. */
-  pastBatch = 1,
-): Dispatch {
+  pastRows?: GPUBuffer | null;
+  /** Rows `past` holds (default 1). */
+  pastBatch?: number;
+  label: string;
+}
+
+/** full [B, T, HD] = past [row, q0, HD] for t < q0 (row 0, or the row table's), fresh [B, T - q0, HD] after. */
+export function kvAssemble(gpu: Gpu, args: KvAssembleArgs, params: Params[]): Dispatch {
+  const { full, past, fresh, B, T, q0, HD, label } = args;
+  const starts = args.starts ?? null;
+  const pastLen = args.pastLen ?? q0;
+  const pastRows = args.pastRows ?? null;
+  const pastBatch = args.pastBatch ?? 1;
   const pipeline = gpu.pipelines.get('kv-cache', kvCacheSource({ starts: !!starts, rows: !!pastRows }), 'kv_assemble_v1', itemConstants(gpu));
   const u = new Params(gpu, [B, T, q0, HD, pastLen], `${label} params`);
   params.push(u);

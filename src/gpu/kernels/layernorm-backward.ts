@@ -34,8 +34,18 @@ function prepare(
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups };
 }
 
+export interface NormGainBackwardArgs {
+  dn: GPUBuffer; // [rows, C] out
+  dy: GPUBuffer; // [rows, C]
+  w: GPUBuffer; // [C]
+  rows: number;
+  C: number;
+  label: string;
+}
+
 /** dn [rows, C] = dy * w (the gain's backward into hook_normalized). */
-export function normGainBackward(gpu: Gpu, dn: GPUBuffer, dy: GPUBuffer, w: GPUBuffer, rows: number, C: number, params: Params[], label: string): Dispatch {
+export function normGainBackward(gpu: Gpu, args: NormGainBackwardArgs, params: Params[]): Dispatch {
+  const { dn, dy, w, rows, C, label } = args;
   return prepare(
     gpu,
     'norm_gain_backward_v1',
@@ -53,8 +63,22 @@ export function normGainBackward(gpu: Gpu, dn: GPUBuffer, dy: GPUBuffer, w: GPUB
   );
 }
 
+export interface NormParamGradArgs {
+  dw: GPUBuffer; // [C]
+  db: GPUBuffer | null; // [C]; null for RMSNorm
+  dy: GPUBuffer; // [rows, C]
+  n: GPUBuffer; // [rows, C], hook_normalized
+  rows: number;
+  C: number;
+  /** Add into dw and db instead of overwriting them. */
+  accumulate?: boolean;
+  label: string;
+}
+
 /** dw [C] (+)= sum_r dy n; db [C] (+)= sum_r dy (db null for RMSNorm). */
-export function normParamGrad(gpu: Gpu, dw: GPUBuffer, db: GPUBuffer | null, dy: GPUBuffer, n: GPUBuffer, rows: number, C: number, params: Params[], label: string, accumulate = false): Dispatch {
+export function normParamGrad(gpu: Gpu, args: NormParamGradArgs, params: Params[]): Dispatch {
+  const { dw, db, dy, n, rows, C, label } = args;
+  const accumulate = !!args.accumulate;
   const bind: Array<[number, GPUBuffer, number]> = [
     [1, dy, rows * C],
     [2, n, rows * C],
@@ -64,8 +88,19 @@ export function normParamGrad(gpu: Gpu, dw: GPUBuffer, db: GPUBuffer | null, dy:
   return prepare(gpu, 'norm_param_grad_v1', { rms: !db, acc: accumulate }, rows, C, bind, [Math.ceil(C / gpu.workgroupSize), 1, 1], params, label);
 }
 
+export interface NormScaleGradArgs {
+  dscale: GPUBuffer; // [rows] out
+  dn: GPUBuffer; // [rows, C]
+  n: GPUBuffer; // [rows, C]
+  scale: GPUBuffer; // [rows]
+  rows: number;
+  C: number;
+  label: string;
+}
+
 /** dscale [rows] = -sum_c dn n / scale (hook_scale's gradient). */
-export function normScaleGrad(gpu: Gpu, dscale: GPUBuffer, dn: GPUBuffer, n: GPUBuffer, scale: GPUBuffer, rows: number, C: number, params: Params[], label: string): Dispatch {
+export function normScaleGrad(gpu: Gpu, args: NormScaleGradArgs, params: Params[]): Dispatch {
+  const { dscale, dn, n, scale, rows, C, label } = args;
   return prepare(
     gpu,
     'norm_scale_grad_v1',

@@ -29,8 +29,16 @@ function bindings(gpu: Gpu, t: UpdateTarget) {
   return { pw, gw };
 }
 
+export interface AdamWArgs extends UpdateTarget {
+  m: GPUBuffer; // [n] exp_avg
+  v: GPUBuffer; // [n] exp_avg_sq
+  hyper: AdamWHyper;
+}
+
 /** AdamW on one tensor; `m`, `v` ([n] each) are its exp_avg and exp_avg_sq. */
-export function adamw(gpu: Gpu, t: UpdateTarget, m: GPUBuffer, v: GPUBuffer, h: AdamWHyper, params: Params[]): Dispatch {
+export function adamw(gpu: Gpu, args: AdamWArgs, params: Params[]): Dispatch {
+  const { m, v, hyper: h } = args;
+  const t: UpdateTarget = args;
   const pipeline = gpu.pipelines.get('optim', optimSource(), 'adamw_v1');
   const { pw, gw } = bindings(gpu, t);
   const u = new Params(
@@ -54,8 +62,16 @@ export function adamw(gpu: Gpu, t: UpdateTarget, m: GPUBuffer, v: GPUBuffer, h: 
   return { kind: 'dispatch', label: t.label, pipeline, bindGroup, workgroups: grid1d(gpu, t.n, 64) };
 }
 
-/** SGD on one tensor; `buf` ([n]) is its momentum buffer (without momentum: any buffer but the parameter's or gradient's, never touched). */
-export function sgd(gpu: Gpu, t: UpdateTarget, buf: GPUBuffer, h: SgdHyper, params: Params[]): Dispatch {
+export interface SgdArgs extends UpdateTarget {
+  /** [n]: the momentum buffer (without momentum: any buffer but the parameter's or gradient's, never touched). */
+  buf: GPUBuffer;
+  hyper: SgdHyper;
+}
+
+/** SGD on one tensor; `buf` ([n]) is its momentum buffer. */
+export function sgd(gpu: Gpu, args: SgdArgs, params: Params[]): Dispatch {
+  const { buf, hyper: h } = args;
+  const t: UpdateTarget = args;
   const pipeline = gpu.pipelines.get('optim', optimSource(), 'sgd_v1');
   const { pw, gw } = bindings(gpu, t);
   const u = new Params(

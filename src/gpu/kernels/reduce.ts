@@ -5,8 +5,19 @@ import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { SiteLayout } from './intervene.ts';
 
+export interface BatchMeanArgs {
+  out: GPUBuffer; // [pooled ? 1 : pos, heads, F]
+  /** the activation, addressed by `layout` */
+  x: GPUBuffer;
+  layout: SiteLayout;
+  /** Average over positions too. */
+  pooled: boolean;
+  label: string;
+}
+
 /** out [pooled ? 1 : pos, heads, F] = mean over batch rows (and positions when pooled) of x. */
-export function batchMean(gpu: Gpu, out: GPUBuffer, x: GPUBuffer, layout: SiteLayout, pooled: boolean, params: Params[], label: string): Dispatch {
+export function batchMean(gpu: Gpu, args: BatchMeanArgs, params: Params[]): Dispatch {
+  const { out, x, layout, pooled, label } = args;
   const pipeline = gpu.pipelines.get('reduce', reduceSource(), 'batch_mean_v1', itemConstants(gpu));
   const L = layout;
   const u = new Params(gpu, [L.sb, L.sp, L.sh, L.F, L.batch, L.pos, L.heads, pooled ? 1 : 0], `${label} params`);

@@ -5,8 +5,20 @@ import { itemConstants, itemGrid, Params, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 import type { RotaryDims } from './rotary.ts';
 
+export interface RotaryBackwardArgs {
+  dims: RotaryDims;
+  dx: GPUBuffer; // [B, T, H, dh] out
+  dy: GPUBuffer; // [B, T, H, dh]
+  /** the forward's [nCtx, rot / 2] table */
+  cos: GPUBuffer;
+  /** the forward's [nCtx, rot / 2] table */
+  sin: GPUBuffer;
+  label: string;
+}
+
 /** dx [B, T, H, dh] = dy rotated back by position; cos, sin: the forward's [nCtx, rot / 2] tables. */
-export function rotaryBackward(gpu: Gpu, d: RotaryDims, dx: GPUBuffer, dy: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, params: Params[], label: string): Dispatch {
+export function rotaryBackward(gpu: Gpu, args: RotaryBackwardArgs, params: Params[]): Dispatch {
+  const { dims: d, dx, dy, cos, sin, label } = args;
   const pipeline = gpu.pipelines.get('rotary-backward', rotaryBackwardSource(), 'rotary_backward_v1', itemConstants(gpu));
   const u = new Params(gpu, [d.B, d.T, d.H, d.dh, d.rot, d.pos0], `${label} params`);
   params.push(u);

@@ -18,8 +18,18 @@ export interface RotaryDims {
   nCtx: number;
 }
 
+export interface RotaryArgs {
+  dims: RotaryDims;
+  y: GPUBuffer; // [B, T, H, dh] out
+  x: GPUBuffer; // [B, T, H, dh]
+  cos: GPUBuffer; // [nCtx, rot / 2]
+  sin: GPUBuffer; // [nCtx, rot / 2]
+  label: string;
+}
+
 /** y [B, T, H, dh] = x rotated by position; cos, sin: [nCtx, rot / 2]. */
-export function rotary(gpu: Gpu, d: RotaryDims, y: GPUBuffer, x: GPUBuffer, cos: GPUBuffer, sin: GPUBuffer, params: Params[], label: string): Dispatch {
+export function rotary(gpu: Gpu, args: RotaryArgs, params: Params[]): Dispatch {
+  const { dims: d, y, x, cos, sin, label } = args;
   const pipeline = gpu.pipelines.get('rotary', rotarySource(), 'rotary_v1', itemConstants(gpu));
   const u = new Params(gpu, [d.B, d.T, d.H, d.dh, d.rot, d.pos0], `${label} params`);
   params.push(u);

@@ -97,11 +97,22 @@ export interface Extra {
 
 const ARCH: Record<SaeArchitecture, number> = { standard: 0, topk: 1, jumprelu: 2 };
 
+export interface SaeKernelArgs {
+  entry: SaeEntry;
+  dims: SaeKernelDims;
+  /** What `entry` binds, by its WGSL name. */
+  buffers: Partial<Record<SaeBinding, GPUBuffer>>;
+  extra?: Extra;
+  label: string;
+}
+
 /**
  * One SAE training dispatch. `buffers` names what `entry` binds (see ENTRIES; the WGSL names):
  * a missing one is an error naming it.
  */
-export function saeKernel(gpu: Gpu, entry: SaeEntry, d: SaeKernelDims, buffers: Partial<Record<SaeBinding, GPUBuffer>>, params: Params[], label: string, extra: Extra = {}): Dispatch {
+export function saeKernel(gpu: Gpu, args: SaeKernelArgs, params: Params[]): Dispatch {
+  const { entry, dims: d, buffers, label } = args;
+  const extra = args.extra ?? {};
   const pipeline = gpu.pipelines.get('sae-train', saeTrainSource(), entry);
   const u = new Params(
     gpu,

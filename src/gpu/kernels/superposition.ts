@@ -112,13 +112,22 @@ function dispatch(gpu: Gpu, entry: Entry, bufs: TmsBuffers, d: TmsDims, params: 
   return { kind: 'dispatch', label, pipeline, bindGroup, workgroups: grid1d(gpu, USES[entry].n(d), 64) };
 }
 
+/** One toy-model step's tensors: the named buffers, the dimensions and the label. */
+export interface TmsArgs {
+  bufs: TmsBuffers;
+  dims: TmsDims;
+  label: string;
+}
+
 /** Forward: h, y, and the instance losses (loss_part, then the `tms_loss_v1` reduction). v1 only. */
-export function tmsForward(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Params[], label: string): Dispatch[] {
+export function tmsForward(gpu: Gpu, args: TmsArgs, params: Params[]): Dispatch[] {
+  const { bufs, dims: d, label } = args;
   return [dispatch(gpu, 'tms_forward_v1', bufs, d, params, `${label} forward`), dispatch(gpu, 'tms_loss_v1', bufs, d, params, `${label} loss`)];
 }
 
 /** Backward of sum_i loss[i]: dpre and dh per row, then dW and db reduced over the batch. v1 only. */
-export function tmsBackward(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Params[], label: string): Dispatch[] {
+export function tmsBackward(gpu: Gpu, args: TmsArgs, params: Params[]): Dispatch[] {
+  const { bufs, dims: d, label } = args;
   return [
     dispatch(gpu, 'tms_backward_v1', bufs, d, params, `${label} backward`),
     dispatch(gpu, 'tms_weight_grad_v1', bufs, d, params, `${label} dW`),
@@ -131,7 +140,8 @@ export function tmsBackward(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Para
  * matmul, ReLU / loss / dpre in `tms_relu_v2`, db and the losses as v1. Needs `hh` and `xt`;
  * `h` and `dh` are not used (h lives in hh).
  */
-export function tmsStepV2(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Params[], label: string): Dispatch[] {
+export function tmsStepV2(gpu: Gpu, args: TmsArgs, params: Params[]): Dispatch[] {
+  const { bufs, dims: d, label } = args;
   const { B, I, F, H } = d;
   if (!bufs.hh || !bufs.xt || !bufs.dpre || !bufs.dW || !bufs.db) throw new Error(`${label}: v2 needs the hh, xt, dpre, dW and db buffers`);
   const out: Dispatch[] = [];
@@ -155,7 +165,8 @@ export function tmsStepV2(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Params
  * v3's forward and backward: every product with a wide output (see the shader header). Needs
  * wt, ht, dht, dwa, dwb and xt ([I, F, B]); y and dpre hold the feature-major preT / yT and dpreT.
  */
-export function tmsStepV3(gpu: Gpu, bufs: TmsBuffers, d: TmsDims, params: Params[], label: string): Dispatch[] {
+export function tmsStepV3(gpu: Gpu, args: TmsArgs, params: Params[]): Dispatch[] {
+  const { bufs, dims: d, label } = args;
   const { B, I, F, H } = d;
   const { wt, ht, dht, dwa, dwb, xt, dpre, dW } = bufs;
   if (!wt || !ht || !dht || !dwa || !dwb || !xt || !dpre || !dW || !bufs.db) throw new Error(`${label}: v3 needs the wt, ht, dht, dwa, dwb, xt, dpre, dW and db buffers`);

@@ -4,11 +4,24 @@ import type { Gpu } from '../device.ts';
 import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
+export interface SparseFeaturesArgs {
+  x: GPUBuffer; // [I, B, F] out
+  prob: GPUBuffer; // [I]
+  B: number;
+  I: number;
+  F: number;
+  seed: number;
+  /** the training clock (its step seeds the draw) */
+  clock: GPUBuffer;
+  label: string;
+}
+
 /**
  * x [I, B, F] = Toy Models of Superposition's sparse features for the clock's current update:
  * present with probability prob[i] ([I]), then uniform in [0, 1).
  */
-export function sparseFeatures(gpu: Gpu, x: GPUBuffer, prob: GPUBuffer, B: number, I: number, F: number, seed: number, clock: GPUBuffer, params: Params[], label: string): Dispatch {
+export function sparseFeatures(gpu: Gpu, args: SparseFeaturesArgs, params: Params[]): Dispatch {
+  const { x, prob, B, I, F, seed, clock, label } = args;
   const pipeline = gpu.pipelines.get('synthetic', syntheticSource(), 'sparse_features_v1');
   const u = new Params(gpu, [B, I, F, seed >>> 0], `${label} params`);
   params.push(u);

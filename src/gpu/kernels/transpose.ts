@@ -4,8 +4,17 @@ import type { Gpu } from '../device.ts';
 import { Params, grid1d, type Dispatch } from '../recorder.ts';
 import { bindWhole } from '../window.ts';
 
+export interface TransposeArgs {
+  out: GPUBuffer; // [C, R]
+  x: GPUBuffer; // [R, C]
+  R: number;
+  C: number;
+  label: string;
+}
+
 /** out [C, R] = x [R, C] transposed. */
-export function transpose(gpu: Gpu, out: GPUBuffer, x: GPUBuffer, R: number, C: number, params: Params[], label: string): Dispatch {
+export function transpose(gpu: Gpu, args: TransposeArgs, params: Params[]): Dispatch {
+  const { out, x, R, C, label } = args;
   const pipeline = gpu.pipelines.get('transpose', transposeSource(), 'transpose_v1');
   const u = new Params(gpu, [R, C], `${label} params`);
   params.push(u);
