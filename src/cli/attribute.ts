@@ -7,6 +7,7 @@
  */
 import { attributionSweep, verifyTopK, type AttributionMethod } from '../experiments/attribution.ts';
 import { featureAttribution } from '../experiments/feature-attribution.ts';
+import { attributionFields, featureAttributionFields, verifiedFields } from '../experiments/grid-json.ts';
 import { verifyFeatureTopK } from '../experiments/feature-verify.ts';
 import { loadSae } from '../features/sae-load.ts';
 import type { Sae } from '../features/sae.ts';
@@ -137,22 +138,7 @@ export async function attributeCommand(argv: readonly string[], print: (line: st
         });
       }
       if (json) {
-        const out: Record<string, unknown> = {
-          site,
-          method,
-          shape: grid.shape,
-          axes: grid.axes,
-          values: nest(grid.values, grid.shape),
-          effects: nest(grid.effects, grid.shape),
-          signed: grid.signed,
-          clean: grid.clean,
-          corrupt: grid.corrupt,
-        };
-        if (v) {
-          out.verified = v.cells;
-          out.max_error = v.maxError;
-        }
-        print(JSON.stringify(out));
+        print(JSON.stringify({ ...attributionFields(site, method, grid), ...verifiedFields(v) }));
         return;
       }
       print(`patchbay attribute: ${source.describe}`);
@@ -224,29 +210,8 @@ async function attributeFeatures(modelArg: string, a: FeatureArgs, print: (line:
             { arg: a.saeArg, errorTerm: a.errorTerm },
           );
         }
-        const features = nest(grid.features, grid.shape) as number[][];
-        const effects = nest(grid.effects, grid.shape) as number[][];
         if (a.json) {
-          const out: Record<string, unknown> = {
-            site: 'features',
-            method: 'atp',
-            hook: grid.hook,
-            shape: grid.shape,
-            axes: grid.axes,
-            positions: grid.positions,
-            features,
-            acts: nest(grid.acts, grid.shape),
-            values: nest(grid.values, grid.shape),
-            effects,
-            signed: true,
-            clean: grid.clean,
-            corrupt: grid.corrupt,
-          };
-          if (v) {
-            out.verified = v.cells;
-            out.max_error = v.maxError;
-          }
-          print(JSON.stringify(out));
+          print(JSON.stringify({ ...featureAttributionFields(grid), ...verifiedFields(v) }));
           return;
         }
         const c = sae.config;
@@ -260,7 +225,7 @@ async function attributeFeatures(modelArg: string, a: FeatureArgs, print: (line:
         );
         print(`  time     load ${loadMs.toFixed(0)} ms, attribution ${runMs.toFixed(0)} ms${v ? `, exact feature patching ${verifyMs.toFixed(0)} ms` : ''}`);
         print('');
-        printFeatureCells(print, grid.positions, features, effects);
+        printFeatureCells(print, grid.positions, nest(grid.features, grid.shape) as number[][], nest(grid.effects, grid.shape) as number[][]);
         if (v) {
           print('');
           print(`  the ${v.cells.length} largest estimates, and the exact effect of patching that feature alone:`);

@@ -6,17 +6,7 @@
  */
 import { fmt } from './experiment.ts';
 
-/** Row-major `values` as nested arrays following `shape`. */
-export function nest(values: ArrayLike<number>, shape: readonly number[]): unknown[] {
-  const flat = Array.from(values);
-  const build = (offset: number, dim: number): unknown[] => {
-    const n = shape[dim];
-    if (dim === shape.length - 1) return flat.slice(offset, offset + n);
-    const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
-    return Array.from({ length: n }, (_, i) => build(offset + i * stride, dim + 1));
-  };
-  return build(0, 0);
-}
+export { nest } from '../experiments/grid-json.ts';
 
 const PLURAL: Record<string, string> = {
   layer: 'layers',

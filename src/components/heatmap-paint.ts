@@ -144,7 +144,7 @@ export interface HeatmapData {
 }
 
 /** Text cut to `max` px with an ellipsis. */
-export function fit(pen: Pen, s: string, max: number, st: TextStyle): string {
+export function fitText(pen: Pen, s: string, max: number, st: TextStyle): string {
   if (pen.measure(s, st) <= max) return s;
   const chars = [...s];
   while (chars.length > 1 && pen.measure(chars.join('') + '…', st) > max) chars.pop();
@@ -176,12 +176,12 @@ export function paintCells(pen: Pen, d: HeatmapData, x0: number, y0: number, cw:
       const area = badge ? ch - size - 2 : ch;
       lines.forEach((line, k) => {
         const st: TextStyle = { size, color: col.color, align: 'center', mono: true, bold: !!d.marked[i], underline: !!d.marked[i] };
-        pen.text(x + cw / 2, y + (area * (k + 0.5)) / lines.length, fit(pen, line, cw - 4, st), st);
+        pen.text(x + cw / 2, y + (area * (k + 0.5)) / lines.length, fitText(pen, line, cw - 4, st), st);
       });
       if (badge) {
         const bs: TextStyle = { size: Math.max(8, size * 0.85), color: '#111827', align: 'center' };
         pen.rect(x + 1, y + ch - size - 1, cw - 2, size, 'rgba(255,255,255,0.88)');
-        pen.text(x + cw / 2, y + ch - size / 2 - 1, fit(pen, badge, cw - 4, bs), bs);
+        pen.text(x + cw / 2, y + ch - size / 2 - 1, fitText(pen, badge, cw - 4, bs), bs);
       }
     }
   }
@@ -206,10 +206,10 @@ export function paintFigure(pen: Pen, d: HeatmapData, cw: number, ch: number, le
   if (d.rowAxis) pen.text(pad + 6, y0 + gridH / 2, `${d.rowAxis} ↓`, { size: 11, color: d.muted, align: 'center', vertical: true });
   d.colLabels.forEach((l, c) => {
     const x = x0 + c * (cw + gap) + cw / 2;
-    if (vertical) pen.text(x, y0 - 4, fit(pen, l, colH - 8, label), { ...label, vertical: true });
-    else pen.text(x, y0 - colH / 2, fit(pen, l, cw, label), { ...label, align: 'center' });
+    if (vertical) pen.text(x, y0 - 4, fitText(pen, l, colH - 8, label), { ...label, vertical: true });
+    else pen.text(x, y0 - colH / 2, fitText(pen, l, cw, label), { ...label, align: 'center' });
   });
-  d.rowLabels.forEach((l, r) => pen.text(x0 - 6, y0 + r * (ch + gap) + ch / 2, fit(pen, l, rowW - 8, label), { ...label, align: 'right' }));
+  d.rowLabels.forEach((l, r) => pen.text(x0 - 6, y0 + r * (ch + gap) + ch / 2, fitText(pen, l, rowW - 8, label), { ...label, align: 'right' }));
   paintCells(pen, d, x0, y0, cw, ch, gap);
   // Legend: the scale's ramp and its meaning, then the marks.
   let y = y0 + gridH + 14;

@@ -20,7 +20,7 @@
  * @csspart topk - The verified cells' table.
  * @csspart status - Messages and errors.
  */
-import { css, html, nothing, svg } from 'lit';
+import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { attributionSweep, pearson, verifyTopK, type AttributionGrid, type AttributionMethod, type Verification } from '../experiments/attribution.ts';
 import { PATCH_SITES, patchingSweep, type PatchSite } from '../experiments/patching.ts';
@@ -30,6 +30,7 @@ import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import './heatmap.ts';
 import { modelKey } from './live-run.ts';
+import { estimateScatter, scatterStyles } from './scatter.ts';
 
 export interface AttributionDoneDetail {
   site: PatchSite;
@@ -54,37 +55,8 @@ interface Computed {
 export class PbAttribution extends PbComputedFigure<Computed> {
   static override styles = [
     figureStyles,
+    scatterStyles,
     css`
-      .views {
-        display: flex;
-        flex-wrap: wrap;
-        gap: 1rem 1.5rem;
-        align-items: flex-start;
-      }
-      svg {
-        width: 15rem;
-        height: 15rem;
-      }
-      .axis {
-        stroke: currentColor;
-        stroke-opacity: 0.3;
-      }
-      .diag {
-        stroke: currentColor;
-        stroke-opacity: 0.35;
-        stroke-dasharray: 3 3;
-      }
-      .dot {
-        fill: #2563eb;
-        fill-opacity: 0.75;
-      }
-      .dot.top {
-        fill: #dc2626;
-      }
-      .tick {
-        font-size: 9px;
-        fill: currentColor;
-      }
       table {
         border-collapse: collapse;
         font-size: 0.9em;
@@ -200,22 +172,14 @@ export class PbAttribution extends PbComputedFigure<Computed> {
 
   private scatter(c: Computed) {
     const x = this.target(c);
-    const y = c.grid.effects;
-    const lim = Math.max(1e-9, ...[...x, ...y].map(Math.abs)) * 1.05;
-    const S = 200;
-    const px = (v: number) => ((v + lim) / (2 * lim)) * S;
-    const py = (v: number) => S - ((v + lim) / (2 * lim)) * S;
     const top = new Set(c.verified.cells.map((v) => v.index));
-    return html`<svg part="scatter" viewBox="-24 -8 ${S + 32} ${S + 32}" role="img" aria-label="estimate against exact effect, one dot per cell">
-      ${svg`<line class="axis" x1="0" y1=${py(0)} x2=${S} y2=${py(0)}></line>
-        <line class="axis" x1=${px(0)} y1="0" x2=${px(0)} y2=${S}></line>
-        <line class="diag" x1=${px(-lim)} y1=${py(-lim)} x2=${px(lim)} y2=${py(lim)}></line>
-        <text class="tick" x=${S} y=${S + 18} text-anchor="end">${c.grid.signed ? 'exact effect' : '|exact effect|'} →</text>
-        <text class="tick" x="-20" y="6">${this.method === 'atp' ? 'AtP' : 'AtP*'} ↑</text>
-        <text class="tick" x="0" y=${S + 8} text-anchor="middle">${formatValue(-lim, 2)}</text>
-        <text class="tick" x=${S} y=${S + 8} text-anchor="middle">${formatValue(lim, 2)}</text>
-        ${[...y].map((v, i) => svg`<circle class=${top.has(i) ? 'dot top' : 'dot'} cx=${px(x[i])} cy=${py(v)} r="3.2"><title>cell ${i}: estimate ${formatValue(v, 3)}, exact ${formatValue(x[i], 3)}</title></circle>`)}`}
-    </svg>`;
+    const points = Array.from(c.grid.effects, (v, i) => ({ exact: x[i], estimate: v, top: top.has(i), title: `cell ${i}: estimate ${formatValue(v, 3)}, exact ${formatValue(x[i], 3)}` }));
+    return estimateScatter(points, {
+      xLabel: c.grid.signed ? 'exact effect' : '|exact effect|',
+      yLabel: this.method === 'atp' ? 'AtP' : 'AtP*',
+      ariaLabel: 'estimate against exact effect, one dot per cell',
+      radius: 3.2,
+    });
   }
 
   override render() {

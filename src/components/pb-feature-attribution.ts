@@ -26,7 +26,7 @@
  * @csspart summary - The correlation line.
  * @csspart status - Messages and errors.
  */
-import { css, html, nothing, svg } from 'lit';
+import { css, html, nothing } from 'lit';
 import { customElement, property, state } from 'lit/decorators.js';
 import { featureAttribution, type FeatureAttributionGrid } from '../experiments/feature-attribution.ts';
 import { verifyFeatureTopK, type FeatureVerification } from '../experiments/feature-verify.ts';
@@ -37,6 +37,7 @@ import { PbFeatureFigure } from './feature-figure.ts';
 import { figureStyles } from './figure-styles.ts';
 import { formatValue } from './heatmap.ts';
 import { modelKey } from './live-run.ts';
+import { estimateScatter, scatterStyles } from './scatter.ts';
 import { tokenText, tokenTextStyles } from './token-text.ts';
 
 export interface FeatureAttributionDoneDetail {
@@ -89,37 +90,8 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
   static override styles = [
     figureStyles,
     tokenTextStyles,
+    scatterStyles,
     css`
-      .views {
-        display: flex;
-        flex-wrap: wrap;
-        gap: 1rem 1.5rem;
-        align-items: flex-start;
-      }
-      svg {
-        width: 15rem;
-        height: 15rem;
-      }
-      .axis {
-        stroke: currentColor;
-        stroke-opacity: 0.3;
-      }
-      .diag {
-        stroke: currentColor;
-        stroke-opacity: 0.35;
-        stroke-dasharray: 3 3;
-      }
-      .dot {
-        fill: #2563eb;
-        fill-opacity: 0.7;
-      }
-      .dot.top {
-        fill: #dc2626;
-      }
-      .tick {
-        font-size: 9px;
-        fill: currentColor;
-      }
       table {
         border-collapse: collapse;
         font-size: 0.9em;
@@ -273,24 +245,14 @@ export class PbFeatureAttribution extends PbFeatureFigure<Computed> {
   }
 
   private scatter(c: Computed) {
-    const lim = Math.max(1e-9, ...c.cells.flatMap((x) => [Math.abs(x.exact), Math.abs(x.estimate)])) * 1.05;
-    const S = 200;
-    const px = (v: number) => ((v + lim) / (2 * lim)) * S;
-    const py = (v: number) => S - ((v + lim) / (2 * lim)) * S;
     const top = new Set(c.top);
-    return html`<svg part="scatter" viewBox="-24 -8 ${S + 32} ${S + 32}" role="img" aria-label="AtP estimate against the exact effect, one dot per feature cell">
-      ${svg`<line class="axis" x1="0" y1=${py(0)} x2=${S} y2=${py(0)}></line>
-        <line class="axis" x1=${px(0)} y1="0" x2=${px(0)} y2=${S}></line>
-        <line class="diag" x1=${px(-lim)} y1=${py(-lim)} x2=${px(lim)} y2=${py(lim)}></line>
-        <text class="tick" x=${S} y=${S + 18} text-anchor="end">exact effect →</text>
-        <text class="tick" x="-20" y="6">AtP ↑</text>
-        <text class="tick" x="0" y=${S + 8} text-anchor="middle">${formatValue(-lim, 2)}</text>
-        <text class="tick" x=${S} y=${S + 8} text-anchor="middle">${formatValue(lim, 2)}</text>
-        ${c.cells.map(
-          (x, j) =>
-            svg`<circle class=${top.has(j) ? 'dot top' : 'dot'} cx=${px(x.exact)} cy=${py(x.estimate)} r="3"><title>position ${x.pos}, feature #${x.feature}: estimate ${formatValue(x.estimate, 3)}, exact ${formatValue(x.exact, 3)}</title></circle>`,
-        )}`}
-    </svg>`;
+    const points = c.cells.map((x, j) => ({
+      exact: x.exact,
+      estimate: x.estimate,
+      top: top.has(j),
+      title: `position ${x.pos}, feature #${x.feature}: estimate ${formatValue(x.estimate, 3)}, exact ${formatValue(x.exact, 3)}`,
+    }));
+    return estimateScatter(points, { xLabel: 'exact effect', yLabel: 'AtP', ariaLabel: 'AtP estimate against the exact effect, one dot per feature cell', radius: 3 });
   }
 
   private table(c: Computed) {

@@ -31,6 +31,7 @@ import { MetricSpecError, parseMetricSyntax, specToMetric } from './metric-spec.
 import { patchingSweep } from './patching.ts';
 import { attributionSweep, verifyTopK } from './attribution.ts';
 import { featureAttribution } from './feature-attribution.ts';
+import { attributionFields, featureAttributionFields, nest, verifiedFields } from './grid-json.ts';
 import { verifyFeatureTopK } from './feature-verify.ts';
 import { prepareInterventions, type PromptIdRows } from './spec-interventions.ts';
 import { SPEC_VERSION, SpecError, isBatch, promptRows, type ExperimentSpec, type PromptValue, type Prompts } from './spec.ts';
@@ -43,18 +44,6 @@ export interface SpecRunOptions {
 }
 
 export type SpecResult = Record<string, unknown> & { patchbay: typeof SPEC_VERSION; kind: string };
-
-/** Row-major `values` as nested arrays following `shape`. */
-export function nest(values: ArrayLike<number>, shape: readonly number[]): unknown[] {
-  const flat = Array.from(values);
-  const build = (offset: number, dim: number): unknown[] => {
-    const n = shape[dim];
-    if (dim === shape.length - 1) return flat.slice(offset, offset + n);
-    const stride = shape.slice(dim + 1).reduce((a, b) => a * b, 1);
-    return Array.from({ length: n }, (_, i) => build(offset + i * stride, dim + 1));
-  };
-  return build(0, 0);
-}
 
 /** A prompt's token ids: ids as they are, text through the tokenizer. */
 export function promptIds(p: PromptValue, tokenizer: TextTokenizer | null, what: string): number[] {
@@ -196,27 +185,14 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
         if (!spec.sae || !sae) throw new SpecError("spec.sae: attributing to features needs the spec's SAE, and none was loaded for it");
         const errorTerm = spec.sae.error_term !== false;
         const grid = await featureAttribution(model, sae, clean, corrupt, metric, { k: e.k ?? 5, errorTerm, normalize });
-        const shape = grid.shape;
         const v = e.verify ? await verifyFeatureTopK(model, sae, clean, corrupt, grid, metric, e.verify, { errorTerm, signal: options.signal, onProgress: options.onProgress }) : null;
         return {
           patchbay: SPEC_VERSION,
           kind: 'attribute',
           prompts,
-          site: 'features',
-          method: 'atp',
-          hook: grid.hook,
-          shape,
-          axes: grid.axes,
-          positions: grid.positions,
-          features: nest(grid.features, shape),
-          acts: nest(grid.acts, shape),
-          values: nest(grid.values, shape), // NaN (null in JSON) in empty cells
-          effects: nest(grid.effects, shape),
-          signed: true,
-          clean: grid.clean,
-          corrupt: grid.corrupt,
+          ...featureAttributionFields(grid),
           normalize,
-          ...(v ? { verified: v.cells, max_error: v.maxError } : {}),
+          ...verifiedFields(v),
         };
       }
       const method = e.method ?? 'atp';
@@ -226,17 +202,9 @@ export async function runSpec(model: Model, spec: ExperimentSpec, tokenizer: Tex
         patchbay: SPEC_VERSION,
         kind: 'attribute',
         prompts,
-        site: e.site,
-        method,
-        shape: grid.shape,
-        axes: grid.axes,
-        values: nest(grid.values, grid.shape),
-        effects: nest(grid.effects, grid.shape),
-        signed: grid.signed,
-        clean: grid.clean,
-        corrupt: grid.corrupt,
+        ...attributionFields(e.site, method, grid),
         normalize,
-        ...(v ? { verified: v.cells, max_error: v.maxError } : {}),
+        ...verifiedFields(v),
       };
     }
   }
