@@ -1,0 +1,430 @@
+/**
+ * The row-wise kernels of the attention-only trainer (`src/train/attn-only.ts`): a GPT-2-style
+ * model without MLPs (LayerNorm, learned positions, causal attention, tied or untied
+ * unembedding) trained with cross-entropy on chosen (row, position, target) pairs. The matmuls
+ * are `narrow-matmul.wgsl.ts`; everything else is here, one invocation per row (a token, a
+ * query, a key, a scored target) looping over a row's few dozen elements, which on lavapipe
+ * beats a workgroup per row with tree reductions by ~10x and needs no barriers. Sizes are baked
+ * into the source when the trainer is built (B sequences of T tokens, D = d_model, H heads of
+ * E = d_head, V tokens, CAP scored targets at most; D and E multiples of 4).
+ *
+ * Layouts: x, nrm, a [B T, D]; qkv [B T, 3 H E] (queries, keys, values, head-major in each);
+ * z [B T, H E]; p, ds [B, H, T, T] (only k <= q written); the scored targets are slots
+ * 0..count-1 of [CAP] (row b T + t, token); slots past count read as zero.
+ *
+ *   pack_layer      W_qkv [D, 3HE] and its transpose, b_qkv, W_O^T [D, HE] from the model's
+ *                   W_Q, W_K, W_V [D, HE], b_*, W_O [HE, D] (the operands the matmuls read along K)
+ *   transpose       out[c R + r] = in[r C + c]
+ *   embed           x[r] = W_E[ids[r]] + W_pos[r % T]
+ *   ln_forward      nrm = (x - mean) / sqrt(var + eps), a = nrm w + b; rstd kept (LayerNorm's
+ *                   biased variance, summed in order)
+ *   attn_forward    one workgroup per (sequence, head), one invocation per query: scores
+ *                   q.k scale, causal softmax (max-subtracted), z = p v
+ *   ln_targets      ln_forward at the scored rows only: [CAP, D]
+ *   loss_rows       per scored slot: lse(z) - z[y] and, in place, dlogits = (softmax - onehot) / count
+ *   loss_sum        loss = sum of slots / count, in slot order
+ *   ln_backward     dx (+)= rstd (g - mean(g) - nrm mean(g nrm)) with g = da w, per row (or per
+ *                   scored slot into its row, `targets`)
+ *   col_sums        dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and bias)
+ *   attn_backward   per (sequence, head): per query dp = dz v, ds = p (dp - sum p dp) scale,
+ *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz
+ *   pos_grad        dW_pos[t] = sum_b dx[b T + t] (zero for t >= T)
+ *   embed_grad      dW_E[v] = sum of dx over the rows holding token v (the host's CSR index of
+ *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
+ *
+ * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
+ */
+
+export const ATTN_ONLY_VERSIONS = ['pack_layer_v1', 'transpose_v1', 'embed_v1', 'ln_forward_v1', 'attn_forward_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
+
+/** Invocations per workgroup for the row kernels (a query or key per invocation in attention: T <= 64 needs one pass). */
+export const ROW_WG = 64;
+
+export interface AttnOnlyDims {
+  B: number;
+  T: number;
+  D: number;
+  H: number;
+  E: number;
+  V: number;
+  CAP: number;
+  /** Rows of W_pos (n_ctx >= T). */
+  P: number;
+  eps: number;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
+
+export function packLayerSource({ D, H, E }: AttnOnlyDims): string {
+  const HE = H * E;
+  return `
+@group(0) @binding(0) var<storage, read> WQ: array<f32>;   // [D, HE]
+@group(0) @binding(1) var<storage, read> WK: array<f32>;
+@group(0) @binding(2) var<storage, read> WV: array<f32>;
+@group(0) @binding(3) var<storage, read> WO: array<f32>;   // [HE, D]
+@group(0) @binding(4) var<storage, read> bQ: array<f32>;   // [HE]
+@group(0) @binding(5) var<storage, read> bK: array<f32>;
+@group(0) @binding(6) var<storage, read> bV: array<f32>;
+@group(0) @binding(7) var<storage, read_write> Wqkv: array<f32>;   // [D, 3HE]
+@group(0) @binding(8) var<storage, read_write> WqkvT: array<f32>;  // [3HE, D]
+@group(0) @binding(9) var<storage, read_write> bqkv: array<f32>;   // [3HE]
+@group(0) @binding(10) var<storage, read_write> WOT: array<f32>;   // [D, HE]
+
+@compute @workgroup_size(${ROW_WG})
+fn pack_layer_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e < ${D * 3 * HE}u) {
+    let k = e / ${3 * HE}u;
+    let j = e % ${3 * HE}u;
+    var v: f32;
+    if (j < ${HE}u) { v = WQ[k * ${HE}u + j]; } else if (j < ${2 * HE}u) { v = WK[k * ${HE}u + j - ${HE}u]; } else { v = WV[k * ${HE}u + j - ${2 * HE}u]; }
+    Wqkv[e] = v;
+    WqkvT[j * ${D}u + k] = v;
+  }
+  if (e < ${HE * D}u) {
+    let i = e / ${D}u;
+    let j = e % ${D}u;
+    WOT[j * ${HE}u + i] = WO[e];
+  }
+  if (e < ${HE}u) {
+    bqkv[e] = bQ[e];
+    bqkv[e + ${HE}u] = bK[e];
+    bqkv[e + ${2 * HE}u] = bV[e];
+  }
+}
+`;
+}
+
+export function transposeSource(R: number, C: number): string {
+  return `
+@group(0) @binding(0) var<storage, read> src: array<f32>;         // [R, C]
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;   // [C, R]
+
+@compute @workgroup_size(${ROW_WG})
+fn transpose_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${R * C}u) { return; }
+  dst[(e % ${C}u) * ${R}u + e / ${C}u] = src[e];
+}
+`;
+}
+
+export function embedSource({ B, T, D }: AttnOnlyDims): string {
+  const D4 = D / 4;
+  return `
+@group(0) @binding(0) var<storage, read> ids: array<u32>;         // [B T]
+@group(0) @binding(1) var<storage, read> WE: array<vec4f>;        // [V, D / 4]
+@group(0) @binding(2) var<storage, read> Wpos: array<vec4f>;      // [P, D / 4]
+@group(0) @binding(3) var<storage, read_write> x: array<vec4f>;   // [B T, D / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn embed_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${B * T * D4}u) { return; }
+  let r = e / ${D4}u;
+  let d = e % ${D4}u;
+  x[e] = WE[ids[r] * ${D4}u + d] + Wpos[(r % ${T}u) * ${D4}u + d];
+}
+`;
+}
+
+/**
+ * LayerNorm forward over `rows` rows; with `targets`, over the scored slots (row tRow[i] of x,
+ * written to slot i; slots past count get zeros).
+ */
+export function lnForwardSource({ D, eps, CAP }: AttnOnlyDims, rows: number, targets: boolean): string {
+  const D4 = D / 4;
+  return `
+@group(0) @binding(0) var<storage, read> x: array<vec4f>;          // [rows, D / 4]
+@group(0) @binding(1) var<storage, read> w: array<vec4f>;          // [D / 4]
+@group(0) @binding(2) var<storage, read> b: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> nrm: array<vec4f>;  // [n, D / 4]
+@group(0) @binding(4) var<storage, read_write> rstd: array<f32>;   // [n]
+@group(0) @binding(5) var<storage, read_write> a: array<vec4f>;    // [n, D / 4]
+${targets ? '@group(0) @binding(6) var<storage, read> tRow: array<u32>;   // [CAP]\n@group(0) @binding(7) var<storage, read> count: array<u32>;  // [1]' : ''}
+
+@compute @workgroup_size(${ROW_WG})
+fn ln_forward_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= ${targets ? CAP : rows}u) { return; }
+  let o = i * ${D4}u;
+${
+  targets
+    ? `  if (i >= count[0]) {
+    for (var d = 0u; d < ${D4}u; d++) { nrm[o + d] = vec4f(); a[o + d] = vec4f(); }
+    rstd[i] = 0.0;
+    return;
+  }
+  let s = tRow[i] * ${D4}u;`
+    : `  let s = o;`
+}
+  var sum = 0.0;
+  for (var d = 0u; d < ${D4}u; d++) { sum += dot(x[s + d], vec4f(1.0)); }
+  let mean = sum / ${f(D)};
+  var sq = 0.0;
+  for (var d = 0u; d < ${D4}u; d++) { let c = x[s + d] - mean; sq += dot(c, c); }
+  let r = inverseSqrt(sq / ${f(D)} + ${f(eps)});
+  rstd[i] = r;
+  for (var d = 0u; d < ${D4}u; d++) {
+    let n = (x[s + d] - mean) * r;
+    nrm[o + d] = n;
+    a[o + d] = n * w[d] + b[d];
+  }
+}
+`;
+}
+
+/** Attention forward for one layer (`scale` multiplies q.k). */
+export function attnForwardSource({ B, T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const N4 = (3 * HE) / 4;
+  const es = range(E4);
+  return `
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
+@group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn attn_forward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let bh = wg.x;
+  if (bh >= ${B * H}u) { return; }
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  for (var q = li; q < ${T}u; q += ${ROW_WG}u) {
+    let qo = (base + q) * ${N4}u + h * ${E4}u;
+${es.map((e) => `    let q${e} = qkv[qo + ${e}u];`).join('\n')}
+    var m = -3.0e38;
+    for (var k = 0u; k <= q; k++) {
+      let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+      let s = (${es.map((e) => `dot(q${e}, qkv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
+      p[pb + q * ${T}u + k] = s;
+      m = max(m, s);
+    }
+    var sum = 0.0;
+    for (var k = 0u; k <= q; k++) {
+      let e = exp(p[pb + q * ${T}u + k] - m);
+      p[pb + q * ${T}u + k] = e;
+      sum += e;
+    }
+    let inv = 1.0 / sum;
+${es.map((e) => `    var z${e} = vec4f();`).join('\n')}
+    for (var k = 0u; k <= q; k++) {
+      let pk = p[pb + q * ${T}u + k] * inv;
+      p[pb + q * ${T}u + k] = pk;
+      let vo = (base + k) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;
+${es.map((e) => `      z${e} += pk * qkv[vo + ${e}u];`).join('\n')}
+    }
+    let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
+  }
+}
+`;
+}
+
+export function lossRowsSource({ V, CAP }: AttnOnlyDims): string {
+  return `
+@group(0) @binding(0) var<storage, read_write> logits: array<f32>;   // [CAP, V], becomes dlogits
+@group(0) @binding(1) var<storage, read> tTok: array<u32>;           // [CAP]
+@group(0) @binding(2) var<storage, read> count: array<u32>;          // [1]
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;     // [CAP]
+
+@compute @workgroup_size(${ROW_WG})
+fn loss_rows_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= ${CAP}u) { return; }
+  let o = i * ${V}u;
+  let n = count[0];
+  if (i >= n) {
+    for (var v = 0u; v < ${V}u; v++) { logits[o + v] = 0.0; }
+    part[i] = 0.0;
+    return;
+  }
+  var m = -3.0e38;
+  for (var v = 0u; v < ${V}u; v++) { m = max(m, logits[o + v]); }
+  var s = 0.0;
+  for (var v = 0u; v < ${V}u; v++) { s += exp(logits[o + v] - m); }
+  let y = tTok[i];
+  part[i] = m + log(s) - logits[o + y];
+  let scale = 1.0 / (s * f32(n));
+  let inv_n = 1.0 / f32(n);
+  for (var v = 0u; v < ${V}u; v++) { logits[o + v] = exp(logits[o + v] - m) * scale; }
+  logits[o + y] -= inv_n;
+}
+
+@compute @workgroup_size(1)
+fn loss_sum_v1() {
+  let n = count[0];
+  var s = 0.0;
+  for (var i = 0u; i < n; i++) { s += part[i]; }
+  part[${CAP}u] = s / f32(max(n, 1u));
+}
+`;
+}
+
+/**
+ * LayerNorm backward: per row (or per scored slot, written to its row of dx, which is zero
+ * before), dx (+)= rstd (g - mean(g) - nrm mean(g nrm)), g = da w.
+ */
+export function lnBackwardSource({ D }: AttnOnlyDims, rows: number, targets: boolean): string {
+  const D4 = D / 4;
+  return `
+@group(0) @binding(0) var<storage, read> da: array<vec4f>;        // [n, D / 4]
+@group(0) @binding(1) var<storage, read> nrm: array<vec4f>;       // [n, D / 4]
+@group(0) @binding(2) var<storage, read> rstd: array<f32>;        // [n]
+@group(0) @binding(3) var<storage, read> w: array<vec4f>;         // [D / 4]
+@group(0) @binding(4) var<storage, read_write> dx: array<vec4f>;  // [rows, D / 4]
+${targets ? '@group(0) @binding(5) var<storage, read> tRow: array<u32>;\n@group(0) @binding(6) var<storage, read> count: array<u32>;' : ''}
+
+@compute @workgroup_size(${ROW_WG})
+fn ln_backward_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let i = gid.x;
+  if (i >= ${targets ? 'count[0]' : `${rows}u`}) { return; }
+  let o = i * ${D4}u;
+  let r = rstd[i];
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var d = 0u; d < ${D4}u; d++) {
+    let g = da[o + d] * w[d];
+    s1 += dot(g, vec4f(1.0));
+    s2 += dot(g, nrm[o + d]);
+  }
+  let m1 = s1 / ${f(D)};
+  let m2 = s2 / ${f(D)};
+  let t = ${targets ? 'tRow[i]' : 'i'} * ${D4}u;
+  for (var d = 0u; d < ${D4}u; d++) {
+    let g = da[o + d] * w[d];
+    let v = r * (g - m1 - nrm[o + d] * m2);
+    ${targets ? 'dx[t + d] = v;' : 'dx[t + d] = dx[t + d] + v;'}
+  }
+}
+`;
+}
+
+/** dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] over `rows` rows, one invocation per column. */
+export function colSumsSource({ D }: AttnOnlyDims, rows: number): string {
+  return `
+@group(0) @binding(0) var<storage, read> da: array<f32>;          // [rows, D]
+@group(0) @binding(1) var<storage, read> nrm: array<f32>;         // [rows, D]
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;    // [D]
+@group(0) @binding(3) var<storage, read_write> db: array<f32>;    // [D]
+
+@compute @workgroup_size(${ROW_WG})
+fn col_sums_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let d = gid.x;
+  if (d >= ${D}u) { return; }
+  var sw = 0.0;
+  var sb = 0.0;
+  for (var r = 0u; r < ${rows}u; r++) {
+    let g = da[r * ${D}u + d];
+    sw += g * nrm[r * ${D}u + d];
+    sb += g;
+  }
+  dw[d] = sw;
+  db[d] = sb;
+}
+`;
+}
+
+export function attnBackwardSource({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const N4 = (3 * HE) / 4;
+  const es = range(E4);
+  return `
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
+@group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
+@group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
+@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn attn_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  for (var q = li; q < ${T}u; q += ${ROW_WG}u) {
+    let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    let g${e} = dz[zo + ${e}u];`).join('\n')}
+    var sdp = 0.0;
+    for (var k = 0u; k <= q; k++) {
+      let vo = (base + k) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;
+      let dp = ${es.map((e) => `dot(g${e}, qkv[vo + ${e}u])`).join(' + ')};
+      ds[pb + q * ${T}u + k] = dp;
+      sdp += p[pb + q * ${T}u + k] * dp;
+    }
+${es.map((e) => `    var dq${e} = vec4f();`).join('\n')}
+    for (var k = 0u; k <= q; k++) {
+      let o = pb + q * ${T}u + k;
+      let d = p[o] * (ds[o] - sdp) * ${f(scale)};
+      ds[o] = d;
+      let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      dq${e} += d * qkv[ko + ${e}u];`).join('\n')}
+    }
+    let qo = (base + q) * ${N4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
+  }
+  storageBarrier();
+  for (var k = li; k < ${T}u; k += ${ROW_WG}u) {
+${es.map((e) => `    var dk${e} = vec4f();\n    var dv${e} = vec4f();`).join('\n')}
+    for (var q = k; q < ${T}u; q++) {
+      let o = pb + q * ${T}u + k;
+      let d = ds[o];
+      let pk = p[o];
+      let qo = (base + q) * ${N4}u + h * ${E4}u;
+      let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      dk${e} += d * qkv[qo + ${e}u];\n      dv${e} += pk * dz[zo + ${e}u];`).join('\n')}
+    }
+    let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+  }
+}
+`;
+}
+
+export function posGradSource({ B, T, D, P }: AttnOnlyDims): string {
+  const D4 = D / 4;
+  return `
+@group(0) @binding(0) var<storage, read> dx: array<vec4f>;         // [B T, D / 4]
+@group(0) @binding(1) var<storage, read_write> dpos: array<vec4f>; // [P, D / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn pos_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${P * D4}u) { return; }
+  let t = e / ${D4}u;
+  let d = e % ${D4}u;
+  var s = vec4f();
+  if (t < ${T}u) {
+    for (var b = 0u; b < ${B}u; b++) { s += dx[(b * ${T}u + t) * ${D4}u + d]; }
+  }
+  dpos[e] = s;
+}
+`;
+}
+
+export function embedGradSource({ D, V }: AttnOnlyDims): string {
+  const D4 = D / 4;
+  return `
+@group(0) @binding(0) var<storage, read> dx: array<vec4f>;         // [B T, D / 4]
+@group(0) @binding(1) var<storage, read> offsets: array<u32>;      // [V + 1]
+@group(0) @binding(2) var<storage, read> order: array<u32>;        // [B T] rows by token
+@group(0) @binding(3) var<storage, read_write> dWE: array<vec4f>;  // [V, D / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${V * D4}u) { return; }
+  let v = e / ${D4}u;
+  let d = e % ${D4}u;
+  var s = vec4f();
+  for (var j = offsets[v]; j < offsets[v + 1u]; j++) { s += dx[order[j] * ${D4}u + d]; }
+  dWE[e] = s;
+}
+`;
+}

@@ -1,0 +1,174 @@
+/**
+ * Matmuls for small models, whose inner dimensions are a few dozen to a few hundred wide (the
+ * attention-only trainer, `src/train/attn-only.ts`). Register-tiled and unrolled by code
+ * generation for the shape, since every size is known when the trainer is built:
+ *
+ *   rows_times_t   Y[M, N] = A[M, K] Z[N, K]^T (+ bias[N]) (+ res[M, N]).
+ *                  Both operands are read along K as vec4 (K % 4 == 0). One workgroup: WG
+ *                  invocations x C columns each (j = j0 + c WG) over ROWS rows, in blocks of RB
+ *                  rows (8 or 16). Per k4 step an invocation loads C vec4 of Z and, with
+ *                  subgroups, one vec4 of A per 8 rows: lane s loads row r0 + s % 8 and the
+ *                  block's rows come from `subgroupBroadcast` (lane r) instead of every invocation
+ *                  loading every row. On lavapipe this is what makes it fast: a load whose address
+ *                  is the same in every lane still costs one load per lane, a broadcast is a
+ *                  shuffle. Without a fixed subgroup size of at least 8, each invocation loads
+ *                  the rows itself (same numbers, same order of sums).
+ *   weight_grad    out[Kin, N] (=|+=) sum_i A[i, k] G[i, j] over i < M, and with `bias` the
+ *                  column sums sum_i G[i, j] (workgroups of the first k block write them). One
+ *                  workgroup: 8 k rows x WG C columns over all M rows, 4 rows per step (vec4
+ *                  over i, zero past M). The output's columns may be split into blocks of S
+ *                  (`split`): column j goes to block j / S at (j / S) Kin S + k S + j % S, so the
+ *                  query, key and value gradients of one [D, 3 HD] product land in three
+ *                  [D, HD] tensors.
+ *
+ * The sums run over k (or i) in increasing order in vec4 dot products; the CPU references are
+ * `narrow-matmul.cpu.ts`. Versions: v1 (`rows_times_t_v1`, `weight_grad_v1`).
+ */
+
+export const NARROW_MATMUL_VERSIONS = ['rows_times_t_v1', 'weight_grad_v1'] as const;
+
+/** Invocations per workgroup: 8 subgroups of lavapipe's 8 lanes, 2 of a GPU's 32. */
+export const NARROW_WG = 64;
+
+export interface RowsTimesTShape {
+  M: number;
+  K: number;
+  N: number;
+  /** Columns per invocation (1-4): more reuse of each broadcast row, more registers. */
+  C: number;
+  /** Rows per register block: 8, or 16 (two loads per lane) when C is 1. */
+  RB: 8 | 16;
+  /** Rows per workgroup, a multiple of RB. */
+  ROWS: number;
+  bias: boolean;
+  residual: boolean;
+  /** Broadcast rows across a subgroup (needs a fixed subgroup size >= 8). */
+  subgroups: boolean;
+}
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+export function rowsTimesTSource(s: RowsTimesTShape): string {
+  const { M, K, N, C, RB, ROWS, bias, residual, subgroups } = s;
+  if (K % 4) throw new Error(`rows_times_t: K (${K}) must be a multiple of 4`);
+  if (ROWS % RB) throw new Error(`rows_times_t: ROWS (${ROWS}) must be a multiple of RB (${RB})`);
+  const K4 = K / 4;
+  const WG = NARROW_WG;
+  const rows = range(RB);
+  const cols = range(C);
+  const loadRows = subgroups
+    ? [`        let xa = A[ar0 + k4];`, ...(RB === 16 ? [`        let xb = A[ar1 + k4];`] : []), ...rows.map((r) => `        let x${r} = subgroupBroadcast(${r < 8 ? 'xa' : 'xb'}, ${r % 8}u);`)]
+    : rows.map((r) => `        let x${r} = A[min(r0 + ${r}u, ${M - 1}u) * ${K4}u + k4];`);
+  return `${subgroups ? 'enable subgroups;\n' : ''}
+@group(0) @binding(0) var<storage, read> A: array<vec4f>;      // [M, K / 4]
+@group(0) @binding(1) var<storage, read> Z: array<vec4f>;      // [N, K / 4]
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;  // [M, N]
+${bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;  // [N]' : ''}
+${residual ? '@group(0) @binding(4) var<storage, read> res: array<f32>;   // [M, N]' : ''}
+
+@compute @workgroup_size(${WG})
+fn rows_times_t_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32${subgroups ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {
+  let j0 = wg.x * ${WG * C}u + li;
+${cols.map((c) => `  let zc${c} = min(j0 + ${c * WG}u, ${N - 1}u) * ${K4}u;`).join('\n')}
+  for (var blk = 0u; blk < ${ROWS / RB}u; blk++) {
+    let r0 = wg.y * ${ROWS}u + blk * ${RB}u;
+    if (r0 >= ${M}u) { break; }
+${subgroups ? `    let ar0 = min(r0 + lane % 8u, ${M - 1}u) * ${K4}u;` : ''}
+${subgroups && RB === 16 ? `    let ar1 = min(r0 + 8u + lane % 8u, ${M - 1}u) * ${K4}u;` : ''}
+${rows.flatMap((r) => cols.map((c) => `    var a${r}_${c} = 0.0;`)).join('\n')}
+    for (var k4 = 0u; k4 < ${K4}u; k4++) {
+${cols.map((c) => `      let w${c} = Z[zc${c} + k4];`).join('\n')}
+${loadRows.join('\n')}
+${rows.flatMap((r) => cols.map((c) => `      a${r}_${c} += dot(x${r}, w${c});`)).join('\n')}
+    }
+${cols
+  .map(
+    (c) => `    let col${c} = j0 + ${c * WG}u;
+    if (col${c} < ${N}u) {
+${rows
+  .map(
+    (r) => `      if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N}u + col${c}; Y[o] = a${r}_${c}${bias ? ` + bias[col${c}]` : ''}${residual ? ' + res[o]' : ''}; }`,
+  )
+  .join('\n')}
+    }`,
+  )
+  .join('\n')}
+  }
+}
+`;
+}
+
+export interface WeightGradShape {
+  /** Rows summed over. */
+  M: number;
+  /** A's width: the output's rows. */
+  Kin: number;
+  /** G's width: the output's columns. */
+  N: number;
+  C: number;
+  /** Output column blocks of S (S = N: one [Kin, N] tensor). */
+  split: number;
+  accumulate: boolean;
+  bias: boolean;
+  subgroups: boolean;
+}
+
+export function weightGradSource(s: WeightGradShape): string {
+  const { M, Kin, N, C, split: S, accumulate, bias, subgroups } = s;
+  if (N % S) throw new Error(`weight_grad: N (${N}) must be a multiple of the split (${S})`);
+  const WG = NARROW_WG;
+  const cols = range(C);
+  const rows = range(8);
+  const full = Math.floor(M / 4);
+  const tail = M % 4;
+  // One step over rows i..i+3 (masked past M in the tail).
+  const step = (masked: boolean) => {
+    const g = (u: number, c: number) => (masked && u >= tail ? '0.0' : `G[(i + ${u}u) * ${N}u + gc${c}]`);
+    const a = (u: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + ak]`);
+    const lines = cols.map((c) => `      let g${c} = vec4f(${range(4).map((u) => g(u, c)).join(', ')});`);
+    if (subgroups) {
+      lines.push(`      let xa = vec4f(${range(4).map(a).join(', ')});`);
+      lines.push(...rows.map((r) => `      let x${r} = subgroupBroadcast(xa, ${r}u);`));
+    } else {
+      const ar = (u: number, r: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + min(k0 + ${r}u, ${Kin - 1}u)]`);
+      lines.push(...rows.map((r) => `      let x${r} = vec4f(${range(4).map((u) => ar(u, r)).join(', ')});`));
+    }
+    lines.push(...rows.flatMap((r) => cols.map((c) => `      a${r}_${c} += dot(x${r}, g${c});`)));
+    if (bias) lines.push(...cols.map((c) => `      s${c} += dot(g${c}, vec4f(1.0));`));
+    return lines.join('\n');
+  };
+  const out = (r: number, c: number) => {
+    const idx = `(col${c} / ${S}u) * ${Kin * S}u + (k0 + ${r}u) * ${S}u + col${c} % ${S}u`;
+    return `      if (k0 + ${r}u < ${Kin}u) { let o = ${idx}; out[o] = ${accumulate ? 'out[o] + ' : ''}a${r}_${c}; }`;
+  };
+  return `${subgroups ? 'enable subgroups;\n' : ''}
+@group(0) @binding(0) var<storage, read> A: array<f32>;          // [M, Kin]
+@group(0) @binding(1) var<storage, read> G: array<f32>;          // [M, N]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;  // N / S blocks of [Kin, S]
+${bias ? '@group(0) @binding(3) var<storage, read_write> bsum: array<f32>;  // [N]' : ''}
+
+@compute @workgroup_size(${WG})
+fn weight_grad_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32${subgroups ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {
+  let j0 = wg.x * ${WG * C}u + li;
+  let k0 = wg.y * 8u;
+${subgroups ? `  let ak = min(k0 + lane % 8u, ${Kin - 1}u);` : ''}
+${cols.map((c) => `  let gc${c} = min(j0 + ${c * WG}u, ${N - 1}u);`).join('\n')}
+${rows.flatMap((r) => cols.map((c) => `  var a${r}_${c} = 0.0;`)).join('\n')}
+${bias ? cols.map((c) => `  var s${c} = 0.0;`).join('\n') : ''}
+  for (var i4 = 0u; i4 < ${full}u; i4++) {
+    let i = i4 * 4u;
+${step(false)}
+  }
+${tail ? `  {\n    let i = ${full * 4}u;\n${step(true)}\n  }` : ''}
+${cols
+  .map(
+    (c) => `  let col${c} = j0 + ${c * WG}u;
+  if (col${c} < ${N}u) {
+${rows.map((r) => out(r, c)).join('\n')}
+${bias ? `    if (wg.y == 0u) { bsum[col${c}] = s${c}; }` : ''}
+  }`,
+  )
+  .join('\n')}
+}
+`;
+}

@@ -1,0 +1,454 @@
+/**
+ * Training an attention-only model on kernels made for small models: the induction recipe's
+ * 2-layer, 64-wide GPT-2 without MLPs, and any model like it (LayerNorm, learned positions,
+ * causal attention with its per-layer scale, tied or untied unembedding without bias, MLPs that
+ * are zero and not trained). The general path (`transformer.ts`) runs the engine's forward and
+ * backward plans, ~190 dispatches written for GPT-2-sized rows; this one is ~35 dispatches an
+ * update (plus the optimizer's), each over the whole batch, and computes logits only where a
+ * target is scored. It is a drop-in for `TransformerTraining`: the same `task` and `entries`, the
+ * model's own weights trained in place, the same numbers to float rounding (tests check both
+ * against the float64 reference `attn-only.cpu.ts` and against each other).
+ *
+ * One update, B sequences of T tokens, R = B T rows:
+ *
+ *   pack          W_qkv, W_qkv^T, b_qkv, W_O^T per layer and W_U^T from the weights (the
+ *                 optimizer changed them): the operands the matmuls read along their rows
+ *   embed         x0 = W_E[ids] + W_pos
+ *   per layer     LayerNorm -> qkv = a W_qkv + b -> attention (p kept) -> x += z W_O + b_O
+ *   final         LayerNorm at the scored rows -> logits [CAP, V] -> loss and dlogits
+ *   backward      dlogits -> d(ln_final) -> dx at the scored rows; per layer (last first):
+ *                 dz = dx W_O^T, dW_O, attention backward -> dqkv, dW_qkv, da = dqkv W_qkv^T,
+ *                 LayerNorm backward into dx, norm gains; then dW_pos, dW_E (CSR scatter) and
+ *                 the unembedding's gradient
+ *
+ * Token batches come from the host, staged per update in `slots` slots so that many updates run
+ * per submit: each slot holds the ids, the scored (row, target) pairs and the rows sorted by
+ * token (the embedding gradient's index).
+ */
+import type { Gpu } from '../gpu/device.ts';
+import type { Step } from '../gpu/recorder.ts';
+import { bindWindow } from '../gpu/window.ts';
+import { attentionScale, type ModelConfig } from '../model/config.ts';
+import type { Model } from '../hooks/model.ts';
+import { readBuffer } from '../gpu/tensor.ts';
+import {
+  attnBackwardSource,
+  attnForwardSource,
+  colSumsSource,
+  embedGradSource,
+  embedSource,
+  lnBackwardSource,
+  lnForwardSource,
+  lossRowsSource,
+  packLayerSource,
+  posGradSource,
+  transposeSource,
+  ROW_WG,
+  type AttnOnlyDims,
+} from '../../shaders/attn-only-train.wgsl.ts';
+import { NARROW_WG, rowsTimesTSource, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
+import { checkpointSources, type TrainBatch } from './transformer.ts';
+import type { UpdateEntry } from './optimizer.ts';
+import type { TrainTask } from './trainer.ts';
+
+export interface AttnOnlyTrainOptions {
+  batch: number;
+  pos: number;
+  /** The batch of update t (1-based). */
+  data: (t: number) => TrainBatch;
+  /** Scored targets per batch at most (default batch x pos). */
+  maxTargets?: number;
+  /** The checkpoint's tensor names (as `TransformerTrainOptions.checkpointNames`). */
+  checkpointNames?: readonly string[];
+  /** Which forward-layout weights to train (as `TransformerTrainOptions.trainable`); MLP weights never are. */
+  trainable?: (name: string) => boolean;
+  /** Updates staged per submit at most (default 16). */
+  slots?: number;
+}
+
+/** Why `model` cannot train on these kernels, or null if it can (the MLPs' zero weights are checked by `create`). */
+export function attnOnlyUnsupported(cfg: ModelConfig, model: Model, pos: number): string | null {
+  const w = model.gpuWeights;
+  if (w.f16) return 'the weights are f16 (load with { f16: false })';
+  if (model.processing !== 'none') return "the model is processed (load with processing 'none')";
+  if (cfg.normalization !== 'LN') return 'it uses RMSNorm';
+  if (cfg.positional !== 'learned') return 'it uses rotary positions';
+  if (cfg.n_key_value_heads !== cfg.n_heads) return 'it groups its key/value heads';
+  if (cfg.parallel_attn_mlp || cfg.post_norms || cfg.qk_norm || cfg.attn_types || cfg.output_logits_soft_cap || (cfg.embed_scale ?? 1) !== 1) return 'it has parallel blocks, post-norms, q/k norms, local attention, a logit cap or a scaled embedding';
+  if (cfg.d_model % 4 || cfg.d_head % 4) return `d_model (${cfg.d_model}) and d_head (${cfg.d_head}) must be multiples of 4`;
+  if (pos > ROW_WG) return `sequences of ${pos} tokens are longer than ${ROW_WG}`;
+  if (w.b_U) return 'it has an unembedding bias';
+  if (cfg.d_vocab % 4) return `the vocabulary (${cfg.d_vocab}) must be a multiple of 4`;
+  if (w.W_E.length !== 1 || w.W_U_rows.length !== 1 || !w.W_pos || w.W_pos.length !== 1) return 'its embedding is split into chunks';
+  return null;
+}
+
+interface Slot {
+  ids: number; // [R] u32
+  tRow: number; // [CAP]
+  tTok: number; // [CAP]
+  count: number; // [1]
+  offsets: number; // [V + 1]
+  order: number; // [R]
+  words: number;
+}
+
+export class AttnOnlyTraining {
+  readonly task: TrainTask;
+  readonly entries: UpdateEntry[] = [];
+  /** Gradient buffers by forward-layout name (W_Q, W_K, W_V of a layer share one: [3, D, HE]). */
+  readonly gradBuffers = new Map<string, { buffer: GPUBuffer; start: number; n: number }>();
+  private readonly owned: GPUBuffer[] = [];
+
+  /** Checks that the model's MLPs are zero (they are skipped), then builds. */
+  static async create(gpu: Gpu, model: Model, options: AttnOnlyTrainOptions): Promise<AttnOnlyTraining> {
+    const cfg = model.config;
+    const why = attnOnlyUnsupported(cfg, model, options.pos);
+    if (why) throw new Error(`attention-only training: ${model.config.architecture} is not supported: ${why}`);
+    for (const [l, layer] of model.gpuWeights.layers.entries()) {
+      const out = await readBuffer(gpu, layer.W_out, 0, cfg.d_mlp * cfg.d_model * 4);
+      const bias = await readBuffer(gpu, layer.b_out, 0, cfg.d_model * 4);
+      if (out.some((v) => v !== 0) || bias.some((v) => v !== 0)) throw new Error(`attention-only training: layer ${l}'s MLP is not zero (its W_out or b_out has nonzero weights)`);
+    }
+    return new AttnOnlyTraining(gpu, model, options);
+  }
+
+  private constructor(
+    readonly gpu: Gpu,
+    readonly model: Model,
+    readonly options: AttnOnlyTrainOptions,
+  ) {
+    try {
+      this.task = this.build();
+    } catch (e) {
+      this.destroy();
+      throw e;
+    }
+  }
+
+  private buf(floats: number, label: string, usage = 0x80 | 0x8 | 0x4): GPUBuffer {
+    const b = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(floats) * 4), usage, label: `attn-only ${label}` });
+    this.owned.push(b);
+    return b;
+  }
+
+  private build(): TrainTask {
+    const { gpu, model, options } = this;
+    const cfg = model.config;
+    const w = model.gpuWeights;
+    const { batch: B, pos: T } = options;
+    const D = cfg.d_model;
+    const H = cfg.n_heads;
+    const E = cfg.d_head;
+    const HE = H * E;
+    const V = cfg.d_vocab;
+    const L = cfg.n_layers;
+    const R = B * T;
+    const CAP = Math.min(options.maxTargets ?? R, R);
+    const P = cfg.n_ctx;
+    const dims: AttnOnlyDims = { B, T, D, H, E, V, CAP, P, eps: cfg.eps };
+    const sg = gpu.subgroupSize !== null && gpu.subgroupSize >= 8;
+    const steps: Step[] = [];
+    const dev = gpu.device;
+
+    const pipe = (label: string, code: string, entry: string) => gpu.pipelines.get(`attn-only ${label}`, code, entry);
+    const dispatch = (label: string, code: string, entry: string, bindings: Record<number, GPUBuffer | GPUBufferBinding>, groups: [number, number, number]) => {
+      const pipeline = pipe(label, code, entry);
+      const bindGroup = dev.createBindGroup({
+        label,
+        layout: pipeline.getBindGroupLayout(0),
+        entries: Object.entries(bindings).map(([k, r]) => ({ binding: Number(k), resource: 'buffer' in r ? r : { buffer: r } })),
+      });
+      steps.push({ kind: 'dispatch', label, pipeline, bindGroup, workgroups: groups });
+    };
+    const items = (n: number): [number, number, number] => [Math.ceil(n / ROW_WG), 1, 1];
+    const region = (buffer: GPUBuffer, start: number, n: number, what: string): GPUBufferBinding => {
+      const win = bindWindow(gpu, buffer, start, n, what);
+      if (win.elemOffset) throw new Error(`internal: ${what} starts off the binding alignment`);
+      return win.binding;
+    };
+    /** Y[M, N] = A Z^T (+ bias) (+ res). */
+    const rowsTimesT = (label: string, M: number, K: number, N: number, A: GPUBuffer, Z: GPUBuffer | GPUBufferBinding, Y: GPUBuffer, bias: GPUBuffer | null, res: GPUBuffer | null) => {
+      const C = Math.min(4, Math.ceil(N / NARROW_WG));
+      const RB = C === 1 ? 16 : 8;
+      const ROWS = 64;
+      const code = rowsTimesTSource({ M, K, N, C, RB, ROWS, bias: !!bias, residual: !!res, subgroups: sg });
+      const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
+      if (bias) b[3] = bias;
+      if (res) b[4] = res;
+      dispatch(label, code, 'rows_times_t_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(M / ROWS), 1]);
+    };
+    /** out[Kin, N] (+)= A^T G over M rows (column blocks of `split`), bias sums into `bsum`. */
+    const weightGrad = (label: string, M: number, Kin: number, N: number, A: GPUBuffer, G: GPUBuffer, out: GPUBuffer | GPUBufferBinding, o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding } = {}) => {
+      const C = Math.min(3, Math.ceil(N / NARROW_WG));
+      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg });
+      const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: G, 2: out };
+      if (o.bsum) b[3] = o.bsum;
+      dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / 8), 1]);
+    };
+
+    // ---- gradients: one buffer per forward-layout tensor (a layer's W_Q, W_K, W_V share one, as [3, D, HE]) ----
+    const names = [...weightNames(cfg)];
+    const grad = (name: string, n: number) => {
+      const buffer = this.buf(n, `${name} gradient`);
+      this.gradBuffers.set(name, { buffer, start: 0, n });
+      return buffer;
+    };
+    const gWE = grad('embed.W_E', V * D);
+    const gWpos = grad('pos_embed.W_pos', P * D);
+    const gWU = cfg.tied_embeddings ? null : grad('unembed.W_U', V * D);
+    const gLayers = Array.from({ length: L }, (_, l) => {
+      const p = `blocks.${l}.`;
+      const qkv = this.buf(3 * D * HE, `${p}W_QKV gradient`);
+      const bqkv = this.buf(3 * HE + 64, `${p}b_QKV gradient`);
+      ['W_Q', 'W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: qkv, start: c * D * HE, n: D * HE }));
+      ['b_Q', 'b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bqkv, start: c * HE, n: HE }));
+      const ln2 = this.buf(D, `${p}ln2 zero gradient`);
+      this.gradBuffers.set(`${p}ln2.w`, { buffer: ln2, start: 0, n: D });
+      this.gradBuffers.set(`${p}ln2.b`, { buffer: ln2, start: 0, n: D });
+      return { qkv, bqkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
+    });
+    const gLnfW = grad('ln_final.w', D);
+    const gLnfB = grad('ln_final.b', D);
+
+    // ---- per-update data, staged in slots ----
+    const align = Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
+    const up = (n: number) => Math.ceil(n / align) * align;
+    const slot: Slot = { ids: 0, tRow: 0, tTok: 0, count: 0, offsets: 0, order: 0, words: 0 };
+    let at = 0;
+    for (const [k, n] of [
+      ['ids', R],
+      ['tRow', CAP],
+      ['tTok', CAP],
+      ['count', 1],
+      ['offsets', V + 1],
+      ['order', R],
+    ] as const) {
+      slot[k] = at;
+      at = up(at + n);
+    }
+    slot.words = at;
+    const S = Math.max(1, options.slots ?? 16);
+    const staging = this.buf(S * slot.words, 'staged batches', 0x80 | 0x8 | 0x4);
+    const data = this.buf(slot.words, 'batch');
+    const d = (k: keyof Omit<Slot, 'words'>, n: number) => region(data, slot[k], n, `batch ${k}`);
+    const ids = d('ids', R);
+    const tRow = d('tRow', CAP);
+    const tTok = d('tTok', CAP);
+    const count = d('count', 1);
+    const offsets = d('offsets', V + 1);
+    const order = d('order', R);
+
+    // ---- activations ----
+    const xs = Array.from({ length: L + 1 }, (_, l) => this.buf(R * D, `x${l}`)); // [R, D]
+    const acts = Array.from({ length: L }, (_, l) => ({
+      nrm: this.buf(R * D, `L${l} nrm`), // [R, D]
+      rstd: this.buf(R, `L${l} rstd`), // [R]
+      a: this.buf(R * D, `L${l} ln out`), // [R, D]
+      qkv: this.buf(R * 3 * HE, `L${l} qkv`), // [R, 3HE]
+      p: this.buf(B * H * T * T, `L${l} pattern`), // [B, H, T, T]
+      z: this.buf(R * HE, `L${l} z`), // [R, HE]
+      Wqkv: this.buf(D * 3 * HE, `L${l} W_qkv`), // [D, 3HE]
+      WqkvT: this.buf(3 * HE * D, `L${l} W_qkv^T`), // [3HE, D]
+      bqkv: this.buf(3 * HE, `L${l} b_qkv`), // [3HE]
+      WOT: this.buf(D * HE, `L${l} W_O^T`), // [D, HE]
+    }));
+    const nf = this.buf(CAP * D, 'ln_final nrm'); // [CAP, D]
+    const rstdf = this.buf(CAP, 'ln_final rstd');
+    const af = this.buf(CAP * D, 'ln_final out');
+    const logits = this.buf(CAP * V, 'logits'); // [CAP, V], then dlogits
+    const part = this.buf(CAP + 1, 'loss terms'); // [CAP] terms, then the loss
+    const WUT = this.buf(D * V, 'W_U^T'); // [D, V]
+    const daf = this.buf(CAP * D, 'd ln_final out');
+    const dx = this.buf(R * D, 'dx'); // [R, D] the residual stream's gradient
+    const zeros = this.buf(R * D, 'zeros');
+    const dz = this.buf(R * HE, 'dz');
+    const ds = this.buf(B * H * T * T, 'd scores');
+    const dqkv = this.buf(R * 3 * HE, 'dqkv');
+    const da = this.buf(R * D, 'da');
+
+    const WE = w.W_E[0]!.buffer;
+    const WU = w.W_U_rows[0]!.buffer;
+    const Wpos = w.W_pos![0]!.buffer;
+
+    // ---- forward ----
+    w.layers.forEach((layer, l) => {
+      dispatch(`L${l} pack`, packLayerSource(dims), 'pack_layer_v1', { 0: layer.W_Q, 1: layer.W_K, 2: layer.W_V, 3: layer.W_O, 4: layer.b_Q, 5: layer.b_K, 6: layer.b_V, 7: acts[l]!.Wqkv, 8: acts[l]!.WqkvT, 9: acts[l]!.bqkv, 10: acts[l]!.WOT }, items(D * 3 * HE));
+    });
+    dispatch('W_U^T', transposeSource(V, D), 'transpose_v1', { 0: WU, 1: WUT }, items(V * D));
+    dispatch('embed', embedSource(dims), 'embed_v1', { 0: ids, 1: WE, 2: Wpos, 3: xs[0]! }, items((R * D) / 4));
+    w.layers.forEach((layer, l) => {
+      const ac = acts[l]!;
+      dispatch(`L${l} ln1`, lnForwardSource(dims, R, false), 'ln_forward_v1', { 0: xs[l]!, 1: layer.ln1_w, 2: layer.ln1_b!, 3: ac.nrm, 4: ac.rstd, 5: ac.a }, items(R));
+      rowsTimesT(`L${l} qkv`, R, D, 3 * HE, ac.a, ac.WqkvT, ac.qkv, ac.bqkv, null);
+      dispatch(`L${l} attention`, attnForwardSource(dims, attentionScale(cfg, l)), 'attn_forward_v1', { 0: ac.qkv, 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
+      rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
+    });
+    dispatch('ln_final', lnForwardSource(dims, R, true), 'ln_forward_v1', { 0: xs[L]!, 1: w.lnf_w, 2: w.lnf_b!, 3: nf, 4: rstdf, 5: af, 6: tRow, 7: count }, items(CAP));
+    rowsTimesT('logits', CAP, D, V, af, WU, logits, null, null);
+    const loss = lossRowsSource(dims);
+    dispatch('loss', loss, 'loss_rows_v1', { 0: logits, 1: tTok, 2: count, 3: part }, items(CAP));
+    dispatch('loss sum', loss, 'loss_sum_v1', { 2: count, 3: part }, [1, 1, 1]);
+
+    // ---- backward ----
+    rowsTimesT('d ln_final', CAP, V, D, logits, WUT, daf, null, null);
+    steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dx, dstOffset: 0, size: R * D * 4 });
+    dispatch('ln_final backward', lnBackwardSource(dims, R, true), 'ln_backward_v1', { 0: daf, 1: nf, 2: rstdf, 3: w.lnf_w, 4: dx, 5: tRow, 6: count }, items(CAP));
+    dispatch('ln_final gain', colSumsSource(dims, CAP), 'col_sums_v1', { 0: daf, 1: nf, 2: gLnfW, 3: gLnfB }, items(D));
+    for (let l = L - 1; l >= 0; l--) {
+      const layer = w.layers[l]!;
+      const ac = acts[l]!;
+      const g = gLayers[l]!;
+      rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
+      weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
+      dispatch(`L${l} attention backward`, attnBackwardSource(dims, attentionScale(cfg, l)), 'attn_backward_v1', { 0: ac.qkv, 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
+      weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, dqkv, g.qkv, { split: HE, bsum: g.bqkv });
+      rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, ac.Wqkv, da, null, null);
+      dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
+      dispatch(`L${l} ln1 gain`, colSumsSource(dims, R), 'col_sums_v1', { 0: da, 1: ac.nrm, 2: g.lnw, 3: g.lnb }, items(D));
+      // Without rotary embeddings the key bias has no gradient (q . b_K is the same for every key of
+      // a query: the softmax cancels it); the sums leave ~1e-9 of noise, which Adam would scale up
+      // to steps of lr. Exact zeros, as in float64 (and as the general path does).
+      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
+    }
+    dispatch('W_pos grad', posGradSource(dims), 'pos_grad_v1', { 0: dx, 1: gWpos }, items((P * D) / 4));
+    dispatch('W_E grad', embedGradSource(dims), 'embed_grad_v1', { 0: dx, 1: offsets, 2: order, 3: gWE }, items((V * D) / 4));
+    weightGrad('W_U grad', CAP, V, D, logits, af, gWU ?? gWE, { accumulate: !gWU });
+
+    // ---- the optimizer's view ----
+    let isParameter = (_: string) => true;
+    if (options.checkpointNames) {
+      const present = new Set(options.checkpointNames);
+      const fed = new Set([...checkpointSources(cfg, shapesOf(cfg))].filter(([ck]) => present.has(ck)).flatMap(([, fwd]) => fwd));
+      isParameter = (n) => fed.has(n);
+    }
+    const params = paramBuffers(cfg, model);
+    for (const name of names) {
+      if (name.includes('.mlp.') || !isParameter(name) || !(options.trainable?.(name) ?? true)) continue;
+      const g = this.gradBuffers.get(name);
+      const p = params.get(name);
+      if (!g || !p) throw new Error(`internal: no gradient or weight for ${name}`);
+      this.entries.push({ name, param: p, grad: g.buffer, gradStart: g.start, n: g.n });
+    }
+
+    // ---- staging ----
+    const words = new Uint32Array(S * slot.words);
+    const objective = { buffer: part, count: 1, offset: CAP };
+    return {
+      steps,
+      slots: S,
+      metrics: { objective },
+      prepare: (t0, n) => {
+        for (let k = 0; k < n; k++) stage(words.subarray(k * slot.words, (k + 1) * slot.words), options.data(t0 + k + 1), t0 + k + 1);
+        dev.queue.writeBuffer(staging, 0, words, 0, n * slot.words);
+      },
+      stepsAt: (k) => [{ kind: 'copy', src: staging, srcOffset: k * slot.words * 4, dst: data, dstOffset: 0, size: slot.words * 4 }, ...steps],
+    };
+
+    function stage(out: Uint32Array, batch: TrainBatch, t: number): void {
+      if (batch.ids.length !== B || batch.ids.some((r) => r.length !== T)) throw new Error(`the batch of update ${t} is not ${B} rows of ${T} tokens`);
+      if (batch.targets.length > CAP) throw new Error(`the batch of update ${t} scores ${batch.targets.length} targets; this trainer was built for at most ${CAP} (maxTargets)`);
+      const counts = new Uint32Array(V + 1);
+      batch.ids.forEach((row, b) =>
+        row.forEach((id, s) => {
+          if (!(id >= 0 && id < V)) throw new Error(`the batch of update ${t} has token ${id} (vocabulary ${V})`);
+          out[slot.ids + b * T + s] = id;
+          counts[id + 1]!++;
+        }),
+      );
+      for (let v = 0; v < V; v++) counts[v + 1]! += counts[v]!;
+      out.set(counts, slot.offsets);
+      const next = counts.slice(0, V);
+      for (let r = 0; r < R; r++) out[slot.order + next[out[slot.ids + r]!]!++] = r;
+      const seen = new Set<number>();
+      batch.targets.forEach(({ row, pos, target }, i) => {
+        const r = row * T + pos;
+        if (seen.has(r)) throw new Error(`the batch of update ${t} scores row ${row} position ${pos} twice`);
+        seen.add(r);
+        out[slot.tRow + i] = r;
+        out[slot.tTok + i] = target;
+      });
+      out[slot.count] = Math.round(batch.divisor ?? batch.targets.length);
+      if (out[slot.count] !== batch.targets.length) throw new Error('attention-only training: the loss divisor must be the number of targets');
+    }
+  }
+
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+    this.owned.length = 0;
+  }
+}
+
+/** The forward-layout weight names of a GPT-2-style model (as `WeightGradients.tensors()` names them). */
+function* weightNames(cfg: ModelConfig): Generator<string> {
+  yield 'embed.W_E';
+  yield 'pos_embed.W_pos';
+  for (let l = 0; l < cfg.n_layers; l++) {
+    for (const n of ['ln1.w', 'ln1.b', 'attn.W_Q', 'attn.b_Q', 'attn.W_K', 'attn.b_K', 'attn.W_V', 'attn.b_V', 'attn.W_O', 'attn.b_O', 'ln2.w', 'ln2.b', 'mlp.W_in', 'mlp.b_in', 'mlp.W_out', 'mlp.b_out']) yield `blocks.${l}.${n}`;
+  }
+  yield 'ln_final.w';
+  yield 'ln_final.b';
+  if (!cfg.tied_embeddings) yield 'unembed.W_U';
+}
+
+function shapesOf(cfg: ModelConfig): Map<string, number[]> {
+  const { d_model: D, n_heads: H, d_head: E, d_vocab: V, n_ctx: P, d_mlp: M } = cfg;
+  const s = new Map<string, number[]>([
+    ['embed.W_E', [V, D]],
+    ['pos_embed.W_pos', [P, D]],
+  ]);
+  for (let l = 0; l < cfg.n_layers; l++) {
+    const p = `blocks.${l}.`;
+    for (const [n, shape] of [
+      ['ln1.w', [D]],
+      ['ln1.b', [D]],
+      ['attn.W_Q', [D, H * E]],
+      ['attn.b_Q', [H * E]],
+      ['attn.W_K', [D, H * E]],
+      ['attn.b_K', [H * E]],
+      ['attn.W_V', [D, H * E]],
+      ['attn.b_V', [H * E]],
+      ['attn.W_O', [H * E, D]],
+      ['attn.b_O', [D]],
+      ['ln2.w', [D]],
+      ['ln2.b', [D]],
+      ['mlp.W_in', [D, M]],
+      ['mlp.b_in', [M]],
+      ['mlp.W_out', [M, D]],
+      ['mlp.b_out', [D]],
+    ] as const)
+      s.set(p + n, [...shape]);
+  }
+  s.set('ln_final.w', [D]);
+  s.set('ln_final.b', [D]);
+  if (!cfg.tied_embeddings) s.set('unembed.W_U', [V, D]);
+  return s;
+}
+
+function paramBuffers(cfg: ModelConfig, model: Model): Map<string, GPUBuffer> {
+  const w = model.gpuWeights;
+  const out = new Map<string, GPUBuffer>([
+    ['embed.W_E', w.W_E[0]!.buffer],
+    ['pos_embed.W_pos', w.W_pos![0]!.buffer],
+    ['ln_final.w', w.lnf_w],
+    ['ln_final.b', w.lnf_b!],
+  ]);
+  if (!cfg.tied_embeddings) out.set('unembed.W_U', w.W_U_rows[0]!.buffer);
+  w.layers.forEach((layer, l) => {
+    const p = `blocks.${l}.`;
+    const set = (n: string, b: GPUBuffer | null) => b && out.set(p + n, b);
+    set('ln1.w', layer.ln1_w);
+    set('ln1.b', layer.ln1_b);
+    set('attn.W_Q', layer.W_Q);
+    set('attn.b_Q', layer.b_Q);
+    set('attn.W_K', layer.W_K);
+    set('attn.b_K', layer.b_K);
+    set('attn.W_V', layer.W_V);
+    set('attn.b_V', layer.b_V);
+    set('attn.W_O', layer.W_O);
+    set('attn.b_O', layer.b_O);
+    set('ln2.w', layer.ln2_w);
+    set('ln2.b', layer.ln2_b);
+  });
+  return out;
+}
