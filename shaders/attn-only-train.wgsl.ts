@@ -428,3 +428,156 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
 }
 `;
 }
+
+/**
+ * attn_forward_v2: attn_forward_v1 for a fixed subgroup size of at least 8 (lavapipe's 8, a
+ * GPU's 32). Keys and values come in blocks of 8: lane s loads row 8 kb + s % 8 and every
+ * invocation takes the block's rows by `subgroupBroadcast`, so a key costs a shuffle rather than
+ * a load per query; the scores stay in registers (T <= 64, unrolled). Every query scores every
+ * key of the sequence and masks k > q (twice v1's multiply-adds, a fraction of its loads). The
+ * scores of a query are summed in the same order as v1.
+ */
+export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const N4 = (3 * HE) / 4;
+  const es = range(E4);
+  const KB = Math.ceil(T / 8);
+  const keys = range(KB * 8).filter((k) => k < T);
+  const lines: string[] = [];
+  for (let kb = 0; kb < KB; kb++) {
+    lines.push(`  if (${kb * 8}u <= last) {`, `    let ko = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${N4}u + ${HE / 4}u + h * ${E4}u;`);
+    lines.push(...es.map((e) => `    let kv${e} = qkv[ko + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
+      const k = kb * 8 + r;
+      lines.push(`    s${k} = select(-3.0e38, (${es.map((e) => `dot(q${e}, subgroupBroadcast(kv${e}, ${r}u))`).join(' + ')}) * ${f(scale)}, ${k}u <= q);`);
+    }
+    lines.push(`  }`);
+  }
+  const zl: string[] = [];
+  for (let kb = 0; kb < KB; kb++) {
+    zl.push(`  if (${kb * 8}u <= last) {`, `    let vo = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;`);
+    zl.push(...es.map((e) => `    let vv${e} = qkv[vo + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
+      const k = kb * 8 + r;
+      zl.push(...es.map((e) => `    z${e} += s${k} * subgroupBroadcast(vv${e}, ${r}u);`));
+    }
+    zl.push(`  }`);
+  }
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
+@group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
+
+@compute @workgroup_size(${KB * 8})
+fn attn_forward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
+  // The subgroup's last query: key blocks past it are skipped (a subgroup-uniform branch).
+  let last = li - lane + sgs - 1u;
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  let q = li;
+  let qo = (base + min(q, ${T - 1}u)) * ${N4}u + h * ${E4}u;
+${es.map((e) => `  let q${e} = qkv[qo + ${e}u];`).join('\n')}
+${keys.map((k) => `  var s${k} = -3.0e38;`).join('\n')}
+${lines.join('\n')}
+  let m = max(${keys.map((k) => `s${k}`).reduce((a, b) => `max(${a}, ${b})`)}, -3.0e38);
+${keys.map((k) => `  s${k} = select(0.0, exp(s${k} - m), ${k}u <= q);`).join('\n')}
+  let inv = 1.0 / (${keys.map((k) => `s${k}`).join(' + ')});
+${keys.map((k) => `  s${k} *= inv;`).join('\n')}
+${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
+${zl.join('\n')}
+  if (q < ${T}u) {
+${keys.map((k) => `    p[pb + q * ${T}u + ${k}u] = s${k};`).join('\n')}
+    let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
+  }
+}
+`;
+}
+
+/**
+ * attn_backward_v2: attn_backward_v1 with v2's broadcast blocks. Per query (lane): dp = dz v
+ * for every key, ds = p (dp - sum p dp) scale, dq = ds k, ds stored; then per key (lane):
+ * dk = sum_q ds q, dv = sum_q p dz over every query (p and ds are 0 where k > q).
+ */
+export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const N4 = (3 * HE) / 4;
+  const es = range(E4);
+  const KB = Math.ceil(T / 8);
+  const keys = range(T);
+  const block = (kb: number, rowExpr: (row: string) => string, names: [string, string][], body: (r: number, idx: number) => string[], cond: string) => {
+    const out = [`  if (${cond}) {`, `    let rr = min(${kb * 8}u + lane % 8u, ${T - 1}u);`];
+    for (const [name, off] of names) out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${N4}u + ${off} + h * ${E4}u`} + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) out.push(...body(r, kb * 8 + r));
+    out.push(`  }`);
+    return out;
+  };
+  const p1: string[] = [];
+  for (let kb = 0; kb < KB; kb++) p1.push(...block(kb, () => 'qkv', [['vv', `${(2 * HE) / 4}u`]], (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`], `${kb * 8}u <= last`));
+  const p2: string[] = [];
+  for (let kb = 0; kb < KB; kb++) p2.push(...block(kb, () => 'qkv', [['kv', `${HE / 4}u`]], (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kv${e}, ${r}u);`), `${kb * 8}u <= last`));
+  const p3: string[] = [];
+  for (let qb = 0; qb < KB; qb++)
+    p3.push(
+      ...block(
+        qb,
+        (off) => (off === 'dz' ? 'dz' : 'qkv'),
+        [
+          ['qv', '0u'],
+          ['gz', 'dz'],
+        ],
+        (r, qq) => [`    let d${qq} = ds[pb + ${qq * T}u + kk];`, `    let p${qq} = p[pb + ${qq * T}u + kk];`, ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`)],
+        `${qb * 8 + 7}u >= first`,
+      ),
+    );
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
+@group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
+@group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
+@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
+
+@compute @workgroup_size(${KB * 8})
+fn attn_backward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
+  // The subgroup's first and last rows: blocks past them are skipped (subgroup-uniform branches).
+  let first = li - lane;
+  let last = first + sgs - 1u;
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  let q = li;
+  let qc = min(q, ${T - 1}u);
+  let zo = (base + qc) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `  let g${e} = dz[zo + ${e}u];`).join('\n')}
+${keys.map((k) => `  var dp${k} = 0.0;`).join('\n')}
+${p1.join('\n')}
+  var sdp = 0.0;
+${keys.map((k) => `  let pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);\n  sdp += pq${k} * dp${k};`).join('\n')}
+${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
+${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
+${p2.join('\n')}
+  if (q < ${T}u) {
+${keys.map((k) => `    ds[pb + q * ${T}u + ${k}u] = dp${k};`).join('\n')}
+    let qo = (base + q) * ${N4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
+  }
+  storageBarrier();
+  let kk = min(li, ${T - 1}u);
+${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
+${p3.join('\n')}
+  if (li < ${T}u) {
+    let ko = (base + li) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+  }
+}
+`;
+}

@@ -33,6 +33,8 @@ import type { Model } from '../hooks/model.ts';
 import { readBuffer } from '../gpu/tensor.ts';
 import {
   attnBackwardSource,
+  attnBackwardV2Source,
+  attnForwardV2Source,
   attnForwardSource,
   colSumsSource,
   embedGradSource,
@@ -281,7 +283,8 @@ export class AttnOnlyTraining {
       const ac = acts[l]!;
       dispatch(`L${l} ln1`, lnForwardSource(dims, R, false), 'ln_forward_v1', { 0: xs[l]!, 1: layer.ln1_w, 2: layer.ln1_b!, 3: ac.nrm, 4: ac.rstd, 5: ac.a }, items(R));
       rowsTimesT(`L${l} qkv`, R, D, 3 * HE, ac.a, ac.WqkvT, ac.qkv, ac.bqkv, null);
-      dispatch(`L${l} attention`, attnForwardSource(dims, attentionScale(cfg, l)), 'attn_forward_v1', { 0: ac.qkv, 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
+      if (sg) dispatch(`L${l} attention`, attnForwardV2Source(dims, attentionScale(cfg, l)), 'attn_forward_v2', { 0: ac.qkv, 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
+      else dispatch(`L${l} attention`, attnForwardSource(dims, attentionScale(cfg, l)), 'attn_forward_v1', { 0: ac.qkv, 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
       rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
     });
     dispatch('ln_final', lnForwardSource(dims, R, true), 'ln_forward_v1', { 0: xs[L]!, 1: w.lnf_w, 2: w.lnf_b!, 3: nf, 4: rstdf, 5: af, 6: tRow, 7: count }, items(CAP));
@@ -301,7 +304,8 @@ export class AttnOnlyTraining {
       const g = gLayers[l]!;
       rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
       weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
-      dispatch(`L${l} attention backward`, attnBackwardSource(dims, attentionScale(cfg, l)), 'attn_backward_v1', { 0: ac.qkv, 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
+      if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, attentionScale(cfg, l)), 'attn_backward_v2', { 0: ac.qkv, 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
+      else dispatch(`L${l} attention backward`, attnBackwardSource(dims, attentionScale(cfg, l)), 'attn_backward_v1', { 0: ac.qkv, 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
       weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, dqkv, g.qkv, { split: HE, bsum: g.bqkv });
       rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, ac.Wqkv, da, null, null);
       dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
