@@ -37,7 +37,7 @@ export interface RowsTimesTShape {
   /** Columns per invocation (1-4): more reuse of each broadcast row, more registers. */
   C: number;
   /** Rows per register block: 8, or 16 (two loads per lane) when C is 1. */
-  RB: 8 | 16;
+  RB: 8 | 16 | 24 | 32;
   /** Rows per workgroup, a multiple of RB. */
   ROWS: number;
   bias: boolean;
@@ -56,8 +56,9 @@ export function rowsTimesTSource(s: RowsTimesTShape): string {
   const WG = NARROW_WG;
   const rows = range(RB);
   const cols = range(C);
+  const groups = range(RB / 8);
   const loadRows = subgroups
-    ? [`        let xa = A[ar0 + k4];`, ...(RB === 16 ? [`        let xb = A[ar1 + k4];`] : []), ...rows.map((r) => `        let x${r} = subgroupBroadcast(${r < 8 ? 'xa' : 'xb'}, ${r % 8}u);`)]
+    ? [...groups.map((g) => `        let xa${g} = A[ar${g} + k4];`), ...rows.map((r) => `        let x${r} = subgroupBroadcast(xa${Math.floor(r / 8)}, ${r % 8}u);`)]
     : rows.map((r) => `        let x${r} = A[min(r0 + ${r}u, ${M - 1}u) * ${K4}u + k4];`);
   return `${subgroups ? 'enable subgroups;\n' : ''}
 @group(0) @binding(0) var<storage, read> A: array<vec4f>;      // [M, K / 4]
@@ -73,8 +74,7 @@ ${cols.map((c) => `  let zc${c} = min(j0 + ${c * WG}u, ${N - 1}u) * ${K4}u;`).jo
   for (var blk = 0u; blk < ${ROWS / RB}u; blk++) {
     let r0 = wg.y * ${ROWS}u + blk * ${RB}u;
     if (r0 >= ${M}u) { break; }
-${subgroups ? `    let ar0 = min(r0 + lane % 8u, ${M - 1}u) * ${K4}u;` : ''}
-${subgroups && RB === 16 ? `    let ar1 = min(r0 + 8u + lane % 8u, ${M - 1}u) * ${K4}u;` : ''}
+${subgroups ? groups.map((g) => `    let ar${g} = min(r0 + ${g * 8}u + lane % 8u, ${M - 1}u) * ${K4}u;`).join('\n') : ''}
 ${rows.flatMap((r) => cols.map((c) => `    var a${r}_${c} = 0.0;`)).join('\n')}
     for (var k4 = 0u; k4 < ${K4}u; k4++) {
 ${cols.map((c) => `      let w${c} = Z[zc${c} + k4];`).join('\n')}
