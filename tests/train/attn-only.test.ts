@@ -307,8 +307,11 @@ async function dispatch(gpu: Gpu, code: string, entry: string, bindings: Record<
   const dev = gpu.device;
   const pipeline = gpu.pipelines.get(`narrow-matmul test ${entry}`, code, entry);
   const buffers = Object.entries(bindings).map(([k, data]) => {
-    const buffer = dev.createBuffer({ size: Math.max(16, data.byteLength), usage: 0x80 | 0x8 | 0x4, label: `binding ${k}` });
-    dev.queue.writeBuffer(buffer, 0, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+    // 64 NaNs past the end: a read past the last row poisons the result instead of reading 0.
+    const padded = new Float32Array(data.length + 64).fill(NaN);
+    padded.set(data);
+    const buffer = dev.createBuffer({ size: padded.byteLength, usage: 0x80 | 0x8 | 0x4, label: `binding ${k}` });
+    dev.queue.writeBuffer(buffer, 0, padded);
     return [Number(k), buffer, data.length] as const;
   });
   try {
