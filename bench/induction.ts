@@ -1,7 +1,7 @@
 /**
  * The induction recipe trained in full on the engine, as `<induction-trainer>` trains it in a
  * page: `npm run bench:induction -- [--steps 4000] [--every 250] [--task recall|repeated]
- * [--batch 64] [--seed 0]`. A program, like the bench. Prints one JSON line per report (every
+ * [--batch 64] [--seed 0] [--engine attn-only|general]`. A program, like the bench. Prints one JSON line per report (every
  * `--every` updates, as make/train_induction_pairs.py prints: the batch loss, the loss on a
  * repeat, layer 0's previous-token and layer 1's induction score per head, seconds so far) and a
  * last line with the phase change (the first report at which the best layer-1 induction score
@@ -15,7 +15,7 @@ import type { InductionTask } from '../src/train/induction-data.ts';
 import { TransformerTraining } from '../src/train/transformer.ts';
 
 const argv = process.argv.slice(2);
-const KNOWN = new Set(['--steps', '--every', '--task', '--batch', '--seed']);
+const KNOWN = new Set(['--steps', '--every', '--task', '--batch', '--seed', '--engine']);
 for (let i = 0; i < argv.length; i += 2) if (!KNOWN.has(argv[i]!)) throw new Error(`bench:induction: unknown flag ${argv[i]} (known: ${[...KNOWN].join(', ')})`);
 const opt = (name: string, dflt: string) => {
   const i = argv.indexOf(`--${name}`);
@@ -27,10 +27,12 @@ const batch = Number(opt('batch', String(RECIPE.batch)));
 const seed = Number(opt('seed', '0'));
 const task = opt('task', 'recall') as InductionTask;
 if (task !== 'recall' && task !== 'repeated') throw new Error(`bench:induction: --task is recall or repeated, not ${task}`);
+const engine = opt('engine', 'attn-only') as 'attn-only' | 'general';
+if (engine !== 'attn-only' && engine !== 'general') throw new Error(`bench:induction: --engine is attn-only or general, not ${engine}`);
 
 const gpu = await acquireGpu();
 const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(seed) });
-const r = recipeTraining(gpu, model, checkpoint, task, seed, batch);
+const r = await recipeTraining(gpu, model, checkpoint, task, seed, batch, engine);
 const round = (x: number) => +x.toFixed(3);
 let phaseChange = 0;
 let trainMs = 0;
@@ -59,6 +61,7 @@ console.log(
   JSON.stringify({
     adapter: gpu.adapterName,
     task,
+    engine,
     batch,
     seed,
     steps: end.step,

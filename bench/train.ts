@@ -56,7 +56,7 @@ async function toySteps(gpu: Gpu, config: ToyModelConfig, steps: number): Promis
 /** The induction recipe's model (2 layers, attention only) at batch 64 x 48 on recall data. */
 async function transformerSteps(gpu: Gpu, steps: number): Promise<{ steps: number; seconds: number; steps_per_s: number }> {
   const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(0) });
-  const r = recipeTraining(gpu, model, checkpoint, 'recall', 0, RECIPE.batch);
+  const r = await recipeTraining(gpu, model, checkpoint, 'recall', 0, RECIPE.batch);
   try {
     await r.trainer.train({ until: 3 }).done;
     const t0 = performance.now();

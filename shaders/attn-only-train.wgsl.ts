@@ -8,26 +8,31 @@
  * into the source when the trainer is built (B sequences of T tokens, D = d_model, H heads of
  * E = d_head, V tokens, CAP scored targets at most; D and E multiples of 4).
  *
- * Layouts: x, nrm, a [B T, D]; qkv [B T, 3 H E] (queries, keys, values, head-major in each);
- * z [B T, H E]; p, ds [B, H, T, T] (only k <= q written); the scored targets are slots
- * 0..count-1 of [CAP] (row b T + t, token); slots past count read as zero.
+ * Layouts: x, nrm, a [B T, D]; q [B T, H E] and kv [B T, 2 H E] (keys, then values; heads
+ * in order in each); z [B T, H E]; p, ds [B, H, T, T] (only k <= q written). The last layer
+ * works in target space: only the scored rows' queries, attention and outputs matter to the
+ * loss, so there q, z and x are [CAP, ...] (slot i is row tRow[i], slots sorted by row, slots
+ * past count zero) and keys and values alone cover every row.
  *
- *   pack_layer      W_qkv [D, 3HE] and its transpose, b_qkv, W_O^T [D, HE] from the model's
- *                   W_Q, W_K, W_V [D, HE], b_*, W_O [HE, D] (the operands the matmuls read along K)
- *   transpose       out[c R + r] = in[r C + c]
+ *   pack_kv         W_kv [D, 2HE], its transpose and b_kv from the model's W_K, W_V, b_K, b_V
+ *   transpose       out[c R + r] = in[r C + c] (W_Q^T, W_O^T, W_U^T)
  *   embed           x[r] = W_E[ids[r]] + W_pos[r % T]
+ *   gather_rows     out[i] = src[tRow[i]] for the scored slots (zeros past count)
+ *   scatter_add     dst[tRow[i]] += src[i] (each row scored once)
  *   ln_forward      nrm = (x - mean) / sqrt(var + eps), a = nrm w + b; rstd kept (LayerNorm's
  *                   biased variance, summed in order)
  *   attn_forward    one workgroup per (sequence, head), one invocation per query: scores
- *                   q.k scale, causal softmax (max-subtracted), z = p v
- *   ln_targets      ln_forward at the scored rows only: [CAP, D]
+ *                   q.k scale, causal softmax (max-subtracted), z = p v (v1; v2 below)
+ *   attn_forward_slots   one invocation per (scored slot, head): the same for its query
  *   loss_rows       per scored slot: lse(z) - z[y] and, in place, dlogits = (softmax - onehot) / count
  *   loss_sum        loss = sum of slots / count, in slot order
  *   ln_backward     dx (+)= rstd (g - mean(g) - nrm mean(g nrm)) with g = da w, per row (or per
- *                   scored slot into its row, `targets`)
+ *                   scored slot, written to the slot and to its row)
  *   col_sums        dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and bias)
  *   attn_backward   per (sequence, head): per query dp = dz v, ds = p (dp - sum p dp) scale,
- *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz
+ *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v2 below)
+ *   attn_backward_slots  per (sequence, head), one invocation per key, over the sequence's
+ *                   scored slots in order: the same sums for the scored queries only
  *   pos_grad        dW_pos[t] = sum_b dx[b T + t] (zero for t >= T)
  *   embed_grad      dW_E[v] = sum of dx over the rows holding token v (the host's CSR index of
  *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
@@ -35,7 +40,7 @@
  * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
  */
 
-export const ATTN_ONLY_VERSIONS = ['pack_layer_v1', 'transpose_v1', 'embed_v1', 'ln_forward_v1', 'attn_forward_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
+export const ATTN_ONLY_VERSIONS = ['pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
 
 /** Invocations per workgroup for the row kernels (a query or key per invocation in attention: T <= 64 needs one pass). */
 export const ROW_WG = 64;
@@ -56,41 +61,30 @@ export interface AttnOnlyDims {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
-export function packLayerSource({ D, H, E }: AttnOnlyDims): string {
+export function packKvSource({ D, H, E }: AttnOnlyDims): string {
   const HE = H * E;
   return `
-@group(0) @binding(0) var<storage, read> WQ: array<f32>;   // [D, HE]
-@group(0) @binding(1) var<storage, read> WK: array<f32>;
-@group(0) @binding(2) var<storage, read> WV: array<f32>;
-@group(0) @binding(3) var<storage, read> WO: array<f32>;   // [HE, D]
-@group(0) @binding(4) var<storage, read> bQ: array<f32>;   // [HE]
-@group(0) @binding(5) var<storage, read> bK: array<f32>;
-@group(0) @binding(6) var<storage, read> bV: array<f32>;
-@group(0) @binding(7) var<storage, read_write> Wqkv: array<f32>;   // [D, 3HE]
-@group(0) @binding(8) var<storage, read_write> WqkvT: array<f32>;  // [3HE, D]
-@group(0) @binding(9) var<storage, read_write> bqkv: array<f32>;   // [3HE]
-@group(0) @binding(10) var<storage, read_write> WOT: array<f32>;   // [D, HE]
+@group(0) @binding(0) var<storage, read> WK: array<f32>;            // [D, HE]
+@group(0) @binding(1) var<storage, read> WV: array<f32>;            // [D, HE]
+@group(0) @binding(2) var<storage, read> bK: array<f32>;            // [HE]
+@group(0) @binding(3) var<storage, read> bV: array<f32>;            // [HE]
+@group(0) @binding(4) var<storage, read_write> Wkv: array<f32>;     // [D, 2HE]
+@group(0) @binding(5) var<storage, read_write> WkvT: array<f32>;    // [2HE, D]
+@group(0) @binding(6) var<storage, read_write> bkv: array<f32>;     // [2HE]
 
 @compute @workgroup_size(${ROW_WG})
-fn pack_layer_v1(@builtin(global_invocation_id) gid: vec3u) {
+fn pack_kv_v1(@builtin(global_invocation_id) gid: vec3u) {
   let e = gid.x;
-  if (e < ${D * 3 * HE}u) {
-    let k = e / ${3 * HE}u;
-    let j = e % ${3 * HE}u;
-    var v: f32;
-    if (j < ${HE}u) { v = WQ[k * ${HE}u + j]; } else if (j < ${2 * HE}u) { v = WK[k * ${HE}u + j - ${HE}u]; } else { v = WV[k * ${HE}u + j - ${2 * HE}u]; }
-    Wqkv[e] = v;
-    WqkvT[j * ${D}u + k] = v;
-  }
-  if (e < ${HE * D}u) {
-    let i = e / ${D}u;
-    let j = e % ${D}u;
-    WOT[j * ${HE}u + i] = WO[e];
-  }
+  if (e >= ${D * 2 * HE}u) { return; }
+  let k = e / ${2 * HE}u;
+  let j = e % ${2 * HE}u;
+  var v: f32;
+  if (j < ${HE}u) { v = WK[k * ${HE}u + j]; } else { v = WV[k * ${HE}u + j - ${HE}u]; }
+  Wkv[e] = v;
+  WkvT[j * ${D}u + k] = v;
   if (e < ${HE}u) {
-    bqkv[e] = bQ[e];
-    bqkv[e + ${HE}u] = bK[e];
-    bqkv[e + ${2 * HE}u] = bV[e];
+    bkv[e] = bK[e];
+    bkv[e + ${HE}u] = bV[e];
   }
 }
 `;
@@ -125,6 +119,45 @@ fn embed_v1(@builtin(global_invocation_id) gid: vec3u) {
   let r = e / ${D4}u;
   let d = e % ${D4}u;
   x[e] = WE[ids[r] * ${D4}u + d] + Wpos[(r % ${T}u) * ${D4}u + d];
+}
+`;
+}
+
+export function gatherRowsSource({ CAP }: AttnOnlyDims, width: number): string {
+  const W4 = width / 4;
+  return `
+@group(0) @binding(0) var<storage, read> src: array<vec4f>;       // [rows, W / 4]
+@group(0) @binding(1) var<storage, read> tRow: array<u32>;        // [CAP]
+@group(0) @binding(2) var<storage, read> count: array<u32>;       // [1]
+@group(0) @binding(3) var<storage, read_write> out: array<vec4f>; // [CAP, W / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn gather_rows_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${CAP * W4}u) { return; }
+  let i = e / ${W4}u;
+  if (i >= count[0]) { out[e] = vec4f(); return; }
+  out[e] = src[tRow[i] * ${W4}u + e % ${W4}u];
+}
+`;
+}
+
+export function scatterAddSource({ CAP }: AttnOnlyDims, width: number): string {
+  const W4 = width / 4;
+  return `
+@group(0) @binding(0) var<storage, read> src: array<vec4f>;       // [CAP, W / 4]
+@group(0) @binding(1) var<storage, read> tRow: array<u32>;        // [CAP]
+@group(0) @binding(2) var<storage, read> count: array<u32>;       // [1]
+@group(0) @binding(3) var<storage, read_write> dst: array<vec4f>; // [rows, W / 4]
+
+@compute @workgroup_size(${ROW_WG})
+fn scatter_add_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${CAP * W4}u) { return; }
+  let i = e / ${W4}u;
+  if (i >= count[0]) { return; }
+  let o = tRow[i] * ${W4}u + e % ${W4}u;
+  dst[o] = dst[o] + src[e];
 }
 `;
 }
@@ -175,16 +208,16 @@ ${
 `;
 }
 
-/** Attention forward for one layer (`scale` multiplies q.k). */
+/** Attention forward for one layer (`scale` multiplies q.k), one invocation per query. */
 export function attnForwardSource({ B, T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
-  const N4 = (3 * HE) / 4;
   const es = range(E4);
   return `
-@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;        // [B T, HE / 4]
 @group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
 @group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
+@group(0) @binding(3) var<storage, read> kv: array<vec4f>;        // [B T, 2HE / 4]
 
 @compute @workgroup_size(${ROW_WG})
 fn attn_forward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -195,12 +228,12 @@ fn attn_forward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   let base = b * ${T}u;
   let pb = bh * ${T * T}u;
   for (var q = li; q < ${T}u; q += ${ROW_WG}u) {
-    let qo = (base + q) * ${N4}u + h * ${E4}u;
-${es.map((e) => `    let q${e} = qkv[qo + ${e}u];`).join('\n')}
+    let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    let q${e} = qs[qo + ${e}u];`).join('\n')}
     var m = -3.0e38;
     for (var k = 0u; k <= q; k++) {
-      let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
-      let s = (${es.map((e) => `dot(q${e}, qkv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
+      let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+      let s = (${es.map((e) => `dot(q${e}, kv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
       p[pb + q * ${T}u + k] = s;
       m = max(m, s);
     }
@@ -215,12 +248,70 @@ ${es.map((e) => `    var z${e} = vec4f();`).join('\n')}
     for (var k = 0u; k <= q; k++) {
       let pk = p[pb + q * ${T}u + k] * inv;
       p[pb + q * ${T}u + k] = pk;
-      let vo = (base + k) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;
-${es.map((e) => `      z${e} += pk * qkv[vo + ${e}u];`).join('\n')}
+      let vo = (base + k) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      z${e} += pk * kv[vo + ${e}u];`).join('\n')}
     }
     let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
 ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
   }
+}
+`;
+}
+
+/**
+ * The last layer's attention for the scored slots only: one invocation per (slot, head), its
+ * query's row of p ([CAP, H, T], k <= q) and z ([CAP, HE]); slots past count get zeros.
+ */
+export function attnForwardSlotsSource({ T, H, E, CAP }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const es = range(E4);
+  return `
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;        // [CAP, HE / 4]
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [CAP, H, T]
+@group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [CAP, HE / 4]
+@group(0) @binding(3) var<storage, read> kv: array<vec4f>;        // [B T, 2HE / 4]
+@group(0) @binding(4) var<storage, read> tRow: array<u32>;        // [CAP]
+@group(0) @binding(5) var<storage, read> count: array<u32>;       // [1]
+
+@compute @workgroup_size(${ROW_WG})
+fn attn_forward_slots_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${CAP * H}u) { return; }
+  let i = e / ${H}u;
+  let h = e % ${H}u;
+  let pb = e * ${T}u;
+  let zo = i * ${HE / 4}u + h * ${E4}u;
+  if (i >= count[0]) {
+${es.map((e) => `    z[zo + ${e}u] = vec4f();`).join('\n')}
+    return;
+  }
+  let r = tRow[i];
+  let q = r % ${T}u;
+  let base = r - q;
+${es.map((e) => `  let q${e} = qs[zo + ${e}u];`).join('\n')}
+  var m = -3.0e38;
+  for (var k = 0u; k <= q; k++) {
+    let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+    let s = (${es.map((e) => `dot(q${e}, kv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
+    p[pb + k] = s;
+    m = max(m, s);
+  }
+  var sum = 0.0;
+  for (var k = 0u; k <= q; k++) {
+    let e = exp(p[pb + k] - m);
+    p[pb + k] = e;
+    sum += e;
+  }
+  let inv = 1.0 / sum;
+${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
+  for (var k = 0u; k <= q; k++) {
+    let pk = p[pb + k] * inv;
+    p[pb + k] = pk;
+    let vo = (base + k) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    z${e} += pk * kv[vo + ${e}u];`).join('\n')}
+  }
+${es.map((e) => `  z[zo + ${e}u] = z${e};`).join('\n')}
 }
 `;
 }
@@ -266,8 +357,9 @@ fn loss_sum_v1() {
 }
 
 /**
- * LayerNorm backward: per row (or per scored slot, written to its row of dx, which is zero
- * before), dx (+)= rstd (g - mean(g) - nrm mean(g nrm)), g = da w.
+ * LayerNorm backward: per row, dx += rstd (g - mean(g) - nrm mean(g nrm)), g = da w; or per
+ * scored slot (`targets`, rows = CAP), written to the slot of dxs (zeros past count) and to its
+ * row of dx (which is zero before).
  */
 export function lnBackwardSource({ D }: AttnOnlyDims, rows: number, targets: boolean): string {
   const D4 = D / 4;
@@ -277,13 +369,17 @@ export function lnBackwardSource({ D }: AttnOnlyDims, rows: number, targets: boo
 @group(0) @binding(2) var<storage, read> rstd: array<f32>;        // [n]
 @group(0) @binding(3) var<storage, read> w: array<vec4f>;         // [D / 4]
 @group(0) @binding(4) var<storage, read_write> dx: array<vec4f>;  // [rows, D / 4]
-${targets ? '@group(0) @binding(5) var<storage, read> tRow: array<u32>;\n@group(0) @binding(6) var<storage, read> count: array<u32>;' : ''}
+${targets ? '@group(0) @binding(5) var<storage, read> tRow: array<u32>;\n@group(0) @binding(6) var<storage, read> count: array<u32>;\n@group(0) @binding(7) var<storage, read_write> dxs: array<vec4f>;  // [CAP, D / 4]' : ''}
 
 @compute @workgroup_size(${ROW_WG})
 fn ln_backward_v1(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
-  if (i >= ${targets ? 'count[0]' : `${rows}u`}) { return; }
+  if (i >= ${rows}u) { return; }
   let o = i * ${D4}u;
+${targets ? `  if (i >= count[0]) {
+    for (var d = 0u; d < ${D4}u; d++) { dxs[o + d] = vec4f(); }
+    return;
+  }` : ''}
   let r = rstd[i];
   var s1 = 0.0;
   var s2 = 0.0;
@@ -298,7 +394,7 @@ fn ln_backward_v1(@builtin(global_invocation_id) gid: vec3u) {
   for (var d = 0u; d < ${D4}u; d++) {
     let g = da[o + d] * w[d];
     let v = r * (g - m1 - nrm[o + d] * m2);
-    ${targets ? 'dx[t + d] = v;' : 'dx[t + d] = dx[t + d] + v;'}
+    ${targets ? 'dx[t + d] = v;\n    dxs[o + d] = v;' : 'dx[t + d] = dx[t + d] + v;'}
   }
 }
 `;
@@ -332,14 +428,15 @@ fn col_sums_v1(@builtin(global_invocation_id) gid: vec3u) {
 export function attnBackwardSource({ T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
-  const N4 = (3 * HE) / 4;
   const es = range(E4);
   return `
-@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [B T, HE / 4]
 @group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
 @group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
 @group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
-@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [B T, HE / 4]
+@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
+@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
 
 @compute @workgroup_size(${ROW_WG})
 fn attn_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -353,8 +450,8 @@ fn attn_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
 ${es.map((e) => `    let g${e} = dz[zo + ${e}u];`).join('\n')}
     var sdp = 0.0;
     for (var k = 0u; k <= q; k++) {
-      let vo = (base + k) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;
-      let dp = ${es.map((e) => `dot(g${e}, qkv[vo + ${e}u])`).join(' + ')};
+      let vo = (base + k) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;
+      let dp = ${es.map((e) => `dot(g${e}, kv[vo + ${e}u])`).join(' + ')};
       ds[pb + q * ${T}u + k] = dp;
       sdp += p[pb + q * ${T}u + k] * dp;
     }
@@ -363,11 +460,10 @@ ${es.map((e) => `    var dq${e} = vec4f();`).join('\n')}
       let o = pb + q * ${T}u + k;
       let d = p[o] * (ds[o] - sdp) * ${f(scale)};
       ds[o] = d;
-      let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `      dq${e} += d * qkv[ko + ${e}u];`).join('\n')}
+      let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `      dq${e} += d * kv[ko + ${e}u];`).join('\n')}
     }
-    let qo = (base + q) * ${N4}u + h * ${E4}u;
-${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
+${es.map((e) => `    dq[zo + ${e}u] = dq${e};`).join('\n')}
   }
   storageBarrier();
   for (var k = li; k < ${T}u; k += ${ROW_WG}u) {
@@ -376,12 +472,77 @@ ${es.map((e) => `    var dk${e} = vec4f();\n    var dv${e} = vec4f();`).join('\n
       let o = pb + q * ${T}u + k;
       let d = ds[o];
       let pk = p[o];
-      let qo = (base + q) * ${N4}u + h * ${E4}u;
-      let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `      dk${e} += d * qkv[qo + ${e}u];\n      dv${e} += pk * dz[zo + ${e}u];`).join('\n')}
+      let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      dk${e} += d * qs[qo + ${e}u];\n      dv${e} += pk * dz[qo + ${e}u];`).join('\n')}
     }
-    let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+    let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+  }
+}
+`;
+}
+
+/**
+ * The last layer's attention backward for the scored slots: one workgroup per (sequence, head),
+ * one invocation per key, over the sequence's slots in order (slots sorted by row; seqOff[b] ..
+ * seqOff[b + 1]). Per slot: dp_k = dz.v_k, sdp = sum_k p_k dp_k (in key order), ds_k =
+ * p_k (dp_k - sdp) scale, dk_k += ds_k q, dv_k += p_k dz, and dq = sum_k ds_k k_k (E / 4
+ * invocations, in key order). Keys of rows that no slot attends to get zero gradients.
+ */
+export function attnBackwardSlotsSource({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const es = range(E4);
+  return `
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [CAP, HE / 4]
+@group(0) @binding(1) var<storage, read> p: array<f32>;            // [CAP, H, T]
+@group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [CAP, HE / 4]
+@group(0) @binding(3) var<storage, read> seqOff: array<u32>;       // [B + 1]
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [CAP, HE / 4]
+@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
+@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
+@group(0) @binding(7) var<storage, read> tRow: array<u32>;         // [CAP]
+
+var<workgroup> red: array<f32, ${ROW_WG}>;
+var<workgroup> span: array<u32, 2>;
+
+@compute @workgroup_size(${ROW_WG})
+fn attn_backward_slots_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let k = min(li, ${T - 1}u);
+  if (li == 0u) { span[0] = seqOff[b]; span[1] = seqOff[b + 1u]; }
+  let i0 = workgroupUniformLoad(&span[0]);
+  let i1 = workgroupUniformLoad(&span[1]);
+  let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `  let kk${e} = kv[ko + ${e}u];\n  let vv${e} = kv[ko + ${HE / 4 + e}u];`).join('\n')}
+${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
+  for (var i = i0; i < i1; i++) {
+    let q = tRow[i] % ${T}u;
+    let zo = i * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    let g${e} = dz[zo + ${e}u];\n    let qq${e} = qs[zo + ${e}u];`).join('\n')}
+    let pk = select(0.0, p[(i * ${H}u + h) * ${T}u + k], li <= q);
+    let dp = ${es.map((e) => `dot(g${e}, vv${e})`).join(' + ')};
+    red[li] = pk * dp;
+    workgroupBarrier();
+    var sdp = 0.0;
+    for (var j = 0u; j < ${T}u; j++) { sdp += red[j]; }
+    workgroupBarrier();
+    let d = pk * (dp - sdp) * ${f(scale)};
+${es.map((e) => `    dk${e} += d * qq${e};\n    dv${e} += pk * g${e};`).join('\n')}
+    red[li] = d;
+    workgroupBarrier();
+    if (li < ${E4}u) {
+      var acc = vec4f();
+      for (var j = 0u; j < ${T}u; j++) { acc += red[j] * kv[(base + j) * ${HE / 2}u + h * ${E4}u + li]; }
+      dq[zo + li] = acc;
+    }
+    workgroupBarrier();
+  }
+  if (li < ${T}u) {
+${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
   }
 }
 `;
@@ -425,6 +586,160 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
   var s = vec4f();
   for (var j = offsets[v]; j < offsets[v + 1u]; j++) { s += dx[order[j] * ${D4}u + d]; }
   dWE[e] = s;
+}
+`;
+}
+
+/**
+ * attn_forward_v2: attn_forward_v1 for a fixed subgroup size of at least 8 (lavapipe's 8, a
+ * GPU's 32). Keys and values come in blocks of 8: lane s loads row 8 kb + s % 8 and every
+ * invocation takes the block's rows by `subgroupBroadcast`, so a key costs a shuffle rather than
+ * a load per query; the scores stay in registers (T <= 64, unrolled). Every query scores every
+ * key of the sequence and masks k > q (twice v1's multiply-adds, a fraction of its loads). The
+ * scores of a query are summed in the same order as v1.
+ */
+export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const es = range(E4);
+  const KB = Math.ceil(T / 8);
+  const keys = range(KB * 8).filter((k) => k < T);
+  const lines: string[] = [];
+  for (let kb = 0; kb < KB; kb++) {
+    lines.push(`  if (${kb * 8}u <= last) {`, `    let ko = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${HE / 2}u + h * ${E4}u;`);
+    lines.push(...es.map((e) => `    let kv${e} = kv[ko + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
+      const k = kb * 8 + r;
+      lines.push(`    s${k} = select(-3.0e38, (${es.map((e) => `dot(q${e}, subgroupBroadcast(kv${e}, ${r}u))`).join(' + ')}) * ${f(scale)}, ${k}u <= q);`);
+    }
+    lines.push(`  }`);
+  }
+  const zl: string[] = [];
+  for (let kb = 0; kb < KB; kb++) {
+    zl.push(`  if (${kb * 8}u <= last) {`, `    let vo = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;`);
+    zl.push(...es.map((e) => `    let vv${e} = kv[vo + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
+      const k = kb * 8 + r;
+      zl.push(...es.map((e) => `    z${e} += s${k} * subgroupBroadcast(vv${e}, ${r}u);`));
+    }
+    zl.push(`  }`);
+  }
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;        // [B T, HE / 4]
+@group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
+@group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
+@group(0) @binding(3) var<storage, read> kv: array<vec4f>;        // [B T, 2HE / 4]
+
+@compute @workgroup_size(${KB * 8})
+fn attn_forward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
+  // The subgroup's last query: key blocks past it are skipped (a subgroup-uniform branch).
+  let last = li - lane + sgs - 1u;
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  let q = li;
+  let qo = (base + min(q, ${T - 1}u)) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `  let q${e} = qs[qo + ${e}u];`).join('\n')}
+${keys.map((k) => `  var s${k} = -3.0e38;`).join('\n')}
+${lines.join('\n')}
+  let m = max(${keys.map((k) => `s${k}`).reduce((a, b) => `max(${a}, ${b})`)}, -3.0e38);
+${keys.map((k) => `  s${k} = select(0.0, exp(s${k} - m), ${k}u <= q);`).join('\n')}
+  let inv = 1.0 / (${keys.map((k) => `s${k}`).join(' + ')});
+${keys.map((k) => `  s${k} *= inv;`).join('\n')}
+${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
+${zl.join('\n')}
+  if (q < ${T}u) {
+${keys.map((k) => `    p[pb + q * ${T}u + ${k}u] = s${k};`).join('\n')}
+    let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
+  }
+}
+`;
+}
+
+/**
+ * attn_backward_v2: attn_backward_v1 with v2's broadcast blocks. Per query (lane): dp = dz v
+ * for every key, ds = p (dp - sum p dp) scale, dq = ds k, ds stored; then per key (lane):
+ * dk = sum_q ds q, dv = sum_q p dz over every query (p and ds are 0 where k > q).
+ */
+export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const es = range(E4);
+  const KB = Math.ceil(T / 8);
+  const keys = range(T);
+  const block = (kb: number, rowExpr: (row: string) => string, names: [string, string][], body: (r: number, idx: number) => string[], cond: string) => {
+    const out = [`  if (${cond}) {`, `    let rr = min(${kb * 8}u + lane % 8u, ${T - 1}u);`];
+    for (const [name, off] of names) out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' || off === 'q' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${HE / 2}u + ${off} + h * ${E4}u`} + ${e}u];`));
+    for (let r = 0; r < 8 && kb * 8 + r < T; r++) out.push(...body(r, kb * 8 + r));
+    out.push(`  }`);
+    return out;
+  };
+  const p1: string[] = [];
+  for (let kb = 0; kb < KB; kb++) p1.push(...block(kb, () => 'kv', [['vv', `${HE / 4}u`]], (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`], `${kb * 8}u <= last`));
+  const p2: string[] = [];
+  for (let kb = 0; kb < KB; kb++) p2.push(...block(kb, () => 'kv', [['kr', '0u']], (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`), `${kb * 8}u <= last`));
+  const p3: string[] = [];
+  for (let qb = 0; qb < KB; qb++)
+    p3.push(
+      ...block(
+        qb,
+        (off) => (off === 'dz' ? 'dz' : 'qs'),
+        [
+          ['qv', 'q'],
+          ['gz', 'dz'],
+        ],
+        (r, qq) => [`    let d${qq} = ds[pb + ${qq * T}u + kk];`, `    let p${qq} = p[pb + ${qq * T}u + kk];`, ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`)],
+        `${qb * 8 + 7}u >= first`,
+      ),
+    );
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
+@group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(3) var<storage, read_write> ds: array<f32>;      // [B, H, T, T]
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [B T, HE / 4]
+@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
+@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
+
+@compute @workgroup_size(${KB * 8})
+fn attn_backward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
+  // The subgroup's first and last rows: blocks past them are skipped (subgroup-uniform branches).
+  let first = li - lane;
+  let last = first + sgs - 1u;
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let pb = bh * ${T * T}u;
+  let q = li;
+  let qc = min(q, ${T - 1}u);
+  let zo = (base + qc) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `  let g${e} = dz[zo + ${e}u];`).join('\n')}
+${keys.map((k) => `  var dp${k} = 0.0;`).join('\n')}
+${p1.join('\n')}
+  var sdp = 0.0;
+${keys.map((k) => `  let pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);\n  sdp += pq${k} * dp${k};`).join('\n')}
+${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
+${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
+${p2.join('\n')}
+  if (q < ${T}u) {
+${keys.map((k) => `    ds[pb + q * ${T}u + ${k}u] = dp${k};`).join('\n')}
+    let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    dq[qo + ${e}u] = dq${e};`).join('\n')}
+  }
+  storageBarrier();
+  let kk = min(li, ${T - 1}u);
+${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
+${p3.join('\n')}
+  if (li < ${T}u) {
+    let ko = (base + li) * ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+  }
 }
 `;
 }

@@ -157,11 +157,11 @@ export class InductionTrainer extends LitElement {
     try {
       const gpu = await pageGpu();
       const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(this.seed) });
-      const r = recipeTraining(gpu, model, checkpoint, this.task, this.seed, this.batch);
+      const r = await recipeTraining(gpu, model, checkpoint, this.task, this.seed, this.batch);
       this.current = {
         model,
         checkpoint,
-        shapes: new Map(r.training.grads.tensors().map((t) => [t.name, t.shape])),
+        shapes: r.shapes,
         destroy: () => {
           r.destroy();
           model.destroy();

@@ -33,6 +33,8 @@ import type { Model } from '../hooks/model.ts';
 import { readBuffer } from '../gpu/tensor.ts';
 import {
   attnBackwardSource,
+  attnBackwardV2Source,
+  attnForwardV2Source,
   attnForwardSource,
   colSumsSource,
   embedGradSource,
@@ -40,7 +42,11 @@ import {
   lnBackwardSource,
   lnForwardSource,
   lossRowsSource,
-  packLayerSource,
+  packKvSource,
+  gatherRowsSource,
+  scatterAddSource,
+  attnForwardSlotsSource,
+  attnBackwardSlotsSource,
   posGradSource,
   transposeSource,
   ROW_WG,
@@ -90,6 +96,7 @@ interface Slot {
   count: number; // [1]
   offsets: number; // [V + 1]
   order: number; // [R]
+  seqOff: number; // [B + 1] each sequence's first slot
   words: number;
 }
 
@@ -199,14 +206,14 @@ export class AttnOnlyTraining {
     const gWU = cfg.tied_embeddings ? null : grad('unembed.W_U', V * D);
     const gLayers = Array.from({ length: L }, (_, l) => {
       const p = `blocks.${l}.`;
-      const qkv = this.buf(3 * D * HE, `${p}W_QKV gradient`);
-      const bqkv = this.buf(3 * HE + 64, `${p}b_QKV gradient`);
-      ['W_Q', 'W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: qkv, start: c * D * HE, n: D * HE }));
-      ['b_Q', 'b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bqkv, start: c * HE, n: HE }));
+      const kv = this.buf(2 * D * HE, `${p}W_K, W_V gradient`); // [2, D, HE]
+      const bkv = this.buf(2 * HE, `${p}b_K, b_V gradient`); // [2HE]
+      ['W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: kv, start: c * D * HE, n: D * HE }));
+      ['b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bkv, start: c * HE, n: HE }));
       const ln2 = this.buf(D, `${p}ln2 zero gradient`);
       this.gradBuffers.set(`${p}ln2.w`, { buffer: ln2, start: 0, n: D });
       this.gradBuffers.set(`${p}ln2.b`, { buffer: ln2, start: 0, n: D });
-      return { qkv, bqkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
+      return { Wq: grad(`${p}attn.W_Q`, D * HE), bq: grad(`${p}attn.b_Q`, HE), kv, bkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
     });
     const gLnfW = grad('ln_final.w', D);
     const gLnfB = grad('ln_final.b', D);
@@ -214,7 +221,7 @@ export class AttnOnlyTraining {
     // ---- per-update data, staged in slots ----
     const align = Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
     const up = (n: number) => Math.ceil(n / align) * align;
-    const slot: Slot = { ids: 0, tRow: 0, tTok: 0, count: 0, offsets: 0, order: 0, words: 0 };
+    const slot: Slot = { ids: 0, tRow: 0, tTok: 0, count: 0, offsets: 0, order: 0, seqOff: 0, words: 0 };
     let at = 0;
     for (const [k, n] of [
       ['ids', R],
@@ -223,6 +230,7 @@ export class AttnOnlyTraining {
       ['count', 1],
       ['offsets', V + 1],
       ['order', R],
+      ['seqOff', B + 1],
     ] as const) {
       slot[k] = at;
       at = up(at + n);
@@ -238,53 +246,80 @@ export class AttnOnlyTraining {
     const count = d('count', 1);
     const offsets = d('offsets', V + 1);
     const order = d('order', R);
+    const seqOff = d('seqOff', B + 1);
 
-    // ---- activations ----
-    const xs = Array.from({ length: L + 1 }, (_, l) => this.buf(R * D, `x${l}`)); // [R, D]
-    const acts = Array.from({ length: L }, (_, l) => ({
-      nrm: this.buf(R * D, `L${l} nrm`), // [R, D]
-      rstd: this.buf(R, `L${l} rstd`), // [R]
-      a: this.buf(R * D, `L${l} ln out`), // [R, D]
-      qkv: this.buf(R * 3 * HE, `L${l} qkv`), // [R, 3HE]
-      p: this.buf(B * H * T * T, `L${l} pattern`), // [B, H, T, T]
-      z: this.buf(R * HE, `L${l} z`), // [R, HE]
-      Wqkv: this.buf(D * 3 * HE, `L${l} W_qkv`), // [D, 3HE]
-      WqkvT: this.buf(3 * HE * D, `L${l} W_qkv^T`), // [3HE, D]
-      bqkv: this.buf(3 * HE, `L${l} b_qkv`), // [3HE]
-      WOT: this.buf(D * HE, `L${l} W_O^T`), // [D, HE]
-    }));
+    // ---- activations (the last layer's queries, outputs and residual in target space, [CAP, ...]) ----
+    const last = L - 1;
+    const xs = Array.from({ length: L }, (_, l) => this.buf(R * D, `x${l}`)); // [R, D] each layer's input
+    const acts = Array.from({ length: L }, (_, l) => {
+      const rows = l === last ? CAP : R;
+      return {
+        nrm: this.buf(R * D, `L${l} nrm`), // [R, D]
+        rstd: this.buf(R, `L${l} rstd`), // [R]
+        a: this.buf(R * D, `L${l} ln out`), // [R, D]
+        q: this.buf(rows * HE, `L${l} q`), // [rows, HE]
+        kv: this.buf(R * 2 * HE, `L${l} kv`), // [R, 2HE]
+        p: this.buf(l === last ? CAP * H * T : B * H * T * T, `L${l} pattern`), // [B, H, T, T]; last [CAP, H, T]
+        z: this.buf(rows * HE, `L${l} z`), // [rows, HE]
+        WqT: this.buf(HE * D, `L${l} W_Q^T`), // [HE, D]
+        Wkv: this.buf(D * 2 * HE, `L${l} W_kv`), // [D, 2HE]
+        WkvT: this.buf(2 * HE * D, `L${l} W_kv^T`), // [2HE, D]
+        bkv: this.buf(2 * HE, `L${l} b_kv`), // [2HE]
+        WOT: this.buf(D * HE, `L${l} W_O^T`), // [D, HE]
+      };
+    });
+    const aT = this.buf(CAP * D, 'last layer ln out at targets'); // [CAP, D]
+    const xg = this.buf(CAP * D, 'last layer input at targets'); // [CAP, D]
+    const xT = this.buf(CAP * D, 'final residual at targets'); // [CAP, D]
     const nf = this.buf(CAP * D, 'ln_final nrm'); // [CAP, D]
     const rstdf = this.buf(CAP, 'ln_final rstd');
     const af = this.buf(CAP * D, 'ln_final out');
     const logits = this.buf(CAP * V, 'logits'); // [CAP, V], then dlogits
     const part = this.buf(CAP + 1, 'loss terms'); // [CAP] terms, then the loss
     const WUT = this.buf(D * V, 'W_U^T'); // [D, V]
-    const daf = this.buf(CAP * D, 'd ln_final out');
+    const daf = this.buf(CAP * D, 'd ln_final out'); // [CAP, D]
     const dx = this.buf(R * D, 'dx'); // [R, D] the residual stream's gradient
-    const zeros = this.buf(R * D, 'zeros');
-    const dz = this.buf(R * HE, 'dz');
+    const dxT = this.buf(CAP * D, 'dx at targets'); // [CAP, D]
+    const zeros = this.buf(Math.max(R * D, CAP * HE), 'zeros');
+    const dz = this.buf(R * HE, 'dz'); // [R or CAP, HE]
     const ds = this.buf(B * H * T * T, 'd scores');
-    const dqkv = this.buf(R * 3 * HE, 'dqkv');
-    const da = this.buf(R * D, 'da');
+    const dq = this.buf(R * HE, 'dq'); // [R or CAP, HE]
+    const dkv = this.buf(R * 2 * HE, 'dkv'); // [R, 2HE]
+    const da1 = this.buf(R * D, 'da from queries'); // [R or CAP, D]
+    const da = this.buf(R * D, 'da'); // [R, D]
 
     const WE = w.W_E[0]!.buffer;
     const WU = w.W_U_rows[0]!.buffer;
     const Wpos = w.W_pos![0]!.buffer;
+    const scale = (l: number) => attentionScale(cfg, l);
 
     // ---- forward ----
     w.layers.forEach((layer, l) => {
-      dispatch(`L${l} pack`, packLayerSource(dims), 'pack_layer_v1', { 0: layer.W_Q, 1: layer.W_K, 2: layer.W_V, 3: layer.W_O, 4: layer.b_Q, 5: layer.b_K, 6: layer.b_V, 7: acts[l]!.Wqkv, 8: acts[l]!.WqkvT, 9: acts[l]!.bqkv, 10: acts[l]!.WOT }, items(D * 3 * HE));
+      const ac = acts[l]!;
+      dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: ac.Wkv, 5: ac.WkvT, 6: ac.bkv }, items(D * 2 * HE));
+      dispatch(`L${l} W_Q^T`, transposeSource(D, HE), 'transpose_v1', { 0: layer.W_Q, 1: ac.WqT }, items(D * HE));
+      dispatch(`L${l} W_O^T`, transposeSource(HE, D), 'transpose_v1', { 0: layer.W_O, 1: ac.WOT }, items(HE * D));
     });
     dispatch('W_U^T', transposeSource(V, D), 'transpose_v1', { 0: WU, 1: WUT }, items(V * D));
     dispatch('embed', embedSource(dims), 'embed_v1', { 0: ids, 1: WE, 2: Wpos, 3: xs[0]! }, items((R * D) / 4));
     w.layers.forEach((layer, l) => {
       const ac = acts[l]!;
       dispatch(`L${l} ln1`, lnForwardSource(dims, R, false), 'ln_forward_v1', { 0: xs[l]!, 1: layer.ln1_w, 2: layer.ln1_b!, 3: ac.nrm, 4: ac.rstd, 5: ac.a }, items(R));
-      rowsTimesT(`L${l} qkv`, R, D, 3 * HE, ac.a, ac.WqkvT, ac.qkv, ac.bqkv, null);
-      dispatch(`L${l} attention`, attnForwardSource(dims, attentionScale(cfg, l)), 'attn_forward_v1', { 0: ac.qkv, 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
-      rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
+      rowsTimesT(`L${l} kv`, R, D, 2 * HE, ac.a, ac.WkvT, ac.kv, ac.bkv, null);
+      if (l < last) {
+        rowsTimesT(`L${l} q`, R, D, HE, ac.a, ac.WqT, ac.q, layer.b_Q, null);
+        if (sg) dispatch(`L${l} attention`, attnForwardV2Source(dims, scale(l)), 'attn_forward_v2', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv }, [B * H, 1, 1]);
+        else dispatch(`L${l} attention`, attnForwardSource(dims, scale(l)), 'attn_forward_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv }, [B * H, 1, 1]);
+        rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
+      } else {
+        dispatch(`L${l} gather ln out`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
+        dispatch(`L${l} gather input`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
+        rowsTimesT(`L${l} q`, CAP, D, HE, aT, ac.WqT, ac.q, layer.b_Q, null);
+        dispatch(`L${l} attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv, 4: tRow, 5: count }, items(CAP * H));
+        rowsTimesT(`L${l} out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
+      }
     });
-    dispatch('ln_final', lnForwardSource(dims, R, true), 'ln_forward_v1', { 0: xs[L]!, 1: w.lnf_w, 2: w.lnf_b!, 3: nf, 4: rstdf, 5: af, 6: tRow, 7: count }, items(CAP));
+    dispatch('ln_final', lnForwardSource(dims, CAP, false), 'ln_forward_v1', { 0: xT, 1: w.lnf_w, 2: w.lnf_b!, 3: nf, 4: rstdf, 5: af }, items(CAP));
     rowsTimesT('logits', CAP, D, V, af, WU, logits, null, null);
     const loss = lossRowsSource(dims);
     dispatch('loss', loss, 'loss_rows_v1', { 0: logits, 1: tTok, 2: count, 3: part }, items(CAP));
@@ -293,23 +328,38 @@ export class AttnOnlyTraining {
     // ---- backward ----
     rowsTimesT('d ln_final', CAP, V, D, logits, WUT, daf, null, null);
     steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dx, dstOffset: 0, size: R * D * 4 });
-    dispatch('ln_final backward', lnBackwardSource(dims, R, true), 'ln_backward_v1', { 0: daf, 1: nf, 2: rstdf, 3: w.lnf_w, 4: dx, 5: tRow, 6: count }, items(CAP));
+    dispatch('ln_final backward', lnBackwardSource(dims, CAP, true), 'ln_backward_v1', { 0: daf, 1: nf, 2: rstdf, 3: w.lnf_w, 4: dx, 5: tRow, 6: count, 7: dxT }, items(CAP));
     dispatch('ln_final gain', colSumsSource(dims, CAP), 'col_sums_v1', { 0: daf, 1: nf, 2: gLnfW, 3: gLnfB }, items(D));
-    for (let l = L - 1; l >= 0; l--) {
+    for (let l = last; l >= 0; l--) {
       const layer = w.layers[l]!;
       const ac = acts[l]!;
       const g = gLayers[l]!;
-      rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
-      weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
-      dispatch(`L${l} attention backward`, attnBackwardSource(dims, attentionScale(cfg, l)), 'attn_backward_v1', { 0: ac.qkv, 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
-      weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, dqkv, g.qkv, { split: HE, bsum: g.bqkv });
-      rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, ac.Wqkv, da, null, null);
+      if (l === last) {
+        // Target space: dx of the scored rows is dxT.
+        rowsTimesT(`L${l} dz`, CAP, D, HE, dxT, layer.W_O, dz, null, null);
+        weightGrad(`L${l} W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
+        steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
+        dispatch(`L${l} attention backward`, attnBackwardSlotsSource(dims, scale(l)), 'attn_backward_slots_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: ac.kv, 6: dkv, 7: tRow }, [B * H, 1, 1]);
+        weightGrad(`L${l} W_Q grad`, CAP, D, HE, aT, dq, g.Wq, { bsum: g.bq });
+        rowsTimesT(`L${l} da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
+        rowsTimesT(`L${l} da`, R, 2 * HE, D, dkv, ac.Wkv, da, null, null);
+        dispatch(`L${l} da scatter`, scatterAddSource(dims, D), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
+      } else {
+        rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
+        weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
+        if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, scale(l)), 'attn_backward_v2', { 0: ac.q, 1: ac.p, 2: dz, 3: ds, 4: dq, 5: ac.kv, 6: dkv }, [B * H, 1, 1]);
+        else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: ds, 4: dq, 5: ac.kv, 6: dkv }, [B * H, 1, 1]);
+        weightGrad(`L${l} W_Q grad`, R, D, HE, ac.a, dq, g.Wq, { bsum: g.bq });
+        rowsTimesT(`L${l} da from q`, R, HE, D, dq, layer.W_Q, da1, null, null);
+        rowsTimesT(`L${l} da`, R, 2 * HE, D, dkv, ac.Wkv, da, null, da1);
+      }
+      weightGrad(`L${l} W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.kv, { split: HE, bsum: g.bkv });
       dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
       dispatch(`L${l} ln1 gain`, colSumsSource(dims, R), 'col_sums_v1', { 0: da, 1: ac.nrm, 2: g.lnw, 3: g.lnb }, items(D));
       // Without rotary embeddings the key bias has no gradient (q . b_K is the same for every key of
       // a query: the softmax cancels it); the sums leave ~1e-9 of noise, which Adam would scale up
       // to steps of lr. Exact zeros, as in float64 (and as the general path does).
-      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
+      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bkv, dstOffset: 0, size: HE * 4 });
     }
     dispatch('W_pos grad', posGradSource(dims), 'pos_grad_v1', { 0: dx, 1: gWpos }, items((P * D) / 4));
     dispatch('W_E grad', embedGradSource(dims), 'embed_grad_v1', { 0: dx, 1: offsets, 2: order, 3: gWE }, items((V * D) / 4));
@@ -360,17 +410,28 @@ export class AttnOnlyTraining {
       out.set(counts, slot.offsets);
       const next = counts.slice(0, V);
       for (let r = 0; r < R; r++) out[slot.order + next[out[slot.ids + r]!]!++] = r;
-      const seen = new Set<number>();
-      batch.targets.forEach(({ row, pos, target }, i) => {
-        const r = row * T + pos;
-        if (seen.has(r)) throw new Error(`the batch of update ${t} scores row ${row} position ${pos} twice`);
-        seen.add(r);
+      // Slots sorted by row (the last layer's backward walks each sequence's slots in order).
+      const sorted = batch.targets.map(({ row, pos, target }) => ({ r: row * T + pos, target, row, pos })).sort((x, y) => x.r - y.r);
+      sorted.forEach(({ r, target, row, pos }, i) => {
+        if (!(row >= 0 && row < B && pos >= 0 && pos < T)) throw new Error(`the batch of update ${t} scores row ${row} position ${pos}, outside ${B} x ${T}`);
+        if (i > 0 && sorted[i - 1]!.r === r) throw new Error(`the batch of update ${t} scores row ${row} position ${pos} twice`);
+        if (!(target >= 0 && target < V)) throw new Error(`the batch of update ${t} has target ${target} (vocabulary ${V})`);
         out[slot.tRow + i] = r;
         out[slot.tTok + i] = target;
       });
+      let i = 0;
+      for (let b = 0; b <= B; b++) {
+        while (i < sorted.length && sorted[i]!.row < b) i++;
+        out[slot.seqOff + b] = i;
+      }
       out[slot.count] = Math.round(batch.divisor ?? batch.targets.length);
       if (out[slot.count] !== batch.targets.length) throw new Error('attention-only training: the loss divisor must be the number of targets');
     }
+  }
+
+  /** Each forward-layout weight's shape, by the names of `WeightGradients.tensors()`. */
+  shapes(): Map<string, number[]> {
+    return shapesOf(this.model.config);
   }
 
   destroy(): void {

@@ -22,6 +22,7 @@ import { SeededRandom, pcgHash } from '../util/random.ts';
 import { linearWarmup } from './schedule.ts';
 import { Trainer } from './trainer.ts';
 import { TransformerTraining } from './transformer.ts';
+import { AttnOnlyTraining } from './attn-only.ts';
 
 export const RECIPE = { T: 48, V: 256, D: 64, H: 4, layers: 2, batch: 64, lr: 2e-3, warmup: 200, betas: [0.9, 0.98] as [number, number], weightDecay: 0.01, clip: 1 };
 
@@ -135,11 +136,24 @@ export async function headScores(model: Model, seed: number, count = 20, half = 
   }
 }
 
-/** The recipe's training run on `model` (from `recipeInit` or a checkpoint of it). */
-export function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpoint, task: InductionTask, seed: number, batch = RECIPE.batch) {
+/**
+ * The recipe's training run on `model` (from `recipeInit` or a checkpoint of it). `engine`:
+ * 'attn-only' (default) trains on the attention-only kernels (`attn-only.ts`, ~6x faster on
+ * lavapipe); 'general' on the engine's forward and backward plans (`transformer.ts`). Both give
+ * the same numbers to float rounding (tests/train/attn-only.test.ts).
+ */
+export async function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpoint, task: InductionTask, seed: number, batch = RECIPE.batch, engine: 'attn-only' | 'general' = 'attn-only') {
   const clock = new TrainClock(gpu);
   const data = (t: number) => inductionBatch(task, new SeededRandom(pcgHash((seed ^ Math.imul(t, 0x9e3779b1)) >>> 0)), batch, { T: RECIPE.T, V: RECIPE.V });
-  const training = new TransformerTraining(gpu, model, { batch, pos: RECIPE.T, data, checkpointNames: checkpoint.tensors.names, trainable: (n) => !n.includes('.mlp.') });
+  const options = { batch, pos: RECIPE.T, data, checkpointNames: checkpoint.tensors.names, trainable: (n: string) => !n.includes('.mlp.') };
+  let training: AttnOnlyTraining | TransformerTraining;
+  try {
+    // Recall scores at most 4 pairs a sequence; repeated segments every next token.
+    training = engine === 'attn-only' ? await AttnOnlyTraining.create(gpu, model, { ...options, maxTargets: task === 'recall' ? 4 * batch : batch * (RECIPE.T - 1) }) : new TransformerTraining(gpu, model, options);
+  } catch (e) {
+    clock.destroy();
+    throw e;
+  }
   const optimizer = new Optimizer(gpu, clock, training.entries, {
     kind: 'adamw',
     lr: linearWarmup(RECIPE.lr, RECIPE.warmup),
@@ -154,6 +168,8 @@ export function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpoint, t
     training,
     optimizer,
     trainer,
+    /** Each forward-layout weight's shape (for saving the trained model as a checkpoint). */
+    shapes: training instanceof TransformerTraining ? new Map(training.grads.tensors().map((t) => [t.name, [...t.shape]])) : training.shapes(),
     destroy() {
       trainer.destroy();
       optimizer.destroy();

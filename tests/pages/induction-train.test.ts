@@ -33,7 +33,7 @@ test('train your own: 4 updates, the figures switch to the model, the folder dow
   // The same run in Node: the loss of update 4 (the forward before it).
   const gpu = await testGpu();
   const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(0) });
-  const r = recipeTraining(gpu, model, checkpoint, 'recall', 0, 4);
+  const r = await recipeTraining(gpu, model, checkpoint, 'recall', 0, 4);
   let nodeLoss = NaN;
   await r.trainer.train({ until: 4, every: 4, onReport: (rep) => void (nodeLoss = TransformerTraining.objectiveValue(rep.metrics.objective!)) }).done;
   r.destroy();

@@ -162,7 +162,7 @@ it('the induction recipe: the same seed gives the same bits', async () => {
   const weights: Float32Array[] = [];
   for (let k = 0; k < 2; k++) {
     const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(3) });
-    const r = recipeTraining(gpu, model, checkpoint, 'recall', 3, 4);
+    const r = await recipeTraining(gpu, model, checkpoint, 'recall', 3, 4);
     await r.trainer.train({ until: 4 }).done;
     weights.push(await readBuffer(gpu, model.gpuWeights.layers[1]!.W_Q, 0, 64 * 64 * 4));
     r.destroy();
