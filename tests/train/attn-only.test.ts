@@ -242,13 +242,17 @@ afterAll(() => {
 describe('AttnOnlyTraining against the CPU reference', () => {
   // B, T odd; D = 20, V = 36 (not multiples of 64; D / 4 and V / 4 odd); n_ctx 13 > T.
   const cases = [
-    { tied: false, byLayer: false, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24 },
-    { tied: true, byLayer: true, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24 },
-    { tied: true, byLayer: false, B: 1, T: 9, D: 12, H: 3, V: 44, P: 9, cap: 5 },
+    { tied: false, byLayer: false, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24, subgroups: true },
+    { tied: true, byLayer: true, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24, subgroups: true },
+    // The kernels a device without a fixed subgroup size of 8 or more gets (SwiftShader, many GPUs).
+    // D 36 rather than 20: lavapipe compiles the no-subgroup matmuls at D 20 in ~5 s each (cold
+    // shader cache), ~50 s for the trainer; at 36, ~20 s.
+    { tied: false, byLayer: true, B: 3, T: 11, D: 36, H: 9, V: 36, P: 13, cap: 24, subgroups: false },
   ];
   for (const c of cases) {
-    it(`one update's loss and gradients: B ${c.B}, T ${c.T}, D ${c.D}, V ${c.V}, ${c.tied ? 'tied' : 'untied'}${c.byLayer ? ', scale by layer' : ''}`, async () => {
+    it(`one update's loss and gradients: B ${c.B}, T ${c.T}, D ${c.D}, V ${c.V}, ${c.tied ? 'tied' : 'untied'}${c.byLayer ? ', scale by layer' : ''}, ${c.subgroups ? 'subgroups' : 'no subgroups'}`, async () => {
       const gpu = await testGpu();
+      if (c.subgroups) expect(gpu.subgroupSize, 'this host runs the subgroup kernels (lavapipe: 8)').toBeGreaterThanOrEqual(8);
       const L = 2;
       const E = c.D / c.H;
       const base: AttnOnlyCpuShape = { B: c.B, T: c.T, D: c.D, H: c.H, E, V: c.V, P: c.P, eps: 1e-5, scales: [0, 0], tied: c.tied };
@@ -258,12 +262,27 @@ describe('AttnOnlyTraining against the CPU reference', () => {
       expect(s.scales).toEqual(Array.from({ length: L }, (_, l) => 1 / (Math.sqrt(E) * (c.byLayer ? l + 1 : 1))));
       const rng = new SeededRandom(c.D * 7 + c.B);
       const ids = randomIds(rng, c.B, c.T, c.V);
-      // Update 1 scores maxTargets cells; update 2 fewer, in the same slot: the stale targets past its count must not count.
+      // Update 1 scores maxTargets cells in random order; update 2 fewer, in the same slot: the stale
+      // targets past its count must not count; update 3 the first and last positions only, none in
+      // the middle sequences.
+      const ends = [
+        { row: c.B - 1, pos: c.T - 1, target: 3 },
+        { row: 0, pos: 0, target: 1 },
+        { row: 0, pos: c.T - 1, target: 2 },
+      ];
       const batches: TrainBatch[] = [
         { ids, targets: randomTargets(rng, c.B, c.T, c.V, c.cap) },
         { ids: randomIds(rng, c.B, c.T, c.V), targets: randomTargets(rng, c.B, c.T, c.V, Math.ceil(c.cap / 2) + 1) },
+        { ids, targets: c.B > 1 ? ends : ends.slice(1) },
       ];
-      const training = await AttnOnlyTraining.create(gpu, model, { batch: c.B, pos: c.T, maxTargets: c.cap, data: (t) => batches[t - 1]!, slots: 1 });
+      const sg = gpu.subgroupSize;
+      if (!c.subgroups) gpu.subgroupSize = null; // read once, when the trainer generates its kernels
+      let training: AttnOnlyTraining;
+      try {
+        training = await AttnOnlyTraining.create(gpu, model, { batch: c.B, pos: c.T, maxTargets: c.cap, data: (t) => batches[t - 1]!, slots: 1 });
+      } finally {
+        gpu.subgroupSize = sg;
+      }
       try {
         for (const [k, batch] of batches.entries()) {
           training.task.prepare!(k, 1);
