@@ -743,3 +743,72 @@ ${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = d
 }
 `;
 }
+
+/**
+ * attn_backward_slots_v2: attn_backward_slots_v1 with subgroup sums for the two reductions over
+ * keys (sum p dp, and dq = sum ds k), combined across the workgroup's subgroups in workgroup
+ * memory: two barriers a slot instead of four, and no serial walk over the keys.
+ */
+export function attnBackwardSlotsV2Source({ T, H, E }: AttnOnlyDims, scale: number, subgroupSize: number): string {
+  const HE = H * E;
+  const E4 = E / 4;
+  const es = range(E4);
+  const NSG = Math.max(1, ROW_WG / subgroupSize);
+  return `enable subgroups;
+@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [CAP, HE / 4]
+@group(0) @binding(1) var<storage, read> p: array<f32>;            // [CAP, H, T]
+@group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [CAP, HE / 4]
+@group(0) @binding(3) var<storage, read> seqOff: array<u32>;       // [B + 1]
+@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [CAP, HE / 4]
+@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
+@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
+@group(0) @binding(7) var<storage, read> tRow: array<u32>;         // [CAP]
+
+// One entry per subgroup (${NSG} of ${subgroupSize} lanes).
+var<workgroup> red: array<f32, ${NSG}>;
+var<workgroup> redq: array<vec4f, ${NSG * E4}>;
+var<workgroup> span: array<u32, 2>;
+
+@compute @workgroup_size(${ROW_WG})
+fn attn_backward_slots_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let bh = wg.x;
+  let b = bh / ${H}u;
+  let h = bh % ${H}u;
+  let base = b * ${T}u;
+  let k = min(li, ${T - 1}u);
+  let sg = li / ${subgroupSize}u;
+  if (li == 0u) { span[0] = seqOff[b]; span[1] = seqOff[b + 1u]; }
+  let i0 = workgroupUniformLoad(&span[0]);
+  let i1 = workgroupUniformLoad(&span[1]);
+  let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `  let kk${e} = kv[ko + ${e}u];\n  let vv${e} = kv[ko + ${HE / 4 + e}u];`).join('\n')}
+${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
+  for (var i = i0; i < i1; i++) {
+    let q = tRow[i] % ${T}u;
+    let zo = i * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    let g${e} = dz[zo + ${e}u];\n    let qq${e} = qs[zo + ${e}u];`).join('\n')}
+    let pk = select(0.0, p[(i * ${H}u + h) * ${T}u + k], li <= q);
+    let dp = ${es.map((e) => `dot(g${e}, vv${e})`).join(' + ')};
+    let part = subgroupAdd(pk * dp);
+    if (lane == 0u) { red[sg] = part; }
+    workgroupBarrier();
+    let sdp = ${range(NSG)
+      .map((j) => `red[${j}]`)
+      .join(' + ')};
+    let d = pk * (dp - sdp) * ${f(scale)};
+${es.map((e) => `    dk${e} += d * qq${e};\n    dv${e} += pk * g${e};`).join('\n')}
+${es.map((e) => `    let sq${e} = subgroupAdd(d * kk${e});`).join('\n')}
+    if (lane == 0u) {
+${es.map((e) => `      redq[sg * ${E4}u + ${e}u] = sq${e};`).join('\n')}
+    }
+    workgroupBarrier();
+    if (li < ${E4}u) { dq[zo + li] = ${range(NSG)
+      .map((j) => `redq[${j * E4}u + li]`)
+      .join(' + ')}; }
+  }
+  if (li < ${T}u) {
+${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+  }
+}
+`;
+}

@@ -47,6 +47,7 @@ import {
   scatterAddSource,
   attnForwardSlotsSource,
   attnBackwardSlotsSource,
+  attnBackwardSlotsV2Source,
   posGradSource,
   transposeSource,
   ROW_WG,
@@ -315,7 +316,7 @@ export class AttnOnlyTraining {
         dispatch(`L${l} gather ln out`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
         dispatch(`L${l} gather input`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
         rowsTimesT(`L${l} q`, CAP, D, HE, aT, ac.WqT, ac.q, layer.b_Q, null);
-        dispatch(`L${l} attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv, 4: tRow, 5: count }, items(CAP * H));
+        dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv, 4: tRow, 5: count }, items(CAP * H));
         rowsTimesT(`L${l} out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
       }
     });
@@ -339,7 +340,8 @@ export class AttnOnlyTraining {
         rowsTimesT(`L${l} dz`, CAP, D, HE, dxT, layer.W_O, dz, null, null);
         weightGrad(`L${l} W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
         steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
-        dispatch(`L${l} attention backward`, attnBackwardSlotsSource(dims, scale(l)), 'attn_backward_slots_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: ac.kv, 6: dkv, 7: tRow }, [B * H, 1, 1]);
+        const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
+        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: ac.kv, 6: dkv, 7: tRow }, [B * H, 1, 1]);
         weightGrad(`L${l} W_Q grad`, CAP, D, HE, aT, dq, g.Wq, { bsum: g.bq });
         rowsTimesT(`L${l} da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
         rowsTimesT(`L${l} da`, R, 2 * HE, D, dkv, ac.Wkv, da, null, null);
