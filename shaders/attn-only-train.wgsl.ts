@@ -8,13 +8,15 @@
  * into the source when the trainer is built (B sequences of T tokens, D = d_model, H heads of
  * E = d_head, V tokens, CAP scored targets at most; D and E multiples of 4).
  *
- * Layouts: x, nrm, a [B T, D]; q [B T, H E] and kv [B T, 2 H E] (keys, then values; heads
- * in order in each); z [B T, H E]; p, ds [B, H, T, T] (only k <= q written). The last layer
- * works in target space: only the scored rows' queries, attention and outputs matter to the
- * loss, so there q, z and x are [CAP, ...] (slot i is row tRow[i], slots sorted by row, slots
- * past count zero) and keys and values alone cover every row.
+ * Layouts: x, nrm, a [B T, D]; qkv [B T, 3 H E] (queries, keys, values; heads in order in
+ * each); z [B T, H E]; p, ds [B, H, T, T] (only k <= q written). The last layer works in
+ * target space: only the scored rows' queries, attention and outputs matter to the loss, so
+ * there q, z and x are [CAP, ...] (slot i is row tRow[i], slots sorted by row, slots past count
+ * zero) and keys and values, kv [B T, 2 H E], alone cover every row.
  *
- *   pack_kv         W_kv [D, 2HE], its transpose and b_kv from the model's W_K, W_V, b_K, b_V
+ *   pack_qkv        W_qkv [D, 3HE] and its transpose from the model's W_Q, W_K, W_V (layers
+ *                   before the last; their queries, keys and values are one [B T, 3HE] product)
+ *   pack_kv         W_kv [D, 2HE], its transpose and b_kv from W_K, W_V, b_K, b_V (the last layer)
  *   transpose       out[c R + r] = in[r C + c] (W_Q^T, W_O^T, W_U^T)
  *   embed           x[r] = W_E[ids[r]] + W_pos[r % T]
  *   gather_rows     out[i] = src[tRow[i]] for the scored slots (zeros past count)
@@ -40,7 +42,7 @@
  * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
  */
 
-export const ATTN_ONLY_VERSIONS = ['pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
+export const ATTN_ONLY_VERSIONS = ['pack_qkv_v1', 'pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
 
 /** Invocations per workgroup for the row kernels (a query or key per invocation in attention: T <= 64 needs one pass). */
 export const ROW_WG = 64;
@@ -61,6 +63,31 @@ export interface AttnOnlyDims {
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const f = (x: number) => (Number.isInteger(x) ? `${x}.0` : `${x}`);
 
+/** W_qkv [D, 3HE] and its transpose from W_Q, W_K, W_V [D, HE] (the layers before the last). */
+export function packQkvSource({ D, H, E }: AttnOnlyDims): string {
+  const HE = H * E;
+  return `
+@group(0) @binding(0) var<storage, read> WQ: array<f32>;            // [D, HE]
+@group(0) @binding(1) var<storage, read> WK: array<f32>;            // [D, HE]
+@group(0) @binding(2) var<storage, read> WV: array<f32>;            // [D, HE]
+@group(0) @binding(3) var<storage, read_write> Wqkv: array<f32>;    // [D, 3HE]
+@group(0) @binding(4) var<storage, read_write> WqkvT: array<f32>;   // [3HE, D]
+
+@compute @workgroup_size(${ROW_WG})
+fn pack_qkv_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${D * 3 * HE}u) { return; }
+  let k = e / ${3 * HE}u;
+  let j = e % ${3 * HE}u;
+  var v: f32;
+  if (j < ${HE}u) { v = WQ[k * ${HE}u + j]; } else if (j < ${2 * HE}u) { v = WK[k * ${HE}u + j - ${HE}u]; } else { v = WV[k * ${HE}u + j - ${2 * HE}u]; }
+  Wqkv[e] = v;
+  WqkvT[j * ${D}u + k] = v;
+}
+`;
+}
+
+/** W_kv [D, 2HE], its transpose and b_kv from W_K, W_V, b_K, b_V (the last layer). */
 export function packKvSource({ D, H, E }: AttnOnlyDims): string {
   const HE = H * E;
   return `
@@ -208,16 +235,16 @@ ${
 `;
 }
 
-/** Attention forward for one layer (`scale` multiplies q.k), one invocation per query. */
+/** Attention forward for one layer (`scale` multiplies q.k). */
 export function attnForwardSource({ B, T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
+  const S4 = (3 * HE) / 4; // qkv's row in vec4: queries, keys, values
   const es = range(E4);
   return `
-@group(0) @binding(0) var<storage, read> qs: array<vec4f>;        // [B T, HE / 4]
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
 @group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
 @group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
-@group(0) @binding(3) var<storage, read> kv: array<vec4f>;        // [B T, 2HE / 4]
 
 @compute @workgroup_size(${ROW_WG})
 fn attn_forward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -228,12 +255,12 @@ fn attn_forward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   let base = b * ${T}u;
   let pb = bh * ${T * T}u;
   for (var q = li; q < ${T}u; q += ${ROW_WG}u) {
-    let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `    let q${e} = qs[qo + ${e}u];`).join('\n')}
+    let qo = (base + q) * ${S4}u + h * ${E4}u;
+${es.map((e) => `    let q${e} = qkv[qo + ${e}u];`).join('\n')}
     var m = -3.0e38;
     for (var k = 0u; k <= q; k++) {
-      let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
-      let s = (${es.map((e) => `dot(q${e}, kv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
+      let ko = (base + k) * ${S4}u + ${HE / 4}u + h * ${E4}u;
+      let s = (${es.map((e) => `dot(q${e}, qkv[ko + ${e}u])`).join(' + ')}) * ${f(scale)};
       p[pb + q * ${T}u + k] = s;
       m = max(m, s);
     }
@@ -248,8 +275,8 @@ ${es.map((e) => `    var z${e} = vec4f();`).join('\n')}
     for (var k = 0u; k <= q; k++) {
       let pk = p[pb + q * ${T}u + k] * inv;
       p[pb + q * ${T}u + k] = pk;
-      let vo = (base + k) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `      z${e} += pk * kv[vo + ${e}u];`).join('\n')}
+      let vo = (base + k) * ${S4}u + ${HE / 2}u + h * ${E4}u;
+${es.map((e) => `      z${e} += pk * qkv[vo + ${e}u];`).join('\n')}
     }
     let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
 ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
@@ -428,15 +455,14 @@ fn col_sums_v1(@builtin(global_invocation_id) gid: vec3u) {
 export function attnBackwardSource({ T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
+  const N4 = (3 * HE) / 4;
   const es = range(E4);
   return `
-@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
 @group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
 @group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
 @group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
-@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [B T, HE / 4]
-@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
-@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
+@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
 
 @compute @workgroup_size(${ROW_WG})
 fn attn_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
@@ -450,8 +476,8 @@ fn attn_backward_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_
 ${es.map((e) => `    let g${e} = dz[zo + ${e}u];`).join('\n')}
     var sdp = 0.0;
     for (var k = 0u; k <= q; k++) {
-      let vo = (base + k) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;
-      let dp = ${es.map((e) => `dot(g${e}, kv[vo + ${e}u])`).join(' + ')};
+      let vo = (base + k) * ${N4}u + ${(2 * HE) / 4}u + h * ${E4}u;
+      let dp = ${es.map((e) => `dot(g${e}, qkv[vo + ${e}u])`).join(' + ')};
       ds[pb + q * ${T}u + k] = dp;
       sdp += p[pb + q * ${T}u + k] * dp;
     }
@@ -460,10 +486,11 @@ ${es.map((e) => `    var dq${e} = vec4f();`).join('\n')}
       let o = pb + q * ${T}u + k;
       let d = p[o] * (ds[o] - sdp) * ${f(scale)};
       ds[o] = d;
-      let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
-${es.map((e) => `      dq${e} += d * kv[ko + ${e}u];`).join('\n')}
+      let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      dq${e} += d * qkv[ko + ${e}u];`).join('\n')}
     }
-${es.map((e) => `    dq[zo + ${e}u] = dq${e};`).join('\n')}
+    let qo = (base + q) * ${N4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
   }
   storageBarrier();
   for (var k = li; k < ${T}u; k += ${ROW_WG}u) {
@@ -472,11 +499,12 @@ ${es.map((e) => `    var dk${e} = vec4f();\n    var dv${e} = vec4f();`).join('\n
       let o = pb + q * ${T}u + k;
       let d = ds[o];
       let pk = p[o];
-      let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `      dk${e} += d * qs[qo + ${e}u];\n      dv${e} += pk * dz[qo + ${e}u];`).join('\n')}
+      let qo = (base + q) * ${N4}u + h * ${E4}u;
+      let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `      dk${e} += d * qkv[qo + ${e}u];\n      dv${e} += pk * dz[zo + ${e}u];`).join('\n')}
     }
-    let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
-${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+    let ko = (base + k) * ${N4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
   }
 }
 `;
@@ -601,13 +629,14 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
 export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
+  const S4 = (3 * HE) / 4; // qkv's row in vec4: queries, keys, values
   const es = range(E4);
   const KB = Math.ceil(T / 8);
   const keys = range(KB * 8).filter((k) => k < T);
   const lines: string[] = [];
   for (let kb = 0; kb < KB; kb++) {
-    lines.push(`  if (${kb * 8}u <= last) {`, `    let ko = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${HE / 2}u + h * ${E4}u;`);
-    lines.push(...es.map((e) => `    let kv${e} = kv[ko + ${e}u];`));
+    lines.push(`  if (${kb * 8}u <= last) {`, `    let ko = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${S4}u + ${HE / 4}u + h * ${E4}u;`);
+    lines.push(...es.map((e) => `    let kv${e} = qkv[ko + ${e}u];`));
     for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
       const k = kb * 8 + r;
       lines.push(`    s${k} = select(-3.0e38, (${es.map((e) => `dot(q${e}, subgroupBroadcast(kv${e}, ${r}u))`).join(' + ')}) * ${f(scale)}, ${k}u <= q);`);
@@ -616,8 +645,8 @@ export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): s
   }
   const zl: string[] = [];
   for (let kb = 0; kb < KB; kb++) {
-    zl.push(`  if (${kb * 8}u <= last) {`, `    let vo = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${HE / 2}u + ${HE / 4}u + h * ${E4}u;`);
-    zl.push(...es.map((e) => `    let vv${e} = kv[vo + ${e}u];`));
+    zl.push(`  if (${kb * 8}u <= last) {`, `    let vo = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${S4}u + ${HE / 2}u + h * ${E4}u;`);
+    zl.push(...es.map((e) => `    let vv${e} = qkv[vo + ${e}u];`));
     for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
       const k = kb * 8 + r;
       zl.push(...es.map((e) => `    z${e} += s${k} * subgroupBroadcast(vv${e}, ${r}u);`));
@@ -626,10 +655,9 @@ export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): s
   }
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
-@group(0) @binding(0) var<storage, read> qs: array<vec4f>;        // [B T, HE / 4]
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
 @group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
 @group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
-@group(0) @binding(3) var<storage, read> kv: array<vec4f>;        // [B T, 2HE / 4]
 
 @compute @workgroup_size(${KB * 8})
 fn attn_forward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
@@ -641,8 +669,8 @@ fn attn_forward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_i
   let base = b * ${T}u;
   let pb = bh * ${T * T}u;
   let q = li;
-  let qo = (base + min(q, ${T - 1}u)) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `  let q${e} = qs[qo + ${e}u];`).join('\n')}
+  let qo = (base + min(q, ${T - 1}u)) * ${S4}u + h * ${E4}u;
+${es.map((e) => `  let q${e} = qkv[qo + ${e}u];`).join('\n')}
 ${keys.map((k) => `  var s${k} = -3.0e38;`).join('\n')}
 ${lines.join('\n')}
   let m = max(${keys.map((k) => `s${k}`).reduce((a, b) => `max(${a}, ${b})`)}, -3.0e38);
@@ -668,28 +696,29 @@ ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
 export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
   const E4 = E / 4;
+  const S4 = (3 * HE) / 4; // qkv's row in vec4: queries, keys, values
   const es = range(E4);
   const KB = Math.ceil(T / 8);
   const keys = range(T);
   const block = (kb: number, rowExpr: (row: string) => string, names: [string, string][], body: (r: number, idx: number) => string[], cond: string) => {
     const out = [`  if (${cond}) {`, `    let rr = min(${kb * 8}u + lane % 8u, ${T - 1}u);`];
-    for (const [name, off] of names) out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' || off === 'q' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${HE / 2}u + ${off} + h * ${E4}u`} + ${e}u];`));
+    for (const [name, off] of names) out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${S4}u + ${off} + h * ${E4}u`} + ${e}u];`));
     for (let r = 0; r < 8 && kb * 8 + r < T; r++) out.push(...body(r, kb * 8 + r));
     out.push(`  }`);
     return out;
   };
   const p1: string[] = [];
-  for (let kb = 0; kb < KB; kb++) p1.push(...block(kb, () => 'kv', [['vv', `${HE / 4}u`]], (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`], `${kb * 8}u <= last`));
+  for (let kb = 0; kb < KB; kb++) p1.push(...block(kb, () => 'qkv', [['vv', `${HE / 2}u`]], (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`], `${kb * 8}u <= last`));
   const p2: string[] = [];
-  for (let kb = 0; kb < KB; kb++) p2.push(...block(kb, () => 'kv', [['kr', '0u']], (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`), `${kb * 8}u <= last`));
+  for (let kb = 0; kb < KB; kb++) p2.push(...block(kb, () => 'qkv', [['kr', `${HE / 4}u`]], (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`), `${kb * 8}u <= last`));
   const p3: string[] = [];
   for (let qb = 0; qb < KB; qb++)
     p3.push(
       ...block(
         qb,
-        (off) => (off === 'dz' ? 'dz' : 'qs'),
+        (off) => (off === 'dz' ? 'dz' : 'qkv'),
         [
-          ['qv', 'q'],
+          ['qv', '0u'],
           ['gz', 'dz'],
         ],
         (r, qq) => [`    let d${qq} = ds[pb + ${qq * T}u + kk];`, `    let p${qq} = p[pb + ${qq * T}u + kk];`, ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`)],
@@ -698,13 +727,11 @@ export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): 
     );
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
-@group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [B T, HE / 4]
+@group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
 @group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
 @group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
-@group(0) @binding(3) var<storage, read_write> ds: array<f32>;      // [B, H, T, T]
-@group(0) @binding(4) var<storage, read_write> dq: array<vec4f>;   // [B T, HE / 4]
-@group(0) @binding(5) var<storage, read> kv: array<vec4f>;         // [B T, 2HE / 4]
-@group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
+@group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
+@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
 
 @compute @workgroup_size(${KB * 8})
 fn attn_backward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
@@ -729,16 +756,16 @@ ${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
 ${p2.join('\n')}
   if (q < ${T}u) {
 ${keys.map((k) => `    ds[pb + q * ${T}u + ${k}u] = dp${k};`).join('\n')}
-    let qo = (base + q) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `    dq[qo + ${e}u] = dq${e};`).join('\n')}
+    let qo = (base + q) * ${S4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
   }
   storageBarrier();
   let kk = min(li, ${T - 1}u);
 ${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
 ${p3.join('\n')}
   if (li < ${T}u) {
-    let ko = (base + li) * ${HE / 2}u + h * ${E4}u;
-${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
+    let ko = (base + li) * ${S4}u + ${HE / 4}u + h * ${E4}u;
+${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
   }
 }
 `;

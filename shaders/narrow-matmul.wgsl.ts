@@ -15,8 +15,8 @@
  *                  the rows itself (same numbers, same order of sums).
  *   weight_grad    out[Kin, N] (=|+=) sum_i A[i, k] G[i, j] over i < M, and with `bias` the
  *                  column sums sum_i G[i, j] (workgroups of the first k block write them). One
- *                  workgroup: 8 k rows x WG C columns over all M rows, 4 rows per step (vec4
- *                  over i, zero past M). The output's columns may be split into blocks of S
+ *                  workgroup: KR k rows (8 per broadcast group) x WG C columns over all M rows,
+ *                  4 rows per step (vec4 over i, zero past M). The output's columns may be split into blocks of S
  *                  (`split`): column j goes to block j / S at (j / S) Kin S + k S + j % S, so the
  *                  query, key and value gradients of one [D, 3 HD] product land in three
  *                  [D, HD] tensors.
@@ -111,24 +111,32 @@ export interface WeightGradShape {
   accumulate: boolean;
   bias: boolean;
   subgroups: boolean;
+  /** Output rows per workgroup (a multiple of 8; default 8): more reuse of each G load. */
+  KR?: number;
+  /** Elements before the output's first (and the column sums' first) in their bindings. */
+  base?: number;
+  biasBase?: number;
 }
 
 export function weightGradSource(s: WeightGradShape): string {
   const { M, Kin, N, C, split: S, accumulate, bias, subgroups } = s;
+  const KR = s.KR ?? 8;
+  if (KR % 8) throw new Error(`weight_grad: KR (${KR}) must be a multiple of 8`);
+  const groups = range(KR / 8);
   if (N % S) throw new Error(`weight_grad: N (${N}) must be a multiple of the split (${S})`);
   const WG = NARROW_WG;
   const cols = range(C);
-  const rows = range(8);
+  const rows = range(KR);
   const full = Math.floor(M / 4);
   const tail = M % 4;
   // One step over rows i..i+3 (masked past M in the tail).
   const step = (masked: boolean) => {
     const g = (u: number, c: number) => (masked && u >= tail ? '0.0' : `G[(i + ${u}u) * ${N}u + gc${c}]`);
-    const a = (u: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + ak]`);
+    const a = (u: number, g: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + ak${g}]`);
     const lines = cols.map((c) => `      let g${c} = vec4f(${range(4).map((u) => g(u, c)).join(', ')});`);
     if (subgroups) {
-      lines.push(`      let xa = vec4f(${range(4).map(a).join(', ')});`);
-      lines.push(...rows.map((r) => `      let x${r} = subgroupBroadcast(xa, ${r}u);`));
+      for (const g of groups) lines.push(`      let xa${g} = vec4f(${range(4).map((u) => a(u, g)).join(', ')});`);
+      lines.push(...rows.map((r) => `      let x${r} = subgroupBroadcast(xa${Math.floor(r / 8)}, ${r % 8}u);`));
     } else {
       const ar = (u: number, r: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + min(k0 + ${r}u, ${Kin - 1}u)]`);
       lines.push(...rows.map((r) => `      let x${r} = vec4f(${range(4).map((u) => ar(u, r)).join(', ')});`));
@@ -138,7 +146,7 @@ export function weightGradSource(s: WeightGradShape): string {
     return lines.join('\n');
   };
   const out = (r: number, c: number) => {
-    const idx = `(col${c} / ${S}u) * ${Kin * S}u + (k0 + ${r}u) * ${S}u + col${c} % ${S}u`;
+    const idx = `${s.base ?? 0}u + (col${c} / ${S}u) * ${Kin * S}u + (k0 + ${r}u) * ${S}u + col${c} % ${S}u`;
     return `      if (k0 + ${r}u < ${Kin}u) { let o = ${idx}; out[o] = ${accumulate ? 'out[o] + ' : ''}a${r}_${c}; }`;
   };
   return `${subgroups ? 'enable subgroups;\n' : ''}
@@ -150,8 +158,8 @@ ${bias ? '@group(0) @binding(3) var<storage, read_write> bsum: array<f32>;  // [
 @compute @workgroup_size(${WG})
 fn weight_grad_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32${subgroups ? ', @builtin(subgroup_invocation_id) lane: u32' : ''}) {
   let j0 = wg.x * ${WG * C}u + li;
-  let k0 = wg.y * 8u;
-${subgroups ? `  let ak = min(k0 + lane % 8u, ${Kin - 1}u);` : ''}
+  let k0 = wg.y * ${KR}u;
+${subgroups ? groups.map((g) => `  let ak${g} = min(k0 + ${g * 8}u + lane % 8u, ${Kin - 1}u);`).join('\n') : ''}
 ${cols.map((c) => `  let gc${c} = min(j0 + ${c * WG}u, ${N - 1}u);`).join('\n')}
 ${rows.flatMap((r) => cols.map((c) => `  var a${r}_${c} = 0.0;`)).join('\n')}
 ${bias ? cols.map((c) => `  var s${c} = 0.0;`).join('\n') : ''}
@@ -165,7 +173,7 @@ ${cols
     (c) => `  let col${c} = j0 + ${c * WG}u;
   if (col${c} < ${N}u) {
 ${rows.map((r) => out(r, c)).join('\n')}
-${bias ? `    if (wg.y == 0u) { bsum[col${c}] = s${c}; }` : ''}
+${bias ? `    if (wg.y == 0u) { bsum[${s.biasBase ?? 0}u + col${c}] = s${c}; }` : ''}
   }`,
   )
   .join('\n')}

@@ -43,6 +43,7 @@ import {
   lnForwardSource,
   lossRowsSource,
   packKvSource,
+  packQkvSource,
   gatherRowsSource,
   scatterAddSource,
   attnForwardSlotsSource,
@@ -177,8 +178,10 @@ export class AttnOnlyTraining {
     };
     /** Y[M, N] = A Z^T (+ bias) (+ res). */
     const rowsTimesT = (label: string, M: number, K: number, N: number, A: GPUBuffer, Z: GPUBuffer | GPUBufferBinding, Y: GPUBuffer, bias: GPUBuffer | null, res: GPUBuffer | null) => {
+      // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
+      // broadcast row more, until the accumulators spill.
       const C = Math.min(4, Math.ceil(N / NARROW_WG));
-      const RB = C === 1 ? 16 : 8;
+      const RB = C === 1 ? (K >= 128 ? 32 : 16) : C === 2 ? 16 : 8;
       const ROWS = 64;
       const code = rowsTimesTSource({ M, K, N, C, RB, ROWS, bias: !!bias, residual: !!res, subgroups: sg });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
@@ -187,12 +190,13 @@ export class AttnOnlyTraining {
       dispatch(label, code, 'rows_times_t_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(M / ROWS), 1]);
     };
     /** out[Kin, N] (+)= A^T G over M rows (column blocks of `split`), bias sums into `bsum`. */
-    const weightGrad = (label: string, M: number, Kin: number, N: number, A: GPUBuffer, G: GPUBuffer, out: GPUBuffer | GPUBufferBinding, o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding } = {}) => {
+    const weightGrad = (label: string, M: number, Kin: number, N: number, A: GPUBuffer, G: GPUBuffer, out: GPUBuffer | GPUBufferBinding, o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number } = {}) => {
       const C = Math.min(3, Math.ceil(N / NARROW_WG));
-      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg });
+      const KR = C >= 2 ? 16 : 8;
+      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg, KR, base: o.base ?? 0, biasBase: o.biasBase ?? 0 });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: G, 2: out };
       if (o.bsum) b[3] = o.bsum;
-      dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / 8), 1]);
+      dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / KR), 1]);
     };
 
     // ---- gradients: one buffer per forward-layout tensor (a layer's W_Q, W_K, W_V share one, as [3, D, HE]) ----
@@ -207,14 +211,14 @@ export class AttnOnlyTraining {
     const gWU = cfg.tied_embeddings ? null : grad('unembed.W_U', V * D);
     const gLayers = Array.from({ length: L }, (_, l) => {
       const p = `blocks.${l}.`;
-      const kv = this.buf(2 * D * HE, `${p}W_K, W_V gradient`); // [2, D, HE]
-      const bkv = this.buf(2 * HE, `${p}b_K, b_V gradient`); // [2HE]
-      ['W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: kv, start: c * D * HE, n: D * HE }));
-      ['b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bkv, start: c * HE, n: HE }));
+      const qkv = this.buf(3 * D * HE, `${p}W_Q, W_K, W_V gradient`); // [3, D, HE]
+      const bqkv = this.buf(3 * HE, `${p}b_Q, b_K, b_V gradient`); // [3HE]
+      ['W_Q', 'W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: qkv, start: c * D * HE, n: D * HE }));
+      ['b_Q', 'b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bqkv, start: c * HE, n: HE }));
       const ln2 = this.buf(D, `${p}ln2 zero gradient`);
       this.gradBuffers.set(`${p}ln2.w`, { buffer: ln2, start: 0, n: D });
       this.gradBuffers.set(`${p}ln2.b`, { buffer: ln2, start: 0, n: D });
-      return { Wq: grad(`${p}attn.W_Q`, D * HE), bq: grad(`${p}attn.b_Q`, HE), kv, bkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
+      return { qkv, bqkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
     });
     const gLnfW = grad('ln_final.w', D);
     const gLnfB = grad('ln_final.b', D);
@@ -253,19 +257,23 @@ export class AttnOnlyTraining {
     const last = L - 1;
     const xs = Array.from({ length: L }, (_, l) => this.buf(R * D, `x${l}`)); // [R, D] each layer's input
     const acts = Array.from({ length: L }, (_, l) => {
-      const rows = l === last ? CAP : R;
+      const isLast = l === last;
       return {
         nrm: this.buf(R * D, `L${l} nrm`), // [R, D]
         rstd: this.buf(R, `L${l} rstd`), // [R]
         a: this.buf(R * D, `L${l} ln out`), // [R, D]
-        q: this.buf(rows * HE, `L${l} q`), // [rows, HE]
-        kv: this.buf(R * 2 * HE, `L${l} kv`), // [R, 2HE]
-        p: this.buf(l === last ? CAP * H * T : B * H * T * T, `L${l} pattern`), // [B, H, T, T]; last [CAP, H, T]
-        z: this.buf(rows * HE, `L${l} z`), // [rows, HE]
-        WqT: this.buf(HE * D, `L${l} W_Q^T`), // [HE, D]
-        Wkv: this.buf(D * 2 * HE, `L${l} W_kv`), // [D, 2HE]
-        WkvT: this.buf(2 * HE * D, `L${l} W_kv^T`), // [2HE, D]
-        bkv: this.buf(2 * HE, `L${l} b_kv`), // [2HE]
+        qkv: isLast ? null : this.buf(R * 3 * HE, `L${l} qkv`), // [R, 3HE]
+        q: isLast ? this.buf(CAP * HE, `L${l} q`) : null, // [CAP, HE]
+        kv: isLast ? this.buf(R * 2 * HE, `L${l} kv`) : null, // [R, 2HE]
+        p: this.buf(isLast ? CAP * H * T : B * H * T * T, `L${l} pattern`), // [B, H, T, T]; last [CAP, H, T]
+        z: this.buf((isLast ? CAP : R) * HE, `L${l} z`), // [R or CAP, HE]
+        Wqkv: isLast ? null : this.buf(D * 3 * HE, `L${l} W_qkv`), // [D, 3HE]
+        WqkvT: isLast ? null : this.buf(3 * HE * D, `L${l} W_qkv^T`), // [3HE, D]
+        bqkv: isLast ? null : this.buf(3 * HE, `L${l} b_qkv`), // [3HE]
+        WqT: isLast ? this.buf(HE * D, `L${l} W_Q^T`) : null, // [HE, D]
+        Wkv: isLast ? this.buf(D * 2 * HE, `L${l} W_kv`) : null, // [D, 2HE]
+        WkvT: isLast ? this.buf(2 * HE * D, `L${l} W_kv^T`) : null, // [2HE, D]
+        bkv: isLast ? this.buf(2 * HE, `L${l} b_kv`) : null, // [2HE]
         WOT: this.buf(D * HE, `L${l} W_O^T`), // [D, HE]
       };
     });
@@ -284,8 +292,9 @@ export class AttnOnlyTraining {
     const zeros = this.buf(Math.max(R * D, CAP * HE), 'zeros');
     const dz = this.buf(R * HE, 'dz'); // [R or CAP, HE]
     const ds = this.buf(B * H * T * T, 'd scores');
-    const dq = this.buf(R * HE, 'dq'); // [R or CAP, HE]
-    const dkv = this.buf(R * 2 * HE, 'dkv'); // [R, 2HE]
+    const dq = this.buf(CAP * HE, 'dq at targets'); // [CAP, HE]
+    const dkv = this.buf(R * 2 * HE, 'dkv'); // [R, 2HE] (last layer)
+    const dqkv = this.buf(R * 3 * HE, 'dqkv'); // [R, 3HE] (layers before)
     const da1 = this.buf(R * D, 'da from queries'); // [R or CAP, D]
     const da = this.buf(R * D, 'da'); // [R, D]
 
@@ -295,10 +304,16 @@ export class AttnOnlyTraining {
     const scale = (l: number) => attentionScale(cfg, l);
 
     // ---- forward ----
+    const nn = <T,>(x: T | null): T => x!;
     w.layers.forEach((layer, l) => {
       const ac = acts[l]!;
-      dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: ac.Wkv, 5: ac.WkvT, 6: ac.bkv }, items(D * 2 * HE));
-      dispatch(`L${l} W_Q^T`, transposeSource(D, HE), 'transpose_v1', { 0: layer.W_Q, 1: ac.WqT }, items(D * HE));
+      if (l < last) {
+        dispatch(`L${l} pack qkv`, packQkvSource(dims), 'pack_qkv_v1', { 0: layer.W_Q, 1: layer.W_K, 2: layer.W_V, 3: nn(ac.Wqkv), 4: nn(ac.WqkvT) }, items(D * 3 * HE));
+        [layer.b_Q, layer.b_K, layer.b_V].forEach((bias, c) => steps.push({ kind: 'copy', src: bias, srcOffset: 0, dst: nn(ac.bqkv), dstOffset: c * HE * 4, size: HE * 4 }));
+      } else {
+        dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: nn(ac.Wkv), 5: nn(ac.WkvT), 6: nn(ac.bkv) }, items(D * 2 * HE));
+        dispatch(`L${l} W_Q^T`, transposeSource(D, HE), 'transpose_v1', { 0: layer.W_Q, 1: nn(ac.WqT) }, items(D * HE));
+      }
       dispatch(`L${l} W_O^T`, transposeSource(HE, D), 'transpose_v1', { 0: layer.W_O, 1: ac.WOT }, items(HE * D));
     });
     dispatch('W_U^T', transposeSource(V, D), 'transpose_v1', { 0: WU, 1: WUT }, items(V * D));
@@ -306,18 +321,18 @@ export class AttnOnlyTraining {
     w.layers.forEach((layer, l) => {
       const ac = acts[l]!;
       dispatch(`L${l} ln1`, lnForwardSource(dims, R, false), 'ln_forward_v1', { 0: xs[l]!, 1: layer.ln1_w, 2: layer.ln1_b!, 3: ac.nrm, 4: ac.rstd, 5: ac.a }, items(R));
-      rowsTimesT(`L${l} kv`, R, D, 2 * HE, ac.a, ac.WkvT, ac.kv, ac.bkv, null);
       if (l < last) {
-        rowsTimesT(`L${l} q`, R, D, HE, ac.a, ac.WqT, ac.q, layer.b_Q, null);
-        if (sg) dispatch(`L${l} attention`, attnForwardV2Source(dims, scale(l)), 'attn_forward_v2', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv }, [B * H, 1, 1]);
-        else dispatch(`L${l} attention`, attnForwardSource(dims, scale(l)), 'attn_forward_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv }, [B * H, 1, 1]);
+        rowsTimesT(`L${l} qkv`, R, D, 3 * HE, ac.a, nn(ac.WqkvT), nn(ac.qkv), nn(ac.bqkv), null);
+        if (sg) dispatch(`L${l} attention`, attnForwardV2Source(dims, scale(l)), 'attn_forward_v2', { 0: nn(ac.qkv), 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
+        else dispatch(`L${l} attention`, attnForwardSource(dims, scale(l)), 'attn_forward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
         rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
       } else {
-        dispatch(`L${l} gather ln out`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
-        dispatch(`L${l} gather input`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
-        rowsTimesT(`L${l} q`, CAP, D, HE, aT, ac.WqT, ac.q, layer.b_Q, null);
-        dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: ac.q, 1: ac.p, 2: ac.z, 3: ac.kv, 4: tRow, 5: count }, items(CAP * H));
-        rowsTimesT(`L${l} out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
+        rowsTimesT(`L${l}t kv`, R, D, 2 * HE, ac.a, nn(ac.WkvT), nn(ac.kv), nn(ac.bkv), null);
+        dispatch(`L${l}t gather ln out`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
+        dispatch(`L${l}t gather input`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
+        rowsTimesT(`L${l}t q`, CAP, D, HE, aT, nn(ac.WqT), nn(ac.q), layer.b_Q, null);
+        dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: ac.z, 3: nn(ac.kv), 4: tRow, 5: count }, items(CAP * H));
+        rowsTimesT(`L${l}t out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
       }
     });
     dispatch('ln_final', lnForwardSource(dims, CAP, false), 'ln_forward_v1', { 0: xT, 1: w.lnf_w, 2: w.lnf_b!, 3: nf, 4: rstdf, 5: af }, items(CAP));
@@ -337,31 +352,30 @@ export class AttnOnlyTraining {
       const g = gLayers[l]!;
       if (l === last) {
         // Target space: dx of the scored rows is dxT.
-        rowsTimesT(`L${l} dz`, CAP, D, HE, dxT, layer.W_O, dz, null, null);
-        weightGrad(`L${l} W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
+        rowsTimesT(`L${l}t dz`, CAP, D, HE, dxT, layer.W_O, dz, null, null);
+        weightGrad(`L${l}t W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
         steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
         const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
-        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: ac.kv, 6: dkv, 7: tRow }, [B * H, 1, 1]);
-        weightGrad(`L${l} W_Q grad`, CAP, D, HE, aT, dq, g.Wq, { bsum: g.bq });
-        rowsTimesT(`L${l} da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
-        rowsTimesT(`L${l} da`, R, 2 * HE, D, dkv, ac.Wkv, da, null, null);
-        dispatch(`L${l} da scatter`, scatterAddSource(dims, D), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
+        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: dkv, 7: tRow }, [B * H, 1, 1]);
+        weightGrad(`L${l}t W_Q grad`, CAP, D, HE, aT, dq, g.qkv, { bsum: g.bqkv });
+        weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });
+        rowsTimesT(`L${l}t da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
+        rowsTimesT(`L${l}t da`, R, 2 * HE, D, dkv, nn(ac.Wkv), da, null, null);
+        dispatch(`L${l}t da scatter`, scatterAddSource(dims, D), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
       } else {
         rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
         weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
-        if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, scale(l)), 'attn_backward_v2', { 0: ac.q, 1: ac.p, 2: dz, 3: ds, 4: dq, 5: ac.kv, 6: dkv }, [B * H, 1, 1]);
-        else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: ac.q, 1: ac.p, 2: dz, 3: ds, 4: dq, 5: ac.kv, 6: dkv }, [B * H, 1, 1]);
-        weightGrad(`L${l} W_Q grad`, R, D, HE, ac.a, dq, g.Wq, { bsum: g.bq });
-        rowsTimesT(`L${l} da from q`, R, HE, D, dq, layer.W_Q, da1, null, null);
-        rowsTimesT(`L${l} da`, R, 2 * HE, D, dkv, ac.Wkv, da, null, da1);
+        if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, scale(l)), 'attn_backward_v2', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
+        else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
+        weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, dqkv, g.qkv, { split: HE, bsum: g.bqkv });
+        rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, nn(ac.Wqkv), da, null, null);
       }
-      weightGrad(`L${l} W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.kv, { split: HE, bsum: g.bkv });
       dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
       dispatch(`L${l} ln1 gain`, colSumsSource(dims, R), 'col_sums_v1', { 0: da, 1: ac.nrm, 2: g.lnw, 3: g.lnb }, items(D));
       // Without rotary embeddings the key bias has no gradient (q . b_K is the same for every key of
       // a query: the softmax cancels it); the sums leave ~1e-9 of noise, which Adam would scale up
       // to steps of lr. Exact zeros, as in float64 (and as the general path does).
-      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bkv, dstOffset: 0, size: HE * 4 });
+      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
     }
     dispatch('W_pos grad', posGradSource(dims), 'pos_grad_v1', { 0: dx, 1: gWpos }, items((P * D) / 4));
     dispatch('W_E grad', embedGradSource(dims), 'embed_grad_v1', { 0: dx, 1: offsets, 2: order, 3: gWE }, items((V * D) / 4));
