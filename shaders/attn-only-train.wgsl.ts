@@ -42,7 +42,7 @@
  * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
  */
 
-export const ATTN_ONLY_VERSIONS = ['pack_qkv_v1', 'pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
+export const ATTN_ONLY_VERSIONS = ['pack_qkv_v1', 'pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_part_v1', 'col_sums_total_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
 
 /** Invocations per workgroup for the row kernels (a query or key per invocation in attention: T <= 64 needs one pass). */
 export const ROW_WG = 64;
@@ -427,24 +427,45 @@ ${targets ? `  if (i >= count[0]) {
 `;
 }
 
-/** dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] over `rows` rows, one invocation per column. */
-export function colSumsSource({ D }: AttnOnlyDims, rows: number): string {
+/**
+ * dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] over `rows` rows (norm gain and
+ * bias): col_sums_part sums `chunks` row ranges in parallel (one workgroup each, one invocation
+ * per column, rows in order) into part [chunks, 2, D]; col_sums_total adds the chunks in order.
+ */
+export function colSumsSource({ D }: AttnOnlyDims, rows: number, chunks: number): string {
+  const per = Math.ceil(rows / chunks);
   return `
 @group(0) @binding(0) var<storage, read> da: array<f32>;          // [rows, D]
 @group(0) @binding(1) var<storage, read> nrm: array<f32>;         // [rows, D]
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;    // [D]
 @group(0) @binding(3) var<storage, read_write> db: array<f32>;    // [D]
+@group(0) @binding(4) var<storage, read_write> part: array<f32>;  // [chunks, 2, D]
 
 @compute @workgroup_size(${ROW_WG})
-fn col_sums_v1(@builtin(global_invocation_id) gid: vec3u) {
+fn col_sums_part_v1(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
+  let c = wg.y;
+  for (var d = li; d < ${D}u; d += ${ROW_WG}u) {
+    var sw = 0.0;
+    var sb = 0.0;
+    for (var r = c * ${per}u; r < min(${rows}u, (c + 1u) * ${per}u); r++) {
+      let g = da[r * ${D}u + d];
+      sw += g * nrm[r * ${D}u + d];
+      sb += g;
+    }
+    part[c * ${2 * D}u + d] = sw;
+    part[c * ${2 * D}u + ${D}u + d] = sb;
+  }
+}
+
+@compute @workgroup_size(${ROW_WG})
+fn col_sums_total_v1(@builtin(global_invocation_id) gid: vec3u) {
   let d = gid.x;
   if (d >= ${D}u) { return; }
   var sw = 0.0;
   var sb = 0.0;
-  for (var r = 0u; r < ${rows}u; r++) {
-    let g = da[r * ${D}u + d];
-    sw += g * nrm[r * ${D}u + d];
-    sb += g;
+  for (var c = 0u; c < ${chunks}u; c++) {
+    sw += part[c * ${2 * D}u + d];
+    sb += part[c * ${2 * D}u + ${D}u + d];
   }
   dw[d] = sw;
   db[d] = sb;

@@ -171,6 +171,16 @@ export class AttnOnlyTraining {
       steps.push({ kind: 'dispatch', label, pipeline, bindGroup, workgroups: groups });
     };
     const items = (n: number): [number, number, number] => [Math.ceil(n / ROW_WG), 1, 1];
+    /** A norm's gain and bias gradients: column sums over `rows` rows in row chunks, then the chunks. */
+    const CHUNKS = 16;
+    const colPart = this.buf(CHUNKS * 2 * D, 'norm gradient chunks'); // [CHUNKS, 2, D]
+    const normGrads = (label: string, rows: number, daBuf: GPUBuffer, nrmBuf: GPUBuffer, dw: GPUBuffer, db: GPUBuffer) => {
+      const chunks = Math.min(CHUNKS, rows);
+      const code = colSumsSource(dims, rows, chunks);
+      const b = { 0: daBuf, 1: nrmBuf, 4: colPart };
+      dispatch(`${label} chunks`, code, 'col_sums_part_v1', b, [1, chunks, 1]);
+      dispatch(label, code, 'col_sums_total_v1', { 2: dw, 3: db, 4: colPart }, items(D));
+    };
     const region = (buffer: GPUBuffer, start: number, n: number, what: string): GPUBufferBinding => {
       const win = bindWindow(gpu, buffer, start, n, what);
       if (win.elemOffset) throw new Error(`internal: ${what} starts off the binding alignment`);
@@ -345,7 +355,7 @@ export class AttnOnlyTraining {
     rowsTimesT('d ln_final', CAP, V, D, logits, WUT, daf, null, null);
     steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dx, dstOffset: 0, size: R * D * 4 });
     dispatch('ln_final backward', lnBackwardSource(dims, CAP, true), 'ln_backward_v1', { 0: daf, 1: nf, 2: rstdf, 3: w.lnf_w, 4: dx, 5: tRow, 6: count, 7: dxT }, items(CAP));
-    dispatch('ln_final gain', colSumsSource(dims, CAP), 'col_sums_v1', { 0: daf, 1: nf, 2: gLnfW, 3: gLnfB }, items(D));
+    normGrads('ln_final gain', CAP, daf, nf, gLnfW, gLnfB);
     for (let l = last; l >= 0; l--) {
       const layer = w.layers[l]!;
       const ac = acts[l]!;
@@ -371,7 +381,7 @@ export class AttnOnlyTraining {
         rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, nn(ac.Wqkv), da, null, null);
       }
       dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
-      dispatch(`L${l} ln1 gain`, colSumsSource(dims, R), 'col_sums_v1', { 0: da, 1: ac.nrm, 2: g.lnw, 3: g.lnb }, items(D));
+      normGrads(`L${l} ln1 gain`, R, da, ac.nrm, g.lnw, g.lnb);
       // Without rotary embeddings the key bias has no gradient (q . b_K is the same for every key of
       // a query: the softmax cancels it); the sums leave ~1e-9 of noise, which Adam would scale up
       // to steps of lr. Exact zeros, as in float64 (and as the general path does).
