@@ -793,15 +793,22 @@ ${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] =
 }
 
 /**
- * attn_backward_slots_v2: attn_backward_slots_v1 with subgroup sums for the two reductions over
- * keys (sum p dp, and dq = sum ds k), combined across the workgroup's subgroups in workgroup
- * memory: two barriers a slot instead of four, and no serial walk over the keys.
+ * attn_backward_slots_v2: attn_backward_slots_v1 for a fixed subgroup size S, with a workgroup
+ * of one subgroup: lane s holds keys s, s + S, ... (T / S of them, in registers), and the two
+ * reductions over keys (sum p dp, and dq = sum ds k) are a lane's partial sums in key order
+ * then `subgroupAdd`. No workgroup barriers, which on lavapipe cost more than the arithmetic.
  */
 export function attnBackwardSlotsV2Source({ T, H, E }: AttnOnlyDims, scale: number, subgroupSize: number): string {
   const HE = H * E;
   const E4 = E / 4;
   const es = range(E4);
-  const NSG = Math.max(1, ROW_WG / subgroupSize);
+  const S = subgroupSize;
+  const js = range(Math.ceil(T / S));
+  const perKey = (j: number) =>
+    [`  let k${j} = li + ${j * S}u;`, `  let ko${j} = (base + min(k${j}, ${T - 1}u)) * ${HE / 2}u + h * ${E4}u;`, ...es.map((e) => `  let kk${j}_${e} = kv[ko${j} + ${e}u];\n  let vv${j}_${e} = kv[ko${j} + ${HE / 4 + e}u];\n  var dk${j}_${e} = vec4f();\n  var dv${j}_${e} = vec4f();`)].join('\n');
+  const scores = (j: number) => `    let p${j} = select(0.0, p[po + min(k${j}, ${T - 1}u)], k${j} <= q);\n    let dp${j} = ${es.map((e) => `dot(g${e}, vv${j}_${e})`).join(' + ')};`;
+  const grads = (j: number) => [`    let d${j} = p${j} * (dp${j} - sdp) * ${f(scale)};`, ...es.map((e) => `    dk${j}_${e} += d${j} * qq${e};\n    dv${j}_${e} += p${j} * g${e};`)].join('\n');
+  const store = (j: number) => [`  if (k${j} < ${T}u) {`, ...es.map((e) => `    dkv[ko${j} + ${e}u] = dk${j}_${e};\n    dkv[ko${j} + ${HE / 4 + e}u] = dv${j}_${e};`), '  }'].join('\n');
   return `enable subgroups;
 @group(0) @binding(0) var<storage, read> qs: array<vec4f>;         // [CAP, HE / 4]
 @group(0) @binding(1) var<storage, read> p: array<f32>;            // [CAP, H, T]
@@ -812,51 +819,32 @@ export function attnBackwardSlotsV2Source({ T, H, E }: AttnOnlyDims, scale: numb
 @group(0) @binding(6) var<storage, read_write> dkv: array<vec4f>;  // [B T, 2HE / 4]
 @group(0) @binding(7) var<storage, read> tRow: array<u32>;         // [CAP]
 
-// One entry per subgroup (${NSG} of ${subgroupSize} lanes).
-var<workgroup> red: array<f32, ${NSG}>;
-var<workgroup> redq: array<vec4f, ${NSG * E4}>;
 var<workgroup> span: array<u32, 2>;
 
-@compute @workgroup_size(${ROW_WG})
-fn attn_backward_slots_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32) {
+@compute @workgroup_size(${S})
+fn attn_backward_slots_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32) {
   let bh = wg.x;
   let b = bh / ${H}u;
   let h = bh % ${H}u;
   let base = b * ${T}u;
-  let k = min(li, ${T - 1}u);
-  let sg = li / ${subgroupSize}u;
   if (li == 0u) { span[0] = seqOff[b]; span[1] = seqOff[b + 1u]; }
   let i0 = workgroupUniformLoad(&span[0]);
   let i1 = workgroupUniformLoad(&span[1]);
-  let ko = (base + k) * ${HE / 2}u + h * ${E4}u;
-${es.map((e) => `  let kk${e} = kv[ko + ${e}u];\n  let vv${e} = kv[ko + ${HE / 4 + e}u];`).join('\n')}
-${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
+${js.map(perKey).join('\n')}
   for (var i = i0; i < i1; i++) {
     let q = tRow[i] % ${T}u;
     let zo = i * ${HE / 4}u + h * ${E4}u;
+    let po = (i * ${H}u + h) * ${T}u;
 ${es.map((e) => `    let g${e} = dz[zo + ${e}u];\n    let qq${e} = qs[zo + ${e}u];`).join('\n')}
-    let pk = select(0.0, p[(i * ${H}u + h) * ${T}u + k], li <= q);
-    let dp = ${es.map((e) => `dot(g${e}, vv${e})`).join(' + ')};
-    let part = subgroupAdd(pk * dp);
-    if (lane == 0u) { red[sg] = part; }
-    workgroupBarrier();
-    let sdp = ${range(NSG)
-      .map((j) => `red[${j}]`)
-      .join(' + ')};
-    let d = pk * (dp - sdp) * ${f(scale)};
-${es.map((e) => `    dk${e} += d * qq${e};\n    dv${e} += pk * g${e};`).join('\n')}
-${es.map((e) => `    let sq${e} = subgroupAdd(d * kk${e});`).join('\n')}
-    if (lane == 0u) {
-${es.map((e) => `      redq[sg * ${E4}u + ${e}u] = sq${e};`).join('\n')}
+${js.map(scores).join('\n')}
+    let sdp = subgroupAdd(${js.map((j) => `p${j} * dp${j}`).join(' + ')});
+${js.map(grads).join('\n')}
+${es.map((e) => `    let sq${e} = subgroupAdd(${js.map((j) => `d${j} * kk${j}_${e}`).join(' + ')});`).join('\n')}
+    if (li == 0u) {
+${es.map((e) => `      dq[zo + ${e}u] = sq${e};`).join('\n')}
     }
-    workgroupBarrier();
-    if (li < ${E4}u) { dq[zo + li] = ${range(NSG)
-      .map((j) => `redq[${j * E4}u + li]`)
-      .join(' + ')}; }
   }
-  if (li < ${T}u) {
-${es.map((e) => `    dkv[ko + ${e}u] = dk${e};\n    dkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
-  }
+${js.map(store).join('\n')}
 }
 `;
 }
