@@ -191,7 +191,7 @@ export class AttnOnlyTraining {
       // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
       // broadcast row more, until the accumulators spill.
       const C = Math.min(4, Math.ceil(N / NARROW_WG));
-      const RB = C === 1 ? (K >= 128 ? 32 : 16) : C === 2 ? 16 : 8;
+      const RB = C === 1 ? (K >= 128 ? 32 : 16) : C <= 3 ? 16 : 8;
       const ROWS = 64;
       const code = rowsTimesTSource({ M, K, N, C, RB, ROWS, bias: !!bias, residual: !!res, subgroups: sg });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
