@@ -1,7 +1,7 @@
 /**
  * The induction recipe trained in full on the engine, as `<induction-trainer>` trains it in a
  * page: `npm run bench:induction -- [--steps 4000] [--every 250] [--task recall|repeated]
- * [--batch 64] [--seed 0] [--engine attn-only|general]`. A program, like the bench. Prints one JSON line per report (every
+ * [--batch 64] [--seed 0] [--engine attn-only|general] [--submit-ms 250]`. A program, like the bench. Prints one JSON line per report (every
  * `--every` updates, as make/train_induction_pairs.py prints: the batch loss, the loss on a
  * repeat, layer 0's previous-token and layer 1's induction score per head, seconds so far) and a
  * last line with the phase change (the first report at which the best layer-1 induction score
@@ -15,7 +15,7 @@ import type { InductionTask } from '../src/train/induction-data.ts';
 import { TransformerTraining } from '../src/train/transformer.ts';
 
 const argv = process.argv.slice(2);
-const KNOWN = new Set(['--steps', '--every', '--task', '--batch', '--seed', '--engine']);
+const KNOWN = new Set(['--steps', '--every', '--task', '--batch', '--seed', '--engine', '--submit-ms']);
 for (let i = 0; i < argv.length; i += 2) if (!KNOWN.has(argv[i]!)) throw new Error(`bench:induction: unknown flag ${argv[i]} (known: ${[...KNOWN].join(', ')})`);
 const opt = (name: string, dflt: string) => {
   const i = argv.indexOf(`--${name}`);
@@ -28,6 +28,8 @@ const seed = Number(opt('seed', '0'));
 const task = opt('task', 'recall') as InductionTask;
 if (task !== 'recall' && task !== 'repeated') throw new Error(`bench:induction: --task is recall or repeated, not ${task}`);
 const engine = opt('engine', 'attn-only') as 'attn-only' | 'general';
+// Updates are grouped into submits of about this many ms (the page uses 50 to stay at ~20 fps).
+const submitMs = Number(opt('submit-ms', '250'));
 if (engine !== 'attn-only' && engine !== 'general') throw new Error(`bench:induction: --engine is attn-only or general, not ${engine}`);
 
 const gpu = await acquireGpu();
@@ -40,6 +42,7 @@ const t0 = performance.now();
 const end = await r.trainer.train({
   until: steps,
   every,
+  targetSubmitMs: submitMs,
   onReport: async (rep) => {
     trainMs = rep.elapsedMs;
     // The scores' forward is not training time: the page draws them too, but PyTorch's figure is the run's.
@@ -62,6 +65,7 @@ console.log(
     adapter: gpu.adapterName,
     task,
     engine,
+    submit_ms: submitMs,
     batch,
     seed,
     steps: end.step,

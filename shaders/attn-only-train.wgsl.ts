@@ -644,8 +644,9 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
  * GPU's 32). Keys and values come in blocks of 8: lane s loads row 8 kb + s % 8 and every
  * invocation takes the block's rows by `subgroupBroadcast`, so a key costs a shuffle rather than
  * a load per query; the scores stay in registers (T <= 64, unrolled). Every query scores every
- * key of the sequence and masks k > q (twice v1's multiply-adds, a fraction of its loads). The
- * scores of a query are summed in the same order as v1.
+ * key of the sequence and masks k > q (twice v1's multiply-adds, a fraction of its loads); key
+ * blocks past a subgroup's last query are skipped, and their p left unwritten (no query or key
+ * of the backward reads them). The scores of a query are summed in the same order as v1.
  */
 export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
   const HE = H * E;
@@ -701,7 +702,12 @@ ${keys.map((k) => `  s${k} *= inv;`).join('\n')}
 ${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
 ${zl.join('\n')}
   if (q < ${T}u) {
-${keys.map((k) => `    p[pb + q * ${T}u + ${k}u] = s${k};`).join('\n')}
+${range(KB)
+  .map((kb) => `    if (${kb * 8}u <= last) {\n${keys
+    .filter((k) => Math.floor(k / 8) === kb)
+    .map((k) => `      p[pb + q * ${T}u + ${k}u] = s${k};`)
+    .join('\n')}\n    }`)
+  .join('\n')}
     let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
 ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
   }
@@ -771,12 +777,24 @@ ${es.map((e) => `  let g${e} = dz[zo + ${e}u];`).join('\n')}
 ${keys.map((k) => `  var dp${k} = 0.0;`).join('\n')}
 ${p1.join('\n')}
   var sdp = 0.0;
-${keys.map((k) => `  let pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);\n  sdp += pq${k} * dp${k};`).join('\n')}
+${keys.map((k) => `  var pq${k} = 0.0;`).join('\n')}
+${range(KB)
+  .map((kb) => `  if (${kb * 8}u <= last) {\n${keys
+    .filter((k) => Math.floor(k / 8) === kb)
+    .map((k) => `    pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)
+    .join('\n')}\n  }`)
+  .join('\n')}
+${keys.map((k) => `  sdp += pq${k} * dp${k};`).join('\n')}
 ${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
 ${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
 ${p2.join('\n')}
   if (q < ${T}u) {
-${keys.map((k) => `    ds[pb + q * ${T}u + ${k}u] = dp${k};`).join('\n')}
+${range(KB)
+  .map((kb) => `    if (${kb * 8}u <= last) {\n${keys
+    .filter((k) => Math.floor(k / 8) === kb)
+    .map((k) => `      ds[pb + q * ${T}u + ${k}u] = dp${k};`)
+    .join('\n')}\n    }`)
+  .join('\n')}
     let qo = (base + q) * ${S4}u + h * ${E4}u;
 ${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
   }
