@@ -42,7 +42,28 @@
  * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
  */
 
-export const ATTN_ONLY_VERSIONS = ['pack_qkv_v1', 'pack_kv_v1', 'transpose_v1', 'embed_v1', 'gather_rows_v1', 'scatter_add_v1', 'ln_forward_v1', 'attn_forward_v1', 'attn_forward_v2', 'attn_forward_slots_v1', 'loss_rows_v1', 'loss_sum_v1', 'ln_backward_v1', 'col_sums_part_v1', 'col_sums_total_v1', 'attn_backward_v1', 'attn_backward_v2', 'attn_backward_slots_v1', 'pos_grad_v1', 'embed_grad_v1'] as const;
+export const ATTN_ONLY_VERSIONS = [
+  'pack_qkv_v1',
+  'pack_kv_v1',
+  'transpose_v1',
+  'embed_v1',
+  'gather_rows_v1',
+  'scatter_add_v1',
+  'ln_forward_v1',
+  'attn_forward_v1',
+  'attn_forward_v2',
+  'attn_forward_slots_v1',
+  'loss_rows_v1',
+  'loss_sum_v1',
+  'ln_backward_v1',
+  'col_sums_part_v1',
+  'col_sums_total_v1',
+  'attn_backward_v1',
+  'attn_backward_v2',
+  'attn_backward_slots_v1',
+  'pos_grad_v1',
+  'embed_grad_v1',
+] as const;
 
 /** Invocations per workgroup for the row kernels (a query or key per invocation in attention: T <= 64 needs one pass). */
 export const ROW_WG = 64;
@@ -403,10 +424,14 @@ fn ln_backward_v1(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
   if (i >= ${rows}u) { return; }
   let o = i * ${D4}u;
-${targets ? `  if (i >= count[0]) {
+${
+  targets
+    ? `  if (i >= count[0]) {
     for (var d = 0u; d < ${D4}u; d++) { dxs[o + d] = vec4f(); }
     return;
-  }` : ''}
+  }`
+    : ''
+}
   let r = rstd[i];
   var s1 = 0.0;
   var s2 = 0.0;
@@ -703,10 +728,13 @@ ${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
 ${zl.join('\n')}
   if (q < ${T}u) {
 ${range(KB)
-  .map((kb) => `    if (${kb * 8}u <= last) {\n${keys
-    .filter((k) => Math.floor(k / 8) === kb)
-    .map((k) => `      p[pb + q * ${T}u + ${k}u] = s${k};`)
-    .join('\n')}\n    }`)
+  .map(
+    (kb) =>
+      `    if (${kb * 8}u <= last) {\n${keys
+        .filter((k) => Math.floor(k / 8) === kb)
+        .map((k) => `      p[pb + q * ${T}u + ${k}u] = s${k};`)
+        .join('\n')}\n    }`,
+  )
   .join('\n')}
     let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
 ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
@@ -729,15 +757,34 @@ export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): 
   const keys = range(T);
   const block = (kb: number, rowExpr: (row: string) => string, names: [string, string][], body: (r: number, idx: number) => string[], cond: string) => {
     const out = [`  if (${cond}) {`, `    let rr = min(${kb * 8}u + lane % 8u, ${T - 1}u);`];
-    for (const [name, off] of names) out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${S4}u + ${off} + h * ${E4}u`} + ${e}u];`));
+    for (const [name, off] of names)
+      out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${S4}u + ${off} + h * ${E4}u`} + ${e}u];`));
     for (let r = 0; r < 8 && kb * 8 + r < T; r++) out.push(...body(r, kb * 8 + r));
     out.push(`  }`);
     return out;
   };
   const p1: string[] = [];
-  for (let kb = 0; kb < KB; kb++) p1.push(...block(kb, () => 'qkv', [['vv', `${HE / 2}u`]], (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`], `${kb * 8}u <= last`));
+  for (let kb = 0; kb < KB; kb++)
+    p1.push(
+      ...block(
+        kb,
+        () => 'qkv',
+        [['vv', `${HE / 2}u`]],
+        (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`],
+        `${kb * 8}u <= last`,
+      ),
+    );
   const p2: string[] = [];
-  for (let kb = 0; kb < KB; kb++) p2.push(...block(kb, () => 'qkv', [['kr', `${HE / 4}u`]], (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`), `${kb * 8}u <= last`));
+  for (let kb = 0; kb < KB; kb++)
+    p2.push(
+      ...block(
+        kb,
+        () => 'qkv',
+        [['kr', `${HE / 4}u`]],
+        (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`),
+        `${kb * 8}u <= last`,
+      ),
+    );
   const p3: string[] = [];
   for (let qb = 0; qb < KB; qb++)
     p3.push(
@@ -748,7 +795,11 @@ export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): 
           ['qv', '0u'],
           ['gz', 'dz'],
         ],
-        (r, qq) => [`    let d${qq} = ds[pb + ${qq * T}u + kk];`, `    let p${qq} = p[pb + ${qq * T}u + kk];`, ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`)],
+        (r, qq) => [
+          `    let d${qq} = ds[pb + ${qq * T}u + kk];`,
+          `    let p${qq} = p[pb + ${qq * T}u + kk];`,
+          ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`),
+        ],
         `${qb * 8 + 7}u >= first`,
       ),
     );
@@ -779,10 +830,13 @@ ${p1.join('\n')}
   var sdp = 0.0;
 ${keys.map((k) => `  var pq${k} = 0.0;`).join('\n')}
 ${range(KB)
-  .map((kb) => `  if (${kb * 8}u <= last) {\n${keys
-    .filter((k) => Math.floor(k / 8) === kb)
-    .map((k) => `    pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)
-    .join('\n')}\n  }`)
+  .map(
+    (kb) =>
+      `  if (${kb * 8}u <= last) {\n${keys
+        .filter((k) => Math.floor(k / 8) === kb)
+        .map((k) => `    pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)
+        .join('\n')}\n  }`,
+  )
   .join('\n')}
 ${keys.map((k) => `  sdp += pq${k} * dp${k};`).join('\n')}
 ${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
@@ -790,10 +844,13 @@ ${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
 ${p2.join('\n')}
   if (q < ${T}u) {
 ${range(KB)
-  .map((kb) => `    if (${kb * 8}u <= last) {\n${keys
-    .filter((k) => Math.floor(k / 8) === kb)
-    .map((k) => `      ds[pb + q * ${T}u + ${k}u] = dp${k};`)
-    .join('\n')}\n    }`)
+  .map(
+    (kb) =>
+      `    if (${kb * 8}u <= last) {\n${keys
+        .filter((k) => Math.floor(k / 8) === kb)
+        .map((k) => `      ds[pb + q * ${T}u + ${k}u] = dp${k};`)
+        .join('\n')}\n    }`,
+  )
   .join('\n')}
     let qo = (base + q) * ${S4}u + h * ${E4}u;
 ${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
@@ -823,7 +880,11 @@ export function attnBackwardSlotsV2Source({ T, H, E }: AttnOnlyDims, scale: numb
   const S = subgroupSize;
   const js = range(Math.ceil(T / S));
   const perKey = (j: number) =>
-    [`  let k${j} = li + ${j * S}u;`, `  let ko${j} = (base + min(k${j}, ${T - 1}u)) * ${HE / 2}u + h * ${E4}u;`, ...es.map((e) => `  let kk${j}_${e} = kv[ko${j} + ${e}u];\n  let vv${j}_${e} = kv[ko${j} + ${HE / 4 + e}u];\n  var dk${j}_${e} = vec4f();\n  var dv${j}_${e} = vec4f();`)].join('\n');
+    [
+      `  let k${j} = li + ${j * S}u;`,
+      `  let ko${j} = (base + min(k${j}, ${T - 1}u)) * ${HE / 2}u + h * ${E4}u;`,
+      ...es.map((e) => `  let kk${j}_${e} = kv[ko${j} + ${e}u];\n  let vv${j}_${e} = kv[ko${j} + ${HE / 4 + e}u];\n  var dk${j}_${e} = vec4f();\n  var dv${j}_${e} = vec4f();`),
+    ].join('\n');
   const scores = (j: number) => `    let p${j} = select(0.0, p[po + min(k${j}, ${T - 1}u)], k${j} <= q);\n    let dp${j} = ${es.map((e) => `dot(g${e}, vv${j}_${e})`).join(' + ')};`;
   const grads = (j: number) => [`    let d${j} = p${j} * (dp${j} - sdp) * ${f(scale)};`, ...es.map((e) => `    dk${j}_${e} += d${j} * qq${e};\n    dv${j}_${e} += p${j} * g${e};`)].join('\n');
   const store = (j: number) => [`  if (k${j} < ${T}u) {`, ...es.map((e) => `    dkv[ko${j} + ${e}u] = dk${j}_${e};\n    dkv[ko${j} + ${HE / 4 + e}u] = dv${j}_${e};`), '  }'].join('\n');

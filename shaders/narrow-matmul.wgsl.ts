@@ -85,11 +85,7 @@ ${cols
   .map(
     (c) => `    let col${c} = j0 + ${c * WG}u;
     if (col${c} < ${N}u) {
-${rows
-  .map(
-    (r) => `      if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N}u + col${c}; Y[o] = a${r}_${c}${bias ? ` + bias[col${c}]` : ''}${residual ? ' + res[o]' : ''}; }`,
-  )
-  .join('\n')}
+${rows.map((r) => `      if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N}u + col${c}; Y[o] = a${r}_${c}${bias ? ` + bias[col${c}]` : ''}${residual ? ' + res[o]' : ''}; }`).join('\n')}
     }`,
   )
   .join('\n')}
@@ -133,13 +129,30 @@ export function weightGradSource(s: WeightGradShape): string {
   const step = (masked: boolean) => {
     const g = (u: number, c: number) => (masked && u >= tail ? '0.0' : `G[(i + ${u}u) * ${N}u + gc${c}]`);
     const a = (u: number, g: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + ak${g}]`);
-    const lines = cols.map((c) => `      let g${c} = vec4f(${range(4).map((u) => g(u, c)).join(', ')});`);
+    const lines = cols.map(
+      (c) =>
+        `      let g${c} = vec4f(${range(4)
+          .map((u) => g(u, c))
+          .join(', ')});`,
+    );
     if (subgroups) {
-      for (const g of groups) lines.push(`      let xa${g} = vec4f(${range(4).map((u) => a(u, g)).join(', ')});`);
+      for (const g of groups)
+        lines.push(
+          `      let xa${g} = vec4f(${range(4)
+            .map((u) => a(u, g))
+            .join(', ')});`,
+        );
       lines.push(...rows.map((r) => `      let x${r} = subgroupBroadcast(xa${Math.floor(r / 8)}, ${r % 8}u);`));
     } else {
       const ar = (u: number, r: number) => (masked && u >= tail ? '0.0' : `A[(i + ${u}u) * ${Kin}u + min(k0 + ${r}u, ${Kin - 1}u)]`);
-      lines.push(...rows.map((r) => `      let x${r} = vec4f(${range(4).map((u) => ar(u, r)).join(', ')});`));
+      lines.push(
+        ...rows.map(
+          (r) =>
+            `      let x${r} = vec4f(${range(4)
+              .map((u) => ar(u, r))
+              .join(', ')});`,
+        ),
+      );
     }
     lines.push(...rows.flatMap((r) => cols.map((c) => `      a${r}_${c} += dot(x${r}, g${c});`)));
     if (bias) lines.push(...cols.map((c) => `      s${c} += dot(g${c}, vec4f(1.0));`));

@@ -116,4 +116,7 @@ export { SaeTraining, coefficientAt, type SaeTrainConfig, type ActivationStore }
 export { collectActivations } from './train/activations.ts';
 export { evaluateSae, saeEncode, saeDecode, topContexts, type SaeWeights, type SaeEvaluation } from './train/sae-eval.ts';
 export { recallBatch, repeatedBatch, repeatSequences, type TokenBatch } from './train/induction-data.ts';
+export { TransformerTraining, lossTargets, type TrainBatch, type TransformerTrainOptions } from './train/transformer.ts';
+export { AttnOnlyTraining, attnOnlyUnsupported, type AttnOnlyTrainOptions } from './train/attn-only.ts';
+export { checkpointFiles } from './train/save-checkpoint.ts';
 export { SeededRandom } from './util/random.ts';

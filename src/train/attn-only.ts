@@ -82,7 +82,8 @@ export function attnOnlyUnsupported(cfg: ModelConfig, model: Model, pos: number)
   if (cfg.normalization !== 'LN') return 'it uses RMSNorm';
   if (cfg.positional !== 'learned') return 'it uses rotary positions';
   if (cfg.n_key_value_heads !== cfg.n_heads) return 'it groups its key/value heads';
-  if (cfg.parallel_attn_mlp || cfg.post_norms || cfg.qk_norm || cfg.attn_types || cfg.output_logits_soft_cap || (cfg.embed_scale ?? 1) !== 1) return 'it has parallel blocks, post-norms, q/k norms, local attention, a logit cap or a scaled embedding';
+  if (cfg.parallel_attn_mlp || cfg.post_norms || cfg.qk_norm || cfg.attn_types || cfg.output_logits_soft_cap || (cfg.embed_scale ?? 1) !== 1)
+    return 'it has parallel blocks, post-norms, q/k norms, local attention, a logit cap or a scaled embedding';
   if (cfg.d_model % 4 || cfg.d_head % 4) return `d_model (${cfg.d_model}) and d_head (${cfg.d_head}) must be multiples of 4`;
   if (pos > ROW_WG) return `sequences of ${pos} tokens are longer than ${ROW_WG}`;
   if (w.b_U) return 'it has an unembedding bias';
@@ -200,7 +201,16 @@ export class AttnOnlyTraining {
       dispatch(label, code, 'rows_times_t_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(M / ROWS), 1]);
     };
     /** out[Kin, N] (+)= A^T G over M rows (column blocks of `split`), bias sums into `bsum`. */
-    const weightGrad = (label: string, M: number, Kin: number, N: number, A: GPUBuffer, G: GPUBuffer, out: GPUBuffer | GPUBufferBinding, o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number } = {}) => {
+    const weightGrad = (
+      label: string,
+      M: number,
+      Kin: number,
+      N: number,
+      A: GPUBuffer,
+      G: GPUBuffer,
+      out: GPUBuffer | GPUBufferBinding,
+      o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number } = {},
+    ) => {
       const C = Math.min(3, Math.ceil(N / NARROW_WG));
       const KR = C >= 2 ? 16 : 8;
       const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg, KR, base: o.base ?? 0, biasBase: o.biasBase ?? 0 });
@@ -314,7 +324,7 @@ export class AttnOnlyTraining {
     const scale = (l: number) => attentionScale(cfg, l);
 
     // ---- forward ----
-    const nn = <T,>(x: T | null): T => x!;
+    const nn = <T>(x: T | null): T => x!;
     w.layers.forEach((layer, l) => {
       const ac = acts[l]!;
       if (l < last) {
@@ -366,7 +376,11 @@ export class AttnOnlyTraining {
         weightGrad(`L${l}t W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
         steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
         const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
-        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: dkv, 7: tRow }, [B * H, 1, 1]);
+        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: dkv, 7: tRow }, [
+          B * H,
+          1,
+          1,
+        ]);
         weightGrad(`L${l}t W_Q grad`, CAP, D, HE, aT, dq, g.qkv, { bsum: g.bqkv });
         weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });
         rowsTimesT(`L${l}t da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
@@ -471,7 +485,25 @@ function* weightNames(cfg: ModelConfig): Generator<string> {
   yield 'embed.W_E';
   yield 'pos_embed.W_pos';
   for (let l = 0; l < cfg.n_layers; l++) {
-    for (const n of ['ln1.w', 'ln1.b', 'attn.W_Q', 'attn.b_Q', 'attn.W_K', 'attn.b_K', 'attn.W_V', 'attn.b_V', 'attn.W_O', 'attn.b_O', 'ln2.w', 'ln2.b', 'mlp.W_in', 'mlp.b_in', 'mlp.W_out', 'mlp.b_out']) yield `blocks.${l}.${n}`;
+    for (const n of [
+      'ln1.w',
+      'ln1.b',
+      'attn.W_Q',
+      'attn.b_Q',
+      'attn.W_K',
+      'attn.b_K',
+      'attn.W_V',
+      'attn.b_V',
+      'attn.W_O',
+      'attn.b_O',
+      'ln2.w',
+      'ln2.b',
+      'mlp.W_in',
+      'mlp.b_in',
+      'mlp.W_out',
+      'mlp.b_out',
+    ])
+      yield `blocks.${l}.${n}`;
   }
   yield 'ln_final.w';
   yield 'ln_final.b';

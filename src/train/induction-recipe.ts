@@ -149,7 +149,10 @@ export async function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpo
   let training: AttnOnlyTraining | TransformerTraining;
   try {
     // Recall scores at most 4 pairs a sequence; repeated segments every next token.
-    training = engine === 'attn-only' ? await AttnOnlyTraining.create(gpu, model, { ...options, maxTargets: task === 'recall' ? 4 * batch : batch * (RECIPE.T - 1) }) : new TransformerTraining(gpu, model, options);
+    training =
+      engine === 'attn-only'
+        ? await AttnOnlyTraining.create(gpu, model, { ...options, maxTargets: task === 'recall' ? 4 * batch : batch * (RECIPE.T - 1) })
+        : new TransformerTraining(gpu, model, options);
   } catch (e) {
     clock.destroy();
     throw e;
