@@ -30,7 +30,8 @@
  *   loss_sum        loss = sum of slots / count, in slot order
  *   ln_backward     dx (+)= rstd (g - mean(g) - nrm mean(g nrm)) with g = da w, per row (or per
  *                   scored slot, written to the slot and to its row)
- *   col_sums        dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and bias)
+ *   col_sums_part   dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and
+ *   col_sums_total  bias) over row chunks in parallel, then the chunks in order
  *   attn_backward   per (sequence, head): per query dp = dz v, ds = p (dp - sum p dp) scale,
  *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v2 below)
  *   attn_backward_slots  per (sequence, head), one invocation per key, over the sequence's
@@ -39,7 +40,9 @@
  *   embed_grad      dW_E[v] = sum of dx over the rows holding token v (the host's CSR index of
  *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
  *
- * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1.
+ * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1 of each; v2 of the three attention
+ * kernels (attn_forward, attn_backward, attn_backward_slots) where the device has a fixed
+ * subgroup size of at least 8 (below).
  */
 
 export const ATTN_ONLY_VERSIONS = [
@@ -61,6 +64,7 @@ export const ATTN_ONLY_VERSIONS = [
   'attn_backward_v1',
   'attn_backward_v2',
   'attn_backward_slots_v1',
+  'attn_backward_slots_v2',
   'pos_grad_v1',
   'embed_grad_v1',
 ] as const;

@@ -6,7 +6,8 @@
  * it could not run). Every listed entry point also compiles on the device.
  *
  * The shader files are found by listing shaders/, so a new family is checked without edits here;
- * only families whose source takes preprocessor flags need their variants named below.
+ * only families whose source takes preprocessor flags need their variants named below, and
+ * families generated per shape (one entry point per source) their generators (GENERATED).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, it, expect, beforeAll } from 'vitest';
@@ -37,6 +38,53 @@ const VARIANTS: Record<string, unknown[]> = {
   'sae-backward.wgsl.ts': [{}, { gain: true }],
 };
 
+/**
+ * Families whose kernels are generated per shape, one entry point per source (the attention-only
+ * trainer's: sizes are baked in and loops unrolled): each generator with sample arguments at odd
+ * shapes (not multiples of any tile) and the entry point it must produce. Together they must
+ * cover the family's *_VERSIONS list.
+ */
+const DIMS = { B: 3, T: 11, D: 20, H: 5, E: 4, V: 36, CAP: 24, P: 13, eps: 1e-5 };
+const GENERATED: Record<string, { make: string; args: unknown[]; entries: string[] }[]> = {
+  'attn-only-train.wgsl.ts': [
+    { make: 'packQkvSource', args: [DIMS], entries: ['pack_qkv_v1'] },
+    { make: 'packKvSource', args: [DIMS], entries: ['pack_kv_v1'] },
+    { make: 'transposeSource', args: [7, 5], entries: ['transpose_v1'] },
+    { make: 'embedSource', args: [DIMS], entries: ['embed_v1'] },
+    { make: 'gatherRowsSource', args: [DIMS, 20], entries: ['gather_rows_v1'] },
+    { make: 'scatterAddSource', args: [DIMS, 20], entries: ['scatter_add_v1'] },
+    { make: 'lnForwardSource', args: [DIMS, 33, false], entries: ['ln_forward_v1'] },
+    { make: 'lnForwardSource', args: [DIMS, 33, true], entries: ['ln_forward_v1'] },
+    { make: 'attnForwardSource', args: [DIMS, 0.5], entries: ['attn_forward_v1'] },
+    { make: 'attnForwardV2Source', args: [DIMS, 0.5], entries: ['attn_forward_v2'] },
+    { make: 'attnForwardSlotsSource', args: [DIMS, 0.5], entries: ['attn_forward_slots_v1'] },
+    { make: 'lossRowsSource', args: [DIMS], entries: ['loss_rows_v1', 'loss_sum_v1'] },
+    { make: 'lnBackwardSource', args: [DIMS, 33, false], entries: ['ln_backward_v1'] },
+    { make: 'lnBackwardSource', args: [DIMS, 24, true], entries: ['ln_backward_v1'] },
+    { make: 'colSumsSource', args: [DIMS, 33, 5], entries: ['col_sums_part_v1', 'col_sums_total_v1'] },
+    { make: 'attnBackwardSource', args: [DIMS, 0.5], entries: ['attn_backward_v1'] },
+    { make: 'attnBackwardV2Source', args: [DIMS, 0.5], entries: ['attn_backward_v2'] },
+    { make: 'attnBackwardSlotsSource', args: [DIMS, 0.5], entries: ['attn_backward_slots_v1'] },
+    { make: 'attnBackwardSlotsV2Source', args: [DIMS, 0.5, 8], entries: ['attn_backward_slots_v2'] },
+    { make: 'posGradSource', args: [DIMS], entries: ['pos_grad_v1'] },
+    { make: 'embedGradSource', args: [DIMS], entries: ['embed_grad_v1'] },
+  ],
+  'narrow-matmul.wgsl.ts': [
+    ...[false, true].flatMap((subgroups) =>
+      [
+        { C: 1, RB: 16 },
+        { C: 3, RB: 8 },
+        { C: 2, RB: 32 },
+      ].map(({ C, RB }) => ({ make: 'rowsTimesTSource', args: [{ M: 37, K: 20, N: 70, C, RB, ROWS: 64, bias: true, residual: subgroups, subgroups }], entries: ['rows_times_t_v1'] })),
+    ),
+    ...[false, true].map((subgroups) => ({
+      make: 'weightGradSource',
+      args: [{ M: 37, Kin: 19, N: 70, C: 2, split: 35, accumulate: subgroups, bias: true, subgroups, KR: 16, base: 3, biasBase: 2 }],
+      entries: ['weight_grad_v1'],
+    })),
+  ],
+};
+
 /** Pipeline constants for overrides without a default (none so far: WG defaults to 64). */
 const CONSTANTS: Record<string, Record<string, number>> = {};
 
@@ -55,6 +103,8 @@ interface Family {
   versions: readonly string[];
   sources: string[];
   header: string;
+  /** Each source with the entry points it must hold (all of them for a one-source family). */
+  samples: { source: string; entries: string[] }[];
 }
 
 async function load(file: string): Promise<Family> {
@@ -62,16 +112,21 @@ async function load(file: string): Promise<Family> {
   const lists = Object.keys(mod).filter((k) => k.endsWith('_VERSIONS'));
   const makers = Object.keys(mod).filter((k) => k.endsWith('Source') && typeof mod[k] === 'function');
   expect(lists, `${file} exports one *_VERSIONS list`).toHaveLength(1);
+  const text = readFileSync(new URL(file, SHADER_DIR), 'utf8');
+  const header = text.slice(0, text.indexOf('*/'));
+  const versions = mod[lists[0]!] as readonly string[];
+  const generated = GENERATED[file];
+  if (generated) {
+    // Every generator the module exports is sampled, and the samples cover the list.
+    expect(new Set(generated.map((g) => g.make)), `${file}: every *Source function is sampled`).toEqual(new Set(makers));
+    expect(new Set(generated.flatMap((g) => g.entries)), `${file}: the samples cover the *_VERSIONS list`).toEqual(new Set(versions));
+    return { file, versions, sources: [], header, samples: generated.map((g) => ({ source: (mod[g.make] as (...a: unknown[]) => string)(...g.args), entries: g.entries })) };
+  }
   expect(makers, `${file} exports one *Source function`).toHaveLength(1);
   const make = mod[makers[0]!] as (v?: unknown) => string;
   const variants = VARIANTS[file] ?? [undefined];
-  const text = readFileSync(new URL(file, SHADER_DIR), 'utf8');
-  return {
-    file,
-    versions: mod[lists[0]!] as readonly string[],
-    sources: variants.map((v) => make(v)),
-    header: text.slice(0, text.indexOf('*/')),
-  };
+  // A one-source family: every variant holds every listed entry point.
+  return { file, versions, sources: variants.map((v) => make(v)), header, samples: variants.map((v) => ({ source: make(v), entries: [...versions] })) };
 }
 
 describe('shader version lists match their entry points', () => {
@@ -87,8 +142,8 @@ describe('shader version lists match their entry points', () => {
 
     it('the *_VERSIONS list equals the @compute entry points of every variant', () => {
       expect(new Set(fam.versions).size, 'no duplicates in the list').toBe(fam.versions.length);
-      fam.sources.forEach((src, i) => {
-        expect([...computeEntryPoints(src)].sort(), `variant ${i}`).toEqual([...fam.versions].sort());
+      fam.samples.forEach(({ source, entries }, i) => {
+        expect([...computeEntryPoints(source)].sort(), `variant ${i}`).toEqual([...entries].sort());
       });
     });
 
@@ -103,9 +158,9 @@ describe('shader version lists match their entry points', () => {
 
     it('every listed entry point of every variant compiles', async () => {
       const gpu: Gpu = await testGpu();
-      for (const [i, src] of fam.sources.entries()) {
-        for (const entry of fam.versions) {
-          await gpu.guard(`compiling ${file} variant ${i} ${entry}`, 0, () => gpu.pipelines.get(file, src, entry, CONSTANTS[file] ?? {}));
+      for (const [i, { source, entries }] of fam.samples.entries()) {
+        for (const entry of entries) {
+          await gpu.guard(`compiling ${file} variant ${i} ${entry}`, 0, () => gpu.pipelines.get(file, source, entry, CONSTANTS[file] ?? {}));
         }
       }
     });
