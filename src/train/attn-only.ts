@@ -58,6 +58,9 @@ import { NARROW_WG, rowsTimesTSource, weightGradSource } from '../../shaders/nar
 import { checkpointSources, type TrainBatch } from './transformer.ts';
 import type { UpdateEntry } from './optimizer.ts';
 import type { TrainTask } from './trainer.ts';
+import type { InductionTask } from './induction-data.ts';
+import { COUNTERS } from './induction-data-gpu.cpu.ts';
+import { inductionDataSource, tokenIndexSource } from '../../shaders/induction-data.wgsl.ts';
 
 export interface AttnOnlyTrainOptions {
   batch: number;
@@ -72,6 +75,12 @@ export interface AttnOnlyTrainOptions {
   trainable?: (name: string) => boolean;
   /** Updates staged per submit at most (default 16). */
   slots?: number;
+  /**
+   * Draw the induction recipe's batches on the GPU instead of taking `data` from the host
+   * (`shaders/induction-data.wgsl.ts`; `gpuBatch` in induction-data-gpu.cpu.ts is the same batches
+   * on the CPU). `clock` is the trainer's clock buffer: update t reads its step.
+   */
+  generate?: { task: InductionTask; seed: number; K?: number; clock: GPUBuffer };
 }
 
 /** Why `model` cannot train on these kernels, or null if it can (the MLPs' zero weights are checked by `create`). */
@@ -92,7 +101,7 @@ export function attnOnlyUnsupported(cfg: ModelConfig, model: Model, pos: number)
   return null;
 }
 
-interface Slot {
+export interface Slot {
   ids: number; // [R] u32
   tRow: number; // [CAP]
   tTok: number; // [CAP]
@@ -109,6 +118,10 @@ export class AttnOnlyTraining {
   /** Gradient buffers by forward-layout name (W_Q, W_K, W_V of a layer share one: [3, D, HE]). */
   readonly gradBuffers = new Map<string, { buffer: GPUBuffer; start: number; n: number }>();
   private readonly owned: GPUBuffer[] = [];
+  /** The current batch (ids, scored slots, token index) and where each part lies, in u32 words. */
+  batch!: { buffer: GPUBuffer; layout: Readonly<Slot> };
+  /** With `generate`: the dispatches that draw update t's batch (the first of `task.steps`). */
+  generation: Step[] = [];
 
   /** Checks that the model's MLPs are zero (they are skipped), then builds. */
   static async create(gpu: Gpu, model: Model, options: AttnOnlyTrainOptions): Promise<AttnOnlyTraining> {
@@ -264,6 +277,7 @@ export class AttnOnlyTraining {
     const S = Math.max(1, options.slots ?? 16);
     const staging = this.buf(S * slot.words, 'staged batches', 0x80 | 0x8 | 0x4);
     const data = this.buf(slot.words, 'batch');
+    this.batch = { buffer: data, layout: slot };
     const d = (k: keyof Omit<Slot, 'words'>, n: number) => region(data, slot[k], n, `batch ${k}`);
     const ids = d('ids', R);
     const tRow = d('tRow', CAP);
@@ -322,6 +336,31 @@ export class AttnOnlyTraining {
     const WU = w.W_U_rows[0]!.buffer;
     const Wpos = w.W_pos![0]!.buffer;
     const scale = (l: number) => attentionScale(cfg, l);
+
+    // ---- the batch, drawn on the GPU (or staged by the host: stepsAt) ----
+    const gen = options.generate;
+    const genSteps: Step[] = [];
+    if (gen) {
+      const K = gen.K ?? 4;
+      const NT = gen.task === 'recall' ? K : T - 1;
+      if (gen.task === 'recall' && (T < 6 || V - 1 < T - 1 || V > 1024)) throw new Error(`GPU recall data needs 6 <= T <= V <= 1024 (T ${T}, V ${V})`);
+      if (gen.task === 'repeated' && T < 41) throw new Error(`GPU repeated-segment data needs T >= 41 (segments of up to 20 tokens copied once), not ${T}`);
+      if (B * NT > CAP) throw new Error(`GPU ${gen.task} data scores up to ${B * NT} targets; this trainer was built for ${CAP} (maxTargets)`);
+      const pairs = this.buf(B * NT * 2, 'drawn pairs'); // [B, NT, 2]
+      const cnt = this.buf(B, 'pairs per sequence'); // [B]
+      const counters = this.buf(2 * V, 'token counters'); // [2V] atomics
+      const src = inductionDataSource({ task: gen.task, B, T, V, K, seed: gen.seed, counters: COUNTERS });
+      const idx = tokenIndexSource({ B, T, V });
+      const before = steps.length;
+      dispatch('draw sequences', src, 'gen_sequence_v1', { 0: gen.clock, 1: ids, 2: pairs, 3: cnt }, items(B));
+      dispatch('scored slots', src, 'compact_v1', { 2: pairs, 3: cnt, 4: tRow, 5: tTok, 6: count, 7: seqOff }, items(B));
+      dispatch('token counts', idx, 'token_count_v1', { 0: ids, 1: counters }, items(R));
+      dispatch('token offsets', idx, 'token_offsets_v1', { 1: counters, 2: offsets }, [1, 1, 1]);
+      dispatch('token rows', idx, 'token_fill_v1', { 0: ids, 1: counters, 2: offsets, 3: order }, items(R));
+      dispatch('token rows sorted', idx, 'token_sort_v1', { 2: offsets, 3: order }, items(V));
+      genSteps.push(...steps.splice(before));
+      this.generation = genSteps;
+    }
 
     // ---- forward ----
     const nn = <T>(x: T | null): T => x!;
@@ -424,6 +463,7 @@ export class AttnOnlyTraining {
     // ---- staging ----
     const words = new Uint32Array(S * slot.words);
     const objective = { buffer: part, count: 1, offset: CAP };
+    if (gen) return { steps: [...genSteps, ...steps], metrics: { objective } };
     return {
       steps,
       slots: S,

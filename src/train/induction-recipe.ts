@@ -16,12 +16,13 @@ import type { Model } from '../hooks/model.ts';
 import { writeSafetensors } from '../model/safetensors.ts';
 import { blobModelSource } from '../model/source.ts';
 import { TrainClock } from './clock.ts';
-import { inductionBatch, repeatSequences, type InductionTask } from './induction-data.ts';
+import { repeatSequences, type InductionTask } from './induction-data.ts';
 import { Optimizer } from './optimizer.ts';
-import { SeededRandom, pcgHash } from '../util/random.ts';
+import { SeededRandom } from '../util/random.ts';
 import { linearWarmup } from './schedule.ts';
 import { Trainer } from './trainer.ts';
 import { TransformerTraining } from './transformer.ts';
+import { gpuBatch } from './induction-data-gpu.cpu.ts';
 import { AttnOnlyTraining } from './attn-only.ts';
 
 export const RECIPE = { T: 48, V: 256, D: 64, H: 4, layers: 2, batch: 64, lr: 2e-3, warmup: 200, betas: [0.9, 0.98] as [number, number], weightDecay: 0.01, clip: 1 };
@@ -139,19 +140,23 @@ export async function headScores(model: Model, seed: number, count = 20, half = 
 /**
  * The recipe's training run on `model` (from `recipeInit` or a checkpoint of it). `engine`:
  * 'attn-only' (default) trains on the attention-only kernels (`attn-only.ts`, ~6x faster on
- * lavapipe); 'general' on the engine's forward and backward plans (`transformer.ts`). Both give
- * the same numbers to float rounding (tests/train/attn-only.test.ts).
+ * lavapipe), drawing its batches on the GPU; 'general' on the engine's forward and backward plans
+ * (`transformer.ts`), the same batches from their CPU twin (`gpuBatch`). Both give the same
+ * numbers to float rounding (tests/train/attn-only.test.ts).
  */
 export async function recipeTraining(gpu: Gpu, model: Model, checkpoint: Checkpoint, task: InductionTask, seed: number, batch = RECIPE.batch, engine: 'attn-only' | 'general' = 'attn-only') {
   const clock = new TrainClock(gpu);
-  const data = (t: number) => inductionBatch(task, new SeededRandom(pcgHash((seed ^ Math.imul(t, 0x9e3779b1)) >>> 0)), batch, { T: RECIPE.T, V: RECIPE.V });
+  // The batches the attention-only trainer draws on the GPU; the general path takes the same
+  // batches from their CPU twin.
+  const data = (t: number) => gpuBatch(task, seed, t, batch, { T: RECIPE.T, V: RECIPE.V, K: 4 });
   const options = { batch, pos: RECIPE.T, data, checkpointNames: checkpoint.tensors.names, trainable: (n: string) => !n.includes('.mlp.') };
   let training: AttnOnlyTraining | TransformerTraining;
   try {
     // Recall scores at most 4 pairs a sequence; repeated segments every next token.
+    const maxTargets = task === 'recall' ? 4 * batch : batch * (RECIPE.T - 1);
     training =
       engine === 'attn-only'
-        ? await AttnOnlyTraining.create(gpu, model, { ...options, maxTargets: task === 'recall' ? 4 * batch : batch * (RECIPE.T - 1) })
+        ? await AttnOnlyTraining.create(gpu, model, { ...options, maxTargets, generate: { task, seed, K: 4, clock: clock.buffer } })
         : new TransformerTraining(gpu, model, options);
   } catch (e) {
     clock.destroy();
