@@ -12,7 +12,8 @@
  *             scored on every next-token prediction. A fixed-offset look-back can copy it.
  *
  * The draws are not numpy's or PyTorch's bit for bit (different generators); the distributions are
- * the scripts'.
+ * the scripts'. The recipe now trains on `gpuBatch` (induction-data-gpu.cpu.ts), the same
+ * distributions drawn from a counter hash so that the GPU can draw them too.
  */
 import { SeededRandom } from '../util/random.ts';
 
