@@ -175,41 +175,33 @@ fn embed_v1(@builtin(global_invocation_id) gid: vec3u) {
 `;
 }
 
-export function gatherRowsSource({ CAP }: AttnOnlyDims, width: number): string {
+/**
+ * Rows between the batch and the scored slots: gather_rows out[i] = src[tRow[i]] (zeros past
+ * count), or scatter_add dst[tRow[i]] += src[i] (each row is scored once, so no two invocations
+ * add to one element).
+ */
+export function slotRowsSource({ CAP }: AttnOnlyDims, width: number, op: 'gather' | 'scatter'): string {
   const W4 = width / 4;
+  const gather = op === 'gather';
+  const at = `${W4}u + e % ${W4}u`;
+  const body = gather
+    ? `  if (i >= count[0]) { dst[e] = vec4f(); return; }
+  dst[e] = src[tRow[i] * ${at}];`
+    : `  if (i >= count[0]) { return; }
+  let o = tRow[i] * ${at};
+  dst[o] = dst[o] + src[e];`;
   return `
-@group(0) @binding(0) var<storage, read> src: array<vec4f>;       // [rows, W / 4]
+@group(0) @binding(0) var<storage, read> src: array<vec4f>;       // ${gather ? '[rows' : '[CAP'}, W / 4]
 @group(0) @binding(1) var<storage, read> tRow: array<u32>;        // [CAP]
 @group(0) @binding(2) var<storage, read> count: array<u32>;       // [1]
-@group(0) @binding(3) var<storage, read_write> out: array<vec4f>; // [CAP, W / 4]
+@group(0) @binding(3) var<storage, read_write> dst: array<vec4f>; // ${gather ? '[CAP' : '[rows'}, W / 4]
 
 @compute @workgroup_size(${ROW_WG})
-fn gather_rows_v1(@builtin(global_invocation_id) gid: vec3u) {
+fn ${gather ? 'gather_rows_v1' : 'scatter_add_v1'}(@builtin(global_invocation_id) gid: vec3u) {
   let e = gid.x;
   if (e >= ${CAP * W4}u) { return; }
   let i = e / ${W4}u;
-  if (i >= count[0]) { out[e] = vec4f(); return; }
-  out[e] = src[tRow[i] * ${W4}u + e % ${W4}u];
-}
-`;
-}
-
-export function scatterAddSource({ CAP }: AttnOnlyDims, width: number): string {
-  const W4 = width / 4;
-  return `
-@group(0) @binding(0) var<storage, read> src: array<vec4f>;       // [CAP, W / 4]
-@group(0) @binding(1) var<storage, read> tRow: array<u32>;        // [CAP]
-@group(0) @binding(2) var<storage, read> count: array<u32>;       // [1]
-@group(0) @binding(3) var<storage, read_write> dst: array<vec4f>; // [rows, W / 4]
-
-@compute @workgroup_size(${ROW_WG})
-fn scatter_add_v1(@builtin(global_invocation_id) gid: vec3u) {
-  let e = gid.x;
-  if (e >= ${CAP * W4}u) { return; }
-  let i = e / ${W4}u;
-  if (i >= count[0]) { return; }
-  let o = tRow[i] * ${W4}u + e % ${W4}u;
-  dst[o] = dst[o] + src[e];
+${body}
 }
 `;
 }
@@ -669,6 +661,16 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
+ * Lines for each key k < T, grouped by blocks of 8 keys, each block under `if (8 kb <= last)`
+ * (the blocks a subgroup skips: v2's attention kernels).
+ */
+function guardedByKeyBlock(T: number, indent: string, line: (k: number) => string): string {
+  return range(Math.ceil(T / 8))
+    .map((kb) => [`${indent}if (${kb * 8}u <= last) {`, ...range(Math.min(8, T - kb * 8)).map((r) => `${indent}  ${line(kb * 8 + r)}`), `${indent}}`].join('\n'))
+    .join('\n');
+}
+
+/**
  * attn_forward_v2: attn_forward_v1 for a fixed subgroup size of at least 8 (lavapipe's 8, a
  * GPU's 32). Keys and values come in blocks of 8: lane s loads row 8 kb + s % 8 and every
  * invocation takes the block's rows by `subgroupBroadcast`, so a key costs a shuffle rather than
@@ -731,15 +733,7 @@ ${keys.map((k) => `  s${k} *= inv;`).join('\n')}
 ${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
 ${zl.join('\n')}
   if (q < ${T}u) {
-${range(KB)
-  .map(
-    (kb) =>
-      `    if (${kb * 8}u <= last) {\n${keys
-        .filter((k) => Math.floor(k / 8) === kb)
-        .map((k) => `      p[pb + q * ${T}u + ${k}u] = s${k};`)
-        .join('\n')}\n    }`,
-  )
-  .join('\n')}
+${guardedByKeyBlock(T, '    ', (k) => `p[pb + q * ${T}u + ${k}u] = s${k};`)}
     let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
 ${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
   }
@@ -833,29 +827,13 @@ ${keys.map((k) => `  var dp${k} = 0.0;`).join('\n')}
 ${p1.join('\n')}
   var sdp = 0.0;
 ${keys.map((k) => `  var pq${k} = 0.0;`).join('\n')}
-${range(KB)
-  .map(
-    (kb) =>
-      `  if (${kb * 8}u <= last) {\n${keys
-        .filter((k) => Math.floor(k / 8) === kb)
-        .map((k) => `    pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)
-        .join('\n')}\n  }`,
-  )
-  .join('\n')}
+${guardedByKeyBlock(T, '  ', (k) => `pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)}
 ${keys.map((k) => `  sdp += pq${k} * dp${k};`).join('\n')}
 ${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
 ${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
 ${p2.join('\n')}
   if (q < ${T}u) {
-${range(KB)
-  .map(
-    (kb) =>
-      `    if (${kb * 8}u <= last) {\n${keys
-        .filter((k) => Math.floor(k / 8) === kb)
-        .map((k) => `      ds[pb + q * ${T}u + ${k}u] = dp${k};`)
-        .join('\n')}\n    }`,
-  )
-  .join('\n')}
+${guardedByKeyBlock(T, '    ', (k) => `ds[pb + q * ${T}u + ${k}u] = dp${k};`)}
     let qo = (base + q) * ${S4}u + h * ${E4}u;
 ${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
   }

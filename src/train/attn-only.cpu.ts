@@ -10,18 +10,10 @@
  * loss = (1 / N) sum over the N targets (row, pos, y) of lse(logits[row, pos]) - logits[row, pos, y].
  */
 import { attentionScale, type ModelConfig } from '../model/config.ts';
+import type { AttnOnlyDims } from '../../shaders/attn-only-train.wgsl.ts';
 
-export interface AttnOnlyCpuShape {
-  B: number;
-  T: number;
-  D: number;
-  H: number;
-  /** d_head. */
-  E: number;
-  V: number;
-  /** Rows of W_pos (n_ctx >= T). */
-  P: number;
-  eps: number;
+/** The kernels' sizes (B, T, D, H, E = d_head, V, P = rows of W_pos, eps) without the target capacity. */
+export interface AttnOnlyCpuShape extends Omit<AttnOnlyDims, 'CAP'> {
   /** Each layer's factor on q.k (its length is the number of layers). */
   scales: readonly number[];
   tied: boolean;

@@ -44,8 +44,7 @@ import {
   lossRowsSource,
   packKvSource,
   packQkvSource,
-  gatherRowsSource,
-  scatterAddSource,
+  slotRowsSource,
   attnForwardSlotsSource,
   attnBackwardSlotsSource,
   attnBackwardSlotsV2Source,
@@ -55,7 +54,7 @@ import {
   type AttnOnlyDims,
 } from '../../shaders/attn-only-train.wgsl.ts';
 import { NARROW_WG, rowsTimesTSource, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
-import { checkpointSources, type TrainBatch } from './transformer.ts';
+import { checkpointSources, weightTensors, type TrainBatch } from './transformer.ts';
 import type { UpdateEntry } from './optimizer.ts';
 import type { TrainTask } from './trainer.ts';
 import type { InductionTask } from './induction-data.ts';
@@ -387,8 +386,8 @@ export class AttnOnlyTraining {
         rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
       } else {
         rowsTimesT(`L${l}t kv`, R, D, 2 * HE, ac.a, nn(ac.WkvT), nn(ac.kv), nn(ac.bkv), null);
-        dispatch(`L${l}t gather ln out`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
-        dispatch(`L${l}t gather input`, gatherRowsSource(dims, D), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
+        dispatch(`L${l}t gather ln out`, slotRowsSource(dims, D, 'gather'), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
+        dispatch(`L${l}t gather input`, slotRowsSource(dims, D, 'gather'), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
         rowsTimesT(`L${l}t q`, CAP, D, HE, aT, nn(ac.WqT), nn(ac.q), layer.b_Q, null);
         dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: ac.z, 3: nn(ac.kv), 4: tRow, 5: count }, items(CAP * H));
         rowsTimesT(`L${l}t out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
@@ -424,7 +423,7 @@ export class AttnOnlyTraining {
         weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });
         rowsTimesT(`L${l}t da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
         rowsTimesT(`L${l}t da`, R, 2 * HE, D, dkv, nn(ac.Wkv), da, null, null);
-        dispatch(`L${l}t da scatter`, scatterAddSource(dims, D), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
+        dispatch(`L${l}t da scatter`, slotRowsSource(dims, D, 'scatter'), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
       } else {
         rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
         weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
@@ -584,30 +583,7 @@ function shapesOf(cfg: ModelConfig): Map<string, number[]> {
   return s;
 }
 
+/** The model's weight buffers by forward-layout name (each is one chunk: `attnOnlyUnsupported`). */
 function paramBuffers(cfg: ModelConfig, model: Model): Map<string, GPUBuffer> {
-  const w = model.gpuWeights;
-  const out = new Map<string, GPUBuffer>([
-    ['embed.W_E', w.W_E[0]!.buffer],
-    ['pos_embed.W_pos', w.W_pos![0]!.buffer],
-    ['ln_final.w', w.lnf_w],
-    ['ln_final.b', w.lnf_b!],
-  ]);
-  if (!cfg.tied_embeddings) out.set('unembed.W_U', w.W_U_rows[0]!.buffer);
-  w.layers.forEach((layer, l) => {
-    const p = `blocks.${l}.`;
-    const set = (n: string, b: GPUBuffer | null) => b && out.set(p + n, b);
-    set('ln1.w', layer.ln1_w);
-    set('ln1.b', layer.ln1_b);
-    set('attn.W_Q', layer.W_Q);
-    set('attn.b_Q', layer.b_Q);
-    set('attn.W_K', layer.W_K);
-    set('attn.b_K', layer.b_K);
-    set('attn.W_V', layer.W_V);
-    set('attn.b_V', layer.b_V);
-    set('attn.W_O', layer.W_O);
-    set('attn.b_O', layer.b_O);
-    set('ln2.w', layer.ln2_w);
-    set('ln2.b', layer.ln2_b);
-  });
-  return out;
+  return new Map([...weightTensors(cfg, model.gpuWeights)].map(([name, chunks]) => [name, chunks[0]!.buffer]));
 }

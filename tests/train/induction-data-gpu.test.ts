@@ -12,7 +12,7 @@ import { AttnOnlyTraining } from '../../src/train/attn-only.ts';
 import { TrainClock } from '../../src/train/clock.ts';
 import { gpuBatch } from '../../src/train/induction-data-gpu.cpu.ts';
 import type { InductionTask } from '../../src/train/induction-data.ts';
-import { modelFromFiles } from '../../src/train/induction-recipe.ts';
+import { modelFromFiles, recipeConfig } from '../../src/train/induction-recipe.ts';
 import { SeededRandom } from '../../src/util/random.ts';
 import { testGpu } from '../helpers/gpu.ts';
 
@@ -49,19 +49,7 @@ function files(T: number, V: number) {
     };
   t['transformer.ln_f.weight'] = { shape: [D], data: new Float32Array(D).fill(1) };
   t['transformer.ln_f.bias'] = { shape: [D], data: new Float32Array(D) };
-  const config = {
-    architectures: ['GPT2LMHeadModel'],
-    model_type: 'gpt2',
-    n_embd: D,
-    n_head: 2,
-    n_layer: 1,
-    n_positions: T,
-    n_inner: 4,
-    vocab_size: V,
-    layer_norm_epsilon: 1e-5,
-    activation_function: 'gelu_new',
-    tie_word_embeddings: true,
-  };
+  const config = { ...recipeConfig(), n_embd: D, n_head: 2, n_layer: 1, n_positions: T, vocab_size: V };
   return { 'config.json': JSON.stringify(config), 'model.safetensors': writeSafetensors(t) };
 }
 
