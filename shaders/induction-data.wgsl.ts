@@ -36,13 +36,12 @@ export interface InductionDataShape {
   V: number;
   /** Recall pairs per sequence. */
   K: number;
-  seed: number;
   /** Hash counters per sequence (the CPU twin's COUNTERS). */
   counters: number;
 }
 
 export function inductionDataSource(s: InductionDataShape): string {
-  const { task, B, T, V, K, seed, counters } = s;
+  const { task, B, T, V, K, counters } = s;
   const NT = task === 'recall' ? K : T - 1;
   const gen =
     task === 'recall'
@@ -112,10 +111,11 @@ ${RANDOM_WGSL}
 @group(0) @binding(5) var<storage, read_write> tTok: array<u32>;       // [CAP]
 @group(0) @binding(6) var<storage, read_write> count: array<u32>;      // [1]
 @group(0) @binding(7) var<storage, read_write> seqOff: array<u32>;     // [B + 1]
+@group(0) @binding(8) var<storage, read> seed: array<u32>;             // [1] (a binding, not baked in: one pipeline for every seed)
 
 // An integer in [0, k) from the sequence's next counter (exact in u32 for k <= 65536).
 fn rand(t: u32, b: u32, c: ptr<function, u32>, k: u32) -> u32 {
-  let v = draw(${seed >>> 0}u, t, b * ${counters}u + *c);
+  let v = draw(seed[0], t, b * ${counters}u + *c);
   *c = *c + 1u;
   return ((v >> 16u) * k) >> 16u;
 }

@@ -2,8 +2,9 @@
  * Float64 CPU reference for the attention-only trainer (`attn-only.ts`): the loss of a GPT-2-style
  * model without MLPs (LayerNorm with biased variance and eps inside the square root, learned
  * positions, causal softmax attention with a per-layer scale, tied or untied unembedding without
- * bias) and its gradient for every weight, written out loop by loop so it can be read against the
- * kernels. Weights and gradients are keyed by the forward-layout names of `gradBuffers`
+ * bias) and its gradient for every weight, composed from the engine's float64 references of
+ * each piece (`normForward64` ..., `matmulForward64` ..., `attentionForward64` ..., `tokenLossCpu`),
+ * each of which is checked by finite differences on its own. Weights and gradients are keyed by the forward-layout names of `gradBuffers`
  * ('embed.W_E', 'blocks.0.attn.W_Q', 'ln_final.w', ...); matrices are [in, out] (x W), W_U rows
  * [V, D] like W_E.
  *
@@ -11,6 +12,10 @@
  */
 import { attentionScale, type ModelConfig } from '../model/config.ts';
 import type { AttnOnlyDims } from '../../shaders/attn-only-train.wgsl.ts';
+import { attentionForward64, attnDPatternCpu, attnDQKCpu, attnDVCpu, attnSoftmaxBackwardCpu } from '../gpu/kernels/attention-backward.cpu.ts';
+import { normForward64, normGainBackwardCpu, normInputGradCpu, normParamGradCpu, normScaleGradCpu } from '../gpu/kernels/layernorm-backward.cpu.ts';
+import { biasGradCpu, matmulDwCpu, matmulDxCpu, matmulForward64 } from '../gpu/kernels/matmul-backward.cpu.ts';
+import { tokenLossCpu } from '../gpu/kernels/token-loss.cpu.ts';
 
 /** The kernels' sizes (B, T, D, H, E = d_head, V, P = rows of W_pos, eps) without the target capacity. */
 export interface AttnOnlyCpuShape extends Omit<AttnOnlyDims, 'CAP'> {
@@ -66,82 +71,35 @@ export function attnOnlyCpuShapes(s: AttnOnlyCpuShape): Map<string, number[]> {
   return out;
 }
 
-interface LnSaved {
-  nrm: Float64Array; // [R, D]
-  rstd: Float64Array; // [R]
-}
-
-/** a = LayerNorm(x) w + b over R rows of D. */
-function lnForward(x: Float64Array, w: ArrayLike<number>, b: ArrayLike<number>, R: number, D: number, eps: number): LnSaved & { a: Float64Array } {
-  const nrm = new Float64Array(R * D);
-  const rstd = new Float64Array(R);
+/** a = LayerNorm(x) w + b over R rows of D, with what the backward reads. */
+function lnForward(x: Float64Array, w: ArrayLike<number>, b: ArrayLike<number>, R: number, D: number, eps: number) {
+  const { n, scale } = normForward64(x, R, D, eps, false);
   const a = new Float64Array(R * D);
-  for (let r = 0; r < R; r++) {
-    let mean = 0;
-    for (let d = 0; d < D; d++) mean += x[r * D + d]!;
-    mean /= D;
-    let v = 0;
-    for (let d = 0; d < D; d++) v += (x[r * D + d]! - mean) ** 2;
-    const rs = 1 / Math.sqrt(v / D + eps);
-    rstd[r] = rs;
-    for (let d = 0; d < D; d++) {
-      const n = (x[r * D + d]! - mean) * rs;
-      nrm[r * D + d] = n;
-      a[r * D + d] = n * w[d]! + b[d]!;
-    }
-  }
-  return { nrm, rstd, a };
+  for (let i = 0; i < R * D; i++) a[i] = n[i]! * w[i % D]! + b[i % D]!;
+  return { n, scale, a };
 }
 
-/** dx += LayerNorm backward of da; dw += sum da nrm, db += sum da. */
-function lnBackward(da: Float64Array, saved: LnSaved, w: ArrayLike<number>, R: number, D: number, dx: Float64Array, dw: Float64Array, db: Float64Array): void {
-  for (let r = 0; r < R; r++) {
-    let m1 = 0;
-    let m2 = 0;
-    for (let d = 0; d < D; d++) {
-      const g = da[r * D + d]! * w[d]!;
-      m1 += g;
-      m2 += g * saved.nrm[r * D + d]!;
-    }
-    m1 /= D;
-    m2 /= D;
-    for (let d = 0; d < D; d++) {
-      const o = r * D + d;
-      dx[o] += saved.rstd[r]! * (da[o]! * w[d]! - m1 - saved.nrm[o]! * m2);
-      dw[d] += da[o]! * saved.nrm[o]!;
-      db[d] += da[o]!;
-    }
-  }
+/** dx += LayerNorm backward of da; dw += sum da n, db += sum da. */
+function lnBackward(da: Float64Array, ln: { n: Float64Array; scale: Float64Array }, w: ArrayLike<number>, R: number, D: number, dx: Float64Array, dw: Float64Array, db: Float64Array): void {
+  const dn = new Float64Array(R * D);
+  const dscale = new Float64Array(R);
+  normGainBackwardCpu(dn, da, w, R, D);
+  normScaleGradCpu(dscale, dn, ln.n, ln.scale, R, D);
+  normInputGradCpu(dx, dn, ln.n, ln.scale, dscale, R, D, false, true);
+  normParamGradCpu(dw, db, da, ln.n, R, D, true);
 }
 
-/** y[R, N] = x[R, K] W[K, N] + b[N]. */
-function affine(x: Float64Array, W: ArrayLike<number>, b: ArrayLike<number>, R: number, K: number, N: number): Float64Array {
-  const y = new Float64Array(R * N);
-  for (let r = 0; r < R; r++)
-    for (let n = 0; n < N; n++) {
-      let s = b[n]!;
-      for (let k = 0; k < K; k++) s += x[r * K + k]! * W[k * N + n]!;
-      y[r * N + n] = s;
-    }
-  return y;
-}
-
-/** For y = x W + b: dW += x^T dy, db += sum dy, dx += dy W^T. */
+/** For y = x W + b (W [K, N]): dW += x^T dy, db += sum dy, dx += dy W^T. */
 function affineBackward(x: Float64Array, W: ArrayLike<number>, dy: Float64Array, R: number, K: number, N: number, dx: Float64Array, dW: Float64Array, db: Float64Array): void {
-  for (let r = 0; r < R; r++)
-    for (let n = 0; n < N; n++) {
-      const g = dy[r * N + n]!;
-      db[n] += g;
-      for (let k = 0; k < K; k++) {
-        dW[k * N + n] += x[r * K + k]! * g;
-        dx[r * K + k] += g * W[k * N + n]!;
-      }
-    }
+  matmulDwCpu(dW, x, dy, R, N, K, false, true);
+  biasGradCpu(db, dy, R, N, true);
+  matmulDxCpu(dx, dy, W, R, N, K, false, true);
 }
 
 /**
  * The loss at `ids` [B][T] and `targets`, and d loss / d weight for every weight of
- * `attnOnlyCpuShapes(s)` (the key bias's gradient is zero up to rounding: the softmax cancels it).
+ * `attnOnlyCpuShapes(s)` (the key bias's gradient is zero up to rounding: the softmax cancels it),
+ * composed from the engine's float64 references of each piece (norms, matmuls, attention, loss).
  */
 export function attnOnlyLossCpu(
   s: AttnOnlyCpuShape,
@@ -175,99 +133,56 @@ export function attnOnlyLossCpu(
   for (let l = 0; l < L; l++) {
     const p = `blocks.${l}.`;
     const ln = lnForward(x, W(`${p}ln1.w`), W(`${p}ln1.b`), R, D, eps);
-    const q = affine(ln.a, W(`${p}attn.W_Q`), W(`${p}attn.b_Q`), R, D, HE); // [R, HE]
-    const k = affine(ln.a, W(`${p}attn.W_K`), W(`${p}attn.b_K`), R, D, HE);
-    const v = affine(ln.a, W(`${p}attn.W_V`), W(`${p}attn.b_V`), R, D, HE);
-    const pat = new Float64Array(B * H * T * T); // [B, H, T, T], zero above the diagonal
-    const z = new Float64Array(R * HE); // [R, HE]
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < H; h++)
-        for (let i = 0; i < T; i++) {
-          const row = ((b * H + h) * T + i) * T;
-          let m = -Infinity;
-          for (let j = 0; j <= i; j++) {
-            let dot = 0;
-            for (let e = 0; e < E; e++) dot += q[(b * T + i) * HE + h * E + e]! * k[(b * T + j) * HE + h * E + e]!;
-            pat[row + j] = dot * s.scales[l]!;
-            m = Math.max(m, pat[row + j]!);
-          }
-          let sum = 0;
-          for (let j = 0; j <= i; j++) sum += pat[row + j] = Math.exp(pat[row + j]! - m);
-          for (let j = 0; j <= i; j++) {
-            pat[row + j] /= sum;
-            for (let e = 0; e < E; e++) z[(b * T + i) * HE + h * E + e] += pat[row + j]! * v[(b * T + j) * HE + h * E + e]!;
-          }
-        }
-    const out = affine(z, W(`${p}attn.W_O`), W(`${p}attn.b_O`), R, HE, D);
-    saved.push({ ln, q, k, v, pat, z });
+    const q = matmulForward64(ln.a, W(`${p}attn.W_Q`), W(`${p}attn.b_Q`), R, HE, D); // [R, HE] = [B, T, H, E]
+    const k = matmulForward64(ln.a, W(`${p}attn.W_K`), W(`${p}attn.b_K`), R, HE, D);
+    const v = matmulForward64(ln.a, W(`${p}attn.W_V`), W(`${p}attn.b_V`), R, HE, D);
+    const { pattern, z } = attentionForward64(q, k, v, B, T, H, E, H, { scale: s.scales[l]! }); // [B, H, T, T], [R, HE]
+    const out = matmulForward64(z, W(`${p}attn.W_O`), W(`${p}attn.b_O`), R, D, HE);
+    saved.push({ ln, q, k, v, pattern, z });
     const next = new Float64Array(R * D);
     for (let i = 0; i < R * D; i++) next[i] = x[i]! + out[i]!;
     x = next;
   }
   const lnf = lnForward(x, W('ln_final.w'), W('ln_final.b'), R, D, eps);
+  // Logits only at the scored rows: [N, V] from their final-norm outputs [N, D].
   const N = targets.length;
-  let loss = 0;
+  const af = new Float64Array(N * D);
+  targets.forEach(({ row, pos }, i) => af.set(lnf.a.subarray((row * T + pos) * D, (row * T + pos + 1) * D), i * D));
+  const logits = matmulForward64(af, WU, null, N, V, D, true);
+  const dlogits = new Float64Array(N * V);
+  const loss = tokenLossCpu(
+    dlogits,
+    logits,
+    targets.map((x) => x.target),
+    N,
+    V,
+  );
+  matmulDwCpu(G(s.tied ? 'embed.W_E' : 'unembed.W_U'), dlogits, af, N, D, V, false, true); // d rows of W_U
+  const dafRows = new Float64Array(N * D);
+  matmulDxCpu(dafRows, dlogits, WU, N, V, D, true);
   const daf = new Float64Array(R * D); // d loss / d ln_final output
-  for (const { row, pos, target } of targets) {
-    const r = row * T + pos;
-    const logits = new Float64Array(V);
-    for (let u = 0; u < V; u++) {
-      let dot = 0;
-      for (let d = 0; d < D; d++) dot += lnf.a[r * D + d]! * WU[u * D + d]!;
-      logits[u] = dot;
-    }
-    let m = -Infinity;
-    for (const z of logits) m = Math.max(m, z);
-    let sum = 0;
-    for (const z of logits) sum += Math.exp(z - m);
-    loss += (m + Math.log(sum) - logits[target]!) / N;
-    // dlogits = (softmax - onehot) / N; the unembedding's rows and the final norm's output
-    const dWU = G(s.tied ? 'embed.W_E' : 'unembed.W_U');
-    for (let u = 0; u < V; u++) {
-      const g = (Math.exp(logits[u]! - m) / sum - (u === target ? 1 : 0)) / N;
-      for (let d = 0; d < D; d++) {
-        dWU[u * D + d] += g * lnf.a[r * D + d]!;
-        daf[r * D + d] += g * WU[u * D + d]!;
-      }
-    }
-  }
+  targets.forEach(({ row, pos }, i) => {
+    for (let d = 0; d < D; d++) daf[(row * T + pos) * D + d] += dafRows[i * D + d]!;
+  });
 
   // ---- backward ----
   const dx = new Float64Array(R * D); // d loss / d residual stream
   lnBackward(daf, lnf, W('ln_final.w'), R, D, dx, G('ln_final.w'), G('ln_final.b'));
   for (let l = L - 1; l >= 0; l--) {
     const p = `blocks.${l}.`;
-    const { ln, q, k, v, pat, z } = saved[l]!;
+    const { ln, q, k, v, pattern, z } = saved[l]!;
     // x_{l+1} = x_l + z W_O + b_O: dx passes through and feeds z
     const dz = new Float64Array(R * HE);
     affineBackward(z, W(`${p}attn.W_O`), dx, R, HE, D, dz, G(`${p}attn.W_O`), G(`${p}attn.b_O`));
+    const dpattern = new Float64Array(B * H * T * T);
+    const dscores = new Float64Array(B * H * T * T);
     const dq = new Float64Array(R * HE);
     const dk = new Float64Array(R * HE);
     const dv = new Float64Array(R * HE);
-    for (let b = 0; b < B; b++)
-      for (let h = 0; h < H; h++)
-        for (let i = 0; i < T; i++) {
-          const row = ((b * H + h) * T + i) * T;
-          const qi = (b * T + i) * HE + h * E;
-          const dp = new Float64Array(i + 1);
-          let pdp = 0;
-          for (let j = 0; j <= i; j++) {
-            const vj = (b * T + j) * HE + h * E;
-            for (let e = 0; e < E; e++) {
-              dp[j] += dz[qi + e]! * v[vj + e]!;
-              dv[vj + e] += pat[row + j]! * dz[qi + e]!;
-            }
-            pdp += pat[row + j]! * dp[j]!;
-          }
-          for (let j = 0; j <= i; j++) {
-            const dscore = pat[row + j]! * (dp[j]! - pdp) * s.scales[l]!;
-            const kj = (b * T + j) * HE + h * E;
-            for (let e = 0; e < E; e++) {
-              dq[qi + e] += dscore * k[kj + e]!;
-              dk[kj + e] += dscore * q[qi + e]!;
-            }
-          }
-        }
+    attnDPatternCpu(dpattern, dz, v, B, T, H, E);
+    attnDVCpu(dv, pattern, dz, B, T, H, E);
+    attnSoftmaxBackwardCpu(dscores, pattern, dpattern, B, T, H);
+    attnDQKCpu(dq, dk, dscores, q, k, B, T, H, E, H, s.scales[l]!);
     const da = new Float64Array(R * D);
     affineBackward(ln.a, W(`${p}attn.W_Q`), dq, R, D, HE, da, G(`${p}attn.W_Q`), G(`${p}attn.b_Q`));
     affineBackward(ln.a, W(`${p}attn.W_K`), dk, R, D, HE, da, G(`${p}attn.W_K`), G(`${p}attn.b_K`));

@@ -3,27 +3,31 @@
  * 2-layer, 64-wide GPT-2 without MLPs, and any model like it (LayerNorm, learned positions,
  * causal attention with its per-layer scale, tied or untied unembedding without bias, MLPs that
  * are zero and not trained). The general path (`transformer.ts`) runs the engine's forward and
- * backward plans, ~190 dispatches written for GPT-2-sized rows; this one is ~35 dispatches an
- * update (plus the optimizer's), each over the whole batch, and computes logits only where a
- * target is scored. It is a drop-in for `TransformerTraining`: the same `task` and `entries`, the
+ * backward plans, ~190 dispatches written for GPT-2-sized rows; this one is ~50 dispatches an
+ * update (optimizer included), each over the whole batch, and works in the last layer only where
+ * a target is scored. It is a drop-in for `TransformerTraining`: the same `task` and `entries`, the
  * model's own weights trained in place, the same numbers to float rounding (tests check both
  * against the float64 reference `attn-only.cpu.ts` and against each other).
  *
  * One update, B sequences of T tokens, R = B T rows:
  *
- *   pack          W_qkv, W_qkv^T, b_qkv, W_O^T per layer and W_U^T from the weights (the
- *                 optimizer changed them): the operands the matmuls read along their rows
+ *   batch         drawn on the GPU (`generate`), or copied from the host's staged slot
+ *   pack          W_qkv and its transpose (last layer: W_kv, W_Q^T), b_qkv, W_O^T per layer
+ *                 and W_U^T from the weights (the optimizer changed them): the operands the
+ *                 matmuls read along their rows
  *   embed         x0 = W_E[ids] + W_pos
- *   per layer     LayerNorm -> qkv = a W_qkv + b -> attention (p kept) -> x += z W_O + b_O
+ *   layers        LayerNorm -> qkv = a W_qkv + b -> attention (p kept) -> x += z W_O + b_O;
+ *                 the last layer: keys and values at every row, queries, attention and output
+ *                 at the scored rows only (gathered: target space, [CAP, ...])
  *   final         LayerNorm at the scored rows -> logits [CAP, V] -> loss and dlogits
  *   backward      dlogits -> d(ln_final) -> dx at the scored rows; per layer (last first):
  *                 dz = dx W_O^T, dW_O, attention backward -> dqkv, dW_qkv, da = dqkv W_qkv^T,
  *                 LayerNorm backward into dx, norm gains; then dW_pos, dW_E (CSR scatter) and
  *                 the unembedding's gradient
  *
- * Token batches come from the host, staged per update in `slots` slots so that many updates run
- * per submit: each slot holds the ids, the scored (row, target) pairs and the rows sorted by
- * token (the embedding gradient's index).
+ * Host-drawn batches are staged per update in `slots` slots so that many updates run per
+ * submit: each slot holds the ids, the scored (row, target) pairs sorted by row with each
+ * sequence's first, and the rows sorted by token (the embedding gradient's index).
  */
 import type { Gpu } from '../gpu/device.ts';
 import type { Step } from '../gpu/recorder.ts';
@@ -232,7 +236,6 @@ export class AttnOnlyTraining {
     };
 
     // ---- gradients: one buffer per forward-layout tensor (a layer's W_Q, W_K, W_V share one, as [3, D, HE]) ----
-    const names = [...weightNames(cfg)];
     const grad = (name: string, n: number) => {
       const buffer = this.buf(n, `${name} gradient`);
       this.gradBuffers.set(name, { buffer, start: 0, n });
@@ -274,7 +277,6 @@ export class AttnOnlyTraining {
     }
     slot.words = at;
     const S = Math.max(1, options.slots ?? 16);
-    const staging = this.buf(S * slot.words, 'staged batches', 0x80 | 0x8 | 0x4);
     const data = this.buf(slot.words, 'batch');
     this.batch = { buffer: data, layout: slot };
     const d = (k: keyof Omit<Slot, 'words'>, n: number) => region(data, slot[k], n, `batch ${k}`);
@@ -324,11 +326,11 @@ export class AttnOnlyTraining {
     const dxT = this.buf(CAP * D, 'dx at targets'); // [CAP, D]
     const zeros = this.buf(Math.max(R * D, CAP * HE), 'zeros');
     const dz = this.buf(R * HE, 'dz'); // [R or CAP, HE]
-    const ds = this.buf(B * H * T * T, 'd scores');
     const dq = this.buf(CAP * HE, 'dq at targets'); // [CAP, HE]
     const dkv = this.buf(R * 2 * HE, 'dkv'); // [R, 2HE] (last layer)
-    const dqkv = this.buf(R * 3 * HE, 'dqkv'); // [R, 3HE] (layers before)
-    const da1 = this.buf(R * D, 'da from queries'); // [R or CAP, D]
+    const ds = L > 1 ? this.buf(B * H * T * T, 'd scores') : null; // [B, H, T, T] (layers before)
+    const dqkv = L > 1 ? this.buf(R * 3 * HE, 'dqkv') : null; // [R, 3HE] (layers before)
+    const da1 = this.buf(CAP * D, 'da from queries at targets'); // [CAP, D]
     const da = this.buf(R * D, 'da'); // [R, D]
 
     const WE = w.W_E[0]!.buffer;
@@ -348,10 +350,12 @@ export class AttnOnlyTraining {
       const pairs = this.buf(B * NT * 2, 'drawn pairs'); // [B, NT, 2]
       const cnt = this.buf(B, 'pairs per sequence'); // [B]
       const counters = this.buf(2 * V, 'token counters'); // [2V] atomics
-      const src = inductionDataSource({ task: gen.task, B, T, V, K, seed: gen.seed, counters: COUNTERS });
+      const seedBuf = this.buf(1, 'data seed');
+      dev.queue.writeBuffer(seedBuf, 0, Uint32Array.of(gen.seed >>> 0));
+      const src = inductionDataSource({ task: gen.task, B, T, V, K, counters: COUNTERS });
       const idx = tokenIndexSource({ B, T, V });
       const before = steps.length;
-      dispatch('draw sequences', src, 'gen_sequence_v1', { 0: gen.clock, 1: ids, 2: pairs, 3: cnt }, items(B));
+      dispatch('draw sequences', src, 'gen_sequence_v1', { 0: gen.clock, 1: ids, 2: pairs, 3: cnt, 8: seedBuf }, items(B));
       dispatch('scored slots', src, 'compact_v1', { 2: pairs, 3: cnt, 4: tRow, 5: tTok, 6: count, 7: seqOff }, items(B));
       dispatch('token counts', idx, 'token_count_v1', { 0: ids, 1: counters }, items(R));
       dispatch('token offsets', idx, 'token_offsets_v1', { 1: counters, 2: offsets }, [1, 1, 1]);
@@ -427,10 +431,10 @@ export class AttnOnlyTraining {
       } else {
         rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
         weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
-        if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, scale(l)), 'attn_backward_v2', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
-        else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: ds, 4: dqkv }, [B * H, 1, 1]);
-        weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, dqkv, g.qkv, { split: HE, bsum: g.bqkv });
-        rowsTimesT(`L${l} da`, R, 3 * HE, D, dqkv, nn(ac.Wqkv), da, null, null);
+        if (sg) dispatch(`L${l} attention backward`, attnBackwardV2Source(dims, scale(l)), 'attn_backward_v2', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: nn(ds), 4: nn(dqkv) }, [B * H, 1, 1]);
+        else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: nn(ds), 4: nn(dqkv) }, [B * H, 1, 1]);
+        weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, nn(dqkv), g.qkv, { split: HE, bsum: g.bqkv });
+        rowsTimesT(`L${l} da`, R, 3 * HE, D, nn(dqkv), nn(ac.Wqkv), da, null, null);
       }
       dispatch(`L${l} ln1 backward`, lnBackwardSource(dims, R, false), 'ln_backward_v1', { 0: da, 1: ac.nrm, 2: ac.rstd, 3: layer.ln1_w, 4: dx }, items(R));
       normGrads(`L${l} ln1 gain`, R, da, ac.nrm, g.lnw, g.lnb);
@@ -451,7 +455,7 @@ export class AttnOnlyTraining {
       isParameter = (n) => fed.has(n);
     }
     const params = paramBuffers(cfg, model);
-    for (const name of names) {
+    for (const name of shapesOf(cfg).keys()) {
       if (name.includes('.mlp.') || !isParameter(name) || !(options.trainable?.(name) ?? true)) continue;
       const g = this.gradBuffers.get(name);
       const p = params.get(name);
@@ -459,10 +463,11 @@ export class AttnOnlyTraining {
       this.entries.push({ name, param: p, grad: g.buffer, gradStart: g.start, n: g.n });
     }
 
-    // ---- staging ----
-    const words = new Uint32Array(S * slot.words);
+    // ---- staging (host-drawn batches: S updates' worth per submit) ----
     const objective = { buffer: part, count: 1, offset: CAP };
     if (gen) return { steps: [...genSteps, ...steps], metrics: { objective } };
+    const staging = this.buf(S * slot.words, 'staged batches');
+    const words = new Uint32Array(S * slot.words);
     return {
       steps,
       slots: S,
@@ -519,36 +524,7 @@ export class AttnOnlyTraining {
   }
 }
 
-/** The forward-layout weight names of a GPT-2-style model (as `WeightGradients.tensors()` names them). */
-function* weightNames(cfg: ModelConfig): Generator<string> {
-  yield 'embed.W_E';
-  yield 'pos_embed.W_pos';
-  for (let l = 0; l < cfg.n_layers; l++) {
-    for (const n of [
-      'ln1.w',
-      'ln1.b',
-      'attn.W_Q',
-      'attn.b_Q',
-      'attn.W_K',
-      'attn.b_K',
-      'attn.W_V',
-      'attn.b_V',
-      'attn.W_O',
-      'attn.b_O',
-      'ln2.w',
-      'ln2.b',
-      'mlp.W_in',
-      'mlp.b_in',
-      'mlp.W_out',
-      'mlp.b_out',
-    ])
-      yield `blocks.${l}.${n}`;
-  }
-  yield 'ln_final.w';
-  yield 'ln_final.b';
-  if (!cfg.tied_embeddings) yield 'unembed.W_U';
-}
-
+/** Every forward-layout weight of a GPT-2-style model with its shape, in `WeightGradients.tensors()`'s names and order. */
 function shapesOf(cfg: ModelConfig): Map<string, number[]> {
   const { d_model: D, n_heads: H, d_head: E, d_vocab: V, n_ctx: P, d_mlp: M } = cfg;
   const s = new Map<string, number[]>([

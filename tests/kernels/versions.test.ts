@@ -72,7 +72,7 @@ const GENERATED: Record<string, { make: string; args: unknown[]; entries: string
   'induction-data.wgsl.ts': [
     ...(['recall', 'repeated'] as const).map((task) => ({
       make: 'inductionDataSource',
-      args: [{ task, B: 3, T: 45, V: 53, K: 3, seed: 7, counters: 4096 }],
+      args: [{ task, B: 3, T: 45, V: 53, K: 3, counters: 4096 }],
       entries: ['gen_sequence_v1', 'compact_v1'],
     })),
     { make: 'tokenIndexSource', args: [{ B: 3, T: 11, V: 37 }], entries: ['token_count_v1', 'token_offsets_v1', 'token_fill_v1', 'token_sort_v1'] },
