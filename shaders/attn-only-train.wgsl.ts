@@ -9,7 +9,8 @@
  * E = d_head, V tokens, CAP scored targets at most; D and E multiples of 4).
  *
  * Layouts: x, nrm, a [B T, D]; qkv [B T, 3 H E] (queries, keys, values; heads in order in
- * each); z [B T, H E]; p, ds [B, H, T, T] (only k <= q written). The last layer works in
+ * each); z [B T, H E]; p, ds [B, H, T, T] (only k <= q written; v3 keeps lse [B, H, T]
+ * instead). The last layer works in
  * target space: only the scored rows' queries, attention and outputs matter to the loss, so
  * there q, z and x are [CAP, ...] (slot i is row tRow[i], slots sorted by row, slots past count
  * zero) and keys and values, kv [B T, 2 H E], alone cover every row.
@@ -24,7 +25,7 @@
  *   ln_forward      nrm = (x - mean) / sqrt(var + eps), a = nrm w + b; rstd kept (LayerNorm's
  *                   biased variance, summed in order)
  *   attn_forward    one workgroup per (sequence, head), one invocation per query: scores
- *                   q.k scale, causal softmax (max-subtracted), z = p v (v1; v2 below)
+ *                   q.k scale, causal softmax (max-subtracted), z = p v (v1; v3 below)
  *   attn_forward_slots   one invocation per (scored slot, head): the same for its query
  *   loss_rows       per scored slot: lse(z) - z[y] and, in place, dlogits = (softmax - onehot) / count
  *   loss_sum        loss = sum of slots / count, in slot order
@@ -33,16 +34,17 @@
  *   col_sums_part   dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and
  *   col_sums_total  bias) over row chunks in parallel, then the chunks in order
  *   attn_backward   per (sequence, head): per query dp = dz v, ds = p (dp - sum p dp) scale,
- *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v2 below)
+ *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v3 below)
  *   attn_backward_slots  per (sequence, head), one invocation per key, over the sequence's
  *                   scored slots in order: the same sums for the scored queries only
  *   pos_grad        dW_pos[t] = sum_b dx[b T + t] (zero for t >= T)
  *   embed_grad      dW_E[v] = sum of dx over the rows holding token v (the host's CSR index of
  *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
  *
- * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1 of each; v2 of the three attention
- * kernels (attn_forward, attn_backward, attn_backward_slots) where the device has a fixed
- * subgroup size of at least 8 (below).
+ * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1 of each; where the device has a fixed
+ * subgroup size of at least 8 (below), v3 of attn_forward and attn_backward (one subgroup per
+ * sequence and head; the pattern recomputed from lse instead of stored) and v2 of
+ * attn_backward_slots.
  */
 
 export const ATTN_ONLY_VERSIONS = [
@@ -54,7 +56,7 @@ export const ATTN_ONLY_VERSIONS = [
   'scatter_add_v1',
   'ln_forward_v1',
   'attn_forward_v1',
-  'attn_forward_v2',
+  'attn_forward_v3',
   'attn_forward_slots_v1',
   'loss_rows_v1',
   'loss_sum_v1',
@@ -62,7 +64,7 @@ export const ATTN_ONLY_VERSIONS = [
   'col_sums_part_v1',
   'col_sums_total_v1',
   'attn_backward_v1',
-  'attn_backward_v2',
+  'attn_backward_v3',
   'attn_backward_slots_v1',
   'attn_backward_slots_v2',
   'pos_grad_v1',
@@ -661,190 +663,190 @@ fn embed_grad_v1(@builtin(global_invocation_id) gid: vec3u) {
 }
 
 /**
- * Lines for each key k < T, grouped by blocks of 8 keys, each block under `if (8 kb <= last)`
- * (the blocks a subgroup skips: v2's attention kernels).
+ * Where v3's lane `l` keeps its rows: positions l + S i for i < ceil(T / S), so a workgroup of
+ * one subgroup holds a whole (sequence, head).
  */
-function guardedByKeyBlock(T: number, indent: string, line: (k: number) => string): string {
-  return range(Math.ceil(T / 8))
-    .map((kb) => [`${indent}if (${kb * 8}u <= last) {`, ...range(Math.min(8, T - kb * 8)).map((r) => `${indent}  ${line(kb * 8 + r)}`), `${indent}}`].join('\n'))
-    .join('\n');
+function v3Layout({ T, H, E }: AttnOnlyDims, S: number) {
+  const HE = H * E;
+  const E4 = E / 4;
+  const NB = Math.ceil(T / S);
+  return {
+    HE,
+    E4,
+    S4: (3 * HE) / 4, // qkv's row in vec4: queries, keys, values
+    es: range(E4),
+    groups: range(NB),
+    /** Each position k < T (a key, or a query), with its group j and the lane r holding it. */
+    keys: range(T).map((k) => ({ k, j: Math.floor(k / S), r: k % S })),
+    /** The keys a query group i sees: every key of groups j <= i. */
+    keysOf: (i: number) => range(Math.min(T, S * (i + 1))),
+    /** The groups i >= j that see key group j. */
+    from: (j: number) => range(NB - j).map((d) => j + d),
+  };
 }
 
 /**
- * attn_forward_v2: attn_forward_v1 for a fixed subgroup size of at least 8 (lavapipe's 8, a
- * GPU's 32). Keys and values come in blocks of 8: lane s loads row 8 kb + s % 8 and every
- * invocation takes the block's rows by `subgroupBroadcast`, so a key costs a shuffle rather than
- * a load per query; the scores stay in registers (T <= 64, unrolled). Every query scores every
- * key of the sequence and masks k > q (twice v1's multiply-adds, a fraction of its loads); key
- * blocks past a subgroup's last query are skipped, and their p left unwritten (no query or key
- * of the backward reads them). The scores of a query are summed in the same order as v1.
+ * attn_forward_v3: attn_forward_v1 for a fixed subgroup size S (lavapipe's 8, a GPU's 32), one
+ * subgroup per (sequence, head). Lane l loads the rows of positions l + S i once, and every
+ * other row reaches it by `subgroupBroadcast`: on lavapipe a load costs about one scalar load
+ * per lane and float, a broadcast one shuffle per vector, so this loads each row once per
+ * (sequence, head) where v1 loaded it once per query. Scores, p and z stay in registers (T <= 64,
+ * unrolled; query group i scores the key groups j <= i, the diagonal group masked k > q). The
+ * pattern is not stored: the softmax's log-normaliser lse = m + log(sum) per query is, and the
+ * backward recomputes p = exp(s - lse) from q and k (cheaper here than storing and loading T^2/2
+ * floats per head).
  */
-export function attnForwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
-  const HE = H * E;
-  const E4 = E / 4;
-  const S4 = (3 * HE) / 4; // qkv's row in vec4: queries, keys, values
-  const es = range(E4);
-  const KB = Math.ceil(T / 8);
-  const keys = range(KB * 8).filter((k) => k < T);
-  const lines: string[] = [];
-  for (let kb = 0; kb < KB; kb++) {
-    lines.push(`  if (${kb * 8}u <= last) {`, `    let ko = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${S4}u + ${HE / 4}u + h * ${E4}u;`);
-    lines.push(...es.map((e) => `    let kv${e} = qkv[ko + ${e}u];`));
-    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
-      const k = kb * 8 + r;
-      lines.push(`    s${k} = select(-3.0e38, (${es.map((e) => `dot(q${e}, subgroupBroadcast(kv${e}, ${r}u))`).join(' + ')}) * ${f(scale)}, ${k}u <= q);`);
-    }
-    lines.push(`  }`);
-  }
-  const zl: string[] = [];
-  for (let kb = 0; kb < KB; kb++) {
-    zl.push(`  if (${kb * 8}u <= last) {`, `    let vo = (base + min(${kb * 8}u + lane % 8u, ${T - 1}u)) * ${S4}u + ${HE / 2}u + h * ${E4}u;`);
-    zl.push(...es.map((e) => `    let vv${e} = qkv[vo + ${e}u];`));
-    for (let r = 0; r < 8 && kb * 8 + r < T; r++) {
-      const k = kb * 8 + r;
-      zl.push(...es.map((e) => `    z${e} += s${k} * subgroupBroadcast(vv${e}, ${r}u);`));
-    }
-    zl.push(`  }`);
-  }
+export function attnForwardV3Source(dims: AttnOnlyDims, scale: number, S: number): string {
+  const { T, H } = dims;
+  const { HE, E4, S4, es, groups, keys, keysOf, from } = v3Layout(dims, S);
+  const dot = (a: string, b: string) => `(${es.map((e) => `dot(${a}_${e}, ${b}${e})`).join(' + ')})`;
+  const scores = keys.flatMap(({ k, j, r }) => [
+    ...es.map((e) => `  let kb${k}_${e} = subgroupBroadcast(k${j}_${e}, ${r}u);`),
+    ...from(j).map((i) => (i === j ? `  let s${i}_${k} = select(-3.0e38, ${dot(`q${i}`, `kb${k}_`)} * ${f(scale)}, l >= ${r}u);` : `  let s${i}_${k} = ${dot(`q${i}`, `kb${k}_`)} * ${f(scale)};`)),
+  ]);
+  const softmax = groups.flatMap((i) => [
+    `  let m${i} = ${keysOf(i)
+      .map((k) => `s${i}_${k}`)
+      .reduce((a, b) => `max(${a}, ${b})`)};`,
+    ...keysOf(i).map((k) => `  let e${i}_${k} = select(0.0, exp(s${i}_${k} - m${i}), s${i}_${k} > -1.0e38);`),
+    `  let sum${i} = ${keysOf(i)
+      .map((k) => `e${i}_${k}`)
+      .join(' + ')};`,
+    ...es.map((e) => `  var z${i}_${e} = vec4f();`),
+  ]);
+  const pv = keys.flatMap(({ k, j, r }) => [
+    `  {`,
+    ...es.map((e) => `    let vb${e} = subgroupBroadcast(v${j}_${e}, ${r}u);`),
+    ...from(j).flatMap((i) => es.map((e) => `    z${i}_${e} += e${i}_${k} * vb${e};`)),
+    `  }`,
+  ]);
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;       // [B T, 3HE / 4]
-@group(0) @binding(1) var<storage, read_write> p: array<f32>;     // [B, H, T, T]
+@group(0) @binding(1) var<storage, read_write> lse: array<f32>;   // [B, H, T]
 @group(0) @binding(2) var<storage, read_write> z: array<vec4f>;   // [B T, HE / 4]
 
-@compute @workgroup_size(${KB * 8})
-fn attn_forward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
-  // The subgroup's last query: key blocks past it are skipped (a subgroup-uniform branch).
-  let last = li - lane + sgs - 1u;
+@compute @workgroup_size(${S})
+fn attn_forward_v3(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
   let bh = wg.x;
-  let b = bh / ${H}u;
+  let base = (bh / ${H}u) * ${T}u;
   let h = bh % ${H}u;
-  let base = b * ${T}u;
-  let pb = bh * ${T * T}u;
-  let q = li;
-  let qo = (base + min(q, ${T - 1}u)) * ${S4}u + h * ${E4}u;
-${es.map((e) => `  let q${e} = qkv[qo + ${e}u];`).join('\n')}
-${keys.map((k) => `  var s${k} = -3.0e38;`).join('\n')}
-${lines.join('\n')}
-  let m = max(${keys.map((k) => `s${k}`).reduce((a, b) => `max(${a}, ${b})`)}, -3.0e38);
-${keys.map((k) => `  s${k} = select(0.0, exp(s${k} - m), ${k}u <= q);`).join('\n')}
-  let inv = 1.0 / (${keys.map((k) => `s${k}`).join(' + ')});
-${keys.map((k) => `  s${k} *= inv;`).join('\n')}
-${es.map((e) => `  var z${e} = vec4f();`).join('\n')}
-${zl.join('\n')}
-  if (q < ${T}u) {
-${guardedByKeyBlock(T, '    ', (k) => `p[pb + q * ${T}u + ${k}u] = s${k};`)}
-    let zo = (base + q) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `    z[zo + ${e}u] = z${e};`).join('\n')}
-  }
+${groups
+  .map((i) =>
+    [
+      `  let ro${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${S4}u + h * ${E4}u;`,
+      ...es.map((e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let k${i}_${e} = qkv[ro${i} + ${HE / 4 + e}u];\n  let v${i}_${e} = qkv[ro${i} + ${HE / 2 + e}u];`),
+    ].join('\n'),
+  )
+  .join('\n')}
+${scores.join('\n')}
+${softmax.join('\n')}
+${pv.join('\n')}
+${groups
+  .map((i) =>
+    [
+      `  if (l + ${S * i}u < ${T}u) {`,
+      `    let zo = (base + l + ${S * i}u) * ${HE / 4}u + h * ${E4}u;`,
+      `    let inv = 1.0 / sum${i};`,
+      ...es.map((e) => `    z[zo + ${e}u] = z${i}_${e} * inv;`),
+      `    lse[bh * ${T}u + l + ${S * i}u] = m${i} + log(sum${i});`,
+      `  }`,
+    ].join('\n'),
+  )
+  .join('\n')}
 }
 `;
 }
 
 /**
- * attn_backward_v2: attn_backward_v1 with v2's broadcast blocks. Per query (lane): dp = dz v
- * for every key, ds = p (dp - sum p dp) scale, dq = ds k, ds stored; then per key (lane):
- * dk = sum_q ds q, dv = sum_q p dz over every query (p and ds are 0 where k > q).
+ * attn_backward_v3: attn_backward_v1 in v3's layout (one subgroup per (sequence, head), lane l
+ * holding positions l + S i). Per query, with every key broadcast: p = exp(q.k scale - lse)
+ * (recomputed), dp = dz.v, ds = p (dp - sum p dp) scale, dq = sum ds k. The key side needs p
+ * and ds by key: each S x S block (query group i, key group j <= i) is transposed across the
+ * subgroup in log2(S) butterfly steps (`subgroupShuffleXor` and a select per register), and
+ * then, with every query broadcast, dk = sum_q ds q and dv = sum_q p dz. Nothing goes through
+ * memory but the rows in and dq, dk, dv out.
  */
-export function attnBackwardV2Source({ T, H, E }: AttnOnlyDims, scale: number): string {
-  const HE = H * E;
-  const E4 = E / 4;
-  const S4 = (3 * HE) / 4; // qkv's row in vec4: queries, keys, values
-  const es = range(E4);
-  const KB = Math.ceil(T / 8);
-  const keys = range(T);
-  const block = (kb: number, rowExpr: (row: string) => string, names: [string, string][], body: (r: number, idx: number) => string[], cond: string) => {
-    const out = [`  if (${cond}) {`, `    let rr = min(${kb * 8}u + lane % 8u, ${T - 1}u);`];
-    for (const [name, off] of names)
-      out.push(...es.map((e) => `    let ${name}${e} = ${rowExpr(off)}[${off === 'dz' ? `(base + rr) * ${HE / 4}u + h * ${E4}u` : `(base + rr) * ${S4}u + ${off} + h * ${E4}u`} + ${e}u];`));
-    for (let r = 0; r < 8 && kb * 8 + r < T; r++) out.push(...body(r, kb * 8 + r));
-    out.push(`  }`);
-    return out;
-  };
-  const p1: string[] = [];
-  for (let kb = 0; kb < KB; kb++)
-    p1.push(
-      ...block(
-        kb,
-        () => 'qkv',
-        [['vv', `${HE / 2}u`]],
-        (r, k) => [`    dp${k} = ${es.map((e) => `dot(g${e}, subgroupBroadcast(vv${e}, ${r}u))`).join(' + ')};`],
-        `${kb * 8}u <= last`,
-      ),
-    );
-  const p2: string[] = [];
-  for (let kb = 0; kb < KB; kb++)
-    p2.push(
-      ...block(
-        kb,
-        () => 'qkv',
-        [['kr', `${HE / 4}u`]],
-        (r, k) => es.map((e) => `    dq${e} += dp${k} * subgroupBroadcast(kr${e}, ${r}u);`),
-        `${kb * 8}u <= last`,
-      ),
-    );
-  const p3: string[] = [];
-  for (let qb = 0; qb < KB; qb++)
-    p3.push(
-      ...block(
-        qb,
-        (off) => (off === 'dz' ? 'dz' : 'qkv'),
-        [
-          ['qv', '0u'],
-          ['gz', 'dz'],
-        ],
-        (r, qq) => [
-          `    let d${qq} = ds[pb + ${qq * T}u + kk];`,
-          `    let p${qq} = p[pb + ${qq * T}u + kk];`,
-          ...es.map((e) => `    dk${e} += d${qq} * subgroupBroadcast(qv${e}, ${r}u);\n    dv${e} += p${qq} * subgroupBroadcast(gz${e}, ${r}u);`),
-        ],
-        `${qb * 8 + 7}u >= first`,
-      ),
-    );
+export function attnBackwardV3Source(dims: AttnOnlyDims, scale: number, S: number): string {
+  const { T, H } = dims;
+  const { HE, E4, S4, es, groups, keys, keysOf, from } = v3Layout(dims, S);
+  const dot = (a: string, b: string) => `(${es.map((e) => `dot(${a}_${e}, ${b}${e})`).join(' + ')})`;
+  const load = groups.map((i) =>
+    [
+      `  let ro${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${S4}u + h * ${E4}u;`,
+      `  let zo${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${HE / 4}u + h * ${E4}u;`,
+      ...es.map((e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let k${i}_${e} = qkv[ro${i} + ${HE / 4 + e}u];\n  let v${i}_${e} = qkv[ro${i} + ${HE / 2 + e}u];\n  let g${i}_${e} = dz[zo${i} + ${e}u];`),
+      `  let lse${i} = lse[bh * ${T}u + min(l + ${S * i}u, ${T - 1}u)];`,
+    ].join('\n'),
+  );
+  // Query side: p and dp for every (query group, key), then ds and dq.
+  const pdp = keys.flatMap(({ k, j, r }) => [
+    ...es.map((e) => `  let kb${k}_${e} = subgroupBroadcast(k${j}_${e}, ${r}u);\n  let vb${k}_${e} = subgroupBroadcast(v${j}_${e}, ${r}u);`),
+    ...from(j).flatMap((i) => {
+      const p = `exp(${dot(`q${i}`, `kb${k}_`)} * ${f(scale)} - lse${i})`;
+      return [i === j ? `  let p${i}_${k} = select(0.0, ${p}, l >= ${r}u);` : `  let p${i}_${k} = ${p};`, `  let dp${i}_${k} = ${dot(`g${i}`, `vb${k}_`)};`];
+    }),
+  ]);
+  const dsdq = groups.flatMap((i) => [
+    `  let D${i} = ${keysOf(i)
+      .map((k) => `p${i}_${k} * dp${i}_${k}`)
+      .join(' + ')};`,
+    ...keysOf(i).map((k) => `  let ds${i}_${k} = p${i}_${k} * (dp${i}_${k} - D${i}) * ${f(scale)};`),
+    ...es.map((e) => `  var dq${i}_${e} = ${keysOf(i)
+      .map((k) => `ds${i}_${k} * kb${k}_${e}`)
+      .join(' + ')};`),
+  ]);
+  // Key side: block (i, j) of p and ds transposed, so lane l holds (query S i + r, key S j + l) as register r.
+  const transposed = new Map<string, string[]>();
+  const transposes: string[] = [];
+  for (const i of groups)
+    for (let j = 0; j <= i; j++)
+      for (const name of ['p', 'ds']) {
+        let cur = range(S).map((m) => (S * j + m < T ? `${name}${i}_${S * j + m}` : '0.0'));
+        for (let d = S / 2, step = 0; d >= 1; d /= 2, step++) {
+          const next = range(S).map((m) => `t${name}${i}_${j}_${step}_${m}`);
+          // Register m keeps its value where bit d of lane and register agree, else takes register m ^ d of lane l ^ d.
+          transposes.push(...range(S).map((m) => `  let ${next[m]} = select(subgroupShuffleXor(${cur[m ^ d]}, ${d}u), ${cur[m]}, ((l & ${d}u) != 0u) == ${(m & d) !== 0});`));
+          cur = next;
+        }
+        transposed.set(`${name}${i}_${j}`, cur);
+      }
+  const dkdv = [
+    ...groups.flatMap((j) => es.map((e) => `  var dk${j}_${e} = vec4f();\n  var dv${j}_${e} = vec4f();`)),
+    // Every query (the same positions as the keys), from lane r of group i.
+    ...keys.flatMap(({ j: i, r }) => [
+      `  {`,
+      ...es.map((e) => `    let qb${e} = subgroupBroadcast(q${i}_${e}, ${r}u);\n    let gb${e} = subgroupBroadcast(g${i}_${e}, ${r}u);`),
+      ...range(i + 1).flatMap((j) => es.map((e) => `    dk${j}_${e} += ${transposed.get(`ds${i}_${j}`)![r]} * qb${e};\n    dv${j}_${e} += ${transposed.get(`p${i}_${j}`)![r]} * gb${e};`)),
+      `  }`,
+    ]),
+  ];
+  const store = groups.map((i) =>
+    [
+      `  if (l + ${S * i}u < ${T}u) {`,
+      `    let o = (base + l + ${S * i}u) * ${S4}u + h * ${E4}u;`,
+      ...es.map((e) => `    dqkv[o + ${e}u] = dq${i}_${e};\n    dqkv[o + ${HE / 4 + e}u] = dk${i}_${e};\n    dqkv[o + ${HE / 2 + e}u] = dv${i}_${e};`),
+      `  }`,
+    ].join('\n'),
+  );
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
-@group(0) @binding(1) var<storage, read> p: array<f32>;            // [B, H, T, T]
+@group(0) @binding(1) var<storage, read> lse: array<f32>;          // [B, H, T]
 @group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
-@group(0) @binding(3) var<storage, read_write> ds: array<f32>;     // [B, H, T, T]
-@group(0) @binding(4) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
+@group(0) @binding(3) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
 
-@compute @workgroup_size(${KB * 8})
-fn attn_backward_v2(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) li: u32, @builtin(subgroup_invocation_id) lane: u32, @builtin(subgroup_size) sgs: u32) {
-  // The subgroup's first and last rows: blocks past them are skipped (subgroup-uniform branches).
-  let first = li - lane;
-  let last = first + sgs - 1u;
+@compute @workgroup_size(${S})
+fn attn_backward_v3(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
   let bh = wg.x;
-  let b = bh / ${H}u;
+  let base = (bh / ${H}u) * ${T}u;
   let h = bh % ${H}u;
-  let base = b * ${T}u;
-  let pb = bh * ${T * T}u;
-  let q = li;
-  let qc = min(q, ${T - 1}u);
-  let zo = (base + qc) * ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `  let g${e} = dz[zo + ${e}u];`).join('\n')}
-${keys.map((k) => `  var dp${k} = 0.0;`).join('\n')}
-${p1.join('\n')}
-  var sdp = 0.0;
-${keys.map((k) => `  var pq${k} = 0.0;`).join('\n')}
-${guardedByKeyBlock(T, '  ', (k) => `pq${k} = select(0.0, p[pb + qc * ${T}u + ${k}u], ${k}u <= q);`)}
-${keys.map((k) => `  sdp += pq${k} * dp${k};`).join('\n')}
-${keys.map((k) => `  dp${k} = pq${k} * (dp${k} - sdp) * ${f(scale)};`).join('\n')}
-${es.map((e) => `  var dq${e} = vec4f();`).join('\n')}
-${p2.join('\n')}
-  if (q < ${T}u) {
-${guardedByKeyBlock(T, '    ', (k) => `ds[pb + q * ${T}u + ${k}u] = dp${k};`)}
-    let qo = (base + q) * ${S4}u + h * ${E4}u;
-${es.map((e) => `    dqkv[qo + ${e}u] = dq${e};`).join('\n')}
-  }
-  storageBarrier();
-  let kk = min(li, ${T - 1}u);
-${es.map((e) => `  var dk${e} = vec4f();\n  var dv${e} = vec4f();`).join('\n')}
-${p3.join('\n')}
-  if (li < ${T}u) {
-    let ko = (base + li) * ${S4}u + ${HE / 4}u + h * ${E4}u;
-${es.map((e) => `    dqkv[ko + ${e}u] = dk${e};\n    dqkv[ko + ${HE / 4 + e}u] = dv${e};`).join('\n')}
-  }
+${load.join('\n')}
+${pdp.join('\n')}
+${dsdq.join('\n')}
+${transposes.join('\n')}
+${dkdv.join('\n')}
+${store.join('\n')}
 }
 `;
 }

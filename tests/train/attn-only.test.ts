@@ -354,6 +354,7 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
     { M: 30, Kin: 12, N: 60, split: 20, accumulate: true, bias: true }, // M % 4 = 2, three [12, 20] blocks
     { M: 11, Kin: 36, N: 130, split: 130, accumulate: true, bias: false }, // M % 4 = 3, C 3
     { M: 8, Kin: 5, N: 9, split: 3, accumulate: false, bias: false },
+    { M: 29, Kin: 53, N: 45, split: 45, accumulate: false, bias: true }, // C 1: blocks of 24 rows, the third 5 of 24
   ];
   for (const subgroups of [false, true]) {
     it(`rows_times_t and weight_grad at odd shapes, ${subgroups ? 'subgroup broadcasts' : 'no subgroups'}`, async () => {
@@ -376,13 +377,14 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
       }
       for (const x of wg) {
         const C = Math.min(3, Math.ceil(x.N / NARROW_WG));
-        const code = weightGradSource({ M: x.M, Kin: x.Kin, N: x.N, C, split: x.split, accumulate: x.accumulate, bias: x.bias, subgroups });
+        const KR = C === 1 ? 24 : 8; // the trainer's one-column blocks (24 rows) and the default
+        const code = weightGradSource({ M: x.M, Kin: x.Kin, N: x.N, C, split: x.split, accumulate: x.accumulate, bias: x.bias, subgroups, KR });
         const A = rng.normal(x.M * x.Kin);
         const G = rng.normal(x.M * x.N);
         const before = x.accumulate ? rng.normal(x.Kin * x.N) : new Float32Array(x.Kin * x.N).fill(NaN);
         const b: Record<number, Float32Array> = { 0: A, 1: G, 2: before };
         if (x.bias) b[3] = new Float32Array(x.N).fill(NaN);
-        const got = await dispatch(gpu, code, 'weight_grad_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.Kin / 8), 1], x.bias ? [2, 3] : [2]);
+        const got = await dispatch(gpu, code, 'weight_grad_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.Kin / KR), 1], x.bias ? [2, 3] : [2]);
         const want = Float64Array.from(before);
         const sums = weightGradCpu(want, A, G, x.M, x.Kin, x.N, x.split, x.accumulate);
         check('narrow matmuls', `weight_grad ${JSON.stringify(x)}`, got[0]!, want);
