@@ -37,6 +37,9 @@
  *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v3 below)
  *   attn_backward_slots  per (sequence, head), one invocation per key, over the sequence's
  *                   scored slots in order: the same sums for the scored queries only
+ *   pack_kv_folded, attn_forward_folded, attn_backward_folded   the last layer with its keys and
+ *                   values folded into the scored queries (u = W_K q, z = (sum p a) W_V + b_V),
+ *                   where few rows are scored: below
  *   pos_grad        dW_pos[t] = sum_b dx[b T + t] (zero for t >= T)
  *   embed_grad      dW_E[v] = sum of dx over the rows holding token v (the host's CSR index of
  *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
@@ -67,6 +70,9 @@ export const ATTN_ONLY_VERSIONS = [
   'attn_backward_v3',
   'attn_backward_slots_v1',
   'attn_backward_slots_v2',
+  'pack_kv_folded_v1',
+  'attn_forward_folded_v1',
+  'attn_backward_folded_v1',
   'pos_grad_v1',
   'embed_grad_v1',
 ] as const;
@@ -908,6 +914,165 @@ ${es.map((e) => `      dq[zo + ${e}u] = sq${e};`).join('\n')}
     }
   }
 ${js.map(store).join('\n')}
+}
+`;
+}
+
+/**
+ * pack_kv_folded: the last layer's key and value weights as block-diagonal matrices, for the
+ * folded last layer (below): ZK and ZV [H D, HE] hold W_K and W_V's head h columns, transposed,
+ * in rows h D .. h D + D - 1; ZKt and ZVt [HE, H D] are their transposes. Entries off the blocks
+ * stay zero (buffers start zeroed and nothing else writes them).
+ */
+export function packKvFoldedSource({ D, H, E }: AttnOnlyDims): string {
+  const HE = H * E;
+  return `
+@group(0) @binding(0) var<storage, read> WK: array<f32>;            // [D, HE]
+@group(0) @binding(1) var<storage, read> WV: array<f32>;            // [D, HE]
+@group(0) @binding(2) var<storage, read_write> ZK: array<f32>;      // [H D, HE]
+@group(0) @binding(3) var<storage, read_write> ZKt: array<f32>;     // [HE, H D]
+@group(0) @binding(4) var<storage, read_write> ZV: array<f32>;      // [H D, HE]
+@group(0) @binding(5) var<storage, read_write> ZVt: array<f32>;     // [HE, H D]
+
+@compute @workgroup_size(${ROW_WG})
+fn pack_kv_folded_v1(@builtin(global_invocation_id) gid: vec3u) {
+  let e = gid.x;
+  if (e >= ${D * HE}u) { return; }
+  let d = e / ${HE}u;
+  let j = e % ${HE}u;
+  let r = (j / ${E}u) * ${D}u + d; // row h D + d of the block-diagonal [H D, HE]
+  ZK[r * ${HE}u + j] = WK[e];
+  ZKt[j * ${H * D}u + r] = WK[e];
+  ZV[r * ${HE}u + j] = WV[e];
+  ZVt[j * ${H * D}u + r] = WV[e];
+}
+`;
+}
+
+/**
+ * Lines loading a [D / 4] vec4 vector at \`off\` the v3 way: lane l loads elements l, l + S, ...
+ * and every lane takes each by \`subgroupBroadcast\` (one load per lane instead of D / 4).
+ */
+function broadcastVector(name: string, buffer: string, off: string, D4: number, S: number, indent: string): string[] {
+  const parts = range(Math.ceil(D4 / S));
+  return [
+    ...parts.map((m) => `${indent}let ${name}L${m} = ${buffer}[${off} + min(l + ${S * m}u, ${D4 - 1}u)];`),
+    ...range(D4).map((c) => `${indent}let ${name}${c} = subgroupBroadcast(${name}L${Math.floor(c / S)}, ${c % S}u);`),
+  ];
+}
+
+/**
+ * attn_forward_folded: the last layer's attention with its keys and values folded into the
+ * scored queries, for when few rows are scored (CAP T < B T E). A key is k = a W_K + b_K, so a
+ * score is q.k = u.a + q.b_K with u = W_K q per head ([H, D]; the matmul before this kernel),
+ * and q.b_K is the same for every key: the softmax drops it. A value is v = a W_V + b_V, so
+ * z = sum_j p_j v_j = y W_V + b_V with y = sum_j p_j a_j (the matmul after). This kernel scores
+ * the ln outputs a directly: one subgroup per sequence, lane l holding rows l + S i, and for
+ * each of the sequence's scored slots and each head p = softmax(u.a scale) over rows j <= q and
+ * y = sum_j p_j a_j (the lanes' partial sums, then `subgroupAdd`); the log-normaliser lse is kept
+ * for the backward. y is [CAP, H, D], lse [CAP, H]; slots past count are not written (their
+ * output gradient is zero).
+ */
+export function attnForwardFoldedSource({ T, H, D }: AttnOnlyDims, scale: number, S: number): string {
+  const D4 = D / 4;
+  const cs = range(D4);
+  const groups = range(Math.ceil(T / S));
+  const heads = range(H);
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> a: array<vec4f>;          // [B T, D / 4]
+@group(0) @binding(1) var<storage, read> u: array<vec4f>;          // [CAP, H, D / 4]
+@group(0) @binding(2) var<storage, read_write> y: array<vec4f>;    // [CAP, H, D / 4]
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;    // [CAP, H]
+@group(0) @binding(4) var<storage, read> tRow: array<u32>;         // [CAP]
+@group(0) @binding(5) var<storage, read> seqOff: array<u32>;       // [B + 1]
+
+@compute @workgroup_size(${S})
+fn attn_forward_folded_v1(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
+  let b = wg.x;
+  let base = b * ${T}u;
+${groups.map((i) => `  let ar${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${D4}u;\n${cs.map((c) => `  let a${i}_${c} = a[ar${i} + ${c}u];`).join('\n')}`).join('\n')}
+  for (var t = seqOff[b]; t < seqOff[b + 1u]; t++) {
+    let q = tRow[t] % ${T}u;
+${heads
+  .map((h) =>
+    [
+      `    {`,
+      `      let uo = (t * ${H}u + ${h}u) * ${D4}u;`,
+      ...broadcastVector('u', 'u', 'uo', D4, S, '      '),
+      ...groups.map((i) => `      let s${i} = select(-3.0e38, (${cs.map((c) => `dot(u${c}, a${i}_${c})`).join(' + ')}) * ${f(scale)}, l + ${S * i}u <= q);`),
+      `      let m = subgroupMax(${groups.map((i) => `s${i}`).reduce((x, z) => `max(${x}, ${z})`)});`,
+      ...groups.map((i) => `      let e${i} = select(0.0, exp(s${i} - m), l + ${S * i}u <= q);`),
+      `      let sum = subgroupAdd(${groups.map((i) => `e${i}`).join(' + ')});`,
+      ...cs.map((c) => `      let y${c} = subgroupAdd(${groups.map((i) => `e${i} * a${i}_${c}`).join(' + ')});`),
+      `      if (l == 0u) {`,
+      `        let inv = 1.0 / sum;`,
+      ...cs.map((c) => `        y[uo + ${c}u] = y${c} * inv;`),
+      `        lse[t * ${H}u + ${h}u] = m + log(sum);`,
+      `      }`,
+      `    }`,
+    ].join('\n'),
+  )
+  .join('\n')}
+  }
+}
+`;
+}
+
+/**
+ * attn_backward_folded: attn_forward_folded's backward. Per scored slot and head, with
+ * dy = W_V dz (the matmul before): p = exp(u.a scale - lse) recomputed, dp_j = dy.a_j,
+ * ds_j = p_j (dp_j - sum p dp) scale, du = sum_j ds_j a_j (stored; dq = W_K^T du and the key
+ * weights' gradient follow as matmuls), and every row's da_j = sum over its sequence's slots and
+ * heads of p_j dy + ds_j u, kept in the lanes' registers and written once for every row (zero
+ * where a sequence has no scored slot).
+ */
+export function attnBackwardFoldedSource({ T, H, D }: AttnOnlyDims, scale: number, S: number): string {
+  const D4 = D / 4;
+  const cs = range(D4);
+  const groups = range(Math.ceil(T / S));
+  const heads = range(H);
+  return `enable subgroups;
+diagnostic(off, subgroup_uniformity);
+@group(0) @binding(0) var<storage, read> a: array<vec4f>;          // [B T, D / 4]
+@group(0) @binding(1) var<storage, read> u: array<vec4f>;          // [CAP, H, D / 4]
+@group(0) @binding(2) var<storage, read> dy: array<vec4f>;         // [CAP, H, D / 4]
+@group(0) @binding(3) var<storage, read> lse: array<f32>;          // [CAP, H]
+@group(0) @binding(4) var<storage, read> tRow: array<u32>;         // [CAP]
+@group(0) @binding(5) var<storage, read> seqOff: array<u32>;       // [B + 1]
+@group(0) @binding(6) var<storage, read_write> du: array<vec4f>;   // [CAP, H, D / 4]
+@group(0) @binding(7) var<storage, read_write> da: array<vec4f>;   // [B T, D / 4]
+
+@compute @workgroup_size(${S})
+fn attn_backward_folded_v1(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
+  let b = wg.x;
+  let base = b * ${T}u;
+${groups.map((i) => `  let ar${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${D4}u;\n${cs.map((c) => `  let a${i}_${c} = a[ar${i} + ${c}u];\n  var g${i}_${c} = vec4f();`).join('\n')}`).join('\n')}
+  for (var t = seqOff[b]; t < seqOff[b + 1u]; t++) {
+    let q = tRow[t] % ${T}u;
+${heads
+  .map((h) =>
+    [
+      `    {`,
+      `      let uo = (t * ${H}u + ${h}u) * ${D4}u;`,
+      ...broadcastVector('u', 'u', 'uo', D4, S, '      '),
+      ...broadcastVector('dy', 'dy', 'uo', D4, S, '      '),
+      `      let ls = lse[t * ${H}u + ${h}u];`,
+      ...groups.map((i) => `      let p${i} = select(0.0, exp((${cs.map((c) => `dot(u${c}, a${i}_${c})`).join(' + ')}) * ${f(scale)} - ls), l + ${S * i}u <= q);`),
+      ...groups.map((i) => `      let dp${i} = ${cs.map((c) => `dot(dy${c}, a${i}_${c})`).join(' + ')};`),
+      `      let sdp = subgroupAdd(${groups.map((i) => `p${i} * dp${i}`).join(' + ')});`,
+      ...groups.map((i) => `      let ds${i} = p${i} * (dp${i} - sdp) * ${f(scale)};`),
+      ...cs.map((c) => `      let du${c} = subgroupAdd(${groups.map((i) => `ds${i} * a${i}_${c}`).join(' + ')});`),
+      `      if (l == 0u) {`,
+      ...cs.map((c) => `        du[uo + ${c}u] = du${c};`),
+      `      }`,
+      ...groups.flatMap((i) => cs.map((c) => `      g${i}_${c} += p${i} * dy${c} + ds${i} * u${c};`)),
+      `    }`,
+    ].join('\n'),
+  )
+  .join('\n')}
+  }
+${groups.map((i) => `  if (l + ${S * i}u < ${T}u) {\n${cs.map((c) => `    da[(base + l + ${S * i}u) * ${D4}u + ${c}u] = g${i}_${c};`).join('\n')}\n  }`).join('\n')}
 }
 `;
 }

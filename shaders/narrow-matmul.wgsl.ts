@@ -19,7 +19,8 @@
  *                  4 rows per step (vec4 over i, zero past M). The output's columns may be split into blocks of S
  *                  (`split`): column j goes to block j / S at (j / S) Kin S + k S + j % S, so the
  *                  query, key and value gradients of one [D, 3 HD] product land in three
- *                  [D, HD] tensors.
+ *                  [D, HD] tensors. With `diagonal` only the diagonal blocks are kept, packed
+ *                  as one [rows, N] (the gradient of a block-diagonal product's weight).
  *
  * The sums run over k (or i) in increasing order in vec4 dot products; the CPU references are
  * `narrow-matmul.cpu.ts`. Versions: v1 (`rows_times_t_v1`, `weight_grad_v1`).
@@ -109,6 +110,8 @@ export interface WeightGradShape {
   subgroups: boolean;
   /** Output rows per workgroup (a multiple of 8; default 8): more reuse of each G load. */
   KR?: number;
+  /** Keep only the diagonal blocks of `rows` x `cols` (output row k, column j with k / rows == j / cols), stored as [rows, N] at base + (k % rows) N + j (a block-diagonal weight's gradient). */
+  diagonal?: { rows: number; cols: number };
   /** Elements before the output's first (and the column sums' first) in their bindings. */
   base?: number;
   biasBase?: number;
@@ -159,6 +162,10 @@ export function weightGradSource(s: WeightGradShape): string {
     return lines.join('\n');
   };
   const out = (r: number, c: number) => {
+    if (s.diagonal) {
+      const { rows: BR, cols: BC } = s.diagonal;
+      return `      if (k0 + ${r}u < ${Kin}u && (k0 + ${r}u) / ${BR}u == col${c} / ${BC}u) { let o = ${s.base ?? 0}u + ((k0 + ${r}u) % ${BR}u) * ${N}u + col${c}; out[o] = ${accumulate ? 'out[o] + ' : ''}a${r}_${c}; }`;
+    }
     const idx = `${s.base ?? 0}u + (col${c} / ${S}u) * ${Kin * S}u + (k0 + ${r}u) * ${S}u + col${c} % ${S}u`;
     return `      if (k0 + ${r}u < ${Kin}u) { let o = ${idx}; out[o] = ${accumulate ? 'out[o] + ' : ''}a${r}_${c}; }`;
   };

@@ -39,6 +39,9 @@ import {
   attnBackwardSource,
   attnBackwardV3Source,
   attnForwardV3Source,
+  attnBackwardFoldedSource,
+  attnForwardFoldedSource,
+  packKvFoldedSource,
   attnForwardSource,
   colSumsSource,
   embedGradSource,
@@ -84,6 +87,12 @@ export interface AttnOnlyTrainOptions {
    * on the CPU). `clock` is the trainer's clock buffer: update t reads its step.
    */
   generate?: { task: InductionTask; seed: number; K?: number; clock: GPUBuffer };
+  /**
+   * Fold the last layer's keys and values into its scored queries (`attn_forward_folded`):
+   * default where that is less work (maxTargets x pos < batch x pos x d_head) and the device has
+   * a fixed subgroup size of at least 8; false keeps keys and values at every row.
+   */
+  foldKeys?: boolean;
 }
 
 /** Why `model` cannot train on these kernels, or null if it can (the MLPs' zero weights are checked by `create`). */
@@ -120,6 +129,8 @@ export class AttnOnlyTraining {
   readonly entries: UpdateEntry[] = [];
   /** Gradient buffers by forward-layout name (W_Q, W_K, W_V of a layer share one: [3, D, HE]). */
   readonly gradBuffers = new Map<string, { buffer: GPUBuffer; start: number; n: number }>();
+  /** Whether the last layer's keys and values are folded into its scored queries (`foldKeys`). */
+  keysFolded = false;
   private readonly owned: GPUBuffer[] = [];
   /** The current batch (ids, scored slots, token index) and where each part lies, in u32 words. */
   batch!: { buffer: GPUBuffer; layout: Readonly<Slot> };
@@ -174,6 +185,12 @@ export class AttnOnlyTraining {
     const P = cfg.n_ctx;
     const dims: AttnOnlyDims = { B, T, D, H, E, V, CAP, P, eps: cfg.eps };
     const sg = gpu.subgroupSize !== null && gpu.subgroupSize >= 8;
+    // The last layer's keys and values folded into its scored queries: the attention reads the
+    // ln outputs at every row and the projections run at the CAP scored slots only (see
+    // attn_forward_folded), H D T multiply-adds per slot and head against 2 H E per row.
+    const fold = options.foldKeys ?? (sg && CAP * T < R * E);
+    if (fold && !sg) throw new Error('folded keys need a fixed subgroup size of at least 8');
+    this.keysFolded = fold;
     const steps: Step[] = [];
     const dev = gpu.device;
 
@@ -225,13 +242,13 @@ export class AttnOnlyTraining {
       A: GPUBuffer,
       G: GPUBuffer,
       out: GPUBuffer | GPUBufferBinding,
-      o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number } = {},
+      o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number; diagonal?: { rows: number; cols: number } } = {},
     ) => {
       const C = Math.min(3, Math.ceil(N / NARROW_WG));
       // One column per invocation: 24 rows of output reuse each G load more (at D 64 the third
       // block is a third idle, and still 1.5x faster than 8 rows on lavapipe).
       const KR = C >= 2 ? 16 : 24;
-      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg, KR, base: o.base ?? 0, biasBase: o.biasBase ?? 0 });
+      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg, KR, base: o.base ?? 0, biasBase: o.biasBase ?? 0, diagonal: o.diagonal });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: G, 2: out };
       if (o.bsum) b[3] = o.bsum;
       dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / KR), 1]);
@@ -301,17 +318,18 @@ export class AttnOnlyTraining {
         a: this.buf(R * D, `L${l} ln out`), // [R, D]
         qkv: isLast ? null : this.buf(R * 3 * HE, `L${l} qkv`), // [R, 3HE]
         q: isLast ? this.buf(CAP * HE, `L${l} q`) : null, // [CAP, HE]
-        kv: isLast ? this.buf(R * 2 * HE, `L${l} kv`) : null, // [R, 2HE]
-        // The pattern [B, H, T, T]; with v3 attention only its log-normaliser lse [B, H, T]; last layer [CAP, H, T]
-        p: this.buf(isLast ? CAP * H * T : sg ? B * H * T : B * H * T * T, `L${l} ${!isLast && sg ? 'lse' : 'pattern'}`),
+        kv: isLast && !fold ? this.buf(R * 2 * HE, `L${l} kv`) : null, // [R, 2HE]
+        // The pattern [B, H, T, T], or with v3 attention its log-normaliser lse [B, H, T]; the last
+        // layer's [CAP, H, T], or folded its lse [CAP, H]
+        p: this.buf(isLast ? (fold ? CAP * H : CAP * H * T) : sg ? B * H * T : B * H * T * T, `L${l} ${(isLast ? fold : sg) ? 'lse' : 'pattern'}`),
         z: this.buf((isLast ? CAP : R) * HE, `L${l} z`), // [R or CAP, HE]
         Wqkv: isLast ? null : this.buf(D * 3 * HE, `L${l} W_qkv`), // [D, 3HE]
         WqkvT: isLast ? null : this.buf(3 * HE * D, `L${l} W_qkv^T`), // [3HE, D]
         bqkv: isLast ? null : this.buf(3 * HE, `L${l} b_qkv`), // [3HE]
         WqT: isLast ? this.buf(HE * D, `L${l} W_Q^T`) : null, // [HE, D]
-        Wkv: isLast ? this.buf(D * 2 * HE, `L${l} W_kv`) : null, // [D, 2HE]
-        WkvT: isLast ? this.buf(2 * HE * D, `L${l} W_kv^T`) : null, // [2HE, D]
-        bkv: isLast ? this.buf(2 * HE, `L${l} b_kv`) : null, // [2HE]
+        Wkv: isLast && !fold ? this.buf(D * 2 * HE, `L${l} W_kv`) : null, // [D, 2HE]
+        WkvT: isLast && !fold ? this.buf(2 * HE * D, `L${l} W_kv^T`) : null, // [2HE, D]
+        bkv: isLast && !fold ? this.buf(2 * HE, `L${l} b_kv`) : null, // [2HE]
         WOT: this.buf(D * HE, `L${l} W_O^T`), // [D, HE]
       };
     });
@@ -327,10 +345,24 @@ export class AttnOnlyTraining {
     const daf = this.buf(CAP * D, 'd ln_final out'); // [CAP, D]
     const dx = this.buf(R * D, 'dx'); // [R, D] the residual stream's gradient
     const dxT = this.buf(CAP * D, 'dx at targets'); // [CAP, D]
-    const zeros = this.buf(Math.max(R * D, CAP * HE), 'zeros');
+    const zeros = this.buf(Math.max(R * D, CAP * HE, fold ? CAP * H * D : 0), 'zeros');
     const dz = this.buf(R * HE, 'dz'); // [R or CAP, HE]
     const dq = this.buf(CAP * HE, 'dq at targets'); // [CAP, HE]
-    const dkv = this.buf(R * 2 * HE, 'dkv'); // [R, 2HE] (last layer)
+    const dkv = fold ? null : this.buf(R * 2 * HE, 'dkv'); // [R, 2HE] (last layer)
+    // The folded last layer (attn_forward_folded): block-diagonal key and value weights, and per
+    // scored slot and head u = W_K q, y = sum_j p_j a_j and their gradients, [CAP, H, D] each.
+    const folded = fold
+      ? {
+          ZK: this.buf(H * D * HE, 'last layer W_K block-diagonal'), // [H D, HE]
+          ZKt: this.buf(HE * H * D, 'last layer W_K block-diagonal^T'), // [HE, H D]
+          ZV: this.buf(H * D * HE, 'last layer W_V block-diagonal'), // [H D, HE]
+          ZVt: this.buf(HE * H * D, 'last layer W_V block-diagonal^T'), // [HE, H D]
+          u: this.buf(CAP * H * D, 'u = W_K q at targets'), // [CAP, H, D]
+          y: this.buf(CAP * H * D, 'y = p a at targets'), // [CAP, H, D]
+          dy: this.buf(CAP * H * D, 'dy at targets'), // [CAP, H, D]
+          du: this.buf(CAP * H * D, 'du at targets'), // [CAP, H, D]
+        }
+      : null;
     const ds = L > 1 && !sg ? this.buf(B * H * T * T, 'd scores') : null; // [B, H, T, T] (layers before, v1 attention)
     const dqkv = L > 1 ? this.buf(R * 3 * HE, 'dqkv') : null; // [R, 3HE] (layers before)
     const da1 = this.buf(CAP * D, 'da from queries at targets'); // [CAP, D]
@@ -376,7 +408,8 @@ export class AttnOnlyTraining {
         dispatch(`L${l} pack qkv`, packQkvSource(dims), 'pack_qkv_v1', { 0: layer.W_Q, 1: layer.W_K, 2: layer.W_V, 3: nn(ac.Wqkv), 4: nn(ac.WqkvT) }, items(D * 3 * HE));
         [layer.b_Q, layer.b_K, layer.b_V].forEach((bias, c) => steps.push({ kind: 'copy', src: bias, srcOffset: 0, dst: nn(ac.bqkv), dstOffset: c * HE * 4, size: HE * 4 }));
       } else {
-        dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: nn(ac.Wkv), 5: nn(ac.WkvT), 6: nn(ac.bkv) }, items(D * 2 * HE));
+        if (folded) dispatch(`L${l} pack kv folded`, packKvFoldedSource(dims), 'pack_kv_folded_v1', { 0: layer.W_K, 1: layer.W_V, 2: folded.ZK, 3: folded.ZKt, 4: folded.ZV, 5: folded.ZVt }, items(D * HE));
+        else dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: nn(ac.Wkv), 5: nn(ac.WkvT), 6: nn(ac.bkv) }, items(D * 2 * HE));
         dispatch(`L${l} W_Q^T`, transposeSource(D, HE), 'transpose_v1', { 0: layer.W_Q, 1: nn(ac.WqT) }, items(D * HE));
       }
       dispatch(`L${l} W_O^T`, transposeSource(HE, D), 'transpose_v1', { 0: layer.W_O, 1: ac.WOT }, items(HE * D));
@@ -392,11 +425,17 @@ export class AttnOnlyTraining {
         else dispatch(`L${l} attention`, attnForwardSource(dims, scale(l)), 'attn_forward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: ac.z }, [B * H, 1, 1]);
         rowsTimesT(`L${l} out`, R, HE, D, ac.z, ac.WOT, xs[l + 1]!, layer.b_O, xs[l]!);
       } else {
-        rowsTimesT(`L${l}t kv`, R, D, 2 * HE, ac.a, nn(ac.WkvT), nn(ac.kv), nn(ac.bkv), null);
+        if (!folded) rowsTimesT(`L${l}t kv`, R, D, 2 * HE, ac.a, nn(ac.WkvT), nn(ac.kv), nn(ac.bkv), null);
         dispatch(`L${l}t gather ln out`, slotRowsSource(dims, D, 'gather'), 'gather_rows_v1', { 0: ac.a, 1: tRow, 2: count, 3: aT }, items((CAP * D) / 4));
         dispatch(`L${l}t gather input`, slotRowsSource(dims, D, 'gather'), 'gather_rows_v1', { 0: xs[l]!, 1: tRow, 2: count, 3: xg }, items((CAP * D) / 4));
         rowsTimesT(`L${l}t q`, CAP, D, HE, aT, nn(ac.WqT), nn(ac.q), layer.b_Q, null);
-        dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: ac.z, 3: nn(ac.kv), 4: tRow, 5: count }, items(CAP * H));
+        if (folded) {
+          // u = W_K q per head ([CAP, HE] x the block-diagonal [HE, H D]), the attention over the
+          // ln outputs, then z = y W_V + b_V per head.
+          rowsTimesT(`L${l}t u`, CAP, HE, H * D, nn(ac.q), folded.ZK, folded.u, null, null);
+          dispatch(`L${l}t attention`, attnForwardFoldedSource(dims, scale(l), gpu.subgroupSize!), 'attn_forward_folded_v1', { 0: ac.a, 1: folded.u, 2: folded.y, 3: ac.p, 4: tRow, 5: seqOff }, [B, 1, 1]);
+          rowsTimesT(`L${l}t z`, CAP, H * D, HE, folded.y, folded.ZVt, ac.z, layer.b_V, null);
+        } else dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: ac.z, 3: nn(ac.kv), 4: tRow, 5: count }, items(CAP * H));
         rowsTimesT(`L${l}t out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
       }
     });
@@ -419,17 +458,36 @@ export class AttnOnlyTraining {
         // Target space: dx of the scored rows is dxT.
         rowsTimesT(`L${l}t dz`, CAP, D, HE, dxT, layer.W_O, dz, null, null);
         weightGrad(`L${l}t W_O grad`, CAP, HE, D, ac.z, dxT, g.WO, { bsum: g.bO });
-        steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
-        const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
-        dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: dkv, 7: tRow }, [
-          B * H,
-          1,
-          1,
-        ]);
+        if (folded) {
+          // dy = W_V dz and dW_V = sum y dz (diagonal blocks), db_V; the attention backward
+          // (du at the slots, da at every row); dq = W_K^T du and dW_K = sum du q; db_K = 0 (a
+          // key bias shifts every score of a query alike).
+          rowsTimesT(`L${l}t dy`, CAP, HE, H * D, dz, folded.ZV, folded.dy, null, null);
+          weightGrad(`L${l}t W_V grad`, CAP, H * D, HE, folded.y, dz, g.qkv, { diagonal: { rows: D, cols: E }, bsum: g.bqkv, base: 2 * D * HE, biasBase: 2 * HE });
+          // du of the slots past count stays zero (so does their dq: b_Q's gradient sums every slot).
+          steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: folded.du, dstOffset: 0, size: CAP * H * D * 4 });
+          dispatch(`L${l}t attention backward`, attnBackwardFoldedSource(dims, scale(l), gpu.subgroupSize!), 'attn_backward_folded_v1', {
+            0: ac.a,
+            1: folded.u,
+            2: folded.dy,
+            3: ac.p,
+            4: tRow,
+            5: seqOff,
+            6: folded.du,
+            7: da,
+          }, [B, 1, 1]);
+          rowsTimesT(`L${l}t dq`, CAP, H * D, HE, folded.du, folded.ZKt, dq, null, null);
+          weightGrad(`L${l}t W_K grad`, CAP, H * D, HE, folded.du, nn(ac.q), g.qkv, { diagonal: { rows: D, cols: E }, base: D * HE });
+          steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
+        } else {
+          steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
+          const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
+          dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: nn(dkv), 7: tRow }, [B * H, 1, 1]);
+        }
         weightGrad(`L${l}t W_Q grad`, CAP, D, HE, aT, dq, g.qkv, { bsum: g.bqkv });
-        weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, dkv, g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });
+        if (!folded) weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, nn(dkv), g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });
         rowsTimesT(`L${l}t da from q`, CAP, HE, D, dq, layer.W_Q, da1, null, null);
-        rowsTimesT(`L${l}t da`, R, 2 * HE, D, dkv, nn(ac.Wkv), da, null, null);
+        if (!folded) rowsTimesT(`L${l}t da`, R, 2 * HE, D, nn(dkv), nn(ac.Wkv), da, null, null);
         dispatch(`L${l}t da scatter`, slotRowsSource(dims, D, 'scatter'), 'scatter_add_v1', { 0: da1, 1: tRow, 2: count, 3: da }, items((CAP * D) / 4));
       } else {
         rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);

@@ -244,13 +244,17 @@ describe('AttnOnlyTraining against the CPU reference', () => {
   const cases = [
     { tied: false, byLayer: false, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24, subgroups: true },
     { tied: true, byLayer: true, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24, subgroups: true },
+    // The last layer's keys and values folded into the scored queries: forced, and by default
+    // (cap T 121 < B T d_head 264).
+    { tied: false, byLayer: true, B: 3, T: 11, D: 20, H: 5, V: 36, P: 13, cap: 24, subgroups: true, fold: true },
+    { tied: true, byLayer: false, B: 3, T: 11, D: 40, H: 5, V: 36, P: 13, cap: 11, subgroups: true, fold: 'default' },
     // The kernels a device without a fixed subgroup size of 8 or more gets (SwiftShader, many GPUs).
     // D 36 rather than 20: lavapipe compiles the no-subgroup matmuls at D 20 in ~5 s each (cold
     // shader cache), ~50 s for the trainer; at 36, ~20 s.
     { tied: false, byLayer: true, B: 3, T: 11, D: 36, H: 9, V: 36, P: 13, cap: 24, subgroups: false },
   ];
   for (const c of cases) {
-    it(`one update's loss and gradients: B ${c.B}, T ${c.T}, D ${c.D}, V ${c.V}, ${c.tied ? 'tied' : 'untied'}${c.byLayer ? ', scale by layer' : ''}, ${c.subgroups ? 'subgroups' : 'no subgroups'}`, async () => {
+    it(`one update's loss and gradients: B ${c.B}, T ${c.T}, D ${c.D}, V ${c.V}, ${c.tied ? 'tied' : 'untied'}${c.byLayer ? ', scale by layer' : ''}, ${c.subgroups ? 'subgroups' : 'no subgroups'}${c.fold ? `, keys folded (${c.fold === true ? 'forced' : 'by default'})` : ''}`, async () => {
       const gpu = await testGpu();
       if (c.subgroups) expect(gpu.subgroupSize, 'this host runs the subgroup kernels (lavapipe: 8)').toBeGreaterThanOrEqual(8);
       const L = 2;
@@ -279,10 +283,11 @@ describe('AttnOnlyTraining against the CPU reference', () => {
       if (!c.subgroups) gpu.subgroupSize = null; // read once, when the trainer generates its kernels
       let training: AttnOnlyTraining;
       try {
-        training = await AttnOnlyTraining.create(gpu, model, { batch: c.B, pos: c.T, maxTargets: c.cap, data: (t) => batches[t - 1]!, slots: 1 });
+        training = await AttnOnlyTraining.create(gpu, model, { batch: c.B, pos: c.T, maxTargets: c.cap, data: (t) => batches[t - 1]!, slots: 1, foldKeys: c.fold === true ? true : undefined });
       } finally {
         gpu.subgroupSize = sg;
       }
+      expect(training.keysFolded, 'the last layer folds its keys and values').toBe(!!c.fold);
       try {
         for (const [k, batch] of batches.entries()) {
           training.task.prepare!(k, 1);
