@@ -216,10 +216,14 @@ ${body}
 
 /**
  * LayerNorm forward over `rows` rows; with `targets`, over the scored slots (row tRow[i] of x,
- * written to slot i; slots past count get zeros).
+ * written to slot i; slots past count get zeros). Unrolled over the row, which is loaded once
+ * and kept in registers; only the stores are guarded, so the gain and bias loads (the same
+ * address in every invocation) stay outside control flow, where lavapipe makes them one load.
  */
-export function lnForwardSource({ D, eps, CAP }: AttnOnlyDims, rows: number, targets: boolean): string {
+export function lnForwardSource({ B, T, D, eps, CAP }: AttnOnlyDims, rows: number, targets: boolean): string {
   const D4 = D / 4;
+  const ds = range(D4);
+  const n = targets ? CAP : rows;
   return `
 @group(0) @binding(0) var<storage, read> x: array<vec4f>;          // [rows, D / 4]
 @group(0) @binding(1) var<storage, read> w: array<vec4f>;          // [D / 4]
@@ -232,29 +236,27 @@ ${targets ? '@group(0) @binding(6) var<storage, read> tRow: array<u32>;   // [CA
 @compute @workgroup_size(${ROW_WG})
 fn ln_forward_v1(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
-  if (i >= ${targets ? CAP : rows}u) { return; }
-  let o = i * ${D4}u;
+  let ic = min(i, ${n - 1}u);
+  let o = ic * ${D4}u;
+  let s = ${targets ? `min(tRow[ic], ${B * T - 1}u) * ${D4}u` : 'o'};
+${ds.map((d) => `  let x${d} = x[s + ${d}u];`).join('\n')}
+  let mean = (${ds.map((d) => `dot(x${d}, vec4f(1.0))`).join(' + ')}) / ${f(D)};
+${ds.map((d) => `  let c${d} = x${d} - mean;`).join('\n')}
+  let r = inverseSqrt((${ds.map((d) => `dot(c${d}, c${d})`).join(' + ')}) / ${f(D)} + ${f(eps)});
+${ds.map((d) => `  let n${d} = c${d} * r;\n  let a${d} = n${d} * w[${d}u] + b[${d}u];`).join('\n')}
+  if (i < ${n}u) {
 ${
   targets
-    ? `  if (i >= count[0]) {
-    for (var d = 0u; d < ${D4}u; d++) { nrm[o + d] = vec4f(); a[o + d] = vec4f(); }
-    rstd[i] = 0.0;
-    return;
-  }
-  let s = tRow[i] * ${D4}u;`
-    : `  let s = o;`
+    ? `    if (i >= count[0]) {
+${ds.map((d) => `      nrm[o + ${d}u] = vec4f();\n      a[o + ${d}u] = vec4f();`).join('\n')}
+      rstd[i] = 0.0;
+    } else {
+${ds.map((d) => `      nrm[o + ${d}u] = n${d};\n      a[o + ${d}u] = a${d};`).join('\n')}
+      rstd[i] = r;
+    }`
+    : `${ds.map((d) => `    nrm[o + ${d}u] = n${d};\n    a[o + ${d}u] = a${d};`).join('\n')}
+    rstd[i] = r;`
 }
-  var sum = 0.0;
-  for (var d = 0u; d < ${D4}u; d++) { sum += dot(x[s + d], vec4f(1.0)); }
-  let mean = sum / ${f(D)};
-  var sq = 0.0;
-  for (var d = 0u; d < ${D4}u; d++) { let c = x[s + d] - mean; sq += dot(c, c); }
-  let r = inverseSqrt(sq / ${f(D)} + ${f(eps)});
-  rstd[i] = r;
-  for (var d = 0u; d < ${D4}u; d++) {
-    let n = (x[s + d] - mean) * r;
-    nrm[o + d] = n;
-    a[o + d] = n * w[d] + b[d];
   }
 }
 `;
@@ -411,10 +413,11 @@ fn loss_sum_v1() {
 /**
  * LayerNorm backward: per row, dx += rstd (g - mean(g) - nrm mean(g nrm)), g = da w; or per
  * scored slot (`targets`, rows = CAP), written to the slot of dxs (zeros past count) and to its
- * row of dx (which is zero before).
+ * row of dx (which is zero before). Unrolled, the row's da and nrm loaded once (as ln_forward).
  */
 export function lnBackwardSource({ D }: AttnOnlyDims, rows: number, targets: boolean): string {
   const D4 = D / 4;
+  const ds = range(D4);
   return `
 @group(0) @binding(0) var<storage, read> da: array<vec4f>;        // [n, D / 4]
 @group(0) @binding(1) var<storage, read> nrm: array<vec4f>;       // [n, D / 4]
@@ -426,31 +429,24 @@ ${targets ? '@group(0) @binding(5) var<storage, read> tRow: array<u32>;\n@group(
 @compute @workgroup_size(${ROW_WG})
 fn ln_backward_v1(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.x;
-  if (i >= ${rows}u) { return; }
-  let o = i * ${D4}u;
+  let ic = min(i, ${rows - 1}u);
+  let o = ic * ${D4}u;
+  let r = rstd[ic];
+${ds.map((d) => `  let g${d} = da[o + ${d}u] * w[${d}u];\n  let n${d} = nrm[o + ${d}u];`).join('\n')}
+  let m1 = (${ds.map((d) => `dot(g${d}, vec4f(1.0))`).join(' + ')}) / ${f(D)};
+  let m2 = (${ds.map((d) => `dot(g${d}, n${d})`).join(' + ')}) / ${f(D)};
+${ds.map((d) => `  let v${d} = r * (g${d} - m1 - n${d} * m2);`).join('\n')}
+  if (i < ${rows}u) {
 ${
   targets
-    ? `  if (i >= count[0]) {
-    for (var d = 0u; d < ${D4}u; d++) { dxs[o + d] = vec4f(); }
-    return;
-  }`
-    : ''
+    ? `    if (i >= count[0]) {
+${ds.map((d) => `      dxs[o + ${d}u] = vec4f();`).join('\n')}
+    } else {
+      let t = tRow[i] * ${D4}u;
+${ds.map((d) => `      dx[t + ${d}u] = v${d};\n      dxs[o + ${d}u] = v${d};`).join('\n')}
+    }`
+    : ds.map((d) => `    dx[o + ${d}u] = dx[o + ${d}u] + v${d};`).join('\n')
 }
-  let r = rstd[i];
-  var s1 = 0.0;
-  var s2 = 0.0;
-  for (var d = 0u; d < ${D4}u; d++) {
-    let g = da[o + d] * w[d];
-    s1 += dot(g, vec4f(1.0));
-    s2 += dot(g, nrm[o + d]);
-  }
-  let m1 = s1 / ${f(D)};
-  let m2 = s2 / ${f(D)};
-  let t = ${targets ? 'tRow[i]' : 'i'} * ${D4}u;
-  for (var d = 0u; d < ${D4}u; d++) {
-    let g = da[o + d] * w[d];
-    let v = r * (g - m1 - nrm[o + d] * m2);
-    ${targets ? 'dx[t + d] = v;\n    dxs[o + d] = v;' : 'dx[t + d] = dx[t + d] + v;'}
   }
 }
 `;
