@@ -777,7 +777,9 @@ export function attnBackwardV3Source(dims: AttnOnlyDims, scale: number, S: numbe
     [
       `  let ro${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${S4}u + h * ${E4}u;`,
       `  let zo${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${HE / 4}u + h * ${E4}u;`,
-      ...es.map((e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let k${i}_${e} = qkv[ro${i} + ${HE / 4 + e}u];\n  let v${i}_${e} = qkv[ro${i} + ${HE / 2 + e}u];\n  let g${i}_${e} = dz[zo${i} + ${e}u];`),
+      ...es.map(
+        (e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let k${i}_${e} = qkv[ro${i} + ${HE / 4 + e}u];\n  let v${i}_${e} = qkv[ro${i} + ${HE / 2 + e}u];\n  let g${i}_${e} = dz[zo${i} + ${e}u];`,
+      ),
       `  let lse${i} = lse[bh * ${T}u + min(l + ${S * i}u, ${T - 1}u)];`,
     ].join('\n'),
   );
@@ -794,9 +796,12 @@ export function attnBackwardV3Source(dims: AttnOnlyDims, scale: number, S: numbe
       .map((k) => `p${i}_${k} * dp${i}_${k}`)
       .join(' + ')};`,
     ...keysOf(i).map((k) => `  let ds${i}_${k} = p${i}_${k} * (dp${i}_${k} - D${i}) * ${f(scale)};`),
-    ...es.map((e) => `  var dq${i}_${e} = ${keysOf(i)
-      .map((k) => `ds${i}_${k} * kb${k}_${e}`)
-      .join(' + ')};`),
+    ...es.map(
+      (e) =>
+        `  var dq${i}_${e} = ${keysOf(i)
+          .map((k) => `ds${i}_${k} * kb${k}_${e}`)
+          .join(' + ')};`,
+    ),
   ]);
   // Key side: block (i, j) of p and ds transposed, so lane l holds (query S i + r, key S j + l) as register r.
   const transposed = new Map<string, string[]>();

@@ -225,8 +225,8 @@ export class AttnOnlyTraining {
       // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
       // broadcast row more, until the accumulators spill.
       const C = Math.min(4, Math.ceil(N / NARROW_WG));
-      const RB = C === 1 ? (K >= 128 ? 32 : 16) : C <= 3 ? 16 : 8;
-      const ROWS = 64;
+      const RB = C === 1 ? (K >= 128 ? 32 : 24) : C <= 3 ? 16 : 8;
+      const ROWS = RB === 24 ? 96 : 64;
       const code = rowsTimesTSource({ M, K, N, C, RB, ROWS, bias: !!bias, residual: !!res, subgroups: sg });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
       if (bias) b[3] = bias;
@@ -248,7 +248,20 @@ export class AttnOnlyTraining {
       // One column per invocation: 24 rows of output reuse each G load more (at D 64 the third
       // block is a third idle, and still 1.5x faster than 8 rows on lavapipe).
       const KR = C >= 2 ? 16 : 24;
-      const code = weightGradSource({ M, Kin, N, C, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, subgroups: sg, KR, base: o.base ?? 0, biasBase: o.biasBase ?? 0, diagonal: o.diagonal });
+      const code = weightGradSource({
+        M,
+        Kin,
+        N,
+        C,
+        split: o.split ?? N,
+        accumulate: !!o.accumulate,
+        bias: !!o.bsum,
+        subgroups: sg,
+        KR,
+        base: o.base ?? 0,
+        biasBase: o.biasBase ?? 0,
+        diagonal: o.diagonal,
+      });
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: G, 2: out };
       if (o.bsum) b[3] = o.bsum;
       dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / KR), 1]);
@@ -408,7 +421,8 @@ export class AttnOnlyTraining {
         dispatch(`L${l} pack qkv`, packQkvSource(dims), 'pack_qkv_v1', { 0: layer.W_Q, 1: layer.W_K, 2: layer.W_V, 3: nn(ac.Wqkv), 4: nn(ac.WqkvT) }, items(D * 3 * HE));
         [layer.b_Q, layer.b_K, layer.b_V].forEach((bias, c) => steps.push({ kind: 'copy', src: bias, srcOffset: 0, dst: nn(ac.bqkv), dstOffset: c * HE * 4, size: HE * 4 }));
       } else {
-        if (folded) dispatch(`L${l} pack kv folded`, packKvFoldedSource(dims), 'pack_kv_folded_v1', { 0: layer.W_K, 1: layer.W_V, 2: folded.ZK, 3: folded.ZKt, 4: folded.ZV, 5: folded.ZVt }, items(D * HE));
+        if (folded)
+          dispatch(`L${l} pack kv folded`, packKvFoldedSource(dims), 'pack_kv_folded_v1', { 0: layer.W_K, 1: layer.W_V, 2: folded.ZK, 3: folded.ZKt, 4: folded.ZV, 5: folded.ZVt }, items(D * HE));
         else dispatch(`L${l} pack kv`, packKvSource(dims), 'pack_kv_v1', { 0: layer.W_K, 1: layer.W_V, 2: layer.b_K, 3: layer.b_V, 4: nn(ac.Wkv), 5: nn(ac.WkvT), 6: nn(ac.bkv) }, items(D * 2 * HE));
         dispatch(`L${l} W_Q^T`, transposeSource(D, HE), 'transpose_v1', { 0: layer.W_Q, 1: nn(ac.WqT) }, items(D * HE));
       }
@@ -433,7 +447,11 @@ export class AttnOnlyTraining {
           // u = W_K q per head ([CAP, HE] x the block-diagonal [HE, H D]), the attention over the
           // ln outputs, then z = y W_V + b_V per head.
           rowsTimesT(`L${l}t u`, CAP, HE, H * D, nn(ac.q), folded.ZK, folded.u, null, null);
-          dispatch(`L${l}t attention`, attnForwardFoldedSource(dims, scale(l), gpu.subgroupSize!), 'attn_forward_folded_v1', { 0: ac.a, 1: folded.u, 2: folded.y, 3: ac.p, 4: tRow, 5: seqOff }, [B, 1, 1]);
+          dispatch(`L${l}t attention`, attnForwardFoldedSource(dims, scale(l), gpu.subgroupSize!), 'attn_forward_folded_v1', { 0: ac.a, 1: folded.u, 2: folded.y, 3: ac.p, 4: tRow, 5: seqOff }, [
+            B,
+            1,
+            1,
+          ]);
           rowsTimesT(`L${l}t z`, CAP, H * D, HE, folded.y, folded.ZVt, ac.z, layer.b_V, null);
         } else dispatch(`L${l}t attention`, attnForwardSlotsSource(dims, scale(l)), 'attn_forward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: ac.z, 3: nn(ac.kv), 4: tRow, 5: count }, items(CAP * H));
         rowsTimesT(`L${l}t out`, CAP, HE, D, ac.z, ac.WOT, xT, layer.b_O, xg);
@@ -466,23 +484,35 @@ export class AttnOnlyTraining {
           weightGrad(`L${l}t W_V grad`, CAP, H * D, HE, folded.y, dz, g.qkv, { diagonal: { rows: D, cols: E }, bsum: g.bqkv, base: 2 * D * HE, biasBase: 2 * HE });
           // du of the slots past count stays zero (so does their dq: b_Q's gradient sums every slot).
           steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: folded.du, dstOffset: 0, size: CAP * H * D * 4 });
-          dispatch(`L${l}t attention backward`, attnBackwardFoldedSource(dims, scale(l), gpu.subgroupSize!), 'attn_backward_folded_v1', {
-            0: ac.a,
-            1: folded.u,
-            2: folded.dy,
-            3: ac.p,
-            4: tRow,
-            5: seqOff,
-            6: folded.du,
-            7: da,
-          }, [B, 1, 1]);
+          dispatch(
+            `L${l}t attention backward`,
+            attnBackwardFoldedSource(dims, scale(l), gpu.subgroupSize!),
+            'attn_backward_folded_v1',
+            {
+              0: ac.a,
+              1: folded.u,
+              2: folded.dy,
+              3: ac.p,
+              4: tRow,
+              5: seqOff,
+              6: folded.du,
+              7: da,
+            },
+            [B, 1, 1],
+          );
           rowsTimesT(`L${l}t dq`, CAP, H * D, HE, folded.du, folded.ZKt, dq, null, null);
           weightGrad(`L${l}t W_K grad`, CAP, H * D, HE, folded.du, nn(ac.q), g.qkv, { diagonal: { rows: D, cols: E }, base: D * HE });
           steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
         } else {
           steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
           const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
-          dispatch(`L${l}t attention backward`, slotsBwd, sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1', { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: nn(dkv), 7: tRow }, [B * H, 1, 1]);
+          dispatch(
+            `L${l}t attention backward`,
+            slotsBwd,
+            sg ? 'attn_backward_slots_v2' : 'attn_backward_slots_v1',
+            { 0: nn(ac.q), 1: ac.p, 2: dz, 3: seqOff, 4: dq, 5: nn(ac.kv), 6: nn(dkv), 7: tRow },
+            [B * H, 1, 1],
+          );
         }
         weightGrad(`L${l}t W_Q grad`, CAP, D, HE, aT, dq, g.qkv, { bsum: g.bqkv });
         if (!folded) weightGrad(`L${l}t W_kv grad`, R, D, 2 * HE, ac.a, nn(dkv), g.qkv, { split: HE, bsum: g.bqkv, base: D * HE, biasBase: HE });

@@ -353,6 +353,8 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
     { M: 77, K: 12, N: 33, bias: false, res: false }, // C 1, RB 16: two row workgroups, the second partial
     { M: 13, K: 36, N: 201, bias: true, res: false }, // C 4
     { M: 65, K: 4, N: 150, bias: false, res: true, C: 3 },
+    { M: 211, K: 28, N: 50, bias: true, res: true, RB: 24 }, // C 1, the trainer's blocks of 24 rows (96 a workgroup): the third workgroup partial
+    { M: 45, K: 132, N: 17, bias: false, res: true, RB: 32 }, // C 1, K >= 128: blocks of 32 rows
   ];
   const wg = [
     { M: 37, Kin: 21, N: 70, split: 70, accumulate: false, bias: true }, // M % 4 = 1, Kin % 8 = 5, C 2
@@ -368,8 +370,9 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
       const rng = new SeededRandom(subgroups ? 3 : 4);
       for (const x of rt) {
         const C = x.C ?? Math.min(4, Math.ceil(x.N / NARROW_WG));
-        const RB = C === 1 ? 16 : 8;
-        const code = rowsTimesTSource({ M: x.M, K: x.K, N: x.N, C, RB, ROWS: 64, bias: x.bias, residual: x.res, subgroups });
+        const RB = (x.RB ?? (C === 1 ? 16 : 8)) as 8 | 16 | 24 | 32;
+        const ROWS = RB === 24 ? 96 : 64;
+        const code = rowsTimesTSource({ M: x.M, K: x.K, N: x.N, C, RB, ROWS, bias: x.bias, residual: x.res, subgroups });
         const A = rng.normal(x.M * x.K);
         const Z = rng.normal(x.N * x.K);
         const bias = rng.normal(x.N);
@@ -377,7 +380,7 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
         const b: Record<number, Float32Array> = { 0: A, 1: Z, 2: new Float32Array(x.M * x.N).fill(NaN) };
         if (x.bias) b[3] = bias;
         if (x.res) b[4] = res;
-        const [Y] = await dispatch(gpu, code, 'rows_times_t_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.M / 64), 1], [2]);
+        const [Y] = await dispatch(gpu, code, 'rows_times_t_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.M / ROWS), 1], [2]);
         check('narrow matmuls', `rows_times_t ${JSON.stringify(x)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
       }
       for (const x of wg) {
