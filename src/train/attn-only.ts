@@ -16,9 +16,13 @@
  *                 and W_U^T from the weights (the optimizer changed them): the operands the
  *                 matmuls read along their rows
  *   embed         x0 = W_E[ids] + W_pos
- *   layers        LayerNorm -> qkv = a W_qkv + b -> attention (p, or with v3 its lse, kept) -> x += z W_O + b_O;
- *                 the last layer: keys and values at every row, queries, attention and output
- *                 at the scored rows only (gathered: target space, [CAP, ...])
+ *   layers        LayerNorm -> qkv = a W_qkv + b -> attention (p, or with v3 its lse, kept)
+ *                 -> x += z W_O + b_O; the last layer: keys and values at every row, queries,
+ *                 attention and output at the scored rows only (gathered: target space,
+ *                 [CAP, ...]); or, where few rows are scored (`foldKeys`), no keys or values at
+ *                 all: u = W_K q and z = (sum p a) W_V + b_V at the scored rows, the attention
+ *                 scoring the ln outputs a directly (the induction recipe: 4 x fewer
+ *                 multiply-adds in that layer)
  *   final         LayerNorm at the scored rows -> logits [CAP, V] -> loss and dlogits
  *   backward      dlogits -> d(ln_final) -> dx at the scored rows; per layer (last first):
  *                 dz = dx W_O^T, dW_O, attention backward -> dqkv, dW_qkv, da = dqkv W_qkv^T,
