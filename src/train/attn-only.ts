@@ -212,7 +212,7 @@ export class AttnOnlyTraining {
     /** A norm's gain and bias gradients: column sums over `rows` rows in row chunks, then the chunks. */
     const CHUNKS = 16;
     const colPart = this.buf(CHUNKS * 2 * D, 'norm gradient chunks'); // [CHUNKS, 2, D]
-    const normGrads = (label: string, rows: number, daBuf: GPUBuffer, nrmBuf: GPUBuffer, dw: GPUBuffer, db: GPUBuffer) => {
+    const normGrads = (label: string, rows: number, daBuf: GPUBuffer, nrmBuf: GPUBuffer, dw: GPUBufferBinding, db: GPUBufferBinding) => {
       const chunks = Math.min(CHUNKS, rows);
       const code = colSumsSource(dims, rows, chunks);
       const b = { 0: daBuf, 1: nrmBuf, 4: colPart };
@@ -271,24 +271,36 @@ export class AttnOnlyTraining {
       dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / KR), 1]);
     };
 
-    // ---- gradients: one buffer per forward-layout tensor (a layer's W_Q, W_K, W_V share one, as [3, D, HE]) ----
+    // ---- gradients: regions of one buffer, one per forward-layout tensor (a layer's W_Q, W_K, W_V
+    // share one, as [3, D, HE]), back to back where the sizes allow (each region starts on the
+    // binding alignment): the optimizer sums their squares in one dispatch instead of one each ----
+    const gAlign = Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
+    const gUp = (n: number) => Math.ceil(n / gAlign) * gAlign;
+    const gSizes = [V * D, P * D, cfg.tied_embeddings ? 0 : V * D, ...Array.from({ length: L }, () => [3 * D * HE, 3 * HE, D, HE * D, D, D, D]).flat(), D, D];
+    const gArena = this.buf(gSizes.reduce((a, n) => a + gUp(n), 0), 'gradients');
+    let gAt = 0;
+    const gRegion = (n: number): GPUBufferBinding => {
+      const r = { buffer: gArena, offset: gAt * 4, size: n * 4 };
+      gAt += gUp(n);
+      return r;
+    };
     const grad = (name: string, n: number) => {
-      const buffer = this.buf(n, `${name} gradient`);
-      this.gradBuffers.set(name, { buffer, start: 0, n });
-      return buffer;
+      const r = gRegion(n);
+      this.gradBuffers.set(name, { buffer: gArena, start: r.offset! / 4, n });
+      return r;
     };
     const gWE = grad('embed.W_E', V * D);
     const gWpos = grad('pos_embed.W_pos', P * D);
     const gWU = cfg.tied_embeddings ? null : grad('unembed.W_U', V * D);
     const gLayers = Array.from({ length: L }, (_, l) => {
       const p = `blocks.${l}.`;
-      const qkv = this.buf(3 * D * HE, `${p}W_Q, W_K, W_V gradient`); // [3, D, HE]
-      const bqkv = this.buf(3 * HE, `${p}b_Q, b_K, b_V gradient`); // [3HE]
-      ['W_Q', 'W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: qkv, start: c * D * HE, n: D * HE }));
-      ['b_Q', 'b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: bqkv, start: c * HE, n: HE }));
-      const ln2 = this.buf(D, `${p}ln2 zero gradient`);
-      this.gradBuffers.set(`${p}ln2.w`, { buffer: ln2, start: 0, n: D });
-      this.gradBuffers.set(`${p}ln2.b`, { buffer: ln2, start: 0, n: D });
+      const qkv = gRegion(3 * D * HE); // [3, D, HE]
+      const bqkv = gRegion(3 * HE); // [3HE]
+      ['W_Q', 'W_K', 'W_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: gArena, start: qkv.offset! / 4 + c * D * HE, n: D * HE }));
+      ['b_Q', 'b_K', 'b_V'].forEach((n, c) => this.gradBuffers.set(`${p}attn.${n}`, { buffer: gArena, start: bqkv.offset! / 4 + c * HE, n: HE }));
+      const ln2 = gRegion(D); // zero: the MLPs are not trained
+      this.gradBuffers.set(`${p}ln2.w`, { buffer: gArena, start: ln2.offset! / 4, n: D });
+      this.gradBuffers.set(`${p}ln2.b`, { buffer: gArena, start: ln2.offset! / 4, n: D });
       return { qkv, bqkv, WO: grad(`${p}attn.W_O`, HE * D), bO: grad(`${p}attn.b_O`, D), lnw: grad(`${p}ln1.w`, D), lnb: grad(`${p}ln1.b`, D) };
     });
     const gLnfW = grad('ln_final.w', D);
@@ -506,7 +518,6 @@ export class AttnOnlyTraining {
           );
           rowsTimesT(`L${l}t dq`, CAP, H * D, HE, folded.du, folded.ZKt, dq, null, null);
           weightGrad(`L${l}t W_K grad`, CAP, H * D, HE, folded.du, nn(ac.q), g.qkv, { diagonal: { rows: D, cols: E }, base: D * HE });
-          steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
         } else {
           steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: dq, dstOffset: 0, size: CAP * HE * 4 });
           const slotsBwd = sg ? attnBackwardSlotsV2Source(dims, scale(l), gpu.subgroupSize!) : attnBackwardSlotsSource(dims, scale(l));
@@ -536,7 +547,7 @@ export class AttnOnlyTraining {
       // Without rotary embeddings the key bias has no gradient (q . b_K is the same for every key of
       // a query: the softmax cancels it); the sums leave ~1e-9 of noise, which Adam would scale up
       // to steps of lr. Exact zeros, as in float64 (and as the general path does).
-      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv, dstOffset: HE * 4, size: HE * 4 });
+      steps.push({ kind: 'copy', src: zeros, srcOffset: 0, dst: g.bqkv.buffer, dstOffset: g.bqkv.offset! + HE * 4, size: HE * 4 });
     }
     dispatch('W_pos grad', posGradSource(dims), 'pos_grad_v1', { 0: dx, 1: gWpos }, items((P * D) / 4));
     dispatch('W_E grad', embedGradSource(dims), 'embed_grad_v1', { 0: dx, 1: offsets, 2: order, 3: gWE }, items((V * D) / 4));

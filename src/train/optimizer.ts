@@ -55,6 +55,33 @@ export function entriesOf(params: readonly Param[]): UpdateEntry[] {
   return params.map((p) => ({ name: p.name, param: p.value.buffer, grad: p.grad.buffer, n: p.value.numel, ...(p.weightDecay !== undefined ? { weightDecay: p.weightDecay } : {}) }));
 }
 
+/**
+ * The gradient ranges whose squares the norm sums: each entry's, except that entries lying back
+ * to back in one buffer (after sorting each buffer's entries by position) are one range, summed
+ * by one dispatch. Entries sharing a range exactly (a zero gradient two names point at) stay
+ * apart, so every entry counts once as before.
+ */
+export function sumsqRanges(entries: readonly UpdateEntry[]): { grad: GPUBuffer; start: number; n: number; name: string }[] {
+  const byBuffer = new Map<GPUBuffer, UpdateEntry[]>();
+  for (const e of entries) byBuffer.set(e.grad, [...(byBuffer.get(e.grad) ?? []), e]);
+  const ranges: { grad: GPUBuffer; start: number; n: number; name: string }[] = [];
+  for (const [grad, list] of byBuffer) {
+    const sorted = [...list].sort((a, b) => (a.gradStart ?? 0) - (b.gradStart ?? 0));
+    let cur: (typeof ranges)[number] | null = null;
+    for (const e of sorted) {
+      const start = e.gradStart ?? 0;
+      if (cur && cur.start + cur.n === start) {
+        cur.n += e.n;
+        cur.name = `${cur.name.split(' .. ')[0]} .. ${e.name}`;
+      } else {
+        cur = { grad, start, n: e.n, name: e.name };
+        ranges.push(cur);
+      }
+    }
+  }
+  return ranges;
+}
+
 export class Optimizer {
   /** The dispatches of one update: gradient norm and clipping factor (when clipping), then each tensor. */
   readonly steps: Step[] = [];
@@ -76,12 +103,13 @@ export class Optimizer {
     try {
       const clipNorm = options.clipNorm ?? 0;
       if (clipNorm > 0) {
-        const counts = entries.map((e) => sumsqPartials(e.n));
+        const ranges = sumsqRanges(entries);
+        const counts = ranges.map((r) => sumsqPartials(r.n));
         const total = counts.reduce((a, b) => a + b, 0);
         this.partials = gpu.device.createBuffer({ size: total * 4, usage: 0x80, label: 'gradient norm partials' });
         let at = 0;
-        entries.forEach((e, k) => {
-          this.steps.push(sumsq(gpu, { grad: e.grad, gradStart: e.gradStart ?? 0, n: e.n, partials: this.partials!, partStart: at, label: `${e.name} sum of squares` }, this.params));
+        ranges.forEach((r, k) => {
+          this.steps.push(sumsq(gpu, { grad: r.grad, gradStart: r.start, n: r.n, partials: this.partials!, partStart: at, label: `${r.name} sum of squares` }, this.params));
           at += counts[k]!;
         });
         this.steps.push(clip(gpu, { partials: this.partials, count: total, clock: clock.buffer, maxNorm: clipNorm, label: 'clip gradients' }, this.params));
