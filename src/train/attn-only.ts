@@ -277,7 +277,10 @@ export class AttnOnlyTraining {
     const gAlign = Math.max(1, gpu.limits.minStorageBufferOffsetAlignment / 4);
     const gUp = (n: number) => Math.ceil(n / gAlign) * gAlign;
     const gSizes = [V * D, P * D, cfg.tied_embeddings ? 0 : V * D, ...Array.from({ length: L }, () => [3 * D * HE, 3 * HE, D, HE * D, D, D, D]).flat(), D, D];
-    const gArena = this.buf(gSizes.reduce((a, n) => a + gUp(n), 0), 'gradients');
+    const gArena = this.buf(
+      gSizes.reduce((a, n) => a + gUp(n), 0),
+      'gradients',
+    );
     let gAt = 0;
     const gRegion = (n: number): GPUBufferBinding => {
       const r = { buffer: gArena, offset: gAt * 4, size: n * 4 };
