@@ -14,7 +14,10 @@ export default defineConfig({
     // CI has 2 cores, and lavapipe already spreads one dispatch over all of them.
     maxWorkers: 2,
     // GPU work on lavapipe is slow, and the browser test launches Chromium (~25 s to an adapter).
-    testTimeout: 60_000,
+    // With a cold Mesa shader cache (a fresh CI machine) a test also compiles the kernels it is the
+    // first to use: up to ~50 s for the induction recipe's, alone, and twice that with the other
+    // worker compiling too (measured on 2 cores); warm, every test takes seconds.
+    testTimeout: 240_000,
     hookTimeout: 120_000,
     // Dawn warns at startup when XDG_RUNTIME_DIR is unset.
     env: { XDG_RUNTIME_DIR: '/tmp' },

@@ -444,9 +444,7 @@ it('3 AdamW updates of the induction recipe model agree with TransformerTraining
     a.model.destroy();
     b.model.destroy();
   }
-  // A cold shader cache (a fresh CI machine) compiles the recipe-sized attention kernels first:
-  // about 50 s on lavapipe, all inside this test; warm, it takes seconds.
-}, 240_000);
+});
 
 describe('errors', () => {
   it('a model it cannot train: create rejects, naming the reason', async () => {
