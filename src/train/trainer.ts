@@ -2,9 +2,15 @@
  * The training loop: a step (data, forward, loss, backward: the task's dispatches), the
  * optimizer's update and the clock's tick, recorded once and replayed many times per submit.
  *
- *   submit k:  clock.write(step, rows of the next S updates)
- *              S x [task steps, optimizer steps, tick, (every N updates: copy the metrics out)]
- *              submit; read the copied metrics back (this waits for the GPU); report; yield
+ *   submit k:    clock.write(step, rows of the next S updates)
+ *                S x [task steps, optimizer steps, tick, (every N updates: copy the metrics out)]
+ *                submit
+ *   then:        wait for submit k - 1 (read its copied metrics back); report; yield
+ *
+ * Queue writes (the clock's rows, staged batches) land after the work submitted before them, so
+ * submit k is encoded and queued while submit k - 1 runs and the GPU does not wait for the host;
+ * a submit that reports is waited for before the next is queued, so a report's callback sees the
+ * weights as that submit left them.
  *
  * Between submits the loop yields to the event loop, so a browser tab stays responsive; with
  * `stepsPerSubmit: 'auto'` it sizes submits to take about `targetSubmitMs`. Nothing a step
@@ -129,6 +135,13 @@ export class TrainingRun {
   }
 }
 
+/** A submit in flight: its updates, the ones it reports, and their values once read back (null: none). */
+interface Flight {
+  n: number;
+  reported: number[];
+  values: Promise<Float32Array | null>;
+}
+
 /** Gives the event loop a turn (input, rendering) between submits. */
 const yieldToHost = () => new Promise<void>((r) => setTimeout(r, 0));
 
@@ -149,7 +162,8 @@ export class Trainer {
   ) {
     this.names = Object.keys(task.metrics);
     this.stride = this.names.reduce((n, k) => n + task.metrics[k]!.count, 0) + 1;
-    this.history = gpu.device.createBuffer({ size: clock.capacity * this.stride * 4, usage: 0x80 | 0x4 | 0x8, label: 'training metrics' });
+    // Two halves: the reports of the submit in flight and of the one queued behind it.
+    this.history = gpu.device.createBuffer({ size: 2 * clock.capacity * this.stride * 4, usage: 0x80 | 0x4 | 0x8, label: 'training metrics' });
   }
 
   /** Runs updates until `options.until` are done, or it is stopped. One run at a time. */
@@ -174,47 +188,73 @@ export class Trainer {
     const cap = Math.min(this.clock.capacity, this.task.slots ?? Infinity);
     let perSubmit = auto ? 1 : Math.max(1, Math.min(cap, o.stepsPerSubmit as number));
     let active = 0; // ms spent training, pauses excluded
-    const work = [...this.task.steps, ...this.optimizer.steps, this.clock.tick];
-    const after = [...this.optimizer.steps, this.clock.tick];
-    while (this.step < o.until) {
-      await run.gate();
-      if (run.state === 'stopped' || o.signal?.aborted) {
-        run.end('stopped');
-        return;
-      }
-      const t0 = performance.now();
-      const n = Math.min(perSubmit, o.until - this.step);
-      const rows = Array.from({ length: n }, (_, k) => {
-        const t = this.step + k + 1;
-        const [lr, stepSize, bc2Sqrt] = this.optimizer.row(t);
-        return [lr, stepSize, bc2Sqrt, this.task.scalar?.(t) ?? 0] as const;
-      });
-      this.clock.write(this.step, rows);
-      this.task.prepare?.(this.step, n);
-      const steps: Step[] = [];
-      const reported: number[] = [];
-      for (let k = 0; k < n; k++) {
-        if (this.task.stepsAt) steps.push(...this.task.stepsAt(k), ...after);
-        else steps.push(...work);
-        const t = this.step + k + 1;
-        if (t % every === 0 || t === o.until) {
-          steps.push(...this.copies(reported.length));
-          reported.push(t);
+    let mark = 0; // when the GPU last started on this run's work: a (re)start, or the last completion
+    let next = this.step; // updates submitted
+    let half = 0; // the half of the history the next submit reports into
+    let inFlight: Flight | null = null;
+    for (;;) {
+      if (!inFlight) {
+        if (this.step >= o.until) return;
+        await run.gate();
+        if (run.state === 'stopped' || o.signal?.aborted) {
+          run.end('stopped');
+          return;
         }
+        mark = performance.now();
       }
-      submitSteps(this.gpu, steps, `train ${this.step + 1}-${this.step + n}`);
-      let values: Float32Array | null = null;
-      if (reported.length) values = await readBuffer(this.gpu, this.history, 0, reported.length * this.stride * 4);
-      else await this.gpu.device.queue.onSubmittedWorkDone();
-      this.step += n;
-      const ms = performance.now() - t0;
-      active += ms;
-      if (values && o.onReport) {
-        for (const [r, t] of reported.entries()) await o.onReport(this.report(values, r, t, active));
+      // Queue the next submit before waiting for the one in flight, so that the GPU does not idle
+      // while the host encodes. Not behind a submit that reports: onReport sees the weights as
+      // that submit left them. A pause or stop lets the submit in flight finish and queues no more.
+      let queued: Flight | null = null;
+      const behindReport = inFlight !== null && inFlight.reported.length > 0 && o.onReport !== undefined;
+      if (!behindReport && next < o.until && run.state === 'running' && !o.signal?.aborted) {
+        queued = this.submit(next, Math.min(perSubmit, o.until - next), every, o.until, half);
+        next += queued.n;
+        half ^= 1;
       }
-      if (auto) perSubmit = Math.max(1, Math.min(cap, Math.round((target * n) / Math.max(ms, 1e-3))));
+      if (inFlight) {
+        const values = await inFlight.values;
+        this.step += inFlight.n;
+        const now = performance.now();
+        const ms = now - mark;
+        active += ms;
+        mark = now;
+        if (values && o.onReport) {
+          for (const [r, t] of inFlight.reported.entries()) await o.onReport(this.report(values, r, t, active));
+        }
+        if (auto) perSubmit = Math.max(1, Math.min(cap, Math.round((target * inFlight.n) / Math.max(ms, 1e-3))));
+      }
+      inFlight = queued;
       await yieldToHost();
     }
+  }
+
+  /** Records and submits updates next + 1 .. next + n, reporting into history half `half`. */
+  private submit(next: number, n: number, every: number, until: number, half: number): Flight {
+    const rows = Array.from({ length: n }, (_, k) => {
+      const t = next + k + 1;
+      const [lr, stepSize, bc2Sqrt] = this.optimizer.row(t);
+      return [lr, stepSize, bc2Sqrt, this.task.scalar?.(t) ?? 0] as const;
+    });
+    // Queue writes land after the work already submitted, so the submit in flight keeps its rows.
+    this.clock.write(next, rows);
+    this.task.prepare?.(next, n);
+    const steps: Step[] = [];
+    const reported: number[] = [];
+    const base = half * this.clock.capacity;
+    for (let k = 0; k < n; k++) {
+      if (this.task.stepsAt) steps.push(...this.task.stepsAt(k), ...this.optimizer.steps, this.clock.tick);
+      else steps.push(...this.task.steps, ...this.optimizer.steps, this.clock.tick);
+      const t = next + k + 1;
+      if (t % every === 0 || t === until) {
+        steps.push(...this.copies(base + reported.length));
+        reported.push(t);
+      }
+    }
+    submitSteps(this.gpu, steps, `train ${next + 1}-${next + n}`);
+    const at = base * this.stride * 4;
+    const values = reported.length ? readBuffer(this.gpu, this.history, at, reported.length * this.stride * 4) : this.gpu.device.queue.onSubmittedWorkDone().then(() => null);
+    return { n, reported, values };
   }
 
   /** Copies of every metric and the gradient norm into report slot r of the history. */

@@ -117,6 +117,40 @@ describe('determinism and the loop', () => {
     expect(Array.from(paused)).toEqual(Array.from(one));
   });
 
+  it('a pause taken while submits are queued back to back waits for them all; the same bits', async () => {
+    const N = 40;
+    const one = await trained(N, (t) => t.trainer.train({ until: N, stepsPerSubmit: 1 }).done.then(() => undefined));
+    let heldAt = -1;
+    const paused = await trained(N, async (t) => {
+      // No reports until the end, so every submit is queued behind the one in flight.
+      const run = t.trainer.train({ until: N, stepsPerSubmit: 1, every: N });
+      while (t.trainer.step < 5) await new Promise((r) => setTimeout(r, 1));
+      run.pause();
+      await run.whenPaused();
+      heldAt = t.trainer.step;
+      await new Promise((r) => setTimeout(r, 30));
+      expect(t.trainer.step, 'nothing ran while paused').toBe(heldAt);
+      run.resume();
+      expect(await run.done).toEqual({ step: N, state: 'finished' });
+    });
+    expect(heldAt).toBeGreaterThanOrEqual(5);
+    expect(heldAt).toBeLessThan(N);
+    expect(Array.from(paused)).toEqual(Array.from(one));
+  });
+
+  it("a report's callback sees the weights as its update left them", async () => {
+    const seen = new Map<number, Float32Array>();
+    await trained(12, (t) =>
+      // Submits of 2 and reports every 4: a submit that does not report has the next queued behind it.
+      t.trainer.train({ until: 12, stepsPerSubmit: 2, every: 4, onReport: async (r) => void seen.set(r.step, (await t.toy.weights()).W) }).done.then(() => undefined),
+    );
+    expect([...seen.keys()]).toEqual([4, 8, 12]);
+    for (const step of [4, 8, 12]) {
+      const w = await trained(step, (t) => t.trainer.train({ until: step, stepsPerSubmit: 1 }).done.then(() => undefined));
+      expect(Array.from(seen.get(step)!), `weights at the report of update ${step}`).toEqual(Array.from(w));
+    }
+  });
+
   it('stop ends a run between submits; training continues from where it stopped', async () => {
     const t = await setup(config, 1e-2);
     try {
