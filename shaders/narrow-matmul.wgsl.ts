@@ -22,11 +22,19 @@
  *                  [D, HD] tensors. With `diagonal` only the diagonal blocks are kept, packed
  *                  as one [rows, N] (the gradient of a block-diagonal product's weight).
  *
+ *   rows_times_t_v2  the same product for 8-lane subgroups (lavapipe), N % 4 == 0: a workgroup
+ *                  is one subgroup; lane s owns 4 adjacent columns (4 q .. 4 q + 3, q = 8 wg.x +
+ *                  s) of RB rows, so its output, bias and residual move as vec4 (lavapipe
+ *                  loads and stores lane by lane, so a vec4 costs what a scalar does) and each
+ *                  broadcast row meets 4 columns. At RB 32 (the accumulators spill, and it is
+ *                  still the fastest) this runs the trainer's shapes 1.4-1.9x faster than v1.
+ *
  * The sums run over k (or i) in increasing order in vec4 dot products; the CPU references are
- * `narrow-matmul.cpu.ts`. Versions: v1 (`rows_times_t_v1`, `weight_grad_v1`).
+ * `narrow-matmul.cpu.ts`. Versions: v1 (`rows_times_t_v1`, `weight_grad_v1`), v2
+ * (`rows_times_t_v2`).
  */
 
-export const NARROW_MATMUL_VERSIONS = ['rows_times_t_v1', 'weight_grad_v1'] as const;
+export const NARROW_MATMUL_VERSIONS = ['rows_times_t_v1', 'weight_grad_v1', 'rows_times_t_v2'] as const;
 
 /** Invocations per workgroup: 8 subgroups of lavapipe's 8 lanes, 2 of a GPU's 32. */
 export const NARROW_WG = 64;
@@ -90,6 +98,62 @@ ${rows.map((r) => `      if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N}u 
     }`,
   )
   .join('\n')}
+  }
+}
+`;
+}
+
+export interface RowsTimesTV2Shape {
+  M: number;
+  K: number;
+  /** A multiple of 4. */
+  N: number;
+  /** Rows per workgroup (a multiple of 8): each broadcast row meets 4 columns per lane. */
+  RB: number;
+  bias: boolean;
+  residual: boolean;
+}
+
+/** Workgroups of `rows_times_t_v2` for `s`: 8 lanes x 4 columns across, RB rows down. */
+export function rowsTimesTV2Grid(s: RowsTimesTV2Shape): [number, number, number] {
+  return [Math.ceil(s.N / 32), Math.ceil(s.M / s.RB), 1];
+}
+
+export function rowsTimesTV2Source(s: RowsTimesTV2Shape): string {
+  const { M, K, N, RB, bias, residual } = s;
+  if (K % 4) throw new Error(`rows_times_t_v2: K (${K}) must be a multiple of 4`);
+  if (N % 4) throw new Error(`rows_times_t_v2: N (${N}) must be a multiple of 4`);
+  if (RB % 8) throw new Error(`rows_times_t_v2: RB (${RB}) must be a multiple of 8`);
+  const K4 = K / 4;
+  const N4 = N / 4;
+  const rows = range(RB);
+  const cols = range(4);
+  const groups = range(RB / 8);
+  return `enable subgroups;
+@group(0) @binding(0) var<storage, read> A: array<vec4f>;       // [M, K / 4]
+@group(0) @binding(1) var<storage, read> Z: array<vec4f>;       // [N, K / 4]
+@group(0) @binding(2) var<storage, read_write> Y: array<vec4f>; // [M, N / 4]
+${bias ? '@group(0) @binding(3) var<storage, read> bias: array<vec4f>;  // [N / 4]' : ''}
+${residual ? '@group(0) @binding(4) var<storage, read> res: array<vec4f>;   // [M, N / 4]' : ''}
+
+// One subgroup of 8 lanes: the row broadcasts stay within it.
+@compute @workgroup_size(8)
+fn rows_times_t_v2(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let q = wg.x * 8u + lane;
+  let qc = min(q, ${N4 - 1}u);
+  let r0 = wg.y * ${RB}u;
+${cols.map((c) => `  let zc${c} = (qc * 4u + ${c}u) * ${K4}u;`).join('\n')}
+${groups.map((g) => `  let ar${g} = min(r0 + ${g * 8}u + lane, ${M - 1}u) * ${K4}u;`).join('\n')}
+${rows.flatMap((r) => cols.map((c) => `  var a${r}_${c} = 0.0;`)).join('\n')}
+  for (var k4 = 0u; k4 < ${K4}u; k4++) {
+${cols.map((c) => `    let w${c} = Z[zc${c} + k4];`).join('\n')}
+${groups.map((g) => `    let xa${g} = A[ar${g} + k4];`).join('\n')}
+${rows.map((r) => `    let x${r} = subgroupBroadcast(xa${Math.floor(r / 8)}, ${r % 8}u);`).join('\n')}
+${rows.flatMap((r) => cols.map((c) => `    a${r}_${c} += dot(x${r}, w${c});`)).join('\n')}
+  }
+  if (q < ${N4}u) {
+${bias ? '    let bq = bias[q];' : ''}
+${rows.map((r) => `    if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N4}u + q; Y[o] = vec4f(${cols.map((c) => `a${r}_${c}`).join(', ')})${bias ? ' + bq' : ''}${residual ? ' + res[o]' : ''}; }`).join('\n')}
   }
 }
 `;

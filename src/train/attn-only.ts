@@ -64,7 +64,7 @@ import {
   ROW_WG,
   type AttnOnlyDims,
 } from '../../shaders/attn-only-train.wgsl.ts';
-import { NARROW_WG, rowsTimesTSource, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
+import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
 import { checkpointSources, weightTensors, type TrainBatch } from './transformer.ts';
 import type { UpdateEntry } from './optimizer.ts';
 import type { TrainTask } from './trainer.ts';
@@ -228,13 +228,20 @@ export class AttnOnlyTraining {
     const rowsTimesT = (label: string, M: number, K: number, N: number, A: GPUBuffer, Z: GPUBuffer | GPUBufferBinding, Y: GPUBuffer, bias: GPUBuffer | null, res: GPUBuffer | null) => {
       // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
       // broadcast row more, until the accumulators spill.
+      const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
+      if (bias) b[3] = bias;
+      if (res) b[4] = res;
+      if (gpu.subgroupSize === 8 && N % 4 === 0) {
+        // 8-lane subgroups (lavapipe): v2's 4 columns a lane, 32 rows a workgroup (timed: 24 and
+        // 40 rows were slower on every trainer shape).
+        const shape = { M, K, N, RB: 32, bias: !!bias, residual: !!res };
+        dispatch(label, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape));
+        return;
+      }
       const C = Math.min(4, Math.ceil(N / NARROW_WG));
       const RB = C === 1 ? (K >= 128 ? 32 : 24) : C <= 3 ? 16 : 8;
       const ROWS = RB === 24 ? 96 : 64;
       const code = rowsTimesTSource({ M, K, N, C, RB, ROWS, bias: !!bias, residual: !!res, subgroups: sg });
-      const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
-      if (bias) b[3] = bias;
-      if (res) b[4] = res;
       dispatch(label, code, 'rows_times_t_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(M / ROWS), 1]);
     };
     /** out[Kin, N] (+)= A^T G over M rows (column blocks of `split`), bias sums into `bsum`. */

@@ -93,6 +93,7 @@ const GENERATED: Record<string, { make: string; args: unknown[]; entries: string
       args: [{ M: 37, Kin: 19, N: 70, C: 2, split: 35, accumulate: subgroups, bias: true, subgroups, KR: 16, base: 3, biasBase: 2 }],
       entries: ['weight_grad_v1'],
     })),
+    { make: 'rowsTimesTV2Source', args: [{ M: 37, K: 20, N: 68, RB: 16, bias: true, residual: true }], entries: ['rows_times_t_v2'] },
   ],
 };
 

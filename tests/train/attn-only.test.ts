@@ -17,7 +17,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/tensor.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { rowsTimesTCpu, weightGradCpu } from '../../src/gpu/kernels/narrow-matmul.cpu.ts';
-import { NARROW_WG, rowsTimesTSource, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
+import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
 import { modelFromWeights } from '../../src/hooks/load.ts';
 import type { Model } from '../../src/hooks/model.ts';
 import { gpt2LikeConfig } from '../../src/model/config.ts';
@@ -382,6 +382,22 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
         if (x.res) b[4] = res;
         const [Y] = await dispatch(gpu, code, 'rows_times_t_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.M / ROWS), 1], [2]);
         check('narrow matmuls', `rows_times_t ${JSON.stringify(x)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+      }
+      // v2 (8-lane subgroups, N % 4 == 0): the same shapes with N rounded up to a multiple of 4,
+      // plus a partial last row block and a partial column group of 8 lanes.
+      if (subgroups) {
+        for (const x of [...rt.map((x) => ({ ...x, N: Math.ceil(x.N / 4) * 4, RB: 32 })), { M: 41, K: 8, N: 36, bias: true, res: true, RB: 16 }]) {
+          const shape = { M: x.M, K: x.K, N: x.N, RB: x.RB, bias: x.bias, residual: x.res };
+          const A = rng.normal(x.M * x.K);
+          const Z = rng.normal(x.N * x.K);
+          const bias = rng.normal(x.N);
+          const res = rng.normal(x.M * x.N);
+          const b: Record<number, Float32Array> = { 0: A, 1: Z, 2: new Float32Array(x.M * x.N).fill(NaN) };
+          if (x.bias) b[3] = bias;
+          if (x.res) b[4] = res;
+          const [Y] = await dispatch(gpu, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape), [2]);
+          check('narrow matmuls', `rows_times_t_v2 ${JSON.stringify(shape)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+        }
       }
       for (const x of wg) {
         const C = Math.min(3, Math.ceil(x.N / NARROW_WG));
