@@ -31,10 +31,10 @@
  *
  * The sums run over k (or i) in increasing order in vec4 dot products; the CPU references are
  * `narrow-matmul.cpu.ts`. Versions: v1 (`rows_times_t_v1`, `weight_grad_v1`), v2
- * (`rows_times_t_v2`).
+ * (`rows_times_t_v2`, `weight_grad_v2`: the same layout for the weight gradient, below).
  */
 
-export const NARROW_MATMUL_VERSIONS = ['rows_times_t_v1', 'weight_grad_v1', 'rows_times_t_v2'] as const;
+export const NARROW_MATMUL_VERSIONS = ['rows_times_t_v1', 'weight_grad_v1', 'rows_times_t_v2', 'weight_grad_v2'] as const;
 
 /** Invocations per workgroup: 8 subgroups of lavapipe's 8 lanes, 2 of a GPU's 32. */
 export const NARROW_WG = 64;
@@ -261,6 +261,101 @@ ${bias ? `    if (wg.y == 0u) { bsum[${s.biasBase ?? 0}u + col${c}] = s${c}; }` 
   }`,
   )
   .join('\n')}
+}
+`;
+}
+
+/** Workgroups of `weight_grad_v2` for `s`: 8 lanes x 4 columns across, KR output rows down. */
+export function weightGradV2Grid(s: WeightGradShape): [number, number, number] {
+  return [Math.ceil(s.N / 32), Math.ceil(s.Kin / (s.KR ?? 32)), 1];
+}
+
+/**
+ * weight_grad_v2: `weight_grad` for 8-lane subgroups, N % 4 == 0. A workgroup is one subgroup;
+ * lane s owns 4 adjacent columns (4 q .. 4 q + 3, q = 8 wg.x + s) of KR output rows. Per row i it
+ * loads G[i, 4q .. 4q + 3] as one vec4 and A[i, k0 + s + 8 g] for each group g of 8 output rows,
+ * 4 rows i at a time; each broadcast A value meets the lane's 4 columns. The sums over i run in
+ * increasing order in vec4 dot products, as v1's. With `diagonal`, workgroups whose rows and columns share
+ * no diagonal block return at once (except the first row block's, which write the column sums).
+ */
+export function weightGradV2Source(s: WeightGradShape): string {
+  const { M, Kin, N, split: S, accumulate, bias } = s;
+  const KR = s.KR ?? 32;
+  if (KR % 8) throw new Error(`weight_grad_v2: KR (${KR}) must be a multiple of 8`);
+  if (N % 4) throw new Error(`weight_grad_v2: N (${N}) must be a multiple of 4`);
+  if (N % S) throw new Error(`weight_grad_v2: N (${N}) must be a multiple of the split (${S})`);
+  const N4 = N / 4;
+  const rows = range(KR);
+  const groups = range(KR / 8);
+  const cols = range(4);
+  const d = s.diagonal;
+  const full = Math.floor(M / 4);
+  const tail = M % 4;
+  // Rows i .. i + 3 (zeros past M in the tail): G's 4 rows of this lane's 4 columns, and for each
+  // group of 8 output rows A's 4 rows; column c of the G rows is a vec4 over i, so every
+  // accumulator takes a 4-term dot product (one update per 4 multiply-adds: they spill).
+  const step = (masked: boolean) => {
+    const live = (u: number) => !masked || u < tail;
+    return [
+      ...range(4).map((u) => `    let g${u} = ${live(u) ? `G[(i + ${u}u) * ${N4}u + qc]` : 'vec4f(0.0)'};`),
+      ...cols.map(
+        (c) =>
+          `    let gc${c} = vec4f(${range(4)
+            .map((u) => `g${u}.${'xyzw'[c]}`)
+            .join(', ')});`,
+      ),
+      ...groups.map(
+        (g) =>
+          `    let xa${g} = vec4f(${range(4)
+            .map((u) => (live(u) ? `A[(i + ${u}u) * ${Kin}u + ak${g}]` : '0.0'))
+            .join(', ')});`,
+      ),
+      ...rows.map((r) => `    let x${r} = subgroupBroadcast(xa${Math.floor(r / 8)}, ${r % 8}u);`),
+      ...rows.flatMap((r) => cols.map((c) => `    a${r}_${c} += dot(x${r}, gc${c});`)),
+      ...(bias ? [`    sum += g0 + g1 + g2 + g3;`] : []),
+    ].join('\n');
+  };
+  const out = (r: number, c: number) => {
+    const j = `(q * 4u + ${c}u)`;
+    const k = `(k0 + ${r}u)`;
+    const v = `a${r}_${c}`;
+    if (d) {
+      return `    if (${k} < ${Kin}u && ${k} / ${d.rows}u == ${j} / ${d.cols}u) { let o = ${s.base ?? 0}u + (${k} % ${d.rows}u) * ${N}u + ${j}; out[o] = ${accumulate ? 'out[o] + ' : ''}${v}; }`;
+    }
+    return `    if (${k} < ${Kin}u) { let o = ${s.base ?? 0}u + (${j} / ${S}u) * ${Kin * S}u + ${k} * ${S}u + ${j} % ${S}u; out[o] = ${accumulate ? 'out[o] + ' : ''}${v}; }`;
+  };
+  // With a diagonal, the rows k0 .. k0 + KR - 1 meet column blocks k0 / rows .. (k0 + KR - 1) / rows
+  // (times cols, in columns); this workgroup's columns are 32 wg.x .. 32 wg.x + 31.
+  const skip = d
+    ? `  let first = (k0 / ${d.rows}u) * ${d.cols}u;
+  let last = (min(k0 + ${KR - 1}u, ${Kin - 1}u) / ${d.rows}u + 1u) * ${d.cols}u;
+  if (${bias ? 'wg.y != 0u && ' : ''}(wg.x * 32u >= last || wg.x * 32u + 32u <= first)) { return; }`
+    : '';
+  return `enable subgroups;
+@group(0) @binding(0) var<storage, read> A: array<f32>;          // [M, Kin]
+@group(0) @binding(1) var<storage, read> G: array<vec4f>;        // [M, N / 4]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;  // N / S blocks of [Kin, S]
+${bias ? '@group(0) @binding(3) var<storage, read_write> bsum: array<f32>;  // [N]' : ''}
+
+// One subgroup of 8 lanes: the broadcasts of A stay within it.
+@compute @workgroup_size(8)
+fn weight_grad_v2(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) lane: u32) {
+  let q = wg.x * 8u + lane;
+  let qc = min(q, ${N4 - 1}u);
+  let k0 = wg.y * ${KR}u;
+${skip}
+${groups.map((g) => `  let ak${g} = min(k0 + ${g * 8}u + lane, ${Kin - 1}u);`).join('\n')}
+${rows.flatMap((r) => cols.map((c) => `  var a${r}_${c} = 0.0;`)).join('\n')}
+${bias ? '  var sum = vec4f(0.0);' : ''}
+  for (var i4 = 0u; i4 < ${full}u; i4++) {
+    let i = i4 * 4u;
+${step(false)}
+  }
+${tail ? `  {\n    let i = ${full * 4}u;\n${step(true)}\n  }` : ''}
+  if (q < ${N4}u) {
+${rows.flatMap((r) => cols.map((c) => out(r, c))).join('\n')}
+${bias ? `    if (wg.y == 0u) {\n${cols.map((c) => `      bsum[${s.biasBase ?? 0}u + q * 4u + ${c}u] = sum.${'xyzw'[c]};`).join('\n')}\n    }` : ''}
+  }
 }
 `;
 }

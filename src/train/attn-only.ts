@@ -64,7 +64,7 @@ import {
   ROW_WG,
   type AttnOnlyDims,
 } from '../../shaders/attn-only-train.wgsl.ts';
-import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
+import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource, weightGradV2Grid, weightGradV2Source } from '../../shaders/narrow-matmul.wgsl.ts';
 import { checkpointSources, weightTensors, type TrainBatch } from './transformer.ts';
 import type { UpdateEntry } from './optimizer.ts';
 import type { TrainTask } from './trainer.ts';
@@ -255,26 +255,21 @@ export class AttnOnlyTraining {
       out: GPUBuffer | GPUBufferBinding,
       o: { split?: number; accumulate?: boolean; bsum?: GPUBuffer | GPUBufferBinding; base?: number; biasBase?: number; diagonal?: { rows: number; cols: number } } = {},
     ) => {
+      const b: Record<number, GPUBufferBinding | GPUBuffer> = { 0: A, 1: G, 2: out };
+      if (o.bsum) b[3] = o.bsum;
+      const common = { M, Kin, N, split: o.split ?? N, accumulate: !!o.accumulate, bias: !!o.bsum, base: o.base ?? 0, biasBase: o.biasBase ?? 0, diagonal: o.diagonal };
+      if (gpu.subgroupSize === 8 && N % 4 === 0) {
+        // 8-lane subgroups (lavapipe): v2's 4 columns a lane, 16 output rows a workgroup (timed:
+        // 8 and 32 were slower on the trainer's shapes).
+        const shape = { ...common, C: 1, subgroups: true, KR: 16 };
+        dispatch(label, weightGradV2Source(shape), 'weight_grad_v2', b, weightGradV2Grid(shape));
+        return;
+      }
       const C = Math.min(3, Math.ceil(N / NARROW_WG));
       // One column per invocation: 24 rows of output reuse each G load more (at D 64 the third
       // block is a third idle, and still 1.5x faster than 8 rows on lavapipe).
       const KR = C >= 2 ? 16 : 24;
-      const code = weightGradSource({
-        M,
-        Kin,
-        N,
-        C,
-        split: o.split ?? N,
-        accumulate: !!o.accumulate,
-        bias: !!o.bsum,
-        subgroups: sg,
-        KR,
-        base: o.base ?? 0,
-        biasBase: o.biasBase ?? 0,
-        diagonal: o.diagonal,
-      });
-      const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: G, 2: out };
-      if (o.bsum) b[3] = o.bsum;
+      const code = weightGradSource({ ...common, C, subgroups: sg, KR });
       dispatch(label, code, 'weight_grad_v1', b, [Math.ceil(N / (NARROW_WG * C)), Math.ceil(Kin / KR), 1]);
     };
 

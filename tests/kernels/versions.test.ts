@@ -94,6 +94,12 @@ const GENERATED: Record<string, { make: string; args: unknown[]; entries: string
       entries: ['weight_grad_v1'],
     })),
     { make: 'rowsTimesTV2Source', args: [{ M: 37, K: 20, N: 68, RB: 16, bias: true, residual: true }], entries: ['rows_times_t_v2'] },
+    { make: 'weightGradV2Source', args: [{ M: 37, Kin: 19, N: 68, C: 1, split: 34, accumulate: true, bias: true, subgroups: true, KR: 16, base: 3, biasBase: 2 }], entries: ['weight_grad_v2'] },
+    {
+      make: 'weightGradV2Source',
+      args: [{ M: 30, Kin: 24, N: 24, C: 1, split: 24, accumulate: false, bias: true, subgroups: true, KR: 8, diagonal: { rows: 8, cols: 8 } }],
+      entries: ['weight_grad_v2'],
+    },
   ],
 };
 

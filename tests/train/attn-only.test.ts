@@ -17,7 +17,7 @@ import type { Gpu } from '../../src/gpu/device.ts';
 import { readBuffer } from '../../src/gpu/tensor.ts';
 import { submitSteps } from '../../src/gpu/recorder.ts';
 import { rowsTimesTCpu, weightGradCpu } from '../../src/gpu/kernels/narrow-matmul.cpu.ts';
-import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource } from '../../shaders/narrow-matmul.wgsl.ts';
+import { NARROW_WG, rowsTimesTSource, rowsTimesTV2Grid, rowsTimesTV2Source, weightGradSource, weightGradV2Grid, weightGradV2Source } from '../../shaders/narrow-matmul.wgsl.ts';
 import { modelFromWeights } from '../../src/hooks/load.ts';
 import type { Model } from '../../src/hooks/model.ts';
 import { gpt2LikeConfig } from '../../src/model/config.ts';
@@ -397,6 +397,48 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
           if (x.res) b[4] = res;
           const [Y] = await dispatch(gpu, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape), [2]);
           check('narrow matmuls', `rows_times_t_v2 ${JSON.stringify(shape)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+        }
+      }
+      // weight_grad_v2 (8-lane subgroups, N % 4 == 0): the same shapes with N rounded up to a
+      // multiple of 4 (the split kept where it divides it: [12, 3] blocks split a lane's 4
+      // columns), at its 16 output rows and at 8.
+      if (subgroups) {
+        for (const [n, x] of wg.entries()) {
+          const N = Math.ceil(x.N / 4) * 4;
+          const shape = { M: x.M, Kin: x.Kin, N, C: 1, split: N % x.split ? N : x.split, accumulate: x.accumulate, bias: x.bias, subgroups, KR: n % 2 ? 8 : 16 };
+          const A = rng.normal(x.M * x.Kin);
+          const G = rng.normal(x.M * N);
+          const before = x.accumulate ? rng.normal(x.Kin * N) : new Float32Array(x.Kin * N).fill(NaN);
+          const b: Record<number, Float32Array> = { 0: A, 1: G, 2: before };
+          if (x.bias) b[3] = new Float32Array(N).fill(NaN);
+          const got = await dispatch(gpu, weightGradV2Source(shape), 'weight_grad_v2', b, weightGradV2Grid(shape), x.bias ? [2, 3] : [2]);
+          const want = Float64Array.from(before);
+          const sums = weightGradCpu(want, A, G, x.M, x.Kin, N, shape.split, x.accumulate);
+          check('narrow matmuls', `weight_grad_v2 ${JSON.stringify(shape)}`, got[0]!, want);
+          if (x.bias) check('narrow matmuls', `weight_grad_v2 column sums ${JSON.stringify(shape)}`, got[1]!, sums);
+        }
+        // The diagonal blocks of [Kin, N] (rows x cols each) packed as [rows, N], with column sums
+        // (the first row block's workgroups write them even where they skip the product).
+        for (const x of [
+          { M: 29, Kin: 40, N: 20, rows: 8, cols: 4, accumulate: true, bias: true, KR: 16 }, // KR spans two row blocks
+          { M: 6, Kin: 36, N: 36, rows: 9, cols: 9, accumulate: false, bias: true, KR: 8 }, // blocks of 9 columns split lanes' quads
+        ]) {
+          const shape = { M: x.M, Kin: x.Kin, N: x.N, C: 1, split: x.N, accumulate: x.accumulate, bias: x.bias, subgroups, KR: x.KR, diagonal: { rows: x.rows, cols: x.cols } };
+          const A = rng.normal(x.M * x.Kin);
+          const G = rng.normal(x.M * x.N);
+          const before = x.accumulate ? rng.normal(x.rows * x.N) : new Float32Array(x.rows * x.N).fill(NaN);
+          const got = await dispatch(gpu, weightGradV2Source(shape), 'weight_grad_v2', { 0: A, 1: G, 2: before, 3: new Float32Array(x.N).fill(NaN) }, weightGradV2Grid(shape), [2, 3]);
+          const full = new Float64Array(x.Kin * x.N);
+          const sums = weightGradCpu(full, A, G, x.M, x.Kin, x.N);
+          const want = Float64Array.from(before);
+          for (let k = 0; k < x.Kin; k++)
+            for (let j = 0; j < x.N; j++) {
+              if (Math.floor(k / x.rows) !== Math.floor(j / x.cols)) continue;
+              const o = (k % x.rows) * x.N + j;
+              want[o] = (x.accumulate ? want[o]! : 0) + full[k * x.N + j]!;
+            }
+          check('narrow matmuls', `weight_grad_v2 diagonal ${JSON.stringify(shape)}`, got[0]!, want);
+          check('narrow matmuls', `weight_grad_v2 diagonal column sums ${JSON.stringify(shape)}`, got[1]!, sums);
         }
       }
       for (const x of wg) {
