@@ -11,9 +11,13 @@
  * Attributes: `target` (id of a `<pb-model>`), `steps`, `every`, `batch`, `task` (recall |
  * repeated), `seed`; the page's address may override steps, batch and task with
  * `?train-steps=`, `?train-batch=`, `?train-task=`. The status line's `data-state` is
- * idle, training, paused, stopped, done or error, and `data-step` the updates done.
+ * idle, training, paused, stopped, done or error, `data-step` the updates done, and once the
+ * phase change has come `data-phase-change` its step and `data-phase-change-s` the seconds of
+ * training to it (pauses and the scores' own forwards excluded): the figure to set against
+ * PyTorch's time for the recipe on the reader's own GPU.
  *
- * @fires induction-trained - `{ step, phaseChange }` when a run ends and its model is handed over.
+ * @fires induction-trained - `{ step, phaseChange, phaseChangeSeconds }` when a run ends and its
+ * model is handed over (0 and 0 without a phase change).
  */
 import { LitElement, css, html, type PropertyValues } from 'lit';
 import { customElement, property, query, state } from 'lit/decorators.js';
@@ -61,6 +65,8 @@ export class InductionTrainer extends LitElement {
   @state() private prev: Series[] = [];
   @state() private induction: Series[] = [];
   @state() private phaseChange = 0;
+  /** Seconds of training to the phase change's report. */
+  @state() private phaseChangeSeconds = 0;
   @state() private downloads: { config: string; weights: string } | null = null;
 
   @query('select[name=task]') private taskSelect!: HTMLSelectElement;
@@ -99,7 +105,7 @@ export class InductionTrainer extends LitElement {
         <button type="button" name="pause" ?disabled=${!live} @click=${this.togglePause}>${this.phase === 'paused' ? 'Resume' : 'Pause'}</button>
         <button type="button" name="stop" ?disabled=${!live} @click=${() => this.run?.stop()}>Stop</button>
       </form>
-      <div class="status ${this.phase === 'error' ? 'error' : ''}" role="status" data-state=${this.phase} data-step=${this.step} data-phase-change=${this.phaseChange}>${this.message}</div>
+      <div class="status ${this.phase === 'error' ? 'error' : ''}" role="status" data-state=${this.phase} data-step=${this.step} data-phase-change=${this.phaseChange} data-phase-change-s=${this.phaseChangeSeconds.toFixed(1)}>${this.message}</div>
       <div class="curves">
         <loss-curve label="loss (scored tokens; dashed: on a repeat)" .series=${this.loss} .steps=${this.steps}></loss-curve>
         <loss-curve label="layer 0: previous-token score per head" linear .series=${this.prev} .steps=${this.steps}></loss-curve>
@@ -153,6 +159,7 @@ export class InductionTrainer extends LitElement {
     this.prev = [];
     this.induction = [];
     this.phaseChange = 0;
+    this.phaseChangeSeconds = 0;
     this.step = 0;
     try {
       const gpu = await pageGpu();
@@ -185,21 +192,26 @@ export class InductionTrainer extends LitElement {
             repeatLine.points.push([rep.step, s.repeatLoss]);
             s.prevToken.forEach((v, h) => prev[h]!.points.push([rep.step, v]));
             s.induction.forEach((v, h) => ind[h]!.points.push([rep.step, v]));
-            if (!this.phaseChange && Math.max(...s.induction) > 0.5) this.phaseChange = rep.step;
+            if (!this.phaseChange && Math.max(...s.induction) > 0.5) {
+              this.phaseChange = rep.step;
+              this.phaseChangeSeconds = rep.elapsedMs / 1000;
+            }
             this.prev = prev.map((x) => ({ ...x }));
             this.induction = ind.map((x) => ({ ...x }));
           }
           this.loss = [{ ...lossLine }, { ...repeatLine }];
           if (this.phase === 'training') {
-            this.message = `Step ${rep.step} of ${this.steps} · ${(rep.elapsedMs / 1000).toFixed(0)} s · loss ${rep.metrics.objective![0]!.toFixed(3)}${this.phaseChange ? ` · phase change at step ${this.phaseChange}` : ''}`;
+            this.message = `Step ${rep.step} of ${this.steps} · ${(rep.elapsedMs / 1000).toFixed(0)} s · loss ${rep.metrics.objective![0]!.toFixed(3)}${this.phaseChange ? ` · phase change at step ${this.phaseChange} (${this.phaseChangeSeconds.toFixed(0)} s)` : ''}`;
           }
         },
       });
       const end = await this.run.done;
       this.phase = end.state === 'stopped' ? 'stopped' : 'done';
-      this.message = `${end.state === 'stopped' ? 'Stopped' : 'Trained'} at step ${end.step}${this.phaseChange ? `; the phase change came at step ${this.phaseChange}` : '; no phase change yet (no layer-1 head has an induction score above 0.5)'}. The figures below now show this model.`;
+      this.message = `${end.state === 'stopped' ? 'Stopped' : 'Trained'} at step ${end.step}${this.phaseChange ? `; the phase change came at step ${this.phaseChange}, after ${this.phaseChangeSeconds.toFixed(1)} s of training` : '; no phase change yet (no layer-1 head has an induction score above 0.5)'}. The figures below now show this model.`;
       await this.handOver();
-      this.dispatchEvent(new CustomEvent('induction-trained', { detail: { step: end.step, phaseChange: this.phaseChange }, bubbles: true, composed: true }));
+      this.dispatchEvent(
+        new CustomEvent('induction-trained', { detail: { step: end.step, phaseChange: this.phaseChange, phaseChangeSeconds: this.phaseChangeSeconds }, bubbles: true, composed: true }),
+      );
     } catch (err) {
       this.phase = 'error';
       this.message = `Training failed: ${(err as Error).message}`;
