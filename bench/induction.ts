@@ -5,7 +5,8 @@
  * `--every` updates, as make/train_induction_pairs.py prints: the batch loss, the loss on a
  * repeat, layer 0's previous-token and layer 1's induction score per head, seconds so far) and a
  * last line with the phase change (the first report at which the best layer-1 induction score
- * passes 0.5, the page's marker) and the wall time, to set against PyTorch's run of the same
+ * passes 0.5, the page's marker), the wall time and `warmup_s` (the kernels' compile, before the
+ * clock starts: one update of a throwaway copy), to set against PyTorch's run of the same
  * recipe (the fixture's README: phase change at steps 2,750-3,250, 8,000 steps in about 4 minutes
  * on 2 CPU cores).
  */
@@ -33,7 +34,24 @@ const submitMs = Number(opt('submit-ms', '250'));
 if (engine !== 'attn-only' && engine !== 'general') throw new Error(`bench:induction: --engine is attn-only or general, not ${engine}`);
 
 const gpu = await acquireGpu();
-const { model, checkpoint } = await modelFromFiles(gpu, { 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(seed) });
+const files = () => ({ 'config.json': JSON.stringify(recipeConfig()), 'model.safetensors': recipeInit(seed) });
+
+// Lavapipe compiles each kernel at its first dispatch (a GPU driver at pipeline creation, in well
+// under a second): one update of a throwaway copy, and its scores, compile them all before the
+// clock starts (the pipelines are cached by source). With a cold Mesa shader cache this is
+// where a first run's compile time goes; `warmup_s` reports it.
+const w0 = performance.now();
+{
+  const copy = await modelFromFiles(gpu, files());
+  const w = await recipeTraining(gpu, copy.model, copy.checkpoint, task, seed, batch, engine);
+  await w.trainer.train({ until: 1 }).done;
+  await headScores(copy.model, 0);
+  w.destroy();
+  copy.model.destroy();
+}
+const warmupS = (performance.now() - w0) / 1000;
+
+const { model, checkpoint } = await modelFromFiles(gpu, files());
 const r = await recipeTraining(gpu, model, checkpoint, task, seed, batch, engine);
 const round = (x: number) => +x.toFixed(3);
 let phaseChange = 0;
@@ -72,6 +90,7 @@ console.log(
     phase_change: phaseChange || null,
     train_s: round(trainMs / 1000),
     steps_per_s: round(end.step / (trainMs / 1000)),
+    warmup_s: round(warmupS),
     wall_s: round((performance.now() - t0) / 1000),
   }),
 );

@@ -153,7 +153,7 @@ ${rows.flatMap((r) => cols.map((c) => `    a${r}_${c} += dot(x${r}, w${c});`)).j
   }
   if (q < ${N4}u) {
 ${bias ? '    let bq = bias[q];' : ''}
-${rows.map((r) => `    if (r0 + ${r}u < ${M}u) { let o = (r0 + ${r}u) * ${N4}u + q; Y[o] = vec4f(${cols.map((c) => `a${r}_${c}`).join(', ')})${bias ? ' + bq' : ''}${residual ? ' + res[o]' : ''}; }`).join('\n')}
+${rows.map((r) => `    ${M % RB ? `if (r0 + ${r}u < ${M}u) ` : ''}{ let o = (r0 + ${r}u) * ${N4}u + q; Y[o] = vec4f(${cols.map((c) => `a${r}_${c}`).join(', ')})${bias ? ' + bq' : ''}${residual ? ' + res[o]' : ''}; }`).join('\n')}
   }
 }
 `;

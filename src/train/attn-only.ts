@@ -233,8 +233,9 @@ export class AttnOnlyTraining {
       if (res) b[4] = res;
       if (gpu.subgroupSize === 8 && N % 4 === 0) {
         // 8-lane subgroups (lavapipe): v2's 4 columns a lane, 32 rows a workgroup (timed: 24 and
-        // 40 rows were slower on every trainer shape).
-        const shape = { M, K, N, RB: 32, bias: !!bias, residual: !!res };
+        // 40 rows were slower on every trainer shape); fewer for small products, which have few
+        // workgroups either way and compile 2-4x faster with smaller blocks.
+        const shape = { M, K, N, RB: M >= 256 ? 32 : M >= 64 ? 16 : 8, bias: !!bias, residual: !!res };
         dispatch(label, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape));
         return;
       }

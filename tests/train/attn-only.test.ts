@@ -384,9 +384,11 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
         check('narrow matmuls', `rows_times_t ${JSON.stringify(x)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
       }
       // v2 (8-lane subgroups, N % 4 == 0): the same shapes with N rounded up to a multiple of 4,
-      // plus a partial last row block and a partial column group of 8 lanes.
+      // at blocks of 32, 16 and 8 rows (partial last row blocks, partial groups of 8 lanes), and
+      // rows that fill their blocks exactly (no bounds checks generated).
       if (subgroups) {
-        for (const x of [...rt.map((x) => ({ ...x, N: Math.ceil(x.N / 4) * 4, RB: 32 })), { M: 41, K: 8, N: 36, bias: true, res: true, RB: 16 }]) {
+        const v2 = [...rt.map((x, n) => ({ ...x, N: Math.ceil(x.N / 4) * 4, RB: [32, 16, 8][n % 3]! })), { M: 48, K: 8, N: 36, bias: true, res: true, RB: 16 }];
+        for (const x of v2) {
           const shape = { M: x.M, K: x.K, N: x.N, RB: x.RB, bias: x.bias, residual: x.res };
           const A = rng.normal(x.M * x.K);
           const Z = rng.normal(x.N * x.K);
