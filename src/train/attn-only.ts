@@ -226,8 +226,6 @@ export class AttnOnlyTraining {
     };
     /** Y[M, N] = A Z^T (+ bias) (+ res). */
     const rowsTimesT = (label: string, M: number, K: number, N: number, A: GPUBuffer, Z: GPUBuffer | GPUBufferBinding, Y: GPUBuffer, bias: GPUBuffer | null, res: GPUBuffer | null) => {
-      // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
-      // broadcast row more, until the accumulators spill.
       const b: Record<number, GPUBuffer | GPUBufferBinding> = { 0: A, 1: Z, 2: Y };
       if (bias) b[3] = bias;
       if (res) b[4] = res;
@@ -239,6 +237,8 @@ export class AttnOnlyTraining {
         dispatch(label, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape));
         return;
       }
+      // Register blocks chosen by timing these shapes on lavapipe: a wider block reuses each
+      // broadcast row more, until the accumulators spill.
       const C = Math.min(4, Math.ceil(N / NARROW_WG));
       const RB = C === 1 ? (K >= 128 ? 32 : 24) : C <= 3 ? 16 : 8;
       const ROWS = RB === 24 ? 96 : 64;

@@ -254,6 +254,9 @@ export class Trainer {
     submitSteps(this.gpu, steps, `train ${next + 1}-${next + n}`);
     const at = base * this.stride * 4;
     const values = reported.length ? readBuffer(this.gpu, this.history, at, reported.length * this.stride * 4) : this.gpu.device.queue.onSubmittedWorkDone().then(() => null);
+    // A failure (a lost device) surfaces where the loop awaits this; the catch only keeps a submit
+    // queued behind one that failed, never awaited, from being reported as unhandled.
+    values.catch(() => undefined);
     return { n, reported, values };
   }
 
