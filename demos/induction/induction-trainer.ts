@@ -184,6 +184,8 @@ export class InductionTrainer extends LitElement {
       this.run = r.trainer.train({
         until: this.steps,
         every: Math.max(1, Math.min(10, every)),
+        // Only the reports that draw the heads' scores read the model; training runs on behind the others.
+        readsModelAt: (t) => t % every === 0 || t === this.steps,
         onReport: async (rep) => {
           this.step = rep.step;
           lossLine.points.push([rep.step, rep.metrics.objective![0]!]);

@@ -9,8 +9,9 @@
  *
  * Queue writes (the clock's rows, staged batches) land after the work submitted before them, so
  * submit k is encoded and queued while submit k - 1 runs and the GPU does not wait for the host;
- * a submit that reports is waited for before the next is queued, so a report's callback sees the
- * weights as that submit left them.
+ * a submit that reports is waited for before the next is queued (unless `readsModelAt` says its
+ * reports' callback does not read the model), so a report's callback sees the weights as that
+ * submit left them.
  *
  * Between submits the loop yields to the event loop, so a browser tab stays responsive; with
  * `stepsPerSubmit: 'auto'` it sizes submits to take about `targetSubmitMs`. Nothing a step
@@ -73,6 +74,12 @@ export interface TrainOptions {
   targetSubmitMs?: number;
   /** Called with the reports of each submit, in order; the loop waits for it. */
   onReport?: (r: Report) => void | Promise<void>;
+  /**
+   * The reports whose callback reads the model (by update; default: every one). Nothing is queued
+   * behind their submit, so the callback sees the weights as that submit left them; behind the
+   * others the next submit is already running.
+   */
+  readsModelAt?: (step: number) => boolean;
   /** Stops the run between submits. */
   signal?: AbortSignal;
 }
@@ -203,10 +210,11 @@ export class Trainer {
         mark = performance.now();
       }
       // Queue the next submit before waiting for the one in flight, so that the GPU does not idle
-      // while the host encodes. Not behind a submit that reports: onReport sees the weights as
-      // that submit left them. A pause or stop lets the submit in flight finish and queues no more.
+      // while the host encodes. Not behind a submit whose reports read the model: onReport sees
+      // the weights as that submit left them. A pause or stop lets the submit in flight finish
+      // and queues no more.
       let queued: Flight | null = null;
-      const behindReport = inFlight !== null && inFlight.reported.length > 0 && o.onReport !== undefined;
+      const behindReport = inFlight !== null && o.onReport !== undefined && inFlight.reported.some((t) => o.readsModelAt?.(t) ?? true);
       if (!behindReport && next < o.until && run.state === 'running' && !o.signal?.aborted) {
         queued = this.submit(next, Math.min(perSubmit, o.until - next), every, o.until, half);
         next += queued.n;

@@ -151,6 +151,18 @@ describe('determinism and the loop', () => {
     }
   });
 
+  it('behind a report that does not read the model (readsModelAt), the next submit is already queued', async () => {
+    const seen = new Map<number, Float32Array>();
+    await trained(12, (t) =>
+      t.trainer.train({ until: 12, stepsPerSubmit: 2, every: 2, readsModelAt: (s) => s % 4 === 0, onReport: async (r) => void seen.set(r.step, (await t.toy.weights()).W) }).done.then(() => undefined),
+    );
+    const at = async (step: number) => trained(step, (t) => t.trainer.train({ until: step, stepsPerSubmit: 1 }).done.then(() => undefined));
+    // Reports 4, 8 and 12 read the model: their submits had nothing queued behind them.
+    for (const step of [4, 8, 12]) expect(Array.from(seen.get(step)!), `weights at the report of update ${step}`).toEqual(Array.from(await at(step)));
+    // Report 2 does not: the submit of updates 3-4 was queued behind it, and ran before the callback read the weights.
+    expect(Array.from(seen.get(2)!), 'update 2 is read after updates 3-4 ran').toEqual(Array.from(await at(4)));
+  });
+
   it('stop ends a run between submits; training continues from where it stopped', async () => {
     const t = await setup(config, 1e-2);
     try {
