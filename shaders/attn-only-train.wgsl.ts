@@ -34,7 +34,7 @@
  *   col_sums_part   dw[d] = sum_r da[r, d] nrm[r, d], db[d] = sum_r da[r, d] (norm gain and
  *   col_sums_total  bias) over row chunks in parallel, then the chunks in order
  *   attn_backward   per (sequence, head): per query dp = dz v, ds = p (dp - sum p dp) scale,
- *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v3 below)
+ *                   dq = ds k; then per key dk = sum_q ds q, dv = sum_q p dz (v1; v4 below)
  *   attn_backward_slots  per (sequence, head), one invocation per key, over the sequence's
  *                   scored slots in order: the same sums for the scored queries only
  *   pack_kv_folded, attn_forward_folded, attn_backward_folded   the last layer with its keys and
@@ -45,8 +45,8 @@
  *                   the batch: rows in order, so the sum's order is fixed; no float atomics)
  *
  * CPU reference: `src/train/attn-only.cpu.ts`. Versions: v1 of each; where the device has a fixed
- * subgroup size of at least 8 (below), v3 of attn_forward and attn_backward (one subgroup per
- * sequence and head; the pattern recomputed from lse instead of stored) and v2 of
+ * subgroup size of at least 8 (below), v3 of attn_forward and v4 of attn_backward (one subgroup
+ * per sequence and head; the pattern recomputed from lse instead of stored) and v2 of
  * attn_backward_slots.
  */
 
@@ -67,7 +67,7 @@ export const ATTN_ONLY_VERSIONS = [
   'col_sums_part_v1',
   'col_sums_total_v1',
   'attn_backward_v1',
-  'attn_backward_v3',
+  'attn_backward_v4',
   'attn_backward_slots_v1',
   'attn_backward_slots_v2',
   'pack_kv_folded_v1',
@@ -761,99 +761,87 @@ ${groups
 }
 
 /**
- * attn_backward_v3: attn_backward_v1 in v3's layout (one subgroup per (sequence, head), lane l
- * holding positions l + S i). Per query, with every key broadcast: p = exp(q.k scale - lse)
- * (recomputed), dp = dz.v, ds = p (dp - sum p dp) scale, dq = sum ds k. The key side needs p
- * and ds by key: each S x S block (query group i, key group j <= i) is transposed across the
- * subgroup in log2(S) butterfly steps (`subgroupShuffleXor` and a select per register), and
- * then, with every query broadcast, dk = sum_q ds q and dv = sum_q p dz. Nothing goes through
- * memory but the rows in and dq, dk, dv out.
+ * attn_backward_v4: attn_backward_v1 in attn_forward_v3's layout (one subgroup per (sequence,
+ * head), lane l holding positions l + S i). The row sums sum_k p dp (for ds) come first, as
+ * dz . z (z = sum_k p v, the forward's output). Then a loop over key groups j: iteration j loads
+ * key group j (lane l: key S j + l) and, for each query group i >= j (unrolled, a uniform branch)
+ * with every key of the group broadcast, recomputes p = exp(q.k scale - lse) and
+ * ds = p (dz.v - sum p dp) scale and adds ds k to dq_i; then it transposes the S x S blocks of p
+ * and ds across the subgroup in log2(S) butterfly steps (`subgroupShuffleXor` and a select per
+ * register) and, with every query of group i broadcast, adds ds q and p dz to key group j's dk
+ * and dv, stored at the end of the iteration. Nothing goes through memory but the rows in and
+ * dq, dk, dv out. (Its v3 had the key groups unrolled too: the same speed, and lavapipe took
+ * ~20 s to compile it at T 48 where v4 takes ~12.)
  */
-export function attnBackwardV3Source(dims: AttnOnlyDims, scale: number, S: number): string {
+export function attnBackwardV4Source(dims: AttnOnlyDims, scale: number, S: number): string {
   const { T, H } = dims;
-  const { HE, E4, S4, es, groups, keys, keysOf, from } = v3Layout(dims, S);
-  const dot = (a: string, b: string) => `(${es.map((e) => `dot(${a}_${e}, ${b}${e})`).join(' + ')})`;
+  const { HE, E4, S4, es, groups } = v3Layout(dims, S);
+  const NB = groups.length;
+  const dot = (a: string, b: string) => `(${es.map((e) => `dot(${a}_${e}, ${b}_${e})`).join(' + ')})`;
+  const rows = range(S);
   const load = groups.map((i) =>
     [
       `  let ro${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${S4}u + h * ${E4}u;`,
       `  let zo${i} = (base + min(l + ${S * i}u, ${T - 1}u)) * ${HE / 4}u + h * ${E4}u;`,
-      ...es.map(
-        (e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let k${i}_${e} = qkv[ro${i} + ${HE / 4 + e}u];\n  let v${i}_${e} = qkv[ro${i} + ${HE / 2 + e}u];\n  let g${i}_${e} = dz[zo${i} + ${e}u];`,
-      ),
+      ...es.map((e) => `  let q${i}_${e} = qkv[ro${i} + ${e}u];\n  let g${i}_${e} = dz[zo${i} + ${e}u];\n  let z${i}_${e} = z[zo${i} + ${e}u];\n  var dq${i}_${e} = vec4f();`),
       `  let lse${i} = lse[bh * ${T}u + min(l + ${S * i}u, ${T - 1}u)];`,
+      `  let D${i} = ${dot(`g${i}`, `z${i}`)};`,
     ].join('\n'),
   );
-  // Query side: p and dp for every (query group, key), then ds and dq.
-  const pdp = keys.flatMap(({ k, j, r }) => [
-    ...es.map((e) => `  let kb${k}_${e} = subgroupBroadcast(k${j}_${e}, ${r}u);\n  let vb${k}_${e} = subgroupBroadcast(v${j}_${e}, ${r}u);`),
-    ...from(j).flatMap((i) => {
-      const p = `exp(${dot(`q${i}`, `kb${k}_`)} * ${f(scale)} - lse${i})`;
-      return [i === j ? `  let p${i}_${k} = select(0.0, ${p}, l >= ${r}u);` : `  let p${i}_${k} = ${p};`, `  let dp${i}_${k} = ${dot(`g${i}`, `vb${k}_`)};`];
-    }),
-  ]);
-  const dsdq = groups.flatMap((i) => [
-    `  let D${i} = ${keysOf(i)
-      .map((k) => `p${i}_${k} * dp${i}_${k}`)
-      .join(' + ')};`,
-    ...keysOf(i).map((k) => `  let ds${i}_${k} = p${i}_${k} * (dp${i}_${k} - D${i}) * ${f(scale)};`),
-    ...es.map(
-      (e) =>
-        `  var dq${i}_${e} = ${keysOf(i)
-          .map((k) => `ds${i}_${k} * kb${k}_${e}`)
-          .join(' + ')};`,
-    ),
-  ]);
-  // Key side: block (i, j) of p and ds transposed, so lane l holds (query S i + r, key S j + l) as register r.
-  const transposed = new Map<string, string[]>();
-  const transposes: string[] = [];
-  for (const i of groups)
-    for (let j = 0; j <= i; j++)
-      for (const name of ['p', 'ds']) {
-        let cur = range(S).map((m) => (S * j + m < T ? `${name}${i}_${S * j + m}` : '0.0'));
-        for (let d = S / 2, step = 0; d >= 1; d /= 2, step++) {
-          const next = range(S).map((m) => `t${name}${i}_${j}_${step}_${m}`);
-          // Register m keeps its value where bit d of lane and register agree, else takes register m ^ d of lane l ^ d.
-          transposes.push(...range(S).map((m) => `  let ${next[m]} = select(subgroupShuffleXor(${cur[m ^ d]}, ${d}u), ${cur[m]}, ((l & ${d}u) != 0u) == ${(m & d) !== 0});`));
-          cur = next;
-        }
-        transposed.set(`${name}${i}_${j}`, cur);
+  // One query group i against key group j: lane l is query S i + l, register r key S j + r.
+  const block = (i: number) => {
+    const lines: string[] = [`    if (j <= ${i}u) {`];
+    for (const r of rows) {
+      lines.push(...es.map((e) => `      let kb${r}_${e} = subgroupBroadcast(k_${e}, ${r}u);\n      let vb${r}_${e} = subgroupBroadcast(v_${e}, ${r}u);`));
+      // Keys past T (the last group's spare lanes), and on the diagonal keys after the query, score nothing.
+      lines.push(`      let p${r} = select(0.0, exp(${dot(`q${i}`, `kb${r}`)} * ${f(scale)} - lse${i}), kj + ${r}u < ${T}u && (j < ${i}u || l >= ${r}u));`);
+      lines.push(`      let ds${r} = p${r} * (${dot(`g${i}`, `vb${r}`)} - D${i}) * ${f(scale)};`);
+      lines.push(...es.map((e) => `      dq${i}_${e} += ds${r} * kb${r}_${e};`));
+    }
+    // Transpose p and ds: afterwards lane l holds (query S i + r, key S j + l) as register r.
+    for (const name of ['p', 'ds']) {
+      let cur = rows.map((m) => `${name}${m}`);
+      for (let d = S / 2, step = 0; d >= 1; d /= 2, step++) {
+        const next = rows.map((m) => `t${name}${step}_${m}`);
+        lines.push(...rows.map((m) => `      let ${next[m]} = select(subgroupShuffleXor(${cur[m ^ d]}, ${d}u), ${cur[m]}, ((l & ${d}u) != 0u) == ${(m & d) !== 0});`));
+        cur = next;
       }
-  const dkdv = [
-    ...groups.flatMap((j) => es.map((e) => `  var dk${j}_${e} = vec4f();\n  var dv${j}_${e} = vec4f();`)),
-    // Every query (the same positions as the keys), from lane r of group i.
-    ...keys.flatMap(({ j: i, r }) => [
-      `  {`,
-      ...es.map((e) => `    let qb${e} = subgroupBroadcast(q${i}_${e}, ${r}u);\n    let gb${e} = subgroupBroadcast(g${i}_${e}, ${r}u);`),
-      ...range(i + 1).flatMap((j) => es.map((e) => `    dk${j}_${e} += ${transposed.get(`ds${i}_${j}`)![r]} * qb${e};\n    dv${j}_${e} += ${transposed.get(`p${i}_${j}`)![r]} * gb${e};`)),
-      `  }`,
-    ]),
-  ];
-  const store = groups.map((i) =>
-    [
-      `  if (l + ${S * i}u < ${T}u) {`,
-      `    let o = (base + l + ${S * i}u) * ${S4}u + h * ${E4}u;`,
-      ...es.map((e) => `    dqkv[o + ${e}u] = dq${i}_${e};\n    dqkv[o + ${HE / 4 + e}u] = dk${i}_${e};\n    dqkv[o + ${HE / 2 + e}u] = dv${i}_${e};`),
-      `  }`,
-    ].join('\n'),
-  );
+      lines.push(...rows.map((m) => `      let T${name}${m} = ${cur[m]};`));
+    }
+    // Every query of group i (those past T score nothing: their p and ds are 0 for every key).
+    for (const r of rows) {
+      if (S * i + r >= T) continue;
+      lines.push(...es.map((e) => `      dk_${e} += Tds${r} * subgroupBroadcast(q${i}_${e}, ${r}u);\n      dv_${e} += Tp${r} * subgroupBroadcast(g${i}_${e}, ${r}u);`));
+    }
+    lines.push('    }');
+    return lines.join('\n');
+  };
   return `enable subgroups;
 diagnostic(off, subgroup_uniformity);
 @group(0) @binding(0) var<storage, read> qkv: array<vec4f>;        // [B T, 3HE / 4]
 @group(0) @binding(1) var<storage, read> lse: array<f32>;          // [B, H, T]
 @group(0) @binding(2) var<storage, read> dz: array<vec4f>;         // [B T, HE / 4]
 @group(0) @binding(3) var<storage, read_write> dqkv: array<vec4f>; // [B T, 3HE / 4]
+@group(0) @binding(4) var<storage, read> z: array<vec4f>;          // [B T, HE / 4] the forward's output
 
 @compute @workgroup_size(${S})
-fn attn_backward_v3(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
+fn attn_backward_v4(@builtin(workgroup_id) wg: vec3u, @builtin(subgroup_invocation_id) l: u32) {
   let bh = wg.x;
   let base = (bh / ${H}u) * ${T}u;
   let h = bh % ${H}u;
 ${load.join('\n')}
-${pdp.join('\n')}
-${dsdq.join('\n')}
-${transposes.join('\n')}
-${dkdv.join('\n')}
-${store.join('\n')}
+  for (var j = 0u; j < ${NB}u; j++) {
+    let kj = j * ${S}u;
+    let ko = (base + min(kj + l, ${T - 1}u)) * ${S4}u + h * ${E4}u;
+${es.map((e) => `    let k_${e} = qkv[ko + ${HE / 4 + e}u];\n    let v_${e} = qkv[ko + ${HE / 2 + e}u];\n    var dk_${e} = vec4f();\n    var dv_${e} = vec4f();`).join('\n')}
+${groups.map(block).join('\n')}
+    if (kj + l < ${T}u) {
+${es.map((e) => `      dqkv[ko + ${HE / 4 + e}u] = dk_${e};\n      dqkv[ko + ${HE / 2 + e}u] = dv_${e};`).join('\n')}
+    }
+  }
+${groups
+  .map((i) => [`  if (l + ${S * i}u < ${T}u) {`, `    let o = (base + l + ${S * i}u) * ${S4}u + h * ${E4}u;`, ...es.map((e) => `    dqkv[o + ${e}u] = dq${i}_${e};`), `  }`].join('\n'))
+  .join('\n')}
 }
 `;
 }

@@ -41,7 +41,7 @@ import type { Model } from '../hooks/model.ts';
 import { readBuffer } from '../gpu/tensor.ts';
 import {
   attnBackwardSource,
-  attnBackwardV3Source,
+  attnBackwardV4Source,
   attnForwardV3Source,
   attnBackwardFoldedSource,
   attnForwardFoldedSource,
@@ -543,7 +543,8 @@ export class AttnOnlyTraining {
       } else {
         rowsTimesT(`L${l} dz`, R, D, HE, dx, layer.W_O, dz, null, null);
         weightGrad(`L${l} W_O grad`, R, HE, D, ac.z, dx, g.WO, { bsum: g.bO });
-        if (sg) dispatch(`L${l} attention backward`, attnBackwardV3Source(dims, scale(l), gpu.subgroupSize!), 'attn_backward_v3', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: nn(dqkv) }, [B * H, 1, 1]);
+        if (sg)
+          dispatch(`L${l} attention backward`, attnBackwardV4Source(dims, scale(l), gpu.subgroupSize!), 'attn_backward_v4', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: nn(dqkv), 4: ac.z }, [B * H, 1, 1]);
         else dispatch(`L${l} attention backward`, attnBackwardSource(dims, scale(l)), 'attn_backward_v1', { 0: nn(ac.qkv), 1: ac.p, 2: dz, 3: nn(ds), 4: nn(dqkv) }, [B * H, 1, 1]);
         weightGrad(`L${l} W_qkv grad`, R, D, 3 * HE, ac.a, nn(dqkv), g.qkv, { split: HE, bsum: g.bqkv });
         rowsTimesT(`L${l} da`, R, 3 * HE, D, nn(dqkv), nn(ac.Wqkv), da, null, null);

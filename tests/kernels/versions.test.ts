@@ -63,7 +63,7 @@ const GENERATED: Record<string, { make: string; args: unknown[]; entries: string
     { make: 'lnBackwardSource', args: [DIMS, 24, true], entries: ['ln_backward_v1'] },
     { make: 'colSumsSource', args: [DIMS, 33, 5], entries: ['col_sums_part_v1', 'col_sums_total_v1'] },
     { make: 'attnBackwardSource', args: [DIMS, 0.5], entries: ['attn_backward_v1'] },
-    { make: 'attnBackwardV3Source', args: [DIMS, 0.5, 8], entries: ['attn_backward_v3'] },
+    { make: 'attnBackwardV4Source', args: [DIMS, 0.5, 8], entries: ['attn_backward_v4'] },
     { make: 'attnBackwardSlotsSource', args: [DIMS, 0.5], entries: ['attn_backward_slots_v1'] },
     { make: 'attnBackwardSlotsV2Source', args: [DIMS, 0.5, 8], entries: ['attn_backward_slots_v2'] },
     { make: 'packKvFoldedSource', args: [DIMS], entries: ['pack_kv_folded_v1'] },
