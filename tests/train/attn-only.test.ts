@@ -368,11 +368,8 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
       const gpu = await testGpu();
       if (subgroups) expect(gpu.subgroupSize, 'this host runs the subgroup variant (lavapipe: 8)').toBeGreaterThanOrEqual(8);
       const rng = new SeededRandom(subgroups ? 3 : 4);
-      for (const x of rt) {
-        const C = x.C ?? Math.min(4, Math.ceil(x.N / NARROW_WG));
-        const RB = (x.RB ?? (C === 1 ? 16 : 8)) as 8 | 16 | 24 | 32;
-        const ROWS = RB === 24 ? 96 : 64;
-        const code = rowsTimesTSource({ M: x.M, K: x.K, N: x.N, C, RB, ROWS, bias: x.bias, residual: x.res, subgroups });
+      /** One rows_times_t product of random inputs (Y starts as NaN), against rowsTimesTCpu. */
+      const rowsTimesTCase = async (x: { M: number; K: number; N: number; bias: boolean; res: boolean }, code: string, entry: string, grid: [number, number, number], label: string) => {
         const A = rng.normal(x.M * x.K);
         const Z = rng.normal(x.N * x.K);
         const bias = rng.normal(x.N);
@@ -380,8 +377,15 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
         const b: Record<number, Float32Array> = { 0: A, 1: Z, 2: new Float32Array(x.M * x.N).fill(NaN) };
         if (x.bias) b[3] = bias;
         if (x.res) b[4] = res;
-        const [Y] = await dispatch(gpu, code, 'rows_times_t_v1', b, [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.M / ROWS), 1], [2]);
-        check('narrow matmuls', `rows_times_t ${JSON.stringify(x)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+        const [Y] = await dispatch(gpu, code, entry, b, grid, [2]);
+        check('narrow matmuls', label, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+      };
+      for (const x of rt) {
+        const C = x.C ?? Math.min(4, Math.ceil(x.N / NARROW_WG));
+        const RB = (x.RB ?? (C === 1 ? 16 : 8)) as 8 | 16 | 24 | 32;
+        const ROWS = RB === 24 ? 96 : 64;
+        const code = rowsTimesTSource({ M: x.M, K: x.K, N: x.N, C, RB, ROWS, bias: x.bias, residual: x.res, subgroups });
+        await rowsTimesTCase(x, code, 'rows_times_t_v1', [Math.ceil(x.N / (NARROW_WG * C)), Math.ceil(x.M / ROWS), 1], `rows_times_t ${JSON.stringify(x)}`);
       }
       // v2 (8-lane subgroups, N % 4 == 0): the same shapes with N rounded up to a multiple of 4,
       // at blocks of 32, 16 and 8 rows (partial last row blocks, partial groups of 8 lanes), and
@@ -390,15 +394,7 @@ describe('narrow matmuls against narrow-matmul.cpu.ts', () => {
         const v2 = [...rt.map((x, n) => ({ ...x, N: Math.ceil(x.N / 4) * 4, RB: [32, 16, 8][n % 3]! })), { M: 48, K: 8, N: 36, bias: true, res: true, RB: 16 }];
         for (const x of v2) {
           const shape = { M: x.M, K: x.K, N: x.N, RB: x.RB, bias: x.bias, residual: x.res };
-          const A = rng.normal(x.M * x.K);
-          const Z = rng.normal(x.N * x.K);
-          const bias = rng.normal(x.N);
-          const res = rng.normal(x.M * x.N);
-          const b: Record<number, Float32Array> = { 0: A, 1: Z, 2: new Float32Array(x.M * x.N).fill(NaN) };
-          if (x.bias) b[3] = bias;
-          if (x.res) b[4] = res;
-          const [Y] = await dispatch(gpu, rowsTimesTV2Source(shape), 'rows_times_t_v2', b, rowsTimesTV2Grid(shape), [2]);
-          check('narrow matmuls', `rows_times_t_v2 ${JSON.stringify(shape)}`, Y!, rowsTimesTCpu(A, Z, x.M, x.K, x.N, x.bias ? bias : null, x.res ? res : null));
+          await rowsTimesTCase(x, rowsTimesTV2Source(shape), 'rows_times_t_v2', rowsTimesTV2Grid(shape), `rows_times_t_v2 ${JSON.stringify(shape)}`);
         }
       }
       // weight_grad_v2 (8-lane subgroups, N % 4 == 0): the same shapes with N rounded up to a
